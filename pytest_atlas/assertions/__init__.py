@@ -1,0 +1,3 @@
+"""Assertion helpers. Each raises an ``AssertionError`` subclass that carries its result object."""
+
+from __future__ import annotations

@@ -1,0 +1,66 @@
+"""The pytest plugin (entry point ``pytest11: atlas``). Hooks only.
+
+Options of every area are declared in :mod:`pytest_atlas._config` and registered here in one
+``atlas`` group. The areas that add test items or report sections keep their hooks in sibling
+modules (``_contract``, ``_gates``), loaded through ``pytest_plugins``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_atlas._config import OPTIONS, AtlasSettings, resolve_settings
+from pytest_atlas.errors import AtlasError
+from pytest_atlas.fixtures._state import SETTINGS_KEY
+
+pytest_plugins = [
+    "pytest_atlas.fixtures",
+    "pytest_atlas.plugin._server",
+    "pytest_atlas.plugin._contract",
+    "pytest_atlas.plugin._gates",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("atlas", "pytest-atlas (Atlas SDK test databases, contracts and gates)")
+    for option in OPTIONS:
+        if option.cli is not None:
+            if option.flag:
+                group.addoption(option.cli, action="store_true", default=None, dest=_dest(option.field),
+                                help=option.help)
+            elif option.ini_type == "linelist":
+                group.addoption(option.cli, action="append", default=None, dest=_dest(option.field),
+                                metavar=option.metavar, help=option.help)
+            else:
+                group.addoption(option.cli, action="store", default=None, dest=_dest(option.field),
+                                metavar=option.metavar, help=option.help)
+        if option.ini is not None:
+            parser.addini(option.ini, help=option.help.split(". ")[0], type=option.ini_type)
+
+
+def _dest(field: str) -> str:
+    return f"atlas_{field}"
+
+
+def _read_settings(config: pytest.Config) -> AtlasSettings:
+    cli: dict[str, Any] = {}
+    ini: dict[str, Any] = {}
+    for option in OPTIONS:
+        if option.cli is not None:
+            cli[option.field] = config.getoption(_dest(option.field), default=None)
+        if option.ini is not None and option.ini in config.inicfg:
+            ini[option.field] = config.getini(option.ini)
+    return resolve_settings(cli, ini, os.environ, rootdir=Path(config.rootpath))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        settings = _read_settings(config)
+    except AtlasError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SETTINGS_KEY] = settings
