@@ -53,7 +53,7 @@ def dsn_with_dbname(dsn: str, dbname: str) -> str:
     """The same connection parameters, pointed at another database (key=value form)."""
     params = conninfo_to_dict(dsn)
     params["dbname"] = dbname
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def build_url(params: dict[str, str]) -> str:

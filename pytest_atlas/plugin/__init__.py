@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import pytest
 
@@ -39,7 +39,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 group.addoption(option.cli, action="store", default=None, dest=_dest(option.field),
                                 metavar=option.metavar, help=option.help)
         if option.ini is not None:
-            parser.addini(option.ini, help=option.help.split(". ")[0], type=option.ini_type)
+            ini_type = cast(Literal["string", "linelist"], option.ini_type)
+            parser.addini(option.ini, help=option.help.split(". ")[0], type=ini_type)
 
 
 def _dest(field: str) -> str:
@@ -52,7 +53,8 @@ def _read_settings(config: pytest.Config) -> AtlasSettings:
     for option in OPTIONS:
         if option.cli is not None:
             cli[option.field] = config.getoption(_dest(option.field), default=None)
-        if option.ini is not None and option.ini in config.inicfg:
+        if option.ini is not None:
+            # an unset ini key reads as "" (or [] for lists): resolve_settings treats both as unset
             ini[option.field] = config.getini(option.ini)
     return resolve_settings(cli, ini, os.environ, rootdir=Path(config.rootpath))
 
