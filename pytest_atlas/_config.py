@@ -116,6 +116,11 @@ def float_parser(low: float, high: float) -> Parser:
     return parse
 
 
+def parse_lines(raw: Any, where: str) -> tuple[str, ...]:
+    items: Sequence[Any] = raw if isinstance(raw, list | tuple) else str(raw).splitlines()
+    return tuple(text for text in (str(item).strip() for item in items) if text and not text.startswith("#"))
+
+
 def parse_date(raw: Any, where: str) -> date | None:
     text = str(raw).strip()
     if not text:
@@ -257,6 +262,12 @@ OPTIONS: tuple[Option, ...] = (
         "Write every gate and contract result to this JSON file.",
         parse_path, metavar="PATH",
     ),
+    Option(
+        "gate_lines", None, "atlas_gate",
+        "Gates declared in the ini file, one per line: 'NAME: kind=threshold threshold=0.7 last=200' "
+        "(values are TOML: strings may be quoted, lists written [\"a\", \"b\"]).",
+        parse_lines, default=(), ini_type="linelist",
+    ),
 )
 
 
@@ -281,6 +292,7 @@ class AtlasSettings:
     baseline: Path | None = None
     save_baseline: Path | None = None
     report: Path | None = None
+    gate_lines: tuple[str, ...] = ()
     #: where each non-default value came from, e.g. {"dsn": "$ATLAS_TEST_DSN"}
     sources: Mapping[str, str] = field(default_factory=dict)
 

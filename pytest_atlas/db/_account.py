@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pwd
 import stat
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,11 +109,14 @@ class ServerAccount:
 
 
 def _libc() -> Any:
+    """libc, for prctl(2); None where there is no parent-death signal (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
         return ctypes.CDLL(None, use_errno=True)
-    except OSError:  # pragma: no cover - not Linux
+    except OSError:  # pragma: no cover
         return None
 
 

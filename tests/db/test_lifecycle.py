@@ -1,0 +1,164 @@
+"""Clean exit: servers stop and their files go away after a normal run, a failure, Ctrl-C and a
+SIGKILL (the next run reaps what a killed run left); --atlas-keep-db; pytest-xdist."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.db.conftest import postmasters, wait_gone
+
+SLOW_TEST = """
+import json, os, time
+
+def test_hold(atlas_db, atlas_postgres):
+    with open(os.environ["ATLAS_PROBE"], "w") as f:
+        json.dump({"data_dir": str(atlas_postgres.data_dir), "pid": os.getpid()}, f)
+    time.sleep(120)
+"""
+
+
+def start_inner(pytester: pytest.Pytester, tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    probe = tmp_path / "probe.json"
+    pytester.makepyfile(SLOW_TEST)
+    env = {**os.environ, "ATLAS_PROBE": str(probe)}
+    env.pop("ATLAS_TEST_DSN", None)
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                            cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while not probe.exists() or not probe.read_text():
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        assert time.monotonic() < deadline, "inner run did not start its test"
+        time.sleep(0.05)
+    time.sleep(0.1)
+    return proc, json.loads(probe.read_text())
+
+
+def servers_of(data_dir: str) -> list[int]:
+    return [pid for pid, cmd in postmasters().items() if data_dir in cmd]
+
+
+def test_normal_run_and_failing_run_leave_nothing(pytester: pytest.Pytester) -> None:
+    before = set(postmasters())
+    pytester.makepyfile(
+        """
+        def test_ok(atlas_db, atlas_tx):
+            pass
+
+        def test_fails(atlas_db, atlas_postgres):
+            open("data_dir.txt", "w").write(str(atlas_postgres.data_dir))
+            assert False, "a failing test"
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    data_dir = Path((pytester.path / "data_dir.txt").read_text())
+    assert not data_dir.parent.exists(), "the run folder was not removed"
+    assert set(postmasters()) <= before, "a postgres server outlived its run"
+
+
+def test_ctrl_c_stops_the_server_and_removes_its_files(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    proc, probe = start_inner(pytester, tmp_path)
+    assert servers_of(probe["data_dir"]), "the inner run has no server"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert b"KeyboardInterrupt" in out
+    assert wait_gone(servers_of(probe["data_dir"])) == []
+    assert not Path(probe["data_dir"]).parent.exists()
+
+
+def test_sigkill_takes_the_server_down_and_the_next_run_reaps_the_files(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    proc, probe = start_inner(pytester, tmp_path)
+    servers = servers_of(probe["data_dir"])
+    assert servers
+    proc.kill()
+    proc.wait(timeout=30)
+    # the kernel signals the server when its parent dies (PR_SET_PDEATHSIG): no orphan
+    assert wait_gone(servers) == [], "the server survived a SIGKILL of pytest"
+    run_dir = Path(probe["data_dir"]).parent
+    assert run_dir.exists()  # nobody removed the files yet
+    pytester.makepyfile("def test_next(atlas_db, atlas_postgres):\n    print('NOTE', atlas_postgres.cache)\n")
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*NOTE *removed * server folder(s) left by killed runs*"])
+    assert not run_dir.exists()
+
+
+def test_reaper_stops_a_server_whose_owner_is_gone(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """A server left running (e.g. pdeathsig unavailable) is stopped by the next run, not just unlinked."""
+    proc, probe = start_inner(pytester, tmp_path)
+    run_dir = Path(probe["data_dir"]).parent
+    owner = json.loads((run_dir / "owner.json").read_text())
+    servers = servers_of(probe["data_dir"])
+    # pretend the owner is a process that is gone, while the server still runs
+    (run_dir / "owner.json").write_text(json.dumps({**owner, "pid": 2**22 - 3}))
+    pytester.makepyfile(other_test="def test_other(atlas_db):\n    pass\n")
+    result = pytester.runpytest_subprocess("other_test.py", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert wait_gone(servers) == []
+    assert not run_dir.exists()
+    proc.kill()
+    proc.wait(timeout=30)
+
+
+def test_keep_db_keeps_databases_and_says_how_to_connect(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_keep(atlas_db):
+            atlas_db.execute("INSERT INTO sessions (task) VALUES ('inspect me')")
+            atlas_db.commit()
+        """
+    )
+    result = pytester.runpytest_subprocess("--atlas-keep-db", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    text = result.stdout.str()
+    assert "pytest-atlas: kept databases (--atlas-keep-db)" in text
+    psql = next(line for line in text.splitlines() if "psql '" in line)
+    dsn = psql.split("psql '", 1)[1].rstrip("'")
+    stop = next(line for line in text.splitlines() if "stop it with:" in line).split("stop it with:", 1)[1]
+    try:
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT task FROM sessions").fetchall() == [("inspect me",)]
+    finally:
+        subprocess.run(stop, shell=True, check=True)
+    data_dir = stop.split("postmaster.pid")[0].split("head -1 ")[1].rstrip("/")
+    assert wait_gone(servers_of(data_dir)) == []
+    assert not Path(data_dir).exists()
+
+
+def test_xdist_workers_are_isolated(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import os, pytest
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_all_fixtures(atlas_db, atlas_dsn, atlas_tx, atlas_postgres, n):
+            worker = os.environ.get("PYTEST_XDIST_WORKER")
+            assert worker in ("gw0", "gw1")
+            assert atlas_db.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+            atlas_db.execute("INSERT INTO sessions (task) VALUES (%s)", (worker,))
+            atlas_db.commit()
+            atlas_tx.execute("INSERT INTO sessions (task) VALUES ('tx')")
+            assert atlas_tx.execute("SELECT count(*) FROM sessions").fetchone() == (1,)
+            print("SERVER", worker, atlas_postgres.port)
+
+        @pytest.mark.asyncio
+        async def test_async(atlas_async_db):
+            cur = await atlas_async_db.execute("SELECT count(*) FROM sessions")
+            assert await cur.fetchone() == (0,)
+        """
+    )
+    before = set(postmasters())
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider", "-s", "-rA")
+    result.assert_outcomes(passed=7)
+    assert set(postmasters()) <= before

@@ -1,0 +1,109 @@
+"""Options: one `atlas` group, CLI > environment > ini > default, UsageError on bad values, header."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_atlas._config import OPTIONS, resolve_settings
+from pytest_atlas.errors import ConfigError
+
+TRIVIAL = "def test_nothing():\n    pass\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "expected"),
+    [
+        (["--atlas-port", "abc"], "", "invalid value for --atlas-port: 'abc': expected an integer from 0 to 65535"),
+        (["--atlas-port", "70000"], "", "invalid value for --atlas-port: '70000'"),
+        ([], "atlas_port = -1", "invalid value for ini atlas_port: '-1'"),
+        ([], "atlas_keep_db = maybe", "invalid value for ini atlas_keep_db: 'maybe': expected true or false"),
+        (["--atlas-schema", "missing.sql"], "", "invalid value for --atlas-schema: 'missing.sql': no such file"),
+        ([], "atlas_extra_sql =\n    nope.sql", "invalid value for ini atlas_extra_sql:"),
+        (["--atlas-pg-bin", "/no/such/dir"], "", "invalid value for --atlas-pg-bin: '/no/such/dir': no such directory"),
+        (["--atlas-dsn", "host=x password=hunter2 broken"], "", "not a valid PostgreSQL connection string"),
+        (["--atlas-contract-since", "yesterday"], "", "expected a date as YYYY-MM-DD"),
+    ],
+)
+def test_bad_values_are_usage_errors(pytester: pytest.Pytester, args: list[str], ini: str, expected: str) -> None:
+    pytester.makepyfile(TRIVIAL)
+    if ini:
+        pytester.makeini(f"[pytest]\n{ini}\n")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{expected}*"])
+    assert "hunter2" not in result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_all_options_are_in_one_group(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    text = result.stdout.str()
+    section = text.split("pytest-atlas (Atlas SDK test databases, contracts and gates):", 1)[1]
+    section = section.split("\n\n", 1)[0] if "\n\n" in section else section
+    for option in OPTIONS:
+        if option.cli:
+            assert option.cli in section, option.cli
+    for option in OPTIONS:
+        if option.ini:
+            assert option.ini in text, option.ini
+
+
+def test_cli_beats_env_beats_ini_beats_default() -> None:
+    ini = {"port": "5", "dsn": "postgresql://ini@h/db"}
+    env = {"ATLAS_TEST_DSN": "postgresql://env@h/db"}
+    settings = resolve_settings({"port": "7"}, ini, env)
+    assert settings.port == 7 and settings.sources["port"] == "--atlas-port"
+    assert settings.dsn == "postgresql://env@h/db" and settings.sources["dsn"] == "$ATLAS_TEST_DSN"
+    settings = resolve_settings({"dsn": "postgresql://cli@h/db"}, ini, env)
+    assert settings.dsn == "postgresql://cli@h/db"
+    settings = resolve_settings({}, ini, {})
+    assert (settings.port, settings.dsn) == (5, "postgresql://ini@h/db")
+    assert settings.sources == {"port": "ini atlas_port", "dsn": "ini atlas_dsn"}
+    defaults = resolve_settings({}, {}, {})
+    assert (defaults.port, defaults.dsn, defaults.cache, defaults.keep_db) == (0, None, True, False)
+
+
+def test_switches_flip_their_default_and_ini_booleans_parse() -> None:
+    assert resolve_settings({"cache": True}, {}, {}).cache is False  # --atlas-no-cache
+    assert resolve_settings({"keep_db": True}, {}, {}).keep_db is True
+    assert resolve_settings({}, {"cache": "off", "keep_db": "yes"}, {}).cache is False
+    assert resolve_settings({}, {"keep_db": "1"}, {}).keep_db is True
+    with pytest.raises(ConfigError, match="ini atlas_cache"):
+        resolve_settings({}, {"cache": "perhaps"}, {})
+
+
+def test_schema_option_precedence_end_to_end(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".sql", from_ini="CREATE TABLE from_ini (x int);", from_cli="CREATE TABLE from_cli (x int);")
+    pytester.makeini("[pytest]\natlas_schema = from_ini.sql\n")
+    pytester.makepyfile(
+        """
+        import sys
+        def test_which(atlas_db):
+            tables = {r[0] for r in atlas_db.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
+            print("TABLES", ",".join(sorted(tables)))
+        """
+    )
+    pytester.runpytest("-s").stdout.fnmatch_lines(["*TABLES from_ini"])
+    pytester.runpytest("-s", "--atlas-schema", "from_cli.sql").stdout.fnmatch_lines(["*TABLES from_cli"])
+
+
+def test_header_shows_version_source_and_cache(pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory) -> None:
+    pytester.makepyfile("def test_db(atlas_db):\n    pass\n")
+    cache = tmp_path_factory.mktemp("cache")
+    first = pytester.runpytest("--atlas-cache-dir", str(cache))
+    first.assert_outcomes(passed=1)
+    first.stdout.fnmatch_lines(["atlas: PostgreSQL 1*.* from */bin (*)", "atlas: cluster cache: miss (*)*"])
+    second = pytester.runpytest("--atlas-cache-dir", str(cache))
+    second.stdout.fnmatch_lines(["atlas: cluster cache: hit (*)*"])
+    off = pytester.runpytest("--atlas-cache-dir", str(cache), "--atlas-no-cache")
+    off.stdout.fnmatch_lines(["atlas: cluster cache: disabled (--atlas-no-cache)*"])
+    off.assert_outcomes(passed=1)
+
+
+def test_header_names_an_existing_server_without_its_password(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(TRIVIAL)
+    result = pytester.runpytest("--atlas-dsn", "postgresql://me:s3cr3t@127.0.0.1:1/db")
+    result.stdout.fnmatch_lines(["atlas: existing server postgresql://me:***@127.0.0.1:1/db (from --atlas-dsn)"])
+    assert "s3cr3t" not in result.stdout.str()
+    result.assert_outcomes(passed=1)  # a test that uses no database is not affected

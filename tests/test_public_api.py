@@ -1,0 +1,51 @@
+"""The public facade: every exported name resolves, type checkers and run time agree, and importing
+the plugin stays light (it runs on every pytest start)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pytest_atlas
+
+INIT = Path(pytest_atlas.__file__)
+
+
+def test_every_exported_name_resolves() -> None:
+    for name in pytest_atlas.__all__:
+        assert getattr(pytest_atlas, name) is not None, name
+
+
+def test_type_checking_imports_match_runtime_exports() -> None:
+    tree = ast.parse(INIT.read_text())
+    typed: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            for stmt in node.body:
+                assert isinstance(stmt, ast.ImportFrom)
+                for alias in stmt.names:
+                    assert alias.asname == alias.name, f"use 'import {alias.name} as {alias.name}'"
+                    typed.add(alias.name)
+                    exported_from = pytest_atlas._EXPORTS[alias.name]
+                    assert stmt.module is not None
+                    assert exported_from == stmt.module, (alias.name, stmt.module, exported_from)
+    assert typed == set(pytest_atlas._EXPORTS)
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no_such_name"):
+        pytest_atlas.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_importing_the_plugin_does_not_import_heavy_libraries() -> None:
+    code = (
+        "import sys, pytest_atlas.plugin\n"
+        "heavy = ['scipy', 'numpy', 'jsonschema', 'jsonschema_rs', 'hypothesis', 'asyncpg']\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"importing pytest_atlas.plugin imported: {out}"
