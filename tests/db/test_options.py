@@ -107,3 +107,14 @@ def test_header_names_an_existing_server_without_its_password(pytester: pytest.P
     result.stdout.fnmatch_lines(["atlas: existing server postgresql://me:***@127.0.0.1:1/db (from --atlas-dsn)"])
     assert "s3cr3t" not in result.stdout.str()
     result.assert_outcomes(passed=1)  # a test that uses no database is not affected
+
+
+def test_options_reference_lists_every_option() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "options.md").read_text()
+    for option in OPTIONS:
+        if option.cli:
+            assert f"`{option.cli}" in text, option.cli
+        if option.ini:
+            assert f"`{option.ini}" in text, option.ini
