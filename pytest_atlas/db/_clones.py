@@ -25,6 +25,8 @@ from pytest_atlas.schema import SqlSource, fingerprint
 __all__ = ["ClonePool", "DatabaseManager"]
 
 _WAIT_TIMEOUT = 300.0
+#: used databases waiting to be dropped before the worker drops one ahead of the next clone
+_MAX_PENDING_DROPS = 4
 
 
 class ClonePool:
@@ -109,7 +111,9 @@ class ClonePool:
                             self._cond.wait()
                         if self._stopping:
                             return
-                        create = self._waiting > 0 or len(self._ready) < self.ahead
+                        wanted = self._waiting > 0 or len(self._ready) < self.ahead
+                        # creating comes first, but used databases may not pile up (disk space)
+                        create = wanted and len(self._drops) < _MAX_PENDING_DROPS
                         victim = None if create else self._drops.popleft()
                     if create:
                         name = next(self._names)

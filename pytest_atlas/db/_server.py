@@ -292,7 +292,7 @@ class ServerPlan:
     def header(self) -> list[str]:
         """Lines for pytest's report header."""
         if self.dsn is not None:
-            return [f"atlas: existing server {redact(self.dsn)} (from {self.dsn_source})"]
+            return [f"atlas: existing server {redact(self.dsn)} (from {self.dsn_source}): {_probe(self.dsn)}"]
         assert self.install is not None
         assert self.account is not None
         lines = [
@@ -300,6 +300,18 @@ class ServerPlan:
             f"atlas: cluster cache: {self.cache_state}; {self.account.reason}",
         ]
         return lines
+
+
+def _probe(dsn: str) -> str:
+    """The server's version, or why it cannot be reached (for the header; 3 s at most)."""
+    params = conninfo_to_dict(dsn)
+    params["connect_timeout"] = 3
+    try:
+        with psycopg.connect(make_conninfo("", **params)) as conn:
+            version = conn.execute("SHOW server_version").fetchone()
+    except psycopg.Error as exc:
+        return f"not reachable ({connection_error(exc, dsn).problem.rsplit(': ', 1)[-1]})"
+    return f"PostgreSQL {str(version[0]).split()[0] if version else '?'}"
 
 
 _SETTINGS_TEXT = "initdb -U postgres -A trust -E UTF8 --no-locale --no-sync --wal-segsize=1 | conf v1"
