@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -42,27 +45,39 @@ def start_inner(pytester: pytest.Pytester, tmp_path: Path, *args: str) -> tuple[
     return proc, json.loads(probe.read_text())
 
 
+@pytest.fixture
+def own_base() -> Iterator[list[str]]:
+    """A data folder of the test's own (reachable by the server account, unlike pytest's tmp_path
+    when running as root), so that parallel tests do not reap each other's leftovers."""
+    base = Path(tempfile.mkdtemp(prefix="atlas-lifecycle-", dir="/tmp"))
+    os.chmod(base, 0o755)
+    try:
+        yield ["--atlas-data-dir", str(base)]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def servers_of(data_dir: str) -> list[int]:
     return [pid for pid, cmd in postmasters().items() if data_dir in cmd]
 
 
 def test_normal_run_and_failing_run_leave_nothing(pytester: pytest.Pytester) -> None:
-    before = set(postmasters())
     pytester.makepyfile(
         """
         def test_ok(atlas_db, atlas_tx):
             pass
 
         def test_fails(atlas_db, atlas_postgres):
-            open("data_dir.txt", "w").write(str(atlas_postgres.data_dir))
+            with open("data_dir.txt", "w") as f:
+                f.write(str(atlas_postgres.data_dir))
             assert False, "a failing test"
         """
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
-    data_dir = Path((pytester.path / "data_dir.txt").read_text())
-    assert not data_dir.parent.exists(), "the run folder was not removed"
-    assert set(postmasters()) <= before, "a postgres server outlived its run"
+    data_dir = (pytester.path / "data_dir.txt").read_text()
+    assert not Path(data_dir).parent.exists(), "the run folder was not removed"
+    assert servers_of(data_dir) == [], "a postgres server outlived its run"
 
 
 def test_ctrl_c_stops_the_server_and_removes_its_files(pytester: pytest.Pytester, tmp_path: Path) -> None:
@@ -76,9 +91,9 @@ def test_ctrl_c_stops_the_server_and_removes_its_files(pytester: pytest.Pytester
 
 
 def test_sigkill_takes_the_server_down_and_the_next_run_reaps_the_files(
-    pytester: pytest.Pytester, tmp_path: Path
+    pytester: pytest.Pytester, tmp_path: Path, own_base: list[str]
 ) -> None:
-    proc, probe = start_inner(pytester, tmp_path)
+    proc, probe = start_inner(pytester, tmp_path, *own_base)
     servers = servers_of(probe["data_dir"])
     assert servers
     proc.kill()
@@ -88,7 +103,7 @@ def test_sigkill_takes_the_server_down_and_the_next_run_reaps_the_files(
     run_dir = Path(probe["data_dir"]).parent
     assert run_dir.exists()  # nobody removed the files yet
     pytester.makepyfile("def test_next(atlas_db, atlas_postgres):\n    print('NOTE', atlas_postgres.cache)\n")
-    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", *own_base)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*NOTE *removed * server folder(s) left by killed runs*"])
     assert not run_dir.exists()
@@ -150,7 +165,8 @@ def test_xdist_workers_are_isolated(pytester: pytest.Pytester) -> None:
             atlas_db.commit()
             atlas_tx.execute("INSERT INTO sessions (task) VALUES ('tx')")
             assert atlas_tx.execute("SELECT count(*) FROM sessions").fetchone() == (1,)
-            print("SERVER", worker, atlas_postgres.port)
+            with open("servers.txt", "a") as f:
+                f.write(str(atlas_postgres.data_dir) + chr(10))
 
         @pytest.mark.asyncio
         async def test_async(atlas_async_db):
@@ -158,7 +174,10 @@ def test_xdist_workers_are_isolated(pytester: pytest.Pytester) -> None:
             assert await cur.fetchone() == (0,)
         """
     )
-    before = set(postmasters())
-    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider", "-s", "-rA")
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=7)
-    assert set(postmasters()) <= before
+    data_dirs = set((pytester.path / "servers.txt").read_text().split())
+    assert len(data_dirs) == 2, "each xdist worker has its own server"
+    for data_dir in data_dirs:
+        assert servers_of(data_dir) == []
+        assert not Path(data_dir).parent.exists()
