@@ -11,10 +11,21 @@ Passwords never appear in these messages: DSNs are redacted before they are quot
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # payload contracts: for annotations only (errors.py imports nothing at run time)
+    from pytest_atlas.validation import Violation
+
 __all__ = [
     "AtlasError",
+    "BaselineFileError",
     "ConfigError",
+    "ExportFormatError",
+    "GateError",
+    "InsertError",
     "InvalidArgument",
+    "PayloadError",
     "ProvisioningError",
     "SchemaLoadError",
 ]
@@ -92,4 +103,90 @@ class SchemaLoadError(ProvisioningError):
             problem,
             hint=hint or f"fix the statement at {path} line {line}; pytest-atlas loads the file statement "
             "by statement, in one transaction",
+        )
+
+
+# --- statistics and gates -------------------------------------------------------------------------
+
+
+class GateError(AtlasError):
+    """A gate could not be evaluated: the database is unreachable, a query failed, a gate is
+    declared wrongly. Reported as the gate outcome ``error``, distinct from ``fail``."""
+
+
+class BaselineFileError(GateError):
+    """A baseline file (``--atlas-baseline``) is missing, unreadable or not in pytest-atlas's format."""
+
+    def __init__(self, path: str, problem: str, *, hint: str | None = None) -> None:
+        self.path = path
+        super().__init__(
+            f"baseline file {path}: {problem}",
+            hint=hint or "write it again with --atlas-save-baseline PATH (from a run you trust), "
+            "or point --atlas-baseline at the right file",
+        )
+
+
+# --- payload contracts ---------------------------------------------------------------------------
+
+
+class PayloadError(AtlasError):
+    """A payload does not match its JSON Schema. Carries every violation (errors first, then the
+    warnings), each with its JSON path, keyword and a preview of the offending value."""
+
+    #: how many violations the message lists (all of them stay in ``violations``)
+    shown = 20
+
+    def __init__(self, schema: str, violations: Sequence[Violation]) -> None:
+        self.schema = schema
+        self.violations: tuple[Violation, ...] = tuple(violations)
+        errors = self.errors
+        lines = [f"payload does not match the {schema} schema: {len(errors)} error"
+                 f"{'' if len(errors) == 1 else 's'}"]
+        lines += [f"  {violation.format(location=violation.table is not None)}"
+                  for violation in self.violations[: self.shown]]
+        if len(self.violations) > self.shown:
+            lines.append(f"  ... and {len(self.violations) - self.shown} more")
+        super().__init__("\n".join(lines), hint=f"fix the values at these paths (the schema: "
+                         f"pytest_atlas.load_schema({schema!r}))")
+
+    @property
+    def errors(self) -> tuple[Violation, ...]:
+        return tuple(v for v in self.violations if v.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Violation, ...]:
+        return tuple(v for v in self.violations if v.severity == "warning")
+
+
+# --- data generation -----------------------------------------------------------------------------
+
+
+class InsertError(AtlasError):
+    """Rows could not be inserted (factories, ``insert_graphs``, ``load_export``).
+
+    Names the table, the row (its position in what you passed) where known, and PostgreSQL's own
+    message. Nothing was inserted: the batch runs under a savepoint that is rolled back.
+    """
+
+    def __init__(self, table: str, message: str, *, row: int | None = None, hint: str | None = None) -> None:
+        self.table = table
+        self.row = row
+        self.message = message
+        where = f"{table} row {row}" if row is not None else table
+        super().__init__(
+            f"could not insert into {where}: {message}",
+            hint=hint or "check the values of that row (jsonb rejects NaN, Infinity and \\u0000; TEXT rejects NUL)",
+        )
+
+
+class ExportFormatError(InvalidArgument):
+    """A line of an export file is not what ``arc-atlas export`` writes (names the file and line)."""
+
+    def __init__(self, source: str, line: int, problem: str) -> None:
+        self.source = source
+        self.line = line
+        super().__init__(
+            f"{source}:{line}: {problem}",
+            hint="pass a file written by `arc-atlas export` (one JSON object per line with task, steps and "
+            "session_metadata)",
         )

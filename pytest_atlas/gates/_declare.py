@@ -1,0 +1,154 @@
+"""Gate declarations from configuration: ``[tool.pytest-atlas]`` in pyproject.toml, ``atlas_gate`` ini
+lines, marker keywords; and the allow-list of accepted regressions. No pytest here."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pytest_atlas.errors import ConfigError, InvalidArgument
+from pytest_atlas.gates._spec import GateSpec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[import-not-found]
+
+__all__ = ["Acceptance", "Declarations", "parse_ini_line", "read_pyproject"]
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """An accepted failure of ``gate`` (for one learning key, or all), valid through ``until``."""
+
+    gate: str
+    until: date
+    reason: str
+    learning_key: str | None = None
+
+    def expired(self, today: date) -> bool:
+        return today > self.until
+
+    def matches(self, gate: str, learning_key: str) -> bool:
+        return self.gate == gate and (self.learning_key is None or self.learning_key == learning_key)
+
+    def note(self) -> str:
+        return f"until {self.until.isoformat()}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Declarations:
+    gates: tuple[GateSpec, ...] = ()
+    accepted: tuple[Acceptance, ...] = ()
+    source: str = ""
+    #: where each gate was declared (a file name), parallel to ``gates``
+    origins: tuple[str, ...] = ()
+
+
+def _spec(name: str, options: Any, where: str) -> GateSpec:
+    if not isinstance(options, Mapping):
+        raise ConfigError(where, options, "a gate must be a table of options",
+                          hint='for example { kind = "threshold", threshold = 0.7 }')
+    try:
+        return GateSpec.build(name, dict(options))
+    except InvalidArgument as exc:
+        raise ConfigError(where, name, exc.problem, hint=exc.hint) from None
+
+
+def _acceptance(entry: Any, where: str, known: set[str]) -> Acceptance:
+    if not isinstance(entry, Mapping):
+        raise ConfigError(where, entry, "each accepted regression is a table with gate, until and reason",
+                          hint='[[tool.pytest-atlas.accept]] gate = "no-regression" until = 2026-01-31 '
+                          'reason = "ticket 123"')
+    unknown = sorted(set(entry) - {"gate", "until", "reason", "learning_key"})
+    if unknown:
+        raise ConfigError(where, ", ".join(unknown), "unknown key(s) in an accepted regression",
+                          hint="use gate, learning_key, until, reason")
+    gate = entry.get("gate")
+    if gate not in known:
+        raise ConfigError(f"{where}.gate", gate, "names no declared gate",
+                          hint="declared gates: " + (", ".join(sorted(known)) or "none"))
+    until = entry.get("until")
+    if isinstance(until, str):
+        try:
+            until = date.fromisoformat(until.strip())
+        except ValueError:
+            raise ConfigError(f"{where}.until", until, "expected a date as YYYY-MM-DD") from None
+    if not isinstance(until, date):
+        raise ConfigError(f"{where}.until", until, "every accepted regression needs an expiry date (YYYY-MM-DD)",
+                          hint="acceptances expire so that nobody forgets them")
+    reason = entry.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ConfigError(f"{where}.reason", reason, "say why the regression is accepted (a ticket, a name)")
+    key = entry.get("learning_key")
+    if key is not None and not isinstance(key, str):
+        raise ConfigError(f"{where}.learning_key", key, "expected a string")
+    return Acceptance(str(gate), until, reason.strip(), key)
+
+
+def parse_ini_line(line: str, where: str) -> GateSpec:
+    """``NAME: kind=threshold threshold=0.7 status=["succeeded"]`` -> a gate. Values are TOML."""
+    name, sep, rest = line.partition(":")
+    if not sep or not name.strip():
+        raise ConfigError(where, line, "expected 'NAME: key=value key=value ...'",
+                          hint="for example 'reward-floor: kind=threshold threshold=0.7'")
+    options: dict[str, Any] = {}
+    try:
+        tokens = shlex.split(rest, posix=False)
+    except ValueError as exc:
+        raise ConfigError(where, line, f"cannot split the options ({exc})") from None
+    for token in tokens:
+        key, eq, raw = token.partition("=")
+        if not eq or not key:
+            raise ConfigError(where, token, "expected key=value")
+        try:
+            options[key] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            options[key] = raw  # a bare word: a string
+    return _spec(name.strip(), options, f"{where} ({name.strip()})")
+
+
+def read_pyproject(path: Path, ini_lines: Sequence[str] = (), ini_name: str = "ini") -> Declarations:
+    """Gates and acceptances from ``path`` (a pyproject.toml, may be absent) and ini lines."""
+    table: Mapping[str, Any] = {}
+    if path.is_file():
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
+        table = document.get("tool", {}).get("pytest-atlas", {})
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{path} [tool.pytest-atlas]", table, "expected a table")
+    gates: list[GateSpec] = []
+    declared = table.get("gates", {})
+    where = f"{path.name} [tool.pytest-atlas.gates]"
+    if isinstance(declared, Mapping):
+        gates += [_spec(str(name), options, f"{where}.{name}") for name, options in declared.items()]
+    elif isinstance(declared, list):
+        for index, options in enumerate(declared):
+            if not isinstance(options, Mapping) or not isinstance(options.get("name"), str):
+                raise ConfigError(f"{where}[{index}]", options, "every [[tool.pytest-atlas.gates]] entry needs a name",
+                                  hint='name = "reward-floor"')
+            gates.append(_spec(options["name"], {k: v for k, v in options.items() if k != "name"},
+                               f"{where}[{index}] ({options['name']})"))
+    else:
+        raise ConfigError(where, declared, "expected tables of gates")
+    origins = [path.name] * len(gates) + [ini_name] * len(ini_lines)
+    gates += [parse_ini_line(line, f"{ini_name} atlas_gate") for line in ini_lines]
+    names = [gate.name for gate in gates]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError(where, ", ".join(duplicates), "gate names must be unique")
+    raw_accept = table.get("accept", [])
+    if not isinstance(raw_accept, list):
+        raise ConfigError(f"{path.name} [tool.pytest-atlas.accept]", raw_accept,
+                          "expected [[tool.pytest-atlas.accept]] entries")
+    return Declarations(tuple(gates), tuple(
+        _acceptance(entry, f"{path.name} [[tool.pytest-atlas.accept]][{index}]", set(names))
+        for index, entry in enumerate(raw_accept)
+    ), str(path), tuple(origins))

@@ -1,0 +1,394 @@
+"""Reading reward series from an Atlas database, with the filtering and aggregation done in SQL.
+
+A gate over a million sessions fetches, per learning key: one row of exact moments, one row per
+distinct (rounded) score, the few worst sessions, and -- only when there are few enough -- one row
+per task. All SQL is composed with :mod:`psycopg.sql`; user values travel as parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+from psycopg.types.json import Jsonb
+
+from pytest_atlas.db._dsn import redact, redact_text
+from pytest_atlas.errors import GateError, InvalidArgument
+from pytest_atlas.gates._selection import Selection
+from pytest_atlas.stats._sample import Sample
+
+__all__ = [
+    "ALL_KEYS",
+    "Series",
+    "connection",
+    "fetch_drift_inputs",
+    "fetch_modes",
+    "fetch_review",
+    "fetch_series",
+]
+
+#: the "learning key" of a series that pools every key
+ALL_KEYS = "*"
+
+#: a number as Python's float() and PostgreSQL's float8 both read it (no NaN, no Infinity)
+_NUMBER_PATTERN = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+
+# ------------------------------------------------------------------------------------------------
+# connections
+# ------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def connection(source: psycopg.Connection[Any] | str, *, timeout: int = 10) -> Iterator[psycopg.Connection[Any]]:
+    """Yield a connection: the one given, or a new one to the DSN given (closed afterwards).
+
+    Queries run inside ``conn.transaction()`` (a savepoint when a transaction is open), so a failed
+    query never leaves the caller's transaction aborted and nothing is ever committed for them.
+    """
+    if isinstance(source, psycopg.Connection):
+        yield source
+        return
+    if not isinstance(source, str):
+        raise InvalidArgument(f"expected a psycopg connection or a DSN string, got {type(source).__name__}",
+                              hint="pass atlas_db, or a URL such as postgresql://user@host/dbname")
+    try:
+        conn = psycopg.connect(source, connect_timeout=timeout, autocommit=True)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GateError(
+            f"cannot connect to the gate database {redact(source)}: {redact_text(first, source)}",
+            hint="check --atlas-dsn (or $ATLAS_TEST_DSN): is the server up, the host and port right, "
+            "the database name spelled right?",
+        ) from None
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _run(conn: psycopg.Connection[Any], query: sql.Composed, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    try:
+        with conn.transaction(), conn.cursor(row_factory=tuple_row) as cursor:
+            cursor.execute(query, params)
+            return list(cursor.fetchall())
+    except psycopg.errors.UndefinedTable:
+        raise GateError("the database has no 'sessions' table: it is not an Atlas database",
+                        hint="point --atlas-dsn at the database your Atlas harness writes to") from None
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GateError(f"gate query failed: {first}",
+                        hint="check that the database has Atlas's schema (pytest-atlas ships it as "
+                        "schema.sql); the query is read-only") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# SQL pieces
+# ------------------------------------------------------------------------------------------------
+
+
+def _number(element: sql.Composable) -> sql.Composable:
+    """float8 of a jsonb element when it is a number, or a string holding an ordinary number; else NULL
+    (never a cast error: NaN, Infinity, words, booleans, objects and values beyond 1e300 give NULL)."""
+    return sql.SQL(
+        "(CASE jsonb_typeof({e}) "
+        "WHEN 'number' THEN CASE WHEN abs(({e})::numeric) < 1e300 THEN ({e})::float8 END "
+        "WHEN 'string' THEN CASE WHEN ({e} #>> '{{}}') ~ %(number_pattern)s THEN "
+        "CASE WHEN abs(({e} #>> '{{}}')::numeric) < 1e300 THEN ({e} #>> '{{}}')::float8 END END END)"
+    ).format(e=element)
+
+
+_SCORE = sql.SQL("COALESCE({a}, {b})").format(
+    a=_number(sql.SQL("(s.reward_stats -> 'score')")),
+    b=_number(sql.SQL("(s.reward_stats -> 'score_mean')")),
+)
+_UNCERTAINTY = _number(sql.SQL("(s.reward_stats -> 'uncertainty_mean')"))
+
+
+def _filters(selection: Selection, params: dict[str, Any]) -> sql.Composable:
+    clauses: list[sql.Composable] = [sql.SQL("TRUE")]
+    if selection.learning_key is not None:
+        clauses.append(sql.SQL("(s.metadata ->> 'learning_key') = ANY(%(learning_keys)s)"))
+        params["learning_keys"] = list(selection.learning_key)
+    if selection.since is not None:
+        clauses.append(sql.SQL("s.created_at >= %(since)s"))
+        params["since"] = selection.since
+    if selection.until is not None:
+        clauses.append(sql.SQL("s.created_at < %(until)s"))
+        params["until"] = selection.until
+    if selection.status is not None:
+        clauses.append(sql.SQL("s.status = ANY(%(statuses)s)"))
+        params["statuses"] = list(selection.status)
+    if selection.review_status is not None:
+        clauses.append(sql.SQL("s.review_status = ANY(%(review_statuses)s)"))
+        params["review_statuses"] = list(selection.review_status)
+    if selection.excludes_quarantined():
+        clauses.append(sql.SQL("s.review_status IS DISTINCT FROM 'quarantined'"))
+    if selection.metadata is not None:
+        clauses.append(sql.SQL("s.metadata @> %(metadata)s"))
+        params["metadata"] = Jsonb(dict(selection.metadata))
+    if selection.task is not None:
+        clauses.append(sql.SQL("s.task = ANY(%(tasks)s)"))
+        params["tasks"] = list(selection.task)
+    return sql.SQL(" AND ").join(clauses)
+
+
+def _key(by_key: bool) -> sql.Composable:
+    return sql.SQL("COALESCE(s.metadata ->> 'learning_key', '')") if by_key else sql.Literal(ALL_KEYS)
+
+
+def _scored(selection: Selection, by_key: bool, params: dict[str, Any]) -> sql.Composable:
+    """CTEs ``matched`` (every selected session with its score or NULL) and ``scored`` (the scored
+    ones, limited to the newest ``last`` per key)."""
+    params["number_pattern"] = _NUMBER_PATTERN
+    matched = sql.SQL(
+        "matched AS (SELECT s.id, s.task, s.created_at, {key} AS lk, {score} AS score, "
+        "{uncertainty} AS uncertainty FROM sessions AS s WHERE {where})"
+    ).format(key=_key(by_key), score=_SCORE, uncertainty=_UNCERTAINTY, where=_filters(selection, params))
+    if selection.last is None:
+        scored = sql.SQL("scored AS (SELECT * FROM matched WHERE score IS NOT NULL)")
+    else:
+        params["last"] = selection.last
+        scored = sql.SQL(
+            "scored AS (SELECT * FROM (SELECT m.*, row_number() OVER "
+            "(PARTITION BY lk ORDER BY created_at DESC, id DESC) AS recency FROM matched AS m "
+            "WHERE m.score IS NOT NULL) AS ranked WHERE recency <= %(last)s)"
+        )
+    return sql.SQL("WITH {matched}, {scored} ").format(matched=matched, scored=scored)
+
+
+# ------------------------------------------------------------------------------------------------
+# reward series
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    """The rewards of one learning key (or of all, ``learning_key == "*"``) as a gate sees them.
+
+    ``sample`` holds the scores (frequency table of rounded values, exact mean and variance);
+    ``missing`` counts selected sessions without a usable score (no reward_stats, or a score that
+    is null, NaN-like or not a number); ``worst`` lists the lowest-scoring sessions as
+    ``(id, score)``; ``tasks`` maps task text to ``(mean score, sessions)`` when the series has
+    few enough distinct tasks to pair on, else None.
+    """
+
+    learning_key: str
+    sample: Sample
+    missing: int = 0
+    worst: tuple[tuple[int, float], ...] = ()
+    tasks: Mapping[str, tuple[float, int]] | None = None
+    uncertainty_mean: float | None = None
+
+    @property
+    def n(self) -> int:
+        return self.sample.n
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "learning_key": self.learning_key,
+            "n": self.n,
+            "mean": _finite(self.sample.mean),
+            "variance": _finite(self.sample.variance),
+            "values": self.sample.values.tolist(),
+            "counts": self.sample.counts.tolist(),
+            "missing": self.missing,
+            "worst": [[session, score] for session, score in self.worst],
+            "tasks": None if self.tasks is None else {task: list(pair) for task, pair in self.tasks.items()},
+            "uncertainty_mean": self.uncertainty_mean,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Series:
+        """Inverse of :meth:`to_json`; raises InvalidArgument naming the first bad field."""
+        try:
+            sample = Sample.from_counts(list(data["values"]), [int(c) for c in data["counts"]],
+                                        what=f"series {data.get('learning_key')!r} values",
+                                        exact_mean=_optional_float(data.get("mean")),
+                                        exact_variance=_optional_float(data.get("variance")))
+            tasks_data = data.get("tasks")
+            tasks = None if tasks_data is None else {
+                str(task): (float(pair[0]), int(pair[1])) for task, pair in dict(tasks_data).items()
+            }
+            worst = tuple((int(pair[0]), float(pair[1])) for pair in data.get("worst", []))
+            series = cls(str(data["learning_key"]), sample, int(data.get("missing", 0)), worst, tasks,
+                         _optional_float(data.get("uncertainty_mean")))
+        except InvalidArgument:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise InvalidArgument(f"not a reward series: {type(exc).__name__}: {exc}",
+                                  hint="series are written by --atlas-save-baseline") from None
+        if "n" in data and int(data["n"]) != series.n:
+            raise InvalidArgument(f"series {series.learning_key!r}: n is {data['n']} but the counts add up to "
+                                  f"{series.n}", hint="the file was edited or truncated")
+        return series
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _optional_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not finite")
+    return number
+
+
+def fetch_series(
+    conn: psycopg.Connection[Any],
+    selection: Selection,
+    *,
+    by_key: bool = True,
+    digits: int = 4,
+    worst: int = 5,
+    max_tasks: int = 5000,
+) -> dict[str, Series]:
+    """The reward series of the selected sessions, one per learning key (or one pooled series).
+
+    Scores are ``reward_stats.score``, falling back to ``score_mean`` (as Atlas's drift detector
+    reads them). The frequency table is rounded to ``digits`` decimals; the mean and variance are
+    exact. Keys without a single scored session still appear (n = 0) when they have sessions.
+    """
+    if isinstance(digits, bool) or not isinstance(digits, int) or not 0 <= digits <= 12:
+        raise InvalidArgument(f"digits must be an integer from 0 to 12, got {digits!r}", hint="digits=4")
+    params: dict[str, Any] = {"worst": max(worst, 1), "max_tasks": max_tasks}
+    # One statement: PostgreSQL materialises the selected sessions once (a CTE used several times)
+    # and returns a handful of row kinds: m = moments per key, v = frequency table, x = sessions
+    # without a usable score, w = the worst sessions, t = per-task means (keys with few tasks only).
+    params["scale"] = float(10**digits)
+    query = _scored(selection, by_key, params) + sql.SQL(
+        ", freq AS (SELECT lk, round(score * %(scale)s) / %(scale)s AS v, count(*) AS c FROM scored GROUP BY 1, 2)"
+        # the worst sessions: only rows at or below each key's k-th lowest rounded score are sorted
+        ", cut AS (SELECT lk, min(v) AS v FROM (SELECT lk, v, sum(c) OVER (PARTITION BY lk ORDER BY v) AS cum "
+        "FROM freq) AS f WHERE cum >= %(worst)s GROUP BY lk)"
+        ", worst AS (SELECT s.lk, s.id, s.score, row_number() OVER (PARTITION BY s.lk ORDER BY s.score, s.id) "
+        "AS rank FROM scored AS s LEFT JOIN cut ON cut.lk = s.lk "
+        "WHERE round(s.score * %(scale)s) / %(scale)s <= COALESCE(cut.v, 'infinity'))"
+        ", tasks AS (SELECT lk, task, avg(score) AS mean, count(*) AS c, count(*) OVER (PARTITION BY lk) AS ntasks "
+        "FROM scored GROUP BY lk, task) "
+        "SELECT 'm', lk, NULL::float8, count(*), avg(score), var_samp(score), avg(uncertainty), NULL::bigint, "
+        "NULL::text FROM scored GROUP BY lk "
+        "UNION ALL SELECT 'v', lk, v, c, NULL, NULL, NULL, NULL, NULL FROM freq "
+        "UNION ALL SELECT 'x', lk, NULL, count(*), NULL, NULL, NULL, NULL, NULL FROM matched "
+        "WHERE score IS NULL GROUP BY lk "
+        "UNION ALL SELECT 'w', lk, score, rank, NULL, NULL, NULL, id, NULL FROM worst WHERE rank <= %(worst)s "
+        "UNION ALL SELECT 't', lk, NULL, c, mean, NULL, NULL, NULL, task FROM tasks WHERE ntasks <= %(max_tasks)s"
+    )
+    moments: dict[str, tuple[int, float, float | None, float | None]] = {}
+    values: dict[str, list[tuple[float, int]]] = {}
+    missing: dict[str, int] = {}
+    worst_rows: dict[str, list[tuple[int, int, float]]] = {}
+    tasks: dict[str, dict[str, tuple[float, int]]] = {}
+    for kind, key, value, count, mean, variance, uncertainty, session, task in _run(conn, query, params):
+        if kind == "m":
+            moments[key] = (int(count), float(mean), None if variance is None else float(variance),
+                            None if uncertainty is None else float(uncertainty))
+        elif kind == "v":
+            values.setdefault(key, []).append((float(value), int(count)))
+        elif kind == "x":
+            missing[key] = int(count)
+        elif kind == "w":
+            worst_rows.setdefault(key, []).append((int(count), int(session), float(value)))
+        else:
+            tasks.setdefault(key, {})[task] = (float(mean), int(count))
+    out: dict[str, Series] = {}
+    for key in sorted(set(moments) | set(missing)):
+        table_rows = values.get(key, [])
+        n, mean, variance, uncertainty = moments.get(key, (0, math.nan, None, None))
+        sample = Sample.from_counts([v for v, _ in table_rows], [c for _, c in table_rows],
+                                    exact_mean=mean if n else None, exact_variance=variance)
+        lowest = tuple((session, score) for _, session, score in sorted(worst_rows.get(key, [])))[:worst]
+        out[key] = Series(key, sample, missing.get(key, 0), lowest, tasks.get(key) if n else None, uncertainty)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# review status, execution modes, drift inputs
+# ------------------------------------------------------------------------------------------------
+
+
+def fetch_review(conn: psycopg.Connection[Any], selection: Selection, *, by_key: bool = True,
+                 worst: int = 5) -> dict[str, dict[str, Any]]:
+    """Per key: ``total``, counts per review status, and up to ``worst`` quarantined / pending ids.
+
+    Quarantined sessions are counted whatever the selection says about them.
+    """
+    seen = Selection(**{**selection.__dict__, "include_quarantined": True})
+    params: dict[str, Any] = {"worst": worst}
+    where = _filters(seen, params)
+    query = sql.SQL(
+        "SELECT lk, review_status, count(*), (array_agg(id ORDER BY id DESC))[1:%(worst)s] FROM "
+        "(SELECT {key} AS lk, s.review_status, s.id FROM sessions AS s WHERE {where}) AS r "
+        "GROUP BY lk, review_status"
+    ).format(key=_key(by_key), where=where)
+    out: dict[str, dict[str, Any]] = {}
+    for key, status, count, ids in _run(conn, query, params):
+        entry = out.setdefault(key, {"total": 0, "statuses": {}, "ids": {}})
+        entry["total"] += int(count)
+        entry["statuses"][status] = int(count)
+        entry["ids"][status] = [int(i) for i in ids]
+    return out
+
+
+def fetch_modes(conn: psycopg.Connection[Any], selection: Selection, *, by_key: bool = True,
+                worst: int = 5) -> dict[str, dict[str, Any]]:
+    """Per key: ``total`` and, per ``metadata.execution_mode`` (None when absent), a count and ids."""
+    params: dict[str, Any] = {"worst": worst}
+    where = _filters(selection, params)
+    query = sql.SQL(
+        "SELECT lk, mode, count(*), (array_agg(id ORDER BY id DESC))[1:%(worst)s] FROM "
+        "(SELECT {key} AS lk, s.metadata ->> 'execution_mode' AS mode, s.id FROM sessions AS s "
+        "WHERE {where}) AS r GROUP BY lk, mode"
+    ).format(key=_key(by_key), where=where)
+    out: dict[str, dict[str, Any]] = {}
+    for key, mode, count, ids in _run(conn, query, params):
+        entry = out.setdefault(key, {"total": 0, "modes": {}, "ids": {}})
+        entry["total"] += int(count)
+        entry["modes"][mode] = int(count)
+        entry["ids"][mode] = [int(i) for i in ids]
+    return out
+
+
+@dataclass(frozen=True)
+class DriftInput:
+    """One assessed session: its stats, what Atlas stored, and its baseline rows, newest first."""
+
+    session_id: int
+    learning_key: str
+    reward_stats: Any
+    stored_drift: Any
+    stored_alert: Any
+    history: tuple[Any, ...]
+
+
+def fetch_drift_inputs(conn: psycopg.Connection[Any], selection: Selection, *, window: int = 50,
+                       last: int = 50) -> list[DriftInput]:
+    """The newest ``last`` selected sessions per key that have reward_stats, each with the rows Atlas's
+    baseline would have held when it was assessed: the newest ``window`` sessions of the same
+    learning key (of every key when it has none) with reward_stats, created no later than it."""
+    limited = Selection(**{**selection.__dict__, "last": selection.last or last})
+    params: dict[str, Any] = {"window": max(window, 1), "last": limited.last}
+    where = _filters(limited, params)
+    query = sql.SQL(
+        "WITH assessed AS (SELECT * FROM (SELECT s.id, s.created_at, s.reward_stats, "
+        "NULLIF(s.metadata ->> 'learning_key', '') AS lk, s.metadata -> 'drift' AS drift, "
+        "s.metadata -> 'drift_alert' AS drift_alert, row_number() OVER (PARTITION BY "
+        "s.metadata ->> 'learning_key' ORDER BY s.created_at DESC, s.id DESC) AS recency "
+        "FROM sessions AS s WHERE s.reward_stats IS NOT NULL AND {where}) AS r "
+        "WHERE recency <= %(last)s) "
+        "SELECT a.id, COALESCE(a.lk, ''), a.reward_stats, a.drift, a.drift_alert, "
+        "ARRAY(SELECT h.reward_stats FROM sessions AS h WHERE h.reward_stats IS NOT NULL "
+        "AND (a.lk IS NULL OR h.metadata ->> 'learning_key' = a.lk) "
+        "AND (h.created_at, h.id) <= (a.created_at, a.id) "
+        "ORDER BY h.created_at DESC, h.id DESC LIMIT %(window)s) "
+        "FROM assessed AS a ORDER BY a.created_at, a.id"
+    ).format(where=where)
+    return [DriftInput(int(row[0]), row[1], row[2], row[3], row[4], tuple(row[5])) for row in _run(conn, query, params)]

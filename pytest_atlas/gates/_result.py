@@ -1,0 +1,160 @@
+"""Gate results: one row per learning key, and the gate's overall outcome. Plain data, JSON-ready."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pytest_atlas.stats._compare import Outcome
+
+__all__ = ["GateResult", "KeyResult", "worst_outcome"]
+
+_SEVERITY = {Outcome.PASS: 0, Outcome.INCONCLUSIVE: 1, Outcome.ERROR: 2, Outcome.FAIL: 3}
+
+
+def worst_outcome(outcomes: list[Outcome]) -> Outcome:
+    """fail > error > inconclusive > pass (pass for an empty list)."""
+    return max(outcomes, key=_SEVERITY.__getitem__, default=Outcome.PASS)
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class KeyResult:
+    """One learning key's row of a gate.
+
+    ``statistic`` names what ``value`` is (``mean``, ``diff``, ``alerts``, ``pending``, a mode share);
+    ``bound`` is the confidence bound or interval as text, ``threshold`` what it was held to;
+    ``worst`` the ids of the sessions to look at first (lowest scores, alerts, quarantined...);
+    ``accepted`` the allow-list note when a failure was accepted.
+    """
+
+    learning_key: str
+    n: int
+    statistic: str
+    value: float | None
+    bound: str
+    threshold: str
+    outcome: Outcome
+    reason: str
+    worst: tuple[int, ...] = ()
+    missing: int = 0
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    accepted: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def effective(self) -> Outcome:
+        """The outcome that counts: an accepted failure counts as a pass."""
+        return Outcome.PASS if self.accepted and self.outcome is not Outcome.ERROR else self.outcome
+
+    def accept(self, note: str) -> KeyResult:
+        return replace(self, accepted=note)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "learning_key": self.learning_key,
+            "n": self.n,
+            "missing": self.missing,
+            "statistic": self.statistic,
+            "value": _number(self.value),
+            "bound": self.bound,
+            "threshold": self.threshold,
+            "outcome": self.outcome.value,
+            "accepted": self.accepted,
+            "reason": self.reason,
+            "p_value": _number(self.p_value),
+            "p_adjusted": _number(self.p_adjusted),
+            "worst_sessions": list(self.worst),
+            "detail": {key: _number(value) for key, value in self.detail.items()},
+        }
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The result of one gate. ``outcome`` is the worst row's (accepted failures count as passes);
+    a gate whose selection matched no session fails; ``error`` means it could not be evaluated."""
+
+    name: str
+    kind: str
+    rows: tuple[KeyResult, ...] = ()
+    message: str = ""
+    selection: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    allow_inconclusive: bool = False
+    notes: tuple[str, ...] = ()
+    #: the series the gate read, by learning key (saved by --atlas-save-baseline; not in to_dict)
+    series: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.error is not None:
+            return Outcome.ERROR
+        if not self.rows:
+            return Outcome.FAIL
+        return worst_outcome([row.effective for row in self.rows])
+
+    @property
+    def blocking(self) -> bool:
+        """True when this result should stop a release: fail, error, or inconclusive unless allowed."""
+        outcome = self.outcome
+        return outcome in (Outcome.FAIL, Outcome.ERROR) or (
+            outcome is Outcome.INCONCLUSIVE and not self.allow_inconclusive
+        )
+
+    @property
+    def summary(self) -> str:
+        """One line: the outcome and why."""
+        if self.error is not None:
+            return f"error: {self.error}"
+        if not self.rows:
+            return f"fail: {self.message or 'matched no sessions'}"
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            label = f"{row.outcome.value} (accepted)" if row.accepted and row.outcome is not Outcome.PASS \
+                else row.outcome.value
+            counts[label] = counts.get(label, 0) + 1
+        parts = ", ".join(f"{count} {label}" for label, count in sorted(counts.items()))
+        noun = "key" if len(self.rows) == 1 else "keys"
+        return f"{self.outcome.value}: {len(self.rows)} {noun} ({parts})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "gate",
+            "name": self.name,
+            "gate_kind": self.kind,
+            "outcome": self.outcome.value,
+            "blocking": self.blocking,
+            "summary": self.summary,
+            "message": self.message,
+            "error": self.error,
+            "allow_inconclusive": self.allow_inconclusive,
+            "notes": list(self.notes),
+            "selection": dict(self.selection),
+            "rows": [row.to_dict() for row in self.rows],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateResult:
+        """Rebuild a result from :meth:`to_dict` output (how results travel from xdist workers)."""
+        rows = tuple(
+            KeyResult(
+                learning_key=row["learning_key"], n=row["n"], statistic=row["statistic"], value=row["value"],
+                bound=row["bound"], threshold=row["threshold"], outcome=Outcome(row["outcome"]),
+                reason=row["reason"], worst=tuple(row["worst_sessions"]), missing=row["missing"],
+                p_value=row["p_value"], p_adjusted=row["p_adjusted"], accepted=row["accepted"],
+                detail=dict(row.get("detail", {})),
+            )
+            for row in data.get("rows", [])
+        )
+        return cls(name=data["name"], kind=data["gate_kind"], rows=rows, message=data.get("message", ""),
+                   selection=dict(data.get("selection", {})), error=data.get("error"),
+                   allow_inconclusive=bool(data.get("allow_inconclusive", False)),
+                   notes=tuple(data.get("notes", ())))

@@ -1,0 +1,135 @@
+"""Which sessions a gate looks at: learning key, time window, last N, status, review status, metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timezone
+from typing import Any
+
+from pytest_atlas.errors import InvalidArgument
+
+__all__ = ["Selection"]
+
+
+def _strings(name: str, value: object) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Sequence) and all(isinstance(item, str) for item in value):
+        if not value:
+            raise InvalidArgument(f"{name} is an empty list", hint=f"leave {name} out to select every value")
+        return tuple(value)
+    raise InvalidArgument(f"{name} must be a string or a list of strings, got {value!r}",
+                          hint=f'for example {name}=["approved", "pending"]')
+
+
+def _moment(name: str, value: object) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time.min)
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidArgument(f"{name} is {value!r}, not an ISO date or date-time",
+                                  hint=f'write {name} as "2025-01-31" or "2025-01-31T12:00:00+00:00"') from None
+    else:
+        raise InvalidArgument(f"{name} must be a date, a datetime or an ISO string, got {value!r}",
+                              hint=f'write {name} as "2025-01-31"')
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A filter over ``sessions``; every field is optional and they combine with AND.
+
+    * ``learning_key``: one key or several (``metadata->>'learning_key'``);
+    * ``since`` / ``until``: ``created_at >= since`` and ``< until`` (dates mean midnight UTC);
+    * ``last``: only the newest N scored sessions (per learning key when the gate groups by key);
+    * ``status``: ``sessions.status`` values (Atlas writes running, succeeded, failed);
+    * ``review_status``: ``sessions.review_status`` values; by default every value but
+      ``quarantined`` -- quarantined sessions are left out as Atlas's export leaves them out, unless
+      ``include_quarantined`` is true or ``review_status`` names ``quarantined`` explicitly;
+    * ``metadata``: a JSON object the session metadata must contain (``metadata @> ...``, which the
+      GIN index serves), e.g. ``{"source": "nightly-eval"}``;
+    * ``task``: one task text or several (``sessions.task``).
+    """
+
+    learning_key: tuple[str, ...] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    last: int | None = None
+    status: tuple[str, ...] | None = None
+    review_status: tuple[str, ...] | None = None
+    include_quarantined: bool = False
+    metadata: Mapping[str, Any] | None = field(default=None, hash=False)
+    task: tuple[str, ...] | None = None
+
+    @classmethod
+    def build(cls, **options: Any) -> Selection:
+        """Checked construction from loose values (strings, lists, ISO dates); unknown names are refused."""
+        unknown = sorted(set(options) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise InvalidArgument(
+                "unknown selection option" + ("s " if len(unknown) > 1 else " ") + ", ".join(map(repr, unknown)),
+                hint="use learning_key, since, until, last, status, review_status, include_quarantined, "
+                "metadata, task",
+            )
+        last = options.get("last")
+        if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
+            raise InvalidArgument(f"last must be a positive integer, got {last!r}", hint="for example last=200")
+        metadata = options.get("metadata")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidArgument(f"metadata must be a JSON object, got {metadata!r}",
+                                  hint='for example metadata={"source": "nightly-eval"}')
+        include = options.get("include_quarantined", False)
+        if not isinstance(include, bool):
+            raise InvalidArgument(f"include_quarantined must be true or false, got {include!r}",
+                                  hint="include_quarantined=true")
+        selection = cls(
+            learning_key=_strings("learning_key", options.get("learning_key")),
+            since=_moment("since", options.get("since")),
+            until=_moment("until", options.get("until")),
+            last=last,
+            status=_strings("status", options.get("status")),
+            review_status=_strings("review_status", options.get("review_status")),
+            include_quarantined=include,
+            metadata=dict(metadata) if metadata is not None else None,
+            task=_strings("task", options.get("task")),
+        )
+        if selection.since and selection.until and selection.since >= selection.until:
+            raise InvalidArgument(f"since ({selection.since.isoformat()}) is not before until "
+                                  f"({selection.until.isoformat()})", hint="swap them or widen the window")
+        return selection
+
+    def excludes_quarantined(self) -> bool:
+        if self.include_quarantined:
+            return False
+        return self.review_status is None or "quarantined" not in self.review_status
+
+    def describe(self) -> dict[str, Any]:
+        """The non-default fields, JSON-ready (for reports and baseline files)."""
+        out: dict[str, Any] = {}
+        for name in ("learning_key", "status", "review_status", "task"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = list(value)
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value.isoformat()
+        if self.last is not None:
+            out["last"] = self.last
+        if self.include_quarantined:
+            out["include_quarantined"] = True
+        if self.metadata is not None:
+            out["metadata"] = dict(self.metadata)
+        return out
+
+
+

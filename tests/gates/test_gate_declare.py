@@ -1,0 +1,103 @@
+"""Gate declarations: TOML tables, ini lines, the allow-list, and their error messages."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from pytest_atlas import ConfigError, InvalidArgument
+from pytest_atlas.gates import GateSpec, Selection
+from pytest_atlas.gates._declare import parse_ini_line, read_pyproject
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "pyproject.toml"
+    path.write_text(text)
+    return path
+
+
+def test_tables_arrays_and_ini_lines(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+[[tool.pytest-atlas.gates]]
+name = "floor"
+kind = "threshold"
+threshold = 0.7
+since = 2025-01-01
+metadata = { run = "nightly" }
+
+[[tool.pytest-atlas.accept]]
+gate = "floor"
+until = 2026-02-01
+reason = "ticket 7"
+""")
+    declared = read_pyproject(path, ["modes: kind=execution_modes modes={coach=0.2} by_key=false"], "tox.ini")
+    floor, modes = declared.gates
+    assert declared.origins == ("pyproject.toml", "tox.ini")
+    assert floor.threshold == 0.7 and floor.selection.metadata == {"run": "nightly"}
+    assert floor.selection.since is not None and floor.selection.since.isoformat() == "2025-01-01T00:00:00+00:00"
+    assert modes.modes == {"coach": (0.0, 0.2)} and modes.by_key is False
+    (accepted,) = declared.accepted
+    assert accepted.until == date(2026, 2, 1) and accepted.expired(date(2026, 2, 2))
+    assert not accepted.expired(date(2026, 2, 1)) and accepted.matches("floor", "any key")
+
+
+def test_ini_values_are_toml_or_bare_words() -> None:
+    spec = parse_ini_line('r: kind=regression status=["succeeded","failed"] learning_key=abc min_effect=false',
+                          "ini atlas_gate")
+    assert spec.selection.status == ("succeeded", "failed") and spec.selection.learning_key == ("abc",)
+    assert spec.min_effect is None
+    with pytest.raises(ConfigError, match="expected 'NAME: key=value"):
+        parse_ini_line("no colon here", "ini atlas_gate")
+    with pytest.raises(ConfigError, match="expected key=value"):
+        parse_ini_line("g: kind=threshold threshold", "ini atlas_gate")
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[tool.pytest-atlas.gates.g]\nkind = "treshold"', "kind must be one of threshold, regression"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"', "a threshold gate needs threshold"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = "high"', "threshold must be a number"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "regression"\ntolerance = 0.1\nmin_effect = 0.05',
+         "min_effect must be larger than tolerance"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nlast = 0', "last must be a positive"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nsince = "yesterday"',
+         "since is 'yesterday', not an ISO date"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nsince = 2025-02-01\nuntil = 2025-01-01',
+         "is not before until"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "execution_modes"\nmodes = { turbo = 0.2 }', "unknown execution mode"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nalpha = 0.9', "alpha must lie in"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\n'
+         '[[tool.pytest-atlas.accept]]\ngate = "h"\nuntil = 2026-01-01\nreason = "x"', "names no declared gate"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\n'
+         '[[tool.pytest-atlas.accept]]\ngate = "g"\nreason = "x"', "needs an expiry date"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\n'
+         '[[tool.pytest-atlas.accept]]\ngate = "g"\nuntil = 2026-01-01', "say why the regression is accepted"),
+        ("[tool.pytest-atlas\n", "not valid TOML"),
+    ],
+)
+def test_every_mistake_names_itself(tmp_path: Path, toml: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        read_pyproject(write(tmp_path, toml))
+    assert "pyproject.toml" in str(info.value)
+
+
+def test_duplicate_names_between_pyproject_and_ini(tmp_path: Path) -> None:
+    path = write(tmp_path, '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\n')
+    with pytest.raises(ConfigError, match="gate names must be unique"):
+        read_pyproject(path, ["g: kind=review"])
+
+
+def test_no_pyproject_is_no_gates(tmp_path: Path) -> None:
+    assert read_pyproject(tmp_path / "pyproject.toml").gates == ()
+
+
+def test_spec_and_selection_refuse_bad_names() -> None:
+    with pytest.raises(InvalidArgument, match="gate name 'a:b' is not usable"):
+        GateSpec.build("a:b", {"kind": "review"})
+    with pytest.raises(InvalidArgument, match="unknown selection option 'learningkey'"):
+        Selection.build(learningkey="x")
+    assert Selection.build(review_status="quarantined").excludes_quarantined() is False
+    assert Selection().excludes_quarantined() is True

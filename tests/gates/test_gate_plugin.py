@@ -1,0 +1,275 @@
+"""Gates as collected items, as users run them: pytester inner runs against a seeded database."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+# numpy refuses to be imported twice in one process: load the gate machinery here, outside the
+# sys.modules snapshots that pytester takes around each in-process inner run
+import pytest_atlas.gates  # noqa: F401
+
+from .gates_seed import insert, session_row
+
+PYPROJECT = """
+[tool.pytest-atlas.gates.reward-floor]
+kind = "threshold"
+threshold = 0.7
+
+[tool.pytest-atlas.gates.no-quarantine]
+kind = "review"
+"""
+
+
+def seed_good(conn: psycopg.Connection[Any], n: int = 80, mean: float = 0.85, key: str = "k1") -> list[int]:
+    rng = random.Random(n)
+    ids = insert(conn, [session_row(min(1.0, round(rng.gauss(mean, 0.08), 4)), key=key, minute=i) for i in range(n)])
+    conn.commit()
+    return ids
+
+
+def test_declared_gates_become_items_that_pass(pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any],
+                                               atlas_dsn: str) -> None:
+    seed_good(atlas_db)
+    pytester.makefile(".toml", pyproject=PYPROJECT)
+    result = pytester.runpytest("--atlas-gates", f"--atlas-dsn={atlas_dsn}", "-v", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "*pyproject.toml::reward-floor PASSED*",
+        "*pyproject.toml::no-quarantine PASSED*",
+        "*atlas gates*",
+        "gate*learning key*n*statistic*bound / interval*threshold*outcome*worst sessions*",
+        "reward-floor*k1*80*mean 0.8*>= 0.7*PASS*",
+    ])
+    assert result.ret == 0
+
+
+def run(pytester: pytest.Pytester, dsn: str, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("--atlas-gates", f"--atlas-dsn={dsn}", "-p", "no:randomly", *args)
+
+
+def test_a_failing_gate_fails_with_its_table(pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any],
+                                             atlas_dsn: str) -> None:
+    ids = seed_good(atlas_db, mean=0.5)
+    pytester.makefile(".toml", pyproject=PYPROJECT)
+    result = run(pytester, atlas_dsn)
+    result.assert_outcomes(passed=1, failed=1)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "*threshold gate 'reward-floor': fail: 1 key (1 fail)*",
+        "*reward-floor*k1*80*mean 0.49*>= 0.7*FAIL*#*",
+        "*k1: mean 0.49* is below the threshold 0.7 beyond noise*",
+    ])
+    out = result.stdout.str()
+    assert sum(f"#{i}," in out or f"#{i}\n" in out for i in ids) >= 5  # five worst session ids are named
+
+
+def test_inconclusive_has_its_own_outcome_and_exit_status(pytester: pytest.Pytester,
+                                                          atlas_db: psycopg.Connection[Any], atlas_dsn: str) -> None:
+    insert(atlas_db, [session_row(s, minute=i) for i, s in enumerate([0.72, 0.69, 0.74, 0.71])])
+    atlas_db.commit()
+    pytester.makefile(".toml", pyproject=PYPROJECT)
+    result = run(pytester, atlas_dsn)
+    result.stdout.fnmatch_lines(["*INCONCLUSIVE*", "*exit status 6: inconclusive gate(s)*", "*1 passed, 1 inconclusive*"])
+    assert result.ret == 6
+    pytester.makefile(".toml", pyproject=PYPROJECT.replace('threshold = 0.7', 'threshold = 0.7\nallow_inconclusive = true'))
+    allowed = run(pytester, atlas_dsn)
+    allowed.stdout.fnmatch_lines(["*1 passed, 1 inconclusive*"])
+    assert allowed.ret == 0
+
+
+def test_unreachable_database_is_an_error_not_a_failure(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", pyproject=PYPROJECT)
+    result = run(pytester, "postgresql://gate:hunter2@127.0.0.1:1/atlas?connect_timeout=2")
+    result.assert_outcomes(errors=2)
+    assert result.ret == 7
+    result.stdout.fnmatch_lines(["*cannot connect to the gate database postgresql://gate:***@127.0.0.1:1/atlas*",
+                                 "*exit status 7: gate(s) could not be evaluated*"])
+    assert "hunter2" not in result.stdout.str()
+
+
+def test_a_gate_matching_no_sessions_fails_saying_so(pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any],
+                                                     atlas_dsn: str) -> None:
+    seed_good(atlas_db)
+    pytester.makefile(".toml", pyproject=PYPROJECT.replace('threshold = 0.7', 'threshold = 0.7\nlearning_key = "nope"'))
+    result = run(pytester, atlas_dsn)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*reward-floor: FAIL: the gate's selection matched no sessions*nope*"])
+
+
+REGRESSION = """
+[tool.pytest-atlas.gates.no-regression]
+kind = "regression"
+min_effect = 0.1
+"""
+
+
+def test_save_a_baseline_then_compare_with_it(pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any],
+                                              atlas_dsn: str, tmp_path: Path) -> None:
+    seed_good(atlas_db, n=150, mean=0.8)
+    pytester.makefile(".toml", pyproject=REGRESSION)
+    baseline = tmp_path / "baseline.json"
+    saved = run(pytester, atlas_dsn, f"--atlas-save-baseline={baseline}")
+    saved.assert_outcomes(passed=1)
+    saved.stdout.fnmatch_lines([f"*baseline written to {baseline}*"])
+    document = json.loads(baseline.read_text())
+    assert document["format"] == "pytest-atlas-baseline" and document["gates"]["no-regression"]["k1"]["n"] == 150
+    same = run(pytester, atlas_dsn, f"--atlas-baseline={baseline}")
+    same.assert_outcomes(passed=1)
+    atlas_db.execute("DELETE FROM sessions")
+    seed_good(atlas_db, n=150, mean=0.7)
+    dropped = run(pytester, atlas_dsn, f"--atlas-baseline={baseline}")
+    dropped.assert_outcomes(failed=1)
+    dropped.stdout.fnmatch_lines(["*no-regression*k1*150*diff -0.1*FAIL*", "*mean dropped by 0.*beyond noise*"])
+
+
+def test_regression_without_baseline_and_with_a_malformed_one(pytester: pytest.Pytester,
+                                                              atlas_db: psycopg.Connection[Any],
+                                                              atlas_dsn: str, tmp_path: Path) -> None:
+    seed_good(atlas_db)
+    pytester.makefile(".toml", pyproject=REGRESSION)
+    missing = run(pytester, atlas_dsn)
+    missing.assert_outcomes(errors=1)
+    missing.stdout.fnmatch_lines(["*regression gate 'no-regression' has no baseline*",
+                                  "*how to fix: pass --atlas-baseline PATH*"])
+    assert missing.ret == 7
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"format": "pytest-atlas-baseline", "version": 1, "gates": [')
+    bad = run(pytester, atlas_dsn, f"--atlas-baseline={broken}")
+    bad.assert_outcomes(errors=1)
+    bad.stdout.fnmatch_lines([f"*baseline file {broken}: not valid JSON (line 1*"])
+    other = tmp_path / "other.json"
+    other.write_text('{"format": "pytest-atlas-baseline", "version": 1, "gates": {}}')
+    run(pytester, atlas_dsn, f"--atlas-baseline={other}").stdout.fnmatch_lines(
+        ["*has no gate named 'no-regression'*"])
+
+
+def test_accepted_regressions_and_their_expiry(pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any],
+                                               atlas_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    seed_good(atlas_db, mean=0.5)
+    pytester.makefile(".toml", pyproject=PYPROJECT + """
+[[tool.pytest-atlas.accept]]
+gate = "reward-floor"
+learning_key = "k1"
+until = 2026-03-31
+reason = "ticket 42: planner rewrite"
+""")
+    monkeypatch.setenv("PYTEST_ATLAS_TODAY", "2026-03-31")
+    accepted = run(pytester, atlas_dsn)
+    accepted.assert_outcomes(passed=2)
+    accepted.stdout.fnmatch_lines(["*reward-floor*FAIL (accepted)*", "*[accepted until 2026-03-31: ticket 42*"])
+    assert accepted.ret == 0
+    monkeypatch.setenv("PYTEST_ATLAS_TODAY", "2026-04-01")
+    expired = run(pytester, atlas_dsn)
+    expired.assert_outcomes(passed=1, failed=1)
+    expired.stdout.fnmatch_lines(["*accepted regression expired on 2026-03-31: gate reward-floor, learning key k1*"])
+
+
+def test_gates_in_ini_lines_and_markers(pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any],
+                                       atlas_dsn: str) -> None:
+    seed_good(atlas_db)
+    pytester.makeini("""
+[pytest]
+atlas_gate =
+    floor-ini: kind=threshold threshold=0.6 status=["succeeded"]
+""")
+    pytester.makepyfile(test_harness="""
+import pytest
+
+@pytest.mark.atlas_gate("coach-share", kind="execution_modes", modes={"coach": 0.1})
+def test_harness_ran():
+    pass
+""")
+    result = run(pytester, atlas_dsn, "-v")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines([
+        "*test_harness.py::test_harness_ran PASSED*",
+        "*test_harness.py::atlas_gate?coach-share? PASSED*",
+        "*tox.ini::floor-ini PASSED*",
+    ])
+
+
+def test_report_json_junit_and_step_summary(pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any],
+                                            atlas_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seed_good(atlas_db, mean=0.5)
+    step_summary = tmp_path / "summary.md"
+    step_summary.write_text("earlier content\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    pytester.makefile(".toml", pyproject=PYPROJECT)
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+    result = run(pytester, atlas_dsn, f"--atlas-report={report}", f"--junitxml={junit}")
+    assert result.ret == 1
+    document = json.loads(report.read_text())
+    assert document["format"] == "pytest-atlas-report" and document["exit_status"] == 1
+    assert document["summary"] == {"pass": 1, "fail": 1, "inconclusive": 0, "error": 0}
+    floor = next(g for g in document["results"]["gate"] if g["name"] == "reward-floor")
+    assert floor["outcome"] == "fail" and floor["rows"][0]["n"] == 80 and floor["rows"][0]["p_value"] < 0.05
+    assert "hunter" not in report.read_text() and document["dsn"].startswith("postgresql://")
+    xml = junit.read_text()
+    assert '<property name="atlas_gate" value="reward-floor"' in xml
+    assert '<property name="atlas_outcome" value="fail"' in xml
+    markdown = step_summary.read_text()
+    assert markdown.startswith("earlier content\n### pytest-atlas gates")
+    assert "| reward-floor | k1 | 80 |" in markdown and "❌ FAIL" in markdown
+
+
+def test_gates_under_xdist(pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str,
+                           tmp_path: Path) -> None:
+    seed_good(atlas_db, mean=0.5)
+    pytester.makefile(".toml", pyproject=PYPROJECT)
+    pytester.makepyfile(test_other="def test_one():\n    pass\n")
+    report = tmp_path / "report.json"
+    result = run(pytester, atlas_dsn, "-n", "2", f"--atlas-report={report}")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*atlas gates*", "*no-quarantine*k1*PASS*", "*reward-floor*k1*80*FAIL*"])
+    document = json.loads(report.read_text())
+    assert sorted(g["name"] for g in document["results"]["gate"]) == ["no-quarantine", "reward-floor"]
+
+
+def test_usage_errors(pytester: pytest.Pytester, atlas_dsn: str) -> None:
+    result = pytester.runpytest("--atlas-gates", "-p", "no:randomly")
+    result.stderr.fnmatch_lines(["*--atlas-gates needs the database to gate: pass --atlas-dsn*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    pytester.makefile(".toml", pyproject='[tool.pytest-atlas.gates.floor]\nkind = "threshold"\nthreshhold = 0.7\n')
+    typo = run(pytester, atlas_dsn)
+    typo.stderr.fnmatch_lines(["*gate 'floor' (threshold): unknown option(s) threshhold*"])
+    assert typo.ret == pytest.ExitCode.USAGE_ERROR
+    pytester.makefile(".toml", pyproject="[tool.pytest]\n")
+    nothing = run(pytester, atlas_dsn)
+    nothing.stderr.fnmatch_lines(["*--atlas-gates was given but no gate is declared*"])
+    assert nothing.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_report_collects_assertion_failures_and_other_areas_results(pytester: pytest.Pytester,
+                                                                    tmp_path: Path) -> None:
+    pytester.makeconftest("""
+import pytest
+from pytest_atlas._properties import result_property
+
+@pytest.fixture
+def contract_result(request):
+    request.node.user_properties.append(result_property("contract", {"name": "sessions.reward", "outcome": "pass"}))
+""")
+    pytester.makepyfile(test_rewards="""
+from pytest_atlas import assert_reward_at_least
+
+def test_floor():
+    assert_reward_at_least([0.2, 0.3, 0.25, 0.3, 0.2], 0.7)
+
+def test_contract(contract_result):
+    pass
+""")
+    report = tmp_path / "report.json"
+    result = pytester.runpytest("-p", "no:randomly", f"--atlas-report={report}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*RewardBelowThreshold: threshold gate 'reward-at-least': fail*"])
+    document = json.loads(report.read_text())
+    (assertion,) = document["results"]["assertion"]
+    assert assertion["name"] == "test_rewards.py::test_floor: reward-at-least" and assertion["outcome"] == "fail"
+    assert document["results"]["contract"] == [{"kind": "contract", "name": "sessions.reward", "outcome": "pass"}]
+    assert result.ret == 1

@@ -1,0 +1,138 @@
+"""The query layer against a real Atlas schema: filters, missing scores, SQL-side aggregation."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from pytest_atlas.gates import ALL_KEYS, Selection, fetch_modes, fetch_review, fetch_series
+
+from .gates_seed import START, insert, session_row
+
+
+def test_filters_combine(atlas_db: psycopg.Connection[Any]) -> None:
+    insert(atlas_db, [
+        session_row(0.9, key="a", minute=0),
+        session_row(0.8, key="a", minute=1, status="failed"),
+        session_row(0.7, key="a", minute=2, review="quarantined"),
+        session_row(0.6, key="a", minute=3, review="pending", metadata={"source": "nightly"}),
+        session_row(0.5, key="b", minute=4, task="other"),
+    ])
+    everything = fetch_series(atlas_db, Selection())
+    assert {k: s.n for k, s in everything.items()} == {"a": 3, "b": 1}  # quarantined left out
+    assert fetch_series(atlas_db, Selection(include_quarantined=True))["a"].n == 4
+    assert fetch_series(atlas_db, Selection.build(review_status=["quarantined"]))["a"].n == 1
+    assert fetch_series(atlas_db, Selection.build(status="succeeded"))["a"].n == 2
+    only = fetch_series(atlas_db, Selection.build(metadata={"source": "nightly"}))
+    assert list(only) == ["a"] and only["a"].sample.mean == pytest.approx(0.6)
+    window = fetch_series(atlas_db, Selection.build(since=START + timedelta(minutes=1),
+                                                    until=START + timedelta(minutes=4)))
+    assert {k: s.n for k, s in window.items()} == {"a": 2}
+    assert list(fetch_series(atlas_db, Selection.build(learning_key="b"))) == ["b"]
+    assert fetch_series(atlas_db, Selection.build(task="other"))["b"].n == 1
+    pooled = fetch_series(atlas_db, Selection(), by_key=False)
+    assert list(pooled) == [ALL_KEYS] and pooled[ALL_KEYS].n == 4
+
+
+def test_last_n_is_per_key_and_newest_first(atlas_db: psycopg.Connection[Any]) -> None:
+    insert(atlas_db, [session_row(i / 100, key="a", minute=i) for i in range(30)])
+    insert(atlas_db, [session_row(0.5, key="b", minute=i) for i in range(5)])
+    series = fetch_series(atlas_db, Selection(last=10))
+    assert series["a"].n == 10 and series["b"].n == 5
+    assert series["a"].sample.mean == pytest.approx(statistics.fmean(i / 100 for i in range(20, 30)))
+
+
+def test_missing_and_odd_scores(atlas_db: psycopg.Connection[Any]) -> None:
+    insert(atlas_db, [
+        session_row(0.8, minute=0),
+        session_row(None, minute=1, reward_stats={"score": None, "score_mean": 0.6}),  # falls back
+        session_row(None, minute=2, reward_stats={"score_mean": 0.4}),
+        session_row(None, minute=3, reward_stats={"score": "0.7"}),  # a numeric string counts
+        session_row(None, minute=4, reward_stats={"score": "NaN", "score_mean": "n/a"}),
+        session_row(None, minute=5, reward_stats={"uncertainty_mean": 0.1}),
+        session_row(None, minute=6, reward_stats=None),
+        # the schema's index on (reward_stats->>'score')::float refuses these under "score"; score_mean can hold them
+        session_row(None, minute=7, reward_stats={"score_mean": "1e999"}),
+        session_row(None, minute=8, reward_stats=["not", "an", "object"]),
+        session_row(None, minute=9, reward_stats={"score_mean": True}),
+    ])
+    series = fetch_series(atlas_db, Selection())["k1"]
+    assert series.n == 4 and series.missing == 6
+    assert series.sample.mean == pytest.approx(statistics.fmean([0.8, 0.6, 0.4, 0.7]))
+    assert [score for _, score in series.worst] == [0.4, 0.6, 0.7, 0.8]
+
+
+def test_aggregates_match_a_computation_over_every_row(atlas_db: psycopg.Connection[Any]) -> None:
+    import random
+
+    rng = random.Random(5)
+    scores = [round(rng.betavariate(7, 3), 6) for _ in range(400)]
+    tasks = [f"t{i % 7}" for i in range(400)]
+    ids = insert(atlas_db, [session_row(s, task=t, minute=i) for i, (s, t) in enumerate(zip(scores, tasks, strict=True))])
+    series = fetch_series(atlas_db, Selection(), digits=2)["k1"]
+    assert series.n == 400
+    assert series.sample.mean == pytest.approx(statistics.fmean(scores), rel=1e-12)  # exact, not rounded
+    assert series.sample.variance == pytest.approx(statistics.variance(scores), rel=1e-9)
+    assert len(series.sample.values) <= 101  # one row per distinct rounded score
+    assert sorted(series.sample.expand().tolist()) == pytest.approx(sorted(round(s, 2) for s in scores))
+    assert series.tasks is not None and set(series.tasks) == {f"t{i}" for i in range(7)}
+    mean_t0 = statistics.fmean(s for s, t in zip(scores, tasks, strict=True) if t == "t0")
+    assert series.tasks["t0"] == (pytest.approx(mean_t0), 58)
+    lowest = sorted(range(400), key=lambda i: (scores[i], ids[i]))[:5]
+    assert [sid for sid, _ in series.worst] == [ids[i] for i in lowest]
+
+
+def test_review_and_mode_counts(atlas_db: psycopg.Connection[Any]) -> None:
+    ids = insert(atlas_db, [
+        session_row(0.8, review="quarantined", mode="coach"),
+        session_row(0.8, review="pending", mode="paired"),
+        session_row(0.8, review="approved", mode="auto"),
+        session_row(0.8, review="approved", mode=None),
+    ])
+    review = fetch_review(atlas_db, Selection())["k1"]
+    assert review["total"] == 4 and review["statuses"] == {"quarantined": 1, "pending": 1, "approved": 2}
+    assert review["ids"]["quarantined"] == [ids[0]]
+    modes = fetch_modes(atlas_db, Selection(include_quarantined=True))["k1"]
+    assert modes["modes"] == {"coach": 1, "paired": 1, "auto": 1, None: 1}
+
+
+def test_a_failed_query_leaves_the_callers_transaction_usable(atlas_db: psycopg.Connection[Any]) -> None:
+    from pytest_atlas import GateError
+
+    insert(atlas_db, [session_row(0.8)])
+    atlas_db.execute("ALTER TABLE sessions RENAME TO sessions_elsewhere")
+    with pytest.raises(GateError, match="no 'sessions' table: it is not an Atlas database"):
+        fetch_series(atlas_db, Selection())
+    # the savepoint rolled back only the failed query: the caller's transaction goes on
+    assert atlas_db.execute("SELECT count(*) FROM sessions_elsewhere").fetchone() == (1,)
+
+
+def test_a_large_selection_is_aggregated_in_the_database(atlas_db: psycopg.Connection[Any],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """20,000 sessions in, about a hundred rows out: the frequency table, not the sessions."""
+    from pytest_atlas.gates import _query
+
+    atlas_db.execute(
+        "INSERT INTO sessions (task, status, review_status, metadata, reward_stats) "
+        "SELECT 'task ' || (i % 30), 'succeeded', 'approved', jsonb_build_object('learning_key', 'big'), "
+        "jsonb_build_object('score', round((0.5 + 0.4 * random())::numeric, 2)) FROM generate_series(1, 20000) AS i"
+    )
+    fetched: list[int] = []
+    original = _query._run
+
+    def counting(conn: Any, query: Any, params: Any) -> Any:
+        rows = original(conn, query, params)
+        fetched.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(_query, "_run", counting)
+    series = fetch_series(atlas_db, Selection())["big"]
+    assert series.n == 20000
+    # 1 moments row + at most 41 distinct scores + 5 worst sessions + 30 tasks, in one statement
+    assert len(fetched) == 1
+    assert fetched[0] <= 1 + 41 + 5 + 30
+    assert series.tasks is not None and len(series.tasks) == 30
