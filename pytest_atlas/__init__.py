@@ -65,6 +65,14 @@ _EXPORTS.update(dict.fromkeys(["PayloadAssertionError", "assert_valid_payload"],
 _EXPORTS.update(dict.fromkeys(["PayloadError"], "pytest_atlas.errors"))
 
 # --- data generation (strategies live in pytest_atlas.strategies; factories, export loader) -----
+_EXPORTS.update(
+    dict.fromkeys(
+        ["BoundFactory", "Factory", "SessionGraph", "insert_graph", "insert_graphs", "insert_rows", "load_export",
+         "read_export", "sequence"],
+        "pytest_atlas.factories",
+    )
+)
+_EXPORTS.update(dict.fromkeys(["ExportFormatError", "InsertError"], "pytest_atlas.errors"))
 
 # --- statistics and gates (stats live in pytest_atlas.stats; gates, reward assertions) ----------
 _EXPORTS.update(
@@ -120,8 +128,19 @@ if TYPE_CHECKING:
     from pytest_atlas.db import AtlasPostgres as AtlasPostgres
     from pytest_atlas.db import rollback as rollback
     from pytest_atlas.errors import BaselineFileError as BaselineFileError
+    from pytest_atlas.errors import ExportFormatError as ExportFormatError
     from pytest_atlas.errors import GateError as GateError
+    from pytest_atlas.errors import InsertError as InsertError
     from pytest_atlas.errors import PayloadError as PayloadError
+    from pytest_atlas.factories import BoundFactory as BoundFactory
+    from pytest_atlas.factories import Factory as Factory
+    from pytest_atlas.factories import SessionGraph as SessionGraph
+    from pytest_atlas.factories import insert_graph as insert_graph
+    from pytest_atlas.factories import insert_graphs as insert_graphs
+    from pytest_atlas.factories import insert_rows as insert_rows
+    from pytest_atlas.factories import load_export as load_export
+    from pytest_atlas.factories import read_export as read_export
+    from pytest_atlas.factories import sequence as sequence
     from pytest_atlas.fixtures import AtlasDatabase as AtlasDatabase
     from pytest_atlas.fixtures import AtlasFixtures as AtlasFixtures
     from pytest_atlas.fixtures import atlas_fixtures as atlas_fixtures

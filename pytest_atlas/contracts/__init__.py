@@ -1,0 +1,26 @@
+"""Database contract checks: every Atlas JSON column against its JSON Schema, plus relational checks.
+
+    >>> report = check_database("postgresql://user@host/atlas", since="2025-11-01")  # doctest: +SKIP
+    >>> print(report)          # a readable table; report.to_json() for machines
+    >>> report.ok              # False on any error (warnings do not count)
+"""
+
+from __future__ import annotations
+
+from pytest_atlas.contracts._check import check_database
+from pytest_atlas.contracts._relations import REVIEW_STATUSES, SESSION_STATUSES
+from pytest_atlas.contracts._result import ColumnReport, ContractReport, FieldCensus, RelationReport, ViolationGroup
+from pytest_atlas.contracts._targets import ATLAS_COLUMNS, TABLES
+
+__all__ = [
+    "ATLAS_COLUMNS",
+    "REVIEW_STATUSES",
+    "SESSION_STATUSES",
+    "TABLES",
+    "ColumnReport",
+    "ContractReport",
+    "FieldCensus",
+    "RelationReport",
+    "ViolationGroup",
+    "check_database",
+]

@@ -1,0 +1,262 @@
+"""``check_database``: stream every Atlas JSON column through the validators, inside a READ ONLY transaction."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.pq import TransactionStatus
+from psycopg.rows import tuple_row
+
+from pytest_atlas.contracts._accumulate import ColumnAccumulator
+from pytest_atlas.contracts._relations import check_relations, relation_names
+from pytest_atlas.contracts._result import ColumnReport, ContractReport
+from pytest_atlas.contracts._targets import Column, resolve_targets
+from pytest_atlas.db._dsn import redact, redact_text
+from pytest_atlas.errors import AtlasError, InvalidArgument
+from pytest_atlas.validation import MAX_DEPTH, Violation, validator_for
+from pytest_atlas.validation import preview as _preview
+
+__all__ = ["check_database", "run_checks"]
+
+_cursor_names = itertools.count(1)
+
+
+def check_database(
+    conninfo_or_connection: str | psycopg.Connection[Any],
+    tables: Iterable[str] | str | None = None,
+    since: date | datetime | str | None = None,
+    limit: int | None = None,
+    schemas: Mapping[str, str | Mapping[str, Any] | None] | None = None,
+    *,
+    batch_size: int = 500,
+    samples: int = 5,
+) -> ContractReport:
+    """Check every JSON column of every Atlas table against its JSON Schema.
+
+    ``conninfo_or_connection``: a libpq DSN/URL, or an open psycopg connection (left as it was found:
+    its transaction, if any, is untouched; the check runs in a rolled-back savepoint).
+    ``tables``: only these tables (``"sessions"``) or columns (``"sessions.metadata"``).
+    ``since``: only rows created on or after this date (tables without a date use their session's).
+    ``limit``: at most this many rows per table, newest first (``None`` or 0: all).
+    ``schemas``: ``{"table.column": schema}`` merged over :data:`ATLAS_COLUMNS` (``None`` drops one).
+
+    Rows are read through a server-side cursor in batches of ``batch_size`` inside a READ ONLY
+    transaction, so memory stays flat however big the table. Returns a :class:`ContractReport`;
+    raises :class:`~pytest_atlas.errors.AtlasError` only when the database cannot be reached.
+    """
+    since_date = _since(since)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidArgument(f"limit must be a non-negative integer or None, got {limit!r}",
+                              hint="limit=1000 checks the newest 1000 rows of each table; None checks all")
+    for name, value in (("batch_size", batch_size), ("samples", samples)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "batch_size" else 0):
+            raise InvalidArgument(f"{name} must be a positive integer, got {value!r}")
+    targets = resolve_targets(tables, schemas)
+    return run_checks(conninfo_or_connection, targets, relation_names(_whole_tables(tables)), since_date,
+                      limit or None, batch_size=batch_size, samples=samples)
+
+
+def run_checks(
+    conninfo_or_connection: str | psycopg.Connection[Any],
+    columns: Iterable[Column],
+    relations: Iterable[str],
+    since: date | None,
+    limit: int | None,
+    *,
+    batch_size: int = 500,
+    samples: int = 5,
+) -> ContractReport:
+    """Check exactly these columns and relational checks (``table[check]``); arguments already validated."""
+    with _read_only(conninfo_or_connection) as (conn, label):
+        report = ContractReport(database=label, since=since, limit=limit)
+        for target in columns:
+            report.columns.append(_check_column(conn, target, since, limit, batch_size, samples))
+        report.relations.extend(check_relations(conn, set(relations), since, limit, samples))
+    return report
+
+
+def _whole_tables(tables: Iterable[str] | str | None) -> set[str]:
+    """Tables whose relational checks run: every table, or those named whole (not ``table.column``)."""
+    from pytest_atlas.contracts._targets import TABLES
+
+    if tables is None:
+        return set(TABLES)
+    names = [tables] if isinstance(tables, str) else list(tables)
+    return {name for name in names if "." not in name}
+
+
+def _since(value: date | datetime | str | None) -> date | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise InvalidArgument(f"since must be a date (or 'YYYY-MM-DD'), got {value!r}",
+                          hint="e.g. since='2025-11-01' or since=datetime.date(2025, 11, 1)")
+
+
+@contextmanager
+def _read_only(target: str | psycopg.Connection[Any]) -> Iterator[tuple[psycopg.Connection[Any], str]]:
+    if isinstance(target, str):
+        try:
+            conn = psycopg.connect(target, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            detail = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                                 target)
+            raise AtlasError(
+                f"cannot connect to {redact(target)} to check its contracts: {detail}",
+                hint="check the DSN (host, port, database name, user, password) and that the server is up",
+            ) from None
+        try:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION READ ONLY")
+                yield conn, redact(target)
+        finally:
+            conn.close()
+        return
+    if isinstance(target, psycopg.AsyncConnection) or not isinstance(target, psycopg.Connection):
+        raise InvalidArgument(
+            f"check_database needs a DSN string or a psycopg (sync) Connection, got {type(target).__name__}",
+            hint="pass the DSN, e.g. check_database(atlas_dsn), or a psycopg.Connection",
+        )
+    if target.closed:
+        raise InvalidArgument("the connection given to check_database is closed", hint="pass an open connection")
+    status = target.info.transaction_status
+    if status == TransactionStatus.INERROR:
+        raise AtlasError("the connection given to check_database is in a failed transaction",
+                         hint="roll the transaction back first (conn.rollback())")
+    if status not in (TransactionStatus.IDLE, TransactionStatus.INTRANS):
+        raise AtlasError(f"the connection given to check_database is busy (transaction status {status.name})",
+                         hint="finish the running query or pass a DSN")
+    # a savepoint (or a transaction) rolled back at the end: READ ONLY is undone with it
+    with target.transaction(force_rollback=True):
+        target.execute("SET TRANSACTION READ ONLY")
+        yield target, _label(target)
+
+
+def _label(conn: psycopg.Connection[Any]) -> str:
+    info = conn.info
+    host = info.host or "localhost"
+    return f"postgresql://{info.user}@{host}:{info.port}/{info.dbname}"
+
+
+def _column_type(conn: psycopg.Connection[Any], table: str, column: str) -> tuple[bool, str | None]:
+    """(table exists, the column's SQL type or None when the column is missing)."""
+    cursor = conn.cursor(row_factory=tuple_row)  # whatever row factory the caller's connection uses
+    row = cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [table]).fetchone()
+    if not row or not row[0]:
+        return False, None
+    found = cursor.execute(
+        "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "WHERE a.attrelid = to_regclass(%s) AND a.attname = %s AND a.attnum > 0 AND NOT a.attisdropped",
+        [table, column],
+    ).fetchone()
+    return True, (str(found[0]) if found else None)
+
+
+def _check_column(conn: psycopg.Connection[Any], target: Column, since: date | None, limit: int | None,
+                  batch_size: int, samples: int) -> ColumnReport:
+    table = target.table
+    report = ColumnReport(table=table.name, column=target.column, schema=target.schema_name)
+    try:
+        with conn.transaction():
+            exists, kind = _column_type(conn, table.name, target.column)
+            if not exists:
+                report.problem = (f"table {table.name} does not exist in this database (is the Atlas schema "
+                                  "loaded, and is it on the search_path?)")
+                return report
+            if kind is None:
+                report.problem = (f"column {table.name}.{target.column} does not exist (a database created by an "
+                                  "Atlas older than the column?)")
+                return report
+            if kind not in ("jsonb", "json"):
+                report.problem = (f"column {table.name}.{target.column} has type {kind}; Atlas stores this "
+                                  "payload as jsonb")
+                return report
+            missing = [name for name in (*table.key, table.created or "session_id")
+                       if _column_type(conn, table.name, name)[1] is None]
+            if missing:
+                report.problem = f"table {table.name} lacks the column(s) {', '.join(missing)} needed to key rows"
+                return report
+            accumulator = ColumnAccumulator(report, samples=samples)
+            _stream(conn, target, since, limit, batch_size, accumulator)
+            accumulator.finish()
+    except psycopg.Error as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        report.problem = f"the query failed: {message}"
+    return report
+
+
+def _rows_query(target: Column, since: date | None, limit: int | None) -> tuple[sql.Composed, list[Any]]:
+    table = target.table
+    keys = [sql.Identifier(name) for name in table.key]
+    conditions: list[sql.Composable] = []
+    params: list[Any] = []
+    if since is not None:
+        if table.created:
+            conditions.append(sql.SQL("{} >= %s").format(sql.Identifier(table.created)))
+        else:
+            conditions.append(sql.SQL("session_id IN (SELECT id FROM sessions WHERE created_at >= %s)"))
+        params.append(since)
+    query = sql.SQL("SELECT {keys}, {column}::text FROM {table}").format(
+        keys=sql.SQL(", ").join(keys), column=sql.Identifier(target.column), table=sql.Identifier(table.name))
+    if conditions:
+        query = sql.SQL("{} WHERE {}").format(query, sql.SQL(" AND ").join(conditions))
+    if limit is not None:
+        order = [sql.SQL("{} DESC").format(sql.Identifier(table.created))] if table.created else []
+        order += [sql.SQL("{} DESC").format(key) for key in keys]
+        query = sql.SQL("{} ORDER BY {} LIMIT %s").format(query, sql.SQL(", ").join(order))
+        params.append(limit)
+    return query, params
+
+
+def _stream(conn: psycopg.Connection[Any], target: Column, since: date | None, limit: int | None,
+            batch_size: int, accumulator: ColumnAccumulator) -> None:
+    validator = validator_for(target.schema)
+    query, params = _rows_query(target, since, limit)
+    key_names = target.table.key
+    width = len(key_names)
+    with conn.cursor(name=f"atlas_contract_{next(_cursor_names)}", row_factory=tuple_row) as cursor:
+        cursor.itersize = batch_size
+        cursor.execute(query, params)
+        while True:
+            batch = cursor.fetchmany(batch_size)
+            if not batch:
+                break
+            for row in batch:
+                text = row[width]
+                if text is None:
+                    accumulator.add_null()
+                    continue
+                key = dict(zip(key_names, row[:width], strict=True))
+                try:
+                    document = json.loads(text)
+                except RecursionError:
+                    accumulator.add_violations([_unloadable(validator.name, text, "x-depth",
+                                                            f"nested deeper than Python's json module can load "
+                                                            f"(pytest-atlas reports documents deeper than "
+                                                            f"{MAX_DEPTH} levels)")], key)
+                    continue
+                except ValueError as exc:
+                    accumulator.add_violations([_unloadable(validator.name, text, "x-parse",
+                                                            f"not parsable as JSON: {exc}")], key)
+                    continue
+                accumulator.add(validator.check(document, census=True), key)
+            del batch
+
+
+def _unloadable(schema: str, text: str, keyword: str, message: str) -> Violation:
+    return Violation(schema=schema, path="$", keyword=keyword, message=message, value=_preview(text[:200], 60))

@@ -1,0 +1,309 @@
+"""The result of a contract check: grouped violations, the unknown-fields census, and their renderings."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+from pytest_atlas.validation import Violation
+
+__all__ = ["ColumnReport", "ContractReport", "FieldCensus", "RelationReport", "ViolationGroup"]
+
+Key = Mapping[str, Any]
+
+
+def _key_text(key: Key) -> str:
+    return ",".join(f"{name}={value}" for name, value in key.items())
+
+
+@dataclass
+class ViolationGroup:
+    """All rows that break the schema the same way: same column, JSON path (indices as ``[*]``) and keyword.
+
+    ``example`` is the first violation seen (its message and value come from that row);
+    ``sample_keys`` are the primary keys of the first few rows.
+    """
+
+    path: str
+    keyword: str
+    severity: str
+    count: int
+    example: Violation
+    sample_keys: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def quirk(self) -> str | None:
+        return self.example.quirk
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "keyword": self.keyword,
+            "severity": self.severity,
+            "count": self.count,
+            "quirk": self.quirk,
+            "message": self.example.message,
+            "value": self.example.value,
+            "sample_keys": self.sample_keys,
+        }
+
+
+@dataclass
+class FieldCensus:
+    """A key the schema does not describe: where, in how many rows, with which JSON types."""
+
+    path: str
+    key: str
+    count: int
+    types: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ColumnReport:
+    """The check of one table's JSON column."""
+
+    table: str
+    column: str
+    schema: str
+    rows_checked: int = 0
+    rows_null: int = 0
+    rows_with_errors: int = 0
+    rows_with_warnings: int = 0
+    errors: list[ViolationGroup] = field(default_factory=list)
+    warnings: list[ViolationGroup] = field(default_factory=list)
+    unknown_fields: list[FieldCensus] = field(default_factory=list)
+    #: set when the column could not be checked at all (missing table, wrong column type, failed query)
+    problem: str | None = None
+    #: groups or census entries dropped to bound memory (distinct paths beyond the cap)
+    truncated: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.table}.{self.column}"
+
+    @property
+    def error_count(self) -> int:
+        return sum(group.count for group in self.errors) + (1 if self.problem else 0)
+
+    @property
+    def warning_count(self) -> int:
+        return sum(group.count for group in self.warnings)
+
+    @property
+    def outcome(self) -> str:
+        """``error`` (could not check), ``fail`` (violations) or ``pass``."""
+        if self.problem:
+            return "error"
+        return "fail" if self.errors else "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "column": self.column,
+            "schema": self.schema,
+            "outcome": self.outcome,
+            "problem": self.problem,
+            "rows_checked": self.rows_checked,
+            "rows_null": self.rows_null,
+            "rows_with_errors": self.rows_with_errors,
+            "rows_with_warnings": self.rows_with_warnings,
+            "errors": [group.to_dict() for group in self.errors],
+            "warnings": [group.to_dict() for group in self.warnings],
+            "unknown_fields": [entry.to_dict() for entry in self.unknown_fields],
+            "truncated": self.truncated,
+        }
+
+    def render(self) -> str:
+        """This column's part of the report (what a failing ``--atlas-contract`` item shows)."""
+        lines = [f"{self.name} against {self.schema}: {self.rows_checked:,} rows checked"
+                 f" ({self.rows_null:,} NULL skipped), {self.rows_with_errors:,} with errors,"
+                 f" {self.rows_with_warnings:,} with warnings"]
+        if self.problem:
+            lines.append(f"  could not check: {self.problem}")
+        lines += _group_lines("errors", self.errors)
+        lines += _group_lines("warnings", self.warnings)
+        if self.unknown_fields:
+            lines.append("  unknown fields (keys the schema does not describe):")
+            for entry in self.unknown_fields:
+                share = f" ({entry.count / self.rows_checked:.0%} of rows)" if self.rows_checked else ""
+                types = ", ".join(f"{name}×{count}" if len(entry.types) > 1 else name
+                                  for name, count in entry.types.items())
+                lines.append(f"    {_join(entry.path, entry.key)}  {types}  {_plural(entry.count, 'row')}{share}")
+        if self.truncated:
+            lines.append(f"  ({self.truncated:,} further distinct paths were counted but not listed)")
+        return "\n".join(lines)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if key.isidentifier() else f"{path}[{json.dumps(key)}]"
+
+
+def _group_lines(title: str, groups: Sequence[ViolationGroup]) -> list[str]:
+    if not groups:
+        return []
+    lines = [f"  {title}:"]
+    for group in groups:
+        keyword = f"{group.keyword}({group.quirk})" if group.quirk else group.keyword
+        samples = "; ".join(_key_text(key) for key in group.sample_keys)
+        lines.append(f"    {group.path}  {keyword}  {group.count:,} row{'' if group.count == 1 else 's'}"
+                     f"{'  e.g. ' + samples if samples else ''}")
+        lines.append(f"        {group.example.message}")
+    return lines
+
+
+@dataclass
+class RelationReport:
+    """A relational check (values of status columns, timestamps, step ids against the plan)."""
+
+    table: str
+    check: str
+    description: str
+    severity: str = "error"
+    rows_checked: int = 0
+    count: int = 0
+    sample_keys: list[dict[str, Any]] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)
+    problem: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.table}[{self.check}]"
+
+    @property
+    def outcome(self) -> str:
+        if self.problem:
+            return "error"
+        return "fail" if self.count and self.severity == "error" else "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "outcome": self.outcome}
+
+    def render(self) -> str:
+        head = f"{self.name}: {self.description}"
+        if self.problem:
+            return f"{head}\n  could not check: {self.problem}"
+        if not self.count:
+            return f"{head}: ok ({self.rows_checked:,} rows)"
+        tag = "" if self.severity == "error" else "warning: "
+        samples = "; ".join(_key_text(key) for key in self.sample_keys)
+        lines = [f"{head}\n  {tag}{self.count:,} row{'' if self.count == 1 else 's'}  e.g. {samples}"]
+        lines += [f"    {example}" for example in self.examples]
+        return "\n".join(lines)
+
+
+@dataclass
+class ContractReport:
+    """Everything :func:`~pytest_atlas.check_database` found. ``str(report)`` is the readable table;
+    :meth:`to_json` the machine-readable form. ``report.ok`` is False on any error."""
+
+    database: str
+    since: date | None = None
+    limit: int | None = None
+    columns: list[ColumnReport] = field(default_factory=list)
+    relations: list[RelationReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(item.outcome == "pass" for item in self.items())
+
+    @property
+    def error_count(self) -> int:
+        return sum(c.error_count for c in self.columns) + sum(
+            (r.count if r.severity == "error" else 0) + (1 if r.problem else 0) for r in self.relations)
+
+    @property
+    def warning_count(self) -> int:
+        return sum(c.warning_count for c in self.columns) + sum(
+            r.count for r in self.relations if r.severity == "warning")
+
+    def items(self) -> Iterator[ColumnReport | RelationReport]:
+        yield from self.columns
+        yield from self.relations
+
+    def column(self, name: str) -> ColumnReport:
+        """The report of ``table.column``."""
+        for report in self.columns:
+            if report.name == name:
+                return report
+        raise KeyError(f"{name!r} was not checked; checked: {', '.join(c.name for c in self.columns)}")
+
+    def violations(self) -> Iterator[Violation]:
+        """The example violation of every group (errors, then warnings), located in its first row."""
+        for report in self.columns:
+            for group in (*report.errors, *report.warnings):
+                yield group.example
+
+    def census(self) -> Counter[str]:
+        """``table.column:$.path.key`` → rows, over every column."""
+        counts: Counter[str] = Counter()
+        for report in self.columns:
+            for entry in report.unknown_fields:
+                counts[f"{report.name}:{_join(entry.path, entry.key)}"] += entry.count
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "pytest-atlas-contract",
+            "version": 1,
+            "database": self.database,
+            "since": self.since.isoformat() if self.since else None,
+            "limit": self.limit,
+            "ok": self.ok,
+            "errors": self.error_count,
+            "warnings": self.warning_count,
+            "columns": [c.to_dict() for c in self.columns],
+            "relations": [r.to_dict() for r in self.relations],
+        }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False, default=str)
+
+    def render(self, *, details: bool = True) -> str:
+        scope = []
+        if self.since:
+            scope.append(f"since {self.since.isoformat()}")
+        if self.limit:
+            scope.append(f"newest {self.limit:,} rows per table")
+        head = f"Atlas contract check of {self.database}" + (f" ({', '.join(scope)})" if scope else "")
+        rows = [("column", "schema", "rows", "errors", "warnings", "unknown keys", "result")]
+        for c in self.columns:
+            rows.append((c.name, c.schema, f"{c.rows_checked:,}", f"{c.error_count:,}", f"{c.warning_count:,}",
+                         f"{len(c.unknown_fields):,}", c.outcome.upper() if c.outcome != "pass" else "ok"))
+        for r in self.relations:
+            errors = r.count if r.severity == "error" else 0
+            warnings = r.count if r.severity == "warning" else 0
+            rows.append((r.name, "(relational)", f"{r.rows_checked:,}", f"{errors:,}", f"{warnings:,}", "",
+                         r.outcome.upper() if r.outcome != "pass" else "ok"))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        right = {2, 3, 4, 5}
+
+        def fmt(row: Sequence[str]) -> str:
+            return "  ".join(cell.rjust(w) if i in right else cell.ljust(w)
+                             for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+
+        lines = [head, "", fmt(rows[0]), fmt(["-" * w for w in widths])]
+        lines += [fmt(row) for row in rows[1:]]
+        verdict = "OK" if self.ok else "FAILED"
+        lines += ["", f"{verdict}: {_plural(self.error_count, 'error')}, {_plural(self.warning_count, 'warning')}"]
+        if details:
+            for c in self.columns:
+                if c.problem or c.errors or c.warnings or c.unknown_fields:
+                    lines += ["", c.render()]
+            for r in self.relations:
+                if r.problem or r.count:
+                    lines += ["", r.render()]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()

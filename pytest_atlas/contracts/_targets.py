@@ -1,0 +1,122 @@
+"""Which table and JSON column is checked against which schema, and how its rows are keyed and ordered."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_atlas.errors import InvalidArgument
+
+__all__ = ["ATLAS_COLUMNS", "TABLES", "Column", "Table", "resolve_targets"]
+
+
+@dataclass(frozen=True)
+class Table:
+    """An Atlas table: its primary key, and how its rows are ordered (newest first) and filtered by date.
+
+    ``created`` is the table's own timestamp column; tables without one are dated through their
+    session (``session_id`` → ``sessions.created_at``).
+    """
+
+    name: str
+    key: tuple[str, ...]
+    created: str | None
+
+
+@dataclass(frozen=True)
+class Column:
+    """One JSON column and the schema its values must match."""
+
+    table: Table
+    column: str
+    schema: str | Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return f"{self.table.name}.{self.column}"
+
+    @property
+    def schema_name(self) -> str:
+        if isinstance(self.schema, str):
+            return self.schema
+        return str(self.schema.get("title") or self.schema.get("$id") or "custom schema")
+
+
+TABLES: dict[str, Table] = {
+    table.name: table
+    for table in (
+        Table("sessions", ("id",), "created_at"),
+        Table("plans", ("session_id",), None),
+        Table("step_results", ("session_id", "step_id"), None),
+        Table("step_attempts", ("session_id", "step_id", "attempt"), None),
+        Table("trajectory_events", ("id",), "created_at"),
+        Table("discovery_runs", ("id",), "created_at"),
+        Table("learning_registry", ("learning_key",), "updated_at"),
+    )
+}
+
+#: ``table.column`` → schema name: every JSONB column Atlas writes (inventory §0.4)
+ATLAS_COLUMNS: dict[str, str] = {
+    "sessions.metadata": "session-metadata",
+    "sessions.reward": "session-reward",
+    "sessions.reward_stats": "reward-stats",
+    "sessions.reward_audit": "reward-audit",
+    "plans.plan": "plan",
+    "step_results.evaluation": "step-evaluation",
+    "step_results.metadata": "step-metadata",
+    "step_attempts.evaluation": "step-evaluation",
+    "trajectory_events.event": "trajectory-event",
+    "discovery_runs.payload": "discovery-payload",
+    "discovery_runs.metadata": "discovery-metadata",
+    "learning_registry.metadata": "learning-registry-metadata",
+}
+
+
+def resolve_targets(
+    tables: Iterable[str] | str | None,
+    schemas: Mapping[str, str | Mapping[str, Any] | None] | None,
+) -> list[Column]:
+    """The columns to check, in a stable order.
+
+    ``schemas`` maps ``table.column`` to a schema (name or mapping) and is merged over
+    :data:`ATLAS_COLUMNS`; ``None`` drops a column. ``tables`` keeps only the named tables (or
+    ``table.column`` entries).
+    """
+    from pytest_atlas.validation import validator_for
+
+    mapping: dict[str, str | Mapping[str, Any]] = dict(ATLAS_COLUMNS)
+    for key, value in (schemas or {}).items():
+        table_name, _, column = key.partition(".")
+        if not column or table_name not in TABLES:
+            raise InvalidArgument(
+                f"schemas key {key!r} must be 'table.column' with an Atlas table",
+                hint=f"tables: {', '.join(TABLES)}; e.g. schemas={{'sessions.metadata': 'session-metadata'}}",
+            )
+        if value is None:
+            mapping.pop(key, None)
+        else:
+            validator_for(value)  # raises InvalidArgument for an unknown name or a broken schema
+            mapping[key] = value
+    wanted: set[str] | None = None
+    if tables is not None:
+        names = [tables] if isinstance(tables, str) else list(tables)
+        wanted = set()
+        for entry in names:
+            if not isinstance(entry, str):
+                raise InvalidArgument(f"tables must hold table names, got {entry!r}",
+                                      hint="e.g. tables=['sessions', 'plans.plan']")
+            table_name = entry.partition(".")[0]
+            if table_name not in TABLES or (entry != table_name and entry not in mapping):
+                raise InvalidArgument(
+                    f"unknown Atlas table or JSON column {entry!r}",
+                    hint=f"tables: {', '.join(TABLES)}; columns: {', '.join(mapping)}",
+                )
+            wanted.add(entry)
+    out: list[Column] = []
+    for key, schema in mapping.items():
+        table_name, _, column = key.partition(".")
+        if wanted is not None and table_name not in wanted and key not in wanted:
+            continue
+        out.append(Column(TABLES[table_name], column, schema))
+    return out

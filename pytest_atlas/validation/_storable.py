@@ -1,0 +1,124 @@
+"""Is a Python value a JSON document PostgreSQL's ``jsonb`` can hold?
+
+JSON Schema engines do not see these problems (jsonschema-rs reads NaN as null; python-jsonschema
+calls it a number), yet Atlas's INSERT fails on each of them:
+
+* non-finite floats (``NaN``, ``Infinity``): ``json.dumps`` writes them, ``jsonb`` rejects them;
+* ``\\u0000`` in a string or key: ``jsonb`` rejects it;
+* values JSON has no type for (bytes, sets, tuples, datetimes, non-string keys);
+* nesting deeper than :data:`MAX_DEPTH`: Python's ``json`` cannot round-trip it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from pytest_atlas.validation._violation import Violation, json_path, preview
+
+__all__ = ["MAX_DEPTH", "is_plain_json", "storability_violations"]
+
+#: documents nested deeper than this are reported (``x-depth``) instead of being walked
+MAX_DEPTH = 512
+
+
+def is_plain_json(document: Any) -> bool:
+    """True when ``document`` is plain, finite, NUL-free JSON no deeper than :data:`MAX_DEPTH`.
+
+    The fast check of the hot path: one breadth-first pass, no allocation per value.
+    """
+    level = [document]
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            return False
+        following: list[Any] = []
+        for value in level:
+            kind = type(value)
+            if kind is str:
+                if "\x00" in value:
+                    return False
+            elif kind is dict:
+                for key in value:
+                    if type(key) is not str or "\x00" in key:
+                        return False
+                following.extend(value.values())
+            elif kind is list:
+                following.extend(value)
+            elif kind is float:
+                if value - value != 0.0:  # NaN and ±Infinity
+                    return False
+            elif kind is int or kind is bool or value is None:
+                pass
+            else:
+                return False  # subclasses and foreign types: let the slow path decide
+        level = following
+    return True
+
+
+def storability_violations(document: Any, schema: str, *, limit: int = 100) -> list[Violation]:
+    """Every storability problem of ``document``, with its path (at most ``limit``)."""
+    found: list[Violation] = []
+    for violation in _walk(document, schema):
+        found.append(violation)
+        if len(found) >= limit:
+            break
+    return found
+
+
+def _walk(document: Any, schema: str) -> Iterator[Violation]:
+    # explicit stack of (value, path, depth): no recursion, so 10,000 levels are fine
+    stack: list[tuple[Any, tuple[str | int, ...], int]] = [(document, (), 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            shown = json_path(path[:6]) + f"…({len(path)} levels)"
+            yield Violation(
+                schema=schema, path=shown, keyword="x-depth", value=preview(value, 40),
+                message=f"nested deeper than {MAX_DEPTH} levels: Python's json module cannot load or dump "
+                "this document reliably, so it was not checked further",
+            )
+            continue
+        if isinstance(value, str):
+            if "\x00" in value:
+                yield _nul(schema, path, value)
+        elif value is None or isinstance(value, bool | int):
+            pass
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                yield Violation(
+                    schema=schema, path=json_path(path), keyword="x-nonfinite", value=preview(value),
+                    message=f"{preview(value)} is not a JSON number: PostgreSQL jsonb rejects it, so Atlas's "
+                    "INSERT of this payload would fail",
+                )
+        elif isinstance(value, dict):
+            children = []
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    yield Violation(
+                        schema=schema, path=json_path(path), keyword="x-json-type", value=repr(key)[:80],
+                        message=f"object key {key!r} is a Python {type(key).__name__}: JSON keys are strings",
+                    )
+                    key = str(key)
+                elif "\x00" in key:
+                    yield _nul(schema, path, key, key_text=True)
+                children.append((item, (*path, key), depth + 1))
+            stack.extend(reversed(children))
+        elif isinstance(value, list):
+            stack.extend((item, (*path, index), depth + 1) for index, item in reversed(list(enumerate(value))))
+        else:
+            yield Violation(
+                schema=schema, path=json_path(path), keyword="x-json-type", value=preview(value),
+                message=f"a Python {type(value).__name__} is not a JSON value (use dicts, lists, str, int, "
+                "float, bool and None)",
+            )
+
+
+def _nul(schema: str, path: tuple[str | int, ...], text: str, key_text: bool = False) -> Violation:
+    what = "key" if key_text else "string"
+    return Violation(
+        schema=schema, path=json_path(path), keyword="x-nul", value=preview(text),
+        message=f"the {what} contains \\u0000, which PostgreSQL jsonb cannot store",
+    )

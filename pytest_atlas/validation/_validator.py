@@ -1,0 +1,256 @@
+"""Compiled validators: jsonschema-rs for the verdict, python-jsonschema for the details.
+
+A :class:`PayloadValidator` holds, for one schema, three jsonschema-rs validators (the ``lenient``,
+``no_quirk`` and ``closed`` variants, see :mod:`._schemas`) and, built on first need, one
+python-jsonschema validator. Validators of the shipped schemas are compiled once per process.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema_rs
+
+from pytest_atlas.errors import InvalidArgument
+from pytest_atlas.validation import _schemas
+from pytest_atlas.validation._explain import census_of_invalid, explain
+from pytest_atlas.validation._storable import is_plain_json, storability_violations
+from pytest_atlas.validation._violation import UnknownField, Violation, preview
+
+__all__ = ["PayloadCheck", "PayloadValidator", "validator_for"]
+
+# what jsonschema-rs raises on Python values it cannot read (bytes, non-string keys, huge ints, ...)
+_ENGINE_ERRORS = (ValueError, TypeError, OverflowError, RecursionError)
+
+
+@dataclass(frozen=True)
+class PayloadCheck:
+    """Everything known about one payload: errors, warnings (tolerated quirks) and, when asked for,
+    the keys the schema does not describe."""
+
+    schema: str
+    errors: tuple[Violation, ...] = ()
+    warnings: tuple[Violation, ...] = ()
+    unknown_fields: tuple[UnknownField, ...] = field(default=())
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    @property
+    def violations(self) -> tuple[Violation, ...]:
+        return self.errors + self.warnings
+
+
+def _refuse_retrieval(uri: str) -> Any:
+    raise ValueError(f"pytest-atlas does not fetch schemas over the network: {uri}")
+
+
+@functools.cache
+def _rs_registry(variant: _schemas.Variant) -> Any:
+    docs = _schemas.variant_documents(variant)
+    return jsonschema_rs.Registry([(doc["$id"], doc) for doc in docs.values()], retriever=_refuse_retrieval)
+
+
+@functools.cache
+def _py_registry() -> Any:
+    from pytest_atlas.validation._detail import registry
+
+    return registry(_schemas.documents())
+
+
+def _compile_rs(schema: Any, variant: _schemas.Variant) -> Any:
+    return jsonschema_rs.Draft202012Validator(
+        _schemas.derive(schema, variant) if variant != "lenient" else schema,
+        registry=_rs_registry(variant),
+        validate_formats=True,
+        retriever=_refuse_retrieval,
+    )
+
+
+class PayloadValidator:
+    """The compiled validators of one schema. Build with :func:`validator_for`."""
+
+    def __init__(self, name: str, schema: Mapping[str, Any]) -> None:
+        self.name = name
+        self.schema = schema
+        self._lenient = _compile_rs(schema, "lenient")
+        self._no_quirk = _compile_rs(schema, "no_quirk")
+        self._closed = _compile_rs(schema, "closed")
+        self._detail: Any = None
+        self._parts: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<PayloadValidator {self.name}>"
+
+    # -- the verdict ---------------------------------------------------------------------------------
+
+    def is_valid(self, document: Any) -> bool:
+        """The pass/fail verdict (warnings do not fail)."""
+        if not is_plain_json(document) and storability_violations(document, self.name, limit=1):
+            return False
+        try:
+            return bool(self._lenient.is_valid(document))
+        except _ENGINE_ERRORS:
+            return not self._detail_violations(document)
+
+    # -- everything ------------------------------------------------------------------------------------
+
+    def check(self, document: Any, *, census: bool = False) -> PayloadCheck:
+        """Errors, warnings and (with ``census=True``) unknown fields of ``document``."""
+        if not is_plain_json(document):
+            storable = storability_violations(document, self.name)
+            if storable:
+                if any(v.keyword == "x-depth" for v in storable):
+                    return PayloadCheck(self.name, errors=tuple(storable))
+                return PayloadCheck(self.name, errors=tuple(storable) + tuple(self._detail_violations(document)))
+        try:
+            strict = self._closed if census else self._no_quirk
+            if strict.is_valid(document):
+                return PayloadCheck(self.name)
+            if self._lenient.is_valid(document):
+                return self._explain(strict, document)
+        except _ENGINE_ERRORS:
+            pass
+        errors = self._detail_violations(document)
+        if not errors:
+            errors = [self._disagreement(document)]
+        warnings: list[Violation] = []
+        unknown: list[UnknownField] = []
+        try:
+            warnings = explain(list(self._no_quirk.iter_errors(document)), document, self.name, self.schema,
+                               self._accepts).warnings
+            if census:
+                unknown = census_of_invalid(list(self._closed.iter_errors(document)), self.schema, self._accepts)
+        except _ENGINE_ERRORS:
+            pass
+        warnings.sort(key=lambda v: (v.path, v.message))
+        return PayloadCheck(self.name, errors=tuple(errors), warnings=tuple(warnings), unknown_fields=tuple(unknown))
+
+    def errors(self, document: Any) -> list[Violation]:
+        return list(self.check(document).errors)
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    def _accepts(self, location: str, value: Any) -> bool:
+        """Does the lenient subschema at ``location`` (a quirk's own shape) accept ``value``?"""
+        part = self._parts.get(location)
+        if part is None:
+            reference = location if "://" in location.split("#", 1)[0] else None
+            if reference is None:  # a location inside a custom schema without $id
+                part = jsonschema_rs.Draft202012Validator(
+                    {"$defs": {"root": self.schema}, "$ref": "#/$defs/root" + location.lstrip("#")},
+                    registry=_rs_registry("lenient"), validate_formats=True, retriever=_refuse_retrieval)
+            else:
+                part = jsonschema_rs.Draft202012Validator({"$ref": reference}, registry=_rs_registry("lenient"),
+                                                          validate_formats=True, retriever=_refuse_retrieval)
+            self._parts[location] = part
+        try:
+            return bool(part.is_valid(value))
+        except _ENGINE_ERRORS:
+            return False
+
+    def _explain(self, strict: Any, document: Any) -> PayloadCheck:
+        found = explain(list(strict.iter_errors(document)), document, self.name, self.schema, self._accepts)
+        warnings = list(found.warnings)
+        for error in found.unexplained:  # pragma: no cover - every variant failure maps to a quirk or a key
+            warnings.append(Violation(
+                schema=self.name, path="$" + "".join(f"[{p!r}]" for p in error.instance_path),
+                keyword="x-atlas-quirk", message=f"tolerated: {error.message[:200]}",
+                value=preview(error.instance), severity="warning",
+            ))
+        warnings.sort(key=lambda v: (v.path, v.message))
+        return PayloadCheck(self.name, warnings=tuple(warnings), unknown_fields=tuple(found.unknown))
+
+    def _detail_violations(self, document: Any) -> list[Violation]:
+        from pytest_atlas.validation._detail import detail_validator, detail_violations
+
+        if self._detail is None:
+            self._detail = detail_validator(self.schema, _py_registry())
+        try:
+            return detail_violations(self._detail, document, self.name)
+        except RecursionError:
+            return [Violation(
+                schema=self.name, path="$", keyword="x-depth", value=preview(document, 40),
+                message="the document is nested too deeply for python-jsonschema to report on it",
+            )]
+
+    def _disagreement(self, document: Any) -> Violation:
+        return Violation(
+            schema=self.name, path="$", keyword="x-engine", value=preview(document, 40),
+            message="jsonschema-rs rejected this document but python-jsonschema found no error; please report "
+            "this pytest-atlas bug with the document",
+        )
+
+
+@functools.cache
+def _shipped(name: str) -> PayloadValidator:
+    schema = _schemas.documents()[name]
+    return PayloadValidator(name, schema)
+
+
+_CUSTOM: OrderedDict[str, PayloadValidator] = OrderedDict()
+_CUSTOM_LIMIT = 32
+
+
+def validator_for(schema: str | Mapping[str, Any]) -> PayloadValidator:
+    """The compiled validator of a shipped schema (by name, file name or ``$id``) or of your own
+    draft 2020-12 schema (a mapping; it may ``$ref`` the shipped schemas by their ``$id``)."""
+    if isinstance(schema, str):
+        return _shipped(_name_of(schema))
+    if isinstance(schema, Mapping):
+        return _custom(schema)
+    raise InvalidArgument(
+        f"schema must be a schema name such as 'session-metadata' or a JSON Schema mapping, got "
+        f"{type(schema).__name__}",
+        hint=f"use one of: {', '.join(_schemas.SCHEMA_NAMES)}",
+    )
+
+
+def _name_of(text: str) -> str:
+    name = _schemas.name_of_uri(text) or text.removesuffix(".schema.json").removesuffix(".json")
+    if name in _schemas.SCHEMA_NAMES:
+        return name
+    close = difflib.get_close_matches(name, _schemas.SCHEMA_NAMES, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise InvalidArgument(
+        f"unknown payload schema {text!r}",
+        hint=f"{hint}the schemas are: {', '.join(_schemas.SCHEMA_NAMES)}",
+    )
+
+
+def _custom(schema: Mapping[str, Any]) -> PayloadValidator:
+    try:
+        key = json.dumps(schema, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"the schema mapping is not JSON: {exc}",
+                              hint="pass a JSON Schema built from dicts, lists, strings and numbers") from None
+    cached = _CUSTOM.get(key)
+    if cached is not None:
+        _CUSTOM.move_to_end(key)
+        return cached
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise InvalidArgument(f"the schema is not a valid draft 2020-12 schema: {exc.message}",
+                              hint="check it with jsonschema.Draft202012Validator.check_schema") from None
+    name = str(schema.get("title") or schema.get("$id") or "custom schema")
+    try:
+        validator = PayloadValidator(name, schema)
+    except (ValueError, jsonschema_rs.ReferencingError) as exc:
+        raise InvalidArgument(f"cannot compile the schema: {exc}",
+                              hint="$ref may only point inside the schema or at the shipped pytest-atlas "
+                              "schemas (by their $id)") from None
+    _CUSTOM[key] = validator
+    if len(_CUSTOM) > _CUSTOM_LIMIT:
+        _CUSTOM.popitem(last=False)
+    return validator
