@@ -23,7 +23,7 @@ from pathlib import Path
 from pytest_atlas.db._account import ServerAccount
 from pytest_atlas.errors import ProvisioningError
 
-__all__ = ["RunDir", "choose_base", "process_alive", "reap_stale", "stop_postmaster"]
+__all__ = ["RunDir", "choose_base", "owner_gone", "process_alive", "process_start", "reap_stale", "stop_postmaster"]
 
 _SHM = Path("/dev/shm")
 _SHM_MIN_FREE = 1 << 30  # 1 GiB: a cluster is ~40 MB, every test database ~8 MB while it lives
@@ -73,14 +73,23 @@ def _shm_has_room() -> bool:
     return os.access(_SHM, os.W_OK) and st.f_bavail * st.f_frsize >= _SHM_MIN_FREE
 
 
-def _process_start(pid: int) -> str | None:
-    """The kernel's start time of a process (guards against pid reuse), or None if it is gone."""
+def process_start(pid: int) -> str | None:
+    """The kernel's start time of a process (to tell a reused pid), "" when it runs but cannot be
+    read, None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
             fields = handle.read().rsplit(")", 1)[1].split()
         return fields[19]
     except (OSError, IndexError):
         return None if not process_alive(pid) else ""
+
+
+def owner_gone(pid: int, recorded_start: object) -> bool:
+    """Whether the process that recorded ``(pid, recorded_start)`` has ended (pid reuse included)."""
+    start = process_start(pid)
+    if start is None:
+        return True
+    return bool(recorded_start) and bool(start) and start != recorded_start
 
 
 def process_alive(pid: int) -> bool:
@@ -122,7 +131,7 @@ class RunDir:
 
     def write_owner(self, *, keep: bool) -> None:
         pid = os.getpid()
-        owner = {"pid": pid, "start": _process_start(pid), "keep": keep, "created": time.time()}
+        owner = {"pid": pid, "start": process_start(pid), "keep": keep, "created": time.time()}
         tmp = self.path / "owner.json.tmp"
         tmp.write_text(json.dumps(owner), encoding="utf-8")
         tmp.replace(self.path / "owner.json")
@@ -194,7 +203,4 @@ def _is_stale(path: Path) -> bool:
             return False
     if owner.get("keep"):
         return False
-    start = _process_start(pid)
-    if start is None:
-        return True
-    return bool(owner.get("start")) and bool(start) and start != owner.get("start")
+    return owner_gone(pid, owner.get("start"))

@@ -31,7 +31,7 @@ from pytest_atlas.db._binaries import PgInstall, find_install, install_at
 from pytest_atlas.db._cache import CacheUnavailable, ClusterCache, copy_tree, default_cache_dir
 from pytest_atlas.db._cluster import SUPERUSER, LocalCluster
 from pytest_atlas.db._dsn import build_url, redact, redact_text
-from pytest_atlas.db._runtime import RunDir, choose_base, process_alive, reap_stale
+from pytest_atlas.db._runtime import RunDir, choose_base, owner_gone, process_start, reap_stale
 from pytest_atlas.errors import ProvisioningError, SchemaLoadError
 from pytest_atlas.schema import SqlSource, fingerprint, load_sources
 
@@ -185,16 +185,8 @@ def _label(admin: psycopg.Connection[Any], server: AtlasPostgres, name: str, *, 
     if server.owned:
         return
     label = json.dumps({"pytest-atlas": {"host": socket.gethostname(), "pid": os.getpid(),
-                                         "start": _process_start_token(), "keep": keep}})
+                                         "start": process_start(os.getpid()), "keep": keep}})
     admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(label)))
-
-
-def _process_start_token() -> str:
-    try:
-        with open(f"/proc/{os.getpid()}/stat", encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -247,17 +239,9 @@ def _reap_external(conn: psycopg.Connection[Any], version_num: int) -> None:
             continue  # not labelled by us: never touched
         if owner.get("keep"):
             continue
-        if process_alive(pid) and _start_of(pid) in ("", owner.get("start")):
+        if not owner_gone(pid, owner.get("start")):
             continue
         drop_database(conn, name, version_num)
-
-
-def _start_of(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
 
 
 def drop_database(conn: psycopg.Connection[Any], name: str, version_num: int) -> None:
