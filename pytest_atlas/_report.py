@@ -88,6 +88,8 @@ def _rows(results: Iterable[GateResult]) -> list[tuple[str, ...]]:
             continue
         for row in result.rows:
             n = f"{row.n}" + (f" (+{row.missing} missing)" if row.missing else "")
+            uncertain = row.detail.get("uncertain") if row.detail else None
+            n += f" (+{uncertain} uncertain)" if uncertain else ""
             worst = ", ".join(f"#{session}" for session in row.worst) or "-"
             lines.append((result.name, _key(row.learning_key), n, _value(row), row.bound, row.threshold,
                           _outcome(row), worst))

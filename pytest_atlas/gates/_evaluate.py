@@ -55,7 +55,10 @@ def _interval(low: float, high: float) -> str:
 
 
 def _missing_note(series: Series) -> str:
-    return f"; {series.missing} session(s) without a usable score left out" if series.missing else ""
+    note = f"; {series.missing} session(s) without a usable score left out" if series.missing else ""
+    if series.uncertain:
+        note += f"; {series.uncertain} session(s) whose judges' uncertainty is above max_uncertainty left out"
+    return note
 
 
 # ------------------------------------------------------------------------------------------------
@@ -77,8 +80,11 @@ def threshold_rows(series: Mapping[str, Series], spec: GateSpec) -> list[KeyResu
 
 def _threshold_row(series: Series, check: ThresholdCheck) -> KeyResult:
     reason = check.reason
-    if series.n == 0 and series.missing:
-        reason = f"no usable scores: {series.missing} session(s) have no score or a score that is not a number"
+    if series.n == 0 and (series.missing or series.uncertain):
+        reason = "no usable scores: " + "; ".join(filter(None, (
+            f"{series.missing} session(s) have no score or a score that is not a number" if series.missing else "",
+            f"{series.uncertain} session(s) were judged with uncertainty above max_uncertainty"
+            if series.uncertain else "")))
     return KeyResult(
         learning_key=series.learning_key, n=check.n, statistic="mean", value=check.mean,
         bound=_interval(check.lower, check.upper), threshold=f">= {check.threshold:g}",
@@ -87,7 +93,7 @@ def _threshold_row(series: Series, check: ThresholdCheck) -> KeyResult:
         p_value=check.p_value, p_adjusted=check.p_adjusted,
         detail={"method": check.method, "sd": check.sd, "lower": check.lower, "upper": check.upper,
                 "alpha": check.alpha, "shortfall_detectable": check.shortfall_detectable,
-                "uncertainty_mean": series.uncertainty_mean},
+                "uncertainty_mean": series.uncertainty_mean, "uncertain": series.uncertain},
     )
 
 
@@ -151,7 +157,7 @@ def regression_rows(candidate: Mapping[str, Series], baseline: Mapping[str, Seri
                     "baseline_mean": result.baseline_mean, "candidate_mean": result.candidate_mean,
                     "lower": result.lower, "upper": result.upper, "alpha": result.alpha,
                     "drop_detectable": result.drop_detectable, "min_effect": result.min_effect,
-                    "uncertainty_mean": cand.uncertainty_mean},
+                    "uncertainty_mean": cand.uncertainty_mean, "uncertain": cand.uncertain},
         )
     return [rows[key] for key in keys]
 

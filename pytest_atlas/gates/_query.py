@@ -150,15 +150,19 @@ def _scored(selection: Selection, by_key: bool, params: dict[str, Any]) -> sql.C
         "matched AS (SELECT s.id, s.task, s.created_at, {key} AS lk, {score} AS score, "
         "{uncertainty} AS uncertainty FROM sessions AS s WHERE {where})"
     ).format(key=_key(by_key), score=_SCORE, uncertainty=_UNCERTAINTY, where=_filters(selection, params))
+    usable = sql.SQL("score IS NOT NULL")
+    if selection.max_uncertainty is not None:
+        params["max_uncertainty"] = selection.max_uncertainty
+        usable = sql.SQL("score IS NOT NULL AND (uncertainty IS NULL OR uncertainty <= %(max_uncertainty)s)")
     if selection.last is None:
-        scored = sql.SQL("scored AS (SELECT * FROM matched WHERE score IS NOT NULL)")
+        scored = sql.SQL("scored AS (SELECT * FROM matched WHERE {usable})").format(usable=usable)
     else:
         params["last"] = selection.last
         scored = sql.SQL(
             "scored AS (SELECT * FROM (SELECT m.*, row_number() OVER "
             "(PARTITION BY lk ORDER BY created_at DESC, id DESC) AS recency FROM matched AS m "
-            "WHERE m.score IS NOT NULL) AS ranked WHERE recency <= %(last)s)"
-        )
+            "WHERE {usable}) AS ranked WHERE recency <= %(last)s)"
+        ).format(usable=usable)
     return sql.SQL("WITH {matched}, {scored} ").format(matched=matched, scored=scored)
 
 
@@ -173,7 +177,8 @@ class Series:
 
     ``sample`` holds the scores (frequency table of rounded values, exact mean and variance);
     ``missing`` counts selected sessions without a usable score (no reward_stats, or a score that
-    is null, NaN-like or not a number); ``worst`` lists the lowest-scoring sessions as
+    is null, NaN-like or not a number); ``uncertain`` those left out by ``max_uncertainty``;
+    ``worst`` lists the lowest-scoring sessions as
     ``(id, score)``; ``tasks`` maps task text to ``(mean score, sessions)`` when the series has
     few enough distinct tasks to pair on, else None.
     """
@@ -184,6 +189,7 @@ class Series:
     worst: tuple[tuple[int, float], ...] = ()
     tasks: Mapping[str, tuple[float, int]] | None = None
     uncertainty_mean: float | None = None
+    uncertain: int = 0
 
     @property
     def n(self) -> int:
@@ -201,6 +207,7 @@ class Series:
             "worst": [[session, score] for session, score in self.worst],
             "tasks": None if self.tasks is None else {task: list(pair) for task, pair in self.tasks.items()},
             "uncertainty_mean": self.uncertainty_mean,
+            "uncertain": self.uncertain,
         }
 
     @classmethod
@@ -217,7 +224,7 @@ class Series:
             }
             worst = tuple((int(pair[0]), float(pair[1])) for pair in data.get("worst", []))
             series = cls(str(data["learning_key"]), sample, int(data.get("missing", 0)), worst, tasks,
-                         _optional_float(data.get("uncertainty_mean")))
+                         _optional_float(data.get("uncertainty_mean")), int(data.get("uncertain", 0)))
         except InvalidArgument:
             raise
         except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -282,9 +289,13 @@ def fetch_series(
         "UNION ALL SELECT 'w', lk, score, rank, NULL, NULL, NULL, id, NULL FROM worst WHERE rank <= %(worst)s "
         "UNION ALL SELECT 't', lk, NULL, c, mean, NULL, NULL, NULL, task FROM tasks WHERE ntasks <= %(max_tasks)s"
     )
+    if selection.max_uncertainty is not None:  # u = scored sessions whose judges were too unsure
+        query += sql.SQL(" UNION ALL SELECT 'u', lk, NULL, count(*), NULL, NULL, NULL, NULL, NULL FROM matched "
+                         "WHERE score IS NOT NULL AND uncertainty > %(max_uncertainty)s GROUP BY lk")
     moments: dict[str, tuple[int, float, float | None, float | None]] = {}
     values: dict[str, list[tuple[float, int]]] = {}
     missing: dict[str, int] = {}
+    uncertain: dict[str, int] = {}
     worst_rows: dict[str, list[tuple[int, int, float]]] = {}
     tasks: dict[str, dict[str, tuple[float, int]]] = {}
     for kind, key, value, count, mean, variance, uncertainty, session, task in _run(conn, query, params):
@@ -295,18 +306,21 @@ def fetch_series(
             values.setdefault(key, []).append((float(value), int(count)))
         elif kind == "x":
             missing[key] = int(count)
+        elif kind == "u":
+            uncertain[key] = int(count)
         elif kind == "w":
             worst_rows.setdefault(key, []).append((int(count), int(session), float(value)))
         else:
             tasks.setdefault(key, {})[task] = (float(mean), int(count))
     out: dict[str, Series] = {}
-    for key in sorted(set(moments) | set(missing)):
+    for key in sorted(set(moments) | set(missing) | set(uncertain)):
         table_rows = values.get(key, [])
         n, mean, variance, uncertainty = moments.get(key, (0, math.nan, None, None))
         sample = Sample.from_counts([v for v, _ in table_rows], [c for _, c in table_rows],
                                     exact_mean=mean if n else None, exact_variance=variance)
         lowest = tuple((session, score) for _, session, score in sorted(worst_rows.get(key, [])))[:worst]
-        out[key] = Series(key, sample, missing.get(key, 0), lowest, tasks.get(key) if n else None, uncertainty)
+        out[key] = Series(key, sample, missing.get(key, 0), lowest, tasks.get(key) if n else None, uncertainty,
+                          uncertain.get(key, 0))
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
@@ -57,7 +58,10 @@ class Selection:
       ``include_quarantined`` is true or ``review_status`` names ``quarantined`` explicitly;
     * ``metadata``: a JSON object the session metadata must contain (``metadata @> ...``, which the
       GIN index serves), e.g. ``{"source": "nightly-eval"}``;
-    * ``task``: one task text or several (``sessions.task``).
+    * ``task``: one task text or several (``sessions.task``);
+    * ``max_uncertainty``: leave out of reward statistics the sessions whose judges were less sure
+      than this (``reward_stats.uncertainty_mean`` above it; sessions without one stay in). They are
+      counted as ``uncertain`` and named in the result, so a noisy judge cannot pass or fail a gate.
     """
 
     learning_key: tuple[str, ...] | None = None
@@ -69,6 +73,7 @@ class Selection:
     include_quarantined: bool = False
     metadata: Mapping[str, Any] | None = field(default=None, hash=False)
     task: tuple[str, ...] | None = None
+    max_uncertainty: float | None = None
 
     @classmethod
     def build(cls, **options: Any) -> Selection:
@@ -78,7 +83,7 @@ class Selection:
             raise InvalidArgument(
                 "unknown selection option" + ("s " if len(unknown) > 1 else " ") + ", ".join(map(repr, unknown)),
                 hint="use learning_key, since, until, last, status, review_status, include_quarantined, "
-                "metadata, task",
+                "metadata, task, max_uncertainty",
             )
         last = options.get("last")
         if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
@@ -91,6 +96,11 @@ class Selection:
         if not isinstance(include, bool):
             raise InvalidArgument(f"include_quarantined must be true or false, got {include!r}",
                                   hint="include_quarantined=true")
+        bound = options.get("max_uncertainty")
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | float)
+                                  or not math.isfinite(bound) or bound < 0):
+            raise InvalidArgument(f"max_uncertainty must be a number >= 0, got {bound!r}",
+                                  hint="for example max_uncertainty = 0.3 (judges report uncertainty in 0..1)")
         selection = cls(
             learning_key=_strings("learning_key", options.get("learning_key")),
             since=_moment("since", options.get("since")),
@@ -101,6 +111,7 @@ class Selection:
             include_quarantined=include,
             metadata=dict(metadata) if metadata is not None else None,
             task=_strings("task", options.get("task")),
+            max_uncertainty=None if bound is None else float(bound),
         )
         if selection.since and selection.until and selection.since >= selection.until:
             raise InvalidArgument(f"since ({selection.since.isoformat()}) is not before until "
@@ -129,6 +140,8 @@ class Selection:
             out["include_quarantined"] = True
         if self.metadata is not None:
             out["metadata"] = dict(self.metadata)
+        if self.max_uncertainty is not None:
+            out["max_uncertainty"] = self.max_uncertainty
         return out
 
 

@@ -131,6 +131,9 @@ class GateSpec:
     @classmethod
     def _build(cls, name: str, kind: str, options: Mapping[str, Any]) -> GateSpec:
         selection = Selection.build(**{k: v for k, v in options.items() if k in _SELECTION})
+        if selection.max_uncertainty is not None and kind not in ("threshold", "regression"):
+            raise InvalidArgument(f"max_uncertainty applies to threshold and regression gates, not {kind}",
+                                  hint="a drift gate recomputes Atlas's own check, which uses every session")
         values: dict[str, Any] = {"name": name, "kind": kind, "selection": selection}
         if "by_key" in options:
             values["by_key"] = _boolean("by_key", options["by_key"])

@@ -136,3 +136,53 @@ def test_a_large_selection_is_aggregated_in_the_database(atlas_db: psycopg.Conne
     assert len(fetched) == 1
     assert fetched[0] <= 1 + 41 + 5 + 30
     assert series.tasks is not None and len(series.tasks) == 30
+
+
+def test_max_uncertainty_leaves_out_sessions_the_judges_were_unsure_of(atlas_db: psycopg.Connection[Any]) -> None:
+    def row(score: float, uncertainty: float | None, minute: int) -> dict[str, Any]:
+        stats: dict[str, Any] = {"score": score, "score_mean": score}
+        if uncertainty is not None:
+            stats["uncertainty_mean"] = uncertainty
+        return session_row(None, minute=minute, reward_stats=stats)
+
+    insert(atlas_db, [row(0.9, 0.1, 0), row(0.8, 0.2, 1), row(0.1, 0.7, 2), row(0.2, 0.9, 3), row(0.7, None, 4)])
+    every = fetch_series(atlas_db, Selection())["k1"]
+    assert (every.n, every.uncertain) == (5, 0)
+    sure = fetch_series(atlas_db, Selection.build(max_uncertainty=0.3))["k1"]
+    assert (sure.n, sure.uncertain, sure.missing) == (3, 2, 0)
+    assert sure.sample.mean == pytest.approx(statistics.fmean([0.9, 0.8, 0.7]))
+    assert sure.uncertainty_mean == pytest.approx(0.15)
+    # with last=N the N newest *usable* sessions count
+    newest = fetch_series(atlas_db, Selection.build(max_uncertainty=0.3, last=2))["k1"]
+    assert newest.sample.mean == pytest.approx(statistics.fmean([0.8, 0.7]))
+    # and a key whose every score is too uncertain still shows up, with n = 0
+    none = fetch_series(atlas_db, Selection.build(max_uncertainty=0.05))["k1"]
+    assert (none.n, none.uncertain) == (1, 4)
+
+
+@pytest.mark.parametrize("bad", [-0.1, "high", True, float("nan")])
+def test_max_uncertainty_is_validated(bad: Any) -> None:
+    from pytest_atlas.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="max_uncertainty must be a number >= 0"):
+        Selection.build(max_uncertainty=bad)
+
+
+def test_max_uncertainty_in_a_threshold_gate(atlas_db: psycopg.Connection[Any]) -> None:
+    from pytest_atlas._report import render_table
+    from pytest_atlas.errors import InvalidArgument
+    from pytest_atlas.gates import GateSpec, evaluate
+
+    rows = [session_row(None, minute=i, reward_stats={"score": 0.9, "uncertainty_mean": 0.05}) for i in range(30)]
+    rows += [session_row(None, minute=30 + i, reward_stats={"score": 0.1, "uncertainty_mean": 0.8}) for i in range(30)]
+    insert(atlas_db, rows)
+    plain = evaluate(GateSpec.build("floor", {"kind": "threshold", "threshold": 0.75}), atlas_db)
+    careful = evaluate(GateSpec.build("floor", {"kind": "threshold", "threshold": 0.75,
+                                                "max_uncertainty": 0.3}), atlas_db)
+    assert plain.outcome.value == "fail"
+    assert careful.outcome.value == "pass"
+    [key_row] = careful.rows
+    assert "30 session(s) whose judges' uncertainty is above max_uncertainty left out" in key_row.reason
+    assert "30 (+30 uncertain)" in render_table([careful])
+    with pytest.raises(InvalidArgument, match="max_uncertainty applies to threshold and regression gates"):
+        GateSpec.build("d", {"kind": "drift", "max_uncertainty": 0.3})
