@@ -1,0 +1,121 @@
+"""Turning public keyword arguments into validated :class:`GraphOptions` (shared by strategies and factories)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pytest_atlas.strategies._events import minimum_events
+from pytest_atlas.strategies._session import EXECUTION_MODES, STATUSES, GraphOptions
+from pytest_atlas.strategies._validate import (
+    check_bool,
+    check_choice,
+    check_count,
+    check_interval,
+    check_str,
+    fail,
+)
+
+__all__ = ["MAX_EVENTS", "MAX_STEPS", "graph_options"]
+
+MAX_STEPS = 8
+MAX_ATTEMPTS = 5
+MAX_EVENTS = 2000
+
+
+def _check_metadata(function: str, value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise fail(function, "metadata", value, "a dict with string keys (the caller's session_metadata)")
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        raise fail(
+            function, "metadata", value, "a JSON-serialisable dict without NaN or Infinity",
+            hint="convert datetimes and other objects to strings first (Atlas stores str() of them)",
+        ) from None
+    if "\\u0000" in text:
+        raise fail(function, "metadata", value, "a dict without NUL characters (PostgreSQL jsonb rejects them)")
+    return dict(value)
+
+
+def graph_options(
+    function: str,
+    *,
+    learning_key: Any = None,
+    task: Any = None,
+    status: Any = None,
+    review_status: Any = None,
+    execution_mode: Any = None,
+    score: Any = None,
+    steps: Any = None,
+    events: Any = None,
+    attempts: Any = None,
+    drift_alert: Any = None,
+    legacy: Any = None,
+    created_at: Any = None,
+    metadata: Any = None,
+) -> GraphOptions:
+    """Validate every argument up front and cross-check the combinations Atlas cannot produce."""
+    key = check_str(function, "learning_key", learning_key)
+    task_text = check_str(function, "task", task)
+    status_value = check_choice(function, "status", status, STATUSES)
+    review = check_str(function, "review_status", review_status)
+    mode = check_choice(function, "execution_mode", execution_mode, EXECUTION_MODES)
+    score_range = check_interval(function, "score", score, lo=0.0, hi=1.0)
+    steps_range = check_count(function, "steps", steps, lo=1, hi=MAX_STEPS)
+    events_range = check_count(function, "events", events, lo=0, hi=MAX_EVENTS)
+    attempts_range = check_count(function, "attempts", attempts, lo=1, hi=MAX_ATTEMPTS)
+    alert = check_bool(function, "drift_alert", drift_alert)
+    legacy_flag = check_bool(function, "legacy", legacy)
+    if created_at is not None and (not isinstance(created_at, datetime) or created_at.tzinfo is None):
+        raise fail(function, "created_at", created_at, "a timezone-aware datetime (sessions.created_at is TIMESTAMPTZ)",
+                   hint="use datetime(..., tzinfo=timezone.utc)")
+    caller = _check_metadata(function, metadata)
+
+    # -- combinations ---------------------------------------------------------------------------
+    rewarded = score_range is not None or alert is not None
+    if rewarded and status_value in ("failed", "running"):
+        pinned = "score" if score_range is not None else f"drift_alert={alert}"
+        raise fail(function, "status", status_value, f"'succeeded' (or None) when {pinned} is given",
+                   hint="only succeeded sessions have a reward; failed and running sessions never do")
+    if mode is not None and status_value == "running":
+        raise fail(function, "execution_mode", mode, "None for a running session",
+                   hint="Atlas records the execution mode when the run ends (success or failure)")
+    if legacy_flag is False and steps_range is not None and steps_range[0] > 1:
+        raise fail(function, "steps", steps, "1 when legacy=False",
+                   hint="the current runtime writes one-step plans only; pass legacy=True for multi-step plans")
+    if legacy_flag is False and mode == "escalate":
+        raise fail(function, "execution_mode", mode, "'auto', 'paired' or 'coach' when legacy=False",
+                   hint="'escalate' was removed in Atlas v0.1.12; pass legacy=True for historical data")
+    if steps_range is not None and steps_range[1] > 1 and legacy_flag is None:
+        legacy_flag = True
+    if mode == "escalate" and legacy_flag is None:
+        legacy_flag = True
+    if events_range is not None:
+        lo, hi = events_range
+        if status_value == "running" and lo > 0:
+            raise fail(function, "events", events, "0 for a running session",
+                       hint="Atlas writes trajectory events at the end of a session")
+        needed = minimum_events(attempts=steps_range[0] if steps_range else 1, probe=False, coach=False)
+        if (status_value == "succeeded" or rewarded) and hi < needed:
+            raise fail(function, "events", events, f"at least {needed} for a succeeded session with these steps",
+                       hint="a completed session has WORKFLOW_START/END, triage, adaptive_route and a TASK "
+                       "START/END pair per attempt; ask for failed sessions to get fewer")
+    return GraphOptions(
+        learning_key=key,
+        task=task_text,
+        status=status_value,
+        review_status=review,
+        execution_mode=mode,
+        score=score_range,
+        steps=steps_range,
+        events=events_range,
+        attempts=attempts_range,
+        drift_alert=alert,
+        legacy=legacy_flag,
+        created_at=created_at,
+        caller_metadata=caller,
+    )
