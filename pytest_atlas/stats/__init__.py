@@ -6,9 +6,15 @@ Two families:
 * Noise-aware gate statistics: :func:`mean_bound`, :func:`check_threshold`, :func:`compare`,
   :func:`compare_paired`, :func:`holm` / :func:`holm_adjust`, :func:`minimum_detectable_effect`,
   each ending in an :class:`Outcome` (pass, fail, inconclusive).
+
+The gate statistics need numpy and scipy; they are imported on first use of one of their names
+(PEP 562), so that the Atlas functions (used by the data-generation strategies) stay light.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from pytest_atlas.stats._atlas import (
     BASELINE_KEYS,
@@ -17,21 +23,28 @@ from pytest_atlas.stats._atlas import (
     assess_drift,
     reward_baseline,
 )
-from pytest_atlas.stats._compare import (
-    METHODS,
-    Comparison,
-    MeanBound,
-    Outcome,
-    ThresholdCheck,
-    check_threshold,
-    compare,
-    compare_paired,
-    holm,
-    holm_adjust,
-    mean_bound,
-    minimum_detectable_effect,
+
+_EXPORTS: dict[str, str] = dict.fromkeys(
+    ["METHODS", "Comparison", "MeanBound", "Outcome", "ThresholdCheck", "check_threshold", "compare",
+     "compare_paired", "holm", "holm_adjust", "mean_bound", "minimum_detectable_effect"],
+    "pytest_atlas.stats._compare",
 )
-from pytest_atlas.stats._sample import Sample
+_EXPORTS["Sample"] = "pytest_atlas.stats._sample"
+
+if TYPE_CHECKING:
+    from pytest_atlas.stats._compare import METHODS as METHODS
+    from pytest_atlas.stats._compare import Comparison as Comparison
+    from pytest_atlas.stats._compare import MeanBound as MeanBound
+    from pytest_atlas.stats._compare import Outcome as Outcome
+    from pytest_atlas.stats._compare import ThresholdCheck as ThresholdCheck
+    from pytest_atlas.stats._compare import check_threshold as check_threshold
+    from pytest_atlas.stats._compare import compare as compare
+    from pytest_atlas.stats._compare import compare_paired as compare_paired
+    from pytest_atlas.stats._compare import holm as holm
+    from pytest_atlas.stats._compare import holm_adjust as holm_adjust
+    from pytest_atlas.stats._compare import mean_bound as mean_bound
+    from pytest_atlas.stats._compare import minimum_detectable_effect as minimum_detectable_effect
+    from pytest_atlas.stats._sample import Sample as Sample
 
 __all__ = [
     "BASELINE_KEYS",
@@ -53,3 +66,16 @@ __all__ = [
     "minimum_detectable_effect",
     "reward_baseline",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_atlas.stats' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -286,9 +286,9 @@ def reward_history(
             score, uncertainty = plan.propose(index, rng)
             stats = stats_from_samples([(score, uncertainty)], moment.isoformat())
             rows = [stats, *reversed(history)][:window]
-            base = _drift.aggregate_baseline(rows, window=window)
-            metrics = _drift.assess(stats, base, threshold=threshold, min_baseline=min_baseline)
-            if _meets(plan.expect[index], metrics):
+            document = _drift.drift_document(stats, _drift.reward_baseline(rows, window), threshold=threshold,
+                                             window=window, min_baseline=min_baseline, learning_key=key)
+            if _meets(plan.expect[index], document):
                 break
         else:  # pragma: no cover - the noise levels above leave a wide margin
             raise AtlasError(
@@ -298,7 +298,7 @@ def reward_history(
         history.append(stats)
         scores.append(stats["score"])
         uncertainties.append(stats["uncertainty_mean"])
-        documents.append(_drift.drift_document(metrics, base, threshold=threshold, window=window, learning_key=key))
+        documents.append(document)
 
     filler = RandomSource(random.Random(f"graphs:{scenario}:{seed}"))
     graphs = []

@@ -230,13 +230,15 @@ def build_drift(
                          uncertainty_mean=2 * uncertainty - h["uncertainty_mean"]) for h in history]
         history = (history + mirrored)[: window - 1]
     rows = [dict(stats), *history][:window]
-    baseline = _drift.aggregate_baseline(rows, window=window)
-    metrics = _drift.assess(stats, baseline, threshold=threshold, min_baseline=min_baseline)
-    if alert is not None and metrics["alert"] != alert:
+    def assess(baseline: Doc) -> Doc:
+        return _drift.drift_document(stats, baseline, threshold=threshold, window=window,
+                                     min_baseline=min_baseline, learning_key=key)
+
+    document = assess(_drift.reward_baseline(rows, window))
+    if alert is not None and document["alert"] != alert:
         # the construction above decides nearly always; this is the fallback that always decides
-        baseline = _forced_baseline(stats, alert=alert, window=window, min_baseline=min_baseline)
-        metrics = _drift.assess(stats, baseline, threshold=threshold, min_baseline=min_baseline)
-    return _drift.drift_document(metrics, baseline, threshold=threshold, window=window, learning_key=key)
+        document = assess(_forced_baseline(stats, alert=alert, window=window, min_baseline=min_baseline))
+    return document
 
 
 def _forced_baseline(stats: Doc, *, alert: bool, window: int, min_baseline: int) -> Doc:
@@ -244,11 +246,11 @@ def _forced_baseline(stats: Doc, *, alert: bool, window: int, min_baseline: int)
     uncertainty = float(stats["uncertainty_mean"])
     if not alert:
         count = max(min_baseline - 1, 0)  # too few rows: "insufficient_baseline", never an alert
-        return _drift.aggregate_baseline([dict(stats)] * count, window=window)
+        return _drift.reward_baseline([dict(stats)] * count, window)
     far = 0.0 if score > 0.5 else 1.0
     others = [{"score": far + 0.001 * (i % 3), "uncertainty_mean": uncertainty, "best_uncertainty": uncertainty}
               for i in range(max(min_baseline, 12) - 1)]
-    return _drift.aggregate_baseline([dict(stats), *others][:window], window=window)
+    return _drift.reward_baseline([dict(stats), *others], window)
 
 
 # --------------------------------------------------------------------------------------------------
