@@ -6,8 +6,9 @@ helpers the JSON Schema validators, and neither should load because the other wa
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pytest_atlas._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {}
 # --- payload contracts
@@ -50,14 +51,4 @@ if TYPE_CHECKING:
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pytest_atlas.assertions' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
