@@ -329,6 +329,25 @@ def fetch_series(
 # ------------------------------------------------------------------------------------------------
 
 
+def _tally(conn: psycopg.Connection[Any], selection: Selection, column: sql.Composable, *, by_key: bool,
+           worst: int, name: str) -> dict[str, dict[str, Any]]:
+    """Per key: ``total``, and per value of ``column``: a count (under ``name``) and up to ``worst``
+    session ids, newest first (under ``ids``)."""
+    params: dict[str, Any] = {"worst": worst}
+    query = sql.SQL(
+        "SELECT lk, value, count(*), (array_agg(id ORDER BY id DESC))[1:%(worst)s] FROM "
+        "(SELECT {key} AS lk, {column} AS value, s.id FROM sessions AS s WHERE {where}) AS r "
+        "GROUP BY lk, value"
+    ).format(key=_key(by_key), column=column, where=_filters(selection, params))
+    out: dict[str, dict[str, Any]] = {}
+    for key, value, count, ids in _run(conn, query, params):
+        entry = out.setdefault(key, {"total": 0, name: {}, "ids": {}})
+        entry["total"] += int(count)
+        entry[name][value] = int(count)
+        entry["ids"][value] = [int(i) for i in ids]
+    return out
+
+
 def fetch_review(conn: psycopg.Connection[Any], selection: Selection, *, by_key: bool = True,
                  worst: int = 5) -> dict[str, dict[str, Any]]:
     """Per key: ``total``, counts per review status, and up to ``worst`` quarantined / pending ids.
@@ -336,39 +355,14 @@ def fetch_review(conn: psycopg.Connection[Any], selection: Selection, *, by_key:
     Quarantined sessions are counted whatever the selection says about them.
     """
     seen = Selection(**{**selection.__dict__, "include_quarantined": True})
-    params: dict[str, Any] = {"worst": worst}
-    where = _filters(seen, params)
-    query = sql.SQL(
-        "SELECT lk, review_status, count(*), (array_agg(id ORDER BY id DESC))[1:%(worst)s] FROM "
-        "(SELECT {key} AS lk, s.review_status, s.id FROM sessions AS s WHERE {where}) AS r "
-        "GROUP BY lk, review_status"
-    ).format(key=_key(by_key), where=where)
-    out: dict[str, dict[str, Any]] = {}
-    for key, status, count, ids in _run(conn, query, params):
-        entry = out.setdefault(key, {"total": 0, "statuses": {}, "ids": {}})
-        entry["total"] += int(count)
-        entry["statuses"][status] = int(count)
-        entry["ids"][status] = [int(i) for i in ids]
-    return out
+    return _tally(conn, seen, sql.SQL("s.review_status"), by_key=by_key, worst=worst, name="statuses")
 
 
 def fetch_modes(conn: psycopg.Connection[Any], selection: Selection, *, by_key: bool = True,
                 worst: int = 5) -> dict[str, dict[str, Any]]:
     """Per key: ``total`` and, per ``metadata.execution_mode`` (None when absent), a count and ids."""
-    params: dict[str, Any] = {"worst": worst}
-    where = _filters(selection, params)
-    query = sql.SQL(
-        "SELECT lk, mode, count(*), (array_agg(id ORDER BY id DESC))[1:%(worst)s] FROM "
-        "(SELECT {key} AS lk, s.metadata ->> 'execution_mode' AS mode, s.id FROM sessions AS s "
-        "WHERE {where}) AS r GROUP BY lk, mode"
-    ).format(key=_key(by_key), where=where)
-    out: dict[str, dict[str, Any]] = {}
-    for key, mode, count, ids in _run(conn, query, params):
-        entry = out.setdefault(key, {"total": 0, "modes": {}, "ids": {}})
-        entry["total"] += int(count)
-        entry["modes"][mode] = int(count)
-        entry["ids"][mode] = [int(i) for i in ids]
-    return out
+    return _tally(conn, selection, sql.SQL("s.metadata ->> 'execution_mode'"), by_key=by_key, worst=worst,
+                  name="modes")
 
 
 @dataclass(frozen=True)
