@@ -26,8 +26,8 @@ import time
 import psycopg
 from psycopg import sql
 
+from pytest_atlas._dsn import dsn_with_dbname, redact
 from pytest_atlas._resources import schema_path
-from pytest_atlas.db._dsn import dsn_with_dbname, redact
 
 TEMPLATE = {
     "source": "atlas run",

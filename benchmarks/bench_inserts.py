@@ -33,8 +33,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from pytest_atlas._dsn import dsn_with_dbname, redact
 from pytest_atlas._resources import schema_path
-from pytest_atlas.db._dsn import dsn_with_dbname, redact
 from pytest_atlas.factories import Factory
 
 TABLES = ("sessions", "plans", "step_results", "step_attempts", "guidance_notes", "trajectory_events")

@@ -25,8 +25,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from pytest_atlas._dsn import dsn_with_dbname, redact
 from pytest_atlas._resources import schema_path
-from pytest_atlas.db._dsn import dsn_with_dbname, redact
 from pytest_atlas.gates import Selection, _query, fetch_series
 
 FILL = """

@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pytest_atlas._dsn import check_dsn
 from pytest_atlas.errors import ConfigError
 
 __all__ = [
@@ -135,9 +136,6 @@ def parse_dsn(raw: Any, where: str) -> str | None:
     text = str(raw).strip()
     if not text:
         return None
-    # Imported here: psycopg's conninfo parser is the authority on what libpq accepts.
-    from pytest_atlas.db._dsn import check_dsn
-
     check_dsn(text, where)
     return text
 

@@ -14,11 +14,11 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 
+from pytest_atlas._dsn import redact, redact_text
 from pytest_atlas.contracts._accumulate import ColumnAccumulator
 from pytest_atlas.contracts._relations import check_relations, relation_names
 from pytest_atlas.contracts._result import ColumnReport, ContractReport
 from pytest_atlas.contracts._targets import Column, resolve_targets
-from pytest_atlas.db._dsn import redact, redact_text
 from pytest_atlas.errors import AtlasError, InvalidArgument
 from pytest_atlas.validation import MAX_DEPTH, Violation, validator_for
 from pytest_atlas.validation import preview as _preview

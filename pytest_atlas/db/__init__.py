@@ -3,8 +3,8 @@ templates and per-test clones. The public names are re-exported from :mod:`pytes
 
 from __future__ import annotations
 
+from pytest_atlas._dsn import redact
 from pytest_atlas.db._clones import ClonePool, DatabaseManager
-from pytest_atlas.db._dsn import redact
 from pytest_atlas.db._isolation import rollback
 from pytest_atlas.db._server import AtlasPostgres, ServerPlan, attach_server, plan_server, start_server
 

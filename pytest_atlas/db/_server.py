@@ -26,6 +26,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pytest_atlas._config import AtlasSettings
+from pytest_atlas._dsn import build_url, redact, redact_text
 from pytest_atlas.db._account import ServerAccount, server_account
 from pytest_atlas.db._binaries import PgInstall, find_install, install_at
 from pytest_atlas.db._cache import (
@@ -37,7 +38,6 @@ from pytest_atlas.db._cache import (
     prune_tiers,
 )
 from pytest_atlas.db._cluster import SUPERUSER, LocalCluster
-from pytest_atlas.db._dsn import build_url, redact, redact_text
 from pytest_atlas.db._runtime import RunDir, choose_base, owner_gone, process_start, reap_stale
 from pytest_atlas.errors import ProvisioningError, SchemaLoadError
 from pytest_atlas.schema import SqlSource, fingerprint, load_sources

@@ -18,7 +18,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
-from pytest_atlas.db._dsn import redact, redact_text
+from pytest_atlas._dsn import redact, redact_text
 from pytest_atlas.errors import GateError, InvalidArgument
 from pytest_atlas.gates._selection import Selection
 from pytest_atlas.stats._sample import Sample

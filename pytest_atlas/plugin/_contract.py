@@ -165,7 +165,7 @@ class ContractReporter:
         if not summaries:
             return
         settings = settings_of(config)
-        from pytest_atlas.db._dsn import redact
+        from pytest_atlas._dsn import redact
 
         terminalreporter.section("atlas contract")
         scope = []

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_atlas._dsn import redact
 from pytest_atlas._properties import parse_result_property, result_property
-from pytest_atlas.db._dsn import redact
 from pytest_atlas.errors import AtlasError, BaselineFileError, ConfigError, GateError
 from pytest_atlas.fixtures._state import settings_of
 
