@@ -21,7 +21,7 @@ from pytest_atlas.db._binaries import PgInstall
 from pytest_atlas.db._runtime import RunDir
 from pytest_atlas.errors import ProvisioningError
 
-__all__ = ["SUPERUSER", "LocalCluster", "free_port"]
+__all__ = ["SUPERUSER", "LocalCluster", "PortInUseError", "free_port"]
 
 #: the superuser created by initdb in every cluster the plugin starts
 SUPERUSER = "postgres"
@@ -102,7 +102,7 @@ class LocalCluster:
             except _PortTaken:
                 if attempt == attempts - 1:
                     if port:
-                        raise ProvisioningError(
+                        raise PortInUseError(
                             f"port {port} on 127.0.0.1 is already in use, so the test server cannot start",
                             hint="choose a free port with --atlas-port (ini atlas_port), or leave it "
                             "unset (0) to let pytest-atlas pick one",
@@ -189,6 +189,10 @@ class LocalCluster:
 
 class _PortTaken(Exception):
     pass
+
+
+class PortInUseError(ProvisioningError):
+    """The port given with --atlas-port is taken by another program."""
 
 
 def _tail(text: str, lines: int = 8) -> str:

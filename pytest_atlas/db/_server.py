@@ -8,6 +8,7 @@ would do (for the report header).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -37,9 +38,9 @@ from pytest_atlas.db._cache import (
     is_tmpfs,
     prune_tiers,
 )
-from pytest_atlas.db._cluster import SUPERUSER, LocalCluster
+from pytest_atlas.db._cluster import SUPERUSER, LocalCluster, PortInUseError
 from pytest_atlas.db._runtime import RunDir, choose_base, owner_gone, process_start, reap_stale
-from pytest_atlas.errors import ProvisioningError, SchemaLoadError
+from pytest_atlas.errors import ProvisioningError
 from pytest_atlas.schema import SqlSource, fingerprint, load_sources
 
 __all__ = [
@@ -355,13 +356,10 @@ def start_server(plan: ServerPlan) -> AtlasPostgres:
         cluster.stop()
         run.remove()
         raise
-    server = AtlasPostgres(
-        host="127.0.0.1", port=cluster.port, user=SUPERUSER, version=install.version,
-        version_num=install.version_num,
+    server = dataclasses.replace(
+        _local(cluster),
         source=f"started from {install.bindir} ({install.source}) in {time.perf_counter() - started:.2f} s",
-        cache=cache_note, owned=True, db_prefix="atlas_", template=TEMPLATE, data_dir=run.pgdata,
-        log_file=run.log, account=account.name,
-        _params={"host": "127.0.0.1", "port": str(cluster.port), "user": SUPERUSER},
+        cache=cache_note, template=TEMPLATE, data_dir=run.pgdata, log_file=run.log, account=account.name,
         _cluster=cluster, _run=run,
     )
     if reaped:
@@ -377,19 +375,18 @@ def _start_cluster(plan: ServerPlan, cluster: LocalCluster, *, detached: bool) -
         _build(plan, cluster, port, detached=detached)
         return plan.cache_state
     with cache.lock(key):
-        note = "hit"
         cached = cache.lookup(key)
         if cached is not None:
             try:
                 copy_tree(cached, cluster.run.pgdata)
-                if plan.account is not None and cluster.run.pgdata.stat().st_uid != plan.account.uid:
-                    plan.account.give(cluster.run.pgdata)
+                if cluster.run.pgdata.stat().st_uid != cluster.account.uid:
+                    cluster.account.give(cluster.run.pgdata)
                 cluster.start(port, detached=detached)
                 _check_template(cluster)
                 return "hit"
+            except PortInUseError:
+                raise  # the user's port, not the cache, is the problem
             except (ProvisioningError, OSError, psycopg.Error) as exc:
-                if isinstance(exc, ProvisioningError) and "port" in exc.problem and "in use" in exc.problem:
-                    raise
                 cluster.stop()
                 shutil.rmtree(cluster.run.pgdata, ignore_errors=True)
                 cache.evict(key)
@@ -406,25 +403,26 @@ def _start_cluster(plan: ServerPlan, cluster: LocalCluster, *, detached: bool) -
         return note
 
 
-def _build(plan: ServerPlan, cluster: LocalCluster, port: int, *, detached: bool) -> None:
-    cluster.initdb()
-    cluster.start(port, detached=detached)
-    server = AtlasPostgres(
+def _local(cluster: LocalCluster) -> AtlasPostgres:
+    """A handle on a cluster that is being prepared (before the run's AtlasPostgres exists)."""
+    return AtlasPostgres(
         host="127.0.0.1", port=cluster.port, user=SUPERUSER, version=cluster.install.version,
         version_num=cluster.install.version_num, source="", cache="", owned=True, db_prefix="atlas_",
         _params={"host": "127.0.0.1", "port": str(cluster.port), "user": SUPERUSER},
     )
+
+
+def _build(plan: ServerPlan, cluster: LocalCluster, port: int, *, detached: bool) -> None:
+    cluster.initdb()
+    cluster.start(port, detached=detached)
     try:
-        create_template(server, TEMPLATE, plan.sources)
-    except SchemaLoadError:
-        raise
+        create_template(_local(cluster), TEMPLATE, plan.sources)
     except psycopg.Error as exc:
         raise ProvisioningError(f"could not create the template database: {_one_line(exc)}") from None
 
 
 def _check_template(cluster: LocalCluster) -> None:
-    conninfo = make_conninfo(host="127.0.0.1", port=str(cluster.port), user=SUPERUSER, dbname="postgres")
-    with psycopg.connect(conninfo, connect_timeout=10) as conn:
+    with _local(cluster).connect() as conn:
         row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (TEMPLATE,)).fetchone()
     if row is None:
         raise ProvisioningError(f"the cached cluster has no {TEMPLATE} database")
