@@ -43,7 +43,7 @@ def _kept_lines(config: pytest.Config) -> list[str]:
     if state is None or server is None or not state.settings.keep_db:
         return []
     lines = [f"server: {server.redacted_dsn()} ({server.source})"]
-    lines += [f"  psql '{server.redacted_dsn(name)}'" for name, _dsn in state.kept]
+    lines += [f"  psql '{server.redacted_dsn(name)}'" for name in state.kept]
     if server.owned and server.data_dir is not None:
         lines.append(f"  stop it with: kill -INT $(head -1 {server.data_dir}/postmaster.pid) && "
                      f"rm -rf {server.data_dir.parent}")
