@@ -49,3 +49,22 @@ def test_importing_the_plugin_does_not_import_heavy_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"importing pytest_atlas.plugin imported: {out}"
+
+
+def test_importing_the_plugin_leaves_its_plugin_modules_to_pytest() -> None:
+    # pytest marks the modules named in ``pytest_plugins`` for assertion rewriting before importing
+    # them; one that the entry-point module already imported makes pytest warn "Module already
+    # imported so cannot be rewritten" in every user's run.
+    code = (
+        "import sys, pytest_atlas.plugin as p\n"
+        "print(','.join(m for m in p.pytest_plugins if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"importing pytest_atlas.plugin already imported: {out}"
+
+
+def test_a_plain_run_has_no_assertion_rewrite_warning(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_nothing_to_see():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest_subprocess("-W", "error::pytest.PytestAssertRewriteWarning", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "PytestAssertRewriteWarning" not in result.stdout.str() + result.stderr.str()

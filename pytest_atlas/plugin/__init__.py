@@ -16,8 +16,11 @@ import pytest
 from pytest_atlas._config import OPTIONS, AtlasSettings, resolve_settings
 from pytest_atlas.db._account import server_account
 from pytest_atlas.errors import AtlasError
-from pytest_atlas.fixtures._state import SETTINGS_KEY
 
+# This module must not import pytest_atlas.fixtures (or the sibling plugin modules) at import time:
+# pytest imports the modules named here itself, after marking them for assertion rewriting, and a
+# module that is already imported makes it warn "Module already imported so cannot be rewritten" in
+# every user's run (seen with editable installs). Hooks import what they need when they run.
 pytest_plugins = [
     "pytest_atlas.fixtures",
     "pytest_atlas.plugin._server",
@@ -68,4 +71,6 @@ def pytest_configure(config: pytest.Config) -> None:
             server_account(settings.run_as)  # an unknown or root account is a usage error, not a test error
     except AtlasError as exc:
         raise pytest.UsageError(str(exc)) from None
+    from pytest_atlas.fixtures._state import SETTINGS_KEY
+
     config.stash[SETTINGS_KEY] = settings

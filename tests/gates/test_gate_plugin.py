@@ -75,11 +75,13 @@ def test_inconclusive_has_its_own_outcome_and_exit_status(pytester: pytest.Pytes
     atlas_db.commit()
     pytester.makefile(".toml", pyproject=PYPROJECT)
     result = run(pytester, atlas_dsn)
-    result.stdout.fnmatch_lines(["*INCONCLUSIVE*", "*exit status 6: inconclusive gate(s)*", "*1 passed, 1 inconclusive*"])
+    result.stdout.fnmatch_lines(["*INCONCLUSIVE*", "*exit status 6: inconclusive gate(s)*"])
+    # counted from the summary line, so a warning from some other installed plugin cannot break the match
+    assert {k: v for k, v in result.parseoutcomes().items() if k != "warnings"} == {"passed": 1, "inconclusive": 1}
     assert result.ret == 6
     pytester.makefile(".toml", pyproject=PYPROJECT.replace('threshold = 0.7', 'threshold = 0.7\nallow_inconclusive = true'))
     allowed = run(pytester, atlas_dsn)
-    allowed.stdout.fnmatch_lines(["*1 passed, 1 inconclusive*"])
+    assert {k: v for k, v in allowed.parseoutcomes().items() if k != "warnings"} == {"passed": 1, "inconclusive": 1}
     assert allowed.ret == 0
 
 
