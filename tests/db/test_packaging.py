@@ -58,9 +58,11 @@ def test_installed_wheel_works_in_a_fresh_virtualenv(wheel: Path, tmp_path: Path
         "        'schemas': len(list(jsonschemas_dir().glob('*.schema.json')))}))\n"
         "    assert atlas_db.execute('SELECT count(*) FROM sessions').fetchone() == (0,)\n"
     )
-    result = subprocess.run([str(python), "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider"], cwd=project,
+    result = subprocess.run([str(python), "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider",
+                             "-W", "error::pytest.PytestAssertRewriteWarning"], cwd=project,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning" not in result.stdout.splitlines()[-1], result.stdout
     info = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("INFO ")).split(" ", 1)[1])
     assert info["package"].startswith(str(site)), info
     assert info["schema"] == str(site / "pytest_atlas" / "_data" / "schema.sql")
