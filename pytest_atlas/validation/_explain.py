@@ -58,14 +58,48 @@ def explain(errors: Sequence[Any], document: Any, schema_name: str, root: Any, a
 
 
 def census_of_invalid(errors: Sequence[Any], root: Any, accepts: Accepts) -> list[UnknownField]:
-    """The unknown keys of a document that fails the lenient schema: only those reported directly
-    (not inside an ``anyOf`` branch), which covers the open objects' own extra keys."""
+    """The unknown keys of a document that fails the lenient schema.
+
+    Outside ``anyOf`` every extra key is reported directly. Inside one, the document matches no
+    branch cleanly, so the census follows the branch it comes closest to: first one whose type
+    fits the value, then the fewest errors that are not extra keys or quirks. When branches tie,
+    only the keys that all of them call unknown count.
+    """
     found: list[UnknownField] = []
     for error in errors:
-        if type(error.kind).__name__ == "AdditionalProperties":
-            hits = _explain_one(error, root, accepts)
-            found.extend(hit for hit in hits or () if isinstance(hit, UnknownField))
+        found.extend(_census(error, root, accepts)[0])
     return found
+
+
+#: a branch's distance from the value: (rejects the value's type outright, errors that are real)
+_Distance = tuple[bool, int]
+
+
+def _census(error: Any, root: Any, accepts: Accepts) -> tuple[list[UnknownField], int]:
+    """(unknown keys, number of real errors) under ``error``."""
+    if type(error.kind).__name__ == "AnyOf":
+        here = list(error.instance_path)
+        branches: list[tuple[_Distance, list[UnknownField]]] = []
+        for branch in error.kind.context:
+            unknown: list[UnknownField] = []
+            real = 0
+            wrong_type = False
+            for sub in branch:
+                sub_unknown, sub_real = _census(sub, root, accepts)
+                unknown.extend(sub_unknown)
+                real += sub_real
+                wrong_type |= type(sub.kind).__name__ == "Type" and list(sub.instance_path) == here
+            branches.append(((wrong_type, real), unknown))
+        if not branches:
+            return [], 1
+        nearest = min(distance for distance, _ in branches)
+        closest = [unknown for distance, unknown in branches if distance == nearest]
+        agreed = set(closest[0]).intersection(*closest[1:])
+        return [hit for hit in dict.fromkeys(closest[0]) if hit in agreed], nearest[1]
+    hits = _explain_one(error, root, accepts)
+    if hits is None:
+        return [], 1
+    return [hit for hit in hits if isinstance(hit, UnknownField)], 0
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,52 @@ def test_check_payload_reports_unknown_fields_with_their_types() -> None:
     assert all("roles" not in u.path for u in result.unknown_fields)
 
 
+def _census(result: Any) -> list[tuple[str, str]]:
+    return sorted((u.path, u.key) for u in result.unknown_fields)
+
+
+def test_census_of_an_invalid_document_reaches_inside_any_of() -> None:
+    # learning_state.metadata is "null or registry metadata": an extra key there sits inside anyOf
+    document = D.session_metadata()
+    document["team"] = "sre"
+    document["learning_state"]["metadata"] = {"owner_team": "sre", "playbook_version": "v3"}
+    valid = check_payload(document, "session-metadata")
+    assert valid.valid
+    expected = [("$", "team"), ("$.learning_state.metadata", "owner_team")]
+    assert _census(valid) == expected
+    # an error elsewhere leaves the census as it was
+    document["reward_audit"] = 7
+    broken = check_payload(document, "session-metadata")
+    assert [e.path for e in broken.errors] == ["$.reward_audit"]
+    assert _census(broken) == expected
+    # an error inside the same branch: the object is still closest to the registry-metadata branch,
+    # not to the null branch whose type it does not have
+    document["learning_state"]["metadata"]["playbook_version"] = {"major": 3}
+    inside = check_payload(document, "session-metadata")
+    assert sorted(e.path for e in inside.errors) == ["$.learning_state.metadata.playbook_version", "$.reward_audit"]
+    assert _census(inside) == expected
+
+
+def test_census_of_an_invalid_document_counts_only_keys_every_closest_branch_rejects() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"x": {"anyOf": [
+            {"type": "object", "properties": {"a": {"type": "integer"}, "shared": {}}, "required": ["a"],
+             "additionalProperties": {}},
+            {"type": "object", "properties": {"b": {"type": "integer"}}, "required": ["b"],
+             "additionalProperties": {}},
+        ]}},
+    }
+    tie = check_payload({"x": {"shared": 1, "extra": 2}}, schema)
+    assert not tie.valid
+    # both branches miss their required key; only "extra" is unknown to both
+    assert _census(tie) == [("$.x", "extra")]
+    nearer = check_payload({"x": {"a": "one", "b": 2, "shared": 1, "extra": 2}}, schema)
+    assert nearer.valid and _census(nearer) == [("$.x", "a"), ("$.x", "extra"), ("$.x", "shared")]
+    first = check_payload({"x": {"a": 1, "shared": 1, "extra": 2}, "y": 1}, {**schema, "required": ["z"]})
+    assert not first.valid and _census(first) == [("$.x", "extra")]
+
+
 def test_violation_is_data() -> None:
     [violation] = list(iter_errors({"score": "0.9"}, "reward-stats"))
     assert violation == Violation(
