@@ -185,9 +185,12 @@ def main() -> None:
     # warm the cluster cache and the file cache once, unmeasured
     run_suite(python, projects / "atlas_db", atlas_cache, account, args.workdir)
     results: dict[str, list[dict[str, float]]] = {name: [] for name in configs}
-    for _ in range(args.repeats):
-        for name, (project, extra, who) in configs.items():
-            results[name].append(run_suite(python, projects / project, extra, who, args.workdir))
+    try:
+        for _ in range(args.repeats):
+            for name, (project, extra, who) in configs.items():
+                results[name].append(run_suite(python, projects / project, extra, who, args.workdir))
+    finally:
+        shutil.rmtree(shm / "pp-bench", ignore_errors=True)  # pytest's basetemp for the tmpfs runs
 
     def med(name: str, key: str) -> float:
         return statistics.median(r[key] for r in results[name])
