@@ -95,7 +95,7 @@ def _census(error: Any, root: Any, accepts: Accepts) -> tuple[list[UnknownField]
         nearest = min(distance for distance, _ in branches)
         closest = [unknown for distance, unknown in branches if distance == nearest]
         agreed = set(closest[0]).intersection(*closest[1:])
-        return [hit for hit in dict.fromkeys(closest[0]) if hit in agreed], nearest[1]
+        return [hit for hit in closest[0] if hit in agreed], nearest[1]
     hits = _explain_one(error, root, accepts)
     if hits is None:
         return [], 1
