@@ -32,17 +32,34 @@ from pytest_atlas._resources import schema_path
 TEMPLATE = {
     "source": "atlas run",
     "review": {"require_approval": True, "default_export_statuses": ["approved"], "include_all_statuses": False},
-    "triage_dossier": {"task": "Investigate the checkout latency spike.", "summary": "SRE investigation for checkout",
-                       "risks": [{"category": "availability", "description": "p99 over SLO", "severity": "high"}],
-                       "signals": [{"name": "p99_ms", "value": 2300, "confidence": 0.9, "annotation": None}],
-                       "persona_references": [], "embeddings": {}, "tags": ["latency"],
-                       "metadata": {"source": "atlas run"}, "fingerprint_hint": "sre::checkout"},
-    "adaptive_summary": {"adaptive_mode": "paired", "mode_history": [{"mode": "paired", "confidence": 0.72}],
-                         "confidence": 0.72, "probe": {"mode": "paired", "confidence": 0.72}},
+    "triage_dossier": {
+        "task": "Investigate the checkout latency spike.",
+        "summary": "SRE investigation for checkout",
+        "risks": [{"category": "availability", "description": "p99 over SLO", "severity": "high"}],
+        "signals": [{"name": "p99_ms", "value": 2300, "confidence": 0.9, "annotation": None}],
+        "persona_references": [],
+        "embeddings": {},
+        "tags": ["latency"],
+        "metadata": {"source": "atlas run"},
+        "fingerprint_hint": "sre::checkout",
+    },
+    "adaptive_summary": {
+        "adaptive_mode": "paired",
+        "mode_history": [{"mode": "paired", "confidence": 0.72}],
+        "confidence": 0.72,
+        "probe": {"mode": "paired", "confidence": 0.72},
+    },
     "execution_mode": "paired",
-    "reward_stats": {"score": 0.82, "score_mean": 0.82, "score_stddev": 0.03, "sample_count": 3,
-                     "uncertainty_mean": 0.13, "uncertainty_stddev": 0.03, "best_uncertainty": 0.1,
-                     "timestamp": "2025-11-03T14:22:05.118402+00:00"},
+    "reward_stats": {
+        "score": 0.82,
+        "score_mean": 0.82,
+        "score_stddev": 0.03,
+        "sample_count": 3,
+        "uncertainty_mean": 0.13,
+        "uncertainty_stddev": 0.03,
+        "best_uncertainty": 0.1,
+        "timestamp": "2025-11-03T14:22:05.118402+00:00",
+    },
     "token_usage": {"prompt_tokens": 1830, "completion_tokens": 412, "total_tokens": 2242, "calls": 3},
     "student_learning": "Query the latency histogram before touching the cache.",
     "reward_summary": {"score": 0.82, "score_stddev": 0.03, "uncertainty_mean": 0.13},
@@ -87,10 +104,16 @@ print(json.dumps({"before_kb": before, "after_kb": after, "seconds": elapsed, "r
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=os.environ.get("ATLAS_TEST_DSN",
-                                                        "postgresql://postgres@127.0.0.1:55432/postgres"))
-    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000],
-                        help="table sizes to measure, ascending (default 100000 1000000)")
+    parser.add_argument(
+        "--dsn", default=os.environ.get("ATLAS_TEST_DSN", "postgresql://postgres@127.0.0.1:55432/postgres")
+    )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        nargs="+",
+        default=[100_000, 1_000_000],
+        help="table sizes to measure, ascending (default 100000 1000000)",
+    )
     args = parser.parse_args()
 
     scratch = f"contracts_bench_{os.getpid()}"
@@ -107,8 +130,10 @@ def main() -> None:
                 conn.execute(FILL, {"template": json.dumps(TEMPLATE), "start": filled + 1, "stop": target})
                 conn.execute("VACUUM ANALYZE sessions")
                 filled = target
-                size = conn.execute("SELECT pg_size_pretty(pg_total_relation_size('sessions')), "
-                                    "avg(octet_length(metadata::text))::int FROM sessions").fetchone()
+                size = conn.execute(
+                    "SELECT pg_size_pretty(pg_total_relation_size('sessions')), "
+                    "avg(octet_length(metadata::text))::int FROM sessions"
+                ).fetchone()
                 assert size is not None
                 fill_seconds = time.perf_counter() - started
                 out = subprocess.run([sys.executable, "-c", CHILD, dsn], capture_output=True, text=True, check=True)
@@ -120,17 +145,43 @@ def main() -> None:
         admin.close()
 
     print(f"server: {redact(args.dsn)}; check_database(dsn, tables=['sessions.metadata']), default batch size 500")
-    header = ("rows", "table", "bytes/row", "RSS before", "peak RSS", "growth", "time", "rows/s", "error rows",
-              "warning rows", "groups", "census", "truncated")
+    header = (
+        "rows",
+        "table",
+        "bytes/row",
+        "RSS before",
+        "peak RSS",
+        "growth",
+        "time",
+        "rows/s",
+        "error rows",
+        "warning rows",
+        "groups",
+        "census",
+        "truncated",
+    )
     print("  ".join(header))
     for r in results:
         growth = (r["after_kb"] - r["before_kb"]) / 1024
-        print("  ".join([
-            f"{r['table_rows']:,}", r["table_size"], f"{r['row_bytes']:,}", f"{r['before_kb'] / 1024:.0f} MB",
-            f"{r['after_kb'] / 1024:.0f} MB", f"{growth:+.0f} MB", f"{r['seconds']:.1f} s",
-            f"{r['rows'] / r['seconds']:,.0f}", f"{r['error_rows']:,}", f"{r['warning_rows']:,}", str(r["groups"]),
-            str(r["census"]), str(r["truncated"]),
-        ]))
+        print(
+            "  ".join(
+                [
+                    f"{r['table_rows']:,}",
+                    r["table_size"],
+                    f"{r['row_bytes']:,}",
+                    f"{r['before_kb'] / 1024:.0f} MB",
+                    f"{r['after_kb'] / 1024:.0f} MB",
+                    f"{growth:+.0f} MB",
+                    f"{r['seconds']:.1f} s",
+                    f"{r['rows'] / r['seconds']:,.0f}",
+                    f"{r['error_rows']:,}",
+                    f"{r['warning_rows']:,}",
+                    str(r["groups"]),
+                    str(r["census"]),
+                    str(r["truncated"]),
+                ]
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "jsonschemas"
 PINS = ["hypothesis==6.170.9", "hypothesis-jsonschema==0.23.1"]
 
-CHILD = r'''
+CHILD = r"""
 import json, sys, time, warnings
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis_jsonschema import from_schema
@@ -83,7 +83,7 @@ for _ in range(repeats):
     results.append((time.perf_counter() - began[0]) / max(count[0], 1))
 json.dump(sample, open(sample_out, "w"))
 print(json.dumps({"per_example": results, "setup": setup}))
-'''
+"""
 
 
 GRAPH = {
@@ -95,12 +95,25 @@ GRAPH = {
         "reward_stats": {"$ref": "reward-stats.schema.json"},
         "reward_audit": {"$ref": "reward-audit.schema.json"},
         "plan": {"$ref": "plan.schema.json"},
-        "step_results": {"type": "array", "minItems": 1, "maxItems": 3, "items": {
-            "type": "object", "required": ["evaluation", "metadata"],
-            "properties": {"evaluation": {"$ref": "step-evaluation.schema.json"},
-                           "metadata": {"$ref": "step-metadata.schema.json"}}}},
-        "trajectory_events": {"type": "array", "minItems": 8, "maxItems": 20,
-                              "items": {"$ref": "trajectory-event.schema.json"}},
+        "step_results": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 3,
+            "items": {
+                "type": "object",
+                "required": ["evaluation", "metadata"],
+                "properties": {
+                    "evaluation": {"$ref": "step-evaluation.schema.json"},
+                    "metadata": {"$ref": "step-metadata.schema.json"},
+                },
+            },
+        },
+        "trajectory_events": {
+            "type": "array",
+            "minItems": 8,
+            "maxItems": 20,
+            "items": {"$ref": "trajectory-event.schema.json"},
+        },
     },
 }
 
@@ -108,10 +121,15 @@ GRAPH = {
 def graph_documents(graph: Any) -> dict[str, Any]:
     """A session graph's documents in the shape of GRAPH (to validate our side the same way)."""
     session = graph.session
-    return {"metadata": session["metadata"], "reward": session["reward"], "reward_stats": session["reward_stats"],
-            "reward_audit": session["reward_audit"], "plan": graph.plan,
-            "step_results": [{"evaluation": r["evaluation"], "metadata": r["metadata"]} for r in graph.step_results],
-            "trajectory_events": [r["event"] for r in graph.trajectory_events]}
+    return {
+        "metadata": session["metadata"],
+        "reward": session["reward"],
+        "reward_stats": session["reward_stats"],
+        "reward_audit": session["reward_audit"],
+        "plan": graph.plan,
+        "step_results": [{"evaluation": r["evaluation"], "metadata": r["metadata"]} for r in graph.step_results],
+        "trajectory_events": [r["event"] for r in graph.trajectory_events],
+    }
 
 
 def bundle(name: str) -> dict[str, Any]:
@@ -187,17 +205,21 @@ def ensure_venv(path: Path) -> Path:
     return python
 
 
-def theirs(python: Path, name: str, examples: int, repeats: int, budget: float, timeout: float,
-           workdir: Path) -> tuple[list[float], float, list[Any]] | None:
+def theirs(
+    python: Path, name: str, examples: int, repeats: int, budget: float, timeout: float, workdir: Path
+) -> tuple[list[float], float, list[Any]] | None:
     schema_file = workdir / f"{name}.bundled.json"
     schema_file.write_text(json.dumps(bundle(name)))
     script = workdir / "child.py"
     script.write_text(CHILD)
     sample_file = workdir / f"{name}.sample.json"
     try:
-        out = subprocess.run([str(python), str(script), str(schema_file), str(examples), str(repeats),
-                              str(sample_file), str(budget)], capture_output=True, text=True,
-                             timeout=timeout + repeats * budget * 1.5)
+        out = subprocess.run(
+            [str(python), str(script), str(schema_file), str(examples), str(repeats), str(sample_file), str(budget)],
+            capture_output=True,
+            text=True,
+            timeout=timeout + repeats * budget * 1.5,
+        )
     except subprocess.TimeoutExpired:
         return None
     if out.returncode != 0:
@@ -213,8 +235,13 @@ def ours(strategy: Any, examples: int, repeats: int) -> tuple[list[float], list[
     sample: list[Any] = []
     count = [0]
 
-    @settings(max_examples=examples, phases=[Phase.generate], database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples,
+        phases=[Phase.generate],
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(strategy)
     def run(document: Any) -> None:
         count[0] += 1
@@ -235,9 +262,16 @@ def invalid_count(documents: list[Any], schema: str, convert: Any = None) -> int
     def valid(document: Any) -> bool:
         if schema != "graph":
             return is_valid(document, schema)
-        parts = [(document[key], name) for key, name in (
-            ("metadata", "session-metadata"), ("reward", "session-reward"), ("reward_stats", "reward-stats"),
-            ("reward_audit", "reward-audit"), ("plan", "plan"))]
+        parts = [
+            (document[key], name)
+            for key, name in (
+                ("metadata", "session-metadata"),
+                ("reward", "session-reward"),
+                ("reward_stats", "reward-stats"),
+                ("reward_audit", "reward-audit"),
+                ("plan", "plan"),
+            )
+        ]
         for step in document["step_results"]:
             parts.append((step["evaluation"], "step-evaluation"))
             if step["metadata"] is not None:  # NULL in the database: nothing to validate
@@ -253,13 +287,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ours", type=int, default=200, help="examples per run for our strategies")
     parser.add_argument("--theirs", type=int, default=30, help="examples per run for from_schema (at most)")
-    parser.add_argument("--budget", type=float, default=10.0,
-                        help="seconds per from_schema run; it stops early when they are used up")
-    parser.add_argument("--setup-timeout", type=float, default=120.0,
-                        help="seconds from_schema may take to produce its first example")
+    parser.add_argument(
+        "--budget", type=float, default=10.0, help="seconds per from_schema run; it stops early when they are used up"
+    )
+    parser.add_argument(
+        "--setup-timeout", type=float, default=120.0, help="seconds from_schema may take to produce its first example"
+    )
     parser.add_argument("--only", default="", help="comma-separated schema names (default: all)")
-    parser.add_argument("--venv", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                        / "pytest-atlas-bench" / "hjs-6.170.9")
+    parser.add_argument(
+        "--venv",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pytest-atlas-bench" / "hjs-6.170.9",
+    )
     args = parser.parse_args()
 
     from hypothesis import __version__ as hypothesis_version
@@ -290,51 +329,84 @@ def main() -> None:
     graphs: list[Any] = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, strategy, schema, convert in rows:
-            measured[schema] = theirs(python, schema, args.theirs, args.repeats, args.budget, args.setup_timeout,
-                                      Path(tmp))
+            measured[schema] = theirs(
+                python, schema, args.theirs, args.repeats, args.budget, args.setup_timeout, Path(tmp)
+            )
             our_times, our_sample = ours(strategy, args.ours, args.repeats)
             if schema == "graph":
                 graphs = our_sample
             outcome = measured[schema]
-            table.append((label, schema, statistics.median(our_times),
-                          None if outcome is None else statistics.median(outcome[0]),
-                          invalid_count(our_sample, schema, convert), len(our_sample),
-                          0 if outcome is None else invalid_count(outcome[2], schema), 0 if outcome is None else
-                          len(outcome[2]), None if outcome is None else outcome[1]))
+            table.append(
+                (
+                    label,
+                    schema,
+                    statistics.median(our_times),
+                    None if outcome is None else statistics.median(outcome[0]),
+                    invalid_count(our_sample, schema, convert),
+                    len(our_sample),
+                    0 if outcome is None else invalid_count(outcome[2], schema),
+                    0 if outcome is None else len(outcome[2]),
+                    None if outcome is None else outcome[1],
+                )
+            )
 
-    print(f"\nPython {sys.version.split()[0]}; ours on Hypothesis {hypothesis_version}, from_schema on "
-          f"{' + '.join(PINS)}; median of {args.repeats} runs ({args.ours} / at most {args.theirs} examples or "
-          f"{args.budget:.0f} s each)\n")
-    header = (f"{'strategy':<30} {'schema':<27} {'ours ms/ex':>10} {'ours ex/s':>10} {'from_schema ms/ex':>17} "
-              f"{'from_schema ex/s':>16} {'speed-up':>9} {'invalid ours':>13} {'invalid theirs':>15} "
-              f"{'from_schema setup s':>19}")
+    print(
+        f"\nPython {sys.version.split()[0]}; ours on Hypothesis {hypothesis_version}, from_schema on "
+        f"{' + '.join(PINS)}; median of {args.repeats} runs ({args.ours} / at most {args.theirs} examples or "
+        f"{args.budget:.0f} s each)\n"
+    )
+    header = (
+        f"{'strategy':<30} {'schema':<27} {'ours ms/ex':>10} {'ours ex/s':>10} {'from_schema ms/ex':>17} "
+        f"{'from_schema ex/s':>16} {'speed-up':>9} {'invalid ours':>13} {'invalid theirs':>15} "
+        f"{'from_schema setup s':>19}"
+    )
     print(header)
     print("-" * len(header))
     for label, schema, ours_s, theirs_s, bad_ours, n_ours, bad_theirs, n_theirs, setup in table:
         if theirs_s is None:
-            print(f"{label:<30} {schema:<27} {ours_s * 1e3:>10.2f} {1 / ours_s:>10.0f} {'no example':>17} "
-                  f"{'0':>16} {'-':>9} {f'{bad_ours}/{n_ours}':>13} {'-':>15} "
-                  f"{f'>{args.setup_timeout:.0f}':>19}")
+            print(
+                f"{label:<30} {schema:<27} {ours_s * 1e3:>10.2f} {1 / ours_s:>10.0f} {'no example':>17} "
+                f"{'0':>16} {'-':>9} {f'{bad_ours}/{n_ours}':>13} {'-':>15} "
+                f"{f'>{args.setup_timeout:.0f}':>19}"
+            )
             continue
-        print(f"{label:<30} {schema:<27} {ours_s * 1e3:>10.2f} {1 / ours_s:>10.0f} {theirs_s * 1e3:>17.1f} "
-              f"{1 / theirs_s:>16.1f} {theirs_s / ours_s:>8.0f}x {f'{bad_ours}/{n_ours}':>13} "
-              f"{f'{bad_theirs}/{n_theirs}':>15} {setup:>19.1f}")
+        print(
+            f"{label:<30} {schema:<27} {ours_s * 1e3:>10.2f} {1 / ours_s:>10.0f} {theirs_s * 1e3:>17.1f} "
+            f"{1 / theirs_s:>16.1f} {theirs_s / ours_s:>8.0f}x {f'{bad_ours}/{n_ours}':>13} "
+            f"{f'{bad_theirs}/{n_theirs}':>15} {setup:>19.1f}"
+        )
 
     # from_schema cannot produce a whole graph; what its documents would cost one by one, for the
     # graphs we generated (their average numbers of steps and events)
-    parts = ("session-metadata", "session-reward", "reward-stats", "reward-audit", "plan", "step-evaluation",
-             "step-metadata", "trajectory-event")
+    parts = (
+        "session-metadata",
+        "session-reward",
+        "reward-stats",
+        "reward-audit",
+        "plan",
+        "step-evaluation",
+        "step-metadata",
+        "trajectory-event",
+    )
     per = {name: statistics.median(measured[name][0]) for name in parts if measured.get(name)}  # type: ignore[index]
     ours_graph = next((row[2] for row in table if row[1] == "graph"), None)
     if graphs and ours_graph and len(per) == len(parts):
         steps = statistics.fmean(len(g.step_results) for g in graphs)
         events = statistics.fmean(len(g.trajectory_events) for g in graphs)
-        summed = (per["session-metadata"] + per["session-reward"] + per["reward-stats"] + per["reward-audit"]
-                  + per["plan"] + steps * (per["step-evaluation"] + per["step-metadata"])
-                  + events * per["trajectory-event"])
-        print(f"\nsession_graphs() vs from_schema one document at a time (1 metadata, reward, stats, audit, plan, "
-              f"{steps:.1f} step evaluations + step metadata, {events:.1f} events per graph): "
-              f"{summed * 1e3:.1f} ms vs {ours_graph * 1e3:.2f} ms per graph = {summed / ours_graph:.0f}x")
+        summed = (
+            per["session-metadata"]
+            + per["session-reward"]
+            + per["reward-stats"]
+            + per["reward-audit"]
+            + per["plan"]
+            + steps * (per["step-evaluation"] + per["step-metadata"])
+            + events * per["trajectory-event"]
+        )
+        print(
+            f"\nsession_graphs() vs from_schema one document at a time (1 metadata, reward, stats, audit, plan, "
+            f"{steps:.1f} step evaluations + step metadata, {events:.1f} events per graph): "
+            f"{summed * 1e3:.1f} ms vs {ours_graph * 1e3:.2f} ms per graph = {summed / ours_graph:.0f}x"
+        )
     print("\ngoal: speed-up >= 50x (steady state: from_schema's one-off setup, its first example, is not counted)")
 
 

@@ -76,8 +76,10 @@ def measure(conn: psycopg.Connection[Any], n: int, repeats: int) -> dict[str, An
     conn.commit()
     data = dump(conn)
     megabytes = sum(len(v) for v in data.values()) / 1e6
-    rows = {table: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[0]
-            for table in TABLES}
+    rows = {
+        table: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[0]
+        for table in TABLES
+    }
     conn.execute("TRUNCATE sessions CASCADE")
     conn.commit()
     ours, theirs, ratios = [], [], []
@@ -87,16 +89,24 @@ def measure(conn: psycopg.Connection[Any], n: int, repeats: int) -> dict[str, An
         ours.append(create_time)
         theirs.append(copy_time)
         ratios.append(copy_time / create_time)
-    return {"n": n, "rows": sum(rows.values()), "events": rows["trajectory_events"], "mb": megabytes,
-            "create": statistics.median(ours), "copy": statistics.median(theirs), "ratio": statistics.median(ratios)}
+    return {
+        "n": n,
+        "rows": sum(rows.values()),
+        "events": rows["trajectory_events"],
+        "mb": megabytes,
+        "create": statistics.median(ours),
+        "copy": statistics.median(theirs),
+        "ratio": statistics.median(ratios),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,5000")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--dsn", default=os.environ.get("ATLAS_BENCH_DSN"),
-                        help="an existing server (default: start a throwaway one)")
+    parser.add_argument(
+        "--dsn", default=os.environ.get("ATLAS_BENCH_DSN"), help="an existing server (default: start a throwaway one)"
+    )
     args = parser.parse_args()
 
     server = None
@@ -126,13 +136,17 @@ def main() -> None:
             server.stop()
 
     print(f"\nPostgreSQL {version} at {redact(dsn)}; median of {args.repeats} interleaved repeats\n")
-    header = (f"{'sessions':>8} {'rows':>8} {'events':>7} {'MB':>6} {'create s':>9} {'create sess/s':>13} "
-              f"{'COPY s':>7} {'COPY sess/s':>11} {'create/COPY speed':>18}")
+    header = (
+        f"{'sessions':>8} {'rows':>8} {'events':>7} {'MB':>6} {'create s':>9} {'create sess/s':>13} "
+        f"{'COPY s':>7} {'COPY sess/s':>11} {'create/COPY speed':>18}"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
-        print(f"{r['n']:>8} {r['rows']:>8} {r['events']:>7} {r['mb']:>6.1f} {r['create']:>9.2f} "
-              f"{r['n'] / r['create']:>13.0f} {r['copy']:>7.2f} {r['n'] / r['copy']:>11.0f} {r['ratio']:>17.2f}x")
+        print(
+            f"{r['n']:>8} {r['rows']:>8} {r['events']:>7} {r['mb']:>6.1f} {r['create']:>9.2f} "
+            f"{r['n'] / r['create']:>13.0f} {r['copy']:>7.2f} {r['n'] / r['copy']:>11.0f} {r['ratio']:>17.2f}x"
+        )
     print("\ngoal: create/COPY speed >= 0.5x (create includes building the sessions)")
 
 

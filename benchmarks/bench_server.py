@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "schema.sql"
 
-TIMING_PLUGIN = '''
+TIMING_PLUGIN = """
 import json, os, pytest
 
 _PHASES = []
@@ -52,25 +52,25 @@ def pytest_runtest_logreport(report):
 def pytest_sessionfinish(session):
     with open(os.environ["BENCH_OUT"], "w") as f:
         json.dump(_PHASES, f)
-'''
+"""
 
-PP_CONFTEST = '''
+PP_CONFTEST = """
 from pathlib import Path
 
 from pytest_postgresql import factories
 
 postgresql_proc = factories.postgresql_proc(executable={pg_ctl!r}, load=[Path({schema!r})])
 postgresql = factories.postgresql("postgresql_proc")
-'''
+"""
 
-TEST_BODY = '''
+TEST_BODY = """
 import pytest
 
 @pytest.mark.parametrize("n", range({n}))
 def test_touch(n, {fixture}):
     {fixture}.execute("INSERT INTO sessions (task) VALUES ('bench')")
     assert {fixture}.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
-'''
+"""
 
 
 def run_as_account() -> pwd.struct_passwd | None:
@@ -89,12 +89,17 @@ def prepare(workdir: Path, account: pwd.struct_passwd | None, n: int, pg_ctl: st
     if not marker.exists():
         base = shutil.which("python3", path="/usr/bin:/usr/local/bin") or sys.executable
         subprocess.run([base, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "pytest", "psycopg[binary]",
-                        "pytest-postgresql==10.0.0"], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "pytest", "psycopg[binary]", "pytest-postgresql==10.0.0"],
+            check=True,
+        )
         marker.write_text("ok")
     # our package, as in a user's environment (no dependencies beyond the ones above are imported)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(ROOT)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
     projects = workdir / "projects"
     shutil.rmtree(projects, ignore_errors=True)
     for name, fixture, conftest in (
@@ -115,12 +120,14 @@ def prepare(workdir: Path, account: pwd.struct_passwd | None, n: int, pg_ctl: st
     return python
 
 
-def run_suite(python: Path, project: Path, args: list[str], account: pwd.struct_passwd | None,
-              workdir: Path) -> dict[str, float]:
+def run_suite(
+    python: Path, project: Path, args: list[str], account: pwd.struct_passwd | None, workdir: Path
+) -> dict[str, float]:
     out = workdir / f"result-{os.getpid()}-{time.monotonic_ns()}.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "ATLAS"))}
-    env.update(BENCH_OUT=str(out), HOME=str(workdir), XDG_CACHE_HOME=str(workdir / "cache"),
-               PYTHONDONTWRITEBYTECODE="1")
+    env.update(
+        BENCH_OUT=str(out), HOME=str(workdir), XDG_CACHE_HOME=str(workdir / "cache"), PYTHONDONTWRITEBYTECODE="1"
+    )
     preexec = None
     if account is not None:
         uid, gid = account.pw_uid, account.pw_gid
@@ -132,8 +139,14 @@ def run_suite(python: Path, project: Path, args: list[str], account: pwd.struct_
 
         env["USER"] = env["LOGNAME"] = account.pw_name
     started = time.perf_counter()
-    result = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=project,
-                            env=env, preexec_fn=preexec, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=project,
+        env=env,
+        preexec_fn=preexec,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"suite failed in {project} {args}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -172,8 +185,11 @@ def main() -> None:
     configs: dict[str, tuple[str, list[str], pwd.struct_passwd | None]] = {
         "pytest-postgresql, data on disk": ("pytest_postgresql", ["--basetemp", str(disk / "pp")], account),
         "pytest-postgresql, data on tmpfs": ("pytest_postgresql", ["--basetemp", str(shm / "pp-bench")], account),
-        "atlas_db cold (--atlas-no-cache), disk": ("atlas_db", ["--atlas-no-cache", "--atlas-data-dir", str(disk)],
-                                                    account),
+        "atlas_db cold (--atlas-no-cache), disk": (
+            "atlas_db",
+            ["--atlas-no-cache", "--atlas-data-dir", str(disk)],
+            account,
+        ),
         "atlas_db warm (cache hit), disk": ("atlas_db", [*atlas_cache, "--atlas-data-dir", str(disk)], account),
         "atlas_db cold (--atlas-no-cache), tmpfs": ("atlas_db", ["--atlas-no-cache"], account),
         "atlas_db warm (cache hit), tmpfs": ("atlas_db", atlas_cache, account),
@@ -195,9 +211,11 @@ def main() -> None:
     def med(name: str, key: str) -> float:
         return statistics.median(r[key] for r in results[name])
 
-    print(f"# pytest-atlas vs pytest-postgresql 10.0.0 — {datetime.date.today()}, {platform.node()}, "
-          f"{os.cpu_count()} cores, PostgreSQL {install.version}, {args.tests} tests x {args.repeats} repeats "
-          f"(medians){', suites run as the postgres account' if account else ''}")
+    print(
+        f"# pytest-atlas vs pytest-postgresql 10.0.0 — {datetime.date.today()}, {platform.node()}, "
+        f"{os.cpu_count()} cores, PostgreSQL {install.version}, {args.tests} tests x {args.repeats} repeats "
+        f"(medians){', suites run as the postgres account' if account else ''}"
+    )
     print()
     print("| configuration | session start (s) | per test (ms) | wall (s) |")
     print("|---|---|---|---|")
@@ -215,8 +233,10 @@ def main() -> None:
         disk_ratio, tmpfs_ratio = (med(template.format(s), key) / med(pp[s], key) for s in ("disk", "tmpfs"))
         print(f"| {label} | {disk_ratio:.2f} | {tmpfs_ratio:.2f} | {goal} |")
     tx = med("atlas_tx warm, tmpfs", "per_test")
-    print(f"| atlas_tx per test / postgresql per test | {tx / med(pp['disk'], 'per_test'):.3f} | "
-          f"{tx / med(pp['tmpfs'], 'per_test'):.3f} | <= 0.1 |")
+    print(
+        f"| atlas_tx per test / postgresql per test | {tx / med(pp['disk'], 'per_test'):.3f} | "
+        f"{tx / med(pp['tmpfs'], 'per_test'):.3f} | <= 0.1 |"
+    )
 
 
 if __name__ == "__main__":

@@ -40,9 +40,11 @@ from referencing import Registry, Resource
 import pytest_atlas
 from pytest_atlas.validation._schemas import documents
 
-PRINCIPLES = [{"name": "Correctness", "weight": 0.5, "description": "The answer resolves the task."},
-              {"name": "Evidence", "weight": 0.3, "description": "Claims are backed by tool output."},
-              {"name": "Concision", "weight": 0.2, "description": "No padding."}]
+PRINCIPLES = [
+    {"name": "Correctness", "weight": 0.5, "description": "The answer resolves the task."},
+    {"name": "Evidence", "weight": 0.3, "description": "Claims are backed by tool output."},
+    {"name": "Concision", "weight": 0.2, "description": "No padding."},
+]
 
 
 def _hex(rng: random.Random, n: int) -> str:
@@ -55,71 +57,171 @@ def _iso(rng: random.Random) -> str:
 
 def session_metadata(rng: random.Random) -> dict[str, Any]:
     mode = rng.choice(["paired", "paired", "auto", "coach"])
-    samples: list[dict[str, Any]] = [{"score": round(rng.uniform(0.4, 1.0), 3), "rationale": "The fix is verified against the logs.",
-                "principles": PRINCIPLES, "uncertainty": round(rng.uniform(0.05, 0.3), 3), "temperature": None}
-               for _ in range(rng.choice([1, 3, 3]))]
+    samples: list[dict[str, Any]] = [
+        {
+            "score": round(rng.uniform(0.4, 1.0), 3),
+            "rationale": "The fix is verified against the logs.",
+            "principles": PRINCIPLES,
+            "uncertainty": round(rng.uniform(0.05, 0.3), 3),
+            "temperature": None,
+        }
+        for _ in range(rng.choice([1, 3, 3]))
+    ]
     score = sum(s["score"] for s in samples) / len(samples)
     key = _hex(rng, 64)
-    audit = [{"stage": "tier1", "model": "gemini/gemini-2.5-flash", "temperature": t,
-              "messages": [{"role": "system", "content": "You are the Atlas session reward model. " * 20},
-                           {"role": "user", "content": "Task: investigate the incident.\nFinal answer: ..." * 5}],
-              "response": json.dumps({"score": score, "uncertainty": 0.1}), "reasoning": {},
-              "raw_response": "ModelResponse(id='chatcmpl-" + _hex(rng, 8) + "', model='gemini-2.5-flash')"}
-             for t in (0.2, 0.5, 0.8)]
+    audit = [
+        {
+            "stage": "tier1",
+            "model": "gemini/gemini-2.5-flash",
+            "temperature": t,
+            "messages": [
+                {"role": "system", "content": "You are the Atlas session reward model. " * 20},
+                {"role": "user", "content": "Task: investigate the incident.\nFinal answer: ..." * 5},
+            ],
+            "response": json.dumps({"score": score, "uncertainty": 0.1}),
+            "reasoning": {},
+            "raw_response": "ModelResponse(id='chatcmpl-" + _hex(rng, 8) + "', model='gemini-2.5-flash')",
+        }
+        for t in (0.2, 0.5, 0.8)
+    ]
     alert = rng.random() < 0.1
-    entries = [{
-        "id": f"playbook-entry-{_hex(rng, 12)}", "audience": "student",
-        "cue": {"type": "regex", "pattern": "latency|p99", "description": "Latency regressions"},
-        "action": {"imperative": "Pull the p99 histogram first.", "runtime_handle": "metrics.query",
-                   "tool_name": "metrics.query", "arguments": {"window": "1h"}},
-        "expected_effect": "Grounded fixes.",
-        "scope": {"constraints": "Services with metrics.", "category": "differentiation",
-                  "applies_when": "A latency incident."},
-        "metadata": {"validation_status": "validated"},
-        "provenance": {"created_at": _iso(rng), "updated_at": _iso(rng),
-                       "status": {"category": "differentiation", "lifecycle": "active"}},
-        "impact": {"sessions_observed": rng.randint(1, 40), "total_cue_hits": rng.randint(0, 90),
-                   "reward_with_sum": 2.4, "reward_with_count": 3, "first_observed_at": _iso(rng),
-                   "last_observed_at": _iso(rng)},
-    } for _ in range(rng.randint(0, 3))]
+    entries = [
+        {
+            "id": f"playbook-entry-{_hex(rng, 12)}",
+            "audience": "student",
+            "cue": {"type": "regex", "pattern": "latency|p99", "description": "Latency regressions"},
+            "action": {
+                "imperative": "Pull the p99 histogram first.",
+                "runtime_handle": "metrics.query",
+                "tool_name": "metrics.query",
+                "arguments": {"window": "1h"},
+            },
+            "expected_effect": "Grounded fixes.",
+            "scope": {
+                "constraints": "Services with metrics.",
+                "category": "differentiation",
+                "applies_when": "A latency incident.",
+            },
+            "metadata": {"validation_status": "validated"},
+            "provenance": {
+                "created_at": _iso(rng),
+                "updated_at": _iso(rng),
+                "status": {"category": "differentiation", "lifecycle": "active"},
+            },
+            "impact": {
+                "sessions_observed": rng.randint(1, 40),
+                "total_cue_hits": rng.randint(0, 90),
+                "reward_with_sum": 2.4,
+                "reward_with_count": 3,
+                "first_observed_at": _iso(rng),
+                "last_observed_at": _iso(rng),
+            },
+        }
+        for _ in range(rng.randint(0, 3))
+    ]
     document: dict[str, Any] = {
-        "source": "atlas run", "incident_id": f"INC-{rng.randint(1000, 9999)}", "tags": ["latency"],
+        "source": "atlas run",
+        "incident_id": f"INC-{rng.randint(1000, 9999)}",
+        "tags": ["latency"],
         "learning_key": key,
         "review": {"require_approval": True, "default_export_statuses": ["approved"], "include_all_statuses": False},
-        "drift": {"alert": alert, "drift_alert": alert, "reason": "score_z" if alert else None,
-                  "score_delta": 0.01, "score_z": 3.5 if alert else 0.2, "score_mad_z": None,
-                  "uncertainty_delta": 0.0, "uncertainty_z": None, "uncertainty_mad_z": None, "threshold": 3.0,
-                  "window": 50, "learning_key": key,
-                  "baseline": dict.fromkeys(["score_mean", "score_median", "score_stddev", "uncertainty_mean",
-                                             "uncertainty_median", "uncertainty_stddev", "best_uncertainty_mean",
-                                             "best_uncertainty_median", "best_uncertainty_stddev"], 0.1)
-                  | {"window": 50, "sample_count": rng.randint(1, 50)}},
+        "drift": {
+            "alert": alert,
+            "drift_alert": alert,
+            "reason": "score_z" if alert else None,
+            "score_delta": 0.01,
+            "score_z": 3.5 if alert else 0.2,
+            "score_mad_z": None,
+            "uncertainty_delta": 0.0,
+            "uncertainty_z": None,
+            "uncertainty_mad_z": None,
+            "threshold": 3.0,
+            "window": 50,
+            "learning_key": key,
+            "baseline": dict.fromkeys(
+                [
+                    "score_mean",
+                    "score_median",
+                    "score_stddev",
+                    "uncertainty_mean",
+                    "uncertainty_median",
+                    "uncertainty_stddev",
+                    "best_uncertainty_mean",
+                    "best_uncertainty_median",
+                    "best_uncertainty_stddev",
+                ],
+                0.1,
+            )
+            | {"window": 50, "sample_count": rng.randint(1, 50)},
+        },
         "drift_alert": alert,
         "reward_audit": audit,
-        "triage_dossier": {"task": "Investigate the incident.", "summary": "SRE investigation for checkout",
-                           "risks": [{"category": "availability", "description": "p99 over SLO", "severity": "high"}],
-                           "signals": [{"name": "p99_ms", "value": 2300, "confidence": 0.9, "annotation": None}],
-                           "persona_references": [], "embeddings": {}, "tags": ["latency"],
-                           "metadata": {"learning_key": key, "source": "atlas run"}, "fingerprint_hint": None},
-        "adaptive_summary": {"adaptive_mode": mode, "mode_history": [{"mode": mode, "confidence": 0.72}],
-                             "confidence": 0.72, "probe": {"mode": mode, "confidence": 0.72}},
+        "triage_dossier": {
+            "task": "Investigate the incident.",
+            "summary": "SRE investigation for checkout",
+            "risks": [{"category": "availability", "description": "p99 over SLO", "severity": "high"}],
+            "signals": [{"name": "p99_ms", "value": 2300, "confidence": 0.9, "annotation": None}],
+            "persona_references": [],
+            "embeddings": {},
+            "tags": ["latency"],
+            "metadata": {"learning_key": key, "source": "atlas run"},
+            "fingerprint_hint": None,
+        },
+        "adaptive_summary": {
+            "adaptive_mode": mode,
+            "mode_history": [{"mode": mode, "confidence": 0.72}],
+            "confidence": 0.72,
+            "probe": {"mode": mode, "confidence": 0.72},
+        },
         "execution_mode": mode,
-        "session_reward": {"score": score, "rationale": None, "judges": [{
-            "identifier": "session_reward", "score": score, "rationale": samples[0]["rationale"],
-            "principles": PRINCIPLES, "samples": samples, "escalated": len(samples) == 1,
-            "escalation_reason": "tier1_variance_or_uncertainty" if len(samples) == 1 else None}],
-            "raw": {"score": score, "samples": [{"score": s["score"], "uncertainty": s["uncertainty"]}
-                                                for s in samples],
-                    "execution_mode": mode, "teacher_intervened": mode != "auto", "focus_prompt": None}},
-        "reward_stats": {"score": score, "score_mean": score, "score_stddev": 0.03, "sample_count": len(samples),
-                         "uncertainty_mean": 0.13, "uncertainty_stddev": 0.03, "best_uncertainty": 0.1,
-                         "timestamp": _iso(rng)},
-        "token_usage": {"prompt_tokens": rng.randint(500, 5000), "completion_tokens": rng.randint(50, 900),
-                        "total_tokens": 3000, "calls": rng.randint(1, 6)},
+        "session_reward": {
+            "score": score,
+            "rationale": None,
+            "judges": [
+                {
+                    "identifier": "session_reward",
+                    "score": score,
+                    "rationale": samples[0]["rationale"],
+                    "principles": PRINCIPLES,
+                    "samples": samples,
+                    "escalated": len(samples) == 1,
+                    "escalation_reason": "tier1_variance_or_uncertainty" if len(samples) == 1 else None,
+                }
+            ],
+            "raw": {
+                "score": score,
+                "samples": [{"score": s["score"], "uncertainty": s["uncertainty"]} for s in samples],
+                "execution_mode": mode,
+                "teacher_intervened": mode != "auto",
+                "focus_prompt": None,
+            },
+        },
+        "reward_stats": {
+            "score": score,
+            "score_mean": score,
+            "score_stddev": 0.03,
+            "sample_count": len(samples),
+            "uncertainty_mean": 0.13,
+            "uncertainty_stddev": 0.03,
+            "best_uncertainty": 0.1,
+            "timestamp": _iso(rng),
+        },
+        "token_usage": {
+            "prompt_tokens": rng.randint(500, 5000),
+            "completion_tokens": rng.randint(50, 900),
+            "total_tokens": 3000,
+            "calls": rng.randint(1, 6),
+        },
         "student_learning": "Query the latency histogram before touching the cache.",
-        "learning_state": {"student_learning": "Pull latency histograms first.", "teacher_learning": None,
-                           "metadata": {"playbook_version": "playbook_entry.v1", "playbook_entries": entries,
-                                        "last_updated_at": _iso(rng)}},
+        "learning_state": {
+            "student_learning": "Pull latency histograms first.",
+            "teacher_learning": None,
+            "metadata": {
+                "playbook_version": "playbook_entry.v1",
+                "playbook_entries": entries,
+                "last_updated_at": _iso(rng),
+            },
+        },
         "reward_summary": {"score": score, "score_stddev": 0.03, "uncertainty_mean": 0.13},
         "learning_history": {"entries": [], "count": 0, "total_count": 0},
         "teacher_notes": ["Check the p99 histogram before changing the cache TTL."] if mode != "auto" else [],
@@ -154,8 +256,12 @@ def rate(docs: list[Any], work: Callable[[Any], Any], repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=300, help="corpus size (default 300)")
-    parser.add_argument("--baseline-docs", type=int, default=40,
-                        help="documents given to jsonschema.validate, which is slow (default 40)")
+    parser.add_argument(
+        "--baseline-docs",
+        type=int,
+        default=40,
+        help="documents given to jsonschema.validate, which is slow (default 40)",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=20251125)
     args = parser.parse_args()
@@ -167,10 +273,12 @@ def main() -> None:
 
     schemas = documents()
     registry = Registry().with_resources(
-        [(schema["$id"], Resource.from_contents(dict(schema))) for schema in schemas.values()])
+        [(schema["$id"], Resource.from_contents(dict(schema))) for schema in schemas.values()]
+    )
     schema = dict(schemas["session-metadata"])
-    prebuilt = jsonschema.Draft202012Validator(schema, registry=registry,
-                                               format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    prebuilt = jsonschema.Draft202012Validator(
+        schema, registry=registry, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
 
     def baseline(doc: Any) -> None:
         with contextlib.suppress(jsonschema.ValidationError):
@@ -185,18 +293,26 @@ def main() -> None:
     measured = [
         ("jsonschema.validate(doc, schema) per document", rate(slow, baseline, max(1, args.repeats // 2))),
         ("python-jsonschema, validator built once (+FormatChecker)", rate(corpus, prebuilt.is_valid, args.repeats)),
-        ("pytest_atlas.is_valid  (verdict)", rate(corpus, lambda d: pytest_atlas.is_valid(d, "session-metadata"),
-                                                  args.repeats)),
-        ("pytest_atlas.check_payload(census=False)  (= validate)",
-         rate(corpus, lambda d: pytest_atlas.check_payload(d, "session-metadata", census=False), args.repeats)),
-        ("pytest_atlas.check_payload  (+ unknown-fields census)",
-         rate(corpus, lambda d: pytest_atlas.check_payload(d, "session-metadata"), args.repeats)),
+        (
+            "pytest_atlas.is_valid  (verdict)",
+            rate(corpus, lambda d: pytest_atlas.is_valid(d, "session-metadata"), args.repeats),
+        ),
+        (
+            "pytest_atlas.check_payload(census=False)  (= validate)",
+            rate(corpus, lambda d: pytest_atlas.check_payload(d, "session-metadata", census=False), args.repeats),
+        ),
+        (
+            "pytest_atlas.check_payload  (+ unknown-fields census)",
+            rate(corpus, lambda d: pytest_atlas.check_payload(d, "session-metadata"), args.repeats),
+        ),
     ]
     base = measured[0][1]
-    print(f"corpus: {len(corpus)} session-metadata documents, {sizes[len(sizes) // 2]:,} bytes median "
-          f"({sizes[0]:,}-{sizes[-1]:,}); {sum(not v.valid for v in verdicts)} with errors, "
-          f"{sum(bool(v.warnings) and v.valid for v in verdicts)} valid with warnings; "
-          f"median of {args.repeats} repeats")
+    print(
+        f"corpus: {len(corpus)} session-metadata documents, {sizes[len(sizes) // 2]:,} bytes median "
+        f"({sizes[0]:,}-{sizes[-1]:,}); {sum(not v.valid for v in verdicts)} with errors, "
+        f"{sum(bool(v.warnings) and v.valid for v in verdicts)} valid with warnings; "
+        f"median of {args.repeats} repeats"
+    )
     width = max(len(name) for name, _ in measured)
     print(f"{'validator':<{width}}  {'docs/s':>10}  {'µs/doc':>9}  {'× baseline':>10}")
     print(f"{'-' * width}  {'-' * 10}  {'-' * 9}  {'-' * 10}")

@@ -28,8 +28,9 @@ def beta_params(mean: float, sd: float) -> tuple[float, float]:
     return mean * concentration, (1 - mean) * concentration
 
 
-def fail_rate(method: str, n: int, drop: float, trials: int, rng: np.random.Generator, *,
-              paired: bool = False) -> float:
+def fail_rate(
+    method: str, n: int, drop: float, trials: int, rng: np.random.Generator, *, paired: bool = False
+) -> float:
     a_b, b_b = beta_params(MEAN, SD)
     a_c, b_c = beta_params(MEAN - drop, SD)
     fails = 0
@@ -39,13 +40,13 @@ def fail_rate(method: str, n: int, drop: float, trials: int, rng: np.random.Gene
             task = rng.normal(0.0, SD * math.sqrt(0.7), n)
             base = np.clip(MEAN + task + rng.normal(0, SD * math.sqrt(0.3), n), 0, 1)
             cand = np.clip(MEAN - drop + task + rng.normal(0, SD * math.sqrt(0.3), n), 0, 1)
-            result = compare_paired(base.tolist(), cand.tolist(), method=method, min_effect=None,
-                                    n_resamples=1000, seed=trial)
+            result = compare_paired(
+                base.tolist(), cand.tolist(), method=method, min_effect=None, n_resamples=1000, seed=trial
+            )
         else:
             base = rng.beta(a_b, b_b, n)
             cand = rng.beta(a_c, b_c, n)
-            result = compare(base.tolist(), cand.tolist(), method=method, min_effect=None,
-                             n_resamples=1000, seed=trial)
+            result = compare(base.tolist(), cand.tolist(), method=method, min_effect=None, n_resamples=1000, seed=trial)
         fails += result.outcome.value == "fail"
     return fails / trials
 
@@ -58,15 +59,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261125)
     args = parser.parse_args()
 
-    print(f"Beta rewards, mean {MEAN}, sd {SD}; one-sided alpha 0.05; fail rate over "
-          f"{args.trials} trials ({args.bootstrap_trials} for bootstrap); seed {args.seed}")
+    print(
+        f"Beta rewards, mean {MEAN}, sd {SD}; one-sided alpha 0.05; fail rate over "
+        f"{args.trials} trials ({args.bootstrap_trials} for bootstrap); seed {args.seed}"
+    )
     print()
     print("| n | method | false alarm (no drop) | power, drop 0.05 | power, drop 0.10 |")
     print("|---|---|---|---|---|")
     started = time.perf_counter()
     for n in args.sizes:
-        for method, paired in (("welch", False), ("mann-whitney", False), ("bootstrap", False),
-                               ("welch", True)):
+        for method, paired in (("welch", False), ("mann-whitney", False), ("bootstrap", False), ("welch", True)):
             rng = np.random.default_rng([args.seed, n])
             trials = args.bootstrap_trials if method == "bootstrap" else args.trials
             rates = [fail_rate(method, n, drop, trials, rng, paired=paired) for drop in (0.0, 0.05, 0.10)]

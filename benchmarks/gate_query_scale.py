@@ -54,8 +54,9 @@ def timed(repeats: int, work: Any) -> tuple[float, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=os.environ.get("ATLAS_TEST_DSN",
-                                                        "postgresql://postgres@127.0.0.1:55432/postgres"))
+    parser.add_argument(
+        "--dsn", default=os.environ.get("ATLAS_TEST_DSN", "postgresql://postgres@127.0.0.1:55432/postgres")
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
@@ -69,8 +70,10 @@ def main() -> None:
             started = time.perf_counter()
             conn.execute(FILL, {"rows": args.rows})
             conn.execute("ANALYZE sessions")
-            print(f"server {redact(args.dsn)}; filled {args.rows:,} sessions in "
-                  f"{time.perf_counter() - started:.1f} s; median of {args.repeats} repeats\n")
+            print(
+                f"server {redact(args.dsn)}; filled {args.rows:,} sessions in "
+                f"{time.perf_counter() - started:.1f} s; median of {args.repeats} repeats\n"
+            )
 
             fetched = {"rows": 0}
             captured: dict[str, Any] = {}
@@ -91,7 +94,8 @@ def main() -> None:
             def naive() -> Any:
                 rows = conn.execute(
                     "SELECT metadata->>'learning_key', (reward_stats->>'score')::float FROM sessions "
-                    "WHERE review_status <> 'quarantined' AND reward_stats->>'score' IS NOT NULL").fetchall()
+                    "WHERE review_status <> 'quarantined' AND reward_stats->>'score' IS NOT NULL"
+                ).fetchall()
                 by_key: dict[str, list[float]] = {}
                 for key, score in rows:
                     by_key.setdefault(key, []).append(score)
@@ -106,8 +110,10 @@ def main() -> None:
             seconds, (_, rows) = timed(args.repeats, lambda: gate(Selection(last=200)))
             print(f"| gate query, last 200 per key | {rows:,} | {seconds * 1000:.0f} ms |")
             seconds, (series_key, rows) = timed(args.repeats, lambda: gate(Selection.build(learning_key="key-3")))
-            print(f"| gate query, one learning key ({series_key['key-3'].n:,} sessions) | {rows:,} | "
-                  f"{seconds * 1000:.0f} ms |")
+            print(
+                f"| gate query, one learning key ({series_key['key-3'].n:,} sessions) | {rows:,} | "
+                f"{seconds * 1000:.0f} ms |"
+            )
             seconds, (exact, rows) = timed(args.repeats, naive)
             print(f"| naive: fetch every score, compute in Python | {rows:,} | {seconds * 1000:.0f} ms |")
             for key, (count, mean, variance) in exact.items():  # the two agree
@@ -115,17 +121,21 @@ def main() -> None:
                 assert abs(mean - series[key].sample.mean) < 1e-9, key
                 assert abs(variance - series[key].sample.variance) < 1e-9, key
             missing = sum(s.missing for s in series.values())
-            print(f"\n(gate and naive agree on n, mean and variance for every key; {missing:,} sessions without "
-                  "a usable score counted as missing)\n")
+            print(
+                f"\n(gate and naive agree on n, mean and variance for every key; {missing:,} sessions without "
+                "a usable score counted as missing)\n"
+            )
 
             _query._run = original  # type: ignore[assignment]
-            plan = conn.execute(sql.SQL("EXPLAIN (ANALYZE, TIMING OFF) ") + all_query["query"],
-                                all_query["params"]).fetchall()
+            plan = conn.execute(
+                sql.SQL("EXPLAIN (ANALYZE, TIMING OFF) ") + all_query["query"], all_query["params"]
+            ).fetchall()
             print("EXPLAIN ANALYZE of the gate statement (all sessions), the nodes that touch every row:")
             for (line,) in plan:
-                if "rows=" in line and ("Scan" in line or "Aggregate" in line or "Append" in line
-                                        or "Execution" in line):
-                    print("   ", line.split("  (cost")[0].rstrip(), "->", line[line.find("(actual"):])
+                if "rows=" in line and (
+                    "Scan" in line or "Aggregate" in line or "Append" in line or "Execution" in line
+                ):
+                    print("   ", line.split("  (cost")[0].rstrip(), "->", line[line.find("(actual") :])
                 elif "Execution Time" in line:
                     print("   ", line)
     finally:

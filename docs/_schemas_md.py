@@ -15,9 +15,21 @@ ROOT = Path(__file__).resolve().parent.parent
 FOLDER = ROOT / "jsonschemas"
 TARGET = ROOT / "docs" / "schemas.md"
 
-NAMES = ["session-metadata", "session-reward", "reward-stats", "reward-audit", "drift", "trajectory-event", "plan",
-         "step-evaluation", "step-metadata", "discovery-payload", "discovery-metadata", "learning-registry-metadata",
-         "export-trace"]
+NAMES = [
+    "session-metadata",
+    "session-reward",
+    "reward-stats",
+    "reward-audit",
+    "drift",
+    "trajectory-event",
+    "plan",
+    "step-evaluation",
+    "step-metadata",
+    "discovery-payload",
+    "discovery-metadata",
+    "learning-registry-metadata",
+    "export-trace",
+]
 
 INTRO = """\
 # Payload schemas
@@ -122,8 +134,16 @@ def keys_table(node: dict[str, Any]) -> list[str]:
         lines.append(f"| `{key}` | {cell(describe(sub))} | {'yes' if key in required else ''} | {cell(notes)} |")
     extra = node.get("additionalProperties")
     lines.append("")
-    lines.append("Other keys: " + ("**not allowed**." if extra is False else
-                                   "allowed (reported in the unknown-fields census)." if extra == {} else "allowed."))
+    lines.append(
+        "Other keys: "
+        + (
+            "**not allowed**."
+            if extra is False
+            else "allowed (reported in the unknown-fields census)."
+            if extra == {}
+            else "allowed."
+        )
+    )
     return lines
 
 
@@ -157,8 +177,11 @@ def quirks_of(schema: dict[str, Any], seen: set[str] | None = None) -> dict[str,
             for part in [p for p in pointer.split("/") if p]:
                 target = target[part]
             if file:
-                target = {**target, "$id": schema["$id"].rsplit("/", 1)[0] + "/" + file} if isinstance(
-                    target, dict) else target
+                target = (
+                    {**target, "$id": schema["$id"].rsplit("/", 1)[0] + "/" + file}
+                    if isinstance(target, dict)
+                    else target
+                )
             if isinstance(target, dict):
                 target.setdefault("$id", schema["$id"])
                 found.update(quirks_of(target, seen))
@@ -192,8 +215,10 @@ def render() -> str:
         out.append(f"**{schema['title']}** — `{name}.schema.json`, `$id` `{schema['$id']}`\n")
         out.append(schema["description"] + "\n")
         if "then" in schema and schema.get("if") == {"type": "string"}:
-            out.append("As a column, it may also hold a bare JSON string: Atlas's serialisation fallback "
-                       "(warning `serialisation-fallback`).\n")
+            out.append(
+                "As a column, it may also hold a bare JSON string: Atlas's serialisation fallback "
+                "(warning `serialisation-fallback`).\n"
+            )
         root = root_object(schema)
         if root.get("description"):
             out.append(root["description"] + "\n")

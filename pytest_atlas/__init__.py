@@ -57,8 +57,15 @@ _EXPORTS.update(
 )
 _EXPORTS.update(
     dict.fromkeys(
-        ["ATLAS_COLUMNS", "ColumnReport", "ContractReport", "FieldCensus", "RelationReport", "ViolationGroup",
-         "check_database"],
+        [
+            "ATLAS_COLUMNS",
+            "ColumnReport",
+            "ContractReport",
+            "FieldCensus",
+            "RelationReport",
+            "ViolationGroup",
+            "check_database",
+        ],
         "pytest_atlas.contracts",
     )
 )
@@ -68,8 +75,17 @@ _EXPORTS.update(dict.fromkeys(["PayloadError"], "pytest_atlas.errors"))
 # --- data generation (strategies live in pytest_atlas.strategies; factories, export loader) -----
 _EXPORTS.update(
     dict.fromkeys(
-        ["BoundFactory", "Factory", "SessionGraph", "insert_graph", "insert_graphs", "insert_rows", "load_export",
-         "read_export", "sequence"],
+        [
+            "BoundFactory",
+            "Factory",
+            "SessionGraph",
+            "insert_graph",
+            "insert_graphs",
+            "insert_rows",
+            "load_export",
+            "read_export",
+            "sequence",
+        ],
         "pytest_atlas.factories",
     )
 )

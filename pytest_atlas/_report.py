@@ -44,8 +44,7 @@ __all__ = [
 REPORT_FORMAT = "pytest-atlas-report"
 _OUTCOMES = OUTCOMES
 
-HEADERS = ("gate", "learning key", "n", "statistic", "bound / interval", "threshold", "outcome",
-           "worst sessions")
+HEADERS = ("gate", "learning key", "n", "statistic", "bound / interval", "threshold", "outcome", "worst sessions")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -91,8 +90,9 @@ def _rows(results: Iterable[GateResult]) -> list[tuple[str, ...]]:
             uncertain = row.detail.get("uncertain") if row.detail else None
             n += f" (+{uncertain} uncertain)" if uncertain else ""
             worst = ", ".join(f"#{session}" for session in row.worst) or "-"
-            lines.append((result.name, _key(row.learning_key), n, _value(row), row.bound, row.threshold,
-                          _outcome(row), worst))
+            lines.append(
+                (result.name, _key(row.learning_key), n, _value(row), row.bound, row.threshold, _outcome(row), worst)
+            )
     return lines
 
 
@@ -100,8 +100,7 @@ def render_table(results: Iterable[GateResult]) -> str:
     """A fixed-width table, one line per gate and learning key."""
     lines = [HEADERS, *_rows(results)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADERS))]
-    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-            for line in lines]
+    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines]
     text.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(text)
 
@@ -116,8 +115,12 @@ def render_markdown(results: Iterable[GateResult], *, title: str = "pytest-atlas
         cells[6] = f"{icon.get(cells[6].split()[0], '')} {cells[6]}".strip()
         out.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     reasons = [f"- **{r.name}**: {r.error or r.message}" for r in materialised if r.error or not r.rows]
-    reasons += [f"- **{r.name}** `{_key(row.learning_key)}`: {row.reason}"
-                for r in materialised for row in r.rows if row.outcome.value != "pass"]
+    reasons += [
+        f"- **{r.name}** `{_key(row.learning_key)}`: {row.reason}"
+        for r in materialised
+        for row in r.rows
+        if row.outcome.value != "pass"
+    ]
     if reasons:
         out += ["", *reasons]
     return "\n".join(out) + "\n"
@@ -144,8 +147,9 @@ def render_failure(result: GateResult) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-def build_report(payloads: Sequence[Mapping[str, Any]], *, exit_status: int | None = None,
-                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def build_report(
+    payloads: Sequence[Mapping[str, Any]], *, exit_status: int | None = None, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The report document for the given payloads (grouped by their ``kind``)."""
     grouped: dict[str, list[dict[str, Any]]] = {}
     summary = dict.fromkeys(_OUTCOMES, 0)

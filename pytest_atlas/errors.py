@@ -101,7 +101,8 @@ class SchemaLoadError(ProvisioningError):
         problem = f"{path}:{line}: {message}\n  in statement: {excerpt}"
         super().__init__(
             problem,
-            hint=hint or f"fix the statement at {path} line {line}; pytest-atlas loads the file statement "
+            hint=hint
+            or f"fix the statement at {path} line {line}; pytest-atlas loads the file statement "
             "by statement, in one transaction",
         )
 
@@ -121,7 +122,8 @@ class BaselineFileError(GateError):
         self.path = path
         super().__init__(
             f"baseline file {path}: {problem}",
-            hint=hint or "write it again with --atlas-save-baseline PATH (from a run you trust), "
+            hint=hint
+            or "write it again with --atlas-save-baseline PATH (from a run you trust), "
             "or point --atlas-baseline at the right file",
         )
 
@@ -140,14 +142,15 @@ class PayloadError(AtlasError):
         self.schema = schema
         self.violations: tuple[Violation, ...] = tuple(violations)
         errors = self.errors
-        lines = [f"payload does not match the {schema} schema: {len(errors)} error"
-                 f"{'' if len(errors) == 1 else 's'}"]
-        lines += [f"  {violation.format(location=violation.table is not None)}"
-                  for violation in self.violations[: self.shown]]
+        lines = [f"payload does not match the {schema} schema: {len(errors)} error{'' if len(errors) == 1 else 's'}"]
+        lines += [
+            f"  {violation.format(location=violation.table is not None)}" for violation in self.violations[: self.shown]
+        ]
         if len(self.violations) > self.shown:
             lines.append(f"  ... and {len(self.violations) - self.shown} more")
-        super().__init__("\n".join(lines), hint=f"fix the values at these paths (the schema: "
-                         f"pytest_atlas.load_schema({schema!r}))")
+        super().__init__(
+            "\n".join(lines), hint=f"fix the values at these paths (the schema: pytest_atlas.load_schema({schema!r}))"
+        )
 
     @property
     def errors(self) -> tuple[Violation, ...]:

@@ -52,13 +52,9 @@ def read_source(path: Path | str) -> SqlSource:
     try:
         return SqlSource(str(path), path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise AtlasError(
-            f"SQL file not found: {path}", hint="check --atlas-schema and atlas_extra_sql"
-        ) from None
+        raise AtlasError(f"SQL file not found: {path}", hint="check --atlas-schema and atlas_extra_sql") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise AtlasError(
-            f"cannot read SQL file {path}: {exc}", hint="the file must be readable UTF-8 text"
-        ) from None
+        raise AtlasError(f"cannot read SQL file {path}: {exc}", hint="the file must be readable UTF-8 text") from None
 
 
 def default_sources(schema: Path | None = None, extra_sql: Iterable[Path] = ()) -> tuple[SqlSource, ...]:

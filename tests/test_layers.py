@@ -9,10 +9,22 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_atlas"
 
 LAYERS = {
-    "errors": 0, "_config": 0, "_resources": 0, "_lazy": 0, "_properties": 0, "_dsn": 0,
-    "db": 1, "schema": 1, "validation": 1, "stats": 1, "strategies": 1,
-    "contracts": 2, "factories": 2, "gates": 2,
-    "assertions": 3, "_report": 3,
+    "errors": 0,
+    "_config": 0,
+    "_resources": 0,
+    "_lazy": 0,
+    "_properties": 0,
+    "_dsn": 0,
+    "db": 1,
+    "schema": 1,
+    "validation": 1,
+    "stats": 1,
+    "strategies": 1,
+    "contracts": 2,
+    "factories": 2,
+    "gates": 2,
+    "assertions": 3,
+    "_report": 3,
     "fixtures": 4,
     "plugin": 5,
 }
@@ -42,8 +54,11 @@ def runtime_imports(path: Path) -> list[tuple[int, str]]:
 
 
 def test_every_area_has_a_layer() -> None:
-    areas = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
-             if (p.suffix == ".py" and p.stem != "__init__") or (p.is_dir() and (p / "__init__.py").exists())}
+    areas = {
+        p.stem if p.is_file() else p.name
+        for p in PACKAGE.iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p.is_dir() and (p / "__init__.py").exists())
+    }
     assert areas == set(LAYERS)
 
 

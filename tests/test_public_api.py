@@ -55,10 +55,7 @@ def test_importing_the_plugin_leaves_its_plugin_modules_to_pytest() -> None:
     # pytest marks the modules named in ``pytest_plugins`` for assertion rewriting before importing
     # them; one that the entry-point module already imported makes pytest warn "Module already
     # imported so cannot be rewritten" in every user's run.
-    code = (
-        "import sys, pytest_atlas.plugin as p\n"
-        "print(','.join(m for m in p.pytest_plugins if m in sys.modules))\n"
-    )
+    code = "import sys, pytest_atlas.plugin as p\nprint(','.join(m for m in p.pytest_plugins if m in sys.modules))\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"importing pytest_atlas.plugin already imported: {out}"
 

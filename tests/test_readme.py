@@ -20,7 +20,14 @@ def test_ci_runs_exactly_the_readme_commands() -> None:
     commands = [line for line in code_block("## Set-up", "bash").splitlines() if line.strip()]
     assert len(commands) == 2, "the set-up is one install command and one test command"
     ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
-    assert ci[-2:] == commands
+    install = ci.index(commands[0])
+    assert ci[-1] == commands[1], "the test command is the last thing CI runs"
+    checks = ci[install + 1 : -1]
+    assert checks == [
+        "python3 -m ruff check .",
+        "python3 -m ruff format --check .",
+        "python3 -m mypy --strict",
+    ], "between install and test, CI runs exactly the maintainer checks"
 
 
 def test_readme_example_is_the_collected_example() -> None:

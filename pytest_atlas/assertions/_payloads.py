@@ -22,8 +22,10 @@ class PayloadAssertionError(AssertionError):
         self.violations: tuple[Violation, ...] = result.errors + result.warnings if strict else result.errors
         count = len(self.violations)
         what = "violation" if strict else "error"
-        lines = [f"payload does not match the {result.schema} schema ({count} {what}{'' if count == 1 else 's'}"
-                 f"{'; warnings count as errors' if strict and result.warnings else ''}):"]
+        lines = [
+            f"payload does not match the {result.schema} schema ({count} {what}{'' if count == 1 else 's'}"
+            f"{'; warnings count as errors' if strict and result.warnings else ''}):"
+        ]
         lines += [f"  {v.format()}" for v in self.violations[: self.shown]]
         if count > self.shown:
             lines.append(f"  ... and {count - self.shown} more (all of them in exc.violations)")

@@ -92,8 +92,14 @@ class ExecutionModesOutOfBounds(RewardAssertionError):
     """An execution-mode share (auto / paired / coach) is outside its bounds."""
 
 
-for _cls in (RewardAssertionError, RewardBelowThreshold, RewardRegression, RewardDrift, ReviewNotClean,
-             ExecutionModesOutOfBounds):
+for _cls in (
+    RewardAssertionError,
+    RewardBelowThreshold,
+    RewardRegression,
+    RewardDrift,
+    ReviewNotClean,
+    ExecutionModesOutOfBounds,
+):
     _cls.__module__ = "pytest_atlas"
 
 Source = psycopg.Connection[Any] | str
@@ -120,8 +126,10 @@ def _spec(name: str, kind: str, options: Mapping[str, Any]) -> GateSpec:
 def _series_of_scores(key: str, scores: Any) -> Series:
     """A series from plain scores; None and NaN count as missing, anything else must be a number."""
     if isinstance(scores, str | bytes) or not isinstance(scores, Sequence):
-        raise InvalidArgument(f"scores for {key!r} must be a list of numbers, got {type(scores).__name__}",
-                              hint="pass [0.8, 0.75, ...] or {learning_key: [...]}")
+        raise InvalidArgument(
+            f"scores for {key!r} must be a list of numbers, got {type(scores).__name__}",
+            hint="pass [0.8, 0.75, ...] or {learning_key: [...]}",
+        )
     present = [s for s in scores if not (s is None or (isinstance(s, float) and math.isnan(s)))]
     sample = Sample.of(present, what=f"scores[{key!r}]" if key != ALL_KEYS else "scores")
     return Series(key, sample, missing=len(scores) - len(present))
@@ -132,8 +140,10 @@ def _series(source: ScoreSource, selection: Selection, by_key: bool, digits: int
         with connection(source) as conn:  # type: ignore[arg-type]
             return fetch_series(conn, selection, by_key=by_key, digits=digits)
     if isinstance(source, Mapping):
-        return {str(key): (value if isinstance(value, Series) else _series_of_scores(str(key), value))
-                for key, value in source.items()}
+        return {
+            str(key): (value if isinstance(value, Series) else _series_of_scores(str(key), value))
+            for key, value in source.items()
+        }
     return {ALL_KEYS: _series_of_scores(ALL_KEYS, source)}
 
 
@@ -143,12 +153,31 @@ def _check(result: GateResult, error: type[RewardAssertionError]) -> GateResult:
     return result
 
 
-def _finish(name: str, kind: str, rows: list[KeyResult], spec: GateSpec, series: Mapping[str, Any],
-            error: type[RewardAssertionError], notes: Sequence[str] = ()) -> GateResult:
-    message = "" if rows else "the selection matched no sessions: " + (
-        str(spec.selection.describe()) if spec.selection.describe() else "the sessions table is empty")
-    result = GateResult(name, kind, tuple(rows), message=message, selection=spec.describe(),
-                        allow_inconclusive=spec.allow_inconclusive, notes=tuple(notes), series=series)
+def _finish(
+    name: str,
+    kind: str,
+    rows: list[KeyResult],
+    spec: GateSpec,
+    series: Mapping[str, Any],
+    error: type[RewardAssertionError],
+    notes: Sequence[str] = (),
+) -> GateResult:
+    message = (
+        ""
+        if rows
+        else "the selection matched no sessions: "
+        + (str(spec.selection.describe()) if spec.selection.describe() else "the sessions table is empty")
+    )
+    result = GateResult(
+        name,
+        kind,
+        tuple(rows),
+        message=message,
+        selection=spec.describe(),
+        allow_inconclusive=spec.allow_inconclusive,
+        notes=tuple(notes),
+        series=series,
+    )
     return _check(result, error)
 
 
@@ -177,36 +206,51 @@ def assert_reward_at_least(
     keys) and -- unless ``allow_inconclusive`` -- when the data cannot tell.
     """
     chosen, _ = _split("assert_reward_at_least", selection)
-    spec = _spec(name, "threshold", {"threshold": threshold, "by_key": by_key, "alpha": alpha, "power": power,
-                                     "method": method, "allow_inconclusive": allow_inconclusive,
-                                     **selection})
+    spec = _spec(
+        name,
+        "threshold",
+        {
+            "threshold": threshold,
+            "by_key": by_key,
+            "alpha": alpha,
+            "power": power,
+            "method": method,
+            "allow_inconclusive": allow_inconclusive,
+            **selection,
+        },
+    )
     series = _series(source, chosen, by_key)
     return _finish(name, "threshold", threshold_rows(series, spec), spec, series, RewardBelowThreshold)
 
 
-def _baseline_series(baseline: Any, source: ScoreSource, spec: GateSpec,
-                     gate: str | None) -> tuple[dict[str, Series], str]:
+def _baseline_series(
+    baseline: Any, source: ScoreSource, spec: GateSpec, gate: str | None
+) -> tuple[dict[str, Series], str]:
     if isinstance(baseline, Selection):
         if not _is_database(source):
-            raise InvalidArgument("a baseline Selection needs a database source",
-                                  hint="pass a connection or DSN as the first argument")
+            raise InvalidArgument(
+                "a baseline Selection needs a database source", hint="pass a connection or DSN as the first argument"
+            )
         return _series(source, baseline, spec.by_key, spec.digits), f"baseline: sessions {baseline.describe()}"
     if isinstance(baseline, os.PathLike):
         gates = read_baseline(baseline)
         if gate is None:
             if len(gates) != 1:
-                raise InvalidArgument(f"baseline file {baseline} holds {len(gates)} gates: "
-                                      f"{', '.join(sorted(gates)) or 'none'}",
-                                      hint="name the one to compare with: baseline_gate='...'")
+                raise InvalidArgument(
+                    f"baseline file {baseline} holds {len(gates)} gates: {', '.join(sorted(gates)) or 'none'}",
+                    hint="name the one to compare with: baseline_gate='...'",
+                )
             gate = next(iter(gates))
         if gate not in gates:
-            raise InvalidArgument(f"baseline file {baseline} has no gate {gate!r}",
-                                  hint=f"it has: {', '.join(sorted(gates)) or 'none'}")
+            raise InvalidArgument(
+                f"baseline file {baseline} has no gate {gate!r}", hint=f"it has: {', '.join(sorted(gates)) or 'none'}"
+            )
         return dict(gates[gate]), f"baseline: gate {gate!r} of {baseline}"
     if isinstance(baseline, str):
-        raise InvalidArgument("baseline given as a string is ambiguous",
-                              hint="pass pathlib.Path('baseline.json') for a file, or a Selection for sessions "
-                              "in the same database")
+        raise InvalidArgument(
+            "baseline given as a string is ambiguous",
+            hint="pass pathlib.Path('baseline.json') for a file, or a Selection for sessions in the same database",
+        )
     return _series(baseline, Selection(), spec.by_key), "baseline: given scores"
 
 
@@ -237,14 +281,24 @@ def assert_no_regression(
     with ``power``. Paired by task when both windows ran the same tasks (``paired=None``).
     """
     chosen, _ = _split("assert_no_regression", selection)
-    spec = _spec(name, "regression", {"tolerance": tolerance, "min_effect": min_effect if min_effect is not None
-                                      else False, "paired": paired, "by_key": by_key, "alpha": alpha,
-                                      "power": power, "method": method,
-                                      "allow_inconclusive": allow_inconclusive, **selection})
+    spec = _spec(
+        name,
+        "regression",
+        {
+            "tolerance": tolerance,
+            "min_effect": min_effect if min_effect is not None else False,
+            "paired": paired,
+            "by_key": by_key,
+            "alpha": alpha,
+            "power": power,
+            "method": method,
+            "allow_inconclusive": allow_inconclusive,
+            **selection,
+        },
+    )
     base, note = _baseline_series(baseline, source, spec, baseline_gate)
     series = _series(source, chosen, by_key, spec.digits)
-    return _finish(name, "regression", regression_rows(series, base, spec), spec, series, RewardRegression,
-                   [note])
+    return _finish(name, "regression", regression_rows(series, base, spec), spec, series, RewardRegression, [note])
 
 
 def assert_no_drift(
@@ -269,21 +323,39 @@ def assert_no_drift(
     the order they were written (oldest first) for one learning key. A key whose every session had
     too small a baseline is inconclusive (allowed by default, as Atlas itself does not alert then).
     """
-    spec = _spec(name, "drift", {"window": window, "z_threshold": threshold, "min_baseline": min_baseline,
-                                 "stored": stored, "by_key": by_key, "allow_inconclusive": allow_inconclusive,
-                                 **selection})
+    spec = _spec(
+        name,
+        "drift",
+        {
+            "window": window,
+            "z_threshold": threshold,
+            "min_baseline": min_baseline,
+            "stored": stored,
+            "by_key": by_key,
+            "allow_inconclusive": allow_inconclusive,
+            **selection,
+        },
+    )
     if _is_database(source):
         chosen = Selection(**{**spec.selection.__dict__, "last": spec.selection.last or last})
         with connection(source) as conn:  # type: ignore[arg-type]
             inputs = fetch_drift_inputs(conn, chosen, window=window, last=last)
     else:
         if isinstance(source, str | bytes | Mapping) or not isinstance(source, Sequence):
-            raise InvalidArgument("assert_no_drift needs a database or a list of reward_stats objects",
-                                  hint="pass atlas_db, a DSN, or [{'score': 0.8, ...}, ...] oldest first")
+            raise InvalidArgument(
+                "assert_no_drift needs a database or a list of reward_stats objects",
+                hint="pass atlas_db, a DSN, or [{'score': 0.8, ...}, ...] oldest first",
+            )
         history = list(source)
         inputs = [
-            DriftInput(index + 1, ALL_KEYS, history[index], None, None,
-                       tuple(reversed(history[max(0, index + 1 - window): index + 1])))
+            DriftInput(
+                index + 1,
+                ALL_KEYS,
+                history[index],
+                None,
+                None,
+                tuple(reversed(history[max(0, index + 1 - window) : index + 1])),
+            )
             for index in range(max(0, len(history) - last), len(history))
         ]
     return _finish(name, "drift", drift_rows(inputs, spec), spec, {}, RewardDrift)

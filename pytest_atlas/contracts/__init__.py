@@ -1,8 +1,8 @@
 """Database contract checks: every Atlas JSON column against its JSON Schema, plus relational checks.
 
-    >>> report = check_database("postgresql://user@host/atlas", since="2025-11-01")  # doctest: +SKIP
-    >>> print(report)          # a readable table; report.to_json() for machines
-    >>> report.ok              # False on any error (warnings do not count)
+>>> report = check_database("postgresql://user@host/atlas", since="2025-11-01")  # doctest: +SKIP
+>>> print(report)          # a readable table; report.to_json() for machines
+>>> report.ok              # False on any error (warnings do not count)
 """
 
 from __future__ import annotations

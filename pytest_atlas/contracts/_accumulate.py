@@ -26,8 +26,7 @@ class ColumnAccumulator:
     unknown keys are kept; further distinct ones are only counted (``truncated``).
     """
 
-    def __init__(self, report: ColumnReport, *, samples: int = 5, max_groups: int = 200,
-                 max_census: int = 500) -> None:
+    def __init__(self, report: ColumnReport, *, samples: int = 5, max_groups: int = 200, max_census: int = 500) -> None:
         self.report = report
         self.samples = samples
         self.max_groups = max_groups
@@ -71,9 +70,11 @@ class ColumnAccumulator:
                     self._truncate(("group", *map(str, group_key)))
                     continue
                 group = ViolationGroup(
-                    path=group_key[0], keyword=violation.keyword, severity=violation.severity, count=0,
-                    example=violation.at(table=self.report.table, column=self.report.column,
-                                         primary_key=dict(key)),
+                    path=group_key[0],
+                    keyword=violation.keyword,
+                    severity=violation.severity,
+                    count=0,
+                    example=violation.at(table=self.report.table, column=self.report.column, primary_key=dict(key)),
                 )
                 self._groups[group_key] = group
             group.count += 1

@@ -53,14 +53,23 @@ def check_database(
     """
     since_date = _since(since)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise InvalidArgument(f"limit must be a non-negative integer or None, got {limit!r}",
-                              hint="limit=1000 checks the newest 1000 rows of each table; None checks all")
+        raise InvalidArgument(
+            f"limit must be a non-negative integer or None, got {limit!r}",
+            hint="limit=1000 checks the newest 1000 rows of each table; None checks all",
+        )
     for name, value in (("batch_size", batch_size), ("samples", samples)):
         if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "batch_size" else 0):
             raise InvalidArgument(f"{name} must be a positive integer, got {value!r}")
     targets = resolve_targets(tables, schemas)
-    return run_checks(conninfo_or_connection, targets, relation_names(_whole_tables(tables)), since_date,
-                      limit or None, batch_size=batch_size, samples=samples)
+    return run_checks(
+        conninfo_or_connection,
+        targets,
+        relation_names(_whole_tables(tables)),
+        since_date,
+        limit or None,
+        batch_size=batch_size,
+        samples=samples,
+    )
 
 
 def run_checks(
@@ -104,8 +113,10 @@ def _since(value: date | datetime | str | None) -> date | None:
             return date.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise InvalidArgument(f"since must be a date (or 'YYYY-MM-DD'), got {value!r}",
-                          hint="e.g. since='2025-11-01' or since=datetime.date(2025, 11, 1)")
+    raise InvalidArgument(
+        f"since must be a date (or 'YYYY-MM-DD'), got {value!r}",
+        hint="e.g. since='2025-11-01' or since=datetime.date(2025, 11, 1)",
+    )
 
 
 @contextmanager
@@ -114,8 +125,7 @@ def _read_only(target: str | psycopg.Connection[Any]) -> Iterator[tuple[psycopg.
         try:
             conn = psycopg.connect(target, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
-            detail = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                                 target)
+            detail = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, target)
             raise AtlasError(
                 f"cannot connect to {redact(target)} to check its contracts: {detail}",
                 hint="check the DSN (host, port, database name, user, password) and that the server is up",
@@ -136,11 +146,15 @@ def _read_only(target: str | psycopg.Connection[Any]) -> Iterator[tuple[psycopg.
         raise InvalidArgument("the connection given to check_database is closed", hint="pass an open connection")
     status = target.info.transaction_status
     if status == TransactionStatus.INERROR:
-        raise AtlasError("the connection given to check_database is in a failed transaction",
-                         hint="roll the transaction back first (conn.rollback())")
+        raise AtlasError(
+            "the connection given to check_database is in a failed transaction",
+            hint="roll the transaction back first (conn.rollback())",
+        )
     if status not in (TransactionStatus.IDLE, TransactionStatus.INTRANS):
-        raise AtlasError(f"the connection given to check_database is busy (transaction status {status.name})",
-                         hint="finish the running query or pass a DSN")
+        raise AtlasError(
+            f"the connection given to check_database is busy (transaction status {status.name})",
+            hint="finish the running query or pass a DSN",
+        )
     # a savepoint (or a transaction) rolled back at the end: READ ONLY is undone with it
     with target.transaction(force_rollback=True):
         target.execute("SET TRANSACTION READ ONLY")
@@ -167,27 +181,36 @@ def _column_type(conn: psycopg.Connection[Any], table: str, column: str) -> tupl
     return True, (str(found[0]) if found else None)
 
 
-def _check_column(conn: psycopg.Connection[Any], target: Column, since: date | None, limit: int | None,
-                  batch_size: int, samples: int) -> ColumnReport:
+def _check_column(
+    conn: psycopg.Connection[Any], target: Column, since: date | None, limit: int | None, batch_size: int, samples: int
+) -> ColumnReport:
     table = target.table
     report = ColumnReport(table=table.name, column=target.column, schema=target.schema_name)
     try:
         with conn.transaction():
             exists, kind = _column_type(conn, table.name, target.column)
             if not exists:
-                report.problem = (f"table {table.name} does not exist in this database (is the Atlas schema "
-                                  "loaded, and is it on the search_path?)")
+                report.problem = (
+                    f"table {table.name} does not exist in this database (is the Atlas schema "
+                    "loaded, and is it on the search_path?)"
+                )
                 return report
             if kind is None:
-                report.problem = (f"column {table.name}.{target.column} does not exist (a database created by an "
-                                  "Atlas older than the column?)")
+                report.problem = (
+                    f"column {table.name}.{target.column} does not exist (a database created by an "
+                    "Atlas older than the column?)"
+                )
                 return report
             if kind not in ("jsonb", "json"):
-                report.problem = (f"column {table.name}.{target.column} has type {kind}; Atlas stores this "
-                                  "payload as jsonb")
+                report.problem = (
+                    f"column {table.name}.{target.column} has type {kind}; Atlas stores this payload as jsonb"
+                )
                 return report
-            missing = [name for name in (*table.key, table.created or "session_id")
-                       if _column_type(conn, table.name, name)[1] is None]
+            missing = [
+                name
+                for name in (*table.key, table.created or "session_id")
+                if _column_type(conn, table.name, name)[1] is None
+            ]
             if missing:
                 report.problem = f"table {table.name} lacks the column(s) {', '.join(missing)} needed to key rows"
                 return report
@@ -212,7 +235,8 @@ def _rows_query(target: Column, since: date | None, limit: int | None) -> tuple[
             conditions.append(sql.SQL("session_id IN (SELECT id FROM sessions WHERE created_at >= %s)"))
         params.append(since)
     query = sql.SQL("SELECT {keys}, {column}::text FROM {table}").format(
-        keys=sql.SQL(", ").join(keys), column=sql.Identifier(target.column), table=sql.Identifier(table.name))
+        keys=sql.SQL(", ").join(keys), column=sql.Identifier(target.column), table=sql.Identifier(table.name)
+    )
     if conditions:
         query = sql.SQL("{} WHERE {}").format(query, sql.SQL(" AND ").join(conditions))
     if limit is not None:
@@ -223,8 +247,14 @@ def _rows_query(target: Column, since: date | None, limit: int | None) -> tuple[
     return query, params
 
 
-def _stream(conn: psycopg.Connection[Any], target: Column, since: date | None, limit: int | None,
-            batch_size: int, accumulator: ColumnAccumulator) -> None:
+def _stream(
+    conn: psycopg.Connection[Any],
+    target: Column,
+    since: date | None,
+    limit: int | None,
+    batch_size: int,
+    accumulator: ColumnAccumulator,
+) -> None:
     validator = validator_for(target.schema)
     query, params = _rows_query(target, since, limit)
     key_names = target.table.key
@@ -245,14 +275,24 @@ def _stream(conn: psycopg.Connection[Any], target: Column, since: date | None, l
                 try:
                     document = json.loads(text)
                 except RecursionError:
-                    accumulator.add_violations([_unloadable(validator.name, text, "x-depth",
-                                                            f"nested deeper than Python's json module can load "
-                                                            f"(pytest-atlas reports documents deeper than "
-                                                            f"{MAX_DEPTH} levels)")], key)
+                    accumulator.add_violations(
+                        [
+                            _unloadable(
+                                validator.name,
+                                text,
+                                "x-depth",
+                                f"nested deeper than Python's json module can load "
+                                f"(pytest-atlas reports documents deeper than "
+                                f"{MAX_DEPTH} levels)",
+                            )
+                        ],
+                        key,
+                    )
                     continue
                 except ValueError as exc:
-                    accumulator.add_violations([_unloadable(validator.name, text, "x-parse",
-                                                            f"not parsable as JSON: {exc}")], key)
+                    accumulator.add_violations(
+                        [_unloadable(validator.name, text, "x-parse", f"not parsable as JSON: {exc}")], key
+                    )
                     continue
                 accumulator.add(validator.check(document, census=True), key)
             del batch

@@ -53,32 +53,55 @@ _PLAN_IDS = sql.SQL(
 
 CHECKS: tuple[_Check, ...] = (
     _Check(
-        "sessions", "status", f"status is one of {', '.join(SESSION_STATUSES)}", "error",
+        "sessions",
+        "status",
+        f"status is one of {', '.join(SESSION_STATUSES)}",
+        "error",
         sql.SQL("t.status IS NULL OR t.status NOT IN ({})").format(_literals(SESSION_STATUSES)),
-        sql.SQL("'status ' || coalesce(quote_literal(t.status), 'NULL')"), ("id",),
+        sql.SQL("'status ' || coalesce(quote_literal(t.status), 'NULL')"),
+        ("id",),
     ),
     _Check(
-        "sessions", "review_status", f"review_status is one of {', '.join(REVIEW_STATUSES)}", "error",
+        "sessions",
+        "review_status",
+        f"review_status is one of {', '.join(REVIEW_STATUSES)}",
+        "error",
         sql.SQL("t.review_status IS NULL OR t.review_status NOT IN ({})").format(_literals(REVIEW_STATUSES)),
-        sql.SQL("'review_status ' || coalesce(quote_literal(t.review_status), 'NULL')"), ("id",),
+        sql.SQL("'review_status ' || coalesce(quote_literal(t.review_status), 'NULL')"),
+        ("id",),
     ),
     _Check(
-        "sessions", "completed_at", "completed_at is not before created_at", "error",
+        "sessions",
+        "completed_at",
+        "completed_at is not before created_at",
+        "error",
         sql.SQL("t.completed_at < t.created_at"),
-        sql.SQL("'completed_at ' || t.completed_at || ' < created_at ' || t.created_at"), ("id",),
+        sql.SQL("'completed_at ' || t.completed_at || ' < created_at ' || t.created_at"),
+        ("id",),
     ),
     _Check(
-        "sessions", "metadata_review_status",
+        "sessions",
+        "metadata_review_status",
         "metadata.review_status agrees with the review_status column (a stale copy is an Atlas quirk, §9 item 12)",
         "warning",
-        sql.SQL("jsonb_typeof(t.metadata) = 'object' AND t.metadata ? 'review_status' "
-                "AND t.metadata ->> 'review_status' IS DISTINCT FROM t.review_status"),
-        sql.SQL("'metadata says ' || coalesce(quote_literal(t.metadata ->> 'review_status'), 'null') || "
-                "', column says ' || coalesce(quote_literal(t.review_status), 'NULL')"), ("id",),
+        sql.SQL(
+            "jsonb_typeof(t.metadata) = 'object' AND t.metadata ? 'review_status' "
+            "AND t.metadata ->> 'review_status' IS DISTINCT FROM t.review_status"
+        ),
+        sql.SQL(
+            "'metadata says ' || coalesce(quote_literal(t.metadata ->> 'review_status'), 'null') || "
+            "', column says ' || coalesce(quote_literal(t.review_status), 'NULL')"
+        ),
+        ("id",),
     ),
     _Check(
-        "step_results", "step_in_plan", "every step_results.step_id is a step id of its session's plan", "error",
-        _STEP_IN_PLAN, _PLAN_IDS, ("session_id", "step_id"),
+        "step_results",
+        "step_in_plan",
+        "every step_results.step_id is a step id of its session's plan",
+        "error",
+        _STEP_IN_PLAN,
+        _PLAN_IDS,
+        ("session_id", "step_id"),
     ),
 )
 
@@ -105,14 +128,16 @@ def relation_names(tables: set[str]) -> list[str]:
     return [f"{check.table}[{check.name}]" for check in CHECKS if check.table in tables]
 
 
-def check_relations(conn: psycopg.Connection[Any], names: set[str], since: date | None, limit: int | None,
-                    samples: int) -> list[RelationReport]:
+def check_relations(
+    conn: psycopg.Connection[Any], names: set[str], since: date | None, limit: int | None, samples: int
+) -> list[RelationReport]:
     reports = []
     for check in CHECKS:
         if f"{check.table}[{check.name}]" not in names:
             continue
-        report = RelationReport(table=check.table, check=check.name, description=check.description,
-                                severity=check.severity)
+        report = RelationReport(
+            table=check.table, check=check.name, description=check.description, severity=check.severity
+        )
         try:
             with conn.transaction():
                 _run(conn, check, report, since, limit, samples)
@@ -123,13 +148,20 @@ def check_relations(conn: psycopg.Connection[Any], names: set[str], since: date 
     return reports
 
 
-def _run(conn: psycopg.Connection[Any], check: _Check, report: RelationReport, since: date | None,
-         limit: int | None, samples: int) -> None:
+def _run(
+    conn: psycopg.Connection[Any],
+    check: _Check,
+    report: RelationReport,
+    since: date | None,
+    limit: int | None,
+    samples: int,
+) -> None:
     scope, params = _scope(check.table, since, limit)
     cursor = conn.cursor(row_factory=tuple_row)  # whatever row factory the caller's connection uses
     counts = cursor.execute(
         sql.SQL("SELECT count(*), count(*) FILTER (WHERE {bad}) FROM ({scope}) AS t").format(
-            bad=check.bad, scope=scope),
+            bad=check.bad, scope=scope
+        ),
         params,
     ).fetchone()
     assert counts is not None
@@ -139,7 +171,8 @@ def _run(conn: psycopg.Connection[Any], check: _Check, report: RelationReport, s
     keys = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(name)) for name in check.key)
     rows = cursor.execute(
         sql.SQL("SELECT {keys}, {shown} FROM ({scope}) AS t WHERE {bad} ORDER BY {keys} LIMIT %s").format(
-            keys=keys, shown=check.shown, scope=scope, bad=check.bad),
+            keys=keys, shown=check.shown, scope=scope, bad=check.bad
+        ),
         [*params, samples],
     ).fetchall()
     width = len(check.key)

@@ -122,9 +122,11 @@ class ColumnReport:
 
     def render(self) -> str:
         """This column's part of the report (what a failing ``--atlas-contract`` item shows)."""
-        lines = [f"{self.name} against {self.schema}: {self.rows_checked:,} rows checked"
-                 f" ({self.rows_null:,} NULL skipped), {self.rows_with_errors:,} with errors,"
-                 f" {self.rows_with_warnings:,} with warnings"]
+        lines = [
+            f"{self.name} against {self.schema}: {self.rows_checked:,} rows checked"
+            f" ({self.rows_null:,} NULL skipped), {self.rows_with_errors:,} with errors,"
+            f" {self.rows_with_warnings:,} with warnings"
+        ]
         if self.problem:
             lines.append(f"  could not check: {self.problem}")
         lines += _group_lines("errors", self.errors)
@@ -133,8 +135,9 @@ class ColumnReport:
             lines.append("  unknown fields (keys the schema does not describe):")
             for entry in self.unknown_fields:
                 share = f" ({entry.count / self.rows_checked:.0%} of rows)" if self.rows_checked else ""
-                types = ", ".join(f"{name}×{count}" if len(entry.types) > 1 else name
-                                  for name, count in entry.types.items())
+                types = ", ".join(
+                    f"{name}×{count}" if len(entry.types) > 1 else name for name, count in entry.types.items()
+                )
                 lines.append(f"    {_join(entry.path, entry.key)}  {types}  {_plural(entry.count, 'row')}{share}")
         if self.truncated:
             lines.append(f"  ({self.truncated:,} further distinct paths were counted but not listed)")
@@ -156,8 +159,10 @@ def _group_lines(title: str, groups: Sequence[ViolationGroup]) -> list[str]:
     for group in groups:
         keyword = f"{group.keyword}({group.quirk})" if group.quirk else group.keyword
         samples = "; ".join(_key_text(key) for key in group.sample_keys)
-        lines.append(f"    {group.path}  {keyword}  {group.count:,} row{'' if group.count == 1 else 's'}"
-                     f"{'  e.g. ' + samples if samples else ''}")
+        lines.append(
+            f"    {group.path}  {keyword}  {group.count:,} row{'' if group.count == 1 else 's'}"
+            f"{'  e.g. ' + samples if samples else ''}"
+        )
         lines.append(f"        {group.example.message}")
     return lines
 
@@ -220,12 +225,14 @@ class ContractReport:
     @property
     def error_count(self) -> int:
         return sum(c.error_count for c in self.columns) + sum(
-            (r.count if r.severity == "error" else 0) + (1 if r.problem else 0) for r in self.relations)
+            (r.count if r.severity == "error" else 0) + (1 if r.problem else 0) for r in self.relations
+        )
 
     @property
     def warning_count(self) -> int:
         return sum(c.warning_count for c in self.columns) + sum(
-            r.count for r in self.relations if r.severity == "warning")
+            r.count for r in self.relations if r.severity == "warning"
+        )
 
     def items(self) -> Iterator[ColumnReport | RelationReport]:
         yield from self.columns
@@ -278,19 +285,39 @@ class ContractReport:
         head = f"Atlas contract check of {self.database}" + (f" ({', '.join(scope)})" if scope else "")
         rows = [("column", "schema", "rows", "errors", "warnings", "unknown keys", "result")]
         for c in self.columns:
-            rows.append((c.name, c.schema, f"{c.rows_checked:,}", f"{c.error_count:,}", f"{c.warning_count:,}",
-                         f"{len(c.unknown_fields):,}", c.outcome.upper() if c.outcome != "pass" else "ok"))
+            rows.append(
+                (
+                    c.name,
+                    c.schema,
+                    f"{c.rows_checked:,}",
+                    f"{c.error_count:,}",
+                    f"{c.warning_count:,}",
+                    f"{len(c.unknown_fields):,}",
+                    c.outcome.upper() if c.outcome != "pass" else "ok",
+                )
+            )
         for r in self.relations:
             errors = r.count if r.severity == "error" else 0
             warnings = r.count if r.severity == "warning" else 0
-            rows.append((r.name, "(relational)", f"{r.rows_checked:,}", f"{errors:,}", f"{warnings:,}", "",
-                         r.outcome.upper() if r.outcome != "pass" else "ok"))
+            rows.append(
+                (
+                    r.name,
+                    "(relational)",
+                    f"{r.rows_checked:,}",
+                    f"{errors:,}",
+                    f"{warnings:,}",
+                    "",
+                    r.outcome.upper() if r.outcome != "pass" else "ok",
+                )
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         right = {2, 3, 4, 5}
 
         def fmt(row: Sequence[str]) -> str:
-            return "  ".join(cell.rjust(w) if i in right else cell.ljust(w)
-                             for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+            return "  ".join(
+                cell.rjust(w) if i in right else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
 
         lines = [head, "", fmt(rows[0]), fmt(["-" * w for w in widths])]
         lines += [fmt(row) for row in rows[1:]]

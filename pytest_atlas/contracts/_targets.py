@@ -104,8 +104,9 @@ def resolve_targets(
         wanted = set()
         for entry in names:
             if not isinstance(entry, str):
-                raise InvalidArgument(f"tables must hold table names, got {entry!r}",
-                                      hint="e.g. tables=['sessions', 'plans.plan']")
+                raise InvalidArgument(
+                    f"tables must hold table names, got {entry!r}", hint="e.g. tables=['sessions', 'plans.plan']"
+                )
             table_name = entry.partition(".")[0]
             if table_name not in TABLES or (entry != table_name and entry not in mapping):
                 raise InvalidArgument(

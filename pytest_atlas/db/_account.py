@@ -131,14 +131,25 @@ def server_account(run_as: str | None) -> ServerAccount:
             pw = pwd.getpwnam(run_as)
         except KeyError:
             raise ConfigError(
-                "--atlas-run-as", run_as, "no such account on this machine",
+                "--atlas-run-as",
+                run_as,
+                "no such account on this machine",
                 hint="name an existing unprivileged account, e.g. postgres",
             ) from None
         if pw.pw_uid == 0:
-            raise ConfigError("--atlas-run-as", run_as, "PostgreSQL refuses to run as root",
-                              hint="name an unprivileged account, e.g. postgres")
-        return ServerAccount(pw.pw_name, pw.pw_uid, pw.pw_gid, False,
-                             f"pytest runs as root: the server runs as {pw.pw_name!r} (--atlas-run-as)")
+            raise ConfigError(
+                "--atlas-run-as",
+                run_as,
+                "PostgreSQL refuses to run as root",
+                hint="name an unprivileged account, e.g. postgres",
+            )
+        return ServerAccount(
+            pw.pw_name,
+            pw.pw_uid,
+            pw.pw_gid,
+            False,
+            f"pytest runs as root: the server runs as {pw.pw_name!r} (--atlas-run-as)",
+        )
     for name in ("postgres", "nobody"):
         try:
             pw = pwd.getpwnam(name)
@@ -146,8 +157,9 @@ def server_account(run_as: str | None) -> ServerAccount:
             continue
         if pw.pw_uid != 0:
             why = "the existing 'postgres' account" if name == "postgres" else "'nobody' (no 'postgres' account)"
-            return ServerAccount(pw.pw_name, pw.pw_uid, pw.pw_gid, False,
-                                 f"pytest runs as root: the server runs as {why}")
+            return ServerAccount(
+                pw.pw_name, pw.pw_uid, pw.pw_gid, False, f"pytest runs as root: the server runs as {why}"
+            )
     raise ProvisioningError(
         "pytest runs as root, PostgreSQL refuses to run as root, and this machine has neither a "
         "'postgres' nor a 'nobody' account to run it as",

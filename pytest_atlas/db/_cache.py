@@ -62,8 +62,9 @@ def copy_tree(src: Path, dst: Path) -> None:
     """Copy a cluster folder preserving owners and modes (GNU cp when present: ~1.5x copytree)."""
     cp = shutil.which("cp")
     if cp is not None:
-        result = subprocess.run([cp, "-a", "--reflink=auto", str(src), str(dst)],
-                                capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            [cp, "-a", "--reflink=auto", str(src), str(dst)], capture_output=True, text=True, check=False
+        )
         if result.returncode == 0:
             return
         shutil.rmtree(dst, ignore_errors=True)
@@ -84,7 +85,7 @@ def prune_tiers(folder: Path, *, keep: str, max_tiers: int = 3) -> None:
             used = [marker.stat().st_mtime for marker in tier.glob(f"*/{_MARKER}")]
             tiers.append((max(used, default=0.0), tier))
     tiers.sort(reverse=True)
-    for _used, tier in tiers[max(max_tiers - 1, 0):]:
+    for _used, tier in tiers[max(max_tiers - 1, 0) :]:
         shutil.rmtree(tier, ignore_errors=True)
 
 
@@ -186,7 +187,7 @@ class ClusterCache:
             with contextlib.suppress(OSError):
                 entries.append((marker.stat().st_mtime, marker.parent.name))
         entries.sort(reverse=True)
-        for _mtime, name in entries[self.max_entries:]:
+        for _mtime, name in entries[self.max_entries :]:
             if name != keep:
                 self._evict(name)
 

@@ -32,8 +32,9 @@ _MAX_PENDING_DROPS = 4
 class ClonePool:
     """Databases cloned from ``template``; :meth:`acquire` hands one out, :meth:`release` drops it."""
 
-    def __init__(self, server: AtlasPostgres, template: str, prefix: str, *, ahead: int = 1,
-                 keep: bool = False) -> None:
+    def __init__(
+        self, server: AtlasPostgres, template: str, prefix: str, *, ahead: int = 1, keep: bool = False
+    ) -> None:
         self.server = server
         self.template = template
         self.prefix = prefix
@@ -47,8 +48,7 @@ class ClonePool:
         self._stopping = False
         self._error: BaseException | None = None
         self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._work, name=f"pytest-atlas clones of {template}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._work, name=f"pytest-atlas clones of {template}", daemon=True)
         self._thread.start()
 
     # -- used by the fixtures ----------------------------------------------------------------------
@@ -176,8 +176,7 @@ class DatabaseManager:
             key, template = self._template(sources)
             if key not in self._pools:
                 variant = "" if key == self._default_key else f"{key[:6]}_"
-                self._pools[key] = ClonePool(self.server, template, f"{self.server.db_prefix}{variant}",
-                                             keep=self.keep)
+                self._pools[key] = ClonePool(self.server, template, f"{self.server.db_prefix}{variant}", keep=self.keep)
             return self._pools[key]
 
     def shared(self, sources: Sequence[SqlSource]) -> str:

@@ -69,14 +69,30 @@ class LocalCluster:
     def initdb(self) -> None:
         """Initialise an empty cluster (no fsync, C locale, UTF-8, 1 MB WAL segments)."""
         args = [
-            str(self.install.initdb), "-D", str(self.run.pgdata), "-U", SUPERUSER, "-A", "trust",
-            "-E", "UTF8", "--no-locale", "--no-sync", "--wal-segsize=1",
+            str(self.install.initdb),
+            "-D",
+            str(self.run.pgdata),
+            "-U",
+            SUPERUSER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+            "--wal-segsize=1",
         ]
         if self.install.version_num >= 140000:
             args.append("--no-instructions")
         result = subprocess.run(
-            args, capture_output=True, text=True, timeout=300, check=False, cwd="/",
-            env=self.account.env(), preexec_fn=self.account.preexec(die_with_parent=True),
+            args,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            cwd="/",
+            env=self.account.env(),
+            preexec_fn=self.account.preexec(die_with_parent=True),
         )
         if result.returncode != 0:
             tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
@@ -114,16 +130,28 @@ class LocalCluster:
 
     def _start_once(self, *, detached: bool) -> None:
         argv = [
-            str(self.install.postgres), "-D", str(self.run.pgdata), "-p", str(self.port),
-            "-k", str(self.run.socket_dir), "-c", "listen_addresses=127.0.0.1",
+            str(self.install.postgres),
+            "-D",
+            str(self.run.pgdata),
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.run.socket_dir),
+            "-c",
+            "listen_addresses=127.0.0.1",
         ]
         with contextlib.suppress(FileNotFoundError):
             (self.run.pgdata / "postmaster.pid").unlink()
         with open(self.run.log, "ab") as log:
             offset = log.tell()
             self.process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/",
-                env=self.account.env(), start_new_session=True,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd="/",
+                env=self.account.env(),
+                start_new_session=True,
                 preexec_fn=self.account.preexec(die_with_parent=not detached),
             )
         self.pid = self.process.pid

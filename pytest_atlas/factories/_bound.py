@@ -25,8 +25,9 @@ class BoundFactory:
     own and is dropped afterwards.
     """
 
-    def __init__(self, conn: psycopg.Connection[Any], *, seed: int | None = 0, commit: bool = True,
-                 learning_keys: int = 3) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], *, seed: int | None = 0, commit: bool = True, learning_keys: int = 3
+    ) -> None:
         self.conn = check_connection(conn, "BoundFactory")
         self.factory = Factory(seed, learning_keys=learning_keys)
         self.commit = commit
@@ -62,7 +63,8 @@ class BoundFactory:
         items = [graphs] if isinstance(graphs, SessionGraph) else list(graphs)
         return self._done(insert_graphs(self.conn, items))
 
-    def load_export(self, path_or_lines: str | PathLike[str] | Iterable[Any], *,
-                    keep_export_keys: bool = False) -> list[int]:
+    def load_export(
+        self, path_or_lines: str | PathLike[str] | Iterable[Any], *, keep_export_keys: bool = False
+    ) -> list[int]:
         """Insert the sessions of an ``arc-atlas export`` file (see :func:`load_export`)."""
         return self._done(load_export(self.conn, path_or_lines, keep_export_keys=keep_export_keys))

@@ -29,8 +29,19 @@ TRAITS: dict[str, dict[str, Any]] = {
 }
 
 _OPTIONS = (
-    "learning_key", "task", "status", "review_status", "execution_mode", "score", "steps", "events", "attempts",
-    "drift_alert", "legacy", "created_at", "metadata",
+    "learning_key",
+    "task",
+    "status",
+    "review_status",
+    "execution_mode",
+    "score",
+    "steps",
+    "events",
+    "attempts",
+    "drift_alert",
+    "legacy",
+    "created_at",
+    "metadata",
 )
 _COLUMNS = ("final_answer", "review_notes", "student_learning", "teacher_learning", "completed_at")
 
@@ -125,8 +136,13 @@ class Factory:
                 if value:
                     for option, setting in TRAITS[name].items():
                         if option in overrides and overrides[option] != setting:
-                            raise fail(function, name, value, f"no conflicting {option}={overrides[option]!r}",
-                                       hint=f"the {name} trait sets {option}={setting!r}; pass one or the other")
+                            raise fail(
+                                function,
+                                name,
+                                value,
+                                f"no conflicting {option}={overrides[option]!r}",
+                                hint=f"the {name} trait sets {option}={setting!r}; pass one or the other",
+                            )
                         options[option] = setting
             elif name in _OPTIONS:
                 options[name] = value

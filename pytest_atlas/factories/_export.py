@@ -61,8 +61,9 @@ def _strip_step_metadata(metadata: Any, depends_on: Any) -> Doc | None:
     return stored or None
 
 
-def graph_from_export(record: Doc, *, keep_export_keys: bool = False, source: str = "<export>",
-                      line: int = 1) -> SessionGraph:
+def graph_from_export(
+    record: Doc, *, keep_export_keys: bool = False, source: str = "<export>", line: int = 1
+) -> SessionGraph:
     """One export line (parsed) as a :class:`SessionGraph`, without touching a database."""
     if not isinstance(record, dict):
         raise ExportFormatError(source, line, f"expected a JSON object, got {type(record).__name__}")
@@ -109,14 +110,16 @@ def graph_from_export(record: Doc, *, keep_export_keys: bool = False, source: st
         if evaluation == {"raw": None} or evaluation is None:
             evaluation = None
         details = metadata_doc.get("attempt_details") or metadata_doc.get("attempt_history") or []
-        graph.step_results.append({
-            "step_id": step_id,
-            "trace": step.get("trace"),
-            "output": step.get("output"),
-            "evaluation": evaluation,
-            "attempts": step.get("attempts"),
-            "metadata": _strip_step_metadata(metadata_doc, plan_steps.get(step_id, {}).get("depends_on")),
-        })
+        graph.step_results.append(
+            {
+                "step_id": step_id,
+                "trace": step.get("trace"),
+                "output": step.get("output"),
+                "evaluation": evaluation,
+                "attempts": step.get("attempts"),
+                "metadata": _strip_step_metadata(metadata_doc, plan_steps.get(step_id, {}).get("depends_on")),
+            }
+        )
         for detail in details:
             if isinstance(detail, dict) and isinstance(detail.get("attempt"), int):
                 graph.step_attempts.append(
@@ -132,15 +135,18 @@ def graph_from_export(record: Doc, *, keep_export_keys: bool = False, source: st
     for position, item in enumerate(events):
         if not isinstance(item, dict) or "event" not in item:
             raise ExportFormatError(source, line, f"trajectory_events[{position}] has no 'event'")
-        graph.trajectory_events.append({
-            "event": item["event"],
-            "created_at": _when(item.get("created_at"), source, line, f"trajectory_events[{position}].created_at"),
-        })
+        graph.trajectory_events.append(
+            {
+                "event": item["event"],
+                "created_at": _when(item.get("created_at"), source, line, f"trajectory_events[{position}].created_at"),
+            }
+        )
     return graph
 
 
-def read_export(path_or_lines: str | PathLike[str] | Iterable[str | Doc], *,
-                keep_export_keys: bool = False) -> list[SessionGraph]:
+def read_export(
+    path_or_lines: str | PathLike[str] | Iterable[str | Doc], *, keep_export_keys: bool = False
+) -> list[SessionGraph]:
     """Parse an export (a path, or an iterable of JSON lines or already parsed dicts) into graphs."""
     if isinstance(path_or_lines, (str, PathLike)):
         path = Path(path_or_lines)
@@ -177,8 +183,12 @@ def read_export(path_or_lines: str | PathLike[str] | Iterable[str | Doc], *,
     return graphs
 
 
-def load_export(conn: psycopg.Connection[Any], path_or_lines: str | PathLike[str] | Iterable[str | Doc], *,
-                keep_export_keys: bool = False) -> list[int]:
+def load_export(
+    conn: psycopg.Connection[Any],
+    path_or_lines: str | PathLike[str] | Iterable[str | Doc],
+    *,
+    keep_export_keys: bool = False,
+) -> list[int]:
     """Insert the sessions of an ``arc-atlas export`` file; returns the new ``sessions.id`` values.
 
     ``path_or_lines``: a path to the JSONL file, or an iterable of its lines (strings) or parsed

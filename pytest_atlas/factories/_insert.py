@@ -58,11 +58,19 @@ def _json(value: Any, table: str, column: str, row: int) -> str | None:
     try:
         return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except ValueError:
-        raise InsertError(table, f"column {column} holds NaN or Infinity, which jsonb cannot store", row=row,
-                          hint="replace non-finite numbers (Atlas's own write would fail the same way)") from None
+        raise InsertError(
+            table,
+            f"column {column} holds NaN or Infinity, which jsonb cannot store",
+            row=row,
+            hint="replace non-finite numbers (Atlas's own write would fail the same way)",
+        ) from None
     except TypeError as exc:
-        raise InsertError(table, f"column {column} is not JSON-serialisable ({exc})", row=row,
-                          hint="convert the value to JSON types first (Atlas stores str() of other objects)") from None
+        raise InsertError(
+            table,
+            f"column {column} is not JSON-serialisable ({exc})",
+            row=row,
+            hint="convert the value to JSON types first (Atlas stores str() of other objects)",
+        ) from None
 
 
 def _row_maker(table: str, columns: Sequence[str]) -> Any:
@@ -143,22 +151,25 @@ def _copy(conn: psycopg.Connection[Any], batch: _Batch, table: str, columns: Seq
     if not rows:
         return
     try:
-        with conn.cursor() as cursor, cursor.copy(_statement(table, columns),
-                                                  writer=QueuedLibpqWriter(cursor)) as copy:
+        with conn.cursor() as cursor, cursor.copy(_statement(table, columns), writer=QueuedLibpqWriter(cursor)) as copy:
             for row, origin in zip(rows, batch.origin[table], strict=True):
                 _write(copy, row, table, origin)
     except psycopg.Error as exc:
         raise _insert_error(exc, table, batch.origin[table]) from exc
 
 
-def _copy_dicts(conn: psycopg.Connection[Any], table: str, columns: Sequence[str],
-                rows: Sequence[tuple[Mapping[str, Any], int]], now: datetime) -> None:
+def _copy_dicts(
+    conn: psycopg.Connection[Any],
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Mapping[str, Any], int]],
+    now: datetime,
+) -> None:
     if not rows:
         return
     make = _row_maker(table, columns)
     try:
-        with conn.cursor() as cursor, cursor.copy(_statement(table, columns),
-                                                  writer=QueuedLibpqWriter(cursor)) as copy:
+        with conn.cursor() as cursor, cursor.copy(_statement(table, columns), writer=QueuedLibpqWriter(cursor)) as copy:
             for values, origin in rows:
                 _write(copy, make(values, origin, now), table, origin)
     except psycopg.Error as exc:
@@ -220,8 +231,10 @@ def insert_stream(conn: psycopg.Connection[Any], count: int, graphs: Iterator[An
         origins: list[int] = []
         used: list[int] = []
         try:
-            with conn.cursor() as cursor, cursor.copy(_statement("sessions", session_columns),
-                                                      writer=QueuedLibpqWriter(cursor)) as copy:
+            with (
+                conn.cursor() as cursor,
+                cursor.copy(_statement("sessions", session_columns), writer=QueuedLibpqWriter(cursor)) as copy,
+            ):
                 for position, (session_id, graph) in enumerate(zip(ids, graphs, strict=False)):
                     if not isinstance(graph, SessionGraph):
                         raise InvalidArgument(
@@ -229,8 +242,7 @@ def insert_stream(conn: psycopg.Connection[Any], count: int, graphs: Iterator[An
                             hint="build graphs with pytest_atlas.factories.session()/sessions() or draw them "
                             "from session_graphs()",
                         )
-                    _write(copy, make_session({**graph.session, "id": session_id}, position, now), "sessions",
-                           position)
+                    _write(copy, make_session({**graph.session, "id": session_id}, position, now), "sessions", position)
                     origins.append(position)
                     used.append(session_id)
                     for table in _CHILD_TABLES:

@@ -19,8 +19,9 @@ FORMAT = "pytest-atlas-baseline"
 VERSION = 1
 
 
-def write_baseline(path: str | os.PathLike[str], gates: Mapping[str, Mapping[str, Series]], *,
-                   source: str | None = None) -> Path:
+def write_baseline(
+    path: str | os.PathLike[str], gates: Mapping[str, Mapping[str, Series]], *, source: str | None = None
+) -> Path:
     """Write ``{gate name: {learning key: series}}`` to ``path`` atomically (never half a file)."""
     target = Path(path)
     document: dict[str, Any] = {
@@ -28,8 +29,10 @@ def write_baseline(path: str | os.PathLike[str], gates: Mapping[str, Mapping[str
         "version": VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source": source,
-        "gates": {name: {key: series.to_json() for key, series in sorted(keys.items())}
-                  for name, keys in sorted(gates.items())},
+        "gates": {
+            name: {key: series.to_json() for key, series in sorted(keys.items())}
+            for name, keys in sorted(gates.items())
+        },
     }
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -39,8 +42,11 @@ def write_baseline(path: str | os.PathLike[str], gates: Mapping[str, Mapping[str
             stream.write("\n")
         os.replace(temporary, target)
     except OSError as exc:
-        raise BaselineFileError(str(target), f"cannot be written: {exc.strerror or exc}",
-                                hint="choose a writable path for --atlas-save-baseline") from None
+        raise BaselineFileError(
+            str(target),
+            f"cannot be written: {exc.strerror or exc}",
+            hint="choose a writable path for --atlas-save-baseline",
+        ) from None
     return target
 
 
@@ -58,11 +64,13 @@ def read_baseline(path: str | os.PathLike[str]) -> dict[str, dict[str, Series]]:
     except json.JSONDecodeError as exc:
         raise BaselineFileError(where, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise BaselineFileError(where, f"not a pytest-atlas baseline (expected \"format\": \"{FORMAT}\")")
+        raise BaselineFileError(where, f'not a pytest-atlas baseline (expected "format": "{FORMAT}")')
     if document.get("version") != VERSION:
-        raise BaselineFileError(where, f"format version {document.get('version')!r} is not supported "
-                                f"(this pytest-atlas reads version {VERSION})",
-                                hint="save the baseline again with this version of pytest-atlas")
+        raise BaselineFileError(
+            where,
+            f"format version {document.get('version')!r} is not supported (this pytest-atlas reads version {VERSION})",
+            hint="save the baseline again with this version of pytest-atlas",
+        )
     gates = document.get("gates")
     if not isinstance(gates, dict):
         raise BaselineFileError(where, '"gates" must be an object of gate name -> series by learning key')

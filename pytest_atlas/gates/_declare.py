@@ -52,8 +52,12 @@ class Declarations:
 
 def _spec(name: str, options: Any, where: str) -> GateSpec:
     if not isinstance(options, Mapping):
-        raise ConfigError(where, options, "a gate must be a table of options",
-                          hint='for example { kind = "threshold", threshold = 0.7 }')
+        raise ConfigError(
+            where,
+            options,
+            "a gate must be a table of options",
+            hint='for example { kind = "threshold", threshold = 0.7 }',
+        )
     try:
         return GateSpec.build(name, dict(options))
     except InvalidArgument as exc:
@@ -62,17 +66,28 @@ def _spec(name: str, options: Any, where: str) -> GateSpec:
 
 def _acceptance(entry: Any, where: str, known: set[str]) -> Acceptance:
     if not isinstance(entry, Mapping):
-        raise ConfigError(where, entry, "each accepted regression is a table with gate, until and reason",
-                          hint='[[tool.pytest-atlas.accept]] gate = "no-regression" until = 2026-01-31 '
-                          'reason = "ticket 123"')
+        raise ConfigError(
+            where,
+            entry,
+            "each accepted regression is a table with gate, until and reason",
+            hint='[[tool.pytest-atlas.accept]] gate = "no-regression" until = 2026-01-31 reason = "ticket 123"',
+        )
     unknown = sorted(set(entry) - {"gate", "until", "reason", "learning_key"})
     if unknown:
-        raise ConfigError(where, ", ".join(unknown), "unknown key(s) in an accepted regression",
-                          hint="use gate, learning_key, until, reason")
+        raise ConfigError(
+            where,
+            ", ".join(unknown),
+            "unknown key(s) in an accepted regression",
+            hint="use gate, learning_key, until, reason",
+        )
     gate = entry.get("gate")
     if gate not in known:
-        raise ConfigError(f"{where}.gate", gate, "names no declared gate",
-                          hint="declared gates: " + (", ".join(sorted(known)) or "none"))
+        raise ConfigError(
+            f"{where}.gate",
+            gate,
+            "names no declared gate",
+            hint="declared gates: " + (", ".join(sorted(known)) or "none"),
+        )
     until = entry.get("until")
     if isinstance(until, str):
         try:
@@ -80,8 +95,12 @@ def _acceptance(entry: Any, where: str, known: set[str]) -> Acceptance:
         except ValueError:
             raise ConfigError(f"{where}.until", until, "expected a date as YYYY-MM-DD") from None
     if not isinstance(until, date):
-        raise ConfigError(f"{where}.until", until, "every accepted regression needs an expiry date (YYYY-MM-DD)",
-                          hint="acceptances expire so that nobody forgets them")
+        raise ConfigError(
+            f"{where}.until",
+            until,
+            "every accepted regression needs an expiry date (YYYY-MM-DD)",
+            hint="acceptances expire so that nobody forgets them",
+        )
     reason = entry.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise ConfigError(f"{where}.reason", reason, "say why the regression is accepted (a ticket, a name)")
@@ -95,8 +114,12 @@ def parse_ini_line(line: str, where: str) -> GateSpec:
     """``NAME: kind=threshold threshold=0.7 status=["succeeded"]`` -> a gate. Values are TOML."""
     name, sep, rest = line.partition(":")
     if not sep or not name.strip():
-        raise ConfigError(where, line, "expected 'NAME: key=value key=value ...'",
-                          hint="for example 'reward-floor: kind=threshold threshold=0.7'")
+        raise ConfigError(
+            where,
+            line,
+            "expected 'NAME: key=value key=value ...'",
+            hint="for example 'reward-floor: kind=threshold threshold=0.7'",
+        )
     options: dict[str, Any] = {}
     try:
         tokens = shlex.split(rest, posix=False)
@@ -132,10 +155,19 @@ def read_pyproject(path: Path, ini_lines: Sequence[str] = (), ini_name: str = "i
     elif isinstance(declared, list):
         for index, options in enumerate(declared):
             if not isinstance(options, Mapping) or not isinstance(options.get("name"), str):
-                raise ConfigError(f"{where}[{index}]", options, "every [[tool.pytest-atlas.gates]] entry needs a name",
-                                  hint='name = "reward-floor"')
-            gates.append(_spec(options["name"], {k: v for k, v in options.items() if k != "name"},
-                               f"{where}[{index}] ({options['name']})"))
+                raise ConfigError(
+                    f"{where}[{index}]",
+                    options,
+                    "every [[tool.pytest-atlas.gates]] entry needs a name",
+                    hint='name = "reward-floor"',
+                )
+            gates.append(
+                _spec(
+                    options["name"],
+                    {k: v for k, v in options.items() if k != "name"},
+                    f"{where}[{index}] ({options['name']})",
+                )
+            )
     else:
         raise ConfigError(where, declared, "expected tables of gates")
     origins = [path.name] * len(gates) + [ini_name] * len(ini_lines)
@@ -146,9 +178,15 @@ def read_pyproject(path: Path, ini_lines: Sequence[str] = (), ini_name: str = "i
         raise ConfigError(where, ", ".join(duplicates), "gate names must be unique")
     raw_accept = table.get("accept", [])
     if not isinstance(raw_accept, list):
-        raise ConfigError(f"{path.name} [tool.pytest-atlas.accept]", raw_accept,
-                          "expected [[tool.pytest-atlas.accept]] entries")
-    return Declarations(tuple(gates), tuple(
-        _acceptance(entry, f"{path.name} [[tool.pytest-atlas.accept]][{index}]", set(names))
-        for index, entry in enumerate(raw_accept)
-    ), str(path), tuple(origins))
+        raise ConfigError(
+            f"{path.name} [tool.pytest-atlas.accept]", raw_accept, "expected [[tool.pytest-atlas.accept]] entries"
+        )
+    return Declarations(
+        tuple(gates),
+        tuple(
+            _acceptance(entry, f"{path.name} [[tool.pytest-atlas.accept]][{index}]", set(names))
+            for index, entry in enumerate(raw_accept)
+        ),
+        str(path),
+        tuple(origins),
+    )

@@ -70,30 +70,62 @@ def threshold_rows(series: Mapping[str, Series], spec: GateSpec) -> list[KeyResu
     """Is each key's mean reward at least ``spec.threshold``? Holm across keys."""
     assert spec.threshold is not None
     keys = sorted(series)
-    checks = holm_adjust([
-        check_threshold(series[key].sample, spec.threshold, alpha=spec.alpha, power=spec.power,
-                        method=spec.method, n_resamples=spec.n_resamples, seed=spec.seed)
-        for key in keys
-    ])
+    checks = holm_adjust(
+        [
+            check_threshold(
+                series[key].sample,
+                spec.threshold,
+                alpha=spec.alpha,
+                power=spec.power,
+                method=spec.method,
+                n_resamples=spec.n_resamples,
+                seed=spec.seed,
+            )
+            for key in keys
+        ]
+    )
     return [_threshold_row(series[key], check) for key, check in zip(keys, checks, strict=True)]
 
 
 def _threshold_row(series: Series, check: ThresholdCheck) -> KeyResult:
     reason = check.reason
     if series.n == 0 and (series.missing or series.uncertain):
-        reason = "no usable scores: " + "; ".join(filter(None, (
-            f"{series.missing} session(s) have no score or a score that is not a number" if series.missing else "",
-            f"{series.uncertain} session(s) were judged with uncertainty above max_uncertainty"
-            if series.uncertain else "")))
+        reason = "no usable scores: " + "; ".join(
+            filter(
+                None,
+                (
+                    f"{series.missing} session(s) have no score or a score that is not a number"
+                    if series.missing
+                    else "",
+                    f"{series.uncertain} session(s) were judged with uncertainty above max_uncertainty"
+                    if series.uncertain
+                    else "",
+                ),
+            )
+        )
     return KeyResult(
-        learning_key=series.learning_key, n=check.n, statistic="mean", value=check.mean,
-        bound=_interval(check.lower, check.upper), threshold=f">= {check.threshold:g}",
-        outcome=check.outcome, reason=reason + (_missing_note(series) if series.n else ""),
-        worst=tuple(session for session, _ in series.worst), missing=series.missing,
-        p_value=check.p_value, p_adjusted=check.p_adjusted,
-        detail={"method": check.method, "sd": check.sd, "lower": check.lower, "upper": check.upper,
-                "alpha": check.alpha, "shortfall_detectable": check.shortfall_detectable,
-                "uncertainty_mean": series.uncertainty_mean, "uncertain": series.uncertain},
+        learning_key=series.learning_key,
+        n=check.n,
+        statistic="mean",
+        value=check.mean,
+        bound=_interval(check.lower, check.upper),
+        threshold=f">= {check.threshold:g}",
+        outcome=check.outcome,
+        reason=reason + (_missing_note(series) if series.n else ""),
+        worst=tuple(session for session, _ in series.worst),
+        missing=series.missing,
+        p_value=check.p_value,
+        p_adjusted=check.p_adjusted,
+        detail={
+            "method": check.method,
+            "sd": check.sd,
+            "lower": check.lower,
+            "upper": check.upper,
+            "alpha": check.alpha,
+            "shortfall_detectable": check.shortfall_detectable,
+            "uncertainty_mean": series.uncertainty_mean,
+            "uncertain": series.uncertain,
+        },
     )
 
 
@@ -111,8 +143,7 @@ def _pairs(base: Series, cand: Series) -> tuple[list[float], list[float]] | None
     return [base.tasks[t][0] for t in tasks], [cand.tasks[t][0] for t in tasks]
 
 
-def regression_rows(candidate: Mapping[str, Series], baseline: Mapping[str, Series],
-                    spec: GateSpec) -> list[KeyResult]:
+def regression_rows(candidate: Mapping[str, Series], baseline: Mapping[str, Series], spec: GateSpec) -> list[KeyResult]:
     """Did each key's mean reward drop against the baseline? Paired by task when both windows ran
     the same tasks (``spec.paired`` None) or when asked (True). Holm across keys."""
     keys = sorted(set(candidate) | set(baseline))
@@ -123,41 +154,83 @@ def regression_rows(candidate: Mapping[str, Series], baseline: Mapping[str, Seri
         if cand is None or base is None:
             present = cand or base
             assert present is not None
-            reason = ("no baseline sessions for this learning key" if base is None
-                      else "no candidate sessions for this learning key (it was in the baseline)")
-            rows[key] = KeyResult(key, cand.n if cand else 0, "diff", None, "-", _tolerated(spec),
-                                  Outcome.INCONCLUSIVE, reason,
-                                  worst=tuple(s for s, _ in (cand.worst if cand else ())),
-                                  missing=cand.missing if cand else 0)
+            reason = (
+                "no baseline sessions for this learning key"
+                if base is None
+                else "no candidate sessions for this learning key (it was in the baseline)"
+            )
+            rows[key] = KeyResult(
+                key,
+                cand.n if cand else 0,
+                "diff",
+                None,
+                "-",
+                _tolerated(spec),
+                Outcome.INCONCLUSIVE,
+                reason,
+                worst=tuple(s for s, _ in (cand.worst if cand else ())),
+                missing=cand.missing if cand else 0,
+            )
             continue
         pairs = _pairs(base, cand) if spec.paired is not False else None
-        options: dict[str, Any] = {"method": spec.method, "alpha": spec.alpha, "tolerance": spec.tolerance,
-                                   "min_effect": spec.min_effect, "power": spec.power,
-                                   "n_resamples": spec.n_resamples, "seed": spec.seed}
+        options: dict[str, Any] = {
+            "method": spec.method,
+            "alpha": spec.alpha,
+            "tolerance": spec.tolerance,
+            "min_effect": spec.min_effect,
+            "power": spec.power,
+            "n_resamples": spec.n_resamples,
+            "seed": spec.seed,
+        }
         if pairs is not None:
             result = compare_paired(pairs[0], pairs[1], **options)
         elif spec.paired:
-            rows[key] = KeyResult(key, cand.n, "diff", None, "-", _tolerated(spec), Outcome.INCONCLUSIVE,
-                                  "paired = true, but the two windows did not run the same tasks "
-                                  "(or ran too many distinct tasks to pair)",
-                                  worst=tuple(s for s, _ in cand.worst), missing=cand.missing)
+            rows[key] = KeyResult(
+                key,
+                cand.n,
+                "diff",
+                None,
+                "-",
+                _tolerated(spec),
+                Outcome.INCONCLUSIVE,
+                "paired = true, but the two windows did not run the same tasks "
+                "(or ran too many distinct tasks to pair)",
+                worst=tuple(s for s, _ in cand.worst),
+                missing=cand.missing,
+            )
             continue
         else:
             result = compare(base.sample, cand.sample, **options)
         compared.append((key, result))
-    for (key, result) in zip([k for k, _ in compared], holm_adjust([r for _, r in compared]), strict=True):
+    for key, result in zip([k for k, _ in compared], holm_adjust([r for _, r in compared]), strict=True):
         cand = candidate[key]
         rows[key] = KeyResult(
-            learning_key=key, n=cand.n, statistic="diff", value=result.difference,
-            bound=_interval(result.lower, result.upper), threshold=_tolerated(spec),
-            outcome=result.outcome, reason=result.reason + _missing_note(cand),
-            worst=tuple(session for session, _ in cand.worst), missing=cand.missing,
-            p_value=result.p_value, p_adjusted=result.p_adjusted,
-            detail={"method": result.method, "paired": result.paired, "n_baseline": result.n_baseline,
-                    "baseline_mean": result.baseline_mean, "candidate_mean": result.candidate_mean,
-                    "lower": result.lower, "upper": result.upper, "alpha": result.alpha,
-                    "drop_detectable": result.drop_detectable, "min_effect": result.min_effect,
-                    "uncertainty_mean": cand.uncertainty_mean, "uncertain": cand.uncertain},
+            learning_key=key,
+            n=cand.n,
+            statistic="diff",
+            value=result.difference,
+            bound=_interval(result.lower, result.upper),
+            threshold=_tolerated(spec),
+            outcome=result.outcome,
+            reason=result.reason + _missing_note(cand),
+            worst=tuple(session for session, _ in cand.worst),
+            missing=cand.missing,
+            p_value=result.p_value,
+            p_adjusted=result.p_adjusted,
+            detail={
+                "method": result.method,
+                "paired": result.paired,
+                "n_baseline": result.n_baseline,
+                "baseline_mean": result.baseline_mean,
+                "candidate_mean": result.candidate_mean,
+                "lower": result.lower,
+                "upper": result.upper,
+                "alpha": result.alpha,
+                "drop_detectable": result.drop_detectable,
+                "min_effect": result.min_effect,
+                "uncertainty_mean": cand.uncertainty_mean,
+                "uncertain": cand.uncertain,
+            },
         )
     return [rows[key] for key in keys]
 
@@ -195,9 +268,14 @@ def drift_rows(inputs: Sequence[DriftInput], spec: GateSpec) -> list[KeyResult]:
         largest = 0.0
         for item in items:
             baseline = reward_baseline(list(item.history), window=spec.window)
-            assessment = assess_drift(item.reward_stats, baseline, threshold=spec.z_threshold,
-                                      min_baseline=spec.min_baseline, window=spec.window,
-                                      learning_key=item.learning_key or None)
+            assessment = assess_drift(
+                item.reward_stats,
+                baseline,
+                threshold=spec.z_threshold,
+                min_baseline=spec.min_baseline,
+                window=spec.window,
+                learning_key=item.learning_key or None,
+            )
             if assessment is None:
                 continue
             if assessment["reason"] == "insufficient_baseline":
@@ -215,26 +293,44 @@ def drift_rows(inputs: Sequence[DriftInput], spec: GateSpec) -> list[KeyResult]:
         if alerts:
             parts = []
             if recomputed:
-                parts.append(f"{len(recomputed)} recomputed alert(s) (" +
-                             ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) + ")")
+                parts.append(
+                    f"{len(recomputed)} recomputed alert(s) ("
+                    + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items()))
+                    + ")"
+                )
             if stored:
                 parts.append(f"{len(stored)} alert(s) stored by Atlas in metadata.drift")
             outcome, reason = Outcome.FAIL, "drift: " + "; ".join(parts)
         elif insufficient == len(items):
             outcome = Outcome.INCONCLUSIVE
-            reason = (f"insufficient_baseline: every assessed session had fewer than {spec.min_baseline} "
-                      "baseline sessions")
+            reason = (
+                f"insufficient_baseline: every assessed session had fewer than {spec.min_baseline} baseline sessions"
+            )
         else:
             outcome = Outcome.PASS
             reason = f"no drift alert in {len(items)} session(s)" + (
-                f" ({insufficient} with insufficient_baseline)" if insufficient else "")
-        rows.append(KeyResult(
-            learning_key=key, n=len(items), statistic="alerts", value=float(len(alerts)),
-            bound=f"max |z| {largest:.2f}", threshold=f"|z| < {spec.z_threshold:g}", outcome=outcome,
-            reason=reason, worst=tuple(alerts[:5]),
-            detail={"recomputed_alerts": len(recomputed), "stored_alerts": len(stored),
-                    "insufficient_baseline": insufficient, "max_abs_z": largest, "window": spec.window},
-        ))
+                f" ({insufficient} with insufficient_baseline)" if insufficient else ""
+            )
+        rows.append(
+            KeyResult(
+                learning_key=key,
+                n=len(items),
+                statistic="alerts",
+                value=float(len(alerts)),
+                bound=f"max |z| {largest:.2f}",
+                threshold=f"|z| < {spec.z_threshold:g}",
+                outcome=outcome,
+                reason=reason,
+                worst=tuple(alerts[:5]),
+                detail={
+                    "recomputed_alerts": len(recomputed),
+                    "stored_alerts": len(stored),
+                    "insufficient_baseline": insufficient,
+                    "max_abs_z": largest,
+                    "window": spec.window,
+                },
+            )
+        )
     return rows
 
 
@@ -263,11 +359,20 @@ def review_rows(counts: Mapping[str, Mapping[str, Any]], spec: GateSpec) -> list
         else:
             outcome, worst = Outcome.PASS, ()
             reason = f"no quarantined session; {pending} of {total} pending"
-        rows.append(KeyResult(
-            learning_key=key, n=total, statistic="pending", value=share, bound=f"{quarantined} quarantined",
-            threshold="0 quarantined" + (f", pending <= {bound:.0%}" if bound is not None else ""),
-            outcome=outcome, reason=reason, worst=worst, detail={k: v for k, v in statuses.items() if k},
-        ))
+        rows.append(
+            KeyResult(
+                learning_key=key,
+                n=total,
+                statistic="pending",
+                value=share,
+                bound=f"{quarantined} quarantined",
+                threshold="0 quarantined" + (f", pending <= {bound:.0%}" if bound is not None else ""),
+                outcome=outcome,
+                reason=reason,
+                worst=worst,
+                detail={k: v for k, v in statuses.items() if k},
+            )
+        )
     return rows
 
 
@@ -296,11 +401,21 @@ def mode_rows(counts: Mapping[str, Mapping[str, Any]], spec: GateSpec) -> list[K
             outcome, reason = Outcome.PASS, "every execution-mode share within its bounds"
         observed = ", ".join(f"{mode} {share:.0%}" for mode, share in shares.items())
         wanted = ", ".join(f"{mode} {low:.0%}-{high:.0%}" for mode, (low, high) in spec.modes.items())
-        rows.append(KeyResult(
-            learning_key=key, n=total, statistic="shares", value=None, bound=observed, threshold=wanted,
-            outcome=outcome, reason=reason, worst=tuple(worst), missing=missing,
-            detail={str(mode): count for mode, count in modes.items()},
-        ))
+        rows.append(
+            KeyResult(
+                learning_key=key,
+                n=total,
+                statistic="shares",
+                value=None,
+                bound=observed,
+                threshold=wanted,
+                outcome=outcome,
+                reason=reason,
+                worst=tuple(worst),
+                missing=missing,
+                detail={str(mode): count for mode, count in modes.items()},
+            )
+        )
     return rows
 
 
@@ -338,9 +453,17 @@ def evaluate(
                 if baseline is None:
                     if record:
                         rows = [
-                            KeyResult(key, s.n, "mean", s.sample.mean if s.n else None, "-", "recorded",
-                                      Outcome.PASS, "no baseline yet: series recorded for the baseline file",
-                                      missing=s.missing)
+                            KeyResult(
+                                key,
+                                s.n,
+                                "mean",
+                                s.sample.mean if s.n else None,
+                                "-",
+                                "recorded",
+                                Outcome.PASS,
+                                "no baseline yet: series recorded for the baseline file",
+                                missing=s.missing,
+                            )
                             for key, s in sorted(series.items())
                         ]
                         notes.append("no baseline: recording only")
@@ -358,7 +481,19 @@ def evaluate(
             rows = review_rows(fetch_review(conn, spec.selection, by_key=spec.by_key), spec)
         else:
             rows = mode_rows(fetch_modes(conn, spec.selection, by_key=spec.by_key), spec)
-    message = "" if rows else "the gate's selection matched no sessions: " + (
-        str(spec.selection.describe()) if spec.selection.describe() else "the sessions table is empty")
-    return GateResult(spec.name, spec.kind, tuple(rows), message=message, selection=spec.describe(),
-                      allow_inconclusive=spec.allow_inconclusive, notes=tuple(notes), series=series)
+    message = (
+        ""
+        if rows
+        else "the gate's selection matched no sessions: "
+        + (str(spec.selection.describe()) if spec.selection.describe() else "the sessions table is empty")
+    )
+    return GateResult(
+        spec.name,
+        spec.kind,
+        tuple(rows),
+        message=message,
+        selection=spec.describe(),
+        allow_inconclusive=spec.allow_inconclusive,
+        notes=tuple(notes),
+        series=series,
+    )

@@ -55,8 +55,10 @@ def connection(source: psycopg.Connection[Any] | str, *, timeout: int = 10) -> I
         yield source
         return
     if not isinstance(source, str):
-        raise InvalidArgument(f"expected a psycopg connection or a DSN string, got {type(source).__name__}",
-                              hint="pass atlas_db, or a URL such as postgresql://user@host/dbname")
+        raise InvalidArgument(
+            f"expected a psycopg connection or a DSN string, got {type(source).__name__}",
+            hint="pass atlas_db, or a URL such as postgresql://user@host/dbname",
+        )
     try:
         conn = psycopg.connect(source, connect_timeout=timeout, autocommit=True)
     except psycopg.Error as exc:
@@ -78,13 +80,17 @@ def _run(conn: psycopg.Connection[Any], query: sql.Composed, params: Mapping[str
             cursor.execute(query, params)
             return list(cursor.fetchall())
     except psycopg.errors.UndefinedTable:
-        raise GateError("the database has no 'sessions' table: it is not an Atlas database",
-                        hint="point --atlas-dsn at the database your Atlas harness writes to") from None
+        raise GateError(
+            "the database has no 'sessions' table: it is not an Atlas database",
+            hint="point --atlas-dsn at the database your Atlas harness writes to",
+        ) from None
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GateError(f"gate query failed: {first}",
-                        hint="check that the database has Atlas's schema (pytest-atlas ships it as "
-                        "schema.sql); the query is read-only") from None
+        raise GateError(
+            f"gate query failed: {first}",
+            hint="check that the database has Atlas's schema (pytest-atlas ships it as "
+            "schema.sql); the query is read-only",
+        ) from None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -214,25 +220,40 @@ class Series:
     def from_json(cls, data: Mapping[str, Any]) -> Series:
         """Inverse of :meth:`to_json`; raises InvalidArgument naming the first bad field."""
         try:
-            sample = Sample.from_counts(list(data["values"]), [int(c) for c in data["counts"]],
-                                        what=f"series {data.get('learning_key')!r} values",
-                                        exact_mean=_optional_float(data.get("mean")),
-                                        exact_variance=_optional_float(data.get("variance")))
+            sample = Sample.from_counts(
+                list(data["values"]),
+                [int(c) for c in data["counts"]],
+                what=f"series {data.get('learning_key')!r} values",
+                exact_mean=_optional_float(data.get("mean")),
+                exact_variance=_optional_float(data.get("variance")),
+            )
             tasks_data = data.get("tasks")
-            tasks = None if tasks_data is None else {
-                str(task): (float(pair[0]), int(pair[1])) for task, pair in dict(tasks_data).items()
-            }
+            tasks = (
+                None
+                if tasks_data is None
+                else {str(task): (float(pair[0]), int(pair[1])) for task, pair in dict(tasks_data).items()}
+            )
             worst = tuple((int(pair[0]), float(pair[1])) for pair in data.get("worst", []))
-            series = cls(str(data["learning_key"]), sample, int(data.get("missing", 0)), worst, tasks,
-                         _optional_float(data.get("uncertainty_mean")), int(data.get("uncertain", 0)))
+            series = cls(
+                str(data["learning_key"]),
+                sample,
+                int(data.get("missing", 0)),
+                worst,
+                tasks,
+                _optional_float(data.get("uncertainty_mean")),
+                int(data.get("uncertain", 0)),
+            )
         except InvalidArgument:
             raise
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise InvalidArgument(f"not a reward series: {type(exc).__name__}: {exc}",
-                                  hint="series are written by --atlas-save-baseline") from None
+            raise InvalidArgument(
+                f"not a reward series: {type(exc).__name__}: {exc}", hint="series are written by --atlas-save-baseline"
+            ) from None
         if "n" in data and int(data["n"]) != series.n:
-            raise InvalidArgument(f"series {series.learning_key!r}: n is {data['n']} but the counts add up to "
-                                  f"{series.n}", hint="the file was edited or truncated")
+            raise InvalidArgument(
+                f"series {series.learning_key!r}: n is {data['n']} but the counts add up to {series.n}",
+                hint="the file was edited or truncated",
+            )
         return series
 
 
@@ -290,8 +311,10 @@ def fetch_series(
         "UNION ALL SELECT 't', lk, NULL, c, mean, NULL, NULL, NULL, task FROM tasks WHERE ntasks <= %(max_tasks)s"
     )
     if selection.max_uncertainty is not None:  # u = scored sessions whose judges were too unsure
-        query += sql.SQL(" UNION ALL SELECT 'u', lk, NULL, count(*), NULL, NULL, NULL, NULL, NULL FROM matched "
-                         "WHERE score IS NOT NULL AND uncertainty > %(max_uncertainty)s GROUP BY lk")
+        query += sql.SQL(
+            " UNION ALL SELECT 'u', lk, NULL, count(*), NULL, NULL, NULL, NULL, NULL FROM matched "
+            "WHERE score IS NOT NULL AND uncertainty > %(max_uncertainty)s GROUP BY lk"
+        )
     moments: dict[str, tuple[int, float, float | None, float | None]] = {}
     values: dict[str, list[tuple[float, int]]] = {}
     missing: dict[str, int] = {}
@@ -300,8 +323,12 @@ def fetch_series(
     tasks: dict[str, dict[str, tuple[float, int]]] = {}
     for kind, key, value, count, mean, variance, uncertainty, session, task in _run(conn, query, params):
         if kind == "m":
-            moments[key] = (int(count), float(mean), None if variance is None else float(variance),
-                            None if uncertainty is None else float(uncertainty))
+            moments[key] = (
+                int(count),
+                float(mean),
+                None if variance is None else float(variance),
+                None if uncertainty is None else float(uncertainty),
+            )
         elif kind == "v":
             values.setdefault(key, []).append((float(value), int(count)))
         elif kind == "x":
@@ -316,11 +343,16 @@ def fetch_series(
     for key in sorted(set(moments) | set(missing) | set(uncertain)):
         table_rows = values.get(key, [])
         n, mean, variance, uncertainty = moments.get(key, (0, math.nan, None, None))
-        sample = Sample.from_counts([v for v, _ in table_rows], [c for _, c in table_rows],
-                                    exact_mean=mean if n else None, exact_variance=variance)
+        sample = Sample.from_counts(
+            [v for v, _ in table_rows],
+            [c for _, c in table_rows],
+            exact_mean=mean if n else None,
+            exact_variance=variance,
+        )
         lowest = tuple((session, score) for _, session, score in sorted(worst_rows.get(key, [])))[:worst]
-        out[key] = Series(key, sample, missing.get(key, 0), lowest, tasks.get(key) if n else None, uncertainty,
-                          uncertain.get(key, 0))
+        out[key] = Series(
+            key, sample, missing.get(key, 0), lowest, tasks.get(key) if n else None, uncertainty, uncertain.get(key, 0)
+        )
     return out
 
 
@@ -329,8 +361,9 @@ def fetch_series(
 # ------------------------------------------------------------------------------------------------
 
 
-def _tally(conn: psycopg.Connection[Any], selection: Selection, column: sql.Composable, *, by_key: bool,
-           worst: int, name: str) -> dict[str, dict[str, Any]]:
+def _tally(
+    conn: psycopg.Connection[Any], selection: Selection, column: sql.Composable, *, by_key: bool, worst: int, name: str
+) -> dict[str, dict[str, Any]]:
     """Per key: ``total``, and per value of ``column``: a count (under ``name``) and up to ``worst``
     session ids, newest first (under ``ids``)."""
     params: dict[str, Any] = {"worst": worst}
@@ -348,8 +381,9 @@ def _tally(conn: psycopg.Connection[Any], selection: Selection, column: sql.Comp
     return out
 
 
-def fetch_review(conn: psycopg.Connection[Any], selection: Selection, *, by_key: bool = True,
-                 worst: int = 5) -> dict[str, dict[str, Any]]:
+def fetch_review(
+    conn: psycopg.Connection[Any], selection: Selection, *, by_key: bool = True, worst: int = 5
+) -> dict[str, dict[str, Any]]:
     """Per key: ``total``, counts per review status, and up to ``worst`` quarantined / pending ids.
 
     Quarantined sessions are counted whatever the selection says about them.
@@ -358,11 +392,11 @@ def fetch_review(conn: psycopg.Connection[Any], selection: Selection, *, by_key:
     return _tally(conn, seen, sql.SQL("s.review_status"), by_key=by_key, worst=worst, name="statuses")
 
 
-def fetch_modes(conn: psycopg.Connection[Any], selection: Selection, *, by_key: bool = True,
-                worst: int = 5) -> dict[str, dict[str, Any]]:
+def fetch_modes(
+    conn: psycopg.Connection[Any], selection: Selection, *, by_key: bool = True, worst: int = 5
+) -> dict[str, dict[str, Any]]:
     """Per key: ``total`` and, per ``metadata.execution_mode`` (None when absent), a count and ids."""
-    return _tally(conn, selection, sql.SQL("s.metadata ->> 'execution_mode'"), by_key=by_key, worst=worst,
-                  name="modes")
+    return _tally(conn, selection, sql.SQL("s.metadata ->> 'execution_mode'"), by_key=by_key, worst=worst, name="modes")
 
 
 @dataclass(frozen=True)
@@ -377,8 +411,9 @@ class DriftInput:
     history: tuple[Any, ...]
 
 
-def fetch_drift_inputs(conn: psycopg.Connection[Any], selection: Selection, *, window: int = 50,
-                       last: int = 50) -> list[DriftInput]:
+def fetch_drift_inputs(
+    conn: psycopg.Connection[Any], selection: Selection, *, window: int = 50, last: int = 50
+) -> list[DriftInput]:
     """The newest ``last`` selected sessions per key that have reward_stats, each with the rows Atlas's
     baseline would have held when it was assessed: the newest ``window`` sessions of the same
     learning key (of every key when it has none) with reward_stats, created no later than it."""

@@ -118,8 +118,11 @@ class GateResult:
             return f"fail: {self.message or 'matched no sessions'}"
         counts: dict[str, int] = {}
         for row in self.rows:
-            label = f"{row.outcome.value} (accepted)" if row.accepted and row.outcome is not Outcome.PASS \
+            label = (
+                f"{row.outcome.value} (accepted)"
+                if row.accepted and row.outcome is not Outcome.PASS
                 else row.outcome.value
+            )
             counts[label] = counts.get(label, 0) + 1
         parts = ", ".join(f"{count} {label}" for label, count in sorted(counts.items()))
         noun = "key" if len(self.rows) == 1 else "keys"
@@ -146,15 +149,30 @@ class GateResult:
         """Rebuild a result from :meth:`to_dict` output (how results travel from xdist workers)."""
         rows = tuple(
             KeyResult(
-                learning_key=row["learning_key"], n=row["n"], statistic=row["statistic"], value=row["value"],
-                bound=row["bound"], threshold=row["threshold"], outcome=Outcome(row["outcome"]),
-                reason=row["reason"], worst=tuple(row["worst_sessions"]), missing=row["missing"],
-                p_value=row["p_value"], p_adjusted=row["p_adjusted"], accepted=row["accepted"],
+                learning_key=row["learning_key"],
+                n=row["n"],
+                statistic=row["statistic"],
+                value=row["value"],
+                bound=row["bound"],
+                threshold=row["threshold"],
+                outcome=Outcome(row["outcome"]),
+                reason=row["reason"],
+                worst=tuple(row["worst_sessions"]),
+                missing=row["missing"],
+                p_value=row["p_value"],
+                p_adjusted=row["p_adjusted"],
+                accepted=row["accepted"],
                 detail=dict(row.get("detail", {})),
             )
             for row in data.get("rows", [])
         )
-        return cls(name=data["name"], kind=data["gate_kind"], rows=rows, message=data.get("message", ""),
-                   selection=dict(data.get("selection", {})), error=data.get("error"),
-                   allow_inconclusive=bool(data.get("allow_inconclusive", False)),
-                   notes=tuple(data.get("notes", ())))
+        return cls(
+            name=data["name"],
+            kind=data["gate_kind"],
+            rows=rows,
+            message=data.get("message", ""),
+            selection=dict(data.get("selection", {})),
+            error=data.get("error"),
+            allow_inconclusive=bool(data.get("allow_inconclusive", False)),
+            notes=tuple(data.get("notes", ())),
+        )

@@ -22,8 +22,10 @@ def _strings(name: str, value: object) -> tuple[str, ...] | None:
         if not value:
             raise InvalidArgument(f"{name} is an empty list", hint=f"leave {name} out to select every value")
         return tuple(value)
-    raise InvalidArgument(f"{name} must be a string or a list of strings, got {value!r}",
-                          hint=f'for example {name}=["approved", "pending"]')
+    raise InvalidArgument(
+        f"{name} must be a string or a list of strings, got {value!r}",
+        hint=f'for example {name}=["approved", "pending"]',
+    )
 
 
 def _moment(name: str, value: object) -> datetime | None:
@@ -37,11 +39,14 @@ def _moment(name: str, value: object) -> datetime | None:
         try:
             moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise InvalidArgument(f"{name} is {value!r}, not an ISO date or date-time",
-                                  hint=f'write {name} as "2025-01-31" or "2025-01-31T12:00:00+00:00"') from None
+            raise InvalidArgument(
+                f"{name} is {value!r}, not an ISO date or date-time",
+                hint=f'write {name} as "2025-01-31" or "2025-01-31T12:00:00+00:00"',
+            ) from None
     else:
-        raise InvalidArgument(f"{name} must be a date, a datetime or an ISO string, got {value!r}",
-                              hint=f'write {name} as "2025-01-31"')
+        raise InvalidArgument(
+            f"{name} must be a date, a datetime or an ISO string, got {value!r}", hint=f'write {name} as "2025-01-31"'
+        )
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
@@ -90,17 +95,23 @@ class Selection:
             raise InvalidArgument(f"last must be a positive integer, got {last!r}", hint="for example last=200")
         metadata = options.get("metadata")
         if metadata is not None and not isinstance(metadata, Mapping):
-            raise InvalidArgument(f"metadata must be a JSON object, got {metadata!r}",
-                                  hint='for example metadata={"source": "nightly-eval"}')
+            raise InvalidArgument(
+                f"metadata must be a JSON object, got {metadata!r}",
+                hint='for example metadata={"source": "nightly-eval"}',
+            )
         include = options.get("include_quarantined", False)
         if not isinstance(include, bool):
-            raise InvalidArgument(f"include_quarantined must be true or false, got {include!r}",
-                                  hint="include_quarantined=true")
+            raise InvalidArgument(
+                f"include_quarantined must be true or false, got {include!r}", hint="include_quarantined=true"
+            )
         bound = options.get("max_uncertainty")
-        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | float)
-                                  or not math.isfinite(bound) or bound < 0):
-            raise InvalidArgument(f"max_uncertainty must be a number >= 0, got {bound!r}",
-                                  hint="for example max_uncertainty = 0.3 (judges report uncertainty in 0..1)")
+        if bound is not None and (
+            isinstance(bound, bool) or not isinstance(bound, int | float) or not math.isfinite(bound) or bound < 0
+        ):
+            raise InvalidArgument(
+                f"max_uncertainty must be a number >= 0, got {bound!r}",
+                hint="for example max_uncertainty = 0.3 (judges report uncertainty in 0..1)",
+            )
         selection = cls(
             learning_key=_strings("learning_key", options.get("learning_key")),
             since=_moment("since", options.get("since")),
@@ -114,8 +125,10 @@ class Selection:
             max_uncertainty=None if bound is None else float(bound),
         )
         if selection.since and selection.until and selection.since >= selection.until:
-            raise InvalidArgument(f"since ({selection.since.isoformat()}) is not before until "
-                                  f"({selection.until.isoformat()})", hint="swap them or widen the window")
+            raise InvalidArgument(
+                f"since ({selection.since.isoformat()}) is not before until ({selection.until.isoformat()})",
+                hint="swap them or widen the window",
+            )
         return selection
 
     def excludes_quarantined(self) -> bool:
@@ -143,6 +156,3 @@ class Selection:
         if self.max_uncertainty is not None:
             out["max_uncertainty"] = self.max_uncertainty
         return out
-
-
-

@@ -21,14 +21,14 @@ KINDS: dict[str, frozenset[str]] = {
     "review": frozenset({"max_pending_share"}),
     "execution_modes": frozenset({"modes"}),
 }
-_COMMON = frozenset({"kind", "name", "by_key", "alpha", "power", "method", "seed", "n_resamples",
-                     "allow_inconclusive", "description"})
+_COMMON = frozenset(
+    {"kind", "name", "by_key", "alpha", "power", "method", "seed", "n_resamples", "allow_inconclusive", "description"}
+)
 _SELECTION = frozenset(Selection.__dataclass_fields__)
 _EXECUTION_MODES = ("auto", "paired", "coach", "escalate")
 
 
-def _number(name: str, value: Any, *, low: float = -math.inf, high: float = math.inf,
-            open_low: bool = False) -> float:
+def _number(name: str, value: Any, *, low: float = -math.inf, high: float = math.inf, open_low: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InvalidArgument(f"{name} must be a number, got {value!r}", hint=f"for example {name} = 0.05")
     if value < low or value > high or (open_low and value == low):
@@ -39,8 +39,9 @@ def _number(name: str, value: Any, *, low: float = -math.inf, high: float = math
 
 def _integer(name: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InvalidArgument(f"{name} must be an integer of at least {low}, got {value!r}",
-                              hint=f"for example {name} = {max(low, 50)}")
+        raise InvalidArgument(
+            f"{name} must be an integer of at least {low}, got {value!r}", hint=f"for example {name} = {max(low, 50)}"
+        )
     return value
 
 
@@ -53,25 +54,32 @@ def _boolean(name: str, value: Any) -> bool:
 def _modes(value: Any) -> dict[str, tuple[float, float]]:
     """{"coach": 0.2} (at most 20 %) or {"coach": [0.05, 0.2]} (between 5 % and 20 %)."""
     if not isinstance(value, Mapping) or not value:
-        raise InvalidArgument(f"modes must be a table of execution mode -> bound, got {value!r}",
-                              hint='for example modes = { coach = 0.2, auto = [0.5, 1.0] }')
+        raise InvalidArgument(
+            f"modes must be a table of execution mode -> bound, got {value!r}",
+            hint="for example modes = { coach = 0.2, auto = [0.5, 1.0] }",
+        )
     out: dict[str, tuple[float, float]] = {}
     for mode, bound in value.items():
         if mode not in _EXECUTION_MODES:
-            raise InvalidArgument(f"modes: unknown execution mode {mode!r}",
-                                  hint="Atlas records auto, paired and coach (escalate before 0.1.12)")
+            raise InvalidArgument(
+                f"modes: unknown execution mode {mode!r}",
+                hint="Atlas records auto, paired and coach (escalate before 0.1.12)",
+            )
         if isinstance(bound, int | float) and not isinstance(bound, bool):
             out[mode] = (0.0, _number(f"modes.{mode}", bound, low=0.0, high=1.0))
         elif isinstance(bound, list | tuple) and len(bound) == 2:
             low = _number(f"modes.{mode}[0]", bound[0], low=0.0, high=1.0)
             high = _number(f"modes.{mode}[1]", bound[1], low=0.0, high=1.0)
             if low > high:
-                raise InvalidArgument(f"modes.{mode}: lower share {low:g} above upper share {high:g}",
-                                      hint="write [lower, upper]")
+                raise InvalidArgument(
+                    f"modes.{mode}: lower share {low:g} above upper share {high:g}", hint="write [lower, upper]"
+                )
             out[mode] = (low, high)
         else:
-            raise InvalidArgument(f"modes.{mode} must be a share or [lower, upper], got {bound!r}",
-                                  hint="shares are fractions: 0.2 means 20 %")
+            raise InvalidArgument(
+                f"modes.{mode} must be a share or [lower, upper], got {bound!r}",
+                hint="shares are fractions: 0.2 means 20 %",
+            )
     return out
 
 
@@ -112,17 +120,23 @@ class GateSpec:
     def build(cls, name: str, options: Mapping[str, Any]) -> GateSpec:
         """A gate from loose options (a TOML table, marker keywords). Raises InvalidArgument."""
         if not isinstance(name, str) or not name.strip() or any(c in name for c in "[]:/\\\n"):
-            raise InvalidArgument(f"gate name {name!r} is not usable",
-                                  hint="name gates with letters, digits, '-', '_' and '.', e.g. 'reward-floor'")
+            raise InvalidArgument(
+                f"gate name {name!r} is not usable",
+                hint="name gates with letters, digits, '-', '_' and '.', e.g. 'reward-floor'",
+            )
         kind = options.get("kind")
         if kind not in KINDS:
-            raise InvalidArgument(f"gate {name!r}: kind must be one of {', '.join(KINDS)}, got {kind!r}",
-                                  hint='for example kind = "threshold"')
+            raise InvalidArgument(
+                f"gate {name!r}: kind must be one of {', '.join(KINDS)}, got {kind!r}",
+                hint='for example kind = "threshold"',
+            )
         allowed = KINDS[kind] | _COMMON | _SELECTION
         unknown = sorted(set(options) - allowed)
         if unknown:
-            raise InvalidArgument(f"gate {name!r} ({kind}): unknown option(s) {', '.join(unknown)}",
-                                  hint="allowed here: " + ", ".join(sorted(allowed - {'kind', 'name'})))
+            raise InvalidArgument(
+                f"gate {name!r} ({kind}): unknown option(s) {', '.join(unknown)}",
+                hint="allowed here: " + ", ".join(sorted(allowed - {"kind", "name"})),
+            )
         try:
             return cls._build(name, kind, options)
         except InvalidArgument as exc:
@@ -132,8 +146,10 @@ class GateSpec:
     def _build(cls, name: str, kind: str, options: Mapping[str, Any]) -> GateSpec:
         selection = Selection.build(**{k: v for k, v in options.items() if k in _SELECTION})
         if selection.max_uncertainty is not None and kind not in ("threshold", "regression"):
-            raise InvalidArgument(f"max_uncertainty applies to threshold and regression gates, not {kind}",
-                                  hint="a drift gate recomputes Atlas's own check, which uses every session")
+            raise InvalidArgument(
+                f"max_uncertainty applies to threshold and regression gates, not {kind}",
+                hint="a drift gate recomputes Atlas's own check, which uses every session",
+            )
         values: dict[str, Any] = {"name": name, "kind": kind, "selection": selection}
         if "by_key" in options:
             values["by_key"] = _boolean("by_key", options["by_key"])
@@ -143,8 +159,9 @@ class GateSpec:
             values["power"] = _number("power", options["power"], low=0.0, high=0.999, open_low=True)
         if "method" in options:
             if options["method"] not in METHODS:
-                raise InvalidArgument(f"method must be one of {', '.join(METHODS)}, got {options['method']!r}",
-                                      hint='method = "welch"')
+                raise InvalidArgument(
+                    f"method must be one of {', '.join(METHODS)}, got {options['method']!r}", hint='method = "welch"'
+                )
             values["method"] = options["method"]
         if "seed" in options:
             values["seed"] = _integer("seed", options["seed"], 0)
@@ -162,8 +179,10 @@ class GateSpec:
             if "baseline" in options:
                 raw = options["baseline"]
                 if not isinstance(raw, Mapping):
-                    raise InvalidArgument(f"baseline must be a table of selection options, got {raw!r}",
-                                          hint='for example baseline = { metadata = { run = "v1" } }')
+                    raise InvalidArgument(
+                        f"baseline must be a table of selection options, got {raw!r}",
+                        hint='for example baseline = { metadata = { run = "v1" } }',
+                    )
                 values["baseline"] = Selection.build(**dict(raw))
             if "tolerance" in options:
                 values["tolerance"] = _number("tolerance", options["tolerance"], low=0.0)
@@ -171,10 +190,12 @@ class GateSpec:
                 raw_effect = options["min_effect"]
                 values["min_effect"] = None if raw_effect in (None, False) else _number("min_effect", raw_effect)
             if values.get("min_effect", 0.05) is not None and values.get("min_effect", 0.05) <= values.get(
-                    "tolerance", 0.0):
-                raise InvalidArgument("min_effect must be larger than tolerance",
-                                      hint="min_effect is the drop that must be detectable, tolerance the "
-                                      "drop that is accepted")
+                "tolerance", 0.0
+            ):
+                raise InvalidArgument(
+                    "min_effect must be larger than tolerance",
+                    hint="min_effect is the drop that must be detectable, tolerance the drop that is accepted",
+                )
             if "paired" in options:
                 raw_paired = options["paired"]
                 if raw_paired == "auto":
@@ -192,8 +213,7 @@ class GateSpec:
             if "stored" in options:
                 values["stored"] = _boolean("stored", options["stored"])
         if kind == "review" and options.get("max_pending_share") is not None:
-            values["max_pending_share"] = _number("max_pending_share", options["max_pending_share"],
-                                                  low=0.0, high=1.0)
+            values["max_pending_share"] = _number("max_pending_share", options["max_pending_share"], low=0.0, high=1.0)
         if kind == "execution_modes":
             values["modes"] = _modes(options.get("modes"))
         return cls(**values)
@@ -210,8 +230,9 @@ class GateSpec:
             if self.baseline is not None:
                 out["baseline"] = self.baseline.describe()
         if self.kind == "drift":
-            out.update(window=self.window, z_threshold=self.z_threshold, min_baseline=self.min_baseline,
-                       stored=self.stored)
+            out.update(
+                window=self.window, z_threshold=self.z_threshold, min_baseline=self.min_baseline, stored=self.stored
+            )
         if self.kind == "review":
             out["max_pending_share"] = self.max_pending_share
         if self.kind == "execution_modes":

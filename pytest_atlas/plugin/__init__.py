@@ -34,14 +34,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for option in OPTIONS:
         if option.cli is not None:
             if option.flag:
-                group.addoption(option.cli, action="store_true", default=None, dest=_dest(option.field),
-                                help=option.help)
+                group.addoption(
+                    option.cli, action="store_true", default=None, dest=_dest(option.field), help=option.help
+                )
             elif option.ini_type == "linelist":
-                group.addoption(option.cli, action="append", default=None, dest=_dest(option.field),
-                                metavar=option.metavar, help=option.help)
+                group.addoption(
+                    option.cli,
+                    action="append",
+                    default=None,
+                    dest=_dest(option.field),
+                    metavar=option.metavar,
+                    help=option.help,
+                )
             else:
-                group.addoption(option.cli, action="store", default=None, dest=_dest(option.field),
-                                metavar=option.metavar, help=option.help)
+                group.addoption(
+                    option.cli,
+                    action="store",
+                    default=None,
+                    dest=_dest(option.field),
+                    metavar=option.metavar,
+                    help=option.help,
+                )
         if option.ini is not None:
             ini_type = cast(Literal["string", "linelist"], option.ini_type)
             parser.addini(option.ini, help=option.help.split(". ")[0], type=ini_type)

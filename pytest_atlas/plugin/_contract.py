@@ -60,8 +60,9 @@ class ContractViolated(Exception):
 class ContractItem(pytest.Item):
     """One JSON column (``sessions.metadata``) or one relational check (``sessions[status]``)."""
 
-    def __init__(self, *, column: Column | None = None, relation: str | None = None, order: int = 0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *, column: Column | None = None, relation: str | None = None, order: int = 0, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.column = column
         self.relation = relation
@@ -77,9 +78,13 @@ class ContractItem(pytest.Item):
         if earlier is not None:
             raise AtlasError(earlier)
         try:
-            report = run_checks(settings.dsn, [self.column] if self.column else [],
-                                [self.relation] if self.relation else [],
-                                settings.contract_since, settings.contract_limit or None)
+            report = run_checks(
+                settings.dsn,
+                [self.column] if self.column else [],
+                [self.relation] if self.relation else [],
+                settings.contract_since,
+                settings.contract_limit or None,
+            )
         except AtlasError as exc:
             if "cannot connect" in exc.problem:
                 config.stash[_CONNECT_FAILURE] = str(exc)
@@ -90,8 +95,7 @@ class ContractItem(pytest.Item):
         text = part.render()
         if part.outcome != "pass":
             raise ContractViolated(text)
-        if (getattr(part, "warnings", None) or getattr(part, "unknown_fields", None)
-                or getattr(part, "count", 0)):
+        if getattr(part, "warnings", None) or getattr(part, "unknown_fields", None) or getattr(part, "count", 0):
             self.add_report_section("call", "atlas contract", text)
 
     def _record(self, part: ColumnReport | RelationReport) -> None:
@@ -99,15 +103,29 @@ class ContractItem(pytest.Item):
         for key in ("errors", "warnings", "unknown_fields"):
             if isinstance(details.get(key), list):
                 details[key] = details[key][:50]
-        payload = {"name": self.name, "outcome": part.outcome, "nodeid": self.nodeid, **_summary(part),
-                   "details": details}
+        payload = {
+            "name": self.name,
+            "outcome": part.outcome,
+            "nodeid": self.nodeid,
+            **_summary(part),
+            "details": details,
+        }
         self.user_properties.append(result_property("contract", payload))
         summary = _summary(part) | {"name": self.name, "outcome": part.outcome, "order": self.order}
         self.user_properties.append((SUMMARY_PROPERTY, json.dumps(summary)))
 
     def _record_error(self, message: str) -> None:
-        summary = {"name": self.name, "outcome": "error", "schema": "", "rows": 0, "errors": 1, "warnings": 0,
-                   "unknown": 0, "problem": message, "order": self.order}
+        summary = {
+            "name": self.name,
+            "outcome": "error",
+            "schema": "",
+            "rows": 0,
+            "errors": 1,
+            "warnings": 0,
+            "unknown": 0,
+            "problem": message,
+            "order": self.order,
+        }
         self.user_properties.append((SUMMARY_PROPERTY, json.dumps(summary)))
         self.user_properties.append(result_property("contract", {**summary, "nodeid": self.nodeid}))
 
@@ -126,11 +144,23 @@ def _summary(part: ColumnReport | RelationReport) -> dict[str, Any]:
     from pytest_atlas.contracts import ColumnReport
 
     if isinstance(part, ColumnReport):
-        return {"schema": part.schema, "rows": part.rows_checked, "errors": part.error_count,
-                "warnings": part.warning_count, "unknown": len(part.unknown_fields), "problem": part.problem}
+        return {
+            "schema": part.schema,
+            "rows": part.rows_checked,
+            "errors": part.error_count,
+            "warnings": part.warning_count,
+            "unknown": len(part.unknown_fields),
+            "problem": part.problem,
+        }
     errors = part.count if part.severity == "error" else 0
-    return {"schema": "(relational)", "rows": part.rows_checked, "errors": errors,
-            "warnings": part.count - errors, "unknown": 0, "problem": part.problem}
+    return {
+        "schema": "(relational)",
+        "rows": part.rows_checked,
+        "errors": errors,
+        "warnings": part.count - errors,
+        "unknown": 0,
+        "problem": part.problem,
+    }
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -177,18 +207,31 @@ class ContractReporter:
         rows = [("check", "schema", "rows", "errors", "warnings", "unknown keys", "result")]
         for summary in sorted(summaries.values(), key=lambda s: (int(s.get("order", 0)), str(s.get("name")))):
             outcome = str(summary.get("outcome", "error"))
-            rows.append((str(summary.get("name")), str(summary.get("schema", "")), f"{summary.get('rows', 0):,}",
-                         f"{summary.get('errors', 0):,}", f"{summary.get('warnings', 0):,}",
-                         f"{summary.get('unknown', 0):,}", "ok" if outcome == "pass" else outcome.upper()))
+            rows.append(
+                (
+                    str(summary.get("name")),
+                    str(summary.get("schema", "")),
+                    f"{summary.get('rows', 0):,}",
+                    f"{summary.get('errors', 0):,}",
+                    f"{summary.get('warnings', 0):,}",
+                    f"{summary.get('unknown', 0):,}",
+                    "ok" if outcome == "pass" else outcome.upper(),
+                )
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for index, row in enumerate(rows):
-            line = "  ".join(cell.rjust(w) if 2 <= i <= 5 else cell.ljust(w)
-                             for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+            line = "  ".join(
+                cell.rjust(w) if 2 <= i <= 5 else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
             failed = index and row[-1] != "ok"
             terminalreporter.line(line, red=bool(failed))
             if index == 0:
                 terminalreporter.line("  ".join("-" * w for w in widths))
         errors = sum(int(s.get("errors", 0)) for s in summaries.values())
         warnings = sum(int(s.get("warnings", 0)) for s in summaries.values())
-        terminalreporter.line(f"contract: {errors:,} error(s), {warnings:,} warning(s) in {len(summaries)} checks",
-                              red=errors > 0, green=errors == 0)
+        terminalreporter.line(
+            f"contract: {errors:,} error(s), {warnings:,} warning(s) in {len(summaries)} checks",
+            red=errors > 0,
+            green=errors == 0,
+        )

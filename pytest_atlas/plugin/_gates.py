@@ -75,16 +75,16 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_atlas.gates._declare import read_pyproject
 
         try:
-            config.stash[_DECLARATIONS] = read_pyproject(_pyproject(config), settings.gate_lines,
-                                                         config.inipath.name if config.inipath else "ini")
+            config.stash[_DECLARATIONS] = read_pyproject(
+                _pyproject(config), settings.gate_lines, config.inipath.name if config.inipath else "ini"
+            )
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
     if not _is_worker(config):
         config.pluginmanager.register(GateReporter(config), "atlas-gate-reporter")
     if settings.gates and settings.dsn is None:
         raise pytest.UsageError(
-            "--atlas-gates needs the database to gate: pass --atlas-dsn DSN (or set $ATLAS_TEST_DSN / "
-            "ini atlas_dsn)"
+            "--atlas-gates needs the database to gate: pass --atlas-dsn DSN (or set $ATLAS_TEST_DSN / ini atlas_dsn)"
         )
 
 
@@ -153,12 +153,17 @@ class GateItem(pytest.Item):
                             hint="save the baseline again with --atlas-save-baseline after adding the gate",
                         )
                     baseline_series = loaded[self.spec.name]
-            result = evaluate(self.spec, settings.dsn, baseline=baseline_series,
-                              record=settings.save_baseline is not None)
+            result = evaluate(
+                self.spec, settings.dsn, baseline=baseline_series, record=settings.save_baseline is not None
+            )
         except AtlasError as exc:
-            result = GateResult(self.spec.name, self.spec.kind, selection=self.spec.describe(),
-                                error=str(exc).replace("\n", " "),
-                                allow_inconclusive=self.spec.allow_inconclusive)
+            result = GateResult(
+                self.spec.name,
+                self.spec.kind,
+                selection=self.spec.describe(),
+                error=str(exc).replace("\n", " "),
+                allow_inconclusive=self.spec.allow_inconclusive,
+            )
             self._record(result)
             raise
         self.result = self._accept(result)
@@ -174,13 +179,23 @@ class GateItem(pytest.Item):
         today = _today()
         rows = []
         for row in result.rows:
-            match = next((a for a in entries if a.matches(self.spec.name, row.learning_key)
-                          and not a.expired(today)), None)
+            match = next(
+                (a for a in entries if a.matches(self.spec.name, row.learning_key) and not a.expired(today)), None
+            )
             rows.append(row.accept(match.note()) if match and row.outcome is Outcome.FAIL else row)
         expired = [a for a in entries if a.expired(today)]
         notes = list(result.notes) + [f"accepted regression expired: {_describe(a)}" for a in expired]
-        return GateResult(result.name, result.kind, tuple(rows), result.message, result.selection, result.error,
-                          result.allow_inconclusive, tuple(notes), result.series)
+        return GateResult(
+            result.name,
+            result.kind,
+            tuple(rows),
+            result.message,
+            result.selection,
+            result.error,
+            result.allow_inconclusive,
+            tuple(notes),
+            result.series,
+        )
 
     def _record(self, result: GateResult) -> None:
         payload = result.to_dict()
@@ -245,8 +260,10 @@ class GateExpired(Exception):
 
         self.result = result
         lines = [f"accepted regression expired on {a.until.isoformat()}: {_describe(a)}" for a in expired]
-        lines.append("  how to fix: fix the regression, or extend 'until' in [[tool.pytest-atlas.accept]] "
-                     "with a new reason; remove the entry once the gate passes")
+        lines.append(
+            "  how to fix: fix the regression, or extend 'until' in [[tool.pytest-atlas.accept]] "
+            "with a new reason; remove the entry once the gate passes"
+        )
         super().__init__("\n".join(lines) + "\n\n" + render_failure(result))
 
 
@@ -256,9 +273,11 @@ def _marker_specs(item: pytest.Item) -> list[GateSpec]:
     specs = []
     for marker in item.iter_markers(_MARKER):
         if not marker.args or not isinstance(marker.args[0], str):
-            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.{_MARKER} needs the gate name as its first "
-                                    "argument, e.g. @pytest.mark.atlas_gate('reward-floor', kind='threshold', "
-                                    "threshold=0.7)")
+            raise pytest.UsageError(
+                f"{item.nodeid}: @pytest.mark.{_MARKER} needs the gate name as its first "
+                "argument, e.g. @pytest.mark.atlas_gate('reward-floor', kind='threshold', "
+                "threshold=0.7)"
+            )
         try:
             specs.append(GateSpec.build(marker.args[0], dict(marker.kwargs)))
         except AtlasError as exc:
@@ -282,8 +301,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                 raise pytest.UsageError(f"gate name {spec.name!r} is declared twice ({item.nodeid})")
             names.add(spec.name)
             assert item.parent is not None
-            out.append(GateItem.from_parent(item.parent, name=f"atlas_gate[{spec.name}]", spec=spec,
-                                            origin=item.nodeid))
+            out.append(
+                GateItem.from_parent(item.parent, name=f"atlas_gate[{spec.name}]", spec=spec, origin=item.nodeid)
+            )
     collectors: dict[str, GateCollection] = {}
     for spec, origin in zip(declarations.gates, declarations.origins, strict=True):
         if origin not in collectors:
@@ -306,8 +326,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Reward assertion failures in ordinary tests also reach the JSON report (kind ``assertion``)."""
     rewards = sys.modules.get("pytest_atlas.assertions._rewards")  # never imported: nothing to report
-    if rewards is not None and call.excinfo is not None \
-            and isinstance(call.excinfo.value, rewards.RewardAssertionError) and not isinstance(item, GateItem):
+    if (
+        rewards is not None
+        and call.excinfo is not None
+        and isinstance(call.excinfo.value, rewards.RewardAssertionError)
+        and not isinstance(item, GateItem)
+    ):
         payload = call.excinfo.value.result.to_dict()
         payload["name"] = f"{item.nodeid}: {payload['name']}"
         payload["nodeid"] = item.nodeid
@@ -394,8 +418,10 @@ def _finish(session: pytest.Session, exitstatus: int) -> None:
         from pytest_atlas.gates._baseline import write_baseline
         from pytest_atlas.gates._query import Series
 
-        series = {gate: {key: Series.from_json(data) for key, data in keys.items()}
-                  for gate, keys in config.stash[_SERIES].items()}
+        series = {
+            gate: {key: Series.from_json(data) for key, data in keys.items()}
+            for gate, keys in config.stash[_SERIES].items()
+        }
         try:
             write_baseline(settings.save_baseline, series, source=redact(settings.dsn) if settings.dsn else None)
         except BaselineFileError as exc:
@@ -403,9 +429,14 @@ def _finish(session: pytest.Session, exitstatus: int) -> None:
     if settings.report is not None:
         from pytest_atlas._report import build_report, write_report
 
-        report = build_report(list(config.stash[_PAYLOADS].values()), exit_status=int(status),
-                              extra={"dsn": redact(settings.dsn) if settings.dsn else None,
-                                     "baseline": str(settings.baseline) if settings.baseline else None})
+        report = build_report(
+            list(config.stash[_PAYLOADS].values()),
+            exit_status=int(status),
+            extra={
+                "dsn": redact(settings.dsn) if settings.dsn else None,
+                "baseline": str(settings.baseline) if settings.baseline else None,
+            },
+        )
         write_report(settings.report, report)
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_file and results:
@@ -438,8 +469,11 @@ def _summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> N
     status = _final_status(config, int(exitstatus))
     settings = settings_of(config)
     if status == EXIT_INCONCLUSIVE:
-        terminalreporter.line(f"exit status {EXIT_INCONCLUSIVE}: inconclusive gate(s); add sessions, or set "
-                              "allow_inconclusive = true on the gate", yellow=True)
+        terminalreporter.line(
+            f"exit status {EXIT_INCONCLUSIVE}: inconclusive gate(s); add sessions, or set "
+            "allow_inconclusive = true on the gate",
+            yellow=True,
+        )
     elif status == EXIT_GATE_ERROR:
         terminalreporter.line(f"exit status {EXIT_GATE_ERROR}: gate(s) could not be evaluated", red=True)
     if settings.save_baseline is not None and settings.gates:

@@ -45,8 +45,9 @@ def _kept_lines(config: pytest.Config) -> list[str]:
     lines = [f"server: {server.redacted_dsn()} ({server.source})"]
     lines += [f"  psql '{server.redacted_dsn(name)}'" for name in state.kept]
     if server.owned and server.data_dir is not None:
-        lines.append(f"  stop it with: kill -INT $(head -1 {server.data_dir}/postmaster.pid) && "
-                     f"rm -rf {server.data_dir.parent}")
+        lines.append(
+            f"  stop it with: kill -INT $(head -1 {server.data_dir}/postmaster.pid) && rm -rf {server.data_dir.parent}"
+        )
     elif not server.owned:
         lines.append("  drop them with DROP DATABASE when done (later runs never touch kept databases)")
     return lines

@@ -25,8 +25,20 @@ from pytest_atlas.stats._atlas import (
 )
 
 _EXPORTS: dict[str, str] = dict.fromkeys(
-    ["METHODS", "Comparison", "MeanBound", "Outcome", "ThresholdCheck", "check_threshold", "compare",
-     "compare_paired", "holm", "holm_adjust", "mean_bound", "minimum_detectable_effect"],
+    [
+        "METHODS",
+        "Comparison",
+        "MeanBound",
+        "Outcome",
+        "ThresholdCheck",
+        "check_threshold",
+        "compare",
+        "compare_paired",
+        "holm",
+        "holm_adjust",
+        "mean_bound",
+        "minimum_detectable_effect",
+    ],
     "pytest_atlas.stats._compare",
 )
 _EXPORTS["Sample"] = "pytest_atlas.stats._sample"

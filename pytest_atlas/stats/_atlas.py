@@ -101,8 +101,7 @@ def reward_baseline(reward_stats_list: Iterable[Any], window: int = 50) -> dict[
     window = _check_int("window", window)
     if isinstance(reward_stats_list, Mapping | str | bytes):
         raise InvalidArgument(
-            "reward_stats_list must be a list of reward_stats objects, "
-            f"got {type(reward_stats_list).__name__}",
+            f"reward_stats_list must be a list of reward_stats objects, got {type(reward_stats_list).__name__}",
             hint="pass [row['reward_stats'] for row in rows], newest first",
         )
     selected = [entry for entry in reward_stats_list if entry is not None][: max(window, 1)]
@@ -248,4 +247,3 @@ def assess_drift(
         "learning_key": learning_key,
         "baseline": {key: baseline.get(key) for key in BASELINE_KEYS},
     }
-

@@ -46,9 +46,15 @@ __all__ = [
 #: the comparison methods, by their public names
 METHODS = ("welch", "mann-whitney", "bootstrap")
 _ALIASES = {
-    "welch": "welch", "t": "welch", "t-test": "welch", "ttest": "welch",
-    "mann-whitney": "mann-whitney", "mannwhitney": "mann-whitney", "mann_whitney": "mann-whitney",
-    "rank": "mann-whitney", "wilcoxon": "mann-whitney",
+    "welch": "welch",
+    "t": "welch",
+    "t-test": "welch",
+    "ttest": "welch",
+    "mann-whitney": "mann-whitney",
+    "mannwhitney": "mann-whitney",
+    "mann_whitney": "mann-whitney",
+    "rank": "mann-whitney",
+    "wilcoxon": "mann-whitney",
     "bootstrap": "bootstrap",
 }
 #: asymptotic relative efficiency of rank tests against t under normal data is 3/pi: a rank test
@@ -94,18 +100,18 @@ def _probability(name: str, value: object, low: float, high: float) -> float:
 
 def _finite(name: str, value: object, *, minimum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidArgument(f"{name} must be a finite number, got {value!r}",
-                              hint=f"pass a number for {name}")
+        raise InvalidArgument(f"{name} must be a finite number, got {value!r}", hint=f"pass a number for {name}")
     if minimum is not None and value < minimum:
-        raise InvalidArgument(f"{name} must be at least {minimum}, got {value!r}",
-                              hint=f"pass {name}>={minimum}")
+        raise InvalidArgument(f"{name} must be at least {minimum}, got {value!r}", hint=f"pass {name}>={minimum}")
     return float(value)
 
 
 def _resamples(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 100:
-        raise InvalidArgument(f"n_resamples must be an integer of at least 100, got {value!r}",
-                              hint="the default, 2000, is enough for alpha down to about 0.005")
+        raise InvalidArgument(
+            f"n_resamples must be an integer of at least 100, got {value!r}",
+            hint="the default, 2000, is enough for alpha down to about 0.005",
+        )
     return value
 
 
@@ -220,22 +226,30 @@ class ThresholdCheck:
         return self.mean
 
     def with_p_adjusted(self, p_adjusted: float | None) -> ThresholdCheck:
-        outcome, reason = _threshold_outcome(self.n, self.mean, self.lower, self.upper, self.threshold,
-                                             self.alpha, p_adjusted, self.shortfall_detectable)
+        outcome, reason = _threshold_outcome(
+            self.n, self.mean, self.lower, self.upper, self.threshold, self.alpha, p_adjusted, self.shortfall_detectable
+        )
         return replace(self, p_adjusted=p_adjusted, outcome=outcome, reason=reason)
 
 
 def _threshold_outcome(
-    n: int, mean: float, lower: float, upper: float, threshold: float, alpha: float,
-    p: float | None, detectable: float,
+    n: int,
+    mean: float,
+    lower: float,
+    upper: float,
+    threshold: float,
+    alpha: float,
+    p: float | None,
+    detectable: float,
 ) -> tuple[Outcome, str]:
     if n == 0:
         return Outcome.INCONCLUSIVE, "no scores"
     if p is None:
         return Outcome.INCONCLUSIVE, f"{n} score: at least 2 are needed to bound the mean"
     if p < alpha:
-        return Outcome.FAIL, (f"mean {mean:.4f} is below the threshold {threshold:g} beyond noise "
-                              f"(p={_p(p)} < alpha={alpha:g})")
+        return Outcome.FAIL, (
+            f"mean {mean:.4f} is below the threshold {threshold:g} beyond noise (p={_p(p)} < alpha={alpha:g})"
+        )
     if lower >= threshold:
         return Outcome.PASS, f"lower bound {lower:.4f} >= threshold {threshold:g}"
     return Outcome.INCONCLUSIVE, (
@@ -294,8 +308,9 @@ def check_threshold(
             p = _plus_one_p(int((means >= threshold).sum()), len(means))
             detectable = (float(sps.norm.ppf(1 - alpha)) + float(sps.norm.ppf(power))) * float(means.std())
     outcome, reason = _threshold_outcome(n, mean, bound.lower, bound.upper, threshold, alpha, p, detectable)
-    return ThresholdCheck(kind, n, mean, sd, bound.lower, bound.upper, threshold, alpha, power,
-                          p, p, detectable, outcome, reason)
+    return ThresholdCheck(
+        kind, n, mean, sd, bound.lower, bound.upper, threshold, alpha, power, p, p, detectable, outcome, reason
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -345,23 +360,39 @@ class Comparison:
         return self.n_candidate
 
     def with_p_adjusted(self, p_adjusted: float | None) -> Comparison:
-        outcome, reason = _comparison_outcome(self.n_baseline, self.n_candidate, self.difference,
-                                              self.tolerance, self.min_effect, self.alpha, p_adjusted,
-                                              self.drop_detectable, self.paired)
+        outcome, reason = _comparison_outcome(
+            self.n_baseline,
+            self.n_candidate,
+            self.difference,
+            self.tolerance,
+            self.min_effect,
+            self.alpha,
+            p_adjusted,
+            self.drop_detectable,
+            self.paired,
+        )
         return replace(self, p_adjusted=p_adjusted, outcome=outcome, reason=reason)
 
 
 def _comparison_outcome(
-    n_baseline: int, n_candidate: int, difference: float, tolerance: float, min_effect: float | None,
-    alpha: float, p: float | None, detectable: float, paired: bool,
+    n_baseline: int,
+    n_candidate: int,
+    difference: float,
+    tolerance: float,
+    min_effect: float | None,
+    alpha: float,
+    p: float | None,
+    detectable: float,
+    paired: bool,
 ) -> tuple[Outcome, str]:
     if n_baseline == 0 or n_candidate == 0:
         empty = "baseline" if n_baseline == 0 else "candidate"
         return Outcome.INCONCLUSIVE, f"no {empty} scores"
     if p is None:
         what = "pairs" if paired else "scores in each window"
-        return Outcome.INCONCLUSIVE, (f"too few sessions (baseline {n_baseline}, candidate {n_candidate}): "
-                                      f"at least 2 {what} are needed")
+        return Outcome.INCONCLUSIVE, (
+            f"too few sessions (baseline {n_baseline}, candidate {n_candidate}): at least 2 {what} are needed"
+        )
     drop = -difference
     if p < alpha:
         beyond = f" (tolerated {tolerance:g})" if tolerance else ""
@@ -485,10 +516,29 @@ def compare(
                 low_q, high_q = np.quantile(-drops, [alpha, 1 - alpha])
                 lower, upper = float(low_q), float(high_q)
                 detectable = tolerance + _mde(float(drops.std()), math.inf, alpha, power, kind)
-    outcome, reason = _comparison_outcome(n_b, n_c, difference, tolerance, min_effect, alpha, p,
-                                          detectable, False)
-    return Comparison(kind, False, n_b, n_c, mean_b, mean_c, sd_b, sd_c, difference, lower, upper,
-                      tolerance, min_effect, alpha, power, p, p, detectable, outcome, reason)
+    outcome, reason = _comparison_outcome(n_b, n_c, difference, tolerance, min_effect, alpha, p, detectable, False)
+    return Comparison(
+        kind,
+        False,
+        n_b,
+        n_c,
+        mean_b,
+        mean_c,
+        sd_b,
+        sd_c,
+        difference,
+        lower,
+        upper,
+        tolerance,
+        min_effect,
+        alpha,
+        power,
+        p,
+        p,
+        detectable,
+        outcome,
+        reason,
+    )
 
 
 def compare_paired(
@@ -511,8 +561,10 @@ def compare_paired(
     ``"bootstrap"`` (resampling tasks).
     """
     if isinstance(baseline, Sample) or isinstance(candidate, Sample):
-        raise InvalidArgument("compare_paired needs aligned lists, not Sample objects",
-                              hint="pass per-task rewards in the same task order")
+        raise InvalidArgument(
+            "compare_paired needs aligned lists, not Sample objects",
+            hint="pass per-task rewards in the same task order",
+        )
     base_array = finite_floats(baseline, "baseline")
     cand_array = finite_floats(candidate, "candidate")
     if len(base_array) != len(cand_array):
@@ -560,8 +612,28 @@ def compare_paired(
                 se, df = float(means.std()), math.inf
             detectable = tolerance + _mde(se, df, alpha, power, kind)
     outcome, reason = _comparison_outcome(n, n, difference, tolerance, min_effect, alpha, p, detectable, True)
-    return Comparison(kind, True, n, n, mean_b, mean_c, sd_b, sd_c, difference, lower, upper, tolerance,
-                      min_effect, alpha, power, p, p, detectable, outcome, reason)
+    return Comparison(
+        kind,
+        True,
+        n,
+        n,
+        mean_b,
+        mean_c,
+        sd_b,
+        sd_c,
+        difference,
+        lower,
+        upper,
+        tolerance,
+        min_effect,
+        alpha,
+        power,
+        p,
+        p,
+        detectable,
+        outcome,
+        reason,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -576,10 +648,13 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
     in the family stays at most alpha.
     """
     for position, value in enumerate(p_values):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                  or not 0.0 <= value <= 1.0):
-            raise InvalidArgument(f"p_values[{position}] is {value!r}, not a probability",
-                                  hint="p-values lie between 0 and 1; use None for an untested hypothesis")
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0
+        ):
+            raise InvalidArgument(
+                f"p_values[{position}] is {value!r}, not a probability",
+                hint="p-values lie between 0 and 1; use None for an untested hypothesis",
+            )
     tested = sorted((float(p), i) for i, p in enumerate(p_values) if p is not None)
     m = len(tested)
     adjusted: list[float | None] = [None] * len(p_values)

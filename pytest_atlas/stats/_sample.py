@@ -81,8 +81,7 @@ class Sample:
             )
         count_array = np.asarray([int(c) for c in counts], dtype=np.int64)
         if (count_array < 0).any():
-            raise InvalidArgument(f"{what}: counts must not be negative",
-                                  hint="give how often each value occurs")
+            raise InvalidArgument(f"{what}: counts must not be negative", hint="give how often each value occurs")
         keep = count_array > 0
         distinct, inverse = np.unique(array[keep], return_inverse=True)
         merged = np.zeros(len(distinct), dtype=np.int64)

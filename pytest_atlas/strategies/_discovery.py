@@ -18,23 +18,39 @@ def _summary(src: Source, value_kind: int) -> Doc:
     if value_kind == 0:
         return {"python_type": "NoneType"}
     if value_kind == 1:
-        return {"python_type": "dict", "shape": {"kind": "mapping", "keys": ["obs", "goal"][: src.integer(1, 2)]},
-                "example": {"obs": src.words(1, 3)}}
+        return {
+            "python_type": "dict",
+            "shape": {"kind": "mapping", "keys": ["obs", "goal"][: src.integer(1, 2)]},
+            "example": {"obs": src.words(1, 3)},
+        }
     if value_kind == 2:
-        return {"python_type": "list", "shape": {"kind": "sequence", "length": src.integer(0, 8)},
-                "example_item": src.integer(0, 9)}
+        return {
+            "python_type": "list",
+            "shape": {"kind": "sequence", "length": src.integer(0, 8)},
+            "example_item": src.integer(0, 9),
+        }
     return {"python_type": "str", "example": src.words(1, 3)}
 
 
 def build_discovery_payload(src: Source, moment: datetime, *, empty: bool | None = None) -> Doc:
     """The discovery-worker result; the skip path has the same keys with empty values."""
-    capabilities = {"llm": {"provider": src.pick(("openai", "anthropic", None)),
-                            "model": src.maybe(0.8, lambda: model_name(src)),
-                            "source": src.pick(("env", "config", None))}}
+    capabilities = {
+        "llm": {
+            "provider": src.pick(("openai", "anthropic", None)),
+            "model": src.maybe(0.8, lambda: model_name(src)),
+            "source": src.pick(("env", "config", None)),
+        }
+    }
     if empty is True or (empty is None and src.flag(0.1)):
-        return {"plan": None, "final_answer": None, "telemetry": {"events": [], "agent_emitted": False},
-                "reward": {"total": None, "last": None, "steps": 0}, "schema": {}, "history": [],
-                "capabilities": capabilities}
+        return {
+            "plan": None,
+            "final_answer": None,
+            "telemetry": {"events": [], "agent_emitted": False},
+            "reward": {"total": None, "last": None, "steps": 0},
+            "schema": {},
+            "history": [],
+            "capabilities": capabilities,
+        }
     steps = src.integer(0, 5)
     rewards = [src.maybe(0.7, lambda: round(src.real(-1.0, 1.0), 4)) for _ in range(steps)]
     numeric = [r for r in rewards if r is not None]
@@ -43,8 +59,14 @@ def build_discovery_payload(src: Source, moment: datetime, *, empty: bool | None
     for index in range(src.integer(0, 6)):
         origin = src.pick(("atlas", "agent"))
         event_type = src.pick(_ATLAS_EVENTS) if origin == "atlas" else src.pick(("thought", "tool_call", "custom"))
-        events.append({"type": event_type, "origin": origin, "payload": {"step": index},
-                       "timestamp": start + index * src.real(0.01, 5.0)})
+        events.append(
+            {
+                "type": event_type,
+                "origin": origin,
+                "payload": {"step": index},
+                "timestamp": start + index * src.real(0.01, 5.0),
+            }
+        )
     history = [
         {
             "step_index": index + 1,
@@ -63,10 +85,16 @@ def build_discovery_payload(src: Source, moment: datetime, *, empty: bool | None
         "plan": plan,
         "final_answer": src.maybe(0.7, lambda: src.sentence(2, 8)),
         "telemetry": {"events": events, "agent_emitted": any(e["origin"] == "agent" for e in events)},
-        "reward": {"total": float(sum(numeric)) if steps else None,  # 0.0, not null, when no step gave a number
-                   "last": numeric[-1] if numeric else None, "steps": steps},
-        "schema": {"observation": _summary(src, src.integer(1, 3)), "action": _summary(src, src.integer(0, 3)),
-                   "reward": {"python_type": src.pick(("float", "unknown"))}},
+        "reward": {
+            "total": float(sum(numeric)) if steps else None,  # 0.0, not null, when no step gave a number
+            "last": numeric[-1] if numeric else None,
+            "steps": steps,
+        },
+        "schema": {
+            "observation": _summary(src, src.integer(1, 3)),
+            "action": _summary(src, src.integer(0, 3)),
+            "reward": {"python_type": src.pick(("float", "unknown"))},
+        },
         "history": history,
         "capabilities": capabilities,
     }
@@ -86,24 +114,39 @@ def _target(src: Source, role: str) -> Doc:
         "auto_wrapped": src.flag(0.2),
     }
     if target["selection"] == "candidate":
-        names = ("decorated", "reset", "step", "close", "render", "plan", "act", "summarize", "heuristic",
-                 "gym_base", "agent_base")
-        target.update({
-            "score": src.integer(0, 40),
-            "reason": src.sentence(2, 6),
-            "is_factory": src.flag(0.2),
-            "signals": {"instantiations": src.maybe(0.5, lambda: src.integer(0, 5)),
-                        "abstract_methods": [], "prompt_literals": src.integer(0, 9),
-                        "config_literals": src.integer(0, 9)},
-            "capabilities": {name: src.flag() for name in names[: src.integer(0, len(names))]},
-        })
+        names = (
+            "decorated",
+            "reset",
+            "step",
+            "close",
+            "render",
+            "plan",
+            "act",
+            "summarize",
+            "heuristic",
+            "gym_base",
+            "agent_base",
+        )
+        target.update(
+            {
+                "score": src.integer(0, 40),
+                "reason": src.sentence(2, 6),
+                "is_factory": src.flag(0.2),
+                "signals": {
+                    "instantiations": src.maybe(0.5, lambda: src.integer(0, 5)),
+                    "abstract_methods": [],
+                    "prompt_literals": src.integer(0, 9),
+                    "config_literals": src.integer(0, 9),
+                },
+                "capabilities": {name: src.flag() for name in names[: src.integer(0, len(names))]},
+            }
+        )
     else:
         target["factory"] = {"module": module, "qualname": target["qualname"]}
     return target
 
 
-def build_discovery_metadata(src: Source, moment: datetime, *, source: str, project_root: str,
-                             payload: Doc) -> Doc:
+def build_discovery_metadata(src: Source, moment: datetime, *, source: str, project_root: str, payload: Doc) -> Doc:
     """Metadata of a ``runtime`` run (capabilities + artifact path) or a ``discovery`` run (full record)."""
     if source == "runtime":
         return {"capabilities": payload.get("capabilities", {}), "run_artifact": f"{project_root}/.atlas/runs/run.json"}

@@ -26,8 +26,14 @@ def drift_document(
 ) -> dict[str, Any]:
     """The drift document Atlas stores for ``current`` (reward_stats) against ``baseline``
     (:func:`reward_baseline` of the window, newest first, current session included)."""
-    document = assess_drift(dict(current), baseline, threshold=threshold, min_baseline=min_baseline,
-                            window=window, learning_key=learning_key)
+    document = assess_drift(
+        dict(current),
+        baseline,
+        threshold=threshold,
+        min_baseline=min_baseline,
+        window=window,
+        learning_key=learning_key,
+    )
     assert document is not None  # current is a dict
     if document["alert"]:
         document["message"] = f"Reward drift alert ({document['reason'] or 'threshold'})"

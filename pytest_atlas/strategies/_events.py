@@ -27,9 +27,22 @@ __all__ = [
 ]
 
 EVENT_TYPES: tuple[str, ...] = (
-    "LLM_START", "LLM_END", "LLM_NEW_TOKEN", "TOOL_START", "TOOL_END", "WORKFLOW_START",
-    "WORKFLOW_END", "TASK_START", "TASK_END", "FUNCTION_START", "FUNCTION_END", "CUSTOM_START",
-    "CUSTOM_END", "SPAN_START", "SPAN_CHUNK", "SPAN_END",
+    "LLM_START",
+    "LLM_END",
+    "LLM_NEW_TOKEN",
+    "TOOL_START",
+    "TOOL_END",
+    "WORKFLOW_START",
+    "WORKFLOW_END",
+    "TASK_START",
+    "TASK_END",
+    "FUNCTION_START",
+    "FUNCTION_END",
+    "CUSTOM_START",
+    "CUSTOM_END",
+    "SPAN_START",
+    "SPAN_CHUNK",
+    "SPAN_END",
 )
 
 _ROOT_ANCESTRY: Doc = {"function_id": "root", "function_name": "root", "parent_id": None, "parent_name": None}
@@ -124,28 +137,64 @@ class _Walk:
         self.now += self.step * (0.5 + 0.5 * (len(self.events) % 3) / 2)
         return self.now
 
-    def start(self, event_type: str, name: str | None, *, metadata: Doc | None = None,
-              data: Doc | None = None, uuid: str | None = None, push: bool = True) -> str:
+    def start(
+        self,
+        event_type: str,
+        name: str | None,
+        *,
+        metadata: Doc | None = None,
+        data: Doc | None = None,
+        uuid: str | None = None,
+        push: bool = True,
+    ) -> str:
         ident = uuid or uuid4(self.src)
         parent = self.stack[-1] if self.stack else "root"
-        self.events.append(envelope(parent_id=parent, event_type=event_type, moment=self._tick(), name=name,
-                                    uuid=ident, metadata=metadata, data=data))
+        self.events.append(
+            envelope(
+                parent_id=parent,
+                event_type=event_type,
+                moment=self._tick(),
+                name=name,
+                uuid=ident,
+                metadata=metadata,
+                data=data,
+            )
+        )
         if push:
             self.stack.append(ident)
         return ident
 
-    def end(self, event_type: str, name: str | None, ident: str, *, metadata: Doc | None = None,
-            data: Doc | None = None) -> None:
+    def end(
+        self, event_type: str, name: str | None, ident: str, *, metadata: Doc | None = None, data: Doc | None = None
+    ) -> None:
         if self.stack and self.stack[-1] == ident:
             self.stack.pop()
         parent = self.stack[-1] if self.stack else "root"
-        self.events.append(envelope(parent_id=parent, event_type=event_type, moment=self._tick(), name=name,
-                                    uuid=ident, metadata=metadata, data=data))
+        self.events.append(
+            envelope(
+                parent_id=parent,
+                event_type=event_type,
+                moment=self._tick(),
+                name=name,
+                uuid=ident,
+                metadata=metadata,
+                data=data,
+            )
+        )
 
     def chunk(self, event_type: str, name: str | None, ident: str, *, metadata: Doc | None, data: Doc) -> None:
         parent = self.stack[-1] if self.stack else "root"
-        self.events.append(envelope(parent_id=parent, event_type=event_type, moment=self._tick(), name=name,
-                                    uuid=ident, metadata=metadata, data=data))
+        self.events.append(
+            envelope(
+                parent_id=parent,
+                event_type=event_type,
+                moment=self._tick(),
+                name=name,
+                uuid=ident,
+                metadata=metadata,
+                data=data,
+            )
+        )
 
 
 def _graph_metadata(src: Source, step_id: int, run_id: str, node_type: str) -> Doc:
@@ -178,24 +227,41 @@ def _fillers(walk: _Walk, src: Source, step_id: int, count: int) -> None:
             chunks = src.integer(0, min(count - 2, 6))
             run_id = uuid4(src)
             meta = _graph_metadata(src, step_id, run_id, "llm")
-            walk.start("LLM_START", meta["node"], metadata=meta, uuid=run_id,
-                       data=_data(input_={"messages": [_message(src, "human")]}))
+            walk.start(
+                "LLM_START",
+                meta["node"],
+                metadata=meta,
+                uuid=run_id,
+                data=_data(input_={"messages": [_message(src, "human")]}),
+            )
             accumulated = 0
             for _ in range(chunks):
                 text = src.words(1, 3)
                 accumulated += 1
-                walk.chunk("LLM_NEW_TOKEN", meta["node"], run_id, metadata=meta,
-                           data=_data(chunk={"text": text, "token_counts": {"incremental": 1,
-                                                                           "accumulated": accumulated}}))
+                walk.chunk(
+                    "LLM_NEW_TOKEN",
+                    meta["node"],
+                    run_id,
+                    metadata=meta,
+                    data=_data(chunk={"text": text, "token_counts": {"incremental": 1, "accumulated": accumulated}}),
+                )
             end_meta = dict(meta)
             if src.flag(0.5):
                 end_meta["token_counts"] = {"approx_total": accumulated, "chunks": chunks}
             if src.flag(0.3):
                 prompt, completion = src.integer(10, 4000), src.integer(1, 800)
-                end_meta["usage"] = {"prompt_tokens": prompt, "completion_tokens": completion,
-                                     "total_tokens": prompt + completion}
-            walk.end("LLM_END", meta["node"], run_id, metadata=end_meta,
-                     data=_data(output={"type": "ai", "content": src.sentence(2, 12), "additional_kwargs": {}}))
+                end_meta["usage"] = {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "total_tokens": prompt + completion,
+                }
+            walk.end(
+                "LLM_END",
+                meta["node"],
+                run_id,
+                metadata=end_meta,
+                data=_data(output={"type": "ai", "content": src.sentence(2, 12), "additional_kwargs": {}}),
+            )
             count -= chunks + 2
         elif kind == 1 and count >= 2:  # tool call
             run_id = uuid4(src)
@@ -216,9 +282,14 @@ def _fillers(walk: _Walk, src: Source, step_id: int, count: int) -> None:
                 meta = {"actor": src.pick(_ACTORS)}
                 if src.flag(0.5):
                     meta["parent_run_id"] = uuid4(src)
-                walk.start("LLM_START", src.pick(("chat_model", model_name(src))), metadata=meta, uuid=run_id,
-                           data=_data(input_={"messages": [_message(src, "system"), _message(src, "human")]}),
-                           push=False)
+                walk.start(
+                    "LLM_START",
+                    src.pick(("chat_model", model_name(src))),
+                    metadata=meta,
+                    uuid=run_id,
+                    data=_data(input_={"messages": [_message(src, "system"), _message(src, "human")]}),
+                    push=False,
+                )
             else:
                 meta = _graph_metadata(src, step_id, run_id, "span")
                 walk.chunk("SPAN_CHUNK", "LangGraph", run_id, metadata=meta, data=_data(chunk=src.words(1, 4)))
@@ -228,18 +299,29 @@ def _fillers(walk: _Walk, src: Source, step_id: int, count: int) -> None:
 def build_events(src: Source, plan: EventPlan, *, limit: int | None = None) -> list[Doc]:
     """The session's events in emission order; ``limit`` cuts a failed session's events short."""
     extras = sum(plan.extra_per_attempt)
-    walk = _Walk(src, plan.start, plan.end, minimum_events(attempts=len(plan.attempts), probe=plan.probe,
-                                                           coach=plan.coach_plan is not None) + extras)
+    walk = _Walk(
+        src,
+        plan.start,
+        plan.end,
+        minimum_events(attempts=len(plan.attempts), probe=plan.probe, coach=plan.coach_plan is not None) + extras,
+    )
     root = walk.start("WORKFLOW_START", "orchestration", data=_data(input_={"task": plan.task}))
     adapter = {"adapter": "atlas.utils.triage.default_build_dossier"}
     triage = walk.start("CUSTOM_START", "triage", data=_data(input_=adapter))
-    walk.end("CUSTOM_END", "triage", triage, data=_data(output={"summary": plan.triage_summary or plan.task,
-                                                                 "risks": [], "tags": []}))
+    walk.end(
+        "CUSTOM_END",
+        "triage",
+        triage,
+        data=_data(output={"summary": plan.triage_summary or plan.task, "risks": [], "tags": []}),
+    )
     if plan.probe:
         probe = walk.start("CUSTOM_START", "capability_probe", data=_data(input_={"client": "LLMClient"}))
         if plan.probe_mode is None and plan.probe_confidence is None:
-            output: Doc = {"mode": None, "confidence": None,
-                           "raw": {"disabled": True, "reason": "Missing API credentials"}}
+            output: Doc = {
+                "mode": None,
+                "confidence": None,
+                "raw": {"disabled": True, "reason": "Missing API credentials"},
+            }
         else:
             output = {"mode": plan.probe_mode, "confidence": plan.probe_confidence, "raw": {"mode": plan.probe_mode}}
         walk.end("CUSTOM_END", "capability_probe", probe, data=_data(output=output))
@@ -252,8 +334,13 @@ def build_events(src: Source, plan: EventPlan, *, limit: int | None = None) -> l
     for index, span in enumerate(plan.attempts):
         name = f"step_{span.step_id}"
         step_input = {
-            "step": {"id": span.step_id, "description": span.description, "tool": None, "tool_params": None,
-                     "depends_on": []},
+            "step": {
+                "id": span.step_id,
+                "description": span.description,
+                "tool": None,
+                "tool_params": None,
+                "depends_on": [],
+            },
             "context": {},
             "guidance": list(span.guidance),
             "attempt": span.attempt,
@@ -265,16 +352,23 @@ def build_events(src: Source, plan: EventPlan, *, limit: int | None = None) -> l
         if plan.failed and last:
             walk.end("TASK_END", name, task_id, data=_data(output={"error": "RuntimeError('student call failed')"}))
         else:
-            walk.end("TASK_END", name, task_id, data=_data(output={
-                "trace": f"HUMAN: {span.description}\nAI: {span.output}",
-                "output": span.output,
-                "evaluation": span.evaluation,
-                "metadata": span.metadata,
-                "runtime": {"reward_skipped": True, "timings_ms": {"total_ms": round(walk.step * 1000, 3)}},
-                "status": span.status,
-                "artifacts": {},
-                "deliverable": span.output,
-            }))
+            walk.end(
+                "TASK_END",
+                name,
+                task_id,
+                data=_data(
+                    output={
+                        "trace": f"HUMAN: {span.description}\nAI: {span.output}",
+                        "output": span.output,
+                        "evaluation": span.evaluation,
+                        "metadata": span.metadata,
+                        "runtime": {"reward_skipped": True, "timings_ms": {"total_ms": round(walk.step * 1000, 3)}},
+                        "status": span.status,
+                        "artifacts": {},
+                        "deliverable": span.output,
+                    }
+                ),
+            )
     if not plan.failed:
         walk.end("WORKFLOW_END", "orchestration", root, data=_data(output=plan.final_answer or ""))
     events = walk.events
@@ -299,13 +393,27 @@ def single_event(src: Source, start: datetime, *, event_types: Sequence[str] = E
             "FUNCTION": ("plan_creation", "final_synthesis"),
             "TASK": (f"step_{src.integer(1, 5)}",),
         }[event_type.split("_")[0]]
-        data: Doc | None = _data(input_={"task": src.sentence(3, 8)}) if event_type.endswith("START") else _data(
-            output=src.sentence(1, 6))
-        return envelope(parent_id=parent, event_type=event_type, moment=moment, name=src.pick(names), uuid=ident,
-                        metadata=None, data=data)
+        data: Doc | None = (
+            _data(input_={"task": src.sentence(3, 8)})
+            if event_type.endswith("START")
+            else _data(output=src.sentence(1, 6))
+        )
+        return envelope(
+            parent_id=parent,
+            event_type=event_type,
+            moment=moment,
+            name=src.pick(names),
+            uuid=ident,
+            metadata=None,
+            data=data,
+        )
     node_type = {"LLM": "llm", "TOOL": "tool", "TASK": "task", "SPAN": "span"}[event_type.split("_")[0]]
     meta = _graph_metadata(src, src.integer(1, 5), ident, node_type)
-    data = _data(chunk={"text": src.words(1, 3)}) if event_type.endswith(("TOKEN", "CHUNK")) else _data(
-        input_={"messages": [_message(src, "human")]})
-    return envelope(parent_id=parent, event_type=event_type, moment=moment, name=meta["node"], uuid=ident,
-                    metadata=meta, data=data)
+    data = (
+        _data(chunk={"text": src.words(1, 3)})
+        if event_type.endswith(("TOKEN", "CHUNK"))
+        else _data(input_={"messages": [_message(src, "human")]})
+    )
+    return envelope(
+        parent_id=parent, event_type=event_type, moment=moment, name=meta["node"], uuid=ident, metadata=meta, data=data
+    )

@@ -52,15 +52,17 @@ def _reward(entry: Any) -> Doc:
             for sample in (judge.get("samples") or [])
             if isinstance(sample, dict)
         ]
-        judges.append({
-            "identifier": judge.get("identifier") or "",
-            "score": _float(judge.get("score"), 0.0),
-            "rationale": judge.get("rationale") or "",
-            "principles": judge.get("principles") or [],
-            "samples": samples,
-            "escalated": bool(judge.get("escalated", False)),
-            "escalation_reason": judge.get("escalation_reason"),
-        })
+        judges.append(
+            {
+                "identifier": judge.get("identifier") or "",
+                "score": _float(judge.get("score"), 0.0),
+                "rationale": judge.get("rationale") or "",
+                "principles": judge.get("principles") or [],
+                "samples": samples,
+                "escalated": bool(judge.get("escalated", False)),
+                "escalation_reason": judge.get("escalation_reason"),
+            }
+        )
     return {
         "score": _float(stored.get("score", 0.0), 0.0),
         "judges": judges,
@@ -101,8 +103,11 @@ def _steps(graph: SessionGraph) -> list[Doc]:
         details = attempts_by_step.get(step_id, [])
         guidance = guidance_by_step.get(step_id, [])
         stored_meta = row.get("metadata")
-        metadata: Doc = copy.deepcopy(stored_meta) if isinstance(stored_meta, dict) else (
-            {} if stored_meta is None else {"raw": copy.deepcopy(stored_meta)})
+        metadata: Doc = (
+            copy.deepcopy(stored_meta)
+            if isinstance(stored_meta, dict)
+            else ({} if stored_meta is None else {"raw": copy.deepcopy(stored_meta)})
+        )
         if details:
             metadata.setdefault("attempt_history", details)
             metadata.setdefault("attempt_details", details)

@@ -79,9 +79,20 @@ def session_graphs(
     guidance, an empty learning history, no optional metadata and the fewest events (eight).
     """
     options = graph_options(
-        "session_graphs", learning_key=learning_key, task=task, status=status, review_status=review_status,
-        execution_mode=execution_mode, score=score, steps=steps, events=events, attempts=attempts,
-        drift_alert=drift_alert, legacy=legacy, created_at=created_at, metadata=metadata,
+        "session_graphs",
+        learning_key=learning_key,
+        task=task,
+        status=status,
+        review_status=review_status,
+        execution_mode=execution_mode,
+        score=score,
+        steps=steps,
+        events=events,
+        attempts=attempts,
+        drift_alert=drift_alert,
+        legacy=legacy,
+        created_at=created_at,
+        metadata=metadata,
     )
     return _graphs(options)
 
@@ -108,8 +119,15 @@ def export_traces(
     Arguments as for :func:`session_graphs`. Shrinks like :func:`session_graphs`.
     """
     options = graph_options(
-        "export_traces", learning_key=learning_key, status=status, review_status=review_status,
-        execution_mode=execution_mode, score=score, steps=steps, events=events, drift_alert=drift_alert,
+        "export_traces",
+        learning_key=learning_key,
+        status=status,
+        review_status=review_status,
+        execution_mode=execution_mode,
+        score=score,
+        steps=steps,
+        events=events,
+        drift_alert=drift_alert,
         legacy=legacy,
     )
     return _exports(options)

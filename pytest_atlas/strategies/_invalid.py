@@ -66,8 +66,14 @@ class Invalid:
 
 
 _BYTE = st.binary(min_size=1, max_size=1)
-_KEYWORD = {"type": "type", "enum": "enum", "required": "required", "additional": "additionalProperties",
-            "minimum": "minimum", "const": "const"}
+_KEYWORD = {
+    "type": "type",
+    "enum": "enum",
+    "required": "required",
+    "additional": "additionalProperties",
+    "minimum": "minimum",
+    "const": "const",
+}
 
 #: the rules each schema's near-misses break, simplest first
 MUTATIONS: dict[str, tuple[Mutation, ...]] = {
@@ -79,8 +85,11 @@ MUTATIONS: dict[str, tuple[Mutation, ...]] = {
         Mutation(("token_usage",), "additional", "token_usage has exactly four keys"),
         Mutation(("reward_stats", "score"), "type", "reward_stats.score must be a number"),
         Mutation(("adaptive_summary", "adaptive_mode"), "enum", "adaptive_summary.adaptive_mode must be a mode"),
-        Mutation(("triage_dossier", "risks", "*", "severity"), "enum",
-                 "risk severity must be low, moderate, high or critical"),
+        Mutation(
+            ("triage_dossier", "risks", "*", "severity"),
+            "enum",
+            "risk severity must be low, moderate, high or critical",
+        ),
         Mutation(("learning_history", "count"), "minimum", "learning_history.count must not be negative"),
         Mutation(("drift", "reason"), "enum", "drift.reason must name a drift metric or insufficient_baseline"),
     ),
@@ -284,6 +293,11 @@ def invalid(schema: str, *, rule: str | None = None) -> st.SearchStrategy[Invali
         shown = ", ".join(repr(name) for name in MUTATIONS)
         raise fail("invalid", "schema", schema, f"one of {shown}")
     if rule is not None and rule not in {mutation.rule for mutation in MUTATIONS[schema]}:
-        raise fail("invalid", "rule", rule, f"one of the rules in MUTATIONS[{schema!r}]",
-                   hint="print(pytest_atlas.strategies.MUTATIONS[schema]) lists them")
+        raise fail(
+            "invalid",
+            "rule",
+            rule,
+            f"one of the rules in MUTATIONS[{schema!r}]",
+            hint="print(pytest_atlas.strategies.MUTATIONS[schema]) lists them",
+        )
     return _invalid(schema, rule)

@@ -28,8 +28,11 @@ def _summary(src: Source, moment: datetime) -> Doc:
         "passed": passed,
         "failed": total - passed,
         "pass_rate": round(passed / total, 4) if total else 0.0,
-        "gate_failures": {"actionability": src.integer(0, 2), "cue": src.integer(0, 2),
-                          "generality": src.integer(0, 2)},
+        "gate_failures": {
+            "actionability": src.integer(0, 2),
+            "cue": src.integer(0, 2),
+            "generality": src.integer(0, 2),
+        },
         "average_weighted_score": round(src.real(0.0, 1.0), 4),
         "timestamp": iso(moment),
         "weights": dict(_WEIGHTS),
@@ -48,8 +51,11 @@ def _rubric(src: Source, *, with_weights: bool) -> Doc:
     }
     total = sum(float(scores[k]) * float(_WEIGHTS[k]) for k in _WEIGHTS)
     rubric: Doc = {
-        "gates": {"actionability": bool(scores["actionability"]), "cue": src.flag(0.9),
-                  "generality": bool(scores["generality"])},
+        "gates": {
+            "actionability": bool(scores["actionability"]),
+            "cue": src.flag(0.9),
+            "generality": bool(scores["generality"]),
+        },
         "scores": scores,
         "weighted_total": round(total, 4),
         "failure_reasons": [] if src.flag(0.8) else ["cue_gate:invalid cue pattern"],
@@ -93,13 +99,20 @@ def _impact(src: Source, moment: datetime) -> Doc:
 def build_playbook_entry(src: Source, moment: datetime, *, entry_id: str | None = None) -> Doc:
     """One accepted PlaybookEntry, sometimes with the LLM's alias keys left beside the canonical ones."""
     cue_type = src.pick(("keyword", "regex", "predicate"))
-    cue: Doc = {"type": cue_type, "pattern": src.pick(("timeout", r"5\d\d", "error rate")),
-                "description": src.sentence(3, 8)}
+    cue: Doc = {
+        "type": cue_type,
+        "pattern": src.pick(("timeout", r"5\d\d", "error rate")),
+        "description": src.sentence(3, 8),
+    }
     if cue_type == "regex" and src.flag(0.2):
         cue["regex"] = cue["pattern"]  # alias kept next to the canonical key (§9 item 30)
     tool_name = src.pick(("search_logs", "http_get", None))
-    action: Doc = {"imperative": src.sentence(3, 10), "runtime_handle": tool_name, "tool_name": tool_name,
-                   "arguments": {} if src.flag(0.6) else {"query": src.words(1, 3)}}
+    action: Doc = {
+        "imperative": src.sentence(3, 10),
+        "runtime_handle": tool_name,
+        "tool_name": tool_name,
+        "arguments": {} if src.flag(0.6) else {"query": src.words(1, 3)},
+    }
     if tool_name and src.flag(0.2):
         action["tool"] = tool_name
     lifecycle = src.pick(("active", "provisional", "deprecated"))
@@ -159,12 +172,23 @@ def build_registry_metadata(src: Source, moment: datetime, *, entries: int | Non
         rejected_id = f"playbook-entry-{src.hexdigits(12)}"
         metadata["last_failure"] = {
             "timestamp": iso(moment),
-            "failures": [{"id": rejected_id, "gates": {"actionability": False, "cue": True, "generality": True},
-                          "scores": {"actionability": 0, "generality": 1}, "reasons": ["actionability_gate:vague"]}],
-            "rejected_candidates": [{"id": rejected_id, "audience": "student",
-                                     "scope": {"category": "differentiation"},
-                                     "status": {"category": "differentiation", "lifecycle": "rejected"},
-                                     "rubric": _rubric(src, with_weights=False)}],
+            "failures": [
+                {
+                    "id": rejected_id,
+                    "gates": {"actionability": False, "cue": True, "generality": True},
+                    "scores": {"actionability": 0, "generality": 1},
+                    "reasons": ["actionability_gate:vague"],
+                }
+            ],
+            "rejected_candidates": [
+                {
+                    "id": rejected_id,
+                    "audience": "student",
+                    "scope": {"category": "differentiation"},
+                    "status": {"category": "differentiation", "lifecycle": "rejected"},
+                    "rubric": _rubric(src, with_weights=False),
+                }
+            ],
         }
     return metadata
 
@@ -197,20 +221,36 @@ def build_learning_history(src: Source, before: datetime, *, populated: bool | N
     for _ in range(count):
         moment += timedelta(minutes=src.integer(1, 59))
         score: float | None = round(src.real(0.0, 1.0), 4) if src.flag(0.9) else None
-        reward: Doc | None = None if score is None else {
-            "score": score, "rationale": None,
-            "judges": [{"identifier": "session_reward", "score": score, "rationale": src.sentence(2, 6),
-                        "principles": [], "samples": [], "escalated": False, "escalation_reason": None}],
-        }
+        reward: Doc | None = (
+            None
+            if score is None
+            else {
+                "score": score,
+                "rationale": None,
+                "judges": [
+                    {
+                        "identifier": "session_reward",
+                        "score": score,
+                        "rationale": src.sentence(2, 6),
+                        "principles": [],
+                        "samples": [],
+                        "escalated": False,
+                        "escalation_reason": None,
+                    }
+                ],
+            }
+        )
         if score is not None:
             scores.append(score)
-        entries.append({
-            "reward": reward,
-            "student_learning": src.maybe(0.5, lambda: src.sentence(3, 10)),
-            "teacher_learning": src.maybe(0.3, lambda: src.sentence(3, 10)),
-            "created_at": iso(moment),
-            "completed_at": iso(moment + timedelta(seconds=src.integer(1, 600))),
-        })
+        entries.append(
+            {
+                "reward": reward,
+                "student_learning": src.maybe(0.5, lambda: src.sentence(3, 10)),
+                "teacher_learning": src.maybe(0.3, lambda: src.sentence(3, 10)),
+                "created_at": iso(moment),
+                "completed_at": iso(moment + timedelta(seconds=src.integer(1, 600))),
+            }
+        )
     history: Doc = {"entries": entries, "count": count, "total_count": total}
 
     def streak(pred: Any) -> int:
@@ -244,8 +284,11 @@ def _entry_usage(src: Source, entry: Doc) -> Doc:
         "adoption_steps": [1] if src.flag(0.3) else [],
         "runtime_handle": entry.get("action", {}).get("runtime_handle"),
         "category": entry.get("scope", {}).get("category"),
-        "metadata": {"cue": entry.get("cue"), "scope": entry.get("scope"),
-                     "expected_effect": entry.get("expected_effect")},
+        "metadata": {
+            "cue": entry.get("cue"),
+            "scope": entry.get("scope"),
+            "expected_effect": entry.get("expected_effect"),
+        },
     }
     if src.flag(0.3):
         usage["cue_examples"] = [src.sentence(2, 8)[:200] for _ in range(src.integer(1, 2))]
@@ -274,8 +317,12 @@ def build_learning_usage(
     token_usage: Doc = {}
     if src.flag(0.7):
         prompt, completion = float(src.integer(10, 9000)), float(src.integer(1, 3000))
-        token_usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-                       "calls": float(src.integer(1, 6))}
+        token_usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "calls": float(src.integer(1, 6)),
+        }
     return {
         "roles": roles,
         "session": {
@@ -294,8 +341,10 @@ def build_learning_usage(
             "failure_events": [{"step_id": step, "status": "failed"} for step in failure_steps],
         },
         "detectors": {
-            role: [{"entry_id": e["id"], "type": e.get("cue", {}).get("type"),
-                    "pattern": e.get("cue", {}).get("pattern")} for e in entries]
+            role: [
+                {"entry_id": e["id"], "type": e.get("cue", {}).get("type"), "pattern": e.get("cue", {}).get("pattern")}
+                for e in entries
+            ]
             for role in ("student", "teacher")
         },
     }

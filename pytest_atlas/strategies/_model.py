@@ -13,8 +13,19 @@ Doc = dict[str, Any]
 #: the columns each graph part fills, in insertion order (ids and ``session_id`` are added on insert)
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "sessions": (
-        "task", "status", "metadata", "final_answer", "reward", "reward_stats", "reward_audit",
-        "student_learning", "teacher_learning", "review_status", "review_notes", "created_at", "completed_at",
+        "task",
+        "status",
+        "metadata",
+        "final_answer",
+        "reward",
+        "reward_stats",
+        "reward_audit",
+        "student_learning",
+        "teacher_learning",
+        "review_status",
+        "review_notes",
+        "created_at",
+        "completed_at",
     ),
     "plans": ("plan",),
     "step_results": ("step_id", "trace", "output", "evaluation", "attempts", "metadata"),

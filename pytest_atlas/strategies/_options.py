@@ -33,7 +33,10 @@ def _check_metadata(function: str, value: Any) -> dict[str, Any] | None:
         text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
         raise fail(
-            function, "metadata", value, "a JSON-serialisable dict without NaN or Infinity",
+            function,
+            "metadata",
+            value,
+            "a JSON-serialisable dict without NaN or Infinity",
             hint="convert datetimes and other objects to strings first (Atlas stores str() of them)",
         ) from None
     if "\\u0000" in text:
@@ -71,25 +74,50 @@ def graph_options(
     alert = check_bool(function, "drift_alert", drift_alert)
     legacy_flag = check_bool(function, "legacy", legacy)
     if created_at is not None and (not isinstance(created_at, datetime) or created_at.tzinfo is None):
-        raise fail(function, "created_at", created_at, "a timezone-aware datetime (sessions.created_at is TIMESTAMPTZ)",
-                   hint="use datetime(..., tzinfo=timezone.utc)")
+        raise fail(
+            function,
+            "created_at",
+            created_at,
+            "a timezone-aware datetime (sessions.created_at is TIMESTAMPTZ)",
+            hint="use datetime(..., tzinfo=timezone.utc)",
+        )
     caller = _check_metadata(function, metadata)
 
     # -- combinations ---------------------------------------------------------------------------
     rewarded = score_range is not None or alert is not None
     if rewarded and status_value in ("failed", "running"):
         pinned = "score" if score_range is not None else f"drift_alert={alert}"
-        raise fail(function, "status", status_value, f"'succeeded' (or None) when {pinned} is given",
-                   hint="only succeeded sessions have a reward; failed and running sessions never do")
+        raise fail(
+            function,
+            "status",
+            status_value,
+            f"'succeeded' (or None) when {pinned} is given",
+            hint="only succeeded sessions have a reward; failed and running sessions never do",
+        )
     if mode is not None and status_value == "running":
-        raise fail(function, "execution_mode", mode, "None for a running session",
-                   hint="Atlas records the execution mode when the run ends (success or failure)")
+        raise fail(
+            function,
+            "execution_mode",
+            mode,
+            "None for a running session",
+            hint="Atlas records the execution mode when the run ends (success or failure)",
+        )
     if legacy_flag is False and steps_range is not None and steps_range[0] > 1:
-        raise fail(function, "steps", steps, "1 when legacy=False",
-                   hint="the current runtime writes one-step plans only; pass legacy=True for multi-step plans")
+        raise fail(
+            function,
+            "steps",
+            steps,
+            "1 when legacy=False",
+            hint="the current runtime writes one-step plans only; pass legacy=True for multi-step plans",
+        )
     if legacy_flag is False and mode == "escalate":
-        raise fail(function, "execution_mode", mode, "'auto', 'paired' or 'coach' when legacy=False",
-                   hint="'escalate' was removed in Atlas v0.1.12; pass legacy=True for historical data")
+        raise fail(
+            function,
+            "execution_mode",
+            mode,
+            "'auto', 'paired' or 'coach' when legacy=False",
+            hint="'escalate' was removed in Atlas v0.1.12; pass legacy=True for historical data",
+        )
     if steps_range is not None and steps_range[1] > 1 and legacy_flag is None:
         legacy_flag = True
     if mode == "escalate" and legacy_flag is None:
@@ -97,13 +125,23 @@ def graph_options(
     if events_range is not None:
         lo, hi = events_range
         if status_value == "running" and lo > 0:
-            raise fail(function, "events", events, "0 for a running session",
-                       hint="Atlas writes trajectory events at the end of a session")
+            raise fail(
+                function,
+                "events",
+                events,
+                "0 for a running session",
+                hint="Atlas writes trajectory events at the end of a session",
+            )
         needed = minimum_events(attempts=steps_range[0] if steps_range else 1, probe=False, coach=False)
         if (status_value == "succeeded" or rewarded) and hi < needed:
-            raise fail(function, "events", events, f"at least {needed} for a succeeded session with these steps",
-                       hint="a completed session has WORKFLOW_START/END, triage, adaptive_route and a TASK "
-                       "START/END pair per attempt; ask for failed sessions to get fewer")
+            raise fail(
+                function,
+                "events",
+                events,
+                f"at least {needed} for a succeeded session with these steps",
+                hint="a completed session has WORKFLOW_START/END, triage, adaptive_route and a TASK "
+                "START/END pair per attempt; ask for failed sessions to get fewer",
+            )
     return GraphOptions(
         learning_key=key,
         task=task_text,

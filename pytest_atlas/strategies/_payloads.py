@@ -87,8 +87,15 @@ def session_metadata(
     optional keys.
     """
     options = graph_options(
-        "session_metadata", learning_key=learning_key, status=status, review_status=review_status,
-        execution_mode=execution_mode, score=score, steps=steps, drift_alert=drift_alert, legacy=legacy,
+        "session_metadata",
+        learning_key=learning_key,
+        status=status,
+        review_status=review_status,
+        execution_mode=execution_mode,
+        score=score,
+        steps=steps,
+        drift_alert=drift_alert,
+        legacy=legacy,
     )
     return _metadata(replace(options, with_events=False))
 
@@ -102,8 +109,15 @@ def _outcome(src: Source, score: tuple[float, float] | None, *, light: bool = Fa
     moment = moment_after(src, EPOCH, 0, 300 * 86400)
     task = "" if light else src.sentence(3, 10)
     mode = src.pick(("paired", "auto", "coach"))
-    return build_reward(src, task=task, moment=moment, score_range=score or (0.0, 1.0), execution_mode=mode,
-                        teacher_intervened=src.flag(0.3), light=light)
+    return build_reward(
+        src,
+        task=task,
+        moment=moment,
+        score_range=score or (0.0, 1.0),
+        execution_mode=mode,
+        teacher_intervened=src.flag(0.3),
+        light=light,
+    )
 
 
 @st.composite
@@ -214,8 +228,13 @@ def plans(*, steps: int | tuple[int, int] | None = None, legacy: bool | None = N
     count = check_count("plans", "steps", steps, lo=1, hi=8)
     old = check_bool("plans", "legacy", legacy)
     if old is False and count is not None and count[0] > 1:
-        raise fail("plans", "steps", steps, "1 when legacy=False",
-                   hint="the current runtime writes one-step plans only; pass legacy=True for multi-step plans")
+        raise fail(
+            "plans",
+            "steps",
+            steps,
+            "1 when legacy=False",
+            hint="the current runtime writes one-step plans only; pass legacy=True for multi-step plans",
+        )
     return _plans(count, old)
 
 
@@ -231,8 +250,11 @@ def _evaluations(draw: st.DrawFn, valid: bool | None) -> Doc:
         attempt = max(sketch.attempts, 1) if valid else 1
         if not valid:
             mode = "paired"
-            sketch = replace(sketch, attempts=max(sketch.attempts, 2),
-                             guidance=sketch.guidance or ("Answer the question that was asked.",))
+            sketch = replace(
+                sketch,
+                attempts=max(sketch.attempts, 2),
+                guidance=sketch.guidance or ("Answer the question that was asked.",),
+            )
     return evaluation_for(src, sketch, mode=mode, attempt=attempt, output=step_output(src))
 
 
@@ -291,8 +313,13 @@ def _discovery_metadata(draw: st.DrawFn, source: str | None) -> Doc:
     moment = moment_after(src, EPOCH, 0, 300 * 86400)
     kind = source or src.pick(("discovery", "runtime"))
     payload = build_discovery_payload(src, moment)
-    return build_discovery_metadata(src, moment + timedelta(seconds=1), source=kind,
-                                     project_root=src.pick(("/srv/app", "/home/dev/harness")), payload=payload)
+    return build_discovery_metadata(
+        src,
+        moment + timedelta(seconds=1),
+        source=kind,
+        project_root=src.pick(("/srv/app", "/home/dev/harness")),
+        payload=payload,
+    )
 
 
 def discovery_metadata(*, source: str | None = None) -> st.SearchStrategy[Doc]:
@@ -320,4 +347,3 @@ def learning_registry_metadata(*, entries: int | tuple[int, int] | None = None) 
     Shrinks towards a synthesis with no entries.
     """
     return _registry_metadata(check_count("learning_registry_metadata", "entries", entries, lo=0, hi=20))
-

@@ -63,16 +63,25 @@ def session_rows(
     as in :func:`session_graphs` (same arguments). Shrinks like :func:`session_graphs`.
     """
     options = graph_options(
-        "session_rows", learning_key=learning_key, status=status, review_status=review_status,
-        execution_mode=execution_mode, score=score, drift_alert=drift_alert, legacy=legacy,
+        "session_rows",
+        learning_key=learning_key,
+        status=status,
+        review_status=review_status,
+        execution_mode=execution_mode,
+        score=score,
+        drift_alert=drift_alert,
+        legacy=legacy,
     )
     return _session_rows(replace(options, with_events=False))
 
 
-
 def _graph_rows(src: Source, table: str, *, steps: int) -> list[Doc]:
-    graph = build_graph(src, GraphOptions(status="succeeded", steps=(steps, steps), legacy=steps > 1 or None,
-                                          with_events=table == "trajectory_events"))
+    graph = build_graph(
+        src,
+        GraphOptions(
+            status="succeeded", steps=(steps, steps), legacy=steps > 1 or None, with_events=table == "trajectory_events"
+        ),
+    )
     return graph.rows()[table]
 
 
@@ -83,8 +92,9 @@ def _child_rows(draw: st.DrawFn, table: str, session_id: int | None) -> Doc:
     while not rows:  # guidance notes need a retried step; draw steps until one has them
         rows = _graph_rows(src, table, steps=src.integer(1, 3))
         if table == "guidance_notes" and not rows:
-            graph = build_graph(src, GraphOptions(status="succeeded", execution_mode="paired", attempts=(2, 3),
-                                                  with_events=False))
+            graph = build_graph(
+                src, GraphOptions(status="succeeded", execution_mode="paired", attempts=(2, 3), with_events=False)
+            )
             rows = graph.guidance_notes
     return _with_session(dict(src.pick(rows)), session_id)
 
@@ -179,4 +189,3 @@ def learning_registry_rows(*, learning_key: str | None = None) -> st.SearchStrat
     ``updated_at``; sometimes the 0.1.16 row with all three NULL. Pass ``learning_key`` to tie
     the row to your sessions. Shrinks towards a row with no playbook entries."""
     return _registry_rows(check_str("learning_registry_rows", "learning_key", learning_key))
-

@@ -131,7 +131,13 @@ def _clip(value: float) -> float:
 
 
 def _plan(
-    scenario: str, n: int, rng: random.Random, *, baseline: float, shift: float, change_at: int | None,
+    scenario: str,
+    n: int,
+    rng: random.Random,
+    *,
+    baseline: float,
+    shift: float,
+    change_at: int | None,
     min_baseline: int,
 ) -> _Plan:
     noise = 0.02
@@ -145,9 +151,11 @@ def _plan(
     if scenario == "stable":
         return _Plan(["quiet"] * n, steady, None, ())
     if scenario == "step_change":
+
         def stepped(i: int, r: random.Random) -> tuple[float, float]:
             score, unc = steady(i, r)
             return (_clip(score + direction * shift) if i >= change else score), unc
+
         expect = ["quiet"] * change + ["alert_score"] + ["any"] * (n - change - 1)
         return _Plan(expect, stepped, change, ())
     if scenario == "gradual_decline":
@@ -158,13 +166,16 @@ def _plan(
             done = min(max(i - change + 1, 0), span) / span
             score = _clip(baseline + r.uniform(-wide, wide) + direction * shift * done)
             return score, _clip(unc0 + r.uniform(-unc_noise, unc_noise))
+
         return _Plan(["quiet"] * n, declining, change, ())
     if scenario == "higher_noise":
+
         def noisy(i: int, r: random.Random) -> tuple[float, float]:
             score, unc = steady(i, r)
             if i >= change:
                 score = _clip(baseline + r.gauss(0.0, max(shift, 0.05) / 2))
             return score, unc
+
         first = min(change + rng.randint(0, 3), n - 1)
         expect = ["quiet"] * change + ["any"] * (n - change)
         expect[first] = "alert_score"
@@ -178,6 +189,7 @@ def _plan(
             if i in spots:
                 score = _clip(score + direction * max(shift, 0.25) * r.uniform(1.0, 1.5))
             return score, unc
+
         expect = ["alert_score" if i in spots else "quiet" for i in range(n)]
         return _Plan(expect, with_outliers, None, tuple(spots))
     # growing_uncertainty: scores stay put, uncertainty climbs after the change
@@ -187,16 +199,27 @@ def _plan(
         score, unc = steady(i, r)
         if i >= change:
             done = (i - change + 1) / span
-            unc = _clip(unc0 + max(shift, 0.1) * 2 * done ** 0.5 + r.uniform(-unc_noise, unc_noise))
+            unc = _clip(unc0 + max(shift, 0.1) * 2 * done**0.5 + r.uniform(-unc_noise, unc_noise))
         return score, unc
+
     expect = ["quiet"] * change + ["no_score_alert"] * (n - change)
     expect[change] = "alert_uncertainty"
     return _Plan(expect, growing, change, ())
 
 
 def _validate(
-    *, scenario: Any, sessions: Any, seed: Any, learning_key: Any, start: Any, change_at: Any, baseline: Any,
-    shift: Any, window: Any, z_threshold: Any, min_baseline: Any,
+    *,
+    scenario: Any,
+    sessions: Any,
+    seed: Any,
+    learning_key: Any,
+    start: Any,
+    change_at: Any,
+    baseline: Any,
+    shift: Any,
+    window: Any,
+    z_threshold: Any,
+    min_baseline: Any,
 ) -> None:
     function = "reward_history"
     if scenario not in SCENARIOS:
@@ -217,12 +240,22 @@ def _validate(
     if not isinstance(window, int) or not isinstance(min_baseline, int):
         raise fail(function, "window", window, "ints for window and min_baseline")
     if scenario != "stable" and sessions < min_baseline + 3:
-        raise fail(function, "sessions", sessions, f"at least min_baseline + 3 = {min_baseline + 3} for {scenario!r}",
-                   hint="a change can only be detected after the baseline has min_baseline sessions")
+        raise fail(
+            function,
+            "sessions",
+            sessions,
+            f"at least min_baseline + 3 = {min_baseline + 3} for {scenario!r}",
+            hint="a change can only be detected after the baseline has min_baseline sessions",
+        )
     if change_at is not None:
         if isinstance(change_at, bool) or not isinstance(change_at, int) or not min_baseline < change_at < sessions:
-            raise fail(function, "change_at", change_at, f"an int with {min_baseline} < change_at < {sessions}",
-                       hint="the change must come after a full baseline and before the last session")
+            raise fail(
+                function,
+                "change_at",
+                change_at,
+                f"an int with {min_baseline} < change_at < {sessions}",
+                hint="the change must come after a full baseline and before the last session",
+            )
         if scenario in ("stable", "outliers"):
             raise fail(function, "change_at", change_at, f"None for {scenario!r} (it has no change point)")
 
@@ -266,15 +299,26 @@ def reward_history(
     first ``created_at``, sessions an hour apart. Every graph is a complete succeeded session for
     ``learning_key`` (default: a digest derived from the seed).
     """
-    _validate(scenario=scenario, sessions=sessions, seed=seed, learning_key=learning_key, start=start,
-              change_at=change_at, baseline=baseline, shift=shift, window=window, z_threshold=z_threshold,
-              min_baseline=min_baseline)
+    _validate(
+        scenario=scenario,
+        sessions=sessions,
+        seed=seed,
+        learning_key=learning_key,
+        start=start,
+        change_at=change_at,
+        baseline=baseline,
+        shift=shift,
+        window=window,
+        z_threshold=z_threshold,
+        min_baseline=min_baseline,
+    )
     rng = random.Random(f"{scenario}:{seed}")
     key = learning_key or random.Random(f"key:{seed}").getrandbits(256).to_bytes(32, "big").hex()
     first = start or datetime(2025, 3, 1, tzinfo=timezone.utc)
     size = _DEFAULT_SHIFT[scenario] if shift is None else float(shift)
-    plan = _plan(scenario, sessions, rng, baseline=float(baseline), shift=size, change_at=change_at,
-                 min_baseline=min_baseline)
+    plan = _plan(
+        scenario, sessions, rng, baseline=float(baseline), shift=size, change_at=change_at, min_baseline=min_baseline
+    )
     threshold = float(z_threshold)
     history: list[Doc] = []  # reward_stats, oldest first
     scores: list[float] = []
@@ -286,8 +330,14 @@ def reward_history(
             score, uncertainty = plan.propose(index, rng)
             stats = stats_from_samples([(score, uncertainty)], moment.isoformat())
             rows = [stats, *reversed(history)][:window]
-            document = _drift.drift_document(stats, _drift.reward_baseline(rows, window), threshold=threshold,
-                                             window=window, min_baseline=min_baseline, learning_key=key)
+            document = _drift.drift_document(
+                stats,
+                _drift.reward_baseline(rows, window),
+                threshold=threshold,
+                window=window,
+                min_baseline=min_baseline,
+                learning_key=key,
+            )
             if _meets(plan.expect[index], document):
                 break
         else:  # pragma: no cover - the noise levels above leave a wide margin
@@ -305,21 +355,34 @@ def reward_history(
     for stats, document in zip(history, documents, strict=True):
         alert = bool(document["alert"])
         options = GraphOptions(
-            learning_key=key, status="succeeded", legacy=False, steps=(1, 1),
+            learning_key=key,
+            status="succeeded",
+            legacy=False,
+            steps=(1, 1),
             # persisted one second into the run; the stats timestamp follows the evaluation
             created_at=datetime.fromisoformat(stats["timestamp"]) - timedelta(seconds=1),
             review_status="pending" if alert else "approved",
-            exact_reward=(stats["score"], stats["uncertainty_mean"]), drift=document,
+            exact_reward=(stats["score"], stats["uncertainty_mean"]),
+            drift=document,
         )
         graph = build_graph(filler, options)
         graph.session["reward_stats"] = stats  # the very document the assessment used
         graph.session["metadata"]["reward_stats"] = stats
         graphs.append(graph)
     return RewardHistory(
-        scenario=scenario, seed=seed, learning_key=key, graphs=tuple(graphs), scores=tuple(scores),
-        uncertainties=tuple(uncertainties), alerts=tuple(bool(d["alert"]) for d in documents),
-        reasons=tuple(d["reason"] for d in documents), change_at=plan.change_at, outlier_at=plan.outlier_at,
-        window=window, z_threshold=threshold, min_baseline=min_baseline,
+        scenario=scenario,
+        seed=seed,
+        learning_key=key,
+        graphs=tuple(graphs),
+        scores=tuple(scores),
+        uncertainties=tuple(uncertainties),
+        alerts=tuple(bool(d["alert"]) for d in documents),
+        reasons=tuple(d["reason"] for d in documents),
+        change_at=plan.change_at,
+        outlier_at=plan.outlier_at,
+        window=window,
+        z_threshold=threshold,
+        min_baseline=min_baseline,
     )
 
 
@@ -337,5 +400,7 @@ def reward_histories(
     names = st.just(scenario) if scenario is not None else st.sampled_from(SCENARIOS)
     return st.builds(
         lambda name, count, seed: reward_history(name, sessions=count, seed=seed),
-        names, st.integers(*bounds), st.integers(0, 2**32 - 1),
+        names,
+        st.integers(*bounds),
+        st.integers(0, 2**32 - 1),
     )

@@ -121,8 +121,18 @@ def _caller_metadata(src: Source, moment: datetime, task: str) -> Doc:
 
 def _triage_dossier(src: Source, task: str, caller: Doc, key: str) -> Doc:
     summary = caller.get("summary") or caller.get("description") or task
-    recognised = {"summary", "description", "fingerprint_hint", "risks", "signals", "persona_references",
-                  "embeddings", "metadata", "enrichers", "tags"}
+    recognised = {
+        "summary",
+        "description",
+        "fingerprint_hint",
+        "risks",
+        "signals",
+        "persona_references",
+        "embeddings",
+        "metadata",
+        "enrichers",
+        "tags",
+    }
     copied = {k: v for k, v in caller.items() if k not in recognised}
     copied["learning_key"] = key  # the default adapter copies every unrecognised key (§9 item 22)
     tags_value = caller.get("tags")
@@ -130,20 +140,41 @@ def _triage_dossier(src: Source, task: str, caller: Doc, key: str) -> Doc:
     return {
         "task": task,
         "summary": summary if isinstance(summary, str) else task,
-        "risks": [{"category": src.pick(("general", "data_loss", "availability")),
-                   "description": src.sentence(2, 8), "severity": src.pick(_SEVERITIES)}
-                  for _ in range(src.integer(0, 2))],
-        "signals": [{"name": src.pick(("error_rate", "p99_ms", "queue_depth")),
-                     "value": src.pick((0.02, 1200, "high", None)),
-                     "confidence": src.maybe(0.7, lambda: round(src.real(0.0, 1.0), 3)),
-                     "annotation": src.maybe(0.3, lambda: src.sentence(2, 6))}
-                    for _ in range(src.integer(0, 2))],
-        "persona_references": [{"persona_id": f"persona-{src.integer(1, 9)}",
-                                "rationale": src.maybe(0.5, lambda: src.sentence(2, 6)),
-                                "weight": round(src.real(0.0, 5.0), 3), "tags": []}
-                               for _ in range(src.integer(0, 1))],
-        "embeddings": {} if src.flag(0.9) else {"task": {"vector": [round(src.real(-1.0, 1.0), 4) for _ in range(4)],
-                                                         "model": "text-embedding-3-small", "note": None}},
+        "risks": [
+            {
+                "category": src.pick(("general", "data_loss", "availability")),
+                "description": src.sentence(2, 8),
+                "severity": src.pick(_SEVERITIES),
+            }
+            for _ in range(src.integer(0, 2))
+        ],
+        "signals": [
+            {
+                "name": src.pick(("error_rate", "p99_ms", "queue_depth")),
+                "value": src.pick((0.02, 1200, "high", None)),
+                "confidence": src.maybe(0.7, lambda: round(src.real(0.0, 1.0), 3)),
+                "annotation": src.maybe(0.3, lambda: src.sentence(2, 6)),
+            }
+            for _ in range(src.integer(0, 2))
+        ],
+        "persona_references": [
+            {
+                "persona_id": f"persona-{src.integer(1, 9)}",
+                "rationale": src.maybe(0.5, lambda: src.sentence(2, 6)),
+                "weight": round(src.real(0.0, 5.0), 3),
+                "tags": [],
+            }
+            for _ in range(src.integer(0, 1))
+        ],
+        "embeddings": {}
+        if src.flag(0.9)
+        else {
+            "task": {
+                "vector": [round(src.real(-1.0, 1.0), 4) for _ in range(4)],
+                "model": "text-embedding-3-small",
+                "note": None,
+            }
+        },
         "tags": tags,
         "metadata": copied,
         "fingerprint_hint": caller.get("fingerprint_hint") if isinstance(caller.get("fingerprint_hint"), str) else None,
@@ -221,18 +252,34 @@ def build_drift(
     for index in range(size):
         offset = spread * (((index * 7919) % 13) / 6.0 - 1.0) if alert is not None else src.real(-spread, spread)
         past = min(1.0, max(0.0, centre + offset))
-        u = min(1.0, max(0.0, uncertainty + (spread * (((index * 104729) % 11) / 5.0 - 1.0) if alert is False else 0.0)
-                         + (src.real(-0.05, 0.05) if alert is None else 0.0)))
+        u = min(
+            1.0,
+            max(
+                0.0,
+                uncertainty
+                + (spread * (((index * 104729) % 11) / 5.0 - 1.0) if alert is False else 0.0)
+                + (src.real(-0.05, 0.05) if alert is None else 0.0),
+            ),
+        )
         history.append({"score": past, "score_mean": past, "uncertainty_mean": u, "best_uncertainty": min(u, best)})
     if alert is False and history:
         # mirror the history around the current values so neither z-score can be large
-        mirrored = [dict(h, score=2 * score - h["score"], score_mean=2 * score - h["score_mean"],
-                         uncertainty_mean=2 * uncertainty - h["uncertainty_mean"]) for h in history]
+        mirrored = [
+            dict(
+                h,
+                score=2 * score - h["score"],
+                score_mean=2 * score - h["score_mean"],
+                uncertainty_mean=2 * uncertainty - h["uncertainty_mean"],
+            )
+            for h in history
+        ]
         history = (history + mirrored)[: window - 1]
     rows = [dict(stats), *history][:window]
+
     def assess(baseline: Doc) -> Doc:
-        return _drift.drift_document(stats, baseline, threshold=threshold, window=window,
-                                     min_baseline=min_baseline, learning_key=key)
+        return _drift.drift_document(
+            stats, baseline, threshold=threshold, window=window, min_baseline=min_baseline, learning_key=key
+        )
 
     document = assess(_drift.reward_baseline(rows, window))
     if alert is not None and document["alert"] != alert:
@@ -248,8 +295,10 @@ def _forced_baseline(stats: Doc, *, alert: bool, window: int, min_baseline: int)
         count = max(min_baseline - 1, 0)  # too few rows: "insufficient_baseline", never an alert
         return _drift.reward_baseline([dict(stats)] * count, window)
     far = 0.0 if score > 0.5 else 1.0
-    others = [{"score": far + 0.001 * (i % 3), "uncertainty_mean": uncertainty, "best_uncertainty": uncertainty}
-              for i in range(max(min_baseline, 12) - 1)]
+    others = [
+        {"score": far + 0.001 * (i % 3), "uncertainty_mean": uncertainty, "best_uncertainty": uncertainty}
+        for i in range(max(min_baseline, 12) - 1)
+    ]
     return _drift.reward_baseline([dict(stats), *others], window)
 
 
@@ -317,15 +366,22 @@ def build_graph(src: Source, opts: GraphOptions) -> SessionGraph:
     )
     if evaluation_ran:
         reward_moment = (completed or created) - timedelta(seconds=min(duration / 2, 1.0))
-        reward = build_reward(src, task=task, moment=reward_moment, score_range=opts.score or (0.0, 1.0),
-                              execution_mode=mode, exact=opts.exact_reward)
+        reward = build_reward(
+            src,
+            task=task,
+            moment=reward_moment,
+            score_range=opts.score or (0.0, 1.0),
+            execution_mode=mode,
+            exact=opts.exact_reward,
+        )
     attempts_range = opts.attempts if opts.attempts is not None else ((0, 3) if stepwise else (1, 3))
     if events_target is not None and status == "succeeded":
         spare = (events_target - 6) // 2 - step_count
         attempts_range = (attempts_range[0], max(min(attempts_range[1], 1 + spare // max(step_count, 1)), 1))
     coach_lines = [src.sentence(2, 6) for _ in range(src.integer(1, 3))] if mode == "coach" and not stepwise else None
-    sketches = sketch_steps(src, count=step_count, stepwise=stepwise, mode=mode, attempts=attempts_range,
-                            coach_lines=coach_lines)
+    sketches = sketch_steps(
+        src, count=step_count, stepwise=stepwise, mode=mode, attempts=attempts_range, coach_lines=coach_lines
+    )
     history = build_learning_history(src, created) if not (legacy and src.key_flag(0.5)) else None
     history_count = int(history["count"]) if history else 0
     adaptive = _adaptive(src, mode, history_count, legacy)
@@ -352,23 +408,35 @@ def build_graph(src: Source, opts: GraphOptions) -> SessionGraph:
         for attempt in range(1, sketch.attempts + 1):
             evaluation = evaluation_for(src, sketch, mode=mode, attempt=attempt, output=output)
             step_attempts.append({"step_id": sketch.step_id, "attempt": attempt, "evaluation": evaluation})
-            spans.append(AttemptSpan(sketch.step_id, attempt, sketch.description, sketch.guidance[: attempt - 1],
-                                     output, "passed" if evaluation["validation"].get("valid") else "failed",
-                                     evaluation, metadata))
+            spans.append(
+                AttemptSpan(
+                    sketch.step_id,
+                    attempt,
+                    sketch.description,
+                    sketch.guidance[: attempt - 1],
+                    output,
+                    "passed" if evaluation["validation"].get("valid") else "failed",
+                    evaluation,
+                    metadata,
+                )
+            )
         if sketch.attempts == 0:
             evaluation = evaluation_for(src, sketch, mode=mode, attempt=0, output=output)
         if not evaluation.get("validation", {}).get("valid", True):
             failure_steps.append(sketch.step_id)
-        guidance_rows.extend({"step_id": sketch.step_id, "sequence": i, "note": note}
-                             for i, note in enumerate(sketch.guidance, start=1))
-        step_results.append({
-            "step_id": sketch.step_id,
-            "trace": f"HUMAN: {sketch.description}\nAI: {output}",
-            "output": output,
-            "evaluation": evaluation,
-            "attempts": sketch.attempts,
-            "metadata": metadata,
-        })
+        guidance_rows.extend(
+            {"step_id": sketch.step_id, "sequence": i, "note": note} for i, note in enumerate(sketch.guidance, start=1)
+        )
+        step_results.append(
+            {
+                "step_id": sketch.step_id,
+                "trace": f"HUMAN: {sketch.description}\nAI: {output}",
+                "output": output,
+                "evaluation": evaluation,
+                "attempts": sketch.attempts,
+                "metadata": metadata,
+            }
+        )
     if status == "succeeded":
         plan = build_plan(sketches, stepwise=stepwise)
     else:  # the failure path writes no plan and no step rows; running sessions have none yet
@@ -427,8 +495,11 @@ def build_graph(src: Source, opts: GraphOptions) -> SessionGraph:
         review_meta_status=review_meta_status,
         review_notes=review_notes if review_meta_status else None,
         require_approval=require_approval,
-        guidance=[row["note"] for row in guidance_rows] if status == "succeeded" else
-        [note for s in sketches for note in s.guidance] if status == "failed" else [],
+        guidance=[row["note"] for row in guidance_rows]
+        if status == "succeeded"
+        else [note for s in sketches for note in s.guidance]
+        if status == "failed"
+        else [],
         student_note=student_note,
         teacher_note=teacher_note,
         failure_steps=failure_steps,
@@ -450,11 +521,20 @@ def build_graph(src: Source, opts: GraphOptions) -> SessionGraph:
             extra_total = src.key_integer(0, 12)
         per_attempt = _split(src, extra_total, len(spans))
         event_plan = EventPlan(
-            task=task, mode=mode, probe=probe, coach_plan=coach_plan, attempts=spans, final_answer=final_answer,
-            failed=status == "failed", start=created, end=end,
+            task=task,
+            mode=mode,
+            probe=probe,
+            coach_plan=coach_plan,
+            attempts=spans,
+            final_answer=final_answer,
+            failed=status == "failed",
+            start=created,
+            end=end,
             triage_summary=str(metadata.get("triage_dossier", {}).get("summary") or task),
-            probe_mode=adaptive.probe_mode, probe_confidence=adaptive.probe_confidence,
-            route_reason=adaptive.route_reason, extra_per_attempt=per_attempt,
+            probe_mode=adaptive.probe_mode,
+            probe_confidence=adaptive.probe_confidence,
+            route_reason=adaptive.route_reason,
+            extra_per_attempt=per_attempt,
         )
         raw_events = build_events(src, event_plan, limit=events_target)
         if events_target is not None and len(raw_events) < events_target:
@@ -478,8 +558,14 @@ def build_graph(src: Source, opts: GraphOptions) -> SessionGraph:
         "created_at": created,
         "completed_at": completed,
     }
-    return SessionGraph(session=session, plan=plan, step_results=step_results, step_attempts=step_attempts,
-                        guidance_notes=guidance_rows, trajectory_events=events)
+    return SessionGraph(
+        session=session,
+        plan=plan,
+        step_results=step_results,
+        step_attempts=step_attempts,
+        guidance_notes=guidance_rows,
+        trajectory_events=events,
+    )
 
 
 def _split(src: Source, total: int, parts: int) -> list[int]:
@@ -503,9 +589,17 @@ def _pad_events(src: Source, events: list[Doc], target: int, start: datetime, en
     ceiling = max(epoch_seconds(end), last)
     while len(padded) < target:
         last = last + (ceiling - last) / 4
-        padded.append(envelope(parent_id="root", event_type="LLM_START", moment=last, name="chat_model",
-                               uuid=uuid4(src), metadata={"actor": src.pick(("student", "teacher", "reward"))},
-                               data={"input": {"messages": []}, "output": None, "chunk": None}))
+        padded.append(
+            envelope(
+                parent_id="root",
+                event_type="LLM_START",
+                moment=last,
+                name="chat_model",
+                uuid=uuid4(src),
+                metadata={"actor": src.pick(("student", "teacher", "reward"))},
+                data={"input": {"messages": []}, "output": None, "chunk": None},
+            )
+        )
     return padded
 
 
@@ -544,9 +638,11 @@ def build_session_metadata(
     if entries and src.flag(0.5):
         for audience in ("student", "teacher"):
             if src.flag(0.6):
-                metadata[f"applied_{audience}_learning"] = {"digest": src.hexdigits(64),
-                                                            "char_count": src.integer(1, 1000),
-                                                            "entry_count": len(entries)}
+                metadata[f"applied_{audience}_learning"] = {
+                    "digest": src.hexdigits(64),
+                    "char_count": src.integer(1, 1000),
+                    "entry_count": len(entries),
+                }
     if status == "succeeded":
         metadata["review"] = {
             "require_approval": require_approval,
@@ -554,8 +650,11 @@ def build_session_metadata(
             "include_all_statuses": False,
         }
         if src.flag(0.05):
-            metadata["review"] = {"require_approval": require_approval, "default_export_statuses": [],
-                                  "include_all_statuses": True}
+            metadata["review"] = {
+                "require_approval": require_approval,
+                "default_export_statuses": [],
+                "include_all_statuses": True,
+            }
         if drift is not None:
             metadata["drift"] = drift
             metadata["drift_alert"] = bool(drift.get("drift_alert"))
@@ -576,15 +675,24 @@ def build_session_metadata(
             metadata["reward_audit"] = reward.audit
     if src.flag(0.6):
         prompt, completion = src.integer(10, 20000), src.integer(1, 5000)
-        metadata["token_usage"] = {"prompt_tokens": prompt, "completion_tokens": completion,
-                                   "total_tokens": prompt + completion, "calls": src.integer(1, 8)}
+        metadata["token_usage"] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "calls": src.integer(1, 8),
+        }
     if not legacy or src.flag(0.5):
         incident = caller.get("incident_id") if isinstance(caller.get("incident_id"), str) else None
         incident_tags = [t for t in caller.get("incident_tags") or [] if isinstance(t, str)]
         metadata["learning_usage"] = build_learning_usage(
-            src, entries=entries, reward_score=reward.stats["score"] if reward else None,
-            incident_id=incident, task_identifier=task, incident_tags=incident_tags,
-            failure_steps=failure_steps, retry_count=len(guidance),
+            src,
+            entries=entries,
+            reward_score=reward.stats["score"] if reward else None,
+            incident_id=incident,
+            task_identifier=task,
+            incident_tags=incident_tags,
+            failure_steps=failure_steps,
+            retry_count=len(guidance),
         )
     if student_note:
         metadata["student_learning"] = student_note
@@ -610,9 +718,10 @@ def build_session_metadata(
         if not metadata["teacher_notes"]:
             del metadata["teacher_notes"]
     if src.flag(0.1):
-        metadata["adapter_session"] = {"student_model": src.pick(("gpt-4.1-mini", "claude-sonnet-4-5")),
-                                       "teacher_model_id": f"model-{src.integer(1, 9)}"}
+        metadata["adapter_session"] = {
+            "student_model": src.pick(("gpt-4.1-mini", "claude-sonnet-4-5")),
+            "teacher_model_id": f"model-{src.integer(1, 9)}",
+        }
     if src.flag(0.05):
         metadata["started_at"] = timestamp_text(src, created)
     return metadata
-

@@ -37,8 +37,9 @@ class StepSketch:
 
 
 def _guidance(src: Source) -> str:
-    return src.pick(("Cite the failing log line.", "Answer the question that was asked.",
-                     "Include the rollback command.", "")) or src.sentence(4, 14)
+    return src.pick(
+        ("Cite the failing log line.", "Answer the question that was asked.", "Include the rollback command.", "")
+    ) or src.sentence(4, 14)
 
 
 def sketch_steps(
@@ -57,7 +58,7 @@ def sketch_steps(
         if stepwise:
             description = src.sentence(3, 10)
             tool = src.pick(_TOOLS) if src.flag(0.4) else None
-            params = ({"query": src.words(1, 3), "limit": src.integer(1, 100)} if tool and src.flag(0.7) else None)
+            params = {"query": src.words(1, 3), "limit": src.integer(1, 100)} if tool and src.flag(0.7) else None
             earlier = list(range(1, step_id))
             depends: tuple[int | str, ...] = tuple(
                 (dep if src.flag(0.7) else str(dep)) for dep in earlier if src.flag(0.5)
@@ -104,8 +105,12 @@ def _validation_request(src: Source, step: StepSketch, output: str, attempt: int
         "status": "completed",
         "student_response": output,
         "reason": None,
-        "structured_output": {"hash": digest, "keys": ["deliverable", "artifacts"], "content": {"deliverable": output},
-                              "preview": output[:120]},
+        "structured_output": {
+            "hash": digest,
+            "keys": ["deliverable", "artifacts"],
+            "content": {"deliverable": output},
+            "preview": output[:120],
+        },
         "deliverable": None if src.flag(0.3) else {"hash": src.hexdigits(64), "content": output},
         "artifacts": None,
         "prior_results": {"hash": src.hexdigits(64), "changed": attempt > 1, "content": {}, "preview": "{}"},
@@ -154,8 +159,10 @@ def evaluation_for(src: Source, step: StepSketch, *, mode: str, attempt: int, ou
     """``{validation, reward}`` for one attempt; the reward is always a placeholder."""
     if step.runtime_error:
         error = "RuntimeError('parallel step failed')"
-        return {"validation": {"valid": False, "error": error},
-                "reward": placeholder_step_reward("runtime_error", error)}
+        return {
+            "validation": {"valid": False, "error": error},
+            "reward": placeholder_step_reward("runtime_error", error),
+        }
     validation = build_validation(src, step, mode=mode, attempt=attempt, output=output)
     reason = "deferred" if validation.get("valid") else "validation_failed"
     return {"validation": validation, "reward": placeholder_step_reward(reason)}
@@ -168,14 +175,24 @@ def _reasoning_item(src: Source) -> Doc:
     kind = src.integer(0, 2)
     if kind == 0:
         chunks = [src.words(1, 3) for _ in range(src.integer(1, 4))]
-        payload: Doc = {"chunks": chunks, "token_counts": {"approx_total": len(chunks), "chunks": len(chunks)},
-                        "text": " ".join(chunks)}
+        payload: Doc = {
+            "chunks": chunks,
+            "token_counts": {"approx_total": len(chunks), "chunks": len(chunks)},
+            "text": " ".join(chunks),
+        }
     elif kind == 1:
         # values nested deeper than six levels are stored as Python repr strings (§9 item 14)
-        payload = {"stream_snapshot": {"agent": {"messages": [
-            "{'type': 'system', 'content': 'You are the student.'}",
-            "{'type': 'ai', 'content': " + repr(src.words(1, 4)) + "}",
-        ]}}, "output_text": src.sentence(2, 8)}
+        payload = {
+            "stream_snapshot": {
+                "agent": {
+                    "messages": [
+                        "{'type': 'system', 'content': 'You are the student.'}",
+                        "{'type': 'ai', 'content': " + repr(src.words(1, 4)) + "}",
+                    ]
+                }
+            },
+            "output_text": src.sentence(2, 8),
+        }
     else:
         payload = {"content": src.sentence(2, 8)}
     return {"origin": "student", "payload": payload}
@@ -208,14 +225,21 @@ def build_step_metadata(src: Source, *, output: str, empty_allowed: bool = True)
         "artifacts": artifacts,
         "deliverable": output,
         "result": {"deliverable": output, "artifacts": artifacts},
-        "structured_output": {"deliverable": output, "artifacts": artifacts, "result": {"deliverable": output},
-                              "text": output},
+        "structured_output": {
+            "deliverable": output,
+            "artifacts": artifacts,
+            "result": {"deliverable": output},
+            "text": output,
+        },
         "runtime": {"reward_skipped": True, "timings_ms": timings},
     }
     if src.flag(0.4):
         prompt, completion = src.integer(10, 9000), src.integer(1, 2000)
-        metadata["usage"] = {"prompt_tokens": prompt, "completion_tokens": completion,
-                             "total_tokens": prompt + completion}
+        metadata["usage"] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
     if src.flag(0.2):
         metadata["reason"] = src.sentence(2, 8)
     if src.flag(0.3):
@@ -224,4 +248,3 @@ def build_step_metadata(src: Source, *, output: str, empty_allowed: bool = True)
         metadata["status"] = src.pick(("ok", "completed", "needs_review"))
         metadata["structured_output"]["status"] = metadata["status"]
     return metadata
-

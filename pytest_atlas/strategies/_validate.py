@@ -62,9 +62,7 @@ def check_choice(function: str, name: str, value: Any, options: Collection[str])
     return value
 
 
-def check_count(
-    function: str, name: str, value: Any, *, lo: int, hi: int
-) -> tuple[int, int] | None:
+def check_count(function: str, name: str, value: Any, *, lo: int, hi: int) -> tuple[int, int] | None:
     """An exact count ``n`` or an inclusive range ``(lo, hi)``, within ``[lo, hi]``."""
     if value is None:
         return None
@@ -86,9 +84,7 @@ def check_count(
     return low, high
 
 
-def check_interval(
-    function: str, name: str, value: Any, *, lo: float, hi: float
-) -> tuple[float, float] | None:
+def check_interval(function: str, name: str, value: Any, *, lo: float, hi: float) -> tuple[float, float] | None:
     """A closed float interval ``(low, high)`` (or one number for an exact value), finite, inside ``[lo, hi]``."""
     if value is None:
         return None

@@ -190,15 +190,21 @@ def _message(error: ValidationError) -> str:
         if allowed:
             text += f" (allowed: {_names(sorted(allowed), 12)})"
     elif keyword == "pattern" and _quirk_of(error.schema) == "serialisation-fallback":
-        return (f"expected an object or array, got the string {shown}: a bare string is tolerated only as "
-                "Atlas's serialisation fallback, the str() of a dict or list")
+        return (
+            f"expected an object or array, got the string {shown}: a bare string is tolerated only as "
+            "Atlas's serialisation fallback, the str() of a dict or list"
+        )
     elif keyword == "pattern":
         text = f"{shown} does not match the pattern {expected}"
     elif keyword == "format":
         text = f"{shown} is not a valid {expected}"
     elif keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        relation = {"minimum": "less than the minimum", "maximum": "greater than the maximum",
-                    "exclusiveMinimum": "not greater than", "exclusiveMaximum": "not less than"}[keyword]
+        relation = {
+            "minimum": "less than the minimum",
+            "maximum": "greater than the maximum",
+            "exclusiveMinimum": "not greater than",
+            "exclusiveMaximum": "not less than",
+        }[keyword]
         text = f"{shown} is {relation} {expected}"
     elif keyword in ("minItems", "maxItems", "minProperties", "maxProperties", "minLength", "maxLength"):
         size = len(instance) if hasattr(instance, "__len__") else 0
@@ -213,8 +219,12 @@ def _message(error: ValidationError) -> str:
         text = f"{shown} does not match any of the allowed shapes"
     elif keyword == "not" and isinstance(expected, Mapping) and list(expected) == ["required"]:
         text = f"key {_names(expected['required'])} is not allowed here"
-    elif keyword == "not" and isinstance(expected, Mapping) and list(expected) == ["anyOf"] and all(
-            isinstance(s, Mapping) and list(s) == ["required"] for s in expected["anyOf"]):
+    elif (
+        keyword == "not"
+        and isinstance(expected, Mapping)
+        and list(expected) == ["anyOf"]
+        and all(isinstance(s, Mapping) and list(s) == ["required"] for s in expected["anyOf"])
+    ):
         keys = [key for s in expected["anyOf"] for key in s["required"]]
         text = f"none of the keys {_names(keys)} is allowed here"
     elif keyword == "not":

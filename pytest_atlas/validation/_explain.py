@@ -130,8 +130,7 @@ def _explain_one(error: Any, root: Any, accepts: Accepts) -> list[_QuirkHit | Un
     if kind == "FalseSchema":
         node = _node(location, root)
         if isinstance(node, dict) and QUIRK in node and accepts(location, error.instance):
-            return [_QuirkHit(tuple(error.instance_path), str(node[QUIRK]), str(node.get("description", "")),
-                              location)]
+            return [_QuirkHit(tuple(error.instance_path), str(node[QUIRK]), str(node.get("description", "")), location)]
         return None
     if kind == "AdditionalProperties":
         node = _node(location, root)
@@ -140,8 +139,11 @@ def _explain_one(error: Any, root: Any, accepts: Accepts) -> list[_QuirkHit | Un
         instance = error.instance
         holder = _normalise(error.evaluation_path, error.instance_path)
         return [
-            UnknownField(path=json_path(holder), key=str(key),
-                         json_type=json_type(instance.get(key)) if isinstance(instance, dict) else "unknown")
+            UnknownField(
+                path=json_path(holder),
+                key=str(key),
+                json_type=json_type(instance.get(key)) if isinstance(instance, dict) else "unknown",
+            )
             for key in error.kind.unexpected
         ]
     if kind == "AnyOf":
@@ -158,8 +160,13 @@ def _explain_one(error: Any, root: Any, accepts: Accepts) -> list[_QuirkHit | Un
     return None
 
 
-_CONSUMING = {"properties": "key", "patternProperties": "any", "additionalProperties": "any",
-              "items": "index", "prefixItems": "key"}
+_CONSUMING = {
+    "properties": "key",
+    "patternProperties": "any",
+    "additionalProperties": "any",
+    "items": "index",
+    "prefixItems": "key",
+}
 
 
 def _normalise(evaluation_path: Sequence[str | int], instance_path: Sequence[str | int]) -> list[str | int]:

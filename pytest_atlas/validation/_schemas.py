@@ -94,8 +94,10 @@ def documents() -> Mapping[str, Mapping[str, Any]]:
                 hint="reinstall pytest-atlas; if you edited the file, fix it",
             ) from None
         if loaded[name].get("$id") != uri_of(name):
-            raise AtlasError(f"{path} has $id {loaded[name].get('$id')!r}, expected {uri_of(name)!r}",
-                             hint="keep $id equal to the published URL of the file")
+            raise AtlasError(
+                f"{path} has $id {loaded[name].get('$id')!r}, expected {uri_of(name)!r}",
+                hint="keep $id equal to the published URL of the file",
+            )
     return loaded
 
 
@@ -103,8 +105,10 @@ def _load(path: Path) -> Mapping[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise AtlasError(f"cannot read the shipped JSON Schema {path}: {exc}",
-                         hint="reinstall pytest-atlas: pip install --force-reinstall pytest-atlas") from None
+        raise AtlasError(
+            f"cannot read the shipped JSON Schema {path}: {exc}",
+            hint="reinstall pytest-atlas: pip install --force-reinstall pytest-atlas",
+        ) from None
     if not isinstance(data, dict):
         raise AtlasError(f"{path} does not hold a JSON object", hint="reinstall pytest-atlas")
     return data

@@ -76,7 +76,10 @@ def _walk(document: Any, schema: str) -> Iterator[Violation]:
         if depth > MAX_DEPTH:
             shown = json_path(path[:6]) + f"…({len(path)} levels)"
             yield Violation(
-                schema=schema, path=shown, keyword="x-depth", value=preview(value, 40),
+                schema=schema,
+                path=shown,
+                keyword="x-depth",
+                value=preview(value, 40),
                 message=f"nested deeper than {MAX_DEPTH} levels: Python's json module cannot load or dump "
                 "this document reliably, so it was not checked further",
             )
@@ -89,7 +92,10 @@ def _walk(document: Any, schema: str) -> Iterator[Violation]:
         elif isinstance(value, float):
             if not math.isfinite(value):
                 yield Violation(
-                    schema=schema, path=json_path(path), keyword="x-nonfinite", value=preview(value),
+                    schema=schema,
+                    path=json_path(path),
+                    keyword="x-nonfinite",
+                    value=preview(value),
                     message=f"{preview(value)} is not a JSON number: PostgreSQL jsonb rejects it, so Atlas's "
                     "INSERT of this payload would fail",
                 )
@@ -98,7 +104,10 @@ def _walk(document: Any, schema: str) -> Iterator[Violation]:
             for key, item in value.items():
                 if not isinstance(key, str):
                     yield Violation(
-                        schema=schema, path=json_path(path), keyword="x-json-type", value=repr(key)[:80],
+                        schema=schema,
+                        path=json_path(path),
+                        keyword="x-json-type",
+                        value=repr(key)[:80],
                         message=f"object key {key!r} is a Python {type(key).__name__}: JSON keys are strings",
                     )
                     key = str(key)
@@ -110,7 +119,10 @@ def _walk(document: Any, schema: str) -> Iterator[Violation]:
             stack.extend((item, (*path, index), depth + 1) for index, item in reversed(list(enumerate(value))))
         else:
             yield Violation(
-                schema=schema, path=json_path(path), keyword="x-json-type", value=preview(value),
+                schema=schema,
+                path=json_path(path),
+                keyword="x-json-type",
+                value=preview(value),
                 message=f"a Python {type(value).__name__} is not a JSON value (use dicts, lists, str, int, "
                 "float, bool and None)",
             )
@@ -119,6 +131,9 @@ def _walk(document: Any, schema: str) -> Iterator[Violation]:
 def _nul(schema: str, path: tuple[str | int, ...], text: str, key_text: bool = False) -> Violation:
     what = "key" if key_text else "string"
     return Violation(
-        schema=schema, path=json_path(path), keyword="x-nul", value=preview(text),
+        schema=schema,
+        path=json_path(path),
+        keyword="x-nul",
+        value=preview(text),
         message=f"the {what} contains \\u0000, which PostgreSQL jsonb cannot store",
     )

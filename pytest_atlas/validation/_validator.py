@@ -124,8 +124,9 @@ class PayloadValidator:
         warnings: list[Violation] = []
         unknown: list[UnknownField] = []
         try:
-            warnings = explain(list(self._no_quirk.iter_errors(document)), document, self.name, self.schema,
-                               self._accepts).warnings
+            warnings = explain(
+                list(self._no_quirk.iter_errors(document)), document, self.name, self.schema, self._accepts
+            ).warnings
             if census:
                 unknown = census_of_invalid(list(self._closed.iter_errors(document)), self.schema, self._accepts)
         except _ENGINE_ERRORS:
@@ -146,10 +147,17 @@ class PayloadValidator:
             if reference is None:  # a location inside a custom schema without $id
                 part = jsonschema_rs.Draft202012Validator(
                     {"$defs": {"root": self.schema}, "$ref": "#/$defs/root" + location.lstrip("#")},
-                    registry=_rs_registry("lenient"), validate_formats=True, retriever=_refuse_retrieval)
+                    registry=_rs_registry("lenient"),
+                    validate_formats=True,
+                    retriever=_refuse_retrieval,
+                )
             else:
-                part = jsonschema_rs.Draft202012Validator({"$ref": reference}, registry=_rs_registry("lenient"),
-                                                          validate_formats=True, retriever=_refuse_retrieval)
+                part = jsonschema_rs.Draft202012Validator(
+                    {"$ref": reference},
+                    registry=_rs_registry("lenient"),
+                    validate_formats=True,
+                    retriever=_refuse_retrieval,
+                )
             self._parts[location] = part
         try:
             return bool(part.is_valid(value))
@@ -160,11 +168,16 @@ class PayloadValidator:
         found = explain(list(strict.iter_errors(document)), document, self.name, self.schema, self._accepts)
         warnings = list(found.warnings)
         for error in found.unexplained:  # pragma: no cover - every variant failure maps to a quirk or a key
-            warnings.append(Violation(
-                schema=self.name, path="$" + "".join(f"[{p!r}]" for p in error.instance_path),
-                keyword="x-atlas-quirk", message=f"tolerated: {error.message[:200]}",
-                value=preview(error.instance), severity="warning",
-            ))
+            warnings.append(
+                Violation(
+                    schema=self.name,
+                    path="$" + "".join(f"[{p!r}]" for p in error.instance_path),
+                    keyword="x-atlas-quirk",
+                    message=f"tolerated: {error.message[:200]}",
+                    value=preview(error.instance),
+                    severity="warning",
+                )
+            )
         warnings.sort(key=lambda v: (v.path, v.message))
         return PayloadCheck(self.name, warnings=tuple(warnings), unknown_fields=tuple(found.unknown))
 
@@ -176,14 +189,22 @@ class PayloadValidator:
         try:
             return detail_violations(self._detail, document, self.name)
         except RecursionError:
-            return [Violation(
-                schema=self.name, path="$", keyword="x-depth", value=preview(document, 40),
-                message="the document is nested too deeply for python-jsonschema to report on it",
-            )]
+            return [
+                Violation(
+                    schema=self.name,
+                    path="$",
+                    keyword="x-depth",
+                    value=preview(document, 40),
+                    message="the document is nested too deeply for python-jsonschema to report on it",
+                )
+            ]
 
     def _disagreement(self, document: Any) -> Violation:
         return Violation(
-            schema=self.name, path="$", keyword="x-engine", value=preview(document, 40),
+            schema=self.name,
+            path="$",
+            keyword="x-engine",
+            value=preview(document, 40),
             message="jsonschema-rs rejected this document but python-jsonschema found no error; please report "
             "this pytest-atlas bug with the document",
         )
@@ -229,8 +250,10 @@ def _custom(schema: Mapping[str, Any]) -> PayloadValidator:
     try:
         key = json.dumps(schema, sort_keys=True)
     except (TypeError, ValueError) as exc:
-        raise InvalidArgument(f"the schema mapping is not JSON: {exc}",
-                              hint="pass a JSON Schema built from dicts, lists, strings and numbers") from None
+        raise InvalidArgument(
+            f"the schema mapping is not JSON: {exc}",
+            hint="pass a JSON Schema built from dicts, lists, strings and numbers",
+        ) from None
     cached = _CUSTOM.get(key)
     if cached is not None:
         _CUSTOM.move_to_end(key)
@@ -241,15 +264,18 @@ def _custom(schema: Mapping[str, Any]) -> PayloadValidator:
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
-        raise InvalidArgument(f"the schema is not a valid draft 2020-12 schema: {exc.message}",
-                              hint="check it with jsonschema.Draft202012Validator.check_schema") from None
+        raise InvalidArgument(
+            f"the schema is not a valid draft 2020-12 schema: {exc.message}",
+            hint="check it with jsonschema.Draft202012Validator.check_schema",
+        ) from None
     name = str(schema.get("title") or schema.get("$id") or "custom schema")
     try:
         validator = PayloadValidator(name, schema)
     except (ValueError, jsonschema_rs.ReferencingError) as exc:
-        raise InvalidArgument(f"cannot compile the schema: {exc}",
-                              hint="$ref may only point inside the schema or at the shipped pytest-atlas "
-                              "schemas (by their $id)") from None
+        raise InvalidArgument(
+            f"cannot compile the schema: {exc}",
+            hint="$ref may only point inside the schema or at the shipped pytest-atlas schemas (by their $id)",
+        ) from None
     _CUSTOM[key] = validator
     if len(_CUSTOM) > _CUSTOM_LIMIT:
         _CUSTOM.popitem(last=False)

@@ -79,7 +79,7 @@ def _render(value: object, out: list[str], budget: list[int], depth: int) -> Non
         text = value
         room = max(budget[0] - 2, 8)
         if len(text) > room:
-            shown = json.dumps(text[:room], ensure_ascii=False)[:-1] + f"…\" ({len(text):,} chars)"
+            shown = json.dumps(text[:room], ensure_ascii=False)[:-1] + f'…" ({len(text):,} chars)'
         else:
             shown = json.dumps(text, ensure_ascii=False)
         out.append(shown)

@@ -17,7 +17,7 @@ PY_TS = "2025-11-03 14:22:05.118402+00:00"
 
 SYSTEM_PROMPT = (
     "You are the Atlas session reward model. Score the agent's final answer from 0 to 1 and report your "
-    "uncertainty. Session metadata: {\"source\": \"atlas run\", \"incident_id\": \"INC-4471\"}"
+    'uncertainty. Session metadata: {"source": "atlas run", "incident_id": "INC-4471"}'
 )
 
 
@@ -99,8 +99,13 @@ def fallback_session_reward() -> dict[str, Any]:
                 "escalation_reason": None,
             }
         ],
-        "raw": {"score": 0.0, "samples": [{"score": 0.0, "uncertainty": 1.0}], "execution_mode": "auto",
-                "teacher_intervened": False, "focus_prompt": "Prefer verified fixes."},
+        "raw": {
+            "score": 0.0,
+            "samples": [{"score": 0.0, "uncertainty": 1.0}],
+            "execution_mode": "auto",
+            "teacher_intervened": False,
+            "focus_prompt": "Prefer verified fixes.",
+        },
     }
 
 
@@ -235,14 +240,25 @@ def playbook_entry(entry_id: str = "playbook-entry-3fa2b1c9d8e7") -> dict[str, A
     return {
         "id": entry_id,
         "audience": "student",
-        "cue": {"type": "regex", "pattern": "latency|p99", "description": "Latency regressions",
-                "regex": "latency|p99"},
-        "action": {"imperative": "Pull the p99 latency histogram before proposing a fix.",
-                   "runtime_handle": "metrics.query", "tool_name": "metrics.query",
-                   "arguments": {"window": "1h"}, "tool": "metrics.query"},
+        "cue": {
+            "type": "regex",
+            "pattern": "latency|p99",
+            "description": "Latency regressions",
+            "regex": "latency|p99",
+        },
+        "action": {
+            "imperative": "Pull the p99 latency histogram before proposing a fix.",
+            "runtime_handle": "metrics.query",
+            "tool_name": "metrics.query",
+            "arguments": {"window": "1h"},
+            "tool": "metrics.query",
+        },
         "expected_effect": "Fixes are grounded in measured latency.",
-        "scope": {"constraints": "Only for services with metrics.", "category": "differentiation",
-                  "applies_when": "A latency incident is reported."},
+        "scope": {
+            "constraints": "Only for services with metrics.",
+            "category": "differentiation",
+            "applies_when": "A latency incident is reported.",
+        },
         "metadata": {"validation_status": "validated"},
         "rubric": rubric(),
         "generated_at": TS,
@@ -301,11 +317,23 @@ def registry_metadata_with_failure() -> dict[str, Any]:
     meta = registry_metadata()
     meta["last_failure"] = {
         "timestamp": TS,
-        "failures": [{"id": "pb-9", "gates": {"actionability": False, "cue": True, "generality": True},
-                      "scores": {"actionability": 0}, "reasons": ["actionability_gate:no runtime handle"]}],
-        "rejected_candidates": [{"id": "pb-9", "audience": "teacher", "scope": {"category": "reinforcement"},
-                                 "status": {"category": "reinforcement", "lifecycle": "rejected"},
-                                 "rubric": rubric(False)}],
+        "failures": [
+            {
+                "id": "pb-9",
+                "gates": {"actionability": False, "cue": True, "generality": True},
+                "scores": {"actionability": 0},
+                "reasons": ["actionability_gate:no runtime handle"],
+            }
+        ],
+        "rejected_candidates": [
+            {
+                "id": "pb-9",
+                "audience": "teacher",
+                "scope": {"category": "reinforcement"},
+                "status": {"category": "reinforcement", "lifecycle": "rejected"},
+                "rubric": rubric(False),
+            }
+        ],
     }
     deprecated = playbook_entry("pb-old")
     deprecated["provenance"]["status"]["lifecycle"] = "deprecated"
@@ -323,12 +351,17 @@ def learning_usage() -> dict[str, Any]:
         "adoption_steps": [1],
         "runtime_handle": "metrics.query",
         "category": "differentiation",
-        "metadata": {"cue": {"type": "regex", "pattern": "latency|p99"},
-                     "scope": {"category": "differentiation"}, "expected_effect": "Grounded fixes."},
+        "metadata": {
+            "cue": {"type": "regex", "pattern": "latency|p99"},
+            "scope": {"category": "differentiation"},
+            "expected_effect": "Grounded fixes.",
+        },
     }
     return {
-        "roles": {"student": {"playbook-entry-3fa2b1c9d8e7": entry},
-                  "teacher": {"playbook-entry-3fa2b1c9d8e7": copy.deepcopy(entry)}},
+        "roles": {
+            "student": {"playbook-entry-3fa2b1c9d8e7": entry},
+            "teacher": {"playbook-entry-3fa2b1c9d8e7": copy.deepcopy(entry)},
+        },
         "session": {
             "cue_hits": 2,
             "action_adoptions": 1,
@@ -336,8 +369,7 @@ def learning_usage() -> dict[str, Any]:
             "unique_cue_steps": [1],
             "unique_adoption_steps": [1],
             "reward_score": 0.82,
-            "token_usage": {"prompt_tokens": 1830.0, "completion_tokens": 412.0, "total_tokens": 2242.0,
-                            "calls": 3.0},
+            "token_usage": {"prompt_tokens": 1830.0, "completion_tokens": 412.0, "total_tokens": 2242.0, "calls": 3.0},
             "incident_id": "INC-4471",
             "task_identifier": "Checkout latency spike",
             "incident_tags": ["latency"],
@@ -345,10 +377,10 @@ def learning_usage() -> dict[str, Any]:
             "failure_flag": False,
             "failure_events": [],
         },
-        "detectors": {"student": [{"entry_id": "playbook-entry-3fa2b1c9d8e7", "type": "regex",
-                                   "pattern": "latency|p99"}],
-                      "teacher": [{"entry_id": "playbook-entry-3fa2b1c9d8e7", "type": "regex",
-                                   "pattern": "latency|p99"}]},
+        "detectors": {
+            "student": [{"entry_id": "playbook-entry-3fa2b1c9d8e7", "type": "regex", "pattern": "latency|p99"}],
+            "teacher": [{"entry_id": "playbook-entry-3fa2b1c9d8e7", "type": "regex", "pattern": "latency|p99"}],
+        },
     }
 
 
@@ -357,10 +389,20 @@ def learning_history() -> dict[str, Any]:
     del past["raw"]
     return {
         "entries": [
-            {"reward": past, "student_learning": "Check the histogram first.", "teacher_learning": None,
-             "created_at": TS, "completed_at": TS},
-            {"reward": {"score": 0.35, "rationale": None, "judges": []}, "student_learning": None,
-             "teacher_learning": "Ask for logs.", "created_at": TS, "completed_at": None},
+            {
+                "reward": past,
+                "student_learning": "Check the histogram first.",
+                "teacher_learning": None,
+                "created_at": TS,
+                "completed_at": TS,
+            },
+            {
+                "reward": {"score": 0.35, "rationale": None, "judges": []},
+                "student_learning": None,
+                "teacher_learning": "Ask for logs.",
+                "created_at": TS,
+                "completed_at": None,
+            },
         ],
         "count": 2,
         "total_count": 7,
@@ -378,13 +420,19 @@ def triage_dossier() -> dict[str, Any]:
         "task": "Investigate the checkout latency spike.",
         "summary": "SRE investigation for checkout",
         "risks": [{"category": "availability", "description": "Checkout p99 above SLO", "severity": "high"}],
-        "signals": [{"name": "p99_ms", "value": 2300, "confidence": 0.9, "annotation": None},
-                    {"name": "alerts", "value": ["HighLatency"], "confidence": None, "annotation": "pager"}],
+        "signals": [
+            {"name": "p99_ms", "value": 2300, "confidence": 0.9, "annotation": None},
+            {"name": "alerts", "value": ["HighLatency"], "confidence": None, "annotation": "pager"},
+        ],
         "persona_references": [{"persona_id": "sre-oncall", "rationale": None, "weight": 1.0, "tags": []}],
         "embeddings": {"task": {"vector": [0.12, -0.4, 0.33], "model": "text-embedding-3-small", "note": None}},
         "tags": ["latency", "checkout"],
-        "metadata": {"learning_key": LEARNING_KEY, "source": "atlas run", "incident_id": "INC-4471",
-                     "service": "checkout"},
+        "metadata": {
+            "learning_key": LEARNING_KEY,
+            "source": "atlas run",
+            "incident_id": "INC-4471",
+            "service": "checkout",
+        },
         "fingerprint_hint": "sre::checkout",
     }
 
@@ -426,8 +474,12 @@ def session_metadata() -> dict[str, Any]:
         "teacher_learning": "Intervene early when no metrics were pulled.",
         "session_learning_note": "Student: Query the histogram first. Teacher: Intervene early.",
         "learning_state": learning_state(),
-        "reward_summary": {"score": 0.82, "score_stddev": 0.0327, "uncertainty_mean": 0.1333,
-                           "uncertainty_stddev": 0.034},
+        "reward_summary": {
+            "score": 0.82,
+            "score_stddev": 0.0327,
+            "uncertainty_mean": 0.1333,
+            "uncertainty_stddev": 0.034,
+        },
         "learning_history": learning_history(),
         "teacher_notes": ["Check the p99 histogram before changing the cache TTL."],
         "applied_student_learning": {"digest": DIGEST, "char_count": 47, "entry_count": 1},
@@ -440,8 +492,18 @@ def running_session_metadata() -> dict[str, Any]:
 
 def failed_session_metadata() -> dict[str, Any]:
     meta = session_metadata()
-    for key in ("review", "drift", "drift_alert", "session_reward", "reward_stats", "reward_audit",
-                "teacher_notes", "student_learning", "teacher_learning", "session_learning_note"):
+    for key in (
+        "review",
+        "drift",
+        "drift_alert",
+        "session_reward",
+        "reward_stats",
+        "reward_audit",
+        "teacher_notes",
+        "student_learning",
+        "teacher_learning",
+        "session_learning_note",
+    ):
         meta.pop(key, None)
     meta["reward_summary"] = {"average": None, "count": 0}
     meta["adaptive_summary"] = {"adaptive_mode": "paired", "mode_history": [{"mode": "paired"}]}
@@ -466,8 +528,11 @@ def auto_approved_session_metadata() -> dict[str, Any]:
     meta["review_status"] = "approved"
     meta["review_notes"] = "Auto-approved (review gating disabled)."
     meta["execution_mode"] = "auto"
-    meta["adaptive_summary"] = {"adaptive_mode": "auto", "mode_history": [{"mode": "auto", "confidence": 1.0}],
-                                "confidence": 1.0}
+    meta["adaptive_summary"] = {
+        "adaptive_mode": "auto",
+        "mode_history": [{"mode": "auto", "confidence": 1.0}],
+        "confidence": 1.0,
+    }
     meta["learning_history"] = {"entries": [], "count": 0, "total_count": 0}
     del meta["learning_usage"]
     return meta
@@ -476,8 +541,13 @@ def auto_approved_session_metadata() -> dict[str, Any]:
 def plan() -> dict[str, Any]:
     return {
         "steps": [
-            {"id": 1, "description": "Produce the complete answer for the task in a single response.",
-             "tool": None, "tool_params": None, "depends_on": []}
+            {
+                "id": 1,
+                "description": "Produce the complete answer for the task in a single response.",
+                "tool": None,
+                "tool_params": None,
+                "depends_on": [],
+            }
         ],
         "execution_mode": "single_shot",
     }
@@ -494,8 +564,13 @@ def coach_plan() -> dict[str, Any]:
 def stepwise_plan() -> dict[str, Any]:
     return {
         "steps": [
-            {"id": 1, "description": "Collect metrics", "tool": "metrics.query", "tool_params": {"window": "1h"},
-             "depends_on": []},
+            {
+                "id": 1,
+                "description": "Collect metrics",
+                "tool": "metrics.query",
+                "tool_params": {"window": "1h"},
+                "depends_on": [],
+            },
             {"id": 2, "description": "Diagnose", "tool": None, "tool_params": None, "depends_on": [1, "1"]},
         ],
         "execution_mode": "stepwise",
@@ -526,15 +601,24 @@ def step_evaluation_teacher() -> dict[str, Any]:
                 "status": "ok",
                 "student_response": "Lower the cache TTL.",
                 "reason": None,
-                "structured_output": {"hash": DIGEST, "keys": ["deliverable", "artifacts"], "content": {},
-                                      "preview": "{...}"},
+                "structured_output": {
+                    "hash": DIGEST,
+                    "keys": ["deliverable", "artifacts"],
+                    "content": {},
+                    "preview": "{...}",
+                },
                 "deliverable": None,
                 "artifacts": None,
                 "prior_results": {"hash": DIGEST, "changed": False, "content": {}, "preview": "{}"},
                 "prior_guidance": [],
                 "attempt_guidance": [],
-                "available_tools": [{"name": "metrics.query", "description": "Query metrics",
-                                     "parameters": {"type": "object", "properties": {}, "required": []}}],
+                "available_tools": [
+                    {
+                        "name": "metrics.query",
+                        "description": "Query metrics",
+                        "parameters": {"type": "object", "properties": {}, "required": []},
+                    }
+                ],
             },
         },
         "reward": placeholder_reward("validation_failed"),
@@ -552,32 +636,50 @@ def step_metadata() -> dict[str, Any]:
     return {
         "reasoning": [
             {"message_index": 1, "role": "ai", "payload": {"reasoning_content": "Check metrics first."}},
-            {"origin": "student", "payload": {"chunks": ["Check", " metrics"],
-                                              "token_counts": {"approx_total": 4, "chunks": 2},
-                                              "text": "Check metrics"}},
-            {"origin": "student", "payload": {"stream_snapshot": {"agent": {"messages": [
-                "{'type': 'system', 'content': 'You are the student...'}"]}}, "output_text": "Done"}},
+            {
+                "origin": "student",
+                "payload": {
+                    "chunks": ["Check", " metrics"],
+                    "token_counts": {"approx_total": 4, "chunks": 2},
+                    "text": "Check metrics",
+                },
+            },
+            {
+                "origin": "student",
+                "payload": {
+                    "stream_snapshot": {
+                        "agent": {"messages": ["{'type': 'system', 'content': 'You are the student...'}"]}
+                    },
+                    "output_text": "Done",
+                },
+            },
         ],
         "usage": {"prompt_tokens": 1830, "completion_tokens": 412, "total_tokens": 2242},
         "artifacts": {"histogram": "p99=2300ms"},
         "deliverable": "Roll back deploy 4471; p99 returns to 310 ms.",
         "result": {"deliverable": "Roll back deploy 4471.", "artifacts": {}},
-        "structured_output": {"deliverable": "Roll back deploy 4471.", "artifacts": {}, "result": None,
-                              "text": "Roll back deploy 4471.", "status": "ok"},
+        "structured_output": {
+            "deliverable": "Roll back deploy 4471.",
+            "artifacts": {},
+            "result": None,
+            "text": "Roll back deploy 4471.",
+            "status": "ok",
+        },
         "text": "Roll back deploy 4471; p99 returns to 310 ms.",
         "status": "ok",
-        "runtime": {"reward_skipped": True,
-                    "timings_ms": {"student_ms": 5123.4, "validation_ms": 812.0, "guidance_ms": 0.4,
-                                   "total_ms": 5936.1}},
+        "runtime": {
+            "reward_skipped": True,
+            "timings_ms": {"student_ms": 5123.4, "validation_ms": 812.0, "guidance_ms": 0.4, "total_ms": 5936.1},
+        },
     }
 
 
-def _envelope(event_type: str, name: str | None, metadata: Any, data: Any, uuid: str,
-              parent: str = "root") -> dict[str, Any]:
+def _envelope(
+    event_type: str, name: str | None, metadata: Any, data: Any, uuid: str, parent: str = "root"
+) -> dict[str, Any]:
     return {
         "parent_id": parent,
-        "function_ancestry": {"function_id": "root", "function_name": "root", "parent_id": None,
-                              "parent_name": None},
+        "function_ancestry": {"function_id": "root", "function_name": "root", "parent_id": None, "parent_name": None},
         "payload": {
             "event_type": event_type,
             "event_timestamp": 1762179725.118402,
@@ -596,39 +698,95 @@ def _envelope(event_type: str, name: str | None, metadata: Any, data: Any, uuid:
 def trajectory_events() -> list[dict[str, Any]]:
     run = "018f3c2a-9b7e-7c1d-8e2f-3a4b5c6d7e8f"
     return [
-        _envelope("WORKFLOW_START", "orchestration", None,
-                  {"input": {"task": "Investigate the checkout latency spike."}, "output": None, "chunk": None},
-                  "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"),
-        _envelope("CUSTOM_END", "adaptive_route", None,
-                  {"input": {"mode": "paired"}, "output": {"mode": "paired", "confidence": 0.72,
-                                                           "reason": "capability_probe"}, "chunk": None},
-                  "7a1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"),
-        _envelope("LLM_START", "ChatGoogleGenerativeAI",
-                  {"actor": "student", "step_id": 1, "run_id": run, "node": "agent", "node_type": "llm",
-                   "tags": ["seq:step:1"], "langgraph": {"langgraph_node": "agent", "langgraph_step": 1}},
-                  {"input": {"messages": [{"type": "human", "content": "Investigate...", "additional_kwargs": {}}]},
-                   "output": None, "chunk": None},
-                  run, parent="8b1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"),
-        _envelope("LLM_START", "chat_model", {"actor": "student", "parent_run_id": None},
-                  {"input": {"messages": [{"type": "human", "content": "Investigate...", "additional_kwargs": {}}]},
-                   "output": None, "chunk": None}, run),
-        _envelope("SPAN_CHUNK", "agent", {"actor": "student", "step_id": 1, "run_id": run, "node": "agent",
-                                          "node_type": "span"},
-                  {"input": None, "output": None, "chunk": {"text": "Check", "token_counts": {"incremental": 1,
-                                                                                            "accumulated": 1}}},
-                  run),
-        _envelope("LLM_END", "ChatGoogleGenerativeAI",
-                  {"actor": "student", "step_id": 1, "run_id": run, "node": "agent", "node_type": "llm",
-                   "token_counts": {"approx_total": 412, "chunks": 37},
-                   "usage": {"prompt_tokens": 1830, "completion_tokens": 412, "total_tokens": 2242}},
-                  {"input": None, "output": {"type": "ai", "content": "Roll back deploy 4471."}, "chunk": None},
-                  run),
-        _envelope("TASK_END", "step_1", None,
-                  {"input": None, "output": {"trace": "HUMAN: ...", "output": {}, "status": "completed"},
-                   "chunk": None}, "9c1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"),
-        _envelope("WORKFLOW_END", "orchestration", None,
-                  {"input": None, "output": "Roll back deploy 4471.", "chunk": None},
-                  "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"),
+        _envelope(
+            "WORKFLOW_START",
+            "orchestration",
+            None,
+            {"input": {"task": "Investigate the checkout latency spike."}, "output": None, "chunk": None},
+            "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
+        ),
+        _envelope(
+            "CUSTOM_END",
+            "adaptive_route",
+            None,
+            {
+                "input": {"mode": "paired"},
+                "output": {"mode": "paired", "confidence": 0.72, "reason": "capability_probe"},
+                "chunk": None,
+            },
+            "7a1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
+        ),
+        _envelope(
+            "LLM_START",
+            "ChatGoogleGenerativeAI",
+            {
+                "actor": "student",
+                "step_id": 1,
+                "run_id": run,
+                "node": "agent",
+                "node_type": "llm",
+                "tags": ["seq:step:1"],
+                "langgraph": {"langgraph_node": "agent", "langgraph_step": 1},
+            },
+            {
+                "input": {"messages": [{"type": "human", "content": "Investigate...", "additional_kwargs": {}}]},
+                "output": None,
+                "chunk": None,
+            },
+            run,
+            parent="8b1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
+        ),
+        _envelope(
+            "LLM_START",
+            "chat_model",
+            {"actor": "student", "parent_run_id": None},
+            {
+                "input": {"messages": [{"type": "human", "content": "Investigate...", "additional_kwargs": {}}]},
+                "output": None,
+                "chunk": None,
+            },
+            run,
+        ),
+        _envelope(
+            "SPAN_CHUNK",
+            "agent",
+            {"actor": "student", "step_id": 1, "run_id": run, "node": "agent", "node_type": "span"},
+            {
+                "input": None,
+                "output": None,
+                "chunk": {"text": "Check", "token_counts": {"incremental": 1, "accumulated": 1}},
+            },
+            run,
+        ),
+        _envelope(
+            "LLM_END",
+            "ChatGoogleGenerativeAI",
+            {
+                "actor": "student",
+                "step_id": 1,
+                "run_id": run,
+                "node": "agent",
+                "node_type": "llm",
+                "token_counts": {"approx_total": 412, "chunks": 37},
+                "usage": {"prompt_tokens": 1830, "completion_tokens": 412, "total_tokens": 2242},
+            },
+            {"input": None, "output": {"type": "ai", "content": "Roll back deploy 4471."}, "chunk": None},
+            run,
+        ),
+        _envelope(
+            "TASK_END",
+            "step_1",
+            None,
+            {"input": None, "output": {"trace": "HUMAN: ...", "output": {}, "status": "completed"}, "chunk": None},
+            "9c1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
+        ),
+        _envelope(
+            "WORKFLOW_END",
+            "orchestration",
+            None,
+            {"input": None, "output": "Roll back deploy 4471.", "chunk": None},
+            "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
+        ),
     ]
 
 
@@ -638,11 +796,19 @@ def discovery_payload() -> dict[str, Any]:
         "final_answer": "Order 1182 refunded.",
         "telemetry": {
             "events": [
-                {"type": "env_reset", "origin": "atlas", "payload": {"observation": {"ticket": 1182}},
-                 "timestamp": 1762179725.1},
+                {
+                    "type": "env_reset",
+                    "origin": "atlas",
+                    "payload": {"observation": {"ticket": 1182}},
+                    "timestamp": 1762179725.1,
+                },
                 {"type": "tool_call", "origin": "agent", "payload": {"tool": "refund"}, "timestamp": 1762179726.4},
-                {"type": "env_step", "origin": "atlas",
-                 "payload": {"step_index": 1, "reward": 1.0, "done": True, "info": {}}, "timestamp": 1762179726.9},
+                {
+                    "type": "env_step",
+                    "origin": "atlas",
+                    "payload": {"step_index": 1, "reward": 1.0, "done": True, "info": {}},
+                    "timestamp": 1762179726.9,
+                },
             ],
             "agent_emitted": True,
         },
@@ -653,8 +819,16 @@ def discovery_payload() -> dict[str, Any]:
             "reward": {"python_type": "float"},
         },
         "history": [
-            {"step_index": 1, "observation": {"ticket": 1182, "status": "refunded"}, "action": "refund 1182",
-             "reward": 1.0, "done": True, "info": {}, "submit": False, "metadata": {}},
+            {
+                "step_index": 1,
+                "observation": {"ticket": 1182, "status": "refunded"},
+                "action": "refund 1182",
+                "reward": 1.0,
+                "done": True,
+                "info": {},
+                "submit": False,
+                "metadata": {},
+            },
         ],
         "capabilities": {"llm": {"provider": "openai", "model": "gpt-4.1-mini", "source": "agent.llm"}},
     }
@@ -701,11 +875,14 @@ def discovery_metadata() -> dict[str, Any]:
         "project_root": "/srv/support-bot",
         "environment": _target("environment"),
         "agent": factory,
-        "capabilities": {"control_loop": "self", "supports_stepwise": True,
-                         "plan_description": "{\n  \"steps\": []\n}", "telemetry_agent_emitted": True,
-                         "preferred_mode": "auto",
-                         "llm": {"provider": "openai", "model": "gpt-4.1-mini", "source": "agent.llm",
-                                 "inferred": True}},
+        "capabilities": {
+            "control_loop": "self",
+            "supports_stepwise": True,
+            "plan_description": '{\n  "steps": []\n}',
+            "telemetry_agent_emitted": True,
+            "preferred_mode": "auto",
+            "llm": {"provider": "openai", "model": "gpt-4.1-mini", "source": "agent.llm", "inferred": True},
+        },
         "schema": payload["schema"],
         "reward": payload["reward"],
         "telemetry": payload["telemetry"],
@@ -718,15 +895,23 @@ def discovery_metadata() -> dict[str, Any]:
 
 
 def runtime_discovery_metadata() -> dict[str, Any]:
-    return {"capabilities": {"control_loop": "self", "preferred_mode": "auto"},
-            "run_artifact": "/srv/support-bot/.atlas/runs/2025-11-03T14-22-05.json"}
+    return {
+        "capabilities": {"control_loop": "self", "preferred_mode": "auto"},
+        "run_artifact": "/srv/support-bot/.atlas/runs/2025-11-03T14-22-05.json",
+    }
 
 
 def export_trace() -> dict[str, Any]:
     meta = session_metadata()
     events = [{"id": 100 + i, "event": event, "created_at": TS} for i, event in enumerate(trajectory_events())]
-    meta.update(session_id=42, status="succeeded", created_at=TS, completed_at=TS, trajectory_events=events,
-                review_status="approved")
+    meta.update(
+        session_id=42,
+        status="succeeded",
+        created_at=TS,
+        completed_at=TS,
+        trajectory_events=events,
+        review_status="approved",
+    )
     step_reward = placeholder_reward()
     return {
         "task": "Investigate the checkout latency spike.",
@@ -750,11 +935,13 @@ def export_trace() -> dict[str, Any]:
                 "deliverable": "Roll back deploy 4471.",
                 "reasoning": step_metadata()["reasoning"],
                 "text": "Roll back deploy 4471.",
-                "metadata": {**step_metadata(),
-                             "attempt_history": [{"attempt": 1, "evaluation": step_evaluation_passthrough()}],
-                             "attempt_details": [{"attempt": 1, "evaluation": step_evaluation_passthrough()}],
-                             "raw_evaluation": step_evaluation_passthrough(),
-                             "depends_on": []},
+                "metadata": {
+                    **step_metadata(),
+                    "attempt_history": [{"attempt": 1, "evaluation": step_evaluation_passthrough()}],
+                    "attempt_details": [{"attempt": 1, "evaluation": step_evaluation_passthrough()}],
+                    "raw_evaluation": step_evaluation_passthrough(),
+                    "depends_on": [],
+                },
             }
         ],
         "session_metadata": meta,
@@ -778,8 +965,12 @@ def export_trace() -> dict[str, Any]:
 
 #: schema name -> builders of realistic valid documents that must validate without any warning
 CLEAN: dict[str, list[Any]] = {
-    "session-metadata": [session_metadata, running_session_metadata, drift_alert_session_metadata,
-                         auto_approved_session_metadata],
+    "session-metadata": [
+        session_metadata,
+        running_session_metadata,
+        drift_alert_session_metadata,
+        auto_approved_session_metadata,
+    ],
     "session-reward": [session_reward, escalated_session_reward, fallback_session_reward],
     "reward-stats": [reward_stats],
     "reward-audit": [reward_audit, escalated_reward_audit],
@@ -787,8 +978,15 @@ CLEAN: dict[str, list[Any]] = {
     "trajectory-event": [lambda i=i: trajectory_events()[i] for i in range(len(trajectory_events()))],
     "plan": [plan, coach_plan],
     "step-evaluation": [step_evaluation_passthrough, step_evaluation_teacher],
-    "step-metadata": [step_metadata, lambda: {"runtime": {"reward_skipped": True, "timings_ms": {
-        "student_ms": 1.0, "validation_ms": 0.0, "total_ms": 1.0}}}],
+    "step-metadata": [
+        step_metadata,
+        lambda: {
+            "runtime": {
+                "reward_skipped": True,
+                "timings_ms": {"student_ms": 1.0, "validation_ms": 0.0, "total_ms": 1.0},
+            }
+        },
+    ],
     "discovery-payload": [discovery_payload, empty_discovery_payload],
     "discovery-metadata": [discovery_metadata, runtime_discovery_metadata],
     "learning-registry-metadata": [registry_metadata, registry_metadata_with_failure],

@@ -26,14 +26,26 @@ def test_clean_database_passes(atlas_db: Conn, atlas_dsn: str) -> None:
     assert report.error_count == 0 and report.warning_count == 0
     rows = {c.name: (c.rows_checked, c.rows_null) for c in report.columns}
     assert rows == {
-        "sessions.metadata": (3, 0), "sessions.reward": (2, 1), "sessions.reward_stats": (2, 1),
-        "sessions.reward_audit": (2, 1), "plans.plan": (2, 0), "step_results.evaluation": (2, 0),
-        "step_results.metadata": (2, 0), "step_attempts.evaluation": (4, 0), "trajectory_events.event": (16, 0),
-        "discovery_runs.payload": (2, 0), "discovery_runs.metadata": (2, 0), "learning_registry.metadata": (1, 0),
+        "sessions.metadata": (3, 0),
+        "sessions.reward": (2, 1),
+        "sessions.reward_stats": (2, 1),
+        "sessions.reward_audit": (2, 1),
+        "plans.plan": (2, 0),
+        "step_results.evaluation": (2, 0),
+        "step_results.metadata": (2, 0),
+        "step_attempts.evaluation": (4, 0),
+        "trajectory_events.event": (16, 0),
+        "discovery_runs.payload": (2, 0),
+        "discovery_runs.metadata": (2, 0),
+        "learning_registry.metadata": (1, 0),
     }
     assert [r.name for r in report.relations] == [
-        "sessions[status]", "sessions[review_status]", "sessions[completed_at]", "sessions[metadata_review_status]",
-        "step_results[step_in_plan]"]
+        "sessions[status]",
+        "sessions[review_status]",
+        "sessions[completed_at]",
+        "sessions[metadata_review_status]",
+        "step_results[step_in_plan]",
+    ]
     assert all(r.rows_checked for r in report.relations)
     assert "OK: 0 errors, 0 warnings" in report.render()
 
@@ -51,10 +63,11 @@ def _broken(conn: Conn) -> dict[str, int]:
     ids["quirky"] = fill.session(conn, {**D.session_metadata(), "tags": "latency", "team": 7})
     ids["fallback"] = fill.session(conn, "{'learning_key': 'k', 'self': {...}}", review_status="on hold")
     ids["array"] = fill.session(conn, [1, 2])
-    ids["stale"] = fill.session(conn, {**D.session_metadata(), "review_status": "pending"},
-                                review_status="quarantined")
-    conn.execute("INSERT INTO step_results (session_id, step_id, evaluation) VALUES (%s, 2, %s)",
-                 [ids["clean"], Jsonb(D.step_evaluation_passthrough())])
+    ids["stale"] = fill.session(conn, {**D.session_metadata(), "review_status": "pending"}, review_status="quarantined")
+    conn.execute(
+        "INSERT INTO step_results (session_id, step_id, evaluation) VALUES (%s, 2, %s)",
+        [ids["clean"], Jsonb(D.step_evaluation_passthrough())],
+    )
     conn.execute("UPDATE sessions SET completed_at = created_at - interval '1 hour' WHERE id = %s", [ids["quirky"]])
     conn.commit()
     return ids
@@ -104,8 +117,9 @@ def test_step_without_a_plan_row_is_reported(atlas_db: Conn, atlas_dsn: str) -> 
     atlas_db.commit()
     [check] = [r for r in check_database(atlas_dsn, tables=["step_results"]).relations]
     assert check.count == 1
-    assert check.examples == [f"session_id={sid}, step_id=1: step 1 of session {sid} is not in its plan "
-                              "(plan step ids: no plan row)"]
+    assert check.examples == [
+        f"session_id={sid}, step_id=1: step 1 of session {sid} is not in its plan (plan step ids: no plan row)"
+    ]
 
 
 def test_since_limit_and_tables(atlas_db: Conn, atlas_dsn: str) -> None:
@@ -133,8 +147,9 @@ def test_custom_schema_for_a_column(atlas_db: Conn, atlas_dsn: str) -> None:
     fill.full_session(atlas_db)
     atlas_db.commit()
     strict = {"type": "object", "required": ["team"], "title": "team metadata"}
-    report = check_database(atlas_dsn, tables=["sessions.metadata"], schemas={"sessions.metadata": strict,
-                                                                              "sessions.reward": None})
+    report = check_database(
+        atlas_dsn, tables=["sessions.metadata"], schemas={"sessions.metadata": strict, "sessions.reward": None}
+    )
     [column] = report.columns
     assert (column.schema, column.errors[0].path, column.errors[0].keyword) == ("team metadata", "$", "required")
     with pytest.raises(InvalidArgument):
@@ -168,8 +183,10 @@ def test_runs_read_only_and_leaves_the_connection_as_found(atlas_db: Conn, monke
     assert attempts == ["refused"]
     assert atlas_db.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     # inside an open transaction: uncommitted rows are seen, and the transaction stays writable
-    atlas_db.execute("INSERT INTO plans (session_id, plan) SELECT id, %s FROM sessions WHERE status = 'running'",
-                     [Jsonb({"steps": "none", "execution_mode": "single_shot"})])
+    atlas_db.execute(
+        "INSERT INTO plans (session_id, plan) SELECT id, %s FROM sessions WHERE status = 'running'",
+        [Jsonb({"steps": "none", "execution_mode": "single_shot"})],
+    )
     report = check_database(atlas_db, tables=["plans"])
     assert report.column("plans.plan").errors[0].path == "$.steps"
     assert atlas_db.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
@@ -220,13 +237,13 @@ def test_missing_table_and_column_of_the_wrong_type(atlas_db: Conn, atlas_dsn: s
     problems = {c.name: c.problem for c in report.columns if c.problem}
     assert problems == {
         "sessions.reward_audit": "column sessions.reward_audit does not exist (a database created by an Atlas older "
-                                 "than the column?)",
+        "than the column?)",
         "discovery_runs.payload": "table discovery_runs does not exist in this database (is the Atlas schema "
-                                  "loaded, and is it on the search_path?)",
+        "loaded, and is it on the search_path?)",
         "discovery_runs.metadata": "table discovery_runs does not exist in this database (is the Atlas schema "
-                                   "loaded, and is it on the search_path?)",
+        "loaded, and is it on the search_path?)",
         "learning_registry.metadata": "column learning_registry.metadata has type text; Atlas stores this payload "
-                                      "as jsonb",
+        "as jsonb",
     }
     assert not report.ok
     assert report.column("sessions.metadata").outcome == "pass"  # the other columns were still checked
@@ -268,10 +285,14 @@ def test_pathological_jsonb_values(atlas_db: Conn, atlas_dsn: str) -> None:
         "number": fill.session(atlas_db, 42),
         "huge_number": fill.session(atlas_db, None),
     }
-    atlas_db.execute("UPDATE sessions SET metadata = jsonb_build_object('learning_key', 'k', 'tenant', %s::jsonb) "
-                     "WHERE id = %s", [deep, ids["deep"]])
-    atlas_db.execute("UPDATE sessions SET metadata = '{\"learning_key\": \"k\", \"task_num\": 1e400}'::jsonb "
-                     "WHERE id = %s", [ids["huge_number"]])
+    atlas_db.execute(
+        "UPDATE sessions SET metadata = jsonb_build_object('learning_key', 'k', 'tenant', %s::jsonb) WHERE id = %s",
+        [deep, ids["deep"]],
+    )
+    atlas_db.execute(
+        'UPDATE sessions SET metadata = \'{"learning_key": "k", "task_num": 1e400}\'::jsonb WHERE id = %s',
+        [ids["huge_number"]],
+    )
     atlas_db.commit()
     # PostgreSQL itself refuses what Atlas could never store: NaN and \u0000
     for literal in ('{"a": NaN}', '{"a": "\\u0000"}'):
@@ -297,7 +318,9 @@ def test_memory_does_not_grow_with_the_row_count(atlas_db: Conn, atlas_dsn: str)
             "INSERT INTO sessions (task, status, metadata) SELECT 'task', 'running', "
             "jsonb_build_object('learning_key', md5(i::text), 'source', 'atlas run', 'task_num', i, "
             "'team', 'sre', 'tags', CASE WHEN i %% 2 = 0 THEN '\"x\"'::jsonb ELSE '[\"x\"]'::jsonb END) "
-            "FROM generate_series(1, %s) AS i", [rows])
+            "FROM generate_series(1, %s) AS i",
+            [rows],
+        )
         atlas_db.commit()
         tracemalloc.start()
         try:
@@ -314,7 +337,8 @@ def test_memory_does_not_grow_with_the_row_count(atlas_db: Conn, atlas_dsn: str)
 def test_default_mapping_covers_every_jsonb_column_of_the_schema(atlas_db: Conn) -> None:
     rows = atlas_db.execute(
         "SELECT table_name || '.' || column_name FROM information_schema.columns "
-        "WHERE table_schema = 'public' AND data_type = 'jsonb' ORDER BY 1").fetchall()
+        "WHERE table_schema = 'public' AND data_type = 'jsonb' ORDER BY 1"
+    ).fetchall()
     assert sorted(ATLAS_COLUMNS) == [row[0] for row in rows]
 
 

@@ -27,13 +27,51 @@ VARIANTS: tuple[Variant, ...] = ("lenient", "no_quirk", "closed")
 
 # values that probe types, ranges, enums, formats and patterns (no NaN: JSON has none)
 TRICKY: list[Any] = [
-    None, True, False, 0, 1, -1, 2, 0.4, 1.0, 1.5, -0.1, 3.7, 2**53 + 1, "", "x", "auto", "escalate", "tier1",
-    "single_shot", "stepwise", "LLM_START", "pending", "quarantined",
-    "2025-11-03T14:22:05.118402+00:00", "2025-11-03 14:22:05.118402+00:00", "2025-11-03T23:59:60Z",
-    "2025-06-30T15:59:60-08:00", "2025-02-29T00:00:00Z", "0000-01-01T00:00:00Z", "2025-11-03T14:22:05",
-    "2025-11-03t14:22:05z", "9f2c1e7a5b3d4c6e8f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e", "a1b2c3d4e5f60718",
-    "{'a': 1}", "[1, 2]", "OrderedDict()", [], [1, "a"], ["x", "y"], {}, {"mock": True}, {"k": 1},
-    {"score": 0.5}, {"average": 0.0, "count": 1}, {"metadata": {}},
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    2,
+    0.4,
+    1.0,
+    1.5,
+    -0.1,
+    3.7,
+    2**53 + 1,
+    "",
+    "x",
+    "auto",
+    "escalate",
+    "tier1",
+    "single_shot",
+    "stepwise",
+    "LLM_START",
+    "pending",
+    "quarantined",
+    "2025-11-03T14:22:05.118402+00:00",
+    "2025-11-03 14:22:05.118402+00:00",
+    "2025-11-03T23:59:60Z",
+    "2025-06-30T15:59:60-08:00",
+    "2025-02-29T00:00:00Z",
+    "0000-01-01T00:00:00Z",
+    "2025-11-03T14:22:05",
+    "2025-11-03t14:22:05z",
+    "9f2c1e7a5b3d4c6e8f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e",
+    "a1b2c3d4e5f60718",
+    "{'a': 1}",
+    "[1, 2]",
+    "OrderedDict()",
+    [],
+    [1, "a"],
+    ["x", "y"],
+    {},
+    {"mock": True},
+    {"k": 1},
+    {"score": 0.5},
+    {"average": 0.0, "count": 1},
+    {"metadata": {}},
 ]
 
 
@@ -109,12 +147,19 @@ def _public_strategies() -> dict[str, Any]:
     from pytest_atlas import strategies as S
 
     return {
-        "session-metadata": S.session_metadata(), "session-reward": S.session_rewards(),
-        "reward-stats": S.reward_stats(), "reward-audit": S.reward_audits(), "drift": S.drift_assessments(),
-        "trajectory-event": S.trajectory_events(), "plan": S.plans(), "step-evaluation": S.step_evaluations(),
-        "step-metadata": S.step_metadata(), "discovery-payload": S.discovery_payloads(),
+        "session-metadata": S.session_metadata(),
+        "session-reward": S.session_rewards(),
+        "reward-stats": S.reward_stats(),
+        "reward-audit": S.reward_audits(),
+        "drift": S.drift_assessments(),
+        "trajectory-event": S.trajectory_events(),
+        "plan": S.plans(),
+        "step-evaluation": S.step_evaluations(),
+        "step-metadata": S.step_metadata(),
+        "discovery-payload": S.discovery_payloads(),
         "discovery-metadata": S.discovery_metadata(),
-        "learning-registry-metadata": S.learning_registry_metadata(), "export-trace": S.export_traces(),
+        "learning-registry-metadata": S.learning_registry_metadata(),
+        "export-trace": S.export_traces(),
     }
 
 
@@ -130,8 +175,12 @@ def test_engines_agree_on_the_public_strategies(name: str, data: st.DataObject) 
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(TRICKY[23:33]) | st.from_regex(
-    r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})?\Z"))
+@given(
+    st.sampled_from(TRICKY[23:33])
+    | st.from_regex(
+        r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})?\Z"
+    )
+)
 def test_engines_agree_on_date_times(value: str) -> None:
     schema = {"type": "string", "format": "date-time"}
     python = detail_validator(schema, registry({}))

@@ -15,7 +15,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 def test_schemas_md_is_generated_from_the_current_schemas() -> None:
     generator = runpy.run_path(str(DOCS / "_schemas_md.py"))
     assert (DOCS / "schemas.md").read_text(encoding="utf-8") == generator["render"](), (
-        "docs/schemas.md is stale: run python docs/_schemas_md.py")
+        "docs/schemas.md is stale: run python docs/_schemas_md.py"
+    )
 
 
 @pytest.mark.parametrize("name", SCHEMA_NAMES)

@@ -15,11 +15,27 @@ from . import fill
 
 Conn = psycopg.Connection[Any]
 
-COLUMNS = ["sessions.metadata", "sessions.reward", "sessions.reward_stats", "sessions.reward_audit", "plans.plan",
-           "step_results.evaluation", "step_results.metadata", "step_attempts.evaluation", "trajectory_events.event",
-           "discovery_runs.payload", "discovery_runs.metadata", "learning_registry.metadata"]
-RELATIONS = ["sessions[status]", "sessions[review_status]", "sessions[completed_at]",
-             "sessions[metadata_review_status]", "step_results[step_in_plan]"]
+COLUMNS = [
+    "sessions.metadata",
+    "sessions.reward",
+    "sessions.reward_stats",
+    "sessions.reward_audit",
+    "plans.plan",
+    "step_results.evaluation",
+    "step_results.metadata",
+    "step_attempts.evaluation",
+    "trajectory_events.event",
+    "discovery_runs.payload",
+    "discovery_runs.metadata",
+    "learning_registry.metadata",
+]
+RELATIONS = [
+    "sessions[status]",
+    "sessions[review_status]",
+    "sessions[completed_at]",
+    "sessions[metadata_review_status]",
+    "step_results[step_in_plan]",
+]
 
 
 def run(pytester: pytest.Pytester, dsn: str, *args: str) -> pytest.RunResult:
@@ -34,13 +50,15 @@ def test_one_item_per_column_and_relational_check(pytester: pytest.Pytester, atl
     lines = result.stdout.lines
     for name in COLUMNS + RELATIONS:
         assert any(line.startswith(f"atlas-contract::{name} PASSED") for line in lines), name
-    result.stdout.fnmatch_lines([
-        "*= atlas contract =*",
-        "database: postgresql://*",
-        "check * schema * rows * errors * warnings * unknown keys * result",
-        "sessions.metadata * session-metadata * 3 * 0 * 0 * 0 * ok",
-        "contract: 0 error(s), 0 warning(s) in 17 checks",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*= atlas contract =*",
+            "database: postgresql://*",
+            "check * schema * rows * errors * warnings * unknown keys * result",
+            "sessions.metadata * session-metadata * 3 * 0 * 0 * 0 * ok",
+            "contract: 0 error(s), 0 warning(s) in 17 checks",
+        ]
+    )
 
 
 def test_failing_items_show_their_grouped_report(pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str) -> None:
@@ -54,20 +72,25 @@ def test_failing_items_show_their_grouped_report(pytester: pytest.Pytester, atla
     result = run(pytester, atlas_dsn)
     assert result.ret == 1
     result.assert_outcomes(failed=3, passed=len(COLUMNS) + len(RELATIONS) - 3)
-    result.stdout.fnmatch_lines([
-        "*_ atlas contract sessions.metadata _*",
-        "sessions.metadata against session-metadata: 3 rows checked (0 NULL skipped), 1 with errors, 1 with warnings",
-        "  errors:",
-        f"    $.reward_stats.score  type  1 row  e.g. id={bad_id}",
-        '        expected number, got string "0.9"',
-        "  warnings:",
-        "    $.tags  x-atlas-quirk(tags-as-string)  1 row  e.g. id=*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*_ atlas contract sessions.metadata _*",
+            "sessions.metadata against session-metadata: 3 rows checked (0 NULL skipped), 1 with errors, 1 with warnings",
+            "  errors:",
+            f"    $.reward_stats.score  type  1 row  e.g. id={bad_id}",
+            '        expected number, got string "0.9"',
+            "  warnings:",
+            "    $.tags  x-atlas-quirk(tags-as-string)  1 row  e.g. id=*",
+        ]
+    )
     result.stdout.fnmatch_lines([f"    id={bad_id}: status 'done'"])
     result.stdout.fnmatch_lines([f"*step 7 of session {sid} is not in its plan (plan step ids: 1)"])
     failed = [line.split(" - ")[0] for line in result.stdout.lines if line.startswith("FAILED ")]
-    assert failed == ["FAILED atlas-contract::sessions.metadata", "FAILED atlas-contract::sessions[status]",
-                      "FAILED atlas-contract::step_results[step_in_plan]"]
+    assert failed == [
+        "FAILED atlas-contract::sessions.metadata",
+        "FAILED atlas-contract::sessions[status]",
+        "FAILED atlas-contract::step_results[step_in_plan]",
+    ]
     assert "Traceback" not in result.stdout.str()
 
 
@@ -85,8 +108,9 @@ def test_since_and_limit_options(pytester: pytest.Pytester, atlas_db: Conn, atla
     limited.assert_outcomes(passed=1)
 
 
-def test_contract_items_run_under_xdist_and_reach_the_report(pytester: pytest.Pytester, atlas_db: Conn,
-                                                            atlas_dsn: str) -> None:
+def test_contract_items_run_under_xdist_and_reach_the_report(
+    pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str
+) -> None:
     fill.clean_database(atlas_db)
     bad = D.session_metadata()
     bad["execution_mode"] = "turbo"
@@ -97,8 +121,12 @@ def test_contract_items_run_under_xdist_and_reach_the_report(pytester: pytest.Py
     result.assert_outcomes(failed=1, passed=len(COLUMNS) + len(RELATIONS) - 1)
     assert result.ret == 1
     # the controller's summary got every worker's results
-    result.stdout.fnmatch_lines(["sessions.metadata * session-metadata * 4 * 1 * 0 * 0 * FAIL",
-                                 "contract: 1 error(s), 0 warning(s) in 17 checks"])
+    result.stdout.fnmatch_lines(
+        [
+            "sessions.metadata * session-metadata * 4 * 1 * 0 * 0 * FAIL",
+            "contract: 1 error(s), 0 warning(s) in 17 checks",
+        ]
+    )
     data = json.loads(report.read_text())
     contract = {entry["name"]: entry for entry in data["results"]["contract"]}
     assert set(contract) == set(COLUMNS + RELATIONS)
@@ -116,11 +144,13 @@ def test_without_a_dsn_is_a_usage_error(pytester: pytest.Pytester) -> None:
 def test_unreachable_database_fails_every_item_with_a_clear_message(pytester: pytest.Pytester) -> None:
     result = run(pytester, "postgresql://atlas:pw-not-shown@127.0.0.1:1/atlas")
     result.assert_outcomes(failed=len(COLUMNS) + len(RELATIONS))
-    result.stdout.fnmatch_lines([
-        "the contract check of sessions.metadata could not run:",
-        "cannot connect to postgresql://atlas:***@127.0.0.1:1/atlas to check its contracts: *",
-        "  how to fix: *",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "the contract check of sessions.metadata could not run:",
+            "cannot connect to postgresql://atlas:***@127.0.0.1:1/atlas to check its contracts: *",
+            "  how to fix: *",
+        ]
+    )
     text = result.stdout.str()
     assert "pw-not-shown" not in text
     assert "Traceback" not in text
@@ -135,8 +165,10 @@ def test_missing_table_is_a_failing_item(pytester: pytest.Pytester, atlas_db: Co
 
 
 def test_plugin_import_stays_light() -> None:
-    code = ("import sys, pytest_atlas.plugin._contract; "
-            "print(sorted(m for m in ('jsonschema', 'jsonschema_rs', 'psycopg', 'hypothesis') if m in sys.modules))")
+    code = (
+        "import sys, pytest_atlas.plugin._contract; "
+        "print(sorted(m for m in ('jsonschema', 'jsonschema_rs', 'psycopg', 'hypothesis') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     heavy = json.loads(out.strip().replace("'", '"'))
     assert "jsonschema" not in heavy and "jsonschema_rs" not in heavy and "hypothesis" not in heavy

@@ -72,9 +72,17 @@ def test_every_quirk_is_described() -> None:
                 assert len(node.get("description", "")) > 30, f"{name}{pointer} needs a description"
                 quirks[node["x-atlas-quirk"]] = f"{name}{pointer}"
     assert set(quirks) == {
-        "serialisation-fallback", "python-str-datetime", "unclamped-unit-value", "legacy-escalate-mode",
-        "tags-as-string", "legacy-stepwise-plan", "mock-raw-response", "alias-key",
-        "learning-state-metadata-only", "reward-summary-step-average", "missing-learning-key",
+        "serialisation-fallback",
+        "python-str-datetime",
+        "unclamped-unit-value",
+        "legacy-escalate-mode",
+        "tags-as-string",
+        "legacy-stepwise-plan",
+        "mock-raw-response",
+        "alias-key",
+        "learning-state-metadata-only",
+        "reward-summary-step-average",
+        "missing-learning-key",
     }
 
 
@@ -84,8 +92,11 @@ def test_every_key_listed_has_a_type() -> None:
     for name, schema in documents().items():
         for pointer, node in _walk(schema):
             # key definitions live in object schemas; properties inside if/then/not are constraints
-            if not (isinstance(node, dict) and isinstance(node.get("properties"), dict)
-                    and node.get("type") in ("object", ["object", "null"])):
+            if not (
+                isinstance(node, dict)
+                and isinstance(node.get("properties"), dict)
+                and node.get("type") in ("object", ["object", "null"])
+            ):
                 continue
             for key, sub in node["properties"].items():
                 if sub is False:
@@ -102,4 +113,5 @@ def test_load_schema_returns_a_copy_and_schema_uri_its_id() -> None:
     assert load_schema("session-metadata")["title"] == "Atlas sessions.metadata"
     assert schema_uri("plan") == BASE_URI + "plan.schema.json"
     assert lookup(schema_uri("plan") + "#/$defs/plan/properties/execution_mode") == {
-        "enum": ["stepwise", "single_shot"]}
+        "enum": ["stepwise", "single_shot"]
+    }

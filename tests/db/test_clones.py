@@ -53,8 +53,11 @@ def test_clones_are_fresh_copies_of_the_template(atlas_postgres: AtlasPostgres) 
 def test_a_pool_on_a_missing_template_fails_clearly(atlas_postgres: AtlasPostgres) -> None:
     pool = ClonePool(atlas_postgres, "no_such_template", "pooltest3_")
     try:
-        with pytest.raises(ProvisioningError, match=r'could not create a test database from no_such_template.*'
-                           r'template database "no_such_template" does not exist'):
+        with pytest.raises(
+            ProvisioningError,
+            match=r"could not create a test database from no_such_template.*"
+            r'template database "no_such_template" does not exist',
+        ):
             pool.acquire()
     finally:
         pool.close(drop=True)

@@ -33,11 +33,13 @@ def test_broken_schema_names_file_line_and_statement(pytester: pytest.Pytester) 
     pytester.makepyfile(USES_DB)
     result = pytester.runpytest("--atlas-schema", "broken.sql", "--atlas-no-cache")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([
-        "*pytest-atlas: *broken.sql:3: relation \"nowhere\" does not exist (SQLSTATE 42P01)",
-        "*in statement: CREATE TABLE oops ( y int, z int REFERENCES nowhere (id) )",
-        "*how to fix: fix the statement at *broken.sql line 3*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            '*pytest-atlas: *broken.sql:3: relation "nowhere" does not exist (SQLSTATE 42P01)',
+            "*in statement: CREATE TABLE oops ( y int, z int REFERENCES nowhere (id) )",
+            "*how to fix: fix the statement at *broken.sql line 3*",
+        ]
+    )
     assert "Traceback" not in result.stdout.str()
     assert "During handling" not in result.stdout.str()
     assert "psycopg" not in result.stdout.str()
@@ -48,12 +50,14 @@ def test_missing_binaries_in_configured_folder(pytester: pytest.Pytester) -> Non
     pytester.makepyfile(USES_DB)
     result = pytester.runpytest("--atlas-pg-bin", str(empty))
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([
-        "atlas: no server: no usable PostgreSQL server binaries in the configured directory:*",
-        "*pytest-atlas: no usable PostgreSQL server binaries in the configured directory:",
-        f"*{empty} (--atlas-pg-bin / ini atlas_pg_bin) has no 'postgres' binary",
-        "*how to fix: point --atlas-pg-bin*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "atlas: no server: no usable PostgreSQL server binaries in the configured directory:*",
+            "*pytest-atlas: no usable PostgreSQL server binaries in the configured directory:",
+            f"*{empty} (--atlas-pg-bin / ini atlas_pg_bin) has no 'postgres' binary",
+            "*how to fix: point --atlas-pg-bin*",
+        ]
+    )
 
 
 def test_no_binaries_anywhere_lists_what_was_tried_and_both_fixes(
@@ -77,10 +81,12 @@ def test_unreachable_dsn(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(USES_DB + "\ndef test_db_again(atlas_dsn):\n    pass\n")
     result = pytester.runpytest("--atlas-dsn", f"postgresql://app:topsecret@127.0.0.1:{port}/postgres")
     result.assert_outcomes(errors=2)
-    result.stdout.fnmatch_lines([
-        f"*pytest-atlas: cannot reach PostgreSQL at postgresql://app:***@127.0.0.1:{port}/postgres*",
-        "*how to fix: is the server running and listening there?*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"*pytest-atlas: cannot reach PostgreSQL at postgresql://app:***@127.0.0.1:{port}/postgres*",
+            "*how to fix: is the server running and listening there?*",
+        ]
+    )
     assert "topsecret" not in output(result)
 
 
@@ -97,8 +103,9 @@ def password_server() -> Iterator[int]:
             "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n", encoding="utf-8"
         )
         cluster.start()
-        with psycopg.connect(host=str(run.socket_dir), port=cluster.port, user="postgres", dbname="postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            host=str(run.socket_dir), port=cluster.port, user="postgres", dbname="postgres", autocommit=True
+        ) as conn:
             conn.execute("ALTER ROLE postgres PASSWORD 'right'")
         yield cluster.port
     finally:
@@ -111,10 +118,12 @@ def test_wrong_password(pytester: pytest.Pytester, password_server: int) -> None
     dsn = f"postgresql://postgres:wr0ngpass@127.0.0.1:{password_server}/postgres"
     result = pytester.runpytest("--atlas-dsn", dsn)
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([
-        f"*pytest-atlas: PostgreSQL at postgresql://postgres:***@127.0.0.1:{password_server}/postgres rejected the login*",
-        "*how to fix: check the user and password*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"*pytest-atlas: PostgreSQL at postgresql://postgres:***@127.0.0.1:{password_server}/postgres rejected the login*",
+            "*how to fix: check the user and password*",
+        ]
+    )
     assert "wr0ngpass" not in output(result)
     # and the right password works, through the environment variable
     right = dsn.replace("wr0ngpass", "right")
@@ -133,10 +142,12 @@ def test_role_without_createdb(pytester: pytest.Pytester, atlas_postgres: AtlasP
         dsn = atlas_postgres.dsn().replace("postgres@", "atlas_limited@", 1)
         result = pytester.runpytest("--atlas-dsn", dsn)
         result.assert_outcomes(errors=1)
-        result.stdout.fnmatch_lines([
-            "*pytest-atlas: the role 'atlas_limited' at * may not create databases*",
-            "*how to fix: run 'ALTER ROLE atlas_limited CREATEDB' as a superuser*",
-        ])
+        result.stdout.fnmatch_lines(
+            [
+                "*pytest-atlas: the role 'atlas_limited' at * may not create databases*",
+                "*how to fix: run 'ALTER ROLE atlas_limited CREATEDB' as a superuser*",
+            ]
+        )
     finally:
         with atlas_postgres.connect(autocommit=True) as conn:
             conn.execute("DROP ROLE atlas_limited")
@@ -150,10 +161,12 @@ def test_port_already_in_use(pytester: pytest.Pytester) -> None:
         pytester.makepyfile(USES_DB)
         result = pytester.runpytest("--atlas-port", str(port))
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([
-        f"*pytest-atlas: port {port} on 127.0.0.1 is already in use, so the test server cannot start",
-        "*how to fix: choose a free port with --atlas-port*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"*pytest-atlas: port {port} on 127.0.0.1 is already in use, so the test server cannot start",
+            "*how to fix: choose a free port with --atlas-port*",
+        ]
+    )
 
 
 def test_unwritable_cache_folder_is_not_fatal(pytester: pytest.Pytester) -> None:
@@ -161,10 +174,12 @@ def test_unwritable_cache_folder_is_not_fatal(pytester: pytest.Pytester) -> None
     pytester.makepyfile(USES_DB)
     result = pytester.runpytest("--atlas-cache-dir", str(blocker / "cache"))
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines([
-        f"atlas: cluster cache: unavailable: cache folder {blocker / 'cache'} is not writable (*); "
-        "starting without a cache*"
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"atlas: cluster cache: unavailable: cache folder {blocker / 'cache'} is not writable (*); "
+            "starting without a cache*"
+        ]
+    )
 
 
 @pytest.mark.parametrize("tier", ["both", "hot"])

@@ -53,7 +53,9 @@ def test_runs_on_an_existing_server_and_cleans_up_only_its_own(
     pytester.makepyfile(TESTS)
     result = pytester.runpytest("--atlas-dsn", atlas_postgres.dsn())
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["atlas: existing server postgresql://postgres@127.0.0.1:*/postgres (from --atlas-dsn): PostgreSQL 1*"])
+    result.stdout.fnmatch_lines(
+        ["atlas: existing server postgresql://postgres@127.0.0.1:*/postgres (from --atlas-dsn): PostgreSQL 1*"]
+    )
     assert databases(atlas_postgres) == before
     with atlas_postgres.connect(users_database) as conn:
         assert conn.execute("SELECT x FROM precious").fetchall() == [(42,)]

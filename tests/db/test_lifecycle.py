@@ -29,13 +29,20 @@ def test_hold(atlas_db, atlas_postgres):
 """
 
 
-def start_inner(pytester: pytest.Pytester, tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+def start_inner(
+    pytester: pytest.Pytester, tmp_path: Path, *args: str
+) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     probe = tmp_path / "probe.json"
     pytester.makepyfile(SLOW_TEST)
     env = {**os.environ, "ATLAS_PROBE": str(probe)}
     env.pop("ATLAS_TEST_DSN", None)
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-                            cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=pytester.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 60
     while not probe.exists() or not probe.read_text():
         assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""

@@ -88,7 +88,9 @@ def test_schema_option_precedence_end_to_end(pytester: pytest.Pytester) -> None:
     pytester.runpytest("-s", "--atlas-schema", "from_cli.sql").stdout.fnmatch_lines(["*TABLES from_cli"])
 
 
-def test_header_shows_version_source_and_cache(pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_header_shows_version_source_and_cache(
+    pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     pytester.makepyfile("def test_db(atlas_db):\n    pass\n")
     cache = tmp_path_factory.mktemp("cache")
     first = pytester.runpytest("--atlas-cache-dir", str(cache))
@@ -104,7 +106,9 @@ def test_header_shows_version_source_and_cache(pytester: pytest.Pytester, tmp_pa
 def test_header_names_an_existing_server_without_its_password(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(TRIVIAL)
     result = pytester.runpytest("--atlas-dsn", "postgresql://me:s3cr3t@127.0.0.1:1/db")
-    result.stdout.fnmatch_lines(["atlas: existing server postgresql://me:***@127.0.0.1:1/db (from --atlas-dsn): not reachable (*)"])
+    result.stdout.fnmatch_lines(
+        ["atlas: existing server postgresql://me:***@127.0.0.1:1/db (from --atlas-dsn): not reachable (*)"]
+    )
     assert "s3cr3t" not in result.stdout.str()
     result.assert_outcomes(passed=1)  # a test that uses no database is not affected
 

@@ -19,7 +19,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     [built] = out.glob("pytest_atlas-*.whl")
     return built
@@ -42,10 +43,19 @@ def test_installed_wheel_works_in_a_fresh_virtualenv(wheel: Path, tmp_path: Path
     venv = tmp_path / "fresh"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
-                    "--no-index", str(wheel)], check=True, capture_output=True)
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     # the dependencies (psycopg, hypothesis, ...) come from this environment; pytest_atlas from the wheel
     (site / "zz_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     project = tmp_path / "project"
@@ -58,9 +68,22 @@ def test_installed_wheel_works_in_a_fresh_virtualenv(wheel: Path, tmp_path: Path
         "        'schemas': len(list(jsonschemas_dir().glob('*.schema.json')))}))\n"
         "    assert atlas_db.execute('SELECT count(*) FROM sessions').fetchone() == (0,)\n"
     )
-    result = subprocess.run([str(python), "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider",
-                             "-W", "error::pytest.PytestAssertRewriteWarning"], cwd=project,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pytest",
+            "-s",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "error::pytest.PytestAssertRewriteWarning",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "warning" not in result.stdout.splitlines()[-1], result.stdout
     info = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("INFO ")).split(" ", 1)[1])

@@ -58,7 +58,7 @@ def test_load_error_names_file_line_and_statement(atlas_db: psycopg.Connection[A
     assert (err.path, err.line) == ("migrations/0002.sql", 6)
     assert 'type "nosuchtype" does not exist' in err.message
     assert "CREATE TABLE broken" in err.statement
-    assert str(err).startswith("migrations/0002.sql:6: type \"nosuchtype\" does not exist")
+    assert str(err).startswith('migrations/0002.sql:6: type "nosuchtype" does not exist')
     assert "how to fix" in str(err)
     # the whole load was rolled back: the good statement before the broken one left nothing behind
     assert atlas_db.execute("SELECT to_regclass('ok_table')").fetchone() == (None,)

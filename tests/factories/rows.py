@@ -17,10 +17,15 @@ def read_graph(conn: psycopg.Connection[Any], session_id: int) -> dict[str, Any]
         session.pop("id")
         plan = cur.execute("SELECT plan FROM plans WHERE session_id = %s", (session_id,)).fetchone()
         tables = {}
-        for table, order in (("step_results", "step_id"), ("step_attempts", "step_id, attempt"),
-                             ("guidance_notes", "step_id, sequence"), ("trajectory_events", "id")):
+        for table, order in (
+            ("step_results", "step_id"),
+            ("step_attempts", "step_id, attempt"),
+            ("guidance_notes", "step_id, sequence"),
+            ("trajectory_events", "id"),
+        ):
             query = sql.SQL("SELECT * FROM {} WHERE session_id = %s ORDER BY {}").format(
-                sql.Identifier(table), sql.SQL(order))
+                sql.Identifier(table), sql.SQL(order)
+            )
             rows = cur.execute(query, (session_id,))
             tables[table] = [{k: v for k, v in row.items() if k not in ("session_id", "id")} for row in rows]
     return {"session": session, "plan": plan["plan"] if plan else None, **tables}

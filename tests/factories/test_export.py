@@ -94,8 +94,9 @@ def test_to_export_matches_atlas_exporter_and_loads_back(
     graphs = factory.sessions(40) + factory.sessions(4, steps=3, attempts=(1, 3)) + factory.sessions(3, running=True)
     ids = insert_graphs(atlas_db, graphs)
     atlas_db.commit()
-    first_event = dict(atlas_db.execute(
-        "SELECT session_id, min(id) FROM trajectory_events GROUP BY session_id").fetchall())
+    first_event = dict(
+        atlas_db.execute("SELECT session_id, min(id) FROM trajectory_events GROUP BY session_id").fetchall()
+    )
     path = tmp_path / "export.jsonl"
     asyncio.run(atlas_export(atlas_dsn, path))
 

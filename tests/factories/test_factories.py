@@ -44,8 +44,9 @@ def test_sequences_for_tasks_keys_and_time() -> None:
 
 def test_custom_sequences() -> None:
     factory = Factory(seed=1)
-    graphs = factory.sessions(3, learning_key=sequence("tenant-{n}"),
-                              task=sequence(lambda n: f"incident #{n * 10}", start=0))
+    graphs = factory.sessions(
+        3, learning_key=sequence("tenant-{n}"), task=sequence(lambda n: f"incident #{n * 10}", start=0)
+    )
     assert [g.learning_key for g in graphs] == ["tenant-1", "tenant-2", "tenant-3"]
     assert [g.session["task"] for g in graphs] == ["incident #0", "incident #10", "incident #20"]
 
@@ -57,8 +58,12 @@ def test_custom_sequences() -> None:
         ("running", lambda g: g.session["status"] == "running" and g.trajectory_events == []),
         ("quarantined", lambda g: g.session["review_status"] == "quarantined"),
         ("approved", lambda g: g.session["review_status"] == "approved"),
-        ("drifting", lambda g: g.session["metadata"]["drift"]["alert"] is True
-         and g.session["metadata"]["review_status"] == "pending"),
+        (
+            "drifting",
+            lambda g: (
+                g.session["metadata"]["drift"]["alert"] is True and g.session["metadata"]["review_status"] == "pending"
+            ),
+        ),
     ],
 )
 def test_traits(trait: str, check: Any) -> None:
@@ -80,8 +85,9 @@ def test_traits_combine_and_conflicts_are_refused() -> None:
 
 def test_column_overrides_and_options() -> None:
     moment = datetime(2025, 5, 5, tzinfo=timezone.utc)
-    graph = Factory(seed=4).session(final_answer="42", review_notes="looks fine", score=0.25, steps=2,
-                                    created_at=moment, execution_mode="escalate")
+    graph = Factory(seed=4).session(
+        final_answer="42", review_notes="looks fine", score=0.25, steps=2, created_at=moment, execution_mode="escalate"
+    )
     assert graph.session["final_answer"] == "42" and graph.session["review_notes"] == "looks fine"
     assert graph.score == 0.25 and len(graph.step_results) == 2 and graph.session["created_at"] == moment
 
@@ -112,14 +118,14 @@ def test_create_sessions_validates_before_sending(atlas_db: psycopg.Connection[A
     assert atlas_db.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
 
 
-def test_atlas_factory_fixture_commits_for_other_connections(
-    atlas_factory: BoundFactory, atlas_dsn: str
-) -> None:
+def test_atlas_factory_fixture_commits_for_other_connections(atlas_factory: BoundFactory, atlas_dsn: str) -> None:
     ids = atlas_factory.sessions(30, drifting=True)
     single = atlas_factory.session(quarantined=True)
     with psycopg.connect(atlas_dsn) as other:
-        found = other.execute("SELECT count(*), count(*) FILTER (WHERE (metadata->>'drift_alert')::bool "
-                              "AND id = ANY(%s)) FROM sessions", (ids,)).fetchone()
+        found = other.execute(
+            "SELECT count(*), count(*) FILTER (WHERE (metadata->>'drift_alert')::bool AND id = ANY(%s)) FROM sessions",
+            (ids,),
+        ).fetchone()
         status = other.execute("SELECT review_status FROM sessions WHERE id = %s", (single,)).fetchone()
     assert found == (31, 30) and status == ("quarantined",) and single not in ids
     graph = atlas_factory.build(running=True)

@@ -53,11 +53,15 @@ def test_batches_keep_order_and_event_ids(atlas_db: psycopg.Connection[Any]) -> 
     assert ids == sorted(ids) and len(set(ids)) == 40
     for session_id, graph in zip(ids, graphs, strict=True):
         assert read_graph(atlas_db, session_id) == expected_rows(graph)
-    counts = dict(atlas_db.execute(
-        "SELECT 'events', count(*) FROM trajectory_events UNION ALL SELECT 'attempts', count(*) FROM step_attempts"
-    ).fetchall())
-    assert counts == {"events": sum(len(g.trajectory_events) for g in graphs),
-                      "attempts": sum(len(g.step_attempts) for g in graphs)}
+    counts = dict(
+        atlas_db.execute(
+            "SELECT 'events', count(*) FROM trajectory_events UNION ALL SELECT 'attempts', count(*) FROM step_attempts"
+        ).fetchall()
+    )
+    assert counts == {
+        "events": sum(len(g.trajectory_events) for g in graphs),
+        "attempts": sum(len(g.step_attempts) for g in graphs),
+    }
 
 
 def statements_sent(conn: psycopg.Connection[Any], work: Any, tmp_path: Any) -> list[str]:
@@ -79,11 +83,21 @@ def statements_sent(conn: psycopg.Connection[Any], work: Any, tmp_path: Any) -> 
 
 def test_insert_uses_a_fixed_number_of_statements(atlas_db: psycopg.Connection[Any], tmp_path: Any) -> None:
     """One id query and one COPY per table (plus savepoint handling), whatever the batch size."""
-    small = statements_sent(atlas_db, lambda: insert_graphs(
-        atlas_db, Factory(seed=1).sessions(2, status="succeeded", attempts=2, execution_mode="paired")), tmp_path)
+    small = statements_sent(
+        atlas_db,
+        lambda: insert_graphs(
+            atlas_db, Factory(seed=1).sessions(2, status="succeeded", attempts=2, execution_mode="paired")
+        ),
+        tmp_path,
+    )
     atlas_db.rollback()
-    large = statements_sent(atlas_db, lambda: insert_graphs(
-        atlas_db, Factory(seed=1).sessions(300, status="succeeded", attempts=2, execution_mode="paired")), tmp_path)
+    large = statements_sent(
+        atlas_db,
+        lambda: insert_graphs(
+            atlas_db, Factory(seed=1).sessions(300, status="succeeded", attempts=2, execution_mode="paired")
+        ),
+        tmp_path,
+    )
     atlas_db.rollback()
     copies = [s for s in large if "COPY" in s]
     assert len(copies) == 6, large
@@ -148,8 +162,9 @@ def test_plain_rows_insert(atlas_tx: psycopg.Connection[Any], run: dict[str, Any
         assert insert_rows(atlas_tx, "discovery_runs", [run]) == 1
         assert insert_rows(atlas_tx, "learning_registry", [registry]) == 1
         with atlas_tx.cursor(row_factory=dict_row) as cur:
-            stored = cur.execute("SELECT project_root, task, source, payload, metadata, created_at "
-                                 "FROM discovery_runs").fetchone()
+            stored = cur.execute(
+                "SELECT project_root, task, source, payload, metadata, created_at FROM discovery_runs"
+            ).fetchone()
             assert stored == run
             row = cur.execute("SELECT * FROM learning_registry").fetchone()
             assert row == registry

@@ -27,14 +27,23 @@ def session_row(
     reward_stats: Any = "from-score",
     metadata: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    stats = ({"score": score, "score_mean": score, "uncertainty_mean": 0.1, "best_uncertainty": 0.05}
-             if reward_stats == "from-score" else reward_stats)
+    stats = (
+        {"score": score, "score_mean": score, "uncertainty_mean": 0.1, "best_uncertainty": 0.05}
+        if reward_stats == "from-score"
+        else reward_stats
+    )
     meta: dict[str, Any] = {"learning_key": key}
     if mode is not None:
         meta["execution_mode"] = mode
     meta.update(metadata or {})
-    return {"task": task, "status": status, "review_status": review, "reward_stats": stats,
-            "metadata": meta, "created_at": START + timedelta(minutes=minute)}
+    return {
+        "task": task,
+        "status": status,
+        "review_status": review,
+        "reward_stats": stats,
+        "metadata": meta,
+        "created_at": START + timedelta(minutes=minute),
+    }
 
 
 def insert(conn: psycopg.Connection[Any], rows: Iterable[Mapping[str, Any]]) -> list[int]:
@@ -45,12 +54,16 @@ def insert(conn: psycopg.Connection[Any], rows: Iterable[Mapping[str, Any]]) -> 
             cursor.execute(
                 "INSERT INTO sessions (task, status, review_status, reward_stats, metadata, created_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                (row["task"], row["status"], row["review_status"],
-                 None if row["reward_stats"] is None else Jsonb(row["reward_stats"]),
-                 Jsonb(row["metadata"]), row["created_at"]),
+                (
+                    row["task"],
+                    row["status"],
+                    row["review_status"],
+                    None if row["reward_stats"] is None else Jsonb(row["reward_stats"]),
+                    Jsonb(row["metadata"]),
+                    row["created_at"],
+                ),
             )
             fetched = cursor.fetchone()
             assert fetched is not None
             ids.append(int(fetched[0]))
     return ids
-

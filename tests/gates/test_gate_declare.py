@@ -19,7 +19,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_tables_arrays_and_ini_lines(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [[tool.pytest-atlas.gates]]
 name = "floor"
 kind = "threshold"
@@ -31,7 +33,8 @@ metadata = { run = "nightly" }
 gate = "floor"
 until = 2026-02-01
 reason = "ticket 7"
-""")
+""",
+    )
     declared = read_pyproject(path, ["modes: kind=execution_modes modes={coach=0.2} by_key=false"], "tox.ini")
     floor, modes = declared.gates
     assert declared.origins == ("pyproject.toml", "tox.ini")
@@ -44,8 +47,9 @@ reason = "ticket 7"
 
 
 def test_ini_values_are_toml_or_bare_words() -> None:
-    spec = parse_ini_line('r: kind=regression status=["succeeded","failed"] learning_key=abc min_effect=false',
-                          "ini atlas_gate")
+    spec = parse_ini_line(
+        'r: kind=regression status=["succeeded","failed"] learning_key=abc min_effect=false', "ini atlas_gate"
+    )
     assert spec.selection.status == ("succeeded", "failed") and spec.selection.learning_key == ("abc",)
     assert spec.min_effect is None
     with pytest.raises(ConfigError, match="expected 'NAME: key=value"):
@@ -60,21 +64,36 @@ def test_ini_values_are_toml_or_bare_words() -> None:
         ('[tool.pytest-atlas.gates.g]\nkind = "treshold"', "kind must be one of threshold, regression"),
         ('[tool.pytest-atlas.gates.g]\nkind = "threshold"', "a threshold gate needs threshold"),
         ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = "high"', "threshold must be a number"),
-        ('[tool.pytest-atlas.gates.g]\nkind = "regression"\ntolerance = 0.1\nmin_effect = 0.05',
-         "min_effect must be larger than tolerance"),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "regression"\ntolerance = 0.1\nmin_effect = 0.05',
+            "min_effect must be larger than tolerance",
+        ),
         ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nlast = 0', "last must be a positive"),
-        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nsince = "yesterday"',
-         "since is 'yesterday', not an ISO date"),
-        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nsince = 2025-02-01\nuntil = 2025-01-01',
-         "is not before until"),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nsince = "yesterday"',
+            "since is 'yesterday', not an ISO date",
+        ),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nsince = 2025-02-01\nuntil = 2025-01-01',
+            "is not before until",
+        ),
         ('[tool.pytest-atlas.gates.g]\nkind = "execution_modes"\nmodes = { turbo = 0.2 }', "unknown execution mode"),
         ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nalpha = 0.9', "alpha must lie in"),
-        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\n'
-         '[[tool.pytest-atlas.accept]]\ngate = "h"\nuntil = 2026-01-01\nreason = "x"', "names no declared gate"),
-        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\n'
-         '[[tool.pytest-atlas.accept]]\ngate = "g"\nreason = "x"', "needs an expiry date"),
-        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\n'
-         '[[tool.pytest-atlas.accept]]\ngate = "g"\nuntil = 2026-01-01', "say why the regression is accepted"),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\n'
+            '[[tool.pytest-atlas.accept]]\ngate = "h"\nuntil = 2026-01-01\nreason = "x"',
+            "names no declared gate",
+        ),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\n'
+            '[[tool.pytest-atlas.accept]]\ngate = "g"\nreason = "x"',
+            "needs an expiry date",
+        ),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\n'
+            '[[tool.pytest-atlas.accept]]\ngate = "g"\nuntil = 2026-01-01',
+            "say why the regression is accepted",
+        ),
         ("[tool.pytest-atlas\n", "not valid TOML"),
     ],
 )

@@ -33,19 +33,22 @@ def seed_good(conn: psycopg.Connection[Any], n: int = 80, mean: float = 0.85, ke
     return ids
 
 
-def test_declared_gates_become_items_that_pass(pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any],
-                                               atlas_dsn: str) -> None:
+def test_declared_gates_become_items_that_pass(
+    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str
+) -> None:
     seed_good(atlas_db)
     pytester.makefile(".toml", pyproject=PYPROJECT)
     result = pytester.runpytest("--atlas-gates", f"--atlas-dsn={atlas_dsn}", "-v", "-p", "no:randomly")
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines([
-        "*pyproject.toml::reward-floor PASSED*",
-        "*pyproject.toml::no-quarantine PASSED*",
-        "*atlas gates*",
-        "gate*learning key*n*statistic*bound / interval*threshold*outcome*worst sessions*",
-        "reward-floor*k1*80*mean 0.8*>= 0.7*PASS*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*pyproject.toml::reward-floor PASSED*",
+            "*pyproject.toml::no-quarantine PASSED*",
+            "*atlas gates*",
+            "gate*learning key*n*statistic*bound / interval*threshold*outcome*worst sessions*",
+            "reward-floor*k1*80*mean 0.8*>= 0.7*PASS*",
+        ]
+    )
     assert result.ret == 0
 
 
@@ -53,18 +56,21 @@ def run(pytester: pytest.Pytester, dsn: str, *args: str) -> pytest.RunResult:
     return pytester.runpytest("--atlas-gates", f"--atlas-dsn={dsn}", "-p", "no:randomly", *args)
 
 
-def test_a_failing_gate_fails_with_its_table(pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any],
-                                             atlas_dsn: str) -> None:
+def test_a_failing_gate_fails_with_its_table(
+    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str
+) -> None:
     ids = seed_good(atlas_db, mean=0.5)
     pytester.makefile(".toml", pyproject=PYPROJECT)
     result = run(pytester, atlas_dsn)
     result.assert_outcomes(passed=1, failed=1)
     assert result.ret == 1
-    result.stdout.fnmatch_lines([
-        "*threshold gate 'reward-floor': fail: 1 key (1 fail)*",
-        "*reward-floor*k1*80*mean 0.49*>= 0.7*FAIL*#*",
-        "*k1: mean 0.49* is below the threshold 0.7 beyond noise*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*threshold gate 'reward-floor': fail: 1 key (1 fail)*",
+            "*reward-floor*k1*80*mean 0.49*>= 0.7*FAIL*#*",
+            "*k1: mean 0.49* is below the threshold 0.7 beyond noise*",
+        ]
+    )
     out = result.stdout.str()
     assert sum(f"#{i}," in out or f"#{i}\n" in out for i in ids) >= 5  # five worst session ids are named
 
@@ -74,8 +80,9 @@ def _outcomes(result: pytest.RunResult) -> dict[str, int]:
     return {k: v for k, v in result.parseoutcomes().items() if k != "warnings"}
 
 
-def test_inconclusive_has_its_own_outcome_and_exit_status(pytester: pytest.Pytester,
-                                                          atlas_db: psycopg.Connection[Any], atlas_dsn: str) -> None:
+def test_inconclusive_has_its_own_outcome_and_exit_status(
+    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str
+) -> None:
     insert(atlas_db, [session_row(s, minute=i) for i, s in enumerate([0.72, 0.69, 0.74, 0.71])])
     atlas_db.commit()
     pytester.makefile(".toml", pyproject=PYPROJECT)
@@ -83,7 +90,9 @@ def test_inconclusive_has_its_own_outcome_and_exit_status(pytester: pytest.Pytes
     result.stdout.fnmatch_lines(["*INCONCLUSIVE*", "*exit status 6: inconclusive gate(s)*"])
     assert _outcomes(result) == {"passed": 1, "inconclusive": 1}
     assert result.ret == 6
-    pytester.makefile(".toml", pyproject=PYPROJECT.replace('threshold = 0.7', 'threshold = 0.7\nallow_inconclusive = true'))
+    pytester.makefile(
+        ".toml", pyproject=PYPROJECT.replace("threshold = 0.7", "threshold = 0.7\nallow_inconclusive = true")
+    )
     allowed = run(pytester, atlas_dsn)
     assert _outcomes(allowed) == {"passed": 1, "inconclusive": 1}
     assert allowed.ret == 0
@@ -94,15 +103,20 @@ def test_unreachable_database_is_an_error_not_a_failure(pytester: pytest.Pyteste
     result = run(pytester, "postgresql://gate:hunter2@127.0.0.1:1/atlas?connect_timeout=2")
     result.assert_outcomes(errors=2)
     assert result.ret == 7
-    result.stdout.fnmatch_lines(["*cannot connect to the gate database postgresql://gate:***@127.0.0.1:1/atlas*",
-                                 "*exit status 7: gate(s) could not be evaluated*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*cannot connect to the gate database postgresql://gate:***@127.0.0.1:1/atlas*",
+            "*exit status 7: gate(s) could not be evaluated*",
+        ]
+    )
     assert "hunter2" not in result.stdout.str()
 
 
-def test_a_gate_matching_no_sessions_fails_saying_so(pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any],
-                                                     atlas_dsn: str) -> None:
+def test_a_gate_matching_no_sessions_fails_saying_so(
+    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str
+) -> None:
     seed_good(atlas_db)
-    pytester.makefile(".toml", pyproject=PYPROJECT.replace('threshold = 0.7', 'threshold = 0.7\nlearning_key = "nope"'))
+    pytester.makefile(".toml", pyproject=PYPROJECT.replace("threshold = 0.7", 'threshold = 0.7\nlearning_key = "nope"'))
     result = run(pytester, atlas_dsn)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*reward-floor: FAIL: the gate's selection matched no sessions*nope*"])
@@ -115,8 +129,9 @@ min_effect = 0.1
 """
 
 
-def test_save_a_baseline_then_compare_with_it(pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any],
-                                              atlas_dsn: str, tmp_path: Path) -> None:
+def test_save_a_baseline_then_compare_with_it(
+    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str, tmp_path: Path
+) -> None:
     seed_good(atlas_db, n=150, mean=0.8)
     pytester.makefile(".toml", pyproject=REGRESSION)
     baseline = tmp_path / "baseline.json"
@@ -134,15 +149,16 @@ def test_save_a_baseline_then_compare_with_it(pytester: pytest.Pytester, atlas_d
     dropped.stdout.fnmatch_lines(["*no-regression*k1*150*diff -0.1*FAIL*", "*mean dropped by 0.*beyond noise*"])
 
 
-def test_regression_without_baseline_and_with_a_malformed_one(pytester: pytest.Pytester,
-                                                              atlas_db: psycopg.Connection[Any],
-                                                              atlas_dsn: str, tmp_path: Path) -> None:
+def test_regression_without_baseline_and_with_a_malformed_one(
+    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str, tmp_path: Path
+) -> None:
     seed_good(atlas_db)
     pytester.makefile(".toml", pyproject=REGRESSION)
     missing = run(pytester, atlas_dsn)
     missing.assert_outcomes(errors=1)
-    missing.stdout.fnmatch_lines(["*regression gate 'no-regression' has no baseline*",
-                                  "*how to fix: pass --atlas-baseline PATH*"])
+    missing.stdout.fnmatch_lines(
+        ["*regression gate 'no-regression' has no baseline*", "*how to fix: pass --atlas-baseline PATH*"]
+    )
     assert missing.ret == 7
     broken = tmp_path / "broken.json"
     broken.write_text('{"format": "pytest-atlas-baseline", "version": 1, "gates": [')
@@ -151,20 +167,24 @@ def test_regression_without_baseline_and_with_a_malformed_one(pytester: pytest.P
     bad.stdout.fnmatch_lines([f"*baseline file {broken}: not valid JSON (line 1*"])
     other = tmp_path / "other.json"
     other.write_text('{"format": "pytest-atlas-baseline", "version": 1, "gates": {}}')
-    run(pytester, atlas_dsn, f"--atlas-baseline={other}").stdout.fnmatch_lines(
-        ["*has no gate named 'no-regression'*"])
+    run(pytester, atlas_dsn, f"--atlas-baseline={other}").stdout.fnmatch_lines(["*has no gate named 'no-regression'*"])
 
 
-def test_accepted_regressions_and_their_expiry(pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any],
-                                               atlas_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_accepted_regressions_and_their_expiry(
+    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seed_good(atlas_db, mean=0.5)
-    pytester.makefile(".toml", pyproject=PYPROJECT + """
+    pytester.makefile(
+        ".toml",
+        pyproject=PYPROJECT
+        + """
 [[tool.pytest-atlas.accept]]
 gate = "reward-floor"
 learning_key = "k1"
 until = 2026-03-31
 reason = "ticket 42: planner rewrite"
-""")
+""",
+    )
     monkeypatch.setenv("PYTEST_ATLAS_TODAY", "2026-03-31")
     accepted = run(pytester, atlas_dsn)
     accepted.assert_outcomes(passed=2)
@@ -176,32 +196,42 @@ reason = "ticket 42: planner rewrite"
     expired.stdout.fnmatch_lines(["*accepted regression expired on 2026-03-31: gate reward-floor, learning key k1*"])
 
 
-def test_gates_in_ini_lines_and_markers(pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any],
-                                       atlas_dsn: str) -> None:
+def test_gates_in_ini_lines_and_markers(
+    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str
+) -> None:
     seed_good(atlas_db)
     pytester.makeini("""
 [pytest]
 atlas_gate =
     floor-ini: kind=threshold threshold=0.6 status=["succeeded"]
 """)
-    pytester.makepyfile(test_harness="""
+    pytester.makepyfile(
+        test_harness="""
 import pytest
 
 @pytest.mark.atlas_gate("coach-share", kind="execution_modes", modes={"coach": 0.1})
 def test_harness_ran():
     pass
-""")
+"""
+    )
     result = run(pytester, atlas_dsn, "-v")
     result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines([
-        "*test_harness.py::test_harness_ran PASSED*",
-        "*test_harness.py::atlas_gate?coach-share? PASSED*",
-        "*tox.ini::floor-ini PASSED*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_harness.py::test_harness_ran PASSED*",
+            "*test_harness.py::atlas_gate?coach-share? PASSED*",
+            "*tox.ini::floor-ini PASSED*",
+        ]
+    )
 
 
-def test_report_json_junit_and_step_summary(pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any],
-                                            atlas_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_report_json_junit_and_step_summary(
+    pytester: pytest.Pytester,
+    atlas_db: psycopg.Connection[Any],
+    atlas_dsn: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     seed_good(atlas_db, mean=0.5)
     step_summary = tmp_path / "summary.md"
     step_summary.write_text("earlier content\n")
@@ -224,8 +254,9 @@ def test_report_json_junit_and_step_summary(pytester: pytest.Pytester, atlas_db:
     assert "| reward-floor | k1 | 80 |" in markdown and "❌ FAIL" in markdown
 
 
-def test_gates_under_xdist(pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str,
-                           tmp_path: Path) -> None:
+def test_gates_under_xdist(
+    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str, tmp_path: Path
+) -> None:
     seed_good(atlas_db, mean=0.5)
     pytester.makefile(".toml", pyproject=PYPROJECT)
     pytester.makepyfile(test_other="def test_one():\n    pass\n")
@@ -251,8 +282,7 @@ def test_usage_errors(pytester: pytest.Pytester, atlas_dsn: str) -> None:
     assert nothing.ret == pytest.ExitCode.USAGE_ERROR
 
 
-def test_report_collects_assertion_failures_and_other_areas_results(pytester: pytest.Pytester,
-                                                                    tmp_path: Path) -> None:
+def test_report_collects_assertion_failures_and_other_areas_results(pytester: pytest.Pytester, tmp_path: Path) -> None:
     pytester.makeconftest("""
 import pytest
 from pytest_atlas._properties import result_property
@@ -261,7 +291,8 @@ from pytest_atlas._properties import result_property
 def contract_result(request):
     request.node.user_properties.append(result_property("contract", {"name": "sessions.reward", "outcome": "pass"}))
 """)
-    pytester.makepyfile(test_rewards="""
+    pytester.makepyfile(
+        test_rewards="""
 from pytest_atlas import assert_reward_at_least
 
 def test_floor():
@@ -269,7 +300,8 @@ def test_floor():
 
 def test_contract(contract_result):
     pass
-""")
+"""
+    )
     report = tmp_path / "report.json"
     result = pytester.runpytest("-p", "no:randomly", f"--atlas-report={report}")
     result.assert_outcomes(passed=1, failed=1)

@@ -15,13 +15,16 @@ from .gates_seed import START, insert, session_row
 
 
 def test_filters_combine(atlas_db: psycopg.Connection[Any]) -> None:
-    insert(atlas_db, [
-        session_row(0.9, key="a", minute=0),
-        session_row(0.8, key="a", minute=1, status="failed"),
-        session_row(0.7, key="a", minute=2, review="quarantined"),
-        session_row(0.6, key="a", minute=3, review="pending", metadata={"source": "nightly"}),
-        session_row(0.5, key="b", minute=4, task="other"),
-    ])
+    insert(
+        atlas_db,
+        [
+            session_row(0.9, key="a", minute=0),
+            session_row(0.8, key="a", minute=1, status="failed"),
+            session_row(0.7, key="a", minute=2, review="quarantined"),
+            session_row(0.6, key="a", minute=3, review="pending", metadata={"source": "nightly"}),
+            session_row(0.5, key="b", minute=4, task="other"),
+        ],
+    )
     everything = fetch_series(atlas_db, Selection())
     assert {k: s.n for k, s in everything.items()} == {"a": 3, "b": 1}  # quarantined left out
     assert fetch_series(atlas_db, Selection(include_quarantined=True))["a"].n == 4
@@ -29,8 +32,9 @@ def test_filters_combine(atlas_db: psycopg.Connection[Any]) -> None:
     assert fetch_series(atlas_db, Selection.build(status="succeeded"))["a"].n == 2
     only = fetch_series(atlas_db, Selection.build(metadata={"source": "nightly"}))
     assert list(only) == ["a"] and only["a"].sample.mean == pytest.approx(0.6)
-    window = fetch_series(atlas_db, Selection.build(since=START + timedelta(minutes=1),
-                                                    until=START + timedelta(minutes=4)))
+    window = fetch_series(
+        atlas_db, Selection.build(since=START + timedelta(minutes=1), until=START + timedelta(minutes=4))
+    )
     assert {k: s.n for k, s in window.items()} == {"a": 2}
     assert list(fetch_series(atlas_db, Selection.build(learning_key="b"))) == ["b"]
     assert fetch_series(atlas_db, Selection.build(task="other"))["b"].n == 1
@@ -47,19 +51,22 @@ def test_last_n_is_per_key_and_newest_first(atlas_db: psycopg.Connection[Any]) -
 
 
 def test_missing_and_odd_scores(atlas_db: psycopg.Connection[Any]) -> None:
-    insert(atlas_db, [
-        session_row(0.8, minute=0),
-        session_row(None, minute=1, reward_stats={"score": None, "score_mean": 0.6}),  # falls back
-        session_row(None, minute=2, reward_stats={"score_mean": 0.4}),
-        session_row(None, minute=3, reward_stats={"score": "0.7"}),  # a numeric string counts
-        session_row(None, minute=4, reward_stats={"score": "NaN", "score_mean": "n/a"}),
-        session_row(None, minute=5, reward_stats={"uncertainty_mean": 0.1}),
-        session_row(None, minute=6, reward_stats=None),
-        # the schema's index on (reward_stats->>'score')::float refuses these under "score"; score_mean can hold them
-        session_row(None, minute=7, reward_stats={"score_mean": "1e999"}),
-        session_row(None, minute=8, reward_stats=["not", "an", "object"]),
-        session_row(None, minute=9, reward_stats={"score_mean": True}),
-    ])
+    insert(
+        atlas_db,
+        [
+            session_row(0.8, minute=0),
+            session_row(None, minute=1, reward_stats={"score": None, "score_mean": 0.6}),  # falls back
+            session_row(None, minute=2, reward_stats={"score_mean": 0.4}),
+            session_row(None, minute=3, reward_stats={"score": "0.7"}),  # a numeric string counts
+            session_row(None, minute=4, reward_stats={"score": "NaN", "score_mean": "n/a"}),
+            session_row(None, minute=5, reward_stats={"uncertainty_mean": 0.1}),
+            session_row(None, minute=6, reward_stats=None),
+            # the schema's index on (reward_stats->>'score')::float refuses these under "score"; score_mean can hold them
+            session_row(None, minute=7, reward_stats={"score_mean": "1e999"}),
+            session_row(None, minute=8, reward_stats=["not", "an", "object"]),
+            session_row(None, minute=9, reward_stats={"score_mean": True}),
+        ],
+    )
     series = fetch_series(atlas_db, Selection())["k1"]
     assert series.n == 4 and series.missing == 6
     assert series.sample.mean == pytest.approx(statistics.fmean([0.8, 0.6, 0.4, 0.7]))
@@ -72,7 +79,9 @@ def test_aggregates_match_a_computation_over_every_row(atlas_db: psycopg.Connect
     rng = random.Random(5)
     scores = [round(rng.betavariate(7, 3), 6) for _ in range(400)]
     tasks = [f"t{i % 7}" for i in range(400)]
-    ids = insert(atlas_db, [session_row(s, task=t, minute=i) for i, (s, t) in enumerate(zip(scores, tasks, strict=True))])
+    ids = insert(
+        atlas_db, [session_row(s, task=t, minute=i) for i, (s, t) in enumerate(zip(scores, tasks, strict=True))]
+    )
     series = fetch_series(atlas_db, Selection(), digits=2)["k1"]
     assert series.n == 400
     assert series.sample.mean == pytest.approx(statistics.fmean(scores), rel=1e-12)  # exact, not rounded
@@ -87,12 +96,15 @@ def test_aggregates_match_a_computation_over_every_row(atlas_db: psycopg.Connect
 
 
 def test_review_and_mode_counts(atlas_db: psycopg.Connection[Any]) -> None:
-    ids = insert(atlas_db, [
-        session_row(0.8, review="quarantined", mode="coach"),
-        session_row(0.8, review="pending", mode="paired"),
-        session_row(0.8, review="approved", mode="auto"),
-        session_row(0.8, review="approved", mode=None),
-    ])
+    ids = insert(
+        atlas_db,
+        [
+            session_row(0.8, review="quarantined", mode="coach"),
+            session_row(0.8, review="pending", mode="paired"),
+            session_row(0.8, review="approved", mode="auto"),
+            session_row(0.8, review="approved", mode=None),
+        ],
+    )
     review = fetch_review(atlas_db, Selection())["k1"]
     assert review["total"] == 4 and review["statuses"] == {"quarantined": 1, "pending": 1, "approved": 2}
     assert review["ids"]["quarantined"] == [ids[0]]
@@ -111,8 +123,9 @@ def test_a_failed_query_leaves_the_callers_transaction_usable(atlas_db: psycopg.
     assert atlas_db.execute("SELECT count(*) FROM sessions_elsewhere").fetchone() == (1,)
 
 
-def test_a_large_selection_is_aggregated_in_the_database(atlas_db: psycopg.Connection[Any],
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_selection_is_aggregated_in_the_database(
+    atlas_db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """20,000 sessions in, about a hundred rows out: the frequency table, not the sessions."""
     from pytest_atlas.gates import _query
 
@@ -177,8 +190,9 @@ def test_max_uncertainty_in_a_threshold_gate(atlas_db: psycopg.Connection[Any]) 
     rows += [session_row(None, minute=30 + i, reward_stats={"score": 0.1, "uncertainty_mean": 0.8}) for i in range(30)]
     insert(atlas_db, rows)
     plain = evaluate(GateSpec.build("floor", {"kind": "threshold", "threshold": 0.75}), atlas_db)
-    careful = evaluate(GateSpec.build("floor", {"kind": "threshold", "threshold": 0.75,
-                                                "max_uncertainty": 0.3}), atlas_db)
+    careful = evaluate(
+        GateSpec.build("floor", {"kind": "threshold", "threshold": 0.75, "max_uncertainty": 0.3}), atlas_db
+    )
     assert plain.outcome.value == "fail"
     assert careful.outcome.value == "pass"
     [key_row] = careful.rows

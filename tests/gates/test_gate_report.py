@@ -16,10 +16,30 @@ LONG_KEY = "3f9a2c51d0e4b7a8" + "0" * 48
 
 def result() -> GateResult:
     rows = (
-        KeyResult(LONG_KEY, 120, "diff", -0.081, "[-0.110, -0.052]", "drop <= 0", Outcome.FAIL,
-                  "mean dropped by 0.081", worst=(12, 40, 7), missing=3, p_value=0.0001, p_adjusted=0.0002),
-        KeyResult("search", 18, "diff", 0.01, "[-0.04, 0.06]", "drop <= 0", Outcome.INCONCLUSIVE,
-                  "can only detect a drop of 0.080"),
+        KeyResult(
+            LONG_KEY,
+            120,
+            "diff",
+            -0.081,
+            "[-0.110, -0.052]",
+            "drop <= 0",
+            Outcome.FAIL,
+            "mean dropped by 0.081",
+            worst=(12, 40, 7),
+            missing=3,
+            p_value=0.0001,
+            p_adjusted=0.0002,
+        ),
+        KeyResult(
+            "search",
+            18,
+            "diff",
+            0.01,
+            "[-0.04, 0.06]",
+            "drop <= 0",
+            Outcome.INCONCLUSIVE,
+            "can only detect a drop of 0.080",
+        ),
     )
     return GateResult("no-regression", "regression", rows, notes=("baseline: file",))
 

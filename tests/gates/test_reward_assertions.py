@@ -95,8 +95,12 @@ def test_a_selection_matching_nothing_fails_saying_so(atlas_db: psycopg.Connecti
 
 def test_regression_against_a_selection_in_the_same_database(atlas_db: psycopg.Connection[Any]) -> None:
     insert(atlas_db, [session_row(s, metadata={"run": "v1"}, minute=i) for i, s in enumerate(scores(0.8, 150, 4))])
-    insert(atlas_db, [session_row(s, metadata={"run": "v2"}, minute=200 + i) for i, s in enumerate(scores(0.8, 150, 5))])
-    insert(atlas_db, [session_row(s, metadata={"run": "v3"}, minute=400 + i) for i, s in enumerate(scores(0.7, 150, 6))])
+    insert(
+        atlas_db, [session_row(s, metadata={"run": "v2"}, minute=200 + i) for i, s in enumerate(scores(0.8, 150, 5))]
+    )
+    insert(
+        atlas_db, [session_row(s, metadata={"run": "v3"}, minute=400 + i) for i, s in enumerate(scores(0.7, 150, 6))]
+    )
     v1 = Selection.build(metadata={"run": "v1"})
     assert assert_no_regression(atlas_db, v1, metadata={"run": "v2"}).outcome is Outcome.PASS
     with pytest.raises(RewardRegression) as info:
@@ -110,14 +114,17 @@ def test_regression_is_paired_when_both_runs_cover_the_same_tasks(atlas_db: psyc
     rng = random.Random(9)
     difficulty = [rng.uniform(0.3, 0.95) for _ in range(30)]
     base = [session_row(d, task=f"t{i}", metadata={"run": "a"}) for i, d in enumerate(difficulty)]
-    cand = [session_row(round(d - 0.03 + rng.gauss(0, 0.01), 4), task=f"t{i}", metadata={"run": "b"})
-            for i, d in enumerate(difficulty)]
+    cand = [
+        session_row(round(d - 0.03 + rng.gauss(0, 0.01), 4), task=f"t{i}", metadata={"run": "b"})
+        for i, d in enumerate(difficulty)
+    ]
     insert(atlas_db, base + cand)
     with pytest.raises(RewardRegression) as info:
         assert_no_regression(atlas_db, Selection.build(metadata={"run": "a"}), metadata={"run": "b"})
     assert info.value.result.rows[0].detail["paired"] is True
-    unpaired = assert_no_regression(atlas_db, Selection.build(metadata={"run": "a"}), metadata={"run": "b"},
-                                    paired=False, allow_inconclusive=True)
+    unpaired = assert_no_regression(
+        atlas_db, Selection.build(metadata={"run": "a"}), metadata={"run": "b"}, paired=False, allow_inconclusive=True
+    )
     assert unpaired.outcome is Outcome.INCONCLUSIVE  # the task spread hides a 0.03 drop
 
 
@@ -139,10 +146,16 @@ def test_regression_against_a_baseline_file(atlas_db: psycopg.Connection[Any], t
         ("{not json", "not valid JSON (line 1, column 2"),
         ('{"format": "something-else"}', "not a pytest-atlas baseline"),
         ('{"format": "pytest-atlas-baseline", "version": 99, "gates": {}}', "format version 99 is not supported"),
-        ('{"format": "pytest-atlas-baseline", "version": 1, "gates": {"g": {"k": {"learning_key": "k", '
-         '"values": [0.5], "counts": [2], "n": 3}}}}', "gate 'g', key 'k': series 'k': n is 3 but the counts add up to 2"),
-        ('{"format": "pytest-atlas-baseline", "version": 1, "gates": {"g": {"k": {"learning_key": "k", '
-         '"values": ["x"], "counts": [1]}}}}', "gate 'g', key 'k': series 'k' values[0] is 'x', not a number"),
+        (
+            '{"format": "pytest-atlas-baseline", "version": 1, "gates": {"g": {"k": {"learning_key": "k", '
+            '"values": [0.5], "counts": [2], "n": 3}}}}',
+            "gate 'g', key 'k': series 'k': n is 3 but the counts add up to 2",
+        ),
+        (
+            '{"format": "pytest-atlas-baseline", "version": 1, "gates": {"g": {"k": {"learning_key": "k", '
+            '"values": ["x"], "counts": [1]}}}}',
+            "gate 'g', key 'k': series 'k' values[0] is 'x', not a number",
+        ),
     ],
 )
 def test_malformed_baseline_files(tmp_path: Path, content: str, message: str) -> None:
@@ -214,8 +227,12 @@ def test_review_clean(atlas_db: psycopg.Connection[Any]) -> None:
 
 
 def test_execution_modes(atlas_db: psycopg.Connection[Any]) -> None:
-    insert(atlas_db, [session_row(0.8, mode="auto") for _ in range(7)]
-           + [session_row(0.8, mode="coach") for _ in range(3)] + [session_row(0.8, mode=None)])
+    insert(
+        atlas_db,
+        [session_row(0.8, mode="auto") for _ in range(7)]
+        + [session_row(0.8, mode="coach") for _ in range(3)]
+        + [session_row(0.8, mode=None)],
+    )
     result = assert_execution_modes(atlas_db, {"coach": 0.5, "auto": [0.5, 1.0]})
     assert result.rows[0].missing == 1 and result.rows[0].n == 10
     with pytest.raises(ExecutionModesOutOfBounds, match=r"coach share 30.0% outside \[0%, 20%\]"):

@@ -46,8 +46,15 @@ class _BaselineOnly:
         return self.baseline
 
 
-def atlas_assess(current: Any, baseline: dict[str, Any], *, threshold: float, min_baseline: int,
-                 window: int, learning_key: str | None) -> dict[str, Any] | None:
+def atlas_assess(
+    current: Any,
+    baseline: dict[str, Any],
+    *,
+    threshold: float,
+    min_baseline: int,
+    window: int,
+    learning_key: str | None,
+) -> dict[str, Any] | None:
     detector = atlas_drift.RewardDriftDetector(window=window, z_threshold=threshold, min_baseline=min_baseline)
     database = _BaselineOnly(baseline)
     assessment = asyncio.run(detector.assess(database, learning_key=learning_key, current_stats=current))
@@ -85,20 +92,39 @@ def outcome(function: Any, *args: Any, **kwargs: Any) -> tuple[str, Any]:
 scores = st.floats(min_value=-0.5, max_value=1.5, allow_nan=False, width=32)
 odd_values = st.sampled_from(["n/a", "", "0.5", " 0.25 ", "1e-1", "nan", "inf", True, False, [0.5], {"v": 1}])
 values = st.one_of(
-    scores, scores, scores,
+    scores,
+    scores,
+    scores,
     st.none(),
     st.integers(min_value=-2, max_value=3),
     st.sampled_from([0.0, 0.5, 1.0]),  # ties: zero variance and zero MAD
     odd_values,
 )
-STAT_KEYS = ["score", "score_mean", "uncertainty_mean", "uncertainty_stddev", "best_uncertainty",
-             "min_uncertainty", "score_stddev", "sample_count"]
+STAT_KEYS = [
+    "score",
+    "score_mean",
+    "uncertainty_mean",
+    "uncertainty_stddev",
+    "best_uncertainty",
+    "min_uncertainty",
+    "score_stddev",
+    "sample_count",
+]
 reward_stats = st.dictionaries(st.sampled_from(STAT_KEYS), values, max_size=len(STAT_KEYS))
 realistic = st.builds(
-    lambda s, u, b: {"score": s, "score_mean": s, "score_stddev": 0.05, "sample_count": 3,
-                     "uncertainty_mean": u, "uncertainty_stddev": 0.02, "best_uncertainty": b,
-                     "timestamp": "2025-01-01T00:00:00+00:00"},
-    st.sampled_from([0.6, 0.7, 0.75, 0.8, 0.9]) | scores, scores, scores,
+    lambda s, u, b: {
+        "score": s,
+        "score_mean": s,
+        "score_stddev": 0.05,
+        "sample_count": 3,
+        "uncertainty_mean": u,
+        "uncertainty_stddev": 0.02,
+        "best_uncertainty": b,
+        "timestamp": "2025-01-01T00:00:00+00:00",
+    },
+    st.sampled_from([0.6, 0.7, 0.75, 0.8, 0.9]) | scores,
+    scores,
+    scores,
 )
 entries = st.one_of(realistic, realistic, reward_stats, st.none(), st.sampled_from(["{}", "text", [1, 2], 3]))
 entry_lists = st.lists(entries, max_size=70)
@@ -120,18 +146,39 @@ def test_reward_baseline_matches_atlas(reward_stats_list: list[Any], window: int
 
 
 @settings(max_examples=400, deadline=None)
-@given(entry_lists, windows, st.one_of(reward_stats, realistic, st.none(), st.just("text")), thresholds,
-       min_baselines, keys)
-def test_assess_drift_matches_atlas(history: list[Any], window: int, current: Any, threshold: float,
-                                    min_baseline: int, learning_key: str | None) -> None:
+@given(
+    entry_lists,
+    windows,
+    st.one_of(reward_stats, realistic, st.none(), st.just("text")),
+    thresholds,
+    min_baselines,
+    keys,
+)
+def test_assess_drift_matches_atlas(
+    history: list[Any], window: int, current: Any, threshold: float, min_baseline: int, learning_key: str | None
+) -> None:
     stored = outcome(reward_baseline, history, window=max(window, 1))
     if stored[0] == "raised":
         return  # covered by the baseline test
     baseline = stored[1]
-    ours = outcome(assess_drift, current, baseline, threshold=threshold, min_baseline=min_baseline,
-                   window=window, learning_key=learning_key)
-    theirs = outcome(atlas_assess, current, baseline, threshold=threshold, min_baseline=min_baseline,
-                     window=window, learning_key=learning_key)
+    ours = outcome(
+        assess_drift,
+        current,
+        baseline,
+        threshold=threshold,
+        min_baseline=min_baseline,
+        window=window,
+        learning_key=learning_key,
+    )
+    theirs = outcome(
+        atlas_assess,
+        current,
+        baseline,
+        threshold=threshold,
+        min_baseline=min_baseline,
+        window=window,
+        learning_key=learning_key,
+    )
     if theirs[0] == "raised":
         assert ours[0] == "raised"
     else:
@@ -139,19 +186,38 @@ def test_assess_drift_matches_atlas(history: list[Any], window: int, current: An
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(["window", "sample_count", "score_mean", "score_median",
-                                        "score_stddev", "uncertainty_mean", "uncertainty_stddev",
-                                        "best_uncertainty_mean", "best_uncertainty_stddev", "scores",
-                                        "uncertainties", "best_uncertainties"]),
-                       st.one_of(st.none(), scores, st.integers(0, 9),
-                                 st.lists(scores, max_size=8), st.just([]))),
-       st.one_of(reward_stats, realistic), thresholds, min_baselines)
-def test_assess_drift_matches_atlas_on_hand_made_baselines(baseline: dict[str, Any], current: Any,
-                                                           threshold: float, min_baseline: int) -> None:
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "window",
+                "sample_count",
+                "score_mean",
+                "score_median",
+                "score_stddev",
+                "uncertainty_mean",
+                "uncertainty_stddev",
+                "best_uncertainty_mean",
+                "best_uncertainty_stddev",
+                "scores",
+                "uncertainties",
+                "best_uncertainties",
+            ]
+        ),
+        st.one_of(st.none(), scores, st.integers(0, 9), st.lists(scores, max_size=8), st.just([])),
+    ),
+    st.one_of(reward_stats, realistic),
+    thresholds,
+    min_baselines,
+)
+def test_assess_drift_matches_atlas_on_hand_made_baselines(
+    baseline: dict[str, Any], current: Any, threshold: float, min_baseline: int
+) -> None:
     """Baselines Atlas never builds itself (null stddev with a mean, lists without stats...)."""
     ours = outcome(assess_drift, current, baseline, threshold=threshold, min_baseline=min_baseline)
-    theirs = outcome(atlas_assess, current, baseline, threshold=threshold, min_baseline=min_baseline,
-                     window=50, learning_key=None)
+    theirs = outcome(
+        atlas_assess, current, baseline, threshold=threshold, min_baseline=min_baseline, window=50, learning_key=None
+    )
     if theirs[0] == "raised":
         assert ours[0] == "raised"
     else:
@@ -164,9 +230,13 @@ def test_assess_drift_matches_atlas_on_hand_made_baselines(baseline: dict[str, A
 
 
 def test_baseline_known_values() -> None:
-    baseline = reward_baseline([{"score": 0.5, "uncertainty_mean": 0.1, "best_uncertainty": 0.05},
-                                {"score": 0.7, "uncertainty_mean": 0.2},
-                                {"score": 0.9, "min_uncertainty": 0.15}])
+    baseline = reward_baseline(
+        [
+            {"score": 0.5, "uncertainty_mean": 0.1, "best_uncertainty": 0.05},
+            {"score": 0.7, "uncertainty_mean": 0.2},
+            {"score": 0.9, "min_uncertainty": 0.15},
+        ]
+    )
     assert baseline["sample_count"] == 3
     assert baseline["score_mean"] == pytest.approx(0.7)
     assert baseline["score_median"] == pytest.approx(0.7)

@@ -80,8 +80,7 @@ def test_frequency_tables_give_the_same_answers_as_raw_lists() -> None:
     assert table.variance == pytest.approx(float(np.var(raw, ddof=1)))
     other = [round(x, 2) for x in beta(rng, 0.75, 0.13, 200)]
     for method in ("welch", "mann-whitney", "bootstrap"):
-        assert compare(other, table, method=method).p_value == pytest.approx(
-            compare(other, raw, method=method).p_value)
+        assert compare(other, table, method=method).p_value == pytest.approx(compare(other, raw, method=method).p_value)
 
 
 # ---------------------------------------------------------------------------------------- three-way outcomes
@@ -179,8 +178,15 @@ def test_nan_and_missing_scores_are_refused_with_a_message() -> None:
 def test_false_alarm_rate_is_near_alpha_on_identical_distributions(method: str, trials: int) -> None:
     rng = np.random.default_rng(20261125)
     fails = sum(
-        compare(beta(rng, 0.75, 0.13, 30), beta(rng, 0.75, 0.13, 30), method=method, min_effect=None,
-                n_resamples=500, seed=i).outcome is Outcome.FAIL
+        compare(
+            beta(rng, 0.75, 0.13, 30),
+            beta(rng, 0.75, 0.13, 30),
+            method=method,
+            min_effect=None,
+            n_resamples=500,
+            seed=i,
+        ).outcome
+        is Outcome.FAIL
         for i in range(trials)
     )
     rate = fails / trials
@@ -204,8 +210,7 @@ def test_holm_keeps_the_family_wise_error_rate() -> None:
     rng = np.random.default_rng(4)
     keys, trials, any_fail_raw, any_fail_holm = 5, 400, 0, 0
     for _ in range(trials):
-        results = [compare(beta(rng, 0.75, 0.13, 30), beta(rng, 0.75, 0.13, 30), min_effect=None)
-                   for _ in range(keys)]
+        results = [compare(beta(rng, 0.75, 0.13, 30), beta(rng, 0.75, 0.13, 30), min_effect=None) for _ in range(keys)]
         any_fail_raw += any(r.outcome is Outcome.FAIL for r in results)
         any_fail_holm += any(r.outcome is Outcome.FAIL for r in holm_adjust(results))
     assert any_fail_raw / trials > 0.15  # five tests at .05 each: about 1 - .95**5 = .23

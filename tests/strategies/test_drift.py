@@ -25,17 +25,23 @@ stats_documents = st.fixed_dictionaries(
 
 
 @settings(max_examples=150, deadline=None)
-@given(rows=st.lists(stats_documents, min_size=1, max_size=12), threshold=st.floats(0.0, 4.0),
-       min_baseline=st.integers(0, 8), window=st.integers(1, 60))
+@given(
+    rows=st.lists(stats_documents, min_size=1, max_size=12),
+    threshold=st.floats(0.0, 4.0),
+    min_baseline=st.integers(0, 8),
+    window=st.integers(1, 60),
+)
 def test_document_is_the_assessment_plus_message_on_alert(
     rows: list[dict[str, Any]], threshold: float, min_baseline: int, window: int
 ) -> None:
     baseline = reward_baseline(rows, window)
-    expected = assess_drift(rows[0], baseline, threshold=threshold, min_baseline=min_baseline, window=window,
-                            learning_key="k")
+    expected = assess_drift(
+        rows[0], baseline, threshold=threshold, min_baseline=min_baseline, window=window, learning_key="k"
+    )
     assert expected is not None
-    document = _drift.drift_document(rows[0], baseline, threshold=threshold, window=window,
-                                     min_baseline=min_baseline, learning_key="k")
+    document = _drift.drift_document(
+        rows[0], baseline, threshold=threshold, window=window, min_baseline=min_baseline, learning_key="k"
+    )
     if document["alert"]:
         assert document.pop("message") == f"Reward drift alert ({document['reason']})"
     else:

@@ -23,8 +23,11 @@ def schema_errors(graph: SessionGraph) -> list[str]:
     session = graph.session
     if session["metadata"] is not None:
         checks.append((session["metadata"], "session-metadata"))
-    for column, schema in (("reward", "session-reward"), ("reward_stats", "reward-stats"),
-                           ("reward_audit", "reward-audit")):
+    for column, schema in (
+        ("reward", "session-reward"),
+        ("reward_stats", "reward-stats"),
+        ("reward_audit", "reward-audit"),
+    ):
         if session[column] is not None:
             checks.append((session[column], schema))
     if graph.plan is not None:
@@ -180,25 +183,32 @@ QUIRKS = {
     "a str(datetime) caller timestamp": lambda g: " " in str(g.session["metadata"].get("requested_at", "")),
     "reward_summary {average, count}": lambda g: "average" in g.session["metadata"].get("reward_summary", {}),
     "reward_summary {score, ...}": lambda g: "score" in g.session["metadata"].get("reward_summary", {}),
-    "empty learning_history": lambda g: g.session["metadata"].get("learning_history") == {
-        "entries": [], "count": 0, "total_count": 0},
+    "empty learning_history": lambda g: (
+        g.session["metadata"].get("learning_history") == {"entries": [], "count": 0, "total_count": 0}
+    ),
     "populated learning_history": lambda g: g.session["metadata"].get("learning_history", {}).get("count", 0) > 0,
     "learning_state {metadata: {}}": lambda g: g.session["metadata"].get("learning_state") == {"metadata": {}},
-    "learning_state.updated_at with a space": lambda g: " " in g.session["metadata"].get(
-        "learning_state", {}).get("updated_at", ""),
-    "stale review_status": lambda g: g.session["metadata"].get("review_status") not in (
-        None, g.session["review_status"]),
+    "learning_state.updated_at with a space": lambda g: (
+        " " in g.session["metadata"].get("learning_state", {}).get("updated_at", "")
+    ),
+    "stale review_status": lambda g: (
+        g.session["metadata"].get("review_status") not in (None, g.session["review_status"])
+    ),
     "legacy escalate": lambda g: g.session["metadata"].get("execution_mode") == "escalate",
     "stepwise multi-step plan": lambda g: g.plan is not None and len(g.plan["steps"]) > 1,
-    "orphan LLM_START": lambda g: [r["event"]["payload"]["event_type"] for r in g.trajectory_events].count(
-        "LLM_START") > [r["event"]["payload"]["event_type"] for r in g.trajectory_events].count("LLM_END"),
+    "orphan LLM_START": lambda g: (
+        [r["event"]["payload"]["event_type"] for r in g.trajectory_events].count("LLM_START")
+        > [r["event"]["payload"]["event_type"] for r in g.trajectory_events].count("LLM_END")
+    ),
     "escalated reward": lambda g: bool(g.session["reward"]) and g.session["reward"]["judges"][0]["escalated"],
     "failed tier-1 call": lambda g: any("error" in e for e in g.session["reward_audit"] or []),
     "drift alert": lambda g: bool(g.session["metadata"].get("drift_alert")),
     "insufficient baseline": lambda g: g.session["metadata"].get("drift", {}).get("reason") == "insufficient_baseline",
     "auto-approved": lambda g: g.session["metadata"].get("review_notes") == "Auto-approved (review gating disabled).",
     "NULL step metadata": lambda g: any(row["metadata"] is None for row in g.step_results),
-    "mock raw_response": lambda g: any(e.get("raw_response") == {"mock": True} for e in g.session["reward_audit"] or []),
+    "mock raw_response": lambda g: any(
+        e.get("raw_response") == {"mock": True} for e in g.session["reward_audit"] or []
+    ),
 }
 
 
@@ -232,8 +242,10 @@ def first_example(strategy: Any, predicate: Any) -> Any:
 
 
 def test_timestamps_in_all_three_formats() -> None:
-    graph = first_example(session_graphs(status="succeeded"),
-                          lambda g: g.session["reward_stats"] is not None and g.trajectory_events != [])
+    graph = first_example(
+        session_graphs(status="succeeded"),
+        lambda g: g.session["reward_stats"] is not None and g.trajectory_events != [],
+    )
     iso = graph.session["reward_stats"]["timestamp"]
     assert "T" in iso and iso.endswith("+00:00")
     assert isinstance(graph.trajectory_events[0]["event"]["payload"]["event_timestamp"], float)

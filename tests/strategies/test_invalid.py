@@ -41,8 +41,13 @@ def test_near_misses_break_exactly_their_rule(schema: str) -> None:
     [(schema, mutation.rule) for schema, mutations in sorted(MUTATIONS.items()) for mutation in mutations],
 )
 def test_each_rule_can_be_pinned(schema: str, rule: str) -> None:
-    @settings(max_examples=8, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+    @settings(
+        max_examples=8,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+    )
     @given(case=invalid(schema, rule=rule))
     def check(case: Invalid) -> None:
         assert case.rule == rule

@@ -52,8 +52,11 @@ def check_graphs(history: RewardHistory) -> None:
         assert metadata["drift"]["alert"] is history.alerts[index] is metadata["drift_alert"]
         assert metadata["drift"]["reason"] == history.reasons[index]
         assert session["review_status"] == ("pending" if history.alerts[index] else "approved")
-        for document, schema in ((metadata, "session-metadata"), (session["reward_stats"], "reward-stats"),
-                                 (metadata["drift"], "drift")):
+        for document, schema in (
+            (metadata, "session-metadata"),
+            (session["reward_stats"], "reward-stats"),
+            (metadata["drift"], "drift"),
+        ):
             assert [v.format() for v in iter_errors(document, schema)] == []
 
 
@@ -74,9 +77,14 @@ def test_drift_documents_match_the_stats_module(scenario: str) -> None:
     for graph in history.graphs:
         stats_so_far.insert(0, graph.session["reward_stats"])  # newest first, itself included
         baseline = reward_baseline(stats_so_far, window=history.window)
-        expected = assess_drift(graph.session["reward_stats"], baseline, threshold=history.z_threshold,
-                                min_baseline=history.min_baseline, window=history.window,
-                                learning_key=history.learning_key)
+        expected = assess_drift(
+            graph.session["reward_stats"],
+            baseline,
+            threshold=history.z_threshold,
+            min_baseline=history.min_baseline,
+            window=history.window,
+            learning_key=history.learning_key,
+        )
         assert expected is not None
         document = dict(graph.session["metadata"]["drift"])
         message = document.pop("message", None)
@@ -93,8 +101,7 @@ def test_scenarios_are_repeatable_and_seeds_differ() -> None:
 
 
 def test_scenario_arguments() -> None:
-    history = reward_history("step_change", sessions=25, change_at=12, learning_key="agent-7", shift=0.5,
-                             baseline=0.9)
+    history = reward_history("step_change", sessions=25, change_at=12, learning_key="agent-7", shift=0.5, baseline=0.9)
     assert history.change_at == 12 and history.learning_key == "agent-7" and history.alerts[12]
     assert max(history.after) < 0.5 < min(history.before)
 
@@ -134,18 +141,21 @@ async def _atlas_assessments(dsn: str, conn: psycopg.Connection[Any], history: R
     from atlas.runtime.learning.drift import RewardDriftDetector
     from atlas.runtime.storage.database import Database
 
-    database = Database(StorageConfig(database_url=dsn, apply_schema_on_connect=False,
-                                      min_connections=1, max_connections=2))
+    database = Database(
+        StorageConfig(database_url=dsn, apply_schema_on_connect=False, min_connections=1, max_connections=2)
+    )
     await database.connect()
-    detector = RewardDriftDetector(window=history.window, z_threshold=history.z_threshold,
-                                   min_baseline=history.min_baseline)
+    detector = RewardDriftDetector(
+        window=history.window, z_threshold=history.z_threshold, min_baseline=history.min_baseline
+    )
     results = []
     try:
         for graph in history.graphs:
             insert_graph(conn, graph)  # persisted before the assessment, as in Atlas
             conn.commit()
-            assessment = await detector.assess(database, learning_key=history.learning_key,
-                                               current_stats=graph.session["reward_stats"])
+            assessment = await detector.assess(
+                database, learning_key=history.learning_key, current_stats=graph.session["reward_stats"]
+            )
             results.append(assessment)
     finally:
         await database.disconnect()
@@ -161,8 +171,7 @@ def test_atlas_drift_detector_agrees(scenario: str, atlas_db: psycopg.Connection
         ours = graph.session["metadata"]["drift"]
         theirs = assessment.to_dict()
         assert (theirs["alert"], theirs["reason"]) == (ours["alert"], ours["reason"])
-        for key in ("score_delta", "score_z", "score_mad_z", "uncertainty_delta", "uncertainty_z",
-                    "uncertainty_mad_z"):
+        for key in ("score_delta", "score_z", "score_mad_z", "uncertainty_delta", "uncertainty_z", "uncertainty_mad_z"):
             assert same_number(theirs[key], ours[key]), (key, theirs[key], ours[key])
         assert theirs["baseline"].keys() == ours["baseline"].keys()
         for key, value in theirs["baseline"].items():
