@@ -44,7 +44,7 @@ from pytest_atlas import validate, iter_errors, is_valid, check_payload, load_sc
 
 warnings = validate(row_metadata, "session-metadata")  # raises PayloadError on any error
 for violation in iter_errors(payload, "reward-stats"):
-    print(violation.format())        # $.score: type: expected number, got string "0.9"
+    print(violation.format())  # $.score: type: expected number, got string "0.9"
 ```
 
 Each schema has an `$id` under `{base}`; your own schemas can `$ref` them
