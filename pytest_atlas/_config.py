@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pytest_atlas._dsn import check_dsn
+from pytest_atlas._dsn import Dsn, check_dsn
 from pytest_atlas.errors import ConfigError
 
 __all__ = [
@@ -132,12 +132,15 @@ def parse_date(raw: Any, where: str) -> date | None:
         raise ConfigError(where, raw, "expected a date as YYYY-MM-DD") from None
 
 
-def parse_dsn(raw: Any, where: str) -> str | None:
+def parse_dsn(raw: Any, where: str) -> Dsn | None:
+    """A DSN setting, held as a :class:`~pytest_atlas._dsn.Dsn` (its password never prints)."""
+    if isinstance(raw, Dsn):
+        return raw
     text = str(raw).strip()
     if not text:
         return None
     check_dsn(text, where)
-    return text
+    return Dsn(text)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -243,10 +246,21 @@ OPTIONS: tuple[Option, ...] = (
         "port",
         "--atlas-port",
         "atlas_port",
-        "TCP port for a started server on 127.0.0.1; 0 (default) picks a free one.",
+        "Listen on this TCP port of 127.0.0.1 (turns --atlas-tcp on); 0 (default) picks a free one "
+        "when --atlas-tcp is given.",
         int_parser(0, 65535),
         default=0,
         metavar="N",
+    ),
+    Option(
+        "tcp",
+        "--atlas-tcp",
+        "atlas_tcp",
+        "Let a started server also listen on 127.0.0.1 (password login, the password in a private "
+        "passfile named by every DSN). Default: a unix socket in a private folder only.",
+        parse_bool,
+        default=False,
+        flag=True,
     ),
     Option(
         "run_as",
@@ -337,7 +351,7 @@ OPTIONS: tuple[Option, ...] = (
 class AtlasSettings:
     """The effective settings of one pytest run, after CLI > environment > ini > default."""
 
-    dsn: str | None = None
+    dsn: Dsn | None = None
     pg_bin: Path | None = None
     schema: Path | None = None
     extra_sql: tuple[Path, ...] = ()
@@ -346,6 +360,7 @@ class AtlasSettings:
     cache_dir: Path | None = None
     data_dir: Path | None = None
     port: int = 0
+    tcp: bool = False
     run_as: str | None = None
     contract: bool = False
     contract_since: date | None = None

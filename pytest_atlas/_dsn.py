@@ -1,8 +1,17 @@
-"""DSNs: checking, building, redacting. A password never leaves this module unredacted in text."""
+"""DSNs: checking, building, redacting. A password never leaves this module unredacted in text.
+
+A DSN that comes from the user's settings (``--atlas-dsn``, ``--atlas-target``, ini, environment) may
+carry a password. It is held as a :class:`Dsn`: its ``repr`` and ``str`` are redacted, so it can be
+printed, compared in an assertion, shown by ``--showlocals`` or put in a report without leaking the
+secret; only :meth:`Dsn.reveal` gives the text a driver needs. The DSNs the plugin hands to tests
+(``atlas_dsn``, ``AtlasPostgres.dsn()``) carry no password at all: libpq and asyncpg read it from a
+0600 passfile named in the DSN (``passfile=...``).
+"""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import psycopg
@@ -10,7 +19,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pytest_atlas.errors import ConfigError
 
-__all__ = ["build_url", "check_dsn", "dsn_with_dbname", "redact", "redact_text"]
+__all__ = ["Dsn", "build_url", "check_dsn", "dsn_with_dbname", "passfile_line", "redact", "redact_text"]
 
 _URL_PASSWORD = re.compile(r"(?P<head>postgres(?:ql)?://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<tail>@)")
 _KW_PASSWORD = re.compile(r"(?P<head>(?<![?&])\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
@@ -28,9 +37,61 @@ def redact_text(text: str, *secrets: str | None) -> str:
     return text
 
 
-def redact(dsn: str) -> str:
+def redact(dsn: str | Dsn) -> str:
     """The DSN as it may be printed: with the password replaced by ``***``."""
+    if isinstance(dsn, Dsn):
+        return dsn.redacted
     return redact_text(dsn)
+
+
+class Dsn:
+    """A connection string from the settings whose secret does not print.
+
+    ``str()``, ``repr()`` and f-strings give the redacted form (``postgresql://app:***@db/x``);
+    :meth:`reveal` gives the full text, for the one place that connects. Two Dsn objects are equal
+    when their full texts are.
+    """
+
+    __slots__ = ("_text",)
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    def reveal(self) -> str:
+        """The full connection string, password included: pass it to a driver, never print it."""
+        return self._text
+
+    @property
+    def redacted(self) -> str:
+        return redact_text(self._text, self.password)
+
+    @property
+    def password(self) -> str | None:
+        """The password in the DSN, if it has one (for a passfile)."""
+        value = conninfo_to_dict(self._text).get("password")
+        return str(value) if value else None
+
+    def params(self) -> dict[str, str]:
+        """The libpq parameters (password included)."""
+        return {key: str(value) for key, value in conninfo_to_dict(self._text).items() if value is not None}
+
+    def __str__(self) -> str:
+        return self.redacted
+
+    def __repr__(self) -> str:
+        return f"Dsn({self.redacted!r})"
+
+    def __format__(self, spec: str) -> str:
+        return format(self.redacted, spec)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Dsn) and other._text == self._text
+
+    def __hash__(self) -> int:
+        return hash(self._text)
+
+    def __reduce__(self) -> Any:  # pickling (xdist) keeps the value; only printing redacts
+        return (Dsn, (self._text,))
 
 
 def check_dsn(dsn: str, where: str) -> dict[str, str]:
@@ -56,8 +117,18 @@ def dsn_with_dbname(dsn: str, dbname: str) -> str:
     return make_conninfo("", **params)
 
 
+def passfile_line(password: str) -> str:
+    """A line of a libpq password file that gives ``password`` to any host, port, database and user
+    (the file is private to one run and named only by that run's DSNs)."""
+    escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+    return f"*:*:*:*:{escaped}\n"
+
+
 def build_url(params: dict[str, str]) -> str:
-    """A ``postgresql://`` URL for the given libpq parameters (for asyncpg, SQLAlchemy, Atlas)."""
+    """A ``postgresql://`` URL for the given libpq parameters (for asyncpg, SQLAlchemy, Atlas).
+
+    A host that is a folder (a unix socket) goes into the query string (``?host=/path``), where
+    libpq, asyncpg and SQLAlchemy all read it."""
     params = dict(params)
     user = params.pop("user", "")
     password = params.pop("password", "")
@@ -72,11 +143,15 @@ def build_url(params: dict[str, str]) -> str:
     netloc = ""
     if host and not host.startswith("/"):
         netloc = f"[{host}]" if ":" in host else host
+        if port:
+            netloc += f":{port}"
     elif host:
         params["host"] = host
-    if port:
-        netloc += f":{port}"
+        if port:
+            params["port"] = port
+    elif port:
+        netloc = f":{port}"
     url = f"postgresql://{userinfo}{netloc}/{quote(dbname, safe='')}"
     if params:
-        url += "?" + urlencode(sorted(params.items()))
+        url += "?" + urlencode(sorted(params.items()), safe="/")
     return url

@@ -28,6 +28,7 @@ __all__ = [
     "PayloadError",
     "ProvisioningError",
     "SchemaLoadError",
+    "ServerUnavailable",
 ]
 
 
@@ -73,6 +74,12 @@ class InvalidArgument(AtlasError, TypeError):
 class ProvisioningError(AtlasError):
     """No usable PostgreSQL server: binaries missing, a server that would not start, a DSN that
     cannot be reached, a role without the rights the plugin needs."""
+
+
+class ServerUnavailable(ProvisioningError):
+    """A fault that may pass: the server is restarting or recovering, a connection was cut, it was
+    retried for a while without success. Reported to the tests that waited, and tried again for
+    the next ones (never remembered for the rest of the run)."""
 
 
 class SchemaLoadError(ProvisioningError):

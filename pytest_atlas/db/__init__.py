@@ -1,12 +1,14 @@
-"""PostgreSQL for tests: finding binaries, starting (cached, root-safe) or attaching to a server,
-templates and per-test clones. The public names are re-exported from :mod:`pytest_atlas`."""
+"""PostgreSQL for tests: finding binaries, starting (cached, root-safe, private) or attaching to a
+server, templates and per-test clones. The public names are re-exported from :mod:`pytest_atlas`."""
 
 from __future__ import annotations
 
 from pytest_atlas._dsn import redact
 from pytest_atlas.db._clones import ClonePool, DatabaseManager
+from pytest_atlas.db._external import attach_server
 from pytest_atlas.db._isolation import rollback
-from pytest_atlas.db._server import AtlasPostgres, ServerPlan, attach_server, plan_server, start_server
+from pytest_atlas.db._postgres import AtlasPostgres
+from pytest_atlas.db._server import ServerPlan, plan_server, start_server
 
 __all__ = [
     "AtlasPostgres",

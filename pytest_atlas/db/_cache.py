@@ -2,36 +2,77 @@
 
 An entry is a stopped (cleanly shut down) cluster whose ``atlas_template`` database already holds
 the schema. Its key covers everything that shapes the files: the cache format, the PostgreSQL
-version and binaries, the initdb arguments and server settings, and the content of ``schema.sql``
-and every extra SQL file. Any change makes a new key, so a stale entry is never used.
+version and binaries, the initdb arguments, and the content of ``schema.sql`` and every extra SQL
+file. Any change makes a new key, so a stale entry is never used.
 
-A cache hit copies the entry (``cp -a``, reflinks where the file system has them) instead of
-running initdb and loading the schema. Entries are written to a temporary folder and renamed into
-place, under a file lock, so concurrent runs and xdist workers build each entry once.
+Ownership: the cache belongs to the invoking user (folders 0700) and the server account can
+neither read nor change it. A stopped cluster is stored by copying only its folders and regular
+files, through descriptors, never through a link (:func:`~._fs.copy_regular_tree`): nothing the
+server account planted in its data folder travels into the cache. A hit copies the entry into the
+run folder (``cp -a``, reflinks where the file system has them) and then hands the copy to the
+server account.
+
+Damage: each entry carries a manifest (size and CRC-32 of every file) written when it is stored.
+Every hit compares the copy's files and sizes with it; the CRCs are checked whenever an entry is
+read from the persistent tier (which is when a disk or a crash could have damaged it), in a thread
+while the copy runs. A damaged entry is evicted and rebuilt, and the report header says so. The
+clusters are initialised with data page checksums, so a page damaged in place is reported by
+PostgreSQL, not silently read.
+
+Concurrency and clean-up: one lock file per key (``<key>.lock``, an ``flock``): lookups and copies
+hold it shared, builds and evictions exclusive, so concurrent runs and xdist workers build an entry
+once and never remove one that is being copied. Entries are written to ``.<key>.<token>.tmp`` and
+renamed into place; a run killed while storing leaves that folder behind, and the next run removes
+it once it can take the key's lock (its owner is then gone).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_atlas.db._binaries import PgInstall
+from pytest_atlas.db._fs import (
+    FileLock,
+    FileRecord,
+    UnsafePathError,
+    copy_regular_tree,
+    create_private_file,
+    digest_file,
+    ensure_dir,
+    locked,
+    remove_tree,
+)
 
-__all__ = ["CACHE_FORMAT", "ClusterCache", "copy_tree", "default_cache_dir", "is_tmpfs", "prune_tiers"]
+__all__ = [
+    "CACHE_FORMAT",
+    "CacheEntry",
+    "CacheUnavailable",
+    "ClusterCache",
+    "DamagedEntry",
+    "copy_tree",
+    "default_cache_dir",
+    "is_tmpfs",
+    "prune_tiers",
+]
 
 #: bump when the layout of an entry or the way clusters are initialised changes
-CACHE_FORMAT = "3"
-#: entries kept (least recently used ones beyond this are removed); each is ~30 MB
+CACHE_FORMAT = "4"
+#: entries kept (least recently used ones beyond this are removed); each is ~35 MB
 MAX_ENTRIES = 6
 _MARKER = "atlas-cache.json"
+#: files of a stopped cluster that are not part of an entry
+_NOT_CACHED = frozenset({"postmaster.pid", "postmaster.opts"})
 
 
 def default_cache_dir() -> Path:
@@ -59,61 +100,79 @@ def is_tmpfs(path: Path) -> bool:
 
 
 def copy_tree(src: Path, dst: Path) -> None:
-    """Copy a cluster folder preserving owners and modes (GNU cp when present: ~1.5x copytree)."""
+    """Copy a folder tree of ours into the new path ``dst``, keeping modes (GNU cp when present:
+    ~1.5x copytree; links are copied as links, never followed)."""
     cp = shutil.which("cp")
     if cp is not None:
         result = subprocess.run(
-            [cp, "-a", "--reflink=auto", str(src), str(dst)], capture_output=True, text=True, check=False
+            [cp, "-a", "--reflink=auto", "--no-dereference", str(src), str(dst)],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode == 0:
             return
-        shutil.rmtree(dst, ignore_errors=True)
+        remove_tree(dst)
+        detail = (result.stderr or "").strip().splitlines()
+        raise OSError(f"cp -a {src} {dst} failed: {detail[-1] if detail else result.returncode}")
     shutil.copytree(src, dst, symlinks=True)
-    st = src.stat()
-    with contextlib.suppress(PermissionError):
-        for root, dirs, files in os.walk(dst):
-            for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
-                os.lchown(name, st.st_uid, st.st_gid)
-
-
-def prune_tiers(folder: Path, *, keep: str, max_tiers: int = 3) -> None:
-    """Keep the ``max_tiers`` most recently used hot tiers under ``folder`` (one per persistent cache
-    folder that was used), and ``keep``; remove the others."""
-    tiers: list[tuple[float, Path]] = []
-    for tier in folder.glob("*"):
-        if tier.is_dir() and tier.name != keep:
-            used = [marker.stat().st_mtime for marker in tier.glob(f"*/{_MARKER}")]
-            tiers.append((max(used, default=0.0), tier))
-    tiers.sort(reverse=True)
-    for _used, tier in tiers[max(max_tiers - 1, 0) :]:
-        shutil.rmtree(tier, ignore_errors=True)
 
 
 class CacheUnavailable(Exception):
-    """The cache folder cannot be used (not writable); the run goes on without a cache."""
+    """The cache folder cannot be used (not writable, or unsafe); the run goes on without a cache."""
+
+
+class DamagedEntry(Exception):
+    """A cache entry does not match its manifest (a file missing, truncated or changed)."""
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A complete entry: its cluster folder and manifest."""
+
+    key: str
+    pgdata: Path
+    manifest: dict[str, FileRecord]
+    #: True when the entry is on the persistent tier (its CRCs are checked when it is read)
+    persistent: bool
 
 
 class ClusterCache:
     """Entries under ``root``: ``<key>/pgdata`` plus ``<key>/atlas-cache.json`` (written last).
 
     ``hot`` is an optional second cache on a tmpfs (next to the servers' data): an entry found only
-    in ``root`` is copied there once, and later runs copy from memory (~40 ms instead of 60-100 ms
-    from the disk's page cache). ``root`` stays the persistent tier that survives reboots.
+    in ``root`` is copied there once (after its CRCs are checked), and later runs copy from memory
+    (~40 ms instead of 60-100 ms from the disk's page cache). ``root`` stays the persistent tier
+    that survives reboots.
     """
 
-    def __init__(self, root: Path, *, max_entries: int = 0, hot: ClusterCache | None = None) -> None:
+    def __init__(
+        self, root: Path, *, max_entries: int = 0, hot: ClusterCache | None = None, persistent: bool = True
+    ) -> None:
         self.root = root
         self.max_entries = max_entries or MAX_ENTRIES
         self.hot = hot
+        if hot is not None:
+            hot.persistent = False
+        self.persistent = persistent
+        self._made = False
+        #: what clean-up found (stale temporary folders removed), for the header
+        self.cleaned: list[str] = []
 
-    def check_writable(self) -> None:
+    def prepare(self) -> None:
+        """Create and check the cache folder (ours, 0700, no link, not writable by others), check
+        that it is writable, and remove what interrupted stores left. CacheUnavailable says why not."""
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / f".probe-{os.getpid()}"
-            probe.write_bytes(b"")
+            ensure_dir(self.root, 0o700, parents=True, parent_mode=0o700)
+            self._made = True
+            probe = self.root / f".probe-{secrets.token_hex(4)}"
+            create_private_file(probe)
             probe.unlink()
+        except UnsafePathError as exc:
+            raise CacheUnavailable(f"cache folder refused: {exc.problem} ({exc.hint})") from None
         except OSError as exc:
             raise CacheUnavailable(f"cache folder {self.root} is not writable ({exc.strerror or exc})") from None
+        self.cleaned = self.reap_temporary()
 
     @staticmethod
     def key(install: PgInstall, settings_text: str, schema_fingerprint: str) -> str:
@@ -123,85 +182,258 @@ class ClusterCache:
             digest.update(b"\0")
         return f"pg{install.version}-{digest.hexdigest()[:20]}"
 
-    @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        """Hold an exclusive lock on one key while it is looked up or built."""
-        with open(self.root / f"{key}.lock", "a+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _lock_path(self, key: str) -> Path:
+        return self.root / f"{key}.lock"
 
-    def lookup(self, key: str) -> Path | None:
-        """The ``pgdata`` folder of a complete entry for ``key`` (from the hot tier when it has or
-        can take one), or None."""
+    @contextlib.contextmanager
+    def lock(self, key: str, *, shared: bool = False) -> Iterator[None]:
+        """Hold the lock of one key: shared to look up and copy, exclusive to build or evict."""
+        if not self._made:
+            ensure_dir(self.root, 0o700, parents=True, parent_mode=0o700)
+            self._made = True
+        with locked(self._lock_path(key), shared=shared):
+            yield
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def lookup(self, key: str) -> CacheEntry | None:
+        """The complete entry for ``key`` (from the hot tier when it has or can take one), or None.
+        Call with the key's lock held. A damaged entry raises DamagedEntry."""
         if self.hot is not None:
-            found = self.hot.lookup(key)
+            with self.hot.lock(key, shared=True):
+                found = self.hot._lookup(key)
             if found is not None:
                 return found
         found = self._lookup(key)
         if found is not None and self.hot is not None:
-            with contextlib.suppress(OSError):
-                self.hot.store(key, found)
-                return self.hot._lookup(key) or found
+            with contextlib.suppress(OSError, DamagedEntry, UnsafePathError):
+                verify_digests(found)  # the disk copy is read anyway: check it before it spreads
+                with self.hot.lock(key):
+                    self.hot._store_entry(found)
+                    promoted = self.hot._lookup(key)
+                if promoted is not None:
+                    return promoted  # its CRCs were checked just now
         return found
 
-    def _lookup(self, key: str) -> Path | None:
+    def _lookup(self, key: str) -> CacheEntry | None:
         entry = self.root / key
         try:
             marker = json.loads((entry / _MARKER).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         pgdata = entry / "pgdata"
-        if marker.get("key") != key or not (pgdata / "PG_VERSION").is_file():
+        if not isinstance(marker, dict) or marker.get("key") != key or not isinstance(marker.get("files"), dict):
             return None
+        manifest = {name: FileRecord(int(size), int(crc)) for name, (size, crc) in marker["files"].items()}
         with contextlib.suppress(OSError):
             os.utime(entry / _MARKER)  # last use, for pruning
-        return pgdata
+        return CacheEntry(key, pgdata, manifest, self.persistent)
 
-    def store(self, key: str, pgdata: Path) -> None:
-        """Copy a stopped cluster into the cache as the entry for ``key``."""
-        tmp = self.root / f".{key}.{os.getpid()}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
+    def check(self, key: str) -> tuple[bool, str | None]:
+        """Whether there is an entry for ``key``, and why the one a hit would copy is damaged
+        (sizes only: cheap enough for the report header), or None when it is complete."""
+        for tier in (self.hot, self):
+            if tier is None:
+                continue
+            with tier.lock(key, shared=True):
+                found = tier._lookup(key)
+                if found is None:
+                    continue
+                try:
+                    verify_sizes(found.manifest, found.pgdata)
+                except DamagedEntry as exc:
+                    return True, str(exc)
+                return True, None
+        return False, None
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def store(self, key: str, pgdata: Path, *, owner: int) -> None:
+        """Copy the stopped cluster ``pgdata`` (whose files belong to uid ``owner``) into the cache as
+        the entry for ``key``, with its manifest. Call with the key's exclusive lock held."""
+        tmp = self.root / f".{key}.{secrets.token_hex(4)}.tmp"
+        os.mkdir(tmp, 0o700)
         try:
-            copy_tree(pgdata, tmp / "pgdata")
-            with contextlib.suppress(FileNotFoundError):
-                (tmp / "pgdata" / "postmaster.pid").unlink()
-            (tmp / _MARKER).write_text(json.dumps({"key": key, "created": time.time()}), encoding="utf-8")
+            records = copy_regular_tree(pgdata, tmp / "pgdata", owner=owner, skip=_NOT_CACHED)
+            _write_marker(tmp, key, records)
             self._evict(key)
-            tmp.rename(self.root / key)
+            os.rename(tmp, self.root / key)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_tree(tmp)
         self.prune(keep=key)
         if self.hot is not None:
-            with contextlib.suppress(OSError):
-                self.hot.store(key, pgdata)
+            stored = self._lookup(key)
+            if stored is not None:
+                with contextlib.suppress(OSError), self.hot.lock(key):
+                    self.hot._store_entry(stored)
+
+    def _store_entry(self, entry: CacheEntry) -> None:
+        """Copy a complete entry of another tier (ours, already checked) into this one."""
+        ensure_dir(self.root, 0o700, parents=True, parent_mode=0o700)
+        tmp = self.root / f".{entry.key}.{secrets.token_hex(4)}.tmp"
+        os.mkdir(tmp, 0o700)
+        try:
+            copy_tree(entry.pgdata, tmp / "pgdata")
+            _write_marker(tmp, entry.key, entry.manifest)
+            self._evict(entry.key)
+            os.rename(tmp, self.root / entry.key)
+        finally:
+            remove_tree(tmp)
+        self.prune(keep=entry.key)
 
     def prune(self, *, keep: str) -> None:
-        """Remove the least recently used entries beyond ``max_entries`` (never ``keep``)."""
+        """Remove the least recently used entries beyond ``max_entries`` (never ``keep``, never one
+        another run is using: its lock must be free)."""
         entries: list[tuple[float, str]] = []
         for marker in self.root.glob(f"*/{_MARKER}"):
             with contextlib.suppress(OSError):
                 entries.append((marker.stat().st_mtime, marker.parent.name))
         entries.sort(reverse=True)
         for _mtime, name in entries[self.max_entries :]:
-            if name != keep:
+            if name == keep:
+                continue
+            lock = FileLock.acquire(self._lock_path(name), blocking=False)
+            if lock is None:
+                continue
+            try:
                 self._evict(name)
+                self._lock_path(name).unlink()
+            finally:
+                lock.release()
 
     def evict(self, key: str) -> None:
-        """Remove the entry for ``key`` from both tiers (a corrupted one, before rebuilding it)."""
+        """Remove the entry for ``key`` from both tiers (a damaged one, before rebuilding it). Call
+        with the key's exclusive lock held."""
         if self.hot is not None:
-            self.hot.evict(key)
+            with self.hot.lock(key):
+                self.hot._evict(key)
         self._evict(key)
 
     def _evict(self, key: str) -> None:
         entry = self.root / key
-        if entry.exists():
-            trash = self.root / f".{key}.{os.getpid()}.trash"
-            with contextlib.suppress(OSError):
-                entry.rename(trash)
-                entry = trash
-            shutil.rmtree(entry, ignore_errors=True)
+        if os.path.lexists(entry):
+            trash = self.root / f".{key}.{secrets.token_hex(4)}.trash"
+            try:
+                os.rename(entry, trash)
+            except OSError:
+                trash = entry
+            remove_tree(trash)
+
+    def remove_all(self) -> bool:
+        """Remove this whole cache folder if no run is using any of its entries (an old hot tier)."""
+        locks: list[FileLock] = []
+        try:
+            for lock_path in self.root.glob("*.lock"):
+                lock = FileLock.acquire(lock_path, blocking=False)
+                if lock is None:
+                    return False
+                locks.append(lock)
+            remove_tree(self.root)
+            return True
+        finally:
+            for lock in locks:
+                lock.release()
+
+    def reap_temporary(self) -> list[str]:
+        """Remove temporary and trash folders of stores and evictions whose run is gone (the key's
+        lock is free), and lock files of keys that have no entry any more."""
+        removed: list[str] = []
+        try:
+            names = os.listdir(self.root)
+        except OSError:
+            return removed
+        for name in names:
+            path = self.root / name
+            if name.startswith(".") and name.endswith((".tmp", ".trash")) and name.count(".") >= 3:
+                key = name[1:].rsplit(".", 2)[0]
+                lock = FileLock.acquire(self._lock_path(key), blocking=False)
+                if lock is None:
+                    continue  # a store or an eviction of that key is running
+                try:
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        remove_tree(path)
+                        removed.append(str(path))
+                finally:
+                    lock.release()
+            elif name.endswith(".lock") and not os.path.lexists(self.root / name[: -len(".lock")]):
+                lock = FileLock.acquire(path, blocking=False, create=False)
+                if lock is None:
+                    continue
+                try:
+                    path.unlink()
+                finally:
+                    lock.release()
+        return removed
+
+
+def _write_marker(folder: Path, key: str, records: dict[str, FileRecord]) -> None:
+    files = {name: [record.size, record.crc] for name, record in sorted(records.items())}
+    marker = {"key": key, "created": time.time(), "files": files}
+    create_private_file(folder / _MARKER, json.dumps(marker).encode("utf-8"))
+
+
+def verify_sizes(manifest: dict[str, FileRecord], pgdata: Path) -> None:
+    """Raise DamagedEntry unless ``pgdata`` holds exactly the manifest's files, with their sizes."""
+    found: dict[str, int] = {}
+    root = str(pgdata)
+    for folder, _dirs, files in os.walk(pgdata):
+        rel = folder[len(root) + 1 :]
+        for name in files:
+            path = os.path.join(folder, name)
+            found[f"{rel}/{name}" if rel else name] = os.lstat(path).st_size
+    missing = sorted(set(manifest) - set(found))
+    if missing:
+        raise DamagedEntry(f"{pgdata / missing[0]} is missing ({len(missing)} file(s) missing)")
+    extra = sorted(set(found) - set(manifest))
+    if extra:
+        raise DamagedEntry(f"{pgdata / extra[0]} is not in the entry's manifest")
+    for name, record in manifest.items():
+        if found[name] != record.size:
+            raise DamagedEntry(f"{pgdata / name} has {found[name]} bytes, the manifest says {record.size}")
+
+
+def verify_digests(entry: CacheEntry) -> None:
+    """Raise DamagedEntry unless every file of the entry has the size and CRC-32 of its manifest."""
+    verify_sizes(entry.manifest, entry.pgdata)
+    for name, record in entry.manifest.items():
+        actual = digest_file(entry.pgdata / name)
+        if actual != record:
+            raise DamagedEntry(f"{entry.pgdata / name} has changed since it was cached (CRC-32 differs)")
+
+
+def copy_entry(entry: CacheEntry, dst: Path) -> None:
+    """Copy an entry into the new folder ``dst`` and check the copy against the manifest (sizes;
+    CRCs too for an entry of the persistent tier, checked on the source while ``cp`` runs)."""
+    failure: list[BaseException] = []
+    checker: threading.Thread | None = None
+    if entry.persistent:
+
+        def check() -> None:
+            try:
+                verify_digests(entry)
+            except (DamagedEntry, OSError) as exc:
+                failure.append(exc)
+
+        checker = threading.Thread(target=check, name="pytest-atlas cache check", daemon=True)
+        checker.start()
+    try:
+        copy_tree(entry.pgdata, dst)
+        verify_sizes(entry.manifest, dst)
+    finally:
+        if checker is not None:
+            checker.join()
+    if failure:
+        raise DamagedEntry(str(failure[0]))
+
+
+def prune_tiers(folder: Path, *, keep: str, max_tiers: int = 3) -> None:
+    """Keep the ``max_tiers`` most recently used hot tiers under ``folder`` (one per persistent cache
+    folder that was used), and ``keep``; remove the others (those no run is using)."""
+    tiers: list[tuple[float, Path]] = []
+    for tier in folder.glob("*"):
+        if tier.is_dir() and not tier.is_symlink() and tier.name != keep:
+            used = [marker.stat().st_mtime for marker in tier.glob(f"*/{_MARKER}")]
+            tiers.append((max(used, default=0.0), tier))
+    tiers.sort(reverse=True)
+    for _used, tier in tiers[max(max_tiers - 1, 0) :]:
+        ClusterCache(tier).remove_all()

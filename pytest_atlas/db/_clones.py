@@ -5,6 +5,14 @@ pytest-postgresql's janitor clones and drops synchronously inside each test's se
 ready (``CREATE DATABASE ... TEMPLATE ... STRATEGY FILE_COPY`` on PostgreSQL 15+, the faster of the
 two strategies) and drops used databases while the next test runs, so a test only waits for a
 clone when tests come faster than the server can copy.
+
+Faults: the worker survives what passes. A killed backend, a server restarting or recovering after
+a crashed backend, a template briefly in use: it reconnects and tries again with a bounded backoff
+(:class:`~._connect.Backoff`). Tests waiting meanwhile get the fault only once the streak has
+lasted its budget, and the worker keeps trying, so the first success clears it again. A drop that
+fails is tried again later and, after a few attempts, left (one line in the summary; a started
+server is removed as a whole anyway). Only a fault that stays (the template is missing, the role
+lacks a right, the server process is gone) stops the pool, with the real cause in the message.
 """
 
 from __future__ import annotations
@@ -18,8 +26,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pytest_atlas.db._server import AtlasPostgres, _label, create_template, drop_database
-from pytest_atlas.errors import AtlasError, ProvisioningError
+from pytest_atlas.db._connect import Backoff, is_transient, one_line
+from pytest_atlas.db._postgres import AtlasPostgres, create_template, drop_database, label_kept
+from pytest_atlas.errors import AtlasError, ProvisioningError, ServerUnavailable
 from pytest_atlas.schema import SqlSource, fingerprint
 
 __all__ = ["ClonePool", "DatabaseManager"]
@@ -27,6 +36,12 @@ __all__ = ["ClonePool", "DatabaseManager"]
 _WAIT_TIMEOUT = 300.0
 #: used databases waiting to be dropped before the worker drops one ahead of the next clone
 _MAX_PENDING_DROPS = 4
+#: attempts at dropping one database before it is left to the end of the run
+_DROP_ATTEMPTS = 5
+#: how long a streak of faults that pass may last before waiting tests are told (later streaks:
+#: the shorter one, until a success)
+_FIRST_BUDGET = 30.0
+_LATER_BUDGET = 3.0
 
 
 class ClonePool:
@@ -41,12 +56,16 @@ class ClonePool:
         self.ahead = ahead
         self.keep = keep
         self.kept: list[str] = []
+        #: one line per thing the worker could not do (databases it had to leave), for the summary
+        self.notes: list[str] = []
         self._names = (f"{prefix}{n:04d}" for n in itertools.count(1))
         self._ready: deque[str] = deque()
-        self._drops: deque[str] = deque()
+        self._drops: deque[tuple[str, int]] = deque()
         self._waiting = 0
         self._stopping = False
-        self._error: BaseException | None = None
+        self._error: AtlasError | None = None
+        self._fatal = False
+        self._backoff = Backoff(_FIRST_BUDGET)
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._work, name=f"pytest-atlas clones of {template}", daemon=True)
         self._thread.start()
@@ -61,13 +80,13 @@ class ClonePool:
             try:
                 while not self._ready:
                     if self._error is not None:
-                        raise self._as_error(self._error)
+                        raise self._error
                     if not self._thread.is_alive():
                         raise ProvisioningError("the database cloning thread has stopped")
                     if not self._cond.wait(timeout=_WAIT_TIMEOUT):
-                        raise ProvisioningError(
+                        raise ServerUnavailable(
                             f"no clone of {self.template} became ready within {_WAIT_TIMEOUT:.0f} s",
-                            hint="the server may be overloaded or out of disk space; see its log",
+                            hint="the server may be overloaded; see its log, or reduce parallel workers (-n)",
                         )
                 name = self._ready.popleft()
             finally:
@@ -81,7 +100,7 @@ class ClonePool:
             self.kept.append(name)
             return
         with self._cond:
-            self._drops.append(name)
+            self._drops.append((name, 0))
             self._cond.notify_all()
 
     def close(self, *, drop: bool = True) -> None:
@@ -92,41 +111,59 @@ class ClonePool:
         self._thread.join(timeout=60)
         if not drop:
             return
-        leftovers = [*self._ready, *self._drops]
+        leftovers = [*self._ready, *(name for name, _ in self._drops)]
         self._ready.clear()
         self._drops.clear()
         if leftovers:
-            with self.server.connect(autocommit=True) as admin:
+            with self.server.admin_connect(autocommit=True) as admin:
                 for name in leftovers:
-                    drop_database(admin, name, self.server.version_num)
+                    try:
+                        drop_database(admin, name, self.server.version_num)
+                    except psycopg.Error as exc:
+                        self.notes.append(f"could not drop {name}: {one_line(exc)}")
 
     # -- the worker thread ---------------------------------------------------------------------------
 
     def _work(self) -> None:
+        admin: psycopg.Connection[Any] | None = None
         try:
-            with self.server.connect(autocommit=True) as admin:
-                while True:
-                    with self._cond:
-                        while not self._stopping and not self._task_due():
-                            self._cond.wait()
-                        if self._stopping:
-                            return
-                        wanted = self._waiting > 0 or len(self._ready) < self.ahead
-                        # creating comes first, but used databases may not pile up (disk space)
-                        create = wanted and len(self._drops) < _MAX_PENDING_DROPS
-                        victim = None if create else self._drops.popleft()
+            while True:
+                with self._cond:
+                    while not self._stopping and not self._task_due():
+                        self._cond.wait()
+                    if self._stopping:
+                        return
+                    wanted = self._waiting > 0 or len(self._ready) < self.ahead
+                    # creating comes first, but used databases may not pile up (disk space)
+                    create = wanted and len(self._drops) < _MAX_PENDING_DROPS
+                    victim = None if create else self._drops.popleft()
+                name: str | None = None
+                try:
+                    if admin is None or admin.closed or admin.broken:
+                        admin = self.server.admin_connect(autocommit=True, retry_for=0)
                     if create:
                         name = next(self._names)
                         self._clone(admin, name)
                         with self._cond:
                             self._ready.append(name)
-                            self._cond.notify_all()
                     elif victim is not None:
-                        drop_database(admin, victim, self.server.version_num)
-        except BaseException as exc:  # handed to the test that waits for a clone
-            with self._cond:
-                self._error = exc
-                self._cond.notify_all()
+                        self._drop(admin, *victim)
+                    self._succeeded()
+                except (psycopg.Error, ProvisioningError) as exc:
+                    if admin is not None:
+                        admin.close()
+                    admin = None
+                    if name is not None:
+                        # the clone may exist (the fault came after CREATE): drop it later
+                        with self._cond:
+                            self._drops.append((name, 0))
+                    if not self._survive(exc):
+                        return
+        except BaseException as exc:  # a bug: handed to the tests that wait
+            self._publish(ProvisioningError(f"the database cloning thread failed: {one_line(exc)}"), fatal=True)
+        finally:
+            if admin is not None:
+                admin.close()
 
     def _task_due(self) -> bool:
         return self._waiting > 0 or len(self._ready) < self.ahead or bool(self._drops)
@@ -136,16 +173,85 @@ class ClonePool:
         if self.server.version_num >= 150000:
             query = sql.SQL("{} STRATEGY FILE_COPY").format(query)
         admin.execute(query)
-        _label(admin, self.server, name, keep=self.keep)
+        label_kept(admin, self.server, name, keep=self.keep)
 
-    def _as_error(self, exc: BaseException) -> AtlasError:
-        if isinstance(exc, AtlasError):
-            return exc
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return ProvisioningError(
-            f"could not create a test database from {self.template} on {self.server.redacted_dsn()}: {message}",
-            hint="see the server log; free disk space or reduce parallel workers (-n)",
+    def _drop(self, admin: psycopg.Connection[Any], name: str, attempts: int) -> None:
+        try:
+            drop_database(admin, name, self.server.version_num)
+        except psycopg.Error as exc:
+            if attempts + 1 >= _DROP_ATTEMPTS or not is_transient(exc):
+                self.notes.append(f"left {name} in place (could not drop it: {one_line(exc)})")
+                if admin.broken:
+                    raise
+                return
+            with self._cond:
+                self._drops.append((name, attempts + 1))  # later, behind the others
+            raise
+
+    def _succeeded(self) -> None:
+        with self._cond:
+            if self._error is not None and not self._fatal:
+                self._error = None
+            self._backoff.reset()
+            self._backoff.budget = _FIRST_BUDGET
+            self._cond.notify_all()
+
+    def _survive(self, exc: BaseException) -> bool:
+        """After a failed task: True to go on (after a pause), False when the fault stays."""
+        # a fault of the connection itself (reconnecting failed, a cut connection) passes as long as
+        # the server process is there; a fault in a statement passes only if its kind does
+        cut = isinstance(exc, ServerUnavailable) or (
+            isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) is None
         )
+        cut = cut or (isinstance(exc, ProvisioningError) and exc.problem.startswith("cannot reach"))
+        if not self.server.alive() or not (cut or is_transient(exc)):
+            self._publish(self._as_error(exc), fatal=True)
+            return False
+        delay = self._backoff.next_delay()
+        if delay is None:
+            # waiting tests are told; the worker keeps trying, and the next success clears it
+            self._publish(self._as_error(exc, transient=True), fatal=False)
+            self._backoff.reset()
+            self._backoff.budget = _LATER_BUDGET
+            delay = self._backoff.cap
+        with self._cond:
+            self._cond.wait_for(lambda: self._stopping, timeout=delay)
+            return not self._stopping
+
+    def _publish(self, error: AtlasError, *, fatal: bool) -> None:
+        with self._cond:
+            self._error = error
+            self._fatal = fatal
+            self._cond.notify_all()
+
+    def _as_error(self, exc: BaseException, *, transient: bool = False) -> AtlasError:
+        where = f"on {self.server.redacted_dsn()}"
+        if not self.server.alive():
+            cluster = self.server._cluster
+            log = f"; its log says:\n{cluster.log_tail()}" if cluster is not None else ""
+            return ProvisioningError(
+                f"the test server has stopped, so no test database can be created{log}",
+                hint="see the server log; the next run starts a new server",
+            )
+        if isinstance(exc, AtlasError) and not transient:
+            return exc
+        message = one_line(exc)
+        state = getattr(exc, "sqlstate", None)
+        if state == "53100":
+            hint = "the server's disk is full: free disk space, or reduce parallel workers (-n)"
+        elif state == "3D000" or "does not exist" in message:
+            hint = "the template database is gone: something dropped it; rerun"
+        elif state == "42501":
+            hint = "the role lacks a right it needs (CREATEDB, or ownership of the template)"
+        elif transient:
+            hint = (
+                "the server kept failing (killed connections, restarting or recovering) for "
+                f"{_FIRST_BUDGET:.0f} s; see its log. Later tests try again"
+            )
+        else:
+            hint = "see the server log"
+        kind = ServerUnavailable if transient else ProvisioningError
+        return kind(f"could not create a test database from {self.template} {where}: {message}", hint=hint)
 
 
 class DatabaseManager:
@@ -166,7 +272,7 @@ class DatabaseManager:
         key = fingerprint(sources)
         if key not in self._templates:
             name = f"{self.server.db_prefix}tpl_{key[:10]}"
-            create_template(self.server, name, sources)
+            create_template(self.server, name, sources, keep=self.keep)
             self._templates[key] = name
         return key, self._templates[key]
 
@@ -192,6 +298,9 @@ class DatabaseManager:
         names = [name for pool in self._pools.values() for name in pool.kept]
         return names + list(self._shared.values())
 
+    def notes(self) -> list[str]:
+        return [note for pool in self._pools.values() for note in pool.notes]
+
     def close(self) -> None:
         """Stop the workers. On an existing server, drop every database the run made (except kept
         ones); a started server is removed as a whole, so nothing is dropped one by one."""
@@ -199,6 +308,6 @@ class DatabaseManager:
         for pool in self._pools.values():
             pool.close(drop=external)
         if external and not self.keep:
-            with self.server.connect(autocommit=True) as admin:
+            with self.server.admin_connect(autocommit=True) as admin:
                 for name in [*self._shared.values(), *self._templates.values()]:
                     drop_database(admin, name, self.server.version_num)

@@ -6,29 +6,55 @@ server running if the test process is killed. This module starts ``postgres`` di
 the pytest process (as an unprivileged account when pytest is root), watches ``postmaster.pid`` for
 the ``ready`` status every few milliseconds, and asks the kernel to shut the server down if the
 pytest process dies (``PR_SET_PDEATHSIG``).
+
+Every setting, and the access rules (see :mod:`._access`), are written to files in the run folder
+before each start and named on the command line (``config_file``, ``hba_file``, ``ident_file``):
+the server account can read them, not change them, and the data folder holds none of them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
-from pytest_atlas.db._account import ServerAccount
+from pytest_atlas.db._access import hba_rules, ident_map
+from pytest_atlas.db._account import ServerAccount, current_user_name
 from pytest_atlas.db._binaries import PgInstall
+from pytest_atlas.db._fs import read_regular
 from pytest_atlas.db._runtime import RunDir
 from pytest_atlas.errors import ProvisioningError
 
-__all__ = ["SUPERUSER", "LocalCluster", "PortInUseError", "free_port"]
+__all__ = ["INITDB_ARGS", "SOCKET_PORT", "SUPERUSER", "LocalCluster", "PortInUseError", "free_port"]
 
 #: the superuser created by initdb in every cluster the plugin starts
 SUPERUSER = "postgres"
+#: the port number of the unix socket when there is no TCP listener (the socket's folder is private
+#: to the run, so the number never collides with another server)
+SOCKET_PORT = 5432
+#: initdb's arguments besides the folder (part of the cache key). The rules initdb writes into the
+#: data folder are never used (hba_file points elsewhere) but are not ``trust`` either. Data page
+#: checksums let PostgreSQL notice a damaged page of a cached cluster instead of reading it.
+INITDB_ARGS = (
+    "-U",
+    SUPERUSER,
+    "--auth-local=peer",
+    "--auth-host=scram-sha-256",
+    "-E",
+    "UTF8",
+    "--no-locale",
+    "--no-sync",
+    "--wal-segsize=1",
+    "--data-checksums",
+)
 
 #: settings of a throwaway test server: no durability, no background work that competes with tests
 _SERVER_CONF = """
-# --- pytest-atlas: throwaway test server, durability off ---
+# --- written by pytest-atlas for this run: a throwaway test server, durability off ---
 fsync = off
 synchronous_commit = off
 full_page_writes = off
@@ -41,9 +67,13 @@ timezone = 'UTC'
 log_timezone = 'UTC'
 log_min_messages = warning
 log_line_prefix = '%m [%p] '
+password_encryption = 'scram-sha-256'
+unix_socket_permissions = 0700
 """
 
 _READY_TIMEOUT = 60.0
+#: sun_path is 108 bytes on Linux, NUL included
+_MAX_SOCKET_PATH = 107
 
 
 def free_port() -> int:
@@ -53,6 +83,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 class LocalCluster:
     """A cluster in ``run.pgdata``, run by ``account`` with the binaries of ``install``."""
 
@@ -60,28 +94,18 @@ class LocalCluster:
         self.install = install
         self.account = account
         self.run = run
-        self.port = 0
+        self.port = SOCKET_PORT
+        self.tcp = False
         self.process: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
 
     # -- creating ----------------------------------------------------------------------------------
 
     def initdb(self) -> None:
-        """Initialise an empty cluster (no fsync, C locale, UTF-8, 1 MB WAL segments)."""
-        args = [
-            str(self.install.initdb),
-            "-D",
-            str(self.run.pgdata),
-            "-U",
-            SUPERUSER,
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--no-locale",
-            "--no-sync",
-            "--wal-segsize=1",
-        ]
+        """Initialise an empty cluster (no fsync, C locale, UTF-8, 1 MB WAL segments, checksums)."""
+        self.run.pgdata.mkdir(mode=0o700)
+        self.run.hand_over(self.run.pgdata)
+        args = [str(self.install.initdb), "-D", str(self.run.pgdata), *INITDB_ARGS]
         if self.install.version_num >= 140000:
             args.append("--no-instructions")
         result = subprocess.run(
@@ -101,14 +125,25 @@ class LocalCluster:
                 hint="check that the data folder is writable by that account (--atlas-data-dir) and "
                 "that the PostgreSQL installation is complete",
             )
-        with open(self.run.pgdata / "postgresql.conf", "a", encoding="utf-8") as conf:
-            conf.write(_SERVER_CONF)
 
     # -- running -----------------------------------------------------------------------------------
 
-    def start(self, port: int = 0, *, detached: bool = False) -> None:
-        """Start the server on 127.0.0.1:``port`` (0 = a free port) and wait until it accepts
-        connections. ``detached`` servers outlive pytest (``--atlas-keep-db``)."""
+    def start(self, port: int = 0, *, tcp: bool = False, detached: bool = False) -> None:
+        """Start the server and wait until it accepts connections: on its private unix socket, and
+        with ``tcp`` also on 127.0.0.1:``port`` (0 = a free port). ``detached`` servers outlive
+        pytest (``--atlas-keep-db``)."""
+        socket_file = f"{self.run.socket_dir}/.s.PGSQL.{port or 65535}"
+        if len(socket_file.encode()) > _MAX_SOCKET_PATH:
+            raise ProvisioningError(
+                f"the server's socket path {socket_file} is longer than the {_MAX_SOCKET_PATH} bytes a unix "
+                "socket may have",
+                hint="choose a shorter folder with --atlas-data-dir",
+            )
+        self.tcp = tcp
+        if not tcp:
+            self.port = SOCKET_PORT
+            self._start_once(detached=detached)
+            return
         attempts = 5 if port == 0 else 1
         for attempt in range(attempts):
             self.port = port or free_port()
@@ -128,22 +163,26 @@ class LocalCluster:
                         hint="set a free port with --atlas-port",
                     ) from None
 
-    def _start_once(self, *, detached: bool) -> None:
-        argv = [
-            str(self.install.postgres),
-            "-D",
-            str(self.run.pgdata),
-            "-p",
-            str(self.port),
-            "-k",
-            str(self.run.socket_dir),
-            "-c",
-            "listen_addresses=127.0.0.1",
+    def _write_config(self) -> Path:
+        run = self.run
+        hba = run.write_config("pg_hba.conf", hba_rules(tcp=self.tcp))
+        ident = run.write_config("pg_ident.conf", ident_map([current_user_name(), self.account.name], SUPERUSER))
+        settings = [
+            _SERVER_CONF,
+            f"listen_addresses = {_quoted('127.0.0.1' if self.tcp else '')}",
+            f"port = {self.port}",
+            f"unix_socket_directories = {_quoted(str(run.socket_dir))}",
+            f"hba_file = {_quoted(str(hba))}",
+            f"ident_file = {_quoted(str(ident))}",
         ]
-        with contextlib.suppress(FileNotFoundError):
-            (self.run.pgdata / "postmaster.pid").unlink()
-        with open(self.run.log, "ab") as log:
-            offset = log.tell()
+        return run.write_config("postgresql.conf", "\n".join(settings) + "\n")
+
+    def _start_once(self, *, detached: bool) -> None:
+        config = self._write_config()
+        argv = [str(self.install.postgres), "-D", str(self.run.pgdata), "-c", f"config_file={config}"]
+        log = self.run.open_log()
+        try:
+            offset = os.fstat(log).st_size
             self.process = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -154,6 +193,8 @@ class LocalCluster:
                 start_new_session=True,
                 preexec_fn=self.account.preexec(die_with_parent=not detached),
             )
+        finally:
+            os.close(log)
         self.pid = self.process.pid
         deadline = time.monotonic() + _READY_TIMEOUT
         delay = 0.002
@@ -179,10 +220,7 @@ class LocalCluster:
         )
 
     def _ready(self) -> bool:
-        try:
-            lines = (self.run.pgdata / "postmaster.pid").read_text(encoding="utf-8").splitlines()
-        except OSError:
-            return False
+        lines = (read_regular(self.run.pgdata / "postmaster.pid", limit=4096) or "").splitlines()
         return len(lines) >= 8 and lines[7].strip() == "ready"
 
     def _log_since(self, offset: int) -> str:
@@ -192,6 +230,14 @@ class LocalCluster:
                 return log.read().decode("utf-8", errors="replace")
         except OSError:
             return ""
+
+    def log_tail(self) -> str:
+        """The last lines of the server log (for error messages)."""
+        return _tail(self._log_since(0))
+
+    def running(self) -> bool:
+        """Whether the server process this object started is still running."""
+        return self.process is not None and self.process.poll() is None
 
     def stop(self, *, clean: bool = False) -> None:
         """Stop the server: ``clean`` = fast shutdown with a checkpoint (to cache the cluster),

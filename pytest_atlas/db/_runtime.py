@@ -1,70 +1,133 @@
 """Folders of throwaway servers, and reaping the ones a killed run left behind.
 
-Every started server lives in its own ``run-<token>`` folder under one base folder per user
-(``pytest-atlas-<uid>``), on /dev/shm when it has room (a tmpfs: stable and fast), else in the temp
-folder. The folder holds ``owner.json`` naming the pytest process that owns it. A later run that
-finds a folder whose owner is gone stops any server still running in it and removes it. Folders
-marked ``keep`` (``--atlas-keep-db``) are left alone.
+Layout (``<base>`` is one folder per user, ``pytest-atlas-v2-<uid>``, on /dev/shm when it has room,
+else in the temp folder; every folder is created and checked by :func:`~._fs.ensure_dir`)::
+
+    <base>/                     the invoking user's, 0711 when pytest is root (the server account
+                                may pass through, not list), else 0700
+      run-<token>/              one started server; the invoking user's, same mode
+        lock                    flock held by the owning pytest process for its whole life
+        kept                    present with --atlas-keep-db: never reaped
+        server.log              created by the invoking user (0600), given to the server as its
+                                stdout/stderr descriptor: the server cannot point it elsewhere
+        postgresql.conf, pg_hba.conf, pg_ident.conf
+                                written for this run before every start; readable, not writable,
+                                by the server account (config_file / hba_file / ident_file)
+        pgpass                  0600 passfile, only when the server listens on TCP
+        pgdata/                 the cluster: the server account's, 0700
+        sock/                   the unix socket: the server account's, 0700
+      dsn-<token>/              the passfile of a run on an existing server whose DSN has a password
+      cache/<tier>/             the hot tier of the cluster cache (see _cache)
+
+Nothing root opens later lives in a folder the server account controls, except ``postmaster.pid``,
+which is only read, never through a link (:func:`~._fs.read_regular`).
+
+A run folder is dead when its ``lock`` can be taken: the lock dies with its process, whatever PID
+namespace, container or host name that process had. The next run stops a server still running in
+a dead folder (only a process of the folder's server account whose command line names that data
+folder) and removes it. A folder is created as ``.new-<token>`` and renamed once its lock is held,
+so no reaper ever sees a live folder without a held lock.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
-import shutil
 import signal
+import stat
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_atlas.db._account import ServerAccount
+from pytest_atlas.db._fs import FileLock, create_private_file, ensure_dir, read_regular, remove_tree
 from pytest_atlas.errors import ProvisioningError
 
-__all__ = ["RunDir", "choose_base", "owner_gone", "process_alive", "process_start", "reap_stale", "stop_postmaster"]
+__all__ = [
+    "BASE_NAME",
+    "Base",
+    "RunDir",
+    "choose_base",
+    "process_alive",
+    "reap_stale",
+    "remove_private_base",
+    "stop_postmaster",
+]
+
+#: the per-user base folder; "v2" is the layout (lock files, owners), so a plugin version with the
+#: old layout never judges these folders by its rules, nor we its
+BASE_NAME = "pytest-atlas-v2-{uid}"
 
 _SHM = Path("/dev/shm")
 _SHM_MIN_FREE = 1 << 30  # 1 GiB: a cluster is ~40 MB, every test database ~8 MB while it lives
-_ORPHAN_GRACE_SECONDS = 600  # a folder without owner.json is only reaped when older than this
+_NEW_GRACE_SECONDS = 60  # a ".new-" folder (a run killed while creating its folder) older than this is reaped
+_LOCK = "lock"
+_KEPT = "kept"
 
 
-def choose_base(configured: Path | None, account: ServerAccount) -> Path:
-    """The per-user base folder for server data, created if needed and reachable by ``account``."""
-    candidates: list[Path] = []
+@dataclass(frozen=True)
+class Base:
+    """The folder that holds a run's server folder."""
+
+    path: Path
+    #: a private folder of this run only (the shared one was refused): removed with the run
+    private: bool = False
+    #: why the usual folder was not used (for the report header), or ""
+    note: str = ""
+
+
+def choose_base(configured: Path | None, account: ServerAccount) -> Base:
+    """The per-user base folder for server data: created if needed, checked (not a link, ours, not
+    writable by others, reachable by ``account``), never chmod-ed if it already exists.
+
+    A configured folder (``--atlas-data-dir``) that fails is an error saying why. Otherwise the
+    candidates are /dev/shm (if it has room), the temp folder and /tmp; if each is refused (say,
+    another account planted a link at the name), the run uses a private folder of its own
+    (``mkdtemp``), removed at its end, and the header says so."""
+    mode = 0o700 if account.is_current else 0o711
+    name = BASE_NAME.format(uid=os.geteuid())
     if configured is not None:
-        candidates.append(configured)
-    else:
-        if _shm_has_room():
-            candidates.append(_SHM)
-        candidates.append(Path(tempfile.gettempdir()))
-        candidates.append(Path("/tmp"))
+        path = ensure_dir(Path(configured) / name, mode, parents=True)
+        _check_reachable(path, account)
+        return Base(path)
+    parents = ([_SHM] if _shm_has_room() else []) + [Path(tempfile.gettempdir()), Path("/tmp")]
     problems: list[str] = []
-    for parent in candidates:
-        base = parent / f"pytest-atlas-{os.geteuid()}"
+    for parent in dict.fromkeys(parents):
         try:
-            base.mkdir(parents=configured is not None, exist_ok=True)
-            st = base.stat()
-            if st.st_uid != os.geteuid():
-                problems.append(f"{base} belongs to another user")
-                continue
-            # root: others may traverse (the server account reaches its own run folder), not list
-            os.chmod(base, 0o711 if not account.is_current else 0o700)
-        except OSError as exc:
-            problems.append(f"{base}: {exc.strerror or exc}")
+            path = ensure_dir(parent / name, mode)
+            _check_reachable(path, account)
+        except ProvisioningError as exc:
+            problems.append(exc.problem)
             continue
-        if not account.can_traverse(base):
-            problems.append(
-                f"{base}: the server account {account.name!r} cannot reach it "
-                "(a parent folder is not searchable by that account)"
-            )
+        note = f"not using {'; '.join(problems)}" if problems else ""
+        return Base(path, note=note)
+    for parent in dict.fromkeys(parents):
+        try:
+            path = Path(tempfile.mkdtemp(prefix=name + "-", dir=parent))
+        except OSError:
             continue
-        return base
+        os.chmod(path, mode)  # our own new folder
+        try:
+            _check_reachable(path, account)
+        except ProvisioningError:
+            remove_tree(path)
+            continue
+        return Base(path, private=True, note=f"using the private folder {path} ({'; '.join(problems)})")
     raise ProvisioningError(
         "no folder to keep the test server's data in: " + "; ".join(problems),
-        hint="give a writable folder that the server account can reach with --atlas-data-dir",
+        hint="give a folder of yours that the server account can reach with --atlas-data-dir",
     )
+
+
+def _check_reachable(path: Path, account: ServerAccount) -> None:
+    if not account.can_traverse(path):
+        raise ProvisioningError(
+            f"{path}: the server account {account.name!r} cannot reach it (a parent folder is not searchable "
+            "by that account)",
+            hint="give a folder the server account can reach with --atlas-data-dir",
+        )
 
 
 def _shm_has_room() -> bool:
@@ -73,25 +136,6 @@ def _shm_has_room() -> bool:
     except OSError:
         return False
     return os.access(_SHM, os.W_OK) and st.f_bavail * st.f_frsize >= _SHM_MIN_FREE
-
-
-def process_start(pid: int) -> str | None:
-    """The kernel's start time of a process (to tell a reused pid), "" when it runs but cannot be
-    read, None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return fields[19]
-    except (OSError, IndexError):
-        return None if not process_alive(pid) else ""
-
-
-def owner_gone(pid: int, recorded_start: object) -> bool:
-    """Whether the process that recorded ``(pid, recorded_start)`` has ended (pid reuse included)."""
-    start = process_start(pid)
-    if start is None:
-        return True
-    return bool(recorded_start) and bool(start) and start != recorded_start
 
 
 def process_alive(pid: int) -> bool:
@@ -106,56 +150,130 @@ def process_alive(pid: int) -> bool:
 
 @dataclass
 class RunDir:
-    """One started server's folder: ``pgdata/`` (the cluster), the socket, the log, ``owner.json``."""
+    """One run's folder (see the module docstring), locked by this process while it lives."""
 
     path: Path
+    account: ServerAccount
+    _lock: FileLock | None = field(default=None, repr=False)
 
     @property
     def pgdata(self) -> Path:
         return self.path / "pgdata"
 
     @property
+    def socket_dir(self) -> Path:
+        return self.path / "sock"
+
+    @property
     def log(self) -> Path:
         return self.path / "server.log"
 
     @property
-    def socket_dir(self) -> Path:
-        return self.path
+    def passfile(self) -> Path:
+        return self.path / "pgpass"
+
+    @property
+    def kept(self) -> bool:
+        return os.path.lexists(self.path / _KEPT)
 
     @classmethod
     def create(cls, base: Path, account: ServerAccount, *, keep: bool, kind: str = "run") -> RunDir:
-        path = base / f"{kind}-{secrets.token_hex(4)}"
-        path.mkdir(mode=0o700)
-        run = cls(path)
-        run.write_owner(keep=keep)
-        account.give(path)
-        return run
+        """A new folder ``<kind>-<token>`` in ``base``, its lock held by this process."""
+        token = secrets.token_hex(4)
+        mode = 0o700 if account.is_current else 0o711
+        new = base / f".new-{token}"
+        os.mkdir(new, mode)
+        os.chmod(new, mode)  # our own new folder: the mode asked for, whatever the umask
+        lock = FileLock.acquire(new / _LOCK)
+        assert lock is not None
+        try:
+            if keep:
+                create_private_file(new / _KEPT)
+            path = base / f"{kind}-{token}"
+            os.rename(new, path)
+        except BaseException:
+            lock.release()
+            remove_tree(new)
+            raise
+        lock.path = path / _LOCK
+        return cls(path, account, lock)
 
-    def write_owner(self, *, keep: bool) -> None:
-        pid = os.getpid()
-        owner = {"pid": pid, "start": process_start(pid), "keep": keep, "created": time.time()}
-        tmp = self.path / "owner.json.tmp"
-        tmp.write_text(json.dumps(owner), encoding="utf-8")
-        tmp.replace(self.path / "owner.json")
+    def server_dirs(self) -> None:
+        """The socket folder, owned by the server account (0700). The data folder is made by
+        :meth:`hand_over` once it is filled (or empty, for initdb)."""
+        ensure_dir(self.socket_dir, 0o700)
+        self._give(self.socket_dir)
+
+    def hand_over(self, folder: Path) -> None:
+        """Give a folder this run filled (the cluster) to the server account."""
+        self.account.give(folder)
+
+    def _give(self, folder: Path) -> None:
+        if not self.account.is_current:
+            os.chown(folder, self.account.uid, self.account.gid)
+
+    def write_config(self, name: str, text: str) -> Path:
+        """A file the server reads but may not change: ours, readable by its group (0640) when the
+        server runs as another account, else 0600. Replaced atomically at every start."""
+        path = self.path / name
+        tmp = self.path / f".{name}.{secrets.token_hex(4)}"
+        create_private_file(tmp, text.encode("utf-8"), mode=0o600)
+        if not self.account.is_current:
+            os.chown(tmp, os.geteuid(), self.account.gid)
+            os.chmod(tmp, 0o640)
+        os.replace(tmp, path)
+        return path
+
+    def write_passfile(self, line: str) -> Path:
+        """The 0600 libpq passfile of this run (ours; nobody else may read it)."""
+        tmp = self.path / f".pgpass.{secrets.token_hex(4)}"
+        create_private_file(tmp, line.encode("utf-8"), mode=0o600)
+        os.replace(tmp, self.passfile)
+        return self.passfile
+
+    def open_log(self) -> int:
+        """A descriptor of the server log for appending (created 0600 on first use, never through a
+        link); it becomes the server's stdout and stderr."""
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(self.log, flags, 0o600)
+
+    def mark_kept(self) -> None:
+        if not self.kept:
+            create_private_file(self.path / _KEPT)
+
+    def release(self) -> None:
+        """Drop the lock (the folder stays: a kept server's)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        remove_tree(self.path)
+        self.release()
 
 
 def stop_postmaster(pgdata: Path, *, timeout: float = 10.0) -> bool:
     """Stop the server running on ``pgdata``, if any (immediate shutdown, then SIGKILL).
 
-    Only a process whose command line names this data folder is signalled.
-    """
+    ``postmaster.pid`` lives in a folder the server account controls, so it is only read (never
+    through a link), and only a process that runs as the owner of ``pgdata`` and whose command line
+    names this data folder is signalled."""
     try:
-        pid = int((pgdata / "postmaster.pid").read_text(encoding="ascii").split("\n", 1)[0])
-    except (OSError, ValueError):
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        owner = os.lstat(pgdata).st_uid
     except OSError:
         return False
-    if b"postgres" not in cmdline or str(pgdata).encode() not in cmdline:
+    text = read_regular(pgdata / "postmaster.pid", limit=4096)
+    try:
+        pid = int((text or "").split("\n", 1)[0])
+    except ValueError:
+        return False
+    if pid <= 1 or _process_uid(pid) != owner:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if str(pgdata).encode() not in cmdline or not any(arg.endswith(b"postgres") for arg in cmdline[:1]):
         return False
     for sig, wait in ((signal.SIGQUIT, timeout), (signal.SIGKILL, timeout)):
         with contextlib.suppress(ProcessLookupError):
@@ -168,6 +286,16 @@ def stop_postmaster(pgdata: Path, *, timeout: float = 10.0) -> bool:
     return not process_alive(pid)
 
 
+def _process_uid(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace").splitlines():
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
@@ -177,32 +305,43 @@ def _is_zombie(pid: int) -> bool:
 
 
 def reap_stale(base: Path) -> list[str]:
-    """Stop and remove servers whose pytest process is gone. Returns one line per folder removed."""
+    """Stop and remove the server folders of dead runs (their lock can be taken). Folders marked
+    kept and folders of live runs, in any container, are left alone. One line per folder removed."""
     reaped: list[str] = []
     try:
-        entries = list(base.iterdir())
+        entries = list(os.scandir(base))
     except OSError:
         return reaped
-    for path in entries:
-        if not path.is_dir() or not path.name.startswith(("run-", "build-")):
+    me = os.geteuid()
+    for entry in entries:
+        if not entry.name.startswith(("run-", "dsn-", ".new-")):
             continue
-        if not _is_stale(path):
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
             continue
-        stopped = stop_postmaster(path / "pgdata")
-        shutil.rmtree(path, ignore_errors=True)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != me:
+            continue
+        path = base / entry.name
+        if os.path.lexists(path / _KEPT):
+            continue
+        young = time.time() - st.st_mtime < _NEW_GRACE_SECONDS
+        if entry.name.startswith(".new-") and young:
+            continue  # being created right now (its lock may not be held yet)
+        lock = FileLock.try_acquire(path / _LOCK)
+        if lock is None and (os.path.lexists(path / _LOCK) or not entry.name.startswith(".new-")):
+            continue  # held: a live run (or not ours to judge)
+        try:
+            stopped = stop_postmaster(path / "pgdata")
+            remove_tree(path)
+        finally:
+            if lock is not None:
+                lock.release()
         reaped.append(f"{path}{' (stopped its server)' if stopped else ''}")
     return reaped
 
 
-def _is_stale(path: Path) -> bool:
-    try:
-        owner = json.loads((path / "owner.json").read_text(encoding="utf-8"))
-        pid = int(owner["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        try:
-            return time.time() - path.stat().st_mtime > _ORPHAN_GRACE_SECONDS
-        except OSError:
-            return False
-    if owner.get("keep"):
-        return False
-    return owner_gone(pid, owner.get("start"))
+def remove_private_base(base: Base) -> None:
+    """Remove a private base folder (this run's own) at the end of the run."""
+    if base.private:
+        remove_tree(base.path)

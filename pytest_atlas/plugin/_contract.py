@@ -79,7 +79,7 @@ class ContractItem(pytest.Item):
             raise AtlasError(earlier)
         try:
             report = run_checks(
-                settings.dsn,
+                settings.dsn.reveal(),
                 [self.column] if self.column else [],
                 [self.relation] if self.relation else [],
                 settings.contract_since,

@@ -154,7 +154,7 @@ class GateItem(pytest.Item):
                         )
                     baseline_series = loaded[self.spec.name]
             result = evaluate(
-                self.spec, settings.dsn, baseline=baseline_series, record=settings.save_baseline is not None
+                self.spec, settings.dsn.reveal(), baseline=baseline_series, record=settings.save_baseline is not None
             )
         except AtlasError as exc:
             result = GateResult(

@@ -1,58 +1,153 @@
-"""The cluster cache: two tiers (persistent, and a copy on tmpfs), eviction, pruning."""
+"""The cluster cache: two tiers (persistent, and a copy on tmpfs), manifests that catch damage,
+eviction, pruning that spares entries in use, and what interrupted stores leave."""
 
 from __future__ import annotations
 
 import os
+import stat
 import time
 from pathlib import Path
 
-from pytest_atlas.db._cache import ClusterCache, is_tmpfs
+import pytest
+
+from pytest_atlas.db._cache import ClusterCache, DamagedEntry, copy_entry, is_tmpfs, prune_tiers
+from pytest_atlas.db._fs import FileLock, UnsafePathError
+
+ME = os.geteuid()
 
 
 def fake_cluster(path: Path, marker: str) -> Path:
     (path / "global").mkdir(parents=True)
     (path / "PG_VERSION").write_text("15\n")
     (path / "global" / "marker").write_text(marker)
+    (path / "postmaster.pid").write_text("123\n")  # never cached
     return path
+
+
+def store(cache: ClusterCache, key: str, src: Path) -> None:
+    with cache.lock(key):
+        cache.store(key, src, owner=ME)
 
 
 def test_store_fills_both_tiers_and_lookup_prefers_the_hot_one(tmp_path: Path) -> None:
     hot = ClusterCache(tmp_path / "hot", max_entries=2)
     cache = ClusterCache(tmp_path / "disk", hot=hot)
-    cache.store("k1", fake_cluster(tmp_path / "src", "one"))
+    cache.prepare()
+    store(cache, "k1", fake_cluster(tmp_path / "src", "one"))
     assert (tmp_path / "disk" / "k1" / "pgdata" / "global" / "marker").read_text() == "one"
-    found = cache.lookup("k1")
-    assert found == tmp_path / "hot" / "k1" / "pgdata"
+    assert not (tmp_path / "disk" / "k1" / "pgdata" / "postmaster.pid").exists()
+    with cache.lock("k1", shared=True):
+        found = cache.lookup("k1")
+    assert found is not None and found.pgdata == tmp_path / "hot" / "k1" / "pgdata"
+    assert set(found.manifest) == {"PG_VERSION", "global/marker"}
+    assert found.manifest["global/marker"].size == 3
 
 
-def test_an_entry_only_on_disk_is_promoted_once(tmp_path: Path) -> None:
-    ClusterCache(tmp_path / "disk").store("k1", fake_cluster(tmp_path / "src", "one"))
+def test_the_cache_is_private_to_the_invoking_user(tmp_path: Path) -> None:
+    cache = ClusterCache(tmp_path / "a" / "b" / "cache")
+    cache.prepare()
+    store(cache, "k1", fake_cluster(tmp_path / "src", "one"))
+    for folder in (tmp_path / "a", tmp_path / "a" / "b", cache.root, cache.root / "k1", cache.root / "k1" / "pgdata"):
+        st = folder.stat()
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (ME, 0o700), folder
+
+
+def test_an_entry_only_on_disk_is_checked_then_promoted_once(tmp_path: Path) -> None:
+    store(ClusterCache(tmp_path / "disk"), "k1", fake_cluster(tmp_path / "src", "one"))
     cache = ClusterCache(tmp_path / "disk", hot=ClusterCache(tmp_path / "hot"))
     assert not (tmp_path / "hot" / "k1").exists()
-    assert cache.lookup("k1") == tmp_path / "hot" / "k1" / "pgdata"
+    with cache.lock("k1", shared=True):
+        found = cache.lookup("k1")
+    assert found is not None and found.pgdata == tmp_path / "hot" / "k1" / "pgdata"
     assert (tmp_path / "hot" / "k1" / "pgdata" / "global" / "marker").read_text() == "one"
+
+
+def test_a_damaged_entry_is_caught_by_its_manifest(tmp_path: Path) -> None:
+    cache = ClusterCache(tmp_path / "disk")
+    store(cache, "k1", fake_cluster(tmp_path / "src", "one"))
+    marker = tmp_path / "disk" / "k1" / "pgdata" / "global" / "marker"
+    marker.write_text("two")  # same size, other bytes: only the CRC tells
+    entry = cache.lookup("k1")
+    assert entry is not None and entry.persistent
+    with pytest.raises(DamagedEntry, match="CRC-32 differs"):
+        copy_entry(entry, tmp_path / "copy1")
+    marker.write_text("")  # truncated: the sizes tell, for the report header too
+    assert cache.check("k1") == (True, f"{marker} has 0 bytes, the manifest says 3")
+    with pytest.raises(DamagedEntry, match="has 0 bytes"):
+        copy_entry(entry, tmp_path / "copy2")
+    marker.unlink()
+    with pytest.raises(DamagedEntry, match="missing"):
+        copy_entry(entry, tmp_path / "copy3")
 
 
 def test_evict_removes_every_tier_and_missing_entries_are_none(tmp_path: Path) -> None:
     cache = ClusterCache(tmp_path / "disk", hot=ClusterCache(tmp_path / "hot"))
-    cache.store("k1", fake_cluster(tmp_path / "src", "one"))
-    cache.evict("k1")
-    assert cache.lookup("k1") is None
+    store(cache, "k1", fake_cluster(tmp_path / "src", "one"))
+    with cache.lock("k1"):
+        cache.evict("k1")
+        assert cache.lookup("k1") is None
     assert not (tmp_path / "disk" / "k1").exists() and not (tmp_path / "hot" / "k1").exists()
     # a folder without its completion marker is not an entry
     (tmp_path / "disk" / "k2" / "pgdata").mkdir(parents=True)
     assert cache.lookup("k2") is None
 
 
-def test_least_recently_used_entries_beyond_the_limit_go(tmp_path: Path) -> None:
+def test_least_recently_used_entries_beyond_the_limit_go_unless_in_use(tmp_path: Path) -> None:
     cache = ClusterCache(tmp_path / "disk", max_entries=3)
     for n, key in enumerate(["a", "b", "c"]):
-        cache.store(key, fake_cluster(tmp_path / f"src{n}", key))
+        store(cache, key, fake_cluster(tmp_path / f"src{n}", key))
         marker = tmp_path / "disk" / key / "atlas-cache.json"
         os.utime(marker, (time.time() - 100 + n, time.time() - 100 + n))
     cache.lookup("a")  # used: now the most recent
-    cache.store("d", fake_cluster(tmp_path / "src3", "d"))
-    assert sorted(p.name for p in (tmp_path / "disk").iterdir() if not p.name.startswith(".")) == ["a", "c", "d"]
+    with cache.lock("b", shared=True):  # another run is copying "b": it stays
+        store(cache, "d", fake_cluster(tmp_path / "src3", "d"))
+    entries = sorted(p.name for p in (tmp_path / "disk").iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert entries == ["a", "b", "c", "d"]
+    store(cache, "e", fake_cluster(tmp_path / "src4", "e"))
+    entries = sorted(p.name for p in (tmp_path / "disk").iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert entries == ["a", "d", "e"]
+    assert not (tmp_path / "disk" / "b.lock").exists()  # a pruned entry's lock file goes with it
+
+
+def test_leftovers_of_interrupted_stores_are_removed_once_their_owner_is_gone(tmp_path: Path) -> None:
+    cache = ClusterCache(tmp_path / "disk")
+    cache.prepare()
+    live = cache.root / ".k1.aaaa1111.tmp"
+    dead = cache.root / ".k2.bbbb2222.tmp"
+    trash = cache.root / ".k3.cccc3333.trash"
+    for folder in (live, dead, trash):
+        (folder / "pgdata").mkdir(parents=True)
+    (cache.root / "gone.lock").write_bytes(b"")  # a lock file whose entry is gone
+    holder = FileLock.acquire(cache.root / "k1.lock")  # a store of k1 is running
+    try:
+        cache.prepare()
+        assert sorted(Path(p).name for p in cache.cleaned) == [dead.name, trash.name]
+        assert live.exists() and not dead.exists() and not trash.exists()
+        assert not (cache.root / "gone.lock").exists()
+        assert (cache.root / "k1.lock").exists()  # held: kept
+    finally:
+        assert holder is not None
+        holder.release()
+
+
+def test_a_link_in_the_cluster_never_travels_into_the_cache(tmp_path: Path) -> None:
+    cache = ClusterCache(tmp_path / "disk")
+    cache.prepare()
+    src = fake_cluster(tmp_path / "src", "one")
+    secret = tmp_path / "secret"
+    secret.write_text("root's file")
+    (src / "global" / "planted").symlink_to(secret)
+    with pytest.raises(UnsafePathError, match="not a regular file or folder"), cache.lock("k1"):
+        cache.store("k1", src, owner=ME)
+    assert cache.lookup("k1") is None
+    assert [p.name for p in cache.root.iterdir() if not p.name.endswith(".lock")] == []
+    (src / "global" / "planted").unlink()
+    os.link(secret, src / "global" / "hardlinked")
+    with pytest.raises(UnsafePathError, match="2 links"), cache.lock("k1"):
+        cache.store("k1", src, owner=ME)
+    (src / "global" / "hardlinked").unlink()
+    with pytest.raises(UnsafePathError, match="belongs to"), cache.lock("k1"):
+        cache.store("k1", src, owner=ME + 1)  # files of another account than the one named
 
 
 def test_is_tmpfs() -> None:
@@ -62,12 +157,11 @@ def test_is_tmpfs() -> None:
 
 
 def test_only_the_most_recently_used_hot_tiers_are_kept(tmp_path: Path) -> None:
-    from pytest_atlas.db._cache import prune_tiers
-
     folder = tmp_path / "cache"
-    for n, tier in enumerate(["t1", "t2", "t3", "t4"]):
-        ClusterCache(folder / tier).store("k", fake_cluster(tmp_path / f"src{n}", tier))
+    for n, tier in enumerate(["t1", "t2", "t3", "t4", "t5"]):
+        store(ClusterCache(folder / tier), "k", fake_cluster(tmp_path / f"src{n}", tier))
         marker = folder / tier / "k" / "atlas-cache.json"
         os.utime(marker, (time.time() - 100 + n, time.time() - 100 + n))
-    prune_tiers(folder, keep="t1", max_tiers=3)
-    assert sorted(p.name for p in folder.iterdir()) == ["t1", "t3", "t4"]
+    with ClusterCache(folder / "t2").lock("k", shared=True):  # in use by another run: stays
+        prune_tiers(folder, keep="t1", max_tiers=3)
+    assert sorted(p.name for p in folder.iterdir()) == ["t1", "t2", "t4", "t5"]

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from pytest_atlas.db import AtlasPostgres, _binaries
-from pytest_atlas.db._account import server_account
 from pytest_atlas.db._binaries import find_install
-from pytest_atlas.db._cluster import LocalCluster
-from pytest_atlas.db._runtime import RunDir, choose_base
 from pytest_atlas.errors import ProvisioningError
+from tests.db.conftest import PasswordServer
 
 USES_DB = "def test_db(atlas_db):\n    atlas_db.execute('SELECT 1')\n"
 
@@ -90,57 +84,32 @@ def test_unreachable_dsn(pytester: pytest.Pytester) -> None:
     assert "topsecret" not in output(result)
 
 
-@pytest.fixture(scope="module")
-def password_server() -> Iterator[int]:
-    """A separate server that checks passwords (scram-sha-256) on TCP; the role's password is 'right'."""
-    install = find_install(None)
-    account = server_account(None)
-    run = RunDir.create(choose_base(None, account), account, keep=False)
-    cluster = LocalCluster(install, account, run)
-    try:
-        cluster.initdb()
-        (run.pgdata / "pg_hba.conf").write_text(
-            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n", encoding="utf-8"
-        )
-        cluster.start()
-        with psycopg.connect(
-            host=str(run.socket_dir), port=cluster.port, user="postgres", dbname="postgres", autocommit=True
-        ) as conn:
-            conn.execute("ALTER ROLE postgres PASSWORD 'right'")
-        yield cluster.port
-    finally:
-        cluster.stop()
-        run.remove()
-
-
-def test_wrong_password(pytester: pytest.Pytester, password_server: int) -> None:
+def test_wrong_password(pytester: pytest.Pytester, password_server: PasswordServer) -> None:
     pytester.makepyfile(USES_DB)
-    dsn = f"postgresql://postgres:wr0ngpass@127.0.0.1:{password_server}/postgres"
-    result = pytester.runpytest("--atlas-dsn", dsn)
+    port = password_server.port
+    result = pytester.runpytest("--atlas-dsn", password_server.url(password="wr0ngpass"))
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
-            f"*pytest-atlas: PostgreSQL at postgresql://postgres:***@127.0.0.1:{password_server}/postgres rejected the login*",
+            f"*pytest-atlas: PostgreSQL at postgresql://postgres:***@127.0.0.1:{port}/postgres rejected the login*",
             "*how to fix: check the user and password*",
         ]
     )
     assert "wr0ngpass" not in output(result)
-    # and the right password works, through the environment variable
-    right = dsn.replace("wr0ngpass", "right")
+    # and the right password works
     pytester.makepyfile(USES_DB)
-    ok = pytester.runpytest(f"--atlas-dsn={right}")
+    ok = pytester.runpytest(f"--atlas-dsn={password_server.url()}")
     ok.assert_outcomes(passed=1)
-    assert "right@" not in output(ok)
+    assert not password_server.leaks(output(ok))
 
 
-def test_role_without_createdb(pytester: pytest.Pytester, atlas_postgres: AtlasPostgres) -> None:
-    with atlas_postgres.connect(autocommit=True) as conn:
+def test_role_without_createdb(pytester: pytest.Pytester, password_server: PasswordServer) -> None:
+    with password_server.connect() as conn:
         conn.execute("DROP ROLE IF EXISTS atlas_limited")
-        conn.execute("CREATE ROLE atlas_limited LOGIN NOCREATEDB")
+        conn.execute("CREATE ROLE atlas_limited LOGIN NOCREATEDB PASSWORD 'limited'")
     try:
         pytester.makepyfile(USES_DB)
-        dsn = atlas_postgres.dsn().replace("postgres@", "atlas_limited@", 1)
-        result = pytester.runpytest("--atlas-dsn", dsn)
+        result = pytester.runpytest("--atlas-dsn", password_server.url("atlas_limited", "limited"))
         result.assert_outcomes(errors=1)
         result.stdout.fnmatch_lines(
             [
@@ -149,7 +118,7 @@ def test_role_without_createdb(pytester: pytest.Pytester, atlas_postgres: AtlasP
             ]
         )
     finally:
-        with atlas_postgres.connect(autocommit=True) as conn:
+        with password_server.connect() as conn:
             conn.execute("DROP ROLE atlas_limited")
 
 
@@ -180,33 +149,6 @@ def test_unwritable_cache_folder_is_not_fatal(pytester: pytest.Pytester) -> None
             "starting without a cache*"
         ]
     )
-
-
-@pytest.mark.parametrize("tier", ["both", "hot"])
-def test_corrupted_cache_entry_is_rebuilt(pytester: pytest.Pytester, tmp_path: Path, tier: str) -> None:
-    """A damaged entry (in the persistent cache, or only in its copy on /dev/shm) is rebuilt."""
-    cache = tmp_path / "cache"
-    pytester.makepyfile(
-        """
-        def test_db(atlas_db, atlas_postgres):
-            print("CACHE", atlas_postgres.cache)
-            assert atlas_db.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
-        """
-    )
-    pytester.runpytest("--atlas-cache-dir", str(cache), "-s").stdout.fnmatch_lines(["*CACHE miss: built and stored*"])
-    [entry] = [path for path in cache.iterdir() if path.is_dir() and path.name.startswith("pg")]
-    tier = hashlib.sha256(str(cache.resolve()).encode()).hexdigest()[:8]
-    hot = Path(f"/dev/shm/pytest-atlas-{os.geteuid()}/cache") / tier / entry.name
-    copies = [hot] if tier == "hot" else [entry, hot]
-    for copy in copies:
-        if copy.exists():
-            (copy / "pgdata" / "global" / "pg_control").write_bytes(b"garbage")
-    assert any(copy.exists() for copy in copies)
-    result = pytester.runpytest("--atlas-cache-dir", str(cache), "-s")
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*CACHE rebuilt (the cached cluster was unusable: *"])
-    again = pytester.runpytest("--atlas-cache-dir", str(cache), "-s")
-    again.stdout.fnmatch_lines(["*CACHE hit*"])
 
 
 def test_connecting_to_a_missing_database_is_clear(atlas_postgres: AtlasPostgres) -> None:

@@ -104,7 +104,7 @@ def test_async_fixture_under_pytest_asyncio(pytester: pytest.Pytester) -> None:
             assert (await cur.fetchone())[0] >= 1
             await atlas_async_db.commit()
             cur = await atlas_async_db.execute("SELECT current_database()")
-            assert atlas_dsn.endswith("/" + (await cur.fetchone())[0])
+            assert atlas_dsn.split("?")[0].endswith("/" + (await cur.fetchone())[0])
         """
     )
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
@@ -208,7 +208,11 @@ def test_server_fixture_describes_the_server(pytester: pytest.Pytester) -> None:
         import psycopg
 
         def test_server(atlas_postgres):
-            assert atlas_postgres.host == "127.0.0.1" and atlas_postgres.port > 0
+            # a private unix socket: host is its folder, and nothing listens on TCP
+            assert atlas_postgres.host.endswith("/sock") and atlas_postgres.port == 5432
+            assert atlas_postgres.tcp is False and atlas_postgres.passfile is None
+            with atlas_postgres.connect() as conn:
+                assert conn.execute("SHOW listen_addresses").fetchone() == ("",)
             assert atlas_postgres.user == "postgres"
             assert atlas_postgres.version_num >= 130000
             assert atlas_postgres.version == "%d.%d" % divmod(atlas_postgres.version_num, 10000)

@@ -116,21 +116,25 @@ def test_sigkill_takes_the_server_down_and_the_next_run_reaps_the_files(
     assert not run_dir.exists()
 
 
-def test_reaper_stops_a_server_whose_owner_is_gone(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    """A server left running (e.g. pdeathsig unavailable) is stopped by the next run, not just unlinked."""
-    proc, probe = start_inner(pytester, tmp_path)
+def test_kept_servers_are_never_reaped_and_orphans_are_stopped(
+    pytester: pytest.Pytester, tmp_path: Path, own_base: list[str]
+) -> None:
+    """A kept server outlives its run and no later run touches it; a server whose run is dead but
+    which still runs (kept, then unmarked; or a kernel without pdeathsig) is stopped, not just unlinked."""
+    proc, probe = start_inner(pytester, tmp_path, "--atlas-keep-db", *own_base)
     run_dir = Path(probe["data_dir"]).parent
-    owner = json.loads((run_dir / "owner.json").read_text())
     servers = servers_of(probe["data_dir"])
-    # pretend the owner is a process that is gone, while the server still runs
-    (run_dir / "owner.json").write_text(json.dumps({**owner, "pid": 2**22 - 3}))
+    assert servers
+    proc.kill()  # a detached (kept) server has no parent-death signal: it keeps running
+    proc.wait(timeout=30)
     pytester.makepyfile(other_test="def test_other(atlas_db):\n    pass\n")
-    result = pytester.runpytest_subprocess("other_test.py", "-p", "no:cacheprovider")
+    pytester.runpytest_subprocess("other_test.py", "-p", "no:cacheprovider", *own_base).assert_outcomes(passed=1)
+    assert run_dir.exists() and servers_of(probe["data_dir"]) == servers, "a kept server was reaped"
+    (run_dir / "kept").unlink()  # now it is an orphan: its run is dead (its lock is free)
+    result = pytester.runpytest_subprocess("other_test.py", "-p", "no:cacheprovider", *own_base)
     result.assert_outcomes(passed=1)
     assert wait_gone(servers) == []
     assert not run_dir.exists()
-    proc.kill()
-    proc.wait(timeout=30)
 
 
 def test_keep_db_keeps_databases_and_says_how_to_connect(pytester: pytest.Pytester) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_atlas._config import OPTIONS, resolve_settings
+from pytest_atlas._dsn import Dsn
 from pytest_atlas.errors import ConfigError
 
 TRIVIAL = "def test_nothing():\n    pass\n"
@@ -53,11 +54,11 @@ def test_cli_beats_env_beats_ini_beats_default() -> None:
     env = {"ATLAS_TEST_DSN": "postgresql://env@h/db"}
     settings = resolve_settings({"port": "7"}, ini, env)
     assert settings.port == 7 and settings.sources["port"] == "--atlas-port"
-    assert settings.dsn == "postgresql://env@h/db" and settings.sources["dsn"] == "$ATLAS_TEST_DSN"
+    assert settings.dsn == Dsn("postgresql://env@h/db") and settings.sources["dsn"] == "$ATLAS_TEST_DSN"
     settings = resolve_settings({"dsn": "postgresql://cli@h/db"}, ini, env)
-    assert settings.dsn == "postgresql://cli@h/db"
+    assert settings.dsn is not None and settings.dsn.reveal() == "postgresql://cli@h/db"
     settings = resolve_settings({}, ini, {})
-    assert (settings.port, settings.dsn) == (5, "postgresql://ini@h/db")
+    assert (settings.port, settings.dsn) == (5, Dsn("postgresql://ini@h/db"))
     assert settings.sources == {"port": "ini atlas_port", "dsn": "ini atlas_dsn"}
     defaults = resolve_settings({}, {}, {})
     assert (defaults.port, defaults.dsn, defaults.cache, defaults.keep_db) == (0, None, True, False)

@@ -1,0 +1,256 @@
+"""An existing server given by DSN (``--atlas-dsn``): attaching, the run's lock, and reaping what
+killed runs left there.
+
+Every database a run creates is named ``pytest_atlas_<token>_...`` (the token is random per run),
+so even one interrupted in the middle of ``CREATE DATABASE`` is recognisable. While a run lives, a
+dedicated connection of it holds the session-level advisory lock derived from its token
+(:class:`RunLock`); PostgreSQL drops that lock when the session ends, however the run died. A
+later run drops a token's databases only after taking that lock itself, so a run in another
+container, with the same host name and the same PIDs, is never mistaken for a dead one. Databases
+marked kept (``--atlas-keep-db``) are never dropped; those of another role are left alone with one
+line in the summary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import select
+import threading
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from pytest_atlas._dsn import Dsn, passfile_line
+from pytest_atlas.db._account import ServerAccount, current_user_name, server_account
+from pytest_atlas.db._connect import Backoff, connect_clearly, is_transient, one_line
+from pytest_atlas.db._postgres import AtlasPostgres, drop_database
+from pytest_atlas.db._runtime import RunDir, choose_base
+from pytest_atlas.errors import ProvisioningError
+
+__all__ = ["EXTERNAL_PREFIX", "RunLock", "attach_server", "lock_key"]
+
+#: prefix of every database the plugin creates on an existing server
+EXTERNAL_PREFIX = "pytest_atlas_"
+_TOKEN = re.compile(r"^pytest_atlas_([0-9a-f]{8})_")
+#: first key of every pytest-atlas advisory lock (the two-key form): "atla"
+_LOCK_CLASS = 0x61746C61
+
+
+def _int4(value: int) -> int:
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def lock_key(token: str) -> tuple[int, int]:
+    """The advisory lock (two int4 keys) that says run ``token`` is alive."""
+    return _LOCK_CLASS, _int4(int(token, 16))
+
+
+class RunLock:
+    """Holds this run's advisory lock on a connection of its own for the whole run.
+
+    A thread watches the connection: if its backend is killed (``pg_terminate_backend``, a server
+    restart), it reconnects and takes the lock again, with a bounded backoff."""
+
+    def __init__(self, conninfo: str, token: str) -> None:
+        self.conninfo = conninfo
+        self.token = token
+        self._conn: psycopg.Connection[Any] | None = None
+        self._stop_r, self._stop_w = os.pipe()
+        self._closed = False
+        self.retaken = 0
+        self._take()
+        self._thread = threading.Thread(target=self._watch, name=f"pytest-atlas run lock {token}", daemon=True)
+        self._thread.start()
+
+    def _take(self) -> None:
+        params = conninfo_to_dict(self.conninfo)
+        params["application_name"] = f"pytest-atlas run {self.token}"
+        conn = connect_clearly(make_conninfo("", **params), autocommit=True)
+        row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", lock_key(self.token)).fetchone()
+        if not row or not row[0]:
+            conn.close()
+            raise ProvisioningError(f"another session holds the lock of run {self.token} on the server")
+        self._conn = conn
+
+    def _watch(self) -> None:
+        backoff = Backoff(budget=300.0)
+        while not self._closed:
+            conn = self._conn
+            fds = [self._stop_r] + ([conn.fileno()] if conn is not None and not conn.closed else [])
+            try:
+                ready, _, _ = select.select(fds, [], [], 5.0)
+            except (OSError, ValueError):
+                ready = []
+            if self._closed:
+                return
+            if self._stop_r in ready:
+                return
+            try:
+                if conn is None or conn.closed:
+                    raise psycopg.OperationalError("the connection is closed")
+                conn.execute("SELECT 1")  # the backend said something (a FATAL, usually): still there?
+                backoff.reset()
+                continue
+            except (psycopg.Error, ProvisioningError):
+                with contextlib.suppress(Exception):
+                    if conn is not None:
+                        conn.close()
+                self._conn = None
+            while not self._closed:
+                try:
+                    self._take()
+                    self.retaken += 1
+                    backoff.reset()
+                    break
+                except (psycopg.Error, ProvisioningError):
+                    delay = backoff.next_delay()
+                    if delay is None:
+                        return
+                    if select.select([self._stop_r], [], [], delay)[0]:
+                        return
+
+    def backend_pid(self) -> int | None:
+        conn = self._conn
+        return conn.info.backend_pid if conn is not None and not conn.closed else None
+
+    def close(self) -> None:
+        """Give the lock up (the session ends)."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError):
+            os.write(self._stop_w, b"x")
+        self._thread.join(timeout=10)
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+        for fd in (self._stop_r, self._stop_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def attach_server(dsn: Dsn | str, source: str, *, data_dir: Path | None = None) -> AtlasPostgres:
+    """Use the existing server at ``dsn``: check the login and the right to create databases, take
+    this run's lock, and drop databases left by dead runs of pytest-atlas (only those).
+
+    A password in the DSN goes into a 0600 passfile of this run (in its own folder under the data
+    folder), which every DSN handed to tests names instead."""
+    dsn = dsn if isinstance(dsn, Dsn) else Dsn(dsn)
+    params = dsn.params()
+    password = params.pop("password", None)
+    run: RunDir | None = None
+    if password:
+        account = _folder_account()
+        base = choose_base(data_dir, account)
+        run = RunDir.create(base.path, account, keep=False, kind="dsn")
+        params["passfile"] = str(run.write_passfile(passfile_line(password)))
+    conninfo = make_conninfo("", **params)
+    try:
+        with connect_clearly(conninfo, retry_for=0, shown=dsn.redacted, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT current_user, current_database(), current_setting('server_version_num')::int,"
+                " current_setting('server_version'),"
+                " (SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user)"
+            ).fetchone()
+            assert row is not None
+            user, dbname, version_num, version, can_create = row
+            if not can_create:
+                raise ProvisioningError(
+                    f"the role {user!r} at {dsn.redacted} may not create databases, and pytest-atlas creates "
+                    "one database per test there",
+                    hint=f"run 'ALTER ROLE {user} CREATEDB' as a superuser, or use a role that has CREATEDB",
+                )
+            host, port = conn.info.host, conn.info.port
+        token = secrets.token_hex(4)
+        lock = RunLock(conninfo, token)
+        with connect_clearly(conninfo, retry_for=0, autocommit=True) as conn:
+            notes = reap_external(conn, int(version_num), own=token)
+    except BaseException:
+        if run is not None:
+            run.remove()
+        raise
+    return AtlasPostgres(
+        host=host,
+        port=int(port),
+        user=user,
+        version=str(version).split()[0],
+        version_num=int(version_num),
+        source=f"existing server {dsn.redacted} ({source})",
+        cache="not used (existing server)",
+        owned=False,
+        db_prefix=f"{EXTERNAL_PREFIX}{token}_",
+        maintenance_db=dbname,
+        passfile=run.passfile if run is not None else None,
+        token=token,
+        notes=notes,
+        _params=params,
+        _run=run,
+        _lock=lock,
+    )
+
+
+def _folder_account() -> ServerAccount:
+    """The account a started server would run as: the passfile's folder goes into the same base
+    folder as a started server's, created the way such a run needs it."""
+    try:
+        return server_account(None)
+    except ProvisioningError:
+        return ServerAccount(current_user_name(), os.geteuid(), os.getegid(), True, "")
+
+
+def reap_external(conn: psycopg.Connection[Any], version_num: int, *, own: str = "") -> list[str]:
+    """Drop the databases of dead runs (their token's lock can be taken), except kept ones and
+    those of other roles. Returns one line per thing done or left alone."""
+    rows = conn.execute(
+        "SELECT datname, pg_has_role(datdba, 'USAGE'), pg_get_userbyid(datdba),"
+        " shobj_description(oid, 'pg_database') FROM pg_database WHERE datname LIKE %s ORDER BY datname",
+        (EXTERNAL_PREFIX.replace("_", r"\_") + "%",),
+    ).fetchall()
+    by_token: dict[str, list[str]] = {}
+    others: dict[str, list[str]] = {}
+    for name, mine, owner, comment in rows:
+        match = _TOKEN.match(name)
+        if match is None or match.group(1) == own or _kept(comment):
+            continue
+        if not mine:
+            others.setdefault(str(owner), []).append(name)
+            continue
+        by_token.setdefault(match.group(1), []).append(name)
+    notes = [
+        f"left {len(names)} database(s) of role {owner!r} alone (not ours to drop): {', '.join(names[:3])}"
+        + (" ..." if len(names) > 3 else "")
+        for owner, names in others.items()
+    ]
+    for token, names in by_token.items():
+        row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", lock_key(token)).fetchone()
+        if not row or not row[0]:
+            continue  # that run is alive
+        try:
+            dropped = []
+            for name in names:
+                try:
+                    drop_database(conn, name, version_num)
+                    dropped.append(name)
+                except psycopg.Error as exc:
+                    if not is_transient(exc) and not isinstance(exc, psycopg.errors.InsufficientPrivilege):
+                        raise
+                    notes.append(f"could not drop {name} left by a dead run: {one_line(exc)}")
+            if dropped:
+                notes.append(f"dropped {len(dropped)} database(s) left by dead run {token}")
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock_key(token))
+    return notes
+
+
+def _kept(comment: object) -> bool:
+    try:
+        return bool(json.loads(str(comment))["pytest-atlas"]["keep"])
+    except (TypeError, ValueError, KeyError):
+        return False

@@ -1,0 +1,385 @@
+"""Creating, locking and removing the plugin's files without following anyone's symlinks.
+
+Every folder the plugin keeps on /dev/shm, in the temp folder or in the cache is made by
+:func:`ensure_dir`: ``mkdir`` (never following a link), then opened with ``O_NOFOLLOW`` and checked
+through the open descriptor: a real folder, owned by the effective user, writable by nobody else.
+Once such a folder is checked, nobody else can add, rename or replace anything inside it, so paths
+below it are safe to use; the sticky bit of /dev/shm and /tmp keeps others from renaming the
+folder itself (a parent that is writable by others and not sticky is refused).
+
+Liveness is an ``flock``: the process that owns a run folder or a temporary folder holds a lock on
+a file in it for as long as it lives; the kernel drops the lock when the process dies, however it
+dies, and the lock is visible to every process that shares the file system, whatever its PID
+namespace or container. A folder is removed by someone else only after taking that lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import pwd
+import shutil
+import stat
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_atlas.errors import ProvisioningError
+
+__all__ = [
+    "FileLock",
+    "UnsafePathError",
+    "copy_regular_tree",
+    "create_private_file",
+    "digest_file",
+    "ensure_dir",
+    "read_regular",
+    "remove_tree",
+]
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_CHUNK = 1 << 20
+
+
+class UnsafePathError(ProvisioningError):
+    """A folder or file the plugin wanted to use is not safe to use (a link, someone else's, or
+    writable by others)."""
+
+
+def _owner(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name!r} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _refuse(path: Path, problem: str, fix: str) -> UnsafePathError:
+    return UnsafePathError(f"{path} {problem}", hint=fix)
+
+
+def check_dir_fd(fd: int, path: Path, *, uid: int | None = None) -> None:
+    """Raise UnsafePathError unless the open folder ``fd`` (at ``path``) belongs to ``uid`` (default:
+    the effective user) and is writable by nobody else."""
+    uid = os.geteuid() if uid is None else uid
+    st = os.fstat(fd)
+    if not stat.S_ISDIR(st.st_mode):  # pragma: no cover - O_DIRECTORY already refuses
+        raise _refuse(path, "is not a folder", "remove it, or choose another folder")
+    if st.st_uid != uid:
+        raise _refuse(
+            path,
+            f"belongs to {_owner(st.st_uid)}, not to {_owner(uid)}",
+            f"if nobody uses it, remove it (as its owner or root: rm -r {path}); or choose another folder "
+            "(--atlas-data-dir / --atlas-cache-dir)",
+        )
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise _refuse(
+            path,
+            f"is writable by other users (mode {stat.S_IMODE(st.st_mode):o})",
+            f"if it is yours, run 'chmod go-w {path}'; or choose another folder",
+        )
+
+
+def _check_parent(path: Path) -> None:
+    """A folder we create in ``path.parent`` stays ours only if nobody else can rename it away:
+    the parent must be ours or root's and not writable by others, or sticky (/tmp, /dev/shm)."""
+    try:
+        st = os.stat(path.parent)
+    except OSError:
+        return  # it does not exist: mkdir fails below with the real reason
+    sticky = bool(st.st_mode & stat.S_ISVTX)
+    others_write = bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+    if st.st_uid not in (0, os.geteuid()) and not sticky:
+        raise _refuse(
+            path.parent,
+            f"belongs to {_owner(st.st_uid)}, who could replace {path.name} in it",
+            "choose a folder of your own (--atlas-data-dir / --atlas-cache-dir)",
+        )
+    if others_write and not sticky:
+        raise _refuse(
+            path.parent,
+            f"is writable by other users and not sticky (mode {stat.S_IMODE(st.st_mode):o}), so they could "
+            f"replace {path.name} in it",
+            "choose another folder (--atlas-data-dir / --atlas-cache-dir), or 'chmod +t' it",
+        )
+
+
+def ensure_dir(path: Path, mode: int = 0o700, *, parents: bool = False, parent_mode: int = 0o755) -> Path:
+    """Create ``path`` (``mode``; with ``parents``, missing parents too, ``parent_mode``) unless it
+    exists, and check it: not a link, a real folder, ours, writable by nobody else. Never changes
+    the mode of a folder that already exists. Raises UnsafePathError saying what is wrong."""
+    path = Path(os.path.abspath(path))
+    if parents and not os.path.lexists(path.parent):
+        ensure_dir(path.parent, parent_mode, parents=True, parent_mode=parent_mode)
+    _check_parent(path)
+    created = False
+    try:
+        os.mkdir(path, mode)
+        created = True
+    except FileExistsError:
+        pass
+    try:
+        fd = os.open(path, _DIR_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or os.path.islink(path):
+            target = os.readlink(path) if os.path.islink(path) else "?"
+            raise _refuse(
+                path,
+                f"is a symbolic link (to {target}); pytest-atlas never follows links to its folders",
+                f"if you did not make it, someone else did: remove it (rm {path}) and tell your admin; "
+                "or choose another folder (--atlas-data-dir / --atlas-cache-dir)",
+            ) from None
+        if exc.errno == errno.ENOTDIR:
+            raise _refuse(path, "exists and is not a folder", "remove it, or choose another folder") from None
+        raise
+    try:
+        check_dir_fd(fd, path)
+        if created:
+            os.fchmod(fd, mode)  # our own new folder: the mode asked for, whatever the umask
+    finally:
+        os.close(fd)
+    return path
+
+
+def create_private_file(path: Path, data: bytes = b"", *, mode: int = 0o600) -> None:
+    """Create a new file (never an existing one, never through a link) and write ``data``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)
+        if data:
+            os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def read_regular(path: Path, *, limit: int = 1 << 16) -> str | None:
+    """The text of a regular file that someone else may control (a server's ``postmaster.pid``):
+    never through a link, never blocking on a FIFO, at most ``limit`` bytes. None if it is missing
+    or not a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, limit).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a folder tree the plugin made. Never follows links: a link at ``path`` is refused
+    (left in place), links inside are removed as links (``shutil.rmtree`` works on descriptors)."""
+    if os.path.islink(path):
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# locks
+# ----------------------------------------------------------------------------------------------------
+
+
+class FileLock:
+    """An ``flock`` on a file (or folder) in a folder of ours, held until :meth:`release`.
+
+    A lock file may be removed by whoever holds its lock (a reaper cleaning up); a process that
+    then acquires the old, unlinked file notices that the path names another file now and tries
+    again, so two processes never both believe they hold the lock of one path.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    @classmethod
+    def acquire(
+        cls, path: Path, *, shared: bool = False, blocking: bool = True, create: bool = True
+    ) -> FileLock | None:
+        """The lock on ``path``; None when ``blocking`` is False and someone else holds it (or when
+        the file is missing and ``create`` is False)."""
+        op = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB)
+        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+        while True:
+            try:
+                fd = os.open(path, flags, 0o600)
+            except IsADirectoryError:
+                fd = os.open(path, _DIR_FLAGS)
+            except FileNotFoundError:
+                if create:
+                    raise
+                return None
+            try:
+                fcntl.flock(fd, op)
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                now = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                now = None
+            held = os.fstat(fd)
+            if now is not None and (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev):
+                return cls(path, fd)
+            os.close(fd)  # removed or replaced while we waited: lock the file that is there now
+            if not create and now is None:
+                return None
+
+    @classmethod
+    def try_acquire(cls, path: Path) -> FileLock | None:
+        """The exclusive lock on an existing ``path`` if nobody holds it, else None."""
+        try:
+            return cls.acquire(path, blocking=False, create=False)
+        except OSError:
+            return None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> FileLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+@contextlib.contextmanager
+def locked(path: Path, *, shared: bool = False) -> Iterator[FileLock]:
+    """Hold the lock on ``path`` (created if missing) for the block."""
+    lock = FileLock.acquire(path, shared=shared)
+    assert lock is not None
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+# ----------------------------------------------------------------------------------------------------
+# copying a cluster out of a folder someone else controls
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One regular file of a copied tree: its size and CRC-32 (for the cache's manifest)."""
+
+    size: int
+    crc: int
+
+
+def digest_file(path: Path) -> FileRecord:
+    """Size and CRC-32 of a regular file (read in 1 MiB chunks)."""
+    crc = 0
+    size = 0
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as handle:
+        while True:
+            n = handle.readinto(buffer)
+            if not n:
+                break
+            crc = zlib.crc32(view[:n], crc)
+            size += n
+    return FileRecord(size, crc)
+
+
+def copy_regular_tree(src: Path, dst: Path, *, owner: int, skip: frozenset[str] = frozenset()) -> dict[str, FileRecord]:
+    """Copy the folders and regular files under ``src`` (which ``owner`` controls) into the new
+    folder ``dst`` (ours), returning the size and CRC-32 of every file by relative path.
+
+    Everything is opened relative to descriptors with ``O_NOFOLLOW``: a link, a device, a FIFO, a
+    file with a second hard link or one not owned by ``owner`` stops the copy (UnsafePathError), so
+    nothing planted in ``src`` travels, and nothing outside ``src`` is ever read. Top-level names in
+    ``skip`` are left out. Modes are kept (group and other bits dropped)."""
+    records: dict[str, FileRecord] = {}
+    src_fd = os.open(src, _DIR_FLAGS)
+    try:
+        check_dir_fd(src_fd, src, uid=owner)
+        os.mkdir(dst, 0o700)
+        dst_fd = os.open(dst, _DIR_FLAGS)
+        try:
+            _copy_dir(src_fd, dst_fd, src, "", owner, skip, records)
+        finally:
+            os.close(dst_fd)
+    finally:
+        os.close(src_fd)
+    return records
+
+
+def _copy_dir(
+    src_fd: int,
+    dst_fd: int,
+    src: Path,
+    rel: str,
+    owner: int,
+    skip: frozenset[str],
+    records: dict[str, FileRecord],
+) -> None:
+    with os.scandir(src_fd) as entries:
+        names = sorted(entry.name for entry in entries)
+    for name in names:
+        if not rel and name in skip:
+            continue
+        child = f"{rel}{name}"
+        st = os.stat(name, dir_fd=src_fd, follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode):
+            fd = os.open(name, _DIR_FLAGS, dir_fd=src_fd)
+            try:
+                check_dir_fd(fd, src / child, uid=owner)
+                os.mkdir(name, stat.S_IMODE(st.st_mode) & 0o700, dir_fd=dst_fd)
+                sub = os.open(name, _DIR_FLAGS, dir_fd=dst_fd)
+                try:
+                    _copy_dir(fd, sub, src, child + "/", owner, frozenset(), records)
+                finally:
+                    os.close(sub)
+            finally:
+                os.close(fd)
+        elif stat.S_ISREG(st.st_mode):
+            records[child] = _copy_file(src_fd, dst_fd, name, src / child, owner)
+        else:
+            raise UnsafePathError(
+                f"{src / child} is not a regular file or folder (a link or a special file), so the "
+                "cluster is not cached",
+                hint="something other than PostgreSQL changed the server's data folder; rerun with --atlas-no-cache",
+            )
+
+
+def _copy_file(src_fd: int, dst_fd: int, name: str, shown: Path, owner: int) -> FileRecord:
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=src_fd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != owner or st.st_nlink != 1:
+            raise UnsafePathError(
+                f"{shown} is not a plain file of the server's account (owner uid {st.st_uid}, "
+                f"{st.st_nlink} links), so the cluster is not cached",
+                hint="something other than PostgreSQL changed the server's data folder; rerun with --atlas-no-cache",
+            )
+        out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dst_fd)
+        try:
+            os.fchmod(out, stat.S_IMODE(st.st_mode) & 0o700)
+            crc = 0
+            size = 0
+            while True:
+                chunk = os.read(fd, _CHUNK)
+                if not chunk:
+                    break
+                crc = zlib.crc32(chunk, crc)
+                size += len(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(out, view) :]
+        finally:
+            os.close(out)
+    finally:
+        os.close(fd)
+    return FileRecord(size, crc)

@@ -1,0 +1,174 @@
+"""The server of a test run as the fixtures see it (:class:`AtlasPostgres`), and what the plugin does
+with databases on it: templates, labels for kept databases, drops."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from pytest_atlas._dsn import build_url, redact
+from pytest_atlas.db._connect import connect_clearly
+from pytest_atlas.schema import SqlSource, load_sources
+
+if TYPE_CHECKING:
+    from pytest_atlas.db._cluster import LocalCluster
+    from pytest_atlas.db._external import RunLock
+    from pytest_atlas.db._runtime import Base, RunDir
+
+__all__ = ["AtlasPostgres", "create_template", "drop_database", "label_kept"]
+
+
+@dataclass
+class AtlasPostgres:
+    """The PostgreSQL server of this test run (the ``atlas_postgres`` fixture).
+
+    ``source`` says how it was obtained; ``cache`` says whether the cluster came from the cache.
+    Build DSNs with :meth:`dsn` (a ``postgresql://`` URL) and connections with :meth:`connect`.
+    No DSN it hands out carries a password: a started server is reached through its private unix
+    socket (``host`` is then the socket's folder) or, with ``--atlas-tcp``, through 127.0.0.1 with
+    the password in ``passfile``; on an existing server whose DSN has a password, that password is
+    in ``passfile`` too.
+    """
+
+    host: str
+    port: int
+    user: str
+    version: str
+    version_num: int
+    source: str
+    cache: str
+    #: True when the plugin started this server (and removes it at the end of the run)
+    owned: bool
+    #: prefix of the databases the plugin creates on this server
+    db_prefix: str
+    #: name of the ready-made template database (schema loaded), or None
+    template: str | None = None
+    data_dir: Path | None = None
+    log_file: Path | None = None
+    account: str | None = None
+    maintenance_db: str = "postgres"
+    #: the 0600 passfile every DSN of this server names, or None when no password is needed
+    passfile: Path | None = None
+    #: True when a started server also listens on 127.0.0.1 (``--atlas-tcp``)
+    tcp: bool = False
+    #: this run's token: part of every database name the plugin creates on an existing server
+    token: str = ""
+    #: what clean-up did or left alone (one line each, shown in the terminal summary)
+    notes: list[str] = field(default_factory=list)
+    _params: dict[str, str] = field(default_factory=dict, repr=False)
+    _admin: dict[str, str] = field(default_factory=dict, repr=False)
+    _cluster: LocalCluster | None = field(default=None, repr=False)
+    _run: RunDir | None = field(default=None, repr=False)
+    _base: Base | None = field(default=None, repr=False)
+    _lock: RunLock | None = field(default=None, repr=False)
+
+    def dsn(self, dbname: str | None = None) -> str:
+        """A ``postgresql://`` URL for ``dbname`` (default: the maintenance database). It carries no
+        password, so it may be printed; psycopg, asyncpg, SQLAlchemy and Atlas accept it."""
+        return build_url({**self._params, "dbname": dbname or self.maintenance_db})
+
+    def redacted_dsn(self, dbname: str | None = None) -> str:
+        """The same URL with any password replaced by ``***`` (for messages)."""
+        return redact(self.dsn(dbname))
+
+    def conninfo(self, dbname: str | None = None) -> str:
+        """A libpq ``key=value`` string for ``dbname``."""
+        return make_conninfo("", **{**self._params, "dbname": dbname or self.maintenance_db})
+
+    def connect(self, dbname: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
+        """A new ``psycopg.Connection`` to ``dbname`` (keyword arguments go to ``psycopg.connect``).
+        While the server restarts after a crashed backend, connecting is retried for a few seconds."""
+        return connect_clearly(self.conninfo(dbname), alive=self.alive, **kwargs)
+
+    def admin_connect(
+        self, dbname: str | None = None, *, retry_for: float = 10.0, **kwargs: Any
+    ) -> psycopg.Connection[Any]:
+        """A connection for the plugin's own work (on a started server: through its socket)."""
+        params = {**(self._admin or self._params), "dbname": dbname or self.maintenance_db}
+        return connect_clearly(make_conninfo("", **params), retry_for=retry_for, alive=self.alive, **kwargs)
+
+    def alive(self) -> bool:
+        """False once a server this run started has exited (then nothing is worth retrying)."""
+        cluster = self._cluster
+        return cluster is None or cluster.process is None or cluster.running()
+
+    @property
+    def run_dir(self) -> Path | None:
+        """This run's folder (server files, passfile), or None."""
+        return self._run.path if self._run is not None else None
+
+    @property
+    def keeps_running(self) -> bool:
+        return self.owned and self._cluster is not None and self._cluster.process is None
+
+    def stop(self) -> None:
+        """Stop a server the plugin started and remove its files; on an existing server, give up
+        the run's lock (no-op otherwise)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+        if self._cluster is not None:
+            self._cluster.stop()
+            self._cluster = None
+        if self._run is not None:
+            self._run.remove()
+            self._run = None
+        if self._base is not None:
+            from pytest_atlas.db._runtime import remove_private_base
+
+            remove_private_base(self._base)
+            self._base = None
+
+    def detach(self) -> None:
+        """Leave a started server running after the run (``--atlas-keep-db``); its folder (or, on an
+        existing server, the folder of the passfile) is marked kept, so no later run reaps it."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+        if self._cluster is not None:
+            self._cluster.detach()
+            self._cluster = None
+        if self._run is not None:
+            self._run.mark_kept()
+            self._run.release()
+
+
+def create_template(server: AtlasPostgres, name: str, sources: Sequence[SqlSource], *, keep: bool = False) -> None:
+    """Create database ``name`` from template0, load ``sources`` into it, and close it to connections
+    (so that it can always be cloned). On a load error the database is dropped again."""
+    with server.admin_connect(autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+        label_kept(admin, server, name, keep=keep)
+        try:
+            with server.admin_connect(name) as conn:
+                load_sources(conn, sources)
+        except BaseException:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            raise
+        admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(name)))
+
+
+def label_kept(admin: psycopg.Connection[Any], server: AtlasPostgres, name: str, *, keep: bool) -> None:
+    """On an existing server, mark a database kept with --atlas-keep-db, so that no later run drops
+    it. (Every other database is recognised by the run token in its name.)"""
+    if server.owned or not keep:
+        return
+    label = json.dumps({"pytest-atlas": {"token": server.token, "keep": True}})
+    admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(label)))
+
+
+def drop_database(conn: psycopg.Connection[Any], name: str, version_num: int) -> None:
+    """Drop a database the plugin created, disconnecting whatever code under test left connected."""
+    ident = sql.Identifier(name)
+    if version_num >= 130000:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+        return
+    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(ident))
