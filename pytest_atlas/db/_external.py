@@ -30,7 +30,7 @@ from pytest_atlas._dsn import Dsn, passfile_line
 from pytest_atlas.db._account import ServerAccount, current_user_name, server_account
 from pytest_atlas.db._connect import Backoff, connect_clearly, is_transient, one_line
 from pytest_atlas.db._postgres import AtlasPostgres, drop_database
-from pytest_atlas.db._runtime import RunDir, choose_base
+from pytest_atlas.db._runtime import RunDir, choose_base, reap_stale
 from pytest_atlas.errors import ProvisioningError
 
 __all__ = ["EXTERNAL_PREFIX", "RunLock", "attach_server", "lock_key"]
@@ -149,6 +149,7 @@ def attach_server(dsn: Dsn | str, source: str, *, data_dir: Path | None = None) 
     if password:
         account = _folder_account()
         base = choose_base(data_dir, account)
+        reap_stale(base.path)
         run = RunDir.create(base.path, account, keep=False, kind="dsn")
         params["passfile"] = str(run.write_passfile(passfile_line(password)))
     conninfo = make_conninfo("", **params)

@@ -92,7 +92,7 @@ def choose_base(configured: Path | None, account: ServerAccount) -> Base:
         path = ensure_dir(Path(configured) / name, mode, parents=True)
         _check_reachable(path, account)
         return Base(path)
-    parents = ([_SHM] if _shm_has_room() else []) + [Path(tempfile.gettempdir()), Path("/tmp")]
+    parents = ([_SHM] if _shm_has_room() else []) + _temp_folders()
     problems: list[str] = []
     for parent in dict.fromkeys(parents):
         try:
@@ -119,6 +119,10 @@ def choose_base(configured: Path | None, account: ServerAccount) -> Base:
         "no folder to keep the test server's data in: " + "; ".join(problems),
         hint="give a folder of yours that the server account can reach with --atlas-data-dir",
     )
+
+
+def _temp_folders() -> list[Path]:
+    return [Path(tempfile.gettempdir()), Path("/tmp")]
 
 
 def _check_reachable(path: Path, account: ServerAccount) -> None:

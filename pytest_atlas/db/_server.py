@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -50,7 +50,7 @@ class ServerPlan:
     """What a run will do to get its server, found without starting anything."""
 
     settings: AtlasSettings
-    sources: tuple[SqlSource, ...]
+    sources: tuple[SqlSource, ...] = field(repr=False)
     dsn: Dsn | None = None
     dsn_source: str | None = None
     install: PgInstall | None = None

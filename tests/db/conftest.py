@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import pwd
 import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -189,3 +191,102 @@ def password_server() -> Iterator[PasswordServer]:
         proc.terminate()
         proc.wait(timeout=30)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+HOLD_TEST = """
+import json, os, time
+
+def test_hold(atlas_db, atlas_dsn, atlas_postgres):
+    def attr(name):
+        value = getattr(atlas_postgres, name, None)  # (attributes older versions lack read as None)
+        return None if value is None else str(value)
+
+    probe = {
+        "pid": os.getpid(), "dsn": atlas_dsn, "database": atlas_db.info.dbname,
+        "host": atlas_postgres.host, "port": atlas_postgres.port,
+        **{name: attr(name) for name in ("data_dir", "log_file", "passfile", "run_dir", "token")},
+    }
+    with open(os.environ["ATLAS_PROBE"] + ".tmp", "w") as f:
+        json.dump(probe, f)
+    os.rename(os.environ["ATLAS_PROBE"] + ".tmp", os.environ["ATLAS_PROBE"])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not os.path.exists(os.environ["ATLAS_RELEASE"]):
+        time.sleep(0.05)
+"""
+
+
+def start_inner(
+    pytester: pytest.Pytester,
+    tmp_path: Path,
+    *args: str,
+    prefix: Sequence[str] = (),
+    name: str = "probe",
+    env: dict[str, str] | None = None,
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """An inner pytest run (in its own process, optionally under ``prefix``, e.g. unshare) whose one
+    test holds its database until killed or released (:func:`release_inner`); returns the process
+    and what the test saw."""
+    probe = tmp_path / f"{name}.json"
+    pytester.makepyfile(**{f"test_{name}": HOLD_TEST})
+    base_env = {**os.environ, "ATLAS_PROBE": str(probe), "ATLAS_RELEASE": str(tmp_path / f"{name}.release")}
+    base_env.pop("ATLAS_TEST_DSN", None)
+    env = {**base_env, **(env or {})}
+    proc = subprocess.Popen(
+        [*prefix, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"test_{name}.py", *args],
+        cwd=pytester.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while not probe.exists():
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        assert time.monotonic() < deadline, "inner run did not start its test"
+        time.sleep(0.05)
+    return proc, json.loads(probe.read_text())
+
+
+def release_inner(proc: subprocess.Popen[bytes], tmp_path: Path, name: str = "probe") -> str:
+    """Let the holding test end; the run finishes normally. Returns its output."""
+    (tmp_path / f"{name}.release").write_text("")
+    return proc.communicate(timeout=120)[0].decode()
+
+
+def stop_inner(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate(timeout=30)
+
+
+@pytest.fixture
+def own_base() -> Iterator[list[str]]:
+    """A data folder of the test's own (reachable by the server account, unlike pytest's tmp_path
+    when running as root), so that parallel tests do not reap each other's leftovers."""
+    base = Path(tempfile.mkdtemp(prefix="atlas-base-", dir="/tmp"))
+    os.chmod(base, 0o755)
+    try:
+        yield ["--atlas-data-dir", str(base)]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def servers_of(data_dir: str) -> list[int]:
+    return [pid for pid, cmd in postmasters().items() if data_dir in cmd]
+
+
+def run_as(account: str, *command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` as another account (from /, with a clean environment), capturing its output."""
+    base = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", **(env or {})}
+    return subprocess.run(
+        ["runuser", "-u", account, "--", "env", "-i", *(f"{k}={v}" for k, v in base.items()), *command],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        timeout=60,
+        check=False,
+    )
+
+
+def psql() -> str:
+    bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
+    return str(Path(bindir) / "psql")

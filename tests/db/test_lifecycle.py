@@ -3,69 +3,14 @@ SIGKILL (the next run reaps what a killed run left); --atlas-keep-db; pytest-xdi
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.db.conftest import postmasters, wait_gone
-
-SLOW_TEST = """
-import json, os, time
-
-def test_hold(atlas_db, atlas_postgres):
-    with open(os.environ["ATLAS_PROBE"], "w") as f:
-        json.dump({"data_dir": str(atlas_postgres.data_dir), "pid": os.getpid()}, f)
-    time.sleep(120)
-"""
-
-
-def start_inner(
-    pytester: pytest.Pytester, tmp_path: Path, *args: str
-) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    probe = tmp_path / "probe.json"
-    pytester.makepyfile(SLOW_TEST)
-    env = {**os.environ, "ATLAS_PROBE": str(probe)}
-    env.pop("ATLAS_TEST_DSN", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-        cwd=pytester.path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while not probe.exists() or not probe.read_text():
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-        assert time.monotonic() < deadline, "inner run did not start its test"
-        time.sleep(0.05)
-    time.sleep(0.1)
-    return proc, json.loads(probe.read_text())
-
-
-@pytest.fixture
-def own_base() -> Iterator[list[str]]:
-    """A data folder of the test's own (reachable by the server account, unlike pytest's tmp_path
-    when running as root), so that parallel tests do not reap each other's leftovers."""
-    base = Path(tempfile.mkdtemp(prefix="atlas-lifecycle-", dir="/tmp"))
-    os.chmod(base, 0o755)
-    try:
-        yield ["--atlas-data-dir", str(base)]
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def servers_of(data_dir: str) -> list[int]:
-    return [pid for pid, cmd in postmasters().items() if data_dir in cmd]
+from tests.db.conftest import servers_of, start_inner, wait_gone
 
 
 def test_normal_run_and_failing_run_leave_nothing(pytester: pytest.Pytester) -> None:

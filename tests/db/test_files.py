@@ -1,0 +1,161 @@
+"""Files and folders are created without following anyone's links and checked before use, and
+nothing the run did not create is changed or deleted."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_atlas.db import _runtime
+from pytest_atlas.db._account import server_account
+from pytest_atlas.db._fs import FileLock, UnsafePathError, ensure_dir, read_regular
+from pytest_atlas.db._runtime import BASE_NAME, choose_base
+from tests.db.conftest import run_as
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as other accounts (CI runs as root)")
+USES_DB = "def test_db(atlas_db):\n    atlas_db.execute('SELECT 1')\n"
+
+
+@pytest.fixture
+def sticky() -> Iterator[Path]:
+    """A world-writable sticky folder like /dev/shm or /tmp (where other accounts may plant things)."""
+    folder = Path(tempfile.mkdtemp(prefix="atlas-sticky-", dir="/dev/shm"))
+    os.chmod(folder, 0o1777)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_ensure_dir_creates_checks_and_never_chmods(tmp_path: Path) -> None:
+    made = ensure_dir(tmp_path / "a" / "b", 0o711, parents=True)
+    assert stat.S_IMODE(made.stat().st_mode) == 0o711
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o755
+    os.chmod(made, 0o750)  # the user's choice for an existing folder is kept
+    ensure_dir(made, 0o700)
+    assert stat.S_IMODE(made.stat().st_mode) == 0o750
+
+
+def test_ensure_dir_refuses_what_it_must_not_use(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (tmp_path / "link").symlink_to(victim)
+    with pytest.raises(UnsafePathError, match=r"is a symbolic link .* never follows links") as info:
+        ensure_dir(tmp_path / "link")
+    assert "remove it" in str(info.value)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UnsafePathError, match="exists and is not a folder"):
+        ensure_dir(tmp_path / "file")
+    open_folder = tmp_path / "open"
+    open_folder.mkdir()
+    os.chmod(open_folder, 0o777)
+    with pytest.raises(UnsafePathError, match=r"is writable by other users \(mode 777\)") as info:
+        ensure_dir(open_folder)
+    assert "chmod go-w" in str(info.value)
+    # a parent that others may write to and that is not sticky: they could rename our folder away
+    os.chmod(open_folder, 0o777)
+    with pytest.raises(UnsafePathError, match="writable by other users and not sticky"):
+        ensure_dir(open_folder / "inside")
+
+
+@ROOT_ONLY
+def test_ensure_dir_refuses_a_folder_of_another_account(sticky: Path) -> None:
+    assert run_as("nobody", "mkdir", "-m", "700", str(sticky / "planted")).returncode == 0
+    with pytest.raises(UnsafePathError, match=r"belongs to 'nobody' \(uid 65534\), not to 'root'"):
+        ensure_dir(sticky / "planted")
+
+
+def test_reading_a_file_someone_else_controls_never_follows_or_blocks(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("root's secret")
+    (tmp_path / "postmaster.pid").symlink_to(tmp_path / "secret")
+    assert read_regular(tmp_path / "postmaster.pid") is None
+    os.mkfifo(tmp_path / "fifo")
+    assert read_regular(tmp_path / "fifo") is None  # would block a plain open()
+    (tmp_path / "plain").write_text("42\n")
+    assert read_regular(tmp_path / "plain") == "42\n"
+
+
+def test_a_lock_file_removed_by_its_holder_is_not_shared(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    first = FileLock.acquire(path)
+    assert first is not None and FileLock.try_acquire(path) is None
+    path.unlink()  # a reaper removes the file while it holds the lock
+    second = FileLock.acquire(path)  # a new file: a new lock, not the old unlinked one
+    assert second is not None
+    assert FileLock.try_acquire(path) is None
+    first.release()
+    second.release()
+    assert FileLock.try_acquire(path) is not None
+
+
+def test_the_default_folders_fall_back_to_a_private_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sticky: Path
+) -> None:
+    """When /dev/shm's and the temp folder's names are taken (a link planted by another account),
+    the run uses a private folder of its own and says so."""
+    name = BASE_NAME.format(uid=os.geteuid())
+    shm, temp = sticky / "shm", sticky / "tmp"
+    for folder in (shm, temp):
+        folder.mkdir()
+        os.chmod(folder, 0o1777)
+        (folder / name).symlink_to(tmp_path)
+    monkeypatch.setattr(_runtime, "_SHM", shm)
+    monkeypatch.setattr(_runtime, "_shm_has_room", lambda: True)
+    monkeypatch.setattr(_runtime, "_temp_folders", lambda: [temp])
+    base = choose_base(None, server_account(None))
+    try:
+        assert base.private and base.path.parent == shm and base.path.name.startswith(name + "-")
+        assert "using the private folder" in base.note and "is a symbolic link" in base.note
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        shutil.rmtree(base.path)
+
+
+@ROOT_ONLY
+def test_a_planted_link_is_refused_and_the_victim_untouched(pytester: pytest.Pytester, sticky: Path) -> None:
+    """Another account plants the plugin's folder name as a link to a folder of the victim's whose
+    sub-folders look like leftovers of killed runs."""
+    victim = Path(tempfile.mkdtemp(prefix="atlas-victim-"))
+    try:
+        os.chmod(victim, 0o750)
+        for name in ("run-0000aaaa", "build-0000bbbb", "dsn-0000cccc", ".new-0000dddd"):
+            (victim / name / "pgdata").mkdir(parents=True)
+            old = time.time() - 7200
+            os.utime(victim / name, (old, old))
+        link = sticky / BASE_NAME.format(uid=os.geteuid())
+        assert run_as("nobody", "ln", "-s", str(victim), str(link)).returncode == 0
+        pytester.makepyfile(USES_DB)
+        result = pytester.runpytest("--atlas-data-dir", str(sticky))
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(
+            [
+                f"*pytest-atlas: {link} is a symbolic link (to {victim}); pytest-atlas never follows links*",
+                "*how to fix: if you did not make it, someone else did: remove it*",
+            ]
+        )
+        assert stat.S_IMODE(victim.stat().st_mode) == 0o750, "the victim's folder mode was changed"
+        assert sorted(p.name for p in victim.iterdir()) == [
+            ".new-0000dddd",
+            "build-0000bbbb",
+            "dsn-0000cccc",
+            "run-0000aaaa",
+        ]
+    finally:
+        shutil.rmtree(victim, ignore_errors=True)
+
+
+def test_an_existing_data_folder_keeps_its_mode(pytester: pytest.Pytester, sticky: Path) -> None:
+    base = sticky / BASE_NAME.format(uid=os.geteuid())
+    base.mkdir()
+    os.chmod(base, 0o751)  # the user's choice (traversable by the server account, listable by its group)
+    pytester.makepyfile(USES_DB)
+    pytester.runpytest("--atlas-data-dir", str(sticky)).assert_outcomes(passed=1)
+    assert stat.S_IMODE(base.stat().st_mode) == 0o751
+    assert [p.name for p in base.iterdir() if p.name.startswith("run-")] == []

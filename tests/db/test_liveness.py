@@ -1,0 +1,173 @@
+"""Whether a run is alive is judged by something that dies with it and that every container sees:
+a lock on a file in its folder (locally), a session advisory lock of its token (on a shared
+server). Host names and PIDs are no evidence: a second CI job in its own PID namespace, with the
+same host name, must leave a live run alone, and reap it once it is dead."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.db.conftest import PasswordServer, servers_of, start_inner, stop_inner, wait_gone
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="unshare --pid needs root (CI runs as root)")
+#: the advisory lock of a run token, as docs/security.md states it: keys (0x61746C61, token as int4)
+ATLA = 0x61746C61
+
+
+def token_key(token: str) -> tuple[int, int]:
+    value = int(token, 16)
+    return ATLA, value - (1 << 32) if value >= 1 << 31 else value
+
+
+def databases(server: PasswordServer, like: str = "pytest_atlas_%") -> set[str]:
+    with server.connect() as conn:
+        return {row[0] for row in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (like,))}
+
+
+def lock_holder(server: PasswordServer, token: str) -> int | None:
+    with server.connect() as conn:
+        row = conn.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s::oid"
+            " AND objid = %s::oid AND objsubid = 2",
+            (ATLA, int(token, 16)),
+        ).fetchone()
+    return None if row is None else int(row[0])
+
+
+@ROOT_ONLY
+def test_a_second_job_in_its_own_pid_namespace_leaves_live_runs_alone(
+    pytester: pytest.Pytester, tmp_path: Path, own_base: list[str], password_server: PasswordServer
+) -> None:
+    local, seen_local = start_inner(pytester, tmp_path, *own_base, name="local")
+    shared, seen_shared = start_inner(
+        pytester, tmp_path, "--atlas-dsn", password_server.url(), *own_base, name="shared"
+    )
+    try:
+        token = seen_shared["token"]
+        live = databases(password_server, f"pytest_atlas_{token}_%")
+        assert live, "the run on the shared server made no database"
+        # a fault first: the backend holding the run's lock is killed; the run takes it again
+        first = lock_holder(password_server, token)
+        assert first is not None
+        with password_server.connect() as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (first,))
+        deadline = time.monotonic() + 15
+        while lock_holder(password_server, token) in (None, first):
+            assert time.monotonic() < deadline, "the run did not take its lock again"
+            time.sleep(0.05)
+        # the second job: same host name, its own PID namespace (the first job's PIDs do not exist there)
+        pytester.makepyfile(test_second="def test_second(atlas_db):\n    atlas_db.execute('SELECT 1')\n")
+        command = " && ".join(
+            f"{sys.executable} -m pytest -q -p no:cacheprovider test_second.py {' '.join(args)}"
+            for args in (own_base, ["--atlas-dsn", f"'{password_server.url()}'", *own_base])
+        )
+        second = subprocess.run(
+            ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", command],
+            cwd=pytester.path,
+            capture_output=True,
+            text=True,
+            env={k: v for k, v in os.environ.items() if k != "ATLAS_TEST_DSN"},
+            check=False,
+        )
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert second.stdout.count("1 passed") == 2
+        # both live runs are intact: folders, server, databases
+        assert Path(seen_local["run_dir"]).exists() and servers_of(seen_local["data_dir"])
+        with psycopg.connect(seen_local["dsn"]) as conn:
+            assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+        assert Path(seen_shared["run_dir"]).exists()
+        assert databases(password_server, f"pytest_atlas_{token}_%") == live
+        with psycopg.connect(seen_shared["dsn"]) as conn:  # through the live run's passfile
+            assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+    finally:
+        stop_inner(local)
+        stop_inner(shared)
+    # once they are dead (SIGKILL: nothing cleaned up), the next run reaps both
+    assert wait_gone(servers_of(seen_local["data_dir"])) == []
+    result = pytester.runpytest_subprocess(
+        "test_second.py", "-p", "no:cacheprovider", "--atlas-dsn", password_server.url(), *own_base
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"*dropped {len(live)} database(s) left by dead run {token}*"])
+    assert databases(password_server, f"pytest_atlas_{token}_%") == set()
+    assert not Path(seen_shared["run_dir"]).exists()
+    pytester.runpytest_subprocess("test_second.py", "-p", "no:cacheprovider", *own_base).assert_outcomes(passed=1)
+    assert not Path(seen_local["run_dir"]).exists()
+
+
+def test_leftovers_on_a_shared_server_are_judged_by_name_and_lock(
+    pytester: pytest.Pytester, password_server: PasswordServer
+) -> None:
+    """Run as a role with CREATEDB but no superuser, as on a shared CI server."""
+    with password_server.connect() as admin:
+        admin.execute("DROP ROLE IF EXISTS atlas_ci")
+        admin.execute("CREATE ROLE atlas_ci LOGIN CREATEDB PASSWORD 'ci-pass'")
+        # a dead run of another role (labelled the old way, as if by a dead process of this host)
+        admin.execute("CREATE DATABASE pytest_atlas_0e0e0e0e_0001")
+        label = json.dumps({"pytest-atlas": {"host": os.uname().nodename, "pid": 2**22 - 5, "start": "1"}})
+        admin.execute(f"COMMENT ON DATABASE pytest_atlas_0e0e0e0e_0001 IS '{label}'")
+    ci = PasswordServer(password_server.port, "ci-pass")
+    holder = psycopg.connect(ci.url("atlas_ci"), autocommit=True)
+    try:
+        with psycopg.connect(ci.url("atlas_ci"), autocommit=True) as conn:
+            for name in (
+                "pytest_atlas_deadbeef_0001",  # a dead run's clone, killed before any label: reaped
+                "pytest_atlas_deadbeef_tpl_0a1b2c3d4e",  # its template: reaped
+                "pytest_atlas_cafebabe_0001",  # kept with --atlas-keep-db: left
+                "pytest_atlas_0a1b2c3d_0001",  # a live run's (its lock is held below): left
+                "pytest_atlas_users_own",  # not a run's name: left
+            ):
+                conn.execute(f"CREATE DATABASE {name}")
+            kept = json.dumps({"pytest-atlas": {"token": "cafebabe", "keep": True}})
+            conn.execute(f"COMMENT ON DATABASE pytest_atlas_cafebabe_0001 IS '{kept}'")
+        holder.execute("SELECT pg_advisory_lock(%s, %s)", token_key("0a1b2c3d"))
+        pytester.makepyfile("def test_db(atlas_db):\n    atlas_db.execute('SELECT 1')\n")
+        result = pytester.runpytest("--atlas-dsn", ci.url("atlas_ci"))
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*pytest-atlas: clean-up*",
+                "left 1 database(s) of role 'postgres' alone (not ours to drop): pytest_atlas_0e0e0e0e_0001",
+                "dropped 2 database(s) left by dead run deadbeef",
+            ]
+        )
+        assert databases(password_server) == {
+            "pytest_atlas_0e0e0e0e_0001",
+            "pytest_atlas_cafebabe_0001",
+            "pytest_atlas_0a1b2c3d_0001",
+            "pytest_atlas_users_own",
+        }
+    finally:
+        holder.close()
+        with password_server.connect() as admin:
+            for name in databases(password_server):
+                admin.execute(f"DROP DATABASE IF EXISTS {name}")
+            admin.execute("DROP ROLE IF EXISTS atlas_ci")
+
+
+def test_nothing_but_run_folders_is_reaped(tmp_path: Path, own_base: list[str], pytester: pytest.Pytester) -> None:
+    """In the base folder, only this user's run folders whose lock is free go; a folder being
+    created (young, no lock yet) and everything else stays."""
+    base = Path(own_base[1]) / f"pytest-atlas-v2-{os.geteuid()}"
+    pytester.makepyfile("def test_db(atlas_db):\n    pass\n")
+    pytester.runpytest(*own_base).assert_outcomes(passed=1)
+    (base / "run-0badf00d" / "pgdata").mkdir(parents=True)
+    (base / "run-0badf00d" / "lock").write_bytes(b"")  # a dead run (nobody holds its lock)
+    (base / ".new-0000beef").mkdir()  # a run creating its folder right now
+    (base / "notes").mkdir()  # not a run folder
+    (base / "run-link").symlink_to(tmp_path)
+    pytester.runpytest(*own_base).assert_outcomes(passed=1)
+    names = sorted(p.name for p in base.iterdir())
+    assert "run-0badf00d" not in names
+    assert {".new-0000beef", "notes", "run-link"} <= set(names)
+    assert tmp_path.exists()
+    shutil.rmtree(base / ".new-0000beef")

@@ -1,0 +1,177 @@
+"""No secret in any output: the DSNs handed to tests carry no password, and the settings that hold
+one print it redacted, at every traceback level, with --showlocals, in assertion diffs, JUnit XML,
+--atlas-keep-db lines (which work when pasted), reprs, and child processes' command lines."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pytest_atlas._config import resolve_settings
+from pytest_atlas._dsn import Dsn
+from tests.db.conftest import PasswordServer, release_inner, start_inner, stop_inner, wait_gone
+
+FAILING = """
+import pytest
+from pytest_atlas.fixtures._state import run_state, settings_of
+
+
+def test_compares_the_dsn(atlas_dsn, atlas_database):
+    dsn = atlas_dsn
+    assert dsn == "postgresql://someone-else@db/x"
+
+
+def test_compares_the_objects(atlas_postgres, atlas_database, pytestconfig):
+    settings = settings_of(pytestconfig)
+    state = run_state(pytestconfig)
+    assert (atlas_postgres, atlas_database, settings, state, settings.dsn) is None
+
+
+def test_raises_with_the_dsn(atlas_dsn):
+    raise RuntimeError(f"the driver failed for {atlas_dsn}")
+
+
+def test_keeps_a_row(atlas_db):
+    atlas_db.execute("INSERT INTO sessions (task) VALUES ('kept row')")
+    atlas_db.commit()
+"""
+
+
+def test_the_dsn_setting_prints_redacted() -> None:
+    settings = resolve_settings({"dsn": "postgresql://app:hunter2@db:5432/x?sslmode=require"}, {}, {})
+    dsn = settings.dsn
+    assert isinstance(dsn, Dsn)
+    for shown in (str(dsn), repr(dsn), f"{dsn}", f"{dsn!r}", repr(settings), str([dsn])):
+        assert "hunter2" not in shown and "***" in shown, shown
+    assert dsn.reveal() == "postgresql://app:hunter2@db:5432/x?sslmode=require"
+    assert Dsn("host=db password='two words' user=app").redacted == "host=db password=*** user=app"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--tb=auto", "-l"],
+        ["--tb=long", "-l", "-vv"],
+        ["--tb=short"],
+        ["--tb=line"],
+        ["--tb=native", "-l"],
+        ["--tb=no", "-rA"],
+        ["--atlas-keep-db", "-rA", "--junitxml=report.xml", "-o", "junit_logging=all"],
+    ],
+    ids=["auto-l", "long-l-vv", "short", "line", "native-l", "no-rA", "keep-junit"],
+)
+def test_no_password_in_any_output(
+    pytester: pytest.Pytester, password_server: PasswordServer, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    monkeypatch.setenv("ATLAS_TEST_DSN", password_server.url())
+    pytester.makepyfile(FAILING)
+    result = pytester.runpytest("-p", "no:randomly", *args)
+    result.assert_outcomes(failed=3, passed=1)
+    text = result.stdout.str() + result.stderr.str()
+    assert not password_server.leaks(text)
+    if "--tb=long" in args:
+        assert "atlas_dsn" in text and "settings" in text  # the locals really are shown
+    if "--atlas-keep-db" not in args:
+        return
+    junit = (pytester.path / "report.xml").read_text()
+    assert "atlas_database" in junit and not password_server.leaks(junit)
+    # the printed lines work when pasted: psql through the run's passfile, then the clean-up
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("psql ")]
+    try:
+        found = sorted(pasted(line, "SELECT count(*) || coalesce(min(task), '') FROM sessions") for line in lines)
+        assert found == ["0", "0", "0", "1kept row"]
+    finally:
+        with password_server.connect() as conn:
+            for (name,) in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'pytest\\_atlas\\_%'"
+            ).fetchall():
+                conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    [remove] = [line.split(": ", 1)[1] for line in text.splitlines() if "remove the passfile's folder" in line]
+    subprocess.run(remove, shell=True, check=True)
+    assert not Path(shlex.split(remove)[-1]).exists()
+
+
+def pasted(line: str, query: str) -> str:
+    """Run a printed ``psql ...`` line the way a person pastes it into a shell, adding a query."""
+    done = subprocess.run(
+        f"{line} -w -X -At -c {shlex.quote(query)}", shell=True, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def secrets_in_processes(secret: str) -> list[str]:
+    """Every process whose command line or environment shows ``secret``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        for part in ("cmdline", "environ"):
+            try:
+                if secret.encode() in (entry / part).read_bytes():
+                    found.append(f"{entry.name} {part}")
+            except OSError:
+                continue
+    return found
+
+
+def test_keep_db_over_tcp_prints_lines_that_work_and_no_password(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    proc, probe = start_inner(pytester, tmp_path, "--atlas-tcp", "--atlas-keep-db")
+    password = Path(probe["passfile"]).read_text().strip().rsplit(":", 1)[1]
+    try:
+        assert password and password not in probe["dsn"]
+        assert secrets_in_processes(password) == [], "the run's password is in a command line or environment"
+    finally:
+        out = release_inner(proc, tmp_path)  # the run ends normally; the kept server stays
+    assert password not in out
+    lines = [line.strip() for line in out.splitlines()]
+    [connect] = [line for line in lines if line.startswith("psql ")]
+    [stop] = [line.split("stop it with: ", 1)[1] for line in lines if "stop it with: " in line]
+    try:
+        assert pasted(connect, "SELECT count(*) FROM sessions") == "0"
+        assert "127.0.0.1" in connect and "passfile=" in connect
+    finally:
+        pids = [int(Path(probe["data_dir"], "postmaster.pid").read_text().split()[0])]
+        subprocess.run(stop, shell=True, check=True)
+    assert wait_gone(pids) == []
+    assert not Path(probe["run_dir"]).exists()
+
+
+def test_keep_db_lines_without_tcp_work_when_pasted(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        "def test_keep(atlas_db):\n"
+        "    atlas_db.execute(\"INSERT INTO sessions (task) VALUES ('inspect me')\")\n"
+        "    atlas_db.commit()\n"
+    )
+    result = pytester.runpytest_subprocess("--atlas-keep-db", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    lines = [line.strip() for line in result.stdout.lines]
+    [connect] = [line for line in lines if line.startswith("psql ")]
+    [stop] = [line.split("stop it with: ", 1)[1] for line in lines if "stop it with: " in line]
+    data_dir = Path(shlex.split(stop.split("$(head -1 ")[1].split(")")[0])[0]).parent
+    try:
+        assert pasted(connect, "SELECT task FROM sessions") == "inspect me"
+    finally:
+        pids = [int((data_dir / "postmaster.pid").read_text().split()[0])]
+        subprocess.run(stop, shell=True, check=True)
+    assert wait_gone(pids) == []
+    assert not data_dir.parent.exists()
+
+
+def test_a_password_dsn_reaches_tests_without_its_password(
+    pytester: pytest.Pytester, tmp_path: Path, password_server: PasswordServer
+) -> None:
+    proc, probe = start_inner(pytester, tmp_path, env={"ATLAS_TEST_DSN": password_server.url()})
+    try:
+        assert not password_server.leaks(probe["dsn"]) and "passfile=" in probe["dsn"]
+        passfile = Path(probe["passfile"])
+        assert passfile.stat().st_mode & 0o777 == 0o600 and passfile.stat().st_uid == os.geteuid()
+        with psycopg.connect(probe["dsn"]) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == (probe["database"],)
+    finally:
+        stop_inner(proc)
