@@ -151,10 +151,10 @@ class ClusterCache:
     ) -> None:
         self.root = root
         self.max_entries = max_entries or MAX_ENTRIES
+        self.persistent: bool = persistent
         self.hot = hot
         if hot is not None:
             hot.persistent = False
-        self.persistent = persistent
         self._made = False
         #: what clean-up found (stale temporary folders removed), for the header
         self.cleaned: list[str] = []
