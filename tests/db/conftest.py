@@ -262,7 +262,7 @@ def stop_inner(proc: subprocess.Popen[bytes]) -> None:
 def own_base() -> Iterator[list[str]]:
     """A data folder of the test's own (reachable by the server account, unlike pytest's tmp_path
     when running as root), so that parallel tests do not reap each other's leftovers."""
-    base = Path(tempfile.mkdtemp(prefix="atlas-base-", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix="atlas-base-", dir="/dev/shm"))
     os.chmod(base, 0o755)
     try:
         yield ["--atlas-data-dir", str(base)]

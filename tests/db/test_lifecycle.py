@@ -54,8 +54,8 @@ def test_sigkill_takes_the_server_down_and_the_next_run_reaps_the_files(
     assert wait_gone(servers) == [], "the server survived a SIGKILL of pytest"
     run_dir = Path(probe["data_dir"]).parent
     assert run_dir.exists()  # nobody removed the files yet
-    pytester.makepyfile("def test_next(atlas_db, atlas_postgres):\n    print('NOTE', atlas_postgres.cache)\n")
-    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", *own_base)
+    pytester.makepyfile(test_next="def test_next(atlas_db, atlas_postgres):\n    print('NOTE', atlas_postgres.cache)\n")
+    result = pytester.runpytest_subprocess("test_next.py", "-s", "-p", "no:cacheprovider", *own_base)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*NOTE *removed * server folder(s) left by killed runs*"])
     assert not run_dir.exists()
