@@ -9,7 +9,7 @@ The design, and why:
 * **``peer`` authentication with a map** on that socket: the kernel tells PostgreSQL which OS
   account connects (``SO_PEERCRED``), and the map lets exactly two accounts log in, as the
   superuser role: the one pytest runs as and the server account (which owns the data files
-  anyway). No password exists, so none can leak.
+  anyway). No password exists, so none can leak. Roles a test creates log in with their password.
 * **TCP only when asked** (``--atlas-tcp``, or a non-zero ``--atlas-port``): the server then also
   listens on 127.0.0.1, where the only rule is ``scram-sha-256`` with a random password made for
   this run (set at every start, so a cached cluster never carries an old one). The password is sent
@@ -39,11 +39,14 @@ def _token(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def hba_rules(*, tcp: bool) -> str:
+def hba_rules(*, tcp: bool, superuser: str) -> str:
+    """The superuser logs in by ``peer`` (mapped accounts only); any other role (one a test
+    created) needs its password; TCP, when asked for, needs a password too."""
     lines = [
-        "# written by pytest-atlas for this run: the socket admits the mapped OS accounts only;",
-        "# TCP (when asked for) needs this run's password. Nothing is trusted.",
-        f"local all all peer map={MAP}",
+        "# written by pytest-atlas for this run: the socket admits the mapped OS accounts as the",
+        "# superuser, other roles with their password; TCP (when asked for) needs a password. Nothing is trusted.",
+        f"local all {superuser} peer map={MAP}",
+        "local all all scram-sha-256",
     ]
     if tcp:
         lines.append("host all all 127.0.0.1/32 scram-sha-256")

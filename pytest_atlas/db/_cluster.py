@@ -165,7 +165,7 @@ class LocalCluster:
 
     def _write_config(self) -> Path:
         run = self.run
-        hba = run.write_config("pg_hba.conf", hba_rules(tcp=self.tcp))
+        hba = run.write_config("pg_hba.conf", hba_rules(tcp=self.tcp, superuser=SUPERUSER))
         ident = run.write_config("pg_ident.conf", ident_map([current_user_name(), self.account.name], SUPERUSER))
         settings = [
             _SERVER_CONF,

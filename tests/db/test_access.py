@@ -111,6 +111,28 @@ def test_every_driver_connects_with_atlas_dsn(pytester: pytest.Pytester, mode: s
         result.stdout.fnmatch_lines(["atlas: access: unix socket only, in a private folder (peer login for *"])
 
 
+def test_roles_a_test_creates_log_in_with_their_password(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import psycopg, pytest
+
+        def test_app_role(atlas_db, atlas_postgres):
+            atlas_db.execute("CREATE ROLE app_user LOGIN PASSWORD 'app-pw'")
+            atlas_db.commit()
+            try:
+                conninfo = atlas_postgres.conninfo(atlas_db.info.dbname) + " user=app_user"
+                with pytest.raises(psycopg.OperationalError, match="password"):
+                    psycopg.connect(conninfo + " password=wrong")
+                with psycopg.connect(conninfo + " password=app-pw") as conn:
+                    assert conn.execute("SELECT current_user").fetchone() == ("app_user",)
+            finally:
+                atlas_db.execute("DROP ROLE app_user")
+                atlas_db.commit()
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
 def test_a_port_turns_tcp_on(pytester: pytest.Pytester) -> None:
     import socket
 
