@@ -110,11 +110,11 @@ def test_db(atlas_db, atlas_postgres):
 """
 
 
-def entries(cache: Path) -> tuple[Path, Path]:
-    """The cache entry (persistent tier) and its copy on /dev/shm (hot tier)."""
+def entries(cache: Path, data_dir: str) -> tuple[Path, Path]:
+    """The cache entry (persistent tier) and its copy in the data folder on /dev/shm (hot tier)."""
     [entry] = [p for p in cache.iterdir() if p.is_dir() and p.name.startswith("pg")]
     tier = hashlib.sha256(str(cache.resolve()).encode()).hexdigest()[:8]
-    return entry, Path("/dev/shm") / BASE_NAME.format(uid=os.geteuid()) / "cache" / tier / entry.name
+    return entry, Path(data_dir) / BASE_NAME.format(uid=os.geteuid()) / "cache" / tier / entry.name
 
 
 def catalog_index(entry: Path) -> Path:
@@ -136,13 +136,14 @@ def seeded_cache(tmp_path: Path) -> Path:
 
 
 def test_a_damaged_cache_entry_is_found_evicted_and_rebuilt(
-    pytester: pytest.Pytester, tmp_path: Path, atlas_postgres: AtlasPostgres
+    pytester: pytest.Pytester, tmp_path: Path, atlas_postgres: AtlasPostgres, own_base: list[str]
 ) -> None:
+    """(A data folder of its own: its hot tier is then pruned by no other test's run.)"""
     cache = seeded_cache(tmp_path)  # (atlas_postgres: this session's entry exists)
-    args = ["--atlas-cache-dir", str(cache), "-s"]
+    args = ["--atlas-cache-dir", str(cache), "-s", *own_base]
     pytester.makepyfile(DB_TEST)
     pytester.runpytest(*args).stdout.fnmatch_lines(["*CACHE hit*"])
-    entry, hot = entries(cache)
+    entry, hot = entries(cache, own_base[1])
     assert hot.exists()
     # truncated in both tiers: the sizes in the manifest tell, before anything starts
     for copy in (entry, hot):
@@ -158,7 +159,7 @@ def test_a_damaged_cache_entry_is_found_evicted_and_rebuilt(
         ]
     )
     # changed in place, same size, on the disk tier only: its CRCs tell when it is read from disk
-    entry, hot = entries(cache)
+    entry, hot = entries(cache, own_base[1])
     index = catalog_index(entry)
     data = bytearray(index.read_bytes())
     data[8192 + 100 : 8192 + 200] = bytes(b ^ 0xFF for b in data[8192 + 100 : 8192 + 200])
@@ -172,12 +173,14 @@ def test_a_damaged_cache_entry_is_found_evicted_and_rebuilt(
     pytester.runpytest(*args).stdout.fnmatch_lines(["*CACHE hit*"])
 
 
-def test_a_run_killed_while_storing_the_cache_leaves_nothing(pytester: pytest.Pytester, tmp_path: Path) -> None:
+def test_a_run_killed_while_storing_the_cache_leaves_nothing(
+    pytester: pytest.Pytester, tmp_path: Path, own_base: list[str]
+) -> None:
     cache = tmp_path / "cache"
     pytester.makepyfile(DB_TEST)
     env = {k: v for k, v in os.environ.items() if k != "ATLAS_TEST_DSN"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--atlas-cache-dir", str(cache)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--atlas-cache-dir", str(cache), *own_base],
         cwd=pytester.path,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -191,10 +194,10 @@ def test_a_run_killed_while_storing_the_cache_leaves_nothing(pytester: pytest.Py
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert [p.name for p in cache.iterdir() if p.name.endswith(".tmp")], "the store had begun"
-    result = pytester.runpytest("--atlas-cache-dir", str(cache), "-s")
+    result = pytester.runpytest("--atlas-cache-dir", str(cache), "-s", *own_base)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["atlas: cluster cache: miss * removed 1 folder(s) of interrupted cache stores*"])
-    tier = entries(cache)[1].parent
+    tier = entries(cache, own_base[1])[1].parent
     for folder in (cache, tier):
         assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == [], folder
-    pytester.runpytest("--atlas-cache-dir", str(cache), "-s").stdout.fnmatch_lines(["*CACHE hit*"])
+    pytester.runpytest("--atlas-cache-dir", str(cache), "-s", *own_base).stdout.fnmatch_lines(["*CACHE hit*"])
