@@ -9,7 +9,8 @@ clone when tests come faster than the server can copy.
 Faults: the worker survives what passes. A killed backend, a server restarting or recovering after
 a crashed backend, a template briefly in use: it reconnects and tries again with a bounded backoff
 (:class:`~._connect.Backoff`). Tests waiting meanwhile get the fault only once the streak has
-lasted its budget, and the worker keeps trying, so the first success clears it again. A drop that
+lasted its budget, then each only after one more attempt of its own failed; the worker keeps
+trying, and the first success clears it. A drop that
 fails is tried again later and, after a few attempts, left (one line in the summary; a started
 server is removed as a whole anyway). Only a fault that stays (the template is missing, the role
 lacks a right, the server process is gone) stops the pool, with the real cause in the message.
@@ -42,6 +43,8 @@ _DROP_ATTEMPTS = 5
 #: the shorter one, until a success)
 _FIRST_BUDGET = 30.0
 _LATER_BUDGET = 3.0
+#: the pause between attempts once waiting tests have been told
+_RETRY_PAUSE = 2.0
 
 
 class ClonePool:
@@ -65,6 +68,7 @@ class ClonePool:
         self._stopping = False
         self._error: AtlasError | None = None
         self._fatal = False
+        self._failures = 0
         self._backoff = Backoff(_FIRST_BUDGET)
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._work, name=f"pytest-atlas clones of {template}", daemon=True)
@@ -77,9 +81,12 @@ class ClonePool:
         with self._cond:
             self._waiting += 1
             self._cond.notify_all()
+            failures = self._failures
             try:
                 while not self._ready:
-                    if self._error is not None:
+                    # a fault that stays is told at once; one that passes only after the worker has
+                    # tried again for this test (and failed): the next test is not told by memory
+                    if self._error is not None and (self._fatal or self._failures > failures):
                         raise self._error
                     if not self._thread.is_alive():
                         raise ProvisioningError("the database cloning thread has stopped")
@@ -114,13 +121,7 @@ class ClonePool:
         leftovers = [*self._ready, *(name for name, _ in self._drops)]
         self._ready.clear()
         self._drops.clear()
-        if leftovers:
-            with self.server.admin_connect(autocommit=True) as admin:
-                for name in leftovers:
-                    try:
-                        drop_database(admin, name, self.server.version_num)
-                    except psycopg.Error as exc:
-                        self.notes.append(f"could not drop {name}: {one_line(exc)}")
+        self.notes += drop_all(self.server, leftovers)
 
     # -- the worker thread ---------------------------------------------------------------------------
 
@@ -207,13 +208,16 @@ class ClonePool:
         if not self.server.alive() or not (cut or is_transient(exc)):
             self._publish(self._as_error(exc), fatal=True)
             return False
+        with self._cond:
+            self._failures += 1
+            self._cond.notify_all()
         delay = self._backoff.next_delay()
         if delay is None:
             # waiting tests are told; the worker keeps trying, and the next success clears it
             self._publish(self._as_error(exc, transient=True), fatal=False)
             self._backoff.reset()
             self._backoff.budget = _LATER_BUDGET
-            delay = self._backoff.cap
+            delay = _RETRY_PAUSE
         with self._cond:
             self._cond.wait_for(lambda: self._stopping, timeout=delay)
             return not self._stopping
@@ -254,6 +258,23 @@ class ClonePool:
         return kind(f"could not create a test database from {self.template} {where}: {message}", hint=hint)
 
 
+def drop_all(server: AtlasPostgres, names: Sequence[str]) -> list[str]:
+    """Drop databases the run made (at its end); what cannot be dropped is left, with a line."""
+    if not names:
+        return []
+    notes: list[str] = []
+    try:
+        with server.admin_connect(autocommit=True) as admin:
+            for name in names:
+                try:
+                    drop_database(admin, name, server.version_num)
+                except psycopg.Error as exc:
+                    notes.append(f"left {name} in place (could not drop it: {one_line(exc)})")
+    except ProvisioningError as exc:
+        notes.append(f"left {len(names)} database(s) in place (the server could not be reached: {exc.problem})")
+    return notes
+
+
 class DatabaseManager:
     """Templates and clone pools of one server, one per set of schema sources (fixture variants)."""
 
@@ -265,6 +286,7 @@ class DatabaseManager:
         self._pools: dict[str, ClonePool] = {}
         self._shared: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._notes: list[str] = []
         if server.template is not None:
             self._templates[self._default_key] = server.template
 
@@ -299,7 +321,7 @@ class DatabaseManager:
         return names + list(self._shared.values())
 
     def notes(self) -> list[str]:
-        return [note for pool in self._pools.values() for note in pool.notes]
+        return [note for pool in self._pools.values() for note in pool.notes] + self._notes
 
     def close(self) -> None:
         """Stop the workers. On an existing server, drop every database the run made (except kept
@@ -308,6 +330,4 @@ class DatabaseManager:
         for pool in self._pools.values():
             pool.close(drop=external)
         if external and not self.keep:
-            with self.server.admin_connect(autocommit=True) as admin:
-                for name in [*self._shared.values(), *self._templates.values()]:
-                    drop_database(admin, name, self.server.version_num)
+            self._notes += drop_all(self.server, [*self._shared.values(), *self._templates.values()])

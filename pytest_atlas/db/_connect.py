@@ -13,7 +13,13 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_atlas._dsn import build_url, redact, redact_text
 from pytest_atlas.errors import ProvisioningError, ServerUnavailable
 
-__all__ = ["Backoff", "connect_clearly", "connection_error", "is_transient", "one_line"]
+__all__ = ["STARTED_SERVER_LOGIN", "Backoff", "connect_clearly", "connection_error", "is_transient", "one_line"]
+
+#: the hint for a login a server pytest-atlas started refused
+STARTED_SERVER_LOGIN = (
+    "a server pytest-atlas starts admits the account that runs pytest and the server's account as its "
+    "superuser 'postgres' (peer), and other roles with their password; connect as one of them"
+)
 
 #: SQLSTATEs of faults that pass: a backend killed or the server restarting (57P0x), too many
 #: connections, an object briefly in use, lock and serialization conflicts, a cancelled statement,
@@ -88,28 +94,39 @@ def connect_clearly(
     retry_for: float = 10.0,
     alive: Callable[[], bool] | None = None,
     shown: str | None = None,
+    login_hint: str | None = None,
     **kwargs: Any,
 ) -> psycopg.Connection[Any]:
     """``psycopg.connect`` whose failures are ProvisioningErrors naming the cause (password redacted).
 
     A fault that passes (the server starting up or in recovery after a crashed backend, a full
     connection table) is retried for up to ``retry_for`` seconds, unless ``alive`` says the server
-    process is gone. ``shown`` is how messages name the server (default: the conninfo, redacted)."""
-    params = conninfo_to_dict(conninfo)
+    process is gone. ``shown`` is how messages name the server (default: the conninfo, redacted);
+    ``login_hint`` replaces the hint for a refused login."""
+    # keyword arguments that are connection parameters (user=..., dbname=...) join the conninfo, so
+    # that a message names what was really tried
+    options = {key: value for key, value in kwargs.items() if key in _CONNECTION_OPTIONS}
+    params = {**conninfo_to_dict(conninfo), **{k: v for k, v in kwargs.items() if k not in _CONNECTION_OPTIONS}}
     params.setdefault("connect_timeout", 10)
     target = make_conninfo("", **params)
     backoff = Backoff(retry_for)
     while True:
         try:
-            return psycopg.connect(target, **kwargs)
+            return psycopg.connect(target, **options)
         except psycopg.OperationalError as exc:
             delay = backoff.next_delay() if is_transient(exc) and (alive is None or alive()) else None
             if delay is None:
-                raise connection_error(exc, conninfo, shown=shown) from None
+                raise connection_error(exc, target, shown=shown, login_hint=login_hint) from None
             time.sleep(delay)
 
 
-def connection_error(exc: psycopg.Error, conninfo: str, *, shown: str | None = None) -> ProvisioningError:
+#: keyword arguments of psycopg.connect that are not connection parameters
+_CONNECTION_OPTIONS = frozenset({"autocommit", "prepare_threshold", "context", "row_factory", "cursor_factory"})
+
+
+def connection_error(
+    exc: psycopg.Error, conninfo: str, *, shown: str | None = None, login_hint: str | None = None
+) -> ProvisioningError:
     """The one mapping from a failed connection to a message: what failed, where, and a hint that
     matches the cause."""
     params = conninfo_to_dict(conninfo)
@@ -120,47 +137,63 @@ def connection_error(exc: psycopg.Error, conninfo: str, *, shown: str | None = N
     text = redact_text(str(exc).strip(), password)
     first = text.splitlines()[-1] if text else type(exc).__name__
     lowered = text.lower()
-    error: type[ProvisioningError] = ServerUnavailable if is_transient(exc) else ProvisioningError
-    if "password authentication failed" in lowered or "no password supplied" in lowered:
-        return ProvisioningError(
-            f"PostgreSQL at {where} rejected the login: {first}",
-            hint="check the user and password in --atlas-dsn / $ATLAS_TEST_DSN / ini atlas_dsn",
-        )
-    if "peer authentication failed" in lowered or "no pg_hba.conf entry" in lowered:
-        return ProvisioningError(
-            f"PostgreSQL at {where} rejected the login: {first}",
-            hint="a server pytest-atlas starts admits only the account that runs pytest and the server's "
-            "account; connect as one of them (or use --atlas-tcp and the passfile its DSN names)",
-        )
-    if "does not exist" in lowered and "database" in lowered:
-        return ProvisioningError(
-            f"PostgreSQL at {where}: {first}",
-            hint="the DSN must name an existing database to connect to (usually 'postgres')",
-        )
-    if "the database system is" in lowered or "too many clients" in lowered:
-        return error(
-            f"PostgreSQL at {where} is not accepting connections: {first}",
-            hint="the server is starting, recovering from a crashed backend or full; it was retried "
-            "for a while: see the server's log",
-        )
-    if any(
-        word in lowered
-        for word in (
-            "refused",
-            "timeout",
-            "timed out",
-            "could not translate",
-            "no route",
-            "could not connect",
-            "name or service",
-            "no such file",
-        )
-    ):
-        return ProvisioningError(
-            f"cannot reach PostgreSQL at {where}: {first}",
-            hint="is the server running and listening there? check the host and port of the DSN",
-        )
-    return error(
+    transient = ServerUnavailable if is_transient(exc) else ProvisioningError
+    for alternatives, problem, stays, hint in _CAUSES:
+        if any(all(word in lowered for word in words) for words in alternatives):
+            kind = ProvisioningError if stays else transient
+            if login_hint is not None and "rejected the login" in problem:
+                hint = login_hint
+            return kind(problem.format(where=where, first=first), hint=hint)
+    return transient(
         f"cannot connect to PostgreSQL at {where}: {first}",
         hint="check the DSN and that the server accepts this connection",
     )
+
+
+#: causes, first match wins: (alternatives, each the words a message must all contain; the problem;
+#: whether the fault stays whatever its kind; the hint)
+_CAUSES: tuple[tuple[tuple[tuple[str, ...], ...], str, bool, str], ...] = (
+    (
+        (("password authentication failed",), ("no password supplied",)),
+        "PostgreSQL at {where} rejected the login: {first}",
+        True,
+        "check the user and password in --atlas-dsn / $ATLAS_TEST_DSN / ini atlas_dsn",
+    ),
+    (
+        (("peer authentication failed",), ("no pg_hba.conf entry",)),
+        "PostgreSQL at {where} rejected the login: {first}",
+        True,
+        "check the user in --atlas-dsn / $ATLAS_TEST_DSN / ini atlas_dsn, and that the server admits it from here",
+    ),
+    (
+        (("does not exist", "database"),),
+        "PostgreSQL at {where}: {first}",
+        True,
+        "the DSN must name an existing database to connect to (usually 'postgres')",
+    ),
+    (
+        (("the database system is",), ("too many clients",)),
+        "PostgreSQL at {where} is not accepting connections: {first}",
+        False,
+        "the server is starting, recovering from a crashed backend or full; it was retried for a while: "
+        "see the server's log",
+    ),
+    (
+        tuple(
+            (word,)
+            for word in (
+                "refused",
+                "timeout",
+                "timed out",
+                "could not translate",
+                "no route",
+                "could not connect",
+                "name or service",
+                "no such file",
+            )
+        ),
+        "cannot reach PostgreSQL at {where}: {first}",
+        True,
+        "is the server running and listening there? check the host and port of the DSN",
+    ),
+)

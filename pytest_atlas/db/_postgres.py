@@ -14,7 +14,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from pytest_atlas._dsn import build_url, redact
-from pytest_atlas.db._connect import connect_clearly
+from pytest_atlas.db._connect import STARTED_SERVER_LOGIN, connect_clearly
 from pytest_atlas.schema import SqlSource, load_sources
 
 if TYPE_CHECKING:
@@ -85,14 +85,20 @@ class AtlasPostgres:
     def connect(self, dbname: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
         """A new ``psycopg.Connection`` to ``dbname`` (keyword arguments go to ``psycopg.connect``).
         While the server restarts after a crashed backend, connecting is retried for a few seconds."""
-        return connect_clearly(self.conninfo(dbname), alive=self.alive, **kwargs)
+        return connect_clearly(self.conninfo(dbname), alive=self.alive, login_hint=self._login_hint, **kwargs)
 
     def admin_connect(
         self, dbname: str | None = None, *, retry_for: float = 10.0, **kwargs: Any
     ) -> psycopg.Connection[Any]:
         """A connection for the plugin's own work (on a started server: through its socket)."""
         params = {**(self._admin or self._params), "dbname": dbname or self.maintenance_db}
-        return connect_clearly(make_conninfo("", **params), retry_for=retry_for, alive=self.alive, **kwargs)
+        return connect_clearly(
+            make_conninfo("", **params), retry_for=retry_for, alive=self.alive, login_hint=self._login_hint, **kwargs
+        )
+
+    @property
+    def _login_hint(self) -> str | None:
+        return STARTED_SERVER_LOGIN if self.owned else None
 
     def alive(self) -> bool:
         """False once a server this run started has exited (then nothing is worth retrying)."""
@@ -111,9 +117,7 @@ class AtlasPostgres:
     def stop(self) -> None:
         """Stop a server the plugin started and remove its files; on an existing server, give up
         the run's lock (no-op otherwise)."""
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
+        self._release_lock()
         if self._cluster is not None:
             self._cluster.stop()
             self._cluster = None
@@ -126,12 +130,15 @@ class AtlasPostgres:
             remove_private_base(self._base)
             self._base = None
 
-    def detach(self) -> None:
-        """Leave a started server running after the run (``--atlas-keep-db``); its folder (or, on an
-        existing server, the folder of the passfile) is marked kept, so no later run reaps it."""
+    def _release_lock(self) -> None:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+    def detach(self) -> None:
+        """Leave a started server running after the run (``--atlas-keep-db``); its folder (or, on an
+        existing server, the folder of the passfile) is marked kept, so no later run reaps it."""
+        self._release_lock()
         if self._cluster is not None:
             self._cluster.detach()
             self._cluster = None

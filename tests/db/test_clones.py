@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_atlas.db import AtlasPostgres, ClonePool
+from pytest_atlas.db import AtlasPostgres, ClonePool, _clones
 from pytest_atlas.db._clones import _MAX_PENDING_DROPS
-from pytest_atlas.errors import ProvisioningError
+from pytest_atlas.errors import ProvisioningError, ServerUnavailable
 
 
 def clones(server: AtlasPostgres, prefix: str) -> int:
@@ -61,3 +61,32 @@ def test_a_pool_on_a_missing_template_fails_clearly(atlas_postgres: AtlasPostgre
             pool.acquire()
     finally:
         pool.close(drop=True)
+
+
+def test_a_fault_that_passes_is_told_then_forgotten(
+    atlas_postgres: AtlasPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone stays connected to the template, so cloning it fails (55006, a fault that passes):
+    after the retry budget the waiting test is told; once the template is free, the next one is served.
+    (PostgreSQL itself waits 5 s for the template's other sessions before it fails.)"""
+    monkeypatch.setattr(_clones, "_FIRST_BUDGET", 0.5)
+    monkeypatch.setattr(_clones, "_RETRY_PAUSE", 0.05)
+    with atlas_postgres.connect(autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS busy_template")
+        admin.execute("CREATE DATABASE busy_template")
+    blocker = atlas_postgres.connect("busy_template")
+    pool = ClonePool(atlas_postgres, "busy_template", "busytest_")
+    try:
+        with pytest.raises(ServerUnavailable, match="is being accessed by other users") as info:
+            pool.acquire()
+        assert "Later tests try again" in str(info.value)
+        blocker.close()
+        name = pool.acquire()
+        with atlas_postgres.connect(name) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == (name,)
+        pool.release(name)
+    finally:
+        pool.close(drop=True)
+        blocker.close()
+        with atlas_postgres.connect(autocommit=True) as admin:
+            admin.execute("DROP DATABASE IF EXISTS busy_template")

@@ -156,3 +156,12 @@ def test_connecting_to_a_missing_database_is_clear(atlas_postgres: AtlasPostgres
         atlas_postgres.connect("no_such_database_here")
     assert 'database "no_such_database_here" does not exist' in str(info.value)
     assert "how to fix:" in str(info.value)
+
+
+def test_a_login_the_server_refuses_says_who_may_log_in(atlas_postgres: AtlasPostgres) -> None:
+    with pytest.raises(ProvisioningError) as info:
+        atlas_postgres.connect(user="someone_else")
+    text = str(info.value)
+    assert "rejected the login" in text and "someone_else" in text
+    assert "admits the account that runs pytest and the server's account as its superuser" in text
+    assert "--atlas-dsn" not in text  # (that hint is for existing servers)

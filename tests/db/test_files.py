@@ -159,3 +159,20 @@ def test_an_existing_data_folder_keeps_its_mode(pytester: pytest.Pytester, stick
     pytester.runpytest("--atlas-data-dir", str(sticky)).assert_outcomes(passed=1)
     assert stat.S_IMODE(base.stat().st_mode) == 0o751
     assert [p.name for p in base.iterdir() if p.name.startswith("run-")] == []
+
+
+def test_a_cache_folder_that_is_a_link_means_a_cold_start_with_the_reason(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (tmp_path / "cache").symlink_to(target)
+    pytester.makepyfile(USES_DB)
+    result = pytester.runpytest("--atlas-cache-dir", str(tmp_path / "cache"))
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"atlas: cluster cache: unavailable: cache folder refused: {tmp_path / 'cache'} is a symbolic link*; starting without a cache*"
+        ]
+    )
+    assert list(target.iterdir()) == []

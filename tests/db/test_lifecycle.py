@@ -1,13 +1,12 @@
 """Clean exit: servers stop and their files go away after a normal run, a failure, Ctrl-C and a
-SIGKILL (the next run reaps what a killed run left); --atlas-keep-db; pytest-xdist."""
+SIGKILL (the next run reaps what a killed run left); kept servers stay; pytest-xdist. (What
+--atlas-keep-db prints, pasted and run: test_secrets.)"""
 
 from __future__ import annotations
 
 import signal
-import subprocess
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from tests.db.conftest import servers_of, start_inner, wait_gone
@@ -82,31 +81,6 @@ def test_kept_servers_are_never_reaped_and_orphans_are_stopped(
     result.assert_outcomes(passed=1)
     assert wait_gone([postmaster]) == []
     assert not run_dir.exists()
-
-
-def test_keep_db_keeps_databases_and_says_how_to_connect(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        """
-        def test_keep(atlas_db):
-            atlas_db.execute("INSERT INTO sessions (task) VALUES ('inspect me')")
-            atlas_db.commit()
-        """
-    )
-    result = pytester.runpytest_subprocess("--atlas-keep-db", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
-    text = result.stdout.str()
-    assert "pytest-atlas: kept databases (--atlas-keep-db)" in text
-    psql = next(line for line in text.splitlines() if "psql '" in line)
-    dsn = psql.split("psql '", 1)[1].rstrip("'")
-    stop = next(line for line in text.splitlines() if "stop it with:" in line).split("stop it with:", 1)[1]
-    try:
-        with psycopg.connect(dsn) as conn:
-            assert conn.execute("SELECT task FROM sessions").fetchall() == [("inspect me",)]
-    finally:
-        subprocess.run(stop, shell=True, check=True)
-    data_dir = stop.split("postmaster.pid")[0].split("head -1 ")[1].rstrip("/")
-    assert wait_gone(servers_of(data_dir)) == []
-    assert not Path(data_dir).exists()
 
 
 def test_xdist_workers_are_isolated(pytester: pytest.Pytester) -> None:
