@@ -13,11 +13,11 @@ run folder (``cp -a``, reflinks where the file system has them) and then hands t
 server account.
 
 Damage: each entry carries a manifest (size and CRC-32 of every file) written when it is stored.
-Every hit compares the copy's files and sizes with it; the CRCs are checked whenever an entry is
-read from the persistent tier (which is when a disk or a crash could have damaged it), in a thread
-while the copy runs. A damaged entry is evicted and rebuilt, and the report header says so. The
-clusters are initialised with data page checksums, so a page damaged in place is reported by
-PostgreSQL, not silently read.
+Before a run starts, the copy its hit would use is compared with it (files and sizes,
+:meth:`ClusterCache.check`); the CRCs are checked whenever an entry is read from the persistent
+tier (which is when a disk or a crash could have damaged it), in a thread while the copy runs. A
+damaged entry is evicted and rebuilt, and the report header says so. The clusters are initialised
+with data page checksums, so a page damaged in place is reported by PostgreSQL, not silently read.
 
 Concurrency and clean-up: one lock file per key (``<key>.lock``, an ``flock``): lookups and copies
 hold it shared, builds and evictions exclusive, so concurrent runs and xdist workers build an entry
@@ -230,21 +230,34 @@ class ClusterCache:
         return CacheEntry(key, pgdata, manifest, self.persistent)
 
     def check(self, key: str) -> tuple[bool, str | None]:
-        """Whether there is an entry for ``key``, and why the one a hit would copy is damaged
-        (sizes only: cheap enough for the report header), or None when it is complete."""
+        """Look for damage in the copy a hit would use, before anything starts (sizes only: cheap
+        enough for the report header): a damaged copy on the hot tier is removed (the persistent
+        entry is copied again), a damaged persistent entry is removed (it is rebuilt). Returns
+        whether a usable entry is there, and what was found, or None."""
+        found: str | None = None
         for tier in (self.hot, self):
             if tier is None:
                 continue
             with tier.lock(key, shared=True):
-                found = tier._lookup(key)
-                if found is None:
-                    continue
-                try:
-                    verify_sizes(found.manifest, found.pgdata)
-                except DamagedEntry as exc:
-                    return True, str(exc)
-                return True, None
-        return False, None
+                entry = tier._lookup(key)
+                damage = None
+                if entry is not None:
+                    try:
+                        verify_sizes(entry.manifest, entry.pgdata)
+                    except DamagedEntry as exc:
+                        damage = str(exc)
+            if entry is None:
+                continue
+            if damage is None:
+                return True, found
+            if tier is self:
+                with self.lock(key):
+                    self.evict(key)
+                return False, f"damaged entry removed, rebuilt on first use ({damage})"
+            with tier.lock(key):
+                tier._evict(key)
+            found = f"damaged copy in memory removed, copied again from the cache ({damage})"
+        return False, found
 
     # -- writing -------------------------------------------------------------------------------------
 
@@ -402,8 +415,10 @@ def verify_digests(entry: CacheEntry) -> None:
 
 
 def copy_entry(entry: CacheEntry, dst: Path) -> None:
-    """Copy an entry into the new folder ``dst`` and check the copy against the manifest (sizes;
-    CRCs too for an entry of the persistent tier, checked on the source while ``cp`` runs)."""
+    """Copy an entry into the new folder ``dst``. An entry of the persistent tier is checked on the
+    way (its CRCs, on the source while ``cp`` runs, and the copy's sizes); one of the hot tier was
+    checked (sizes) by :meth:`ClusterCache.check` before the run started, and is ours alone, so only
+    ``cp``'s own result is checked (this is the warm start's hot path)."""
     failure: list[BaseException] = []
     checker: threading.Thread | None = None
     if entry.persistent:
@@ -418,7 +433,8 @@ def copy_entry(entry: CacheEntry, dst: Path) -> None:
         checker.start()
     try:
         copy_tree(entry.pgdata, dst)
-        verify_sizes(entry.manifest, dst)
+        if entry.persistent:
+            verify_sizes(entry.manifest, dst)
     finally:
         if checker is not None:
             checker.join()

@@ -135,14 +135,10 @@ def plan_server(settings: AtlasSettings, sources: tuple[SqlSource, ...]) -> Serv
                 prune_tiers(tiers, keep=tier)
             except (CacheUnavailable, UnsafePathError, OSError):
                 cache.hot = None
-        with cache.lock(key, shared=True):
-            hit, damage = cache.check(key)
-        if damage is not None:
-            with cache.lock(key):
-                cache.evict(key)
-            plan.cache_state = f"damaged entry removed, rebuilt on first use ({damage})"
-        else:
-            plan.cache_state = f"{'hit' if hit else 'miss'} ({cache.root / key})"
+        hit, damage = cache.check(key)
+        plan.cache_state = damage if damage and not hit else f"{'hit' if hit else 'miss'} ({cache.root / key})"
+        if damage and hit:
+            plan.cache_state += f"; {damage}"
         if cache.cleaned:
             plan.cache_state += f"; removed {len(cache.cleaned)} folder(s) of interrupted cache stores"
     return plan

@@ -71,13 +71,30 @@ def test_a_damaged_entry_is_caught_by_its_manifest(tmp_path: Path) -> None:
     assert entry is not None and entry.persistent
     with pytest.raises(DamagedEntry, match="CRC-32 differs"):
         copy_entry(entry, tmp_path / "copy1")
-    marker.write_text("")  # truncated: the sizes tell, for the report header too
-    assert cache.check("k1") == (True, f"{marker} has 0 bytes, the manifest says 3")
+    marker.write_text("")  # truncated: the sizes tell
     with pytest.raises(DamagedEntry, match="has 0 bytes"):
         copy_entry(entry, tmp_path / "copy2")
     marker.unlink()
     with pytest.raises(DamagedEntry, match="missing"):
         copy_entry(entry, tmp_path / "copy3")
+    # before anything starts (the report header): the damaged entry is removed
+    assert cache.check("k1") == (
+        False,
+        f"damaged entry removed, rebuilt on first use ({marker} is missing (1 file(s) missing))",
+    )
+    assert cache.lookup("k1") is None
+
+
+def test_a_damaged_copy_in_memory_is_replaced_from_the_persistent_entry(tmp_path: Path) -> None:
+    cache = ClusterCache(tmp_path / "disk", hot=ClusterCache(tmp_path / "hot"))
+    store(cache, "k1", fake_cluster(tmp_path / "src", "one"))
+    (tmp_path / "hot" / "k1" / "pgdata" / "PG_VERSION").write_text("")
+    hit, note = cache.check("k1")
+    assert hit and note is not None and note.startswith("damaged copy in memory removed, copied again from the cache")
+    assert not (tmp_path / "hot" / "k1").exists() and (tmp_path / "disk" / "k1").exists()
+    with cache.lock("k1", shared=True):
+        found = cache.lookup("k1")
+    assert found is not None and (found.pgdata / "PG_VERSION").read_text() == "15\n"
 
 
 def test_evict_removes_every_tier_and_missing_entries_are_none(tmp_path: Path) -> None:

@@ -153,7 +153,7 @@ def test_a_damaged_cache_entry_is_found_evicted_and_rebuilt(
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
-            f"atlas: cluster cache: damaged entry removed, rebuilt on first use ({catalog_index(hot)} has 8192 bytes, "
+            f"atlas: cluster cache: damaged entry removed, rebuilt on first use ({catalog_index(entry)} has 8192 bytes, "
             "the manifest says *)*",
             "*CACHE miss: built and stored*",
         ]
