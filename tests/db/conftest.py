@@ -226,24 +226,45 @@ def start_inner(
     """An inner pytest run (in its own process, optionally under ``prefix``, e.g. unshare) whose one
     test holds its database until killed or released (:func:`release_inner`); returns the process
     and what the test saw."""
-    probe = tmp_path / f"{name}.json"
+    proc = launch_inner(pytester, tmp_path, *args, prefix=prefix, name=name, env=env)
+    return proc, wait_inner(proc, tmp_path, name)
+
+
+def launch_inner(
+    pytester: pytest.Pytester,
+    tmp_path: Path,
+    *args: str,
+    prefix: Sequence[str] = (),
+    name: str = "probe",
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """:func:`start_inner` without waiting (to start several side by side)."""
     pytester.makepyfile(**{f"test_{name}": HOLD_TEST})
-    base_env = {**os.environ, "ATLAS_PROBE": str(probe), "ATLAS_RELEASE": str(tmp_path / f"{name}.release")}
+    base_env = {
+        **os.environ,
+        "ATLAS_PROBE": str(tmp_path / f"{name}.json"),
+        "ATLAS_RELEASE": str(tmp_path / f"{name}.release"),
+    }
     base_env.pop("ATLAS_TEST_DSN", None)
-    env = {**base_env, **(env or {})}
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [*prefix, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"test_{name}.py", *args],
         cwd=pytester.path,
-        env=env,
+        env={**base_env, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+
+
+def wait_inner(proc: subprocess.Popen[bytes], tmp_path: Path, name: str = "probe") -> dict[str, Any]:
+    """What the holding test of a launched inner run saw, once it holds its database."""
+    probe = tmp_path / f"{name}.json"
     deadline = time.monotonic() + 60
     while not probe.exists():
         assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
         assert time.monotonic() < deadline, "inner run did not start its test"
         time.sleep(0.05)
-    return proc, json.loads(probe.read_text())
+    result: dict[str, Any] = json.loads(probe.read_text())
+    return result
 
 
 def release_inner(proc: subprocess.Popen[bytes], tmp_path: Path, name: str = "probe") -> str:

@@ -17,7 +17,7 @@ import pytest
 
 from pytest_atlas.db._account import server_account
 from pytest_atlas.db._runtime import RunDir, choose_base, reap_stale
-from tests.db.conftest import PasswordServer, servers_of, start_inner, stop_inner, wait_gone
+from tests.db.conftest import PasswordServer, launch_inner, servers_of, stop_inner, wait_gone, wait_inner
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="unshare --pid needs root (CI runs as root)")
 #: the advisory lock of a run token, as docs/security.md states it: keys (0x61746C61, token as int4)
@@ -48,11 +48,10 @@ def lock_holder(server: PasswordServer, token: str) -> int | None:
 def test_a_second_job_in_its_own_pid_namespace_leaves_live_runs_alone(
     pytester: pytest.Pytester, tmp_path: Path, own_base: list[str], password_server: PasswordServer
 ) -> None:
-    local, seen_local = start_inner(pytester, tmp_path, *own_base, name="local")
-    shared, seen_shared = start_inner(
-        pytester, tmp_path, "--atlas-dsn", password_server.url(), *own_base, name="shared"
-    )
+    local = launch_inner(pytester, tmp_path, *own_base, name="local")
+    shared = launch_inner(pytester, tmp_path, "--atlas-dsn", password_server.url(), *own_base, name="shared")
     try:
+        seen_local, seen_shared = wait_inner(local, tmp_path, "local"), wait_inner(shared, tmp_path, "shared")
         token = seen_shared["token"]
         live = databases(password_server, f"pytest_atlas_{token}_%")
         assert live, "the run on the shared server made no database"
@@ -67,10 +66,15 @@ def test_a_second_job_in_its_own_pid_namespace_leaves_live_runs_alone(
             time.sleep(0.05)
         # the second job: same host name, its own PID namespace (the first job's PIDs do not exist there)
         pytester.makepyfile(test_second="def test_second(atlas_db):\n    atlas_db.execute('SELECT 1')\n")
-        command = " && ".join(
-            f"{sys.executable} -m pytest -q -p no:cacheprovider test_second.py {' '.join(args)}"
-            for args in (own_base, ["--atlas-dsn", f"'{password_server.url()}'", *own_base])
+        # both kinds side by side: a started server, and a run on the shared server
+        command = " & ".join(
+            f"{sys.executable} -m pytest -q -p no:cacheprovider test_second.py {' '.join(args)} > {out}"
+            for args, out in (
+                (own_base, tmp_path / "second-local.txt"),
+                (["--atlas-dsn", f"'{password_server.url()}'", *own_base], tmp_path / "second-shared.txt"),
+            )
         )
+        command += " & wait"
         second = subprocess.run(
             ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", command],
             cwd=pytester.path,
@@ -79,8 +83,8 @@ def test_a_second_job_in_its_own_pid_namespace_leaves_live_runs_alone(
             env={k: v for k, v in os.environ.items() if k != "ATLAS_TEST_DSN"},
             check=False,
         )
-        assert second.returncode == 0, second.stdout + second.stderr
-        assert second.stdout.count("1 passed") == 2
+        outputs = [(tmp_path / f"second-{kind}.txt").read_text() for kind in ("local", "shared")]
+        assert all("1 passed" in out for out in outputs), (second.stderr, outputs)
         # both live runs are intact: folders, server, databases
         assert Path(seen_local["run_dir"]).exists() and servers_of(seen_local["data_dir"])
         with psycopg.connect(seen_local["dsn"]) as conn:
