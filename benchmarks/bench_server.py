@@ -195,8 +195,9 @@ def main() -> None:
         "atlas_db warm (cache hit), tmpfs": ("atlas_db", atlas_cache, account),
         "atlas_tx warm, tmpfs": ("atlas_tx", atlas_cache, account),
     }
-    # the cache belongs to the account that runs pytest (a root run refuses the postgres account's)
-    root_cache = ["--atlas-cache-dir", str(args.workdir / "cache-root")]
+    # the cache belongs to the account that runs pytest: a root run refuses one in the postgres
+    # account's folder, so it has its own, next to the work folder
+    root_cache = ["--atlas-cache-dir", str(args.workdir.parent / f"{args.workdir.name}-root-cache")]
     if account is not None:
         configs["atlas_db warm, tmpfs, pytest as root"] = ("atlas_db", root_cache, None)
 

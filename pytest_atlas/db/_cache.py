@@ -169,7 +169,7 @@ class ClusterCache:
             create_private_file(probe)
             probe.unlink()
         except UnsafePathError as exc:
-            raise CacheUnavailable(f"cache folder refused: {exc.problem} ({exc.hint})") from None
+            raise CacheUnavailable(f"cache folder refused: {exc.problem}; how to fix: {exc.hint}") from None
         except OSError as exc:
             raise CacheUnavailable(f"cache folder {self.root} is not writable ({exc.strerror or exc})") from None
         self.cleaned = self.reap_temporary()

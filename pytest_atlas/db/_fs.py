@@ -31,11 +31,14 @@ from pytest_atlas.errors import ProvisioningError
 
 __all__ = [
     "FileLock",
+    "FileRecord",
     "UnsafePathError",
+    "check_dir_fd",
     "copy_regular_tree",
     "create_private_file",
     "digest_file",
     "ensure_dir",
+    "locked",
     "read_regular",
     "remove_tree",
 ]
