@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -311,3 +313,15 @@ def run_as(account: str, *command: str, env: dict[str, str] | None = None) -> su
 def psql() -> str:
     bindir = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
     return str(Path(bindir) / "psql")
+
+
+def discard_kept(run_dir: Path) -> None:
+    """Stop a kept server of a test (if it still runs) and remove its folder: clean-up for a test
+    whose printed stop command was not reached."""
+    pid_file = run_dir / "pgdata" / "postmaster.pid"
+    if pid_file.exists():
+        pid = int(pid_file.read_text().split()[0])
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGQUIT)
+        wait_gone([pid])
+    shutil.rmtree(run_dir, ignore_errors=True)

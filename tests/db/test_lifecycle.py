@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.db.conftest import servers_of, start_inner, wait_gone
+from tests.db.conftest import discard_kept, servers_of, start_inner, wait_gone
 
 
 def test_normal_run_and_failing_run_leave_nothing(pytester: pytest.Pytester) -> None:
@@ -67,20 +67,23 @@ def test_kept_servers_are_never_reaped_and_orphans_are_stopped(
     which still runs (kept, then unmarked; or a kernel without pdeathsig) is stopped, not just unlinked."""
     proc, probe = start_inner(pytester, tmp_path, "--atlas-keep-db", *own_base)
     run_dir = Path(probe["data_dir"]).parent
-    # (the postmaster's PID: a backend it just forked shows the same command line for a moment)
-    postmaster = int((run_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
-    assert postmaster in servers_of(probe["data_dir"])
-    proc.kill()  # a detached (kept) server has no parent-death signal: it keeps running
-    proc.wait(timeout=30)
-    pytester.makepyfile(other_test="def test_other(atlas_db):\n    pass\n")
-    pytester.runpytest_subprocess("other_test.py", "-p", "no:cacheprovider", *own_base).assert_outcomes(passed=1)
-    assert run_dir.exists(), "a kept server's folder was reaped"
-    assert postmaster in servers_of(probe["data_dir"]), "a kept server was stopped"
-    (run_dir / "kept").unlink()  # now it is an orphan: its run is dead (its lock is free)
-    result = pytester.runpytest_subprocess("other_test.py", "-p", "no:cacheprovider", *own_base)
-    result.assert_outcomes(passed=1)
-    assert wait_gone([postmaster]) == []
-    assert not run_dir.exists()
+    try:
+        # (the postmaster's PID: a backend it just forked shows the same command line for a moment)
+        postmaster = int((run_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
+        assert postmaster in servers_of(probe["data_dir"])
+        proc.kill()  # a detached (kept) server has no parent-death signal: it keeps running
+        proc.wait(timeout=30)
+        pytester.makepyfile(other_test="def test_other(atlas_db):\n    pass\n")
+        pytester.runpytest_subprocess("other_test.py", "-p", "no:cacheprovider", *own_base).assert_outcomes(passed=1)
+        assert run_dir.exists(), "a kept server's folder was reaped"
+        assert postmaster in servers_of(probe["data_dir"]), "a kept server was stopped"
+        (run_dir / "kept").unlink()  # now it is an orphan: its run is dead (its lock is free)
+        result = pytester.runpytest_subprocess("other_test.py", "-p", "no:cacheprovider", *own_base)
+        result.assert_outcomes(passed=1)
+        assert wait_gone([postmaster]) == []
+        assert not run_dir.exists()
+    finally:
+        discard_kept(run_dir)
 
 
 def test_xdist_workers_are_isolated(pytester: pytest.Pytester) -> None:

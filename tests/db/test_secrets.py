@@ -14,7 +14,7 @@ import pytest
 
 from pytest_atlas._config import resolve_settings
 from pytest_atlas._dsn import Dsn
-from tests.db.conftest import PasswordServer, release_inner, start_inner, stop_inner, wait_gone
+from tests.db.conftest import PasswordServer, discard_kept, release_inner, start_inner, stop_inner, wait_gone
 
 FAILING = """
 import pytest
@@ -76,12 +76,16 @@ def test_the_dsn_setting_prints_redacted() -> None:
     ids=["auto-l", "short-l", "line", "native-l", "no-rA", "long-l-vv-keep-junit"],
 )
 def test_no_password_in_any_output(
-    pytester: pytest.Pytester, password_server: PasswordServer, monkeypatch: pytest.MonkeyPatch, args: list[str]
+    pytester: pytest.Pytester,
+    password_server: PasswordServer,
+    monkeypatch: pytest.MonkeyPatch,
+    own_base: list[str],
+    args: list[str],
 ) -> None:
     monkeypatch.setenv("ATLAS_TEST_DSN", password_server.url())
     keep = "--atlas-keep-db" in args
     pytester.makepyfile(FAILING_WITH_DATABASES if keep else FAILING)
-    result = pytester.runpytest("-p", "no:randomly", *args)
+    result = pytester.runpytest("-p", "no:randomly", *own_base, *args)  # (own_base: the passfile's folder)
     result.assert_outcomes(failed=4, passed=1) if keep else result.assert_outcomes(failed=3)
     text = result.stdout.str() + result.stderr.str()
     assert not password_server.leaks(text)
@@ -131,47 +135,52 @@ def secrets_in_processes(secret: str) -> list[str]:
     return found
 
 
-def test_keep_db_over_tcp_prints_lines_that_work_and_no_password(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    proc, probe = start_inner(pytester, tmp_path, "--atlas-tcp", "--atlas-keep-db")
-    password = Path(probe["passfile"]).read_text().strip().rsplit(":", 1)[1]
+def test_keep_db_over_tcp_prints_lines_that_work_and_no_password(
+    pytester: pytest.Pytester, tmp_path: Path, own_base: list[str]
+) -> None:
+    proc, probe = start_inner(pytester, tmp_path, "--atlas-tcp", "--atlas-keep-db", *own_base)
+    run_dir = Path(probe["run_dir"])
     try:
-        assert password and password not in probe["dsn"]
-        assert secrets_in_processes(password) == [], "the run's password is in a command line or environment"
-    finally:
-        out = release_inner(proc, tmp_path)  # the run ends normally; the kept server stays
-    assert password not in out
-    lines = [line.strip() for line in out.splitlines()]
-    [connect] = [line for line in lines if line.startswith("psql ")]
-    [stop] = [line.split("stop it with: ", 1)[1] for line in lines if "stop it with: " in line]
-    try:
+        password = Path(probe["passfile"]).read_text().strip().rsplit(":", 1)[1]
+        try:
+            assert password and password not in probe["dsn"]
+            assert secrets_in_processes(password) == [], "the run's password is in a command line or environment"
+        finally:
+            out = release_inner(proc, tmp_path)  # the run ends normally; the kept server stays
+        assert password not in out
+        lines = [line.strip() for line in out.splitlines()]
+        [connect] = [line for line in lines if line.startswith("psql ")]
+        [stop] = [line.split("stop it with: ", 1)[1] for line in lines if "stop it with: " in line]
         assert pasted(connect, "SELECT count(*) FROM sessions") == "0"
         assert "127.0.0.1" in connect and "passfile=" in connect
-    finally:
         pids = [int(Path(probe["data_dir"], "postmaster.pid").read_text().split()[0])]
         subprocess.run(stop, shell=True, check=True)
-    assert wait_gone(pids) == []
-    assert not Path(probe["run_dir"]).exists()
+        assert wait_gone(pids) == []
+        assert not run_dir.exists()
+    finally:
+        discard_kept(run_dir)
 
 
-def test_keep_db_lines_without_tcp_work_when_pasted(pytester: pytest.Pytester) -> None:
+def test_keep_db_lines_without_tcp_work_when_pasted(pytester: pytest.Pytester, own_base: list[str]) -> None:
     pytester.makepyfile(
         "def test_keep(atlas_db):\n"
         "    atlas_db.execute(\"INSERT INTO sessions (task) VALUES ('inspect me')\")\n"
         "    atlas_db.commit()\n"
     )
-    result = pytester.runpytest_subprocess("--atlas-keep-db", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--atlas-keep-db", "-p", "no:cacheprovider", *own_base)
     result.assert_outcomes(passed=1)
-    lines = [line.strip() for line in result.stdout.lines]
-    [connect] = [line for line in lines if line.startswith("psql ")]
-    [stop] = [line.split("stop it with: ", 1)[1] for line in lines if "stop it with: " in line]
-    data_dir = Path(shlex.split(stop.split("$(head -1 ")[1].split(")")[0])[0]).parent
+    [run_dir] = list(Path(own_base[1]).glob("pytest-atlas-v2-*/run-*"))
     try:
+        lines = [line.strip() for line in result.stdout.lines]
+        [connect] = [line for line in lines if line.startswith("psql ")]
+        [stop] = [line.split("stop it with: ", 1)[1] for line in lines if "stop it with: " in line]
         assert pasted(connect, "SELECT task FROM sessions") == "inspect me"
-    finally:
-        pids = [int((data_dir / "postmaster.pid").read_text().split()[0])]
+        pids = [int((run_dir / "pgdata" / "postmaster.pid").read_text().split()[0])]
         subprocess.run(stop, shell=True, check=True)
-    assert wait_gone(pids) == []
-    assert not data_dir.parent.exists()
+        assert wait_gone(pids) == []
+        assert not run_dir.exists()
+    finally:
+        discard_kept(run_dir)
 
 
 def test_a_password_dsn_reaches_tests_without_its_password(
