@@ -38,6 +38,14 @@ def _local_host(host: Any) -> bool:
         return False
 
 
+def _ip_literal(host: Any) -> bool:
+    try:
+        ipaddress.ip_address(str(host).split("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
 class NetworkGuard:
     def __init__(self) -> None:
         self.blocked: list[str] = []
@@ -59,7 +67,8 @@ class NetworkGuard:
         return _REAL_CONNECT_EX(sock, address)
 
     def getaddrinfo(self, host: Any, *args: Any, **kwargs: Any) -> Any:
-        self._check("name lookup", host)
+        if not _ip_literal(host):  # a literal address is no lookup; connect() checks it
+            self._check("name lookup", host)
         return _REAL_GETADDRINFO(host, *args, **kwargs)
 
 
