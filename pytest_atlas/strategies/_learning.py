@@ -7,7 +7,7 @@ import copy
 from datetime import datetime, timedelta
 from typing import Any
 
-from pytest_atlas.strategies._common import Doc, iso, spaced
+from pytest_atlas.strategies._common import Doc, iso, principles, spaced
 from pytest_atlas.strategies._source import Source
 
 __all__ = [
@@ -238,6 +238,36 @@ def build_learning_state(src: Source, moment: datetime) -> Doc:
     return state
 
 
+def _history_reward(src: Source, score: float) -> Doc:
+    """An earlier session's reward as the history carries it: ``sessions.reward`` without ``raw``,
+    so with its judge's principles and samples."""
+    rationale = src.sentence(2, 6)
+    judged = principles(src, 0, 2)
+    escalated = src.flag(0.2)
+    sample = {
+        "score": score,
+        "rationale": rationale,
+        "principles": judged,
+        "uncertainty": round(src.real(0.0, 0.6), 4),
+        "temperature": None,
+    }
+    return {
+        "score": score,
+        "rationale": None,
+        "judges": [
+            {
+                "identifier": "session_reward",
+                "score": score,
+                "rationale": rationale,
+                "principles": judged,
+                "samples": [sample],
+                "escalated": escalated,
+                "escalation_reason": "tier1_variance_or_uncertainty" if escalated else None,
+            }
+        ],
+    }
+
+
 def build_learning_history(src: Source, before: datetime, *, populated: bool | None = None) -> Doc:
     """``learning_history``: the empty form ``{entries: [], count: 0, total_count: 0}`` or the populated one."""
     if populated is False or (populated is None and not src.key_flag(0.65)):  # shrinks to the empty form
@@ -251,25 +281,7 @@ def build_learning_history(src: Source, before: datetime, *, populated: bool | N
     for _ in range(count):
         moment += timedelta(minutes=src.integer(1, 59))
         score: float | None = round(src.real(0.0, 1.0), 4) if src.flag(0.9) else None
-        reward: Doc | None = (
-            None
-            if score is None
-            else {
-                "score": score,
-                "rationale": None,
-                "judges": [
-                    {
-                        "identifier": "session_reward",
-                        "score": score,
-                        "rationale": src.sentence(2, 6),
-                        "principles": [],
-                        "samples": [],
-                        "escalated": False,
-                        "escalation_reason": None,
-                    }
-                ],
-            }
-        )
+        reward = None if score is None else _history_reward(src, score)
         if score is not None:
             scores.append(score)
         entries.append(
