@@ -130,6 +130,8 @@ def build_playbook_entry(src: Source, moment: datetime, *, entry_id: str | None 
     }
     if tool_name and src.flag(0.2):
         action["tool"] = tool_name
+    if action["arguments"] and src.flag(0.2):
+        action["params"] = dict(action["arguments"])  # the LLM's alias, kept beside arguments
     lifecycle = src.pick(("active", "provisional", "deprecated"))
     category = src.pick(("differentiation", "reinforcement"))
     created = moment - timedelta(days=src.integer(0, 60), seconds=src.integer(0, 86399))
