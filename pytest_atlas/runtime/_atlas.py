@@ -246,8 +246,8 @@ class ScriptedReply:
     """What the transport turns into a provider response."""
 
     content: str
-    reasoning: str | None = None
-    usage: Mapping[str, int] | None = None
+    reasoning: Mapping[str, Any] | None = None  # message fields: reasoning_content, thinking, ...
+    usage: Mapping[str, Any] | None = None
     tool_calls: tuple[Mapping[str, Any], ...] = ()
 
 
@@ -286,8 +286,7 @@ def _caller(frame: FrameType | None) -> Caller:
 
 def _response(reply: ScriptedReply, request: Mapping[str, Any], ident: str) -> Any:
     message: dict[str, Any] = {"role": "assistant", "content": reply.content}
-    if reply.reasoning:
-        message["reasoning_content"] = reply.reasoning
+    message.update(reply.reasoning or {})
     if reply.tool_calls:
         message["tool_calls"] = [dict(call) for call in reply.tool_calls]
     usage = dict(reply.usage) if reply.usage else {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}

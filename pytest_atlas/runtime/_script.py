@@ -72,12 +72,15 @@ class LLMCall:
 
 @dataclass(frozen=True)
 class Reply:
-    """A response with more than content: the provider's ``reasoning_content``, token ``usage``, or
-    ``tool_calls`` (for an LLM agent). ``content`` is sent as is when it is a string, as JSON otherwise."""
+    """A response with more than content. ``content`` is sent as is when it is a string, as JSON
+    otherwise. ``reasoning`` is the provider's reasoning: a string (``reasoning_content``) or the
+    message fields themselves (``{"thinking": ...}``, ``{"thinking_blocks": [...]}``); ``usage`` the
+    token usage (non-negative ints; ``completion_tokens_details`` may carry ``reasoning_tokens``);
+    ``tool_calls`` the tool calls of an LLM agent's answer."""
 
     content: Any
-    reasoning: str | None = None
-    usage: Mapping[str, int] | None = None
+    reasoning: str | Mapping[str, Any] | None = None
+    usage: Mapping[str, Any] | None = None
     tool_calls: Sequence[Mapping[str, Any]] = ()
 
 
@@ -301,9 +304,20 @@ def _scripted(role: str, value: Any) -> ScriptedReply:
                 f"the response scripted for Atlas's {role} is not JSON ({exc}): {reply.content!r:.200}",
                 hint="script a string, or a mapping / list of JSON values (finite numbers)",
             ) from None
-    for number in (reply.usage or {}).values():
-        if not isinstance(number, int) or isinstance(number, bool) or number < 0:
-            raise ScriptError(role, f"Reply.usage must hold non-negative ints, got {reply.usage!r}", hint=_hint(role))
-    return ScriptedReply(
-        content=content, reasoning=reply.reasoning, usage=reply.usage, tool_calls=tuple(reply.tool_calls)
-    )
+    for name, number in (reply.usage or {}).items():
+        values = number.values() if str(name).endswith("_details") and isinstance(number, Mapping) else [number]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+            raise ScriptError(
+                role,
+                f"Reply.usage must hold non-negative ints (and *_details mappings of them), got {reply.usage!r}",
+                hint=_hint(role),
+            )
+    reasoning = reply.reasoning
+    fields: dict[str, Any] = {}
+    if isinstance(reasoning, str):
+        fields = {"reasoning_content": reasoning}
+    elif isinstance(reasoning, Mapping):
+        fields = dict(reasoning)
+    elif reasoning is not None:
+        raise ScriptError(role, f"Reply.reasoning must be a string or a mapping, got {reasoning!r}", hint=_hint(role))
+    return ScriptedReply(content=content, reasoning=fields, usage=reply.usage, tool_calls=tuple(reply.tool_calls))
