@@ -29,12 +29,29 @@ TOOLS = [
 RICH_CALLER = {
     "summary": "Checkout latency in the EU region",
     "risks": [{"category": "availability", "description": "Checkout may time out", "severity": "sev1"}, "Data loss"],
-    "signals": [{"name": "p99_ms", "value": 2300, "confidence": 0.8, "annotation": "from the dashboard"}],
-    "persona_references": [{"id": "sre-oncall", "rationale": "owns checkout", "weight": 2.0, "tags": ["oncall"]}],
+    "signals": [
+        {"name": "p99_ms", "value": 2300, "confidence": 0.8, "annotation": "from the dashboard"},
+        {"name": "error_rate", "value": 0.02},
+        {"name": "owner", "value": None},
+    ],
+    "persona_references": [
+        {"id": "sre-oncall", "rationale": "owns checkout", "weight": 2.0, "tags": ["oncall"]},
+        "payments-lead",
+    ],
     "embeddings": {"task": {"vector": [0.1, 0.2], "model": "embed-1", "note": "task text"}, "title": [0.3]},
     "fingerprint_hint": "checkout-latency",
     "metadata": {"ticket_id": "OPS-9"},
 }
+
+
+class _BrokenEvaluator:
+    async def aevaluate_session(self, trajectory: Any) -> Any:
+        raise RuntimeError("the reward service is down")
+
+
+def broken_evaluator(config: Any = None, reward_config: Any = None) -> _BrokenEvaluator:
+    """A Bring-Your-Own reward evaluator (adaptive_teaching.reward.type: python) that fails."""
+    return _BrokenEvaluator()
 
 
 def _usage_agent(prompt: str, metadata: dict[str, Any] | None = None) -> str:
@@ -101,10 +118,14 @@ def write_corpus(dsn: str) -> list[AtlasRuntime]:
     echo.run("Summarise the payments incident", mode="coach", fail="agent crashed mid-run")
     echo.run("Learn nothing", learn=False)
     echo.run("Triage a rich request", metadata=RICH_CALLER)
-    sre = AtlasRuntime(dsn, config={"adaptive_teaching": {"triage_adapter": "atlas.utils.triage_adapters.sre:build_dossier"}})
+    sre = AtlasRuntime(
+        dsn, config={"adaptive_teaching": {"triage_adapter": "atlas.utils.triage_adapters.sre:build_dossier"}}
+    )
     sre.run("Investigate checkout", metadata={"service": "checkout", "alerts": ["p99"], "recent_changes": ["v2.3"]})
     # scripted provider behaviour: errors, unparsable and reasoning replies, odd router answers
-    echo.run("Summarise the payments incident", responses={"judge": ProviderError("rate limited"), "router": ProviderError()})
+    echo.run(
+        "Summarise the payments incident", responses={"judge": ProviderError("rate limited"), "router": ProviderError()}
+    )
     echo.run("Summarise the payments incident", uncertainty=0.9, responses={"arbiter": ProviderError("overloaded")})
     echo.run("Summarise the payments incident", responses={"judge": "not json", "router": _odd_router})
     reasoning = Reply({"valid": True, "guidance": None}, reasoning="Checked the answer against the task.")
@@ -121,6 +142,25 @@ def write_corpus(dsn: str) -> list[AtlasRuntime]:
     echo.run("Fresh key, failing synthesis", responses={"synthesizer": ProviderError()})
     rejected = _synthesis(id=None, cue={"type": "keyword", "pattern": ""})  # fails the cue gate: nothing accepted
     echo.run("Summarise the payments incident", responses={"synthesizer": rejected})
+    named = _synthesis(id="count-first", action={"imperative": ""})  # fails the actionability gate, with an id
+    echo.run("Summarise the payments incident", responses={"synthesizer": named})
+    echo.run("Report nothing", answer={"status": "ok", "result": {"deliverable": None, "artifacts": {}}})
+    echo.run("Summarise the payments incident", responses={"router": {}})  # no mode, no confidence
+    thinking = Reply(
+        {"score": 0.75, "uncertainty": 0.1, "rationale": "fine"},
+        reasoning={"thinking": "Compared.", "thinking_blocks": [{"type": "thinking", "thinking": "Compared."}]},
+        usage={
+            "prompt_tokens": 9,
+            "completion_tokens": 3,
+            "total_tokens": 12,
+            "completion_tokens_details": {"reasoning_tokens": 2},
+        },
+    )
+    echo.run("Summarise the payments incident", responses={"judge": thinking})
+    focused = AtlasRuntime(dsn, config={"adaptive_teaching": {"reward": {"focus_prompt": "Weigh correctness first."}}})
+    focused.run("Focus the judges")
+    evaluator = {"type": "python", "import_path": "tests.runtime.corpus", "attribute": "broken_evaluator"}
+    AtlasRuntime(dsn, config={"adaptive_teaching": {"reward": evaluator}}).run("No reward today")
 
     # tools configured: runtime handles, a playbook entry with a handle, usage examples, generality gate
     tooled = AtlasRuntime(
@@ -140,6 +180,16 @@ def write_corpus(dsn: str) -> list[AtlasRuntime]:
     tooled.run("Count the rows of orders", responses={"synthesizer": provisional})
     teacher_entry = _synthesis(audience="teacher", cue={"type": "predicate", "pattern": "asks_for_count"})
     tooled.run("Count the rows of orders", mode="coach", responses={"synthesizer": teacher_entry})
+    # alias keys the synthesizer may use (kept beside the canonical ones), a teacher cue that fires
+    aliased = _synthesis(
+        id="count-first",
+        cue={"type": "regex", "regex": "(count|rows)"},
+        action={"imperative": "Use count_rows", "tool": "count_rows", "params": {"query": "orders"}},
+    )
+    tooled.run("Count the rows of orders", responses={"synthesizer": aliased})
+    watch = _synthesis(id="watch-answers", audience="teacher", cue={"type": "keyword", "pattern": "complete answer"})
+    tooled.run("Count the rows of orders", responses={"synthesizer": watch})
+    tooled.run("Count the rows of orders", responses={"synthesizer": aliased})  # the teacher's cue fires now
 
     # agents of the caller's: usage reported by a Python agent, an LLM agent, a tool call (Atlas fails it)
     AtlasRuntime(dsn, agent=_usage_agent).run("Count with usage", mode="coach")
@@ -156,7 +206,7 @@ def write_corpus(dsn: str) -> list[AtlasRuntime]:
         tool_runtime.run("Count the orders with the tool")
     except Exception as exc:  # Atlas 0.1.16 cannot serialise the tool call: a failed session
         assert "no attribute 'name'" in str(exc), exc
-    return [echo, sre, tooled, tool_runtime]
+    return [echo, sre, focused, tooled, tool_runtime]
 
 
 _ROWS: dict[str, dict[str, list[dict[str, Any]]]] = {}
