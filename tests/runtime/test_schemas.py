@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import psycopg
-import pytest
 
 from pytest_atlas import ATLAS_COLUMNS, check_database, is_valid, iter_errors
 from pytest_atlas.strategies import MUTATIONS

@@ -158,3 +158,24 @@ def test_run_responses_override_the_runtimes(atlas_dsn: str, atlas_db: psycopg.C
     assert scores == [pytest.approx(0.1), pytest.approx(0.9)]
     third = runtime.using(responses={"judge": judged(0.4)}).run("Using")
     assert session(atlas_db, third)["reward_stats"]["score"] == pytest.approx(0.4)
+
+
+def test_a_reply_with_provider_reasoning_fields_and_usage(
+    atlas_runtime: AtlasRuntime, atlas_db: psycopg.Connection[Any]
+) -> None:
+    blocks = [{"type": "thinking", "thinking": "Weighed it."}]
+    reply = Reply(
+        judged(0.6),
+        reasoning={"thinking_blocks": blocks},
+        usage={
+            "prompt_tokens": 5,
+            "completion_tokens": 2,
+            "total_tokens": 7,
+            "completion_tokens_details": {"reasoning_tokens": 2},
+        },
+    )
+    sid = atlas_runtime.run("Think", responses={"judge": reply})
+    entry = session(atlas_db, sid)["reward_audit"][0]
+    assert entry["reasoning"] == {"thinking_blocks": blocks, "token_counts": {"reasoning_tokens": 2}}
+    with pytest.raises(ScriptError, match=r"Reply\.usage must hold non-negative ints"):
+        atlas_runtime.run("Bad usage", responses={"judge": Reply(judged(0.6), usage={"total_tokens": -1})})
