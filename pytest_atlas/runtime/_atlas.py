@@ -20,6 +20,7 @@ What it reaches into, and why (arc-atlas 0.1.16):
 * ``atlas.runtime.telemetry.langchain_callback._HANDLER`` / ``_HANDLER_VAR``: Atlas sets its
   LangChain callback in the context of the first run of a process only; every scripted run gets
   it, so a run writes the same events whether it is the first one or not.
+* ``litellm.ModelResponse``: built once at import with pydantic's ReadOnly-item warnings silenced.
 * Environment variables, set or cleared for the duration of a run (and restored): litellm's
   offline switches (no model-cost-map download), LangSmith tracing off, Atlas's offline mock mode
   off (it would bypass the scripts) and Atlas's behaviour overrides (``ATLAS_DRIFT_*``,
@@ -41,6 +42,7 @@ import importlib.util
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -180,6 +182,11 @@ def _atlas() -> _Atlas:
         LearningSynthesizer.asynthesize.__code__: ("synthesizer", "synthesis"),
         litellm_connector.LitellmAdapter.ainvoke.__code__: ("agent", "answer"),
     }
+    with warnings.catch_warnings():
+        # litellm's response models build their pydantic schemas on first use and warn about
+        # ReadOnly TypedDict items; build them here, quietly, rather than in a user's first run
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"pydantic\..*")
+        litellm.ModelResponse(id="warm-up", created=0, model="", choices=[{"message": {"content": ""}}])
     return _Atlas(
         arun=atlas.core.arun,
         load_config=load_config,
