@@ -93,9 +93,11 @@ def test_atlas_is_not_imported_when_pytest_starts(pytester: pytest.Pytester) -> 
         """
     )
     pytester.makepyfile("def test_it(atlas_runtime):\n    pass\n")
-    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")  # a fresh interpreter
-    result.assert_outcomes(passed=1)
+    # a fresh interpreter, collecting a test that asks for the fixture
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "-s", "-p", "no:cacheprovider")
+    assert result.ret == 0
     assert "LOADED []" in result.stdout.lines
+    assert "test_atlas_is_not_imported_when_pytest_starts.py::test_it" in result.stdout.lines
 
 
 def test_the_guard_catches_what_a_provider_call_does(network_guard: NetworkGuard) -> None:
