@@ -10,10 +10,10 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 import psycopg
 
@@ -27,6 +27,7 @@ from pytest_atlas.runtime._settings import base_config, is_scripted, run_config
 
 __all__ = ["AtlasRuntime", "RunRecord"]
 
+P = ParamSpec("P")
 _DEFAULT_SCORE = 0.8
 _DEFAULT_UNCERTAINTY = 0.1
 
@@ -85,6 +86,27 @@ def _responses(where: str, value: Any) -> dict[str, Script]:
             hint=f"the roles are {', '.join(ROLES)}",
         )
     return dict(value)
+
+
+def _blocking(
+    method: Callable[Concatenate[AtlasRuntime, P], Coroutine[Any, Any, int]],
+) -> Callable[Concatenate[AtlasRuntime, P], int]:
+    """The synchronous twin of an ``async`` method: the same signature, run in a new event loop."""
+
+    def run(self: AtlasRuntime, /, *args: P.args, **kwargs: P.kwargs) -> int:
+        """Run Atlas once on ``task`` and return the new ``sessions.id`` (see :meth:`arun`)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(method(self, *args, **kwargs))
+        raise AtlasRuntimeError(
+            "AtlasRuntime.run() cannot be called inside a running event loop",
+            hint="in async code use: sid = await atlas_runtime.arun(...)",
+        )
+
+    run.__doc__ = method.__doc__
+    run.__wrapped__ = method  # type: ignore[attr-defined]  # help() and inspect show arun's signature
+    return run
 
 
 class AtlasRuntime:
@@ -189,7 +211,7 @@ class AtlasRuntime:
 
     # -- running ---------------------------------------------------------------------------------------
 
-    def run(
+    async def arun(
         self,
         task: str,
         *,
@@ -206,7 +228,7 @@ class AtlasRuntime:
         learning_key: str | None = None,
         responses: Mapping[str, Script] | None = None,
     ) -> int:
-        """Run Atlas once on ``task`` and return the new ``sessions.id``.
+        """Run Atlas once on ``task`` and return the new ``sessions.id`` (:meth:`run` in sync code).
 
         ``score`` (default 0.8) is the session reward the judges give, ``uncertainty`` (default 0.1)
         how unsure they are: above Atlas's threshold (0.3) Atlas escalates to the arbiter, which
@@ -227,51 +249,6 @@ class AtlasRuntime:
         answers (after Atlas wrote the session), and
         :class:`~pytest_atlas.errors.AtlasRuntimeError` when the run failed without ``fail``.
         """
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            raise AtlasRuntimeError(
-                "AtlasRuntime.run() cannot be called inside a running event loop",
-                hint="in async code use: sid = await atlas_runtime.arun(...)",
-            )
-        return asyncio.run(
-            self.arun(
-                task,
-                score=score,
-                uncertainty=uncertainty,
-                escalate=escalate,
-                mode=mode,
-                fail=fail,
-                guidance=guidance,
-                learn=learn,
-                answer=answer,
-                plan=plan,
-                metadata=metadata,
-                learning_key=learning_key,
-                responses=responses,
-            )
-        )
-
-    async def arun(
-        self,
-        task: str,
-        *,
-        score: float | None = None,
-        uncertainty: float | None = None,
-        escalate: bool = False,
-        mode: str | None = None,
-        fail: bool | str = False,
-        guidance: str | None = None,
-        learn: bool = True,
-        answer: Any = None,
-        plan: Sequence[Mapping[str, Any]] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        learning_key: str | None = None,
-        responses: Mapping[str, Script] | None = None,
-    ) -> int:
-        """:meth:`run`, for async code (the same arguments)."""
         if not isinstance(task, str) or not task.strip() or "\x00" in task:
             raise _fail("task", task, "a non-empty string without NUL characters")
         run_plan = RunPlan(
@@ -317,6 +294,9 @@ class AtlasRuntime:
         finally:
             path.unlink(missing_ok=True)
         return self._finish(task, key, outcome, responder, failure)
+
+    #: :meth:`arun` for code without a running event loop (the same arguments; it runs one)
+    run = _blocking(arun)
 
     def _finish(
         self,

@@ -3,14 +3,14 @@ validates with zero errors, and targeted mutations of those rows are caught."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 
 from pytest_atlas import ATLAS_COLUMNS, check_database, is_valid, iter_errors
-from pytest_atlas.strategies import MUTATIONS
+from pytest_atlas.strategies import MUTATIONS, Mutation
+from pytest_atlas.strategies._invalid import _apply as apply_mutation
 
 from .corpus import corpus_rows, write_corpus
 
@@ -50,18 +50,6 @@ def test_every_document_atlas_writes_is_valid(atlas_dsn: str) -> None:
 # --- targeted mutations ---------------------------------------------------------------------------
 
 
-def _wrong_type(value: Any) -> Any:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, str):
-        return 12345
-    if isinstance(value, list):
-        return {"0": value}
-    return [value]
-
-
 def _locations(node: Any, path: tuple[str, ...], where: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     """Concrete paths (with list indices) matching ``path`` (``*``: any item) in ``node``."""
     if not path:
@@ -77,30 +65,8 @@ def _locations(node: Any, path: tuple[str, ...], where: tuple[Any, ...] = ()) ->
 
 
 def _mutate(document: Any, where: tuple[Any, ...], kind: str) -> Any:
-    mutated = copy.deepcopy(document)
-    if not where:
-        if kind == "additional":
-            mutated["unexpected_key"] = True
-        else:
-            mutated = _wrong_type(mutated)
-        return mutated
-    parent = mutated
-    for segment in where[:-1]:
-        parent = parent[segment]
-    last = where[-1]
-    value = parent[last]
-    if kind == "type":
-        parent[last] = _wrong_type(value)
-    elif kind == "enum":
-        parent[last] = f"not-a-{last}"
-    elif kind == "required":
-        del parent[last]
-    elif kind == "additional":
-        value["unexpected_key"] = True
-    elif kind == "minimum":
-        parent[last] = 0 if last == "window" else -1
-    elif kind == "const":
-        parent[last] = value + 1 if isinstance(value, int) else "other"
+    """The strategies' own near-miss mutation, applied to an Atlas-written document."""
+    mutated, _ = apply_mutation(document, list(where), Mutation(tuple(str(p) for p in where), kind, kind))
     return mutated
 
 
