@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from pytest_atlas.validation._violation import json_type
+
 Path = tuple[str, str]
 
 #: the top-level keys of sessions.metadata that Atlas writes itself (the others are the caller's)
@@ -75,20 +77,7 @@ _OPAQUE = tuple(
 )
 
 
-def kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+kind = json_type  # the JSON type name (integer and number apart)
 
 
 def _segment(column: str, path: str, key: str) -> str:
