@@ -316,7 +316,8 @@ class AtlasRuntime:
         if sid is None:
             raise AtlasRuntimeError(
                 f"Atlas did not create a session for {task!r}: {redact_text(_describe(error), self.dsn)}",
-                hint="check that the database of the DSN is reachable and has the Atlas schema (atlas_dsn has)",
+                hint="check the DSN: server reachable, user and password right, database there with the Atlas "
+                "schema (atlas_dsn's is)",
             ) from None
         expected_failure = error is not None and failure is not None and _caused_by(error, ScriptedFailure)
         if error is not None and not expected_failure:
@@ -389,7 +390,8 @@ class AtlasRuntime:
         except psycopg.Error as exc:
             raise AtlasRuntimeError(
                 f"cannot read the Atlas database: {redact_text(str(exc).strip(), self.dsn)}",
-                hint="check that the DSN points at a reachable database with the Atlas schema (atlas_dsn does)",
+                hint="check the DSN: server reachable, user and password right, database there with the Atlas "
+                "schema (atlas_dsn's is)",
             ) from None
 
     def _has_history(self, learning_key: str) -> bool:

@@ -149,3 +149,13 @@ def test_a_real_key_is_never_handed_to_a_client(atlas_dsn: str, monkeypatch: pyt
     runtime.run("Whose key?")
     assert runtime.last.calls_of("teacher")[0].model == "gpt-4o-mini"
     assert len(keys) == len(runtime.last.calls) and set(keys) == {"pytest-atlas-scripted-llm-no-network"}
+
+
+def test_an_unreachable_database_is_said_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = AtlasRuntime("postgresql://nobody:s3cret-pw@127.0.0.1:1/nowhere")
+    with pytest.raises(AtlasRuntimeError) as info:
+        runtime.run("Nowhere to write")
+    message = str(info.value)
+    assert message.startswith("Atlas did not create a session for 'Nowhere to write': ")
+    assert "s3cret-pw" not in message and "user and password right" in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__

@@ -222,3 +222,18 @@ async def test_async_runs(atlas_runtime: AtlasRuntime, atlas_db: psycopg.Connect
     assert session(atlas_db, sid)["reward_stats"]["score"] == pytest.approx(0.6)
     with pytest.raises(Exception, match=r"await atlas_runtime.arun"):
         atlas_runtime.run("Inside a loop")
+
+
+@pytest.mark.asyncio
+async def test_two_runs_at_once_in_one_loop(atlas_runtime: AtlasRuntime, atlas_db: psycopg.Connection[Any]) -> None:
+    import asyncio
+
+    first, second = await asyncio.gather(
+        atlas_runtime.arun("Concurrent one", score=0.3), atlas_runtime.arun("Concurrent two", score=0.7)
+    )
+    assert session(atlas_db, first)["reward_stats"]["score"] == pytest.approx(0.3)
+    assert session(atlas_db, second)["reward_stats"]["score"] == pytest.approx(0.7)
+    assert {session(atlas_db, first)["task"], session(atlas_db, second)["task"]} == {"Concurrent one", "Concurrent two"}
+    from pytest_atlas.runtime import _atlas
+
+    assert _atlas._ACTIVE == 0  # the scripted transport is gone once both are done
