@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Any, Protocol
 
+from pytest_atlas._dsn import redact_text
 from pytest_atlas.errors import AtlasRuntimeError
 
 __all__ = [
@@ -222,7 +223,9 @@ def validate_config(config: Mapping[str, Any]) -> Any:
     try:
         return _atlas().parse_config(config)
     except Exception as exc:
-        detail = " ".join(str(exc).split())
+        storage = config.get("storage")
+        dsn = storage.get("database_url") if isinstance(storage, Mapping) else None
+        detail = redact_text(" ".join(str(exc).split()), dsn if isinstance(dsn, str) else None)
         raise AtlasRuntimeError(
             f"Atlas rejects the run's configuration: {detail[:600]}",
             hint="check the config= you gave (it is merged over pytest-atlas's defaults)",

@@ -159,3 +159,9 @@ def test_an_unreachable_database_is_said_clearly(monkeypatch: pytest.MonkeyPatch
     assert message.startswith("Atlas did not create a session for 'Nowhere to write': ")
     assert "s3cret-pw" not in message and "user and password right" in message
     assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_a_rejected_config_never_shows_the_password() -> None:
+    with pytest.raises(AtlasRuntimeError) as info:
+        AtlasRuntime("postgresql://nobody:s3cret-pw@127.0.0.1:1/nowhere", config={"storage": {"min_connections": 0}})
+    assert "Atlas rejects the run's configuration" in str(info.value) and "s3cret-pw" not in str(info.value)
