@@ -116,6 +116,10 @@ _EXPORTS.update(
 )
 _EXPORTS.update(dict.fromkeys(["Outcome"], "pytest_atlas.stats"))
 
+# --- Atlas itself, offline (the runtime lives in pytest_atlas.runtime) --------------------------
+_EXPORTS.update(dict.fromkeys(["AtlasRuntime"], "pytest_atlas.runtime"))
+_EXPORTS.update(dict.fromkeys(["AtlasRuntimeError", "ScriptError"], "pytest_atlas.errors"))
+
 if TYPE_CHECKING:
     # --- database server and fixtures
     # --- data generation
@@ -144,11 +148,13 @@ if TYPE_CHECKING:
     from pytest_atlas.contracts import check_database as check_database
     from pytest_atlas.db import AtlasPostgres as AtlasPostgres
     from pytest_atlas.db import rollback as rollback
+    from pytest_atlas.errors import AtlasRuntimeError as AtlasRuntimeError
     from pytest_atlas.errors import BaselineFileError as BaselineFileError
     from pytest_atlas.errors import ExportFormatError as ExportFormatError
     from pytest_atlas.errors import GateError as GateError
     from pytest_atlas.errors import InsertError as InsertError
     from pytest_atlas.errors import PayloadError as PayloadError
+    from pytest_atlas.errors import ScriptError as ScriptError
     from pytest_atlas.factories import BoundFactory as BoundFactory
     from pytest_atlas.factories import Factory as Factory
     from pytest_atlas.factories import SessionGraph as SessionGraph
@@ -167,6 +173,7 @@ if TYPE_CHECKING:
     from pytest_atlas.gates import Selection as Selection
     from pytest_atlas.gates import Series as Series
     from pytest_atlas.gates import evaluate as evaluate
+    from pytest_atlas.runtime import AtlasRuntime as AtlasRuntime
     from pytest_atlas.stats import Outcome as Outcome
     from pytest_atlas.validation import SCHEMA_NAMES as SCHEMA_NAMES
     from pytest_atlas.validation import PayloadCheck as PayloadCheck

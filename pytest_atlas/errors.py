@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # payload contracts: for annotations only (errors.py imports 
 
 __all__ = [
     "AtlasError",
+    "AtlasRuntimeError",
     "BaselineFileError",
     "ConfigError",
     "ExportFormatError",
@@ -28,6 +29,7 @@ __all__ = [
     "PayloadError",
     "ProvisioningError",
     "SchemaLoadError",
+    "ScriptError",
     "ServerUnavailable",
 ]
 
@@ -200,3 +202,25 @@ class ExportFormatError(InvalidArgument):
             hint="pass a file written by `arc-atlas export` (one JSON object per line with task, steps and "
             "session_metadata)",
         )
+
+
+# --- Atlas itself, run offline -------------------------------------------------------------------
+
+
+class AtlasRuntimeError(AtlasError):
+    """Atlas's own runtime could not be run as asked: ``arc-atlas`` (or ``asyncpg``) is not
+    installed, the installed version is not one the runtime was built for, or a run failed in a way
+    the caller did not ask for (the session is then in the database with status ``failed``)."""
+
+
+class ScriptError(AtlasRuntimeError):
+    """An LLM call of a scripted Atlas run had no scripted response: nothing ever reaches a provider.
+
+    ``role`` names the caller (``router``, ``judge``, ``arbiter``, ``teacher``, ``synthesizer``,
+    ``agent``, or ``unknown``); ``session_id`` is the session the run wrote, when there is one.
+    """
+
+    def __init__(self, role: str, problem: str, *, hint: str | None = None, session_id: int | None = None) -> None:
+        self.role = role
+        self.session_id = session_id
+        super().__init__(problem, hint=hint)

@@ -14,6 +14,8 @@ import pytest
 from pytest_atlas.db._cache import default_cache_dir
 
 os.environ.setdefault("XDG_CACHE_HOME", str(default_cache_dir().parent))
+# tests import Atlas, which imports litellm: its bundled model list, no download at import (or at exit)
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 @pytest.fixture

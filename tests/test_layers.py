@@ -23,6 +23,7 @@ LAYERS = {
     "contracts": 2,
     "factories": 2,
     "gates": 2,
+    "runtime": 2,
     "assertions": 3,
     "_report": 3,
     "fixtures": 4,

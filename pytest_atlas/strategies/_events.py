@@ -209,7 +209,13 @@ def _graph_metadata(src: Source, step_id: int, run_id: str, node_type: str) -> D
         meta["tags"] = [src.pick(("graph:step:1", "seq:step:2", "langsmith:hidden"))]
     if src.flag(0.3):
         meta["langgraph"] = {
-            key: (src.integer(1, 9) if key == "langgraph_step" else src.words(1, 2))
+            key: (
+                src.integer(1, 9)
+                if key == "langgraph_step"
+                else ["branch:to:agent"]  # LangGraph's triggers are a tuple of channel names: a JSON list
+                if key == "langgraph_triggers"
+                else src.words(1, 2)
+            )
             for key in _LANGGRAPH_KEYS[: src.integer(1, len(_LANGGRAPH_KEYS))]
         }
     return meta

@@ -3,10 +3,11 @@ learning_usage (atlas-payloads.md §1.3.5, §1.3.7, §5.2)."""
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime, timedelta
 from typing import Any
 
-from pytest_atlas.strategies._common import Doc, iso, spaced
+from pytest_atlas.strategies._common import Doc, iso, principles, spaced
 from pytest_atlas.strategies._source import Source
 
 __all__ = [
@@ -43,10 +44,11 @@ def _summary(src: Source, moment: datetime) -> Doc:
 
 
 def _rubric(src: Source, *, with_weights: bool) -> Doc:
+    # Atlas rounds float scores: 1.0 / 0.0, never the ints 1 / 0
     scores = {
-        "actionability": src.pick((1, 0)),
-        "generality": src.pick((1, 0)),
-        "hookability": src.pick((1.0, 0.6, 0.4, 0)),
+        "actionability": src.pick((1.0, 0.0)),
+        "generality": src.pick((1.0, 0.0)),
+        "hookability": src.pick((1.0, 0.6, 0.4, 0.0)),
         "concision": round(src.real(0.0, 1.0), 4),
     }
     total = sum(float(scores[k]) * float(_WEIGHTS[k]) for k in _WEIGHTS)
@@ -96,6 +98,19 @@ def _impact(src: Source, moment: datetime) -> Doc:
     }
 
 
+def _entry_metadata(src: Source) -> Doc:
+    """The synthesizer LLM's ``metadata`` with Atlas's verdict added (warnings for provisional entries)."""
+    metadata: Doc = {"notes": src.sentence(2, 6)} if src.flag(0.2) else {}
+    if src.flag(0.5):
+        metadata["validation_status"] = "validated"
+    else:
+        metadata["validation_status"] = "provisional"
+        metadata["validation_warnings"] = [
+            src.pick(("generality_gate:contains_date", "generality_gate:banned_token:case"))
+        ]
+    return metadata
+
+
 def build_playbook_entry(src: Source, moment: datetime, *, entry_id: str | None = None) -> Doc:
     """One accepted PlaybookEntry, sometimes with the LLM's alias keys left beside the canonical ones."""
     cue_type = src.pick(("keyword", "regex", "predicate"))
@@ -115,14 +130,17 @@ def build_playbook_entry(src: Source, moment: datetime, *, entry_id: str | None 
     }
     if tool_name and src.flag(0.2):
         action["tool"] = tool_name
+    if action["arguments"] and src.flag(0.2):
+        action["params"] = dict(action["arguments"])  # the LLM's alias, kept beside arguments
     lifecycle = src.pick(("active", "provisional", "deprecated"))
     category = src.pick(("differentiation", "reinforcement"))
     created = moment - timedelta(days=src.integer(0, 60), seconds=src.integer(0, 86399))
+    rubric = _rubric(src, with_weights=True)
     provenance: Doc = {
         "created_at": iso(created),
         "updated_at": iso(moment),
         "status": {"category": category, "lifecycle": lifecycle},
-        "rubric": _rubric(src, with_weights=False),
+        "rubric": copy.deepcopy(rubric),  # Atlas copies the entry's rubric, weights included
         "weights": dict(_WEIGHTS),
     }
     if src.flag(0.5):
@@ -137,8 +155,8 @@ def build_playbook_entry(src: Source, moment: datetime, *, entry_id: str | None 
         "action": action,
         "expected_effect": src.sentence(3, 10),
         "scope": {"constraints": src.sentence(2, 6), "category": category, "applies_when": src.sentence(2, 6)},
-        "metadata": {"validation_status": src.pick(("validated", "provisional"))},
-        "rubric": _rubric(src, with_weights=True),
+        "metadata": _entry_metadata(src),
+        "rubric": rubric,
         "generated_at": iso(created),
         "provenance": provenance,
     }
@@ -159,7 +177,11 @@ def build_registry_metadata(src: Source, moment: datetime, *, entries: int | Non
         "last_evaluation": {
             "timestamp": iso(moment),
             "summary": _summary(src, moment),
-            "candidates": [{"id": e["id"], "audience": e["audience"], "rubric": e["rubric"]} for e in playbook],
+            # the evaluation's rubric (no weights); the id is the LLM's own, null when it sent "id": null
+            "candidates": [
+                {"id": e["id"] if src.flag(0.7) else None, "audience": e["audience"], "rubric": _bare(e["rubric"])}
+                for e in playbook
+            ],
         },
         "playbook_entries": playbook,
         "playbook_summary": _summary(src, moment),
@@ -168,29 +190,39 @@ def build_registry_metadata(src: Source, moment: datetime, *, entries: int | Non
         metadata["last_updated_at"] = iso(moment)
     if src.flag(0.3):
         metadata["synthesis_reasoning"] = src.sentence(3, 10)
+    if src.flag(0.2):
+        metadata["validation_notes"] = [src.sentence(2, 8) for _ in range(src.integer(1, 2))]
     if src.flag(0.15):
         rejected_id = f"playbook-entry-{src.hexdigits(12)}"
+        rubric = _rubric(src, with_weights=False)
+        rubric["gates"]["actionability"] = False
+        rubric["scores"]["actionability"] = 0.0
         metadata["last_failure"] = {
             "timestamp": iso(moment),
             "failures": [
                 {
-                    "id": rejected_id,
-                    "gates": {"actionability": False, "cue": True, "generality": True},
-                    "scores": {"actionability": 0, "generality": 1},
-                    "reasons": ["actionability_gate:vague"],
+                    # the candidate's own id: null when the LLM sent "id": null
+                    "id": rejected_id if src.flag(0.7) else None,
+                    "gates": rubric["gates"],
+                    "scores": rubric["scores"],
+                    "reasons": ["actionability_gate:imperative missing"],
                 }
             ],
             "rejected_candidates": [
                 {
                     "id": rejected_id,
                     "audience": "student",
-                    "scope": {"category": "differentiation"},
+                    "scope": {"constraints": src.sentence(2, 6), "category": "differentiation", "applies_when": ""},
                     "status": {"category": "differentiation", "lifecycle": "rejected"},
-                    "rubric": _rubric(src, with_weights=False),
+                    "rubric": rubric,
                 }
             ],
         }
     return metadata
+
+
+def _bare(rubric: Doc) -> Doc:
+    return {key: value for key, value in rubric.items() if key != "weights"}
 
 
 def build_learning_state(src: Source, moment: datetime) -> Doc:
@@ -208,6 +240,36 @@ def build_learning_state(src: Source, moment: datetime) -> Doc:
     return state
 
 
+def _history_reward(src: Source, score: float) -> Doc:
+    """An earlier session's reward as the history carries it: ``sessions.reward`` without ``raw``,
+    so with its judge's principles and samples."""
+    rationale = src.sentence(2, 6)
+    judged = principles(src, 0, 2)
+    escalated = src.flag(0.2)
+    sample = {
+        "score": score,
+        "rationale": rationale,
+        "principles": judged,
+        "uncertainty": round(src.real(0.0, 0.6), 4),
+        "temperature": None,
+    }
+    return {
+        "score": score,
+        "rationale": None,
+        "judges": [
+            {
+                "identifier": "session_reward",
+                "score": score,
+                "rationale": rationale,
+                "principles": judged,
+                "samples": [sample],
+                "escalated": escalated,
+                "escalation_reason": "tier1_variance_or_uncertainty" if escalated else None,
+            }
+        ],
+    }
+
+
 def build_learning_history(src: Source, before: datetime, *, populated: bool | None = None) -> Doc:
     """``learning_history``: the empty form ``{entries: [], count: 0, total_count: 0}`` or the populated one."""
     if populated is False or (populated is None and not src.key_flag(0.65)):  # shrinks to the empty form
@@ -221,25 +283,7 @@ def build_learning_history(src: Source, before: datetime, *, populated: bool | N
     for _ in range(count):
         moment += timedelta(minutes=src.integer(1, 59))
         score: float | None = round(src.real(0.0, 1.0), 4) if src.flag(0.9) else None
-        reward: Doc | None = (
-            None
-            if score is None
-            else {
-                "score": score,
-                "rationale": None,
-                "judges": [
-                    {
-                        "identifier": "session_reward",
-                        "score": score,
-                        "rationale": src.sentence(2, 6),
-                        "principles": [],
-                        "samples": [],
-                        "escalated": False,
-                        "escalation_reason": None,
-                    }
-                ],
-            }
-        )
+        reward = None if score is None else _history_reward(src, score)
         if score is not None:
             scores.append(score)
         entries.append(

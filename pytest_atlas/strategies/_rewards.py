@@ -88,10 +88,8 @@ def _reasoning(src: Source) -> Doc:
 
 
 def _queue(src: Source) -> list[Doc]:
-    return [
-        {"origin": "reward", "payload": _reasoning(src) or {"content": src.sentence(2, 6)}}
-        for _ in range(src.integer(1, 2))
-    ]
+    # Atlas's evaluator keeps the payloads of its reasoning queue, not the {origin, payload} wrappers
+    return [_reasoning(src) or {"reasoning_content": src.sentence(2, 6)} for _ in range(src.integer(1, 2))]
 
 
 def _tier1_messages(src: Source, task: str) -> list[Doc]:

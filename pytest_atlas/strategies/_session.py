@@ -162,7 +162,7 @@ def _triage_dossier(src: Source, task: str, caller: Doc, key: str) -> Doc:
                 "persona_id": f"persona-{src.integer(1, 9)}",
                 "rationale": src.maybe(0.5, lambda: src.sentence(2, 6)),
                 "weight": round(src.real(0.0, 5.0), 3),
-                "tags": [],
+                "tags": [] if src.flag(0.6) else [src.pick(("oncall", "owner", "reviewer"))],
             }
             for _ in range(src.integer(0, 1))
         ],
@@ -171,8 +171,8 @@ def _triage_dossier(src: Source, task: str, caller: Doc, key: str) -> Doc:
         else {
             "task": {
                 "vector": [round(src.real(-1.0, 1.0), 4) for _ in range(4)],
-                "model": "text-embedding-3-small",
-                "note": None,
+                "model": src.pick(("text-embedding-3-small", None)),
+                "note": src.maybe(0.5, lambda: src.sentence(2, 6)),
             }
         },
         "tags": tags,

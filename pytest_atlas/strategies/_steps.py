@@ -97,14 +97,23 @@ def build_plan(steps: list[StepSketch], *, stepwise: bool) -> Doc:
     }
 
 
+#: a tool of the agent's config as the teacher's request lists it
+_TOOL: Doc = {
+    "name": "search_logs",
+    "description": "Search the service logs",
+    "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+}
+
+
 def _validation_request(src: Source, step: StepSketch, output: str, attempt: int, guidance: list[str]) -> Doc:
     digest = src.hexdigits(64)
     request: Doc = {
         "step": {"id": step.step_id, "description": step.description},
         "trace": {"hash": src.hexdigits(64), "preview": src.maybe(0.9, lambda: f"HUMAN: {step.description[:40]}")},
-        "status": "completed",
+        # the agent's own status and reason (null for a plain-text answer)
+        "status": src.pick(("completed", "ok", None)),
         "student_response": output,
-        "reason": None,
+        "reason": src.maybe(0.2, lambda: src.sentence(2, 8)),
         "structured_output": {
             "hash": digest,
             "keys": ["deliverable", "artifacts"],
@@ -112,11 +121,12 @@ def _validation_request(src: Source, step: StepSketch, output: str, attempt: int
             "preview": output[:120],
         },
         "deliverable": None if src.flag(0.3) else {"hash": src.hexdigits(64), "content": output},
-        "artifacts": None,
+        # Atlas's student always reports artifacts (possibly {}): a blob reference with the keys
+        "artifacts": None if src.flag(0.1) else {"hash": src.hexdigits(64), "content": {}, "keys": [], "preview": "{}"},
         "prior_results": {"hash": src.hexdigits(64), "changed": attempt > 1, "content": {}, "preview": "{}"},
         "prior_guidance": guidance[: attempt - 1],
         "attempt_guidance": guidance[: attempt - 1],
-        "available_tools": [],
+        "available_tools": [] if src.flag(0.7) else [_TOOL],
     }
     if step.tool:
         request["step"]["tool"] = step.tool
@@ -220,15 +230,17 @@ def build_step_metadata(src: Source, *, output: str, empty_allowed: bool = True)
         total += guidance_ms
     timings["total_ms"] = round(total, 3)
     artifacts: Doc = {} if src.flag(0.6) else {"files": [src.words(1, 1) + ".txt"], "count": src.integer(0, 9)}
+    # an agent's result may say deliverable: null
+    deliverable: str | None = output if src.flag(0.9) else None
     metadata: Doc = {
         "reasoning": [_reasoning_item(src) for _ in range(src.integer(0, 3))],
         "artifacts": artifacts,
-        "deliverable": output,
-        "result": {"deliverable": output, "artifacts": artifacts},
+        "deliverable": deliverable,
+        "result": {"deliverable": deliverable, "artifacts": artifacts},
         "structured_output": {
-            "deliverable": output,
+            "deliverable": deliverable,
             "artifacts": artifacts,
-            "result": {"deliverable": output},
+            "result": {"deliverable": deliverable},
             "text": output,
         },
         "runtime": {"reward_skipped": True, "timings_ms": timings},
@@ -240,8 +252,11 @@ def build_step_metadata(src: Source, *, output: str, empty_allowed: bool = True)
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
         }
+        if src.flag(0.3):  # litellm's Usage dumped whole
+            metadata["usage"].update(completion_tokens_details=None, prompt_tokens_details=None)
     if src.flag(0.2):
         metadata["reason"] = src.sentence(2, 8)
+        metadata["structured_output"]["reason"] = metadata["reason"]
     if src.flag(0.3):
         metadata["text"] = output
     if src.flag(0.2):
