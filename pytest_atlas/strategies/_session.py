@@ -583,11 +583,14 @@ def _split(src: Source, total: int, parts: int) -> list[int]:
 
 
 def _pad_events(src: Source, events: list[Doc], target: int, start: datetime, end: datetime) -> list[Doc]:
-    """Orphan callback LLM_START events (never closed, like the real ones) up to ``target``."""
-    padded = list(events)
-    last = events[-1]["payload"]["event_timestamp"] if events else epoch_seconds(start)
-    ceiling = max(epoch_seconds(end), last)
-    while len(padded) < target:
+    """Orphan callback LLM_START events (never closed, like the real ones) up to ``target``, inside the
+    workflow: before its WORKFLOW_END when the session has one (a succeeded session always ends with
+    it, also when its steps had no attempt span to hold the extra events)."""
+    closing = events[-1:] if events and events[-1]["payload"]["event_type"] == "WORKFLOW_END" else []
+    padded = events[: len(events) - len(closing)]
+    last = padded[-1]["payload"]["event_timestamp"] if padded else epoch_seconds(start)
+    ceiling = closing[0]["payload"]["event_timestamp"] if closing else max(epoch_seconds(end), last)
+    while len(padded) + len(closing) < target:
         last = last + (ceiling - last) / 4
         padded.append(
             envelope(
@@ -600,7 +603,7 @@ def _pad_events(src: Source, events: list[Doc], target: int, start: datetime, en
                 data={"input": {"messages": []}, "output": None, "chunk": None},
             )
         )
-    return padded
+    return padded + closing
 
 
 def build_session_metadata(
