@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from pytest_atlas._vocabulary import EXECUTION_MODES as _CURRENT_MODES
+from pytest_atlas._vocabulary import LEGACY_EXECUTION_MODES, REVIEW_STATUSES, SESSION_STATUSES
 from pytest_atlas.strategies import _drift
 from pytest_atlas.strategies._common import (
     EPOCH,
@@ -51,9 +53,9 @@ __all__ = [
     "build_session_metadata",
 ]
 
-STATUSES = ("succeeded", "failed", "running")
-EXECUTION_MODES = ("paired", "auto", "coach", "escalate")
-REVIEW_STATUSES = ("pending", "approved", "quarantined")
+#: the choices the strategies accept (Atlas's vocabulary, legacy modes included)
+STATUSES = SESSION_STATUSES
+EXECUTION_MODES = _CURRENT_MODES + LEGACY_EXECUTION_MODES
 _SEVERITIES = ("low", "moderate", "high", "critical")
 
 
