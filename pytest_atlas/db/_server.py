@@ -27,7 +27,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pytest_atlas._config import AtlasSettings
-from pytest_atlas._dsn import build_url, redact, redact_text
+from pytest_atlas._dsn import build_url, redact
 from pytest_atlas.db._account import ServerAccount, server_account
 from pytest_atlas.db._binaries import PgInstall, find_install, install_at
 from pytest_atlas.db._cache import (
@@ -39,6 +39,7 @@ from pytest_atlas.db._cache import (
     prune_tiers,
 )
 from pytest_atlas.db._cluster import SUPERUSER, LocalCluster, PortInUseError
+from pytest_atlas.db._connect import connect_clearly, connection_error
 from pytest_atlas.db._runtime import RunDir, choose_base, owner_gone, process_start, reap_stale
 from pytest_atlas.errors import ProvisioningError
 from pytest_atlas.schema import SqlSource, fingerprint, load_sources
@@ -123,60 +124,6 @@ class AtlasPostgres:
             self._cluster.detach()
             self._cluster = None
         self._run = None
-
-
-# ----------------------------------------------------------------------------------------------------
-# connecting, with errors a person can act on
-# ----------------------------------------------------------------------------------------------------
-
-
-def connect_clearly(conninfo: str, **kwargs: Any) -> psycopg.Connection[Any]:
-    """``psycopg.connect`` whose failures are ProvisioningErrors naming the cause (password redacted)."""
-    params = conninfo_to_dict(conninfo)
-    params.setdefault("connect_timeout", 10)
-    try:
-        return psycopg.connect(make_conninfo("", **params), **kwargs)
-    except psycopg.OperationalError as exc:
-        raise connection_error(exc, conninfo) from None
-
-
-def connection_error(exc: psycopg.Error, conninfo: str) -> ProvisioningError:
-    params = conninfo_to_dict(conninfo)
-    password = str(params.get("password") or "")
-    where = redact(build_url({k: str(v) for k, v in params.items() if v is not None}))
-    text = redact_text(str(exc).strip(), password)
-    first = text.splitlines()[-1] if text else type(exc).__name__
-    lowered = text.lower()
-    if "password authentication failed" in lowered or "no password supplied" in lowered:
-        return ProvisioningError(
-            f"PostgreSQL at {where} rejected the login: {first}",
-            hint="check the user and password in --atlas-dsn / $ATLAS_TEST_DSN / ini atlas_dsn",
-        )
-    if "does not exist" in lowered and "database" in lowered:
-        return ProvisioningError(
-            f"PostgreSQL at {where}: {first}",
-            hint="the DSN must name an existing database to connect to (usually 'postgres')",
-        )
-    if any(
-        word in lowered
-        for word in (
-            "refused",
-            "timeout",
-            "timed out",
-            "could not translate",
-            "no route",
-            "could not connect",
-            "name or service",
-        )
-    ):
-        return ProvisioningError(
-            f"cannot reach PostgreSQL at {where}: {first}",
-            hint="is the server running and listening there? check the host and port of the DSN",
-        )
-    return ProvisioningError(
-        f"cannot connect to PostgreSQL at {where}: {first}",
-        hint="check the DSN and that the server accepts this connection",
-    )
 
 
 # ----------------------------------------------------------------------------------------------------

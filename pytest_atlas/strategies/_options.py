@@ -94,6 +94,16 @@ def graph_options(
             f"'succeeded' (or None) when {pinned} is given",
             hint="only succeeded sessions have a reward; failed and running sessions never do",
         )
+    for name, pinned_range in (("steps", steps_range), ("attempts", attempts_range)):
+        if pinned_range is not None and status_value in ("failed", "running"):
+            raise fail(
+                function,
+                name,
+                steps if name == "steps" else attempts,
+                f"None for a {status_value} session",
+                hint=f"Atlas writes step rows only for succeeded sessions: a {status_value} one has none, so "
+                f"{name} would be ignored",
+            )
     if mode is not None and status_value == "running":
         raise fail(
             function,

@@ -375,3 +375,12 @@ def test_pinned_events_of_a_session_without_attempts_end_with_workflow_end() -> 
     for graph in without:
         check_consistency(graph)
         assert 30 <= len(graph.trajectory_events) <= 40
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [{"status": "failed", "steps": 2}, {"status": "running", "attempts": 2}, {"status": "failed", "attempts": 1}],
+)
+def test_pins_a_failed_or_running_session_would_ignore_are_refused(arguments: dict[str, Any]) -> None:
+    with pytest.raises(InvalidArgument, match=r"expected None for a (failed|running) session"):
+        session_graphs(**arguments)
