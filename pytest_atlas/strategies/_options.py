@@ -142,7 +142,10 @@ def graph_options(
                 "0 for a running session",
                 hint="Atlas writes trajectory events at the end of a session",
             )
-        needed = minimum_events(attempts=steps_range[0] if steps_range else 1, probe=False, coach=False)
+        steps_needed = steps_range[0] if steps_range else 1
+        needed = minimum_events(
+            attempts=steps_needed * (attempts_range[0] if attempts_range else 1), probe=False, coach=False
+        )
         if (status_value == "succeeded" or rewarded) and hi < needed:
             raise fail(
                 function,

@@ -347,10 +347,12 @@ def build_graph(src: Source, opts: GraphOptions) -> SessionGraph:
         if status == "succeeded":  # a completed session has at least its structural events
             lo = min(max(lo, minimum_events(attempts=steps_lo, probe=False, coach=False)), hi)
         events_target = src.key_integer(lo, hi)
-    if opts.steps is None and legacy and src.key_flag(0.5):
+    # attempts (two events each) a pinned event count leaves room for in a completed session
+    budget = (events_target - 6) // 2 if events_target is not None and status == "succeeded" else None
+    multi_step = opts.steps is None and legacy and src.key_flag(0.5)
+    if multi_step and (budget is None or budget >= 2):  # a multi-step plan needs two attempts at least
         steps_lo, steps_hi = 2, 5
-    if events_target is not None and status == "succeeded":
-        budget = (events_target - 6) // 2  # attempts (two events each) the event count leaves room for
+    if budget is not None:
         steps_hi = max(steps_lo, min(steps_hi, budget))
     step_count = src.key_integer(steps_lo, steps_hi)
     stepwise = step_count > 1 or (legacy and src.key_flag(0.3))

@@ -345,6 +345,7 @@ BAD_ARGUMENTS: list[tuple[dict[str, Any], str]] = [
     ({"status": "running", "drift_alert": True}, "status='running'"),
     ({"status": "running", "events": 5}, "events=5"),
     ({"status": "succeeded", "events": 4}, "events=4"),
+    ({"attempts": 3, "events": 9}, "events=9"),
     ({"legacy": False, "steps": 3}, "steps=3"),
     ({"status": "running", "execution_mode": "auto"}, "execution_mode='auto'"),
     ({"legacy": False, "execution_mode": "escalate"}, "execution_mode='escalate'"),
@@ -384,3 +385,16 @@ def test_pinned_events_of_a_session_without_attempts_end_with_workflow_end() -> 
 def test_pins_a_failed_or_running_session_would_ignore_are_refused(arguments: dict[str, Any]) -> None:
     with pytest.raises(InvalidArgument, match=r"expected None for a (failed|running) session"):
         session_graphs(**arguments)
+
+
+@pytest.mark.parametrize("events", [8, (6, 12), (8, 9)])
+def test_a_small_pinned_event_count_never_cuts_a_succeeded_session_short(events: Any) -> None:
+    """A legacy multi-step plan needs more events than a small pinned count leaves room for: the
+    graph then has fewer steps, never a cut-off event list without WORKFLOW_END (Hypothesis found
+    SessionGraph(status='succeeded', steps=2, attempts=2, events=8) ending in TASK_START)."""
+    from pytest_atlas.factories import Factory
+
+    factory = Factory(3)
+    for _ in range(60):
+        graph = factory.session(events=events, legacy=True, status="succeeded")
+        check_consistency(graph)
