@@ -146,7 +146,8 @@ def graph_options(
         needed = minimum_events(
             attempts=steps_needed * (attempts_range[0] if attempts_range else 1), probe=False, coach=False
         )
-        if (status_value == "succeeded" or rewarded) and hi < needed:
+        succeeded = status_value == "succeeded" or rewarded or steps_range is not None or attempts_range is not None
+        if succeeded and hi < needed:
             raise fail(
                 function,
                 "events",
