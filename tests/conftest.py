@@ -22,6 +22,16 @@ from pytest_atlas._dsn import build_url
 from pytest_atlas.db._cache import default_cache_dir
 
 os.environ.setdefault("XDG_CACHE_HOME", str(default_cache_dir().parent))
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # importing atlas must not go to the network
+
+# The importlib_metadata backport (which importing atlas pulls in) adds a finder to sys.meta_path
+# when first imported. Imported inside an in-process pytester run, the module is dropped again by
+# pytester's sys.modules snapshot but its finder stays, and every later inner run finds no plugin
+# entry points ("fixture 'atlas_db' not found"). Import it here, once, outside any snapshot.
+try:
+    import importlib_metadata  # noqa: F401
+except ImportError:  # pragma: no cover - not installed: nothing to pin
+    pass
 
 
 @pytest.fixture
