@@ -49,10 +49,10 @@ import pytest
 # Load what the examples use once, outside pytester's sys.modules snapshots: numpy refuses a second
 # import, and a class imported afresh inside an inner run is not the class the rest of the package
 # checks against (insert_graphs() would refuse a SessionGraph as "not a SessionGraph").
-import pytest_atlas.assertions._rewards  # noqa: F401
-import pytest_atlas.factories  # noqa: F401
-import pytest_atlas.gates._evaluate  # noqa: F401
-import pytest_atlas.strategies  # noqa: F401
+import pytest_atlas.assertions._rewards
+import pytest_atlas.factories
+import pytest_atlas.gates._evaluate
+import pytest_atlas.strategies
 import pytest_atlas.validation._detail  # noqa: F401
 
 if sys.version_info >= (3, 11):

@@ -78,7 +78,7 @@ CHECKS: tuple[_Check, ...] = (
     _Check(
         "sessions",
         "metadata_review_status",
-        "metadata.review_status agrees with the review_status column (a stale copy is an Atlas quirk, §9 item 12)",
+        "metadata.review_status agrees with the review_status column (a stale copy is an Atlas quirk)",
         "warning",
         sql.SQL(
             "jsonb_typeof(t.metadata) = 'object' AND t.metadata ? 'review_status' "

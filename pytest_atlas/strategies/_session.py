@@ -1,6 +1,6 @@
 """Whole sessions: the ``sessions`` row, its metadata, and every row that hangs off it, consistent.
 
-The builder follows Atlas's own order of events (atlas-payloads.md §1.1): the session is created
+The builder follows Atlas's own order of events: the session is created
 with the caller's metadata and its learning key; the run produces a plan, step attempts with
 guidance between them, an evaluation (reward, reward_stats, reward_audit), a drift assessment and
 a review decision; the metadata is then replaced by caller keys merged with the run's insights; the
@@ -103,7 +103,7 @@ def _caller_metadata(src: Source, moment: datetime, task: str) -> Doc:
         meta[src.pick(("tenant_id", "tenant"))] = src.pick(("acme", 42, "tenant-7"))
     if src.flag(0.35):
         tags = [src.pick(("prod", "eval", "nightly", "smoke")) for _ in range(src.integer(0, 3))]
-        # the learning-key builder tolerates a bare string here, the DB filters do not (§9 item 17)
+        # the learning-key builder tolerates a bare string here, the DB filters do not
         meta["tags"] = ",".join(tags) if src.flag(0.2) else tags
     if src.flag(0.2):
         meta["project_root"] = src.pick(("/srv/app", "/home/dev/harness", "."))
@@ -112,7 +112,7 @@ def _caller_metadata(src: Source, moment: datetime, task: str) -> Doc:
     if src.flag(0.1):
         meta["fingerprint_hint"] = src.pick(("code::repo", "sre::checkout", "support::billing"))
     if src.flag(0.1):
-        # a caller's datetime is stored as str(datetime) (§0.2, §9 item 9)
+        # a caller's datetime is stored as str(datetime)
         meta["requested_at"] = spaced(moment)
     if src.flag(0.05):
         meta["enrichers"] = ["<function enrich_with_owner at 0x7f3a2c1b9d30>"]
@@ -136,7 +136,7 @@ def _triage_dossier(src: Source, task: str, caller: Doc, key: str) -> Doc:
         "tags",
     }
     copied = {k: v for k, v in caller.items() if k not in recognised}
-    copied["learning_key"] = key  # the default adapter copies every unrecognised key (§9 item 22)
+    copied["learning_key"] = key  # the default adapter copies every unrecognised key
     tags_value = caller.get("tags")
     tags = [tags_value] if isinstance(tags_value, str) else list(dict.fromkeys(tags_value or []))
     return {
@@ -475,7 +475,7 @@ def build_graph(src: Source, opts: GraphOptions) -> SessionGraph:
     if opts.review_status is not None:
         column_status = opts.review_status
     elif status == "succeeded" and src.key_flag(0.3):
-        column_status = src.key_pick(("approved", "quarantined"))  # a reviewer acted later (§9 item 12)
+        column_status = src.key_pick(("approved", "quarantined"))  # a reviewer acted later
     if column_status == "quarantined" and review_notes is None and src.flag(0.6):
         review_notes = src.pick(("Quarantined: hallucinated tool output", "Needs a second look"))
 
@@ -715,7 +715,7 @@ def build_session_metadata(
             for name in ("score_stddev", "uncertainty_mean", "uncertainty_stddev"):
                 if reward.stats.get(name) is not None:
                     summary[name] = reward.stats[name]
-        else:  # the evaluation raised: the mean of the placeholder step rewards (§1.3.6)
+        else:  # the evaluation raised: the mean of the placeholder step rewards
             summary = {"average": 0.0 if step_count else None, "count": step_count}
         metadata["reward_summary"] = summary
     if history is not None:

@@ -2,7 +2,7 @@
 
 The pass/fail verdict comes from jsonschema-rs (compiled once per schema and cached); documents that
 fail are re-checked with python-jsonschema for detailed errors. Formats (``date-time``) are checked
-for real. Tolerated Atlas quirks (inventory §9) pass and come back as warnings.
+for real. Tolerated Atlas quirks pass and come back as warnings.
 
     >>> from pytest_atlas.validation import validate, iter_errors, is_valid, SCHEMA_NAMES
     >>> is_valid({"score": 0.9}, "reward-stats")

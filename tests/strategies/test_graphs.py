@@ -213,7 +213,7 @@ QUIRKS = {
 
 
 def test_defaults_reach_every_quirk() -> None:
-    """Real data's quirks (atlas-payloads.md §9, §10) come out of the defaults; nothing needs pinning."""
+    """Real data's quirks come out of the defaults; nothing needs pinning."""
     seen: dict[str, int] = dict.fromkeys(QUIRKS, 0)
 
     @settings(max_examples=400, deadline=None, database=None, phases=[Phase.generate], derandomize=True)
@@ -398,3 +398,8 @@ def test_a_small_pinned_event_count_never_cuts_a_succeeded_session_short(events:
     for _ in range(60):
         graph = factory.session(events=events, legacy=True, status="succeeded")
         check_consistency(graph)
+
+
+def test_the_suite_runs_hypothesis_without_an_example_database() -> None:
+    """A local .hypothesis folder must not change the suite's verdict (tests/conftest.py)."""
+    assert settings.default.database is None
