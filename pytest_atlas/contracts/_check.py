@@ -17,7 +17,7 @@ from psycopg.rows import tuple_row
 from pytest_atlas.contracts._accumulate import ColumnAccumulator
 from pytest_atlas.contracts._relations import check_relations, relation_names
 from pytest_atlas.contracts._result import ColumnReport, ContractReport
-from pytest_atlas.contracts._targets import Column, resolve_targets
+from pytest_atlas.contracts._targets import Column, Table, resolve_targets
 from pytest_atlas.db import connect_target, describe_target
 from pytest_atlas.errors import AtlasError, InvalidArgument, ProvisioningError
 from pytest_atlas.validation import MAX_DEPTH, Violation, validator_for
@@ -129,16 +129,9 @@ def _scope_query(table_name: str, column: str | None, since: date | None) -> tup
     from pytest_atlas.contracts._targets import TABLES
 
     table = TABLES[table_name]
-    conditions: list[sql.Composable] = []
-    params: list[Any] = []
+    conditions, params = _since_condition(table, since)
     if column is not None:
         conditions.append(sql.SQL("{} IS NOT NULL").format(sql.Identifier(column)))
-    if since is not None:
-        if table.created:
-            conditions.append(sql.SQL("{} >= %s").format(sql.Identifier(table.created)))
-        else:
-            conditions.append(sql.SQL("session_id IN (SELECT id FROM sessions WHERE created_at >= %s)"))
-        params.append(since)
     where = sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("TRUE")
     query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(sql.Identifier(table.name), where)
     return query, params
@@ -277,17 +270,19 @@ def _check_column(
     return report
 
 
+def _since_condition(table: Table, since: date | None) -> tuple[list[sql.Composable], list[Any]]:
+    """The rows of ``table`` created on or after ``since`` (tables without a date: their session's)."""
+    if since is None:
+        return [], []
+    if table.created:
+        return [sql.SQL("{} >= %s").format(sql.Identifier(table.created))], [since]
+    return [sql.SQL("session_id IN (SELECT id FROM sessions WHERE created_at >= %s)")], [since]
+
+
 def _rows_query(target: Column, since: date | None, limit: int | None) -> tuple[sql.Composed, list[Any]]:
     table = target.table
     keys = [sql.Identifier(name) for name in table.key]
-    conditions: list[sql.Composable] = []
-    params: list[Any] = []
-    if since is not None:
-        if table.created:
-            conditions.append(sql.SQL("{} >= %s").format(sql.Identifier(table.created)))
-        else:
-            conditions.append(sql.SQL("session_id IN (SELECT id FROM sessions WHERE created_at >= %s)"))
-        params.append(since)
+    conditions, params = _since_condition(table, since)
     # the JSON text as bytes: UTF-8 (converted by the server) in a database with a real encoding, the
     # stored bytes unconverted in a SQL_ASCII one, whose non-UTF-8 bytes then become a violation of
     # their row instead of an encoding error that stops the whole column

@@ -30,7 +30,7 @@ import jsonschema_rs
 import pydantic
 import pytest
 
-from pytest_atlas.validation._schemas import BASE_URI, document, lookup, uri_of
+from pytest_atlas.validation._schemas import ALL_NAMES, BASE_URI, document, lookup, uri_of
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # importing atlas must not go to the network
 
@@ -250,9 +250,9 @@ def _resolve(location: str) -> str:
     raise AssertionError(f"$ref loop at {location}")
 
 
-def alternatives(location: str) -> list[str]:
-    """The object schemas a value at ``location`` may match: the node itself and its branches
-    (allOf / anyOf / oneOf / then / else), each resolved through $ref."""
+def alternatives(location: str, *, objects_only: bool = True) -> list[str]:
+    """The schemas a value at ``location`` may match: the node itself and its branches (allOf /
+    anyOf / oneOf / then / else), each resolved through $ref; only object schemas by default."""
     found: list[str] = []
     pending = [location]
     seen: set[str] = set()
@@ -264,7 +264,7 @@ def alternatives(location: str) -> list[str]:
         node = _node(here)
         if not isinstance(node, dict):
             continue
-        if "properties" in node or "additionalProperties" in node or node.get("type") == "object":
+        if not objects_only or "properties" in node or "additionalProperties" in node or node.get("type") == "object":
             found.append(here)
         for keyword in ("allOf", "anyOf", "oneOf"):
             for index in range(len(node.get(keyword, []))):
@@ -284,27 +284,9 @@ _VALIDATORS: dict[str, Any] = {}
 
 def _validator(location: str) -> Any:
     if location not in _VALIDATORS:
-        registry = jsonschema_rs.Registry([(uri_of(name), document(name)) for name in _ALL])
+        registry = jsonschema_rs.Registry([(uri_of(name), document(name)) for name in ALL_NAMES])
         _VALIDATORS[location] = jsonschema_rs.Draft202012Validator({"$ref": location}, registry=registry)
     return _VALIDATORS[location]
-
-
-_ALL = (
-    "common",
-    "session-metadata",
-    "session-reward",
-    "reward-stats",
-    "reward-audit",
-    "drift",
-    "trajectory-event",
-    "plan",
-    "step-evaluation",
-    "step-metadata",
-    "discovery-payload",
-    "discovery-metadata",
-    "learning-registry-metadata",
-    "export-trace",
-)
 
 
 def field_locations(location: str, name: str) -> tuple[list[str], bool]:
@@ -348,7 +330,7 @@ def value_locations(location: str, steps: tuple[str, ...]) -> list[str]:
         return [location]
     step, rest = steps[0], steps[1:]
     found: list[str] = []
-    for here in alternatives_any(location):
+    for here in alternatives(location, objects_only=False):
         node = _node(here)
         if step == "items" and isinstance(node.get("items"), dict | bool):
             found += value_locations(f"{here}/items", rest)
@@ -358,29 +340,6 @@ def value_locations(location: str, steps: tuple[str, ...]) -> list[str]:
             for pattern in node.get("patternProperties", {}):
                 token = quote(pattern.replace("~", "~0").replace("/", "~1"), safe="")
                 found += value_locations(f"{here}/patternProperties/{token}", rest)
-    return found
-
-
-def alternatives_any(location: str) -> list[str]:
-    """Like :func:`alternatives`, for nodes of any type (arrays too)."""
-    found: list[str] = []
-    pending = [location]
-    seen: set[str] = set()
-    while pending:
-        here = _resolve(pending.pop())
-        if here in seen:
-            continue
-        seen.add(here)
-        node = _node(here)
-        if not isinstance(node, dict):
-            continue
-        found.append(here)
-        for keyword in ("allOf", "anyOf", "oneOf"):
-            for index in range(len(node.get(keyword, []))):
-                pending.append(f"{here}/{keyword}/{index}")
-        for keyword in ("then", "else"):
-            if keyword in node:
-                pending.append(f"{here}/{keyword}")
     return found
 
 
