@@ -128,13 +128,19 @@ def render_failure(result: GateResult) -> str:
     """What an assertion helper or a gate item shows when it does not pass."""
     head = escape(f"{result.kind} gate {result.name!r}: {result.summary}")
     if result.error is not None:
-        return "\n".join([head, f"  {escape(result.error)}"])
+        return "\n".join([head, *(f"  {escape(line)}" for line in result.error.splitlines())])
     lines = [head, "", render_table([result])]
     if not result.rows:
         lines.append(f"  {escape(result.message or 'the selection matched no sessions')}")
     lines += [f"  {line}" for line in _reasons(result)]
     lines += [f"  note: {escape(note)}" for note in result.notes]
     return "\n".join(lines)
+
+
+def _problem_lines(prefix: str, problem: str) -> list[Line]:
+    """A problem as terminal lines: the first after ``prefix``, its hint on the next (escaped)."""
+    first, *rest = problem.splitlines() or [""]
+    return [(escape(prefix + first), "red"), *((escape(line), None) for line in rest)]
 
 
 def _results(payloads: Iterable[Mapping[str, Any]]) -> list[GateResult]:
@@ -174,7 +180,7 @@ def gate_section(payloads: Sequence[Mapping[str, Any]], settings: AtlasSettings,
     lines += [(line, None) for line in render_table(results).splitlines()]
     for result in results:
         if result.error is not None:
-            lines.append((escape(f"{result.name}: ERROR: {result.error}"), "red"))
+            lines += _problem_lines(f"{result.name}: ERROR: ", result.error)
         elif not result.rows:
             lines.append((escape(f"{result.name}: FAIL: {result.message}"), "red"))
         lines += [(escape(f"{result.name} / ") + line, None) for line in _reasons(result)]
@@ -215,7 +221,7 @@ def contract_section(payloads: Sequence[Mapping[str, Any]], settings: AtlasSetti
             problems.setdefault(str(payload.get("problem")), []).append(str(payload.get("name")))
     for problem, names in problems.items():
         which = names[0] if len(names) == 1 else f"{len(names)} checks ({names[0]}, ...)"
-        lines.append((escape(f"{which}: ERROR: {problem}"), "red"))
+        lines += _problem_lines(f"{which}: ERROR: ", problem)
     rows = sum(int(p.get("row", {}).get("rows", 0)) for p in ordered)
     errors = sum(int(p.get("row", {}).get("errors", 0)) for p in ordered)
     warnings = sum(int(p.get("row", {}).get("warnings", 0)) for p in ordered)
@@ -237,7 +243,7 @@ _ICON = {"PASS": "✅", "OK": "✅", "FAIL": "❌", "NEW": "❌", "INCONCLUSIVE"
 
 def _md(text: str) -> str:
     """A Markdown table cell: escaped, pipes and backticks neutralised, no HTML."""
-    return escape(text).replace("|", "\\|").replace("`", "'").replace("<", "&lt;")
+    return escape(" ".join(text.split("\n"))).replace("|", "\\|").replace("`", "'").replace("<", "&lt;")
 
 
 def _md_table(headers: Sequence[str], rows: Iterable[Sequence[str]], outcome_column: int) -> list[str]:

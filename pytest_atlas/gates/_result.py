@@ -114,7 +114,7 @@ class GateResult:
     def summary(self) -> str:
         """One line: the outcome and why."""
         if self.error is not None:
-            return f"error: {self.error}"
+            return f"error: {(self.error.splitlines() or [''])[0]}"
         if not self.rows:
             return f"fail: {self.message or 'matched no sessions'}"
         if self.expired:

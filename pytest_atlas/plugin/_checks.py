@@ -154,7 +154,8 @@ class CheckItem(pytest.Item):
 
     def error_payload(self, message: str) -> dict[str, Any]:
         """The payload of a check that could not be evaluated."""
-        return {"name": self.name, "outcome": "error", "blocking": True, "summary": f"error: {message}"}
+        first = (message.splitlines() or [""])[0]
+        return {"name": self.name, "outcome": "error", "blocking": True, "summary": f"error: {first}"}
 
     def verdict(self, payload: dict[str, Any]) -> str:
         raise NotImplementedError
@@ -168,7 +169,7 @@ class CheckItem(pytest.Item):
         try:
             payload = self.evaluate()
         except AtlasError as exc:
-            self._record(self.error_payload(str(exc).replace("\n", " ")))
+            self._record(self.error_payload(str(exc)))
             # the message alone: a traceback through the plugin adds noise (and the DSN argument)
             raise pytest.fail.Exception(escape_lines(self.problem_text(exc)), pytrace=False) from None
         self._record(payload)
