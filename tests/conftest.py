@@ -49,6 +49,7 @@ def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
     monkeypatch.setenv("PYTEST_ADDOPTS", "-o asyncio_default_fixture_loop_scope=function")
     # inner runs start their own server unless a test gives them --atlas-dsn
     monkeypatch.delenv("ATLAS_TEST_DSN", raising=False)
+    monkeypatch.delenv("ATLAS_TARGET_DSN", raising=False)
     return pytester
 
 

@@ -81,6 +81,17 @@ def test_only_check_items_run_and_the_header_says_what_was_left_out(
     assert footprint(atlas_db) == before
 
 
+def test_under_xdist_the_summary_says_what_was_left_out(
+    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str
+) -> None:
+    seed(atlas_db)
+    pytester.makefile(".toml", pyproject=GATES)
+    pytester.makepyfile(test_project=ORDINARY)
+    result = pytester.runpytest("--atlas-gates", f"--atlas-target={atlas_dsn}", "-n", "2", "-p", "no:randomly")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["atlas: 2 ordinary tests left out: only contract and gate items run*"])
+
+
 def test_with_tests_the_ordinary_tests_run_on_their_own_server_not_on_the_target(
     pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str
 ) -> None:

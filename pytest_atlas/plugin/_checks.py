@@ -113,8 +113,23 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def left_out(config: pytest.Config) -> int | None:
-    """How many ordinary tests check mode left out (None outside check mode or before collection)."""
+    """How many ordinary tests check mode left out (None outside check mode or before collection;
+    under pytest-xdist the controller learns it from its workers when they finish)."""
     return config.stash.get(_LEFT_OUT, None)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput: dict[str, Any] | None = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and _LEFT_OUT in session.config.stash:
+        workeroutput["atlas_left_out"] = session.config.stash[_LEFT_OUT]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: every worker deselected the same tests; keep their count for the summary."""
+    count = getattr(node, "workeroutput", {}).get("atlas_left_out")
+    if isinstance(count, int):
+        node.config.stash[_LEFT_OUT] = count
 
 
 def left_out_line(count: int) -> str:
