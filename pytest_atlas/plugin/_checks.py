@@ -187,6 +187,9 @@ class CheckItem(pytest.Item):
             self._record(self.error_payload(str(exc)))
             # the message alone: a traceback through the plugin adds noise (and the DSN argument)
             raise pytest.fail.Exception(escape_lines(self.problem_text(exc)), pytrace=False) from None
+        except Exception as exc:  # a bug: still one outcome for this item, and the traceback to report it
+            self._record(self.error_payload(f"internal error: {type(exc).__name__}: {exc}"))
+            raise
         self._record(payload)
         if payload.get("outcome") == "error":  # evaluated, but it could not check: an error, like the above
             raise pytest.fail.Exception(escape_lines(self.verdict(payload)), pytrace=False)
