@@ -40,11 +40,13 @@ Atlas 0.1.15/0.1.16 really stores, quirks included. This page is generated from 
 `docs/_schemas_md.py`; the files themselves are the reference.
 
 ```python
-from pytest_atlas import validate, iter_errors, is_valid, check_payload, load_schema, SCHEMA_NAMES
+from pytest_atlas import SCHEMA_NAMES, iter_errors, load_schema, validate
 
+row_metadata = load_schema("session-metadata")["examples"][0]  # in your code: a row's metadata
 warnings = validate(row_metadata, "session-metadata")  # raises PayloadError on any error
-for violation in iter_errors(payload, "reward-stats"):
+for violation in iter_errors({{"score": "0.9"}}, "reward-stats"):
     print(violation.format())  # $.score: type: expected number, got string "0.9"
+assert "reward-stats" in SCHEMA_NAMES
 ```
 
 Each schema has an `$id` under `{base}`; your own schemas can `$ref` them
@@ -58,7 +60,7 @@ Where Atlas's own models forbid extra keys (the event envelope, the triage dossi
 breakdowns, plans, `review`, `token_usage`, `applied_*_learning`) an extra key is an error.
 
 **Quirks are warnings.** Everything Atlas really writes validates. Where that means tolerating an
-oddity (inventory §9), the subschema carries `x-atlas-quirk: <id>` and a description, and the
+oddity, the subschema carries `x-atlas-quirk: <id>` and a description, and the
 validator reports a *warning* (severity `warning`, keyword `x-atlas-quirk`) instead of an error.
 
 | quirk | what it means |

@@ -4,7 +4,7 @@ Three harness runs are simulated with pytest-atlas's reward scenarios (``stable`
 slow decline) and written to a real database with the Atlas schema. The reward assertions catch
 what they should -- including the slow decline that Atlas's own per-session drift check never
 flags -- and the last test runs the CI gate exactly as a pipeline would, ``pytest --atlas-gates
---atlas-dsn ...`` with gates declared in pyproject.toml, and checks that it fails on the drop.
+--atlas-target ...`` with gates declared in pyproject.toml, and checks that it fails on the drop.
 """
 
 from datetime import datetime, timezone
@@ -97,7 +97,7 @@ def test_the_ci_gate_as_a_pipeline_runs_it(pytester, atlas_db, atlas_dsn, scenar
     history = harness_run(atlas_db, scenario, **({"shift": shift} if shift else {}))
     since = history.graphs[history.change_at or 40].session["created_at"].isoformat()
     pytester.makefile(".toml", pyproject=GATES.format(since=since))
-    result = pytester.runpytest("--atlas-gates", f"--atlas-dsn={atlas_dsn}", "-p", "no:randomly")
+    result = pytester.runpytest("--atlas-gates", f"--atlas-target={atlas_dsn}", "-p", "no:randomly")
     assert result.ret == expected
     if expected:
         result.assert_outcomes(passed=1, failed=2)  # the floor of 0.6 still holds; regression and drift fail

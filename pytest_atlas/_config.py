@@ -173,9 +173,10 @@ OPTIONS: tuple[Option, ...] = (
         "dsn",
         "--atlas-dsn",
         "atlas_dsn",
-        "Use the existing PostgreSQL server at this DSN instead of starting one. The plugin creates "
-        "uniquely named databases there and drops only those. With --atlas-contract/--atlas-gates it "
-        "names the database to check. Also read from $ATLAS_TEST_DSN.",
+        "Use the existing PostgreSQL server at this DSN for the test databases instead of starting one. "
+        "The plugin creates uniquely named databases there and drops only those. It never names the "
+        "database that --atlas-contract/--atlas-gates check (that is --atlas-target). Also read from "
+        "$ATLAS_TEST_DSN.",
         parse_dsn,
         env="ATLAS_TEST_DSN",
         metavar="DSN",
@@ -271,12 +272,33 @@ OPTIONS: tuple[Option, ...] = (
         parse_str,
         metavar="USER",
     ),
+    # ---- the database that contract checks and gates read ----
+    Option(
+        "target",
+        "--atlas-target",
+        "atlas_target",
+        "The Atlas database that --atlas-contract and --atlas-gates check (URL or key=value). It is only "
+        "ever read: connections are read-only at the server. Also read from $ATLAS_TARGET_DSN.",
+        parse_dsn,
+        env="ATLAS_TARGET_DSN",
+        metavar="DSN",
+    ),
+    Option(
+        "with_tests",
+        "--atlas-with-tests",
+        "atlas_with_tests",
+        "With --atlas-contract/--atlas-gates, run the ordinary tests too. Without it only the contract "
+        "and gate items run (and tests that carry an atlas_gate marker, before their gate).",
+        parse_bool,
+        default=False,
+        flag=True,
+    ),
     # ---- contract checks (issue: payload contracts) ----
     Option(
         "contract",
         "--atlas-contract",
         "atlas_contract",
-        "Collect one test per Atlas table and JSONB column of the database given by --atlas-dsn and "
+        "Collect one test per Atlas table and JSONB column of the database given by --atlas-target and "
         "check every row against the JSON Schemas.",
         parse_bool,
         default=False,
@@ -305,7 +327,7 @@ OPTIONS: tuple[Option, ...] = (
         "--atlas-gates",
         "atlas_gates",
         "Collect the gates declared in [tool.pytest-atlas] / ini / markers as test items and evaluate "
-        "them against the database given by --atlas-dsn.",
+        "them against the database given by --atlas-target.",
         parse_bool,
         default=False,
         flag=True,
@@ -362,6 +384,9 @@ class AtlasSettings:
     port: int = 0
     tcp: bool = False
     run_as: str | None = None
+    #: the database contract checks and gates read (never written); see pytest_atlas.db.connect_target
+    target: Dsn | None = None
+    with_tests: bool = False
     contract: bool = False
     contract_since: date | None = None
     contract_limit: int = 0

@@ -1,4 +1,4 @@
-"""Imports flow one way: errors/config -> db, schema, validation, stats, strategies -> contracts,
+"""Imports flow one way: errors/config (and the light vocabulary, outcome and table modules) -> db, schema, validation, stats, strategies -> contracts,
 factories, gates -> assertions, _report -> fixtures -> plugin. Only fixtures and plugin import pytest."""
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ LAYERS = {
     "_lazy": 0,
     "_properties": 0,
     "_dsn": 0,
+    "_outcome": 0,
+    "_table": 0,
+    "_vocabulary": 0,
     "db": 1,
     "schema": 1,
     "validation": 1,

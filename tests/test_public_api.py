@@ -65,3 +65,30 @@ def test_a_plain_run_has_no_assertion_rewrite_warning(pytester: pytest.Pytester)
     result = pytester.runpytest_subprocess("-W", "error::pytest.PytestAssertRewriteWarning", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert "PytestAssertRewriteWarning" not in result.stdout.str() + result.stderr.str()
+
+
+def test_result_types_and_gate_declarations_load_without_the_statistics() -> None:
+    """The reporter rebuilds results on every run: Outcome, GateResult, KeyResult and GateSpec are light."""
+    code = (
+        "import sys\n"
+        "from pytest_atlas._outcome import Outcome, exit_status\n"
+        "from pytest_atlas.gates import GateResult, GateSpec, KeyResult\n"
+        "GateSpec.build('g', {'kind': 'threshold', 'threshold': 0.5})\n"
+        "print(','.join(m for m in ('scipy', 'numpy') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"importing the result types imported: {out}"
+
+
+def test_atlas_vocabulary_is_what_the_schemas_and_the_relational_checks_say() -> None:
+    """One vocabulary in the code; the JSON Schemas' enum of modes agrees with it."""
+    from pytest_atlas import contracts
+    from pytest_atlas._vocabulary import EXECUTION_MODES, LEGACY_EXECUTION_MODES, REVIEW_STATUSES, SESSION_STATUSES
+    from pytest_atlas.strategies._session import EXECUTION_MODES as STRATEGY_MODES
+    from pytest_atlas.validation._schemas import document
+
+    branches = document("common")["$defs"]["executionMode"]["anyOf"]
+    assert tuple(branches[0]["enum"]) == EXECUTION_MODES
+    assert (branches[1]["const"],) == LEGACY_EXECUTION_MODES
+    assert set(STRATEGY_MODES) == set(EXECUTION_MODES + LEGACY_EXECUTION_MODES)
+    assert contracts.SESSION_STATUSES is SESSION_STATUSES and contracts.REVIEW_STATUSES is REVIEW_STATUSES

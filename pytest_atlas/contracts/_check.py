@@ -14,22 +14,23 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 
-from pytest_atlas._dsn import redact, redact_text
+from pytest_atlas._dsn import Dsn
 from pytest_atlas.contracts._accumulate import ColumnAccumulator
 from pytest_atlas.contracts._relations import check_relations, relation_names
 from pytest_atlas.contracts._result import ColumnReport, ContractReport
-from pytest_atlas.contracts._targets import Column, resolve_targets
-from pytest_atlas.errors import AtlasError, InvalidArgument
+from pytest_atlas.contracts._targets import Column, Table, resolve_targets
+from pytest_atlas.db import connect_target, describe_target
+from pytest_atlas.errors import AtlasError, InvalidArgument, ProvisioningError
 from pytest_atlas.validation import MAX_DEPTH, Violation, validator_for
 from pytest_atlas.validation import preview as _preview
 
-__all__ = ["check_database", "run_checks"]
+__all__ = ["check_database", "has_rows", "run_checks"]
 
 _cursor_names = itertools.count(1)
 
 
 def check_database(
-    conninfo_or_connection: str | psycopg.Connection[Any],
+    conninfo_or_connection: str | Dsn | psycopg.Connection[Any],
     tables: Iterable[str] | str | None = None,
     since: date | datetime | str | None = None,
     limit: int | None = None,
@@ -73,7 +74,7 @@ def check_database(
 
 
 def run_checks(
-    conninfo_or_connection: str | psycopg.Connection[Any],
+    conninfo_or_connection: str | Dsn | psycopg.Connection[Any],
     columns: Iterable[Column],
     relations: Iterable[str],
     since: date | None,
@@ -81,14 +82,60 @@ def run_checks(
     *,
     batch_size: int = 500,
     samples: int = 5,
+    require_rows: bool = True,
 ) -> ContractReport:
-    """Check exactly these columns and relational checks (``table[check]``); arguments already validated."""
+    """Check exactly these columns and relational checks (``table[check]``); arguments already validated.
+
+    With ``require_rows`` (the default) a report in which no check read a single row is marked
+    as such (:attr:`ContractReport.empty`): a check of nothing proves nothing, so it is not ``ok``.
+    """
     with _read_only(conninfo_or_connection) as (conn, label):
         report = ContractReport(database=label, since=since, limit=limit)
         for target in columns:
             report.columns.append(_check_column(conn, target, since, limit, batch_size, samples))
         report.relations.extend(check_relations(conn, set(relations), since, limit, samples))
+    if require_rows and not any(item.problem for item in report.items()) and report.rows_checked == 0:
+        report.mark_empty()
     return report
+
+
+def has_rows(
+    conninfo_or_connection: str | Dsn | psycopg.Connection[Any],
+    columns: Iterable[Column],
+    relations: Iterable[str],
+    since: date | None,
+) -> bool:
+    """Whether any of these checks has a row to read (``EXISTS`` per table: cheap on any size)."""
+    from pytest_atlas.contracts._relations import CHECKS
+
+    wanted: list[tuple[str, str | None]] = [(c.table.name, c.column) for c in columns]
+    names = set(relations)
+    wanted += [(check.table, None) for check in CHECKS if f"{check.table}[{check.name}]" in names]
+    with _read_only(conninfo_or_connection) as (conn, _):
+        for table_name, column in dict.fromkeys(wanted):
+            try:
+                with conn.transaction():
+                    if not _column_type(conn, table_name, column or "ctid")[0]:
+                        continue
+                    query, params = _scope_query(table_name, column, since)
+                    row = conn.cursor(row_factory=tuple_row).execute(query, params).fetchone()
+            except psycopg.Error:
+                continue  # that check reports its own problem
+            if row and row[0]:
+                return True
+    return False
+
+
+def _scope_query(table_name: str, column: str | None, since: date | None) -> tuple[sql.Composed, list[Any]]:
+    from pytest_atlas.contracts._targets import TABLES
+
+    table = TABLES[table_name]
+    conditions, params = _since_condition(table, since)
+    if column is not None:
+        conditions.append(sql.SQL("{} IS NOT NULL").format(sql.Identifier(column)))
+    where = sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("TRUE")
+    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(sql.Identifier(table.name), where)
+    return query, params
 
 
 def _whole_tables(tables: Iterable[str] | str | None) -> set[str]:
@@ -120,20 +167,16 @@ def _since(value: date | datetime | str | None) -> date | None:
 
 
 @contextmanager
-def _read_only(target: str | psycopg.Connection[Any]) -> Iterator[tuple[psycopg.Connection[Any], str]]:
-    if isinstance(target, str):
+def _read_only(target: str | Dsn | psycopg.Connection[Any]) -> Iterator[tuple[psycopg.Connection[Any], str]]:
+    if isinstance(target, str | Dsn):
         try:
-            conn = psycopg.connect(target, autocommit=True, connect_timeout=10)
-        except psycopg.Error as exc:
-            detail = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, target)
-            raise AtlasError(
-                f"cannot connect to {redact(target)} to check its contracts: {detail}",
-                hint="check the DSN (host, port, database name, user, password) and that the server is up",
-            ) from None
+            conn = connect_target(target)
+        except ProvisioningError as exc:
+            raise AtlasError(f"cannot check the contracts: {exc.problem}", hint=exc.hint) from None
         try:
-            with conn.transaction():
+            with conn.transaction(force_rollback=True):
                 conn.execute("SET TRANSACTION READ ONLY")
-                yield conn, redact(target)
+                yield conn, describe_target(target)
         finally:
             conn.close()
         return
@@ -217,26 +260,37 @@ def _check_column(
             accumulator = ColumnAccumulator(report, samples=samples)
             _stream(conn, target, since, limit, batch_size, accumulator)
             accumulator.finish()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        report.problem = (
+            f"the role {conn.info.user!r} may not read {table.name}: {str(exc).strip().splitlines()[0]} "
+            f"(GRANT SELECT ON ALL TABLES IN SCHEMA public TO {conn.info.user})"
+        )
     except psycopg.Error as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         report.problem = f"the query failed: {message}"
     return report
 
 
+def _since_condition(table: Table, since: date | None) -> tuple[list[sql.Composable], list[Any]]:
+    """The rows of ``table`` created on or after ``since`` (tables without a date: their session's)."""
+    if since is None:
+        return [], []
+    if table.created:
+        return [sql.SQL("{} >= %s").format(sql.Identifier(table.created))], [since]
+    return [sql.SQL("session_id IN (SELECT id FROM sessions WHERE created_at >= %s)")], [since]
+
+
 def _rows_query(target: Column, since: date | None, limit: int | None) -> tuple[sql.Composed, list[Any]]:
     table = target.table
     keys = [sql.Identifier(name) for name in table.key]
-    conditions: list[sql.Composable] = []
-    params: list[Any] = []
-    if since is not None:
-        if table.created:
-            conditions.append(sql.SQL("{} >= %s").format(sql.Identifier(table.created)))
-        else:
-            conditions.append(sql.SQL("session_id IN (SELECT id FROM sessions WHERE created_at >= %s)"))
-        params.append(since)
-    query = sql.SQL("SELECT {keys}, {column}::text FROM {table}").format(
-        keys=sql.SQL(", ").join(keys), column=sql.Identifier(target.column), table=sql.Identifier(table.name)
-    )
+    conditions, params = _since_condition(table, since)
+    # the JSON text as bytes: UTF-8 (converted by the server) in a database with a real encoding, the
+    # stored bytes unconverted in a SQL_ASCII one, whose non-UTF-8 bytes then become a violation of
+    # their row instead of an encoding error that stops the whole column
+    query = sql.SQL(
+        "SELECT {keys}, convert_to({column}::text, CASE current_setting('server_encoding') "
+        "WHEN 'SQL_ASCII' THEN 'SQL_ASCII' ELSE 'UTF8' END) FROM {table}"
+    ).format(keys=sql.SQL(", ").join(keys), column=sql.Identifier(target.column), table=sql.Identifier(table.name))
     if conditions:
         query = sql.SQL("{} WHERE {}").format(query, sql.SQL(" AND ").join(conditions))
     if limit is not None:
@@ -259,7 +313,7 @@ def _stream(
     query, params = _rows_query(target, since, limit)
     key_names = target.table.key
     width = len(key_names)
-    with conn.cursor(name=f"atlas_contract_{next(_cursor_names)}", row_factory=tuple_row) as cursor:
+    with conn.cursor(name=f"atlas_contract_{next(_cursor_names)}", row_factory=tuple_row, binary=True) as cursor:
         cursor.itersize = batch_size
         cursor.execute(query, params)
         while True:
@@ -267,11 +321,27 @@ def _stream(
             if not batch:
                 break
             for row in batch:
-                text = row[width]
-                if text is None:
+                raw = row[width]
+                if raw is None:
                     accumulator.add_null()
                     continue
                 key = dict(zip(key_names, row[:width], strict=True))
+                try:
+                    text = bytes(raw).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    accumulator.add_violations(
+                        [
+                            _unloadable(
+                                validator.name,
+                                bytes(raw).decode("utf-8", "backslashreplace"),
+                                "x-parse",
+                                f"not UTF-8 text ({exc.reason} at byte {exc.start}): the database "
+                                "(server_encoding SQL_ASCII) stores bytes unchecked",
+                            )
+                        ],
+                        key,
+                    )
+                    continue
                 try:
                     document = json.loads(text)
                 except RecursionError:

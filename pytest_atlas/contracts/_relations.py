@@ -14,14 +14,10 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
+from pytest_atlas._vocabulary import REVIEW_STATUSES, SESSION_STATUSES
 from pytest_atlas.contracts._result import RelationReport
 
 __all__ = ["CHECKS", "REVIEW_STATUSES", "SESSION_STATUSES", "check_relations", "relation_names"]
-
-#: what Atlas writes to sessions.status (core: 'running' at creation, then finalize_session)
-SESSION_STATUSES = ("running", "succeeded", "failed")
-#: what Atlas and its review CLI write to sessions.review_status
-REVIEW_STATUSES = ("pending", "approved", "quarantined")
 
 
 @dataclass(frozen=True)
@@ -82,7 +78,7 @@ CHECKS: tuple[_Check, ...] = (
     _Check(
         "sessions",
         "metadata_review_status",
-        "metadata.review_status agrees with the review_status column (a stale copy is an Atlas quirk, §9 item 12)",
+        "metadata.review_status agrees with the review_status column (a stale copy is an Atlas quirk)",
         "warning",
         sql.SQL(
             "jsonb_typeof(t.metadata) = 'object' AND t.metadata ? 'review_status' "

@@ -9,11 +9,28 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
+from pytest_atlas._table import escape, escape_lines, render_table
 from pytest_atlas.validation import Violation
 
-__all__ = ["ColumnReport", "ContractReport", "FieldCensus", "RelationReport", "ViolationGroup"]
+__all__ = [
+    "NO_ROWS",
+    "SUMMARY_HEADERS",
+    "SUMMARY_NUMBERS",
+    "ColumnReport",
+    "ContractReport",
+    "FieldCensus",
+    "RelationReport",
+    "ViolationGroup",
+    "summary_row",
+]
 
 Key = Mapping[str, Any]
+
+#: what an item says when no check of the run read a single row
+NO_ROWS = (
+    "no row was checked anywhere in this run: a check of nothing proves nothing (is --atlas-contract-since "
+    "after the newest row, or is this the database Atlas writes to?)"
+)
 
 
 def _key_text(key: Key) -> str:
@@ -83,6 +100,8 @@ class ColumnReport:
     problem: str | None = None
     #: groups or census entries dropped to bound memory (distinct paths beyond the cap)
     truncated: int = 0
+    #: set when no check of the whole run read a row: the column then fails (no verdict without evidence)
+    empty_run: bool = False
 
     @property
     def name(self) -> str:
@@ -98,10 +117,10 @@ class ColumnReport:
 
     @property
     def outcome(self) -> str:
-        """``error`` (could not check), ``fail`` (violations) or ``pass``."""
+        """``error`` (could not check), ``fail`` (violations, or no row in the whole run) or ``pass``."""
         if self.problem:
             return "error"
-        return "fail" if self.errors else "pass"
+        return "fail" if self.errors or self.empty_run else "pass"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +137,20 @@ class ColumnReport:
             "warnings": [group.to_dict() for group in self.warnings],
             "unknown_fields": [entry.to_dict() for entry in self.unknown_fields],
             "truncated": self.truncated,
+            "empty_run": self.empty_run,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """This column's row of the summary table, JSON-ready."""
+        return {
+            "name": self.name,
+            "schema": self.schema,
+            "rows": self.rows_checked,
+            "errors": self.error_count,
+            "warnings": self.warning_count,
+            "unknown": len(self.unknown_fields),
+            "outcome": self.outcome,
+            "problem": self.problem,
         }
 
     def render(self) -> str:
@@ -129,6 +162,8 @@ class ColumnReport:
         ]
         if self.problem:
             lines.append(f"  could not check: {self.problem}")
+        if self.empty_run:
+            lines.append(f"  {NO_ROWS}")
         lines += _group_lines("errors", self.errors)
         lines += _group_lines("warnings", self.warnings)
         if self.unknown_fields:
@@ -141,7 +176,28 @@ class ColumnReport:
                 lines.append(f"    {_join(entry.path, entry.key)}  {types}  {_plural(entry.count, 'row')}{share}")
         if self.truncated:
             lines.append(f"  ({self.truncated:,} further distinct paths were counted but not listed)")
-        return "\n".join(lines)
+        return escape_lines("\n".join(lines))
+
+
+#: the columns of the contract summary table (check_database's report and --atlas-contract's section)
+SUMMARY_HEADERS = ("check", "schema", "rows", "errors", "warnings", "unknown keys", "result")
+#: the summary columns that hold numbers (right-aligned)
+SUMMARY_NUMBERS = frozenset({2, 3, 4, 5})
+
+
+def summary_row(summary: Mapping[str, Any]) -> tuple[str, ...]:
+    """One row of the summary table from a part's :meth:`~ColumnReport.summary` (also as JSON)."""
+    outcome = str(summary.get("outcome", "error"))
+    unknown = summary.get("unknown")
+    return (
+        str(summary.get("name", "")),
+        str(summary.get("schema", "")),
+        f"{int(summary.get('rows', 0)):,}",
+        f"{int(summary.get('errors', 0)):,}",
+        f"{int(summary.get('warnings', 0)):,}",
+        "" if unknown is None else f"{int(unknown):,}",
+        "ok" if outcome == "pass" else outcome.upper(),
+    )
 
 
 def _plural(count: int, noun: str) -> str:
@@ -180,6 +236,8 @@ class RelationReport:
     sample_keys: list[dict[str, Any]] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
     problem: str | None = None
+    #: set when no check of the whole run read a row: the check then fails
+    empty_run: bool = False
 
     @property
     def name(self) -> str:
@@ -189,15 +247,34 @@ class RelationReport:
     def outcome(self) -> str:
         if self.problem:
             return "error"
-        return "fail" if self.count and self.severity == "error" else "pass"
+        return "fail" if (self.count and self.severity == "error") or self.empty_run else "pass"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "outcome": self.outcome}
 
+    def summary(self) -> dict[str, Any]:
+        """This check's row of the summary table, JSON-ready."""
+        errors = self.count if self.severity == "error" else 0
+        return {
+            "name": self.name,
+            "schema": "(relational)",
+            "rows": self.rows_checked,
+            "errors": errors + (1 if self.problem else 0),
+            "warnings": self.count - errors,
+            "unknown": None,
+            "outcome": self.outcome,
+            "problem": self.problem,
+        }
+
     def render(self) -> str:
+        return escape_lines(self._render())
+
+    def _render(self) -> str:
         head = f"{self.name}: {self.description}"
         if self.problem:
             return f"{head}\n  could not check: {self.problem}"
+        if self.empty_run:
+            return f"{head}\n  {NO_ROWS}"
         if not self.count:
             return f"{head}: ok ({self.rows_checked:,} rows)"
         tag = "" if self.severity == "error" else "warning: "
@@ -220,7 +297,22 @@ class ContractReport:
 
     @property
     def ok(self) -> bool:
+        """True when every check passed; False on any error, and when no check read a row."""
         return all(item.outcome == "pass" for item in self.items())
+
+    @property
+    def rows_checked(self) -> int:
+        """Rows read by all checks together (relational checks count the rows they looked at)."""
+        return sum(item.rows_checked for item in self.items())
+
+    @property
+    def empty(self) -> bool:
+        """True when no check of this report read a single row (and so none can pass)."""
+        return any(item.empty_run for item in self.items())
+
+    def mark_empty(self) -> None:
+        for item in self.items():
+            item.empty_run = True
 
     @property
     def error_count(self) -> int:
@@ -267,6 +359,8 @@ class ContractReport:
             "since": self.since.isoformat() if self.since else None,
             "limit": self.limit,
             "ok": self.ok,
+            "rows_checked": self.rows_checked,
+            "empty": self.empty,
             "errors": self.error_count,
             "warnings": self.warning_count,
             "columns": [c.to_dict() for c in self.columns],
@@ -283,46 +377,12 @@ class ContractReport:
         if self.limit:
             scope.append(f"newest {self.limit:,} rows per table")
         head = f"Atlas contract check of {self.database}" + (f" ({', '.join(scope)})" if scope else "")
-        rows = [("column", "schema", "rows", "errors", "warnings", "unknown keys", "result")]
-        for c in self.columns:
-            rows.append(
-                (
-                    c.name,
-                    c.schema,
-                    f"{c.rows_checked:,}",
-                    f"{c.error_count:,}",
-                    f"{c.warning_count:,}",
-                    f"{len(c.unknown_fields):,}",
-                    c.outcome.upper() if c.outcome != "pass" else "ok",
-                )
-            )
-        for r in self.relations:
-            errors = r.count if r.severity == "error" else 0
-            warnings = r.count if r.severity == "warning" else 0
-            rows.append(
-                (
-                    r.name,
-                    "(relational)",
-                    f"{r.rows_checked:,}",
-                    f"{errors:,}",
-                    f"{warnings:,}",
-                    "",
-                    r.outcome.upper() if r.outcome != "pass" else "ok",
-                )
-            )
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        right = {2, 3, 4, 5}
-
-        def fmt(row: Sequence[str]) -> str:
-            return "  ".join(
-                cell.rjust(w) if i in right else cell.ljust(w)
-                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-            ).rstrip()
-
-        lines = [head, "", fmt(rows[0]), fmt(["-" * w for w in widths])]
-        lines += [fmt(row) for row in rows[1:]]
+        rows = [SUMMARY_HEADERS, *(summary_row(item.summary()) for item in self.items())]
+        lines = [escape(head), "", render_table(rows, right=SUMMARY_NUMBERS)]
         verdict = "OK" if self.ok else "FAILED"
         lines += ["", f"{verdict}: {_plural(self.error_count, 'error')}, {_plural(self.warning_count, 'warning')}"]
+        if self.empty:
+            lines.append(NO_ROWS.replace("--atlas-contract-since", "since"))
         if details:
             for c in self.columns:
                 if c.problem or c.errors or c.warnings or c.unknown_fields:

@@ -56,7 +56,7 @@ TABLES: dict[str, Table] = {
     )
 }
 
-#: ``table.column`` → schema name: every JSONB column Atlas writes (inventory §0.4)
+#: ``table.column`` → schema name: every JSONB column Atlas writes
 ATLAS_COLUMNS: dict[str, str] = {
     "sessions.metadata": "session-metadata",
     "sessions.reward": "session-reward",

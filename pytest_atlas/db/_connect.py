@@ -1,5 +1,12 @@
 """Connecting to a server, telling faults that pass from faults that stay, and the one place that
-turns a connection failure into a message a person can act on (password redacted)."""
+turns a connection failure into a message a person can act on.
+
+:func:`connection_error` maps what libpq reports (a wrong password, no password, a login pg_hba.conf
+refuses, an unknown database or role, a server that is not listening or is restarting) to a
+:class:`~pytest_atlas.errors.ProvisioningError` whose message names the cause and whose hint names
+the setting to fix. The test-database server (``--atlas-dsn``) and the checked database
+(``--atlas-target``) both go through it; passwords never appear in what it says.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,21 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_atlas._dsn import build_url, redact, redact_text
 from pytest_atlas.errors import ProvisioningError, ServerUnavailable
 
-__all__ = ["STARTED_SERVER_LOGIN", "Backoff", "connect_clearly", "connection_error", "is_transient", "one_line"]
+__all__ = [
+    "SERVER_SETTING",
+    "STARTED_SERVER_LOGIN",
+    "TARGET_SETTING",
+    "Backoff",
+    "connect_clearly",
+    "connection_error",
+    "is_transient",
+    "one_line",
+]
+
+#: where the server for test databases is configured (for hints)
+SERVER_SETTING = "--atlas-dsn / $ATLAS_TEST_DSN / ini atlas_dsn"
+#: where the checked database is configured (for hints)
+TARGET_SETTING = "--atlas-target / $ATLAS_TARGET_DSN / ini atlas_target"
 
 #: the hint for a login a server pytest-atlas started refused
 STARTED_SERVER_LOGIN = (
@@ -95,6 +116,7 @@ def connect_clearly(
     alive: Callable[[], bool] | None = None,
     shown: str | None = None,
     login_hint: str | None = None,
+    setting: str = SERVER_SETTING,
     **kwargs: Any,
 ) -> psycopg.Connection[Any]:
     """``psycopg.connect`` whose failures are ProvisioningErrors naming the cause (password redacted).
@@ -102,7 +124,8 @@ def connect_clearly(
     A fault that passes (the server starting up or in recovery after a crashed backend, a full
     connection table) is retried for up to ``retry_for`` seconds, unless ``alive`` says the server
     process is gone. ``shown`` is how messages name the server (default: the conninfo, redacted);
-    ``login_hint`` replaces the hint for a refused login."""
+    ``login_hint`` replaces the hint for a refused login; ``setting`` names where the DSN is configured
+    (for hints)."""
     # keyword arguments that are connection parameters (user=..., dbname=...) join the conninfo, so
     # that a message names what was really tried
     options = {key: value for key, value in kwargs.items() if key in _CONNECTION_OPTIONS}
@@ -116,7 +139,7 @@ def connect_clearly(
         except psycopg.OperationalError as exc:
             delay = backoff.next_delay() if is_transient(exc) and (alive is None or alive()) else None
             if delay is None:
-                raise connection_error(exc, target, shown=shown, login_hint=login_hint) from None
+                raise connection_error(exc, target, shown=shown, login_hint=login_hint, setting=setting) from None
             time.sleep(delay)
 
 
@@ -125,75 +148,83 @@ _CONNECTION_OPTIONS = frozenset({"autocommit", "prepare_threshold", "context", "
 
 
 def connection_error(
-    exc: psycopg.Error, conninfo: str, *, shown: str | None = None, login_hint: str | None = None
+    exc: psycopg.Error,
+    conninfo: str,
+    *,
+    shown: str | None = None,
+    login_hint: str | None = None,
+    setting: str = SERVER_SETTING,
+    secret: str = "",
 ) -> ProvisioningError:
     """The one mapping from a failed connection to a message: what failed, where, and a hint that
-    matches the cause."""
+    matches the cause. Neither the conninfo's password nor ``secret`` appears in it. A fault that
+    passes is a :class:`~pytest_atlas.errors.ServerUnavailable` (retried by its callers)."""
     params = conninfo_to_dict(conninfo)
     password = str(params.get("password") or "")
+    user = str(params.get("user") or "")
     where = shown or redact(
         build_url({k: str(v) for k, v in params.items() if v is not None and k not in ("connect_timeout", "passfile")})
     )
-    text = redact_text(str(exc).strip(), password)
-    first = text.splitlines()[-1] if text else type(exc).__name__
+    text = redact_text(str(exc).strip(), password, secret)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # libpq's last line carries the server's own words ("FATAL:  password authentication failed ...")
+    first = lines[-1] if lines else type(exc).__name__
     lowered = text.lower()
-    transient = ServerUnavailable if is_transient(exc) else ProvisioningError
-    for alternatives, problem, stays, hint in _CAUSES:
-        if any(all(word in lowered for word in words) for words in alternatives):
-            kind = ProvisioningError if stays else transient
-            if login_hint is not None and "rejected the login" in problem:
-                hint = login_hint
-            return kind(problem.format(where=where, first=first), hint=hint)
-    return transient(
+    sqlstate = getattr(exc, "sqlstate", None)
+    of_user = f" of user {user!r}" if user else ""
+    if sqlstate == "28P01" or "password authentication failed" in lowered:
+        return ProvisioningError(
+            f"PostgreSQL at {where} rejected the password{of_user}: {first}",
+            hint=login_hint or f"check the user name and the password in {setting} (or in ~/.pgpass / $PGPASSWORD)",
+        )
+    if "no password supplied" in lowered or "password is required" in lowered:
+        return ProvisioningError(
+            f"PostgreSQL at {where} asks for a password and none was given: {first}",
+            hint=login_hint or f"add the password to {setting}, or put it in ~/.pgpass or $PGPASSWORD",
+        )
+    if "peer authentication failed" in lowered:
+        return ProvisioningError(
+            f"PostgreSQL at {where} rejected the login{of_user} (peer authentication): {first}",
+            hint=login_hint or f"check the user name in {setting}; peer logins must come from the matching OS account",
+        )
+    if "pg_hba.conf" in lowered:
+        return ProvisioningError(
+            f"PostgreSQL at {where} does not accept this connection (pg_hba.conf): {first}",
+            hint=login_hint or "connect as a user, from a host and to a database the server's pg_hba.conf allows",
+        )
+    if sqlstate == "3D000" or ("database" in lowered and "does not exist" in lowered):
+        return ProvisioningError(f"PostgreSQL at {where}: {first}", hint=f"check the database name in {setting}")
+    if "role" in lowered and "does not exist" in lowered:
+        return ProvisioningError(f"PostgreSQL at {where}: {first}", hint=f"check the user name in {setting}")
+    if is_transient(exc) and any(word in lowered for word in _NOT_ACCEPTING):
+        return ServerUnavailable(
+            f"PostgreSQL at {where} is not accepting connections: {first}",
+            hint="the server is starting, recovering from a crashed backend or full; it was retried for a while: "
+            "see the server's log",
+        )
+    if any(word in lowered for word in _UNREACHABLE):
+        return ProvisioningError(
+            f"cannot reach PostgreSQL at {where}: {first}",
+            hint=f"is the server running and listening there? check the host and port in {setting}",
+        )
+    kind = ServerUnavailable if is_transient(exc) else ProvisioningError
+    return kind(
         f"cannot connect to PostgreSQL at {where}: {first}",
-        hint="check the DSN and that the server accepts this connection",
+        hint=f"check {setting} and that the server accepts this connection",
     )
 
 
-#: causes, first match wins: (alternatives, each the words a message must all contain; the problem;
-#: whether the fault stays whatever its kind; the hint)
-_CAUSES: tuple[tuple[tuple[tuple[str, ...], ...], str, bool, str], ...] = (
-    (
-        (("password authentication failed",), ("no password supplied",)),
-        "PostgreSQL at {where} rejected the login: {first}",
-        True,
-        "check the user and password in --atlas-dsn / $ATLAS_TEST_DSN / ini atlas_dsn",
-    ),
-    (
-        (("peer authentication failed",), ("no pg_hba.conf entry",)),
-        "PostgreSQL at {where} rejected the login: {first}",
-        True,
-        "check the user in --atlas-dsn / $ATLAS_TEST_DSN / ini atlas_dsn, and that the server admits it from here",
-    ),
-    (
-        (("does not exist", "database"),),
-        "PostgreSQL at {where}: {first}",
-        True,
-        "the DSN must name an existing database to connect to (usually 'postgres')",
-    ),
-    (
-        (("the database system is",), ("too many clients",)),
-        "PostgreSQL at {where} is not accepting connections: {first}",
-        False,
-        "the server is starting, recovering from a crashed backend or full; it was retried for a while: "
-        "see the server's log",
-    ),
-    (
-        tuple(
-            (word,)
-            for word in (
-                "refused",
-                "timeout",
-                "timed out",
-                "could not translate",
-                "no route",
-                "could not connect",
-                "name or service",
-                "no such file",
-            )
-        ),
-        "cannot reach PostgreSQL at {where}: {first}",
-        True,
-        "is the server running and listening there? check the host and port of the DSN",
-    ),
+#: what libpq says when a server is up but not taking connections yet (or any more)
+_NOT_ACCEPTING = ("the database system is", "too many clients")
+#: what libpq says when nothing answers where the DSN points
+_UNREACHABLE = (
+    "refused",
+    "timeout",
+    "timed out",
+    "could not translate",
+    "no route",
+    "could not connect",
+    "name or service",
+    "network is unreachable",
+    "no such file or directory",  # a unix socket that does not exist
 )

@@ -127,6 +127,7 @@ class Factory:
     def _resolve(self, function: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         options: dict[str, Any] = {}
         columns: dict[str, Any] = {}
+        set_by: dict[str, str] = {}  # option -> the trait that set it (two traits may not disagree)
         for name, value in overrides.items():
             if isinstance(value, Sequence):
                 value = value.next()
@@ -143,7 +144,18 @@ class Factory:
                                 f"no conflicting {option}={overrides[option]!r}",
                                 hint=f"the {name} trait sets {option}={setting!r}; pass one or the other",
                             )
+                        other = set_by.get(option)
+                        if other is not None and options[option] != setting:
+                            raise fail(
+                                function,
+                                name,
+                                value,
+                                f"no other trait that sets {option} (the {other} trait sets "
+                                f"{option}={options[option]!r})",
+                                hint=f"{other}=True and {name}=True contradict each other; pass one of them",
+                            )
                         options[option] = setting
+                        set_by[option] = name
             elif name in _OPTIONS:
                 options[name] = value
             elif name in _COLUMNS:

@@ -6,7 +6,7 @@ each exported step gives a ``step_results`` row (its evaluation from ``metadata.
 its attempts from ``metadata.attempt_details``, its guidance notes from ``guidance``); the events
 give ``trajectory_events`` rows in file order. The graphs are then inserted with COPY.
 
-What the exporter loses cannot come back (atlas-payloads.md §6.1): NULL ``final_answer``/``trace``/
+What the exporter loses cannot come back: NULL ``final_answer``/``trace``/
 ``output`` became ``""``, notes were stripped, and ``session_metadata`` keeps the setdefault copies
 of ``review_status``, ``reward_stats`` and ``reward_audit``.
 """

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from pytest_atlas.errors import BaselineFileError, InvalidArgument
-from pytest_atlas.gates._query import Series
+from pytest_atlas.gates._query import Series, check_series
 
 __all__ = ["FORMAT", "VERSION", "read_baseline", "write_baseline"]
 
 FORMAT = "pytest-atlas-baseline"
-VERSION = 1
+#: version 2 added ``digits`` to every series (so that rounding can be checked)
+VERSION = 2
 
 
 def write_baseline(
@@ -50,40 +51,89 @@ def write_baseline(
     return target
 
 
+#: the largest baseline file read (a real one holds a few MB: tasks, frequency tables, worst sessions)
+MAX_BYTES = 256 * 1024 * 1024
+_TOP_LEVEL = frozenset({"format", "version", "created", "source", "gates"})
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
 def read_baseline(path: str | os.PathLike[str]) -> dict[str, dict[str, Series]]:
-    """Read a baseline file. Every problem raises BaselineFileError saying what and where."""
+    """Read a baseline file. Every problem raises BaselineFileError saying what and where.
+
+    Checked: the file is at most 256 MB of UTF-8 JSON (no NaN or Infinity, nesting Python can
+    load); ``format`` and ``version`` are this pytest-atlas's; exactly the top-level fields it
+    writes, ``created`` an ISO date-time and ``source`` a string or null; every gate an object of
+    learning key -> series whose ``learning_key`` is its key; and every series internally
+    consistent (:func:`~pytest_atlas.gates._query.check_series`).
+    """
     where = str(path)
     try:
+        size = os.stat(path).st_size
+        if size > MAX_BYTES:
+            raise BaselineFileError(where, f"is {size:,} bytes, more than a baseline file can be (256 MB)")
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BaselineFileError(where, "no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineFileError(where, f"cannot be read: {exc}") from None
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise BaselineFileError(where, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise BaselineFileError(
+            where, "not a baseline: nested deeper than any baseline file (or Python) goes"
+        ) from None
+    except ValueError as exc:  # NaN / Infinity, integers too long to convert
+        raise BaselineFileError(where, f"not valid JSON for a baseline: {str(exc)[:200]}") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise BaselineFileError(where, f'not a pytest-atlas baseline (expected "format": "{FORMAT}")')
     if document.get("version") != VERSION:
         raise BaselineFileError(
             where,
-            f"format version {document.get('version')!r} is not supported (this pytest-atlas reads version {VERSION})",
+            f"format version {_shown(document.get('version'))} is not supported "
+            f"(this pytest-atlas reads version {VERSION})",
             hint="save the baseline again with this version of pytest-atlas",
         )
+    unknown = sorted(set(document) - _TOP_LEVEL)
+    if unknown:
+        raise BaselineFileError(where, "unknown top-level field(s) " + ", ".join(map(_shown, unknown)))
+    created = document.get("created")
+    try:
+        if not isinstance(created, str):
+            raise ValueError
+        datetime.fromisoformat(created)
+    except ValueError:
+        raise BaselineFileError(where, f'"created" must be an ISO date-time, got {_shown(created)}') from None
+    if document.get("source") is not None and not isinstance(document.get("source"), str):
+        raise BaselineFileError(where, f'"source" must be a string or null, got {_shown(document.get("source"))}')
     gates = document.get("gates")
     if not isinstance(gates, dict):
         raise BaselineFileError(where, '"gates" must be an object of gate name -> series by learning key')
     out: dict[str, dict[str, Series]] = {}
     for name, keys in gates.items():
         if not isinstance(keys, dict):
-            raise BaselineFileError(where, f"gate {name!r}: expected an object of learning key -> series")
+            raise BaselineFileError(where, f"gate {_shown(name)}: expected an object of learning key -> series")
         out[name] = {}
         for key, data in keys.items():
-            if not isinstance(data, dict):
-                raise BaselineFileError(where, f"gate {name!r}, key {key!r}: expected a series object")
             try:
-                out[name][key] = Series.from_json(data)
+                series = check_series(data)
             except InvalidArgument as exc:
-                raise BaselineFileError(where, f"gate {name!r}, key {key!r}: {exc.problem}") from None
+                raise BaselineFileError(where, f"gate {_shown(name)}, key {_shown(key)}: {exc.problem}") from None
+            if series.learning_key != key:
+                raise BaselineFileError(
+                    where,
+                    f"gate {_shown(name)}, key {_shown(key)}: the series says it is learning key "
+                    f"{_shown(series.learning_key)}",
+                )
+            out[name][key] = series
     return out
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message shows it: repr (control characters escaped), at most 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

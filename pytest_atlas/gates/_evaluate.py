@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 
+from pytest_atlas._dsn import Dsn
 from pytest_atlas.errors import GateError
 from pytest_atlas.gates._query import (
     ALL_KEYS,
@@ -19,7 +20,7 @@ from pytest_atlas.gates._query import (
     fetch_review,
     fetch_series,
 )
-from pytest_atlas.gates._result import GateResult, KeyResult
+from pytest_atlas.gates._result import NEW_KEY, GateResult, KeyResult
 from pytest_atlas.gates._spec import GateSpec
 from pytest_atlas.stats._atlas import assess_drift, reward_baseline
 from pytest_atlas.stats._compare import (
@@ -89,19 +90,25 @@ def threshold_rows(series: Mapping[str, Series], spec: GateSpec) -> list[KeyResu
 
 def _threshold_row(series: Series, check: ThresholdCheck) -> KeyResult:
     reason = check.reason
-    if series.n == 0 and (series.missing or series.uncertain):
-        reason = "no usable scores: " + "; ".join(
-            filter(
-                None,
-                (
-                    f"{series.missing} session(s) have no score or a score that is not a number"
-                    if series.missing
-                    else "",
-                    f"{series.uncertain} session(s) were judged with uncertainty above max_uncertainty"
-                    if series.uncertain
-                    else "",
-                ),
+    outcome = check.outcome
+    if series.n == 0:  # sessions, but not one usable score: no evidence for the key, never inconclusive
+        outcome = Outcome.FAIL
+        reason = (
+            "no usable scores: "
+            + "; ".join(
+                filter(
+                    None,
+                    (
+                        f"{series.missing} session(s) have no score or a score that is not a number"
+                        if series.missing
+                        else "",
+                        f"{series.uncertain} session(s) were judged with uncertainty above max_uncertainty"
+                        if series.uncertain
+                        else "",
+                    ),
+                )
             )
+            or "no usable scores"
         )
     return KeyResult(
         learning_key=series.learning_key,
@@ -110,7 +117,7 @@ def _threshold_row(series: Series, check: ThresholdCheck) -> KeyResult:
         value=check.mean,
         bound=_interval(check.lower, check.upper),
         threshold=f">= {check.threshold:g}",
-        outcome=check.outcome,
+        outcome=outcome,
         reason=reason + (_missing_note(series) if series.n else ""),
         worst=tuple(session for session, _ in series.worst),
         missing=series.missing,
@@ -151,24 +158,23 @@ def regression_rows(candidate: Mapping[str, Series], baseline: Mapping[str, Seri
     rows: dict[str, KeyResult] = {}
     for key in keys:
         cand, base = candidate.get(key), baseline.get(key)
-        if cand is None or base is None:
-            present = cand or base
-            assert present is not None
-            reason = (
-                "no baseline sessions for this learning key"
-                if base is None
-                else "no candidate sessions for this learning key (it was in the baseline)"
-            )
+        if base is None or base.n == 0:
+            rows[key] = _new_key(key, cand, base, spec)
+            continue
+        if cand is None or cand.n == 0:
+            # the baseline has scores for this key, the candidate none: never inconclusive
+            held = f"{cand.missing} candidate session(s) without a usable score" if cand else "no candidate session"
             rows[key] = KeyResult(
                 key,
-                cand.n if cand else 0,
+                0,
                 "diff",
                 None,
                 "-",
                 _tolerated(spec),
-                Outcome.INCONCLUSIVE,
-                reason,
-                worst=tuple(s for s, _ in (cand.worst if cand else ())),
+                Outcome.FAIL,
+                f"{held} for this learning key, which has {base.n} scored baseline session(s): the candidate "
+                "stopped producing it (narrow the gate's learning_key if that is intended)",
+                worst=(),
                 missing=cand.missing if cand else 0,
             )
             continue
@@ -237,6 +243,32 @@ def regression_rows(candidate: Mapping[str, Series], baseline: Mapping[str, Seri
 
 def _tolerated(spec: GateSpec) -> str:
     return f"drop <= {spec.tolerance:g}"
+
+
+def _new_key(key: str, cand: Series | None, base: Series | None, spec: GateSpec) -> KeyResult:
+    """A key the baseline has no scored session for: nothing to compare with. It fails unless the
+    gate says ``allow_new_keys = true``, and then counts as accepted, never as a comparison."""
+    assert cand is not None or base is not None
+    had = f" (the baseline has {base.missing} session(s) without a usable score)" if base and base.missing else ""
+    reason = f"new learning key: no scored baseline session for it{had}"
+    row = KeyResult(
+        key,
+        cand.n if cand else 0,
+        NEW_KEY,
+        None,
+        "-",
+        _tolerated(spec),
+        Outcome.FAIL,
+        reason
+        + (
+            ""
+            if spec.allow_new_keys
+            else "; set allow_new_keys = true to let new keys through ungated, or save a baseline that has it"
+        ),
+        worst=tuple(s for s, _ in (cand.worst if cand else ())),
+        missing=cand.missing if cand else 0,
+    )
+    return row.accept("allow_new_keys = true") if spec.allow_new_keys else row
 
 
 # ------------------------------------------------------------------------------------------------
@@ -393,8 +425,8 @@ def mode_rows(counts: Mapping[str, Mapping[str, Any]], spec: GateSpec) -> list[K
             if total and not low <= share <= high:
                 problems.append(f"{mode} share {share:.1%} outside [{low:.0%}, {high:.0%}]")
                 worst.extend(ids.get(mode, [])[: 5 - len(worst)])
-        if not total:
-            outcome, reason = Outcome.INCONCLUSIVE, f"no session records an execution_mode ({missing} without)"
+        if not total:  # no evidence about modes at all: never inconclusive
+            outcome, reason = Outcome.FAIL, f"no session records an execution_mode ({missing} without)"
         elif problems:
             outcome, reason = Outcome.FAIL, "; ".join(problems)
         else:
@@ -424,12 +456,25 @@ def mode_rows(counts: Mapping[str, Mapping[str, Any]], spec: GateSpec) -> list[K
 # ------------------------------------------------------------------------------------------------
 
 
+def _check_baseline(spec: GateSpec, baseline: Mapping[str, Series], where: str) -> None:
+    """An empty baseline proves nothing: an error, whatever ``allow_inconclusive`` says."""
+    if not any(series.n for series in baseline.values()):
+        missing = sum(series.missing for series in baseline.values())
+        held = f" ({missing} session(s) without a usable score)" if missing else ""
+        raise GateError(
+            f"the baseline of regression gate {spec.name!r} is empty: {where} holds no scored session{held}",
+            hint="fix the baseline selection (a typo in a metadata value matches nothing) or save the baseline "
+            "again with --atlas-save-baseline from a run you trust",
+        )
+
+
 def evaluate(
     spec: GateSpec,
-    source: psycopg.Connection[Any] | str,
+    source: psycopg.Connection[Any] | str | Dsn,
     *,
     baseline: Mapping[str, Series] | None = None,
     record: bool = False,
+    baseline_label: str = "the baseline given",
 ) -> GateResult:
     """Evaluate one gate against a database (a connection or a DSN).
 
@@ -437,7 +482,8 @@ def evaluate(
     file) or, when the spec declares one, with a baseline selection in the same database. With
     ``record`` true a regression gate that has no baseline records its series and passes (that is
     how ``--atlas-save-baseline`` runs work). Raises :class:`~pytest_atlas.errors.GateError` when the
-    database cannot be read.
+    database cannot be read, and when a regression gate's baseline holds no scored session
+    (``baseline_label`` says where that baseline came from).
     """
     notes: list[str] = []
     series: dict[str, Series] = {}
@@ -450,6 +496,7 @@ def evaluate(
                 if baseline is None and spec.baseline is not None:
                     baseline = fetch_series(conn, spec.baseline, by_key=spec.by_key, digits=spec.digits)
                     notes.append("baseline: sessions selected by " + str(spec.baseline.describe()))
+                    baseline_label = "its baseline selection " + str(spec.baseline.describe() or "(every session)")
                 if baseline is None:
                     if record:
                         rows = [
@@ -474,7 +521,8 @@ def evaluate(
                             "trust) or declare baseline = { ...selection... } in the gate",
                         )
                 else:
-                    rows = regression_rows(series, baseline, spec)
+                    _check_baseline(spec, baseline, baseline_label)
+                    rows = regression_rows(series, baseline, spec) if series else []
         elif spec.kind == "drift":
             rows = drift_rows(fetch_drift_inputs(conn, spec.selection, window=spec.window), spec)
         elif spec.kind == "review":

@@ -18,14 +18,17 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
-from pytest_atlas._dsn import redact, redact_text
-from pytest_atlas.errors import GateError, InvalidArgument
+from pytest_atlas._dsn import Dsn
+from pytest_atlas.db import connect_target
+from pytest_atlas.errors import GateError, InvalidArgument, ProvisioningError
 from pytest_atlas.gates._selection import Selection
 from pytest_atlas.stats._sample import Sample
 
 __all__ = [
     "ALL_KEYS",
+    "MAX_COUNT",
     "Series",
+    "check_series",
     "connection",
     "fetch_drift_inputs",
     "fetch_modes",
@@ -45,29 +48,25 @@ _NUMBER_PATTERN = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 
 
 @contextlib.contextmanager
-def connection(source: psycopg.Connection[Any] | str, *, timeout: int = 10) -> Iterator[psycopg.Connection[Any]]:
-    """Yield a connection: the one given, or a new one to the DSN given (closed afterwards).
+def connection(source: psycopg.Connection[Any] | str | Dsn, *, timeout: int = 10) -> Iterator[psycopg.Connection[Any]]:
+    """Yield a connection: the one given, or a new read-only one to the DSN given (closed afterwards).
 
-    Queries run inside ``conn.transaction()`` (a savepoint when a transaction is open), so a failed
-    query never leaves the caller's transaction aborted and nothing is ever committed for them.
+    Queries run inside ``conn.transaction()`` (a savepoint when a transaction is open) that is
+    READ ONLY and always rolled back, so a failed query never leaves the caller's transaction
+    aborted and nothing is ever written or committed.
     """
     if isinstance(source, psycopg.Connection):
         yield source
         return
-    if not isinstance(source, str):
+    if not isinstance(source, str | Dsn):
         raise InvalidArgument(
             f"expected a psycopg connection or a DSN string, got {type(source).__name__}",
             hint="pass atlas_db, or a URL such as postgresql://user@host/dbname",
         )
     try:
-        conn = psycopg.connect(source, connect_timeout=timeout, autocommit=True)
-    except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GateError(
-            f"cannot connect to the gate database {redact(source)}: {redact_text(first, source)}",
-            hint="check --atlas-dsn (or $ATLAS_TEST_DSN): is the server up, the host and port right, "
-            "the database name spelled right?",
-        ) from None
+        conn = connect_target(source, timeout=timeout)
+    except ProvisioningError as exc:
+        raise GateError(f"cannot connect to the gate database: {exc.problem}", hint=exc.hint) from None
     try:
         yield conn
     finally:
@@ -76,13 +75,21 @@ def connection(source: psycopg.Connection[Any] | str, *, timeout: int = 10) -> I
 
 def _run(conn: psycopg.Connection[Any], query: sql.Composed, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     try:
-        with conn.transaction(), conn.cursor(row_factory=tuple_row) as cursor:
+        with conn.transaction(force_rollback=True), conn.cursor(row_factory=tuple_row) as cursor:
+            cursor.execute("SET TRANSACTION READ ONLY")
             cursor.execute(query, params)
             return list(cursor.fetchall())
     except psycopg.errors.UndefinedTable:
         raise GateError(
             "the database has no 'sessions' table: it is not an Atlas database",
-            hint="point --atlas-dsn at the database your Atlas harness writes to",
+            hint="point --atlas-target at the database your Atlas harness writes to",
+        ) from None
+    except psycopg.errors.InsufficientPrivilege as exc:
+        user = conn.info.user
+        raise GateError(
+            f"the role {user!r} may not read the Atlas tables: {str(exc).strip().splitlines()[0]}",
+            hint=f"grant it read access (GRANT SELECT ON ALL TABLES IN SCHEMA public TO {user}), or use a role "
+            "that can read them",
         ) from None
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -181,12 +188,12 @@ def _scored(selection: Selection, by_key: bool, params: dict[str, Any]) -> sql.C
 class Series:
     """The rewards of one learning key (or of all, ``learning_key == "*"``) as a gate sees them.
 
-    ``sample`` holds the scores (frequency table of rounded values, exact mean and variance);
-    ``missing`` counts selected sessions without a usable score (no reward_stats, or a score that
-    is null, NaN-like or not a number); ``uncertain`` those left out by ``max_uncertainty``;
-    ``worst`` lists the lowest-scoring sessions as
-    ``(id, score)``; ``tasks`` maps task text to ``(mean score, sessions)`` when the series has
-    few enough distinct tasks to pair on, else None.
+    ``sample`` holds the scores (frequency table of values rounded to ``digits`` decimals, exact
+    mean and variance); ``missing`` counts selected sessions without a usable score (no
+    reward_stats, or a score that is null, NaN-like or not a number); ``uncertain`` those left out
+    by ``max_uncertainty``; ``worst`` lists the lowest-scoring sessions as ``(id, score)``;
+    ``tasks`` maps task text to ``(mean score, sessions)`` when the series has few enough distinct
+    tasks to pair on, else None.
     """
 
     learning_key: str
@@ -196,6 +203,7 @@ class Series:
     tasks: Mapping[str, tuple[float, int]] | None = None
     uncertainty_mean: float | None = None
     uncertain: int = 0
+    digits: int = 4
 
     @property
     def n(self) -> int:
@@ -204,6 +212,7 @@ class Series:
     def to_json(self) -> dict[str, Any]:
         return {
             "learning_key": self.learning_key,
+            "digits": self.digits,
             "n": self.n,
             "mean": _finite(self.sample.mean),
             "variance": _finite(self.sample.variance),
@@ -218,56 +227,173 @@ class Series:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Series:
-        """Inverse of :meth:`to_json`; raises InvalidArgument naming the first bad field."""
-        try:
-            sample = Sample.from_counts(
-                list(data["values"]),
-                [int(c) for c in data["counts"]],
-                what=f"series {data.get('learning_key')!r} values",
-                exact_mean=_optional_float(data.get("mean")),
-                exact_variance=_optional_float(data.get("variance")),
+        """Inverse of :meth:`to_json`. The series must be internally consistent (see
+        :func:`check_series`); raises InvalidArgument naming the first field that is not."""
+        return check_series(data)
+
+
+#: the largest count a series may hold (more sessions than any database has; keeps numpy exact)
+MAX_COUNT = 2**53
+_SERIES_FIELDS = frozenset(
+    {
+        "learning_key",
+        "digits",
+        "n",
+        "mean",
+        "variance",
+        "values",
+        "counts",
+        "missing",
+        "worst",
+        "tasks",
+        "uncertainty_mean",
+        "uncertain",
+    }
+)
+
+
+def _bad(problem: str) -> InvalidArgument:
+    return InvalidArgument(problem, hint="the file was edited, truncated or damaged: save the baseline again")
+
+
+def _count(name: str, value: Any, *, low: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_COUNT:
+        raise _bad(f"{name} must be an integer from {low} to 2**53, got {_shown(value)}")
+    return value
+
+
+def _real(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _bad(f"{name} must be a finite number, got {_shown(value)}")
+    return float(value)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_series(data: Mapping[str, Any]) -> Series:
+    """A :class:`Series` from its JSON form, checked field by field and for internal consistency:
+
+    * exactly the fields :meth:`Series.to_json` writes, each of its type and range;
+    * ``values`` strictly increasing finite numbers rounded to ``digits`` decimals, one positive
+      integer count each; ``n`` the sum of the counts;
+    * ``mean`` null exactly when ``n`` is 0, else within rounding (half a unit of the last digit)
+      of the frequency table's mean; ``variance`` null below two sessions, else non-negative and
+      its square root within rounding of the table's standard deviation;
+    * ``worst``: at most ``n`` distinct session ids with their scores, lowest first, the lowest one
+      in the table's lowest value;
+    * ``tasks``: null, or per-task means and counts whose counts add up to ``n`` and whose weighted
+      mean is ``mean``.
+    """
+    if not isinstance(data, Mapping):
+        raise _bad(f"expected a series object, got {_shown(data)}")
+    unknown = sorted(set(data) - _SERIES_FIELDS)
+    missing_fields = sorted(_SERIES_FIELDS - set(data))
+    if unknown or missing_fields:
+        what = []
+        if unknown:
+            what.append("unknown field(s) " + ", ".join(map(repr, unknown)))
+        if missing_fields:
+            what.append("missing field(s) " + ", ".join(missing_fields))
+        raise _bad("; ".join(what))
+    key = data["learning_key"]
+    if not isinstance(key, str):
+        raise _bad(f"learning_key must be a string, got {_shown(key)}")
+    digits = data["digits"]
+    if isinstance(digits, bool) or not isinstance(digits, int) or not 0 <= digits <= 12:
+        raise _bad(f"digits must be an integer from 0 to 12, got {_shown(digits)}")
+    values, counts = data["values"], data["counts"]
+    if not isinstance(values, list) or not isinstance(counts, list) or len(values) != len(counts):
+        raise _bad("values and counts must be lists of the same length")
+    scale = 10.0**digits
+    half = 0.5 / scale
+    previous = -math.inf
+    for index, raw in enumerate(values):
+        value = _real(f"values[{index}]", raw)
+        if value <= previous:
+            raise _bad(f"values must be strictly increasing; values[{index}] = {value!r} is not")
+        scaled = value * scale
+        if abs(scaled - round(scaled)) > 1e-6 + 1e-9 * abs(scaled):
+            raise _bad(f"values[{index}] = {value!r} is not rounded to {digits} decimals")
+        previous = value
+    table_counts = [_count(f"counts[{index}]", raw, low=1) for index, raw in enumerate(counts)]
+    n = _count("n", data["n"])
+    if n != sum(table_counts):
+        raise _bad(f"n is {n} but the counts add up to {sum(table_counts)}")
+    missing = _count("missing", data["missing"])
+    uncertain = _count("uncertain", data["uncertain"])
+    floats = [float(v) for v in values]
+    mean = data["mean"]
+    variance = data["variance"]
+    if n == 0:
+        if mean is not None or variance is not None:
+            raise _bad("a series without sessions has null mean and variance")
+    else:
+        mean = _real("mean", mean)
+        table_mean = math.fsum(v * c for v, c in zip(floats, table_counts, strict=True)) / n
+        if abs(mean - table_mean) > half + 1e-9:
+            raise _bad(f"mean {mean!r} does not agree with the frequency table (its mean is {table_mean:.6g})")
+        if n == 1:
+            if variance is not None:
+                raise _bad("a series of one session has a null variance")
+        else:
+            variance = _real("variance", variance)
+            if variance < 0:
+                raise _bad(f"variance must not be negative, got {variance!r}")
+            table_sd = math.sqrt(
+                max(math.fsum(c * (v - table_mean) ** 2 for v, c in zip(floats, table_counts, strict=True)), 0.0)
+                / (n - 1)
             )
-            tasks_data = data.get("tasks")
-            tasks = (
-                None
-                if tasks_data is None
-                else {str(task): (float(pair[0]), int(pair[1])) for task, pair in dict(tasks_data).items()}
-            )
-            worst = tuple((int(pair[0]), float(pair[1])) for pair in data.get("worst", []))
-            series = cls(
-                str(data["learning_key"]),
-                sample,
-                int(data.get("missing", 0)),
-                worst,
-                tasks,
-                _optional_float(data.get("uncertainty_mean")),
-                int(data.get("uncertain", 0)),
-            )
-        except InvalidArgument:
-            raise
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise InvalidArgument(
-                f"not a reward series: {type(exc).__name__}: {exc}", hint="series are written by --atlas-save-baseline"
-            ) from None
-        if "n" in data and int(data["n"]) != series.n:
-            raise InvalidArgument(
-                f"series {series.learning_key!r}: n is {data['n']} but the counts add up to {series.n}",
-                hint="the file was edited or truncated",
-            )
-        return series
+            allowed = half * math.sqrt(n / (n - 1)) + 1e-9
+            if abs(math.sqrt(variance) - table_sd) > allowed:
+                raise _bad(
+                    f"variance {variance!r} does not agree with the frequency table "
+                    f"(its standard deviation is {table_sd:.6g})"
+                )
+    uncertainty = data["uncertainty_mean"]
+    uncertainty_mean = None if uncertainty is None else _real("uncertainty_mean", uncertainty)
+    raw_worst = data["worst"]
+    if not isinstance(raw_worst, list) or len(raw_worst) > n:
+        raise _bad(f"worst must be a list of at most n = {n} [session id, score] pairs")
+    worst: list[tuple[int, float]] = []
+    for index, pair in enumerate(raw_worst):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise _bad(f"worst[{index}] must be a [session id, score] pair, got {_shown(pair)}")
+        worst.append((_count(f"worst[{index}][0]", pair[0], low=1), _real(f"worst[{index}][1]", pair[1])))
+    if worst != sorted(worst, key=lambda item: (item[1], item[0])) or len({s for s, _ in worst}) != len(worst):
+        raise _bad("worst must list distinct sessions, lowest score first")
+    if worst and abs(round(worst[0][1] * scale) / scale - floats[0]) > half + 1e-9:
+        raise _bad(f"the lowest score in worst ({worst[0][1]!r}) is not the table's lowest value ({floats[0]!r})")
+    raw_tasks = data["tasks"]
+    tasks: dict[str, tuple[float, int]] | None = None
+    if raw_tasks is not None:
+        if not isinstance(raw_tasks, Mapping):
+            raise _bad(f"tasks must be null or an object of task -> [mean, count], got {_shown(raw_tasks)}")
+        tasks = {}
+        for task, pair in raw_tasks.items():
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise _bad(f"tasks[{task!r}] must be a [mean, count] pair, got {_shown(pair)}")
+            tasks[str(task)] = (_real(f"tasks[{task!r}][0]", pair[0]), _count(f"tasks[{task!r}][1]", pair[1], low=1))
+        if sum(count for _, count in tasks.values()) != n:
+            raise _bad(f"the task counts add up to {sum(c for _, c in tasks.values())}, not n = {n}")
+        if n:
+            weighted = math.fsum(m * c for m, c in tasks.values()) / n
+            if not math.isclose(weighted, float(mean), rel_tol=1e-9, abs_tol=1e-9):
+                raise _bad(f"the per-task means average to {weighted:.6g}, not to the mean {mean!r}")
+    sample = Sample.from_counts(
+        floats,
+        table_counts,
+        what=f"series {key!r} values",
+        exact_mean=None if n == 0 else float(mean),
+        exact_variance=None if n < 2 else float(variance),
+    )
+    return Series(key, sample, missing, tuple(worst), tasks, uncertainty_mean, uncertain, digits)
 
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
-
-
-def _optional_float(value: Any) -> float | None:
-    if value is None:
-        return None
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{value!r} is not finite")
-    return number
 
 
 def fetch_series(
@@ -351,7 +477,14 @@ def fetch_series(
         )
         lowest = tuple((session, score) for _, session, score in sorted(worst_rows.get(key, [])))[:worst]
         out[key] = Series(
-            key, sample, missing.get(key, 0), lowest, tasks.get(key) if n else None, uncertainty, uncertain.get(key, 0)
+            key,
+            sample,
+            missing.get(key, 0),
+            lowest,
+            tasks.get(key) if n else None,
+            uncertainty,
+            uncertain.get(key, 0),
+            digits,
         )
     return out
 

@@ -1,4 +1,7 @@
-"""Gate results: one row per learning key, and the gate's overall outcome. Plain data, JSON-ready."""
+"""Gate results: one row per learning key, and the gate's overall outcome. Plain data, JSON-ready.
+
+Light on purpose (no numpy, no scipy): the plugin's reporter rebuilds results from JSON with it.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pytest_atlas.stats._compare import Outcome
+from pytest_atlas._outcome import Outcome, worst_outcome
 
-__all__ = ["GateResult", "KeyResult", "worst_outcome"]
+__all__ = ["NEW_KEY", "GateResult", "KeyResult"]
 
-_SEVERITY = {Outcome.PASS: 0, Outcome.INCONCLUSIVE: 1, Outcome.ERROR: 2, Outcome.FAIL: 3}
-
-
-def worst_outcome(outcomes: list[Outcome]) -> Outcome:
-    """fail > error > inconclusive > pass (pass for an empty list)."""
-    return max(outcomes, key=_SEVERITY.__getitem__, default=Outcome.PASS)
+#: the statistic of a row for a learning key that has no baseline of its own
+NEW_KEY = "new key"
 
 
 def _number(value: Any) -> Any:
@@ -92,12 +91,14 @@ class GateResult:
     notes: tuple[str, ...] = ()
     #: the series the gate read, by learning key (saved by --atlas-save-baseline; not in to_dict)
     series: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: accepted regressions of this gate whose date has passed: the gate fails until they are removed
+    expired: tuple[str, ...] = ()
 
     @property
     def outcome(self) -> Outcome:
         if self.error is not None:
             return Outcome.ERROR
-        if not self.rows:
+        if not self.rows or self.expired:
             return Outcome.FAIL
         return worst_outcome([row.effective for row in self.rows])
 
@@ -113,9 +114,11 @@ class GateResult:
     def summary(self) -> str:
         """One line: the outcome and why."""
         if self.error is not None:
-            return f"error: {self.error}"
+            return f"error: {(self.error.splitlines() or [''])[0]}"
         if not self.rows:
             return f"fail: {self.message or 'matched no sessions'}"
+        if self.expired:
+            return f"fail: {len(self.expired)} accepted regression(s) expired"
         counts: dict[str, int] = {}
         for row in self.rows:
             label = (
@@ -140,6 +143,7 @@ class GateResult:
             "error": self.error,
             "allow_inconclusive": self.allow_inconclusive,
             "notes": list(self.notes),
+            "expired": list(self.expired),
             "selection": dict(self.selection),
             "rows": [row.to_dict() for row in self.rows],
         }
@@ -175,4 +179,5 @@ class GateResult:
             error=data.get("error"),
             allow_inconclusive=bool(data.get("allow_inconclusive", False)),
             notes=tuple(data.get("notes", ())),
+            expired=tuple(data.get("expired", ())),
         )

@@ -2,30 +2,62 @@
 
 from __future__ import annotations
 
+import difflib
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from typing import Any
 
+from pytest_atlas._vocabulary import REVIEW_STATUSES, SESSION_STATUSES
 from pytest_atlas.errors import InvalidArgument
 
 __all__ = ["Selection"]
 
 
-def _strings(name: str, value: object) -> tuple[str, ...] | None:
+def _strings(name: str, value: object, choices: tuple[str, ...] | None = None) -> tuple[str, ...] | None:
+    """One string or a non-empty list of non-empty strings; with ``choices``, each one of them."""
     if value is None:
         return None
+    example = f'["{choices[0]}", "{choices[1]}"]' if choices else '["a", "b"]'
     if isinstance(value, str):
-        return (value,)
-    if isinstance(value, Sequence) and all(isinstance(item, str) for item in value):
-        if not value:
-            raise InvalidArgument(f"{name} is an empty list", hint=f"leave {name} out to select every value")
-        return tuple(value)
-    raise InvalidArgument(
-        f"{name} must be a string or a list of strings, got {value!r}",
-        hint=f'for example {name}=["approved", "pending"]',
-    )
+        value = (value,)
+    if not isinstance(value, Sequence) or not all(isinstance(item, str) for item in value):
+        raise InvalidArgument(
+            f"{name} must be a string or a list of strings, got {value!r}", hint=f"for example {name}={example}"
+        )
+    if not value:
+        raise InvalidArgument(f"{name} is an empty list", hint=f"leave {name} out to select every value")
+    for item in value:
+        if not item.strip() or "\x00" in item:
+            raise InvalidArgument(
+                f"{name} holds an empty or unusable string {item!r}", hint=f"for example {name}={example}"
+            )
+        if choices is not None and item not in choices:
+            close = difflib.get_close_matches(item, choices, n=1)
+            raise InvalidArgument(
+                f"{name} {item!r} is not a value Atlas writes" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                hint=f"{name} is one of {', '.join(choices)}",
+            )
+    return tuple(value)
+
+
+def _json_object(name: str, value: object) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise InvalidArgument(
+            f"{name} must be a JSON object, got {value!r}", hint='for example metadata={"source": "nightly-eval"}'
+        )
+    try:
+        json.dumps(dict(value), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(
+            f"{name} must hold JSON values only (strings, numbers, booleans, null, lists, objects): {exc}",
+            hint="write dates as ISO strings; NaN and Infinity cannot be stored in jsonb",
+        ) from None
+    return dict(value)
 
 
 def _moment(name: str, value: object) -> datetime | None:
@@ -57,8 +89,9 @@ class Selection:
     * ``learning_key``: one key or several (``metadata->>'learning_key'``);
     * ``since`` / ``until``: ``created_at >= since`` and ``< until`` (dates mean midnight UTC);
     * ``last``: only the newest N scored sessions (per learning key when the gate groups by key);
-    * ``status``: ``sessions.status`` values (Atlas writes running, succeeded, failed);
-    * ``review_status``: ``sessions.review_status`` values; by default every value but
+    * ``status``: ``sessions.status`` values (Atlas writes running, succeeded, failed; nothing else
+      is accepted);
+    * ``review_status``: ``sessions.review_status`` values (pending, approved, quarantined); by default every value but
       ``quarantined`` -- quarantined sessions are left out as Atlas's export leaves them out, unless
       ``include_quarantined`` is true or ``review_status`` names ``quarantined`` explicitly;
     * ``metadata``: a JSON object the session metadata must contain (``metadata @> ...``, which the
@@ -91,14 +124,9 @@ class Selection:
                 "metadata, task, max_uncertainty",
             )
         last = options.get("last")
-        if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
+        if last is not None and (isinstance(last, bool) or not isinstance(last, int) or not 1 <= last <= 2**62):
             raise InvalidArgument(f"last must be a positive integer, got {last!r}", hint="for example last=200")
-        metadata = options.get("metadata")
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise InvalidArgument(
-                f"metadata must be a JSON object, got {metadata!r}",
-                hint='for example metadata={"source": "nightly-eval"}',
-            )
+        metadata = _json_object("metadata", options.get("metadata"))
         include = options.get("include_quarantined", False)
         if not isinstance(include, bool):
             raise InvalidArgument(
@@ -106,10 +134,13 @@ class Selection:
             )
         bound = options.get("max_uncertainty")
         if bound is not None and (
-            isinstance(bound, bool) or not isinstance(bound, int | float) or not math.isfinite(bound) or bound < 0
+            isinstance(bound, bool)
+            or not isinstance(bound, int | float)
+            or not math.isfinite(bound)
+            or not 0 <= bound <= 1
         ):
             raise InvalidArgument(
-                f"max_uncertainty must be a number >= 0, got {bound!r}",
+                f"max_uncertainty must be a number from 0 to 1, got {bound!r}",
                 hint="for example max_uncertainty = 0.3 (judges report uncertainty in 0..1)",
             )
         selection = cls(
@@ -117,10 +148,10 @@ class Selection:
             since=_moment("since", options.get("since")),
             until=_moment("until", options.get("until")),
             last=last,
-            status=_strings("status", options.get("status")),
-            review_status=_strings("review_status", options.get("review_status")),
+            status=_strings("status", options.get("status"), SESSION_STATUSES),
+            review_status=_strings("review_status", options.get("review_status"), REVIEW_STATUSES),
             include_quarantined=include,
-            metadata=dict(metadata) if metadata is not None else None,
+            metadata=metadata,
             task=_strings("task", options.get("task")),
             max_uncertainty=None if bound is None else float(bound),
         )

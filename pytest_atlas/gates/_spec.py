@@ -7,16 +7,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_atlas._vocabulary import EXECUTION_MODES, LEGACY_EXECUTION_MODES
 from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.gates._selection import Selection
-from pytest_atlas.stats._compare import METHODS
+from pytest_atlas.stats._methods import canonical_method
 
 __all__ = ["KINDS", "GateSpec"]
 
 #: the kinds of gate, and the options each accepts besides the selection and the common ones
 KINDS: dict[str, frozenset[str]] = {
     "threshold": frozenset({"threshold"}),
-    "regression": frozenset({"baseline", "tolerance", "min_effect", "paired", "digits"}),
+    "regression": frozenset({"baseline", "tolerance", "min_effect", "paired", "digits", "allow_new_keys"}),
     "drift": frozenset({"window", "z_threshold", "min_baseline", "stored"}),
     "review": frozenset({"max_pending_share"}),
     "execution_modes": frozenset({"modes"}),
@@ -25,7 +26,7 @@ _COMMON = frozenset(
     {"kind", "name", "by_key", "alpha", "power", "method", "seed", "n_resamples", "allow_inconclusive", "description"}
 )
 _SELECTION = frozenset(Selection.__dataclass_fields__)
-_EXECUTION_MODES = ("auto", "paired", "coach", "escalate")
+_EXECUTION_MODES = EXECUTION_MODES + LEGACY_EXECUTION_MODES
 
 
 def _number(name: str, value: Any, *, low: float = -math.inf, high: float = math.inf, open_low: bool = False) -> float:
@@ -37,10 +38,12 @@ def _number(name: str, value: Any, *, low: float = -math.inf, high: float = math
     return float(value)
 
 
-def _integer(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+def _integer(name: str, value: Any, low: int, high: int = 2**63 - 1, *, example: int | None = None) -> int:
+    shown = f"from {low} to {high}" if high < 2**63 - 1 else f"of at least {low}"
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidArgument(
-            f"{name} must be an integer of at least {low}, got {value!r}", hint=f"for example {name} = {max(low, 50)}"
+            f"{name} must be an integer {shown}, got {value!r}",
+            hint=f"for example {name} = {example if example is not None else max(low, min(50, high))}",
         )
     return value
 
@@ -63,7 +66,7 @@ def _modes(value: Any) -> dict[str, tuple[float, float]]:
         if mode not in _EXECUTION_MODES:
             raise InvalidArgument(
                 f"modes: unknown execution mode {mode!r}",
-                hint="Atlas records auto, paired and coach (escalate before 0.1.12)",
+                hint=f"Atlas records {', '.join(EXECUTION_MODES)} ({', '.join(LEGACY_EXECUTION_MODES)} before 0.1.12)",
             )
         if isinstance(bound, int | float) and not isinstance(bound, bool):
             out[mode] = (0.0, _number(f"modes.{mode}", bound, low=0.0, high=1.0))
@@ -106,6 +109,7 @@ class GateSpec:
     min_effect: float | None = 0.05
     paired: bool | None = None
     digits: int = 4
+    allow_new_keys: bool = False
     # drift
     window: int = 50
     z_threshold: float = 3.0
@@ -158,23 +162,25 @@ class GateSpec:
         if "power" in options:
             values["power"] = _number("power", options["power"], low=0.0, high=0.999, open_low=True)
         if "method" in options:
-            if options["method"] not in METHODS:
-                raise InvalidArgument(
-                    f"method must be one of {', '.join(METHODS)}, got {options['method']!r}", hint='method = "welch"'
-                )
-            values["method"] = options["method"]
+            values["method"] = canonical_method(options["method"])
         if "seed" in options:
             values["seed"] = _integer("seed", options["seed"], 0)
         if "n_resamples" in options:
-            values["n_resamples"] = _integer("n_resamples", options["n_resamples"], 100)
+            values["n_resamples"] = _integer("n_resamples", options["n_resamples"], 100, 1_000_000, example=2000)
         if "allow_inconclusive" in options:
             values["allow_inconclusive"] = _boolean("allow_inconclusive", options["allow_inconclusive"])
         if "description" in options:
-            values["description"] = str(options["description"])
+            if not isinstance(options["description"], str):
+                raise InvalidArgument(
+                    f"description must be a string, got {options['description']!r}",
+                    hint='for example description = "the reward floor agreed with the product team"',
+                )
+            values["description"] = options["description"]
         if kind == "threshold":
             if "threshold" not in options:
                 raise InvalidArgument("a threshold gate needs threshold", hint="for example threshold = 0.7")
-            values["threshold"] = _number("threshold", options["threshold"])
+            # rewards are scores from 0 to 1: a threshold outside that range fails (or passes) every key
+            values["threshold"] = _number("threshold", options["threshold"], low=0.0, high=1.0)
         if kind == "regression":
             if "baseline" in options:
                 raw = options["baseline"]
@@ -183,12 +189,19 @@ class GateSpec:
                         f"baseline must be a table of selection options, got {raw!r}",
                         hint='for example baseline = { metadata = { run = "v1" } }',
                     )
-                values["baseline"] = Selection.build(**dict(raw))
+                try:
+                    values["baseline"] = Selection.build(**dict(raw))
+                except InvalidArgument as exc:
+                    raise InvalidArgument(f"baseline: {exc.problem}", hint=exc.hint) from None
             if "tolerance" in options:
-                values["tolerance"] = _number("tolerance", options["tolerance"], low=0.0)
+                values["tolerance"] = _number("tolerance", options["tolerance"], low=0.0, high=1.0)
             if "min_effect" in options:
                 raw_effect = options["min_effect"]
-                values["min_effect"] = None if raw_effect in (None, False) else _number("min_effect", raw_effect)
+                values["min_effect"] = (
+                    None
+                    if raw_effect is None or raw_effect is False
+                    else _number("min_effect", raw_effect, low=0.0, high=1.0, open_low=True)
+                )
             if values.get("min_effect", 0.05) is not None and values.get("min_effect", 0.05) <= values.get(
                 "tolerance", 0.0
             ):
@@ -202,14 +215,23 @@ class GateSpec:
                     raw_paired = None
                 values["paired"] = None if raw_paired is None else _boolean("paired", raw_paired)
             if "digits" in options:
-                values["digits"] = _integer("digits", options["digits"], 0)
+                values["digits"] = _integer("digits", options["digits"], 0, 12, example=4)
+            if "allow_new_keys" in options:
+                values["allow_new_keys"] = _boolean("allow_new_keys", options["allow_new_keys"])
         if kind == "drift":
             if "window" in options:
-                values["window"] = _integer("window", options["window"], 1)
+                values["window"] = _integer("window", options["window"], 1, 100_000)
             if "z_threshold" in options:
-                values["z_threshold"] = _number("z_threshold", options["z_threshold"], low=0.0)
+                values["z_threshold"] = _number("z_threshold", options["z_threshold"], low=0.0, open_low=True)
             if "min_baseline" in options:
-                values["min_baseline"] = _integer("min_baseline", options["min_baseline"], 0)
+                values["min_baseline"] = _integer("min_baseline", options["min_baseline"], 0, example=5)
+            window = values.get("window", 50)
+            if values.get("min_baseline", 5) > window:
+                raise InvalidArgument(
+                    f"min_baseline ({values.get('min_baseline', 5)}) is larger than window ({window}): "
+                    "every session would have an insufficient baseline",
+                    hint="keep min_baseline at most window (Atlas uses 5 and 50)",
+                )
             if "stored" in options:
                 values["stored"] = _boolean("stored", options["stored"])
         if kind == "review" and options.get("max_pending_share") is not None:
@@ -226,7 +248,12 @@ class GateSpec:
         if self.kind == "threshold":
             out["threshold"] = self.threshold
         if self.kind == "regression":
-            out.update(tolerance=self.tolerance, min_effect=self.min_effect, paired=self.paired)
+            out.update(
+                tolerance=self.tolerance,
+                min_effect=self.min_effect,
+                paired=self.paired,
+                allow_new_keys=self.allow_new_keys,
+            )
             if self.baseline is not None:
                 out["baseline"] = self.baseline.describe()
         if self.kind == "drift":

@@ -1,8 +1,9 @@
 """The pytest plugin (entry point ``pytest11: atlas``). Hooks only.
 
 Options of every area are declared in :mod:`pytest_atlas._config` and registered here in one
-``atlas`` group. The areas that add test items or report sections keep their hooks in sibling
-modules (``_contract``, ``_gates``), loaded through ``pytest_plugins``.
+``atlas`` group. The areas that add test items keep their hooks in sibling modules (``_contract``,
+``_gates``) on top of the shared check machinery (``_checks``: check mode, the item protocol)
+and the one reporter (``_reporter``), loaded through ``pytest_plugins``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pytest_atlas.errors import AtlasError
 pytest_plugins = [
     "pytest_atlas.fixtures",
     "pytest_atlas.plugin._server",
+    "pytest_atlas.plugin._checks",
+    "pytest_atlas.plugin._reporter",
     "pytest_atlas.plugin._contract",
     "pytest_atlas.plugin._gates",
 ]

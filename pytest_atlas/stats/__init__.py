@@ -26,7 +26,6 @@ from pytest_atlas.stats._atlas import (
 
 _EXPORTS: dict[str, str] = dict.fromkeys(
     [
-        "METHODS",
         "Comparison",
         "MeanBound",
         "Outcome",
@@ -42,9 +41,9 @@ _EXPORTS: dict[str, str] = dict.fromkeys(
     "pytest_atlas.stats._compare",
 )
 _EXPORTS["Sample"] = "pytest_atlas.stats._sample"
+_EXPORTS["METHODS"] = "pytest_atlas.stats._methods"
 
 if TYPE_CHECKING:
-    from pytest_atlas.stats._compare import METHODS as METHODS
     from pytest_atlas.stats._compare import Comparison as Comparison
     from pytest_atlas.stats._compare import MeanBound as MeanBound
     from pytest_atlas.stats._compare import Outcome as Outcome
@@ -56,6 +55,7 @@ if TYPE_CHECKING:
     from pytest_atlas.stats._compare import holm_adjust as holm_adjust
     from pytest_atlas.stats._compare import mean_bound as mean_bound
     from pytest_atlas.stats._compare import minimum_detectable_effect as minimum_detectable_effect
+    from pytest_atlas.stats._methods import METHODS as METHODS
     from pytest_atlas.stats._sample import Sample as Sample
 
 __all__ = [

@@ -8,7 +8,7 @@ test, a gate or a notebook can recompute exactly what Atlas would have stored:
 * :func:`reward_baseline` -- the baseline Atlas builds from the newest ``window`` ``reward_stats``;
 * :func:`assess_drift` -- the assessment of one session's ``reward_stats`` against such a baseline.
 
-Both follow Atlas's quirks on purpose (they are facts about stored data, see atlas-payloads §7):
+Both follow Atlas's quirks on purpose (they are facts about stored data):
 ``score_mean`` is preferred to ``score`` in the baseline but ``score`` to ``score_mean`` in the
 assessment; a ``score_mean`` key that is present but null gives no score rather than falling back;
 values that ``float()`` cannot convert are skipped; the standard deviation is the population one;

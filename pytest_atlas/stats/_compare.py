@@ -19,13 +19,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from enum import Enum
 from typing import TypeVar
 
 import numpy as np
 from scipy import stats as sps
 
+from pytest_atlas._outcome import Outcome
 from pytest_atlas.errors import InvalidArgument
+from pytest_atlas.stats._methods import METHODS
+from pytest_atlas.stats._methods import canonical_method as _method
 from pytest_atlas.stats._sample import FloatArray, Sample, as_sample, finite_floats
 
 __all__ = [
@@ -43,50 +45,14 @@ __all__ = [
     "minimum_detectable_effect",
 ]
 
-#: the comparison methods, by their public names
-METHODS = ("welch", "mann-whitney", "bootstrap")
-_ALIASES = {
-    "welch": "welch",
-    "t": "welch",
-    "t-test": "welch",
-    "ttest": "welch",
-    "mann-whitney": "mann-whitney",
-    "mannwhitney": "mann-whitney",
-    "mann_whitney": "mann-whitney",
-    "rank": "mann-whitney",
-    "wilcoxon": "mann-whitney",
-    "bootstrap": "bootstrap",
-}
 #: asymptotic relative efficiency of rank tests against t under normal data is 3/pi: a rank test
 #: needs pi/3 times as many observations, so its detectable effect is sqrt(pi/3) times larger
 _RANK_MDE_FACTOR = math.sqrt(math.pi / 3.0)
 
 
-class Outcome(str, Enum):
-    """The outcome of a gate or a check. ``error`` means it could not be evaluated at all."""
-
-    PASS = "pass"
-    FAIL = "fail"
-    INCONCLUSIVE = "inconclusive"
-    ERROR = "error"
-
-    def __str__(self) -> str:
-        return self.value
-
-
 # ------------------------------------------------------------------------------------------------
 # argument checks (one error type, one message shape)
 # ------------------------------------------------------------------------------------------------
-
-
-def _method(method: str) -> str:
-    key = str(method).strip().lower()
-    if key not in _ALIASES:
-        raise InvalidArgument(
-            f"unknown method {method!r}",
-            hint="use one of " + ", ".join(repr(name) for name in METHODS),
-        )
-    return _ALIASES[key]
 
 
 def _probability(name: str, value: object, low: float, high: float) -> float:

@@ -1,4 +1,4 @@
-"""Discovery runs: ``discovery_runs.payload`` and ``.metadata`` (atlas-payloads.md §5.1)."""
+"""Discovery runs: ``discovery_runs.payload`` and ``.metadata``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Trajectory events: IntermediateStep envelopes (atlas-payloads.md §2).
+"""Trajectory events: IntermediateStep envelopes.
 
 A session's events are built as a tree walk: the orchestration workflow, triage, the optional
 capability probe, the adaptive route, the optional plan creation (coach), then one TASK span per

@@ -1,4 +1,4 @@
-"""A session graph as one line of ``arc-atlas export`` (atlas-payloads.md §6.1).
+"""A session graph as one line of ``arc-atlas export``.
 
 This reproduces the shape the CLI exporter writes for the same rows: ``session_metadata`` enriched
 with ``session_id``/``status``/``created_at``/``completed_at``/``trajectory_events`` and setdefault

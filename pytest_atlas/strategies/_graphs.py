@@ -109,7 +109,7 @@ def export_traces(
     drift_alert: bool | None = None,
     legacy: bool | None = None,
 ) -> st.SearchStrategy[Doc]:
-    """Lines of ``arc-atlas export`` (atlas-payloads.md §6.1) as parsed JSON objects.
+    """Lines of ``arc-atlas export`` as parsed JSON objects.
 
     Each is a :func:`session_graphs` graph passed through the exporter's rules: ``session_metadata``
     enriched with ``session_id``, ``status``, ``created_at``, ``completed_at`` and the events;

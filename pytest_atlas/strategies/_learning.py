@@ -1,5 +1,5 @@
 """Learning payloads: playbook entries, learning-registry metadata, learning_state, learning_history,
-learning_usage (atlas-payloads.md §1.3.5, §1.3.7, §5.2)."""
+learning_usage."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def build_playbook_entry(src: Source, moment: datetime, *, entry_id: str | None 
         "description": src.sentence(3, 8),
     }
     if cue_type == "regex" and src.flag(0.2):
-        cue["regex"] = cue["pattern"]  # alias kept next to the canonical key (§9 item 30)
+        cue["regex"] = cue["pattern"]  # alias kept next to the canonical key
     tool_name = src.pick(("search_logs", "http_get", None))
     action: Doc = {
         "imperative": src.sentence(3, 10),
@@ -227,7 +227,7 @@ def _bare(rubric: Doc) -> Doc:
 
 def build_learning_state(src: Source, moment: datetime) -> Doc:
     """``sessions.metadata.learning_state``: cumulative pamphlets plus metadata, or the
-    ``{"metadata": {}}`` artefact of a key with no registry row (§9 item 13)."""
+    ``{"metadata": {}}`` artefact of a key with no registry row."""
     if src.flag(0.25):
         return {"metadata": {}}
     state: Doc = {
@@ -236,7 +236,7 @@ def build_learning_state(src: Source, moment: datetime) -> Doc:
         "metadata": build_registry_metadata(src, moment),
     }
     if src.flag(0.4):
-        state["updated_at"] = spaced(moment)  # str(datetime), a space instead of "T" (§9 item 9)
+        state["updated_at"] = spaced(moment)  # str(datetime), a space instead of "T"
     return state
 
 
@@ -352,7 +352,7 @@ def build_learning_usage(
     failure_steps: list[int],
     retry_count: int,
 ) -> Doc:
-    """``learning_usage``: every entry tracked under both roles (§9 item 21), plus the session block."""
+    """``learning_usage``: every entry tracked under both roles, plus the session block."""
     roles: Doc = {}
     for role in ("student", "teacher"):
         roles[role] = {entry["id"]: _entry_usage(src, entry) for entry in entries}

@@ -94,6 +94,16 @@ def graph_options(
             f"'succeeded' (or None) when {pinned} is given",
             hint="only succeeded sessions have a reward; failed and running sessions never do",
         )
+    for name, pinned_range in (("steps", steps_range), ("attempts", attempts_range)):
+        if pinned_range is not None and status_value in ("failed", "running"):
+            raise fail(
+                function,
+                name,
+                steps if name == "steps" else attempts,
+                f"None for a {status_value} session",
+                hint=f"Atlas writes step rows only for succeeded sessions: a {status_value} one has none, so "
+                f"{name} would be ignored",
+            )
     if mode is not None and status_value == "running":
         raise fail(
             function,
@@ -132,8 +142,12 @@ def graph_options(
                 "0 for a running session",
                 hint="Atlas writes trajectory events at the end of a session",
             )
-        needed = minimum_events(attempts=steps_range[0] if steps_range else 1, probe=False, coach=False)
-        if (status_value == "succeeded" or rewarded) and hi < needed:
+        steps_needed = steps_range[0] if steps_range else 1
+        needed = minimum_events(
+            attempts=steps_needed * (attempts_range[0] if attempts_range else 1), probe=False, coach=False
+        )
+        succeeded = status_value == "succeeded" or rewarded or steps_range is not None or attempts_range is not None
+        if succeeded and hi < needed:
             raise fail(
                 function,
                 "events",

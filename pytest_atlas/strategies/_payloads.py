@@ -71,7 +71,7 @@ def session_metadata(
     drift_alert: bool | None = None,
     legacy: bool | None = None,
 ) -> st.SearchStrategy[Doc]:
-    """``sessions.metadata`` documents (atlas-payloads.md §1), as Atlas leaves them after a run.
+    """``sessions.metadata`` documents, as Atlas leaves them after a run.
 
     Succeeded runs carry the caller's keys plus ``learning_key``, ``review``, ``triage_dossier``,
     ``adaptive_summary``, ``execution_mode``, ``reward_summary``, usually ``session_reward``,

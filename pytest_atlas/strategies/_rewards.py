@@ -1,6 +1,6 @@
 """Session rewards, reward statistics and the reward audit, built together so they agree.
 
-The RIM evaluator (atlas-payloads.md §3) makes three tier-1 calls (temperatures 0.2, 0.5, 0.8); each
+The RIM evaluator makes three tier-1 calls (temperatures 0.2, 0.5, 0.8); each
 either fails (an audit entry with ``error``), answers unparseably (an audit entry, no sample) or yields
 a sample. With two or more samples whose scores spread more than 0.15 (population stddev) or whose
 largest uncertainty exceeds 0.3, an arbiter call follows; when it yields a sample, that sample

@@ -171,7 +171,7 @@ def _registry_rows(draw: st.DrawFn, key: str | None) -> Doc:
     src = HypothesisSource(draw)
     moment = moment_after(src, EPOCH, 0, 300 * 86400)
     row: Doc = {"learning_key": key or learning_key(src)}
-    if src.flag(0.1):  # 0.1.16 upserts an empty learning state: NULL pamphlets and metadata (§9 item 26)
+    if src.flag(0.1):  # 0.1.16 upserts an empty learning state: NULL pamphlets and metadata
         row.update(student_learning=None, teacher_learning=None, metadata=None)
     else:
         row.update(

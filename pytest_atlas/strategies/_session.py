@@ -1,6 +1,6 @@
 """Whole sessions: the ``sessions`` row, its metadata, and every row that hangs off it, consistent.
 
-The builder follows Atlas's own order of events (atlas-payloads.md §1.1): the session is created
+The builder follows Atlas's own order of events: the session is created
 with the caller's metadata and its learning key; the run produces a plan, step attempts with
 guidance between them, an evaluation (reward, reward_stats, reward_audit), a drift assessment and
 a review decision; the metadata is then replaced by caller keys merged with the run's insights; the
@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from pytest_atlas._vocabulary import EXECUTION_MODES as _CURRENT_MODES
+from pytest_atlas._vocabulary import LEGACY_EXECUTION_MODES, REVIEW_STATUSES, SESSION_STATUSES
 from pytest_atlas.strategies import _drift
 from pytest_atlas.strategies._common import (
     EPOCH,
@@ -51,9 +53,9 @@ __all__ = [
     "build_session_metadata",
 ]
 
-STATUSES = ("succeeded", "failed", "running")
-EXECUTION_MODES = ("paired", "auto", "coach", "escalate")
-REVIEW_STATUSES = ("pending", "approved", "quarantined")
+#: the choices the strategies accept (Atlas's vocabulary, legacy modes included)
+STATUSES = SESSION_STATUSES
+EXECUTION_MODES = _CURRENT_MODES + LEGACY_EXECUTION_MODES
 _SEVERITIES = ("low", "moderate", "high", "critical")
 
 
@@ -101,7 +103,7 @@ def _caller_metadata(src: Source, moment: datetime, task: str) -> Doc:
         meta[src.pick(("tenant_id", "tenant"))] = src.pick(("acme", 42, "tenant-7"))
     if src.flag(0.35):
         tags = [src.pick(("prod", "eval", "nightly", "smoke")) for _ in range(src.integer(0, 3))]
-        # the learning-key builder tolerates a bare string here, the DB filters do not (§9 item 17)
+        # the learning-key builder tolerates a bare string here, the DB filters do not
         meta["tags"] = ",".join(tags) if src.flag(0.2) else tags
     if src.flag(0.2):
         meta["project_root"] = src.pick(("/srv/app", "/home/dev/harness", "."))
@@ -110,7 +112,7 @@ def _caller_metadata(src: Source, moment: datetime, task: str) -> Doc:
     if src.flag(0.1):
         meta["fingerprint_hint"] = src.pick(("code::repo", "sre::checkout", "support::billing"))
     if src.flag(0.1):
-        # a caller's datetime is stored as str(datetime) (§0.2, §9 item 9)
+        # a caller's datetime is stored as str(datetime)
         meta["requested_at"] = spaced(moment)
     if src.flag(0.05):
         meta["enrichers"] = ["<function enrich_with_owner at 0x7f3a2c1b9d30>"]
@@ -134,7 +136,7 @@ def _triage_dossier(src: Source, task: str, caller: Doc, key: str) -> Doc:
         "tags",
     }
     copied = {k: v for k, v in caller.items() if k not in recognised}
-    copied["learning_key"] = key  # the default adapter copies every unrecognised key (§9 item 22)
+    copied["learning_key"] = key  # the default adapter copies every unrecognised key
     tags_value = caller.get("tags")
     tags = [tags_value] if isinstance(tags_value, str) else list(dict.fromkeys(tags_value or []))
     return {
@@ -345,10 +347,12 @@ def build_graph(src: Source, opts: GraphOptions) -> SessionGraph:
         if status == "succeeded":  # a completed session has at least its structural events
             lo = min(max(lo, minimum_events(attempts=steps_lo, probe=False, coach=False)), hi)
         events_target = src.key_integer(lo, hi)
-    if opts.steps is None and legacy and src.key_flag(0.5):
+    # attempts (two events each) a pinned event count leaves room for in a completed session
+    budget = (events_target - 6) // 2 if events_target is not None and status == "succeeded" else None
+    multi_step = opts.steps is None and legacy and src.key_flag(0.5)
+    if multi_step and (budget is None or budget >= 2):  # a multi-step plan needs two attempts at least
         steps_lo, steps_hi = 2, 5
-    if events_target is not None and status == "succeeded":
-        budget = (events_target - 6) // 2  # attempts (two events each) the event count leaves room for
+    if budget is not None:
         steps_hi = max(steps_lo, min(steps_hi, budget))
     step_count = src.key_integer(steps_lo, steps_hi)
     stepwise = step_count > 1 or (legacy and src.key_flag(0.3))
@@ -471,7 +475,7 @@ def build_graph(src: Source, opts: GraphOptions) -> SessionGraph:
     if opts.review_status is not None:
         column_status = opts.review_status
     elif status == "succeeded" and src.key_flag(0.3):
-        column_status = src.key_pick(("approved", "quarantined"))  # a reviewer acted later (§9 item 12)
+        column_status = src.key_pick(("approved", "quarantined"))  # a reviewer acted later
     if column_status == "quarantined" and review_notes is None and src.flag(0.6):
         review_notes = src.pick(("Quarantined: hallucinated tool output", "Needs a second look"))
 
@@ -583,11 +587,14 @@ def _split(src: Source, total: int, parts: int) -> list[int]:
 
 
 def _pad_events(src: Source, events: list[Doc], target: int, start: datetime, end: datetime) -> list[Doc]:
-    """Orphan callback LLM_START events (never closed, like the real ones) up to ``target``."""
-    padded = list(events)
-    last = events[-1]["payload"]["event_timestamp"] if events else epoch_seconds(start)
-    ceiling = max(epoch_seconds(end), last)
-    while len(padded) < target:
+    """Orphan callback LLM_START events (never closed, like the real ones) up to ``target``, inside the
+    workflow: before its WORKFLOW_END when the session has one (a succeeded session always ends with
+    it, also when its steps had no attempt span to hold the extra events)."""
+    closing = events[-1:] if events and events[-1]["payload"]["event_type"] == "WORKFLOW_END" else []
+    padded = events[: len(events) - len(closing)]
+    last = padded[-1]["payload"]["event_timestamp"] if padded else epoch_seconds(start)
+    ceiling = closing[0]["payload"]["event_timestamp"] if closing else max(epoch_seconds(end), last)
+    while len(padded) + len(closing) < target:
         last = last + (ceiling - last) / 4
         padded.append(
             envelope(
@@ -600,7 +607,7 @@ def _pad_events(src: Source, events: list[Doc], target: int, start: datetime, en
                 data={"input": {"messages": []}, "output": None, "chunk": None},
             )
         )
-    return padded
+    return padded + closing
 
 
 def build_session_metadata(
@@ -708,7 +715,7 @@ def build_session_metadata(
             for name in ("score_stddev", "uncertainty_mean", "uncertainty_stddev"):
                 if reward.stats.get(name) is not None:
                     summary[name] = reward.stats[name]
-        else:  # the evaluation raised: the mean of the placeholder step rewards (§1.3.6)
+        else:  # the evaluation raised: the mean of the placeholder step rewards
             summary = {"average": 0.0 if step_count else None, "count": step_count}
         metadata["reward_summary"] = summary
     if history is not None:

@@ -1,4 +1,4 @@
-"""Plans, step evaluations and step metadata (atlas-payloads.md §4)."""
+"""Plans, step evaluations and step metadata."""
 
 from __future__ import annotations
 
@@ -191,7 +191,7 @@ def _reasoning_item(src: Source) -> Doc:
             "text": " ".join(chunks),
         }
     elif kind == 1:
-        # values nested deeper than six levels are stored as Python repr strings (§9 item 14)
+        # values nested deeper than six levels are stored as Python repr strings
         payload = {
             "stream_snapshot": {
                 "agent": {

@@ -2,7 +2,7 @@
 
 The pass/fail verdict comes from jsonschema-rs (compiled once per schema and cached); documents that
 fail are re-checked with python-jsonschema for detailed errors. Formats (``date-time``) are checked
-for real. Tolerated Atlas quirks (inventory §9) pass and come back as warnings.
+for real. Tolerated Atlas quirks pass and come back as warnings.
 
     >>> from pytest_atlas.validation import validate, iter_errors, is_valid, SCHEMA_NAMES
     >>> is_valid({"score": 0.9}, "reward-stats")
@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pytest_atlas.errors import PayloadError
-from pytest_atlas.validation._schemas import BASE_URI, SCHEMA_NAMES, documents, uri_of
+from pytest_atlas.validation._schemas import BASE_URI, SCHEMA_NAMES, document, uri_of
 from pytest_atlas.validation._storable import MAX_DEPTH
 from pytest_atlas.validation._validator import PayloadCheck, PayloadValidator, validator_for
 from pytest_atlas.validation._violation import Severity, UnknownField, Violation, json_path, preview
@@ -80,7 +80,7 @@ def check_payload(instance: Any, schema: Schema, *, census: bool = True) -> Payl
 def load_schema(name: str) -> dict[str, Any]:
     """A copy of a shipped schema document (``load_schema("session-metadata")``)."""
     validator = validator_for(name)
-    return copy.deepcopy(dict(documents()[validator.name]))
+    return copy.deepcopy(dict(document(validator.name)))
 
 
 def schema_uri(name: str) -> str:

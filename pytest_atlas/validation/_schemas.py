@@ -26,11 +26,16 @@ from pytest_atlas._resources import jsonschemas_dir
 from pytest_atlas.errors import AtlasError
 
 __all__ = [
+    "ALL_NAMES",
     "BASE_URI",
     "COMMON",
     "SCHEMA_NAMES",
     "Variant",
+    "closure",
+    "closure_of",
+    "compile_error",
     "derive",
+    "document",
     "documents",
     "lookup",
     "name_of_uri",
@@ -75,30 +80,83 @@ def name_of_uri(uri: str) -> str | None:
     return None
 
 
-@functools.cache
-def documents() -> Mapping[str, Mapping[str, Any]]:
-    """name → schema document, loaded once from the installed ``jsonschemas/`` folder and checked."""
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import SchemaError
+#: every file in jsonschemas/: the payload schemas and the shared definitions
+ALL_NAMES: tuple[str, ...] = (COMMON, *SCHEMA_NAMES)
 
-    folder = jsonschemas_dir()
-    loaded: dict[str, Mapping[str, Any]] = {}
-    for name in (COMMON, *SCHEMA_NAMES):
-        path = folder / f"{name}.schema.json"
-        loaded[name] = _load(path)
-        try:
-            Draft202012Validator.check_schema(loaded[name])
-        except SchemaError as exc:
-            raise AtlasError(
-                f"the shipped JSON Schema {path} is not a valid draft 2020-12 schema: {exc.message}",
-                hint="reinstall pytest-atlas; if you edited the file, fix it",
-            ) from None
-        if loaded[name].get("$id") != uri_of(name):
-            raise AtlasError(
-                f"{path} has $id {loaded[name].get('$id')!r}, expected {uri_of(name)!r}",
-                hint="keep $id equal to the published URL of the file",
-            )
+
+@functools.cache
+def document(name: str) -> Mapping[str, Any]:
+    """One shipped schema document, loaded on first use (only its ``$id`` is checked here: that
+    every file is a valid draft 2020-12 schema is checked by the test suite, and a damaged
+    installed file fails when it is compiled, with the file named; see :func:`compile_error`)."""
+    path = jsonschemas_dir() / f"{name}.schema.json"
+    loaded = _load(path)
+    if loaded.get("$id") != uri_of(name):
+        raise AtlasError(
+            f"{path} has $id {loaded.get('$id')!r}, expected {uri_of(name)!r}",
+            hint="keep $id equal to the published URL of the file",
+        )
     return loaded
+
+
+def documents() -> Mapping[str, Mapping[str, Any]]:
+    """name → schema document, for every shipped file (each loaded once)."""
+    return {name: document(name) for name in ALL_NAMES}
+
+
+def compile_error(names: tuple[str, ...], exc: Exception) -> AtlasError:
+    """A shipped schema that does not compile: name the files (they were edited or damaged)."""
+    folder = jsonschemas_dir()
+    files = ", ".join(str(folder / f"{name}.schema.json") for name in names)
+    return AtlasError(
+        f"a shipped JSON Schema does not compile ({files}): {str(exc).splitlines()[0][:300]}",
+        hint="reinstall pytest-atlas: pip install --force-reinstall pytest-atlas; if you edited the file, fix it",
+    )
+
+
+def referenced(schema: Any, base: str = BASE_URI) -> set[str] | None:
+    """The shipped schemas that ``schema`` ``$ref``s directly (by file name or ``$id``), or None when
+    it refers to something else (then every shipped schema is made available)."""
+    names: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and not ref.startswith("#"):
+                target = ref if "://" in ref else base.rsplit("/", 1)[0] + "/" + ref
+                name = name_of_uri(target)
+                if name is None or name not in ALL_NAMES:
+                    return None
+                names.add(name)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return names
+
+
+@functools.cache
+def closure(name: str) -> tuple[str, ...]:
+    """``name`` and every shipped schema it reaches through ``$ref`` (what compiling it needs)."""
+    return closure_of(document(name), extra=(name,))
+
+
+def closure_of(schema: Any, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The shipped schemas a schema reaches through ``$ref``, transitively (all of them when unknown)."""
+    seen = set(extra)
+    pending = referenced(schema)
+    if pending is None:
+        return tuple(sorted(ALL_NAMES))
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        more = referenced(document(name), uri_of(name))
+        if more is None:
+            return tuple(sorted(ALL_NAMES))
+        pending |= more - seen
+    return tuple(sorted(seen))
 
 
 def _load(path: Path) -> Mapping[str, Any]:
@@ -140,8 +198,14 @@ def _strip(node: Any, *, closed: bool) -> Any:
 
 
 @functools.cache
+def variant_document(name: str, variant: Variant) -> Any:
+    """One shipped schema in its ``variant`` form, derived on first use."""
+    return derive(document(name), variant) if variant != "lenient" else document(name)
+
+
 def variant_documents(variant: Variant) -> Mapping[str, Any]:
-    return {name: derive(doc, variant) for name, doc in documents().items()}
+    """Every shipped schema in its ``variant`` form."""
+    return {name: variant_document(name, variant) for name in ALL_NAMES}
 
 
 def lookup(location: str, *, root: Any = None) -> Any:
@@ -153,9 +217,9 @@ def lookup(location: str, *, root: Any = None) -> Any:
     base, _, fragment = location.partition("#")
     if base:
         name = name_of_uri(base)
-        if name is None or name not in documents():
+        if name is None or name not in ALL_NAMES:
             raise KeyError(location)
-        node: Any = documents()[name]
+        node: Any = document(name)
     else:
         node = root
     if not fragment:

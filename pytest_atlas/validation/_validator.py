@@ -53,38 +53,59 @@ def _refuse_retrieval(uri: str) -> Any:
 
 
 @functools.cache
-def _rs_registry(variant: _schemas.Variant) -> Any:
-    docs = _schemas.variant_documents(variant)
-    return jsonschema_rs.Registry([(doc["$id"], doc) for doc in docs.values()], retriever=_refuse_retrieval)
+def _rs_registry(variant: _schemas.Variant, names: tuple[str, ...]) -> Any:
+    """The shipped schemas ``names`` (a schema's $ref closure) in their ``variant`` form."""
+    return jsonschema_rs.Registry(
+        [(_schemas.uri_of(name), _schemas.variant_document(name, variant)) for name in names],
+        retriever=_refuse_retrieval,
+    )
 
 
 @functools.cache
-def _py_registry() -> Any:
+def _py_registry(names: tuple[str, ...]) -> Any:
     from pytest_atlas.validation._detail import registry
 
-    return registry(_schemas.documents())
+    return registry({name: _schemas.document(name) for name in names})
 
 
-def _compile_rs(schema: Any, variant: _schemas.Variant) -> Any:
+def _compile_rs(schema: Any, variant: _schemas.Variant, names: tuple[str, ...] | None = None) -> Any:
+    """jsonschema-rs's validator of ``schema`` in its ``variant`` form; ``names`` are the shipped schemas
+    it may ``$ref`` (default: those it reaches)."""
+    needed = _schemas.closure_of(schema) if names is None else names
     return jsonschema_rs.Draft202012Validator(
         _schemas.derive(schema, variant) if variant != "lenient" else schema,
-        registry=_rs_registry(variant),
+        registry=_rs_registry(variant, needed),
         validate_formats=True,
         retriever=_refuse_retrieval,
     )
 
 
 class PayloadValidator:
-    """The compiled validators of one schema. Build with :func:`validator_for`."""
+    """The compiled validators of one schema. Build with :func:`validator_for`.
 
-    def __init__(self, name: str, schema: Mapping[str, Any]) -> None:
+    Only what is used is compiled, on first use: the lenient variant (the verdict) at once, the
+    others when a document needs them (warnings, the census), python-jsonschema for failures.
+    Each compiles against the shipped schemas its ``$ref``s reach, not all of them.
+    """
+
+    def __init__(self, name: str, schema: Mapping[str, Any], names: tuple[str, ...] | None = None) -> None:
         self.name = name
         self.schema = schema
-        self._lenient = _compile_rs(schema, "lenient")
-        self._no_quirk = _compile_rs(schema, "no_quirk")
-        self._closed = _compile_rs(schema, "closed")
+        self._names = _schemas.closure_of(schema) if names is None else names
+        self._lenient = self._compile("lenient")
         self._detail: Any = None
         self._parts: dict[str, Any] = {}
+
+    def _compile(self, variant: _schemas.Variant) -> Any:
+        return _compile_rs(self.schema, variant, self._names)
+
+    @functools.cached_property
+    def _no_quirk(self) -> Any:
+        return self._compile("no_quirk")
+
+    @functools.cached_property
+    def _closed(self) -> Any:
+        return self._compile("closed")
 
     def __repr__(self) -> str:
         return f"<PayloadValidator {self.name}>"
@@ -147,14 +168,17 @@ class PayloadValidator:
             if reference is None:  # a location inside a custom schema without $id
                 part = jsonschema_rs.Draft202012Validator(
                     {"$defs": {"root": self.schema}, "$ref": "#/$defs/root" + location.lstrip("#")},
-                    registry=_rs_registry("lenient"),
+                    registry=_rs_registry("lenient", self._names),
                     validate_formats=True,
                     retriever=_refuse_retrieval,
                 )
             else:
+                owner = _schemas.name_of_uri(reference)
                 part = jsonschema_rs.Draft202012Validator(
                     {"$ref": reference},
-                    registry=_rs_registry("lenient"),
+                    registry=_rs_registry(
+                        "lenient", _schemas.closure(owner) if owner in _schemas.ALL_NAMES else self._names
+                    ),
                     validate_formats=True,
                     retriever=_refuse_retrieval,
                 )
@@ -185,7 +209,7 @@ class PayloadValidator:
         from pytest_atlas.validation._detail import detail_validator, detail_violations
 
         if self._detail is None:
-            self._detail = detail_validator(self.schema, _py_registry())
+            self._detail = detail_validator(self.schema, _py_registry(self._names))
         try:
             return detail_violations(self._detail, document, self.name)
         except RecursionError:
@@ -212,8 +236,12 @@ class PayloadValidator:
 
 @functools.cache
 def _shipped(name: str) -> PayloadValidator:
-    schema = _schemas.documents()[name]
-    return PayloadValidator(name, schema)
+    schema = _schemas.document(name)
+    names = _schemas.closure(name)
+    try:
+        return PayloadValidator(name, schema, names)
+    except (ValueError, jsonschema_rs.ReferencingError) as exc:
+        raise _schemas.compile_error(names, exc) from None
 
 
 _CUSTOM: OrderedDict[str, PayloadValidator] = OrderedDict()

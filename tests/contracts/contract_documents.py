@@ -1,8 +1,8 @@
-"""Realistic Atlas payloads, written by hand from the inventory (shared/reference/atlas-payloads.md).
+"""Realistic Atlas payloads, written by hand from what Atlas writes.
 
 Every builder returns a fresh document, so tests may mutate what they get. The shapes follow what Atlas
 0.1.15/0.1.16 writes on its main paths (paired run with RIM reward, learning enabled, drift on); the
-``*_quirk`` variants reproduce the oddities of inventory §9 one at a time.
+``*_quirk`` variants reproduce the oddities Atlas is known to write, one at a time.
 """
 
 from __future__ import annotations

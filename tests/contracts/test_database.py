@@ -209,7 +209,7 @@ def test_render_and_json(atlas_db: Conn, atlas_dsn: str) -> None:
     text = str(report)
     lines = text.splitlines()
     assert lines[0].startswith("Atlas contract check of postgresql://")
-    assert lines[2].split() == ["column", "schema", "rows", "errors", "warnings", "unknown", "keys", "result"]
+    assert lines[2].split() == ["check", "schema", "rows", "errors", "warnings", "unknown", "keys", "result"]
     assert any(line.startswith("sessions.metadata ") and line.endswith("FAIL") for line in lines)
     assert "$.reward_stats.score  type  2 rows  e.g. id=" in text
     assert "$.team  string×1, integer×1  2 rows (29% of rows)" in text
@@ -262,10 +262,12 @@ def test_unreachable_dsn_is_a_clear_error_without_the_password() -> None:
     with pytest.raises(AtlasError) as info:
         check_database("postgresql://atlas:s3cret-pw@127.0.0.1:1/atlas")
     text = str(info.value)
-    assert text.startswith("cannot connect to postgresql://atlas:***@127.0.0.1:1/atlas")
+    assert text.startswith(
+        "cannot check the contracts: cannot reach PostgreSQL at postgresql://atlas:***@127.0.0.1:1/atlas"
+    )
     assert "s3cret-pw" not in text
     assert "how to fix:" in text
-    with pytest.raises(AtlasError, match="cannot connect"):
+    with pytest.raises(AtlasError, match="cannot reach PostgreSQL"):
         check_database("host=/nonexistent dbname=x")
 
 

@@ -1,4 +1,4 @@
-"""Realistic Atlas payloads pass, each §9 quirk passes with its warning, targeted mutations fail exactly."""
+"""Realistic Atlas payloads pass, each known quirk passes with its warning, targeted mutations fail exactly."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def _delete(*path: Any) -> Callable[[Any], None]:
     return change
 
 
-# (schema, document, path of the warning, quirk id) — each item of inventory §9 that a schema tolerates
+# (schema, document, path of the warning, quirk id) — each quirk Atlas writes that a schema tolerates
 QUIRKS: list[tuple[str, Any, str, str]] = [
     ("session-metadata", "{'learning_key': 'k', 'self': {...}}", "$", "serialisation-fallback"),
     ("reward-audit", "[{'stage': 'tier1', 'model': 'gemini/gemini-2.5-flash'}]", "$", "serialisation-fallback"),

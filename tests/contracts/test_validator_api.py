@@ -341,3 +341,23 @@ def test_big_integers_and_str_subclasses_do_not_crash() -> None:
     document = {**D.session_metadata(), "task_num": 2**80, "execution_mode": Mode.PAIRED}
     assert is_valid(document, "session-metadata")
     assert list(iter_errors(document, "session-metadata")) == []
+
+
+def test_the_first_verdict_compiles_only_the_schema_asked_for() -> None:
+    """The first validation in a process (a Hypothesis example under a 200 ms deadline) loads and
+    compiles the schema it names and what that schema $refs, nothing else: no python-jsonschema,
+    no other schema file, no quirk-free or closed variant."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pytest_atlas import is_valid\n"
+        "from pytest_atlas.validation import _schemas\n"
+        "assert is_valid({'score': 0.9}, 'reward-stats')\n"
+        "print(sorted(name for name in _schemas.ALL_NAMES if _schemas.document.cache_info().currsize and "
+        "name in _schemas.closure('reward-stats')), _schemas.document.cache_info().currsize, "
+        "'jsonschema' in sys.modules, _schemas.variant_document.cache_info().currsize)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["['common',", "'reward-stats']", "2", "False", "2"]

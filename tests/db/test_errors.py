@@ -91,8 +91,8 @@ def test_wrong_password(pytester: pytest.Pytester, password_server: PasswordServ
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
-            f"*pytest-atlas: PostgreSQL at postgresql://postgres:***@127.0.0.1:{port}/postgres rejected the login*",
-            "*how to fix: check the user and password*",
+            f"*pytest-atlas: PostgreSQL at postgresql://postgres:***@127.0.0.1:{port}/postgres rejected the password of user 'postgres'*",
+            "*how to fix: check the user name and the password in --atlas-dsn*",
         ]
     )
     assert "wr0ngpass" not in output(result)

@@ -1,7 +1,7 @@
 """The live catalog of a database built from schema.sql matches Atlas's schema, column for column.
 
 The expected structure below is written out by hand from Atlas 0.1.15/0.1.16
-(atlas/runtime/storage/schema.sql and the inventory in the reference notes); it is deliberately not
+(Atlas's own storage code and the tables it writes); it is deliberately not
 derived from our schema.sql, so that a wrong edit to schema.sql makes this test fail.
 """
 

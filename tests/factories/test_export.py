@@ -24,7 +24,7 @@ DB = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck
 
 
 def exporter_view(graph: SessionGraph) -> dict[str, Any]:
-    """What survives the exporter (atlas-payloads.md §6.1), written out independently of the loader:
+    """What survives the exporter, written out independently of the loader:
     the metadata gains setdefault copies of review_status, reward_stats and reward_audit; notes are
     stripped (blank ones vanish) and fall back to the metadata's; empty audits vanish; a running
     session's NULL final_answer comes back NULL."""

@@ -139,3 +139,23 @@ def test_atlas_factory_is_seeded_per_test(atlas_factory: BoundFactory, request: 
 
     expected = Factory(seed=zlib.crc32(request.node.nodeid.encode())).session()
     assert atlas_factory.build().as_dict() == expected.as_dict()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "shown"),
+    [
+        ({"failed": True, "running": True}, "the failed trait sets status='failed'"),
+        ({"quarantined": True, "approved": True}, "the quarantined trait sets review_status='quarantined'"),
+    ],
+)
+def test_traits_that_contradict_each_other_are_refused(overrides: dict[str, bool], shown: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        Factory(0).session(**overrides)
+    assert shown in str(info.value) and "contradict each other" in str(info.value)
+
+
+def test_a_trait_and_a_pin_that_would_be_ignored_are_refused() -> None:
+    with pytest.raises(InvalidArgument, match=r"invalid steps=3: expected None for a failed session"):
+        Factory(0).session(failed=True, steps=3)
+    with pytest.raises(InvalidArgument, match=r"invalid attempts=2: expected None for a running session"):
+        Factory(0).session(running=True, attempts=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -95,12 +96,72 @@ def test_ini_values_are_toml_or_bare_words() -> None:
             "say why the regression is accepted",
         ),
         ("[tool.pytest-atlas\n", "not valid TOML"),
+        # every option against its type, range and Atlas's own words
+        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 7', "threshold must lie in [0, 1], got 7"),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nstatus = ["succeded"]',
+            "status 'succeded' is not a value Atlas writes (did you mean 'succeeded'?)",
+        ),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "review"\nreview_status = "reviewed"',
+            "review_status 'reviewed' is not a value Atlas writes",
+        ),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "regression"\nbaseline = { status = "done" }',
+            "baseline: status 'done' is not a value Atlas writes",
+        ),
+        ('[tool.pytest-atlas.gates.g]\nkind = "regression"\nmin_effect = 2', "min_effect must lie in (0, 1]"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "regression"\ntolerance = -0.1', "tolerance must lie in [0, 1]"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "regression"\ndigits = 20', "digits must be an integer from 0 to 12"),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "regression"\nallow_new_keys = "yes"',
+            "allow_new_keys must be true or false",
+        ),
+        ('[tool.pytest-atlas.gates.g]\nkind = "drift"\nmin_baseline = 80', "min_baseline (80) is larger than window"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "drift"\nz_threshold = 0', "z_threshold must lie in (0, inf]"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nmethod = "anova"', "unknown method"),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nn_resamples = 100000000',
+            "n_resamples must be an integer from 100 to 1000000",
+        ),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nmax_uncertainty = 3',
+            "max_uncertainty must be a number from 0 to 1",
+        ),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nlearning_key = ["a", ""]',
+            "learning_key holds an empty or unusable string ''",
+        ),
+        ('[tool.pytest-atlas.gates.g]\nkind = "review"\nmax_pending_share = 1.5', "max_pending_share must lie in"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "review"\ndescription = 3', "description must be a string"),
     ],
 )
 def test_every_mistake_names_itself(tmp_path: Path, toml: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message) as info:
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
         read_pyproject(write(tmp_path, toml))
     assert "pyproject.toml" in str(info.value)
+    if "gates.g]" in toml and "accept" not in toml:  # the gate's name and where it was declared
+        assert "[tool.pytest-atlas.gates].g" in str(info.value) and "gate 'g'" in str(info.value)
+
+
+def test_ini_lines_and_markers_name_the_gate_and_where_it_was_declared(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\natlas_gate =\n    floor: kind=threshold threshold=7\n")
+    ini = pytester.runpytest("--atlas-gates", "--atlas-target=postgresql://u@127.0.0.1:1/x", "-p", "no:randomly")
+    assert ini.ret == pytest.ExitCode.USAGE_ERROR
+    ini.stderr.fnmatch_lines(["*tox.ini atlas_gate (floor)*gate 'floor': threshold must lie in [[]0, 1], got 7*"])
+    (pytester.path / "tox.ini").unlink()
+    pytester.makepyfile(
+        test_marked="""
+import pytest
+
+@pytest.mark.atlas_gate("share", kind="execution_modes", modes={"turbo": 0.2})
+def test_harness():
+    pass
+"""
+    )
+    marker = pytester.runpytest("--atlas-gates", "--atlas-target=postgresql://u@127.0.0.1:1/x", "-p", "no:randomly")
+    assert marker.ret == pytest.ExitCode.USAGE_ERROR
+    marker.stderr.fnmatch_lines(["*test_marked.py::test_harness: gate 'share': modes: unknown execution mode 'turbo'*"])
 
 
 def test_duplicate_names_between_pyproject_and_ini(tmp_path: Path) -> None:

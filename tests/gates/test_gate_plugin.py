@@ -12,7 +12,7 @@ import pytest
 
 # numpy refuses to be imported twice in one process: load the gate machinery here, outside the
 # sys.modules snapshots that pytester takes around each in-process inner run
-import pytest_atlas.gates  # noqa: F401
+import pytest_atlas.gates._evaluate  # noqa: F401
 
 from .gates_seed import insert, session_row
 
@@ -38,7 +38,7 @@ def test_declared_gates_become_items_that_pass(
 ) -> None:
     seed_good(atlas_db)
     pytester.makefile(".toml", pyproject=PYPROJECT)
-    result = pytester.runpytest("--atlas-gates", f"--atlas-dsn={atlas_dsn}", "-v", "-p", "no:randomly")
+    result = pytester.runpytest("--atlas-gates", f"--atlas-target={atlas_dsn}", "-v", "-p", "no:randomly")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
@@ -53,7 +53,7 @@ def test_declared_gates_become_items_that_pass(
 
 
 def run(pytester: pytest.Pytester, dsn: str, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("--atlas-gates", f"--atlas-dsn={dsn}", "-p", "no:randomly", *args)
+    return pytester.runpytest("--atlas-gates", f"--atlas-target={dsn}", "-p", "no:randomly", *args)
 
 
 def test_a_failing_gate_fails_with_its_table(
@@ -87,7 +87,9 @@ def test_inconclusive_has_its_own_outcome_and_exit_status(
     atlas_db.commit()
     pytester.makefile(".toml", pyproject=PYPROJECT)
     result = run(pytester, atlas_dsn)
-    result.stdout.fnmatch_lines(["*INCONCLUSIVE*", "*exit status 6: inconclusive gate(s)*"])
+    result.stdout.fnmatch_lines(
+        ["*INCONCLUSIVE*", "gates: 2 gates: 1 passed, 1 inconclusive", "*exit status 6: inconclusive check(s)*"]
+    )
     assert _outcomes(result) == {"passed": 1, "inconclusive": 1}
     assert result.ret == 6
     pytester.makefile(
@@ -105,8 +107,10 @@ def test_unreachable_database_is_an_error_not_a_failure(pytester: pytest.Pyteste
     assert result.ret == 7
     result.stdout.fnmatch_lines(
         [
-            "*cannot connect to the gate database postgresql://gate:***@127.0.0.1:1/atlas*",
-            "*exit status 7: gate(s) could not be evaluated*",
+            "*cannot reach PostgreSQL at postgresql://gate:***@127.0.0.1:1/atlas?connect_timeout=2: *Connection refused",
+            "  how to fix: is the server running and listening there? check the host and port in --atlas-target*",
+            "gates: 2 gates: 2 errors",
+            "*exit status 7: check(s) could not be evaluated*",
         ]
     )
     assert "hunter2" not in result.stdout.str()
@@ -166,7 +170,9 @@ def test_regression_without_baseline_and_with_a_malformed_one(
     bad.assert_outcomes(errors=1)
     bad.stdout.fnmatch_lines([f"*baseline file {broken}: not valid JSON (line 1*"])
     other = tmp_path / "other.json"
-    other.write_text('{"format": "pytest-atlas-baseline", "version": 1, "gates": {}}')
+    other.write_text(
+        '{"format": "pytest-atlas-baseline", "version": 2, "created": "2025-06-01T00:00:00+00:00", "gates": {}}'
+    )
     run(pytester, atlas_dsn, f"--atlas-baseline={other}").stdout.fnmatch_lines(["*has no gate named 'no-regression'*"])
 
 
@@ -188,7 +194,7 @@ reason = "ticket 42: planner rewrite"
     monkeypatch.setenv("PYTEST_ATLAS_TODAY", "2026-03-31")
     accepted = run(pytester, atlas_dsn)
     accepted.assert_outcomes(passed=2)
-    accepted.stdout.fnmatch_lines(["*reward-floor*FAIL (accepted)*", "*[accepted until 2026-03-31: ticket 42*"])
+    accepted.stdout.fnmatch_lines(["*reward-floor*FAIL (accepted)*", "*[accepted: until 2026-03-31: ticket 42*"])
     assert accepted.ret == 0
     monkeypatch.setenv("PYTEST_ATLAS_TODAY", "2026-04-01")
     expired = run(pytester, atlas_dsn)
@@ -245,12 +251,13 @@ def test_report_json_junit_and_step_summary(
     assert document["summary"] == {"pass": 1, "fail": 1, "inconclusive": 0, "error": 0}
     floor = next(g for g in document["results"]["gate"] if g["name"] == "reward-floor")
     assert floor["outcome"] == "fail" and floor["rows"][0]["n"] == 80 and floor["rows"][0]["p_value"] < 0.05
-    assert "hunter" not in report.read_text() and document["dsn"].startswith("postgresql://")
+    assert "hunter" not in report.read_text() and document["target"].startswith("postgresql://")
     xml = junit.read_text()
     assert '<property name="atlas_gate" value="reward-floor"' in xml
     assert '<property name="atlas_outcome" value="fail"' in xml
     markdown = step_summary.read_text()
-    assert markdown.startswith("earlier content\n### pytest-atlas gates")
+    assert markdown.startswith("earlier content\n### pytest-atlas: `postgresql://")
+    assert "**gates**: 2 gates: 1 passed, 1 failed" in markdown
     assert "| reward-floor | k1 | 80 |" in markdown and "❌ FAIL" in markdown
 
 
@@ -261,7 +268,7 @@ def test_gates_under_xdist(
     pytester.makefile(".toml", pyproject=PYPROJECT)
     pytester.makepyfile(test_other="def test_one():\n    pass\n")
     report = tmp_path / "report.json"
-    result = run(pytester, atlas_dsn, "-n", "2", f"--atlas-report={report}")
+    result = run(pytester, atlas_dsn, "-n", "2", f"--atlas-report={report}", "--atlas-with-tests")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*atlas gates*", "*no-quarantine*k1*PASS*", "*reward-floor*k1*80*FAIL*"])
     document = json.loads(report.read_text())
@@ -270,7 +277,11 @@ def test_gates_under_xdist(
 
 def test_usage_errors(pytester: pytest.Pytester, atlas_dsn: str) -> None:
     result = pytester.runpytest("--atlas-gates", "-p", "no:randomly")
-    result.stderr.fnmatch_lines(["*--atlas-gates needs the database to gate: pass --atlas-dsn*"])
+    result.stderr.fnmatch_lines(
+        [
+            "*--atlas-gates needs the database to check: pass --atlas-target DSN, set $ATLAS_TARGET_DSN, or set the ini key atlas_target*"
+        ]
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     pytester.makefile(".toml", pyproject='[tool.pytest-atlas.gates.floor]\nkind = "threshold"\nthreshhold = 0.7\n')
     typo = run(pytester, atlas_dsn)

@@ -177,7 +177,7 @@ def test_max_uncertainty_leaves_out_sessions_the_judges_were_unsure_of(atlas_db:
 def test_max_uncertainty_is_validated(bad: Any) -> None:
     from pytest_atlas.errors import InvalidArgument
 
-    with pytest.raises(InvalidArgument, match="max_uncertainty must be a number >= 0"):
+    with pytest.raises(InvalidArgument, match="max_uncertainty must be a number from 0 to 1"):
         Selection.build(max_uncertainty=bad)
 
 

@@ -71,7 +71,7 @@ def test_accepted_rows_count_as_passes() -> None:
 
 def test_markdown_escapes_pipes_and_marks_outcomes() -> None:
     text = render_markdown([result()])
-    assert text.startswith("### pytest-atlas gates\n\n| gate | learning key |")
+    assert text.startswith("### pytest-atlas\n\n**gates**: 1 gate: 1 failed\n\n| gate | learning key |")
     assert "❌ FAIL" in text and "⚠️ INCONCLUSIVE" in text and "- **no-regression** `search`: can only detect" in text
 
 

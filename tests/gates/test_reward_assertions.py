@@ -147,14 +147,18 @@ def test_regression_against_a_baseline_file(atlas_db: psycopg.Connection[Any], t
         ('{"format": "something-else"}', "not a pytest-atlas baseline"),
         ('{"format": "pytest-atlas-baseline", "version": 99, "gates": {}}', "format version 99 is not supported"),
         (
-            '{"format": "pytest-atlas-baseline", "version": 1, "gates": {"g": {"k": {"learning_key": "k", '
-            '"values": [0.5], "counts": [2], "n": 3}}}}',
-            "gate 'g', key 'k': series 'k': n is 3 but the counts add up to 2",
+            '{"format": "pytest-atlas-baseline", "version": 2, "created": "2025-06-01T00:00:00+00:00", '
+            '"gates": {"g": {"k": {"learning_key": "k", "digits": 4, "values": [0.5], "counts": [2], "n": 3, '
+            '"mean": 0.5, "variance": 0.0, "missing": 0, "worst": [], "tasks": null, "uncertainty_mean": null, '
+            '"uncertain": 0}}}}',
+            "gate 'g', key 'k': n is 3 but the counts add up to 2",
         ),
         (
-            '{"format": "pytest-atlas-baseline", "version": 1, "gates": {"g": {"k": {"learning_key": "k", '
-            '"values": ["x"], "counts": [1]}}}}',
-            "gate 'g', key 'k': series 'k' values[0] is 'x', not a number",
+            '{"format": "pytest-atlas-baseline", "version": 2, "created": "2025-06-01T00:00:00+00:00", '
+            '"gates": {"g": {"k": {"learning_key": "k", "digits": 4, "values": ["x"], "counts": [1], "n": 1, '
+            '"mean": 0.5, "variance": null, "missing": 0, "worst": [], "tasks": null, "uncertainty_mean": null, '
+            '"uncertain": 0}}}}',
+            "gate 'g', key 'k': values[0] must be a finite number, got 'x'",
         ),
     ],
 )
@@ -249,8 +253,12 @@ def test_unreachable_dsn_is_a_clear_error_without_the_password() -> None:
     with pytest.raises(GateError) as info:
         assert_reward_at_least(dsn, 0.5)
     text = str(info.value)
-    assert "cannot connect to the gate database postgresql://gate:***@127.0.0.1:1/atlas" in text
-    assert "how to fix: check --atlas-dsn" in text and "s3cret-pw" not in text
+    assert (
+        "cannot connect to the gate database: cannot reach PostgreSQL at postgresql://gate:***@127.0.0.1:1/atlas"
+        in text
+    )
+    assert "how to fix: is the server running and listening there? check the host and port in --atlas-target" in text
+    assert "s3cret-pw" not in text
 
 
 def test_result_objects_are_json_ready(atlas_db: psycopg.Connection[Any]) -> None:

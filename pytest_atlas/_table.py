@@ -1,0 +1,52 @@
+"""The one table renderer, and the escaping of everything pytest-atlas prints from a database.
+
+Learning keys, JSON keys, status values and messages come from data nobody checked: a key holding
+``\\x1b[2J`` would clear the reader's terminal, a newline would forge a table row. :func:`escape`
+turns every control character (and the invisible bidirectional overrides) into a visible
+``\\x..`` / ``\\u....`` escape; :func:`render_table` escapes every cell before it measures it, so
+the columns still line up. Light on purpose: no imports beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+
+__all__ = ["escape", "escape_lines", "render_table"]
+
+# C0 and C1 controls, DEL, the line/paragraph separators and the bidirectional formatting characters
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape(text: str) -> str:
+    """``text`` with every control character shown as an escape (newlines and tabs included)."""
+    return _UNSAFE.sub(_escaped, text)
+
+
+def escape_lines(text: str) -> str:
+    """Multi-line ``text`` with its line breaks kept and every other control character escaped."""
+    return "\n".join(escape(line) for line in text.split("\n"))
+
+
+def render_table(rows: Sequence[Sequence[str]], *, right: Collection[int] = ()) -> str:
+    """A fixed-width table: the first row is the header, a rule of dashes follows it. Columns whose
+    index is in ``right`` are right-aligned (numbers). Cells are escaped; trailing blanks dropped."""
+    cells = [[escape(str(cell)) for cell in row] for row in rows]
+    if not cells:
+        return ""
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(
+            cell.rjust(width) if index in right else cell.ljust(width)
+            for index, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+
+    text = [line(cells[0]), line(["-" * width for width in widths])]
+    text += [line(row) for row in cells[1:]]
+    return "\n".join(text)

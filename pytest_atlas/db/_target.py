@@ -1,0 +1,61 @@
+"""The checked database (``--atlas-target``): every connection to it is opened here, read-only.
+
+Contract checks and gates only ever read the database they check. That is enforced at the server,
+not only by our SQL: the connection starts with ``default_transaction_read_only=on`` (so even a
+statement that tried to write would fail), and the queries themselves run in READ ONLY
+transactions. The client encoding is UTF8, so a ``SQL_ASCII`` database hands out text, not bytes.
+
+This module is the one place that turns a target DSN into a connection or into printable text
+(:func:`connect_target`, :func:`describe_target`); keep it that way, so that the DSN's type can
+change in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from pytest_atlas._dsn import Dsn, redact
+from pytest_atlas.db._connect import TARGET_SETTING, connect_clearly
+from pytest_atlas.errors import ProvisioningError
+
+__all__ = ["READ_ONLY_OPTION", "connect_target", "describe_target"]
+
+#: the server setting every target connection starts with
+READ_ONLY_OPTION = "-c default_transaction_read_only=on"
+
+
+def connect_target(dsn: str | Dsn, *, timeout: int = 10) -> psycopg.Connection[Any]:
+    """An autocommit connection to the checked database that cannot write (read-only at the server).
+
+    ``dsn`` is a connection string, or the :class:`~pytest_atlas._dsn.Dsn` of the settings (revealed
+    here, and only here).
+
+    Raises :class:`~pytest_atlas.errors.ProvisioningError` with a clear message when the database
+    cannot be reached (password redacted).
+    """
+    shown = describe_target(dsn)
+    params = conninfo_to_dict(dsn.reveal() if isinstance(dsn, Dsn) else dsn)
+    params.setdefault("connect_timeout", timeout)
+    params["client_encoding"] = "UTF8"
+    plain = dict(params)
+    params["options"] = f"{params.get('options') or ''} {READ_ONLY_OPTION}".strip()
+    try:
+        conn = connect_clearly(make_conninfo("", **params), setting=TARGET_SETTING, shown=shown, autocommit=True)
+    except ProvisioningError as exc:
+        if "startup parameter" not in exc.problem.lower():
+            raise
+        # a connection pooler that refuses startup options: set the same thing once connected
+        conn = connect_clearly(make_conninfo("", **plain), setting=TARGET_SETTING, shown=shown, autocommit=True)
+        conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    row = conn.execute("SHOW default_transaction_read_only").fetchone()
+    if not row or row[0] != "on":  # pragma: no cover - a server that ignored the option
+        conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    return conn
+
+
+def describe_target(dsn: str | Dsn) -> str:
+    """The target DSN as it may be printed (password replaced by ``***``)."""
+    return dsn.redacted if isinstance(dsn, Dsn) else redact(dsn)

@@ -1,0 +1,170 @@
+"""The one reporter of contract checks, gates and reward assertions (on the controller).
+
+Every check item records one result payload in its ``user_properties`` (see ``_checks``);
+pytest-xdist ships reports to the controller, where :class:`AtlasReporter` collects them. At the
+end of the run it
+
+* sets the exit status: 1 when a check (or any other test) failed, else 7 when a check could not
+  be evaluated, else 6 when a check was inconclusive and that is not allowed;
+* prints one section per kind (``atlas contract``, ``atlas gates``): the table, the reasons, and a
+  count line whose numbers are the items' outcomes;
+* writes ``--atlas-report`` JSON and appends a Markdown section to ``$GITHUB_STEP_SUMMARY``.
+
+JUnit XML carries the same results: each item's ``user_properties`` (``atlas_gate`` or
+``atlas_contract``, ``atlas_outcome``, ``atlas_summary``, ``atlas_result``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pytest_atlas._outcome import EXIT_ERROR, EXIT_INCONCLUSIVE, Outcome, exit_status
+from pytest_atlas._properties import parse_result_property
+from pytest_atlas.fixtures._state import settings_of
+from pytest_atlas.plugin._checks import check_mode, left_out, left_out_line, target_of
+
+__all__ = ["SERIES_PROPERTY", "AtlasReporter", "reporter_of"]
+
+#: the user property carrying a gate's series to the controller (for --atlas-save-baseline)
+SERIES_PROPERTY = "atlas_series"
+_KEY = pytest.StashKey["AtlasReporter"]()
+_KINDS = ("contract", "gate")
+
+
+class AtlasReporter:
+    """Per-run collector of check results (registered on the controller; reads every report)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        #: payloads by node id and kind, in the order they arrived
+        self.payloads: dict[str, dict[str, Any]] = {}
+        #: node ids of failed tests that are not checks (they make the exit status 1)
+        self.other_failures: set[str] = set()
+        #: lines other plugin modules add to a kind's section (e.g. "baseline written to ...")
+        self.notes: dict[str, list[str]] = {}
+        #: callbacks run at session finish before the report is written (e.g. saving a baseline)
+        self.finishers: list[Callable[[AtlasReporter], None]] = []
+        self.status: int | None = None
+        #: {gate: {learning key: series JSON}} as the gates saw them (for --atlas-save-baseline)
+        self.series: dict[str, dict[str, Any]] = {}
+
+    # -- collecting --------------------------------------------------------------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        is_check = False
+        for name, value in report.user_properties:
+            payload = parse_result_property(name, value)
+            if payload is not None:
+                key = f"{payload.get('nodeid', report.nodeid)}|{payload.get('kind')}"
+                self.payloads[key] = payload
+                is_check = is_check or payload.get("kind") in _KINDS
+            elif name == SERIES_PROPERTY and isinstance(value, str):
+                data = json.loads(value)
+                self.series[str(data["gate"])] = data["series"]
+        if report.failed and not is_check:
+            self.other_failures.add(report.nodeid)
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [p for p in self.payloads.values() if p.get("kind") == kind]
+
+    def note(self, kind: str, line: str) -> None:
+        self.notes.setdefault(kind, []).append(line)
+
+    # -- the verdict -------------------------------------------------------------------------------
+
+    def final_status(self, pytest_status: int) -> int:
+        blocking = [
+            Outcome(str(p.get("outcome")))
+            for kind in _KINDS
+            for p in self.of_kind(kind)
+            if p.get("blocking") and p.get("outcome") in ("fail", "error", "inconclusive")
+        ]
+        return exit_status(pytest_status, blocking, other_failures=bool(self.other_failures))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        for finish in self.finishers:
+            finish(self)
+        status = self.final_status(int(exitstatus))
+        self.status = status
+        if status != exitstatus:
+            session.exitstatus = status
+        settings = settings_of(self.config)
+        if settings.report is not None:
+            self._write_json(status)
+        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary_file and any(self.of_kind(kind) for kind in _KINDS):
+            from pytest_atlas._report import render_markdown
+
+            text = render_markdown(self.of_kind("gate"), self.of_kind("contract"), target=self._target())
+            with open(summary_file, "a", encoding="utf-8") as stream:
+                stream.write(text)
+
+    def _target(self) -> str | None:
+        if not check_mode(self.config):
+            return None
+        from pytest_atlas.db import describe_target
+
+        return describe_target(target_of(self.config))
+
+    def _write_json(self, status: int) -> None:
+        from pytest_atlas._report import build_report, write_report
+
+        settings = settings_of(self.config)
+        assert settings.report is not None
+        report = build_report(
+            list(self.payloads.values()),
+            exit_status=status,
+            extra={"target": self._target(), "baseline": str(settings.baseline) if settings.baseline else None},
+        )
+        write_report(settings.report, report)
+
+    # -- the terminal --------------------------------------------------------------------------------
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        from pytest_atlas._report import contract_section, gate_section
+
+        target = self._target()
+        for kind, section in (("contract", contract_section), ("gate", gate_section)):
+            payloads = self.of_kind(kind)
+            notes = self.notes.get(kind, [])
+            if not payloads and not notes:
+                continue
+            terminalreporter.section(f"atlas {'gates' if kind == 'gate' else 'contract'}")
+            for line, color in section(payloads, settings_of(config), target):
+                terminalreporter.line(line, **({color: True} if color else {}))
+            for line in notes:
+                terminalreporter.line(line)
+        count = left_out(config)
+        if count:
+            terminalreporter.line(left_out_line(count), yellow=True)
+        status = self.status if self.status is not None else self.final_status(int(exitstatus))
+        if status == EXIT_INCONCLUSIVE:
+            terminalreporter.line(
+                f"exit status {EXIT_INCONCLUSIVE}: inconclusive check(s); add sessions, or set "
+                "allow_inconclusive = true on the gate",
+                yellow=True,
+            )
+        elif status == EXIT_ERROR:
+            terminalreporter.line(f"exit status {EXIT_ERROR}: check(s) could not be evaluated", red=True)
+        settings = settings_of(config)
+        if settings.report is not None and self.payloads:
+            terminalreporter.line(f"atlas report: {settings.report}")
+
+
+@pytest.hookimpl(tryfirst=True)  # before the area modules' pytest_configure, which register with it
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        reporter = AtlasReporter(config)
+        config.stash[_KEY] = reporter
+        config.pluginmanager.register(reporter, "atlas-reporter")
+
+
+def reporter_of(config: pytest.Config) -> AtlasReporter | None:
+    """The run's reporter (None on an xdist worker)."""
+    return config.stash.get(_KEY, None)

@@ -1,0 +1,231 @@
+"""No verdict without evidence: empty baselines, keys without a baseline, windows without scores, and
+the error paths (unreachable, wrong password, no Atlas tables), as users run them (pytester)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+import pytest_atlas.gates._evaluate  # noqa: F401  (numpy once per process, outside pytester's snapshots)
+from pytest_atlas import GateError, GateSpec, evaluate
+
+from ..contracts.test_plugin import check_counts
+from .gates_seed import insert, session_row
+
+Conn = psycopg.Connection[Any]
+
+
+def run(pytester: pytest.Pytester, dsn: str, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("--atlas-gates", f"--atlas-target={dsn}", "-p", "no:randomly", *args)
+
+
+def seed_runs(conn: Conn, runs: dict[str, float], *, keys: tuple[str, ...] = ("k1",), n: int = 60) -> None:
+    """``n`` scored sessions per learning key for each ``run`` value (metadata.run), around its mean."""
+    rng = random.Random(7)
+    rows = []
+    for run_name, mean in runs.items():
+        for key in keys:
+            rows += [
+                session_row(
+                    round(min(1.0, rng.gauss(mean, 0.05)), 4), key=key, minute=len(rows), metadata={"run": run_name}
+                )
+                for _ in range(n)
+            ]
+    insert(conn, rows)
+    conn.commit()
+
+
+REGRESSION = """
+[tool.pytest-atlas.gates.no-regression]
+kind = "regression"
+metadata = {{ run = "candidate" }}
+baseline = {{ metadata = {{ run = "{baseline}" }} }}
+min_effect = 0.1
+allow_inconclusive = true
+{extra}
+"""
+
+
+def test_an_empty_baseline_selection_is_an_error_whatever_allow_inconclusive_says(
+    pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str
+) -> None:
+    seed_runs(atlas_db, {"main": 0.8, "candidate": 0.61})
+    pytester.makefile(".toml", pyproject=REGRESSION.format(baseline="mian", extra=""))  # the typo
+    result = run(pytester, atlas_dsn)
+    assert check_counts(result, "gates") == {"errors": 1}
+    assert result.ret == 7
+    result.stdout.fnmatch_lines(
+        [
+            "gate 'no-regression' could not be evaluated:",
+            "the baseline of regression gate 'no-regression' is empty: its baseline selection "
+            "{'metadata': {'run': 'mian'}} holds no scored session",
+            "  how to fix: fix the baseline selection (a typo in a metadata value matches nothing)*",
+        ]
+    )
+    pytester.makefile(".toml", pyproject=REGRESSION.format(baseline="main", extra=""))
+    fixed = run(pytester, atlas_dsn)
+    assert fixed.ret == 1  # the candidate dropped by 0.19: now it is caught
+    fixed.stdout.fnmatch_lines(["no-regression*k1*60*diff -0.1*FAIL*"])
+
+
+def test_an_empty_candidate_window_fails(pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str) -> None:
+    seed_runs(atlas_db, {"main": 0.8})
+    pytester.makefile(".toml", pyproject=REGRESSION.format(baseline="main", extra=""))
+    result = run(pytester, atlas_dsn)
+    assert check_counts(result, "gates") == {"failed": 1}
+    result.stdout.fnmatch_lines(["no-regression: FAIL: the gate's selection matched no sessions: *candidate*"])
+
+
+def test_a_key_without_a_baseline_fails_unless_new_keys_are_allowed(
+    pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str
+) -> None:
+    seed_runs(atlas_db, {"main": 0.8, "candidate": 0.8})
+    rows = [session_row(0.8, key="brand-new", minute=500 + i, metadata={"run": "candidate"}) for i in range(30)]
+    insert(atlas_db, rows)
+    atlas_db.commit()
+    pytester.makefile(".toml", pyproject=REGRESSION.format(baseline="main", extra=""))
+    strict = run(pytester, atlas_dsn)
+    assert strict.ret == 1 and check_counts(strict, "gates") == {"failed": 1}
+    strict.stdout.fnmatch_lines(
+        [
+            "no-regression*brand-new*30*new key*NEW KEY*",
+            "no-regression / brand-new: new learning key: no scored baseline session for it; set "
+            "allow_new_keys = true to let new keys through ungated, or save a baseline that has it",
+        ]
+    )
+    pytester.makefile(".toml", pyproject=REGRESSION.format(baseline="main", extra="allow_new_keys = true"))
+    allowed = run(pytester, atlas_dsn)
+    assert allowed.ret == 0 and check_counts(allowed, "gates") == {"passed": 1}
+    allowed.stdout.fnmatch_lines(["no-regression*brand-new*30*new key*NEW KEY (allowed)*"])
+
+
+def test_a_key_the_candidate_stopped_producing_fails(pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str) -> None:
+    seed_runs(atlas_db, {"main": 0.8}, keys=("k1", "k2"))
+    seed_runs(atlas_db, {"candidate": 0.8}, keys=("k1",))
+    pytester.makefile(".toml", pyproject=REGRESSION.format(baseline="main", extra=""))
+    result = run(pytester, atlas_dsn)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        ["no-regression / k2: no candidate session for this learning key, which has 60 scored baseline session(s)*"]
+    )
+
+
+def test_a_key_without_usable_scores_fails_a_threshold_gate(
+    pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str
+) -> None:
+    insert(atlas_db, [session_row(None, key="unscored", minute=i, reward_stats=None) for i in range(5)])
+    insert(atlas_db, [session_row(0.9, key="scored", minute=10 + i) for i in range(40)])
+    atlas_db.commit()
+    pytester.makefile(
+        ".toml",
+        pyproject='[tool.pytest-atlas.gates.floor]\nkind = "threshold"\nthreshold = 0.5\nallow_inconclusive = true\n',
+    )
+    result = run(pytester, atlas_dsn)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["floor*unscored*0 (+5 missing)*FAIL*", "floor / unscored: no usable scores: *"])
+
+
+def test_no_recorded_execution_mode_fails(pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str) -> None:
+    insert(atlas_db, [session_row(0.9, minute=i, mode=None) for i in range(10)])
+    atlas_db.commit()
+    pytester.makefile(
+        ".toml",
+        pyproject='[tool.pytest-atlas.gates.modes]\nkind = "execution_modes"\nmodes = { coach = 0.2 }\n'
+        "allow_inconclusive = true\n",
+    )
+    result = run(pytester, atlas_dsn)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["modes / k1: no session records an execution_mode (10 without)"])
+
+
+def test_a_baseline_file_without_sessions_for_the_gate_is_an_error(
+    pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str, tmp_path: Path
+) -> None:
+    seed_runs(atlas_db, {"main": 0.8})
+    pytester.makefile(
+        ".toml", pyproject='[tool.pytest-atlas.gates.g]\nkind = "regression"\nallow_inconclusive = true\n'
+    )
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(
+        json.dumps(
+            {
+                "format": "pytest-atlas-baseline",
+                "version": 2,
+                "created": "2025-06-01T00:00:00+00:00",
+                "source": None,
+                "gates": {"g": {}},
+            }
+        )
+    )
+    result = run(pytester, atlas_dsn, f"--atlas-baseline={baseline}")
+    assert result.ret == 7 and check_counts(result, "gates") == {"errors": 1}
+    result.stdout.fnmatch_lines(
+        [f"the baseline of regression gate 'g' is empty: baseline file {baseline} (gate 'g') holds no scored session"]
+    )
+
+
+def test_evaluate_refuses_an_empty_baseline_from_python(atlas_db: Conn) -> None:
+    seed_runs(atlas_db, {"candidate": 0.8})
+    spec = GateSpec.build("g", {"kind": "regression", "baseline": {"metadata": {"run": "nope"}}})
+    with pytest.raises(GateError, match="the baseline of regression gate 'g' is empty"):
+        evaluate(spec, atlas_db)
+
+
+# ------------------------------------------------------------------------------------------------
+# error paths: every item counted once, with the hint that matches the error
+# ------------------------------------------------------------------------------------------------
+
+TWO_GATES = """
+[tool.pytest-atlas.gates.floor]
+kind = "threshold"
+threshold = 0.5
+
+[tool.pytest-atlas.gates.review]
+kind = "review"
+"""
+
+
+def test_unreachable_target_errors_every_gate(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", pyproject=TWO_GATES)
+    result = run(pytester, "postgresql://gate:pw@127.0.0.1:1/atlas?connect_timeout=2")
+    assert check_counts(result, "gates") == {"errors": 2}
+    assert result.ret == 7
+    result.stdout.fnmatch_lines(["  how to fix: is the server running and listening there? check the host and port*"])
+
+
+def test_a_wrong_password_says_password(pytester: pytest.Pytester, password_dsn: Any) -> None:
+    pytester.makefile(".toml", pyproject=TWO_GATES)
+    result = run(pytester, password_dsn("wrong-one"))
+    assert check_counts(result, "gates") == {"errors": 2}
+    assert result.ret == 7
+    result.stdout.fnmatch_lines(
+        [
+            "cannot connect to the gate database: PostgreSQL at * rejected the password of user 'pw_*'*",
+            "  how to fix: check the user name and the password in --atlas-target / $ATLAS_TARGET_DSN*",
+        ]
+    )
+    assert "host and port" not in result.stdout.str() and "wrong-one" not in result.stdout.str()
+    # the right password gets in; a role that may not read the tables is told so
+    denied = run(pytester, password_dsn("right-pw"))
+    assert check_counts(denied, "gates") == {"errors": 2}
+    denied.stdout.fnmatch_lines(
+        [
+            "the role 'pw_*' may not read the Atlas tables: permission denied for table sessions",
+            "  how to fix: grant it read access (GRANT SELECT ON ALL TABLES IN SCHEMA public TO pw_*)*",
+        ]
+    )
+
+
+def test_a_database_without_atlas_tables_errors_every_gate(pytester: pytest.Pytester, atlas_postgres: Any) -> None:
+    pytester.makefile(".toml", pyproject=TWO_GATES)
+    result = run(pytester, atlas_postgres.dsn("postgres"))
+    assert check_counts(result, "gates") == {"errors": 2}
+    assert result.ret == 7
+    result.stdout.fnmatch_lines(
+        ["the database has no 'sessions' table: it is not an Atlas database", "  how to fix: point --atlas-target at *"]
+    )

@@ -1,0 +1,65 @@
+"""Keys and values from a database are data: every one printed in a table is escaped, so no control
+character (a terminal escape sequence, a newline that forges a row, a bidi override) reaches the terminal."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+import pytest
+
+import pytest_atlas.gates._evaluate  # noqa: F401  (numpy once per process, outside pytester's snapshots)
+from pytest_atlas._table import escape, render_table
+
+from .contracts import contract_documents as D
+from .contracts import fill
+from .gates.gates_seed import insert, session_row
+
+HOSTILE_KEY = "key\x1b[2J\x1b]0;pwned\x07\nfake row\u202e"
+# anything that would act on a terminal: C0/C1 controls except the newline between lines, bidi overrides
+UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def test_escape_makes_every_control_character_visible() -> None:
+    assert escape("a\x1b[31mb\nc\u202e") == "a\\x1b[31mb\\x0ac\\u202e"
+    assert escape(escape("\x1b")) == escape("\x1b")  # idempotent: safe to apply twice
+    assert escape("plain é ✓") == "plain é ✓"
+
+
+def test_the_table_measures_escaped_cells() -> None:
+    text = render_table([("key", "n"), (HOSTILE_KEY, "3"), ("k", "10")], right={1})
+    _, rule, first, second = text.splitlines()
+    assert not UNSAFE.search(text)
+    assert len(first) == len(second) == len(rule)  # the columns still line up
+    assert first.endswith(" 3") and second.endswith("10")
+
+
+def test_gate_tables_escape_learning_keys_from_the_database(
+    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str
+) -> None:
+    insert(atlas_db, [session_row(0.3 + i / 100, key=HOSTILE_KEY[:16], minute=i) for i in range(30)])
+    insert(atlas_db, [session_row(0.3 + i / 100, key="x\x1b[2J\x07", minute=100 + i) for i in range(30)])
+    atlas_db.commit()
+    pytester.makefile(".toml", pyproject='[tool.pytest-atlas.gates.floor]\nkind = "threshold"\nthreshold = 0.9\n')
+    result = pytester.runpytest("--atlas-gates", f"--atlas-target={atlas_dsn}", "-p", "no:randomly")
+    assert result.ret == 1
+    text = result.stdout.str()
+    assert "x\\x1b[2J\\x07" in text and "key\\x1b[2J\\x1b]0;" in text
+    assert not UNSAFE.search(text)
+
+
+def test_contract_reports_escape_json_keys_and_values(
+    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str
+) -> None:
+    fill.clean_database(atlas_db)
+    fill.session(atlas_db, {**D.session_metadata(), "team\x1b[2J": "x", "execution_mode": "turbo\x1b]0;t\x07"})
+    atlas_db.execute(
+        "UPDATE sessions SET status = 'done' || chr(27) || '[2J' WHERE id = (SELECT max(id) FROM sessions)"
+    )
+    atlas_db.commit()
+    result = pytester.runpytest("--atlas-contract", f"--atlas-target={atlas_dsn}", "-p", "no:randomly")
+    assert result.ret == 1
+    text = result.stdout.str()
+    assert "team\\u001b[2J" in text and "done\\x1b[2J" in text
+    assert not UNSAFE.search(text)
