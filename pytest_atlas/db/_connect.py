@@ -10,6 +10,7 @@ the setting to fix. The test-database server (``--atlas-dsn``) and the checked d
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -143,6 +144,17 @@ def connect_clearly(
             time.sleep(delay)
 
 
+#: libpq's prefix naming the server it tried; the DSN shown already says where
+_TRIED = re.compile(r"^(?:connection failed:\s*)?(?:connection to server (?:at|on) .*? failed:\s*)?", re.IGNORECASE)
+
+
+def server_words(text: str) -> str:
+    """libpq's message without the prefix naming the address it tried, on one line: the cause
+    ("Connection refused") and the server's own words ("FATAL:  password authentication failed ...")."""
+    parts = [_TRIED.sub("", line.strip()) for line in text.splitlines()]
+    return "; ".join(part for part in parts if part)
+
+
 #: keyword arguments of psycopg.connect that are not connection parameters
 _CONNECTION_OPTIONS = frozenset({"autocommit", "prepare_threshold", "context", "row_factory", "cursor_factory"})
 
@@ -166,9 +178,7 @@ def connection_error(
         build_url({k: str(v) for k, v in params.items() if v is not None and k not in ("connect_timeout", "passfile")})
     )
     text = redact_text(str(exc).strip(), password, secret)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    # libpq's last line carries the server's own words ("FATAL:  password authentication failed ...")
-    first = lines[-1] if lines else type(exc).__name__
+    first = server_words(text) or type(exc).__name__
     lowered = text.lower()
     sqlstate = getattr(exc, "sqlstate", None)
     of_user = f" of user {user!r}" if user else ""
@@ -179,7 +189,7 @@ def connection_error(
         )
     if "no password supplied" in lowered or "password is required" in lowered:
         return ProvisioningError(
-            f"PostgreSQL at {where} asks for a password and none was given: {first}",
+            f"PostgreSQL at {where} asks for a password{of_user} and none was given: {first}",
             hint=login_hint or f"add the password to {setting}, or put it in ~/.pgpass or $PGPASSWORD",
         )
     if "peer authentication failed" in lowered:

@@ -174,7 +174,7 @@ def test_unreachable_database_errors_every_item_with_one_clear_message(pytester:
         [
             "the contract check sessions.metadata could not run:",
             "cannot check the contracts: cannot reach PostgreSQL at postgresql://atlas:***@127.0.0.1:1/atlas: "
-            "*Connection refused",
+            "*Connection refused*",
             "  how to fix: is the server running and listening there? check the host and port in --atlas-target*",
         ]
     )

@@ -107,7 +107,7 @@ def test_unreachable_database_is_an_error_not_a_failure(pytester: pytest.Pyteste
     assert result.ret == 7
     result.stdout.fnmatch_lines(
         [
-            "*cannot reach PostgreSQL at postgresql://gate:***@127.0.0.1:1/atlas?connect_timeout=2: *Connection refused",
+            "*cannot reach PostgreSQL at postgresql://gate:***@127.0.0.1:1/atlas?connect_timeout=2: *Connection refused*",
             "  how to fix: is the server running and listening there? check the host and port in --atlas-target*",
             "gates: 2 gates: 2 errors",
             "*exit status 7: check(s) could not be evaluated*",
