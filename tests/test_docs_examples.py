@@ -167,6 +167,12 @@ def _is_test_module(tree: ast.Module) -> bool:
     )
 
 
+def _test_functions(tree: ast.Module) -> int:
+    return sum(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test_") for node in tree.body
+    )
+
+
 def python_files(page: Path) -> dict[str, str]:
     """The files of a page's project: named blocks, test modules, snippets wrapped as tests."""
     files: dict[str, str] = {}
@@ -206,7 +212,9 @@ def test_the_python_examples_of_the_page_pass(pytester: pytest.Pytester, page: P
     result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider", "-q", *tests)
     outcomes = result.parseoutcomes()
     assert result.ret == 0, "\n".join(result.stdout.lines[-60:])
-    assert outcomes.get("passed", 0) >= 1 and not outcomes.get("skipped")
+    # every test function of the page ran and passed: none left out by a file the runner misplaced
+    written = sum(_test_functions(ast.parse(python_files(page)[name])) for name in tests)
+    assert outcomes.get("passed", 0) == written and not outcomes.get("skipped"), outcomes
 
 
 # ------------------------------------------------------------------------------------------------

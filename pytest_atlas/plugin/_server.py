@@ -52,7 +52,11 @@ def _kept_lines(config: pytest.Config) -> list[str]:
     run_dir = server.run_dir
     if server.owned and server.data_dir is not None and run_dir is not None:
         pid = shlex.quote(str(server.data_dir / "postmaster.pid"))
-        lines.append(f"  stop it with: kill -INT $(head -1 {pid}) && rm -rf {shlex.quote(str(run_dir))}")
+        # wait for the server to be gone before removing its folder: it writes while it shuts down
+        lines.append(
+            f"  stop it with: pid=$(head -1 {pid}) && kill -INT $pid && "
+            f"while kill -0 $pid 2>/dev/null; do sleep 0.1; done && rm -rf {shlex.quote(str(run_dir))}"
+        )
     elif not server.owned:
         lines.append("  drop them with DROP DATABASE when done (later runs never touch kept databases)")
         if run_dir is not None:
