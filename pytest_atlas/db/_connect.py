@@ -10,6 +10,7 @@ the setting to fix. The test-database server (``--atlas-dsn``) and the checked d
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -142,6 +143,22 @@ def connect_clearly(
             if delay is None:
                 raise connection_error(exc, target, shown=shown, login_hint=login_hint, setting=setting) from None
             time.sleep(delay)
+
+
+def passfile_first() -> list[str]:
+    """Make the passfile that this run's DSNs name the password libpq uses.
+
+    libpq takes a password from the DSN, then from ``$PGPASSWORD``, and only then from the passfile.
+    The DSNs pytest-atlas hands out carry no password but name a passfile, so a ``$PGPASSWORD`` left in
+    the environment (a CI job's, for another role) would be sent instead, by this process and by
+    every program a test starts. It is removed from this process's environment; the returned note
+    says so (never its value)."""
+    if os.environ.pop("PGPASSWORD", None) is None:
+        return []
+    return [
+        "$PGPASSWORD was unset for this run: the DSNs handed to tests name a passfile, "
+        "which libpq reads only when $PGPASSWORD is not set"
+    ]
 
 
 #: libpq's prefix naming the server it tried; the DSN shown already says where

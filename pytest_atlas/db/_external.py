@@ -28,7 +28,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pytest_atlas._dsn import Dsn, passfile_line
 from pytest_atlas.db._account import ServerAccount, current_user_name, server_account
-from pytest_atlas.db._connect import Backoff, connect_clearly, one_line
+from pytest_atlas.db._connect import Backoff, connect_clearly, one_line, passfile_first
 from pytest_atlas.db._postgres import AtlasPostgres, drop_database
 from pytest_atlas.db._runtime import RunDir, choose_base, reap_stale
 from pytest_atlas.errors import ProvisioningError
@@ -152,6 +152,7 @@ def attach_server(dsn: Dsn | str, source: str, *, data_dir: Path | None = None) 
         reap_stale(base.path)
         run = RunDir.create(base.path, account, keep=False, kind="dsn")
         params["passfile"] = str(run.write_passfile(passfile_line(password)))
+    early_notes = passfile_first() if password else []
     conninfo = make_conninfo("", **params)
     try:
         with connect_clearly(conninfo, retry_for=0, shown=dsn.redacted, autocommit=True) as conn:
@@ -172,7 +173,7 @@ def attach_server(dsn: Dsn | str, source: str, *, data_dir: Path | None = None) 
         token = secrets.token_hex(4)
         lock = RunLock(conninfo, token)
         with connect_clearly(conninfo, retry_for=0, autocommit=True) as conn:
-            notes = reap_external(conn, int(version_num), own=token)
+            notes = early_notes + reap_external(conn, int(version_num), own=token)
     except BaseException:
         if run is not None:
             run.remove()

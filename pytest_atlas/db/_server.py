@@ -30,7 +30,7 @@ from pytest_atlas.db._cache import (
     prune_tiers,
 )
 from pytest_atlas.db._cluster import INITDB_ARGS, SUPERUSER, LocalCluster, PortInUseError
-from pytest_atlas.db._connect import connection_error, one_line
+from pytest_atlas.db._connect import connection_error, one_line, passfile_first
 from pytest_atlas.db._fs import UnsafePathError, ensure_dir, remove_tree
 from pytest_atlas.db._postgres import AtlasPostgres, create_template
 from pytest_atlas.db._runtime import Base, RunDir, choose_base, reap_stale
@@ -160,6 +160,7 @@ def start_server(plan: ServerPlan) -> AtlasPostgres:
         run.server_dirs()
         cache_note = _start_cluster(plan, cluster, detached=settings.keep_db)
         passfile = None
+        server_notes: list[str] = []
         if plan.tcp:
             # a password made for this run, set at every start (cached clusters have none)
             password = new_password()
@@ -167,6 +168,7 @@ def start_server(plan: ServerPlan) -> AtlasPostgres:
             with _local(cluster).admin_connect(autocommit=True) as admin:
                 set_password(admin, SUPERUSER, password)
             del password
+            server_notes = passfile_first()
     except BaseException:
         cluster.stop()
         run.remove()
@@ -195,6 +197,7 @@ def start_server(plan: ServerPlan) -> AtlasPostgres:
         _run=run,
         _base=base if base.private else None,
     )
+    server.notes += server_notes
     if reaped:
         server.cache += f"; removed {len(reaped)} server folder(s) left by killed runs"
         server.notes += [f"removed {line} (its run was gone)" for line in reaped]

@@ -195,3 +195,47 @@ def test_a_password_dsn_reaches_tests_without_its_password(
             assert conn.execute("SELECT current_database()").fetchone() == (probe["database"],)
     finally:
         stop_inner(proc)
+
+
+_USES_THE_DSN = """
+import subprocess
+
+import psycopg
+
+
+def test_connects(atlas_dsn):
+    with psycopg.connect(atlas_dsn) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_program_started_by_a_test_connects(atlas_dsn):
+    out = subprocess.run(["psql", atlas_dsn, "-Atc", "SELECT 7"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "7"
+
+
+def test_database(atlas_db):
+    assert atlas_db.execute("SELECT 1").fetchone() == (1,)
+"""
+
+
+@pytest.mark.parametrize("mode", ["existing server with a password", "started server over TCP"])
+def test_the_passfile_of_the_dsns_wins_over_a_stray_pgpassword(
+    pytester: pytest.Pytester,
+    password_server: PasswordServer,
+    monkeypatch: pytest.MonkeyPatch,
+    own_base: list[str],
+    mode: str,
+) -> None:
+    """libpq prefers $PGPASSWORD to the passfile the handed-out DSNs name: a CI job's $PGPASSWORD
+    for another role must not make every test (and every program a test starts) log in wrongly."""
+    args = ["-p", "no:randomly", *own_base]
+    if mode.startswith("existing"):
+        monkeypatch.setenv("ATLAS_TEST_DSN", password_server.url())
+    else:
+        args.append("--atlas-tcp")
+    monkeypatch.setenv("PGPASSWORD", "not-the-password-of-this-server")
+    pytester.makepyfile(_USES_THE_DSN)
+    result = pytester.runpytest_subprocess(*args)
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*$PGPASSWORD was unset for this run*"])
+    assert "not-the-password-of-this-server" not in result.stdout.str()
