@@ -415,29 +415,26 @@ def verify_digests(entry: CacheEntry) -> None:
 
 
 def copy_entry(entry: CacheEntry, dst: Path) -> None:
-    """Copy an entry into the new folder ``dst``. An entry of the persistent tier is checked on the
-    way (its CRCs, on the source while ``cp`` runs, and the copy's sizes); one of the hot tier was
-    checked (sizes) by :meth:`ClusterCache.check` before the run started, and is ours alone, so only
-    ``cp``'s own result is checked (this is the warm start's hot path)."""
+    """Copy an entry into the new folder ``dst``, checking it on the way: the CRCs of the source
+    (in a thread, while ``cp`` runs, so a warm start pays little for it) and, for the persistent
+    tier, the copy's sizes. Both tiers are checked: a page changed in place keeps its file's size
+    (and a zeroed page passes PostgreSQL's page checksums as a new page)."""
     failure: list[BaseException] = []
-    checker: threading.Thread | None = None
-    if entry.persistent:
 
-        def check() -> None:
-            try:
-                verify_digests(entry)
-            except (DamagedEntry, OSError) as exc:
-                failure.append(exc)
+    def check() -> None:
+        try:
+            verify_digests(entry)
+        except (DamagedEntry, OSError) as exc:
+            failure.append(exc)
 
-        checker = threading.Thread(target=check, name="pytest-atlas cache check", daemon=True)
-        checker.start()
+    checker = threading.Thread(target=check, name="pytest-atlas cache check", daemon=True)
+    checker.start()
     try:
         copy_tree(entry.pgdata, dst)
         if entry.persistent:
             verify_sizes(entry.manifest, dst)
     finally:
-        if checker is not None:
-            checker.join()
+        checker.join()
     if failure:
         raise DamagedEntry(str(failure[0]))
 

@@ -14,7 +14,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from pytest_atlas._dsn import build_url, redact
-from pytest_atlas.db._connect import STARTED_SERVER_LOGIN, connect_clearly
+from pytest_atlas.db._connect import SERVER_SETTING, STARTED_SERVER_LOGIN, connect_clearly
 from pytest_atlas.schema import SqlSource, load_sources
 
 if TYPE_CHECKING:
@@ -85,7 +85,9 @@ class AtlasPostgres:
     def connect(self, dbname: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
         """A new ``psycopg.Connection`` to ``dbname`` (keyword arguments go to ``psycopg.connect``).
         While the server restarts after a crashed backend, connecting is retried for a few seconds."""
-        return connect_clearly(self.conninfo(dbname), alive=self.alive, login_hint=self._login_hint, **kwargs)
+        return connect_clearly(
+            self.conninfo(dbname), alive=self.alive, login_hint=self._login_hint, setting=self._setting, **kwargs
+        )
 
     def admin_connect(
         self, dbname: str | None = None, *, retry_for: float = 10.0, **kwargs: Any
@@ -93,8 +95,21 @@ class AtlasPostgres:
         """A connection for the plugin's own work (on a started server: through its socket)."""
         params = {**(self._admin or self._params), "dbname": dbname or self.maintenance_db}
         return connect_clearly(
-            make_conninfo("", **params), retry_for=retry_for, alive=self.alive, login_hint=self._login_hint, **kwargs
+            make_conninfo("", **params),
+            retry_for=retry_for,
+            alive=self.alive,
+            login_hint=self._login_hint,
+            setting=self._setting,
+            **kwargs,
         )
+
+    @property
+    def _setting(self) -> str:
+        """Where a connection problem's cause is to be found, for hints: the DSN the user gave, or the
+        log of the server this run started (no DSN was given then)."""
+        if not self.owned:
+            return SERVER_SETTING
+        return f"the log of the server pytest-atlas started ({self.log_file})" if self.log_file else "its log"
 
     @property
     def _login_hint(self) -> str | None:

@@ -200,3 +200,27 @@ def test_a_run_killed_while_storing_the_cache_leaves_nothing(
     for folder in (cache, tier):
         assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == [], folder
     assert (entries(cache, own_base[1])[0] / "atlas-cache.json").is_file()  # the next run stored its own
+
+
+def test_a_page_damaged_in_place_in_the_hot_tier_is_evicted_and_rebuilt(
+    pytester: pytest.Pytester, tmp_path: Path, atlas_postgres: AtlasPostgres, own_base: list[str]
+) -> None:
+    """Issue 8 item 4: a corrupted cache entry is detected, evicted and rebuilt. Only sizes are
+    compared for the in-memory tier, so a relation file damaged in place (same size: here the first
+    pages of pg_class's OID index zeroed, which page checksums accept as new pages) is copied into
+    every later run: each one fails at connect with 'index "pg_class_oid_index" contains unexpected
+    zero page', and the hint says to check --atlas-dsn (there is none: the server is the plugin's)."""
+    cache = seeded_cache(tmp_path)
+    args = ["--atlas-cache-dir", str(cache), *own_base]
+    pytester.makepyfile(DB_TEST)
+    pytester.runpytest(*args).assert_outcomes(passed=1)
+    _entry, hot = entries(cache, own_base[1])
+    index = catalog_index(hot)
+    size = index.stat().st_size
+    with open(index, "r+b") as handle:
+        handle.write(bytes(min(size, 4 * 8192)))
+    assert index.stat().st_size == size
+    for _ in range(2):  # not remembered: the second run is as good as the first
+        result = pytester.runpytest(*args)
+        assert "ini atlas_dsn" not in result.stdout.str(), "a hint about a DSN the user never gave"
+        result.assert_outcomes(passed=1)
