@@ -23,6 +23,9 @@ from pytest_atlas import (
 from pytest_atlas.factories import insert_graphs
 from pytest_atlas.strategies import reward_history
 
+# the pipeline tests run pytest inside pytest with pytest's own ``pytester`` plugin
+pytest_plugins = ["pytester"]
+
 START = datetime(2025, 3, 1, tzinfo=timezone.utc)
 
 
