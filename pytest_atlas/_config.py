@@ -259,8 +259,8 @@ OPTIONS: tuple[Option, ...] = (
         "atlas_isolation",
         "How each test gets a database in the template's state: 'clone' (a fresh copy per test), "
         "'reset' (reuse a proved-untouched database: empty the tables the test filled, restore the "
-        "sequences; a fresh copy whenever a reset cannot be proved exact) or 'auto' (default: reset, "
-        "except with --atlas-keep-db).",
+        "sequences; a fresh copy whenever a reset cannot be proved exact) or 'auto' (default: reset when "
+        "the data is on disk or on an existing server, clone when it is in memory or with --atlas-keep-db).",
         choice_parser("auto", "clone", "reset"),
         default="auto",
         metavar="clone|reset|auto",

@@ -70,8 +70,10 @@ def choose_isolation(requested: str, *, tmpfs: bool | None, keep: bool) -> tuple
     """The isolation of a run (``"clone"`` or ``"reset"``) and why, for the report header.
 
     ``tmpfs`` is whether the server's data lies in memory (None: unknown, an existing server).
-    Reset wins on disk (a clone is file creation) and on tmpfs alike (see the benchmark), so
-    ``auto`` resets, except with ``--atlas-keep-db``, whose point is one database per test."""
+    On disk a clone is mostly file creation, which a reset avoids: ``auto`` resets there, and on an
+    existing server, whose storage is unknown. In memory a clone costs less than the reset's proof
+    (benchmarks/bench_server.py), so ``auto`` clones there. ``--atlas-keep-db`` always clones: its
+    point is one database per test."""
     where = "data in memory" if tmpfs else "data on disk" if tmpfs is not None else "an existing server"
     if keep:
         if requested == "reset":
@@ -81,6 +83,8 @@ def choose_isolation(requested: str, *, tmpfs: bool | None, keep: bool) -> tuple
         return "clone", "a fresh clone per test (--atlas-isolation=clone)"
     if requested == "reset":
         return "reset", f"reset and reuse when proved exact, else a fresh clone (--atlas-isolation=reset; {where})"
+    if tmpfs:
+        return "clone", f"a fresh clone per test (auto: {where}, where cloning is cheaper than a reset)"
     return "reset", f"reset and reuse when proved exact, else a fresh clone (auto: {where})"
 
 
@@ -314,6 +318,7 @@ class Resetter:
             assert row is not None
             sessions, prepared, slots = row
             if prepared:
+                self._roll_back_prepared(name)
                 raise _Fallback("a prepared transaction was left in the database")
             if slots:
                 raise _Fallback("a replication slot uses the database")
@@ -323,6 +328,15 @@ class Resetter:
                 raise _Fallback("a connection to the database was left open")
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+    def _roll_back_prepared(self, name: str) -> None:
+        """Roll back the prepared transactions a test left in its database (they would keep the
+        database from being dropped; they are the test's own, in a database this run made)."""
+        with self.server.admin_connect(name, autocommit=True, retry_for=0) as conn:
+            for (gid,) in conn.execute(
+                "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()"
+            ).fetchall():
+                conn.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
 
     def _rename(self, admin: psycopg.Connection[Any], name: str, new_name: str, mark: _Mark) -> None:
         """Rename the database (refused while anyone is connected) and check what ALTER DATABASE,

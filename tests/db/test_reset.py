@@ -334,7 +334,7 @@ def test_seeded_template_fallback(seeded: Scenario, case: str) -> None:
     ("requested", "tmpfs", "keep", "strategy"),
     [
         ("auto", False, False, "reset"),
-        ("auto", True, False, "reset"),
+        ("auto", True, False, "clone"),
         ("auto", None, False, "reset"),
         ("auto", False, True, "clone"),
         ("reset", False, True, "clone"),
@@ -356,3 +356,108 @@ def test_digest_helper_sees_a_change(scenario: Scenario) -> None:
         assert fingerprint(scenario.server, name) != scenario.pristine
     finally:
         scenario.pool.release(name)
+
+
+# -- the option, the header and a run as users have it -----------------------------------------------
+
+PLUGIN_RUN = """
+import pytest
+
+@pytest.mark.parametrize("n", range(6))
+def test_rows(n, atlas_db):
+    atlas_db.execute("INSERT INTO sessions (task) VALUES ('x')")
+    assert atlas_db.execute("SELECT count(*), max(id) FROM sessions").fetchone() == (1, 1)
+    atlas_db.commit()
+
+def test_ddl(atlas_db):
+    atlas_db.execute("CREATE TABLE leftover (x int)")
+    atlas_db.commit()
+
+@pytest.mark.parametrize("n", range(3))
+def test_after(n, atlas_db, atlas_dsn):
+    assert atlas_db.execute("SELECT to_regclass('leftover')").fetchone() == (None,)
+    assert atlas_db.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "line"),
+    [
+        ([], "", "atlas: isolation: clone: a fresh clone per test (auto: data in memory, *)"),
+        (["--atlas-isolation", "reset"], "", "atlas: isolation: reset: reset and reuse when proved exact, *"),
+        (
+            ["--atlas-isolation", "clone"],
+            "",
+            "atlas: isolation: clone: a fresh clone per test (--atlas-isolation=clone)",
+        ),
+        ([], "atlas_isolation = clone", "atlas: isolation: clone: *"),
+        (["--atlas-isolation=reset", "--atlas-keep-db"], "", "atlas: isolation: clone: --atlas-keep-db keeps *"),
+    ],
+)
+def test_the_header_shows_the_isolation(pytester: pytest.Pytester, args: list[str], ini: str, line: str) -> None:
+    pytester.makepyfile(PLUGIN_RUN)
+    if ini:
+        pytester.makeini(f"[pytest]\n{ini}\n")
+    result = pytester.runpytest("-p", "no:randomly", *args)
+    result.stdout.fnmatch_lines([line])
+    result.assert_outcomes(passed=10)
+
+
+def test_a_reset_run_says_what_it_could_not_reset(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PLUGIN_RUN)
+    result = pytester.runpytest("-p", "no:randomly", "--atlas-isolation", "reset")
+    result.assert_outcomes(passed=10)
+    result.stdout.fnmatch_lines(
+        ["isolation: * database(s) reset for the next test, 1 replaced by a fresh clone instead (the catalog changed*"]
+    )
+
+
+def test_a_bad_isolation_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("--atlas-isolation", "fast")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*invalid value for --atlas-isolation: 'fast': expected one of auto, clone, reset*"])
+
+
+@pytest.fixture(scope="module")
+def prepared_server() -> Iterator[AtlasPostgres]:
+    """A server of this module's own that allows prepared transactions (started ones do not)."""
+    from pytest_atlas._config import AtlasSettings
+    from pytest_atlas.db import plan_server, start_server
+    from pytest_atlas.db._cache import default_cache_dir
+
+    server = start_server(plan_server(AtlasSettings(cache_dir=default_cache_dir()), default_sources()))
+    try:
+        with server.connect(autocommit=True) as admin:
+            admin.execute("ALTER SYSTEM SET max_prepared_transactions = 4")
+        cluster = server._cluster
+        assert cluster is not None
+        cluster.stop(clean=True)
+        cluster.start(cluster.port)
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_prepared_transaction_gives_a_fresh_clone(prepared_server: AtlasPostgres) -> None:
+    assert prepared_server.template is not None
+    made = Scenario(prepared_server, prepared_server.template)
+    try:
+        first = made.pool.acquire()
+        with prepared_server.connect(first, autocommit=True) as conn:
+            conn.execute("BEGIN")
+            conn.execute("INSERT INTO sessions (task) VALUES ('prepared')")
+            conn.execute("PREPARE TRANSACTION 'left-behind'")
+        made.pool.release(first)
+        following = made.pool.acquire()
+        assert fingerprint(prepared_server, following) == made.pristine
+        made.pool.release(following)
+        assert made.pool.resetter is not None
+        assert made.pool.resetter.fallbacks == {"a prepared transaction was left in the database": 1}
+    finally:
+        made.close()
+    with prepared_server.connect(autocommit=True) as admin:
+        assert admin.execute("SELECT count(*) FROM pg_prepared_xacts").fetchone() == (0,)
+        # the database was dropped, not left behind
+        assert admin.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'rst%'").fetchone() == (0,)
+    assert not [note for note in made.pool.notes if note.startswith("left")]
