@@ -43,7 +43,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "schema.sql"
@@ -78,6 +80,10 @@ def test_touch(n, {fixture}):
     {fixture}.execute("INSERT INTO sessions (task) VALUES ('bench')")
     assert {fixture}.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
 """
+
+
+#: the report header lines of the last run of each configuration (where the data went, which isolation)
+HEADERS: dict[tuple[Any, ...], list[str]] = {}
 
 
 def run_as_account() -> pwd.struct_passwd | None:
@@ -148,7 +154,7 @@ def run_suite(
     env.update(
         BENCH_OUT=str(out), HOME=str(workdir), XDG_CACHE_HOME=str(workdir / "cache"), PYTHONDONTWRITEBYTECODE="1"
     )
-    preexec = None
+    preexec: Callable[[], None] | None = None
     if account is not None:
         uid, gid = account.pw_uid, account.pw_gid
 
@@ -163,7 +169,7 @@ def run_suite(
         assert account is not None
         command = ["unshare", "--mount", "--propagation", "private", "bash", "-c", CONTAINER, "-", account.pw_name]
         command += [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
-        preexec = None
+        preexec = None  # the command itself drops to the account
     started = time.perf_counter()
     result = subprocess.run(
         command,
@@ -176,6 +182,9 @@ def run_suite(
     wall = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"suite failed in {project} {args}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    HEADERS[(str(project), container, tuple(args))] = [
+        line for line in result.stdout.splitlines() if line.startswith(("atlas: access:", "atlas: isolation:"))
+    ]
     phases = json.loads(out.read_text())
     out.unlink()
     setups = [d for _id, when, d in phases if when == "setup"]
@@ -293,7 +302,7 @@ def main() -> None:
         cells = [ratio(names[s], s, key) if s in names else "-" for s in ("disk", "tmpfs", "container")]
         print(f"| {label} | {' | '.join(cells)} | {goal} |")
 
-    container = "atlas_db warm, container (/dev/shm 64 MB), {}"
+    box = "atlas_db warm, container (/dev/shm 64 MB), {}"
     row(
         "warm start / pytest-postgresql start",
         {"disk": "atlas_db warm, disk, reset", "tmpfs": "atlas_db warm, tmpfs, reset"},
@@ -311,7 +320,7 @@ def main() -> None:
         {
             "disk": "atlas_db warm, disk, reset",
             "tmpfs": "atlas_db warm, tmpfs, reset",
-            "container": container.format("default isolation"),
+            "container": box.format("default isolation"),
         },
         "per_test",
         "<= 0.2 on disk",
@@ -321,7 +330,7 @@ def main() -> None:
         {
             "disk": "atlas_db warm, disk, clone",
             "tmpfs": "atlas_db warm, tmpfs, clone",
-            "container": container.format("clone"),
+            "container": box.format("clone"),
         },
         "per_test",
         "-",
@@ -333,11 +342,18 @@ def main() -> None:
     for storage, reset_name, clone_name in (
         ("disk", "atlas_db warm, disk, reset", "atlas_db warm, disk, clone"),
         ("tmpfs", "atlas_db warm, tmpfs, reset", "atlas_db warm, tmpfs, clone"),
-        ("container", container.format("default isolation"), container.format("clone")),
+        ("container", box.format("default isolation"), box.format("clone")),
     ):
         if reset_name in results and clone_name in results:
             value = med(reset_name, "per_test") / med(clone_name, "per_test")
             print(f"| {storage} | {value:.2f} | <= 1.0 |")
+    print()
+    print("What the plugin chose in the container (its report header):")
+    for name in (box.format("default isolation"), box.format("clone")):
+        if name in configs:
+            project, extra, _who, in_container = configs[name]
+            for line in HEADERS.get((str(projects / project), in_container, tuple(extra)), []):
+                print(f"    {name}: {line}")
 
 
 if __name__ == "__main__":
