@@ -164,11 +164,11 @@ def run_suite(
             os.setuid(uid)
 
         env["USER"] = env["LOGNAME"] = account.pw_name
-    command = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    command = [str(python), "-m", "pytest", "-p", "no:cacheprovider", *args]
     if container:
         assert account is not None
         command = ["unshare", "--mount", "--propagation", "private", "bash", "-c", CONTAINER, "-", account.pw_name]
-        command += [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+        command += [str(python), "-m", "pytest", "-p", "no:cacheprovider", *args]
         preexec = None  # the command itself drops to the account
     started = time.perf_counter()
     result = subprocess.run(
