@@ -2,8 +2,8 @@
 
 A score is ``reward_stats.score``, falling back to ``reward_stats.score_mean``, read the quirk-tolerant
 way: a JSON number or a string holding an ordinary number counts; NaN, Infinity, words, booleans,
-objects and magnitudes beyond 1e300 (or nonzero below 1e-300) count as no score, never as a cast
-error. Almost every stored score is a plain JSON number, so the expression tries a cheap path first
+objects and magnitudes from 1e100 up (or nonzero below 1e-100: their squares would leave float8's
+range in the variance) count as no score, never as a query error. Almost every stored score is a plain JSON number, so the expression tries a cheap path first
 (``(reward_stats ->> 'score')::float8``, the expression of Atlas's own score index, taken only for a
 JSON number whose decimal text is short enough that the cast cannot fail) and evaluates the slow,
 quirk-tolerant path only for the rows that need it. Both paths give the same float for every value
@@ -25,14 +25,14 @@ __all__ = ["NUMBER_PATTERN", "number", "score", "series_statement", "tasks_state
 #: a number as Python's float() and PostgreSQL's float8 both read it (no NaN, no Infinity)
 NUMBER_PATTERN = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 
-#: a jsonb number's text (PostgreSQL writes it without exponent) shorter than this lies strictly
-#: between 1e-289 and 1e289 in magnitude, or is zero: its float8 cast cannot fail
-_SHORT = sql.Literal(290)
+#: a jsonb number's text (PostgreSQL writes it without exponent) shorter than this is zero or lies
+#: strictly between 1e-98 and 1e99 in magnitude: an ordinary number whose float8 cast cannot fail
+_SHORT = sql.Literal(100)
 
 
 def _in_range(value: sql.Composable) -> sql.Composable:
-    """``value`` (numeric) is zero or has a magnitude in [1e-300, 1e300): safe to cast to float8."""
-    return sql.SQL("(abs({v}) < 1e300 AND ({v} = 0 OR abs({v}) >= 1e-300))").format(v=value)
+    """``value`` (numeric) is zero or has a magnitude in [1e-100, 1e100): an ordinary number."""
+    return sql.SQL("(abs({v}) < 1e100 AND ({v} = 0 OR abs({v}) >= 1e-100))").format(v=value)
 
 
 def _slow(element: sql.Composable) -> sql.Composable:
@@ -126,7 +126,8 @@ def tasks_statement(key: sql.Composable, where: sql.Composable, *, uncertain: bo
 
 def ties_statement(key: sql.Composable, where: sql.Composable, *, uncertain: bool, fast: bool = True) -> sql.Composed:
     """``lk, id, score`` of the usable rows whose key and exact score are one of the pairs in
-    ``tie_keys`` / ``tie_scores`` (the lowest scores that more than one session holds), at most ``worst`` per pair, lowest ids."""
+    ``tie_keys`` / ``tie_scores`` (the lowest scores that more than one session holds): at most
+    ``worst`` per pair, lowest ids first."""
     usable: sql.Composable = sql.SQL("TRUE")
     if uncertain:
         usable = sql.SQL("NOT COALESCE({u} > %(max_uncertainty)s, FALSE)").format(u=_uncertainty(fast))

@@ -1,176 +1,32 @@
-"""Reading reward series from an Atlas database, with the filtering and aggregation done in SQL.
+"""Reward series: the scores of one learning key as threshold and regression gates (and baseline
+files) see them, and the one query that reads them.
 
 A gate over a million sessions fetches, per learning key: one row of exact moments, one row per
 distinct (rounded) score, the few worst sessions, and -- only when there are few enough -- one row
-per task. All SQL is composed with :mod:`psycopg.sql`; user values travel as parameters.
+per task. numpy is loaded only when a series is built (through the lazy :mod:`pytest_atlas.stats`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import tuple_row
-from psycopg.types.json import Jsonb
 
-from pytest_atlas._dsn import Dsn
-from pytest_atlas.db import connect_target
-from pytest_atlas.errors import GateError, InvalidArgument, ProvisioningError
+from pytest_atlas import stats
+from pytest_atlas._arguments import check_integer, check_number, shown
+from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.gates import _scores
 from pytest_atlas.gates._selection import Selection
-from pytest_atlas.stats._sample import Sample
+from pytest_atlas.gates._sql import filters, key_column, run, scored
 
-__all__ = [
-    "ALL_KEYS",
-    "MAX_COUNT",
-    "Series",
-    "check_series",
-    "connection",
-    "fetch_drift_inputs",
-    "fetch_modes",
-    "fetch_review",
-    "fetch_series",
-]
+if TYPE_CHECKING:
+    from pytest_atlas.stats import Sample
 
-#: the "learning key" of a series that pools every key
-ALL_KEYS = "*"
-
-# ------------------------------------------------------------------------------------------------
-# connections
-# ------------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def connection(source: psycopg.Connection[Any] | str | Dsn, *, timeout: int = 10) -> Iterator[psycopg.Connection[Any]]:
-    """Yield a connection: the one given, or a new read-only one to the DSN given (closed afterwards).
-
-    Queries run inside ``conn.transaction()`` (a savepoint when a transaction is open) that is
-    READ ONLY and always rolled back, so a failed query never leaves the caller's transaction
-    aborted and nothing is ever written or committed.
-    """
-    if isinstance(source, psycopg.Connection):
-        yield source
-        return
-    if not isinstance(source, str | Dsn):
-        raise InvalidArgument(
-            f"expected a psycopg connection or a DSN string, got {type(source).__name__}",
-            hint="pass atlas_db, or a URL such as postgresql://user@host/dbname",
-        )
-    try:
-        conn = connect_target(source, timeout=timeout)
-    except ProvisioningError as exc:
-        raise GateError(f"cannot connect to the gate database: {exc.problem}", hint=exc.hint) from None
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-def _run(conn: psycopg.Connection[Any], query: sql.Composed, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-    try:
-        with conn.transaction(force_rollback=True), conn.cursor(row_factory=tuple_row) as cursor:
-            cursor.execute("SET TRANSACTION READ ONLY")
-            # the aggregations hash ~100k groups: without room they sort on disk; compiling the
-            # expressions (JIT) costs more than it saves on one scan
-            cursor.execute("SET LOCAL work_mem = '64MB'")
-            cursor.execute("SET LOCAL jit = off")
-            cursor.execute(query, params)
-            return list(cursor.fetchall())
-    except psycopg.errors.UndefinedTable:
-        raise GateError(
-            "the database has no 'sessions' table: it is not an Atlas database",
-            hint="point --atlas-target at the database your Atlas harness writes to",
-        ) from None
-    except psycopg.errors.InsufficientPrivilege as exc:
-        user = conn.info.user
-        raise GateError(
-            f"the role {user!r} may not read the Atlas tables: {str(exc).strip().splitlines()[0]}",
-            hint=f"grant it read access (GRANT SELECT ON ALL TABLES IN SCHEMA public TO {user}), or use a role "
-            "that can read them",
-        ) from None
-    except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GateError(
-            f"gate query failed: {first}",
-            hint="check that the database has Atlas's schema (pytest-atlas ships it as "
-            "schema.sql); the query is read-only",
-        ) from None
-
-
-# ------------------------------------------------------------------------------------------------
-# SQL pieces
-# ------------------------------------------------------------------------------------------------
-
-
-def _filters(selection: Selection, params: dict[str, Any]) -> sql.Composable:
-    clauses: list[sql.Composable] = [sql.SQL("TRUE")]
-    if selection.learning_key is not None:
-        clauses.append(sql.SQL("(s.metadata ->> 'learning_key') = ANY(%(learning_keys)s)"))
-        params["learning_keys"] = list(selection.learning_key)
-    if selection.since is not None:
-        clauses.append(sql.SQL("s.created_at >= %(since)s"))
-        params["since"] = selection.since
-    if selection.until is not None:
-        clauses.append(sql.SQL("s.created_at < %(until)s"))
-        params["until"] = selection.until
-    if selection.status is not None:
-        clauses.append(sql.SQL("s.status = ANY(%(statuses)s)"))
-        params["statuses"] = list(selection.status)
-    if selection.review_status is not None:
-        clauses.append(sql.SQL("s.review_status = ANY(%(review_statuses)s)"))
-        params["review_statuses"] = list(selection.review_status)
-    if selection.excludes_quarantined():
-        clauses.append(sql.SQL("s.review_status IS DISTINCT FROM 'quarantined'"))
-    if selection.metadata is not None:
-        clauses.append(sql.SQL("s.metadata @> %(metadata)s"))
-        params["metadata"] = Jsonb(dict(selection.metadata))
-    if selection.task is not None:
-        clauses.append(sql.SQL("s.task = ANY(%(tasks)s)"))
-        params["tasks"] = list(selection.task)
-    return sql.SQL(" AND ").join(clauses)
-
-
-def _key(by_key: bool) -> sql.Composable:
-    return sql.SQL("COALESCE(s.metadata ->> 'learning_key', '')") if by_key else sql.Literal(ALL_KEYS)
-
-
-def _scored(selection: Selection, by_key: bool, params: dict[str, Any]) -> sql.Composable:
-    """CTEs ``matched`` (every selected session with its score or NULL) and ``scored`` (the scored
-    ones, limited to the newest ``last`` per key)."""
-    params["number_pattern"] = _scores.NUMBER_PATTERN
-    matched = sql.SQL(
-        "matched AS (SELECT s.id, s.task, s.created_at, {key} AS lk, {score} AS score, "
-        "{uncertainty} AS uncertainty FROM sessions AS s WHERE {where})"
-    ).format(
-        key=_key(by_key),
-        score=_scores.score(),
-        uncertainty=_scores.number("reward_stats", "uncertainty_mean"),
-        where=_filters(selection, params),
-    )
-    usable = sql.SQL("score IS NOT NULL")
-    if selection.max_uncertainty is not None:
-        params["max_uncertainty"] = selection.max_uncertainty
-        usable = sql.SQL("score IS NOT NULL AND (uncertainty IS NULL OR uncertainty <= %(max_uncertainty)s)")
-    if selection.last is None:
-        scored = sql.SQL("scored AS (SELECT * FROM matched WHERE {usable})").format(usable=usable)
-    else:
-        params["last"] = selection.last
-        scored = sql.SQL(
-            "scored AS (SELECT * FROM (SELECT m.*, row_number() OVER "
-            "(PARTITION BY lk ORDER BY created_at DESC, id DESC) AS recency FROM matched AS m "
-            "WHERE {usable}) AS ranked WHERE recency <= %(last)s)"
-        ).format(usable=usable)
-    return sql.SQL("WITH {matched}, {scored} ").format(matched=matched, scored=scored)
-
-
-# ------------------------------------------------------------------------------------------------
-# reward series
-# ------------------------------------------------------------------------------------------------
+__all__ = ["MAX_COUNT", "Series", "check_series", "fetch_series"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -246,20 +102,17 @@ def _bad(problem: str) -> InvalidArgument:
 
 
 def _count(name: str, value: Any, *, low: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_COUNT:
-        raise _bad(f"{name} must be an integer from {low} to 2**53, got {_shown(value)}")
-    return value
+    try:
+        return check_integer(name, value, low=low, high=MAX_COUNT)
+    except InvalidArgument as exc:
+        raise _bad(exc.problem) from None
 
 
 def _real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _bad(f"{name} must be a finite number, got {_shown(value)}")
-    return float(value)
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    try:
+        return check_number(name, value)
+    except InvalidArgument as exc:
+        raise _bad(exc.problem) from None
 
 
 def check_series(data: Mapping[str, Any]) -> Series:
@@ -277,7 +130,7 @@ def check_series(data: Mapping[str, Any]) -> Series:
       mean is ``mean``.
     """
     if not isinstance(data, Mapping):
-        raise _bad(f"expected a series object, got {_shown(data)}")
+        raise _bad(f"expected a series object, got {shown(data)}")
     unknown = sorted(set(data) - _SERIES_FIELDS)
     missing_fields = sorted(_SERIES_FIELDS - set(data))
     if unknown or missing_fields:
@@ -289,10 +142,11 @@ def check_series(data: Mapping[str, Any]) -> Series:
         raise _bad("; ".join(what))
     key = data["learning_key"]
     if not isinstance(key, str):
-        raise _bad(f"learning_key must be a string, got {_shown(key)}")
-    digits = data["digits"]
-    if isinstance(digits, bool) or not isinstance(digits, int) or not 0 <= digits <= 12:
-        raise _bad(f"digits must be an integer from 0 to 12, got {_shown(digits)}")
+        raise _bad(f"learning_key must be a string, got {shown(key)}")
+    try:
+        digits = check_integer("digits", data["digits"], low=0, high=12, example=4)
+    except InvalidArgument as exc:
+        raise _bad(exc.problem) from None
     values, counts = data["values"], data["counts"]
     if not isinstance(values, list) or not isinstance(counts, list) or len(values) != len(counts):
         raise _bad("values and counts must be lists of the same length")
@@ -349,7 +203,7 @@ def check_series(data: Mapping[str, Any]) -> Series:
     worst: list[tuple[int, float]] = []
     for index, pair in enumerate(raw_worst):
         if not isinstance(pair, list) or len(pair) != 2:
-            raise _bad(f"worst[{index}] must be a [session id, score] pair, got {_shown(pair)}")
+            raise _bad(f"worst[{index}] must be a [session id, score] pair, got {shown(pair)}")
         worst.append((_count(f"worst[{index}][0]", pair[0], low=1), _real(f"worst[{index}][1]", pair[1])))
     if worst != sorted(worst, key=lambda item: (item[1], item[0])) or len({s for s, _ in worst}) != len(worst):
         raise _bad("worst must list distinct sessions, lowest score first")
@@ -359,11 +213,11 @@ def check_series(data: Mapping[str, Any]) -> Series:
     tasks: dict[str, tuple[float, int]] | None = None
     if raw_tasks is not None:
         if not isinstance(raw_tasks, Mapping):
-            raise _bad(f"tasks must be null or an object of task -> [mean, count], got {_shown(raw_tasks)}")
+            raise _bad(f"tasks must be null or an object of task -> [mean, count], got {shown(raw_tasks)}")
         tasks = {}
         for task, pair in raw_tasks.items():
             if not isinstance(pair, list) or len(pair) != 2:
-                raise _bad(f"tasks[{task!r}] must be a [mean, count] pair, got {_shown(pair)}")
+                raise _bad(f"tasks[{task!r}] must be a [mean, count] pair, got {shown(pair)}")
             tasks[str(task)] = (_real(f"tasks[{task!r}][0]", pair[0]), _count(f"tasks[{task!r}][1]", pair[1], low=1))
         if sum(count for _, count in tasks.values()) != n:
             raise _bad(f"the task counts add up to {sum(c for _, c in tasks.values())}, not n = {n}")
@@ -371,7 +225,7 @@ def check_series(data: Mapping[str, Any]) -> Series:
             weighted = math.fsum(m * c for m, c in tasks.values()) / n
             if not math.isclose(weighted, float(mean), rel_tol=1e-9, abs_tol=1e-9):
                 raise _bad(f"the per-task means average to {weighted:.6g}, not to the mean {mean!r}")
-    sample = Sample.from_counts(
+    sample = stats.Sample.from_counts(
         floats,
         table_counts,
         what=f"series {key!r} values",
@@ -403,8 +257,7 @@ def fetch_series(
     Per-task means (what a paired comparison needs) are read only with ``tasks`` true; else
     every series has ``tasks`` None.
     """
-    if isinstance(digits, bool) or not isinstance(digits, int) or not 0 <= digits <= 12:
-        raise InvalidArgument(f"digits must be an integer from 0 to 12, got {digits!r}", hint="digits=4")
+    check_integer("digits", digits, low=0, high=12, example=4)
     if selection.last is None:
         return _grouped_series(
             conn, selection, by_key=by_key, digits=digits, worst=worst, max_tasks=max_tasks, tasks=tasks
@@ -414,7 +267,7 @@ def fetch_series(
     # and returns a handful of row kinds: m = moments per key, v = frequency table, x = sessions
     # without a usable score, w = the worst sessions, t = per-task means (keys with few tasks only).
     params["scale"] = float(10**digits)
-    query = _scored(selection, by_key, params) + sql.SQL(
+    query = scored(selection, by_key, params) + sql.SQL(
         ", freq AS (SELECT lk, round(score * %(scale)s) / %(scale)s AS v, count(*) AS c FROM scored GROUP BY 1, 2)"
         # the worst sessions: only rows at or below each key's k-th lowest rounded score are sorted
         ", cut AS (SELECT lk, min(v) AS v FROM (SELECT lk, v, sum(c) OVER (PARTITION BY lk ORDER BY v) AS cum "
@@ -446,7 +299,7 @@ def fetch_series(
     uncertain: dict[str, int] = {}
     worst_rows: dict[str, list[tuple[int, int, float]]] = {}
     task_means: dict[str, dict[str, tuple[float, int]]] = {}
-    for kind, key, value, count, mean, variance, uncertainty, session, task in _run(conn, query, params):
+    for kind, key, value, count, mean, variance, uncertainty, session, task in run(conn, query, params):
         if kind == "m":
             moments[key] = (
                 int(count),
@@ -468,7 +321,7 @@ def fetch_series(
     for key in sorted(set(moments) | set(missing) | set(uncertain)):
         table_rows = values.get(key, [])
         n, mean, variance, uncertainty = moments.get(key, (0, math.nan, None, None))
-        sample = Sample.from_counts(
+        sample = stats.Sample.from_counts(
             [v for v, _ in table_rows],
             [c for _, c in table_rows],
             exact_mean=mean if n else None,
@@ -486,87 +339,6 @@ def fetch_series(
             digits,
         )
     return out
-
-
-# ------------------------------------------------------------------------------------------------
-# review status, execution modes, drift inputs
-# ------------------------------------------------------------------------------------------------
-
-
-def _tally(
-    conn: psycopg.Connection[Any], selection: Selection, column: sql.Composable, *, by_key: bool, worst: int, name: str
-) -> dict[str, dict[str, Any]]:
-    """Per key: ``total``, and per value of ``column``: a count (under ``name``) and up to ``worst``
-    session ids, newest first (under ``ids``)."""
-    params: dict[str, Any] = {"worst": worst}
-    query = sql.SQL(
-        "SELECT lk, value, count(*), (array_agg(id ORDER BY id DESC))[1:%(worst)s] FROM "
-        "(SELECT {key} AS lk, {column} AS value, s.id FROM sessions AS s WHERE {where}) AS r "
-        "GROUP BY lk, value"
-    ).format(key=_key(by_key), column=column, where=_filters(selection, params))
-    out: dict[str, dict[str, Any]] = {}
-    for key, value, count, ids in _run(conn, query, params):
-        entry = out.setdefault(key, {"total": 0, name: {}, "ids": {}})
-        entry["total"] += int(count)
-        entry[name][value] = int(count)
-        entry["ids"][value] = [int(i) for i in ids]
-    return out
-
-
-def fetch_review(
-    conn: psycopg.Connection[Any], selection: Selection, *, by_key: bool = True, worst: int = 5
-) -> dict[str, dict[str, Any]]:
-    """Per key: ``total``, counts per review status, and up to ``worst`` quarantined / pending ids.
-
-    Quarantined sessions are counted whatever the selection says about them.
-    """
-    seen = Selection(**{**selection.__dict__, "include_quarantined": True})
-    return _tally(conn, seen, sql.SQL("s.review_status"), by_key=by_key, worst=worst, name="statuses")
-
-
-def fetch_modes(
-    conn: psycopg.Connection[Any], selection: Selection, *, by_key: bool = True, worst: int = 5
-) -> dict[str, dict[str, Any]]:
-    """Per key: ``total`` and, per ``metadata.execution_mode`` (None when absent), a count and ids."""
-    return _tally(conn, selection, sql.SQL("s.metadata ->> 'execution_mode'"), by_key=by_key, worst=worst, name="modes")
-
-
-@dataclass(frozen=True)
-class DriftInput:
-    """One assessed session: its stats, what Atlas stored, and its baseline rows, newest first."""
-
-    session_id: int
-    learning_key: str
-    reward_stats: Any
-    stored_drift: Any
-    stored_alert: Any
-    history: tuple[Any, ...]
-
-
-def fetch_drift_inputs(
-    conn: psycopg.Connection[Any], selection: Selection, *, window: int = 50, last: int = 50
-) -> list[DriftInput]:
-    """The newest ``last`` selected sessions per key that have reward_stats, each with the rows Atlas's
-    baseline would have held when it was assessed: the newest ``window`` sessions of the same
-    learning key (of every key when it has none) with reward_stats, created no later than it."""
-    limited = Selection(**{**selection.__dict__, "last": selection.last or last})
-    params: dict[str, Any] = {"window": max(window, 1), "last": limited.last}
-    where = _filters(limited, params)
-    query = sql.SQL(
-        "WITH assessed AS (SELECT * FROM (SELECT s.id, s.created_at, s.reward_stats, "
-        "NULLIF(s.metadata ->> 'learning_key', '') AS lk, s.metadata -> 'drift' AS drift, "
-        "s.metadata -> 'drift_alert' AS drift_alert, row_number() OVER (PARTITION BY "
-        "s.metadata ->> 'learning_key' ORDER BY s.created_at DESC, s.id DESC) AS recency "
-        "FROM sessions AS s WHERE s.reward_stats IS NOT NULL AND {where}) AS r "
-        "WHERE recency <= %(last)s) "
-        "SELECT a.id, COALESCE(a.lk, ''), a.reward_stats, a.drift, a.drift_alert, "
-        "ARRAY(SELECT h.reward_stats FROM sessions AS h WHERE h.reward_stats IS NOT NULL "
-        "AND (a.lk IS NULL OR h.metadata ->> 'learning_key' = a.lk) "
-        "AND (h.created_at, h.id) <= (a.created_at, a.id) "
-        "ORDER BY h.created_at DESC, h.id DESC LIMIT %(window)s) "
-        "FROM assessed AS a ORDER BY a.created_at, a.id"
-    ).format(where=where)
-    return [DriftInput(int(row[0]), row[1], row[2], row[3], row[4], tuple(row[5])) for row in _run(conn, query, params)]
 
 
 def _grouped_series(
@@ -588,17 +360,17 @@ def _grouped_series(
         "scale": float(10**digits),
         "number_pattern": _scores.NUMBER_PATTERN,
     }
-    where = _filters(selection, params)
+    where = filters(selection, params)
     uncertain = selection.max_uncertainty is not None
     if uncertain:
         params["max_uncertainty"] = selection.max_uncertainty
-    key = _key(by_key)
+    key = key_column(by_key)
     groups: dict[str, list[tuple[int, float, int, float, float]]] = {}
     missing: dict[str, int] = {}
     uncertain_counts: dict[str, int] = {}
     unc: dict[str, list[float]] = {}
     lowest: dict[str, list[tuple[float, int, int]]] = {}
-    for kind, lk, state, value, n, total, m2, unc_n, unc_total, low_id in _run(
+    for kind, lk, state, value, n, total, m2, unc_n, unc_total, low_id in run(
         conn, _scores.series_statement(key, where, uncertain=uncertain), params
     ):
         if kind == "w":
@@ -615,14 +387,14 @@ def _grouped_series(
     worst_rows = _lowest_sessions(conn, lowest, key, where, params, uncertain=uncertain, worst=max(worst, 1))
     task_means: dict[str, dict[str, tuple[float, int]]] = {}
     if tasks and groups:
-        for lk, task, mean, count in _run(conn, _scores.tasks_statement(key, where, uncertain=uncertain), params):
+        for lk, task, mean, count in run(conn, _scores.tasks_statement(key, where, uncertain=uncertain), params):
             task_means.setdefault(lk, {})[task] = (float(mean), int(count))
     out: dict[str, Series] = {}
     for lk in sorted(set(groups) | set(missing) | set(uncertain_counts)):
         table = sorted(groups.get(lk, []), key=lambda row: row[1])
         n, mean, variance = _moments(table)
         unc_n, unc_total = unc.get(lk, (0.0, 0.0))
-        sample = Sample.from_counts(
+        sample = stats.Sample.from_counts(
             [row[1] for row in table],
             [row[0] for row in table],
             exact_mean=mean if n else None,
@@ -690,7 +462,7 @@ def _lowest_sessions(
     if ties:
         params = {**params, "tie_keys": [lk for lk, _ in ties], "tie_scores": [score for _, score in ties]}
         shared: dict[tuple[str, float], list[int]] = {}
-        for lk, session, score in _run(conn, _scores.ties_statement(key, where, uncertain=uncertain), params):
+        for lk, session, score in run(conn, _scores.ties_statement(key, where, uncertain=uncertain), params):
             shared.setdefault((lk, float(score)), []).append(int(session))
         for lk, picked in out.items():
             filled: list[tuple[int, float]] = []
