@@ -92,9 +92,10 @@ def measure(conn: psycopg.Connection[Any], repeats: int) -> list[tuple[str, floa
             started = time.perf_counter()
             results[what] = run()
             times[what].append(time.perf_counter() - started)
-    exact, series = results["plain fetch of every score (baseline)"], results[
-        "gate query, threshold gate (no per-task means)"
-    ]
+    exact, series = (
+        results["plain fetch of every score (baseline)"],
+        results["gate query, threshold gate (no per-task means)"],
+    )
     for key, (count, mean) in exact.items():
         assert count == series[key].n, key
         assert abs(mean - series[key].sample.mean) < 1e-9, key
