@@ -64,7 +64,11 @@ def database(dsn: str, rows: int) -> str:
     name = f"contract_scan_{rows}"
     with psycopg.connect(dsn, autocommit=True) as admin:
         if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            return name
+            with psycopg.connect(dsn_with_dbname(dsn, name)) as conn:
+                count = conn.execute("SELECT count(*) FROM sessions").fetchone()
+            if count == (rows,):
+                return name
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))  # an interrupted build
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     with psycopg.connect(dsn_with_dbname(dsn, name), autocommit=True) as conn:
         conn.execute(schema_path().read_text())

@@ -59,7 +59,11 @@ def database(dsn: str, rows: int) -> tuple[str, bool]:
     name = f"gate_scale_{rows}"
     with psycopg.connect(dsn, autocommit=True) as admin:
         if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            return name, False
+            with psycopg.connect(dsn_with_dbname(dsn, name)) as conn:
+                count = conn.execute("SELECT count(*) FROM sessions").fetchone()
+            if count == (rows,):
+                return name, False
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))  # an interrupted build
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     with psycopg.connect(dsn_with_dbname(dsn, name), autocommit=True) as conn:
         conn.execute(schema_path().read_text())
