@@ -1,11 +1,12 @@
 """Reward scores read in SQL: the score expression, and the statements a reward series is built from.
 
-A score is ``reward_stats.score``, falling back to ``reward_stats.score_mean``, read the quirk-tolerant
-way: a JSON number or a string holding an ordinary number counts; NaN, Infinity, words, booleans,
-objects and magnitudes from 1e100 up (or nonzero below 1e-100: their squares would leave float8's
-range in the variance) count as no score, never as a query error. Almost every stored score is a
-plain JSON number, so the expression tries a cheap path first (``(reward_stats ->> 'score')::float8``, the expression of Atlas's own score index, taken only for a
-JSON number whose decimal text is short enough that the cast cannot fail) and evaluates the slow,
+A score is ``reward_stats.score``, falling back to ``reward_stats.score_mean``, read the
+quirk-tolerant way: a JSON number or a string holding an ordinary number counts; NaN, Infinity,
+words, booleans, objects and magnitudes from 1e100 up (or nonzero below 1e-100: their squares would
+leave float8's range in the variance) count as no score, never as a query error. Almost every stored
+score is a plain JSON number, so the expression tries a cheap path first
+(``(reward_stats ->> 'score')::float8``, the expression of Atlas's own score index, taken only for
+a JSON number whose decimal text is short enough that the cast cannot fail) and evaluates the slow,
 quirk-tolerant path only for the rows that need it. Both paths give the same float for every value
 (PostgreSQL converts a jsonb number to float8 through its decimal text), which the tests check on
 every shape a stored score takes.
