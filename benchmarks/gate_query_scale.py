@@ -1,17 +1,22 @@
-"""A gate over a million sessions: what the SQL-side aggregation fetches, and how long it takes.
+"""A gate over a million (or ten million) sessions against a plain fetch of the same scores.
 
-Creates a scratch database on an existing PostgreSQL server, fills ``sessions`` with N generated
-rows (20 learning keys, scores with 4 decimals, a few without a usable score), then compares:
+For each size it builds (once, with ``generate_series`` in SQL; reused when ``--keep`` left it
+behind) a scratch database whose ``sessions`` hold N rows: 20 learning keys, 500 tasks, scores with
+4 decimals as plain JSON numbers, every 997th session with a null score, every 1000th quarantined.
+Then, interleaved and repeated, it times:
 
-* the gate query (``pytest_atlas.gates.fetch_series``): filtering, moments and the frequency table
-  computed by PostgreSQL, one row back per distinct rounded score and key;
-* the naive way: fetch every score and compute in Python.
+* plain fetch: every usable score of the selected sessions fetched to Python (``SELECT
+  metadata->>'learning_key', (reward_stats->>'score')::float``), grouped by key in Python;
+* the gate query (``pytest_atlas.gates.fetch_series``) of a threshold gate (no per-task means),
+  of a regression gate (with them), of the newest 200 per key, and of one learning key.
 
-It prints rows fetched and the median time of several repeats, and the EXPLAIN ANALYZE summary of
-the main gate query. The scratch database is dropped at the end.
+It prints one table per size (median of the repeats, and the ratio to the plain fetch measured in
+the same run), then how the cost grows from the smallest to the largest size. The gate and the
+plain fetch are checked to agree on every key's count and mean. Scratch databases are dropped at
+the end unless ``--keep`` is given.
 
     python benchmarks/gate_query_scale.py --dsn postgresql://postgres@127.0.0.1:55432/postgres
-    python benchmarks/gate_query_scale.py --rows 200000 --repeats 3
+    python benchmarks/gate_query_scale.py --rows 1000000 10000000 --repeats 3 --keep
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import os
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -27,120 +33,119 @@ from psycopg import sql
 
 from pytest_atlas._dsn import dsn_with_dbname, redact
 from pytest_atlas._resources import schema_path
-from pytest_atlas.gates import Selection, _query, fetch_series
+from pytest_atlas.gates import Selection, fetch_series
 
 FILL = """
 INSERT INTO sessions (task, status, review_status, metadata, reward_stats, created_at)
-SELECT 'task ' || (i %% 500),
+SELECT 'task ' || (i % 500),
        'succeeded',
-       CASE WHEN i %% 1000 = 0 THEN 'quarantined' ELSE 'approved' END,
-       jsonb_build_object('learning_key', 'key-' || (i %% 20), 'execution_mode', 'auto'),
-       CASE WHEN i %% 997 = 0 THEN jsonb_build_object('score', NULL)
+       CASE WHEN i % 1000 = 0 THEN 'quarantined' ELSE 'approved' END,
+       jsonb_build_object('learning_key', 'key-' || (i % 20), 'execution_mode', 'auto'),
+       CASE WHEN i % 997 = 0 THEN jsonb_build_object('score', NULL)
             ELSE jsonb_build_object('score', round((0.55 + 0.4 * (random() + random()) / 2)::numeric, 4),
                                     'uncertainty_mean', 0.1) END,
        timestamptz '2025-01-01' + i * interval '1 second'
-FROM generate_series(1, %(rows)s) AS i
+FROM generate_series(1, {rows}) AS i
 """
 
+PLAIN = (
+    "SELECT metadata->>'learning_key', (reward_stats->>'score')::float FROM sessions "
+    "WHERE review_status IS DISTINCT FROM 'quarantined' AND reward_stats->>'score' IS NOT NULL"
+)
 
-def timed(repeats: int, work: Any) -> tuple[float, Any]:
-    times, result = [], None
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result
+
+def database(dsn: str, rows: int) -> tuple[str, bool]:
+    """The scratch database for ``rows`` sessions, built unless it exists; and whether it was built."""
+    name = f"gate_scale_{rows}"
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            with psycopg.connect(dsn_with_dbname(dsn, name)) as conn:
+                count = conn.execute("SELECT count(*) FROM sessions").fetchone()
+            if count == (rows,):
+                return name, False
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))  # an interrupted build
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with psycopg.connect(dsn_with_dbname(dsn, name), autocommit=True) as conn:
+        conn.execute(schema_path().read_text())
+        conn.execute(sql.SQL(FILL).format(rows=sql.Literal(rows)))
+        conn.execute("VACUUM ANALYZE sessions")
+    return name, True
+
+
+def plain(conn: psycopg.Connection[Any]) -> dict[str, tuple[int, float]]:
+    by_key: dict[str, list[float]] = {}
+    for key, score in conn.execute(PLAIN).fetchall():
+        by_key.setdefault(key, []).append(score)
+    return {key: (len(scores), statistics.fmean(scores)) for key, scores in by_key.items()}
+
+
+def measure(conn: psycopg.Connection[Any], repeats: int) -> list[tuple[str, float, float]]:
+    work: dict[str, Callable[[], Any]] = {
+        "plain fetch of every score (baseline)": lambda: plain(conn),
+        "gate query, threshold gate (no per-task means)": lambda: fetch_series(conn, Selection(), tasks=False),
+        "gate query, regression gate (per-task means)": lambda: fetch_series(conn, Selection()),
+        "gate query, newest 200 per key": lambda: fetch_series(conn, Selection(last=200), tasks=False),
+        "gate query, one learning key of 20": lambda: fetch_series(
+            conn, Selection.build(learning_key="key-3"), tasks=False
+        ),
+    }
+    times: dict[str, list[float]] = {what: [] for what in work}
+    results: dict[str, Any] = {}
+    for _ in range(repeats):  # interleaved: each repeat runs every row once, in the same order
+        for what, run in work.items():
+            started = time.perf_counter()
+            results[what] = run()
+            times[what].append(time.perf_counter() - started)
+    exact, series = (
+        results["plain fetch of every score (baseline)"],
+        results["gate query, threshold gate (no per-task means)"],
+    )
+    for key, (count, mean) in exact.items():
+        assert count == series[key].n, key
+        assert abs(mean - series[key].sample.mean) < 1e-9, key
+    base = statistics.median(times["plain fetch of every score (baseline)"])
+    return [(what, statistics.median(t), statistics.median(t) / base) for what, t in times.items()]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
         "--dsn", default=os.environ.get("ATLAS_TEST_DSN", "postgresql://postgres@127.0.0.1:55432/postgres")
     )
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch databases for the next run")
     args = parser.parse_args()
 
-    name = f"gates_bench_{os.getpid()}"
-    with psycopg.connect(args.dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    print(f"server {redact(args.dsn)}; median of {args.repeats} interleaved repeats\n")
+    made: list[str] = []
+    tables: dict[int, list[tuple[str, float, float]]] = {}
     try:
-        with psycopg.connect(dsn_with_dbname(args.dsn, name), autocommit=True) as conn:
-            conn.execute(schema_path().read_text())
+        for rows in args.rows:
             started = time.perf_counter()
-            conn.execute(FILL, {"rows": args.rows})
-            conn.execute("ANALYZE sessions")
-            print(
-                f"server {redact(args.dsn)}; filled {args.rows:,} sessions in "
-                f"{time.perf_counter() - started:.1f} s; median of {args.repeats} repeats\n"
-            )
-
-            fetched = {"rows": 0}
-            captured: dict[str, Any] = {}
-            original = _query._run
-
-            def counting(conn: Any, query: Any, params: Any) -> Any:
-                captured.update(query=query, params=params)
-                rows = original(conn, query, params)
-                fetched["rows"] += len(rows)
-                return rows
-
-            _query._run = counting  # type: ignore[assignment]
-
-            def gate(selection: Selection) -> Any:
-                fetched["rows"] = 0
-                return fetch_series(conn, selection), fetched["rows"]
-
-            def naive() -> Any:
-                rows = conn.execute(
-                    "SELECT metadata->>'learning_key', (reward_stats->>'score')::float FROM sessions "
-                    "WHERE review_status <> 'quarantined' AND reward_stats->>'score' IS NOT NULL"
-                ).fetchall()
-                by_key: dict[str, list[float]] = {}
-                for key, score in rows:
-                    by_key.setdefault(key, []).append(score)
-                return {k: (len(v), statistics.fmean(v), statistics.variance(v)) for k, v in by_key.items()}, len(rows)
-
-            print("| what | rows fetched | median time |")
+            name, built = database(args.dsn, rows)
+            made.append(name)
+            how = f"built in {time.perf_counter() - started:.0f} s" if built else "reused"
+            with psycopg.connect(dsn_with_dbname(args.dsn, name), autocommit=True) as conn:
+                tables[rows] = measure(conn, args.repeats)
+            print(f"### {rows:,} sessions ({how})\n")
+            print("| what | median | ratio to the plain fetch |")
             print("|---|---|---|")
-            seconds, (series, rows) = timed(args.repeats, lambda: gate(Selection()))
-            all_query = dict(captured)
-            n = sum(s.n for s in series.values())
-            print(f"| gate query, all {n:,} scored sessions, 20 keys | {rows:,} | {seconds * 1000:.0f} ms |")
-            seconds, (_, rows) = timed(args.repeats, lambda: gate(Selection(last=200)))
-            print(f"| gate query, last 200 per key | {rows:,} | {seconds * 1000:.0f} ms |")
-            seconds, (series_key, rows) = timed(args.repeats, lambda: gate(Selection.build(learning_key="key-3")))
-            print(
-                f"| gate query, one learning key ({series_key['key-3'].n:,} sessions) | {rows:,} | "
-                f"{seconds * 1000:.0f} ms |"
-            )
-            seconds, (exact, rows) = timed(args.repeats, naive)
-            print(f"| naive: fetch every score, compute in Python | {rows:,} | {seconds * 1000:.0f} ms |")
-            for key, (count, mean, variance) in exact.items():  # the two agree
-                assert count == series[key].n, key
-                assert abs(mean - series[key].sample.mean) < 1e-9, key
-                assert abs(variance - series[key].sample.variance) < 1e-9, key
-            missing = sum(s.missing for s in series.values())
-            print(
-                f"\n(gate and naive agree on n, mean and variance for every key; {missing:,} sessions without "
-                "a usable score counted as missing)\n"
-            )
-
-            _query._run = original  # type: ignore[assignment]
-            plan = conn.execute(
-                sql.SQL("EXPLAIN (ANALYZE, TIMING OFF) ") + all_query["query"], all_query["params"]
-            ).fetchall()
-            print("EXPLAIN ANALYZE of the gate statement (all sessions), the nodes that touch every row:")
-            for (line,) in plan:
-                if "rows=" in line and (
-                    "Scan" in line or "Aggregate" in line or "Append" in line or "Execution" in line
-                ):
-                    print("   ", line.split("  (cost")[0].rstrip(), "->", line[line.find("(actual") :])
-                elif "Execution Time" in line:
-                    print("   ", line)
+            for what, seconds, ratio in tables[rows]:
+                print(f"| {what} | {seconds * 1000:,.0f} ms | {ratio:.2f} |")
+            print()
+        if len(tables) > 1:
+            small, large = min(tables), max(tables)
+            print(f"### growth from {small:,} to {large:,} sessions ({large / small:.0f}x the rows)\n")
+            print("| what | time grew by |")
+            print("|---|---|")
+            for (what, low, _), (_, high, _) in zip(tables[small], tables[large], strict=True):
+                print(f"| {what} | {high / low:.1f}x |")
     finally:
-        with psycopg.connect(args.dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        if not args.keep:
+            with psycopg.connect(args.dsn, autocommit=True) as admin:
+                for name in made:
+                    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -243,7 +246,7 @@ def _check_column(
                 report.problem = f"table {table.name} lacks the column(s) {', '.join(missing)} needed to key rows"
                 return report
             accumulator = ColumnAccumulator(report, samples=samples)
-            _stream(conn, target, since, limit, batch_size, accumulator)
+            _stream(conn, target, since, limit, batch_size, accumulator, jsonb=kind == "jsonb")
             accumulator.finish()
     except psycopg.errors.InsufficientPrivilege as exc:
         report.problem = (
@@ -293,7 +296,12 @@ def _stream(
     limit: int | None,
     batch_size: int,
     accumulator: ColumnAccumulator,
+    *,
+    jsonb: bool = False,
 ) -> None:
+    """Validate every row of ``target``. A ``jsonb`` value holds no NaN, Infinity or NUL, so a
+    document parsed from its text with fewer brackets than MAX_DEPTH (hence no deeper) is known to
+    be storable: its storability walk, a third of the time per row, is skipped."""
     validator = validator_for(target.schema)
     query, params = _rows_query(target, since, limit)
     key_names = target.table.key
@@ -301,10 +309,7 @@ def _stream(
     with conn.cursor(name=f"atlas_contract_{next(_cursor_names)}", row_factory=tuple_row, binary=True) as cursor:
         cursor.itersize = batch_size
         cursor.execute(query, params)
-        while True:
-            batch = cursor.fetchmany(batch_size)
-            if not batch:
-                break
+        for batch in _prefetched(cursor, batch_size):
             for row in batch:
                 raw = row[width]
                 if raw is None:
@@ -349,8 +354,49 @@ def _stream(
                         [_unloadable(validator.name, text, "x-parse", f"not parsable as JSON: {exc}")], key
                     )
                     continue
-                accumulator.add(validator.check(document, census=True), key)
+                storable = jsonb and text.count("{") + text.count("[") < MAX_DEPTH
+                accumulator.add(validator.check(document, census=True, storable=storable), key)
             del batch
+
+
+def _prefetched(cursor: psycopg.ServerCursor[Any], batch_size: int) -> Iterator[list[Any]]:
+    """The cursor's rows in batches; a helper thread fetches the next batch while the caller checks
+    this one (the server serialises rows while Python parses and validates). At most two batches wait,
+    so memory stays flat; the thread is stopped and joined before this generator ends."""
+    waiting: queue.Queue[list[Any] | BaseException] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def fetch() -> None:
+        try:
+            while not stop.is_set():
+                batch = cursor.fetchmany(batch_size)
+                while not stop.is_set():
+                    try:
+                        waiting.put(batch, timeout=0.05)
+                        break
+                    except queue.Full:
+                        continue
+                if not batch:
+                    return
+        except BaseException as exc:  # handed to the caller, raised there
+            waiting.put(exc)
+
+    helper = threading.Thread(target=fetch, name="pytest-atlas-contract-fetch", daemon=True)
+    helper.start()
+    try:
+        while True:
+            item = waiting.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                return
+            yield item
+    finally:
+        stop.set()
+        while helper.is_alive():
+            with contextlib.suppress(queue.Empty):
+                waiting.get(timeout=0.05)
+        helper.join()
 
 
 def _unloadable(schema: str, text: str, keyword: str, message: str) -> Violation:

@@ -19,8 +19,9 @@ from psycopg import sql
 from pytest_atlas import stats
 from pytest_atlas._arguments import check_integer, check_number, shown
 from pytest_atlas.errors import InvalidArgument
+from pytest_atlas.gates import _scores
 from pytest_atlas.gates._selection import Selection
-from pytest_atlas.gates._sql import run, scored
+from pytest_atlas.gates._sql import filters, key_column, run, scored
 
 if TYPE_CHECKING:
     from pytest_atlas.stats import Sample
@@ -246,14 +247,21 @@ def fetch_series(
     digits: int = 4,
     worst: int = 5,
     max_tasks: int = 5000,
+    tasks: bool = True,
 ) -> dict[str, Series]:
     """The reward series of the selected sessions, one per learning key (or one pooled series).
 
     Scores are ``reward_stats.score``, falling back to ``score_mean`` (as Atlas's drift detector
     reads them). The frequency table is rounded to ``digits`` decimals; the mean and variance are
     exact. Keys without a single scored session still appear (n = 0) when they have sessions.
+    Per-task means (what a paired comparison needs) are read only with ``tasks`` true; else
+    every series has ``tasks`` None.
     """
     check_integer("digits", digits, low=0, high=12, example=4)
+    if selection.last is None:
+        return _grouped_series(
+            conn, selection, by_key=by_key, digits=digits, worst=worst, max_tasks=max_tasks, tasks=tasks
+        )
     params: dict[str, Any] = {"worst": max(worst, 1), "max_tasks": max_tasks}
     # One statement: PostgreSQL materialises the selected sessions once (a CTE used several times)
     # and returns a handful of row kinds: m = moments per key, v = frequency table, x = sessions
@@ -274,9 +282,12 @@ def fetch_series(
         "UNION ALL SELECT 'v', lk, v, c, NULL, NULL, NULL, NULL, NULL FROM freq "
         "UNION ALL SELECT 'x', lk, NULL, count(*), NULL, NULL, NULL, NULL, NULL FROM matched "
         "WHERE score IS NULL GROUP BY lk "
-        "UNION ALL SELECT 'w', lk, score, rank, NULL, NULL, NULL, id, NULL FROM worst WHERE rank <= %(worst)s "
-        "UNION ALL SELECT 't', lk, NULL, c, mean, NULL, NULL, NULL, task FROM tasks WHERE ntasks <= %(max_tasks)s"
+        "UNION ALL SELECT 'w', lk, score, rank, NULL, NULL, NULL, id, NULL FROM worst WHERE rank <= %(worst)s"
     )
+    if tasks:
+        query += sql.SQL(
+            " UNION ALL SELECT 't', lk, NULL, c, mean, NULL, NULL, NULL, task FROM tasks WHERE ntasks <= %(max_tasks)s"
+        )
     if selection.max_uncertainty is not None:  # u = scored sessions whose judges were too unsure
         query += sql.SQL(
             " UNION ALL SELECT 'u', lk, NULL, count(*), NULL, NULL, NULL, NULL, NULL FROM matched "
@@ -287,7 +298,7 @@ def fetch_series(
     missing: dict[str, int] = {}
     uncertain: dict[str, int] = {}
     worst_rows: dict[str, list[tuple[int, int, float]]] = {}
-    tasks: dict[str, dict[str, tuple[float, int]]] = {}
+    task_means: dict[str, dict[str, tuple[float, int]]] = {}
     for kind, key, value, count, mean, variance, uncertainty, session, task in run(conn, query, params):
         if kind == "m":
             moments[key] = (
@@ -305,7 +316,7 @@ def fetch_series(
         elif kind == "w":
             worst_rows.setdefault(key, []).append((int(count), int(session), float(value)))
         else:
-            tasks.setdefault(key, {})[task] = (float(mean), int(count))
+            task_means.setdefault(key, {})[task] = (float(mean), int(count))
     out: dict[str, Series] = {}
     for key in sorted(set(moments) | set(missing) | set(uncertain)):
         table_rows = values.get(key, [])
@@ -322,9 +333,142 @@ def fetch_series(
             sample,
             missing.get(key, 0),
             lowest,
-            tasks.get(key) if n else None,
+            task_means.get(key) if n and tasks else None,
             uncertainty,
             uncertain.get(key, 0),
             digits,
         )
     return out
+
+
+def _grouped_series(
+    conn: psycopg.Connection[Any],
+    selection: Selection,
+    *,
+    by_key: bool,
+    digits: int,
+    worst: int,
+    max_tasks: int,
+    tasks: bool,
+) -> dict[str, Series]:
+    """:func:`fetch_series` without ``last``: one scan grouped by key and exact score (see
+    :mod:`._scores`); a second scan for per-task means only when asked, a third only when the
+    lowest scores are shared by several sessions."""
+    params: dict[str, Any] = {
+        "worst": max(worst, 1),
+        "max_tasks": max_tasks,
+        "scale": float(10**digits),
+        "number_pattern": _scores.NUMBER_PATTERN,
+    }
+    where = filters(selection, params)
+    uncertain = selection.max_uncertainty is not None
+    if uncertain:
+        params["max_uncertainty"] = selection.max_uncertainty
+    key = key_column(by_key)
+    groups: dict[str, list[tuple[int, float, int, float, float]]] = {}
+    missing: dict[str, int] = {}
+    uncertain_counts: dict[str, int] = {}
+    unc: dict[str, list[float]] = {}
+    lowest: dict[str, list[tuple[float, int, int]]] = {}
+    for kind, lk, state, value, n, total, m2, unc_n, unc_total, low_id in run(
+        conn, _scores.series_statement(key, where, uncertain=uncertain), params
+    ):
+        if kind == "w":
+            lowest.setdefault(lk, []).append((float(value), int(n), int(low_id)))
+        elif state == 1:
+            missing[lk] = int(n)
+        elif state == 2:
+            uncertain_counts[lk] = uncertain_counts.get(lk, 0) + int(n)
+        else:
+            groups.setdefault(lk, []).append((int(n), float(value), int(n), float(total), float(m2)))
+            pair = unc.setdefault(lk, [0.0, 0.0])
+            pair[0] += float(unc_n or 0)
+            pair[1] += float(unc_total or 0.0)
+    worst_rows = _lowest_sessions(conn, lowest, key, where, params, uncertain=uncertain, worst=max(worst, 1))
+    task_means: dict[str, dict[str, tuple[float, int]]] = {}
+    if tasks and groups:
+        for lk, task, mean, count in run(conn, _scores.tasks_statement(key, where, uncertain=uncertain), params):
+            task_means.setdefault(lk, {})[task] = (float(mean), int(count))
+    out: dict[str, Series] = {}
+    for lk in sorted(set(groups) | set(missing) | set(uncertain_counts)):
+        table = sorted(groups.get(lk, []), key=lambda row: row[1])
+        n, mean, variance = _moments(table)
+        unc_n, unc_total = unc.get(lk, (0.0, 0.0))
+        sample = stats.Sample.from_counts(
+            [row[1] for row in table],
+            [row[0] for row in table],
+            exact_mean=mean if n else None,
+            exact_variance=variance,
+        )
+        out[lk] = Series(
+            lk,
+            sample,
+            missing.get(lk, 0),
+            worst_rows.get(lk, ())[:worst],
+            (task_means.get(lk) or None) if n and tasks else None,
+            unc_total / unc_n if n and unc_n else None,
+            uncertain_counts.get(lk, 0),
+            digits,
+        )
+    return out
+
+
+def _moments(table: list[tuple[int, float, int, float, float]]) -> tuple[int, float, float | None]:
+    """Count, mean and sample variance of every score from per-group counts, sums and squared
+    deviations from the group's rounded value (combined as in Chan, Golub and LeVeque)."""
+    n = sum(row[0] for row in table)
+    if n == 0:
+        return 0, math.nan, None
+    mean = math.fsum(row[3] for row in table) / n
+    if n < 2:
+        return n, mean, None
+    m2 = 0.0
+    parts = []
+    for count, value, _, total, squares in table:
+        group_mean = total / count
+        parts.append(max(squares - count * (group_mean - value) ** 2, 0.0) + count * (group_mean - mean) ** 2)
+    m2 = math.fsum(parts)
+    return n, mean, m2 / (n - 1)
+
+
+def _lowest_sessions(
+    conn: psycopg.Connection[Any],
+    lowest: Mapping[str, list[tuple[float, int, int]]],
+    key: sql.Composable,
+    where: sql.Composable,
+    params: dict[str, Any],
+    *,
+    uncertain: bool,
+    worst: int,
+) -> dict[str, tuple[tuple[int, float], ...]]:
+    """The ``worst`` lowest (session id, score) pairs per key, lowest score then lowest id first, from
+    each key's lowest exact scores with their session counts and smallest ids; the sessions sharing
+    a score are read only when more than one of them is needed."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    ties: list[tuple[str, float]] = []
+    for lk, rows in lowest.items():
+        need = worst
+        picked: list[tuple[int, float]] = []
+        for score, count, low_id in sorted(rows):
+            if need <= 0:
+                break
+            if count == 1 or need == 1:
+                picked.append((low_id, score))
+            else:
+                ties.append((lk, score))
+                picked.append((-1, score))  # filled in below
+            need -= count
+        out[lk] = picked
+    if ties:
+        params = {**params, "tie_keys": [lk for lk, _ in ties], "tie_scores": [score for _, score in ties]}
+        shared: dict[tuple[str, float], list[int]] = {}
+        for lk, session, score in run(conn, _scores.ties_statement(key, where, uncertain=uncertain), params):
+            shared.setdefault((lk, float(score)), []).append(int(session))
+        for lk, picked in out.items():
+            filled: list[tuple[int, float]] = []
+            for session, score in picked:
+                filled.extend(
+                    [(session, score)] if session != -1 else [(s, score) for s in sorted(shared[(lk, score)])]
+                )
+            out[lk] = filled
+    return {lk: tuple(picked[:worst]) for lk, picked in out.items()}

@@ -19,15 +19,13 @@ from psycopg.types.json import Jsonb
 from pytest_atlas._dsn import Dsn
 from pytest_atlas.db import connect_target
 from pytest_atlas.errors import GateError, InvalidArgument, ProvisioningError
+from pytest_atlas.gates import _scores
 from pytest_atlas.gates._selection import Selection
 
 __all__ = ["ALL_KEYS", "connection", "filters", "key_column", "run", "scored", "tally"]
 
 #: the "learning key" of a series that pools every key
 ALL_KEYS = "*"
-
-#: a number as Python's float() and PostgreSQL's float8 both read it (no NaN, no Infinity)
-_NUMBER_PATTERN = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 
 
 @contextlib.contextmanager
@@ -60,6 +58,10 @@ def run(conn: psycopg.Connection[Any], query: sql.Composed, params: Mapping[str,
     try:
         with conn.transaction(force_rollback=True), conn.cursor(row_factory=tuple_row) as cursor:
             cursor.execute("SET TRANSACTION READ ONLY")
+            # the aggregations hash ~100k groups: without room they sort on disk; compiling the
+            # expressions (JIT) costs more than it saves on one scan
+            cursor.execute("SET LOCAL work_mem = '64MB'")
+            cursor.execute("SET LOCAL jit = off")
             cursor.execute(query, params)
             return list(cursor.fetchall())
     except psycopg.errors.UndefinedTable:
@@ -81,24 +83,6 @@ def run(conn: psycopg.Connection[Any], query: sql.Composed, params: Mapping[str,
             hint="check that the database has Atlas's schema (pytest-atlas ships it as "
             "schema.sql); the query is read-only",
         ) from None
-
-
-def _number(element: sql.Composable) -> sql.Composable:
-    """float8 of a jsonb element when it is a number, or a string holding an ordinary number; else NULL
-    (never a cast error: NaN, Infinity, words, booleans, objects and values beyond 1e300 give NULL)."""
-    return sql.SQL(
-        "(CASE jsonb_typeof({e}) "
-        "WHEN 'number' THEN CASE WHEN abs(({e})::numeric) < 1e300 THEN ({e})::float8 END "
-        "WHEN 'string' THEN CASE WHEN ({e} #>> '{{}}') ~ %(number_pattern)s THEN "
-        "CASE WHEN abs(({e} #>> '{{}}')::numeric) < 1e300 THEN ({e} #>> '{{}}')::float8 END END END)"
-    ).format(e=element)
-
-
-_SCORE = sql.SQL("COALESCE({a}, {b})").format(
-    a=_number(sql.SQL("(s.reward_stats -> 'score')")),
-    b=_number(sql.SQL("(s.reward_stats -> 'score_mean')")),
-)
-_UNCERTAINTY = _number(sql.SQL("(s.reward_stats -> 'uncertainty_mean')"))
 
 
 def filters(selection: Selection, params: dict[str, Any]) -> sql.Composable:
@@ -136,11 +120,16 @@ def key_column(by_key: bool) -> sql.Composable:
 def scored(selection: Selection, by_key: bool, params: dict[str, Any]) -> sql.Composable:
     """CTEs ``matched`` (every selected session with its score or NULL) and ``scored`` (the scored
     ones, limited to the newest ``last`` per key)."""
-    params["number_pattern"] = _NUMBER_PATTERN
+    params["number_pattern"] = _scores.NUMBER_PATTERN
     matched = sql.SQL(
         "matched AS (SELECT s.id, s.task, s.created_at, {key} AS lk, {score} AS score, "
         "{uncertainty} AS uncertainty FROM sessions AS s WHERE {where})"
-    ).format(key=key_column(by_key), score=_SCORE, uncertainty=_UNCERTAINTY, where=filters(selection, params))
+    ).format(
+        key=key_column(by_key),
+        score=_scores.score(),
+        uncertainty=_scores.number("reward_stats", "uncertainty_mean"),
+        where=filters(selection, params),
+    )
     usable = sql.SQL("score IS NOT NULL")
     if selection.max_uncertainty is not None:
         params["max_uncertainty"] = selection.max_uncertainty

@@ -123,14 +123,19 @@ class PayloadValidator:
 
     # -- everything ------------------------------------------------------------------------------------
 
-    def check(self, document: Any, *, census: bool = False) -> PayloadCheck:
-        """Errors, warnings and (with ``census=True``) unknown fields of ``document``."""
-        if not is_plain_json(document):
-            storable = storability_violations(document, self.name)
-            if storable:
-                if any(v.keyword == "x-depth" for v in storable):
-                    return PayloadCheck(self.name, errors=tuple(storable))
-                return PayloadCheck(self.name, errors=tuple(storable) + tuple(self._detail_violations(document)))
+    def check(self, document: Any, *, census: bool = False, storable: bool = False) -> PayloadCheck:
+        """Errors, warnings and (with ``census=True``) unknown fields of ``document``.
+
+        ``storable=True`` says that ``document`` is known to be plain, finite, NUL-free JSON no deeper
+        than :data:`~._storable.MAX_DEPTH` (``json.loads`` of a ``jsonb`` value's text with fewer
+        brackets than that): the walk that checks it is skipped.
+        """
+        if not storable and not is_plain_json(document):
+            problems = storability_violations(document, self.name)
+            if problems:
+                if any(v.keyword == "x-depth" for v in problems):
+                    return PayloadCheck(self.name, errors=tuple(problems))
+                return PayloadCheck(self.name, errors=tuple(problems) + tuple(self._detail_violations(document)))
         try:
             strict = self._closed if census else self._no_quirk
             if strict.is_valid(document):

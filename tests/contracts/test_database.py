@@ -169,13 +169,13 @@ def test_runs_read_only_and_leaves_the_connection_as_found(atlas_db: Conn, monke
     attempts: list[str] = []
     real_stream = _check._stream
 
-    def stream_and_try_to_write(conn: Conn, *args: Any) -> None:
+    def stream_and_try_to_write(conn: Conn, *args: Any, **kwargs: Any) -> None:
         try:
             with conn.transaction():
                 conn.execute("DELETE FROM guidance_notes")
         except psycopg.errors.ReadOnlySqlTransaction:
             attempts.append("refused")
-        real_stream(conn, *args)
+        real_stream(conn, *args, **kwargs)
 
     monkeypatch.setattr(_check, "_stream", stream_and_try_to_write)
     assert atlas_db.info.transaction_status == psycopg.pq.TransactionStatus.IDLE

@@ -46,7 +46,7 @@ class ThresholdOptions(Statistics):
 
 
 def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: ThresholdOptions, context: Context) -> Evaluation:
-    series = fetch_series(conn, spec.selection, by_key=spec.by_key)
+    series = fetch_series(conn, spec.selection, by_key=spec.by_key, tasks=False)  # no pairing: no per-task means
     return Evaluation(threshold_rows(series, spec), series=series)
 
 
