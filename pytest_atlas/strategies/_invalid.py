@@ -26,6 +26,7 @@ from pytest_atlas.strategies._payloads import (
     trajectory_events,
 )
 from pytest_atlas.strategies._validate import fail
+from pytest_atlas.validation import validator_for
 
 __all__ = ["MUTATIONS", "Invalid", "Mutation", "invalid"]
 
@@ -300,4 +301,7 @@ def invalid(schema: str, *, rule: str | None = None) -> st.SearchStrategy[Invali
             f"one of the rules in MUTATIONS[{schema!r}]",
             hint="print(pytest_atlas.strategies.MUTATIONS[schema]) lists them",
         )
+    # the examples check these documents and each fails: load the detailed-error engine now, outside
+    # every example, so the first one stays well inside Hypothesis's deadline
+    validator_for(schema).prepare()
     return _invalid(schema, rule)

@@ -210,11 +210,27 @@ class PayloadValidator:
         warnings.sort(key=lambda v: (v.path, v.message))
         return PayloadCheck(self.name, warnings=tuple(warnings), unknown_fields=tuple(found.unknown))
 
-    def _detail_violations(self, document: Any) -> list[Violation]:
-        from pytest_atlas.validation._detail import detail_validator, detail_violations
+    def prepare(self) -> PayloadValidator:
+        """Compile everything a check can need now: the fast engine's variants and the detailed-error
+        engine (python-jsonschema, imported on the first failing document otherwise). Call it where
+        time is not measured -- at import or in a fixture -- so that no Hypothesis example pays for
+        the first failure. Returns the validator."""
+        for variant in ("_lenient", "_no_quirk", "_closed"):
+            getattr(self, variant)
+        self._detail_engine()
+        return self
+
+    def _detail_engine(self) -> Any:
+        from pytest_atlas.validation._detail import detail_validator
 
         if self._detail is None:
             self._detail = detail_validator(self.schema, _py_registry(self._names))
+        return self._detail
+
+    def _detail_violations(self, document: Any) -> list[Violation]:
+        from pytest_atlas.validation._detail import detail_violations
+
+        self._detail_engine()
         try:
             return detail_violations(self._detail, document, self.name)
         except RecursionError:
