@@ -9,6 +9,7 @@ from pytest_atlas.db._connect import SERVER_SETTING, TARGET_SETTING, connect_cle
 from pytest_atlas.db._external import attach_server
 from pytest_atlas.db._isolation import rollback
 from pytest_atlas.db._postgres import AtlasPostgres
+from pytest_atlas.db._seed import Seed
 from pytest_atlas.db._server import ServerPlan, plan_server, start_server
 from pytest_atlas.db._target import connect_target, describe_target
 
@@ -18,6 +19,7 @@ __all__ = [
     "AtlasPostgres",
     "ClonePool",
     "DatabaseManager",
+    "Seed",
     "ServerPlan",
     "attach_server",
     "connect_clearly",
