@@ -21,11 +21,14 @@ from pytest_atlas.db._access import new_password, set_password
 from pytest_atlas.db._account import ServerAccount, current_user_name, server_account
 from pytest_atlas.db._binaries import PgInstall, find_install, reachable_install
 from pytest_atlas.db._cache import (
+    HOT_BUDGET,
     CacheUnavailable,
     ClusterCache,
     DamagedEntry,
     copy_entry,
     default_cache_dir,
+    enforce_budget,
+    hot_usage,
     is_tmpfs,
     prune_tiers,
 )
@@ -86,9 +89,19 @@ class ServerPlan:
             f"atlas: cluster cache: {self.cache_state}; {self.account.reason}",
             f"atlas: access: {access}; data in {self.base.path}",
         ]
+        if self.cache is not None and self.cache.hot is not None:
+            held = hot_usage(self.cache.hot.root.parent)
+            lines.append(
+                f"atlas: hot cache in memory: {_mb(sum(info.size for info in held))} in {len(held)} "
+                f"entr{'y' if len(held) == 1 else 'ies'} ({self.cache.hot.root.parent}), at most {_mb(HOT_BUDGET)}"
+            )
         if self.base.note:
             lines.append(f"atlas: data folder: {self.base.note}")
         return lines
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1 << 20):.0f} MB"
 
 
 def _probe(dsn: Dsn) -> str:
@@ -130,9 +143,11 @@ def plan_server(settings: AtlasSettings, sources: tuple[SqlSource, ...]) -> Serv
             try:
                 tiers = ensure_dir(base.path / "cache", 0o700)
                 hot = ClusterCache(tiers / tier, max_entries=2, persistent=False)
+                hot.budget = HOT_BUDGET
                 hot.prepare()
                 cache.hot = hot
                 prune_tiers(tiers, keep=tier)
+                enforce_budget(tiers, HOT_BUDGET)
             except (CacheUnavailable, UnsafePathError, OSError):
                 cache.hot = None
         hit, damage = cache.check(key)
