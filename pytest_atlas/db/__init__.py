@@ -8,6 +8,7 @@ from pytest_atlas.db._clones import ClonePool, DatabaseManager
 from pytest_atlas.db._connect import SERVER_SETTING, TARGET_SETTING, connect_clearly, connection_error
 from pytest_atlas.db._external import attach_server
 from pytest_atlas.db._isolation import rollback
+from pytest_atlas.db._janitor import write_kept_manifest
 from pytest_atlas.db._postgres import AtlasPostgres
 from pytest_atlas.db._seed import Seed
 from pytest_atlas.db._server import ServerPlan, plan_server, start_server
@@ -30,4 +31,5 @@ __all__ = [
     "redact",
     "rollback",
     "start_server",
+    "write_kept_manifest",
 ]

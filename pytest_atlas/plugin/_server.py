@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 from typing import Any
 
 import pytest
 
+from pytest_atlas._table import render_table
+from pytest_atlas.db import write_kept_manifest
 from pytest_atlas.errors import AtlasError
 from pytest_atlas.fixtures._state import existing_run_state, run_state
 
@@ -41,20 +44,34 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _kept_lines(config: pytest.Config) -> list[str]:
-    """How to reach what --atlas-keep-db kept: commands that work when pasted by the same user (the
-    DSNs carry no password; a TCP server's or a password DSN's passfile is named in them)."""
+    """How to reach what --atlas-keep-db kept: a table test id -> database -> a command that works
+    when pasted by the same user (the DSNs carry no password; a TCP server's or a password DSN's
+    passfile is named in them), and how to remove it all. Also written to the run folder, where
+    ``python -m pytest_atlas kept`` finds it."""
     state = existing_run_state(config)
     server = state.started if state is not None else None
     if state is None or server is None or not state.settings.keep_db:
         return []
+    rows = [
+        [state.owners.get(name, "(a template or a spare clone)"), name, f"psql {shlex.quote(server.dsn(name))}"]
+        for name in state.kept
+    ]
     lines = [f"server: {server.redacted_dsn()} ({server.source})"]
-    lines += [f"  psql {shlex.quote(server.dsn(name))}" for name in state.kept]
+    if rows:
+        lines += render_table([["test", "database", "connect"], *rows]).splitlines()
     run_dir = server.run_dir
+    if run_dir is not None:
+        with contextlib.suppress(OSError):
+            write_kept_manifest(run_dir, rows)
     if server.owned and server.data_dir is not None and run_dir is not None:
         pid = shlex.quote(str(server.data_dir / "postmaster.pid"))
-        lines.append(f"  stop it with: kill -INT $(head -1 {pid}) && rm -rf {shlex.quote(str(run_dir))}")
+        lines.append("  remove every kept server of yours with: python -m pytest_atlas kept --remove")
+        lines.append(f"  or stop it with: kill -INT $(head -1 {pid}) && rm -rf {shlex.quote(str(run_dir))}")
     elif not server.owned:
-        lines.append("  drop them with DROP DATABASE when done (later runs never touch kept databases)")
+        lines.append(
+            "  drop them with: python -m pytest_atlas kept --remove --dsn DSN (or DROP DATABASE; "
+            "later runs never touch kept databases)"
+        )
         if run_dir is not None:
             lines.append(f"  then remove the passfile's folder: rm -rf {shlex.quote(str(run_dir))}")
     return lines
