@@ -50,10 +50,13 @@ PASSING = """
     def test_a_fresh_database(atlas_db):
         assert atlas_db.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
 """
-FAILING = PASSING + """
+FAILING = (
+    PASSING
+    + """
     def test_a_regression(atlas_db):
         assert atlas_db.execute("SELECT count(*) FROM sessions").fetchone() == (1,)
 """
+)
 
 
 @dataclass
@@ -114,15 +117,20 @@ def _gitlab(name: str, data: dict[Any, Any]) -> Job:
 
 def _installed(line: str) -> str:
     """A check, instead of a download, for a ``pip install`` line: every package must be installed."""
-    names = [re.split(r"[\[<>=!~ ]", word.strip("\"'"))[0] for word in shlex.split(line)[2:] if not word.startswith("-")]
+    names = [
+        re.split(r"[\[<>=!~ ]", word.strip("\"'"))[0] for word in shlex.split(line)[2:] if not word.startswith("-")
+    ]
     check = f"import importlib.metadata as m; [m.version(name) for name in {names!r}]"
     return f"{shlex.quote(sys.executable)} -c {shlex.quote(check)}"
 
 
 def _step_script(job: Job) -> list[str]:
     """One shell command per step, as the CI system runs it."""
+
     def adapt(text: str) -> str:
-        return "\n".join(_installed(line) if line.strip().startswith("pip install") else line for line in text.splitlines())
+        return "\n".join(
+            _installed(line) if line.strip().startswith("pip install") else line for line in text.splitlines()
+        )
 
     if job.kind == "github":
         return [f"bash --noprofile --norc -eo pipefail -c {shlex.quote(adapt(step))}" for step in job.steps]
@@ -157,7 +165,7 @@ def run_job(job: Job, project: Path, work: Path) -> tuple[list[int], str]:
     lines.append("failed=")
     for command in _step_script(job):
         # a failed step ends the job: the later steps do not run
-        lines.append(f"if [ -z \"$failed\" ]; then")
+        lines.append(f'if [ -z "$failed" ]; then')
         lines.append(f"  (cd {shlex.quote(str(project))} && env -i {_assignments(env)} {command}); code=$?")
         lines.append(f"  echo $code >> {statuses}; [ $code = 0 ] || failed=1")
         lines.append("fi")
@@ -219,7 +227,9 @@ def _project(work: Path, tests: str) -> Path:
     project = work / "project"
     (project / "tests").mkdir(parents=True)
     (project / "tests" / "test_app.py").write_text(textwrap.dedent(tests))
-    (project / "pytest.ini").write_text("[pytest]\naddopts = -p no:randomly\nasyncio_default_fixture_loop_scope = function\n")
+    (project / "pytest.ini").write_text(
+        "[pytest]\naddopts = -p no:randomly\nasyncio_default_fixture_loop_scope = function\n"
+    )
     return project
 
 

@@ -30,6 +30,7 @@ LAYERS = {
     "assertions": 3,
     "_report": 3,
     "fixtures": 4,
+    "__main__": 4,
     "plugin": 5,
 }
 
