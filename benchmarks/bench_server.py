@@ -3,8 +3,15 @@
 Runs generated test suites (N trivial tests, each touching the Atlas ``sessions`` table) with:
 
 * ``pytest-postgresql``: ``postgresql_proc(load=[schema.sql])`` + the ``postgresql`` fixture;
-* ``atlas_db`` with a cold start (``--atlas-no-cache``: initdb + schema load) and a warm start (cache hit);
-* ``atlas_tx`` (rolled-back transaction on one connection per run).
+* ``atlas_db`` with a cold start (``--atlas-no-cache``: initdb + schema load) and a warm start (cache hit),
+  with each isolation (``--atlas-isolation=clone``: a fresh clone per test; ``reset``: the used
+  database is proved untouched beyond its rows and sequences, emptied and reused);
+* ``atlas_tx`` (rolled-back transaction on one connection per run);
+* "container": pytest-postgresql and ``atlas_db`` with no folder options at all, in a mount
+  namespace whose /dev/shm is a 64 MB tmpfs (Docker's default), as in a CI container: the plugin
+  then keeps its data in the temp folder, on the disk (run as root only: it needs ``unshare``).
+
+Storage: "disk" is the work folder (``--workdir``, on the machine's disk), "tmpfs" is /dev/shm.
 
 Each configuration runs ``--repeats`` times, interleaved, in one process tree, on the same machine
 and the same storage, and the script prints medians and ratios. pytest-postgresql refuses to run as
@@ -36,7 +43,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "schema.sql"
@@ -71,6 +80,10 @@ def test_touch(n, {fixture}):
     {fixture}.execute("INSERT INTO sessions (task) VALUES ('bench')")
     assert {fixture}.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
 """
+
+
+#: the report header lines of the last run of each configuration (where the data went, which isolation)
+HEADERS: dict[tuple[Any, ...], list[str]] = {}
 
 
 def run_as_account() -> pwd.struct_passwd | None:
@@ -120,15 +133,28 @@ def prepare(workdir: Path, account: pwd.struct_passwd | None, n: int, pg_ctl: st
     return python
 
 
+#: run the rest of the command line with a 64 MB /dev/shm (a container's), as the account named by $1
+CONTAINER = (
+    "mount -t tmpfs -o size=64m,mode=1777 tmpfs /dev/shm && "
+    'exec setpriv --reuid="$1" --regid="$1" --clear-groups "${@:2}"'
+)
+
+
 def run_suite(
-    python: Path, project: Path, args: list[str], account: pwd.struct_passwd | None, workdir: Path
+    python: Path,
+    project: Path,
+    args: list[str],
+    account: pwd.struct_passwd | None,
+    workdir: Path,
+    *,
+    container: bool = False,
 ) -> dict[str, float]:
     out = workdir / f"result-{os.getpid()}-{time.monotonic_ns()}.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "ATLAS"))}
     env.update(
         BENCH_OUT=str(out), HOME=str(workdir), XDG_CACHE_HOME=str(workdir / "cache"), PYTHONDONTWRITEBYTECODE="1"
     )
-    preexec = None
+    preexec: Callable[[], None] | None = None
     if account is not None:
         uid, gid = account.pw_uid, account.pw_gid
 
@@ -138,9 +164,15 @@ def run_suite(
             os.setuid(uid)
 
         env["USER"] = env["LOGNAME"] = account.pw_name
+    command = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    if container:
+        assert account is not None
+        command = ["unshare", "--mount", "--propagation", "private", "bash", "-c", CONTAINER, "-", account.pw_name]
+        command += [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+        preexec = None  # the command itself drops to the account
     started = time.perf_counter()
     result = subprocess.run(
-        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        command,
         cwd=project,
         env=env,
         preexec_fn=preexec,
@@ -150,6 +182,9 @@ def run_suite(
     wall = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"suite failed in {project} {args}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    HEADERS[(str(project), container, tuple(args))] = [
+        line for line in result.stdout.splitlines() if line.startswith(("atlas: access:", "atlas: isolation:"))
+    ]
     phases = json.loads(out.read_text())
     out.unlink()
     setups = [d for _id, when, d in phases if when == "setup"]
@@ -162,8 +197,8 @@ def run_suite(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tests", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--tests", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/pytest-atlas-bench"))
     args = parser.parse_args()
 
@@ -182,24 +217,45 @@ def main() -> None:
         os.chown(disk, account.pw_uid, account.pw_gid)
     atlas_cache = ["--atlas-cache-dir", str(args.workdir / "cache")]
 
-    configs: dict[str, tuple[str, list[str], pwd.struct_passwd | None]] = {
-        "pytest-postgresql, data on disk": ("pytest_postgresql", ["--basetemp", str(disk / "pp")], account),
-        "pytest-postgresql, data on tmpfs": ("pytest_postgresql", ["--basetemp", str(shm / "pp-bench")], account),
-        "atlas_db cold (--atlas-no-cache), disk": (
-            "atlas_db",
-            ["--atlas-no-cache", "--atlas-data-dir", str(disk)],
+    clone, reset = ["--atlas-isolation", "clone"], ["--atlas-isolation", "reset"]
+    on_disk = ["--atlas-data-dir", str(disk)]
+    # name: (project, pytest arguments, account, in a container)
+    configs: dict[str, tuple[str, list[str], pwd.struct_passwd | None, bool]] = {
+        "pytest-postgresql, data on disk": ("pytest_postgresql", ["--basetemp", str(disk / "pp")], account, False),
+        "pytest-postgresql, data on tmpfs": (
+            "pytest_postgresql",
+            ["--basetemp", str(shm / "pp-bench")],
             account,
+            False,
         ),
-        "atlas_db warm (cache hit), disk": ("atlas_db", [*atlas_cache, "--atlas-data-dir", str(disk)], account),
-        "atlas_db cold (--atlas-no-cache), tmpfs": ("atlas_db", ["--atlas-no-cache"], account),
-        "atlas_db warm (cache hit), tmpfs": ("atlas_db", atlas_cache, account),
-        "atlas_tx warm, tmpfs": ("atlas_tx", atlas_cache, account),
+        "atlas_db cold (--atlas-no-cache), disk": ("atlas_db", ["--atlas-no-cache", *on_disk], account, False),
+        "atlas_db warm, disk, clone": ("atlas_db", [*atlas_cache, *on_disk, *clone], account, False),
+        "atlas_db warm, disk, reset": ("atlas_db", [*atlas_cache, *on_disk, *reset], account, False),
+        "atlas_db cold (--atlas-no-cache), tmpfs": ("atlas_db", ["--atlas-no-cache"], account, False),
+        "atlas_db warm, tmpfs, clone": ("atlas_db", [*atlas_cache, *clone], account, False),
+        "atlas_db warm, tmpfs, reset": ("atlas_db", [*atlas_cache, *reset], account, False),
+        "atlas_tx warm, tmpfs": ("atlas_tx", atlas_cache, account, False),
     }
+    if account is not None:
+        # the container rows: no folder options at all (the plugin's own choice, its default isolation)
+        configs["pytest-postgresql, container (/dev/shm 64 MB)"] = ("pytest_postgresql", [], account, True)
+        configs["atlas_db warm, container (/dev/shm 64 MB), default isolation"] = (
+            "atlas_db",
+            atlas_cache,
+            account,
+            True,
+        )
+        configs["atlas_db warm, container (/dev/shm 64 MB), clone"] = (
+            "atlas_db",
+            [*atlas_cache, *clone],
+            account,
+            True,
+        )
     # the cache belongs to the account that runs pytest: a root run refuses one in the postgres
     # account's folder, so it has its own, next to the work folder
     root_cache = ["--atlas-cache-dir", str(args.workdir.parent / f"{args.workdir.name}-root-cache")]
     if account is not None:
-        configs["atlas_db warm, tmpfs, pytest as root"] = ("atlas_db", root_cache, None)
+        configs["atlas_db warm, tmpfs, pytest as root"] = ("atlas_db", root_cache, None, False)
 
     # warm the cluster caches and the file cache once, unmeasured
     run_suite(python, projects / "atlas_db", atlas_cache, account, args.workdir)
@@ -208,8 +264,10 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {name: [] for name in configs}
     try:
         for _ in range(args.repeats):
-            for name, (project, extra, who) in configs.items():
-                results[name].append(run_suite(python, projects / project, extra, who, args.workdir))
+            for name, (project, extra, who, container) in configs.items():
+                results[name].append(
+                    run_suite(python, projects / project, extra, who, args.workdir, container=container)
+                )
     finally:
         shutil.rmtree(shm / "pp-bench", ignore_errors=True)  # pytest's basetemp for the tmpfs runs
 
@@ -227,21 +285,75 @@ def main() -> None:
     for name in configs:
         print(f"| {name} | {med(name, 'start'):.3f} | {med(name, 'per_test') * 1000:.1f} | {med(name, 'wall'):.2f} |")
     print()
-    print("| ratio (same storage) | disk | tmpfs | goal |")
-    print("|---|---|---|---|")
-    pp = {"disk": "pytest-postgresql, data on disk", "tmpfs": "pytest-postgresql, data on tmpfs"}
-    for label, template, key, goal in (
-        ("warm start / pytest-postgresql start", "atlas_db warm (cache hit), {}", "start", "<= 0.3"),
-        ("cold start / pytest-postgresql start", "atlas_db cold (--atlas-no-cache), {}", "start", "-"),
-        ("atlas_db per test / postgresql per test", "atlas_db warm (cache hit), {}", "per_test", "<= 0.6"),
-    ):
-        disk_ratio, tmpfs_ratio = (med(template.format(s), key) / med(pp[s], key) for s in ("disk", "tmpfs"))
-        print(f"| {label} | {disk_ratio:.2f} | {tmpfs_ratio:.2f} | {goal} |")
-    tx = med("atlas_tx warm, tmpfs", "per_test")
-    print(
-        f"| atlas_tx per test / postgresql per test | {tx / med(pp['disk'], 'per_test'):.3f} | "
-        f"{tx / med(pp['tmpfs'], 'per_test'):.3f} | <= 0.1 |"
+    print("| ratio (same storage, same run) | disk | tmpfs | container | goal |")
+    print("|---|---|---|---|---|")
+    pp = {
+        "disk": "pytest-postgresql, data on disk",
+        "tmpfs": "pytest-postgresql, data on tmpfs",
+        "container": "pytest-postgresql, container (/dev/shm 64 MB)",
+    }
+
+    def ratio(name: str, storage: str, key: str) -> str:
+        if name not in results or pp[storage] not in results:
+            return "-"
+        return f"{med(name, key) / med(pp[storage], key):.2f}"
+
+    def row(label: str, names: dict[str, str], key: str, goal: str) -> None:
+        cells = [ratio(names[s], s, key) if s in names else "-" for s in ("disk", "tmpfs", "container")]
+        print(f"| {label} | {' | '.join(cells)} | {goal} |")
+
+    box = "atlas_db warm, container (/dev/shm 64 MB), {}"
+    row(
+        "warm start / pytest-postgresql start",
+        {"disk": "atlas_db warm, disk, reset", "tmpfs": "atlas_db warm, tmpfs, reset"},
+        "start",
+        "<= 0.3",
     )
+    row(
+        "cold start / pytest-postgresql start",
+        {"disk": "atlas_db cold (--atlas-no-cache), disk", "tmpfs": "atlas_db cold (--atlas-no-cache), tmpfs"},
+        "start",
+        "-",
+    )
+    row(
+        "atlas_db per test, reset / postgresql per test",
+        {
+            "disk": "atlas_db warm, disk, reset",
+            "tmpfs": "atlas_db warm, tmpfs, reset",
+            "container": box.format("default isolation"),
+        },
+        "per_test",
+        "<= 0.2 on disk",
+    )
+    row(
+        "atlas_db per test, clone / postgresql per test",
+        {
+            "disk": "atlas_db warm, disk, clone",
+            "tmpfs": "atlas_db warm, tmpfs, clone",
+            "container": box.format("clone"),
+        },
+        "per_test",
+        "-",
+    )
+    row("atlas_tx per test / postgresql per test", {"tmpfs": "atlas_tx warm, tmpfs"}, "per_test", "<= 0.1")
+    print()
+    print("| reset / clone, per test (same storage, same run) | ratio | goal |")
+    print("|---|---|---|")
+    for storage, reset_name, clone_name in (
+        ("disk", "atlas_db warm, disk, reset", "atlas_db warm, disk, clone"),
+        ("tmpfs", "atlas_db warm, tmpfs, reset", "atlas_db warm, tmpfs, clone"),
+        ("container", box.format("default isolation"), box.format("clone")),
+    ):
+        if reset_name in results and clone_name in results:
+            value = med(reset_name, "per_test") / med(clone_name, "per_test")
+            print(f"| {storage} | {value:.2f} | <= 1.0 |")
+    print()
+    print("What the plugin chose in the container (its report header):")
+    for name in (box.format("default isolation"), box.format("clone")):
+        if name in configs:
+            project, extra, _who, in_container = configs[name]
+            for line in HEADERS.get((str(projects / project), in_container, tuple(extra)), []):
+                print(f"    {name}: {line}")
 
 
 if __name__ == "__main__":

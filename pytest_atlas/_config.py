@@ -132,6 +132,16 @@ def parse_date(raw: Any, where: str) -> date | None:
         raise ConfigError(where, raw, "expected a date as YYYY-MM-DD") from None
 
 
+def choice_parser(*choices: str) -> Parser:
+    def parse(raw: Any, where: str) -> str:
+        text = str(raw).strip().lower()
+        if text not in choices:
+            raise ConfigError(where, raw, f"expected one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
 def parse_dsn(raw: Any, where: str) -> Dsn | None:
     """A DSN setting, held as a :class:`~pytest_atlas._dsn.Dsn` (its password never prints)."""
     if isinstance(raw, Dsn):
@@ -242,6 +252,18 @@ OPTIONS: tuple[Option, ...] = (
         "Where throwaway servers keep their data. Default: /dev/shm when it has room, else the temp dir.",
         parse_path,
         metavar="DIR",
+    ),
+    Option(
+        "isolation",
+        "--atlas-isolation",
+        "atlas_isolation",
+        "How each test gets a database in the template's state: 'clone' (a fresh copy per test), "
+        "'reset' (reuse a proved-untouched database: empty the tables the test filled, restore the "
+        "sequences; a fresh copy whenever a reset cannot be proved exact) or 'auto' (default: reset when "
+        "the data is on disk or on an existing server, clone when it is in memory or with --atlas-keep-db).",
+        choice_parser("auto", "clone", "reset"),
+        default="auto",
+        metavar="clone|reset|auto",
     ),
     Option(
         "port",
@@ -381,6 +403,8 @@ class AtlasSettings:
     cache: bool = True
     cache_dir: Path | None = None
     data_dir: Path | None = None
+    #: "auto", "clone" or "reset" (see pytest_atlas.db._reset.choose_isolation)
+    isolation: str = "auto"
     port: int = 0
     tcp: bool = False
     run_as: str | None = None

@@ -165,7 +165,7 @@ def run_job(job: Job, project: Path, work: Path) -> tuple[list[int], str]:
     lines.append("failed=")
     for command in _step_script(job):
         # a failed step ends the job: the later steps do not run
-        lines.append(f'if [ -z "$failed" ]; then')
+        lines.append('if [ -z "$failed" ]; then')
         lines.append(f"  (cd {shlex.quote(str(project))} && env -i {_assignments(env)} {command}); code=$?")
         lines.append(f"  echo $code >> {statuses}; [ $code = 0 ] || failed=1")
         lines.append("fi")

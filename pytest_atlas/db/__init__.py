@@ -10,6 +10,7 @@ from pytest_atlas.db._external import attach_server
 from pytest_atlas.db._isolation import rollback
 from pytest_atlas.db._janitor import write_kept_manifest
 from pytest_atlas.db._postgres import AtlasPostgres
+from pytest_atlas.db._reset import choose_isolation, data_on_tmpfs, reset_refusal
 from pytest_atlas.db._seed import Seed
 from pytest_atlas.db._server import ServerPlan, plan_server, start_server
 from pytest_atlas.db._target import connect_target, describe_target
@@ -23,12 +24,15 @@ __all__ = [
     "Seed",
     "ServerPlan",
     "attach_server",
+    "choose_isolation",
     "connect_clearly",
     "connect_target",
     "connection_error",
+    "data_on_tmpfs",
     "describe_target",
     "plan_server",
     "redact",
+    "reset_refusal",
     "rollback",
     "start_server",
     "write_kept_manifest",

@@ -30,6 +30,7 @@ from psycopg import sql
 
 from pytest_atlas.db._connect import Backoff, is_transient, one_line
 from pytest_atlas.db._postgres import AtlasPostgres, create_template, drop_database, label_kept
+from pytest_atlas.db._reset import Resetter
 from pytest_atlas.db._seed import Seed, create_seeded_template
 from pytest_atlas.errors import AtlasError, ProvisioningError, SeedError, ServerUnavailable
 from pytest_atlas.schema import SqlSource, fingerprint
@@ -53,7 +54,14 @@ class ClonePool:
     """Databases cloned from ``template``; :meth:`acquire` hands one out, :meth:`release` drops it."""
 
     def __init__(
-        self, server: AtlasPostgres, template: str, prefix: str, *, ahead: int = 1, keep: bool = False
+        self,
+        server: AtlasPostgres,
+        template: str,
+        prefix: str,
+        *,
+        ahead: int = 1,
+        keep: bool = False,
+        reset: bool = False,
     ) -> None:
         self.server = server
         self.template = template
@@ -66,6 +74,9 @@ class ClonePool:
         self._names = (f"{prefix}{n:04d}" for n in itertools.count(1))
         self._ready: deque[str] = deque()
         self._drops: deque[tuple[str, int]] = deque()
+        #: with reset isolation: used databases to reset (or, failing that, drop) for the next test
+        self.resetter = Resetter(server) if reset and not keep else None
+        self._resets: deque[str] = deque()
         self._waiting = 0
         self._stopping = False
         self._error: AtlasError | None = None
@@ -109,7 +120,10 @@ class ClonePool:
             self.kept.append(name)
             return
         with self._cond:
-            self._drops.append((name, 0))
+            if self.resetter is not None:
+                self._resets.append(name)
+            else:
+                self._drops.append((name, 0))
             self._cond.notify_all()
 
     def close(self, *, drop: bool = True) -> None:
@@ -118,10 +132,13 @@ class ClonePool:
             self._stopping = True
             self._cond.notify_all()
         self._thread.join(timeout=60)
+        if self.resetter is not None:
+            self.notes += self.resetter.summary()
         if not drop:
             return
-        leftovers = [*self._ready, *(name for name, _ in self._drops)]
+        leftovers = [*self._ready, *self._resets, *(name for name, _ in self._drops)]
         self._ready.clear()
+        self._resets.clear()
         self._drops.clear()
         self.notes += drop_all(self.server, leftovers)
 
@@ -136,15 +153,20 @@ class ClonePool:
                         self._cond.wait()
                     if self._stopping:
                         return
-                    wanted = self._waiting > 0 or len(self._ready) < self.ahead
+                    # a reset is the cheapest way to a ready database: it comes first
+                    used = self._resets.popleft() if self._resets else None
+                    wanted = self._wanted()
                     # creating comes first, but used databases may not pile up (disk space)
-                    create = wanted and len(self._drops) < _MAX_PENDING_DROPS
-                    victim = None if create else self._drops.popleft()
+                    create = used is None and wanted and len(self._drops) < _MAX_PENDING_DROPS
+                    victim = None if create or used is not None else self._drops.popleft()
                 name: str | None = None
                 try:
                     if admin is None or admin.closed or admin.broken:
                         admin = self.server.admin_connect(autocommit=True, retry_for=0)
-                    if create:
+                    if used is not None:
+                        name = used
+                        self._reset(admin, used)
+                    elif create:
                         name = next(self._names)
                         self._clone(admin, name)
                         with self._cond:
@@ -168,8 +190,31 @@ class ClonePool:
             if admin is not None:
                 admin.close()
 
+    def _wanted(self) -> bool:
+        """Whether one more ready database is needed: for a test that waits and has none coming yet
+        (a database made for a waiting test is ready before that test wakes up), or to keep
+        ``ahead`` ready."""
+        return self._waiting > len(self._ready) or len(self._ready) < self.ahead
+
     def _task_due(self) -> bool:
-        return self._waiting > 0 or len(self._ready) < self.ahead or bool(self._drops)
+        return self._wanted() or bool(self._drops) or bool(self._resets)
+
+    def _reset(self, admin: psycopg.Connection[Any], name: str) -> None:
+        """Reset a used database under a new name for the next test, or drop it (a fresh clone
+        follows, as for any missing ready database)."""
+        assert self.resetter is not None
+        new_name = next(self._names)
+        try:
+            outcome = self.resetter.reset(admin, name, new_name)
+        except BaseException:
+            with self._cond:  # the rename may or may not have happened
+                self._drops.append((new_name, 0))
+            raise
+        with self._cond:
+            if outcome.ready is not None:
+                self._ready.append(outcome.ready)
+            elif outcome.drop is not None:
+                self._drops.append((outcome.drop, 0))
 
     def _clone(self, admin: psycopg.Connection[Any], name: str) -> None:
         query = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(self.template))
@@ -177,6 +222,8 @@ class ClonePool:
             query = sql.SQL("{} STRATEGY FILE_COPY").format(query)
         admin.execute(query)
         label_kept(admin, self.server, name, keep=self.keep)
+        if self.resetter is not None:
+            self.resetter.fresh(admin, name)
 
     def _drop(self, admin: psycopg.Connection[Any], name: str, attempts: int) -> None:
         try:
@@ -280,9 +327,13 @@ def drop_all(server: AtlasPostgres, names: Sequence[str]) -> list[str]:
 class DatabaseManager:
     """Templates and clone pools of one server, one per set of schema sources (fixture variants)."""
 
-    def __init__(self, server: AtlasPostgres, default_sources: Sequence[SqlSource], *, keep: bool) -> None:
+    def __init__(
+        self, server: AtlasPostgres, default_sources: Sequence[SqlSource], *, keep: bool, reset: bool = False
+    ) -> None:
         self.server = server
         self.keep = keep
+        #: reset isolation (see :mod:`._reset`) for the per-test pools
+        self.reset = reset
         self._default_key = fingerprint(default_sources)
         self._templates: dict[str, str] = {}
         self._pools: dict[str, ClonePool] = {}
@@ -322,7 +373,9 @@ class DatabaseManager:
             key, template = self._template(sources, seed)
             if key not in self._pools:
                 variant = "" if key == self._default_key else f"{hashlib.sha256(key.encode()).hexdigest()[:6]}_"
-                self._pools[key] = ClonePool(self.server, template, f"{self.server.db_prefix}{variant}", keep=self.keep)
+                self._pools[key] = ClonePool(
+                    self.server, template, f"{self.server.db_prefix}{variant}", keep=self.keep, reset=self.reset
+                )
             return self._pools[key]
 
     def shared(self, sources: Sequence[SqlSource], seed: Seed | None = None) -> str:

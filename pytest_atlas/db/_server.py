@@ -36,6 +36,7 @@ from pytest_atlas.db._cluster import INITDB_ARGS, SUPERUSER, LocalCluster, PortI
 from pytest_atlas.db._connect import connection_error, one_line
 from pytest_atlas.db._fs import UnsafePathError, ensure_dir, remove_tree
 from pytest_atlas.db._postgres import AtlasPostgres, create_template
+from pytest_atlas.db._reset import isolation_header
 from pytest_atlas.db._runtime import Base, RunDir, choose_base, reap_stale
 from pytest_atlas.errors import ProvisioningError
 from pytest_atlas.schema import SqlSource, fingerprint
@@ -70,8 +71,16 @@ class ServerPlan:
 
     def header(self) -> list[str]:
         """Lines for pytest's report header."""
+        isolation = isolation_header(
+            self.settings.isolation,
+            data_dir=self.base.path if self.base is not None else None,
+            keep=self.settings.keep_db,
+        )
         if self.dsn is not None:
-            return [f"atlas: existing server {self.dsn.redacted} (from {self.dsn_source}): {_probe(self.dsn)}"]
+            return [
+                f"atlas: existing server {self.dsn.redacted} (from {self.dsn_source}): {_probe(self.dsn)}",
+                isolation,
+            ]
         assert self.install is not None
         assert self.account is not None
         assert self.base is not None
@@ -97,7 +106,7 @@ class ServerPlan:
             )
         if self.base.note:
             lines.append(f"atlas: data folder: {self.base.note}")
-        return lines
+        return [*lines, isolation]
 
 
 def _mb(size: int) -> str:
