@@ -19,7 +19,7 @@ from pytest_atlas._config import parse_dsn
 from pytest_atlas._table import render_table
 from pytest_atlas.db._janitor import (
     cache_report,
-    clear_cache,
+    clear_cache_lines,
     drop_kept_databases,
     kept_runs,
     remove_kept,
@@ -58,13 +58,9 @@ def _cache(args: argparse.Namespace) -> int:
     if args.action == "info":
         print("\n".join(cache_report(args.cache_dir, args.data_dir).lines()))
         return 0
-    removed, busy = clear_cache(args.cache_dir, args.data_dir)
-    for path in removed:
-        print(f"removed {path}")
-    for path in busy:
-        print(f"left {path} (a run is using it)")
-    print(f"{len(removed)} removed, {len(busy)} in use")
-    return 1 if busy else 0
+    lines, status = clear_cache_lines(args.cache_dir, args.data_dir)
+    print("\n".join(lines))
+    return status
 
 
 def _kept(args: argparse.Namespace) -> int:

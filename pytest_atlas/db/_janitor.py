@@ -35,6 +35,7 @@ __all__ = [
     "base_folders",
     "cache_report",
     "clear_cache",
+    "clear_cache_lines",
     "drop_kept_databases",
     "kept_runs",
     "remove_kept",
@@ -124,6 +125,14 @@ def clear_cache(cache_dir: Path | None = None, data_dir: Path | None = None) -> 
             (removed if tier.discard(info.key) else busy).append(str(info.path))
         removed += tier.reap_temporary()
     return removed, busy
+
+
+def clear_cache_lines(cache_dir: Path | None = None, data_dir: Path | None = None) -> tuple[list[str], int]:
+    """:func:`clear_cache` as printed lines, and the exit status (1 when an entry was in use)."""
+    removed, busy = clear_cache(cache_dir, data_dir)
+    lines = [f"removed {path}" for path in removed] + [f"left {path} (a run is using it)" for path in busy]
+    lines.append(f"{len(removed)} removed, {len(busy)} in use")
+    return lines, 1 if busy else 0
 
 
 # --------------------------------------------------------------------------------------------------

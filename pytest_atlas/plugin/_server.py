@@ -17,6 +17,28 @@ _KEPT = "atlas_kept"
 _NOTES = "atlas_notes"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """--atlas-cache-info / --atlas-cache-clear: the janitor's report instead of a test run."""
+    if not (config.getoption("atlas_cache_info", None) or config.getoption("atlas_cache_clear", None)):
+        return None
+    from pytest_atlas.db import cache_report, clear_cache_lines
+    from pytest_atlas.plugin import _read_settings
+
+    try:
+        settings = _read_settings(config)
+    except AtlasError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    status = 0
+    if settings.cache_clear:
+        lines, status = clear_cache_lines(settings.cache_dir, settings.data_dir)
+    else:
+        lines = cache_report(settings.cache_dir, settings.data_dir).lines()
+    for line in lines:
+        print(line)
+    return status
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     state = run_state(config)
     try:

@@ -135,3 +135,30 @@ def test_cache_info_and_clear(tmp_path: Path, own_base: list[str]) -> None:
 def test_usage_errors_exit_2() -> None:
     result = janitor("cache", "burn")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_pytest_cache_flags_do_what_the_command_does(tmp_path: Path, own_base: list[str]) -> None:
+    disk = ClusterCache(tmp_path / "disk")
+    disk.prepare()
+    store(disk, "pg15-aaaa", fake_cluster(tmp_path / "src1", "a"))
+    folders = ["--atlas-cache-dir", str(tmp_path / "disk"), "--atlas-data-dir", own_base[1]]
+
+    def pytest_run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:randomly", *args, *folders],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,
+            timeout=120,
+        )
+
+    info = pytest_run("--atlas-cache-info")
+    assert info.returncode == 0, info.stderr
+    assert info.stdout == janitor("cache", "info", "--cache-dir", str(tmp_path / "disk"), "--data-dir", own_base[1]).stdout
+    with disk.lock("pg15-aaaa", shared=True):
+        busy = pytest_run("--atlas-cache-clear")
+    assert (busy.returncode, busy.stdout.splitlines()[-1]) == (1, "0 removed, 1 in use")
+    cleared = pytest_run("--atlas-cache-clear")
+    assert (cleared.returncode, cleared.stdout.splitlines()[-1]) == (0, "1 removed, 0 in use")
+    assert list((tmp_path / "disk").iterdir()) == []

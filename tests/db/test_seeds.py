@@ -169,3 +169,38 @@ def test_seed_key_tells_seeds_apart_and_the_plain_fill_identity_keeps_closures_a
 def test_declarations_are_checked_when_made(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         atlas_fixtures(**kwargs)  # type: ignore[arg-type]
+
+
+def test_reset_isolation_restores_the_seeded_rows(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        from pytest_atlas import atlas_fixtures
+        from pytest_atlas.factories import BoundFactory
+
+        def fill(conn):
+            BoundFactory(conn, seed=3, commit=False).sessions(10)
+
+        seeded_database = atlas_fixtures(seed=fill).database
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def counts(conn):
+            return conn.execute(
+                "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM guidance_notes WHERE note = 'mine')"
+            ).fetchone()
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_each_test_starts_from_the_seed(seeded_database, n):
+            with seeded_database.connect() as conn:
+                assert counts(conn) == (10, 0)
+                if n % 2:
+                    conn.execute("DELETE FROM sessions WHERE id = (SELECT min(id) FROM sessions)")
+                sid = conn.execute("SELECT max(id) FROM sessions").fetchone()[0]
+                conn.execute("INSERT INTO guidance_notes (session_id, step_id, sequence, note) VALUES (%s, 1, 1, 'mine')", (sid,))
+                conn.commit()
+        """
+    )
+    pytester.runpytest("-p", "no:randomly", "--atlas-isolation=reset").assert_outcomes(passed=6)
