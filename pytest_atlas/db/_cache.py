@@ -506,6 +506,11 @@ def prune_tiers(folder: Path, *, keep: str, max_tiers: int = 3) -> None:
         ClusterCache(tier).remove_all()
 
 
+def megabytes(size: int) -> str:
+    """A size as reports show it ("38 MB")."""
+    return f"{size / (1 << 20):.0f} MB"
+
+
 def hot_usage(folder: Path) -> list[EntryInfo]:
     """Every entry of every hot tier under ``folder`` (what the hot cache holds in memory)."""
     if not folder.is_dir() or folder.is_symlink():

@@ -23,7 +23,7 @@ from psycopg import sql
 
 from pytest_atlas._dsn import Dsn
 from pytest_atlas._table import render_table
-from pytest_atlas.db._cache import ClusterCache, EntryInfo, default_cache_dir, hot_usage
+from pytest_atlas.db._cache import ClusterCache, EntryInfo, default_cache_dir, hot_usage, megabytes
 from pytest_atlas.db._connect import connect_clearly, one_line
 from pytest_atlas.db._fs import FileLock, create_private_file, read_regular, remove_tree
 from pytest_atlas.db._runtime import BASE_NAME, stop_postmaster
@@ -82,18 +82,14 @@ class CacheReport:
     hot: list[EntryInfo]
 
     def lines(self) -> list[str]:
-        out = [f"persistent cache: {self.root} ({_mb(sum(e.size for e in self.entries))} in {len(self.entries)})"]
+        out = [f"persistent cache: {self.root} ({megabytes(sum(e.size for e in self.entries))} in {len(self.entries)})"]
         rows = [["tier", "entry", "size", "last used"]]
-        rows += [["disk", e.key, _mb(e.size), _when(e.used)] for e in self.entries]
-        rows += [["memory", f"{e.path.parent.name}/{e.key}", _mb(e.size), _when(e.used)] for e in self.hot]
+        rows += [["disk", e.key, megabytes(e.size), _when(e.used)] for e in self.entries]
+        rows += [["memory", f"{e.path.parent.name}/{e.key}", megabytes(e.size), _when(e.used)] for e in self.hot]
         if len(rows) > 1:
             out.append(render_table(rows, right=[2]))
-        out.append(f"hot cache in memory: {_mb(sum(e.size for e in self.hot))} in {len(self.hot)} entries")
+        out.append(f"hot cache in memory: {megabytes(sum(e.size for e in self.hot))} in {len(self.hot)} entries")
         return out
-
-
-def _mb(size: int) -> str:
-    return f"{size / (1 << 20):.0f} MB"
 
 
 def _when(timestamp: float) -> str:

@@ -30,6 +30,7 @@ from pytest_atlas.db._cache import (
     enforce_budget,
     hot_usage,
     is_tmpfs,
+    megabytes,
     prune_tiers,
 )
 from pytest_atlas.db._cluster import INITDB_ARGS, SUPERUSER, LocalCluster, PortInUseError
@@ -99,18 +100,14 @@ class ServerPlan:
             f"atlas: access: {access}; data in {self.base.path}",
         ]
         if self.cache is not None and self.cache.hot is not None:
-            held = hot_usage(self.cache.hot.root.parent)
-            lines.append(
-                f"atlas: hot cache in memory: {_mb(sum(info.size for info in held))} in {len(held)} "
-                f"entr{'y' if len(held) == 1 else 'ies'} ({self.cache.hot.root.parent}), at most {_mb(HOT_BUDGET)}"
-            )
+            folder = self.cache.hot.root.parent
+            held = hot_usage(folder)
+            entries = f"{len(held)} entr{'y' if len(held) == 1 else 'ies'}"
+            size = megabytes(sum(info.size for info in held))
+            lines.append(f"atlas: hot cache in memory: {size} in {entries} ({folder}), at most {megabytes(HOT_BUDGET)}")
         if self.base.note:
             lines.append(f"atlas: data folder: {self.base.note}")
         return [*lines, isolation]
-
-
-def _mb(size: int) -> str:
-    return f"{size / (1 << 20):.0f} MB"
 
 
 def _probe(dsn: Dsn) -> str:

@@ -21,6 +21,8 @@ from pytest_atlas.db._cache import (
 )
 from pytest_atlas.db._fs import FileLock, UnsafePathError
 
+pytest_plugins = ["pytester"]
+
 ME = os.geteuid()
 
 
@@ -218,3 +220,9 @@ def test_the_hot_tiers_together_hold_at_most_their_budget(tmp_path: Path) -> Non
     assert [info.key for info in hot_usage(folder)] == ["k2"]
     leftovers = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.lock"))
     assert leftovers == ["t3/k2.lock"]  # no lock file of an evicted entry stays behind
+
+
+def test_the_report_header_shows_the_memory_the_hot_cache_holds(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("-p", "no:randomly")
+    result.stdout.fnmatch_lines(["atlas: hot cache in memory: * MB in * entr* (/dev/shm/*/cache), at most 96 MB"])

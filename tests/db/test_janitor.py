@@ -155,7 +155,9 @@ def test_pytest_cache_flags_do_what_the_command_does(tmp_path: Path, own_base: l
 
     info = pytest_run("--atlas-cache-info")
     assert info.returncode == 0, info.stderr
-    assert info.stdout == janitor("cache", "info", "--cache-dir", str(tmp_path / "disk"), "--data-dir", own_base[1]).stdout
+    assert (
+        info.stdout == janitor("cache", "info", "--cache-dir", str(tmp_path / "disk"), "--data-dir", own_base[1]).stdout
+    )
     with disk.lock("pg15-aaaa", shared=True):
         busy = pytest_run("--atlas-cache-clear")
     assert (busy.returncode, busy.stdout.splitlines()[-1]) == (1, "0 removed, 1 in use")
