@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_atlas import atlas_fixtures
+from pytest_atlas import AtlasPostgres, atlas_fixtures
 from pytest_atlas.errors import InvalidArgument
 
 pytest_plugins = ["pytester"]
@@ -204,3 +204,23 @@ def test_reset_isolation_restores_the_seeded_rows(pytester: pytest.Pytester) -> 
         """
     )
     pytester.runpytest("-p", "no:randomly", "--atlas-isolation=reset").assert_outcomes(passed=6)
+
+
+def test_seeded_family_on_an_existing_server_leaves_nothing_behind(
+    pytester: pytest.Pytester, atlas_postgres: AtlasPostgres
+) -> None:
+    def databases() -> set[str]:
+        with atlas_postgres.connect() as conn:
+            return {row[0] for row in conn.execute("SELECT datname FROM pg_database").fetchall()}
+
+    before = databases()
+    pytester.makeconftest(SEEDED_CONFTEST)
+    pytester.makepyfile(
+        """
+        def test_seeded(seeded_db, seeded_tx):
+            assert seeded_db.execute("SELECT count(*) FROM sessions").fetchone() == (25,)
+            assert seeded_tx.execute("SELECT count(*) FROM sessions").fetchone() == (25,)
+        """
+    )
+    pytester.runpytest("-p", "no:randomly", "--atlas-dsn", atlas_postgres.dsn()).assert_outcomes(passed=1)
+    assert databases() == before  # the seeded template, its clones and the shared database are dropped
