@@ -321,6 +321,7 @@ OPTIONS: tuple[Option, ...] = (
         "'python -m pytest_atlas cache info'.",
         parse_bool,
         flag=True,
+        ini_type="bool",
     ),
     Option(
         "cache_clear",
@@ -330,6 +331,7 @@ OPTIONS: tuple[Option, ...] = (
         "the same as 'python -m pytest_atlas cache clear'.",
         parse_bool,
         flag=True,
+        ini_type="bool",
     ),
     Option(
         "data_dir",
