@@ -27,6 +27,7 @@ from pytest_atlas.errors import (
     InvalidArgument,
     ProvisioningError,
     SchemaLoadError,
+    SeedError,
 )
 
 __version__ = "0.1.0"
@@ -192,6 +193,7 @@ __all__ = [
     "InvalidArgument",
     "ProvisioningError",
     "SchemaLoadError",
+    "SeedError",
     "__version__",
     *_EXPORTS,
 ]

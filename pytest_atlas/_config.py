@@ -180,6 +180,9 @@ class AtlasSettings:
     keep_db: bool = False
     cache: bool = True
     cache_dir: Path | None = None
+    #: --atlas-cache-info / --atlas-cache-clear: report on (or clear) the cache instead of running tests
+    cache_info: bool = False
+    cache_clear: bool = False
     data_dir: Path | None = None
     #: "auto", "clone" or "reset" (see pytest_atlas.db._reset.choose_isolation)
     isolation: str = "auto"
@@ -309,6 +312,26 @@ OPTIONS: tuple[Option, ...] = (
         parse_path,
         metavar="DIR",
         ini_type="paths",
+    ),
+    Option(
+        "cache_info",
+        "--atlas-cache-info",
+        None,
+        "Show what the cluster cache holds (on disk and in memory) and exit; the same as "
+        "'python -m pytest_atlas cache info'.",
+        parse_bool,
+        flag=True,
+        ini_type="bool",
+    ),
+    Option(
+        "cache_clear",
+        "--atlas-cache-clear",
+        None,
+        "Remove every cluster cache entry no run is using and exit (status 1 if some were in use); "
+        "the same as 'python -m pytest_atlas cache clear'.",
+        parse_bool,
+        flag=True,
+        ini_type="bool",
     ),
     Option(
         "data_dir",

@@ -30,6 +30,7 @@ __all__ = [
     "ProvisioningError",
     "SchemaLoadError",
     "ScriptError",
+    "SeedError",
     "ServerUnavailable",
 ]
 
@@ -114,6 +115,11 @@ class SchemaLoadError(ProvisioningError):
             or f"fix the statement at {path} line {line}; pytest-atlas loads the file statement "
             "by statement, in one transaction",
         )
+
+
+class SeedError(ProvisioningError):
+    """The seed function of a fixture family (``atlas_fixtures(seed=...)``) failed on the family's
+    template. Remembered for the run: every test of that family gets the same message at once."""
 
 
 # --- statistics and gates -------------------------------------------------------------------------

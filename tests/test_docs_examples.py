@@ -63,7 +63,8 @@ else:  # pragma: no cover
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-SHOWN = {"text", "console", "bash", "sh", "json", "sql", "shell"}
+# yaml: the CI recipes of docs/ci.md, run by tests/test_ci_recipes.py
+SHOWN = {"text", "console", "bash", "sh", "json", "sql", "shell", "yaml"}
 RUN = {"python", "toml", "ini"}
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[^\s`]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$", re.S | re.M)
 _FILE_COMMENT = re.compile(r"^(?:#|--)\s*(?P<name>[\w./-]+\.(?:py|sql|txt|jsonl?))\b")

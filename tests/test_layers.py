@@ -31,6 +31,7 @@ LAYERS = {
     "assertions": 3,
     "reporting": 3,
     "fixtures": 4,
+    "__main__": 4,
     "plugin": 5,
 }
 

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "pytest_atlas"
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 #: the extras that are features of the package (``test`` is the maintainers' environment)
-FEATURE_EXTRAS = ("binary", "embedded", "async", "atlas")
+FEATURE_EXTRAS = ("binary", "embedded", "async", "atlas", "sqlalchemy")
 
 
 def _name(requirement: str) -> str:

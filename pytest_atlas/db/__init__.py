@@ -8,8 +8,10 @@ from pytest_atlas.db._clones import ClonePool, DatabaseManager
 from pytest_atlas.db._connect import SERVER_SETTING, TARGET_SETTING, connect_clearly, connection_error
 from pytest_atlas.db._external import attach_server
 from pytest_atlas.db._isolation import rollback
+from pytest_atlas.db._janitor import cache_report, clear_cache_lines, write_kept_manifest
 from pytest_atlas.db._postgres import AtlasPostgres
 from pytest_atlas.db._reset import choose_isolation, data_on_tmpfs, reset_refusal
+from pytest_atlas.db._seed import Seed
 from pytest_atlas.db._server import ServerPlan, plan_server, start_server
 from pytest_atlas.db._target import connect_target, describe_target
 
@@ -19,9 +21,12 @@ __all__ = [
     "AtlasPostgres",
     "ClonePool",
     "DatabaseManager",
+    "Seed",
     "ServerPlan",
     "attach_server",
+    "cache_report",
     "choose_isolation",
+    "clear_cache_lines",
     "connect_clearly",
     "connect_target",
     "connection_error",
@@ -32,4 +37,5 @@ __all__ = [
     "reset_refusal",
     "rollback",
     "start_server",
+    "write_kept_manifest",
 ]

@@ -56,12 +56,16 @@ from pytest_atlas.db._fs import (
 
 __all__ = [
     "CACHE_FORMAT",
+    "HOT_BUDGET",
     "CacheEntry",
     "CacheUnavailable",
     "ClusterCache",
     "DamagedEntry",
+    "EntryInfo",
     "copy_tree",
     "default_cache_dir",
+    "enforce_budget",
+    "hot_usage",
     "is_tmpfs",
     "prune_tiers",
 ]
@@ -70,6 +74,8 @@ __all__ = [
 CACHE_FORMAT = "4"
 #: entries kept (least recently used ones beyond this are removed); each is ~35 MB
 MAX_ENTRIES = 6
+#: the most bytes the hot tiers of one user may hold together in memory (two entries of ~35 MB)
+HOT_BUDGET = 96 << 20
 _MARKER = "atlas-cache.json"
 #: files of a stopped cluster that are not part of an entry
 _NOT_CACHED = frozenset({"postmaster.pid", "postmaster.opts"})
@@ -137,6 +143,16 @@ class CacheEntry:
     persistent: bool
 
 
+@dataclass(frozen=True)
+class EntryInfo:
+    """One complete entry as reports see it: its key, folder, size in bytes and time of last use."""
+
+    key: str
+    path: Path
+    size: int
+    used: float
+
+
 class ClusterCache:
     """Entries under ``root``: ``<key>/pgdata`` plus ``<key>/atlas-cache.json`` (written last).
 
@@ -155,6 +171,8 @@ class ClusterCache:
         self.hot = hot
         if hot is not None:
             hot.persistent = False
+        #: on a hot tier: the most bytes all hot tiers beside it may hold together (0: no bound)
+        self.budget = 0
         self._made = False
         #: what clean-up found (stale temporary folders removed), for the header
         self.cleaned: list[str] = []
@@ -293,6 +311,8 @@ class ClusterCache:
         finally:
             remove_tree(tmp)
         self.prune(keep=entry.key)
+        if self.budget:
+            enforce_budget(self.root.parent, self.budget, keep=self.root / entry.key)
 
     def prune(self, *, keep: str) -> None:
         """Remove the least recently used entries beyond ``max_entries`` (never ``keep``, never one
@@ -313,6 +333,37 @@ class ClusterCache:
                 self._lock_path(name).unlink()
             finally:
                 lock.release()
+            if self.hot is not None:
+                self.hot.discard(name)  # its copy in memory goes with it
+
+    def discard(self, key: str) -> bool:
+        """Remove the entry for ``key`` and its lock file for good, unless a run is using it (its
+        lock is held). True when nothing of it is left."""
+        if not os.path.lexists(self.root / key) and not os.path.lexists(self._lock_path(key)):
+            return True
+        lock = FileLock.acquire(self._lock_path(key), blocking=False)
+        if lock is None:
+            return False
+        try:
+            self._evict(key)
+            self._lock_path(key).unlink()
+        finally:
+            lock.release()
+        return True
+
+    def entries(self) -> list[EntryInfo]:
+        """The complete entries of this tier, most recently used first (for pruning and reports)."""
+        found: list[EntryInfo] = []
+        for marker in self.root.glob(f"*/{_MARKER}"):
+            try:
+                data = json.loads(marker.read_text(encoding="utf-8"))
+                size = sum(int(record[0]) for record in data["files"].values())
+                used = marker.stat().st_mtime
+            except (OSError, ValueError, KeyError, TypeError, IndexError):
+                continue
+            found.append(EntryInfo(marker.parent.name, marker.parent, size, used))
+        found.sort(key=lambda info: info.used, reverse=True)
+        return found
 
     def evict(self, key: str) -> None:
         """Remove the entry for ``key`` from both tiers (a damaged one, before rebuilding it). Call
@@ -450,3 +501,36 @@ def prune_tiers(folder: Path, *, keep: str, max_tiers: int = 3) -> None:
     tiers.sort(reverse=True)
     for _used, tier in tiers[max(max_tiers - 1, 0) :]:
         ClusterCache(tier).remove_all()
+
+
+def megabytes(size: int) -> str:
+    """A size as reports show it ("38 MB")."""
+    return f"{size / (1 << 20):.0f} MB"
+
+
+def hot_usage(folder: Path) -> list[EntryInfo]:
+    """Every entry of every hot tier under ``folder`` (what the hot cache holds in memory)."""
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    found = [
+        info
+        for tier in sorted(folder.iterdir())
+        if tier.is_dir() and not tier.is_symlink()
+        for info in ClusterCache(tier).entries()
+    ]
+    found.sort(key=lambda info: info.used, reverse=True)
+    return found
+
+
+def enforce_budget(folder: Path, budget: int, *, keep: Path | None = None) -> None:
+    """Remove the least recently used entries of the hot tiers under ``folder`` (never ``keep`` nor the
+    most recently used one, never one a run is using) until they hold at most ``budget`` bytes."""
+    entries = hot_usage(folder)
+    total = sum(info.size for info in entries)
+    for info in reversed(entries[1:]):
+        if total <= budget:
+            return
+        if info.path == keep:
+            continue
+        if ClusterCache(info.path.parent).discard(info.key):
+            total -= info.size

@@ -18,6 +18,7 @@ lacks a right, the server process is gone) stops the pool, with the real cause i
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 from collections import deque
@@ -30,7 +31,8 @@ from psycopg import sql
 from pytest_atlas.db._connect import Backoff, is_transient, one_line
 from pytest_atlas.db._postgres import AtlasPostgres, create_template, drop_database, label_kept
 from pytest_atlas.db._reset import Resetter
-from pytest_atlas.errors import AtlasError, ProvisioningError, ServerUnavailable
+from pytest_atlas.db._seed import Seed, create_seeded_template
+from pytest_atlas.errors import AtlasError, ProvisioningError, SeedError, ServerUnavailable
 from pytest_atlas.schema import SqlSource, fingerprint
 
 __all__ = ["ClonePool", "DatabaseManager"]
@@ -338,32 +340,49 @@ class DatabaseManager:
         self._shared: dict[str, str] = {}
         self._lock = threading.Lock()
         self._notes: list[str] = []
+        self._seed_failures: dict[str, SeedError] = {}
         if server.template is not None:
             self._templates[self._default_key] = server.template
 
-    def _template(self, sources: Sequence[SqlSource]) -> tuple[str, str]:
+    def _template(self, sources: Sequence[SqlSource], seed: Seed | None) -> tuple[str, str]:
         key = fingerprint(sources)
         if key not in self._templates:
             name = f"{self.server.db_prefix}tpl_{key[:10]}"
             create_template(self.server, name, sources, keep=self.keep)
             self._templates[key] = name
+        if seed is None:
+            return key, self._templates[key]
+        base = self._templates[key]
+        key = f"{key}|{seed.key}"
+        if key in self._seed_failures:
+            raise self._seed_failures[key]
+        if key not in self._templates:
+            name = f"{self.server.db_prefix}tpl_{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+            try:
+                create_seeded_template(self.server, name, base, seed, keep=self.keep)
+            except SeedError as exc:
+                self._seed_failures[key] = exc  # the fill is the user's code: it fails the same way again
+                raise
+            self._templates[key] = name
         return key, self._templates[key]
 
-    def pool(self, sources: Sequence[SqlSource]) -> ClonePool:
-        """The clone pool for databases with ``sources`` loaded (the template is built on first use)."""
+    def pool(self, sources: Sequence[SqlSource], seed: Seed | None = None) -> ClonePool:
+        """The clone pool for databases with ``sources`` loaded and, with ``seed``, what its fill
+        wrote (each template is built on first use, once per server)."""
         with self._lock:
-            key, template = self._template(sources)
+            key, template = self._template(sources, seed)
             if key not in self._pools:
-                variant = "" if key == self._default_key else f"{key[:6]}_"
+                variant = "" if key == self._default_key else f"{hashlib.sha256(key.encode()).hexdigest()[:6]}_"
                 self._pools[key] = ClonePool(
                     self.server, template, f"{self.server.db_prefix}{variant}", keep=self.keep, reset=self.reset
                 )
             return self._pools[key]
 
-    def shared(self, sources: Sequence[SqlSource]) -> str:
-        """One database per run for ``sources``, used by the rolled-back ``atlas_tx`` fixtures."""
-        pool = self.pool(sources)
-        key = fingerprint(sources)
+    def shared(self, sources: Sequence[SqlSource], seed: Seed | None = None) -> str:
+        """One database per run for ``sources`` (and ``seed``), used by the rolled-back ``atlas_tx``
+        fixtures."""
+        pool = self.pool(sources, seed)
+        key = fingerprint(sources) + (f"|{seed.key}" if seed is not None else "")
         with self._lock:
             if key not in self._shared:
                 self._shared[key] = pool.acquire()

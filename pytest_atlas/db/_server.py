@@ -20,12 +20,16 @@ from pytest_atlas.db._access import new_password, set_password
 from pytest_atlas.db._account import ServerAccount, current_user_name, server_account
 from pytest_atlas.db._binaries import PgInstall, find_install, reachable_install
 from pytest_atlas.db._cache import (
+    HOT_BUDGET,
     CacheUnavailable,
     ClusterCache,
     DamagedEntry,
     copy_entry,
     default_cache_dir,
+    enforce_budget,
+    hot_usage,
     is_tmpfs,
+    megabytes,
     prune_tiers,
 )
 from pytest_atlas.db._cluster import INITDB_ARGS, SUPERUSER, LocalCluster, PortInUseError
@@ -95,6 +99,12 @@ class ServerPlan:
             f"atlas: cluster cache: {self.cache_state}; {self.account.reason}",
             f"atlas: access: {access}; data in {self.base.path}",
         ]
+        if self.cache is not None and self.cache.hot is not None:
+            folder = self.cache.hot.root.parent
+            held = hot_usage(folder)
+            entries = f"{len(held)} entr{'y' if len(held) == 1 else 'ies'}"
+            size = megabytes(sum(info.size for info in held))
+            lines.append(f"atlas: hot cache in memory: {size} in {entries} ({folder}), at most {megabytes(HOT_BUDGET)}")
         if self.base.note:
             lines.append(f"atlas: data folder: {self.base.note}")
         return [*lines, isolation]
@@ -127,9 +137,11 @@ def plan_server(settings: AtlasSettings, sources: tuple[SqlSource, ...]) -> Serv
             try:
                 tiers = ensure_dir(base.path / "cache", 0o700)
                 hot = ClusterCache(tiers / tier, max_entries=2, persistent=False)
+                hot.budget = HOT_BUDGET
                 hot.prepare()
                 cache.hot = hot
                 prune_tiers(tiers, keep=tier)
+                enforce_budget(tiers, HOT_BUDGET)
             except (CacheUnavailable, UnsafePathError, OSError):
                 cache.hot = None
         hit, damage = cache.check(key)

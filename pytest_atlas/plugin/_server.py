@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 from typing import Any
 
 import pytest
 
+from pytest_atlas._table import render_table
+from pytest_atlas.db import write_kept_manifest
 from pytest_atlas.errors import AtlasError
 from pytest_atlas.fixtures._state import existing_run_state, run_state
 
 _KEPT = "atlas_kept"
 _NOTES = "atlas_notes"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """--atlas-cache-info / --atlas-cache-clear: the janitor's report instead of a test run."""
+    if not (config.getoption("atlas_cache_info", None) or config.getoption("atlas_cache_clear", None)):
+        return None
+    from pytest_atlas.db import cache_report, clear_cache_lines
+    from pytest_atlas.plugin import _read_settings
+
+    try:
+        settings = _read_settings(config)
+    except AtlasError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    status = 0
+    if settings.cache_clear:
+        lines, status = clear_cache_lines(settings.cache_dir, settings.data_dir)
+    else:
+        lines = cache_report(settings.cache_dir, settings.data_dir).lines()
+    for line in lines:
+        print(line)
+    return status
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -41,24 +66,38 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _kept_lines(config: pytest.Config) -> list[str]:
-    """How to reach what --atlas-keep-db kept: commands that work when pasted by the same user (the
-    DSNs carry no password; a TCP server's or a password DSN's passfile is named in them)."""
+    """How to reach what --atlas-keep-db kept: a table test id -> database -> a command that works
+    when pasted by the same user (the DSNs carry no password; a TCP server's or a password DSN's
+    passfile is named in them), and how to remove it all. Also written to the run folder, where
+    ``python -m pytest_atlas kept`` finds it."""
     state = existing_run_state(config)
     server = state.started if state is not None else None
     if state is None or server is None or not state.settings.keep_db:
         return []
+    rows = [
+        [state.owners.get(name, "(a template or a spare clone)"), name, f"psql {shlex.quote(server.dsn(name))}"]
+        for name in state.kept
+    ]
     lines = [f"server: {server.redacted_dsn()} ({server.source})"]
-    lines += [f"  psql {shlex.quote(server.dsn(name))}" for name in state.kept]
+    if rows:
+        lines += render_table([["test", "database", "connect"], *rows]).splitlines()
     run_dir = server.run_dir
+    if run_dir is not None:
+        with contextlib.suppress(OSError):
+            write_kept_manifest(run_dir, rows)
     if server.owned and server.data_dir is not None and run_dir is not None:
         pid = shlex.quote(str(server.data_dir / "postmaster.pid"))
+        lines.append("  remove every kept server of yours with: python -m pytest_atlas kept --remove")
         # wait for the server to be gone before removing its folder: it writes while it shuts down
         lines.append(
-            f"  stop it with: pid=$(head -1 {pid}) && kill -INT $pid && "
+            f"  or stop it with: pid=$(head -1 {pid}) && kill -INT $pid && "
             f"while kill -0 $pid 2>/dev/null; do sleep 0.1; done && rm -rf {shlex.quote(str(run_dir))}"
         )
     elif not server.owned:
-        lines.append("  drop them with DROP DATABASE when done (later runs never touch kept databases)")
+        lines.append(
+            "  drop them with: python -m pytest_atlas kept --remove --dsn DSN (or DROP DATABASE; "
+            "later runs never touch kept databases)"
+        )
         if run_dir is not None:
             lines.append(f"  then remove the passfile's folder: rm -rf {shlex.quote(str(run_dir))}")
     return lines

@@ -10,8 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from pytest_atlas.db._cache import ClusterCache, DamagedEntry, copy_entry, is_tmpfs, prune_tiers
+from pytest_atlas.db._cache import (
+    ClusterCache,
+    DamagedEntry,
+    copy_entry,
+    enforce_budget,
+    hot_usage,
+    is_tmpfs,
+    prune_tiers,
+)
 from pytest_atlas.db._fs import FileLock, UnsafePathError
+
+pytest_plugins = ["pytester"]
 
 ME = os.geteuid()
 
@@ -182,3 +192,37 @@ def test_only_the_most_recently_used_hot_tiers_are_kept(tmp_path: Path) -> None:
     with ClusterCache(folder / "t2").lock("k", shared=True):  # in use by another run: stays
         prune_tiers(folder, keep="t1", max_tiers=3)
     assert sorted(p.name for p in folder.iterdir()) == ["t1", "t2", "t4", "t5"]
+
+
+def test_an_entry_pruned_from_the_disk_tier_leaves_nothing_in_memory(tmp_path: Path) -> None:
+    hot = ClusterCache(tmp_path / "hot", max_entries=4)
+    cache = ClusterCache(tmp_path / "disk", max_entries=1, hot=hot)
+    cache.prepare()
+    store(cache, "k1", fake_cluster(tmp_path / "src1", "one"))
+    os.utime(tmp_path / "disk" / "k1" / "atlas-cache.json", (time.time() - 60, time.time() - 60))
+    store(cache, "k2", fake_cluster(tmp_path / "src2", "two"))
+    for tier in ("disk", "hot"):
+        assert sorted(p.name for p in (tmp_path / tier).iterdir()) == ["k2", "k2.lock"], tier
+
+
+def test_the_hot_tiers_together_hold_at_most_their_budget(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    for n, tier in enumerate(["t1", "t2", "t3"]):
+        store(ClusterCache(folder / tier), f"k{n}", fake_cluster(tmp_path / f"src{n}", "x" * 1000))
+        marker = folder / tier / f"k{n}" / "atlas-cache.json"
+        os.utime(marker, (time.time() - 100 + n, time.time() - 100 + n))
+    sizes = [info.size for info in hot_usage(folder)]
+    assert len(sizes) == 3 and sizes[0] > 1000
+    with ClusterCache(folder / "t1").lock("k0", shared=True):  # in use by another run: stays
+        enforce_budget(folder, sizes[0] + 1)
+    assert [info.key for info in hot_usage(folder)] == ["k2", "k0"]
+    enforce_budget(folder, sizes[0] + 1)
+    assert [info.key for info in hot_usage(folder)] == ["k2"]
+    leftovers = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.lock"))
+    assert leftovers == ["t3/k2.lock"]  # no lock file of an evicted entry stays behind
+
+
+def test_the_report_header_shows_the_memory_the_hot_cache_holds(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("-p", "no:randomly")
+    result.stdout.fnmatch_lines(["atlas: hot cache in memory: * MB in * entr* (/dev/shm/*/cache), at most 96 MB"])

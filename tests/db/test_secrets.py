@@ -96,7 +96,7 @@ def test_no_password_in_any_output(
     junit = (pytester.path / "report.xml").read_text()
     assert "atlas_database" in junit and not password_server.leaks(junit)
     # the printed lines work when pasted: psql through the run's passfile, then the clean-up
-    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("psql ")]
+    lines = connect_commands(text)
     try:
         found = sorted(pasted(line, "SELECT count(*) || coalesce(min(task), '') FROM sessions") for line in lines)
         assert len(found) >= 3 and found == ["0"] * (len(found) - 1) + ["1kept row"]
@@ -109,6 +109,11 @@ def test_no_password_in_any_output(
     [remove] = [line.split(": ", 1)[1] for line in text.splitlines() if "remove the passfile's folder" in line]
     subprocess.run(remove, shell=True, check=True)
     assert not Path(shlex.split(remove)[-1]).exists()
+
+
+def connect_commands(text: str) -> list[str]:
+    """The connect commands of the --atlas-keep-db table (its last column)."""
+    return [line[line.index("psql '") :].strip() for line in text.splitlines() if "psql '" in line]
 
 
 def pasted(line: str, query: str) -> str:
@@ -149,7 +154,7 @@ def test_keep_db_over_tcp_prints_lines_that_work_and_no_password(
             out = release_inner(proc, tmp_path)  # the run ends normally; the kept server stays
         assert password not in out
         lines = [line.strip() for line in out.splitlines()]
-        [connect] = [line for line in lines if line.startswith("psql ")]
+        [connect] = connect_commands("\n".join(lines))
         [stop] = [line.split("stop it with: ", 1)[1] for line in lines if "stop it with: " in line]
         assert pasted(connect, "SELECT count(*) FROM sessions") == "0"
         assert "127.0.0.1" in connect and "passfile=" in connect
@@ -172,7 +177,7 @@ def test_keep_db_lines_without_tcp_work_when_pasted(pytester: pytest.Pytester, o
     [run_dir] = list(Path(own_base[1]).glob("pytest-atlas-v2-*/run-*"))
     try:
         lines = [line.strip() for line in result.stdout.lines]
-        [connect] = [line for line in lines if line.startswith("psql ")]
+        [connect] = connect_commands("\n".join(lines))
         [stop] = [line.split("stop it with: ", 1)[1] for line in lines if "stop it with: " in line]
         assert pasted(connect, "SELECT task FROM sessions") == "inspect me"
         pids = [int((run_dir / "pgdata" / "postmaster.pid").read_text().split()[0])]

@@ -1,0 +1,94 @@
+"""``python -m pytest_atlas``: look after the cluster cache and what ``--atlas-keep-db`` kept.
+
+    python -m pytest_atlas cache info      what the cache holds, on disk and in memory
+    python -m pytest_atlas cache clear     remove every entry no run is using
+    python -m pytest_atlas kept            the kept servers: test id -> database -> connect command
+    python -m pytest_atlas kept --remove   stop and remove them (with --dsn: drop kept databases there)
+
+Exit status 0 when done, 1 when something was left (in use by a live run), 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_atlas._config import parse_dsn
+from pytest_atlas._table import render_table
+from pytest_atlas.db._janitor import (
+    cache_report,
+    clear_cache_lines,
+    drop_kept_databases,
+    kept_runs,
+    remove_kept,
+)
+from pytest_atlas.errors import AtlasError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pytest_atlas", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    cache = sub.add_parser("cache", help="show or clear the cluster cache")
+    cache.add_argument("action", choices=["info", "clear"])
+    cache.add_argument("--cache-dir", type=Path, default=None, help="as --atlas-cache-dir (default: the usual one)")
+    cache.add_argument("--data-dir", type=Path, default=None, help="as --atlas-data-dir (where the hot tier is)")
+    kept = sub.add_parser("kept", help="list or remove what --atlas-keep-db kept")
+    kept.add_argument("--remove", action="store_true", help="stop and remove the kept servers")
+    kept.add_argument("--data-dir", type=Path, default=None, help="as --atlas-data-dir")
+    kept.add_argument("--dsn", default=None, help="an existing server: drop the databases runs kept there")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "cache":
+            return _cache(args)
+        return _kept(args)
+    except AtlasError as exc:
+        print(f"pytest-atlas: {exc}", file=sys.stderr)
+        return 1
+
+
+def _cache(args: argparse.Namespace) -> int:
+    if args.action == "info":
+        print("\n".join(cache_report(args.cache_dir, args.data_dir).lines()))
+        return 0
+    lines, status = clear_cache_lines(args.cache_dir, args.data_dir)
+    print("\n".join(lines))
+    return status
+
+
+def _kept(args: argparse.Namespace) -> int:
+    status = 0
+    if args.remove:
+        removed, left = remove_kept(args.data_dir)
+        for line in removed:
+            print(f"removed {line}")
+        for line in left:
+            print(f"left {line}")
+            status = 1
+        if args.dsn:
+            dsn = parse_dsn(args.dsn, "--dsn")
+            assert dsn is not None
+            for name in drop_kept_databases(dsn):
+                print(f"dropped {name}")
+        return status
+    runs = kept_runs(args.data_dir)
+    if not runs:
+        print("nothing kept")
+    for run in runs:
+        print(f"{run.path}: server {'running' if run.running else 'not running'}")
+        if run.rows:
+            print(render_table([["test", "database", "connect"], *run.rows]))
+    if runs:
+        print("remove them with: python -m pytest_atlas kept --remove")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Looking after what runs leave on purpose, without pytest: the cluster cache (``cache info``,
+``cache clear``) and what ``--atlas-keep-db`` kept (``kept``, ``kept --remove``). Used by
+``python -m pytest_atlas``.
+
+Only what the plugin provably made is touched: folders of the invoking user's base folder
+(``pytest-atlas-v2-<uid>``, ours, not a link) marked ``kept``, whose run is over (their lock is
+free); cache entries no run is using (their lock is free); on an existing server, databases that
+carry the plugin's ``keep`` label.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from psycopg import sql
+
+from pytest_atlas._dsn import Dsn
+from pytest_atlas._table import render_table
+from pytest_atlas.db._cache import ClusterCache, EntryInfo, default_cache_dir, hot_usage, megabytes
+from pytest_atlas.db._connect import connect_clearly, one_line
+from pytest_atlas.db._fs import FileLock, create_private_file, read_regular, remove_tree
+from pytest_atlas.db._runtime import BASE_NAME, stop_postmaster
+
+__all__ = [
+    "KEPT_MANIFEST",
+    "CacheReport",
+    "KeptRun",
+    "base_folders",
+    "cache_report",
+    "clear_cache",
+    "clear_cache_lines",
+    "drop_kept_databases",
+    "kept_runs",
+    "remove_kept",
+    "write_kept_manifest",
+]
+
+#: the file in a kept run's folder that maps each kept database to the test that used it
+KEPT_MANIFEST = "kept.json"
+_SHM = Path("/dev/shm")
+
+
+def base_folders(data_dir: Path | None = None) -> list[Path]:
+    """The invoking user's base folders that exist (``--atlas-data-dir``, else /dev/shm and the
+    temp folders), each a real folder of ours: never created here."""
+    name = BASE_NAME.format(uid=os.geteuid())
+    parents = [data_dir] if data_dir is not None else [_SHM, Path(tempfile.gettempdir()), Path("/tmp")]
+    found: list[Path] = []
+    for parent in dict.fromkeys(parents):
+        path = parent / name
+        if _ours(path) and path not in found:
+            found.append(path)
+    return found
+
+
+def _ours(path: Path) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
+
+
+# --------------------------------------------------------------------------------------------------
+# the cache
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CacheReport:
+    """What the cache holds: the persistent entries and the copies in memory."""
+
+    root: Path
+    entries: list[EntryInfo]
+    hot: list[EntryInfo]
+
+    def lines(self) -> list[str]:
+        out = [f"persistent cache: {self.root} ({megabytes(sum(e.size for e in self.entries))} in {len(self.entries)})"]
+        rows = [["tier", "entry", "size", "last used"]]
+        rows += [["disk", e.key, megabytes(e.size), _when(e.used)] for e in self.entries]
+        rows += [["memory", f"{e.path.parent.name}/{e.key}", megabytes(e.size), _when(e.used)] for e in self.hot]
+        if len(rows) > 1:
+            out.append(render_table(rows, right=[2]))
+        out.append(f"hot cache in memory: {megabytes(sum(e.size for e in self.hot))} in {len(self.hot)} entries")
+        return out
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def cache_report(cache_dir: Path | None = None, data_dir: Path | None = None) -> CacheReport:
+    root = cache_dir or default_cache_dir()
+    entries = ClusterCache(root).entries() if _ours(root) else []
+    hot = [info for base in base_folders(data_dir) for info in hot_usage(base / "cache")]
+    return CacheReport(root, entries, hot)
+
+
+def clear_cache(cache_dir: Path | None = None, data_dir: Path | None = None) -> tuple[list[str], list[str]]:
+    """Remove every cache entry (both tiers) no run is using, with its lock file, and what
+    interrupted stores left. Returns (removed, left in use)."""
+    removed: list[str] = []
+    busy: list[str] = []
+    tiers: list[ClusterCache] = []
+    root = cache_dir or default_cache_dir()
+    if _ours(root):
+        tiers.append(ClusterCache(root))
+    for base in base_folders(data_dir):
+        folder = base / "cache"
+        if _ours(folder):
+            tiers += [ClusterCache(tier) for tier in sorted(folder.iterdir()) if _ours(tier)]
+    for tier in tiers:
+        for info in tier.entries():
+            (removed if tier.discard(info.key) else busy).append(str(info.path))
+        removed += tier.reap_temporary()
+    return removed, busy
+
+
+def clear_cache_lines(cache_dir: Path | None = None, data_dir: Path | None = None) -> tuple[list[str], int]:
+    """:func:`clear_cache` as printed lines, and the exit status (1 when an entry was in use)."""
+    removed, busy = clear_cache(cache_dir, data_dir)
+    lines = [f"removed {path}" for path in removed] + [f"left {path} (a run is using it)" for path in busy]
+    lines.append(f"{len(removed)} removed, {len(busy)} in use")
+    return lines, 1 if busy else 0
+
+
+# --------------------------------------------------------------------------------------------------
+# what --atlas-keep-db kept
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class KeptRun:
+    """A kept run folder: its server (if it still runs) and the databases it kept."""
+
+    path: Path
+    running: bool
+    #: [test id, database, connect command] per kept database
+    rows: list[list[str]] = field(default_factory=list)
+
+
+def write_kept_manifest(run_dir: Path, rows: list[list[str]]) -> None:
+    """Record, in a kept run's folder, which test used which database and how to connect."""
+    path = run_dir / KEPT_MANIFEST
+    if not os.path.lexists(path):
+        create_private_file(path, json.dumps(rows).encode("utf-8"))
+
+
+def kept_runs(data_dir: Path | None = None) -> list[KeptRun]:
+    found: list[KeptRun] = []
+    for base in base_folders(data_dir):
+        for entry in sorted(base.iterdir()):
+            if not entry.name.startswith(("run-", "dsn-")) or not _ours(entry) or not os.path.lexists(entry / "kept"):
+                continue
+            rows: list[list[str]] = []
+            text = read_regular(entry / KEPT_MANIFEST)
+            if text:
+                try:
+                    data: Any = json.loads(text)
+                    rows = [[str(cell) for cell in row] for row in data if isinstance(row, list)]
+                except ValueError:
+                    rows = []
+            pid_text = read_regular(entry / "pgdata" / "postmaster.pid", limit=4096) or ""
+            running = False
+            if pid_text.split("\n", 1)[0].strip().isdigit():
+                running = Path(f"/proc/{pid_text.split()[0]}").exists()
+            found.append(KeptRun(entry, running, rows))
+    return found
+
+
+def remove_kept(data_dir: Path | None = None) -> tuple[list[str], list[str]]:
+    """Stop and remove every kept server folder whose run is over. Returns (removed, left alone)."""
+    removed: list[str] = []
+    left: list[str] = []
+    for run in kept_runs(data_dir):
+        lock = FileLock.try_acquire(run.path / "lock")
+        if lock is None:
+            left.append(f"{run.path} (its run is still going)")
+            continue
+        try:
+            stopped = stop_postmaster(run.path / "pgdata")
+            remove_tree(run.path)
+        finally:
+            lock.release()
+        removed.append(f"{run.path}{' (stopped its server)' if stopped else ''}")
+    return removed, left
+
+
+def drop_kept_databases(dsn: Dsn) -> list[str]:
+    """On an existing server: drop every database a run kept (``--atlas-keep-db`` labels them)."""
+    dropped: list[str] = []
+    with connect_clearly(dsn.reveal(), shown=dsn.redacted, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+            "WHERE datname LIKE 'pytest\\_atlas\\_%'"
+        ).fetchall()
+        for name, comment in rows:
+            try:
+                label = json.loads(comment or "{}").get("pytest-atlas", {})
+            except (ValueError, AttributeError):
+                continue
+            if not isinstance(label, dict) or label.get("keep") is not True:
+                continue
+            try:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+                dropped.append(name)
+            except Exception as exc:  # one that cannot be dropped does not stop the others
+                dropped.append(f"{name}: not dropped ({one_line(exc)})")
+    return dropped

@@ -1,0 +1,166 @@
+"""``python -m pytest_atlas``: the cache (info, clear) and what --atlas-keep-db kept (the table,
+``kept``, ``kept --remove``), run as users run them: commands in a shell, their exit statuses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_atlas.db._cache import ClusterCache
+from tests.db.conftest import discard_kept, postmasters, wait_gone
+from tests.db.test_cache import fake_cluster, store
+from tests.db.test_secrets import pasted
+
+pytest_plugins = ["pytester"]
+
+
+def janitor(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_atlas", *args], capture_output=True, text=True, check=False, timeout=120
+    )
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The rows of the kept-databases table: [test id, database, connect command]."""
+    rows = []
+    for line in text.splitlines():
+        if "psql '" in line:
+            head, command = line.split("psql '", 1)
+            test, database = head.split()
+            rows.append([test, database, "psql '" + command.strip()])
+    return rows
+
+
+def test_keep_db_prints_test_database_command_and_kept_remove_removes_it(
+    pytester: pytest.Pytester, own_base: list[str]
+) -> None:
+    pytester.makeconftest(
+        """
+        from pytest_atlas import atlas_fixtures
+
+        module_db = atlas_fixtures(scope="module").db
+        """
+    )
+    pytester.makepyfile(
+        test_keep="""
+        def test_writes(atlas_db):
+            atlas_db.execute("INSERT INTO sessions (task) VALUES ('kept by test_writes')")
+            atlas_db.commit()
+
+        def test_empty(atlas_db):
+            pass
+
+        def test_module(module_db):
+            module_db.execute("INSERT INTO sessions (task) VALUES ('kept by the module')")
+            module_db.commit()
+        """
+    )
+    result = pytester.runpytest_subprocess("--atlas-keep-db", "-p", "no:cacheprovider", "-p", "no:randomly", *own_base)
+    result.assert_outcomes(passed=3)
+    [run_dir] = list(Path(own_base[1]).glob("pytest-atlas-v2-*/run-*"))
+    try:
+        rows = {test: (database, command) for test, database, command in table_rows(result.stdout.str())}
+        assert set(rows) >= {"test_keep.py::test_writes", "test_keep.py::test_empty", "test_keep.py"}
+        for test, expected in [
+            ("test_keep.py::test_writes", "kept by test_writes"),
+            ("test_keep.py::test_empty", ""),
+            ("test_keep.py", "kept by the module"),
+        ]:
+            database, command = rows[test]
+            assert pasted(command, "SELECT current_database() || ':' || coalesce(min(task), '') FROM sessions") == (
+                f"{database}:{expected}"
+            )
+        listed = janitor("kept", "--data-dir", own_base[1])
+        assert listed.returncode == 0, listed.stderr
+        assert "server running" in listed.stdout and "test_keep.py::test_writes" in listed.stdout
+        assert table_rows(listed.stdout) == table_rows(result.stdout.str())
+        pids = [int((run_dir / "pgdata" / "postmaster.pid").read_text().split()[0])]
+        removed = janitor("kept", "--remove", "--data-dir", own_base[1])
+        assert removed.returncode == 0, removed.stderr
+        assert f"removed {run_dir} (stopped its server)" in removed.stdout
+        assert wait_gone(pids) == [] and not run_dir.exists()
+        assert pids[0] not in postmasters()
+        assert janitor("kept", "--data-dir", own_base[1]).stdout.strip() == "nothing kept"
+    finally:
+        discard_kept(run_dir)
+
+
+def test_kept_remove_leaves_a_run_that_is_still_going(tmp_path: Path, own_base: list[str]) -> None:
+    from pytest_atlas.db._account import server_account
+    from pytest_atlas.db._runtime import RunDir, choose_base
+
+    base = choose_base(Path(own_base[1]), server_account(None))
+    live = RunDir.create(base.path, server_account(None), keep=True)  # its lock is held: a live run
+    try:
+        result = janitor("kept", "--remove", "--data-dir", own_base[1])
+        assert result.returncode == 1
+        assert f"left {live.path} (its run is still going)" in result.stdout
+        assert live.path.exists()
+    finally:
+        live.remove()
+
+
+def test_cache_info_and_clear(tmp_path: Path, own_base: list[str]) -> None:
+    disk = ClusterCache(tmp_path / "disk")
+    disk.prepare()
+    store(disk, "pg15-aaaa", fake_cluster(tmp_path / "src1", "a" * 5000))
+    store(disk, "pg15-bbbb", fake_cluster(tmp_path / "src2", "b"))
+    hot_tier = Path(own_base[1]) / f"pytest-atlas-v2-{os.geteuid()}" / "cache" / "t1"
+    hot_tier.parent.mkdir(parents=True, mode=0o700)
+    os.chmod(hot_tier.parent.parent, 0o700)
+    store(ClusterCache(hot_tier), "pg15-aaaa", fake_cluster(tmp_path / "src3", "a"))
+    args = ["--cache-dir", str(tmp_path / "disk"), "--data-dir", own_base[1]]
+
+    info = janitor("cache", "info", *args)
+    assert info.returncode == 0, info.stderr
+    lines = info.stdout.splitlines()
+    assert lines[0].startswith(f"persistent cache: {tmp_path / 'disk'} (") and lines[0].endswith(" in 2)")
+    assert any(line.split()[:2] == ["disk", "pg15-aaaa"] for line in lines)
+    assert any(line.split()[:2] == ["memory", "t1/pg15-aaaa"] for line in lines)
+    assert lines[-1].startswith("hot cache in memory:") and lines[-1].endswith("in 1 entries")
+
+    with disk.lock("pg15-bbbb", shared=True):  # a run is copying it
+        cleared = janitor("cache", "clear", *args)
+    assert cleared.returncode == 1, cleared.stderr
+    assert cleared.stdout.splitlines()[-1] == "2 removed, 1 in use"
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["pg15-bbbb", "pg15-bbbb.lock"]
+    assert list(hot_tier.iterdir()) == []  # no lock file of a removed entry stays behind
+    assert janitor("cache", "clear", *args).returncode == 0
+
+
+def test_usage_errors_exit_2() -> None:
+    result = janitor("cache", "burn")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_pytest_cache_flags_do_what_the_command_does(tmp_path: Path, own_base: list[str]) -> None:
+    disk = ClusterCache(tmp_path / "disk")
+    disk.prepare()
+    store(disk, "pg15-aaaa", fake_cluster(tmp_path / "src1", "a"))
+    folders = ["--atlas-cache-dir", str(tmp_path / "disk"), "--atlas-data-dir", own_base[1]]
+
+    def pytest_run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:randomly", *args, *folders],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,
+            timeout=120,
+        )
+
+    info = pytest_run("--atlas-cache-info")
+    assert info.returncode == 0, info.stderr
+    assert (
+        info.stdout == janitor("cache", "info", "--cache-dir", str(tmp_path / "disk"), "--data-dir", own_base[1]).stdout
+    )
+    with disk.lock("pg15-aaaa", shared=True):
+        busy = pytest_run("--atlas-cache-clear")
+    assert (busy.returncode, busy.stdout.splitlines()[-1]) == (1, "0 removed, 1 in use")
+    cleared = pytest_run("--atlas-cache-clear")
+    assert (cleared.returncode, cleared.stdout.splitlines()[-1]) == (0, "1 removed, 0 in use")
+    assert list((tmp_path / "disk").iterdir()) == []
