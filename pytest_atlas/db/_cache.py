@@ -50,7 +50,6 @@ from pytest_atlas.db._fs import (
     create_private_file,
     digest_file,
     ensure_dir,
-    locked,
     remove_tree,
 )
 
@@ -205,12 +204,27 @@ class ClusterCache:
 
     @contextlib.contextmanager
     def lock(self, key: str, *, shared: bool = False) -> Iterator[None]:
-        """Hold the lock of one key: shared to look up and copy, exclusive to build or evict."""
-        if not self._made:
-            ensure_dir(self.root, 0o700, parents=True, parent_mode=0o700)
-            self._made = True
-        with locked(self._lock_path(key), shared=shared):
+        """Hold the lock of one key: shared to look up and copy, exclusive to build or evict.
+
+        Another run may remove this whole folder meanwhile (an in-memory tier nobody held a lock in
+        is pruned): then the folder is made again and the lock taken there."""
+        for _attempt in range(10):
+            if not self._made:
+                ensure_dir(self.root, 0o700, parents=True, parent_mode=0o700)
+                self._made = True
+            try:
+                lock = FileLock.acquire(self._lock_path(key), shared=shared)
+            except FileNotFoundError:
+                self._made = False
+                continue
+            break
+        else:
+            raise CacheUnavailable(f"{self.root} keeps disappearing: another run removes it while this one uses it")
+        assert lock is not None
+        try:
             yield
+        finally:
+            lock.release()
 
     # -- reading -------------------------------------------------------------------------------------
 

@@ -226,3 +226,19 @@ def test_the_report_header_shows_the_memory_the_hot_cache_holds(pytester: pytest
     pytester.makepyfile("def test_nothing():\n    pass\n")
     result = pytester.runpytest("-p", "no:randomly")
     result.stdout.fnmatch_lines(["atlas: hot cache in memory: * MB in * entr* (/dev/shm/*/cache), at most 96 MB"])
+
+
+def test_a_tier_removed_by_another_run_is_made_again_when_its_lock_is_taken(tmp_path: Path) -> None:
+    """Another run prunes an in-memory tier nobody held a lock in; a run that had made that folder
+    before must not fail with FileNotFoundError on its next lock (seen with two suites at once)."""
+    from pytest_atlas.db._fs import remove_tree
+
+    tier = ClusterCache(tmp_path / "cache" / "tier", persistent=False)
+    with tier.lock("pg15-key", shared=True):
+        pass
+    assert tier.root.is_dir()
+    assert ClusterCache(tmp_path / "cache" / "tier", persistent=False).remove_all()  # the other run
+    assert not tier.root.exists()
+    with tier.lock("pg15-key"):
+        assert (tier.root / "pg15-key.lock").is_file()
+    remove_tree(tier.root)
