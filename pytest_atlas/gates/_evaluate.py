@@ -10,6 +10,7 @@ import psycopg
 
 from pytest_atlas._dsn import Dsn
 from pytest_atlas.errors import GateError
+from pytest_atlas.gates._fields import PathCensus, fetch_census, field_rows
 from pytest_atlas.gates._query import (
     ALL_KEYS,
     DriftInput,
@@ -475,6 +476,7 @@ def evaluate(
     baseline: Mapping[str, Series] | None = None,
     record: bool = False,
     baseline_label: str = "the baseline given",
+    field_baseline: PathCensus | None = None,
 ) -> GateResult:
     """Evaluate one gate against a database (a connection or a DSN).
 
@@ -484,9 +486,14 @@ def evaluate(
     how ``--atlas-save-baseline`` runs work). Raises :class:`~pytest_atlas.errors.GateError` when the
     database cannot be read, and when a regression gate's baseline holds no scored session
     (``baseline_label`` says where that baseline came from).
+
+    A fields gate compares the field census of its selection with ``field_baseline`` (e.g. read
+    from a baseline file) or with the census of its baseline selection; with ``record`` and no
+    baseline it records its census (``GateResult.census``) and passes.
     """
     notes: list[str] = []
     series: dict[str, Series] = {}
+    census: PathCensus | None = None
     with connection(source) as conn:
         if spec.kind in ("threshold", "regression"):
             series = fetch_series(conn, spec.selection, by_key=spec.by_key, digits=spec.digits)
@@ -525,6 +532,9 @@ def evaluate(
                     rows = regression_rows(series, baseline, spec) if series else []
         elif spec.kind == "drift":
             rows = drift_rows(fetch_drift_inputs(conn, spec.selection, window=spec.window), spec)
+        elif spec.kind == "fields":
+            census = fetch_census(conn, spec.selection, spec.column)
+            rows = _field_gate_rows(conn, spec, census, field_baseline, record, baseline_label, notes)
         elif spec.kind == "review":
             rows = review_rows(fetch_review(conn, spec.selection, by_key=spec.by_key), spec)
         else:
@@ -544,4 +554,63 @@ def evaluate(
         allow_inconclusive=spec.allow_inconclusive,
         notes=tuple(notes),
         series=series,
+        census=census,
     )
+
+
+def _field_gate_rows(
+    conn: psycopg.Connection[Any],
+    spec: GateSpec,
+    census: PathCensus,
+    baseline: PathCensus | None,
+    record: bool,
+    label: str,
+    notes: list[str],
+) -> list[KeyResult]:
+    if baseline is None and spec.baseline is not None:
+        baseline = fetch_census(conn, spec.baseline, spec.column)
+        label = "its baseline selection " + str(spec.baseline.describe() or "(every session)")
+        notes.append("baseline: sessions selected by " + str(spec.baseline.describe()))
+    if baseline is None:
+        if not record:
+            raise GateError(
+                f"fields gate {spec.name!r} has no baseline",
+                hint="pass --atlas-baseline PATH (written by --atlas-save-baseline from a run you trust) or "
+                "declare baseline = { ...selection... } in the gate",
+            )
+        notes.append("no baseline: field census recorded for the baseline file")
+        if not census.n:
+            return []
+        return [
+            KeyResult(
+                "(every path)",
+                census.n,
+                "paths",
+                float(len(census.paths)),
+                "-",
+                "recorded",
+                Outcome.PASS,
+                f"no baseline yet: the census of {len(census.paths)} path(s) is recorded for the baseline file",
+            )
+        ]
+    if baseline.column != spec.column:
+        raise GateError(
+            f"the baseline of fields gate {spec.name!r} is a census of {baseline.column}, the gate reads {spec.column}",
+            hint="save the baseline again with --atlas-save-baseline after changing column",
+        )
+    if baseline.n == 0:
+        raise GateError(
+            f"the baseline of fields gate {spec.name!r} is empty: {label} holds no session",
+            hint="fix the baseline selection (a typo in a metadata value matches nothing) or save the baseline "
+            "again with --atlas-save-baseline from a run you trust",
+        )
+    if not census.n:
+        return []
+    rows = field_rows(census, baseline, spec.field_options())
+    if not rows:
+        raise GateError(
+            f"fields gate {spec.name!r} has nothing to compare: no path of {label} is present in at least "
+            f"{spec.min_presence:.0%} of its sessions (after exclusions)",
+            hint="lower min_presence, or check exclude and the baseline selection",
+        )
+    return rows

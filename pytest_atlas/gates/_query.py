@@ -34,6 +34,8 @@ __all__ = [
     "fetch_modes",
     "fetch_review",
     "fetch_series",
+    "read_only",
+    "selection_filter",
 ]
 
 #: the "learning key" of a series that pools every key
@@ -73,12 +75,14 @@ def connection(source: psycopg.Connection[Any] | str | Dsn, *, timeout: int = 10
         conn.close()
 
 
-def _run(conn: psycopg.Connection[Any], query: sql.Composed, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+@contextlib.contextmanager
+def read_only(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Cursor[tuple[Any, ...]]]:
+    """A cursor in a READ ONLY transaction (a savepoint when one is open) that is always rolled back;
+    a failed query raises GateError saying what was wrong (no Atlas tables, no read rights)."""
     try:
         with conn.transaction(force_rollback=True), conn.cursor(row_factory=tuple_row) as cursor:
             cursor.execute("SET TRANSACTION READ ONLY")
-            cursor.execute(query, params)
-            return list(cursor.fetchall())
+            yield cursor
     except psycopg.errors.UndefinedTable:
         raise GateError(
             "the database has no 'sessions' table: it is not an Atlas database",
@@ -98,6 +102,12 @@ def _run(conn: psycopg.Connection[Any], query: sql.Composed, params: Mapping[str
             hint="check that the database has Atlas's schema (pytest-atlas ships it as "
             "schema.sql); the query is read-only",
         ) from None
+
+
+def _run(conn: psycopg.Connection[Any], query: sql.Composed, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    with read_only(conn) as cursor:
+        cursor.execute(query, params)
+        return list(cursor.fetchall())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -149,6 +159,11 @@ def _filters(selection: Selection, params: dict[str, Any]) -> sql.Composable:
         clauses.append(sql.SQL("s.task = ANY(%(tasks)s)"))
         params["tasks"] = list(selection.task)
     return sql.SQL(" AND ").join(clauses)
+
+
+def selection_filter(selection: Selection, params: dict[str, Any]) -> sql.Composable:
+    """The WHERE condition (over ``sessions AS s``) of a selection; its parameters go into ``params``."""
+    return _filters(selection, params)
 
 
 def _key(by_key: bool) -> sql.Composable:

@@ -91,6 +91,8 @@ class GateResult:
     notes: tuple[str, ...] = ()
     #: the series the gate read, by learning key (saved by --atlas-save-baseline; not in to_dict)
     series: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: a fields gate's census of its selection (saved by --atlas-save-baseline; not in to_dict)
+    census: Any = field(default=None, repr=False)
     #: accepted regressions of this gate whose date has passed: the gate fails until they are removed
     expired: tuple[str, ...] = ()
 

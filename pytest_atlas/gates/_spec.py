@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_atlas._vocabulary import EXECUTION_MODES, LEGACY_EXECUTION_MODES
 from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.gates._selection import Selection
 from pytest_atlas.stats._methods import canonical_method
+
+if TYPE_CHECKING:
+    from pytest_atlas.gates._fields import FieldOptions
 
 __all__ = ["KINDS", "GateSpec"]
 
@@ -21,6 +24,18 @@ KINDS: dict[str, frozenset[str]] = {
     "drift": frozenset({"window", "z_threshold", "min_baseline", "stored"}),
     "review": frozenset({"max_pending_share"}),
     "execution_modes": frozenset({"modes"}),
+    "fields": frozenset(
+        {
+            "column",
+            "baseline",
+            "min_presence",
+            "max_presence_drop",
+            "min_effect",
+            "new_paths",
+            "exclude",
+            "exclude_volatile",
+        }
+    ),
 }
 _COMMON = frozenset(
     {"kind", "name", "by_key", "alpha", "power", "method", "seed", "n_resamples", "allow_inconclusive", "description"}
@@ -119,6 +134,13 @@ class GateSpec:
     max_pending_share: float | None = None
     # execution modes
     modes: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # fields (baseline and min_effect are shared with regression; min_effect defaults to 0.2 here)
+    column: str = "sessions.metadata"
+    min_presence: float = 0.5
+    max_presence_drop: float = 0.05
+    new_paths: bool = False
+    exclude: tuple[str, ...] = ()
+    exclude_volatile: bool = True
 
     @classmethod
     def build(cls, name: str, options: Mapping[str, Any]) -> GateSpec:
@@ -181,18 +203,11 @@ class GateSpec:
                 raise InvalidArgument("a threshold gate needs threshold", hint="for example threshold = 0.7")
             # rewards are scores from 0 to 1: a threshold outside that range fails (or passes) every key
             values["threshold"] = _number("threshold", options["threshold"], low=0.0, high=1.0)
+        if kind in ("regression", "fields") and "baseline" in options:
+            values["baseline"] = _baseline(options["baseline"])
+        if kind == "fields":
+            values.update(_fields(options))
         if kind == "regression":
-            if "baseline" in options:
-                raw = options["baseline"]
-                if not isinstance(raw, Mapping):
-                    raise InvalidArgument(
-                        f"baseline must be a table of selection options, got {raw!r}",
-                        hint='for example baseline = { metadata = { run = "v1" } }',
-                    )
-                try:
-                    values["baseline"] = Selection.build(**dict(raw))
-                except InvalidArgument as exc:
-                    raise InvalidArgument(f"baseline: {exc.problem}", hint=exc.hint) from None
             if "tolerance" in options:
                 values["tolerance"] = _number("tolerance", options["tolerance"], low=0.0, high=1.0)
             if "min_effect" in options:
@@ -240,6 +255,21 @@ class GateSpec:
             values["modes"] = _modes(options.get("modes"))
         return cls(**values)
 
+    def field_options(self) -> FieldOptions:
+        """The comparison settings of a fields gate."""
+        from pytest_atlas.gates._fields import FieldOptions
+
+        return FieldOptions(
+            min_presence=self.min_presence,
+            max_presence_drop=self.max_presence_drop,
+            min_effect=self.min_effect,
+            alpha=self.alpha,
+            power=self.power,
+            new_paths=self.new_paths,
+            exclude=self.exclude,
+            exclude_volatile=self.exclude_volatile,
+        )
+
     def describe(self) -> dict[str, Any]:
         """The gate's settings, JSON-ready (for the report)."""
         out: dict[str, Any] = {"kind": self.kind, **self.selection.describe()}
@@ -264,4 +294,81 @@ class GateSpec:
             out["max_pending_share"] = self.max_pending_share
         if self.kind == "execution_modes":
             out["modes"] = {mode: list(bounds) for mode, bounds in self.modes.items()}
+        if self.kind == "fields":
+            out.update(
+                column=self.column,
+                alpha=self.alpha,
+                power=self.power,
+                min_presence=self.min_presence,
+                max_presence_drop=self.max_presence_drop,
+                min_effect=self.min_effect,
+                new_paths=self.new_paths,
+                exclude=list(self.exclude),
+                exclude_volatile=self.exclude_volatile,
+            )
+            if self.baseline is not None:
+                out["baseline"] = self.baseline.describe()
         return out
+
+
+def _baseline(raw: Any) -> Selection:
+    if not isinstance(raw, Mapping):
+        raise InvalidArgument(
+            f"baseline must be a table of selection options, got {raw!r}",
+            hint='for example baseline = { metadata = { run = "v1" } }',
+        )
+    try:
+        return Selection.build(**dict(raw))
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"baseline: {exc.problem}", hint=exc.hint) from None
+
+
+def _fields(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of a fields gate, checked."""
+    from pytest_atlas.gates._fields import FIELD_COLUMNS
+
+    values: dict[str, Any] = {}
+    if options.get("by_key") is True:
+        raise InvalidArgument(
+            "a fields gate compares the paths of every selected session together (by_key = true is not supported)",
+            hint='gate one learning key with learning_key = "..." (one gate per key)',
+        )
+    values["by_key"] = False
+    column = options.get("column", "sessions.metadata")
+    if column not in FIELD_COLUMNS:
+        raise InvalidArgument(
+            f"column {column!r} is not a JSON column a fields gate can read",
+            hint="column is one of " + ", ".join(FIELD_COLUMNS),
+        )
+    values["column"] = column
+    if "min_presence" in options:
+        values["min_presence"] = _number("min_presence", options["min_presence"], low=0.0, high=1.0, open_low=True)
+    if "max_presence_drop" in options:
+        values["max_presence_drop"] = _number("max_presence_drop", options["max_presence_drop"], low=0.0, high=1.0)
+    raw_effect = options.get("min_effect", 0.2)
+    values["min_effect"] = (
+        None
+        if raw_effect is None or raw_effect is False
+        else _number("min_effect", raw_effect, low=0.0, high=1.0, open_low=True)
+    )
+    if values["min_effect"] is not None and values["min_effect"] <= values.get("max_presence_drop", 0.05):
+        raise InvalidArgument(
+            "min_effect must be larger than max_presence_drop",
+            hint="min_effect is the drop in a share that must be detectable, max_presence_drop the drop accepted",
+        )
+    if "new_paths" in options:
+        values["new_paths"] = _boolean("new_paths", options["new_paths"])
+    if "exclude_volatile" in options:
+        values["exclude_volatile"] = _boolean("exclude_volatile", options["exclude_volatile"])
+    if "exclude" in options:
+        raw = options["exclude"]
+        paths = [raw] if isinstance(raw, str) else raw
+        if not isinstance(paths, list | tuple) or not all(
+            isinstance(p, str) and p.startswith("$") and len(p) > 1 for p in paths
+        ):
+            raise InvalidArgument(
+                f"exclude must be a JSON path or a list of them, got {raw!r}",
+                hint='paths as the fields gate names them, e.g. exclude = ["$.token_usage", "$.steps[*].output"]',
+            )
+        values["exclude"] = tuple(paths)
+    return values

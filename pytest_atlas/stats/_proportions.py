@@ -1,0 +1,154 @@
+"""A noise-aware test of a drop in a share: did the candidate's share fall by more than ``tolerance``?
+
+Used by the fields gate (the share of sessions that carry a JSON path), with the same three
+outcomes and the same rules as the reward regression test:
+
+* ``fail`` -- the one-sided p-value (after Holm's correction across the family) is below ``alpha``;
+* ``pass`` -- no drop beyond ``tolerance`` was found *and* a drop of ``min_effect`` would have been
+  found with probability ``power``;
+* ``inconclusive`` -- neither: the windows are too small to tell.
+
+The statistic is a Wald z on the Agresti-Caffo adjusted shares (one success and one failure added
+to each window). Unlike the plain Wald test it is defined when a share is exactly 0 or 1 (the
+usual case for a field every session carries), and its false-alarm rate stays close to ``alpha``
+down to a few dozen sessions per window.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from scipy import stats as sps
+
+from pytest_atlas._outcome import Outcome
+from pytest_atlas.errors import InvalidArgument
+
+__all__ = ["ShareComparison", "compare_shares"]
+
+
+def _count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgument(f"{name} must be a non-negative integer, got {value!r}", hint=f"pass a count as {name}")
+    return value
+
+
+def _unit(name: str, value: object, *, open_low: bool = False, high: float = 1.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidArgument(f"{name} must be a number, got {value!r}", hint=f"for example {name}=0.05")
+    low_ok = value > 0 if open_low else value >= 0
+    if not low_ok or value >= high:
+        raise InvalidArgument(
+            f"{name} must lie in {'(' if open_low else '['}0, {high:g}), got {value!r}",
+            hint=f"for example {name}=0.05" if name in ("alpha", "tolerance") else f"for example {name}=0.8",
+        )
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ShareComparison:
+    """A one-sided test of H1: the candidate's share is lower than the baseline's by more than
+    ``tolerance``. ``difference`` is candidate share minus baseline share (negative = a drop);
+    ``drop_detectable`` the drop found with probability ``power`` at these window sizes."""
+
+    baseline_hits: int
+    baseline_n: int
+    candidate_hits: int
+    candidate_n: int
+    tolerance: float
+    min_effect: float | None
+    alpha: float
+    power: float
+    p_value: float | None
+    p_adjusted: float | None
+    drop_detectable: float
+    outcome: Outcome
+    reason: str
+
+    @property
+    def baseline_share(self) -> float:
+        return self.baseline_hits / self.baseline_n if self.baseline_n else math.nan
+
+    @property
+    def candidate_share(self) -> float:
+        return self.candidate_hits / self.candidate_n if self.candidate_n else math.nan
+
+    @property
+    def difference(self) -> float:
+        return self.candidate_share - self.baseline_share
+
+    def with_p_adjusted(self, p_adjusted: float | None) -> ShareComparison:
+        """The same comparison decided on a (Holm-)adjusted p-value."""
+        outcome, reason = _outcome(self, self.p_value if p_adjusted is None else p_adjusted)
+        return replace(self, p_adjusted=p_adjusted, outcome=outcome, reason=reason)
+
+
+def _outcome(result: ShareComparison, p: float | None) -> tuple[Outcome, str]:
+    if result.baseline_n == 0 or result.candidate_n == 0:
+        return Outcome.INCONCLUSIVE, f"no {'baseline' if result.baseline_n == 0 else 'candidate'} sessions"
+    shares = f"{result.baseline_share:.1%} -> {result.candidate_share:.1%}"
+    assert p is not None
+    if p < result.alpha:
+        beyond = f" (tolerated {result.tolerance:.0%})" if result.tolerance else ""
+        return Outcome.FAIL, (f"share dropped {shares}{beyond}, beyond noise (p={p:.3g} < alpha={result.alpha:g})")
+    if result.min_effect is None or result.drop_detectable <= result.min_effect:
+        return (
+            Outcome.PASS,
+            f"no drop beyond noise ({shares}, p={p:.3g}); a drop of {result.drop_detectable:.1%} would be caught",
+        )
+    return Outcome.INCONCLUSIVE, (
+        f"no drop beyond noise ({shares}, p={p:.3g}), but these windows can only detect a drop of "
+        f"{result.drop_detectable:.1%} (wanted {result.min_effect:.0%}): add sessions"
+    )
+
+
+def compare_shares(
+    baseline_hits: int,
+    baseline_n: int,
+    candidate_hits: int,
+    candidate_n: int,
+    *,
+    tolerance: float = 0.0,
+    min_effect: float | None = 0.2,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> ShareComparison:
+    """Did the share ``candidate_hits / candidate_n`` drop below ``baseline_hits / baseline_n`` by more
+    than ``tolerance``?
+
+    >>> compare_shares(60, 60, 30, 60, tolerance=0.05).outcome.value
+    'fail'
+    >>> compare_shares(60, 60, 60, 60, tolerance=0.05).outcome.value
+    'pass'
+    >>> compare_shares(3, 3, 3, 3, tolerance=0.05).outcome.value
+    'inconclusive'
+    """
+    b_hits, b_n = _count("baseline_hits", baseline_hits), _count("baseline_n", baseline_n)
+    c_hits, c_n = _count("candidate_hits", candidate_hits), _count("candidate_n", candidate_n)
+    if b_hits > b_n or c_hits > c_n:
+        raise InvalidArgument(
+            f"hits exceed their window ({b_hits}/{b_n}, {c_hits}/{c_n})", hint="hits count sessions of the window"
+        )
+    tolerance = _unit("tolerance", tolerance)
+    alpha = _unit("alpha", alpha, open_low=True, high=0.5)
+    power = _unit("power", power, open_low=True)
+    if min_effect is not None:
+        min_effect = _unit("min_effect", min_effect, open_low=True, high=1.000001)
+        if min_effect <= tolerance:
+            raise InvalidArgument(
+                f"min_effect ({min_effect:g}) must be larger than tolerance ({tolerance:g})",
+                hint="min_effect is the drop that must be detectable; tolerance the drop that is accepted",
+            )
+    p_value: float | None = None
+    detectable = math.inf
+    if b_n and c_n:
+        share_b = (b_hits + 1) / (b_n + 2)
+        share_c = (c_hits + 1) / (c_n + 2)
+        se = math.sqrt(share_b * (1 - share_b) / (b_n + 2) + share_c * (1 - share_c) / (c_n + 2))
+        p_value = float(sps.norm.cdf((share_c - share_b + tolerance) / se))
+        detectable = tolerance + (float(sps.norm.ppf(1 - alpha)) + float(sps.norm.ppf(power))) * se
+    draft = ShareComparison(
+        b_hits, b_n, c_hits, c_n, tolerance, min_effect, alpha, power, p_value, None, detectable, Outcome.PASS, ""
+    )
+    outcome, reason = _outcome(draft, p_value)
+    return replace(draft, outcome=outcome, reason=reason)
