@@ -28,7 +28,10 @@ def test_the_false_alarm_rate_stays_at_alpha_when_nothing_dropped_beyond_the_tol
 def test_a_halved_share_is_caught_at_sixty_sessions_per_window() -> None:
     rng = np.random.default_rng(2)
     base, cand = rng.binomial(60, 0.9, 2000), rng.binomial(60, 0.45, 2000)
-    fails = [compare_shares(int(b), 60, int(c), 60, tolerance=0.05).outcome.value == "fail" for b, c in zip(base, cand)]
+    fails = [
+        compare_shares(int(b), 60, int(c), 60, tolerance=0.05).outcome.value == "fail"
+        for b, c in zip(base, cand, strict=True)
+    ]
     assert float(np.mean(fails)) > 0.99
 
 
