@@ -357,6 +357,14 @@ OPTIONS: tuple[Option, ...] = (
         metavar="PATH",
     ),
     Option(
+        "report_html",
+        "--atlas-report-html",
+        "atlas_report_html",
+        "Write the gates' results and charts to this HTML file (one self-contained file, no network).",
+        parse_path,
+        metavar="PATH",
+    ),
+    Option(
         "gate_lines",
         None,
         "atlas_gate",
@@ -394,6 +402,7 @@ class AtlasSettings:
     baseline: Path | None = None
     save_baseline: Path | None = None
     report: Path | None = None
+    report_html: Path | None = None
     gate_lines: tuple[str, ...] = ()
     #: where each non-default value came from, e.g. {"dsn": "$ATLAS_TEST_DSN"}
     sources: Mapping[str, str] = field(default_factory=dict)

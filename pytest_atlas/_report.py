@@ -74,6 +74,8 @@ def _value(row: KeyResult) -> str:
         return f"{row.statistic} {int(row.value)}"
     if row.statistic == "pending":
         return f"pending {row.value:.0%}"
+    if row.statistic == "presence":
+        return f"presence {row.value:.1%}"
     sign = "+" if row.statistic == "diff" and row.value > 0 else ""
     return f"{row.statistic} {sign}{row.value:.3f}"
 
@@ -98,15 +100,29 @@ def _rows(results: Iterable[GateResult]) -> list[tuple[str, ...]]:
         if not result.rows:
             lines.append((result.name, "-", "0", "-", "-", "-", "FAIL", "no sessions matched"))
             continue
-        for row in result.rows:
+        shown = result.rows
+        if result.kind == "fields":  # hundreds of paths: the ones that did not pass, and a count of the rest
+            shown = tuple(row for row in result.rows if row.outcome.value != "pass" or row.accepted)
+            passed = len(result.rows) - len(shown)
+        for row in shown:
             n = f"{row.n}" + (f" (+{row.missing} missing)" if row.missing else "")
             uncertain = row.detail.get("uncertain") if row.detail else None
             n += f" (+{uncertain} uncertain)" if uncertain else ""
             worst = ", ".join(f"#{session}" for session in row.worst) or "-"
             lines.append(
-                (result.name, _key(row.learning_key), n, _value(row), row.bound, row.threshold, _outcome(row), worst)
+                (result.name, _row_key(result, row), n, _value(row), row.bound, row.threshold, _outcome(row), worst)
             )
+        if result.kind == "fields" and passed:
+            lines.append((result.name, f"({passed} more paths)", "-", "-", "-", "-", "PASS", "-"))
     return lines
+
+
+def _row_key(result: GateResult, row: KeyResult) -> str:
+    return _path(row.learning_key) if result.kind == "fields" else _key(row.learning_key)
+
+
+def _path(path: str) -> str:
+    return path if len(path) <= 60 else "…" + path[-59:]
 
 
 def render_table(results: Iterable[GateResult]) -> str:
@@ -117,10 +133,22 @@ def render_table(results: Iterable[GateResult]) -> str:
 def _reasons(result: GateResult) -> list[str]:
     """One line per row that did not pass: ``key: reason [accepted ...]`` (escaped)."""
     lines = []
+    undecided: list[KeyResult] = []
     for row in result.rows:
-        if row.outcome.value != "pass":
+        if result.kind == "fields" and row.outcome.value == "inconclusive" and not row.accepted:
+            undecided.append(row)  # often dozens of rarely written paths: one line for all of them
+        elif row.outcome.value != "pass":
             note = f" [accepted: {row.accepted}]" if row.accepted else ""
-            lines.append(escape(f"{_key(row.learning_key)}: {row.reason}{note}"))
+            lines.append(escape(f"{_row_key(result, row)}: {row.reason}{note}"))
+    if undecided:
+        worst = max(float(row.detail.get("drop_detectable") or 0.0) for row in undecided)
+        named = ", ".join(_path(row.learning_key) for row in undecided[:3]) + (", ..." if len(undecided) > 3 else "")
+        lines.append(
+            escape(
+                f"{len(undecided)} path(s) inconclusive ({named}): no drop beyond noise, but these windows can only "
+                f"detect drops up to {worst:.1%} in their shares; add sessions (every row is in the JSON report)"
+            )
+        )
     return lines
 
 
@@ -262,9 +290,11 @@ def render_markdown(
     *,
     target: str | None = None,
     title: str = "pytest-atlas",
+    charts: bool = True,
 ) -> str:
     """A Markdown section (for $GITHUB_STEP_SUMMARY): the gate table and the contract table, each
-    followed by the reasons of what did not pass. ``gates`` are payloads or :class:`GateResult`."""
+    followed by the reasons of what did not pass, and (``charts``) the gates' charts as Mermaid
+    ``xychart-beta`` blocks. ``gates`` are payloads or :class:`GateResult`."""
     from pytest_atlas.gates._result import GateResult
 
     gate_results = [g if isinstance(g, GateResult) else GateResult.from_dict(g) for g in gates]
@@ -274,7 +304,7 @@ def render_markdown(
         out += _md_table(HEADERS, _rows(gate_results), 6)
         reasons = [f"- **{_md(r.name)}**: {_md(r.error or r.message)}" for r in gate_results if r.error or not r.rows]
         reasons += [
-            f"- **{_md(r.name)}** `{_md(_key(row.learning_key))}`: {_md(row.reason)}"
+            f"- **{_md(r.name)}** `{_md(_row_key(r, row))}`: {_md(row.reason)}"
             for r in gate_results
             for row in r.rows
             if row.outcome.value != "pass"
@@ -282,6 +312,10 @@ def render_markdown(
         if reasons:
             out += ["", *reasons]
         out.append("")
+        if charts:
+            from pytest_atlas._charts import mermaid_charts
+
+            out += mermaid_charts([r.to_dict() for r in gate_results])
     if contracts:
         from pytest_atlas.contracts._result import SUMMARY_HEADERS, summary_row
 
@@ -329,8 +363,10 @@ def build_report(
     return report
 
 
-def write_report(path: str | os.PathLike[str], report: Mapping[str, Any]) -> Path:
+def write_report(path: str | os.PathLike[str], report: Mapping[str, Any] | str) -> Path:
+    """Write the JSON report (a document) or a rendered one (text, e.g. the HTML report) to ``path``."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    text = report if isinstance(report, str) else json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"
+    target.write_text(text, encoding="utf-8")
     return target

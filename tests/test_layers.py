@@ -29,6 +29,7 @@ LAYERS = {
     "runtime": 2,
     "assertions": 3,
     "_report": 3,
+    "_charts": 3,
     "fixtures": 4,
     "plugin": 5,
 }

@@ -20,6 +20,7 @@ from pytest_atlas.gates._query import (
     fetch_modes,
     fetch_review,
     fetch_series,
+    fetch_timeline,
 )
 from pytest_atlas.gates._result import NEW_KEY, GateResult, KeyResult
 from pytest_atlas.gates._spec import GateSpec
@@ -494,6 +495,7 @@ def evaluate(
     notes: list[str] = []
     series: dict[str, Series] = {}
     census: PathCensus | None = None
+    chart: dict[str, Any] = {}
     with connection(source) as conn:
         if spec.kind in ("threshold", "regression"):
             series = fetch_series(conn, spec.selection, by_key=spec.by_key, digits=spec.digits)
@@ -530,6 +532,8 @@ def evaluate(
                 else:
                     _check_baseline(spec, baseline, baseline_label)
                     rows = regression_rows(series, baseline, spec) if series else []
+            if rows:
+                chart = reward_chart(fetch_timeline(conn, spec.selection, by_key=spec.by_key), series, baseline, spec)
         elif spec.kind == "drift":
             rows = drift_rows(fetch_drift_inputs(conn, spec.selection, window=spec.window), spec)
         elif spec.kind == "fields":
@@ -555,7 +559,45 @@ def evaluate(
         notes=tuple(notes),
         series=series,
         census=census,
+        chart=chart,
     )
+
+
+#: at most this many learning keys are charted per gate (the ones with the fewest points are left out)
+CHART_KEYS = 12
+
+
+def reward_chart(
+    timeline: Mapping[str, Sequence[tuple[str, float, int]]],
+    series: Mapping[str, Series],
+    baseline: Mapping[str, Series] | None,
+    spec: GateSpec,
+) -> dict[str, Any]:
+    """What the report's chart of a reward gate draws, per learning key: the scores over time, the
+    baseline band (its mean +/- one standard deviation), the threshold and the candidate's mean.
+    The threshold of a regression gate is the baseline mean minus ``tolerance``."""
+    keys = sorted(timeline, key=lambda k: (-len(timeline[k]), k))[:CHART_KEYS]
+    out: dict[str, Any] = {}
+    for key in sorted(keys):
+        base = baseline.get(key) if baseline is not None else None
+        band = None
+        threshold = spec.threshold
+        if base is not None and base.n:
+            sd = base.sample.sd if base.n > 1 else 0.0
+            band = [_finite(base.sample.mean - sd), _finite(base.sample.mean + sd)]
+            threshold = _finite(base.sample.mean - spec.tolerance)
+        cand = series.get(key)
+        out[key] = {
+            "points": [[time, score, session] for time, score, session in timeline[key]],
+            "band": band,
+            "threshold": threshold,
+            "mean": _finite(cand.sample.mean) if cand is not None and cand.n else None,
+        }
+    return {"rewards": out} if out else {}
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
 
 
 def _field_gate_rows(

@@ -232,7 +232,7 @@ class FieldOptions:
 
     min_presence: float = 0.5
     max_presence_drop: float = 0.05
-    min_effect: float | None = 0.2
+    min_effect: float | None = 0.25
     alpha: float = 0.05
     power: float = 0.8
     new_paths: bool = False

@@ -34,6 +34,7 @@ __all__ = [
     "fetch_modes",
     "fetch_review",
     "fetch_series",
+    "fetch_timeline",
     "read_only",
     "selection_filter",
 ]
@@ -501,6 +502,23 @@ def fetch_series(
             uncertain.get(key, 0),
             digits,
         )
+    return out
+
+
+def fetch_timeline(
+    conn: psycopg.Connection[Any], selection: Selection, *, by_key: bool = True, points: int = 300
+) -> dict[str, list[tuple[str, float, int]]]:
+    """Per key, the newest ``points`` scored sessions of the selection as (ISO time, score, id),
+    oldest first: the reward series a chart draws (the gate's statistics never read it)."""
+    params: dict[str, Any] = {"points": max(points, 1)}
+    query = _scored(selection, by_key, params) + sql.SQL(
+        "SELECT lk, created_at, score, id FROM (SELECT lk, created_at, score, id, row_number() OVER "
+        "(PARTITION BY lk ORDER BY created_at DESC, id DESC) AS r FROM scored) AS t WHERE r <= %(points)s "
+        "ORDER BY lk, created_at, id"
+    )
+    out: dict[str, list[tuple[str, float, int]]] = {}
+    for key, created, score, session in _run(conn, query, params):
+        out.setdefault(key, []).append((created.isoformat(), float(score), int(session)))
     return out
 
 

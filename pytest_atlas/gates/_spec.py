@@ -134,7 +134,7 @@ class GateSpec:
     max_pending_share: float | None = None
     # execution modes
     modes: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    # fields (baseline and min_effect are shared with regression; min_effect defaults to 0.2 here)
+    # fields (baseline and min_effect are shared with regression; min_effect defaults to 0.25 here)
     column: str = "sessions.metadata"
     min_presence: float = 0.5
     max_presence_drop: float = 0.05
@@ -345,7 +345,7 @@ def _fields(options: Mapping[str, Any]) -> dict[str, Any]:
         values["min_presence"] = _number("min_presence", options["min_presence"], low=0.0, high=1.0, open_low=True)
     if "max_presence_drop" in options:
         values["max_presence_drop"] = _number("max_presence_drop", options["max_presence_drop"], low=0.0, high=1.0)
-    raw_effect = options.get("min_effect", 0.2)
+    raw_effect = options.get("min_effect", 0.25)
     values["min_effect"] = (
         None
         if raw_effect is None or raw_effect is False

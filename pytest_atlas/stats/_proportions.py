@@ -109,7 +109,7 @@ def compare_shares(
     candidate_n: int,
     *,
     tolerance: float = 0.0,
-    min_effect: float | None = 0.2,
+    min_effect: float | None = 0.25,
     alpha: float = 0.05,
     power: float = 0.8,
 ) -> ShareComparison:
