@@ -1,5 +1,5 @@
 """Imports flow one way: errors/config (and the light vocabulary, outcome and table modules) -> db, schema, validation, stats, strategies -> contracts,
-factories, gates -> assertions, _report -> fixtures -> plugin. Only fixtures and plugin import pytest."""
+factories, gates -> assertions, reporting -> fixtures -> plugin. Only fixtures and plugin import pytest."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ LAYERS = {
     "_properties": 0,
     "_dsn": 0,
     "_outcome": 0,
+    "_arguments": 0,
     "_table": 0,
     "_vocabulary": 0,
     "db": 1,
@@ -28,8 +29,7 @@ LAYERS = {
     "gates": 2,
     "runtime": 2,
     "assertions": 3,
-    "_report": 3,
-    "_charts": 3,
+    "reporting": 3,
     "fixtures": 4,
     "plugin": 5,
 }

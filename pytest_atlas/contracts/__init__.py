@@ -9,13 +9,24 @@ from __future__ import annotations
 
 from pytest_atlas.contracts._check import check_database
 from pytest_atlas.contracts._relations import REVIEW_STATUSES, SESSION_STATUSES
-from pytest_atlas.contracts._result import ColumnReport, ContractReport, FieldCensus, RelationReport, ViolationGroup
+from pytest_atlas.contracts._result import (
+    SUMMARY_HEADERS,
+    SUMMARY_NUMBERS,
+    ColumnReport,
+    ContractReport,
+    FieldCensus,
+    RelationReport,
+    ViolationGroup,
+    summary_row,
+)
 from pytest_atlas.contracts._targets import ATLAS_COLUMNS, TABLES
 
 __all__ = [
     "ATLAS_COLUMNS",
     "REVIEW_STATUSES",
     "SESSION_STATUSES",
+    "SUMMARY_HEADERS",
+    "SUMMARY_NUMBERS",
     "TABLES",
     "ColumnReport",
     "ContractReport",
@@ -23,4 +34,5 @@ __all__ = [
     "RelationReport",
     "ViolationGroup",
     "check_database",
+    "summary_row",
 ]

@@ -15,18 +15,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 
+from pytest_atlas import stats
 from pytest_atlas.errors import InvalidArgument
-from pytest_atlas.gates._query import read_only, selection_filter
 from pytest_atlas.gates._result import KeyResult
 from pytest_atlas.gates._selection import Selection
-from pytest_atlas.stats._compare import holm
-from pytest_atlas.stats._proportions import ShareComparison, compare_shares
-from pytest_atlas.validation import PathWalker
+from pytest_atlas.gates._sql import filters, read_only
+
+if TYPE_CHECKING:
+    from pytest_atlas.stats import ShareComparison
 
 __all__ = [
     "FIELD_COLUMNS",
@@ -191,6 +192,8 @@ def field_census(rows: Iterable[tuple[int, Any]], column: str = "sessions.metada
     """
     if column not in FIELD_COLUMNS:
         raise InvalidArgument(f"unknown JSON column {column!r}", hint="columns: " + ", ".join(FIELD_COLUMNS))
+    from pytest_atlas.validation import PathWalker  # the schemas load on first use
+
     walker = PathWalker(FIELD_COLUMNS[column])
     census = PathCensus(column)
     newest = census.newest
@@ -272,7 +275,7 @@ def field_rows(candidate: PathCensus, baseline: PathCensus, options: FieldOption
     def share_test(
         base_hits: int, base_n: int, cand_hits: int, cand_n: int, min_effect: float | None
     ) -> ShareComparison:
-        return compare_shares(
+        return stats.compare_shares(
             base_hits,
             base_n,
             cand_hits,
@@ -297,7 +300,7 @@ def field_rows(candidate: PathCensus, baseline: PathCensus, options: FieldOption
             held = sum(count for name, count in cand.types.items() if name not in base.types)
             types[path] = share_test(base.count, base.count, max(cand.count - held, 0), cand.count, None)
     family = [*presence.items(), *types.items()]
-    adjusted = holm([result.p_value for _, result in family])
+    adjusted = stats.holm([result.p_value for _, result in family])
     decided = {
         (path, index < len(presence)): result.with_p_adjusted(p)
         for index, ((path, result), p) in enumerate(zip(family, adjusted, strict=True))
@@ -421,7 +424,7 @@ def fetch_census(conn: psycopg.Connection[Any], selection: Selection, column: st
         "ORDER BY s.created_at DESC, s.id DESC{limit}) "
     ).format(
         own=sql.SQL(", s.{} AS doc").format(sql.Identifier(name)) if table == "sessions" else sql.SQL(""),
-        where=selection_filter(selection, params),
+        where=filters(selection, params),
         limit=limit,
     )
     if table == "sessions":

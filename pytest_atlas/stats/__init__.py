@@ -43,7 +43,8 @@ _EXPORTS: dict[str, str] = dict.fromkeys(
 )
 _EXPORTS["Sample"] = "pytest_atlas.stats._sample"
 _EXPORTS["ShareComparison"] = _EXPORTS["compare_shares"] = "pytest_atlas.stats._proportions"
-_EXPORTS["METHODS"] = "pytest_atlas.stats._methods"
+_EXPORTS["METHODS"] = "pytest_atlas.stats._options"
+_EXPORTS["METHOD_CHOICES"] = "pytest_atlas.stats._options"
 
 if TYPE_CHECKING:
     from pytest_atlas.stats._compare import Comparison as Comparison
@@ -57,7 +58,8 @@ if TYPE_CHECKING:
     from pytest_atlas.stats._compare import holm_adjust as holm_adjust
     from pytest_atlas.stats._compare import mean_bound as mean_bound
     from pytest_atlas.stats._compare import minimum_detectable_effect as minimum_detectable_effect
-    from pytest_atlas.stats._methods import METHODS as METHODS
+    from pytest_atlas.stats._options import METHOD_CHOICES as METHOD_CHOICES
+    from pytest_atlas.stats._options import METHODS as METHODS
     from pytest_atlas.stats._proportions import ShareComparison as ShareComparison
     from pytest_atlas.stats._proportions import compare_shares as compare_shares
     from pytest_atlas.stats._sample import Sample as Sample
@@ -67,6 +69,7 @@ __all__ = [
     "DRIFT_METRICS",
     "MAD_NORMALIZATION",
     "METHODS",
+    "METHOD_CHOICES",
     "Comparison",
     "MeanBound",
     "Outcome",

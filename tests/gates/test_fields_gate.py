@@ -253,11 +253,10 @@ def test_other_json_columns_are_read_through_their_session(atlas_db: Conn) -> No
 
 def test_declarations_are_checked() -> None:
     problems = {
-        "column": ({"column": "sessions.task"}, "is not a JSON column"),
-        "by_key": ({"by_key": True}, "by_key = true is not supported"),
+        "column": ({"column": "sessions.task"}, "is not a JSON column a fields gate reads"),
         "effect": ({"max_presence_drop": 0.3}, "min_effect must be larger than max_presence_drop"),
         "exclude": ({"exclude": ["adaptive_summary"]}, "exclude must be a JSON path"),
-        "presence": ({"min_presence": 0}, "min_presence must lie in"),
+        "presence": ({"min_presence": 0}, r"min_presence must be a number in \(0, 1\]"),
         "uncertainty": ({"max_uncertainty": 0.2}, "max_uncertainty applies to threshold and regression"),
     }
     for name, (options, message) in problems.items():

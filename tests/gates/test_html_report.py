@@ -20,9 +20,9 @@ import numpy as np
 import psycopg
 import pytest
 
-import pytest_atlas.gates._evaluate  # noqa: F401  (numpy once per process, outside pytester's snapshots)
-from pytest_atlas._charts import fields_svg, mermaid_charts, render_html, reward_svg
 from pytest_atlas.factories import Factory, insert_graphs
+from pytest_atlas.reporting import fields_svg, mermaid_charts, render_html, reward_svg
+from pytest_atlas.stats import compare, compare_shares  # noqa: F401  (numpy and scipy once per process, outside pytester's snapshots)
 
 from ..contracts.test_plugin import check_counts
 

@@ -1,0 +1,156 @@
+"""What a gate kind is: its options, how it evaluates, and what evaluation hands back.
+
+A kind is one module in :mod:`pytest_atlas.gates._kinds` exposing ``KIND = GateKind(...)``; the
+table of kinds is in that package's ``__init__`` (read its docstring to add one). This module
+holds the pieces every kind shares: :class:`GateKind`, the :class:`Context` a kind is evaluated
+in, the :class:`Evaluation` it returns, the statistical options that score-reading kinds accept
+(:class:`Statistics`) and the formatting helpers of result rows. Light: no numpy, no scipy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from pytest_atlas.gates._result import KeyResult
+from pytest_atlas.stats._options import canonical_method, check_alpha, check_power, check_resamples, check_seed
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from pytest_atlas.gates._fields import PathCensus
+    from pytest_atlas.gates._series import Series
+    from pytest_atlas.gates._spec import GateSpec
+
+__all__ = [
+    "Context",
+    "Evaluation",
+    "GateKind",
+    "KindOptions",
+    "Statistics",
+    "interval",
+    "missing_note",
+    "option_names",
+]
+
+
+class KindOptions(Protocol):
+    """The options of one kind: a frozen dataclass whose fields are the option names."""
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+OptionsT = TypeVar("OptionsT", bound=KindOptions)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the caller knows besides the gate and the database.
+
+    ``baseline``: series given directly (a regression compares with them); ``baseline_label``
+    says where they came from. ``load_baseline``: called with the gate's name when a kind needs a
+    baseline it was not given (the plugin reads ``--atlas-baseline`` there; None when there is no
+    file); it returns the series and their label. ``record``: the run saves a baseline
+    (``--atlas-save-baseline``), so a regression gate without one records its series and passes.
+    ``census`` / ``load_census``: the same for a fields gate's baseline field census.
+    """
+
+    baseline: Mapping[str, Series] | None = None
+    baseline_label: str = "the baseline given"
+    load_baseline: Callable[[str], tuple[Mapping[str, Series], str] | None] | None = None
+    record: bool = False
+    #: a fields gate's baseline census given directly, or read by name (the --atlas-baseline file)
+    census: PathCensus | None = None
+    load_census: Callable[[str], tuple[PathCensus, str] | None] | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What a kind found: one row per learning key, notes for the reader, the series it read."""
+
+    rows: list[KeyResult]
+    notes: tuple[str, ...] = ()
+    series: Mapping[str, Series] = field(default_factory=dict)
+    #: what the report's charts draw (see ``GateResult.chart``)
+    chart: Mapping[str, Any] = field(default_factory=dict)
+    #: a fields gate's census of its selection (for --atlas-save-baseline)
+    census: PathCensus | None = None
+
+
+@dataclass(frozen=True)
+class GateKind(Generic[OptionsT]):
+    """One kind of gate.
+
+    * ``name``: what ``kind = "..."`` says;
+    * ``options``: the frozen dataclass of its own options (its fields are the option names the
+      kind accepts besides the selection and the common ones);
+    * ``build``: checks a mapping holding only those names and returns the options (raises
+      :class:`~pytest_atlas.errors.InvalidArgument` naming the wrong one);
+    * ``evaluate``: queries the database (read-only) and gives the verdict, one row per key;
+    * ``scored``: it reads reward scores, so ``max_uncertainty`` applies to it.
+    """
+
+    name: str
+    options: type[OptionsT]
+    build: Callable[[Mapping[str, Any]], OptionsT]
+    evaluate: Callable[[psycopg.Connection[Any], GateSpec, OptionsT, Context], Evaluation]
+    scored: bool = False
+
+    @property
+    def option_names(self) -> frozenset[str]:
+        return option_names(self.options)
+
+
+def option_names(options: type[Any]) -> frozenset[str]:
+    return frozenset(f.name for f in fields(options))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Statistics:
+    """The options of every kind that tests reward scores (threshold, regression)."""
+
+    alpha: float = 0.05
+    power: float = 0.8
+    method: str = "welch"
+    seed: int | None = 0
+    n_resamples: int = 2000
+
+    @staticmethod
+    def check(options: Mapping[str, Any]) -> dict[str, Any]:
+        """The statistical options present in ``options``, checked."""
+        checks: dict[str, Callable[[Any], Any]] = {
+            "alpha": check_alpha,
+            "power": check_power,
+            "method": canonical_method,
+            "seed": check_seed,
+            "n_resamples": check_resamples,
+        }
+        return {name: check(options[name]) for name, check in checks.items() if name in options}
+
+    def statistics(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "power": self.power, "method": self.method}
+
+    def test_options(self) -> dict[str, Any]:
+        """Keyword arguments of the :mod:`pytest_atlas.stats` tests."""
+        return {
+            "alpha": self.alpha,
+            "power": self.power,
+            "method": self.method,
+            "n_resamples": self.n_resamples,
+            "seed": self.seed,
+        }
+
+
+def interval(low: float, high: float) -> str:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "-"
+    return f"[{low:.3f}, {high:.3f}]"
+
+
+def missing_note(series: Series) -> str:
+    note = f"; {series.missing} session(s) without a usable score left out" if series.missing else ""
+    if series.uncertain:
+        note += f"; {series.uncertain} session(s) whose judges' uncertainty is above max_uncertainty left out"
+    return note
