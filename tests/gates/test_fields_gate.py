@@ -14,6 +14,7 @@ from pytest_atlas import GateError, GateSpec, evaluate
 from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.factories import Factory, insert_graphs
 from pytest_atlas.gates._fields import FieldOptions, PathCensus, field_census, field_rows
+from pytest_atlas.stats import compare, compare_shares  # noqa: F401  (numpy and scipy once per process, outside pytester's snapshots)
 
 Conn = psycopg.Connection[Any]
 Edit = Callable[[int, dict[str, Any]], None]
@@ -262,3 +263,56 @@ def test_declarations_are_checked() -> None:
     for name, (options, message) in problems.items():
         with pytest.raises(InvalidArgument, match=message):
             GateSpec.build(name, {"kind": "fields", **options})
+
+
+# ------------------------------------------------------------------------------------------------
+# as users run it: the baseline file stores the field census
+# ------------------------------------------------------------------------------------------------
+
+FILE_GATE = """
+[tool.pytest-atlas.gates.metadata-fields]
+kind = "fields"
+metadata = { run = "%s" }
+"""
+
+
+def test_the_baseline_file_stores_the_census_and_a_dropped_field_fails_against_it(
+    pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str
+) -> None:
+    harness(atlas_db, "main", 120, seed=1)
+    harness(atlas_db, "candidate", 120, seed=2, edit=lambda i, m: m.pop("adaptive_summary", None))
+    baseline = pytester.path / "baseline.json"
+    pytester.makefile(".toml", pyproject=FILE_GATE % "main")
+    saved = pytester.runpytest("--atlas-gates", f"--atlas-target={atlas_dsn}", f"--atlas-save-baseline={baseline}")
+    assert saved.ret == 0, saved.stdout.str()[-2000:]
+    document = json.loads(baseline.read_text())
+    assert document["version"] == 3 and set(document["fields"]) == {"metadata-fields"}
+    assert document["fields"]["metadata-fields"]["paths"]["$.adaptive_summary"]["count"] > 90
+
+    pytester.makefile(".toml", pyproject=FILE_GATE % "candidate")
+    result = pytester.runpytest("--atlas-gates", f"--atlas-target={atlas_dsn}", f"--atlas-baseline={baseline}")
+    assert result.ret == 1
+    table = [line for line in result.stdout.lines if line.startswith("metadata-fields  $.adaptive_summary  ")]
+    assert table and " -> 0% " in table[0] and "FAIL" in table[0]
+
+    unchanged = pytester.makefile(".toml", pyproject=FILE_GATE % "main")
+    assert unchanged.exists()
+    again = pytester.runpytest("--atlas-gates", f"--atlas-target={atlas_dsn}", f"--atlas-baseline={baseline}")
+    assert again.ret == 0, again.stdout.str()[-2000:]
+
+
+def test_a_damaged_census_in_the_baseline_file_is_an_error(
+    pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str
+) -> None:
+    harness(atlas_db, "main", 20, seed=1)
+    baseline = pytester.path / "baseline.json"
+    pytester.makefile(".toml", pyproject=FILE_GATE % "main")
+    assert (
+        pytester.runpytest("--atlas-gates", f"--atlas-target={atlas_dsn}", f"--atlas-save-baseline={baseline}").ret == 0
+    )
+    document = json.loads(baseline.read_text())
+    document["fields"]["metadata-fields"]["n"] = 3  # fewer sessions than the paths' counts
+    baseline.write_text(json.dumps(document))
+    result = pytester.runpytest("--atlas-gates", f"--atlas-target={atlas_dsn}", f"--atlas-baseline={baseline}")
+    assert result.ret == 7
+    result.stdout.fnmatch_lines(["*baseline file*fields gate 'metadata-fields'*"])
