@@ -344,7 +344,7 @@ def _row(
             reasons.insert(
                 0,
                 f"type changed: {_types(base)} in the baseline, now {counts} of {cand.count} row(s) "
-                f"(p={types.p_adjusted:.3g})",
+                + ("(p<1e-16)" if (types.p_adjusted or 0.0) < 1e-16 else f"(p={types.p_adjusted:.3g})"),
             )
             if outcome is not Outcome.FAIL:
                 worst = [session for name in new for session in cand.by_type.get(name, [])][:SAMPLES]

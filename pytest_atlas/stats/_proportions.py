@@ -83,6 +83,10 @@ class ShareComparison:
         return replace(self, p_adjusted=p_adjusted, outcome=outcome, reason=reason)
 
 
+def _p(p: float) -> str:
+    return "p<1e-16" if p < 1e-16 else f"p={p:.3g}"
+
+
 def _outcome(result: ShareComparison, p: float | None) -> tuple[Outcome, str]:
     if result.baseline_n == 0 or result.candidate_n == 0:
         return Outcome.INCONCLUSIVE, f"no {'baseline' if result.baseline_n == 0 else 'candidate'} sessions"
@@ -90,14 +94,14 @@ def _outcome(result: ShareComparison, p: float | None) -> tuple[Outcome, str]:
     assert p is not None
     if p < result.alpha:
         beyond = f" (tolerated {result.tolerance:.0%})" if result.tolerance else ""
-        return Outcome.FAIL, (f"share dropped {shares}{beyond}, beyond noise (p={p:.3g} < alpha={result.alpha:g})")
+        return Outcome.FAIL, (f"share dropped {shares}{beyond}, beyond noise ({_p(p)} < alpha={result.alpha:g})")
     if result.min_effect is None or result.drop_detectable <= result.min_effect:
         return (
             Outcome.PASS,
-            f"no drop beyond noise ({shares}, p={p:.3g}); a drop of {result.drop_detectable:.1%} would be caught",
+            f"no drop beyond noise ({shares}, {_p(p)}); a drop of {result.drop_detectable:.1%} would be caught",
         )
     return Outcome.INCONCLUSIVE, (
-        f"no drop beyond noise ({shares}, p={p:.3g}), but these windows can only detect a drop of "
+        f"no drop beyond noise ({shares}, {_p(p)}), but these windows can only detect a drop of "
         f"{result.drop_detectable:.1%} (wanted {result.min_effect:.0%}): add sessions"
     )
 
