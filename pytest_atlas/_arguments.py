@@ -1,7 +1,9 @@
 """The one set of argument checks: every public function, strategy, gate declaration and option
 checks its values here, so a wrong value reads the same wherever it is given.
 
-Each ``check_*`` function takes the argument's ``name`` (as the user wrote it: ``alpha``,
+Every error is built by :func:`invalid`, in one shape (``<name> must be <expected>, got
+<value>`` and a hint, prefixed by ``<function>():`` for the arguments of a public function or
+strategy). Each ``check_*`` function takes the argument's ``name`` (as the user wrote it: ``alpha``,
 ``modes.coach``, ``--atlas-contract-since``) and the ``value``, returns the value converted to its
 canonical type, and raises :class:`~pytest_atlas.errors.InvalidArgument` otherwise: the problem
 names the argument, what it must be and what it got; the hint shows a value that works. Booleans
@@ -41,6 +43,7 @@ __all__ = [
     "check_string",
     "check_strings",
     "check_type",
+    "invalid",
     "shown",
 ]
 
@@ -55,8 +58,20 @@ def shown(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def invalid(
+    name: str, value: object, expected: str, *, hint: str | None = None, function: str | None = None
+) -> InvalidArgument:
+    """The one argument error, in the one message shape (built, not raised)::
+
+    [<function>(): ]<name> must be <expected>, got <value>
+      how to fix: <hint>
+    """
+    where = f"{function}(): " if function else ""
+    return InvalidArgument(f"{where}{name} must be {expected}, got {shown(value)}", hint=hint)
+
+
 def _fail(name: str, expected: str, value: object, hint: str | None) -> InvalidArgument:
-    return InvalidArgument(f"{name} must be {expected}, got {shown(value)}", hint=hint)
+    return invalid(name, value, expected, hint=hint)
 
 
 def check_type(name: str, value: object, types: type[T] | tuple[type[T], ...], *, hint: str | None = None) -> T:
@@ -144,6 +159,7 @@ def check_integer(
     high: int | None = None,
     example: int | None = None,
     expected: str | None = None,
+    function: str | None = None,
 ) -> int:
     """An int (not a bool) from ``low`` to ``high``, both included (``expected`` rewords the range)."""
     lo = -_LARGEST if low is None else low
@@ -160,14 +176,23 @@ def check_integer(
     if example is None:
         example = max(lo, min(50, hi))
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise _fail(name, expected, value, f"for example {name} = {example}")
+        raise invalid(name, value, expected, hint=f"for example {name} = {example}", function=function)
     return value
 
 
-def check_positive_int(name: str, value: object, *, high: int | None = None, example: int | None = None) -> int:
+def check_positive_int(
+    name: str,
+    value: object,
+    *,
+    high: int | None = None,
+    example: int | None = None,
+    expected: str | None = None,
+    function: str | None = None,
+) -> int:
     """An int of at least 1 (``high``, when given, is a technical limit and named only when small)."""
-    expected = "a positive integer" + (f" of at most {high}" if high is not None and high < 2**31 else "")
-    return check_integer(name, value, low=1, high=high, example=example, expected=expected)
+    if expected is None:
+        expected = "a positive integer" + (f" of at most {high}" if high is not None and high < 2**31 else "")
+    return check_integer(name, value, low=1, high=high, example=example, expected=expected, function=function)
 
 
 @dataclass(frozen=True)

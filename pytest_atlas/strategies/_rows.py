@@ -8,6 +8,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from pytest_atlas._arguments import check_positive_int
 from pytest_atlas.strategies._common import EPOCH, Doc, learning_key, moment_after
 from pytest_atlas.strategies._discovery import build_discovery_metadata, build_discovery_payload
 from pytest_atlas.strategies._events import single_event
@@ -15,7 +16,7 @@ from pytest_atlas.strategies._learning import build_registry_metadata
 from pytest_atlas.strategies._options import graph_options
 from pytest_atlas.strategies._session import GraphOptions, build_graph
 from pytest_atlas.strategies._source import HypothesisSource, Source
-from pytest_atlas.strategies._validate import check_choice, check_str, fail
+from pytest_atlas.strategies._validate import check_choice, check_str
 
 __all__ = [
     "discovery_run_rows",
@@ -32,9 +33,9 @@ __all__ = [
 def _check_session_id(function: str, session_id: Any) -> int | None:
     if session_id is None:
         return None
-    if isinstance(session_id, bool) or not isinstance(session_id, int) or session_id < 1:
-        raise fail(function, "session_id", session_id, "a positive int (an existing sessions.id) or None")
-    return session_id
+    return check_positive_int(
+        "session_id", session_id, expected="a positive int (an existing sessions.id) or None", function=function
+    )
 
 
 def _with_session(row: Doc, session_id: int | None) -> Doc:

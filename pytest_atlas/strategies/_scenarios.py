@@ -19,6 +19,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from pytest_atlas._arguments import check_integer
 from pytest_atlas.errors import AtlasError
 from pytest_atlas.strategies import _drift
 from pytest_atlas.strategies._model import SessionGraph
@@ -227,8 +228,7 @@ def _validate(
     check_count(function, "sessions", sessions, lo=2, hi=2000)
     if not isinstance(sessions, int):
         raise fail(function, "sessions", sessions, "an int (the number of sessions)")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise fail(function, "seed", seed, "an int")
+    check_integer("seed", seed, expected="an int", function=function)
     check_str(function, "learning_key", learning_key)
     if start is not None and (not isinstance(start, datetime) or start.tzinfo is None):
         raise fail(function, "start", start, "a timezone-aware datetime", hint="use datetime(..., tzinfo=timezone.utc)")

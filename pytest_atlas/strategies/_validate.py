@@ -1,8 +1,10 @@
-"""Up-front argument checks shared by every public strategy and factory.
+"""Up-front argument checks of the public strategies and factories, on top of the one argument-check
+module (:mod:`pytest_atlas._arguments`): here ``None`` means "let the strategy choose", and counts
+and intervals may be given as ``(min, max)`` pairs.
 
-All of them raise :class:`~pytest_atlas.errors.InvalidArgument` with one message shape::
+All of them raise :class:`~pytest_atlas.errors.InvalidArgument` in the package's one shape::
 
-    <function>(): invalid <name>=<value!r>: expected <what>
+    <function>(): <name> must be <what>, got <value!r>
       how to fix: <hint>
 
 and they run when the strategy is *created*, not when it is drawn from, like Hypothesis's own
@@ -15,6 +17,7 @@ import math
 from collections.abc import Collection
 from typing import Any
 
+from pytest_atlas._arguments import invalid
 from pytest_atlas.errors import InvalidArgument
 
 __all__ = [
@@ -29,9 +32,12 @@ __all__ = [
 
 def fail(function: str, name: str, value: object, expected: str, hint: str | None = None) -> InvalidArgument:
     """Build (not raise) the one error of this package, in the one message shape."""
-    return InvalidArgument(
-        f"{function}(): invalid {name}={value!r}: expected {expected}",
+    return invalid(
+        name,
+        value,
+        expected,
         hint=hint or f"pass {name} as {expected}, or leave it out to let the strategy choose",
+        function=function,
     )
 
 
