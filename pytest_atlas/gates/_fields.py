@@ -30,27 +30,37 @@ if TYPE_CHECKING:
     from pytest_atlas.stats import ShareComparison
 
 __all__ = [
-    "FIELD_COLUMNS",
+    "SESSION_TABLES",
     "FieldOptions",
     "PathCensus",
     "PathStats",
+    "checked_column",
     "fetch_census",
     "field_census",
+    "field_columns",
     "field_rows",
 ]
 
-#: the JSON columns a fields gate reads, with their schema and how a row reaches its session
-FIELD_COLUMNS: dict[str, str] = {
-    "sessions.metadata": "session-metadata",
-    "sessions.reward": "session-reward",
-    "sessions.reward_stats": "reward-stats",
-    "sessions.reward_audit": "reward-audit",
-    "plans.plan": "plan",
-    "step_results.evaluation": "step-evaluation",
-    "step_results.metadata": "step-metadata",
-    "step_attempts.evaluation": "step-evaluation",
-    "trajectory_events.event": "trajectory-event",
-}
+#: the tables whose rows belong to a session: their JSON columns are what a fields gate can read
+SESSION_TABLES = ("sessions", "plans", "step_results", "step_attempts", "trajectory_events")
+
+
+def field_columns() -> dict[str, str]:
+    """``table.column`` -> schema name of every JSON column a fields gate reads: the contract
+    catalogue's columns of :data:`SESSION_TABLES` (read on first use)."""
+    from pytest_atlas.contracts import ATLAS_COLUMNS
+
+    return {name: schema for name, schema in ATLAS_COLUMNS.items() if name.partition(".")[0] in SESSION_TABLES}
+
+
+def checked_column(column: object) -> str:
+    """``column`` when a fields gate can read it, else InvalidArgument listing the columns."""
+    columns = field_columns()
+    if not isinstance(column, str) or column not in columns:
+        raise InvalidArgument(f"unknown JSON column {column!r}", hint="columns: " + ", ".join(columns))
+    return column
+
+
 #: session ids kept per path (and per type) for the "worst sessions" column
 SAMPLES = 5
 #: the statistic of a fields-gate row
@@ -112,10 +122,7 @@ class PathCensus:
                 hint="save the baseline again with --atlas-save-baseline",
             )
         column, n, paths, volatile = data["column"], data["n"], data["paths"], data["volatile"]
-        if column not in FIELD_COLUMNS:
-            raise InvalidArgument(
-                f"field census of unknown column {column!r}", hint="columns: " + ", ".join(FIELD_COLUMNS)
-            )
+        checked_column(column)
         n = _count("n", n, 2**53)
         if not isinstance(paths, Mapping) or not isinstance(volatile, list):
             raise InvalidArgument("paths must be an object and volatile a list", hint="save the baseline again")
@@ -190,11 +197,10 @@ def field_census(rows: Iterable[tuple[int, Any]], column: str = "sessions.metada
     the rows that hold it (``number`` covers integers), the newest :data:`SAMPLES` session ids
     without the path and with each type. Memory grows with the number of distinct paths, not rows.
     """
-    if column not in FIELD_COLUMNS:
-        raise InvalidArgument(f"unknown JSON column {column!r}", hint="columns: " + ", ".join(FIELD_COLUMNS))
+    checked_column(column)
     from pytest_atlas.validation import PathWalker  # the schemas load on first use
 
-    walker = PathWalker(FIELD_COLUMNS[column])
+    walker = PathWalker(field_columns()[column])
     census = PathCensus(column)
     newest = census.newest
     unfilled: set[str] = set()  # paths whose sample of absent sessions is not full yet
@@ -411,8 +417,7 @@ def fetch_census(conn: psycopg.Connection[Any], selection: Selection, column: st
     """The census of ``column`` over the selected sessions (``last``: the newest N sessions), read in
     one read-only, streamed query, newest first. For a table other than ``sessions`` every row of
     the selected sessions counts."""
-    if column not in FIELD_COLUMNS:
-        raise InvalidArgument(f"unknown JSON column {column!r}", hint="columns: " + ", ".join(FIELD_COLUMNS))
+    checked_column(column)
     table, _, name = column.partition(".")
     params: dict[str, Any] = {}
     limit = sql.SQL("")

@@ -20,7 +20,9 @@ from pytest_atlas.stats._options import canonical_method, check_alpha, check_pow
 if TYPE_CHECKING:
     import psycopg
 
+    from pytest_atlas.errors import GateError
     from pytest_atlas.gates._fields import PathCensus
+    from pytest_atlas.gates._selection import Selection
     from pytest_atlas.gates._series import Series
     from pytest_atlas.gates._spec import GateSpec
 
@@ -30,8 +32,10 @@ __all__ = [
     "GateKind",
     "KindOptions",
     "Statistics",
+    "baseline_selection",
     "interval",
     "missing_note",
+    "no_baseline",
     "option_names",
 ]
 
@@ -141,6 +145,33 @@ class Statistics:
             "n_resamples": self.n_resamples,
             "seed": self.seed,
         }
+
+
+def baseline_selection(raw: Any) -> Selection:
+    """A kind's ``baseline`` option: a table of selection options, checked."""
+    from pytest_atlas.errors import InvalidArgument
+    from pytest_atlas.gates._selection import Selection
+
+    if not isinstance(raw, Mapping):
+        raise InvalidArgument(
+            f"baseline must be a table of selection options, got {raw!r}",
+            hint='for example baseline = { metadata = { run = "v1" } }',
+        )
+    try:
+        return Selection.build(**dict(raw))
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"baseline: {exc.problem}", hint=exc.hint) from None
+
+
+def no_baseline(spec: GateSpec) -> GateError:
+    """The error of a gate that needs a baseline and was given none."""
+    from pytest_atlas.errors import GateError
+
+    return GateError(
+        f"{spec.kind} gate {spec.name!r} has no baseline",
+        hint="pass --atlas-baseline PATH (written by --atlas-save-baseline from a run you "
+        "trust) or declare baseline = { ...selection... } in the gate",
+    )
 
 
 def interval(low: float, high: float) -> str:

@@ -5,8 +5,9 @@ gate item shipped in its report."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -32,47 +33,44 @@ _CENSUS = pytest.StashKey["dict[str, PathCensus] | BaselineFileError"]()
 def census_of(config: pytest.Config, gate: str) -> tuple[PathCensus, str] | None:
     """The field census of fields gate ``gate`` in the --atlas-baseline file and its label; None
     without a file."""
-    path = settings_of(config).baseline
-    if path is None:
-        return None
-    if _CENSUS not in config.stash:
-        from pytest_atlas.gates import read_field_baselines
+    from pytest_atlas.gates import read_field_baselines
 
-        try:
-            config.stash[_CENSUS] = read_field_baselines(path)
-        except BaselineFileError as exc:
-            config.stash[_CENSUS] = exc
-    loaded = config.stash[_CENSUS]
-    if isinstance(loaded, BaselineFileError):
-        raise loaded
-    if gate not in loaded:
-        raise GateError(
-            f"baseline file {path} has no field census for gate {gate!r} "
-            f"(it has: {', '.join(sorted(map(repr, loaded))) or 'none'})",
-            hint="save the baseline again with --atlas-save-baseline after adding the gate",
-        )
-    return loaded[gate], f"baseline file {path} (gate {gate!r})"
+    return _from_file(config, _CENSUS, read_field_baselines, gate, "field census for gate")
 
 
 def baseline_of(config: pytest.Config, gate: str) -> tuple[Mapping[str, Series], str] | None:
     """The series of ``gate`` in the --atlas-baseline file and their label; None without a file."""
+    from pytest_atlas.gates import read_baseline
+
+    return _from_file(config, _BASELINE, read_baseline, gate, "gate named")
+
+
+T = TypeVar("T")
+
+
+def _from_file(
+    config: pytest.Config,
+    key: pytest.StashKey[dict[str, T] | BaselineFileError],
+    read: Callable[[Path], dict[str, T]],
+    gate: str,
+    what: str,
+) -> tuple[T, str] | None:
+    """What the --atlas-baseline file holds for ``gate``, read and checked once per process (its
+    error raised for every gate that needs it)."""
     path = settings_of(config).baseline
     if path is None:
         return None
-    if _BASELINE not in config.stash:
-        from pytest_atlas.gates import read_baseline
-
+    if key not in config.stash:
         try:
-            config.stash[_BASELINE] = read_baseline(path)
+            config.stash[key] = read(path)
         except BaselineFileError as exc:
-            config.stash[_BASELINE] = exc
-    loaded = config.stash[_BASELINE]
+            config.stash[key] = exc
+    loaded = config.stash[key]
     if isinstance(loaded, BaselineFileError):
         raise loaded
     if gate not in loaded:
         raise GateError(
-            f"baseline file {path} has no gate named {gate!r} "
-            f"(it has: {', '.join(sorted(map(repr, loaded))) or 'none'})",
+            f"baseline file {path} has no {what} {gate!r} (it has: {', '.join(sorted(map(repr, loaded))) or 'none'})",
             hint="save the baseline again with --atlas-save-baseline after adding the gate",
         )
     return loaded[gate], f"baseline file {path} (gate {gate!r})"

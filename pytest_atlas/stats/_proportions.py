@@ -21,28 +21,12 @@ from dataclasses import dataclass, replace
 
 from scipy import stats as sps
 
+from pytest_atlas._arguments import check_integer, check_probability
 from pytest_atlas._outcome import Outcome
 from pytest_atlas.errors import InvalidArgument
+from pytest_atlas.stats._options import check_alpha, check_power
 
 __all__ = ["ShareComparison", "compare_shares"]
-
-
-def _count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidArgument(f"{name} must be a non-negative integer, got {value!r}", hint=f"pass a count as {name}")
-    return value
-
-
-def _unit(name: str, value: object, *, open_low: bool = False, high: float = 1.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidArgument(f"{name} must be a number, got {value!r}", hint=f"for example {name}=0.05")
-    low_ok = value > 0 if open_low else value >= 0
-    if not low_ok or value >= high:
-        raise InvalidArgument(
-            f"{name} must lie in {'(' if open_low else '['}0, {high:g}), got {value!r}",
-            hint=f"for example {name}=0.05" if name in ("alpha", "tolerance") else f"for example {name}=0.8",
-        )
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -127,17 +111,17 @@ def compare_shares(
     >>> compare_shares(3, 3, 3, 3, tolerance=0.05).outcome.value
     'inconclusive'
     """
-    b_hits, b_n = _count("baseline_hits", baseline_hits), _count("baseline_n", baseline_n)
-    c_hits, c_n = _count("candidate_hits", candidate_hits), _count("candidate_n", candidate_n)
+    b_hits, b_n = check_integer("baseline_hits", baseline_hits, low=0), check_integer("baseline_n", baseline_n, low=0)
+    c_hits = check_integer("candidate_hits", candidate_hits, low=0)
+    c_n = check_integer("candidate_n", candidate_n, low=0)
     if b_hits > b_n or c_hits > c_n:
         raise InvalidArgument(
             f"hits exceed their window ({b_hits}/{b_n}, {c_hits}/{c_n})", hint="hits count sessions of the window"
         )
-    tolerance = _unit("tolerance", tolerance)
-    alpha = _unit("alpha", alpha, open_low=True, high=0.5)
-    power = _unit("power", power, open_low=True)
+    tolerance = check_probability("tolerance", tolerance, high_open=True)
+    alpha, power = check_alpha(alpha), check_power(power)
     if min_effect is not None:
-        min_effect = _unit("min_effect", min_effect, open_low=True, high=1.000001)
+        min_effect = check_probability("min_effect", min_effect, low_open=True)
         if min_effect <= tolerance:
             raise InvalidArgument(
                 f"min_effect ({min_effect:g}) must be larger than tolerance ({tolerance:g})",

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from pytest_atlas._arguments import check_bool, check_choice, check_number, check_probability
 from pytest_atlas._outcome import Outcome
 from pytest_atlas.errors import GateError, InvalidArgument
-from pytest_atlas.gates._fields import FIELD_COLUMNS, FieldOptions, fetch_census, field_rows
-from pytest_atlas.gates._kind import Context, Evaluation, GateKind
+from pytest_atlas.gates._fields import FieldOptions, fetch_census, field_columns, field_rows
+from pytest_atlas.gates._kind import Context, Evaluation, GateKind, baseline_selection, no_baseline
 from pytest_atlas.gates._result import KeyResult
 from pytest_atlas.gates._selection import Selection
 
@@ -53,19 +53,10 @@ class FieldsOptions:
         values: dict[str, Any] = {}
         if "column" in options:
             values["column"] = check_choice(
-                "column", options["column"], tuple(FIELD_COLUMNS), what="a JSON column a fields gate reads"
+                "column", options["column"], tuple(field_columns()), what="a JSON column a fields gate reads"
             )
         if "baseline" in options:
-            raw = options["baseline"]
-            if not isinstance(raw, Mapping):
-                raise InvalidArgument(
-                    f"baseline must be a table of selection options, got {raw!r}",
-                    hint='for example baseline = { metadata = { run = "v1" } }',
-                )
-            try:
-                values["baseline"] = Selection.build(**dict(raw))
-            except InvalidArgument as exc:
-                raise InvalidArgument(f"baseline: {exc.problem}", hint=exc.hint) from None
+            values["baseline"] = baseline_selection(options["baseline"])
         if "min_presence" in options:
             values["min_presence"] = check_probability("min_presence", options["min_presence"], low_open=True)
         if "max_presence_drop" in options:
@@ -146,11 +137,7 @@ def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: FieldsOptio
             baseline, label = loaded
     if baseline is None:
         if not context.record:
-            raise GateError(
-                f"fields gate {spec.name!r} has no baseline",
-                hint="pass --atlas-baseline PATH (written by --atlas-save-baseline from a run you trust) or "
-                "declare baseline = { ...selection... } in the gate",
-            )
+            raise no_baseline(spec)
         recorded = KeyResult(
             "(every path)",
             census.n,
