@@ -441,8 +441,12 @@ def compare(
             df = (var_b + var_c) ** 2 / (var_b**2 / (n_b - 1) + var_c**2 / (n_c - 1))
             half = float(sps.t.ppf(1 - alpha, df)) * se
             lower, upper = difference - half, difference + half
-            if kind == "welch":
-                p = float(sps.t.cdf((difference + tolerance) / se, df))
+            if kind == "welch":  # H1: the candidate's mean, plus the tolerated drop, is below the baseline's
+                p = float(
+                    sps.ttest_ind_from_stats(
+                        mean_c + tolerance, sd_c, n_c, mean_b, sd_b, n_b, equal_var=False, alternative="less"
+                    ).pvalue
+                )
                 detectable = tolerance + _mde(se, df, alpha, power, kind)
             elif kind == "mann-whitney":
                 shifted = cand.expand() + tolerance
@@ -538,8 +542,8 @@ def compare_paired(
             df = float(n - 1)
             half = float(sps.t.ppf(1 - alpha, df)) * se
             lower, upper = difference - half, difference + half
-            if kind == "welch":
-                p = float(sps.t.cdf((difference + tolerance) / se, df))
+            if kind == "welch":  # H1: the mean difference is below minus the tolerated drop
+                p = float(sps.ttest_1samp(differences, -tolerance, alternative="less").pvalue)
             elif kind == "mann-whitney":
                 shifted = np.round(differences + tolerance, 12)
                 p = 1.0 if not shifted.any() else float(sps.wilcoxon(shifted, alternative="less").pvalue)
