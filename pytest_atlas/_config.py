@@ -200,6 +200,7 @@ class AtlasSettings:
     baseline: Path | None = None
     save_baseline: Path | None = None
     report: Path | None = None
+    report_html: Path | None = None
     gate_lines: tuple[str, ...] = ()
     #: where each non-default value came from, e.g. {"dsn": "$ATLAS_TEST_DSN"}
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -466,6 +467,15 @@ OPTIONS: tuple[Option, ...] = (
         "--atlas-report",
         "atlas_report",
         "Write every gate and contract result to this JSON file.",
+        parse_path,
+        metavar="PATH",
+        ini_type="paths",
+    ),
+    Option(
+        "report_html",
+        "--atlas-report-html",
+        "atlas_report_html",
+        "Write the gates' results and charts to this HTML file (one self-contained file, no network).",
         parse_path,
         metavar="PATH",
         ini_type="paths",

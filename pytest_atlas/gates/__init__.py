@@ -17,7 +17,10 @@ from pytest_atlas._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["EXPIRED_HINT", "Acceptance", "accept"], "pytest_atlas.gates._allow_list"),
-    **dict.fromkeys(["read_baseline", "write_baseline"], "pytest_atlas.gates._baseline"),
+    **dict.fromkeys(["read_baseline", "read_field_baselines", "write_baseline"], "pytest_atlas.gates._baseline"),
+    **dict.fromkeys(
+        ["FieldOptions", "PathCensus", "fetch_census", "field_census", "field_rows"], "pytest_atlas.gates._fields"
+    ),
     **dict.fromkeys(["Declarations", "parse_ini_line", "read_pyproject"], "pytest_atlas.gates._declare"),
     **dict.fromkeys(["evaluate", "gate_result"], "pytest_atlas.gates._evaluate"),
     **dict.fromkeys(["Context", "Evaluation", "GateKind"], "pytest_atlas.gates._kind"),
@@ -39,12 +42,18 @@ if TYPE_CHECKING:
     from pytest_atlas.gates._allow_list import Acceptance as Acceptance
     from pytest_atlas.gates._allow_list import accept as accept
     from pytest_atlas.gates._baseline import read_baseline as read_baseline
+    from pytest_atlas.gates._baseline import read_field_baselines as read_field_baselines
     from pytest_atlas.gates._baseline import write_baseline as write_baseline
     from pytest_atlas.gates._declare import Declarations as Declarations
     from pytest_atlas.gates._declare import parse_ini_line as parse_ini_line
     from pytest_atlas.gates._declare import read_pyproject as read_pyproject
     from pytest_atlas.gates._evaluate import evaluate as evaluate
     from pytest_atlas.gates._evaluate import gate_result as gate_result
+    from pytest_atlas.gates._fields import FieldOptions as FieldOptions
+    from pytest_atlas.gates._fields import PathCensus as PathCensus
+    from pytest_atlas.gates._fields import fetch_census as fetch_census
+    from pytest_atlas.gates._fields import field_census as field_census
+    from pytest_atlas.gates._fields import field_rows as field_rows
     from pytest_atlas.gates._kind import Context as Context
     from pytest_atlas.gates._kind import Evaluation as Evaluation
     from pytest_atlas.gates._kind import GateKind as GateKind

@@ -1,4 +1,5 @@
-"""Baseline files: the reward series a trusted run saw, per gate and learning key (JSON)."""
+"""Baseline files: the reward series a trusted run saw, per gate and learning key, and the field
+census each fields gate saw (JSON)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,28 @@ from pathlib import Path
 from typing import Any
 
 from pytest_atlas.errors import BaselineFileError, InvalidArgument
+from pytest_atlas.gates._fields import PathCensus
 from pytest_atlas.gates._series import Series, check_series
 
-__all__ = ["FORMAT", "VERSION", "read_baseline", "write_baseline"]
+__all__ = ["FORMAT", "VERSION", "read_baseline", "read_field_baselines", "write_baseline"]
 
 FORMAT = "pytest-atlas-baseline"
-#: version 2 added ``digits`` to every series (so that rounding can be checked)
-VERSION = 2
+#: version 2 added ``digits`` to every series (so that rounding can be checked); version 3 the
+#: ``fields`` section (the field census of every fields gate)
+VERSION = 3
+#: the versions this pytest-atlas reads (a version 2 file has no field census)
+READS = (2, 3)
 
 
 def write_baseline(
-    path: str | os.PathLike[str], gates: Mapping[str, Mapping[str, Series]], *, source: str | None = None
+    path: str | os.PathLike[str],
+    gates: Mapping[str, Mapping[str, Series]],
+    *,
+    source: str | None = None,
+    fields: Mapping[str, PathCensus] | None = None,
 ) -> Path:
-    """Write ``{gate name: {learning key: series}}`` to ``path`` atomically (never half a file)."""
+    """Write ``{gate name: {learning key: series}}`` and the fields gates' ``{gate name: census}`` to
+    ``path`` atomically (never half a file)."""
     target = Path(path)
     document: dict[str, Any] = {
         "format": FORMAT,
@@ -34,6 +44,7 @@ def write_baseline(
             name: {key: series.to_json() for key, series in sorted(keys.items())}
             for name, keys in sorted(gates.items())
         },
+        "fields": {name: census.to_json() for name, census in sorted((fields or {}).items())},
     }
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -53,22 +64,15 @@ def write_baseline(
 
 #: the largest baseline file read (a real one holds a few MB: tasks, frequency tables, worst sessions)
 MAX_BYTES = 256 * 1024 * 1024
-_TOP_LEVEL = frozenset({"format", "version", "created", "source", "gates"})
+_TOP_LEVEL = frozenset({"format", "version", "created", "source", "gates", "fields"})
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def read_baseline(path: str | os.PathLike[str]) -> dict[str, dict[str, Series]]:
-    """Read a baseline file. Every problem raises BaselineFileError saying what and where.
-
-    Checked: the file is at most 256 MB of UTF-8 JSON (no NaN or Infinity, nesting Python can
-    load); ``format`` and ``version`` are this pytest-atlas's; exactly the top-level fields it
-    writes, ``created`` an ISO date-time and ``source`` a string or null; every gate an object of
-    learning key -> series whose ``learning_key`` is its key; and every series internally
-    consistent (:func:`~pytest_atlas.gates._series.check_series`).
-    """
+def _document(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checked top level of a baseline file (see :func:`read_baseline`)."""
     where = str(path)
     try:
         size = os.stat(path).st_size
@@ -91,14 +95,14 @@ def read_baseline(path: str | os.PathLike[str]) -> dict[str, dict[str, Series]]:
         raise BaselineFileError(where, f"not valid JSON for a baseline: {str(exc)[:200]}") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise BaselineFileError(where, f'not a pytest-atlas baseline (expected "format": "{FORMAT}")')
-    if document.get("version") != VERSION:
+    if document.get("version") not in READS or isinstance(document.get("version"), bool):
         raise BaselineFileError(
             where,
             f"format version {_shown(document.get('version'))} is not supported "
-            f"(this pytest-atlas reads version {VERSION})",
+            f"(this pytest-atlas reads versions {', '.join(map(str, READS))})",
             hint="save the baseline again with this version of pytest-atlas",
         )
-    unknown = sorted(set(document) - _TOP_LEVEL)
+    unknown = sorted(set(document) - _TOP_LEVEL - ({"fields"} if document["version"] == 2 else set()))
     if unknown:
         raise BaselineFileError(where, "unknown top-level field(s) " + ", ".join(map(_shown, unknown)))
     created = document.get("created")
@@ -110,6 +114,23 @@ def read_baseline(path: str | os.PathLike[str]) -> dict[str, dict[str, Series]]:
         raise BaselineFileError(where, f'"created" must be an ISO date-time, got {_shown(created)}') from None
     if document.get("source") is not None and not isinstance(document.get("source"), str):
         raise BaselineFileError(where, f'"source" must be a string or null, got {_shown(document.get("source"))}')
+    if document["version"] == 3 and not isinstance(document.get("fields"), dict):
+        raise BaselineFileError(where, '"fields" must be an object of gate name -> field census')
+    return document
+
+
+def read_baseline(path: str | os.PathLike[str]) -> dict[str, dict[str, Series]]:
+    """Read the reward series of a baseline file. Every problem raises BaselineFileError saying what
+    and where.
+
+    Checked: the file is at most 256 MB of UTF-8 JSON (no NaN or Infinity, nesting Python can
+    load); ``format`` and ``version`` are this pytest-atlas's; exactly the top-level fields it
+    writes, ``created`` an ISO date-time and ``source`` a string or null; every gate an object of
+    learning key -> series whose ``learning_key`` is its key; and every series internally
+    consistent (:func:`~pytest_atlas.gates._series.check_series`).
+    """
+    where = str(path)
+    document = _document(path)
     gates = document.get("gates")
     if not isinstance(gates, dict):
         raise BaselineFileError(where, '"gates" must be an object of gate name -> series by learning key')
@@ -130,6 +151,19 @@ def read_baseline(path: str | os.PathLike[str]) -> dict[str, dict[str, Series]]:
                     f"{_shown(series.learning_key)}",
                 )
             out[name][key] = series
+    return out
+
+
+def read_field_baselines(path: str | os.PathLike[str]) -> dict[str, PathCensus]:
+    """Read the field censuses of a baseline file (none in a version 2 file), each checked
+    (:meth:`~pytest_atlas.gates._fields.PathCensus.from_json`); problems raise BaselineFileError."""
+    document = _document(path)
+    out: dict[str, PathCensus] = {}
+    for name, data in (document.get("fields") or {}).items():
+        try:
+            out[name] = PathCensus.from_json(data)
+        except InvalidArgument as exc:
+            raise BaselineFileError(str(path), f"fields gate {_shown(name)}: {exc.problem}") from None
     return out
 
 

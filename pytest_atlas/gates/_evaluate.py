@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 
 from pytest_atlas._dsn import Dsn
+from pytest_atlas.gates._fields import PathCensus
 from pytest_atlas.gates._kind import Context, Evaluation
 from pytest_atlas.gates._kinds import KINDS
 from pytest_atlas.gates._result import GateResult, KeyResult
@@ -27,6 +28,8 @@ def evaluate(
     record: bool = False,
     baseline_label: str = "the baseline given",
     load_baseline: Callable[[str], tuple[Mapping[str, Series], str] | None] | None = None,
+    census: PathCensus | None = None,
+    load_census: Callable[[str], tuple[PathCensus, str] | None] | None = None,
 ) -> GateResult:
     """Evaluate one gate against a database (a connection or a DSN).
 
@@ -36,9 +39,11 @@ def evaluate(
     its series and passes (that is how ``--atlas-save-baseline`` runs work). Raises
     :class:`~pytest_atlas.errors.GateError` when the database cannot be read, and when a regression
     gate's baseline holds no scored session (``baseline_label`` says where that baseline came from).
+    A fields gate compares with ``census`` (a baseline field census), else its baseline selection,
+    else what ``load_census`` returns; with ``record`` and none it records its census and passes.
     """
     kind = KINDS[spec.kind]
-    context = Context(baseline, baseline_label, load_baseline, record)
+    context = Context(baseline, baseline_label, load_baseline, record, census, load_census)
     with connection(source) as conn:
         found = kind.evaluate(conn, spec, spec.options, context)
     return gate_result(spec, found)
@@ -64,4 +69,6 @@ def gate_result(spec: GateSpec, found: Evaluation | Sequence[KeyResult], notes: 
         allow_inconclusive=spec.allow_inconclusive,
         notes=tuple(found.notes),
         series=found.series,
+        chart=found.chart,
+        census=found.census,
     )

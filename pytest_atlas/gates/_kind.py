@@ -20,6 +20,9 @@ from pytest_atlas.stats._options import canonical_method, check_alpha, check_pow
 if TYPE_CHECKING:
     import psycopg
 
+    from pytest_atlas.errors import GateError
+    from pytest_atlas.gates._fields import PathCensus
+    from pytest_atlas.gates._selection import Selection
     from pytest_atlas.gates._series import Series
     from pytest_atlas.gates._spec import GateSpec
 
@@ -29,8 +32,10 @@ __all__ = [
     "GateKind",
     "KindOptions",
     "Statistics",
+    "baseline_selection",
     "interval",
     "missing_note",
+    "no_baseline",
     "option_names",
 ]
 
@@ -53,12 +58,16 @@ class Context:
     baseline it was not given (the plugin reads ``--atlas-baseline`` there; None when there is no
     file); it returns the series and their label. ``record``: the run saves a baseline
     (``--atlas-save-baseline``), so a regression gate without one records its series and passes.
+    ``census`` / ``load_census``: the same for a fields gate's baseline field census.
     """
 
     baseline: Mapping[str, Series] | None = None
     baseline_label: str = "the baseline given"
     load_baseline: Callable[[str], tuple[Mapping[str, Series], str] | None] | None = None
     record: bool = False
+    #: a fields gate's baseline census given directly, or read by name (the --atlas-baseline file)
+    census: PathCensus | None = None
+    load_census: Callable[[str], tuple[PathCensus, str] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,10 @@ class Evaluation:
     rows: list[KeyResult]
     notes: tuple[str, ...] = ()
     series: Mapping[str, Series] = field(default_factory=dict)
+    #: what the report's charts draw (see ``GateResult.chart``)
+    chart: Mapping[str, Any] = field(default_factory=dict)
+    #: a fields gate's census of its selection (for --atlas-save-baseline)
+    census: PathCensus | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +145,33 @@ class Statistics:
             "n_resamples": self.n_resamples,
             "seed": self.seed,
         }
+
+
+def baseline_selection(raw: Any) -> Selection:
+    """A kind's ``baseline`` option: a table of selection options, checked."""
+    from pytest_atlas.errors import InvalidArgument
+    from pytest_atlas.gates._selection import Selection
+
+    if not isinstance(raw, Mapping):
+        raise InvalidArgument(
+            f"baseline must be a table of selection options, got {raw!r}",
+            hint='for example baseline = { metadata = { run = "v1" } }',
+        )
+    try:
+        return Selection.build(**dict(raw))
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"baseline: {exc.problem}", hint=exc.hint) from None
+
+
+def no_baseline(spec: GateSpec) -> GateError:
+    """The error of a gate that needs a baseline and was given none."""
+    from pytest_atlas.errors import GateError
+
+    return GateError(
+        f"{spec.kind} gate {spec.name!r} has no baseline",
+        hint="pass --atlas-baseline PATH (written by --atlas-save-baseline from a run you "
+        "trust) or declare baseline = { ...selection... } in the gate",
+    )
 
 
 def interval(low: float, high: float) -> str:

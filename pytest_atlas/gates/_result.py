@@ -91,6 +91,11 @@ class GateResult:
     notes: tuple[str, ...] = ()
     #: the series the gate read, by learning key (saved by --atlas-save-baseline; not in to_dict)
     series: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: what a chart of this gate draws, JSON-ready: ``{"rewards": {key: {"points": [[time, score, id]...],
+    #: "band": [low, high] | None, "threshold": float | None, "mean": float | None}}}`` (reward gates)
+    chart: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: a fields gate's census of its selection (saved by --atlas-save-baseline; not in to_dict)
+    census: Any = field(default=None, repr=False)
     #: accepted regressions of this gate whose date has passed: the gate fails until they are removed
     expired: tuple[str, ...] = ()
 
@@ -128,7 +133,7 @@ class GateResult:
             )
             counts[label] = counts.get(label, 0) + 1
         parts = ", ".join(f"{count} {label}" for label, count in sorted(counts.items()))
-        noun = "key" if len(self.rows) == 1 else "keys"
+        noun = ("path" if self.kind == "fields" else "key") + ("" if len(self.rows) == 1 else "s")
         return f"{self.outcome.value}: {len(self.rows)} {noun} ({parts})"
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,6 +151,7 @@ class GateResult:
             "expired": list(self.expired),
             "selection": dict(self.selection),
             "rows": [row.to_dict() for row in self.rows],
+            "chart": dict(self.chart),
         }
 
     @classmethod
@@ -180,4 +186,5 @@ class GateResult:
             allow_inconclusive=bool(data.get("allow_inconclusive", False)),
             notes=tuple(data.get("notes", ())),
             expired=tuple(data.get("expired", ())),
+            chart=dict(data.get("chart") or {}),
         )

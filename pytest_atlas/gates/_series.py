@@ -26,7 +26,7 @@ from pytest_atlas.gates._sql import filters, key_column, run, scored
 if TYPE_CHECKING:
     from pytest_atlas.stats import Sample
 
-__all__ = ["MAX_COUNT", "Series", "check_series", "fetch_series"]
+__all__ = ["CHART_KEYS", "MAX_COUNT", "Series", "check_series", "fetch_series", "fetch_timeline", "reward_chart"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -472,3 +472,61 @@ def _lowest_sessions(
                 )
             out[lk] = filled
     return {lk: tuple(picked[:worst]) for lk, picked in out.items()}
+
+
+# ------------------------------------------------------------------------------------------------
+# what a chart of a reward gate draws
+# ------------------------------------------------------------------------------------------------
+
+#: at most this many learning keys are charted per gate (those with the most points)
+CHART_KEYS = 12
+
+
+def fetch_timeline(
+    conn: psycopg.Connection[Any], selection: Selection, *, by_key: bool = True, points: int = 300
+) -> dict[str, list[tuple[str, float, int]]]:
+    """Per key, the newest ``points`` scored sessions of the selection as (ISO time, score, id),
+    oldest first: the reward series a chart draws (the gate's statistics never read it)."""
+    params: dict[str, Any] = {"points": max(points, 1)}
+    query = scored(selection, by_key, params) + sql.SQL(
+        "SELECT lk, created_at, score, id FROM (SELECT lk, created_at, score, id, row_number() OVER "
+        "(PARTITION BY lk ORDER BY created_at DESC, id DESC) AS r FROM scored) AS t WHERE r <= %(points)s "
+        "ORDER BY lk, created_at, id"
+    )
+    out: dict[str, list[tuple[str, float, int]]] = {}
+    for key, created, score, session in run(conn, query, params):
+        out.setdefault(key, []).append((created.isoformat(), float(score), int(session)))
+    return out
+
+
+def reward_chart(
+    conn: psycopg.Connection[Any],
+    selection: Selection,
+    series: Mapping[str, Series],
+    *,
+    by_key: bool,
+    baseline: Mapping[str, Series] | None = None,
+    threshold: float | None = None,
+    tolerance: float = 0.0,
+) -> dict[str, Any]:
+    """What the report's chart of a reward gate draws, per learning key: the scores over time, the
+    baseline band (its mean +/- one standard deviation), the threshold (for a regression: the
+    baseline mean minus ``tolerance``) and the window's mean. JSON-ready; empty without scores."""
+    timeline = fetch_timeline(conn, selection, by_key=by_key)
+    keys = sorted(timeline, key=lambda k: (-len(timeline[k]), k))[:CHART_KEYS]
+    out: dict[str, Any] = {}
+    for key in sorted(keys):
+        base = baseline.get(key) if baseline is not None else None
+        band, line = None, threshold
+        if base is not None and base.n:
+            sd = base.sample.sd if base.n > 1 else 0.0
+            band = [_finite(base.sample.mean - sd), _finite(base.sample.mean + sd)]
+            line = _finite(base.sample.mean - tolerance)
+        cand = series.get(key)
+        out[key] = {
+            "points": [[time, score, session] for time, score, session in timeline[key]],
+            "band": band,
+            "threshold": line,
+            "mean": _finite(cand.sample.mean) if cand is not None and cand.n else None,
+        }
+    return {"rewards": out} if out else {}

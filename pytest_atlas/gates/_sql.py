@@ -22,7 +22,7 @@ from pytest_atlas.errors import GateError, InvalidArgument, ProvisioningError
 from pytest_atlas.gates import _scores
 from pytest_atlas.gates._selection import Selection
 
-__all__ = ["ALL_KEYS", "connection", "filters", "key_column", "run", "scored", "tally"]
+__all__ = ["ALL_KEYS", "connection", "filters", "key_column", "read_only", "run", "scored", "tally"]
 
 #: the "learning key" of a series that pools every key
 ALL_KEYS = "*"
@@ -54,7 +54,10 @@ def connection(source: psycopg.Connection[Any] | str | Dsn, *, timeout: int = 10
         conn.close()
 
 
-def run(conn: psycopg.Connection[Any], query: sql.Composed, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+@contextlib.contextmanager
+def read_only(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Cursor[tuple[Any, ...]]]:
+    """A cursor in a READ ONLY transaction (a savepoint when one is open) that is always rolled back;
+    a failed query raises GateError saying what was wrong (no Atlas tables, no read rights)."""
     try:
         with conn.transaction(force_rollback=True), conn.cursor(row_factory=tuple_row) as cursor:
             cursor.execute("SET TRANSACTION READ ONLY")
@@ -62,8 +65,7 @@ def run(conn: psycopg.Connection[Any], query: sql.Composed, params: Mapping[str,
             # expressions (JIT) costs more than it saves on one scan
             cursor.execute("SET LOCAL work_mem = '64MB'")
             cursor.execute("SET LOCAL jit = off")
-            cursor.execute(query, params)
-            return list(cursor.fetchall())
+            yield cursor
     except psycopg.errors.UndefinedTable:
         raise GateError(
             "the database has no 'sessions' table: it is not an Atlas database",
@@ -83,6 +85,12 @@ def run(conn: psycopg.Connection[Any], query: sql.Composed, params: Mapping[str,
             hint="check that the database has Atlas's schema (pytest-atlas ships it as "
             "schema.sql); the query is read-only",
         ) from None
+
+
+def run(conn: psycopg.Connection[Any], query: sql.Composed, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    with read_only(conn) as cursor:
+        cursor.execute(query, params)
+        return list(cursor.fetchall())
 
 
 def filters(selection: Selection, params: dict[str, Any]) -> sql.Composable:

@@ -11,7 +11,7 @@ import pytest
 
 from pytest_atlas.errors import AtlasError
 from pytest_atlas.fixtures._state import settings_of
-from pytest_atlas.plugin._baselines import SERIES_PROPERTY, baseline_of
+from pytest_atlas.plugin._baselines import CENSUS_PROPERTY, SERIES_PROPERTY, baseline_of, census_of
 from pytest_atlas.plugin._checks import CheckItem, target_of
 
 if TYPE_CHECKING:  # the gate machinery pulls in numpy and scipy: imported only when gates run
@@ -50,6 +50,7 @@ class GateItem(CheckItem):
             self.spec,
             target_of(config),
             load_baseline=lambda name: baseline_of(config, name),
+            load_census=lambda name: census_of(config, name),
             record=settings.save_baseline is not None,
         )
         today = datetime.now(timezone.utc).date()
@@ -58,6 +59,9 @@ class GateItem(CheckItem):
         if result.series and settings.save_baseline is not None:
             series = {key: s.to_json() for key, s in result.series.items()}
             self.user_properties.append((SERIES_PROPERTY, json.dumps({"gate": result.name, "series": series})))
+        if result.census is not None and settings.save_baseline is not None:
+            census = {"gate": result.name, "census": result.census.to_json()}
+            self.user_properties.append((CENSUS_PROPERTY, json.dumps(census)))
         return result.to_dict()
 
     def error_payload(self, message: str) -> dict[str, Any]:

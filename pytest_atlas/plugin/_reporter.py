@@ -8,7 +8,8 @@ end of the run it
   be evaluated, else 6 when a check was inconclusive and that is not allowed;
 * prints one section per kind (``atlas contract``, ``atlas gates``): the table, the reasons, and a
   count line whose numbers are the items' outcomes;
-* writes ``--atlas-report`` JSON and appends a Markdown section to ``$GITHUB_STEP_SUMMARY``.
+* writes ``--atlas-report`` JSON and ``--atlas-report-html`` HTML (charts), and appends a
+  Markdown section (tables and Mermaid charts) to ``$GITHUB_STEP_SUMMARY``.
 
 JUnit XML carries the same results: each item's ``user_properties`` (``atlas_gate`` or
 ``atlas_contract``, ``atlas_outcome``, ``atlas_summary``, ``atlas_result``).
@@ -89,6 +90,10 @@ class AtlasReporter:
         settings = settings_of(self.config)
         if settings.report is not None:
             self._write_json(status)
+        if settings.report_html is not None:
+            from pytest_atlas.reporting import render_html, write_report
+
+            write_report(settings.report_html, render_html(self.of_kind("gate"), target=self._target()))
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file and any(self.of_kind(kind) for kind in _KINDS):
             from pytest_atlas.reporting import render_markdown
@@ -147,6 +152,8 @@ class AtlasReporter:
         settings = settings_of(config)
         if settings.report is not None and self.payloads:
             terminalreporter.line(f"atlas report: {settings.report}")
+        if settings.report_html is not None:
+            terminalreporter.line(f"atlas html report: {settings.report_html}")
 
 
 @pytest.hookimpl(tryfirst=True)  # before the area modules' pytest_configure, which register with it

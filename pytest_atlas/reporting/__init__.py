@@ -1,5 +1,6 @@
 """Reporting of every check pytest-atlas runs (contract checks, gates, reward assertions): the text
-a failure shows, the terminal sections, the ``$GITHUB_STEP_SUMMARY`` Markdown and the JSON report.
+a failure shows, the terminal sections, the ``$GITHUB_STEP_SUMMARY`` Markdown, the JSON report and
+the HTML report with its charts.
 
 Rendering only: nothing here evaluates a check, touches a database or imports pytest. The plugin's
 reporter (``pytest_atlas.plugin._reporter``) collects the result payloads and hands them here; the
@@ -8,7 +9,8 @@ exit statuses are in :mod:`pytest_atlas._outcome`; every table is drawn by
 
 * :mod:`._gates`: the gate table, :func:`render_failure`, the ``atlas gates`` section;
 * :mod:`._contracts`: the ``atlas contract`` section;
-* :mod:`._markdown`: :func:`render_markdown` (step summary);
+* :mod:`._markdown`: :func:`render_markdown` (step summary, with Mermaid charts);
+* :mod:`._charts`: :func:`render_html` (one self-contained file) and the SVG and Mermaid charts;
 * :mod:`._json`: :func:`build_report`, :func:`write_report`;
 * :mod:`._lines`: what the sections share (count line, colours, problems as lines).
 """
@@ -16,6 +18,7 @@ exit statuses are in :mod:`pytest_atlas._outcome`; every table is drawn by
 from __future__ import annotations
 
 from pytest_atlas._properties import RESULT_PROPERTY, parse_result_property, result_property
+from pytest_atlas.reporting._charts import fields_svg, mermaid_charts, render_html, reward_svg
 from pytest_atlas.reporting._contracts import contract_section
 from pytest_atlas.reporting._gates import HEADERS, gate_section, gate_table, render_failure
 from pytest_atlas.reporting._json import REPORT_FORMAT, build_report, write_report
@@ -27,11 +30,15 @@ __all__ = [
     "RESULT_PROPERTY",
     "build_report",
     "contract_section",
+    "fields_svg",
     "gate_section",
     "gate_table",
+    "mermaid_charts",
     "parse_result_property",
     "render_failure",
+    "render_html",
     "render_markdown",
     "result_property",
+    "reward_svg",
     "write_report",
 ]

@@ -15,7 +15,16 @@ if TYPE_CHECKING:  # only for annotations: rendering must not load numpy and sci
     from pytest_atlas._config import AtlasSettings
     from pytest_atlas.gates import GateResult, KeyResult
 
-__all__ = ["HEADERS", "gate_rows", "gate_section", "gate_table", "key_label", "render_failure", "results_of"]
+__all__ = [
+    "HEADERS",
+    "gate_rows",
+    "gate_section",
+    "gate_table",
+    "key_label",
+    "render_failure",
+    "results_of",
+    "row_label",
+]
 
 HEADERS = ("gate", "learning key", "n", "statistic", "bound / interval", "threshold", "outcome", "worst sessions")
 
@@ -33,6 +42,8 @@ def _value(row: KeyResult) -> str:
         return f"{row.statistic} {int(row.value)}"
     if row.statistic == "pending":
         return f"pending {row.value:.0%}"
+    if row.statistic == "presence":
+        return f"presence {row.value:.1%}"
     sign = "+" if row.statistic == "diff" and row.value > 0 else ""
     return f"{row.statistic} {sign}{row.value:.3f}"
 
@@ -57,24 +68,28 @@ def gate_rows(results: Iterable[GateResult]) -> list[tuple[str, ...]]:
         if not result.rows:
             lines.append((result.name, "-", "0", "-", "-", "-", "FAIL", "no sessions matched"))
             continue
-        for row in result.rows:
+        shown = result.rows
+        if result.kind == "fields":  # hundreds of paths: the ones that did not pass, and a count of the rest
+            shown = tuple(row for row in result.rows if row.outcome.value != "pass" or row.accepted)
+        for row in shown:
             n = f"{row.n}" + (f" (+{row.missing} missing)" if row.missing else "")
             uncertain = row.detail.get("uncertain") if row.detail else None
             n += f" (+{uncertain} uncertain)" if uncertain else ""
             worst = ", ".join(f"#{session}" for session in row.worst) or "-"
             lines.append(
-                (
-                    result.name,
-                    key_label(row.learning_key),
-                    n,
-                    _value(row),
-                    row.bound,
-                    row.threshold,
-                    _outcome(row),
-                    worst,
-                )
+                (result.name, row_label(result, row), n, _value(row), row.bound, row.threshold, _outcome(row), worst)
             )
+        if len(shown) < len(result.rows):
+            more = len(result.rows) - len(shown)
+            lines.append((result.name, f"({more} more paths)", "-", "-", "-", "-", "PASS", "-"))
     return lines
+
+
+def row_label(result: GateResult, row: KeyResult) -> str:
+    """The row's name in a table: a learning key (shortened), or a fields gate's JSON path."""
+    if result.kind == "fields":
+        return row.learning_key if len(row.learning_key) <= 60 else "…" + row.learning_key[-59:]
+    return key_label(row.learning_key)
 
 
 def gate_table(results: Iterable[GateResult]) -> str:
@@ -83,12 +98,25 @@ def gate_table(results: Iterable[GateResult]) -> str:
 
 
 def _reasons(result: GateResult) -> list[str]:
-    """One line per row that did not pass: ``key: reason [accepted ...]`` (escaped)."""
+    """One line per row that did not pass: ``key: reason [accepted ...]`` (escaped). The inconclusive
+    paths of a fields gate (often dozens of rarely written ones) share one line."""
     lines = []
+    undecided: list[KeyResult] = []
     for row in result.rows:
-        if row.outcome.value != "pass":
+        if result.kind == "fields" and row.outcome.value == "inconclusive" and not row.accepted:
+            undecided.append(row)
+        elif row.outcome.value != "pass":
             note = f" [accepted: {row.accepted}]" if row.accepted else ""
-            lines.append(escape(f"{key_label(row.learning_key)}: {row.reason}{note}"))
+            lines.append(escape(f"{row_label(result, row)}: {row.reason}{note}"))
+    if undecided:
+        worst = max(float(row.detail.get("drop_detectable") or 0.0) for row in undecided)
+        named = ", ".join(row_label(result, row) for row in undecided[:3]) + (", ..." if len(undecided) > 3 else "")
+        lines.append(
+            escape(
+                f"{len(undecided)} path(s) inconclusive ({named}): no drop beyond noise, but these windows can only "
+                f"detect drops up to {worst:.1%} in their shares; add sessions (every row is in the JSON report)"
+            )
+        )
     return lines
 
 

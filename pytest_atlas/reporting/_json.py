@@ -52,8 +52,10 @@ def build_report(
     return report
 
 
-def write_report(path: str | os.PathLike[str], report: Mapping[str, Any]) -> Path:
+def write_report(path: str | os.PathLike[str], report: Mapping[str, Any] | str) -> Path:
+    """Write the JSON report (a document) or a rendered one (text: the HTML report) to ``path``."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    text = report if isinstance(report, str) else json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"
+    target.write_text(text, encoding="utf-8")
     return target

@@ -1,6 +1,6 @@
 """The Markdown section a run appends to ``$GITHUB_STEP_SUMMARY``: the gate table and the contract
 table (drawn by :func:`pytest_atlas._table.markdown_table`), each followed by the reasons of what did
-not pass."""
+not pass, and the charts of the HTML report as Mermaid ``xychart-beta`` blocks (GitHub draws them)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_atlas._table import markdown_cell, markdown_table
+from pytest_atlas.reporting._charts import mermaid_charts
 from pytest_atlas.reporting._contracts import contract_rows
-from pytest_atlas.reporting._gates import HEADERS, gate_rows, key_label
+from pytest_atlas.reporting._gates import HEADERS, gate_rows, row_label
 from pytest_atlas.reporting._lines import counts
 
 if TYPE_CHECKING:
@@ -24,9 +25,11 @@ def render_markdown(
     *,
     target: str | None = None,
     title: str = "pytest-atlas",
+    charts: bool = True,
 ) -> str:
     """A Markdown section (for $GITHUB_STEP_SUMMARY): the gate table and the contract table, each
-    followed by the reasons of what did not pass. ``gates`` are payloads or :class:`GateResult`."""
+    followed by the reasons of what did not pass, and (``charts``) the gates' charts as Mermaid
+    ``xychart-beta`` blocks. ``gates`` are payloads or :class:`GateResult`."""
     from pytest_atlas.gates import GateResult
 
     gate_results = [g if isinstance(g, GateResult) else GateResult.from_dict(g) for g in gates]
@@ -40,7 +43,7 @@ def render_markdown(
             if r.error or not r.rows
         ]
         reasons += [
-            f"- **{markdown_cell(r.name)}** `{markdown_cell(key_label(row.learning_key))}`: {markdown_cell(row.reason)}"
+            f"- **{markdown_cell(r.name)}** `{markdown_cell(row_label(r, row))}`: {markdown_cell(row.reason)}"
             for r in gate_results
             for row in r.rows
             if row.outcome.value != "pass"
@@ -48,6 +51,8 @@ def render_markdown(
         if reasons:
             out += ["", *reasons]
         out.append("")
+        if charts:
+            out += mermaid_charts([r.to_dict() for r in gate_results])
     if contracts:
         from pytest_atlas.contracts import SUMMARY_HEADERS, summary_row
 

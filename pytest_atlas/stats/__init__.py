@@ -4,7 +4,7 @@ Two families:
 
 * Atlas's own drift machinery, reproduced exactly: :func:`reward_baseline` and :func:`assess_drift`.
 * Noise-aware gate statistics: :func:`mean_bound`, :func:`check_threshold`, :func:`compare`,
-  :func:`compare_paired`, :func:`holm` / :func:`holm_adjust`, :func:`minimum_detectable_effect`,
+  :func:`compare_paired`, :func:`compare_shares`, :func:`holm` / :func:`holm_adjust`, :func:`minimum_detectable_effect`,
   each ending in an :class:`Outcome` (pass, fail, inconclusive).
 
 The gate statistics need numpy and scipy; they are imported on first use of one of their names
@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = dict.fromkeys(
         "check_threshold",
         "compare",
         "compare_paired",
+        "compare_shares",
         "holm",
         "holm_adjust",
         "mean_bound",
@@ -41,6 +42,7 @@ _EXPORTS: dict[str, str] = dict.fromkeys(
     "pytest_atlas.stats._compare",
 )
 _EXPORTS["Sample"] = "pytest_atlas.stats._sample"
+_EXPORTS["ShareComparison"] = _EXPORTS["compare_shares"] = "pytest_atlas.stats._proportions"
 _EXPORTS["METHODS"] = "pytest_atlas.stats._options"
 _EXPORTS["METHOD_CHOICES"] = "pytest_atlas.stats._options"
 
@@ -58,6 +60,8 @@ if TYPE_CHECKING:
     from pytest_atlas.stats._compare import minimum_detectable_effect as minimum_detectable_effect
     from pytest_atlas.stats._options import METHOD_CHOICES as METHOD_CHOICES
     from pytest_atlas.stats._options import METHODS as METHODS
+    from pytest_atlas.stats._proportions import ShareComparison as ShareComparison
+    from pytest_atlas.stats._proportions import compare_shares as compare_shares
     from pytest_atlas.stats._sample import Sample as Sample
 
 __all__ = [
@@ -70,11 +74,13 @@ __all__ = [
     "MeanBound",
     "Outcome",
     "Sample",
+    "ShareComparison",
     "ThresholdCheck",
     "assess_drift",
     "check_threshold",
     "compare",
     "compare_paired",
+    "compare_shares",
     "holm",
     "holm_adjust",
     "mean_bound",

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pytest_atlas.errors import PayloadError
+from pytest_atlas.validation._paths import DocumentPaths, PathWalker, field_type
 from pytest_atlas.validation._schemas import BASE_URI, SCHEMA_NAMES, document, uri_of
 from pytest_atlas.validation._storable import MAX_DEPTH
 from pytest_atlas.validation._validator import PayloadCheck, PayloadValidator, validator_for
@@ -27,6 +28,8 @@ __all__ = [
     "BASE_URI",
     "MAX_DEPTH",
     "SCHEMA_NAMES",
+    "DocumentPaths",
+    "PathWalker",
     "PayloadCheck",
     "PayloadError",
     "PayloadValidator",
@@ -34,6 +37,7 @@ __all__ = [
     "UnknownField",
     "Violation",
     "check_payload",
+    "field_type",
     "is_valid",
     "iter_errors",
     "json_path",

@@ -217,7 +217,7 @@ def test_every_kind_is_one_table_entry_and_its_options_are_its_own() -> None:
     """Declarations go through the table: a kind accepts exactly its module's options."""
     from pytest_atlas.gates import KINDS
 
-    assert list(KINDS) == ["threshold", "regression", "drift", "review", "execution_modes"]
+    assert list(KINDS) == ["threshold", "regression", "drift", "review", "execution_modes", "fields"]
     assert KINDS["review"].option_names == {"max_pending_share"}
     assert "alpha" in KINDS["threshold"].option_names and "alpha" not in KINDS["drift"].option_names
     with pytest.raises(InvalidArgument, match=r"gate 'd' \(drift\): unknown option\(s\) alpha"):

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pytest_atlas.gates._kind import GateKind
-from pytest_atlas.gates._kinds import drift, execution_modes, regression, review, threshold
+from pytest_atlas.gates._kinds import drift, execution_modes, fields, regression, review, threshold
 
 __all__ = ["KINDS"]
 
@@ -41,5 +41,6 @@ KINDS: Mapping[str, GateKind[Any]] = {
         drift.KIND,
         review.KIND,
         execution_modes.KIND,
+        fields.KIND,
     )
 }

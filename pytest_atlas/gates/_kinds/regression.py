@@ -18,10 +18,19 @@ from pytest_atlas import stats
 from pytest_atlas._arguments import check_bool, check_integer, check_number
 from pytest_atlas._outcome import Outcome
 from pytest_atlas.errors import GateError, InvalidArgument
-from pytest_atlas.gates._kind import Context, Evaluation, GateKind, Statistics, interval, missing_note
+from pytest_atlas.gates._kind import (
+    Context,
+    Evaluation,
+    GateKind,
+    Statistics,
+    baseline_selection,
+    interval,
+    missing_note,
+    no_baseline,
+)
 from pytest_atlas.gates._result import NEW_KEY, KeyResult
 from pytest_atlas.gates._selection import Selection
-from pytest_atlas.gates._series import Series, fetch_series
+from pytest_atlas.gates._series import Series, fetch_series, reward_chart
 
 if TYPE_CHECKING:
     import psycopg
@@ -45,16 +54,7 @@ class RegressionOptions(Statistics):
     def build(cls, options: Mapping[str, Any]) -> RegressionOptions:
         values: dict[str, Any] = Statistics.check(options)
         if "baseline" in options:
-            raw = options["baseline"]
-            if not isinstance(raw, Mapping):
-                raise InvalidArgument(
-                    f"baseline must be a table of selection options, got {raw!r}",
-                    hint='for example baseline = { metadata = { run = "v1" } }',
-                )
-            try:
-                values["baseline"] = Selection.build(**dict(raw))
-            except InvalidArgument as exc:
-                raise InvalidArgument(f"baseline: {exc.problem}", hint=exc.hint) from None
+            values["baseline"] = baseline_selection(options["baseline"])
         if "tolerance" in options:
             values["tolerance"] = check_number("tolerance", options["tolerance"], low=0.0, high=1.0)
         if "min_effect" in options:
@@ -106,11 +106,7 @@ def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: RegressionO
             baseline, label = loaded
     if baseline is None:
         if not context.record:
-            raise GateError(
-                f"regression gate {spec.name!r} has no baseline",
-                hint="pass --atlas-baseline PATH (written by --atlas-save-baseline from a run you "
-                "trust) or declare baseline = { ...selection... } in the gate",
-            )
+            raise no_baseline(spec)
         rows = [
             KeyResult(
                 key,
@@ -127,7 +123,13 @@ def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: RegressionO
         ]
         return Evaluation(rows, (*notes, "no baseline: recording only"), series)
     _check_baseline(spec, baseline, label)
-    return Evaluation(regression_rows(series, baseline, spec) if series else [], tuple(notes), series)
+    rows = regression_rows(series, baseline, spec) if series else []
+    chart = (
+        reward_chart(conn, spec.selection, series, by_key=spec.by_key, baseline=baseline, tolerance=options.tolerance)
+        if rows
+        else {}
+    )
+    return Evaluation(rows, tuple(notes), series, chart)
 
 
 def _check_baseline(spec: GateSpec, baseline: Mapping[str, Series], where: str) -> None:

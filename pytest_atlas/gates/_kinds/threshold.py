@@ -18,7 +18,7 @@ from pytest_atlas._outcome import Outcome
 from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.gates._kind import Context, Evaluation, GateKind, Statistics, interval, missing_note
 from pytest_atlas.gates._result import KeyResult
-from pytest_atlas.gates._series import Series, fetch_series
+from pytest_atlas.gates._series import Series, fetch_series, reward_chart
 
 if TYPE_CHECKING:
     import psycopg
@@ -47,7 +47,9 @@ class ThresholdOptions(Statistics):
 
 def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: ThresholdOptions, context: Context) -> Evaluation:
     series = fetch_series(conn, spec.selection, by_key=spec.by_key, tasks=False)  # no pairing: no per-task means
-    return Evaluation(threshold_rows(series, spec), series=series)
+    rows = threshold_rows(series, spec)
+    chart = reward_chart(conn, spec.selection, series, by_key=spec.by_key, threshold=options.threshold) if rows else {}
+    return Evaluation(rows, series=series, chart=chart)
 
 
 def threshold_rows(series: Mapping[str, Series], spec: GateSpec) -> list[KeyResult]:
