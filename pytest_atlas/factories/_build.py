@@ -10,12 +10,9 @@ from typing import Any
 
 import psycopg
 
+from pytest_atlas._arguments import fail
+from pytest_atlas.domain import RandomSource, SessionGraph, build_graph, graph_options
 from pytest_atlas.factories._insert import bulk, check_connection, insert_graphs, insert_stream
-from pytest_atlas.strategies._model import SessionGraph
-from pytest_atlas.strategies._options import graph_options
-from pytest_atlas.strategies._session import build_graph
-from pytest_atlas.strategies._source import RandomSource
-from pytest_atlas.strategies._validate import fail
 
 __all__ = ["TRAITS", "Factory", "Sequence", "sequence"]
 

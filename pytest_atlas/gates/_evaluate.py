@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 
 from pytest_atlas._dsn import Dsn
+from pytest_atlas.domain import assess_drift, reward_baseline
 from pytest_atlas.errors import GateError
 from pytest_atlas.gates._query import (
     ALL_KEYS,
@@ -22,7 +23,6 @@ from pytest_atlas.gates._query import (
 )
 from pytest_atlas.gates._result import NEW_KEY, GateResult, KeyResult
 from pytest_atlas.gates._spec import GateSpec
-from pytest_atlas.stats._atlas import assess_drift, reward_baseline
 from pytest_atlas.stats._compare import (
     Comparison,
     Outcome,

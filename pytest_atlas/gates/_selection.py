@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from typing import Any
 
-from pytest_atlas._vocabulary import REVIEW_STATUSES, SESSION_STATUSES
+from pytest_atlas.domain import REVIEW_STATUSES, SESSION_STATUSES
 from pytest_atlas.errors import InvalidArgument
 
 __all__ = ["Selection"]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_atlas._vocabulary import EXECUTION_MODES, LEGACY_EXECUTION_MODES
+from pytest_atlas.domain import EXECUTION_MODES, LEGACY_EXECUTION_MODES, RECORDED_EXECUTION_MODES
 from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.gates._selection import Selection
 from pytest_atlas.stats._methods import canonical_method
@@ -26,7 +26,6 @@ _COMMON = frozenset(
     {"kind", "name", "by_key", "alpha", "power", "method", "seed", "n_resamples", "allow_inconclusive", "description"}
 )
 _SELECTION = frozenset(Selection.__dataclass_fields__)
-_EXECUTION_MODES = EXECUTION_MODES + LEGACY_EXECUTION_MODES
 
 
 def _number(name: str, value: Any, *, low: float = -math.inf, high: float = math.inf, open_low: bool = False) -> float:
@@ -63,7 +62,7 @@ def _modes(value: Any) -> dict[str, tuple[float, float]]:
         )
     out: dict[str, tuple[float, float]] = {}
     for mode, bound in value.items():
-        if mode not in _EXECUTION_MODES:
+        if mode not in RECORDED_EXECUTION_MODES:
             raise InvalidArgument(
                 f"modes: unknown execution mode {mode!r}",
                 hint=f"Atlas records {', '.join(EXECUTION_MODES)} ({', '.join(LEGACY_EXECUTION_MODES)} before 0.1.12)",

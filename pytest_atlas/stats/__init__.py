@@ -2,7 +2,8 @@
 
 Two families:
 
-* Atlas's own drift machinery, reproduced exactly: :func:`reward_baseline` and :func:`assess_drift`.
+* Atlas's own drift machinery, reproduced exactly: :func:`reward_baseline` and :func:`assess_drift`
+  (defined with the rest of Atlas's rules in :mod:`pytest_atlas.domain`, re-exported here).
 * Noise-aware gate statistics: :func:`mean_bound`, :func:`check_threshold`, :func:`compare`,
   :func:`compare_paired`, :func:`holm` / :func:`holm_adjust`, :func:`minimum_detectable_effect`,
   each ending in an :class:`Outcome` (pass, fail, inconclusive).
@@ -16,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pytest_atlas._lazy import lazy_exports
-from pytest_atlas.stats._atlas import (
+from pytest_atlas.domain import (
     BASELINE_KEYS,
     DRIFT_METRICS,
     MAD_NORMALIZATION,

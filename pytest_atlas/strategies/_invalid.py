@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import reject
 from hypothesis import strategies as st
 
+from pytest_atlas._arguments import fail
 from pytest_atlas.strategies._graphs import export_traces
 from pytest_atlas.strategies._payloads import (
     discovery_metadata,
@@ -25,7 +26,6 @@ from pytest_atlas.strategies._payloads import (
     step_metadata,
     trajectory_events,
 )
-from pytest_atlas.strategies._validate import fail
 
 __all__ = ["MUTATIONS", "Invalid", "Mutation", "invalid"]
 

@@ -8,22 +8,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pytest_atlas.strategies._common import EPOCH, Doc, moment_after
-from pytest_atlas.strategies._discovery import build_discovery_metadata, build_discovery_payload
-from pytest_atlas.strategies._events import EVENT_TYPES, single_event
-from pytest_atlas.strategies._learning import build_registry_metadata
-from pytest_atlas.strategies._options import graph_options
-from pytest_atlas.strategies._rewards import RewardOutcome, build_reward
-from pytest_atlas.strategies._session import GraphOptions, build_drift, build_graph
-from pytest_atlas.strategies._source import HypothesisSource, Source
-from pytest_atlas.strategies._steps import (
-    build_plan,
-    build_step_metadata,
-    evaluation_for,
-    sketch_steps,
-    step_output,
-)
-from pytest_atlas.strategies._validate import (
+from pytest_atlas._arguments import (
     check_bool,
     check_choice,
     check_count,
@@ -31,6 +16,29 @@ from pytest_atlas.strategies._validate import (
     check_str,
     fail,
 )
+from pytest_atlas.domain import (
+    EPOCH,
+    EVENT_TYPES,
+    Doc,
+    GraphOptions,
+    RewardOutcome,
+    Source,
+    build_discovery_metadata,
+    build_discovery_payload,
+    build_drift,
+    build_graph,
+    build_plan,
+    build_registry_metadata,
+    build_reward,
+    build_step_metadata,
+    evaluation_for,
+    graph_options,
+    moment_after,
+    single_event,
+    sketch_steps,
+    step_output,
+)
+from pytest_atlas.strategies._source import HypothesisSource
 
 __all__ = [
     "discovery_metadata",

@@ -8,14 +8,22 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pytest_atlas.strategies._common import EPOCH, Doc, learning_key, moment_after
-from pytest_atlas.strategies._discovery import build_discovery_metadata, build_discovery_payload
-from pytest_atlas.strategies._events import single_event
-from pytest_atlas.strategies._learning import build_registry_metadata
-from pytest_atlas.strategies._options import graph_options
-from pytest_atlas.strategies._session import GraphOptions, build_graph
-from pytest_atlas.strategies._source import HypothesisSource, Source
-from pytest_atlas.strategies._validate import check_choice, check_str, fail
+from pytest_atlas._arguments import check_choice, check_str, fail
+from pytest_atlas.domain import (
+    EPOCH,
+    Doc,
+    GraphOptions,
+    Source,
+    build_discovery_metadata,
+    build_discovery_payload,
+    build_graph,
+    build_registry_metadata,
+    graph_options,
+    learning_key,
+    moment_after,
+    single_event,
+)
+from pytest_atlas.strategies._source import HypothesisSource
 
 __all__ = [
     "discovery_run_rows",

@@ -1,14 +1,14 @@
-"""Turning public keyword arguments into validated :class:`GraphOptions` (shared by strategies and factories)."""
+"""What a caller pins of a session graph: :class:`GraphOptions`, and the validation of the public keyword
+arguments that become them (shared by strategies and factories)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pytest_atlas.strategies._events import minimum_events
-from pytest_atlas.strategies._session import EXECUTION_MODES, STATUSES, GraphOptions
-from pytest_atlas.strategies._validate import (
+from pytest_atlas._arguments import (
     check_bool,
     check_choice,
     check_count,
@@ -16,12 +16,40 @@ from pytest_atlas.strategies._validate import (
     check_str,
     fail,
 )
+from pytest_atlas.domain._common import Doc
+from pytest_atlas.domain._events import minimum_events
+from pytest_atlas.domain._vocabulary import RECORDED_EXECUTION_MODES, SESSION_STATUSES
 
-__all__ = ["MAX_EVENTS", "MAX_STEPS", "graph_options"]
+__all__ = ["MAX_EVENTS", "MAX_STEPS", "GraphOptions", "graph_options"]
 
 MAX_STEPS = 8
 MAX_ATTEMPTS = 5
 MAX_EVENTS = 2000
+
+
+@dataclass(frozen=True)
+class GraphOptions:
+    """What a caller pinned; ``None`` everywhere means "let the builder choose"."""
+
+    learning_key: str | None = None
+    task: str | None = None
+    status: str | None = None
+    review_status: str | None = None
+    execution_mode: str | None = None
+    score: tuple[float, float] | None = None
+    steps: tuple[int, int] | None = None
+    events: tuple[int, int] | None = None
+    attempts: tuple[int, int] | None = None
+    drift_alert: bool | None = None
+    legacy: bool | None = None
+    created_at: datetime | None = None
+    caller_metadata: Doc | None = None
+    #: for the reward scenarios: the exact (score, uncertainty) of the single reward sample
+    exact_reward: tuple[float, float] | None = None
+    #: for the reward scenarios: the drift document to store (computed against real history)
+    drift: Doc | None = None
+    #: False skips the trajectory events (for strategies that only return the metadata)
+    with_events: bool = True
 
 
 def _check_metadata(function: str, value: Any) -> dict[str, Any] | None:
@@ -64,9 +92,9 @@ def graph_options(
     """Validate every argument up front and cross-check the combinations Atlas cannot produce."""
     key = check_str(function, "learning_key", learning_key)
     task_text = check_str(function, "task", task)
-    status_value = check_choice(function, "status", status, STATUSES)
+    status_value = check_choice(function, "status", status, SESSION_STATUSES)
     review = check_str(function, "review_status", review_status)
-    mode = check_choice(function, "execution_mode", execution_mode, EXECUTION_MODES)
+    mode = check_choice(function, "execution_mode", execution_mode, RECORDED_EXECUTION_MODES)
     score_range = check_interval(function, "score", score, lo=0.0, hi=1.0)
     steps_range = check_count(function, "steps", steps, lo=1, hi=MAX_STEPS)
     events_range = check_count(function, "events", events, lo=0, hi=MAX_EVENTS)
