@@ -19,6 +19,7 @@ LAYERS = {
     "_table": 0,
     "_arguments": 0,
     "domain": 0,
+    "_violation": 0,
     "db": 1,
     "schema": 1,
     "validation": 1,
