@@ -4,7 +4,9 @@ Learning keys, JSON keys, status values and messages come from data nobody check
 ``\\x1b[2J`` would clear the reader's terminal, a newline would forge a table row. :func:`escape`
 turns every control character (and the invisible bidirectional overrides) into a visible
 ``\\x..`` / ``\\u....`` escape; :func:`render_table` escapes every cell before it measures it, so
-the columns still line up. Light on purpose: no imports beyond the standard library.
+the columns still line up; :func:`markdown_table` draws the same rows as a Markdown table (for
+``$GITHUB_STEP_SUMMARY``), its cells also stripped of pipes, backticks and HTML. Light on
+purpose: no imports beyond the standard library.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Sequence
 
-__all__ = ["escape", "escape_lines", "render_table"]
+__all__ = ["escape", "escape_lines", "markdown_cell", "markdown_table", "render_table"]
 
 # C0 and C1 controls, DEL, the line/paragraph separators and the bidirectional formatting characters
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -50,3 +52,28 @@ def render_table(rows: Sequence[Sequence[str]], *, right: Collection[int] = ()) 
     text = [line(cells[0]), line(["-" * width for width in widths])]
     text += [line(row) for row in cells[1:]]
     return "\n".join(text)
+
+
+#: the icon put before an outcome cell of a Markdown table (by the cell's first word)
+_ICON = {"PASS": "✅", "OK": "✅", "FAIL": "❌", "NEW": "❌", "INCONCLUSIVE": "⚠️", "ERROR": "💥"}
+
+
+def markdown_cell(text: str) -> str:
+    """Text for a Markdown table cell or line: escaped, one line, pipes and backticks neutralised, no HTML."""
+    return escape(" ".join(str(text).split("\n"))).replace("|", "\\|").replace("`", "'").replace("<", "&lt;")
+
+
+def markdown_table(rows: Sequence[Sequence[str]], *, outcome_column: int | None = None) -> list[str]:
+    """The lines of a Markdown table: the first row is the header. The cell in ``outcome_column``
+    (``PASS``, ``FAIL (accepted)``, ...) gets its icon."""
+    if not rows:
+        return []
+    header, *body = rows
+    out = ["| " + " | ".join(markdown_cell(cell) for cell in header) + " |", "|" + "---|" * len(header)]
+    for row in body:
+        cells = [markdown_cell(cell) for cell in row]
+        if outcome_column is not None:
+            label = str(row[outcome_column]).split() or [""]
+            cells[outcome_column] = f"{_ICON.get(label[0].upper(), '')} {cells[outcome_column]}".strip()
+        out.append("| " + " | ".join(cells) + " |")
+    return out

@@ -8,10 +8,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from pytest_atlas.db import connect_target
+
 # numpy refuses to be imported twice in one process: load the gate machinery outside pytester's
 # sys.modules snapshots
-import pytest_atlas.gates._evaluate  # noqa: F401
-from pytest_atlas.db import connect_target
+from pytest_atlas.stats import compare  # noqa: F401  (numpy and scipy once per process, outside pytester's snapshots)
 
 from .gates.gates_seed import insert, session_row
 

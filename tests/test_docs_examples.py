@@ -52,6 +52,7 @@ import pytest
 import pytest_atlas.assertions._rewards
 import pytest_atlas.factories
 import pytest_atlas.gates._evaluate
+import pytest_atlas.stats._compare
 import pytest_atlas.strategies
 import pytest_atlas.validation._detail  # noqa: F401
 

@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 
-import pytest_atlas.gates._evaluate  # noqa: F401  (numpy once per process, outside pytester's snapshots)
 from pytest_atlas._table import escape, render_table
+from pytest_atlas.stats import compare  # noqa: F401  (numpy and scipy once per process, outside pytester's snapshots)
 
 from .contracts import contract_documents as D
 from .contracts import fill

@@ -14,34 +14,35 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import psycopg
 
-from pytest_atlas._report import render_failure
 from pytest_atlas.errors import InvalidArgument
-from pytest_atlas.gates._baseline import read_baseline
-from pytest_atlas.gates._evaluate import (
-    drift_rows,
-    mode_rows,
-    regression_rows,
-    review_rows,
-    threshold_rows,
-)
-from pytest_atlas.gates._query import (
+from pytest_atlas.gates import (
     ALL_KEYS,
     DriftInput,
+    GateResult,
+    GateSpec,
+    KeyResult,
+    Selection,
     Series,
     connection,
+    drift_rows,
     fetch_drift_inputs,
     fetch_modes,
     fetch_review,
     fetch_series,
+    gate_result,
+    mode_rows,
+    read_baseline,
+    regression_rows,
+    review_rows,
+    threshold_rows,
 )
-from pytest_atlas.gates._result import GateResult, KeyResult
-from pytest_atlas.gates._selection import Selection
-from pytest_atlas.gates._spec import GateSpec
-from pytest_atlas.stats._sample import Sample
+from pytest_atlas.reporting import render_failure
+from pytest_atlas.stats import Sample
 
 __all__ = [
     "ExecutionModesOutOfBounds",
@@ -154,30 +155,13 @@ def _check(result: GateResult, error: type[RewardAssertionError]) -> GateResult:
 
 
 def _finish(
-    name: str,
-    kind: str,
     rows: list[KeyResult],
     spec: GateSpec,
     series: Mapping[str, Any],
     error: type[RewardAssertionError],
     notes: Sequence[str] = (),
 ) -> GateResult:
-    message = (
-        ""
-        if rows
-        else "the selection matched no sessions: "
-        + (str(spec.selection.describe()) if spec.selection.describe() else "the sessions table is empty")
-    )
-    result = GateResult(
-        name,
-        kind,
-        tuple(rows),
-        message=message,
-        selection=spec.describe(),
-        allow_inconclusive=spec.allow_inconclusive,
-        notes=tuple(notes),
-        series=series,
-    )
+    result = replace(gate_result(spec, rows, notes), series=series)
     return _check(result, error)
 
 
@@ -220,7 +204,7 @@ def assert_reward_at_least(
         },
     )
     series = _series(source, chosen, by_key)
-    return _finish(name, "threshold", threshold_rows(series, spec), spec, series, RewardBelowThreshold)
+    return _finish(threshold_rows(series, spec), spec, series, RewardBelowThreshold)
 
 
 def _baseline_series(
@@ -231,7 +215,7 @@ def _baseline_series(
             raise InvalidArgument(
                 "a baseline Selection needs a database source", hint="pass a connection or DSN as the first argument"
             )
-        return _series(source, baseline, spec.by_key, spec.digits), f"baseline: sessions {baseline.describe()}"
+        return _series(source, baseline, spec.by_key, spec.options.digits), f"baseline: sessions {baseline.describe()}"
     if isinstance(baseline, os.PathLike):
         gates = read_baseline(baseline)
         if gate is None:
@@ -297,8 +281,8 @@ def assert_no_regression(
         },
     )
     base, note = _baseline_series(baseline, source, spec, baseline_gate)
-    series = _series(source, chosen, by_key, spec.digits)
-    return _finish(name, "regression", regression_rows(series, base, spec), spec, series, RewardRegression, [note])
+    series = _series(source, chosen, by_key, spec.options.digits)
+    return _finish(regression_rows(series, base, spec), spec, series, RewardRegression, [note])
 
 
 def assert_no_drift(
@@ -358,7 +342,7 @@ def assert_no_drift(
             )
             for index in range(max(0, len(history) - last), len(history))
         ]
-    return _finish(name, "drift", drift_rows(inputs, spec), spec, {}, RewardDrift)
+    return _finish(drift_rows(inputs, spec), spec, {}, RewardDrift)
 
 
 def assert_review_clean(
@@ -374,7 +358,7 @@ def assert_review_clean(
     spec = _spec(name, "review", {"max_pending_share": max_pending_share, "by_key": by_key, **selection})
     with connection(source) as conn:
         counts = fetch_review(conn, spec.selection, by_key=by_key)
-    return _finish(name, "review", review_rows(counts, spec), spec, {}, ReviewNotClean)
+    return _finish(review_rows(counts, spec), spec, {}, ReviewNotClean)
 
 
 def assert_execution_modes(
@@ -393,4 +377,4 @@ def assert_execution_modes(
     spec = _spec(name, "execution_modes", {"modes": dict(bounds), "by_key": by_key, **selection})
     with connection(source) as conn:
         counts = fetch_modes(conn, spec.selection, by_key=by_key)
-    return _finish(name, "execution_modes", mode_rows(counts, spec), spec, {}, ExecutionModesOutOfBounds)
+    return _finish(mode_rows(counts, spec), spec, {}, ExecutionModesOutOfBounds)

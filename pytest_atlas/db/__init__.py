@@ -4,6 +4,7 @@ server, templates and per-test clones. The public names are re-exported from :mo
 from __future__ import annotations
 
 from pytest_atlas._dsn import redact
+from pytest_atlas.db._account import server_account
 from pytest_atlas.db._clones import ClonePool, DatabaseManager
 from pytest_atlas.db._connect import SERVER_SETTING, TARGET_SETTING, connect_clearly, connection_error
 from pytest_atlas.db._external import attach_server
@@ -27,5 +28,6 @@ __all__ = [
     "plan_server",
     "redact",
     "rollback",
+    "server_account",
     "start_server",
 ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from pytest_atlas._arguments import check_count, check_interval, check_str, fail
+from pytest_atlas._arguments import call_count, call_error, call_interval, call_str
 from pytest_atlas.domain._drift import drift_document, reward_baseline
 from pytest_atlas.domain._graph import SessionGraph
 from pytest_atlas.domain._options import GraphOptions
@@ -222,24 +222,26 @@ def _validate(
 ) -> None:
     function = "reward_history"
     if scenario not in SCENARIOS:
-        raise fail(function, "scenario", scenario, "one of " + ", ".join(repr(s) for s in SCENARIOS))
-    check_count(function, "sessions", sessions, lo=2, hi=2000)
+        raise call_error(function, "scenario", scenario, "one of " + ", ".join(repr(s) for s in SCENARIOS))
+    call_count(function, "sessions", sessions, lo=2, hi=2000)
     if not isinstance(sessions, int):
-        raise fail(function, "sessions", sessions, "an int (the number of sessions)")
+        raise call_error(function, "sessions", sessions, "an int (the number of sessions)")
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise fail(function, "seed", seed, "an int")
-    check_str(function, "learning_key", learning_key)
+        raise call_error(function, "seed", seed, "an int")
+    call_str(function, "learning_key", learning_key)
     if start is not None and (not isinstance(start, datetime) or start.tzinfo is None):
-        raise fail(function, "start", start, "a timezone-aware datetime", hint="use datetime(..., tzinfo=timezone.utc)")
-    check_interval(function, "baseline", baseline, lo=0.0, hi=1.0)
-    check_interval(function, "shift", shift, lo=0.0, hi=1.0)  # None: the scenario's default
-    check_count(function, "window", window, lo=1, hi=10_000)
-    check_count(function, "min_baseline", min_baseline, lo=0, hi=10_000)
-    check_interval(function, "z_threshold", z_threshold, lo=0.5, hi=100.0)
+        raise call_error(
+            function, "start", start, "a timezone-aware datetime", hint="use datetime(..., tzinfo=timezone.utc)"
+        )
+    call_interval(function, "baseline", baseline, lo=0.0, hi=1.0)
+    call_interval(function, "shift", shift, lo=0.0, hi=1.0)  # None: the scenario's default
+    call_count(function, "window", window, lo=1, hi=10_000)
+    call_count(function, "min_baseline", min_baseline, lo=0, hi=10_000)
+    call_interval(function, "z_threshold", z_threshold, lo=0.5, hi=100.0)
     if not isinstance(window, int) or not isinstance(min_baseline, int):
-        raise fail(function, "window", window, "ints for window and min_baseline")
+        raise call_error(function, "window", window, "ints for window and min_baseline")
     if scenario != "stable" and sessions < min_baseline + 3:
-        raise fail(
+        raise call_error(
             function,
             "sessions",
             sessions,
@@ -248,7 +250,7 @@ def _validate(
         )
     if change_at is not None:
         if isinstance(change_at, bool) or not isinstance(change_at, int) or not min_baseline < change_at < sessions:
-            raise fail(
+            raise call_error(
                 function,
                 "change_at",
                 change_at,
@@ -256,7 +258,7 @@ def _validate(
                 hint="the change must come after a full baseline and before the last session",
             )
         if scenario in ("stable", "outliers"):
-            raise fail(function, "change_at", change_at, f"None for {scenario!r} (it has no change point)")
+            raise call_error(function, "change_at", change_at, f"None for {scenario!r} (it has no change point)")
 
 
 def reward_history(

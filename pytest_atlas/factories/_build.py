@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from pytest_atlas._arguments import fail
+from pytest_atlas._arguments import call_error
 from pytest_atlas.domain import RandomSource, SessionGraph, build_graph, graph_options
 from pytest_atlas.factories._insert import bulk, check_connection, insert_graphs, insert_stream
 
@@ -51,7 +51,7 @@ class Sequence:
 
     def __init__(self, make: Callable[[int], Any], *, start: int = 1) -> None:
         if not callable(make):
-            raise fail("sequence", "make", make, "a function of the sequence number n")
+            raise call_error("sequence", "make", make, "a function of the sequence number n")
         self._make = make
         self._counter = itertools.count(start)
 
@@ -64,7 +64,7 @@ def sequence(make: Callable[[int], Any] | str, *, start: int = 1) -> Sequence:
     if isinstance(make, str):
         template = make
         if "{n" not in template:
-            raise fail("sequence", "make", make, "a format string containing {n}, or a function of n")
+            raise call_error("sequence", "make", make, "a format string containing {n}, or a function of n")
         return Sequence(lambda n: template.format(n=n), start=start)
     return Sequence(make, start=start)
 
@@ -80,11 +80,11 @@ class Factory:
 
     def __init__(self, seed: int | None = 0, *, learning_keys: int = 3, start: datetime | None = None) -> None:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise fail("Factory", "seed", seed, "an int or None")
+            raise call_error("Factory", "seed", seed, "an int or None")
         if isinstance(learning_keys, bool) or not isinstance(learning_keys, int) or learning_keys < 1:
-            raise fail("Factory", "learning_keys", learning_keys, "a positive int")
+            raise call_error("Factory", "learning_keys", learning_keys, "a positive int")
         if start is not None and (not isinstance(start, datetime) or start.tzinfo is None):
-            raise fail("Factory", "start", start, "a timezone-aware datetime")
+            raise call_error("Factory", "start", start, "a timezone-aware datetime")
         self.seed = seed
         self._rng = random.Random(seed)
         self._source = RandomSource(self._rng)
@@ -119,7 +119,7 @@ class Factory:
         for name, value in overrides.items():
             if name not in TRAITS and name not in _OPTIONS and name not in _COLUMNS:
                 known = ", ".join(sorted((*_OPTIONS, *_COLUMNS, *TRAITS)))
-                raise fail(function, name, value, "a known override", hint=f"known overrides: {known}")
+                raise call_error(function, name, value, "a known override", hint=f"known overrides: {known}")
 
     def _resolve(self, function: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         options: dict[str, Any] = {}
@@ -130,11 +130,11 @@ class Factory:
                 value = value.next()
             if name in TRAITS:
                 if value is not True and value is not False:
-                    raise fail(function, name, value, "True or False (a trait)")
+                    raise call_error(function, name, value, "True or False (a trait)")
                 if value:
                     for option, setting in TRAITS[name].items():
                         if option in overrides and overrides[option] != setting:
-                            raise fail(
+                            raise call_error(
                                 function,
                                 name,
                                 value,
@@ -143,7 +143,7 @@ class Factory:
                             )
                         other = set_by.get(option)
                         if other is not None and options[option] != setting:
-                            raise fail(
+                            raise call_error(
                                 function,
                                 name,
                                 value,
@@ -159,7 +159,7 @@ class Factory:
                 columns[name] = value
             else:
                 known = ", ".join(sorted((*_OPTIONS, *_COLUMNS, *TRAITS)))
-                raise fail(function, name, value, "a known override", hint=f"known overrides: {known}")
+                raise call_error(function, name, value, "a known override", hint=f"known overrides: {known}")
         return options, columns
 
     def session(self, **overrides: Any) -> SessionGraph:
@@ -185,7 +185,7 @@ class Factory:
     def sessions(self, n: int, **overrides: Any) -> list[SessionGraph]:
         """Build ``n`` session graphs (see :meth:`session`); sequences advance per session."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise fail("sessions", "n", n, "a non-negative int")
+            raise call_error("sessions", "n", n, "a non-negative int")
         with bulk():
             return [self._build("sessions", overrides) for _ in range(n)]
 
@@ -198,7 +198,7 @@ class Factory:
 
         The sessions stream into the database while they are being built."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise fail("create_sessions", "n", n, "a non-negative int")
+            raise call_error("create_sessions", "n", n, "a non-negative int")
         self._check_names("create_sessions", overrides)  # up front, before any row is sent
         conn = check_connection(conn, "create_sessions")
         return insert_stream(conn, n, (self._build("create_sessions", overrides) for _ in range(n)), "create_sessions")

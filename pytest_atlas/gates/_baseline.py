@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_atlas.errors import BaselineFileError, InvalidArgument
-from pytest_atlas.gates._query import Series, check_series
+from pytest_atlas.gates._series import Series, check_series
 
 __all__ = ["FORMAT", "VERSION", "read_baseline", "write_baseline"]
 
@@ -67,7 +67,7 @@ def read_baseline(path: str | os.PathLike[str]) -> dict[str, dict[str, Series]]:
     load); ``format`` and ``version`` are this pytest-atlas's; exactly the top-level fields it
     writes, ``created`` an ISO date-time and ``source`` a string or null; every gate an object of
     learning key -> series whose ``learning_key`` is its key; and every series internally
-    consistent (:func:`~pytest_atlas.gates._query.check_series`).
+    consistent (:func:`~pytest_atlas.gates._series.check_series`).
     """
     where = str(path)
     try:

@@ -7,11 +7,12 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pytest_atlas._arguments import check_date
 from pytest_atlas.errors import ConfigError, InvalidArgument
+from pytest_atlas.gates._allow_list import Acceptance
 from pytest_atlas.gates._spec import GateSpec
 
 if sys.version_info >= (3, 11):
@@ -20,25 +21,6 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[import-not-found]
 
 __all__ = ["Acceptance", "Declarations", "parse_ini_line", "read_pyproject"]
-
-
-@dataclass(frozen=True)
-class Acceptance:
-    """An accepted failure of ``gate`` (for one learning key, or all), valid through ``until``."""
-
-    gate: str
-    until: date
-    reason: str
-    learning_key: str | None = None
-
-    def expired(self, today: date) -> bool:
-        return today > self.until
-
-    def matches(self, gate: str, learning_key: str) -> bool:
-        return self.gate == gate and (self.learning_key is None or self.learning_key == learning_key)
-
-    def note(self) -> str:
-        return f"until {self.until.isoformat()}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -88,19 +70,17 @@ def _acceptance(entry: Any, where: str, known: set[str]) -> Acceptance:
             "names no declared gate",
             hint="declared gates: " + (", ".join(sorted(known)) or "none"),
         )
-    until = entry.get("until")
-    if isinstance(until, str):
-        try:
-            until = date.fromisoformat(until.strip())
-        except ValueError:
-            raise ConfigError(f"{where}.until", until, "expected a date as YYYY-MM-DD") from None
-    if not isinstance(until, date):
+    if entry.get("until") is None:
         raise ConfigError(
             f"{where}.until",
-            until,
+            None,
             "every accepted regression needs an expiry date (YYYY-MM-DD)",
             hint="acceptances expire so that nobody forgets them",
         )
+    try:
+        until = check_date("until", entry["until"])
+    except InvalidArgument as exc:
+        raise ConfigError(f"{where}.until", entry["until"], "expected a date as YYYY-MM-DD", hint=exc.hint) from None
     reason = entry.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise ConfigError(f"{where}.reason", reason, "say why the regression is accepted (a ticket, a name)")

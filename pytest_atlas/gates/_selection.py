@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import json
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import datetime
 from typing import Any
 
+from pytest_atlas._arguments import check_bool, check_moment, check_positive_int, check_probability, check_strings
 from pytest_atlas.domain import REVIEW_STATUSES, SESSION_STATUSES
 from pytest_atlas.errors import InvalidArgument
 
@@ -20,27 +19,7 @@ def _strings(name: str, value: object, choices: tuple[str, ...] | None = None) -
     """One string or a non-empty list of non-empty strings; with ``choices``, each one of them."""
     if value is None:
         return None
-    example = f'["{choices[0]}", "{choices[1]}"]' if choices else '["a", "b"]'
-    if isinstance(value, str):
-        value = (value,)
-    if not isinstance(value, Sequence) or not all(isinstance(item, str) for item in value):
-        raise InvalidArgument(
-            f"{name} must be a string or a list of strings, got {value!r}", hint=f"for example {name}={example}"
-        )
-    if not value:
-        raise InvalidArgument(f"{name} is an empty list", hint=f"leave {name} out to select every value")
-    for item in value:
-        if not item.strip() or "\x00" in item:
-            raise InvalidArgument(
-                f"{name} holds an empty or unusable string {item!r}", hint=f"for example {name}={example}"
-            )
-        if choices is not None and item not in choices:
-            close = difflib.get_close_matches(item, choices, n=1)
-            raise InvalidArgument(
-                f"{name} {item!r} is not a value Atlas writes" + (f" (did you mean {close[0]!r}?)" if close else ""),
-                hint=f"{name} is one of {', '.join(choices)}",
-            )
-    return tuple(value)
+    return check_strings(name, value, choices, what="a value Atlas writes")
 
 
 def _json_object(name: str, value: object) -> dict[str, Any] | None:
@@ -61,25 +40,7 @@ def _json_object(name: str, value: object) -> dict[str, Any] | None:
 
 
 def _moment(name: str, value: object) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        moment = datetime.combine(value, time.min)
-    elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidArgument(
-                f"{name} is {value!r}, not an ISO date or date-time",
-                hint=f'write {name} as "2025-01-31" or "2025-01-31T12:00:00+00:00"',
-            ) from None
-    else:
-        raise InvalidArgument(
-            f"{name} must be a date, a datetime or an ISO string, got {value!r}", hint=f'write {name} as "2025-01-31"'
-        )
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return None if value is None else check_moment(name, value)
 
 
 @dataclass(frozen=True)
@@ -124,25 +85,18 @@ class Selection:
                 "metadata, task, max_uncertainty",
             )
         last = options.get("last")
-        if last is not None and (isinstance(last, bool) or not isinstance(last, int) or not 1 <= last <= 2**62):
-            raise InvalidArgument(f"last must be a positive integer, got {last!r}", hint="for example last=200")
+        if last is not None:
+            check_positive_int("last", last, high=2**62, example=200)
         metadata = _json_object("metadata", options.get("metadata"))
-        include = options.get("include_quarantined", False)
-        if not isinstance(include, bool):
-            raise InvalidArgument(
-                f"include_quarantined must be true or false, got {include!r}", hint="include_quarantined=true"
-            )
+        include = check_bool("include_quarantined", options.get("include_quarantined", False))
         bound = options.get("max_uncertainty")
-        if bound is not None and (
-            isinstance(bound, bool)
-            or not isinstance(bound, int | float)
-            or not math.isfinite(bound)
-            or not 0 <= bound <= 1
-        ):
-            raise InvalidArgument(
-                f"max_uncertainty must be a number from 0 to 1, got {bound!r}",
-                hint="for example max_uncertainty = 0.3 (judges report uncertainty in 0..1)",
-            )
+        if bound is not None:
+            try:
+                check_probability("max_uncertainty", bound)
+            except InvalidArgument as exc:
+                raise InvalidArgument(
+                    exc.problem, hint="for example max_uncertainty = 0.3 (judges report uncertainty in 0..1)"
+                ) from None
         selection = cls(
             learning_key=_strings("learning_key", options.get("learning_key")),
             since=_moment("since", options.get("since")),

@@ -1,9 +1,15 @@
 """The pytest plugin (entry point ``pytest11: atlas``). Hooks only.
 
 Options of every area are declared in :mod:`pytest_atlas._config` and registered here in one
-``atlas`` group. The areas that add test items keep their hooks in sibling modules (``_contract``,
-``_gates``) on top of the shared check machinery (``_checks``: check mode, the item protocol)
-and the one reporter (``_reporter``), loaded through ``pytest_plugins``.
+``atlas`` group. Each sibling module holds the hooks of one job, loaded through ``pytest_plugins``:
+
+* ``_server``: the report header, kept databases and clean-up notes of the test-database server;
+* ``_checks``: check mode and the item protocol contract checks and gates share;
+* ``_reporter``: the one reporter (exit status, terminal sections, JSON, step summary), rendering
+  through :mod:`pytest_atlas.reporting`;
+* ``_baselines``: ``--atlas-baseline`` read once, ``--atlas-save-baseline`` written;
+* ``_contract``: ``--atlas-contract`` items; ``_gates`` (with ``_gate_item``): ``--atlas-gates`` items;
+* ``_assertions``: reward assertions failing in ordinary tests reach the report.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import Any, Literal, cast
 import pytest
 
 from pytest_atlas._config import OPTIONS, AtlasSettings, resolve_settings
-from pytest_atlas.db._account import server_account
+from pytest_atlas.db import server_account
 from pytest_atlas.errors import AtlasError
 
 # This module must not import pytest_atlas.fixtures (or the sibling plugin modules) at import time:
@@ -27,8 +33,10 @@ pytest_plugins = [
     "pytest_atlas.plugin._server",
     "pytest_atlas.plugin._checks",
     "pytest_atlas.plugin._reporter",
+    "pytest_atlas.plugin._baselines",
     "pytest_atlas.plugin._contract",
     "pytest_atlas.plugin._gates",
+    "pytest_atlas.plugin._assertions",
 ]
 
 
@@ -87,6 +95,6 @@ def pytest_configure(config: pytest.Config) -> None:
             server_account(settings.run_as)  # an unknown or root account is a usage error, not a test error
     except AtlasError as exc:
         raise pytest.UsageError(str(exc)) from None
-    from pytest_atlas.fixtures._state import SETTINGS_KEY
+    from pytest_atlas.fixtures import SETTINGS_KEY
 
     config.stash[SETTINGS_KEY] = settings

@@ -16,7 +16,6 @@ JUnit XML carries the same results: each item's ``user_properties`` (``atlas_gat
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from typing import Any
@@ -25,13 +24,11 @@ import pytest
 
 from pytest_atlas._outcome import EXIT_ERROR, EXIT_INCONCLUSIVE, Outcome, exit_status
 from pytest_atlas._properties import parse_result_property
-from pytest_atlas.fixtures._state import settings_of
+from pytest_atlas.fixtures import settings_of
 from pytest_atlas.plugin._checks import check_mode, left_out, left_out_line, target_of
 
-__all__ = ["SERIES_PROPERTY", "AtlasReporter", "reporter_of"]
+__all__ = ["AtlasReporter", "reporter_of"]
 
-#: the user property carrying a gate's series to the controller (for --atlas-save-baseline)
-SERIES_PROPERTY = "atlas_series"
 _KEY = pytest.StashKey["AtlasReporter"]()
 _KINDS = ("contract", "gate")
 
@@ -50,8 +47,6 @@ class AtlasReporter:
         #: callbacks run at session finish before the report is written (e.g. saving a baseline)
         self.finishers: list[Callable[[AtlasReporter], None]] = []
         self.status: int | None = None
-        #: {gate: {learning key: series JSON}} as the gates saw them (for --atlas-save-baseline)
-        self.series: dict[str, dict[str, Any]] = {}
 
     # -- collecting --------------------------------------------------------------------------------
 
@@ -63,9 +58,6 @@ class AtlasReporter:
                 key = f"{payload.get('nodeid', report.nodeid)}|{payload.get('kind')}"
                 self.payloads[key] = payload
                 is_check = is_check or payload.get("kind") in _KINDS
-            elif name == SERIES_PROPERTY and isinstance(value, str):
-                data = json.loads(value)
-                self.series[str(data["gate"])] = data["series"]
         if report.failed and not is_check:
             self.other_failures.add(report.nodeid)
 
@@ -99,7 +91,7 @@ class AtlasReporter:
             self._write_json(status)
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file and any(self.of_kind(kind) for kind in _KINDS):
-            from pytest_atlas._report import render_markdown
+            from pytest_atlas.reporting import render_markdown
 
             text = render_markdown(self.of_kind("gate"), self.of_kind("contract"), target=self._target())
             with open(summary_file, "a", encoding="utf-8") as stream:
@@ -113,7 +105,7 @@ class AtlasReporter:
         return describe_target(target_of(self.config))
 
     def _write_json(self, status: int) -> None:
-        from pytest_atlas._report import build_report, write_report
+        from pytest_atlas.reporting import build_report, write_report
 
         settings = settings_of(self.config)
         assert settings.report is not None
@@ -127,7 +119,7 @@ class AtlasReporter:
     # -- the terminal --------------------------------------------------------------------------------
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-        from pytest_atlas._report import contract_section, gate_section
+        from pytest_atlas.reporting import contract_section, gate_section
 
         target = self._target()
         for kind, section in (("contract", contract_section), ("gate", gate_section)):

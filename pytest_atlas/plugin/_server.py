@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pytest_atlas.errors import AtlasError
-from pytest_atlas.fixtures._state import existing_run_state, run_state
+from pytest_atlas.fixtures import existing_run_state, run_state
 
 _KEPT = "atlas_kept"
 _NOTES = "atlas_notes"

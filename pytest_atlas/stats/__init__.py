@@ -43,6 +43,8 @@ _EXPORTS: dict[str, str] = dict.fromkeys(
 )
 _EXPORTS["Sample"] = "pytest_atlas.stats._sample"
 _EXPORTS["METHODS"] = "pytest_atlas.stats._methods"
+_EXPORTS["METHOD_CHOICES"] = "pytest_atlas.stats._methods"
+_EXPORTS["canonical_method"] = "pytest_atlas.stats._methods"
 
 if TYPE_CHECKING:
     from pytest_atlas.stats._compare import Comparison as Comparison
@@ -56,7 +58,9 @@ if TYPE_CHECKING:
     from pytest_atlas.stats._compare import holm_adjust as holm_adjust
     from pytest_atlas.stats._compare import mean_bound as mean_bound
     from pytest_atlas.stats._compare import minimum_detectable_effect as minimum_detectable_effect
+    from pytest_atlas.stats._methods import METHOD_CHOICES as METHOD_CHOICES
     from pytest_atlas.stats._methods import METHODS as METHODS
+    from pytest_atlas.stats._methods import canonical_method as canonical_method
     from pytest_atlas.stats._sample import Sample as Sample
 
 __all__ = [
@@ -64,12 +68,14 @@ __all__ = [
     "DRIFT_METRICS",
     "MAD_NORMALIZATION",
     "METHODS",
+    "METHOD_CHOICES",
     "Comparison",
     "MeanBound",
     "Outcome",
     "Sample",
     "ThresholdCheck",
     "assess_drift",
+    "canonical_method",
     "check_threshold",
     "compare",
     "compare_paired",

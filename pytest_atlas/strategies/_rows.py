@@ -8,7 +8,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pytest_atlas._arguments import check_choice, check_str, fail
+from pytest_atlas._arguments import call_choice, call_error, call_str
 from pytest_atlas.domain import (
     EPOCH,
     Doc,
@@ -41,7 +41,7 @@ def _check_session_id(function: str, session_id: Any) -> int | None:
     if session_id is None:
         return None
     if isinstance(session_id, bool) or not isinstance(session_id, int) or session_id < 1:
-        raise fail(function, "session_id", session_id, "a positive int (an existing sessions.id) or None")
+        raise call_error(function, "session_id", session_id, "a positive int (an existing sessions.id) or None")
     return session_id
 
 
@@ -171,7 +171,7 @@ def discovery_run_rows(*, source: str | None = None) -> st.SearchStrategy[Doc]:
     (``discovery`` or ``runtime``), ``payload`` (:func:`discovery_payloads`), ``metadata``
     (:func:`discovery_metadata` of the same payload), ``created_at``.
     Shrinks towards a discovery run with no steps."""
-    return _discovery_rows(check_choice("discovery_run_rows", "source", source, ("discovery", "runtime")))
+    return _discovery_rows(call_choice("discovery_run_rows", "source", source, ("discovery", "runtime")))
 
 
 @st.composite
@@ -196,4 +196,4 @@ def learning_registry_rows(*, learning_key: str | None = None) -> st.SearchStrat
     ``teacher_learning`` pamphlets, ``metadata`` (:func:`learning_registry_metadata`) and
     ``updated_at``; sometimes the 0.1.16 row with all three NULL. Pass ``learning_key`` to tie
     the row to your sessions. Shrinks towards a row with no playbook entries."""
-    return _registry_rows(check_str("learning_registry_rows", "learning_key", learning_key))
+    return _registry_rows(call_str("learning_registry_rows", "learning_key", learning_key))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from pytest_atlas._arguments import check_count, fail
+from pytest_atlas._arguments import call_count, call_error
 from pytest_atlas.domain import SCENARIOS, RewardHistory, reward_history
 
 __all__ = ["reward_histories"]
@@ -18,8 +18,8 @@ def reward_histories(
     Shrinks towards the first scenario (``stable``), seed 0 and the fewest sessions.
     """
     if scenario is not None and scenario not in SCENARIOS:
-        raise fail("reward_histories", "scenario", scenario, "one of " + ", ".join(repr(s) for s in SCENARIOS))
-    bounds = check_count("reward_histories", "sessions", sessions, lo=10, hi=2000)
+        raise call_error("reward_histories", "scenario", scenario, "one of " + ", ".join(repr(s) for s in SCENARIOS))
+    bounds = call_count("reward_histories", "sessions", sessions, lo=10, hi=2000)
     assert bounds is not None
     names = st.just(scenario) if scenario is not None else st.sampled_from(SCENARIOS)
     return st.builds(

@@ -12,9 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 
-import pytest_atlas.gates._evaluate  # noqa: F401  (numpy once per process, outside pytester's snapshots)
 from pytest_atlas import BaselineFileError
 from pytest_atlas.gates import Selection, fetch_series, read_baseline, write_baseline
+from pytest_atlas.stats import compare  # noqa: F401  (numpy and scipy once per process, outside pytester's snapshots)
 
 from .gates_seed import insert, session_row
 

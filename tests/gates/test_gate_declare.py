@@ -39,9 +39,9 @@ reason = "ticket 7"
     declared = read_pyproject(path, ["modes: kind=execution_modes modes={coach=0.2} by_key=false"], "tox.ini")
     floor, modes = declared.gates
     assert declared.origins == ("pyproject.toml", "tox.ini")
-    assert floor.threshold == 0.7 and floor.selection.metadata == {"run": "nightly"}
+    assert floor.options.threshold == 0.7 and floor.selection.metadata == {"run": "nightly"}
     assert floor.selection.since is not None and floor.selection.since.isoformat() == "2025-01-01T00:00:00+00:00"
-    assert modes.modes == {"coach": (0.0, 0.2)} and modes.by_key is False
+    assert modes.options.modes == {"coach": (0.0, 0.2)} and modes.by_key is False
     (accepted,) = declared.accepted
     assert accepted.until == date(2026, 2, 1) and accepted.expired(date(2026, 2, 2))
     assert not accepted.expired(date(2026, 2, 1)) and accepted.matches("floor", "any key")
@@ -52,7 +52,7 @@ def test_ini_values_are_toml_or_bare_words() -> None:
         'r: kind=regression status=["succeeded","failed"] learning_key=abc min_effect=false', "ini atlas_gate"
     )
     assert spec.selection.status == ("succeeded", "failed") and spec.selection.learning_key == ("abc",)
-    assert spec.min_effect is None
+    assert spec.options.min_effect is None
     with pytest.raises(ConfigError, match="expected 'NAME: key=value"):
         parse_ini_line("no colon here", "ini atlas_gate")
     with pytest.raises(ConfigError, match="expected key=value"):
@@ -62,7 +62,7 @@ def test_ini_values_are_toml_or_bare_words() -> None:
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ('[tool.pytest-atlas.gates.g]\nkind = "treshold"', "kind must be one of threshold, regression"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "treshold"', "kind must be one of 'threshold', 'regression'"),
         ('[tool.pytest-atlas.gates.g]\nkind = "threshold"', "a threshold gate needs threshold"),
         ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = "high"', "threshold must be a number"),
         (
@@ -79,7 +79,10 @@ def test_ini_values_are_toml_or_bare_words() -> None:
             "is not before until",
         ),
         ('[tool.pytest-atlas.gates.g]\nkind = "execution_modes"\nmodes = { turbo = 0.2 }', "unknown execution mode"),
-        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nalpha = 0.9', "alpha must lie in"),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nalpha = 0.9',
+            "alpha must be a number in (0, 0.5]",
+        ),
         (
             '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\n'
             '[[tool.pytest-atlas.accept]]\ngate = "h"\nuntil = 2026-01-01\nreason = "x"',
@@ -97,7 +100,10 @@ def test_ini_values_are_toml_or_bare_words() -> None:
         ),
         ("[tool.pytest-atlas\n", "not valid TOML"),
         # every option against its type, range and Atlas's own words
-        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 7', "threshold must lie in [0, 1], got 7"),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 7',
+            "threshold must be a number in [0, 1], got 7",
+        ),
         (
             '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nstatus = ["succeded"]',
             "status 'succeded' is not a value Atlas writes (did you mean 'succeeded'?)",
@@ -110,29 +116,35 @@ def test_ini_values_are_toml_or_bare_words() -> None:
             '[tool.pytest-atlas.gates.g]\nkind = "regression"\nbaseline = { status = "done" }',
             "baseline: status 'done' is not a value Atlas writes",
         ),
-        ('[tool.pytest-atlas.gates.g]\nkind = "regression"\nmin_effect = 2', "min_effect must lie in (0, 1]"),
-        ('[tool.pytest-atlas.gates.g]\nkind = "regression"\ntolerance = -0.1', "tolerance must lie in [0, 1]"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "regression"\nmin_effect = 2', "min_effect must be a number in (0, 1]"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "regression"\ntolerance = -0.1', "tolerance must be a number in [0, 1]"),
         ('[tool.pytest-atlas.gates.g]\nkind = "regression"\ndigits = 20', "digits must be an integer from 0 to 12"),
         (
             '[tool.pytest-atlas.gates.g]\nkind = "regression"\nallow_new_keys = "yes"',
             "allow_new_keys must be true or false",
         ),
         ('[tool.pytest-atlas.gates.g]\nkind = "drift"\nmin_baseline = 80', "min_baseline (80) is larger than window"),
-        ('[tool.pytest-atlas.gates.g]\nkind = "drift"\nz_threshold = 0', "z_threshold must lie in (0, inf]"),
-        ('[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nmethod = "anova"', "unknown method"),
+        ('[tool.pytest-atlas.gates.g]\nkind = "drift"\nz_threshold = 0', "z_threshold must be a number above 0"),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nmethod = "anova"',
+            "method 'anova' is not a known method",
+        ),
         (
             '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nn_resamples = 100000000',
             "n_resamples must be an integer from 100 to 1000000",
         ),
         (
             '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nmax_uncertainty = 3',
-            "max_uncertainty must be a number from 0 to 1",
+            "max_uncertainty must be a number in [0, 1]",
         ),
         (
             '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\nlearning_key = ["a", ""]',
             "learning_key holds an empty or unusable string ''",
         ),
-        ('[tool.pytest-atlas.gates.g]\nkind = "review"\nmax_pending_share = 1.5', "max_pending_share must lie in"),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "review"\nmax_pending_share = 1.5',
+            "max_pending_share must be a number in [0, 1]",
+        ),
         ('[tool.pytest-atlas.gates.g]\nkind = "review"\ndescription = 3', "description must be a string"),
     ],
 )
@@ -148,7 +160,9 @@ def test_ini_lines_and_markers_name_the_gate_and_where_it_was_declared(pytester:
     pytester.makeini("[pytest]\natlas_gate =\n    floor: kind=threshold threshold=7\n")
     ini = pytester.runpytest("--atlas-gates", "--atlas-target=postgresql://u@127.0.0.1:1/x", "-p", "no:randomly")
     assert ini.ret == pytest.ExitCode.USAGE_ERROR
-    ini.stderr.fnmatch_lines(["*tox.ini atlas_gate (floor)*gate 'floor': threshold must lie in [[]0, 1], got 7*"])
+    ini.stderr.fnmatch_lines(
+        ["*tox.ini atlas_gate (floor)*gate 'floor': threshold must be a number in [[]0, 1], got 7*"]
+    )
     (pytester.path / "tox.ini").unlink()
     pytester.makepyfile(
         test_marked="""
@@ -181,3 +195,32 @@ def test_spec_and_selection_refuse_bad_names() -> None:
         Selection.build(learningkey="x")
     assert Selection.build(review_status="quarantined").excludes_quarantined() is False
     assert Selection().excludes_quarantined() is True
+
+
+def test_an_acceptance_covers_failures_through_its_last_day_and_then_fails_the_gate() -> None:
+    from pytest_atlas._outcome import Outcome
+    from pytest_atlas.gates import Acceptance, GateResult, KeyResult, accept
+
+    failed = KeyResult("k1", 10, "mean", 0.5, "[0.4, 0.6]", ">= 0.7", Outcome.FAIL, "below")
+    result = GateResult("floor", "threshold", (failed,))
+    entry = Acceptance("floor", date(2026, 3, 31), "ticket 42", "k1")
+    on_the_day = accept(result, [entry], date(2026, 3, 31))
+    assert on_the_day.outcome is Outcome.PASS and on_the_day.rows[0].accepted == "until 2026-03-31: ticket 42"
+    after = accept(result, [entry], date(2026, 4, 1))
+    assert after.outcome is Outcome.FAIL and after.rows[0].accepted is None
+    assert after.expired == ("accepted regression expired on 2026-03-31: gate floor, learning key k1 (ticket 42)",)
+    other_key = accept(result, [Acceptance("floor", date(2026, 3, 31), "t", "k2")], date(2026, 3, 1))
+    assert other_key.outcome is Outcome.FAIL
+
+
+def test_every_kind_is_one_table_entry_and_its_options_are_its_own() -> None:
+    """Declarations go through the table: a kind accepts exactly its module's options."""
+    from pytest_atlas.gates import KINDS
+
+    assert list(KINDS) == ["threshold", "regression", "drift", "review", "execution_modes"]
+    assert KINDS["review"].option_names == {"max_pending_share"}
+    assert "alpha" in KINDS["threshold"].option_names and "alpha" not in KINDS["drift"].option_names
+    with pytest.raises(InvalidArgument, match=r"gate 'd' \(drift\): unknown option\(s\) alpha"):
+        GateSpec.build("d", {"kind": "drift", "alpha": 0.01})
+    spec = GateSpec.build("m", {"kind": "execution_modes", "modes": {"coach": [0.1, 0.2]}, "status": "failed"})
+    assert spec.describe() == {"kind": "execution_modes", "status": ["failed"], "modes": {"coach": [0.1, 0.2]}}

@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 
-import pytest_atlas.gates._evaluate  # noqa: F401  (numpy once per process, outside pytester's snapshots)
 from pytest_atlas import GateError, GateSpec, evaluate
+from pytest_atlas.stats import compare  # noqa: F401  (numpy and scipy once per process, outside pytester's snapshots)
 
 from ..contracts.test_plugin import check_counts
 from .gates_seed import insert, session_row

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 # numpy refuses to be imported twice in one process: load the gate machinery here, outside the
 # sys.modules snapshots that pytester takes around each in-process inner run
-import pytest_atlas.gates._evaluate  # noqa: F401
+from pytest_atlas.stats import compare  # noqa: F401  (numpy and scipy once per process, outside pytester's snapshots)
 
 from .gates_seed import insert, session_row
 
@@ -177,29 +178,39 @@ def test_regression_without_baseline_and_with_a_malformed_one(
 
 
 def test_accepted_regressions_and_their_expiry(
-    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str
 ) -> None:
+    """Expiry is judged against the real date (the day boundary itself: test_gate_declare)."""
     seed_good(atlas_db, mean=0.5)
-    pytester.makefile(
-        ".toml",
-        pyproject=PYPROJECT
-        + """
+    today = datetime.now(timezone.utc).date()
+
+    def accept_until(until: date) -> None:
+        pytester.makefile(
+            ".toml",
+            pyproject=PYPROJECT
+            + f"""
 [[tool.pytest-atlas.accept]]
 gate = "reward-floor"
 learning_key = "k1"
-until = 2026-03-31
+until = {until.isoformat()}
 reason = "ticket 42: planner rewrite"
 """,
-    )
-    monkeypatch.setenv("PYTEST_ATLAS_TODAY", "2026-03-31")
+        )
+
+    tomorrow, yesterday = today + timedelta(days=1), today - timedelta(days=1)
+    accept_until(tomorrow)
     accepted = run(pytester, atlas_dsn)
     accepted.assert_outcomes(passed=2)
-    accepted.stdout.fnmatch_lines(["*reward-floor*FAIL (accepted)*", "*[accepted: until 2026-03-31: ticket 42*"])
+    accepted.stdout.fnmatch_lines(
+        ["*reward-floor*FAIL (accepted)*", f"*[[]accepted: until {tomorrow.isoformat()}: ticket 42*"]
+    )
     assert accepted.ret == 0
-    monkeypatch.setenv("PYTEST_ATLAS_TODAY", "2026-04-01")
+    accept_until(yesterday)
     expired = run(pytester, atlas_dsn)
     expired.assert_outcomes(passed=1, failed=1)
-    expired.stdout.fnmatch_lines(["*accepted regression expired on 2026-03-31: gate reward-floor, learning key k1*"])
+    expired.stdout.fnmatch_lines(
+        [f"*accepted regression expired on {yesterday.isoformat()}: gate reward-floor, learning key k1*"]
+    )
 
 
 def test_gates_in_ini_lines_and_markers(

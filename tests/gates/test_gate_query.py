@@ -127,7 +127,7 @@ def test_a_large_selection_is_aggregated_in_the_database(
     atlas_db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """20,000 sessions in, about a hundred rows out: the frequency table, not the sessions."""
-    from pytest_atlas.gates import _query
+    from pytest_atlas.gates import _series
 
     atlas_db.execute(
         "INSERT INTO sessions (task, status, review_status, metadata, reward_stats) "
@@ -135,14 +135,14 @@ def test_a_large_selection_is_aggregated_in_the_database(
         "jsonb_build_object('score', round((0.5 + 0.4 * random())::numeric, 2)) FROM generate_series(1, 20000) AS i"
     )
     fetched: list[int] = []
-    original = _query._run
+    original = _series.run
 
     def counting(conn: Any, query: Any, params: Any) -> Any:
         rows = original(conn, query, params)
         fetched.append(len(rows))
         return rows
 
-    monkeypatch.setattr(_query, "_run", counting)
+    monkeypatch.setattr(_series, "run", counting)
     series = fetch_series(atlas_db, Selection())["big"]
     assert series.n == 20000
     # 1 moments row + at most 41 distinct scores + 5 worst sessions + 30 tasks, in one statement
@@ -177,14 +177,14 @@ def test_max_uncertainty_leaves_out_sessions_the_judges_were_unsure_of(atlas_db:
 def test_max_uncertainty_is_validated(bad: Any) -> None:
     from pytest_atlas.errors import InvalidArgument
 
-    with pytest.raises(InvalidArgument, match="max_uncertainty must be a number from 0 to 1"):
+    with pytest.raises(InvalidArgument, match="max_uncertainty must be a number in \\[0, 1\\]"):
         Selection.build(max_uncertainty=bad)
 
 
 def test_max_uncertainty_in_a_threshold_gate(atlas_db: psycopg.Connection[Any]) -> None:
-    from pytest_atlas._report import render_table
     from pytest_atlas.errors import InvalidArgument
     from pytest_atlas.gates import GateSpec, evaluate
+    from pytest_atlas.reporting import gate_table
 
     rows = [session_row(None, minute=i, reward_stats={"score": 0.9, "uncertainty_mean": 0.05}) for i in range(30)]
     rows += [session_row(None, minute=30 + i, reward_stats={"score": 0.1, "uncertainty_mean": 0.8}) for i in range(30)]
@@ -197,6 +197,6 @@ def test_max_uncertainty_in_a_threshold_gate(atlas_db: psycopg.Connection[Any]) 
     assert careful.outcome.value == "pass"
     [key_row] = careful.rows
     assert "30 session(s) whose judges' uncertainty is above max_uncertainty left out" in key_row.reason
-    assert "30 (+30 uncertain)" in render_table([careful])
+    assert "30 (+30 uncertain)" in gate_table([careful])
     with pytest.raises(InvalidArgument, match="max_uncertainty applies to threshold and regression gates"):
         GateSpec.build("d", {"kind": "drift", "max_uncertainty": 0.3})

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from pytest_atlas._properties import parse_result_property, result_property
-from pytest_atlas._report import build_report, render_failure, render_markdown, render_table
 from pytest_atlas.gates import GateResult, KeyResult
+from pytest_atlas.reporting import build_report, gate_table, render_failure, render_markdown
 from pytest_atlas.stats import Outcome
 
 LONG_KEY = "3f9a2c51d0e4b7a8" + "0" * 48
@@ -45,7 +45,7 @@ def result() -> GateResult:
 
 
 def test_table_has_every_column_and_shortens_long_keys() -> None:
-    text = render_table([result()])
+    text = gate_table([result()])
     header, rule, first, second = text.splitlines()
     assert header.split("  ")[0] == "gate" and "worst sessions" in header and set(rule) <= {"-", " "}
     assert "3f9a2c51d0e4…" in first and LONG_KEY not in first
@@ -66,7 +66,7 @@ def test_failure_text_has_summary_table_and_reasons() -> None:
 def test_accepted_rows_count_as_passes() -> None:
     accepted = GateResult("g", "regression", tuple(row.accept("until 2026-01-01: t") for row in result().rows[:1]))
     assert accepted.outcome is Outcome.PASS and not accepted.blocking
-    assert "FAIL (accepted)" in render_table([accepted])
+    assert "FAIL (accepted)" in gate_table([accepted])
 
 
 def test_markdown_escapes_pipes_and_marks_outcomes() -> None:

@@ -161,7 +161,7 @@ def test_nan_and_missing_scores_are_refused_with_a_message() -> None:
     assert "how to fix" in str(info.value)
     with pytest.raises(InvalidArgument, match=r"candidate\[0\] is None, not a number"):
         compare([0.5, 0.6], [None, 0.5])
-    with pytest.raises(InvalidArgument, match="unknown method 'ks'"):
+    with pytest.raises(InvalidArgument, match="method 'ks' is not a known method"):
         compare([0.5, 0.6], [0.5, 0.6], method="ks")
     with pytest.raises(InvalidArgument, match="alpha must be"):
         compare([0.5, 0.6], [0.5, 0.6], alpha=0.7)

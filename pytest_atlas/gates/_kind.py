@@ -1,0 +1,148 @@
+"""What a gate kind is: its options, how it evaluates, and what evaluation hands back.
+
+A kind is one module in :mod:`pytest_atlas.gates._kinds` exposing ``KIND = GateKind(...)``; the
+table of kinds is in that package's ``__init__`` (read its docstring to add one). This module
+holds the pieces every kind shares: :class:`GateKind`, the :class:`Context` a kind is evaluated
+in, the :class:`Evaluation` it returns, the statistical options that score-reading kinds accept
+(:class:`Statistics`) and the formatting helpers of result rows. Light: no numpy, no scipy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from pytest_atlas._arguments import check_integer, check_number
+from pytest_atlas.gates._result import KeyResult
+from pytest_atlas.stats import canonical_method
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from pytest_atlas.gates._series import Series
+    from pytest_atlas.gates._spec import GateSpec
+
+__all__ = [
+    "Context",
+    "Evaluation",
+    "GateKind",
+    "KindOptions",
+    "Statistics",
+    "interval",
+    "missing_note",
+    "option_names",
+]
+
+
+class KindOptions(Protocol):
+    """The options of one kind: a frozen dataclass whose fields are the option names."""
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+OptionsT = TypeVar("OptionsT", bound=KindOptions)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the caller knows besides the gate and the database.
+
+    ``baseline``: series given directly (a regression compares with them); ``baseline_label``
+    says where they came from. ``load_baseline``: called with the gate's name when a kind needs a
+    baseline it was not given (the plugin reads ``--atlas-baseline`` there; None when there is no
+    file); it returns the series and their label. ``record``: the run saves a baseline
+    (``--atlas-save-baseline``), so a regression gate without one records its series and passes.
+    """
+
+    baseline: Mapping[str, Series] | None = None
+    baseline_label: str = "the baseline given"
+    load_baseline: Callable[[str], tuple[Mapping[str, Series], str] | None] | None = None
+    record: bool = False
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What a kind found: one row per learning key, notes for the reader, the series it read."""
+
+    rows: list[KeyResult]
+    notes: tuple[str, ...] = ()
+    series: Mapping[str, Series] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GateKind(Generic[OptionsT]):
+    """One kind of gate.
+
+    * ``name``: what ``kind = "..."`` says;
+    * ``options``: the frozen dataclass of its own options (its fields are the option names the
+      kind accepts besides the selection and the common ones);
+    * ``build``: checks a mapping holding only those names and returns the options (raises
+      :class:`~pytest_atlas.errors.InvalidArgument` naming the wrong one);
+    * ``evaluate``: queries the database (read-only) and gives the verdict, one row per key;
+    * ``scored``: it reads reward scores, so ``max_uncertainty`` applies to it.
+    """
+
+    name: str
+    options: type[OptionsT]
+    build: Callable[[Mapping[str, Any]], OptionsT]
+    evaluate: Callable[[psycopg.Connection[Any], GateSpec, OptionsT, Context], Evaluation]
+    scored: bool = False
+
+    @property
+    def option_names(self) -> frozenset[str]:
+        return option_names(self.options)
+
+
+def option_names(options: type[Any]) -> frozenset[str]:
+    return frozenset(f.name for f in fields(options))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Statistics:
+    """The options of every kind that tests reward scores (threshold, regression)."""
+
+    alpha: float = 0.05
+    power: float = 0.8
+    method: str = "welch"
+    seed: int = 0
+    n_resamples: int = 2000
+
+    @staticmethod
+    def check(options: Mapping[str, Any]) -> dict[str, Any]:
+        """The statistical options present in ``options``, checked."""
+        checks: dict[str, Callable[[str, Any], Any]] = {
+            "alpha": lambda n, v: check_number(n, v, low=0.0, high=0.5, low_open=True, example=0.05),
+            "power": lambda n, v: check_number(n, v, low=0.0, high=0.999, low_open=True, example=0.8),
+            "method": lambda n, v: canonical_method(v),
+            "seed": lambda n, v: check_integer(n, v, low=0, example=0),
+            "n_resamples": lambda n, v: check_integer(n, v, low=100, high=1_000_000, example=2000),
+        }
+        return {name: check(name, options[name]) for name, check in checks.items() if name in options}
+
+    def statistics(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "power": self.power, "method": self.method}
+
+    def test_options(self) -> dict[str, Any]:
+        """Keyword arguments of the :mod:`pytest_atlas.stats` tests."""
+        return {
+            "alpha": self.alpha,
+            "power": self.power,
+            "method": self.method,
+            "n_resamples": self.n_resamples,
+            "seed": self.seed,
+        }
+
+
+def interval(low: float, high: float) -> str:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "-"
+    return f"[{low:.3f}, {high:.3f}]"
+
+
+def missing_note(series: Series) -> str:
+    note = f"; {series.missing} session(s) without a usable score left out" if series.missing else ""
+    if series.uncertain:
+        note += f"; {series.uncertain} session(s) whose judges' uncertainty is above max_uncertainty left out"
+    return note

@@ -1,0 +1,268 @@
+"""The ``regression`` gate: did each learning key's mean reward drop against a baseline, beyond noise?
+
+Options: ``baseline`` (a selection of baseline sessions in the same database; without it the
+gate compares with the ``--atlas-baseline`` file), ``tolerance``, ``min_effect``, ``paired``,
+``digits``, ``allow_new_keys`` and the statistical ones. Query: the reward series of the selected
+sessions and, with a baseline selection, of the baseline's. Verdict: a one-sided test per key
+(paired by task when both windows ran the same tasks), Holm-corrected across keys. An empty
+baseline is an error; a key the baseline lacks fails unless ``allow_new_keys``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pytest_atlas import stats
+from pytest_atlas._arguments import check_bool, check_integer, check_number
+from pytest_atlas._outcome import Outcome
+from pytest_atlas.errors import GateError, InvalidArgument
+from pytest_atlas.gates._kind import Context, Evaluation, GateKind, Statistics, interval, missing_note
+from pytest_atlas.gates._result import NEW_KEY, KeyResult
+from pytest_atlas.gates._selection import Selection
+from pytest_atlas.gates._series import Series, fetch_series
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from pytest_atlas.gates._spec import GateSpec
+    from pytest_atlas.stats import Comparison
+
+__all__ = ["KIND", "RegressionOptions", "regression_rows"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegressionOptions(Statistics):
+    baseline: Selection | None = None
+    tolerance: float = 0.0
+    min_effect: float | None = 0.05
+    paired: bool | None = None
+    digits: int = 4
+    allow_new_keys: bool = False
+
+    @classmethod
+    def build(cls, options: Mapping[str, Any]) -> RegressionOptions:
+        values: dict[str, Any] = Statistics.check(options)
+        if "baseline" in options:
+            raw = options["baseline"]
+            if not isinstance(raw, Mapping):
+                raise InvalidArgument(
+                    f"baseline must be a table of selection options, got {raw!r}",
+                    hint='for example baseline = { metadata = { run = "v1" } }',
+                )
+            try:
+                values["baseline"] = Selection.build(**dict(raw))
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"baseline: {exc.problem}", hint=exc.hint) from None
+        if "tolerance" in options:
+            values["tolerance"] = check_number("tolerance", options["tolerance"], low=0.0, high=1.0)
+        if "min_effect" in options:
+            raw_effect = options["min_effect"]
+            values["min_effect"] = (
+                None
+                if raw_effect is None or raw_effect is False
+                else check_number("min_effect", raw_effect, low=0.0, high=1.0, low_open=True, example=0.05)
+            )
+        min_effect = values.get("min_effect", 0.05)
+        if min_effect is not None and min_effect <= values.get("tolerance", 0.0):
+            raise InvalidArgument(
+                "min_effect must be larger than tolerance",
+                hint="min_effect is the drop that must be detectable, tolerance the drop that is accepted",
+            )
+        if "paired" in options:
+            raw_paired = options["paired"]
+            values["paired"] = None if raw_paired is None or raw_paired == "auto" else check_bool("paired", raw_paired)
+        if "digits" in options:
+            values["digits"] = check_integer("digits", options["digits"], low=0, high=12, example=4)
+        if "allow_new_keys" in options:
+            values["allow_new_keys"] = check_bool("allow_new_keys", options["allow_new_keys"])
+        return cls(**values)
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            **self.statistics(),
+            "tolerance": self.tolerance,
+            "min_effect": self.min_effect,
+            "paired": self.paired,
+            "allow_new_keys": self.allow_new_keys,
+        }
+        if self.baseline is not None:
+            out["baseline"] = self.baseline.describe()
+        return out
+
+
+def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: RegressionOptions, context: Context) -> Evaluation:
+    series = fetch_series(conn, spec.selection, by_key=spec.by_key, digits=options.digits)
+    notes: list[str] = []
+    baseline, label = context.baseline, context.baseline_label
+    if baseline is None and options.baseline is not None:
+        baseline = fetch_series(conn, options.baseline, by_key=spec.by_key, digits=options.digits)
+        notes.append("baseline: sessions selected by " + str(options.baseline.describe()))
+        label = "its baseline selection " + str(options.baseline.describe() or "(every session)")
+    if baseline is None and context.load_baseline is not None:
+        loaded = context.load_baseline(spec.name)
+        if loaded is not None:
+            baseline, label = loaded
+    if baseline is None:
+        if not context.record:
+            raise GateError(
+                f"regression gate {spec.name!r} has no baseline",
+                hint="pass --atlas-baseline PATH (written by --atlas-save-baseline from a run you "
+                "trust) or declare baseline = { ...selection... } in the gate",
+            )
+        rows = [
+            KeyResult(
+                key,
+                s.n,
+                "mean",
+                s.sample.mean if s.n else None,
+                "-",
+                "recorded",
+                Outcome.PASS,
+                "no baseline yet: series recorded for the baseline file",
+                missing=s.missing,
+            )
+            for key, s in sorted(series.items())
+        ]
+        return Evaluation(rows, (*notes, "no baseline: recording only"), series)
+    _check_baseline(spec, baseline, label)
+    return Evaluation(regression_rows(series, baseline, spec) if series else [], tuple(notes), series)
+
+
+def _check_baseline(spec: GateSpec, baseline: Mapping[str, Series], where: str) -> None:
+    """An empty baseline proves nothing: an error, whatever ``allow_inconclusive`` says."""
+    if not any(series.n for series in baseline.values()):
+        missing = sum(series.missing for series in baseline.values())
+        held = f" ({missing} session(s) without a usable score)" if missing else ""
+        raise GateError(
+            f"the baseline of regression gate {spec.name!r} is empty: {where} holds no scored session{held}",
+            hint="fix the baseline selection (a typo in a metadata value matches nothing) or save the baseline "
+            "again with --atlas-save-baseline from a run you trust",
+        )
+
+
+def _pairs(base: Series, cand: Series) -> tuple[list[float], list[float]] | None:
+    if base.tasks is None or cand.tasks is None or len(cand.tasks) < 2:
+        return None
+    if set(base.tasks) != set(cand.tasks):
+        return None
+    tasks = sorted(cand.tasks)
+    return [base.tasks[t][0] for t in tasks], [cand.tasks[t][0] for t in tasks]
+
+
+def regression_rows(candidate: Mapping[str, Series], baseline: Mapping[str, Series], spec: GateSpec) -> list[KeyResult]:
+    """Did each key's mean reward drop against the baseline? Paired by task when both windows ran
+    the same tasks (``paired`` unset) or when asked (True). Holm across keys."""
+    options: RegressionOptions = spec.options
+    keys = sorted(set(candidate) | set(baseline))
+    compared: list[tuple[str, Comparison]] = []
+    rows: dict[str, KeyResult] = {}
+    for key in keys:
+        cand, base = candidate.get(key), baseline.get(key)
+        if base is None or base.n == 0:
+            rows[key] = _new_key(key, cand, base, options)
+            continue
+        if cand is None or cand.n == 0:
+            # the baseline has scores for this key, the candidate none: never inconclusive
+            held = f"{cand.missing} candidate session(s) without a usable score" if cand else "no candidate session"
+            rows[key] = KeyResult(
+                key,
+                0,
+                "diff",
+                None,
+                "-",
+                _tolerated(options),
+                Outcome.FAIL,
+                f"{held} for this learning key, which has {base.n} scored baseline session(s): the candidate "
+                "stopped producing it (narrow the gate's learning_key if that is intended)",
+                worst=(),
+                missing=cand.missing if cand else 0,
+            )
+            continue
+        pairs = _pairs(base, cand) if options.paired is not False else None
+        test = {**options.test_options(), "tolerance": options.tolerance, "min_effect": options.min_effect}
+        if pairs is not None:
+            result = stats.compare_paired(pairs[0], pairs[1], **test)
+        elif options.paired:
+            rows[key] = KeyResult(
+                key,
+                cand.n,
+                "diff",
+                None,
+                "-",
+                _tolerated(options),
+                Outcome.INCONCLUSIVE,
+                "paired = true, but the two windows did not run the same tasks "
+                "(or ran too many distinct tasks to pair)",
+                worst=tuple(s for s, _ in cand.worst),
+                missing=cand.missing,
+            )
+            continue
+        else:
+            result = stats.compare(base.sample, cand.sample, **test)
+        compared.append((key, result))
+    for key, result in zip([k for k, _ in compared], stats.holm_adjust([r for _, r in compared]), strict=True):
+        cand = candidate[key]
+        rows[key] = KeyResult(
+            learning_key=key,
+            n=cand.n,
+            statistic="diff",
+            value=result.difference,
+            bound=interval(result.lower, result.upper),
+            threshold=_tolerated(options),
+            outcome=result.outcome,
+            reason=result.reason + missing_note(cand),
+            worst=tuple(session for session, _ in cand.worst),
+            missing=cand.missing,
+            p_value=result.p_value,
+            p_adjusted=result.p_adjusted,
+            detail={
+                "method": result.method,
+                "paired": result.paired,
+                "n_baseline": result.n_baseline,
+                "baseline_mean": result.baseline_mean,
+                "candidate_mean": result.candidate_mean,
+                "lower": result.lower,
+                "upper": result.upper,
+                "alpha": result.alpha,
+                "drop_detectable": result.drop_detectable,
+                "min_effect": result.min_effect,
+                "uncertainty_mean": cand.uncertainty_mean,
+                "uncertain": cand.uncertain,
+            },
+        )
+    return [rows[key] for key in keys]
+
+
+def _tolerated(options: RegressionOptions) -> str:
+    return f"drop <= {options.tolerance:g}"
+
+
+def _new_key(key: str, cand: Series | None, base: Series | None, options: RegressionOptions) -> KeyResult:
+    """A key the baseline has no scored session for: nothing to compare with. It fails unless the
+    gate says ``allow_new_keys = true``, and then counts as accepted, never as a comparison."""
+    assert cand is not None or base is not None
+    had = f" (the baseline has {base.missing} session(s) without a usable score)" if base and base.missing else ""
+    reason = f"new learning key: no scored baseline session for it{had}"
+    row = KeyResult(
+        key,
+        cand.n if cand else 0,
+        NEW_KEY,
+        None,
+        "-",
+        _tolerated(options),
+        Outcome.FAIL,
+        reason
+        + (
+            ""
+            if options.allow_new_keys
+            else "; set allow_new_keys = true to let new keys through ungated, or save a baseline that has it"
+        ),
+        worst=tuple(s for s, _ in (cand.worst if cand else ())),
+        missing=cand.missing if cand else 0,
+    )
+    return row.accept("allow_new_keys = true") if options.allow_new_keys else row
+
+
+KIND = GateKind("regression", RegressionOptions, RegressionOptions.build, evaluate, scored=True)

@@ -1,0 +1,330 @@
+"""Reward series: the scores of one learning key as threshold and regression gates (and baseline
+files) see them, and the one query that reads them.
+
+A gate over a million sessions fetches, per learning key: one row of exact moments, one row per
+distinct (rounded) score, the few worst sessions, and -- only when there are few enough -- one row
+per task. numpy is loaded only when a series is built (through the lazy :mod:`pytest_atlas.stats`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+
+from pytest_atlas import stats
+from pytest_atlas._arguments import check_integer, check_number, shown
+from pytest_atlas.errors import InvalidArgument
+from pytest_atlas.gates._selection import Selection
+from pytest_atlas.gates._sql import run, scored
+
+if TYPE_CHECKING:
+    from pytest_atlas.stats import Sample
+
+__all__ = ["MAX_COUNT", "Series", "check_series", "fetch_series"]
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    """The rewards of one learning key (or of all, ``learning_key == "*"``) as a gate sees them.
+
+    ``sample`` holds the scores (frequency table of values rounded to ``digits`` decimals, exact
+    mean and variance); ``missing`` counts selected sessions without a usable score (no
+    reward_stats, or a score that is null, NaN-like or not a number); ``uncertain`` those left out
+    by ``max_uncertainty``; ``worst`` lists the lowest-scoring sessions as ``(id, score)``;
+    ``tasks`` maps task text to ``(mean score, sessions)`` when the series has few enough distinct
+    tasks to pair on, else None.
+    """
+
+    learning_key: str
+    sample: Sample
+    missing: int = 0
+    worst: tuple[tuple[int, float], ...] = ()
+    tasks: Mapping[str, tuple[float, int]] | None = None
+    uncertainty_mean: float | None = None
+    uncertain: int = 0
+    digits: int = 4
+
+    @property
+    def n(self) -> int:
+        return self.sample.n
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "learning_key": self.learning_key,
+            "digits": self.digits,
+            "n": self.n,
+            "mean": _finite(self.sample.mean),
+            "variance": _finite(self.sample.variance),
+            "values": self.sample.values.tolist(),
+            "counts": self.sample.counts.tolist(),
+            "missing": self.missing,
+            "worst": [[session, score] for session, score in self.worst],
+            "tasks": None if self.tasks is None else {task: list(pair) for task, pair in self.tasks.items()},
+            "uncertainty_mean": self.uncertainty_mean,
+            "uncertain": self.uncertain,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Series:
+        """Inverse of :meth:`to_json`. The series must be internally consistent (see
+        :func:`check_series`); raises InvalidArgument naming the first field that is not."""
+        return check_series(data)
+
+
+#: the largest count a series may hold (more sessions than any database has; keeps numpy exact)
+MAX_COUNT = 2**53
+_SERIES_FIELDS = frozenset(
+    {
+        "learning_key",
+        "digits",
+        "n",
+        "mean",
+        "variance",
+        "values",
+        "counts",
+        "missing",
+        "worst",
+        "tasks",
+        "uncertainty_mean",
+        "uncertain",
+    }
+)
+
+
+def _bad(problem: str) -> InvalidArgument:
+    return InvalidArgument(problem, hint="the file was edited, truncated or damaged: save the baseline again")
+
+
+def _count(name: str, value: Any, *, low: int = 0) -> int:
+    try:
+        return check_integer(name, value, low=low, high=MAX_COUNT)
+    except InvalidArgument as exc:
+        raise _bad(exc.problem) from None
+
+
+def _real(name: str, value: Any) -> float:
+    try:
+        return check_number(name, value)
+    except InvalidArgument as exc:
+        raise _bad(exc.problem) from None
+
+
+def check_series(data: Mapping[str, Any]) -> Series:
+    """A :class:`Series` from its JSON form, checked field by field and for internal consistency:
+
+    * exactly the fields :meth:`Series.to_json` writes, each of its type and range;
+    * ``values`` strictly increasing finite numbers rounded to ``digits`` decimals, one positive
+      integer count each; ``n`` the sum of the counts;
+    * ``mean`` null exactly when ``n`` is 0, else within rounding (half a unit of the last digit)
+      of the frequency table's mean; ``variance`` null below two sessions, else non-negative and
+      its square root within rounding of the table's standard deviation;
+    * ``worst``: at most ``n`` distinct session ids with their scores, lowest first, the lowest one
+      in the table's lowest value;
+    * ``tasks``: null, or per-task means and counts whose counts add up to ``n`` and whose weighted
+      mean is ``mean``.
+    """
+    if not isinstance(data, Mapping):
+        raise _bad(f"expected a series object, got {shown(data)}")
+    unknown = sorted(set(data) - _SERIES_FIELDS)
+    missing_fields = sorted(_SERIES_FIELDS - set(data))
+    if unknown or missing_fields:
+        what = []
+        if unknown:
+            what.append("unknown field(s) " + ", ".join(map(repr, unknown)))
+        if missing_fields:
+            what.append("missing field(s) " + ", ".join(missing_fields))
+        raise _bad("; ".join(what))
+    key = data["learning_key"]
+    if not isinstance(key, str):
+        raise _bad(f"learning_key must be a string, got {shown(key)}")
+    try:
+        digits = check_integer("digits", data["digits"], low=0, high=12, example=4)
+    except InvalidArgument as exc:
+        raise _bad(exc.problem) from None
+    values, counts = data["values"], data["counts"]
+    if not isinstance(values, list) or not isinstance(counts, list) or len(values) != len(counts):
+        raise _bad("values and counts must be lists of the same length")
+    scale = 10.0**digits
+    half = 0.5 / scale
+    previous = -math.inf
+    for index, raw in enumerate(values):
+        value = _real(f"values[{index}]", raw)
+        if value <= previous:
+            raise _bad(f"values must be strictly increasing; values[{index}] = {value!r} is not")
+        scaled = value * scale
+        if abs(scaled - round(scaled)) > 1e-6 + 1e-9 * abs(scaled):
+            raise _bad(f"values[{index}] = {value!r} is not rounded to {digits} decimals")
+        previous = value
+    table_counts = [_count(f"counts[{index}]", raw, low=1) for index, raw in enumerate(counts)]
+    n = _count("n", data["n"])
+    if n != sum(table_counts):
+        raise _bad(f"n is {n} but the counts add up to {sum(table_counts)}")
+    missing = _count("missing", data["missing"])
+    uncertain = _count("uncertain", data["uncertain"])
+    floats = [float(v) for v in values]
+    mean = data["mean"]
+    variance = data["variance"]
+    if n == 0:
+        if mean is not None or variance is not None:
+            raise _bad("a series without sessions has null mean and variance")
+    else:
+        mean = _real("mean", mean)
+        table_mean = math.fsum(v * c for v, c in zip(floats, table_counts, strict=True)) / n
+        if abs(mean - table_mean) > half + 1e-9:
+            raise _bad(f"mean {mean!r} does not agree with the frequency table (its mean is {table_mean:.6g})")
+        if n == 1:
+            if variance is not None:
+                raise _bad("a series of one session has a null variance")
+        else:
+            variance = _real("variance", variance)
+            if variance < 0:
+                raise _bad(f"variance must not be negative, got {variance!r}")
+            table_sd = math.sqrt(
+                max(math.fsum(c * (v - table_mean) ** 2 for v, c in zip(floats, table_counts, strict=True)), 0.0)
+                / (n - 1)
+            )
+            allowed = half * math.sqrt(n / (n - 1)) + 1e-9
+            if abs(math.sqrt(variance) - table_sd) > allowed:
+                raise _bad(
+                    f"variance {variance!r} does not agree with the frequency table "
+                    f"(its standard deviation is {table_sd:.6g})"
+                )
+    uncertainty = data["uncertainty_mean"]
+    uncertainty_mean = None if uncertainty is None else _real("uncertainty_mean", uncertainty)
+    raw_worst = data["worst"]
+    if not isinstance(raw_worst, list) or len(raw_worst) > n:
+        raise _bad(f"worst must be a list of at most n = {n} [session id, score] pairs")
+    worst: list[tuple[int, float]] = []
+    for index, pair in enumerate(raw_worst):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise _bad(f"worst[{index}] must be a [session id, score] pair, got {shown(pair)}")
+        worst.append((_count(f"worst[{index}][0]", pair[0], low=1), _real(f"worst[{index}][1]", pair[1])))
+    if worst != sorted(worst, key=lambda item: (item[1], item[0])) or len({s for s, _ in worst}) != len(worst):
+        raise _bad("worst must list distinct sessions, lowest score first")
+    if worst and abs(round(worst[0][1] * scale) / scale - floats[0]) > half + 1e-9:
+        raise _bad(f"the lowest score in worst ({worst[0][1]!r}) is not the table's lowest value ({floats[0]!r})")
+    raw_tasks = data["tasks"]
+    tasks: dict[str, tuple[float, int]] | None = None
+    if raw_tasks is not None:
+        if not isinstance(raw_tasks, Mapping):
+            raise _bad(f"tasks must be null or an object of task -> [mean, count], got {shown(raw_tasks)}")
+        tasks = {}
+        for task, pair in raw_tasks.items():
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise _bad(f"tasks[{task!r}] must be a [mean, count] pair, got {shown(pair)}")
+            tasks[str(task)] = (_real(f"tasks[{task!r}][0]", pair[0]), _count(f"tasks[{task!r}][1]", pair[1], low=1))
+        if sum(count for _, count in tasks.values()) != n:
+            raise _bad(f"the task counts add up to {sum(c for _, c in tasks.values())}, not n = {n}")
+        if n:
+            weighted = math.fsum(m * c for m, c in tasks.values()) / n
+            if not math.isclose(weighted, float(mean), rel_tol=1e-9, abs_tol=1e-9):
+                raise _bad(f"the per-task means average to {weighted:.6g}, not to the mean {mean!r}")
+    sample = stats.Sample.from_counts(
+        floats,
+        table_counts,
+        what=f"series {key!r} values",
+        exact_mean=None if n == 0 else float(mean),
+        exact_variance=None if n < 2 else float(variance),
+    )
+    return Series(key, sample, missing, tuple(worst), tasks, uncertainty_mean, uncertain, digits)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def fetch_series(
+    conn: psycopg.Connection[Any],
+    selection: Selection,
+    *,
+    by_key: bool = True,
+    digits: int = 4,
+    worst: int = 5,
+    max_tasks: int = 5000,
+) -> dict[str, Series]:
+    """The reward series of the selected sessions, one per learning key (or one pooled series).
+
+    Scores are ``reward_stats.score``, falling back to ``score_mean`` (as Atlas's drift detector
+    reads them). The frequency table is rounded to ``digits`` decimals; the mean and variance are
+    exact. Keys without a single scored session still appear (n = 0) when they have sessions.
+    """
+    check_integer("digits", digits, low=0, high=12, example=4)
+    params: dict[str, Any] = {"worst": max(worst, 1), "max_tasks": max_tasks}
+    # One statement: PostgreSQL materialises the selected sessions once (a CTE used several times)
+    # and returns a handful of row kinds: m = moments per key, v = frequency table, x = sessions
+    # without a usable score, w = the worst sessions, t = per-task means (keys with few tasks only).
+    params["scale"] = float(10**digits)
+    query = scored(selection, by_key, params) + sql.SQL(
+        ", freq AS (SELECT lk, round(score * %(scale)s) / %(scale)s AS v, count(*) AS c FROM scored GROUP BY 1, 2)"
+        # the worst sessions: only rows at or below each key's k-th lowest rounded score are sorted
+        ", cut AS (SELECT lk, min(v) AS v FROM (SELECT lk, v, sum(c) OVER (PARTITION BY lk ORDER BY v) AS cum "
+        "FROM freq) AS f WHERE cum >= %(worst)s GROUP BY lk)"
+        ", worst AS (SELECT s.lk, s.id, s.score, row_number() OVER (PARTITION BY s.lk ORDER BY s.score, s.id) "
+        "AS rank FROM scored AS s LEFT JOIN cut ON cut.lk = s.lk "
+        "WHERE round(s.score * %(scale)s) / %(scale)s <= COALESCE(cut.v, 'infinity'))"
+        ", tasks AS (SELECT lk, task, avg(score) AS mean, count(*) AS c, count(*) OVER (PARTITION BY lk) AS ntasks "
+        "FROM scored GROUP BY lk, task) "
+        "SELECT 'm', lk, NULL::float8, count(*), avg(score), var_samp(score), avg(uncertainty), NULL::bigint, "
+        "NULL::text FROM scored GROUP BY lk "
+        "UNION ALL SELECT 'v', lk, v, c, NULL, NULL, NULL, NULL, NULL FROM freq "
+        "UNION ALL SELECT 'x', lk, NULL, count(*), NULL, NULL, NULL, NULL, NULL FROM matched "
+        "WHERE score IS NULL GROUP BY lk "
+        "UNION ALL SELECT 'w', lk, score, rank, NULL, NULL, NULL, id, NULL FROM worst WHERE rank <= %(worst)s "
+        "UNION ALL SELECT 't', lk, NULL, c, mean, NULL, NULL, NULL, task FROM tasks WHERE ntasks <= %(max_tasks)s"
+    )
+    if selection.max_uncertainty is not None:  # u = scored sessions whose judges were too unsure
+        query += sql.SQL(
+            " UNION ALL SELECT 'u', lk, NULL, count(*), NULL, NULL, NULL, NULL, NULL FROM matched "
+            "WHERE score IS NOT NULL AND uncertainty > %(max_uncertainty)s GROUP BY lk"
+        )
+    moments: dict[str, tuple[int, float, float | None, float | None]] = {}
+    values: dict[str, list[tuple[float, int]]] = {}
+    missing: dict[str, int] = {}
+    uncertain: dict[str, int] = {}
+    worst_rows: dict[str, list[tuple[int, int, float]]] = {}
+    tasks: dict[str, dict[str, tuple[float, int]]] = {}
+    for kind, key, value, count, mean, variance, uncertainty, session, task in run(conn, query, params):
+        if kind == "m":
+            moments[key] = (
+                int(count),
+                float(mean),
+                None if variance is None else float(variance),
+                None if uncertainty is None else float(uncertainty),
+            )
+        elif kind == "v":
+            values.setdefault(key, []).append((float(value), int(count)))
+        elif kind == "x":
+            missing[key] = int(count)
+        elif kind == "u":
+            uncertain[key] = int(count)
+        elif kind == "w":
+            worst_rows.setdefault(key, []).append((int(count), int(session), float(value)))
+        else:
+            tasks.setdefault(key, {})[task] = (float(mean), int(count))
+    out: dict[str, Series] = {}
+    for key in sorted(set(moments) | set(missing) | set(uncertain)):
+        table_rows = values.get(key, [])
+        n, mean, variance, uncertainty = moments.get(key, (0, math.nan, None, None))
+        sample = stats.Sample.from_counts(
+            [v for v, _ in table_rows],
+            [c for _, c in table_rows],
+            exact_mean=mean if n else None,
+            exact_variance=variance,
+        )
+        lowest = tuple((session, score) for _, session, score in sorted(worst_rows.get(key, [])))[:worst]
+        out[key] = Series(
+            key,
+            sample,
+            missing.get(key, 0),
+            lowest,
+            tasks.get(key) if n else None,
+            uncertainty,
+            uncertain.get(key, 0),
+            digits,
+        )
+    return out

@@ -1,0 +1,177 @@
+"""The SQL every gate kind shares: read-only connections and queries, the selection's WHERE clause,
+the learning-key column, the score expressions and the scored-sessions CTEs, counts per value.
+
+All SQL is composed with :mod:`psycopg.sql`; user values travel as parameters. Every query runs in a
+READ ONLY transaction that is rolled back: nothing is ever written to the database being gated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+from psycopg.types.json import Jsonb
+
+from pytest_atlas._dsn import Dsn
+from pytest_atlas.db import connect_target
+from pytest_atlas.errors import GateError, InvalidArgument, ProvisioningError
+from pytest_atlas.gates._selection import Selection
+
+__all__ = ["ALL_KEYS", "connection", "filters", "key_column", "run", "scored", "tally"]
+
+#: the "learning key" of a series that pools every key
+ALL_KEYS = "*"
+
+#: a number as Python's float() and PostgreSQL's float8 both read it (no NaN, no Infinity)
+_NUMBER_PATTERN = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+
+
+@contextlib.contextmanager
+def connection(source: psycopg.Connection[Any] | str | Dsn, *, timeout: int = 10) -> Iterator[psycopg.Connection[Any]]:
+    """Yield a connection: the one given, or a new read-only one to the DSN given (closed afterwards).
+
+    Queries run inside ``conn.transaction()`` (a savepoint when a transaction is open) that is
+    READ ONLY and always rolled back, so a failed query never leaves the caller's transaction
+    aborted and nothing is ever written or committed.
+    """
+    if isinstance(source, psycopg.Connection):
+        yield source
+        return
+    if not isinstance(source, str | Dsn):
+        raise InvalidArgument(
+            f"expected a psycopg connection or a DSN string, got {type(source).__name__}",
+            hint="pass atlas_db, or a URL such as postgresql://user@host/dbname",
+        )
+    try:
+        conn = connect_target(source, timeout=timeout)
+    except ProvisioningError as exc:
+        raise GateError(f"cannot connect to the gate database: {exc.problem}", hint=exc.hint) from None
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def run(conn: psycopg.Connection[Any], query: sql.Composed, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    try:
+        with conn.transaction(force_rollback=True), conn.cursor(row_factory=tuple_row) as cursor:
+            cursor.execute("SET TRANSACTION READ ONLY")
+            cursor.execute(query, params)
+            return list(cursor.fetchall())
+    except psycopg.errors.UndefinedTable:
+        raise GateError(
+            "the database has no 'sessions' table: it is not an Atlas database",
+            hint="point --atlas-target at the database your Atlas harness writes to",
+        ) from None
+    except psycopg.errors.InsufficientPrivilege as exc:
+        user = conn.info.user
+        raise GateError(
+            f"the role {user!r} may not read the Atlas tables: {str(exc).strip().splitlines()[0]}",
+            hint=f"grant it read access (GRANT SELECT ON ALL TABLES IN SCHEMA public TO {user}), or use a role "
+            "that can read them",
+        ) from None
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GateError(
+            f"gate query failed: {first}",
+            hint="check that the database has Atlas's schema (pytest-atlas ships it as "
+            "schema.sql); the query is read-only",
+        ) from None
+
+
+def _number(element: sql.Composable) -> sql.Composable:
+    """float8 of a jsonb element when it is a number, or a string holding an ordinary number; else NULL
+    (never a cast error: NaN, Infinity, words, booleans, objects and values beyond 1e300 give NULL)."""
+    return sql.SQL(
+        "(CASE jsonb_typeof({e}) "
+        "WHEN 'number' THEN CASE WHEN abs(({e})::numeric) < 1e300 THEN ({e})::float8 END "
+        "WHEN 'string' THEN CASE WHEN ({e} #>> '{{}}') ~ %(number_pattern)s THEN "
+        "CASE WHEN abs(({e} #>> '{{}}')::numeric) < 1e300 THEN ({e} #>> '{{}}')::float8 END END END)"
+    ).format(e=element)
+
+
+_SCORE = sql.SQL("COALESCE({a}, {b})").format(
+    a=_number(sql.SQL("(s.reward_stats -> 'score')")),
+    b=_number(sql.SQL("(s.reward_stats -> 'score_mean')")),
+)
+_UNCERTAINTY = _number(sql.SQL("(s.reward_stats -> 'uncertainty_mean')"))
+
+
+def filters(selection: Selection, params: dict[str, Any]) -> sql.Composable:
+    clauses: list[sql.Composable] = [sql.SQL("TRUE")]
+    if selection.learning_key is not None:
+        clauses.append(sql.SQL("(s.metadata ->> 'learning_key') = ANY(%(learning_keys)s)"))
+        params["learning_keys"] = list(selection.learning_key)
+    if selection.since is not None:
+        clauses.append(sql.SQL("s.created_at >= %(since)s"))
+        params["since"] = selection.since
+    if selection.until is not None:
+        clauses.append(sql.SQL("s.created_at < %(until)s"))
+        params["until"] = selection.until
+    if selection.status is not None:
+        clauses.append(sql.SQL("s.status = ANY(%(statuses)s)"))
+        params["statuses"] = list(selection.status)
+    if selection.review_status is not None:
+        clauses.append(sql.SQL("s.review_status = ANY(%(review_statuses)s)"))
+        params["review_statuses"] = list(selection.review_status)
+    if selection.excludes_quarantined():
+        clauses.append(sql.SQL("s.review_status IS DISTINCT FROM 'quarantined'"))
+    if selection.metadata is not None:
+        clauses.append(sql.SQL("s.metadata @> %(metadata)s"))
+        params["metadata"] = Jsonb(dict(selection.metadata))
+    if selection.task is not None:
+        clauses.append(sql.SQL("s.task = ANY(%(tasks)s)"))
+        params["tasks"] = list(selection.task)
+    return sql.SQL(" AND ").join(clauses)
+
+
+def key_column(by_key: bool) -> sql.Composable:
+    return sql.SQL("COALESCE(s.metadata ->> 'learning_key', '')") if by_key else sql.Literal(ALL_KEYS)
+
+
+def scored(selection: Selection, by_key: bool, params: dict[str, Any]) -> sql.Composable:
+    """CTEs ``matched`` (every selected session with its score or NULL) and ``scored`` (the scored
+    ones, limited to the newest ``last`` per key)."""
+    params["number_pattern"] = _NUMBER_PATTERN
+    matched = sql.SQL(
+        "matched AS (SELECT s.id, s.task, s.created_at, {key} AS lk, {score} AS score, "
+        "{uncertainty} AS uncertainty FROM sessions AS s WHERE {where})"
+    ).format(key=key_column(by_key), score=_SCORE, uncertainty=_UNCERTAINTY, where=filters(selection, params))
+    usable = sql.SQL("score IS NOT NULL")
+    if selection.max_uncertainty is not None:
+        params["max_uncertainty"] = selection.max_uncertainty
+        usable = sql.SQL("score IS NOT NULL AND (uncertainty IS NULL OR uncertainty <= %(max_uncertainty)s)")
+    if selection.last is None:
+        scored = sql.SQL("scored AS (SELECT * FROM matched WHERE {usable})").format(usable=usable)
+    else:
+        params["last"] = selection.last
+        scored = sql.SQL(
+            "scored AS (SELECT * FROM (SELECT m.*, row_number() OVER "
+            "(PARTITION BY lk ORDER BY created_at DESC, id DESC) AS recency FROM matched AS m "
+            "WHERE {usable}) AS ranked WHERE recency <= %(last)s)"
+        ).format(usable=usable)
+    return sql.SQL("WITH {matched}, {scored} ").format(matched=matched, scored=scored)
+
+
+def tally(
+    conn: psycopg.Connection[Any], selection: Selection, column: sql.Composable, *, by_key: bool, worst: int, name: str
+) -> dict[str, dict[str, Any]]:
+    """Per key: ``total``, and per value of ``column``: a count (under ``name``) and up to ``worst``
+    session ids, newest first (under ``ids``)."""
+    params: dict[str, Any] = {"worst": worst}
+    query = sql.SQL(
+        "SELECT lk, value, count(*), (array_agg(id ORDER BY id DESC))[1:%(worst)s] FROM "
+        "(SELECT {key} AS lk, {column} AS value, s.id FROM sessions AS s WHERE {where}) AS r "
+        "GROUP BY lk, value"
+    ).format(key=key_column(by_key), column=column, where=filters(selection, params))
+    out: dict[str, dict[str, Any]] = {}
+    for key, value, count, ids in run(conn, query, params):
+        entry = out.setdefault(key, {"total": 0, name: {}, "ids": {}})
+        entry["total"] += int(count)
+        entry[name][value] = int(count)
+        entry["ids"][value] = [int(i) for i in ids]
+    return out

@@ -1,0 +1,65 @@
+"""The Markdown section a run appends to ``$GITHUB_STEP_SUMMARY``: the gate table and the contract
+table (drawn by :func:`pytest_atlas._table.markdown_table`), each followed by the reasons of what did
+not pass."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pytest_atlas._table import markdown_cell, markdown_table
+from pytest_atlas.reporting._contracts import contract_rows
+from pytest_atlas.reporting._gates import HEADERS, gate_rows, key_label
+from pytest_atlas.reporting._lines import counts
+
+if TYPE_CHECKING:
+    from pytest_atlas.gates import GateResult
+
+__all__ = ["render_markdown"]
+
+
+def render_markdown(
+    gates: Sequence[Mapping[str, Any]] | Iterable[GateResult],
+    contracts: Sequence[Mapping[str, Any]] = (),
+    *,
+    target: str | None = None,
+    title: str = "pytest-atlas",
+) -> str:
+    """A Markdown section (for $GITHUB_STEP_SUMMARY): the gate table and the contract table, each
+    followed by the reasons of what did not pass. ``gates`` are payloads or :class:`GateResult`."""
+    from pytest_atlas.gates import GateResult
+
+    gate_results = [g if isinstance(g, GateResult) else GateResult.from_dict(g) for g in gates]
+    out = [f"### {title}" + (f": `{markdown_cell(target)}`" if target else ""), ""]
+    if gate_results:
+        out += [f"**gates**: {counts([r.to_dict() for r in gate_results], 'gate')}", ""]
+        out += markdown_table([HEADERS, *gate_rows(gate_results)], outcome_column=6)
+        reasons = [
+            f"- **{markdown_cell(r.name)}**: {markdown_cell(r.error or r.message)}"
+            for r in gate_results
+            if r.error or not r.rows
+        ]
+        reasons += [
+            f"- **{markdown_cell(r.name)}** `{markdown_cell(key_label(row.learning_key))}`: {markdown_cell(row.reason)}"
+            for r in gate_results
+            for row in r.rows
+            if row.outcome.value != "pass"
+        ]
+        if reasons:
+            out += ["", *reasons]
+        out.append("")
+    if contracts:
+        from pytest_atlas.contracts import SUMMARY_HEADERS, summary_row
+
+        ordered = contract_rows(contracts)
+        out += [f"**contract**: {counts(ordered, 'check')}", ""]
+        out += markdown_table([SUMMARY_HEADERS, *(summary_row(p.get("row", p)) for p in ordered)], outcome_column=6)
+        problems = [
+            f"- **{markdown_cell(str(p.get('name')))}**: {markdown_cell(str(p.get('summary', '')))}"
+            for p in ordered
+            if p.get("outcome") != "pass"
+        ]
+        if problems:
+            out += ["", *problems]
+        out.append("")
+    return "\n".join(out) + "\n"
