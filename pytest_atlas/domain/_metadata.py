@@ -149,6 +149,16 @@ def build_session_metadata(src: Source, run: RunFacts) -> Doc:
     metadata["learning_key"] = run.key
     if run.status == "running":
         return metadata
+    learning_state, entries = _applied_learning(src, run, metadata)
+    if run.status == "succeeded":
+        _review_keys(src, run, metadata)
+    _insights(src, run, metadata, learning_state, entries)
+    return metadata
+
+
+def _applied_learning(src: Source, run: RunFacts, metadata: Doc) -> tuple[Doc | None, list[Doc]]:
+    """The learning state the run loaded (returned with its playbook entries, which the learning usage
+    refers to) and the digests of the learning it applied."""
     learning_state = build_learning_state(src, run.created) if src.flag(0.5) else None
     entries = list((learning_state or {}).get("metadata", {}).get("playbook_entries") or [])
     if entries and src.flag(0.5):
@@ -159,28 +169,35 @@ def build_session_metadata(src: Source, run: RunFacts) -> Doc:
                     "char_count": src.integer(1, 1000),
                     "entry_count": len(entries),
                 }
-    if run.status == "succeeded":
+    return learning_state, entries
+
+
+def _review_keys(src: Source, run: RunFacts, metadata: Doc) -> None:
+    """What a succeeded run records of its review gate, drift assessment and reward audit."""
+    metadata["review"] = {
+        "require_approval": run.require_approval,
+        "default_export_statuses": ["approved"] if src.flag(0.8) else ["approved", "pending"],
+        "include_all_statuses": False,
+    }
+    if src.flag(0.05):
         metadata["review"] = {
             "require_approval": run.require_approval,
-            "default_export_statuses": ["approved"] if src.flag(0.8) else ["approved", "pending"],
-            "include_all_statuses": False,
+            "default_export_statuses": [],
+            "include_all_statuses": True,
         }
-        if src.flag(0.05):
-            metadata["review"] = {
-                "require_approval": run.require_approval,
-                "default_export_statuses": [],
-                "include_all_statuses": True,
-            }
-        if run.drift is not None:
-            metadata["drift"] = run.drift
-            metadata["drift_alert"] = bool(run.drift.get("drift_alert"))
-        if run.review_meta_status is not None:
-            metadata["review_status"] = run.review_meta_status
-            if run.review_notes:
-                metadata["review_notes"] = run.review_notes
-        if run.reward is not None and run.reward.audit:
-            metadata["reward_audit"] = run.reward.audit
-    # -- insights (override caller keys on a clash) -----------------------------------------------
+    if run.drift is not None:
+        metadata["drift"] = run.drift
+        metadata["drift_alert"] = bool(run.drift.get("drift_alert"))
+    if run.review_meta_status is not None:
+        metadata["review_status"] = run.review_meta_status
+        if run.review_notes:
+            metadata["review_notes"] = run.review_notes
+    if run.reward is not None and run.reward.audit:
+        metadata["reward_audit"] = run.reward.audit
+
+
+def _insights(src: Source, run: RunFacts, metadata: Doc, learning_state: Doc | None, entries: list[Doc]) -> None:
+    """The run's insights, merged over the caller keys (they win on a clash)."""
     metadata["triage_dossier"] = _triage_dossier(src, run.task, run.caller, run.key)
     metadata["adaptive_summary"] = run.adaptive.summary
     metadata["execution_mode"] = run.mode
@@ -242,4 +259,3 @@ def build_session_metadata(src: Source, run: RunFacts) -> Doc:
         }
     if src.flag(0.05):
         metadata["started_at"] = timestamp_text(src, run.created)
-    return metadata
