@@ -12,11 +12,11 @@ BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.
 
 
 def files(block: str) -> dict[str, str]:
-    """A block is one or more files, each starting with a ``# name.py`` line."""
+    """A block is one or more files, each starting with a ``# name.py`` (or ``# folder/name.py``) line."""
     out: dict[str, list[str]] = {}
     current = None
     for line in block.splitlines():
-        match = re.fullmatch(r"# (\w+\.py)", line)
+        match = re.fullmatch(r"# ((?:\w+/)?\w+\.py)", line)
         if match:
             current = match.group(1)
             out[current] = []
@@ -35,14 +35,32 @@ def atlas_loaded() -> None:
     _atlas._atlas()
 
 
+def examples() -> dict[str, dict[str, str]]:
+    """The page's examples: a block on its own, or the blocks of one folder together (a folder holds
+    an example's own conftest.py, so that it does not replace the conftest of another example)."""
+    out: dict[str, dict[str, str]] = {}
+    for block in BLOCKS:
+        found = files(block)
+        first = next(iter(found))
+        out.setdefault(first.partition("/")[0] if "/" in first else first, {}).update(found)
+    return out
+
+
+EXAMPLES = examples()
+
+
 def test_the_page_has_its_examples() -> None:
-    assert len(BLOCKS) == 4
+    assert len(BLOCKS) == 5
+    assert len(EXAMPLES) == 4
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[next(iter(files(b))) for b in BLOCKS])
-def test_example_runs(pytester: pytest.Pytester, block: str) -> None:
-    for name, text in files(block).items():
-        (pytester.path / name).write_text(text, encoding="utf-8")
+@pytest.mark.parametrize("example", list(EXAMPLES))
+def test_example_runs(pytester: pytest.Pytester, example: str) -> None:
+    found = EXAMPLES[example]
+    for name, text in found.items():
+        path = pytester.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
-    tests = sum(text.count("\ndef test_") + text.startswith("def test_") for text in files(block).values())
+    tests = sum(text.count("\ndef test_") + text.startswith("def test_") for text in found.values())
     result.assert_outcomes(passed=tests)
