@@ -27,6 +27,8 @@ import statistics
 import subprocess
 import sys
 
+from pytest_atlas._table import render_table
+
 MEASURE = r"""
 import json, sys, time
 name, what = sys.argv[1], sys.argv[2]
@@ -97,16 +99,7 @@ def main() -> None:
                 f"{figures['first-is-valid'] / figures['compile-all']:.3f}",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for index, row in enumerate(rows):
-        print(
-            "  ".join(
-                cell.rjust(width) if index and i else cell.ljust(width)
-                for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-            )
-        )
-        if index == 0:
-            print("  ".join("-" * width for width in widths))
+    print(render_table(rows, right=set(range(1, len(header)))))
     print(f"(medians of {args.repeats} fresh processes each)")
 
 

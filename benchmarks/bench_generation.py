@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pytest_atlas._table import render_table
+
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "jsonschemas"
 PINS = ["hypothesis==6.170.9", "hypothesis-jsonschema==0.23.1"]
@@ -355,26 +357,37 @@ def main() -> None:
         f"{' + '.join(PINS)}; median of {args.repeats} runs ({args.ours} / at most {args.theirs} examples or "
         f"{args.budget:.0f} s each)\n"
     )
-    header = (
-        f"{'strategy':<30} {'schema':<27} {'ours ms/ex':>10} {'ours ex/s':>10} {'from_schema ms/ex':>17} "
-        f"{'from_schema ex/s':>16} {'speed-up':>9} {'invalid ours':>13} {'invalid theirs':>15} "
-        f"{'from_schema setup s':>19}"
-    )
-    print(header)
-    print("-" * len(header))
-    for label, schema, ours_s, theirs_s, bad_ours, n_ours, bad_theirs, n_theirs, setup in table:
-        if theirs_s is None:
-            print(
-                f"{label:<30} {schema:<27} {ours_s * 1e3:>10.2f} {1 / ours_s:>10.0f} {'no example':>17} "
-                f"{'0':>16} {'-':>9} {f'{bad_ours}/{n_ours}':>13} {'-':>15} "
-                f"{f'>{args.setup_timeout:.0f}':>19}"
-            )
-            continue
-        print(
-            f"{label:<30} {schema:<27} {ours_s * 1e3:>10.2f} {1 / ours_s:>10.0f} {theirs_s * 1e3:>17.1f} "
-            f"{1 / theirs_s:>16.1f} {theirs_s / ours_s:>8.0f}x {f'{bad_ours}/{n_ours}':>13} "
-            f"{f'{bad_theirs}/{n_theirs}':>15} {setup:>19.1f}"
+    cells: list[tuple[str, ...]] = [
+        (
+            "strategy",
+            "schema",
+            "ours ms/ex",
+            "ours ex/s",
+            "from_schema ms/ex",
+            "from_schema ex/s",
+            "speed-up",
+            "invalid ours",
+            "invalid theirs",
+            "from_schema setup s",
         )
+    ]
+    for label, schema, ours_s, theirs_s, bad_ours, n_ours, bad_theirs, n_theirs, setup in table:
+        mine = (label, schema, f"{ours_s * 1e3:.2f}", f"{1 / ours_s:.0f}")
+        if theirs_s is None:
+            cells.append((*mine, "no example", "0", "-", f"{bad_ours}/{n_ours}", "-", f">{args.setup_timeout:.0f}"))
+            continue
+        cells.append(
+            (
+                *mine,
+                f"{theirs_s * 1e3:.1f}",
+                f"{1 / theirs_s:.1f}",
+                f"{theirs_s / ours_s:.0f}x",
+                f"{bad_ours}/{n_ours}",
+                f"{bad_theirs}/{n_theirs}",
+                f"{setup:.1f}",
+            )
+        )
+    print(render_table(cells, right=set(range(2, 10))))
 
     # from_schema cannot produce a whole graph; what its documents would cost one by one, for the
     # graphs we generated (their average numbers of steps and events)

@@ -35,6 +35,7 @@ from psycopg import sql
 
 from pytest_atlas._dsn import dsn_with_dbname, redact
 from pytest_atlas._resources import schema_path
+from pytest_atlas._table import render_table
 from pytest_atlas.factories import Factory
 
 TABLES = ("sessions", "plans", "step_results", "step_attempts", "guidance_notes", "trajectory_events")
@@ -136,17 +137,23 @@ def main() -> None:
             server.stop()
 
     print(f"\nPostgreSQL {version} at {redact(dsn)}; median of {args.repeats} interleaved repeats\n")
-    header = (
-        f"{'sessions':>8} {'rows':>8} {'events':>7} {'MB':>6} {'create s':>9} {'create sess/s':>13} "
-        f"{'COPY s':>7} {'COPY sess/s':>11} {'create/COPY speed':>18}"
-    )
-    print(header)
-    print("-" * len(header))
+    header = ("sessions", "rows", "events", "MB", "create s", "create sess/s", "COPY s", "COPY sess/s")
+    rows = [(*header, "create/COPY speed")]
     for r in results:
-        print(
-            f"{r['n']:>8} {r['rows']:>8} {r['events']:>7} {r['mb']:>6.1f} {r['create']:>9.2f} "
-            f"{r['n'] / r['create']:>13.0f} {r['copy']:>7.2f} {r['n'] / r['copy']:>11.0f} {r['ratio']:>17.2f}x"
+        rows.append(
+            (
+                f"{r['n']}",
+                f"{r['rows']}",
+                f"{r['events']}",
+                f"{r['mb']:.1f}",
+                f"{r['create']:.2f}",
+                f"{r['n'] / r['create']:.0f}",
+                f"{r['copy']:.2f}",
+                f"{r['n'] / r['copy']:.0f}",
+                f"{r['ratio']:.2f}x",
+            )
         )
+    print(render_table(rows, right=set(range(9))))
     print("\ngoal: create/COPY speed >= 0.5x (create includes building the sessions)")
 
 

@@ -36,6 +36,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from pytest_atlas._dsn import build_url, dsn_with_dbname, redact
 from pytest_atlas._resources import schema_path
+from pytest_atlas._table import render_table
 
 
 def storage_floor(dsn: str) -> None:
@@ -127,15 +128,14 @@ def main() -> None:
     floor = statistics.median(timings["storage floor"])
     print(f"\nPostgreSQL {version} at {redact(dsn)}; median of {args.repeats} interleaved repeats")
     print(f"first run of the process (imports Atlas): {first:.2f} s\n")
-    header = f"{'run':<14} {'median ms':>9} {'p90 ms':>7} {'events':>6} {'x storage floor':>15}"
-    print(header)
-    print("-" * len(header))
+    rows = [("run", "median ms", "p90 ms", "events", "x storage floor")]
     for kind, values in timings.items():
         ordered = sorted(values)
         p90 = ordered[max(0, round(0.9 * len(ordered)) - 1)]
         median = statistics.median(values)
         shown = str(events.get(kind, "")) if kind in events else "-"
-        print(f"{kind:<14} {median * 1000:>9.1f} {p90 * 1000:>7.1f} {shown:>6} {median / floor:>14.1f}x")
+        rows.append((kind, f"{median * 1000:.1f}", f"{p90 * 1000:.1f}", shown, f"{median / floor:.1f}x"))
+    print(render_table(rows, right={1, 2, 3, 4}))
 
 
 if __name__ == "__main__":

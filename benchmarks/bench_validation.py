@@ -38,6 +38,7 @@ import jsonschema
 from referencing import Registry, Resource
 
 import pytest_atlas
+from pytest_atlas._table import render_table
 from pytest_atlas.validation._schemas import documents
 
 PRINCIPLES = [
@@ -313,11 +314,9 @@ def main() -> None:
         f"{sum(bool(v.warnings) and v.valid for v in verdicts)} valid with warnings; "
         f"median of {args.repeats} repeats"
     )
-    width = max(len(name) for name, _ in measured)
-    print(f"{'validator':<{width}}  {'docs/s':>10}  {'µs/doc':>9}  {'× baseline':>10}")
-    print(f"{'-' * width}  {'-' * 10}  {'-' * 9}  {'-' * 10}")
-    for name, value in measured:
-        print(f"{name:<{width}}  {value:>10,.0f}  {1e6 / value:>9,.1f}  {value / base:>10,.1f}")
+    rows = [("validator", "docs/s", "µs/doc", "× baseline")]
+    rows += [(name, f"{value:,.0f}", f"{1e6 / value:,.1f}", f"{value / base:,.1f}") for name, value in measured]
+    print(render_table(rows, right={1, 2, 3}))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """The one set of argument checks: every public function, strategy, gate declaration and option
 checks its values here, so a wrong value reads the same wherever it is given.
 
-Each ``check_*`` function takes the argument's ``name`` (as the user wrote it: ``alpha``,
+Every error is built by :func:`invalid`, in one shape (``<name> must be <expected>, got
+<value>`` and a hint, prefixed by ``<function>():`` for the arguments of a public function or
+strategy). Each ``check_*`` function takes the argument's ``name`` (as the user wrote it: ``alpha``,
 ``modes.coach``, ``--atlas-contract-since``) and the ``value``, returns the value converted to its
 canonical type, and raises :class:`~pytest_atlas.errors.InvalidArgument` otherwise: the problem
 names the argument, what it must be and what it got; the hint shows a value that works. Booleans
@@ -47,6 +49,7 @@ __all__ = [
     "check_string",
     "check_strings",
     "check_type",
+    "invalid",
     "shown",
 ]
 
@@ -61,8 +64,20 @@ def shown(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def invalid(
+    name: str, value: object, expected: str, *, hint: str | None = None, function: str | None = None
+) -> InvalidArgument:
+    """The one argument error, in the one message shape (built, not raised)::
+
+    [<function>(): ]<name> must be <expected>, got <value>
+      how to fix: <hint>
+    """
+    where = f"{function}(): " if function else ""
+    return InvalidArgument(f"{where}{name} must be {expected}, got {shown(value)}", hint=hint)
+
+
 def _fail(name: str, expected: str, value: object, hint: str | None) -> InvalidArgument:
-    return InvalidArgument(f"{name} must be {expected}, got {shown(value)}", hint=hint)
+    return invalid(name, value, expected, hint=hint)
 
 
 def check_type(name: str, value: object, types: type[T] | tuple[type[T], ...], *, hint: str | None = None) -> T:
@@ -150,6 +165,7 @@ def check_integer(
     high: int | None = None,
     example: int | None = None,
     expected: str | None = None,
+    function: str | None = None,
 ) -> int:
     """An int (not a bool) from ``low`` to ``high``, both included (``expected`` rewords the range)."""
     lo = -_LARGEST if low is None else low
@@ -166,14 +182,23 @@ def check_integer(
     if example is None:
         example = max(lo, min(50, hi))
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise _fail(name, expected, value, f"for example {name} = {example}")
+        raise invalid(name, value, expected, hint=f"for example {name} = {example}", function=function)
     return value
 
 
-def check_positive_int(name: str, value: object, *, high: int | None = None, example: int | None = None) -> int:
+def check_positive_int(
+    name: str,
+    value: object,
+    *,
+    high: int | None = None,
+    example: int | None = None,
+    expected: str | None = None,
+    function: str | None = None,
+) -> int:
     """An int of at least 1 (``high``, when given, is a technical limit and named only when small)."""
-    expected = "a positive integer" + (f" of at most {high}" if high is not None and high < 2**31 else "")
-    return check_integer(name, value, low=1, high=high, example=example, expected=expected)
+    if expected is None:
+        expected = "a positive integer" + (f" of at most {high}" if high is not None and high < 2**31 else "")
+    return check_integer(name, value, low=1, high=high, example=example, expected=expected, function=function)
 
 
 @dataclass(frozen=True)
@@ -280,19 +305,19 @@ def check_moment(name: str, value: object) -> datetime:
 # --- calls of the data-generation API -------------------------------------------------------------
 # Strategies, factories and reward scenarios are Python calls with keyword arguments, checked when
 # the strategy or factory is *created* (not when drawn from), like Hypothesis's own argument
-# validation. Their errors name the call, in one message shape::
-#
-#     <function>(): invalid <name>=<value!r>: expected <what>
-#       how to fix: <hint>
-#
-# ``None`` always means "let the generator choose" and passes.
+# validation. Their errors are :func:`invalid`'s, prefixed by the call: ``<function>(): <name> must
+# be <what>, got <value>``. ``None`` always means "let the generator choose" and passes; counts and
+# intervals may be given as ``(min, max)`` pairs.
 
 
 def call_error(function: str, name: str, value: object, expected: str, hint: str | None = None) -> InvalidArgument:
-    """Build (not raise) the error of a data-generation call, in its message shape (see above)."""
-    return InvalidArgument(
-        f"{function}(): invalid {name}={value!r}: expected {expected}",
+    """Build (not raise) the error of a data-generation call (:func:`invalid`, named after the call)."""
+    return invalid(
+        name,
+        value,
+        expected,
         hint=hint or f"pass {name} as {expected}, or leave it out to let the strategy choose",
+        function=function,
     )
 
 

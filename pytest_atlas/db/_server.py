@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pytest_atlas._config import AtlasSettings
 from pytest_atlas._dsn import Dsn, passfile_line
@@ -30,7 +29,8 @@ from pytest_atlas.db._cache import (
     prune_tiers,
 )
 from pytest_atlas.db._cluster import INITDB_ARGS, SUPERUSER, LocalCluster, PortInUseError
-from pytest_atlas.db._connect import connection_error, one_line
+from pytest_atlas.db._connect import one_line
+from pytest_atlas.db._external import probe_server
 from pytest_atlas.db._fs import UnsafePathError, ensure_dir, remove_tree
 from pytest_atlas.db._postgres import AtlasPostgres, create_template
 from pytest_atlas.db._runtime import Base, RunDir, choose_base, reap_stale
@@ -68,7 +68,7 @@ class ServerPlan:
     def header(self) -> list[str]:
         """Lines for pytest's report header."""
         if self.dsn is not None:
-            return [f"atlas: existing server {self.dsn.redacted} (from {self.dsn_source}): {_probe(self.dsn)}"]
+            return [f"atlas: existing server {self.dsn.redacted} (from {self.dsn_source}): {probe_server(self.dsn)}"]
         assert self.install is not None
         assert self.account is not None
         assert self.base is not None
@@ -89,18 +89,6 @@ class ServerPlan:
         if self.base.note:
             lines.append(f"atlas: data folder: {self.base.note}")
         return lines
-
-
-def _probe(dsn: Dsn) -> str:
-    """The server's version, or why it cannot be reached (for the header; 3 s at most)."""
-    params = conninfo_to_dict(dsn.reveal())
-    params["connect_timeout"] = 3
-    try:
-        with psycopg.connect(make_conninfo("", **params)) as conn:
-            version = conn.execute("SHOW server_version").fetchone()
-    except psycopg.Error as exc:
-        return f"not reachable ({connection_error(exc, dsn.reveal()).problem.rsplit(': ', 1)[-1]})"
-    return f"PostgreSQL {str(version[0]).split()[0] if version else '?'}"
 
 
 def plan_server(settings: AtlasSettings, sources: tuple[SqlSource, ...]) -> ServerPlan:

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from statistics import fmean, median, pstdev
 from typing import Any
 
+from pytest_atlas._arguments import check_integer, check_type
 from pytest_atlas.errors import InvalidArgument
 
 __all__ = [
@@ -80,9 +81,7 @@ def _summary(values: list[float], prefix: str) -> dict[str, float | None]:
 
 
 def _check_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgument(f"{name} must be an integer, got {value!r}", hint=f"pass {name}=50 or similar")
-    return value
+    return check_integer(name, value, example=50)
 
 
 def reward_baseline(reward_stats_list: Iterable[Any], window: int = 50) -> dict[str, Any]:
@@ -192,9 +191,8 @@ def assess_drift(
         )
     window = max(_check_int("window", window), 1)
     min_baseline = max(_check_int("min_baseline", min_baseline), 0)
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
-        raise InvalidArgument(f"threshold must be a number, got {threshold!r}", hint="pass threshold=3.0")
-    threshold = max(threshold, 0.0)
+    # any int or float, as Atlas takes it (its type and value are kept: the result must be Atlas's)
+    threshold = max(check_type("threshold", threshold, (int, float), hint="pass threshold=3.0"), 0.0)
     if not isinstance(current_stats, dict):
         return None
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from pytest_atlas._arguments import call_count, call_error, call_interval, call_str
+from pytest_atlas._arguments import call_count, call_error, call_interval, call_str, check_integer
 from pytest_atlas.domain._drift import drift_document, reward_baseline
 from pytest_atlas.domain._graph import SessionGraph
 from pytest_atlas.domain._options import GraphOptions
@@ -226,8 +226,7 @@ def _validate(
     call_count(function, "sessions", sessions, lo=2, hi=2000)
     if not isinstance(sessions, int):
         raise call_error(function, "sessions", sessions, "an int (the number of sessions)")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise call_error(function, "seed", seed, "an int")
+    check_integer("seed", seed, expected="an int", function=function)
     call_str(function, "learning_key", learning_key)
     if start is not None and (not isinstance(start, datetime) or start.tzinfo is None):
         raise call_error(

@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from pytest_atlas._arguments import call_error
+from pytest_atlas._arguments import call_error, check_integer, check_positive_int
 from pytest_atlas.domain import RandomSource, SessionGraph, build_graph, graph_options
 from pytest_atlas.factories._insert import bulk, check_connection, insert_graphs, insert_stream
 
@@ -79,10 +79,9 @@ class Factory:
     """
 
     def __init__(self, seed: int | None = 0, *, learning_keys: int = 3, start: datetime | None = None) -> None:
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise call_error("Factory", "seed", seed, "an int or None")
-        if isinstance(learning_keys, bool) or not isinstance(learning_keys, int) or learning_keys < 1:
-            raise call_error("Factory", "learning_keys", learning_keys, "a positive int")
+        if seed is not None:
+            check_integer("seed", seed, expected="an int or None", function="Factory")
+        check_positive_int("learning_keys", learning_keys, function="Factory")
         if start is not None and (not isinstance(start, datetime) or start.tzinfo is None):
             raise call_error("Factory", "start", start, "a timezone-aware datetime")
         self.seed = seed
@@ -184,8 +183,7 @@ class Factory:
 
     def sessions(self, n: int, **overrides: Any) -> list[SessionGraph]:
         """Build ``n`` session graphs (see :meth:`session`); sequences advance per session."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise call_error("sessions", "n", n, "a non-negative int")
+        check_integer("n", n, low=0, expected="a non-negative int", function="sessions")
         with bulk():
             return [self._build("sessions", overrides) for _ in range(n)]
 
@@ -197,8 +195,7 @@ class Factory:
         """Build ``n`` sessions and insert them with COPY (seven round trips); returns their ids.
 
         The sessions stream into the database while they are being built."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise call_error("create_sessions", "n", n, "a non-negative int")
+        check_integer("n", n, low=0, expected="a non-negative int", function="create_sessions")
         self._check_names("create_sessions", overrides)  # up front, before any row is sent
         conn = check_connection(conn, "create_sessions")
         return insert_stream(conn, n, (self._build("create_sessions", overrides) for _ in range(n)), "create_sessions")

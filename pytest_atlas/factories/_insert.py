@@ -21,6 +21,7 @@ from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 from psycopg.pq import TransactionStatus
 
+from pytest_atlas._arguments import invalid
 from pytest_atlas.domain import CATALOGUE, TABLE_COLUMNS, SessionGraph
 from pytest_atlas.errors import InsertError, InvalidArgument
 
@@ -278,9 +279,12 @@ def insert_rows(conn: psycopg.Connection[Any], table: str, rows: Iterable[Mappin
     """
     conn = check_connection(conn, "insert_rows")
     if table not in CATALOGUE:
-        raise InvalidArgument(
-            f"insert_rows(): invalid table={table!r}: expected one of {', '.join(sorted(CATALOGUE))}",
+        raise invalid(
+            "table",
+            table,
+            f"one of {', '.join(sorted(CATALOGUE))}",
             hint="insert sessions with their children through insert_graphs()",
+            function="insert_rows",
         )
     items = [dict(row) for row in rows]
     if not items:

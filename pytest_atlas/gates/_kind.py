@@ -14,9 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from pytest_atlas._arguments import check_integer, check_number
 from pytest_atlas.gates._result import KeyResult
-from pytest_atlas.stats import canonical_method
+from pytest_atlas.stats import canonical_method, check_alpha, check_power, check_resamples, check_seed
 
 if TYPE_CHECKING:
     import psycopg
@@ -106,20 +105,20 @@ class Statistics:
     alpha: float = 0.05
     power: float = 0.8
     method: str = "welch"
-    seed: int = 0
+    seed: int | None = 0
     n_resamples: int = 2000
 
     @staticmethod
     def check(options: Mapping[str, Any]) -> dict[str, Any]:
         """The statistical options present in ``options``, checked."""
-        checks: dict[str, Callable[[str, Any], Any]] = {
-            "alpha": lambda n, v: check_number(n, v, low=0.0, high=0.5, low_open=True, example=0.05),
-            "power": lambda n, v: check_number(n, v, low=0.0, high=0.999, low_open=True, example=0.8),
-            "method": lambda n, v: canonical_method(v),
-            "seed": lambda n, v: check_integer(n, v, low=0, example=0),
-            "n_resamples": lambda n, v: check_integer(n, v, low=100, high=1_000_000, example=2000),
+        checks: dict[str, Callable[[Any], Any]] = {
+            "alpha": check_alpha,
+            "power": check_power,
+            "method": canonical_method,
+            "seed": check_seed,
+            "n_resamples": check_resamples,
         }
-        return {name: check(name, options[name]) for name, check in checks.items() if name in options}
+        return {name: check(options[name]) for name, check in checks.items() if name in options}
 
     def statistics(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "power": self.power, "method": self.method}

@@ -14,13 +14,15 @@ Options of every area are declared in :mod:`pytest_atlas._config` and registered
 
 from __future__ import annotations
 
+import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
 
 import pytest
 
-from pytest_atlas._config import OPTIONS, AtlasSettings, resolve_settings
+from pytest_atlas._config import OPTIONS, AtlasSettings, Option, resolve_settings
 from pytest_atlas.db import server_account
 from pytest_atlas.errors import AtlasError
 
@@ -48,31 +50,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 group.addoption(
                     option.cli, action="store_true", default=None, dest=_dest(option.field), help=option.help
                 )
-            elif option.ini_type == "linelist":
-                group.addoption(
-                    option.cli,
-                    action="append",
-                    default=None,
-                    dest=_dest(option.field),
-                    metavar=option.metavar,
-                    help=option.help,
-                )
             else:
                 group.addoption(
                     option.cli,
-                    action="store",
+                    action="append" if option.repeated else "store",
+                    type=_converter(option),
                     default=None,
                     dest=_dest(option.field),
                     metavar=option.metavar,
                     help=option.help,
                 )
         if option.ini is not None:
-            ini_type = cast(Literal["string", "linelist"], option.ini_type)
-            parser.addini(option.ini, help=option.help.split(". ")[0], type=ini_type)
+            # default None: an unset key reads as None, so that the option's default applies
+            parser.addini(option.ini, help=option.help.split(". ")[0], type=option.ini_type, default=None)
 
 
 def _dest(field: str) -> str:
     return f"atlas_{field}"
+
+
+def _converter(option: Option) -> Callable[[str], Any]:
+    """The argparse ``type=`` of an option: its parser, its error an argparse error (a usage error)."""
+    where = option.cli or option.field
+
+    def convert(raw: str) -> Any:
+        try:
+            return option.parse(raw, where)
+        except AtlasError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = option.field  # argparse names the type in some messages
+    return convert
 
 
 def _read_settings(config: pytest.Config) -> AtlasSettings:
@@ -82,9 +90,16 @@ def _read_settings(config: pytest.Config) -> AtlasSettings:
         if option.cli is not None:
             cli[option.field] = config.getoption(_dest(option.field), default=None)
         if option.ini is not None:
-            # an unset ini key reads as "" (or [] for lists): resolve_settings treats both as unset
-            ini[option.field] = config.getini(option.ini)
+            try:
+                ini[option.field] = config.getini(option.ini)
+            except (pytest.UsageError, ValueError, TypeError) as exc:  # pytest's typed ini values
+                raise pytest.UsageError(
+                    f"invalid value for ini {option.ini} ({exc}): {_EXPECTED.get(option.ini_type, 'see --help')}"
+                ) from None
     return resolve_settings(cli, ini, os.environ, rootdir=Path(config.rootpath))
+
+
+_EXPECTED = {"bool": "expected true or false", "int": "expected an integer"}
 
 
 @pytest.hookimpl(tryfirst=True)

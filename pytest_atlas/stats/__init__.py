@@ -42,9 +42,10 @@ _EXPORTS: dict[str, str] = dict.fromkeys(
     "pytest_atlas.stats._compare",
 )
 _EXPORTS["Sample"] = "pytest_atlas.stats._sample"
-_EXPORTS["METHODS"] = "pytest_atlas.stats._methods"
-_EXPORTS["METHOD_CHOICES"] = "pytest_atlas.stats._methods"
-_EXPORTS["canonical_method"] = "pytest_atlas.stats._methods"
+_EXPORTS["METHODS"] = "pytest_atlas.stats._options"
+_EXPORTS["METHOD_CHOICES"] = "pytest_atlas.stats._options"
+for _name in ("canonical_method", "check_alpha", "check_power", "check_resamples", "check_seed"):
+    _EXPORTS[_name] = "pytest_atlas.stats._options"
 
 if TYPE_CHECKING:
     from pytest_atlas.stats._compare import Comparison as Comparison
@@ -58,9 +59,13 @@ if TYPE_CHECKING:
     from pytest_atlas.stats._compare import holm_adjust as holm_adjust
     from pytest_atlas.stats._compare import mean_bound as mean_bound
     from pytest_atlas.stats._compare import minimum_detectable_effect as minimum_detectable_effect
-    from pytest_atlas.stats._methods import METHOD_CHOICES as METHOD_CHOICES
-    from pytest_atlas.stats._methods import METHODS as METHODS
-    from pytest_atlas.stats._methods import canonical_method as canonical_method
+    from pytest_atlas.stats._options import METHOD_CHOICES as METHOD_CHOICES
+    from pytest_atlas.stats._options import METHODS as METHODS
+    from pytest_atlas.stats._options import canonical_method as canonical_method
+    from pytest_atlas.stats._options import check_alpha as check_alpha
+    from pytest_atlas.stats._options import check_power as check_power
+    from pytest_atlas.stats._options import check_resamples as check_resamples
+    from pytest_atlas.stats._options import check_seed as check_seed
     from pytest_atlas.stats._sample import Sample as Sample
 
 __all__ = [
@@ -76,6 +81,10 @@ __all__ = [
     "ThresholdCheck",
     "assess_drift",
     "canonical_method",
+    "check_alpha",
+    "check_power",
+    "check_resamples",
+    "check_seed",
     "check_threshold",
     "compare",
     "compare_paired",

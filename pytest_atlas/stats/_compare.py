@@ -24,10 +24,11 @@ from typing import TypeVar
 import numpy as np
 from scipy import stats as sps
 
+from pytest_atlas._arguments import check_number, check_probability
 from pytest_atlas._outcome import Outcome
 from pytest_atlas.errors import InvalidArgument
-from pytest_atlas.stats._methods import METHODS
-from pytest_atlas.stats._methods import canonical_method as _method
+from pytest_atlas.stats._options import METHODS, check_alpha, check_power, check_resamples, check_seed
+from pytest_atlas.stats._options import canonical_method as _method
 from pytest_atlas.stats._sample import FloatArray, Sample, as_sample, finite_floats
 
 __all__ = [
@@ -55,36 +56,8 @@ _RANK_MDE_FACTOR = math.sqrt(math.pi / 3.0)
 # ------------------------------------------------------------------------------------------------
 
 
-def _probability(name: str, value: object, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low < float(value) < high:
-        raise InvalidArgument(
-            f"{name} must be a number strictly between {low} and {high}, got {value!r}",
-            hint=f"for example {name}=0.05" if name == "alpha" else f"for example {name}=0.8",
-        )
-    return float(value)
-
-
 def _finite(name: str, value: object, *, minimum: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidArgument(f"{name} must be a finite number, got {value!r}", hint=f"pass a number for {name}")
-    if minimum is not None and value < minimum:
-        raise InvalidArgument(f"{name} must be at least {minimum}, got {value!r}", hint=f"pass {name}>={minimum}")
-    return float(value)
-
-
-def _resamples(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 100:
-        raise InvalidArgument(
-            f"n_resamples must be an integer of at least 100, got {value!r}",
-            hint="the default, 2000, is enough for alpha down to about 0.005",
-        )
-    return value
-
-
-def _seed(value: object) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise InvalidArgument(f"seed must be an integer or None, got {value!r}", hint="pass seed=0")
-    return value
+    return check_number(name, value, low=-math.inf if minimum is None else minimum)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -143,9 +116,9 @@ def mean_bound(
     with zero variance they equal the mean.
     """
     sample = as_sample(scores, "scores")
-    alpha = _probability("alpha", alpha, 0.0, 0.5)
+    alpha = check_alpha(alpha)
     kind = _method(method)
-    n_resamples = _resamples(n_resamples)
+    n_resamples = check_resamples(n_resamples)
     n, mean = sample.n, sample.mean
     if n < 2:
         return MeanBound(n, mean, math.nan, math.nan, math.nan, alpha, kind)
@@ -153,7 +126,7 @@ def mean_bound(
     if sd == 0:
         return MeanBound(n, mean, 0.0, mean, mean, alpha, kind)
     if kind == "bootstrap":
-        means = _bootstrap_means(sample, np.random.default_rng(_seed(seed)), n_resamples)
+        means = _bootstrap_means(sample, np.random.default_rng(check_seed(seed)), n_resamples)
         lower, upper = np.quantile(means, [alpha, 1 - alpha])
         return MeanBound(n, mean, sd, float(lower), float(upper), alpha, kind)
     half = float(sps.t.ppf(1 - alpha, n - 1)) * sd / math.sqrt(n)
@@ -249,8 +222,8 @@ def check_threshold(
     """
     sample = as_sample(scores, "scores")
     threshold = _finite("threshold", threshold)
-    alpha = _probability("alpha", alpha, 0.0, 0.5)
-    power = _probability("power", power, 0.0, 1.0)
+    alpha = check_alpha(alpha)
+    power = check_power(power)
     kind = _method(method)
     bound = mean_bound(sample, alpha=alpha, method=kind, n_resamples=n_resamples, seed=seed)
     n, mean, sd = bound.n, bound.mean, bound.sd
@@ -270,7 +243,7 @@ def check_threshold(
             differences = np.round(sample.expand() - threshold, 12)
             p = 1.0 if not differences.any() else float(sps.wilcoxon(differences, alternative="less").pvalue)
         else:
-            means = _bootstrap_means(sample, np.random.default_rng(_seed(seed)), _resamples(n_resamples))
+            means = _bootstrap_means(sample, np.random.default_rng(check_seed(seed)), check_resamples(n_resamples))
             p = _plus_one_p(int((means >= threshold).sum()), len(means))
             detectable = (float(sps.norm.ppf(1 - alpha)) + float(sps.norm.ppf(power))) * float(means.std())
     outcome, reason = _threshold_outcome(n, mean, bound.lower, bound.upper, threshold, alpha, p, detectable)
@@ -400,8 +373,8 @@ def minimum_detectable_effect(
     relative to t on normal data). Bootstrap: normal quantiles instead of t. NaN below two
     observations per window.
     """
-    alpha = _probability("alpha", alpha, 0.0, 0.5)
-    power = _probability("power", power, 0.0, 1.0)
+    alpha = check_alpha(alpha)
+    power = check_power(power)
     kind = _method(method)
     sd_c = sd_baseline if sd_candidate is None else sd_candidate
     if n_baseline < 2 or n_candidate < 2:
@@ -445,11 +418,11 @@ def compare(
     base = as_sample(baseline, "baseline")
     cand = as_sample(candidate, "candidate")
     kind = _method(method)
-    alpha = _probability("alpha", alpha, 0.0, 0.5)
-    power = _probability("power", power, 0.0, 1.0)
+    alpha = check_alpha(alpha)
+    power = check_power(power)
     tolerance, min_effect = _check_effects(tolerance, min_effect)
-    n_resamples = _resamples(n_resamples)
-    seed = _seed(seed)
+    n_resamples = check_resamples(n_resamples)
+    seed = check_seed(seed)
 
     n_b, n_c = base.n, cand.n
     mean_b, mean_c = base.mean, cand.mean
@@ -468,8 +441,12 @@ def compare(
             df = (var_b + var_c) ** 2 / (var_b**2 / (n_b - 1) + var_c**2 / (n_c - 1))
             half = float(sps.t.ppf(1 - alpha, df)) * se
             lower, upper = difference - half, difference + half
-            if kind == "welch":
-                p = float(sps.t.cdf((difference + tolerance) / se, df))
+            if kind == "welch":  # H1: the candidate's mean, plus the tolerated drop, is below the baseline's
+                p = float(
+                    sps.ttest_ind_from_stats(
+                        mean_c + tolerance, sd_c, n_c, mean_b, sd_b, n_b, equal_var=False, alternative="less"
+                    ).pvalue
+                )
                 detectable = tolerance + _mde(se, df, alpha, power, kind)
             elif kind == "mann-whitney":
                 shifted = cand.expand() + tolerance
@@ -540,11 +517,11 @@ def compare_paired(
             hint="pair the runs by task first (pytest_atlas.gates pairs them by sessions.task)",
         )
     kind = _method(method)
-    alpha = _probability("alpha", alpha, 0.0, 0.5)
-    power = _probability("power", power, 0.0, 1.0)
+    alpha = check_alpha(alpha)
+    power = check_power(power)
     tolerance, min_effect = _check_effects(tolerance, min_effect)
-    n_resamples = _resamples(n_resamples)
-    seed = _seed(seed)
+    n_resamples = check_resamples(n_resamples)
+    seed = check_seed(seed)
 
     n = len(base_array)
     mean_b = float(base_array.mean()) if n else math.nan
@@ -565,8 +542,8 @@ def compare_paired(
             df = float(n - 1)
             half = float(sps.t.ppf(1 - alpha, df)) * se
             lower, upper = difference - half, difference + half
-            if kind == "welch":
-                p = float(sps.t.cdf((difference + tolerance) / se, df))
+            if kind == "welch":  # H1: the mean difference is below minus the tolerated drop
+                p = float(sps.ttest_1samp(differences, -tolerance, alternative="less").pvalue)
             elif kind == "mann-whitney":
                 shifted = np.round(differences + tolerance, 12)
                 p = 1.0 if not shifted.any() else float(sps.wilcoxon(shifted, alternative="less").pvalue)
@@ -614,13 +591,11 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
     in the family stays at most alpha.
     """
     for position, value in enumerate(p_values):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0
-        ):
-            raise InvalidArgument(
-                f"p_values[{position}] is {value!r}, not a probability",
-                hint="p-values lie between 0 and 1; use None for an untested hypothesis",
-            )
+        if value is not None:
+            try:
+                check_probability(f"p_values[{position}]", value)
+            except InvalidArgument as exc:
+                raise InvalidArgument(exc.problem, hint="use None for an untested hypothesis") from None
     tested = sorted((float(p), i) for i, p in enumerate(p_values) if p is not None)
     m = len(tested)
     adjusted: list[float | None] = [None] * len(p_values)

@@ -8,7 +8,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pytest_atlas._arguments import call_choice, call_error, call_str
+from pytest_atlas._arguments import call_choice, call_str, check_positive_int
 from pytest_atlas.domain import (
     EPOCH,
     Doc,
@@ -40,9 +40,9 @@ __all__ = [
 def _check_session_id(function: str, session_id: Any) -> int | None:
     if session_id is None:
         return None
-    if isinstance(session_id, bool) or not isinstance(session_id, int) or session_id < 1:
-        raise call_error(function, "session_id", session_id, "a positive int (an existing sessions.id) or None")
-    return session_id
+    return check_positive_int(
+        "session_id", session_id, expected="a positive int (an existing sessions.id) or None", function=function
+    )
 
 
 def _with_session(row: Doc, session_id: int | None) -> Doc:

@@ -17,7 +17,7 @@ TRIVIAL = "def test_nothing():\n    pass\n"
         (["--atlas-port", "abc"], "", "invalid value for --atlas-port: 'abc': expected an integer from 0 to 65535"),
         (["--atlas-port", "70000"], "", "invalid value for --atlas-port: '70000'"),
         ([], "atlas_port = -1", "invalid value for ini atlas_port: '-1'"),
-        ([], "atlas_keep_db = maybe", "invalid value for ini atlas_keep_db: 'maybe': expected true or false"),
+        ([], "atlas_keep_db = maybe", "invalid value for ini atlas_keep_db*maybe*: expected true or false"),
         (["--atlas-schema", "missing.sql"], "", "invalid value for --atlas-schema: 'missing.sql': no such file"),
         ([], "atlas_extra_sql =\n    nope.sql", "invalid value for ini atlas_extra_sql:"),
         (["--atlas-pg-bin", "/no/such/dir"], "", "invalid value for --atlas-pg-bin: '/no/such/dir': no such directory"),
@@ -123,3 +123,27 @@ def test_options_reference_lists_every_option() -> None:
             assert f"`{option.cli}" in text, option.cli
         if option.ini:
             assert f"`{option.ini}" in text, option.ini
+
+
+def test_defaults_are_declared_once_in_the_settings() -> None:
+    """The option table holds no defaults of its own: AtlasSettings does, and every option sets one field."""
+    from dataclasses import fields
+
+    from pytest_atlas._config import AtlasSettings, Option
+
+    assert "default" not in {f.name for f in fields(Option)}
+    assert {o.field for o in OPTIONS} == {f.name for f in fields(AtlasSettings)} - {"sources"}
+    for option in OPTIONS:
+        assert option.default == getattr(AtlasSettings(), option.field)
+        assert option.flag == (option.ini_type == "bool"), option.field
+
+
+def test_no_test_only_switch_in_the_product() -> None:
+    """The date the allow-list is judged by is the real one: no environment override of "today"."""
+    from pathlib import Path
+
+    import pytest_atlas
+
+    package = Path(pytest_atlas.__file__).parent
+    offenders = [str(p) for p in package.rglob("*.py") if "PYTEST_ATLAS_TODAY" in p.read_text(encoding="utf-8")]
+    assert offenders == []

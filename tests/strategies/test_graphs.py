@@ -358,7 +358,8 @@ def test_bad_arguments_fail_up_front(arguments: dict[str, Any], shown: str) -> N
         session_graphs(**arguments)  # raised when the strategy is created, not when drawn
     message = str(caught.value)
     first, second = message.splitlines()[:2]
-    assert first.startswith("session_graphs(): invalid ") and shown in first and ": expected " in first
+    name, _, value = shown.partition("=")
+    assert first.startswith(f"session_graphs(): {name} must be ") and first.endswith(f", got {value}" if value else "")
     assert second.startswith("  how to fix: ")
 
 
@@ -383,7 +384,7 @@ def test_pinned_events_of_a_session_without_attempts_end_with_workflow_end() -> 
     [{"status": "failed", "steps": 2}, {"status": "running", "attempts": 2}, {"status": "failed", "attempts": 1}],
 )
 def test_pins_a_failed_or_running_session_would_ignore_are_refused(arguments: dict[str, Any]) -> None:
-    with pytest.raises(InvalidArgument, match=r"expected None for a (failed|running) session"):
+    with pytest.raises(InvalidArgument, match=r"must be None for a (failed|running) session"):
         session_graphs(**arguments)
 
 

@@ -122,7 +122,9 @@ def test_bad_scenario_arguments(arguments: dict[str, Any], shown: str) -> None:
     scenario = arguments.pop("scenario")
     with pytest.raises(InvalidArgument) as caught:
         reward_history(scenario, **arguments)
-    assert str(caught.value).startswith(f"reward_history(): invalid {shown}: expected ")
+    name, _, value = shown.partition("=")
+    first = str(caught.value).splitlines()[0]
+    assert first.startswith(f"reward_history(): {name} must be ") and first.endswith(f", got {value}" if value else "")
 
 
 @settings(max_examples=12, deadline=None)
