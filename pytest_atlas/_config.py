@@ -18,8 +18,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
+from pytest_atlas._arguments import check_date
 from pytest_atlas._dsn import Dsn, check_dsn
-from pytest_atlas.errors import ConfigError
+from pytest_atlas.errors import ConfigError, InvalidArgument
 
 __all__ = [
     "OPTIONS",
@@ -138,8 +139,8 @@ def parse_date(raw: Any, where: str) -> date | None:
     if not text:
         return None
     try:
-        return date.fromisoformat(text)
-    except ValueError:
+        return check_date(where, text)
+    except InvalidArgument:
         raise ConfigError(where, raw, "expected a date as YYYY-MM-DD") from None
 
 
