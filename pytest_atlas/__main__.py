@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pytest_atlas._config import parse_dsn
 from pytest_atlas._table import render_table
-from pytest_atlas.db._janitor import (
+from pytest_atlas.db import (
     cache_report,
     clear_cache_lines,
     drop_kept_databases,

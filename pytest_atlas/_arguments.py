@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from typing import Any, TypeVar
@@ -32,6 +32,12 @@ from pytest_atlas.errors import InvalidArgument
 
 __all__ = [
     "Choices",
+    "call_bool",
+    "call_choice",
+    "call_count",
+    "call_error",
+    "call_interval",
+    "call_str",
     "check_bool",
     "check_choice",
     "check_date",
@@ -294,3 +300,99 @@ def check_moment(name: str, value: object) -> datetime:
     else:
         raise _fail(name, "a date, a datetime or an ISO string", value, f'write {name} as "2025-01-31"')
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+# --- calls of the data-generation API -------------------------------------------------------------
+# Strategies, factories and reward scenarios are Python calls with keyword arguments, checked when
+# the strategy or factory is *created* (not when drawn from), like Hypothesis's own argument
+# validation. Their errors are :func:`invalid`'s, prefixed by the call: ``<function>(): <name> must
+# be <what>, got <value>``. ``None`` always means "let the generator choose" and passes; counts and
+# intervals may be given as ``(min, max)`` pairs.
+
+
+def call_error(function: str, name: str, value: object, expected: str, hint: str | None = None) -> InvalidArgument:
+    """Build (not raise) the error of a data-generation call (:func:`invalid`, named after the call)."""
+    return invalid(
+        name,
+        value,
+        expected,
+        hint=hint or f"pass {name} as {expected}, or leave it out to let the strategy choose",
+        function=function,
+    )
+
+
+def call_bool(function: str, name: str, value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise call_error(function, name, value, "True, False or None")
+
+
+def call_str(function: str, name: str, value: Any, *, allow_empty: bool = False) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise call_error(function, name, value, "a string or None")
+    if "\x00" in value:
+        raise call_error(function, name, value, "a string without NUL characters (PostgreSQL cannot store them)")
+    if not allow_empty and not value:
+        raise call_error(function, name, value, "a non-empty string")
+    return value
+
+
+def call_choice(function: str, name: str, value: Any, options: Collection[str]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in options:
+        shown = ", ".join(repr(option) for option in options)
+        raise call_error(function, name, value, f"one of {shown} or None")
+    return value
+
+
+def call_count(function: str, name: str, value: Any, *, lo: int, hi: int) -> tuple[int, int] | None:
+    """An exact count ``n`` or an inclusive range ``(lo, hi)``, within ``[lo, hi]``."""
+    if value is None:
+        return None
+    expected = f"an int or an (min, max) pair of ints within {lo}..{hi}"
+    if isinstance(value, bool):
+        raise call_error(function, name, value, expected)
+    if isinstance(value, int):
+        low = high = value
+    elif (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        low, high = value
+    else:
+        raise call_error(function, name, value, expected)
+    if not lo <= low <= high <= hi:
+        raise call_error(function, name, value, expected, hint=f"use values between {lo} and {hi}, min <= max")
+    return low, high
+
+
+def call_interval(function: str, name: str, value: Any, *, lo: float, hi: float) -> tuple[float, float] | None:
+    """A closed float interval ``(low, high)`` (or one number for an exact value), finite, inside ``[lo, hi]``."""
+    if value is None:
+        return None
+    expected = f"a number or a (min, max) pair of finite numbers within {lo}..{hi}"
+    if isinstance(value, bool):
+        raise call_error(function, name, value, expected)
+    if isinstance(value, (int, float)):
+        low = high = float(value)
+    elif (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
+        low, high = float(value[0]), float(value[1])
+    else:
+        raise call_error(function, name, value, expected)
+    if not (math.isfinite(low) and math.isfinite(high)) or not lo <= low <= high <= hi:
+        raise call_error(
+            function,
+            name,
+            value,
+            expected,
+            hint=f"use finite numbers between {lo} and {hi} with min <= max (NaN and Infinity cannot be stored)",
+        )
+    return low, high

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # payload contracts: for annotations only (errors.py imports nothing at run time)
-    from pytest_atlas.validation import Violation
+if TYPE_CHECKING:  # for annotations only: errors.py imports nothing at run time (Violation is data, below errors)
+    from pytest_atlas._violation import Violation
 
 __all__ = [
     "AtlasError",

@@ -83,12 +83,17 @@ def test_result_types_and_gate_declarations_load_without_the_statistics() -> Non
 def test_atlas_vocabulary_is_what_the_schemas_and_the_relational_checks_say() -> None:
     """One vocabulary in the code; the JSON Schemas' enum of modes agrees with it."""
     from pytest_atlas import contracts
-    from pytest_atlas._vocabulary import EXECUTION_MODES, LEGACY_EXECUTION_MODES, REVIEW_STATUSES, SESSION_STATUSES
-    from pytest_atlas.strategies._session import EXECUTION_MODES as STRATEGY_MODES
+    from pytest_atlas.domain import (
+        EXECUTION_MODES,
+        LEGACY_EXECUTION_MODES,
+        RECORDED_EXECUTION_MODES,
+        REVIEW_STATUSES,
+        SESSION_STATUSES,
+    )
     from pytest_atlas.validation._schemas import document
 
     branches = document("common")["$defs"]["executionMode"]["anyOf"]
     assert tuple(branches[0]["enum"]) == EXECUTION_MODES
     assert (branches[1]["const"],) == LEGACY_EXECUTION_MODES
-    assert set(STRATEGY_MODES) == set(EXECUTION_MODES + LEGACY_EXECUTION_MODES)
+    assert set(RECORDED_EXECUTION_MODES) == set(EXECUTION_MODES + LEGACY_EXECUTION_MODES)
     assert contracts.SESSION_STATUSES is SESSION_STATUSES and contracts.REVIEW_STATUSES is REVIEW_STATUSES

@@ -27,6 +27,7 @@ def test_ci_runs_exactly_the_readme_commands() -> None:
         "python3 -m ruff check .",
         "python3 -m ruff format --check .",
         "python3 -m mypy --strict",
+        'python3 -c "from importlinter.cli import lint_imports_command; lint_imports_command()"',
     ], "between install and test, CI runs exactly the maintainer checks"
 
 

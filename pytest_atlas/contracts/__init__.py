@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
-from pytest_atlas.contracts._check import check_database
-from pytest_atlas.contracts._relations import REVIEW_STATUSES, SESSION_STATUSES
+from pytest_atlas.contracts._check import check_database, has_rows, run_checks
+from pytest_atlas.contracts._relations import REVIEW_STATUSES, SESSION_STATUSES, relation_names
 from pytest_atlas.contracts._result import (
     SUMMARY_HEADERS,
     SUMMARY_NUMBERS,
@@ -19,7 +19,7 @@ from pytest_atlas.contracts._result import (
     ViolationGroup,
     summary_row,
 )
-from pytest_atlas.contracts._targets import ATLAS_COLUMNS, TABLES
+from pytest_atlas.contracts._targets import ATLAS_COLUMNS, TABLES, Column, resolve_targets
 
 __all__ = [
     "ATLAS_COLUMNS",
@@ -28,11 +28,16 @@ __all__ = [
     "SUMMARY_HEADERS",
     "SUMMARY_NUMBERS",
     "TABLES",
+    "Column",
     "ColumnReport",
     "ContractReport",
     "FieldCensus",
     "RelationReport",
     "ViolationGroup",
     "check_database",
+    "has_rows",
+    "relation_names",
+    "resolve_targets",
+    "run_checks",
     "summary_row",
 ]

@@ -14,8 +14,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-from pytest_atlas._vocabulary import REVIEW_STATUSES, SESSION_STATUSES
 from pytest_atlas.contracts._result import RelationReport
+from pytest_atlas.domain import REVIEW_STATUSES, SESSION_STATUSES
 
 __all__ = ["CHECKS", "REVIEW_STATUSES", "SESSION_STATUSES", "check_relations", "relation_names"]
 

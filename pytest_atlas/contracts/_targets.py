@@ -1,4 +1,4 @@
-"""Which table and JSON column is checked against which schema, and how its rows are keyed and ordered."""
+"""Which table and JSON column is checked against which schema (the domain's catalogue, overridable per check)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_atlas.domain import ATLAS_COLUMNS, JSON_TABLES, Table
 from pytest_atlas.errors import InvalidArgument
 
 __all__ = ["ATLAS_COLUMNS", "TABLES", "Column", "Table", "resolve_targets"]
-
-
-@dataclass(frozen=True)
-class Table:
-    """An Atlas table: its primary key, and how its rows are ordered (newest first) and filtered by date.
-
-    ``created`` is the table's own timestamp column; tables without one are dated through their
-    session (``session_id`` → ``sessions.created_at``).
-    """
-
-    name: str
-    key: tuple[str, ...]
-    created: str | None
 
 
 @dataclass(frozen=True)
@@ -43,34 +31,8 @@ class Column:
         return str(self.schema.get("title") or self.schema.get("$id") or "custom schema")
 
 
-TABLES: dict[str, Table] = {
-    table.name: table
-    for table in (
-        Table("sessions", ("id",), "created_at"),
-        Table("plans", ("session_id",), None),
-        Table("step_results", ("session_id", "step_id"), None),
-        Table("step_attempts", ("session_id", "step_id", "attempt"), None),
-        Table("trajectory_events", ("id",), "created_at"),
-        Table("discovery_runs", ("id",), "created_at"),
-        Table("learning_registry", ("learning_key",), "updated_at"),
-    )
-}
-
-#: ``table.column`` → schema name: every JSONB column Atlas writes
-ATLAS_COLUMNS: dict[str, str] = {
-    "sessions.metadata": "session-metadata",
-    "sessions.reward": "session-reward",
-    "sessions.reward_stats": "reward-stats",
-    "sessions.reward_audit": "reward-audit",
-    "plans.plan": "plan",
-    "step_results.evaluation": "step-evaluation",
-    "step_results.metadata": "step-metadata",
-    "step_attempts.evaluation": "step-evaluation",
-    "trajectory_events.event": "trajectory-event",
-    "discovery_runs.payload": "discovery-payload",
-    "discovery_runs.metadata": "discovery-metadata",
-    "learning_registry.metadata": "learning-registry-metadata",
-}
+#: the tables a contract checks (those with a JSON column), from the domain's catalogue
+TABLES: dict[str, Table] = JSON_TABLES
 
 
 def resolve_targets(

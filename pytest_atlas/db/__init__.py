@@ -4,11 +4,19 @@ server, templates and per-test clones. The public names are re-exported from :mo
 from __future__ import annotations
 
 from pytest_atlas._dsn import redact
+from pytest_atlas.db._account import server_account
 from pytest_atlas.db._clones import ClonePool, DatabaseManager
 from pytest_atlas.db._connect import SERVER_SETTING, TARGET_SETTING, connect_clearly, connection_error
 from pytest_atlas.db._external import attach_server
 from pytest_atlas.db._isolation import rollback
-from pytest_atlas.db._janitor import cache_report, clear_cache_lines, write_kept_manifest
+from pytest_atlas.db._janitor import (
+    cache_report,
+    clear_cache_lines,
+    drop_kept_databases,
+    kept_runs,
+    remove_kept,
+    write_kept_manifest,
+)
 from pytest_atlas.db._postgres import AtlasPostgres
 from pytest_atlas.db._reset import choose_isolation, data_on_tmpfs, reset_refusal
 from pytest_atlas.db._seed import Seed
@@ -32,10 +40,14 @@ __all__ = [
     "connection_error",
     "data_on_tmpfs",
     "describe_target",
+    "drop_kept_databases",
+    "kept_runs",
     "plan_server",
     "redact",
+    "remove_kept",
     "reset_refusal",
     "rollback",
+    "server_account",
     "start_server",
     "write_kept_manifest",
 ]

@@ -21,12 +21,11 @@ from typing import Any
 
 import psycopg
 
+from pytest_atlas.domain import SessionGraph, to_export
 from pytest_atlas.factories._bound import BoundFactory
 from pytest_atlas.factories._build import TRAITS, Factory, Sequence, sequence
 from pytest_atlas.factories._export import graph_from_export, load_export, read_export
 from pytest_atlas.factories._insert import insert_graph, insert_graphs, insert_rows
-from pytest_atlas.strategies._export import to_export
-from pytest_atlas.strategies._model import SessionGraph
 
 __all__ = [
     "TRAITS",

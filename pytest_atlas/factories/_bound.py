@@ -8,10 +8,10 @@ from typing import Any
 
 import psycopg
 
+from pytest_atlas.domain import SessionGraph
 from pytest_atlas.factories._build import Factory
 from pytest_atlas.factories._export import load_export
 from pytest_atlas.factories._insert import check_connection, insert_graphs
-from pytest_atlas.strategies._model import SessionGraph
 
 __all__ = ["BoundFactory"]
 

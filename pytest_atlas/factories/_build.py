@@ -10,13 +10,9 @@ from typing import Any
 
 import psycopg
 
-from pytest_atlas._arguments import check_integer, check_positive_int
+from pytest_atlas._arguments import call_error, check_integer, check_positive_int
+from pytest_atlas.domain import RandomSource, SessionGraph, build_graph, graph_options
 from pytest_atlas.factories._insert import bulk, check_connection, insert_graphs, insert_stream
-from pytest_atlas.strategies._model import SessionGraph
-from pytest_atlas.strategies._options import graph_options
-from pytest_atlas.strategies._session import build_graph
-from pytest_atlas.strategies._source import RandomSource
-from pytest_atlas.strategies._validate import fail
 
 __all__ = ["TRAITS", "Factory", "Sequence", "sequence"]
 
@@ -55,7 +51,7 @@ class Sequence:
 
     def __init__(self, make: Callable[[int], Any], *, start: int = 1) -> None:
         if not callable(make):
-            raise fail("sequence", "make", make, "a function of the sequence number n")
+            raise call_error("sequence", "make", make, "a function of the sequence number n")
         self._make = make
         self._counter = itertools.count(start)
 
@@ -68,7 +64,7 @@ def sequence(make: Callable[[int], Any] | str, *, start: int = 1) -> Sequence:
     if isinstance(make, str):
         template = make
         if "{n" not in template:
-            raise fail("sequence", "make", make, "a format string containing {n}, or a function of n")
+            raise call_error("sequence", "make", make, "a format string containing {n}, or a function of n")
         return Sequence(lambda n: template.format(n=n), start=start)
     return Sequence(make, start=start)
 
@@ -87,7 +83,7 @@ class Factory:
             check_integer("seed", seed, expected="an int or None", function="Factory")
         check_positive_int("learning_keys", learning_keys, function="Factory")
         if start is not None and (not isinstance(start, datetime) or start.tzinfo is None):
-            raise fail("Factory", "start", start, "a timezone-aware datetime")
+            raise call_error("Factory", "start", start, "a timezone-aware datetime")
         self.seed = seed
         self._rng = random.Random(seed)
         self._source = RandomSource(self._rng)
@@ -122,7 +118,7 @@ class Factory:
         for name, value in overrides.items():
             if name not in TRAITS and name not in _OPTIONS and name not in _COLUMNS:
                 known = ", ".join(sorted((*_OPTIONS, *_COLUMNS, *TRAITS)))
-                raise fail(function, name, value, "a known override", hint=f"known overrides: {known}")
+                raise call_error(function, name, value, "a known override", hint=f"known overrides: {known}")
 
     def _resolve(self, function: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         options: dict[str, Any] = {}
@@ -133,11 +129,11 @@ class Factory:
                 value = value.next()
             if name in TRAITS:
                 if value is not True and value is not False:
-                    raise fail(function, name, value, "True or False (a trait)")
+                    raise call_error(function, name, value, "True or False (a trait)")
                 if value:
                     for option, setting in TRAITS[name].items():
                         if option in overrides and overrides[option] != setting:
-                            raise fail(
+                            raise call_error(
                                 function,
                                 name,
                                 value,
@@ -146,7 +142,7 @@ class Factory:
                             )
                         other = set_by.get(option)
                         if other is not None and options[option] != setting:
-                            raise fail(
+                            raise call_error(
                                 function,
                                 name,
                                 value,
@@ -162,7 +158,7 @@ class Factory:
                 columns[name] = value
             else:
                 known = ", ".join(sorted((*_OPTIONS, *_COLUMNS, *TRAITS)))
-                raise fail(function, name, value, "a known override", hint=f"known overrides: {known}")
+                raise call_error(function, name, value, "a known override", hint=f"known overrides: {known}")
         return options, columns
 
     def session(self, **overrides: Any) -> SessionGraph:

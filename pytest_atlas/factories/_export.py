@@ -22,10 +22,9 @@ from typing import Any
 
 import psycopg
 
+from pytest_atlas.domain import EXPORT_METADATA_KEYS, STEP_EXPORT_KEYS, SessionGraph
 from pytest_atlas.errors import ExportFormatError, InvalidArgument
 from pytest_atlas.factories._insert import insert_graphs
-from pytest_atlas.strategies._export import EXPORT_METADATA_KEYS, STEP_EXPORT_KEYS
-from pytest_atlas.strategies._model import SessionGraph
 
 __all__ = ["graph_from_export", "load_export", "read_export"]
 

@@ -22,34 +22,11 @@ from psycopg.copy import QueuedLibpqWriter
 from psycopg.pq import TransactionStatus
 
 from pytest_atlas._arguments import invalid
+from pytest_atlas.domain import CATALOGUE, TABLE_COLUMNS, SessionGraph
 from pytest_atlas.errors import InsertError, InvalidArgument
-from pytest_atlas.strategies._model import TABLE_COLUMNS, SessionGraph
 
-__all__ = ["JSONB_COLUMNS", "bulk", "check_connection", "insert_graph", "insert_graphs", "insert_rows", "insert_stream"]
+__all__ = ["bulk", "check_connection", "insert_graph", "insert_graphs", "insert_rows", "insert_stream"]
 
-#: the JSONB columns of each Atlas table (values are serialised with json.dumps)
-JSONB_COLUMNS: dict[str, frozenset[str]] = {
-    "sessions": frozenset({"metadata", "reward", "reward_stats", "reward_audit"}),
-    "plans": frozenset({"plan"}),
-    "step_results": frozenset({"evaluation", "metadata"}),
-    "step_attempts": frozenset({"evaluation"}),
-    "guidance_notes": frozenset(),
-    "trajectory_events": frozenset({"event"}),
-    "discovery_runs": frozenset({"payload", "metadata"}),
-    "learning_registry": frozenset({"metadata"}),
-}
-
-#: NOT NULL columns with a default: None takes the default, as an INSERT that leaves them out would
-_DEFAULTS: dict[str, dict[str, Any]] = {
-    "sessions": {"status": "running", "review_status": "pending"},
-    "discovery_runs": {"source": "discovery"},
-}
-_NOW_COLUMNS: dict[str, frozenset[str]] = {
-    "sessions": frozenset({"created_at"}),
-    "trajectory_events": frozenset({"created_at"}),
-    "discovery_runs": frozenset({"created_at"}),
-    "learning_registry": frozenset({"updated_at"}),
-}
 _COPY_LINE = re.compile(r"COPY \w+, line (\d+)")
 
 
@@ -76,9 +53,10 @@ def _json(value: Any, table: str, column: str, row: int) -> str | None:
 
 def _row_maker(table: str, columns: Sequence[str]) -> Any:
     """A function turning a row dict into the tuple COPY writes (JSON serialised, defaults applied)."""
-    jsonb = JSONB_COLUMNS.get(table, frozenset())
-    defaults = _DEFAULTS.get(table, {})
-    now_columns = _NOW_COLUMNS.get(table, frozenset())
+    entry = CATALOGUE.get(table)
+    jsonb = entry.json_columns if entry else frozenset()
+    defaults = entry.defaults if entry else {}
+    now_columns = entry.now if entry else frozenset()
     spec = [(column, column in jsonb, defaults.get(column), column in now_columns) for column in columns]
 
     def make(values: Mapping[str, Any], origin: int, now: datetime) -> tuple[Any, ...]:
@@ -300,11 +278,11 @@ def insert_rows(conn: psycopg.Connection[Any], table: str, rows: Iterable[Mappin
     ``learning_registry`` rows, or child rows that already carry a ``session_id``.
     """
     conn = check_connection(conn, "insert_rows")
-    if table not in JSONB_COLUMNS:
+    if table not in CATALOGUE:
         raise invalid(
             "table",
             table,
-            f"one of {', '.join(sorted(JSONB_COLUMNS))}",
+            f"one of {', '.join(sorted(CATALOGUE))}",
             hint="insert sessions with their children through insert_graphs()",
             function="insert_rows",
         )

@@ -48,7 +48,7 @@ SESSION_TABLES = ("sessions", "plans", "step_results", "step_attempts", "traject
 def field_columns() -> dict[str, str]:
     """``table.column`` -> schema name of every JSON column a fields gate reads: the contract
     catalogue's columns of :data:`SESSION_TABLES` (read on first use)."""
-    from pytest_atlas.contracts import ATLAS_COLUMNS
+    from pytest_atlas.domain import ATLAS_COLUMNS
 
     return {name: schema for name, schema in ATLAS_COLUMNS.items() if name.partition(".")[0] in SESSION_TABLES}
 

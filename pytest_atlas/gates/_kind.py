@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pytest_atlas.gates._result import KeyResult
-from pytest_atlas.stats._options import canonical_method, check_alpha, check_power, check_resamples, check_seed
+from pytest_atlas.stats import canonical_method, check_alpha, check_power, check_resamples, check_seed
 
 if TYPE_CHECKING:
     import psycopg

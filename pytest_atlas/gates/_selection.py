@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from pytest_atlas._arguments import check_bool, check_moment, check_positive_int, check_probability, check_strings
-from pytest_atlas._vocabulary import REVIEW_STATUSES, SESSION_STATUSES
+from pytest_atlas.domain import REVIEW_STATUSES, SESSION_STATUSES
 from pytest_atlas.errors import InvalidArgument
 
 __all__ = ["Selection"]

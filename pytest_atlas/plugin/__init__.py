@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from pytest_atlas._config import OPTIONS, AtlasSettings, Option, resolve_settings
-from pytest_atlas.db._account import server_account
+from pytest_atlas.db import server_account
 from pytest_atlas.errors import AtlasError
 
 # This module must not import pytest_atlas.fixtures (or the sibling plugin modules) at import time:
@@ -110,6 +110,6 @@ def pytest_configure(config: pytest.Config) -> None:
             server_account(settings.run_as)  # an unknown or root account is a usage error, not a test error
     except AtlasError as exc:
         raise pytest.UsageError(str(exc)) from None
-    from pytest_atlas.fixtures._state import SETTINGS_KEY
+    from pytest_atlas.fixtures import SETTINGS_KEY
 
     config.stash[SETTINGS_KEY] = settings

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from pytest_atlas.errors import BaselineFileError, GateError
-from pytest_atlas.fixtures._state import settings_of
+from pytest_atlas.fixtures import settings_of
 from pytest_atlas.plugin._checks import target_of
 from pytest_atlas.plugin._reporter import reporter_of
 

@@ -26,7 +26,7 @@ from pytest_atlas._dsn import Dsn
 from pytest_atlas._properties import parse_result_property, result_property
 from pytest_atlas._table import escape_lines
 from pytest_atlas.errors import AtlasError
-from pytest_atlas.fixtures._state import settings_of
+from pytest_atlas.fixtures import settings_of
 
 __all__ = [
     "MARKER",

@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_atlas.errors import AtlasError
-from pytest_atlas.fixtures._state import settings_of
+from pytest_atlas.fixtures import settings_of
 from pytest_atlas.plugin._checks import CheckItem, announce, target_of
 
 if TYPE_CHECKING:
-    from pytest_atlas.contracts import ColumnReport, RelationReport
-    from pytest_atlas.contracts._targets import Column
+    from pytest_atlas.contracts import Column, ColumnReport, RelationReport
 
 COLLECTION = "atlas-contract"
 #: the first connection failure of this process: later items report it at once (no second timeout)
@@ -50,7 +49,7 @@ class ContractItem(CheckItem):
         self.order = order
 
     def evaluate(self) -> dict[str, Any]:
-        from pytest_atlas.contracts._check import run_checks
+        from pytest_atlas.contracts import run_checks
 
         config = self.config
         settings = settings_of(config)
@@ -82,7 +81,7 @@ class ContractItem(CheckItem):
         """Does any contract item of this run have a row to check? (no verdict without evidence)"""
         config = self.config
         if _HAS_ROWS not in config.stash:
-            from pytest_atlas.contracts._check import has_rows
+            from pytest_atlas.contracts import has_rows
 
             siblings = [item for item in self.session.items if isinstance(item, ContractItem)]
             config.stash[_HAS_ROWS] = has_rows(
@@ -138,8 +137,7 @@ def _one_line(part: ColumnReport | RelationReport) -> str:
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if not settings_of(config).contract:
         return
-    from pytest_atlas.contracts._relations import relation_names
-    from pytest_atlas.contracts._targets import TABLES, resolve_targets
+    from pytest_atlas.contracts import TABLES, relation_names, resolve_targets
 
     collector = ContractCollection.from_parent(session, name=COLLECTION, nodeid=COLLECTION)
     added: list[pytest.Item] = []

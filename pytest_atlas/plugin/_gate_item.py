@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_atlas.errors import AtlasError
-from pytest_atlas.fixtures._state import settings_of
+from pytest_atlas.fixtures import settings_of
 from pytest_atlas.plugin._baselines import CENSUS_PROPERTY, SERIES_PROPERTY, baseline_of, census_of
 from pytest_atlas.plugin._checks import CheckItem, target_of
 

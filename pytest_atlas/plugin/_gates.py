@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_atlas.errors import AtlasError, ConfigError
-from pytest_atlas.fixtures._state import settings_of
+from pytest_atlas.fixtures import settings_of
 from pytest_atlas.plugin._checks import MARKER, announce
 from pytest_atlas.plugin._gate_item import GateCollection, GateItem, accepted_key
 

@@ -25,7 +25,7 @@ import pytest
 
 from pytest_atlas._outcome import EXIT_ERROR, EXIT_INCONCLUSIVE, Outcome, exit_status
 from pytest_atlas._properties import parse_result_property
-from pytest_atlas.fixtures._state import settings_of
+from pytest_atlas.fixtures import settings_of
 from pytest_atlas.plugin._checks import check_mode, left_out, left_out_line, target_of
 
 __all__ = ["AtlasReporter", "reporter_of"]

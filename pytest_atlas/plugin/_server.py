@@ -11,7 +11,7 @@ import pytest
 from pytest_atlas._table import render_table
 from pytest_atlas.db import write_kept_manifest
 from pytest_atlas.errors import AtlasError
-from pytest_atlas.fixtures._state import existing_run_state, run_state
+from pytest_atlas.fixtures import existing_run_state, run_state
 
 _KEPT = "atlas_kept"
 _NOTES = "atlas_notes"

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pytest_atlas.domain import RewardHistory, reward_history
 from pytest_atlas.errors import InvalidArgument
-from pytest_atlas.strategies import RewardHistory, reward_history
 
 if TYPE_CHECKING:
     from pytest_atlas.runtime._runtime import AtlasRuntime

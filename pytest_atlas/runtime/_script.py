@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_atlas.domain import EXECUTION_MODES
 from pytest_atlas.errors import ScriptError
 from pytest_atlas.runtime._atlas import Caller, ScriptedReply
 
@@ -30,7 +31,8 @@ __all__ = [
 
 #: the roles whose LLM calls a run scripts (``agent``: an agent that is itself an LLM adapter)
 ROLES: tuple[str, ...] = ("router", "judge", "arbiter", "teacher", "synthesizer", "agent")
-MODES: tuple[str, ...] = ("auto", "paired", "coach")
+#: the modes a script can make Atlas run in (the current runtime's execution modes)
+MODES: tuple[str, ...] = EXECUTION_MODES
 #: the router's confidence for each mode (inside Atlas's default thresholds 0.85 / 0.65 / 0.35)
 _CONFIDENCE = {"auto": 0.9, "paired": 0.7, "coach": 0.45}
 

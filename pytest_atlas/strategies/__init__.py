@@ -12,9 +12,9 @@ Import them from here::
 
 from __future__ import annotations
 
+from pytest_atlas.domain import SCENARIOS, RewardHistory, SessionGraph, reward_history
 from pytest_atlas.strategies._graphs import export_traces, session_graphs
 from pytest_atlas.strategies._invalid import MUTATIONS, Invalid, Mutation, invalid
-from pytest_atlas.strategies._model import SessionGraph
 from pytest_atlas.strategies._payloads import (
     discovery_metadata,
     discovery_payloads,
@@ -39,7 +39,7 @@ from pytest_atlas.strategies._rows import (
     step_result_rows,
     trajectory_event_rows,
 )
-from pytest_atlas.strategies._scenarios import SCENARIOS, RewardHistory, reward_histories, reward_history
+from pytest_atlas.strategies._scenarios import reward_histories
 
 __all__ = [
     "MUTATIONS",

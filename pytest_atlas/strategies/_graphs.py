@@ -7,10 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pytest_atlas.strategies._export import to_export
-from pytest_atlas.strategies._model import SessionGraph
-from pytest_atlas.strategies._options import graph_options
-from pytest_atlas.strategies._session import GraphOptions, build_graph
+from pytest_atlas.domain import GraphOptions, SessionGraph, build_graph, graph_options, to_export
 from pytest_atlas.strategies._source import HypothesisSource
 
 __all__ = ["export_traces", "session_graphs"]

@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import reject
 from hypothesis import strategies as st
 
+from pytest_atlas._arguments import call_error
 from pytest_atlas.strategies._graphs import export_traces
 from pytest_atlas.strategies._payloads import (
     discovery_metadata,
@@ -25,7 +26,6 @@ from pytest_atlas.strategies._payloads import (
     step_metadata,
     trajectory_events,
 )
-from pytest_atlas.strategies._validate import fail
 from pytest_atlas.validation import validator_for
 
 __all__ = ["MUTATIONS", "Invalid", "Mutation", "invalid"]
@@ -292,9 +292,9 @@ def invalid(schema: str, *, rule: str | None = None) -> st.SearchStrategy[Invali
     """
     if schema not in MUTATIONS:
         shown = ", ".join(repr(name) for name in MUTATIONS)
-        raise fail("invalid", "schema", schema, f"one of {shown}")
+        raise call_error("invalid", "schema", schema, f"one of {shown}")
     if rule is not None and rule not in {mutation.rule for mutation in MUTATIONS[schema]}:
-        raise fail(
+        raise call_error(
             "invalid",
             "rule",
             rule,

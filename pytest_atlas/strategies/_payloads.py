@@ -8,29 +8,37 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pytest_atlas.strategies._common import EPOCH, Doc, moment_after
-from pytest_atlas.strategies._discovery import build_discovery_metadata, build_discovery_payload
-from pytest_atlas.strategies._events import EVENT_TYPES, single_event
-from pytest_atlas.strategies._learning import build_registry_metadata
-from pytest_atlas.strategies._options import graph_options
-from pytest_atlas.strategies._rewards import RewardOutcome, build_reward
-from pytest_atlas.strategies._session import GraphOptions, build_drift, build_graph
-from pytest_atlas.strategies._source import HypothesisSource, Source
-from pytest_atlas.strategies._steps import (
+from pytest_atlas._arguments import (
+    call_bool,
+    call_choice,
+    call_count,
+    call_error,
+    call_interval,
+    call_str,
+)
+from pytest_atlas.domain import (
+    EPOCH,
+    EVENT_TYPES,
+    Doc,
+    GraphOptions,
+    RewardOutcome,
+    Source,
+    build_discovery_metadata,
+    build_discovery_payload,
+    build_drift,
+    build_graph,
     build_plan,
+    build_registry_metadata,
+    build_reward,
     build_step_metadata,
     evaluation_for,
+    graph_options,
+    moment_after,
+    single_event,
     sketch_steps,
     step_output,
 )
-from pytest_atlas.strategies._validate import (
-    check_bool,
-    check_choice,
-    check_count,
-    check_interval,
-    check_str,
-    fail,
-)
+from pytest_atlas.strategies._source import HypothesisSource
 
 __all__ = [
     "discovery_metadata",
@@ -136,7 +144,7 @@ def session_rewards(*, score: float | tuple[float, float] | None = None) -> st.S
     ``score`` pins the score to a number or ``(min, max)`` range in 0..1.
     Shrinks towards three agreeing tier-1 samples with no principles.
     """
-    interval = check_interval("session_rewards", "score", score, lo=0.0, hi=1.0)
+    interval = call_interval("session_rewards", "score", score, lo=0.0, hi=1.0)
     return _rewards(interval, "reward")
 
 
@@ -147,7 +155,7 @@ def reward_stats(*, score: float | tuple[float, float] | None = None) -> st.Sear
     :func:`session_rewards` of the same session). ``score`` pins the score to a number or range.
     Shrinks like :func:`session_rewards`.
     """
-    interval = check_interval("reward_stats", "score", score, lo=0.0, hi=1.0)
+    interval = call_interval("reward_stats", "score", score, lo=0.0, hi=1.0)
     return _rewards(interval, "stats")
 
 
@@ -157,7 +165,7 @@ def reward_audits(*, score: float | tuple[float, float] | None = None) -> st.Sea
     entry after an escalation; ``raw_response`` is a ``ModelResponse(...)`` repr string or
     ``{"mock": true}``. Shrinks towards three successful tier-1 entries.
     """
-    interval = check_interval("reward_audits", "score", score, lo=0.0, hi=1.0)
+    interval = call_interval("reward_audits", "score", score, lo=0.0, hi=1.0)
     return _rewards(interval, "audit")
 
 
@@ -176,8 +184,8 @@ def drift_assessments(*, alert: bool | None = None, learning_key: str | None = N
     ``insufficient_baseline``), the 11-key ``baseline``, and ``message`` only on alert.
     ``alert`` forces the outcome. Shrinks towards a short history and no alert.
     """
-    forced = check_bool("drift_assessments", "alert", alert)
-    key = check_str("drift_assessments", "learning_key", learning_key)
+    forced = call_bool("drift_assessments", "alert", alert)
+    key = call_str("drift_assessments", "learning_key", learning_key)
     return _drifts(forced, key)
 
 
@@ -200,7 +208,7 @@ def trajectory_events(*, event_type: str | None = None) -> st.SearchStrategy[Doc
     seconds. For events that form a session's tree, use :func:`session_graphs`.
     Shrinks towards an LLM_START event with the simplest metadata.
     """
-    chosen = check_choice("trajectory_events", "event_type", event_type, EVENT_TYPES)
+    chosen = call_choice("trajectory_events", "event_type", event_type, EVENT_TYPES)
     return _events((chosen,) if chosen else EVENT_TYPES)
 
 
@@ -225,10 +233,10 @@ def plans(*, steps: int | tuple[int, int] | None = None, legacy: bool | None = N
     ``steps`` (1..8) pins the number of steps (more than one implies legacy); ``legacy`` allows or
     forbids the historical shape. Shrinks towards the one-step single-shot plan.
     """
-    count = check_count("plans", "steps", steps, lo=1, hi=8)
-    old = check_bool("plans", "legacy", legacy)
+    count = call_count("plans", "steps", steps, lo=1, hi=8)
+    old = call_bool("plans", "legacy", legacy)
     if old is False and count is not None and count[0] > 1:
-        raise fail(
+        raise call_error(
             "plans",
             "steps",
             steps,
@@ -265,7 +273,7 @@ def step_evaluations(*, valid: bool | None = None) -> st.SearchStrategy[Doc]:
     the teacher's verdict with ``validation_request``. ``valid`` pins ``validation.valid``.
     Shrinks towards the pass-through validation.
     """
-    forced = check_bool("step_evaluations", "valid", valid)
+    forced = call_bool("step_evaluations", "valid", valid)
     return _evaluations(forced)
 
 
@@ -304,7 +312,7 @@ def discovery_payloads(*, empty: bool | None = None) -> st.SearchStrategy[Doc]:
     none returned a number; ``empty=True`` gives the skip path (same keys, empty values).
     Shrinks towards a run with no steps and no telemetry.
     """
-    return _discovery_payloads(check_bool("discovery_payloads", "empty", empty))
+    return _discovery_payloads(call_bool("discovery_payloads", "empty", empty))
 
 
 @st.composite
@@ -328,7 +336,7 @@ def discovery_metadata(*, source: str | None = None) -> st.SearchStrategy[Doc]:
     payload's schema/reward/telemetry/history, ``preflight``); for ``source="runtime"`` the
     capabilities and the run artifact path. Shrinks towards the discovery record.
     """
-    return _discovery_metadata(check_choice("discovery_metadata", "source", source, ("discovery", "runtime")))
+    return _discovery_metadata(call_choice("discovery_metadata", "source", source, ("discovery", "runtime")))
 
 
 @st.composite
@@ -346,4 +354,4 @@ def learning_registry_metadata(*, entries: int | tuple[int, int] | None = None) 
     free-form object. ``entries`` (0..20) pins the number of playbook entries.
     Shrinks towards a synthesis with no entries.
     """
-    return _registry_metadata(check_count("learning_registry_metadata", "entries", entries, lo=0, hi=20))
+    return _registry_metadata(call_count("learning_registry_metadata", "entries", entries, lo=0, hi=20))

@@ -8,15 +8,22 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pytest_atlas._arguments import check_positive_int
-from pytest_atlas.strategies._common import EPOCH, Doc, learning_key, moment_after
-from pytest_atlas.strategies._discovery import build_discovery_metadata, build_discovery_payload
-from pytest_atlas.strategies._events import single_event
-from pytest_atlas.strategies._learning import build_registry_metadata
-from pytest_atlas.strategies._options import graph_options
-from pytest_atlas.strategies._session import GraphOptions, build_graph
-from pytest_atlas.strategies._source import HypothesisSource, Source
-from pytest_atlas.strategies._validate import check_choice, check_str
+from pytest_atlas._arguments import call_choice, call_str, check_positive_int
+from pytest_atlas.domain import (
+    EPOCH,
+    Doc,
+    GraphOptions,
+    Source,
+    build_discovery_metadata,
+    build_discovery_payload,
+    build_graph,
+    build_registry_metadata,
+    graph_options,
+    learning_key,
+    moment_after,
+    single_event,
+)
+from pytest_atlas.strategies._source import HypothesisSource
 
 __all__ = [
     "discovery_run_rows",
@@ -164,7 +171,7 @@ def discovery_run_rows(*, source: str | None = None) -> st.SearchStrategy[Doc]:
     (``discovery`` or ``runtime``), ``payload`` (:func:`discovery_payloads`), ``metadata``
     (:func:`discovery_metadata` of the same payload), ``created_at``.
     Shrinks towards a discovery run with no steps."""
-    return _discovery_rows(check_choice("discovery_run_rows", "source", source, ("discovery", "runtime")))
+    return _discovery_rows(call_choice("discovery_run_rows", "source", source, ("discovery", "runtime")))
 
 
 @st.composite
@@ -189,4 +196,4 @@ def learning_registry_rows(*, learning_key: str | None = None) -> st.SearchStrat
     ``teacher_learning`` pamphlets, ``metadata`` (:func:`learning_registry_metadata`) and
     ``updated_at``; sometimes the 0.1.16 row with all three NULL. Pass ``learning_key`` to tie
     the row to your sessions. Shrinks towards a row with no playbook entries."""
-    return _registry_rows(check_str("learning_registry_rows", "learning_key", learning_key))
+    return _registry_rows(call_str("learning_registry_rows", "learning_key", learning_key))

@@ -17,12 +17,12 @@ import copy
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from pytest_atlas._violation import Severity, UnknownField, Violation, json_path, preview
 from pytest_atlas.errors import PayloadError
 from pytest_atlas.validation._paths import DocumentPaths, PathWalker, field_type
 from pytest_atlas.validation._schemas import BASE_URI, SCHEMA_NAMES, document, uri_of
 from pytest_atlas.validation._storable import MAX_DEPTH
 from pytest_atlas.validation._validator import PayloadCheck, PayloadValidator, validator_for
-from pytest_atlas.validation._violation import Severity, UnknownField, Violation, json_path, preview
 
 __all__ = [
     "BASE_URI",

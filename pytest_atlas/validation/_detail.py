@@ -18,8 +18,8 @@ from jsonschema.validators import extend
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
 
+from pytest_atlas._violation import Violation, first_sentence, json_path, json_type, preview
 from pytest_atlas.errors import AtlasError
-from pytest_atlas.validation._violation import Violation, first_sentence, json_path, json_type, preview
 
 __all__ = ["detail_validator", "detail_violations", "format_checker", "registry"]
 

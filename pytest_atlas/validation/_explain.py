@@ -13,8 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_atlas.validation._schemas import QUIRK, lookup
-from pytest_atlas.validation._violation import (
+from pytest_atlas._violation import (
     UnknownField,
     Violation,
     first_sentence,
@@ -22,6 +21,7 @@ from pytest_atlas.validation._violation import (
     json_type,
     preview,
 )
+from pytest_atlas.validation._schemas import QUIRK, lookup
 
 __all__ = ["Explanation", "census_of_invalid", "explain"]
 

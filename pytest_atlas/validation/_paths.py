@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_atlas._violation import json_path
 from pytest_atlas.validation._schemas import QUIRK, resolve_ref, uri_of
-from pytest_atlas.validation._violation import json_path
 
 __all__ = ["VOLATILE", "DocumentPaths", "PathWalker", "field_type"]
 

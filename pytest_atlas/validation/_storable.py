@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from pytest_atlas.validation._violation import Violation, json_path, preview
+from pytest_atlas._violation import Violation, json_path, preview
 
 __all__ = ["MAX_DEPTH", "is_plain_json", "storability_violations"]
 

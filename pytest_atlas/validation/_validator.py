@@ -17,11 +17,11 @@ from typing import Any
 
 import jsonschema_rs
 
+from pytest_atlas._violation import UnknownField, Violation, preview
 from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.validation import _schemas
 from pytest_atlas.validation._explain import census_of_invalid, explain
 from pytest_atlas.validation._storable import is_plain_json, storability_violations
-from pytest_atlas.validation._violation import UnknownField, Violation, preview
 
 __all__ = ["PayloadCheck", "PayloadValidator", "validator_for"]
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from pytest_atlas.validation._violation import json_type
+from pytest_atlas._violation import json_type
 
 Path = tuple[str, str]
 

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_atlas.domain import drift_document
 from pytest_atlas.stats import assess_drift, reward_baseline
-from pytest_atlas.strategies import _drift
 
 numbers = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False)
 stats_documents = st.fixed_dictionaries(
@@ -39,7 +39,7 @@ def test_document_is_the_assessment_plus_message_on_alert(
         rows[0], baseline, threshold=threshold, min_baseline=min_baseline, window=window, learning_key="k"
     )
     assert expected is not None
-    document = _drift.drift_document(
+    document = drift_document(
         rows[0], baseline, threshold=threshold, window=window, min_baseline=min_baseline, learning_key="k"
     )
     if document["alert"]:

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from pytest_atlas import stats
 from pytest_atlas._arguments import check_bool, check_integer, check_number
 from pytest_atlas._outcome import Outcome
+from pytest_atlas.domain import assess_drift, reward_baseline
 from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.gates._kind import Context, Evaluation, GateKind
 from pytest_atlas.gates._result import KeyResult
@@ -137,8 +137,8 @@ def drift_rows(inputs: Sequence[DriftInput], spec: GateSpec) -> list[KeyResult]:
         reasons: dict[str, int] = {}
         largest = 0.0
         for item in items:
-            baseline = stats.reward_baseline(list(item.history), window=options.window)
-            assessment = stats.assess_drift(
+            baseline = reward_baseline(list(item.history), window=options.window)
+            assessment = assess_drift(
                 item.reward_stats,
                 baseline,
                 threshold=options.z_threshold,

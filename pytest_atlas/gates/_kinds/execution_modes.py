@@ -16,7 +16,7 @@ from psycopg import sql
 
 from pytest_atlas._arguments import check_probability
 from pytest_atlas._outcome import Outcome
-from pytest_atlas._vocabulary import EXECUTION_MODES, LEGACY_EXECUTION_MODES
+from pytest_atlas.domain import EXECUTION_MODES, LEGACY_EXECUTION_MODES, RECORDED_EXECUTION_MODES
 from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.gates._kind import Context, Evaluation, GateKind
 from pytest_atlas.gates._result import KeyResult
@@ -40,7 +40,7 @@ def _bounds(value: Any) -> dict[str, tuple[float, float]]:
         )
     out: dict[str, tuple[float, float]] = {}
     for mode, bound in value.items():
-        if mode not in EXECUTION_MODES + LEGACY_EXECUTION_MODES:
+        if mode not in RECORDED_EXECUTION_MODES:
             raise InvalidArgument(
                 f"modes: unknown execution mode {mode!r}",
                 hint=f"Atlas records {', '.join(EXECUTION_MODES)} ({', '.join(LEGACY_EXECUTION_MODES)} before 0.1.12)",

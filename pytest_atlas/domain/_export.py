@@ -16,8 +16,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pytest_atlas.strategies._common import Doc
-from pytest_atlas.strategies._model import SessionGraph
+from pytest_atlas.domain._common import Doc
+from pytest_atlas.domain._graph import SessionGraph
 
 __all__ = ["EXPORT_METADATA_KEYS", "STEP_EXPORT_KEYS", "to_export"]
 

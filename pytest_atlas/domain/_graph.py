@@ -6,33 +6,9 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TABLE_COLUMNS", "SessionGraph"]
+__all__ = ["SessionGraph"]
 
 Doc = dict[str, Any]
-
-#: the columns each graph part fills, in insertion order (ids and ``session_id`` are added on insert)
-TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "sessions": (
-        "task",
-        "status",
-        "metadata",
-        "final_answer",
-        "reward",
-        "reward_stats",
-        "reward_audit",
-        "student_learning",
-        "teacher_learning",
-        "review_status",
-        "review_notes",
-        "created_at",
-        "completed_at",
-    ),
-    "plans": ("plan",),
-    "step_results": ("step_id", "trace", "output", "evaluation", "attempts", "metadata"),
-    "step_attempts": ("step_id", "attempt", "evaluation"),
-    "guidance_notes": ("step_id", "sequence", "note"),
-    "trajectory_events": ("event", "created_at"),
-}
 
 
 @dataclass

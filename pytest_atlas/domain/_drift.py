@@ -29,6 +29,7 @@ __all__ = [
     "DRIFT_METRICS",
     "MAD_NORMALIZATION",
     "assess_drift",
+    "drift_document",
     "reward_baseline",
 ]
 
@@ -245,3 +246,28 @@ def assess_drift(
         "learning_key": learning_key,
         "baseline": {key: baseline.get(key) for key in BASELINE_KEYS},
     }
+
+
+def drift_document(
+    current: Mapping[str, Any],
+    baseline: Mapping[str, Any],
+    *,
+    threshold: float,
+    window: int,
+    min_baseline: int,
+    learning_key: str | None,
+) -> dict[str, Any]:
+    """The drift document Atlas stores for ``current`` (reward_stats) against ``baseline``
+    (:func:`reward_baseline` of the window, newest first, current session included)."""
+    document = assess_drift(
+        dict(current),
+        baseline,
+        threshold=threshold,
+        min_baseline=min_baseline,
+        window=window,
+        learning_key=learning_key,
+    )
+    assert document is not None  # current is a dict
+    if document["alert"]:
+        document["message"] = f"Reward drift alert ({document['reason'] or 'threshold'})"
+    return document

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pytest_atlas.strategies._common import Doc, epoch_seconds, model_name, uuid4
-from pytest_atlas.strategies._source import Source
+from pytest_atlas.domain._common import Doc, epoch_seconds, model_name, uuid4
+from pytest_atlas.domain._source import Source
+from pytest_atlas.domain._vocabulary import EVENT_TYPES
 
 __all__ = [
     "EVENT_TYPES",
@@ -25,25 +26,6 @@ __all__ = [
     "minimum_events",
     "single_event",
 ]
-
-EVENT_TYPES: tuple[str, ...] = (
-    "LLM_START",
-    "LLM_END",
-    "LLM_NEW_TOKEN",
-    "TOOL_START",
-    "TOOL_END",
-    "WORKFLOW_START",
-    "WORKFLOW_END",
-    "TASK_START",
-    "TASK_END",
-    "FUNCTION_START",
-    "FUNCTION_END",
-    "CUSTOM_START",
-    "CUSTOM_END",
-    "SPAN_START",
-    "SPAN_CHUNK",
-    "SPAN_END",
-)
 
 _ROOT_ANCESTRY: Doc = {"function_id": "root", "function_name": "root", "parent_id": None, "parent_name": None}
 _ACTORS = ("student", "teacher", "reward", "learning")

@@ -7,8 +7,8 @@ import copy
 from datetime import datetime, timedelta
 from typing import Any
 
-from pytest_atlas.strategies._common import Doc, iso, principles, spaced
-from pytest_atlas.strategies._source import Source
+from pytest_atlas.domain._common import Doc, iso, principles, spaced
+from pytest_atlas.domain._source import Source
 
 __all__ = [
     "build_learning_history",

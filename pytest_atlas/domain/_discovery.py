@@ -6,8 +6,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pytest_atlas.strategies._common import Doc, epoch_seconds, iso, model_name
-from pytest_atlas.strategies._source import Source
+from pytest_atlas.domain._common import Doc, epoch_seconds, iso, model_name
+from pytest_atlas.domain._source import Source
 
 __all__ = ["build_discovery_metadata", "build_discovery_payload"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from pytest_atlas.strategies._source import Source
+from pytest_atlas.domain._source import Source
 
 __all__ = [
     "EPOCH",

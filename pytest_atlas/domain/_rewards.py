@@ -16,8 +16,8 @@ from datetime import datetime
 from statistics import fmean, pstdev
 from typing import Any
 
-from pytest_atlas.strategies._common import Doc, iso, model_name, principles
-from pytest_atlas.strategies._source import Source
+from pytest_atlas.domain._common import Doc, iso, model_name, principles
+from pytest_atlas.domain._source import Source
 
 __all__ = [
     "EMPTY_SAMPLE_RATIONALE",

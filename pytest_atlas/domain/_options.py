@@ -1,38 +1,66 @@
-"""Turning public keyword arguments into validated :class:`GraphOptions` (shared by strategies and factories)."""
+"""What a caller pins of a session graph: :class:`GraphOptions`, and the validation of the public keyword
+arguments that become them (shared by strategies and factories)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pytest_atlas.strategies._events import minimum_events
-from pytest_atlas.strategies._session import EXECUTION_MODES, STATUSES, GraphOptions
-from pytest_atlas.strategies._validate import (
-    check_bool,
-    check_choice,
-    check_count,
-    check_interval,
-    check_str,
-    fail,
+from pytest_atlas._arguments import (
+    call_bool,
+    call_choice,
+    call_count,
+    call_error,
+    call_interval,
+    call_str,
 )
+from pytest_atlas.domain._common import Doc
+from pytest_atlas.domain._events import minimum_events
+from pytest_atlas.domain._vocabulary import RECORDED_EXECUTION_MODES, SESSION_STATUSES
 
-__all__ = ["MAX_EVENTS", "MAX_STEPS", "graph_options"]
+__all__ = ["MAX_EVENTS", "MAX_STEPS", "GraphOptions", "graph_options"]
 
 MAX_STEPS = 8
 MAX_ATTEMPTS = 5
 MAX_EVENTS = 2000
 
 
+@dataclass(frozen=True)
+class GraphOptions:
+    """What a caller pinned; ``None`` everywhere means "let the builder choose"."""
+
+    learning_key: str | None = None
+    task: str | None = None
+    status: str | None = None
+    review_status: str | None = None
+    execution_mode: str | None = None
+    score: tuple[float, float] | None = None
+    steps: tuple[int, int] | None = None
+    events: tuple[int, int] | None = None
+    attempts: tuple[int, int] | None = None
+    drift_alert: bool | None = None
+    legacy: bool | None = None
+    created_at: datetime | None = None
+    caller_metadata: Doc | None = None
+    #: for the reward scenarios: the exact (score, uncertainty) of the single reward sample
+    exact_reward: tuple[float, float] | None = None
+    #: for the reward scenarios: the drift document to store (computed against real history)
+    drift: Doc | None = None
+    #: False skips the trajectory events (for strategies that only return the metadata)
+    with_events: bool = True
+
+
 def _check_metadata(function: str, value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise fail(function, "metadata", value, "a dict with string keys (the caller's session_metadata)")
+        raise call_error(function, "metadata", value, "a dict with string keys (the caller's session_metadata)")
     try:
         text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
-        raise fail(
+        raise call_error(
             function,
             "metadata",
             value,
@@ -40,7 +68,7 @@ def _check_metadata(function: str, value: Any) -> dict[str, Any] | None:
             hint="convert datetimes and other objects to strings first (Atlas stores str() of them)",
         ) from None
     if "\\u0000" in text:
-        raise fail(function, "metadata", value, "a dict without NUL characters (PostgreSQL jsonb rejects them)")
+        raise call_error(function, "metadata", value, "a dict without NUL characters (PostgreSQL jsonb rejects them)")
     return dict(value)
 
 
@@ -62,19 +90,19 @@ def graph_options(
     metadata: Any = None,
 ) -> GraphOptions:
     """Validate every argument up front and cross-check the combinations Atlas cannot produce."""
-    key = check_str(function, "learning_key", learning_key)
-    task_text = check_str(function, "task", task)
-    status_value = check_choice(function, "status", status, STATUSES)
-    review = check_str(function, "review_status", review_status)
-    mode = check_choice(function, "execution_mode", execution_mode, EXECUTION_MODES)
-    score_range = check_interval(function, "score", score, lo=0.0, hi=1.0)
-    steps_range = check_count(function, "steps", steps, lo=1, hi=MAX_STEPS)
-    events_range = check_count(function, "events", events, lo=0, hi=MAX_EVENTS)
-    attempts_range = check_count(function, "attempts", attempts, lo=1, hi=MAX_ATTEMPTS)
-    alert = check_bool(function, "drift_alert", drift_alert)
-    legacy_flag = check_bool(function, "legacy", legacy)
+    key = call_str(function, "learning_key", learning_key)
+    task_text = call_str(function, "task", task)
+    status_value = call_choice(function, "status", status, SESSION_STATUSES)
+    review = call_str(function, "review_status", review_status)
+    mode = call_choice(function, "execution_mode", execution_mode, RECORDED_EXECUTION_MODES)
+    score_range = call_interval(function, "score", score, lo=0.0, hi=1.0)
+    steps_range = call_count(function, "steps", steps, lo=1, hi=MAX_STEPS)
+    events_range = call_count(function, "events", events, lo=0, hi=MAX_EVENTS)
+    attempts_range = call_count(function, "attempts", attempts, lo=1, hi=MAX_ATTEMPTS)
+    alert = call_bool(function, "drift_alert", drift_alert)
+    legacy_flag = call_bool(function, "legacy", legacy)
     if created_at is not None and (not isinstance(created_at, datetime) or created_at.tzinfo is None):
-        raise fail(
+        raise call_error(
             function,
             "created_at",
             created_at,
@@ -87,7 +115,7 @@ def graph_options(
     rewarded = score_range is not None or alert is not None
     if rewarded and status_value in ("failed", "running"):
         pinned = "score" if score_range is not None else f"drift_alert={alert}"
-        raise fail(
+        raise call_error(
             function,
             "status",
             status_value,
@@ -96,7 +124,7 @@ def graph_options(
         )
     for name, pinned_range in (("steps", steps_range), ("attempts", attempts_range)):
         if pinned_range is not None and status_value in ("failed", "running"):
-            raise fail(
+            raise call_error(
                 function,
                 name,
                 steps if name == "steps" else attempts,
@@ -105,7 +133,7 @@ def graph_options(
                 f"{name} would be ignored",
             )
     if mode is not None and status_value == "running":
-        raise fail(
+        raise call_error(
             function,
             "execution_mode",
             mode,
@@ -113,7 +141,7 @@ def graph_options(
             hint="Atlas records the execution mode when the run ends (success or failure)",
         )
     if legacy_flag is False and steps_range is not None and steps_range[0] > 1:
-        raise fail(
+        raise call_error(
             function,
             "steps",
             steps,
@@ -121,7 +149,7 @@ def graph_options(
             hint="the current runtime writes one-step plans only; pass legacy=True for multi-step plans",
         )
     if legacy_flag is False and mode == "escalate":
-        raise fail(
+        raise call_error(
             function,
             "execution_mode",
             mode,
@@ -135,7 +163,7 @@ def graph_options(
     if events_range is not None:
         lo, hi = events_range
         if status_value == "running" and lo > 0:
-            raise fail(
+            raise call_error(
                 function,
                 "events",
                 events,
@@ -148,7 +176,7 @@ def graph_options(
         )
         succeeded = status_value == "succeeded" or rewarded or steps_range is not None or attempts_range is not None
         if succeeded and hi < needed:
-            raise fail(
+            raise call_error(
                 function,
                 "events",
                 events,

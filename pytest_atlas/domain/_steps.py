@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from pytest_atlas.strategies._common import Doc
-from pytest_atlas.strategies._rewards import placeholder_step_reward
-from pytest_atlas.strategies._source import Source
+from pytest_atlas.domain._common import Doc
+from pytest_atlas.domain._rewards import placeholder_step_reward
+from pytest_atlas.domain._source import Source
 
 __all__ = [
     "SINGLE_SHOT_DESCRIPTION",
