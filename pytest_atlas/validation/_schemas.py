@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote
+from urllib.parse import urljoin
 
 from pytest_atlas._resources import jsonschemas_dir
 from pytest_atlas.errors import AtlasError
@@ -208,9 +208,38 @@ def variant_documents(variant: Variant) -> Mapping[str, Any]:
     return {name: variant_document(name, variant) for name in ALL_NAMES}
 
 
+@functools.cache
+def _registry() -> Any:
+    """The shipped (lenient) schemas as a ``referencing`` registry, by their ``$id``s; it never
+    retrieves anything else."""
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    return Registry().with_resources(
+        (uri_of(name), Resource.from_contents(dict(document(name)), default_specification=DRAFT202012))
+        for name in ALL_NAMES
+    )
+
+
+def _resolved(ref: str, base_uri: str, root: Any = None) -> Any:
+    from referencing import Resource
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012
+
+    try:
+        if root is not None:
+            resource = Resource.from_contents(root, default_specification=DRAFT202012)
+            registry = _registry().with_resource(base_uri or "urn:pytest-atlas:root", resource)
+            return registry.resolver(base_uri or "urn:pytest-atlas:root").lookup(ref).contents
+        return _registry().resolver(base_uri).lookup(ref).contents
+    except Unresolvable as exc:
+        raise KeyError(ref) from exc
+
+
 def lookup(location: str, *, root: Any = None) -> Any:
     """The node of the *lenient* schemas at ``location``: an absolute URI with a JSON-pointer fragment
-    (``…/common.schema.json#/$defs/tags/then``), or a bare fragment into ``root``.
+    (``…/common.schema.json#/$defs/tags/then``), or a bare fragment into ``root``. Resolved by
+    ``referencing`` over the shipped schemas.
 
     Raises ``KeyError`` when the location does not exist.
     """
@@ -219,30 +248,13 @@ def lookup(location: str, *, root: Any = None) -> Any:
         name = name_of_uri(base)
         if name is None or name not in ALL_NAMES:
             raise KeyError(location)
-        node: Any = document(name)
-    else:
-        node = root
-    if not fragment:
-        return node
-    for raw in fragment.lstrip("/").split("/"):
-        token = unquote(raw).replace("~1", "/").replace("~0", "~")
-        if isinstance(node, list):
-            node = node[int(token)]
-        elif isinstance(node, dict):
-            node = node[token]
-        else:
-            raise KeyError(location)
-    return node
+        return _resolved(location, "")
+    return _resolved("#" + fragment, "", root=root)
 
 
 def resolve_ref(ref: str, base_uri: str) -> tuple[Any, str]:
     """Follow a ``$ref`` written in the schema whose URI is ``base_uri``: (target node, its URI)."""
-    if ref.startswith("#"):
-        target_uri = base_uri.split("#", 1)[0] + ref
-    elif "://" in ref:
-        target_uri = ref
-    else:
-        target_uri = base_uri.rsplit("/", 1)[0] + "/" + ref
+    target_uri = urljoin(base_uri, ref)
     if "#" not in target_uri:
         target_uri += "#"
-    return lookup(target_uri), target_uri
+    return _resolved(ref, base_uri.split("#", 1)[0]), target_uri
