@@ -55,6 +55,7 @@ def render_table(rows: Sequence[Sequence[str]], *, right: Collection[int] = ()) 
 
 
 #: the icon put before an outcome cell of a Markdown table (by the cell's first word)
+_NOT_BLOCKING = "☑️"
 _ICON = {"PASS": "✅", "OK": "✅", "FAIL": "❌", "NEW": "❌", "INCONCLUSIVE": "⚠️", "ERROR": "💥"}
 
 
@@ -73,7 +74,10 @@ def markdown_table(rows: Sequence[Sequence[str]], *, outcome_column: int | None 
     for row in body:
         cells = [markdown_cell(cell) for cell in row]
         if outcome_column is not None:
-            label = str(row[outcome_column]).split() or [""]
-            cells[outcome_column] = f"{_ICON.get(label[0].upper(), '')} {cells[outcome_column]}".strip()
+            text = str(row[outcome_column])
+            label = text.split() or [""]
+            # a failure the declaration accepts (or a new key it allows) does not block: no red cross
+            icon = _NOT_BLOCKING if text.endswith(("(accepted)", "(allowed)")) else _ICON.get(label[0].upper(), "")
+            cells[outcome_column] = f"{icon} {cells[outcome_column]}".strip()
         out.append("| " + " | ".join(cells) + " |")
     return out
