@@ -23,6 +23,7 @@ from pytest_atlas.db import ClonePool
 from pytest_atlas.db._reset import choose_isolation
 from pytest_atlas.fixtures._state import run_state
 from pytest_atlas.schema import default_sources
+from tests.db.conftest import discard_kept
 
 Action = Callable[[AtlasPostgres, str], Any]
 
@@ -394,13 +395,19 @@ def test_after(n, atlas_db, atlas_dsn):
         (["--atlas-isolation=reset", "--atlas-keep-db"], "", "atlas: isolation: clone: --atlas-keep-db keeps *"),
     ],
 )
-def test_the_header_shows_the_isolation(pytester: pytest.Pytester, args: list[str], ini: str, line: str) -> None:
+def test_the_header_shows_the_isolation(
+    pytester: pytest.Pytester, own_base: list[str], args: list[str], ini: str, line: str
+) -> None:
     pytester.makepyfile(PLUGIN_RUN)
     if ini:
         pytester.makeini(f"[pytest]\n{ini}\n")
-    result = pytester.runpytest("-p", "no:randomly", *args)
-    result.stdout.fnmatch_lines([line])
-    result.assert_outcomes(passed=10)
+    try:
+        result = pytester.runpytest("-p", "no:randomly", *own_base, *args)
+        result.stdout.fnmatch_lines([line])
+        result.assert_outcomes(passed=10)
+    finally:  # a kept server of this test's own must not stay behind, running in memory
+        for run_dir in Path(own_base[1]).glob("pytest-atlas-v2-*/run-*"):
+            discard_kept(run_dir)
 
 
 def test_a_reset_run_says_what_it_could_not_reset(pytester: pytest.Pytester) -> None:
