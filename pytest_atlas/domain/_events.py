@@ -119,6 +119,21 @@ class _Walk:
         self.now += self.step * (0.5 + 0.5 * (len(self.events) % 3) / 2)
         return self.now
 
+    def _emit(self, event_type: str, name: str | None, ident: str, metadata: Doc | None, data: Doc | None) -> None:
+        """Append one event under the innermost open one (or the root)."""
+        parent = self.stack[-1] if self.stack else "root"
+        self.events.append(
+            envelope(
+                parent_id=parent,
+                event_type=event_type,
+                moment=self._tick(),
+                name=name,
+                uuid=ident,
+                metadata=metadata,
+                data=data,
+            )
+        )
+
     def start(
         self,
         event_type: str,
@@ -130,18 +145,7 @@ class _Walk:
         push: bool = True,
     ) -> str:
         ident = uuid or uuid4(self.src)
-        parent = self.stack[-1] if self.stack else "root"
-        self.events.append(
-            envelope(
-                parent_id=parent,
-                event_type=event_type,
-                moment=self._tick(),
-                name=name,
-                uuid=ident,
-                metadata=metadata,
-                data=data,
-            )
-        )
+        self._emit(event_type, name, ident, metadata, data)
         if push:
             self.stack.append(ident)
         return ident
@@ -151,32 +155,10 @@ class _Walk:
     ) -> None:
         if self.stack and self.stack[-1] == ident:
             self.stack.pop()
-        parent = self.stack[-1] if self.stack else "root"
-        self.events.append(
-            envelope(
-                parent_id=parent,
-                event_type=event_type,
-                moment=self._tick(),
-                name=name,
-                uuid=ident,
-                metadata=metadata,
-                data=data,
-            )
-        )
+        self._emit(event_type, name, ident, metadata, data)
 
     def chunk(self, event_type: str, name: str | None, ident: str, *, metadata: Doc | None, data: Doc) -> None:
-        parent = self.stack[-1] if self.stack else "root"
-        self.events.append(
-            envelope(
-                parent_id=parent,
-                event_type=event_type,
-                moment=self._tick(),
-                name=name,
-                uuid=ident,
-                metadata=metadata,
-                data=data,
-            )
-        )
+        self._emit(event_type, name, ident, metadata, data)
 
 
 def _graph_metadata(src: Source, step_id: int, run_id: str, node_type: str) -> Doc:
