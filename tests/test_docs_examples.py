@@ -164,9 +164,7 @@ def _free_names(tree: ast.AST) -> set[str]:
 
 
 def _is_test_module(tree: ast.Module) -> bool:
-    return any(
-        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test_") for node in tree.body
-    )
+    return _test_functions(tree) > 0
 
 
 def _test_functions(tree: ast.Module) -> int:
@@ -211,7 +209,13 @@ def test_the_python_examples_of_the_page_pass(pytester: pytest.Pytester, page: P
         path.write_text(text, encoding="utf-8")
     tests = [name for name in python_files(page) if Path(name).name.startswith("test_")]
     assert tests, f"{_id(page)} has Python blocks but none runs as a test"
-    result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider", "-q", *tests)
+    args = ("-p", "no:randomly", "-p", "no:cacheprovider", "-q", *tests)
+    if any("atlas_runtime" in python_files(page)[name] for name in tests):
+        # Atlas (litellm, pydantic, LangGraph) cannot be imported again after an in-process run
+        # dropped part of it from sys.modules: pages that run it get a process of their own
+        result = pytester.runpytest_subprocess(*args)
+    else:
+        result = pytester.runpytest(*args)
     outcomes = result.parseoutcomes()
     assert result.ret == 0, "\n".join(result.stdout.lines[-60:])
     # every test function of the page ran and passed: none left out by a file the runner misplaced
