@@ -1,9 +1,22 @@
 """What the plugin costs at pytest start-up: ``pytest --co -q`` on an empty project, with and without it.
 
 Creates a temporary project holding one empty test module and runs, interleaved and repeated, in
-fresh processes: ``python -m pytest --co -q`` (pytest-atlas loaded through its entry point) and the
-same with ``-p no:atlas``. Prints the median wall time of each and the difference (the plugin's
-cost), then the modules the plugin imports at start-up that the run without it does not.
+fresh processes, three pairs:
+
+* ``python -m pytest --co -q`` with every installed plugin (pytest-atlas through its entry point)
+  and the same with ``-p no:atlas``: what a user pays in the environment at hand;
+* the same pair with plugin autoloading off (``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``, pytest-atlas
+  loaded by ``-p pytest_atlas.plugin``): the plugin's own cost, including modules another installed
+  plugin would otherwise load first (pytest-postgresql imports psycopg, for example);
+* that pair without ``-q``: pytest then prints its report header, for which the plugin plans the
+  test-database server (finds the binaries and the cache entry; connects to nothing).
+
+Prints the median wall and CPU time of each run and each pair's difference (the plugin's cost), then
+the heavy packages (psycopg, numpy, scipy, jsonschema, hypothesis) each run with the plugin imported
+that its run without did not.
+
+The children run with byte-code caching on (``PYTHONDONTWRITEBYTECODE`` removed), as an installed
+package is, after one warm-up round that writes the caches and is not counted.
 
     python benchmarks/bench_startup.py
     python benchmarks/bench_startup.py --repeats 9
@@ -12,6 +25,7 @@ cost), then the modules the plugin imports at start-up that the run without it d
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -21,18 +35,27 @@ import time
 from pathlib import Path
 
 IMPORTS = (
-    "import sys, pytest; code = pytest.main(['--co', '-q', '-p', 'no:cacheprovider'{extra}]); "
+    "import sys, pytest; code = pytest.main(['--co', '-p', 'no:cacheprovider'{extra}]); "
     "print('MODULES', ' '.join(sorted(sys.modules)))"
 )
+HEAVY = ("psycopg", "numpy", "scipy", "jsonschema", "jsonschema_rs", "hypothesis", "referencing")
 
 
-def run(folder: Path, extra: list[str]) -> tuple[float, float, set[str]]:
+def run(folder: Path, extra: list[str], autoload: bool) -> tuple[float, float, set[str]]:
     """Wall time, CPU time (user + system, less disturbed by a loaded machine) and modules loaded."""
+    env = dict(os.environ)
+    env.pop("PYTEST_ADDOPTS", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: byte code cached (see the warm-up round)
+    if autoload:
+        env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+    else:
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", IMPORTS.format(extra="".join(f", {a!r}" for a in extra))],
         cwd=folder,
+        env=env,
         capture_output=True,
         text=True,
         check=False,
@@ -44,40 +67,55 @@ def run(folder: Path, extra: list[str]) -> tuple[float, float, set[str]]:
     return seconds, cpu, set(modules)
 
 
+#: (pair, run, extra arguments, autoload): the first run of a pair has the plugin, the second not
+RUNS: tuple[tuple[str, str, list[str], bool], ...] = (
+    ("installed plugins, -q", "with pytest-atlas", ["-q"], True),
+    ("installed plugins, -q", "without (-p no:atlas)", ["-q", "-p", "no:atlas"], True),
+    ("autoload off, -q", "with -p pytest_atlas.plugin", ["-q", "-p", "pytest_atlas.plugin"], False),
+    ("autoload off, -q", "without", ["-q"], False),
+    ("autoload off, header", "with -p pytest_atlas.plugin", ["-p", "pytest_atlas.plugin"], False),
+    ("autoload off, header", "without", [], False),
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    keys = [(pair, what) for pair, what, _, _ in RUNS]
+    wall: dict[tuple[str, str], list[float]] = {key: [] for key in keys}
+    cpu: dict[tuple[str, str], list[float]] = {key: [] for key in keys}
+    modules: dict[tuple[str, str], set[str]] = {}
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         (folder / "test_empty.py").write_text("def test_nothing():\n    pass\n")
-        runs: tuple[tuple[str, list[str]], ...] = (
-            ("with pytest-atlas", []),
-            ("without (-p no:atlas)", ["-p", "no:atlas"]),
-        )
-        wall: dict[str, list[float]] = {what: [] for what, _ in runs}
-        cpu: dict[str, list[float]] = {what: [] for what, _ in runs}
-        modules: dict[str, set[str]] = {}
-        for _ in range(args.repeats):  # interleaved
-            for what, extra in runs:
-                seconds, used, modules[what] = run(folder, extra)
-                wall[what].append(seconds)
-                cpu[what].append(used)
-    print(f"`pytest --co -q` on an empty project, median of {args.repeats} interleaved runs\n")
-    print("| run | wall time | CPU time |")
-    print("|---|---|---|")
-    for what, _ in runs:
+        for round_ in range(args.repeats + 1):  # interleaved; the first round warms up and is not counted
+            for pair, what, extra, autoload in RUNS:
+                seconds, used, modules[pair, what] = run(folder, extra, autoload)
+                if round_ > 0:
+                    wall[pair, what].append(seconds)
+                    cpu[pair, what].append(used)
+    print(f"`pytest --co` on an empty project, median of {args.repeats} interleaved runs\n")
+    print("| pair | run | wall time | CPU time |")
+    print("|---|---|---|---|")
+    median = {key: (statistics.median(wall[key]) * 1000, statistics.median(cpu[key]) * 1000) for key in keys}
+    for pair, what in keys:
+        print(f"| {pair} | {what} | {median[pair, what][0]:.0f} ms | {median[pair, what][1]:.0f} ms |")
+    heavy_lines = []
+    for index in range(0, len(keys), 2):
+        (pair, with_), (_, without) = keys[index], keys[index + 1]
+        (wall_with, cpu_with), (wall_without, cpu_without) = median[pair, with_], median[pair, without]
         print(
-            f"| {what} | {statistics.median(wall[what]) * 1000:.0f} ms | {statistics.median(cpu[what]) * 1000:.0f} ms |"
+            f"| {pair} | **the plugin's cost** | {wall_with - wall_without:.0f} ms "
+            f"({wall_with / wall_without:.2f}x) | {cpu_with - cpu_without:.0f} ms ({cpu_with / cpu_without:.2f}x) |"
         )
-    names = [what for what, _ in runs]
-    print(
-        f"| the plugin's cost | {(statistics.median(wall[names[0]]) - statistics.median(wall[names[1]])) * 1000:.0f} ms | "
-        f"{(statistics.median(cpu[names[0]]) - statistics.median(cpu[names[1]])) * 1000:.0f} ms |"
-    )
-    extra_modules = sorted(modules["with pytest-atlas"] - modules["without (-p no:atlas)"])
-    heavy = [m for m in extra_modules if "." not in m and not m.startswith("pytest_atlas")]
-    print(f"\n{len(extra_modules)} modules more with the plugin; top-level packages: {', '.join(heavy) or 'none'}")
+        extra_modules = modules[pair, with_] - modules[pair, without]
+        heavy = sorted({m.split(".")[0] for m in extra_modules if m.split(".")[0] in HEAVY})
+        heavy_lines.append(
+            f"{pair}: {len(extra_modules)} modules more with the plugin; heavy packages among them: "
+            f"{', '.join(heavy) or 'none'}"
+        )
+    print("\n" + "\n".join(heavy_lines))
 
 
 if __name__ == "__main__":

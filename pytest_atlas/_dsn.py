@@ -14,10 +14,10 @@ import re
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
 from pytest_atlas.errors import ConfigError
+
+# psycopg is imported by the functions that parse a DSN, not here: the plugin imports this module on
+# every pytest start, and a run that gives no DSN and uses no database never needs psycopg.
 
 __all__ = ["Dsn", "build_url", "check_dsn", "dsn_with_dbname", "passfile_line", "redact", "redact_text"]
 
@@ -68,12 +68,12 @@ class Dsn:
     @property
     def password(self) -> str | None:
         """The password in the DSN, if it has one (for a passfile)."""
-        value = conninfo_to_dict(self._text).get("password")
+        value = _parse(self._text).get("password")
         return str(value) if value else None
 
     def params(self) -> dict[str, str]:
         """The libpq parameters (password included)."""
-        return {key: str(value) for key, value in conninfo_to_dict(self._text).items() if value is not None}
+        return {key: str(value) for key, value in _parse(self._text).items() if value is not None}
 
     def __str__(self) -> str:
         return self.redacted
@@ -94,10 +94,19 @@ class Dsn:
         return (Dsn, (self._text,))
 
 
+def _parse(dsn: str) -> dict[str, Any]:
+    """libpq's parameters of ``dsn`` (raises psycopg.ProgrammingError)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    return conninfo_to_dict(dsn)
+
+
 def check_dsn(dsn: str, where: str) -> dict[str, str]:
     """Parse a DSN (URL or ``key=value`` form) the way libpq does, or raise ConfigError."""
+    import psycopg
+
     try:
-        params = conninfo_to_dict(dsn)
+        params = _parse(dsn)
     except psycopg.ProgrammingError as exc:
         detail = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "unparsable", dsn)
         raise ConfigError(
@@ -112,7 +121,9 @@ def check_dsn(dsn: str, where: str) -> dict[str, str]:
 
 def dsn_with_dbname(dsn: str, dbname: str) -> str:
     """The same connection parameters, pointed at another database (key=value form)."""
-    params = conninfo_to_dict(dsn)
+    from psycopg.conninfo import make_conninfo
+
+    params = _parse(dsn)
     params["dbname"] = dbname
     return make_conninfo("", **params)
 

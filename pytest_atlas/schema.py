@@ -13,11 +13,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import psycopg
+from typing import TYPE_CHECKING
 
 from pytest_atlas._resources import schema_path
 from pytest_atlas.errors import AtlasError, SchemaLoadError
+
+if TYPE_CHECKING:  # imported by load_sources: the plugin reads schema files without a database
+    import psycopg
 
 __all__ = [
     "SqlSource",
@@ -173,6 +175,8 @@ def load_sources(conn: psycopg.Connection[object], sources: Sequence[SqlSource])
     Raises :class:`SchemaLoadError` naming the file, the line and the statement that failed; the
     transaction is rolled back, so a failed load leaves nothing behind.
     """
+    import psycopg
+
     with conn.transaction():
         for source in sources:
             for statement in split_statements(source.text):

@@ -23,13 +23,14 @@ from typing import Any
 import pytest
 
 from pytest_atlas._config import OPTIONS, AtlasSettings, Option, resolve_settings
-from pytest_atlas.db import server_account
 from pytest_atlas.errors import AtlasError
 
 # This module must not import pytest_atlas.fixtures (or the sibling plugin modules) at import time:
 # pytest imports the modules named here itself, after marking them for assertion rewriting, and a
 # module that is already imported makes it warn "Module already imported so cannot be rewritten" in
 # every user's run (seen with editable installs). Hooks import what they need when they run.
+# Nor pytest_atlas.db, here or in the modules below at import time: it loads psycopg, which a run
+# that uses no database never needs (tests/test_startup_imports.py checks it).
 pytest_plugins = [
     "pytest_atlas.fixtures",
     "pytest_atlas.plugin._server",
@@ -107,6 +108,8 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = _read_settings(config)
         if settings.dsn is None and settings.run_as is not None:
+            from pytest_atlas.db import server_account
+
             server_account(settings.run_as)  # an unknown or root account is a usage error, not a test error
     except AtlasError as exc:
         raise pytest.UsageError(str(exc)) from None

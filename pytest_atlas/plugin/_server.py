@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from pytest_atlas._table import render_table
-from pytest_atlas.db import write_kept_manifest
 from pytest_atlas.errors import AtlasError
 from pytest_atlas.fixtures import existing_run_state, run_state
 
@@ -83,6 +82,8 @@ def _kept_lines(config: pytest.Config) -> list[str]:
         lines += render_table([["test", "database", "connect"], *rows]).splitlines()
     run_dir = server.run_dir
     if run_dir is not None:
+        from pytest_atlas.db import write_kept_manifest
+
         with contextlib.suppress(OSError):
             write_kept_manifest(run_dir, rows)
     if server.owned and server.data_dir is not None and run_dir is not None:
