@@ -68,8 +68,9 @@ validator reports a *warning* (severity `warning`, keyword `x-atlas-quirk`) inst
 {quirks}
 
 **Checks outside JSON Schema** (errors, pseudo-keywords starting with `x-`): `x-nonfinite` (NaN or
-±Infinity: jsonb rejects them), `x-nul` (`\\u0000`: jsonb rejects it), `x-json-type` (a Python
-value JSON has no type for), `x-depth` (nesting deeper than 512 levels), `x-parse` (a database
+±Infinity: jsonb rejects them), `x-nul` (`\\u0000`: jsonb rejects it), `x-surrogate` (a lone
+surrogate such as `\\ud800`: not Unicode text, jsonb rejects it), `x-json-type` (a Python value JSON
+has no type for), `x-depth` (nesting deeper than 512 levels), `x-parse` (a database
 value that is not JSON).
 """
 

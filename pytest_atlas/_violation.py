@@ -129,7 +129,7 @@ class Violation:
 
     ``path`` is a JSONPath into the payload (``$.adaptive_summary.mode``), ``keyword`` the JSON Schema
     keyword that failed (or an ``x-`` pseudo-keyword for checks outside JSON Schema: ``x-nonfinite``,
-    ``x-depth``, ``x-json-type``, ``x-nul``, ``x-parse`` and the relational ``x-…`` checks of
+    ``x-depth``, ``x-json-type``, ``x-nul``, ``x-surrogate``, ``x-parse`` and the relational ``x-…`` checks of
     :func:`pytest_atlas.check_database`), ``value`` a truncated rendering of the offending value.
     ``table``/``column``/``primary_key`` are set when the payload came from a database row.
     """

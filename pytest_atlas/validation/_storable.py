@@ -5,6 +5,9 @@ calls it a number), yet Atlas's INSERT fails on each of them:
 
 * non-finite floats (``NaN``, ``Infinity``): ``json.dumps`` writes them, ``jsonb`` rejects them;
 * ``\\u0000`` in a string or key: ``jsonb`` rejects it;
+* a lone surrogate (``"\\ud800"`` not followed by a low surrogate, or a low one without its high
+  one) in a string or key: not Unicode text; ``json.dumps`` writes it as an escape ``jsonb`` rejects
+  (a high-low pair is written as one escaped character, which ``jsonb`` takes);
 * values JSON has no type for (bytes, sets, tuples, datetimes, non-string keys);
 * nesting deeper than :data:`MAX_DEPTH`: Python's ``json`` cannot round-trip it.
 """
@@ -12,6 +15,7 @@ calls it a number), yet Atlas's INSERT fails on each of them:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,12 +26,21 @@ __all__ = ["MAX_DEPTH", "is_plain_json", "storability_violations"]
 #: documents nested deeper than this are reported (``x-depth``) instead of being walked
 MAX_DEPTH = 512
 
+#: a surrogate code point that is not half of a high-low pair
+_LONE_SURROGATE = re.compile("[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]")
+
+
+def _lone_surrogate(text: str) -> bool:
+    # isascii() reads a flag of the string: the common ASCII case costs no scan
+    return not text.isascii() and _LONE_SURROGATE.search(text) is not None
+
 
 def is_plain_json(document: Any) -> bool:
-    """True when ``document`` is plain, finite, NUL-free JSON no deeper than :data:`MAX_DEPTH`.
+    """True when ``document`` is plain, finite JSON without NUL or lone surrogates, no deeper than :data:`MAX_DEPTH`.
 
     The fast check of the hot path: one breadth-first pass, no allocation per value.
     """
+    lone = _LONE_SURROGATE.search  # reached only by non-ASCII text (isascii() reads a flag: no scan)
     level = [document]
     depth = 0
     while level:
@@ -38,11 +51,11 @@ def is_plain_json(document: Any) -> bool:
         for value in level:
             kind = type(value)
             if kind is str:
-                if "\x00" in value:
+                if "\x00" in value or (not value.isascii() and lone(value)):
                     return False
             elif kind is dict:
                 for key in value:
-                    if type(key) is not str or "\x00" in key:
+                    if type(key) is not str or "\x00" in key or (not key.isascii() and lone(key)):
                         return False
                 following.extend(value.values())
             elif kind is list:
@@ -87,6 +100,8 @@ def _walk(document: Any, schema: str) -> Iterator[Violation]:
         if isinstance(value, str):
             if "\x00" in value:
                 yield _nul(schema, path, value)
+            if _lone_surrogate(value):
+                yield _surrogate(schema, path, value)
         elif value is None or isinstance(value, bool | int):
             pass
         elif isinstance(value, float):
@@ -111,8 +126,11 @@ def _walk(document: Any, schema: str) -> Iterator[Violation]:
                         message=f"object key {key!r} is a Python {type(key).__name__}: JSON keys are strings",
                     )
                     key = str(key)
-                elif "\x00" in key:
-                    yield _nul(schema, path, key, key_text=True)
+                else:
+                    if "\x00" in key:
+                        yield _nul(schema, path, key, key_text=True)
+                    if _lone_surrogate(key):
+                        yield _surrogate(schema, path, key, key_text=True)
                 children.append((item, (*path, key), depth + 1))
             stack.extend(reversed(children))
         elif isinstance(value, list):
@@ -136,4 +154,18 @@ def _nul(schema: str, path: tuple[str | int, ...], text: str, key_text: bool = F
         keyword="x-nul",
         value=preview(text),
         message=f"the {what} contains \\u0000, which PostgreSQL jsonb cannot store",
+    )
+
+
+def _surrogate(schema: str, path: tuple[str | int, ...], text: str, key_text: bool = False) -> Violation:
+    what = "key" if key_text else "string"
+    found = _LONE_SURROGATE.search(text)
+    point = f"\\u{ord(found.group()):04x}" if found is not None else "a surrogate"
+    return Violation(
+        schema=schema,
+        path=json_path(path),
+        keyword="x-surrogate",
+        value=preview(text),
+        message=f"the {what} contains a lone surrogate ({point}), which is not Unicode text: PostgreSQL jsonb "
+        "rejects it",
     )

@@ -361,3 +361,99 @@ def test_the_first_verdict_compiles_only_the_schema_asked_for() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["['common',", "'reward-stats']", "2", "False", "2"]
+
+
+# ------------------------------------------------------------------------------------------------
+# the verdict of is_valid is the verdict of check_payload, on every kind of value jsonb refuses
+# ------------------------------------------------------------------------------------------------
+
+
+def _free(value: Any) -> dict[str, Any]:
+    """A session-metadata document with ``value`` in caller metadata, which the schema does not
+    constrain: only the storability checks can reject it there."""
+    return {"learning_key": "k", "metadata": {"caller": value}}
+
+
+_NOT_STORABLE: dict[str, Any] = {
+    "nan": _free(float("nan")),
+    "inf": _free(float("inf")),
+    "-inf": _free([1.0, float("-inf")]),
+    "nul in a value": _free("a\x00b"),
+    "nul in a key": _free({"bad\x00key": 1}),
+    "lone high surrogate in a value": _free("a\ud800b"),
+    "lone low surrogate at the end of a value": _free("ab\udc00"),
+    "lone surrogate in a key": _free({"k\udbff": 1}),
+    "tuple": _free((1, 2)),
+    "tuple inside a list": _free([[1], (2,)]),
+    "int key": _free({1: "x"}),
+    "bool key": _free({True: "x"}),
+    "None key": _free({None: "x"}),
+    "tuple key": _free({(1, 2): "x"}),
+    "bytes": _free(b"x"),
+    "set": _free({1}),
+    "100k-deep list": _free(_nested(100_000, "list")),
+    "100k-deep dict": _free(_nested(100_000)),
+}
+
+_STORABLE: dict[str, Any] = {
+    "bool value": _free(True),
+    "int and float": _free([0, -1, 2**70, 1.5, -0.0, 1e308]),
+    "non-ASCII text": _free("naïve café ✓ 😀"),
+    "a surrogate pair (json.dumps writes it as one escaped character, jsonb takes it)": _free("\ud83d\ude00"),
+    "empty containers": _free({"a": [], "b": {}, "": ""}),
+    f"{MAX_DEPTH - 3} levels": _free(_nested(MAX_DEPTH - 3)),
+}
+
+
+@pytest.mark.parametrize("document", _NOT_STORABLE.values(), ids=list(_NOT_STORABLE))
+def test_documents_jsonb_refuses_are_invalid(document: Any) -> None:
+    assert not is_valid(document, "session-metadata")
+    check = check_payload(document, "session-metadata")
+    assert not check.valid
+    assert {e.keyword for e in check.errors} <= {"x-nonfinite", "x-nul", "x-surrogate", "x-json-type", "x-depth"}
+
+
+@pytest.mark.parametrize("document", _STORABLE.values(), ids=list(_STORABLE))
+def test_documents_jsonb_takes_are_valid(document: Any) -> None:
+    assert is_valid(document, "session-metadata")
+    assert check_payload(document, "session-metadata").valid
+
+
+@pytest.mark.parametrize(("score", "valid"), [(True, False), (False, False), (1, True), (0, True), (0.5, True)])
+def test_a_bool_is_not_a_number(score: Any, valid: bool) -> None:
+    document = {**D.reward_stats(), "score": score}
+    assert is_valid(document, "reward-stats") is valid
+    assert check_payload(document, "reward-stats").valid is valid
+
+
+def test_lone_surrogates_are_errors_with_their_path() -> None:
+    document = {"learning_key": "a\ud800b", "metadata": {"k\udc00": "x", "ok": "\ud83d\ude00"}}
+    errors = sorted((e.path, e.keyword) for e in iter_errors(document, "session-metadata"))
+    assert errors == [("$.learning_key", "x-surrogate"), ("$.metadata", "x-surrogate")]
+    assert all("surrogate" in e.message for e in iter_errors(document, "session-metadata"))
+
+
+def test_a_hundred_thousand_levels_under_a_recursive_schema_do_not_crash() -> None:
+    """jsonschema-rs follows a recursive schema as deep as the document goes and overflows its stack
+    (the process dies) at about 100,000 levels: the depth guard must stop such a document first.
+    Run in a child process, so that a crash is a failure here and not a dead test worker."""
+    import subprocess
+    import sys
+
+    code = (
+        "from pytest_atlas import is_valid, iter_errors\n"
+        "schema = {'$defs': {'n': {'type': ['array', 'object'], 'items': {'$ref': '#/$defs/n'},"
+        " 'additionalProperties': {'$ref': '#/$defs/n'}}}, '$ref': '#/$defs/n'}\n"
+        "for container in ('list', 'dict'):\n"
+        "    root = node = [] if container == 'list' else {}\n"
+        "    for _ in range(100_000):\n"
+        "        child = [] if container == 'list' else {}\n"
+        "        node.append(child) if container == 'list' else node.__setitem__('a', child)\n"
+        "        node = child\n"
+        "    assert not is_valid(root, schema)\n"
+        "    assert [e.keyword for e in iter_errors(root, schema)] == ['x-depth']\n"
+        "print('survived')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.strip() == "survived"
