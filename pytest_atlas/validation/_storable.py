@@ -30,13 +30,9 @@ MAX_DEPTH = 512
 _LONE_SURROGATE = re.compile("[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]")
 
 
-def _lone_surrogate(text: str) -> bool:
-    # isascii() reads a flag of the string: the common ASCII case costs no scan
-    return not text.isascii() and _LONE_SURROGATE.search(text) is not None
-
-
 def is_plain_json(document: Any) -> bool:
-    """True when ``document`` is plain, finite JSON without NUL or lone surrogates, no deeper than :data:`MAX_DEPTH`.
+    """True when ``document`` is plain, finite JSON without NUL or a lone surrogate, at most
+    :data:`MAX_DEPTH` deep.
 
     The fast check of the hot path: one breadth-first pass, no allocation per value.
     """
@@ -98,10 +94,7 @@ def _walk(document: Any, schema: str) -> Iterator[Violation]:
             )
             continue
         if isinstance(value, str):
-            if "\x00" in value:
-                yield _nul(schema, path, value)
-            if _lone_surrogate(value):
-                yield _surrogate(schema, path, value)
+            yield from _text_problems(schema, path, value)
         elif value is None or isinstance(value, bool | int):
             pass
         elif isinstance(value, float):
@@ -127,10 +120,7 @@ def _walk(document: Any, schema: str) -> Iterator[Violation]:
                     )
                     key = str(key)
                 else:
-                    if "\x00" in key:
-                        yield _nul(schema, path, key, key_text=True)
-                    if _lone_surrogate(key):
-                        yield _surrogate(schema, path, key, key_text=True)
+                    yield from _text_problems(schema, path, key, key_text=True)
                 children.append((item, (*path, key), depth + 1))
             stack.extend(reversed(children))
         elif isinstance(value, list):
@@ -146,26 +136,23 @@ def _walk(document: Any, schema: str) -> Iterator[Violation]:
             )
 
 
-def _nul(schema: str, path: tuple[str | int, ...], text: str, key_text: bool = False) -> Violation:
+def _text_problems(schema: str, path: tuple[str | int, ...], text: str, key_text: bool = False) -> Iterator[Violation]:
+    """What makes a string or key unstorable: ``\\u0000`` (``x-nul``), a lone surrogate (``x-surrogate``)."""
+    problems = []
+    if "\x00" in text:
+        problems.append(("x-nul", "\\u0000, which PostgreSQL jsonb cannot store"))
+    found = None if text.isascii() else _LONE_SURROGATE.search(text)
+    if found is not None:
+        point = f"\\u{ord(found.group()):04x}"
+        problems.append(
+            ("x-surrogate", f"a lone surrogate ({point}), which is not Unicode text: PostgreSQL jsonb rejects it")
+        )
     what = "key" if key_text else "string"
-    return Violation(
-        schema=schema,
-        path=json_path(path),
-        keyword="x-nul",
-        value=preview(text),
-        message=f"the {what} contains \\u0000, which PostgreSQL jsonb cannot store",
-    )
-
-
-def _surrogate(schema: str, path: tuple[str | int, ...], text: str, key_text: bool = False) -> Violation:
-    what = "key" if key_text else "string"
-    found = _LONE_SURROGATE.search(text)
-    point = f"\\u{ord(found.group()):04x}" if found is not None else "a surrogate"
-    return Violation(
-        schema=schema,
-        path=json_path(path),
-        keyword="x-surrogate",
-        value=preview(text),
-        message=f"the {what} contains a lone surrogate ({point}), which is not Unicode text: PostgreSQL jsonb "
-        "rejects it",
-    )
+    for keyword, problem in problems:
+        yield Violation(
+            schema=schema,
+            path=json_path(path),
+            keyword=keyword,
+            value=preview(text),
+            message=f"the {what} contains {problem}",
+        )
