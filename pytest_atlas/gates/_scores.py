@@ -85,24 +85,31 @@ def _uncertainty(fast: bool) -> sql.Composable:
     return number("reward_stats", "uncertainty_mean", fast=fast)
 
 
-def _rows(where: sql.Composable, fast: bool) -> sql.Composable:
-    """The selected sessions ``s``, each with its score ``e.score`` and uncertainty ``e.u``.
+def _rows(where: sql.Composable, fast: bool, *, scale: bool = False) -> sql.Composable:
+    """The selected sessions ``s``, each with its score ``e.score`` and uncertainty ``e.u`` (and,
+    with ``scale``, the one-row ``c.scale``).
 
     The lateral subquery on the nullable side of an outer join makes PostgreSQL compute each of
-    the two expressions once per row (as a placeholder evaluated by the scan, which the grouping
-    above refers to), where a plain subquery would copy the expression into every place that uses
-    it; the scan, and the aggregation over it, can still run in parallel workers."""
+    the two expressions once per row (a placeholder the scan evaluates and the nodes above refer
+    to), where a plain subquery would copy the expression into every place that uses it. The
+    rounded score is an expression of ``e.score`` and ``c.scale``: PostgreSQL computes it in the
+    join above the scan, from the score the scan computed, where ``round(e.score * %(scale)s)``
+    would make the scan compute the score expression a second time."""
+    scaled = sql.SQL(" CROSS JOIN (SELECT %(scale)s::float8 OFFSET 0) AS c(scale)") if scale else sql.SQL("")
     return sql.SQL(
-        "sessions AS s LEFT JOIN LATERAL (SELECT {score} AS score, {u} AS u) AS e ON TRUE WHERE {where}"
-    ).format(score=score(fast=fast), u=_uncertainty(fast), where=where)
+        "sessions AS s LEFT JOIN LATERAL (SELECT {score} AS score, {u} AS u) AS e ON TRUE{scaled} WHERE {where}"
+    ).format(score=score(fast=fast), u=_uncertainty(fast), scaled=scaled, where=where)
 
 
 def _unsure(uncertain: bool) -> sql.Composable:
     return sql.SQL("COALESCE(e.u > %(max_uncertainty)s, FALSE)") if uncertain else sql.SQL("FALSE")
 
 
-def _bucket() -> sql.Composable:
-    return sql.SQL("(round(e.score * %(scale)s) / %(scale)s)")
+_SCALE = sql.SQL("%(scale)s")
+
+
+def _bucket(scale: sql.Composable = _SCALE) -> sql.Composable:
+    return sql.SQL("(round(e.score * {scale}) / {scale})").format(scale=scale)
 
 
 def series_statement(key: sql.Composable, where: sql.Composable, *, uncertain: bool, fast: bool = True) -> sql.Composed:
@@ -122,7 +129,7 @@ def series_statement(key: sql.Composable, where: sql.Composable, *, uncertain: b
         "SELECT {key} AS lk, {unsure} AS unsure, {v} AS value, count(*), sum(e.score), "
         "sum((e.score - {v}) * (e.score - {v})), min(e.score), min(s.id)::int8, count(e.u), sum(e.u) "
         "FROM {rows} GROUP BY 1, 2, 3"
-    ).format(key=key, unsure=_unsure(uncertain), v=_bucket(), rows=_rows(where, fast))
+    ).format(key=key, unsure=_unsure(uncertain), v=_bucket(sql.SQL("c.scale")), rows=_rows(where, fast, scale=True))
 
 
 def tasks_statement(key: sql.Composable, where: sql.Composable, *, uncertain: bool, fast: bool = True) -> sql.Composed:

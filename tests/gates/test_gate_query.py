@@ -137,8 +137,8 @@ def test_a_large_selection_is_aggregated_in_the_database(
     fetched: list[int] = []
     original = _series.run
 
-    def counting(conn: Any, query: Any, params: Any) -> Any:
-        rows = original(conn, query, params)
+    def counting(conn: Any, query: Any, params: Any, **options: Any) -> Any:
+        rows = original(conn, query, params, **options)
         fetched.append(len(rows))
         return rows
 
