@@ -11,10 +11,13 @@ quirk-tolerant path only for the rows that need it. Both paths give the same flo
 (PostgreSQL converts a jsonb number to float8 through its decimal text), which the tests check on
 every shape a stored score takes.
 
-The series statement scans the selected sessions once. It groups them by learning key and exact score
-(so the score expression runs once per row, and PostgreSQL can aggregate in parallel workers), then
-by rounded score: one row back per key and distinct rounded score, carrying what the moments, the
-frequency table and the lowest sessions are computed from.
+The series statement scans the selected sessions once, computing each session's score and
+uncertainty once, and groups them by learning key and rounded score (at most 10**digits groups per
+key, however many distinct exact scores there are) and, when a regression gate asks for them, by
+key and task in the same scan: one row back per key and rounded score, carrying what the moments,
+the frequency table and the lowest sessions are computed from, and one per key and task. The lowest
+sessions are named by the buckets that hold a single session; when some share a bucket, the
+sessions up to it are read again, through Atlas's score index when the database has it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ __all__ = [
     "number",
     "score",
     "series_statement",
-    "tasks_statement",
 ]
 
 #: a number as Python's float() and PostgreSQL's float8 both read it (no NaN, no Infinity)
@@ -112,34 +114,60 @@ def _bucket(scale: sql.Composable = _SCALE) -> sql.Composable:
     return sql.SQL("(round(e.score * {scale}) / {scale})").format(scale=scale)
 
 
-def series_statement(key: sql.Composable, where: sql.Composable, *, uncertain: bool, fast: bool = True) -> sql.Composed:
-    """One row per (learning key ``lk``, rounded score ``value``, ``unsure``), from one scan:
-    ``lk, unsure, value, n, total, m2, low, low_id, unc_n, unc_total``.
+def series_statement(
+    key: sql.Composable, where: sql.Composable, *, uncertain: bool, tasks: bool = False, fast: bool = True
+) -> sql.Composed:
+    """From one scan, ``lk, unsure, value, by_task, task, n, total, m2, low, low_id, unc_n, unc_total``:
 
-    ``value`` is NULL for the sessions without a usable score; ``unsure`` is true for those left
-    out by ``max_uncertainty`` (only with ``uncertain``); ``n`` sessions, ``total`` the sum of their
-    scores, ``m2`` the sum of their squared deviations from ``value`` (the exact variance is
-    combined from these), ``low`` the lowest score and ``low_id`` the smallest session id (the
-    lowest session itself when ``n`` is 1); ``unc_n`` / ``unc_total`` count and add the
-    uncertainties.
+    * one row per (learning key ``lk``, rounded score ``value``, ``unsure``), ``by_task`` false:
+      ``value`` is NULL for the sessions without a usable score; ``unsure`` is true for those left
+      out by ``max_uncertainty`` (only with ``uncertain``); ``n`` sessions, ``total`` the sum of
+      their scores, ``m2`` the sum of their squared deviations from ``value`` (the exact variance
+      is combined from these), ``low`` the lowest score and ``low_id`` the smallest session id (the
+      lowest session itself when ``n`` is 1); ``unc_n`` / ``unc_total`` count and add the
+      uncertainties;
+    * with ``tasks``, also one row per (key, ``task``) of the usable scores, ``by_task`` true, for
+      the keys with at most ``max_tasks`` such tasks: ``n`` the sessions, ``total`` their scores' sum.
 
-    Parameters: ``number_pattern``, ``scale``, and ``max_uncertainty`` with ``uncertain``.
+    Parameters: ``number_pattern``, ``scale``; ``max_uncertainty`` with ``uncertain``; ``max_tasks``
+    with ``tasks``.
     """
+    v = _bucket(sql.SQL("c.scale"))
+    unsure = _unsure(uncertain)
+    columns = sql.SQL(
+        "{key} AS lk, {unsure} AS unsure, {v} AS value, {by_task} AS by_task, {task} AS task, {n} AS n, "
+        "sum(e.score) AS total, "
+        "sum((e.score - {v}) * (e.score - {v})) AS m2, min(e.score) AS low, min(s.id)::int8 AS low_id, "
+        "count(e.u) AS unc_n, sum(e.u) AS unc_total"
+    )
+    if not tasks:
+        return sql.SQL("SELECT {columns} FROM {rows} GROUP BY 1, 2, 3").format(
+            columns=columns.format(
+                key=key, unsure=unsure, v=v, by_task=sql.SQL("FALSE"), task=sql.SQL("NULL::text"), n=sql.SQL("count(*)")
+            ),
+            rows=_rows(where, fast, scale=True),
+        )
+    # grouping sets: the per-task sums come from the same scan as the buckets
+    by_task = sql.SQL("GROUPING(s.task) = 0")
     return sql.SQL(
-        "SELECT {key} AS lk, {unsure} AS unsure, {v} AS value, count(*), sum(e.score), "
-        "sum((e.score - {v}) * (e.score - {v})), min(e.score), min(s.id)::int8, count(e.u), sum(e.u) "
-        "FROM {rows} GROUP BY 1, 2, 3"
-    ).format(key=key, unsure=_unsure(uncertain), v=_bucket(sql.SQL("c.scale")), rows=_rows(where, fast, scale=True))
-
-
-def tasks_statement(key: sql.Composable, where: sql.Composable, *, uncertain: bool, fast: bool = True) -> sql.Composed:
-    """Per learning key with at most ``max_tasks`` distinct tasks among its usable scores: ``lk,
-    task, mean, n`` per task."""
-    return sql.SQL(
-        "SELECT lk, task, mean, c FROM (SELECT lk, task, mean, c, count(*) OVER (PARTITION BY lk) AS ntasks "
-        "FROM (SELECT {key} AS lk, s.task, avg(e.score) AS mean, count(e.score) AS c FROM {rows} "
-        "AND NOT {unsure} GROUP BY 1, 2 HAVING count(e.score) > 0) AS t) AS counted WHERE ntasks <= %(max_tasks)s"
-    ).format(key=key, rows=_rows(where, fast), unsure=_unsure(uncertain))
+        "SELECT lk, unsure, value, by_task, task, n, total, m2, low, low_id, unc_n, unc_total FROM (SELECT *, "
+        "count(*) OVER (PARTITION BY lk, by_task) AS ntasks FROM (SELECT {columns} "
+        "FROM {rows} GROUP BY GROUPING SETS ((1, 2, 3), (1, 2, s.task)) "
+        "HAVING NOT {by_task} OR (count(e.score) > 0 AND NOT {unsure})) AS grouped) AS counted "
+        "WHERE NOT by_task OR ntasks <= %(max_tasks)s"
+    ).format(
+        columns=columns.format(
+            key=key,
+            unsure=unsure,
+            v=v,
+            by_task=by_task,
+            task=sql.SQL("s.task"),
+            n=sql.SQL("CASE WHEN {by_task} THEN count(e.score) ELSE count(*) END").format(by_task=by_task),
+        ),
+        by_task=by_task,
+        rows=_rows(where, fast, scale=True),
+        unsure=unsure,
+    )
 
 
 #: the expression of Atlas's index on the score, as PostgreSQL prints it

@@ -357,9 +357,9 @@ def _grouped_series(
     max_tasks: int,
     tasks: bool,
 ) -> dict[str, Series]:
-    """:func:`fetch_series` without ``last``: one scan grouped by key and rounded score (see
-    :mod:`._scores`); a second scan for per-task means only when asked; a few more rows only when
-    the lowest sessions share a rounded score."""
+    """:func:`fetch_series` without ``last``: one scan grouped by key and rounded score, and by key
+    and task when per-task means are asked for (see :mod:`._scores`); a few more rows only when the
+    lowest sessions share a rounded score."""
     params: dict[str, Any] = {
         "worst": max(worst, 1),
         "max_tasks": max_tasks,
@@ -375,10 +375,13 @@ def _grouped_series(
     missing: dict[str, int] = {}
     uncertain_counts: dict[str, int] = {}
     unc: dict[str, list[float]] = {}
-    for lk, unsure, value, n, total, m2, low, low_id, unc_n, unc_total in run(
-        conn, _scores.series_statement(key, where, uncertain=uncertain), params
+    task_means: dict[str, dict[str, tuple[float, int]]] = {}
+    for lk, unsure, value, by_task, task, n, total, m2, low, low_id, unc_n, unc_total in run(
+        conn, _scores.series_statement(key, where, uncertain=uncertain, tasks=tasks), params
     ):
-        if value is None:
+        if by_task:
+            task_means.setdefault(lk, {})[task] = (total / n, n)
+        elif value is None:
             missing[lk] = missing.get(lk, 0) + n
         elif unsure:
             uncertain_counts[lk] = uncertain_counts.get(lk, 0) + n
@@ -391,10 +394,6 @@ def _grouped_series(
     for table in tables.values():
         table.sort()
     worst_rows = _lowest_sessions(conn, tables, key, where, params, uncertain=uncertain, worst=max(worst, 1))
-    task_means: dict[str, dict[str, tuple[float, int]]] = {}
-    if tasks and tables:
-        for lk, task, mean, count in run(conn, _scores.tasks_statement(key, where, uncertain=uncertain), params):
-            task_means.setdefault(lk, {})[task] = (float(mean), int(count))
     out: dict[str, Series] = {}
     for lk in sorted(set(tables) | set(missing) | set(uncertain_counts)):
         n, mean, variance, values, counts = _moments(tables.get(lk, []))

@@ -227,3 +227,30 @@ def test_buckets_of_one_session_need_no_second_read(atlas_db: psycopg.Connection
     got = fetch_series(atlas_db, Selection(), worst=3)["a"]
     assert list(got.worst) == [(ids[-1], 0.1), (ids[-2], 0.2), (tied[0], 0.2)]
     assert lowest_reads == ["index"]
+
+
+def test_per_task_means_only_for_keys_with_few_enough_tasks(atlas_db: psycopg.Connection[Any]) -> None:
+    rows = _load(atlas_db, ["0.2", "0.6", "0.6"], [None])
+    for task, score, uncertainty in (("only", 0.5, None), ("unsure", 0.1, 0.9)):
+        (session,) = atlas_db.execute(
+            "INSERT INTO sessions (task, status, review_status, metadata, reward_stats) VALUES (%s, 'succeeded', "
+            "'approved', '{\"learning_key\": \"c\"}', jsonb_strip_nulls(jsonb_build_object('score', %s::float8, "
+            "'uncertainty_mean', %s::float8))) RETURNING id",
+            (task, score, uncertainty),
+        ).fetchall()
+        rows.append({"id": session[0], "key": "c", "task": task, "score": score, "u": uncertainty})
+    seen = set()
+    for bound, max_tasks in itertools.product((None, 0.5), (1, 2, 3)):
+        got = fetch_series(atlas_db, Selection.build(max_uncertainty=bound), max_tasks=max_tasks)
+        for key in ("a", "b", "c"):
+            want = _oracle(rows, key=key, digits=4, worst=5, bound=bound)["tasks"]
+            if len(want) > max_tasks:
+                assert got[key].tasks is None, (key, bound, max_tasks)
+            else:
+                tasks = got[key].tasks
+                assert tasks is not None and tasks.keys() == want.keys(), (key, bound, max_tasks)
+                for task, (mean, count) in want.items():
+                    assert tasks[task][1] == count and math.isclose(tasks[task][0], mean, rel_tol=1e-12), (key, task)
+            seen.add(len(want) > max_tasks)
+    assert seen == {True, False}
+    assert fetch_series(atlas_db, Selection(), tasks=False)["a"].tasks is None
