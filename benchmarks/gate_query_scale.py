@@ -39,8 +39,8 @@ from psycopg import sql
 
 from pytest_atlas._dsn import dsn_with_dbname, redact
 from pytest_atlas._resources import schema_path
-from pytest_atlas.gates import Selection, _scores, fetch_series
-from pytest_atlas.gates._sql import key_column
+from pytest_atlas.gates import Selection, fetch_series
+from pytest_atlas.gates._sql import scored
 
 FILL = """
 INSERT INTO sessions (task, status, review_status, metadata, reward_stats, created_at)
@@ -87,18 +87,11 @@ def plain(conn: psycopg.Connection[Any]) -> dict[str, tuple[int, float]]:
 
 
 def series_rows(conn: psycopg.Connection[Any]) -> dict[str, tuple[int, float]]:
-    query = sql.SQL(
-        "SELECT {key}, s.id, s.task, {score}, {u} FROM sessions AS s "
-        "WHERE s.review_status IS DISTINCT FROM 'quarantined'"
-    ).format(
-        key=key_column(True),
-        score=_scores.score(),
-        u=_scores.number("reward_stats", "uncertainty_mean"),
-    )
+    # the gate's own CTE of the selected sessions: the same WHERE, the same score expression
+    params: dict[str, Any] = {}
+    query = scored(Selection(), True, params) + sql.SQL("SELECT lk, id, task, score, uncertainty FROM matched")
     by_key: dict[str, list[tuple[int, str, float, float | None]]] = {}
-    for key, session, task, score, uncertainty in conn.execute(
-        query, {"number_pattern": _scores.NUMBER_PATTERN}
-    ).fetchall():
+    for key, session, task, score, uncertainty in conn.execute(query, params).fetchall():
         if score is not None:
             by_key.setdefault(key, []).append((session, task, score, uncertainty))
     return {key: (len(rows), statistics.fmean(row[2] for row in rows)) for key, rows in by_key.items()}
