@@ -11,17 +11,28 @@ quirk-tolerant path only for the rows that need it. Both paths give the same flo
 (PostgreSQL converts a jsonb number to float8 through its decimal text), which the tests check on
 every shape a stored score takes.
 
-The series statement scans the selected sessions once. It groups them by learning key and exact score
-(so the score expression runs once per row, and PostgreSQL can aggregate in parallel workers), then
-by rounded score: one row back per key and distinct rounded score, carrying what the moments, the
-frequency table and the lowest sessions are computed from.
+The series statement scans the selected sessions once, computing each session's score and
+uncertainty once, and groups them by learning key and rounded score (at most 10**digits groups per
+key, however many distinct exact scores there are) and, when a regression gate asks for them, by
+key and task in the same scan: one row back per key and rounded score, carrying what the moments,
+the frequency table and the lowest sessions are computed from, and one per key and task. The lowest
+sessions are named by the buckets that hold a single session; when some share a bucket, the
+sessions up to it are read again, through Atlas's score index when the database has it.
 """
 
 from __future__ import annotations
 
 from psycopg import sql
 
-__all__ = ["NUMBER_PATTERN", "number", "score", "series_statement", "tasks_statement", "ties_statement"]
+__all__ = [
+    "NUMBER_PATTERN",
+    "SCORE_INDEX_EXPRESSION",
+    "SCORE_INDEX_STATEMENT",
+    "lowest_statement",
+    "number",
+    "score",
+    "series_statement",
+]
 
 #: a number as Python's float() and PostgreSQL's float8 both read it (no NaN, no Infinity)
 NUMBER_PATTERN = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
@@ -76,65 +87,119 @@ def _uncertainty(fast: bool) -> sql.Composable:
     return number("reward_stats", "uncertainty_mean", fast=fast)
 
 
-def series_statement(key: sql.Composable, where: sql.Composable, *, uncertain: bool, fast: bool = True) -> sql.Composed:
-    """Two kinds of rows, ``kind, lk, state, value, n, total, m2, unc_n, unc_total, low_id``:
+def _rows(where: sql.Composable, fast: bool, *, scale: bool = False) -> sql.Composable:
+    """The selected sessions ``s``, each with its score ``e.score`` and uncertainty ``e.u`` (and,
+    with ``scale``, the one-row ``c.scale``).
 
-    * ``g``, one per (learning key, state, rounded score ``value``): ``state`` is 0 for usable
-      scores, 1 for no score (``value`` NULL), 2 for scores left out by ``max_uncertainty`` (only
-      with ``uncertain``); ``n`` sessions, ``total`` the sum of their scores, ``m2`` the sum of their
-      squared deviations from ``value`` (the exact variance is combined from these); ``unc_n`` /
-      ``unc_total`` count and add the uncertainties of usable rows;
-    * ``w``, the ``worst`` lowest exact usable scores per key: ``value`` the score, ``n`` sessions
-      holding it, ``low_id`` the smallest of their ids.
+    The lateral subquery on the nullable side of an outer join makes PostgreSQL compute each of
+    the two expressions once per row (a placeholder the scan evaluates and the nodes above refer
+    to), where a plain subquery would copy the expression into every place that uses it. The
+    rounded score is an expression of ``e.score`` and ``c.scale``: PostgreSQL computes it in the
+    join above the scan, from the score the scan computed, where ``round(e.score * %(scale)s)``
+    would make the scan compute the score expression a second time."""
+    scaled = sql.SQL(" CROSS JOIN (SELECT %(scale)s::float8 OFFSET 0) AS c(scale)") if scale else sql.SQL("")
+    return sql.SQL(
+        "sessions AS s LEFT JOIN LATERAL (SELECT {score} AS score, {u} AS u) AS e ON TRUE{scaled} WHERE {where}"
+    ).format(score=score(fast=fast), u=_uncertainty(fast), scaled=scaled, where=where)
 
-    Parameters: ``number_pattern``, ``scale``, ``worst``, and ``max_uncertainty`` with ``uncertain``.
+
+def _unsure(uncertain: bool) -> sql.Composable:
+    return sql.SQL("COALESCE(e.u > %(max_uncertainty)s, FALSE)") if uncertain else sql.SQL("FALSE")
+
+
+_SCALE = sql.SQL("%(scale)s")
+
+
+def _bucket(scale: sql.Composable = _SCALE) -> sql.Composable:
+    return sql.SQL("(round(e.score * {scale}) / {scale})").format(scale=scale)
+
+
+def series_statement(
+    key: sql.Composable, where: sql.Composable, *, uncertain: bool, tasks: bool = False, fast: bool = True
+) -> sql.Composed:
+    """From one scan, ``lk, unsure, value, by_task, task, n, total, m2, low, low_id, unc_n, unc_total``:
+
+    * one row per (learning key ``lk``, rounded score ``value``, ``unsure``), ``by_task`` false:
+      ``value`` is NULL for the sessions without a usable score; ``unsure`` is true for those left
+      out by ``max_uncertainty`` (only with ``uncertain``); ``n`` sessions, ``total`` the sum of
+      their scores, ``m2`` the sum of their squared deviations from ``value`` (the exact variance
+      is combined from these), ``low`` the lowest score and ``low_id`` the smallest session id (the
+      lowest session itself when ``n`` is 1); ``unc_n`` / ``unc_total`` count and add the
+      uncertainties;
+    * with ``tasks``, also one row per (key, ``task``) of the usable scores, ``by_task`` true, for
+      the keys with at most ``max_tasks`` such tasks: ``n`` the sessions, ``total`` their scores' sum.
+
+    Parameters: ``number_pattern``, ``scale``; ``max_uncertainty`` with ``uncertain``; ``max_tasks``
+    with ``tasks``.
     """
-    unc = _uncertainty(fast)
-    state = (
-        sql.SQL("CASE WHEN {u} > %(max_uncertainty)s THEN 2 ELSE 0 END").format(u=unc) if uncertain else sql.SQL("0")
+    v = _bucket(sql.SQL("c.scale"))
+    unsure = _unsure(uncertain)
+    columns = sql.SQL(
+        "{key} AS lk, {unsure} AS unsure, {v} AS value, {by_task} AS by_task, {task} AS task, {n} AS n, "
+        "sum(e.score) AS total, "
+        "sum((e.score - {v}) * (e.score - {v})) AS m2, min(e.score) AS low, min(s.id)::int8 AS low_id, "
+        "count(e.u) AS unc_n, sum(e.u) AS unc_total"
     )
-    exact = sql.SQL(
-        "SELECT {key} AS lk, {score} AS score, {state} AS state, count(*) AS c, min(s.id) AS low_id, "
-        "count({u}) AS unc_n, sum({u}) AS unc_total FROM sessions AS s WHERE {where} GROUP BY 1, 2, 3"
-    ).format(key=key, score=score(fast=fast), state=state, u=unc, where=where)
-    return sql.SQL(
-        "WITH exact AS MATERIALIZED ({exact}) "
-        "SELECT 'g', lk, state, v, sum(c), sum(score * c), sum(c * (score - v) * (score - v)), "
-        "sum(unc_n) FILTER (WHERE state = 0), sum(unc_total) FILTER (WHERE state = 0), NULL::bigint "
-        "FROM (SELECT lk, CASE WHEN score IS NULL THEN 1 ELSE state END AS state, "
-        "round(score * %(scale)s) / %(scale)s AS v, score, c, unc_n, unc_total FROM exact) AS grouped "
-        "GROUP BY lk, state, v "
-        "UNION ALL SELECT 'w', lk, 0, score, c, NULL, NULL, NULL, NULL, low_id FROM (SELECT lk, score, c, low_id, "
-        "row_number() OVER (PARTITION BY lk ORDER BY score) AS rank FROM exact "
-        "WHERE score IS NOT NULL AND state = 0) AS ranked WHERE rank <= %(worst)s"
-    ).format(exact=exact)
-
-
-def tasks_statement(key: sql.Composable, where: sql.Composable, *, uncertain: bool, fast: bool = True) -> sql.Composed:
-    """Per learning key with at most ``max_tasks`` distinct tasks among its usable scores: ``lk,
-    task, mean, n`` per task."""
-    usable = sql.SQL("{s} IS NOT NULL").format(s=score(fast=fast))
-    if uncertain:
-        usable = sql.SQL("{usable} AND NOT COALESCE({u} > %(max_uncertainty)s, FALSE)").format(
-            usable=usable, u=_uncertainty(fast)
+    if not tasks:
+        return sql.SQL("SELECT {columns} FROM {rows} GROUP BY 1, 2, 3").format(
+            columns=columns.format(
+                key=key, unsure=unsure, v=v, by_task=sql.SQL("FALSE"), task=sql.SQL("NULL::text"), n=sql.SQL("count(*)")
+            ),
+            rows=_rows(where, fast, scale=True),
         )
+    # grouping sets: the per-task sums come from the same scan as the buckets
+    by_task = sql.SQL("GROUPING(s.task) = 0")
     return sql.SQL(
-        "SELECT lk, task, mean, c FROM (SELECT lk, task, mean, c, count(*) OVER (PARTITION BY lk) AS ntasks "
-        "FROM (SELECT {key} AS lk, s.task, avg({s}) AS mean, count(*) AS c FROM sessions AS s "
-        "WHERE {where} AND {usable} GROUP BY 1, 2) AS t) AS counted WHERE ntasks <= %(max_tasks)s"
-    ).format(key=key, s=score(fast=fast), where=where, usable=usable)
+        "SELECT lk, unsure, value, by_task, task, n, total, m2, low, low_id, unc_n, unc_total FROM (SELECT *, "
+        "count(*) OVER (PARTITION BY lk, by_task) AS ntasks FROM (SELECT {columns} "
+        "FROM {rows} GROUP BY GROUPING SETS ((1, 2, 3), (1, 2, s.task)) "
+        "HAVING NOT {by_task} OR (count(e.score) > 0 AND NOT {unsure})) AS grouped) AS counted "
+        "WHERE NOT by_task OR ntasks <= %(max_tasks)s"
+    ).format(
+        columns=columns.format(
+            key=key,
+            unsure=unsure,
+            v=v,
+            by_task=by_task,
+            task=sql.SQL("s.task"),
+            n=sql.SQL("CASE WHEN {by_task} THEN count(e.score) ELSE count(*) END").format(by_task=by_task),
+        ),
+        by_task=by_task,
+        rows=_rows(where, fast, scale=True),
+        unsure=unsure,
+    )
 
 
-def ties_statement(key: sql.Composable, where: sql.Composable, *, uncertain: bool, fast: bool = True) -> sql.Composed:
-    """``lk, id, score`` of the usable rows whose key and exact score are one of the pairs in
-    ``tie_keys`` / ``tie_scores`` (the lowest scores that more than one session holds): at most
-    ``worst`` per pair, lowest ids first."""
-    usable: sql.Composable = sql.SQL("TRUE")
-    if uncertain:
-        usable = sql.SQL("NOT COALESCE({u} > %(max_uncertainty)s, FALSE)").format(u=_uncertainty(fast))
+#: the expression of Atlas's index on the score, as PostgreSQL prints it
+SCORE_INDEX_EXPRESSION = "(((reward_stats ->> 'score'::text))::double precision)"
+
+#: whether ``sessions`` has Atlas's score index, valid, on every row with reward_stats (or every row):
+#: then every such row's ``(reward_stats ->> 'score')::float8`` is known to cast without error
+SCORE_INDEX_STATEMENT = sql.SQL(
+    "SELECT EXISTS (SELECT 1 FROM pg_index AS i WHERE i.indrelid = 'sessions'::regclass AND i.indisvalid "
+    "AND i.indnatts = 1 AND pg_get_indexdef(i.indexrelid, 1, false) = %(index_expression)s "
+    "AND (i.indpred IS NULL OR pg_get_expr(i.indpred, i.indrelid) = '(reward_stats IS NOT NULL)'))"
+).format()
+
+
+def lowest_statement(
+    key: sql.Composable, where: sql.Composable, *, uncertain: bool, indexed: bool, fast: bool = True
+) -> sql.Composed:
+    """``lk, id, score, found``: the ``worst`` lowest usable sessions (lowest score, then lowest id)
+    of each key in ``low_keys`` among those whose rounded score is at most its ``low_values``
+    entry; ``found`` counts the sessions that qualified.
+
+    With ``indexed`` (see :data:`SCORE_INDEX_STATEMENT`) only the sessions whose stored
+    ``reward_stats.score`` is at most ``index_cut`` are read, through Atlas's index: a session
+    whose gate score came from ``score_mean``, or whose stored score is not what the gate reads,
+    can be missed, which ``found`` shows (the caller then asks again without ``indexed``)."""
+    cut: sql.Composable = sql.SQL("")
+    if indexed:
+        cut = sql.SQL(" AND s.reward_stats IS NOT NULL AND (s.reward_stats ->> 'score')::float8 <= %(index_cut)s")
     return sql.SQL(
-        "SELECT lk, id, score FROM (SELECT r.lk, r.id, r.score, row_number() OVER (PARTITION BY r.lk, r.score "
-        "ORDER BY r.id) AS rank FROM (SELECT {key} AS lk, s.id, {s} AS score FROM sessions AS s "
-        "WHERE {where} AND {usable}) AS r JOIN unnest(%(tie_keys)s::text[], %(tie_scores)s::float8[]) "
-        "AS t(lk, score) ON t.lk = r.lk AND t.score = r.score) AS ranked WHERE rank <= %(worst)s"
-    ).format(key=key, s=score(fast=fast), where=where, usable=usable)
+        "SELECT lk, id, score, found FROM (SELECT r.lk, r.id, r.score, row_number() OVER (PARTITION BY r.lk "
+        "ORDER BY r.score, r.id) AS rank, count(*) OVER (PARTITION BY r.lk) AS found FROM "
+        "(SELECT {key} AS lk, s.id, e.score, {v} AS value FROM {rows}{cut} AND e.score IS NOT NULL "
+        "AND NOT {unsure}) AS r JOIN unnest(%(low_keys)s::text[], %(low_values)s::float8[]) AS t(lk, value) "
+        "ON t.lk = r.lk AND r.value <= t.value) AS ranked WHERE rank <= %(worst)s"
+    ).format(key=key, v=_bucket(), rows=_rows(where, fast), cut=cut, unsure=_unsure(uncertain))

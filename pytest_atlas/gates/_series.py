@@ -24,7 +24,13 @@ from pytest_atlas.gates._selection import Selection
 from pytest_atlas.gates._sql import filters, key_column, run, scored
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from pytest_atlas.stats import Sample
+
+    FloatArray = npt.NDArray[np.float64]
+    IntArray = npt.NDArray[np.int64]
 
 __all__ = ["CHART_KEYS", "MAX_COUNT", "Series", "check_series", "fetch_series", "fetch_timeline", "reward_chart"]
 
@@ -351,9 +357,9 @@ def _grouped_series(
     max_tasks: int,
     tasks: bool,
 ) -> dict[str, Series]:
-    """:func:`fetch_series` without ``last``: one scan grouped by key and exact score (see
-    :mod:`._scores`); a second scan for per-task means only when asked, a third only when the
-    lowest scores are shared by several sessions."""
+    """:func:`fetch_series` without ``last``: one scan grouped by key and rounded score, and by key
+    and task when per-task means are asked for (see :mod:`._scores`); a few more rows only when the
+    lowest sessions share a rounded score."""
     params: dict[str, Any] = {
         "worst": max(worst, 1),
         "max_tasks": max_tasks,
@@ -365,41 +371,34 @@ def _grouped_series(
     if uncertain:
         params["max_uncertainty"] = selection.max_uncertainty
     key = key_column(by_key)
-    groups: dict[str, list[tuple[int, float, int, float, float]]] = {}
+    tables: dict[str, list[_Bucket]] = {}
     missing: dict[str, int] = {}
     uncertain_counts: dict[str, int] = {}
     unc: dict[str, list[float]] = {}
-    lowest: dict[str, list[tuple[float, int, int]]] = {}
-    for kind, lk, state, value, n, total, m2, unc_n, unc_total, low_id in run(
-        conn, _scores.series_statement(key, where, uncertain=uncertain), params
-    ):
-        if kind == "w":
-            lowest.setdefault(lk, []).append((float(value), int(n), int(low_id)))
-        elif state == 1:
-            missing[lk] = int(n)
-        elif state == 2:
-            uncertain_counts[lk] = uncertain_counts.get(lk, 0) + int(n)
-        else:
-            groups.setdefault(lk, []).append((int(n), float(value), int(n), float(total), float(m2)))
-            pair = unc.setdefault(lk, [0.0, 0.0])
-            pair[0] += float(unc_n or 0)
-            pair[1] += float(unc_total or 0.0)
-    worst_rows = _lowest_sessions(conn, lowest, key, where, params, uncertain=uncertain, worst=max(worst, 1))
     task_means: dict[str, dict[str, tuple[float, int]]] = {}
-    if tasks and groups:
-        for lk, task, mean, count in run(conn, _scores.tasks_statement(key, where, uncertain=uncertain), params):
-            task_means.setdefault(lk, {})[task] = (float(mean), int(count))
+    for lk, unsure, value, by_task, task, n, total, m2, low, low_id, unc_n, unc_total in run(
+        conn, _scores.series_statement(key, where, uncertain=uncertain, tasks=tasks), params
+    ):
+        if by_task:
+            task_means.setdefault(lk, {})[task] = (total / n, n)
+        elif value is None:
+            missing[lk] = missing.get(lk, 0) + n
+        elif unsure:
+            uncertain_counts[lk] = uncertain_counts.get(lk, 0) + n
+        else:
+            tables.setdefault(lk, []).append((value, n, total, m2, low, low_id))
+            if unc_n:
+                pair = unc.setdefault(lk, [0, 0.0])
+                pair[0] += unc_n
+                pair[1] += unc_total
+    for table in tables.values():
+        table.sort()
+    worst_rows = _lowest_sessions(conn, tables, key, where, params, uncertain=uncertain, worst=max(worst, 1))
     out: dict[str, Series] = {}
-    for lk in sorted(set(groups) | set(missing) | set(uncertain_counts)):
-        table = sorted(groups.get(lk, []), key=lambda row: row[1])
-        n, mean, variance = _moments(table)
-        unc_n, unc_total = unc.get(lk, (0.0, 0.0))
-        sample = stats.Sample.from_counts(
-            [row[1] for row in table],
-            [row[0] for row in table],
-            exact_mean=mean if n else None,
-            exact_variance=variance,
-        )
+    for lk in sorted(set(tables) | set(missing) | set(uncertain_counts)):
+        n, mean, variance, values, counts = _moments(tables.get(lk, []))
+        unc_n, unc_total = unc.get(lk, (0, 0.0))
+        sample = stats.Sample.from_counts(values, counts, exact_mean=mean if n else None, exact_variance=variance)
         out[lk] = Series(
             lk,
             sample,
@@ -413,27 +412,35 @@ def _grouped_series(
     return out
 
 
-def _moments(table: list[tuple[int, float, int, float, float]]) -> tuple[int, float, float | None]:
-    """Count, mean and sample variance of every score from per-group counts, sums and squared
-    deviations from the group's rounded value (combined as in Chan, Golub and LeVeque)."""
-    n = sum(row[0] for row in table)
+#: one usable rounded score of a key: value, sessions, sum of their scores, sum of their squared
+#: deviations from the value, lowest score, smallest session id
+_Bucket = tuple[float, int, float, float, float, int]
+
+
+def _moments(table: list[_Bucket]) -> tuple[int, float, float | None, FloatArray, IntArray]:
+    """Count, mean and sample variance of every score from per-bucket counts, sums and squared
+    deviations from the bucket's rounded value (combined as in Chan, Golub and LeVeque); and the
+    bucket values and counts as arrays."""
+    import numpy as np
+
+    values = np.fromiter((row[0] for row in table), dtype=np.float64, count=len(table))
+    counts = np.fromiter((row[1] for row in table), dtype=np.int64, count=len(table))
+    n = int(counts.sum())
     if n == 0:
-        return 0, math.nan, None
-    mean = math.fsum(row[3] for row in table) / n
+        return 0, math.nan, None, values, counts
+    totals = np.fromiter((row[2] for row in table), dtype=np.float64, count=len(table))
+    mean = math.fsum(totals.tolist()) / n
     if n < 2:
-        return n, mean, None
-    m2 = 0.0
-    parts = []
-    for count, value, _, total, squares in table:
-        group_mean = total / count
-        parts.append(max(squares - count * (group_mean - value) ** 2, 0.0) + count * (group_mean - mean) ** 2)
-    m2 = math.fsum(parts)
-    return n, mean, m2 / (n - 1)
+        return n, mean, None, values, counts
+    squares = np.fromiter((row[3] for row in table), dtype=np.float64, count=len(table))
+    group_means = totals / counts
+    parts = np.maximum(squares - counts * (group_means - values) ** 2, 0.0) + counts * (group_means - mean) ** 2
+    return n, mean, math.fsum(parts.tolist()) / (n - 1), values, counts
 
 
 def _lowest_sessions(
     conn: psycopg.Connection[Any],
-    lowest: Mapping[str, list[tuple[float, int, int]]],
+    tables: Mapping[str, list[_Bucket]],
     key: sql.Composable,
     where: sql.Composable,
     params: dict[str, Any],
@@ -441,37 +448,53 @@ def _lowest_sessions(
     uncertain: bool,
     worst: int,
 ) -> dict[str, tuple[tuple[int, float], ...]]:
-    """The ``worst`` lowest (session id, score) pairs per key, lowest score then lowest id first, from
-    each key's lowest exact scores with their session counts and smallest ids; the sessions sharing
-    a score are read only when more than one of them is needed."""
-    out: dict[str, list[tuple[int, float]]] = {}
-    ties: list[tuple[str, float]] = []
-    for lk, rows in lowest.items():
-        need = worst
+    """The ``worst`` lowest (session id, score) pairs per key, lowest score then lowest id first.
+
+    A bucket (rounded score) holding one session names it. A key whose lowest sessions share a
+    bucket has its sessions up to that bucket read again: through Atlas's score index when the
+    database has it (a bitmap of a few rows), checked against the bucket counts; by a scan when it
+    has not, or when the index missed some (a score read from ``score_mean``, or stored otherwise)."""
+    out: dict[str, tuple[tuple[int, float], ...]] = {}
+    cuts: dict[str, tuple[float, int]] = {}  # key -> (highest bucket needed, sessions up to it)
+    for lk, table in tables.items():
         picked: list[tuple[int, float]] = []
-        for score, count, low_id in sorted(rows):
-            if need <= 0:
+        seen, shared, last = 0, False, 0.0
+        for value, count, _, _, low, low_id in table:
+            if seen >= worst:
                 break
-            if count == 1 or need == 1:
-                picked.append((low_id, score))
-            else:
-                ties.append((lk, score))
-                picked.append((-1, score))  # filled in below
-            need -= count
-        out[lk] = picked
-    if ties:
-        params = {**params, "tie_keys": [lk for lk, _ in ties], "tie_scores": [score for _, score in ties]}
-        shared: dict[tuple[str, float], list[int]] = {}
-        for lk, session, score in run(conn, _scores.ties_statement(key, where, uncertain=uncertain), params):
-            shared.setdefault((lk, float(score)), []).append(int(session))
-        for lk, picked in out.items():
-            filled: list[tuple[int, float]] = []
-            for session, score in picked:
-                filled.extend(
-                    [(session, score)] if session != -1 else [(s, score) for s in sorted(shared[(lk, score)])]
-                )
-            out[lk] = filled
-    return {lk: tuple(picked[:worst]) for lk, picked in out.items()}
+            seen, shared, last = seen + count, shared or count > 1, value
+            picked.append((low_id, low))
+        if shared:
+            cuts[lk] = (last, seen)
+        else:
+            out[lk] = tuple(picked)
+    if not cuts:
+        return out
+    expected = {lk: count for lk, (_, count) in cuts.items()}
+    params = {**params, "low_keys": list(cuts), "low_values": [value for value, _ in cuts.values()]}
+    scale = params["scale"]
+    indexed = bool(run(conn, _scores.SCORE_INDEX_STATEMENT, {"index_expression": _scores.SCORE_INDEX_EXPRESSION})[0][0])
+    for use_index in (True, False) if indexed else (False,):
+        if use_index:  # every score in a bucket up to v is below v + 1/scale
+            params["index_cut"] = max(value for value, _ in cuts.values()) + 1.0 / scale
+        found: dict[str, list[tuple[int, float]]] = {}
+        counts: dict[str, int] = {}
+        # PostgreSQL has no statistics for a partial index's expression and guesses a third of the
+        # table: told to avoid the scan, it reads the few rows at the bottom of the index
+        rows = run(
+            conn,
+            _scores.lowest_statement(key, where, uncertain=uncertain, indexed=use_index),
+            params,
+            planner={"enable_seqscan": "off", "max_parallel_workers_per_gather": "0"} if use_index else None,
+        )
+        for lk, session, score, count in rows:
+            found.setdefault(lk, []).append((int(session), float(score)))
+            counts[lk] = int(count)
+        if counts == expected:
+            break
+    for lk in cuts:
+        out[lk] = tuple(sorted(found.get(lk, []), key=lambda pair: (pair[1], pair[0])))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------

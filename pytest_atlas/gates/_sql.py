@@ -87,8 +87,18 @@ def read_only(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Cursor[tuple[An
         ) from None
 
 
-def run(conn: psycopg.Connection[Any], query: sql.Composed, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+def run(
+    conn: psycopg.Connection[Any],
+    query: sql.Composed,
+    params: Mapping[str, Any],
+    *,
+    planner: Mapping[str, str] | None = None,
+) -> list[tuple[Any, ...]]:
+    """The rows of ``query``, read in a :func:`read_only` transaction; ``planner`` settings (such as
+    ``enable_seqscan``) hold for this query alone."""
     with read_only(conn) as cursor:
+        for name, value in (planner or {}).items():
+            cursor.execute("SELECT set_config(%s, %s, true)", (name, value))
         cursor.execute(query, params)
         return list(cursor.fetchall())
 

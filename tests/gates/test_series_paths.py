@@ -1,0 +1,256 @@
+"""The series query's paths give the series a computation in Python over every row gives.
+
+One scan groups the sessions by key and rounded score; the lowest sessions come from the buckets
+that hold one session, else from a second read of the sessions up to the last bucket needed:
+through Atlas's score index when the database has it (checked against the bucket counts), by a
+scan when it has not or when the index misses some (scores read from ``score_mean``, stored
+scores the gate does not read as numbers). Every path is compared here with an oracle on quirky
+data: NaN, strings, huge and tiny numbers, nulls, ties at the cut-off of the lowest sessions,
+the uncertainty filter, one key, per-task means.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import statistics
+from typing import Any
+
+import psycopg
+import pytest
+
+from pytest_atlas.gates import Selection, fetch_series
+from pytest_atlas.gates import _series as series_module
+
+from .test_score_paths import SHAPES, expected
+
+#: score shapes Atlas's float index accepts (it refuses a write whose score does not cast to float)
+INDEXABLE = [
+    "0.3",
+    "0.3",
+    "0.30004",
+    "0.29996",
+    '"0.3"',
+    '" 0.31 "',
+    "-0.5",
+    "-0.5",
+    "0",
+    '"1e5"',
+    '"NaN"',
+    '"-Infinity"',
+    '"0x10"',
+    "1e300",
+    "1e-300",
+    "-1e300",
+    "null",
+    None,
+]
+FALLBACKS = [None, "0.1", '"0.45"', "0.3", '"NaN"']
+UNCERTAINTIES = [None, "0.05", "0.9"]
+
+
+def _stats(score: str | None, mean: str | None, uncertainty: str | None) -> str:
+    parts = [f'"{k}": {v}' for k, v in (("score", score), ("score_mean", mean), ("uncertainty_mean", uncertainty)) if v]
+    return "{" + ", ".join(parts) + "}"
+
+
+def _load(conn: psycopg.Connection[Any], shapes: list[str | None], fallbacks: list[str | None]) -> list[dict[str, Any]]:
+    """Sessions over every combination, over two keys and three tasks; each row as the oracle sees it."""
+    combos = list(itertools.product(shapes, fallbacks, UNCERTAINTIES))
+    rows: list[dict[str, Any]] = []
+    with conn.cursor() as cursor:
+        for i, (score, mean, uncertainty) in enumerate(combos):
+            key, task = ("a", "b")[i % 2], f"task {i % 3}"
+            cursor.execute(
+                "INSERT INTO sessions (task, status, review_status, metadata, reward_stats) "
+                "VALUES (%s, 'succeeded', 'approved', %s::jsonb, %s::jsonb) RETURNING id",
+                (task, json.dumps({"learning_key": key}), _stats(score, mean, uncertainty)),
+            )
+            row = cursor.fetchone()
+            assert row is not None
+            value = expected(score)
+            if value is None:
+                value = expected(mean)
+            rows.append({"id": row[0], "key": key, "task": task, "score": value, "u": expected(uncertainty)})
+    return rows
+
+
+def _oracle(rows: list[dict[str, Any]], *, key: str, digits: int, worst: int, bound: float | None) -> dict[str, Any]:
+    mine = [r for r in rows if r["key"] == key]
+    scored = [r for r in mine if r["score"] is not None]
+    unsure = [r for r in scored if bound is not None and r["u"] is not None and r["u"] > bound]
+    usable = [r for r in scored if r not in unsure]
+    scale = 10.0**digits
+    table: dict[float, int] = {}
+    for r in usable:
+        value = round(r["score"] * scale) / scale
+        table[value] = table.get(value, 0) + 1
+    tasks: dict[str, list[float]] = {}
+    for r in usable:
+        tasks.setdefault(r["task"], []).append(r["score"])
+    uncertainties = [r["u"] for r in usable if r["u"] is not None]
+    return {
+        "n": len(usable),
+        "missing": len(mine) - len(scored),
+        "uncertain": len(unsure),
+        "values": sorted(table),
+        "counts": [table[v] for v in sorted(table)],
+        "scores": [r["score"] for r in usable],
+        "worst": sorted(((r["id"], r["score"]) for r in usable), key=lambda p: (p[1], p[0]))[:worst],
+        "tasks": {t: (statistics.fmean(s), len(s)) for t, s in tasks.items()},
+        "uncertainty_mean": statistics.fmean(uncertainties) if uncertainties else None,
+    }
+
+
+def _check(
+    conn: psycopg.Connection[Any],
+    rows: list[dict[str, Any]],
+    *,
+    worsts: tuple[int, ...] = (1, 5, 40),
+    digitses: tuple[int, ...] = (0, 4, 12),
+) -> None:
+    for selection, digits, worst in itertools.product(
+        (Selection(), Selection.build(max_uncertainty=0.5), Selection.build(learning_key="b")), digitses, worsts
+    ):
+        got = fetch_series(conn, selection, digits=digits, worst=worst, tasks=True)
+        keys = ["b"] if selection.learning_key else ["a", "b"]
+        assert sorted(got) == keys
+        for key in keys:
+            want = _oracle(rows, key=key, digits=digits, worst=worst, bound=selection.max_uncertainty)
+            series = got[key]
+            where = (key, selection, digits, worst)
+            assert (series.n, series.missing, series.uncertain) == (want["n"], want["missing"], want["uncertain"]), (
+                where
+            )
+            assert series.sample.values.tolist() == want["values"], where
+            assert series.sample.counts.tolist() == want["counts"], where
+            assert list(series.worst) == want["worst"], where
+            assert math.isclose(series.sample.mean, statistics.fmean(want["scores"]), rel_tol=1e-12), where
+            assert series.sample.variance is not None
+            assert math.isclose(series.sample.variance, statistics.variance(want["scores"]), rel_tol=1e-9), where
+            assert series.tasks is not None and series.tasks.keys() == want["tasks"].keys(), where
+            for task, (mean, count) in want["tasks"].items():
+                assert series.tasks[task][1] == count, (where, task)
+                assert math.isclose(series.tasks[task][0], mean, rel_tol=1e-12), (where, task)
+            if want["uncertainty_mean"] is None:
+                assert series.uncertainty_mean is None, where
+            else:
+                assert series.uncertainty_mean is not None
+                assert math.isclose(series.uncertainty_mean, want["uncertainty_mean"], rel_tol=1e-12), where
+
+
+@pytest.fixture
+def lowest_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The second reads of the lowest sessions, each as 'index' or 'scan'."""
+    reads: list[str] = []
+    original = series_module.run
+
+    def recording(conn: Any, query: Any, params: Any, **options: Any) -> Any:
+        text = query.as_string(conn)
+        if "found" in text:
+            reads.append("index" if "->> 'score')::float8 <=" in text else "scan")
+        return original(conn, query, params, **options)
+
+    monkeypatch.setattr(series_module, "run", recording)
+    return reads
+
+
+def test_quirky_rows_through_the_index_and_the_scan_behind_it(
+    atlas_db: psycopg.Connection[Any], lowest_reads: list[str]
+) -> None:
+    """score_mean = 0.1 under a NaN, null or hex score is the lowest score: the index cannot see it,
+    the bucket counts show it, and the scan finds it."""
+    rows = _load(atlas_db, INDEXABLE, FALLBACKS)
+    _check(atlas_db, rows)
+    assert "index" in lowest_reads and "scan" in lowest_reads
+
+
+def test_the_index_alone_when_it_sees_every_low_score(
+    atlas_db: psycopg.Connection[Any], lowest_reads: list[str]
+) -> None:
+    # fallbacks only above the lowest sessions' buckets (with 0 digits, 0.45 shares the bucket of -0.5
+    # and 0.3): the index finds every low session
+    rows = _load(atlas_db, INDEXABLE, [None, '"0.45"', '"NaN"'])
+    _check(atlas_db, rows, worsts=(1, 5), digitses=(4, 12))
+    assert lowest_reads and set(lowest_reads) == {"index"}
+
+
+def test_every_shape_by_a_scan_without_atlas_index(atlas_db: psycopg.Connection[Any], lowest_reads: list[str]) -> None:
+    # a database written before the index existed holds shapes it would refuse (1e400, words, objects)
+    atlas_db.execute("DROP INDEX sessions_reward_score_idx")
+    rows = _load(atlas_db, [*SHAPES, "-0.5", "-0.5"], FALLBACKS)
+    _check(atlas_db, rows)
+    assert lowest_reads and set(lowest_reads) == {"scan"}
+
+
+def test_an_index_on_the_score_for_some_rows_only_is_not_used(
+    atlas_db: psycopg.Connection[Any], lowest_reads: list[str]
+) -> None:
+    """An index on the same expression for some rows guarantees nothing about the others: read
+    through it, the word score of a session outside it would fail the cast."""
+    atlas_db.execute("DROP INDEX sessions_reward_score_idx")
+    atlas_db.execute(
+        "CREATE INDEX partial_score_idx ON sessions (((reward_stats ->> 'score')::float)) WHERE status = 'succeeded'"
+    )
+    rows = _load(atlas_db, INDEXABLE, FALLBACKS)
+    extra = atlas_db.execute(
+        "INSERT INTO sessions (task, status, review_status, metadata, reward_stats) VALUES ('task 0', 'failed', "
+        '\'approved\', \'{"learning_key": "a"}\', \'{"score": "n/a", "score_mean": 0.2}\') RETURNING id'
+    ).fetchone()
+    assert extra is not None
+    rows.append({"id": extra[0], "key": "a", "task": "task 0", "score": 0.2, "u": None})
+    got = fetch_series(atlas_db, Selection(), worst=40)["a"]
+    want = _oracle(rows, key="a", digits=4, worst=40, bound=None)
+    assert (got.n, list(got.worst)) == (want["n"], want["worst"])
+    assert (extra[0], 0.2) in got.worst
+    assert lowest_reads == ["scan"]
+
+
+def test_buckets_of_one_session_need_no_second_read(atlas_db: psycopg.Connection[Any], lowest_reads: list[str]) -> None:
+    ids = [
+        row[0]
+        for row in atlas_db.execute(
+            "INSERT INTO sessions (task, status, review_status, metadata, reward_stats) "
+            "SELECT 't', 'succeeded', 'approved', '{\"learning_key\": \"a\"}', jsonb_build_object('score', i / 10.0) "
+            "FROM generate_series(9, 1, -1) AS i RETURNING id"
+        ).fetchall()
+    ]
+    got = fetch_series(atlas_db, Selection(), worst=3)["a"]
+    assert list(got.worst) == [(ids[-1], 0.1), (ids[-2], 0.2), (ids[-3], 0.3)]
+    assert lowest_reads == []
+    # one more session at 0.2: the three lowest now share a bucket, read again through the index
+    (tied,) = atlas_db.execute(
+        "INSERT INTO sessions (task, status, review_status, metadata, reward_stats) VALUES "
+        "('t', 'succeeded', 'approved', '{\"learning_key\": \"a\"}', '{\"score\": 0.2}') RETURNING id"
+    ).fetchall()
+    got = fetch_series(atlas_db, Selection(), worst=3)["a"]
+    assert list(got.worst) == [(ids[-1], 0.1), (ids[-2], 0.2), (tied[0], 0.2)]
+    assert lowest_reads == ["index"]
+
+
+def test_per_task_means_only_for_keys_with_few_enough_tasks(atlas_db: psycopg.Connection[Any]) -> None:
+    rows = _load(atlas_db, ["0.2", "0.6", "0.6"], [None])
+    for task, score, uncertainty in (("only", 0.5, None), ("unsure", 0.1, 0.9)):
+        (session,) = atlas_db.execute(
+            "INSERT INTO sessions (task, status, review_status, metadata, reward_stats) VALUES (%s, 'succeeded', "
+            "'approved', '{\"learning_key\": \"c\"}', jsonb_strip_nulls(jsonb_build_object('score', %s::float8, "
+            "'uncertainty_mean', %s::float8))) RETURNING id",
+            (task, score, uncertainty),
+        ).fetchall()
+        rows.append({"id": session[0], "key": "c", "task": task, "score": score, "u": uncertainty})
+    seen = set()
+    for bound, max_tasks in itertools.product((None, 0.5), (1, 2, 3)):
+        got = fetch_series(atlas_db, Selection.build(max_uncertainty=bound), max_tasks=max_tasks)
+        for key in ("a", "b", "c"):
+            want = _oracle(rows, key=key, digits=4, worst=5, bound=bound)["tasks"]
+            if len(want) > max_tasks:
+                assert got[key].tasks is None, (key, bound, max_tasks)
+            else:
+                tasks = got[key].tasks
+                assert tasks is not None and tasks.keys() == want.keys(), (key, bound, max_tasks)
+                for task, (mean, count) in want.items():
+                    assert tasks[task][1] == count and math.isclose(tasks[task][0], mean, rel_tol=1e-12), (key, task)
+            seen.add(len(want) > max_tasks)
+    assert seen == {True, False}
+    assert fetch_series(atlas_db, Selection(), tasks=False)["a"].tasks is None
