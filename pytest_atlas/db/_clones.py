@@ -48,6 +48,10 @@ _FIRST_BUDGET = 30.0
 _LATER_BUDGET = 3.0
 #: the pause between attempts once waiting tests have been told
 _RETRY_PAUSE = 2.0
+#: with reset isolation: threads resetting used databases at once, and the hand-outs after which a
+#: pool keeps one more database (so that, while a test runs, two used databases are being reset)
+_RESET_THREADS = 2
+_BUSY_AFTER = 2
 
 
 class ClonePool:
@@ -77,6 +81,9 @@ class ClonePool:
         #: with reset isolation: used databases to reset (or, failing that, drop) for the next test
         self.resetter = Resetter(server) if reset and not keep else None
         self._resets: deque[str] = deque()
+        #: used databases being reset now
+        self._resetting = 0
+        self._handed = 0
         self._waiting = 0
         self._stopping = False
         self._error: AtlasError | None = None
@@ -86,6 +93,12 @@ class ClonePool:
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._work, name=f"pytest-atlas clones of {template}", daemon=True)
         self._thread.start()
+        self._reset_threads = [
+            threading.Thread(target=self._reset_work, name=f"pytest-atlas resets of {template} ({n})", daemon=True)
+            for n in range(_RESET_THREADS if self.resetter is not None else 0)
+        ]
+        for thread in self._reset_threads:
+            thread.start()
 
     # -- used by the fixtures ----------------------------------------------------------------------
 
@@ -109,6 +122,7 @@ class ClonePool:
                             hint="the server may be overloaded; see its log, or reduce parallel workers (-n)",
                         )
                 name = self._ready.popleft()
+                self._handed += 1
             finally:
                 self._waiting -= 1
             self._cond.notify_all()
@@ -132,6 +146,8 @@ class ClonePool:
             self._stopping = True
             self._cond.notify_all()
         self._thread.join(timeout=60)
+        for thread in self._reset_threads:
+            thread.join(timeout=60)
         if self.resetter is not None:
             self.notes += self.resetter.summary()
         if not drop:
@@ -153,20 +169,14 @@ class ClonePool:
                         self._cond.wait()
                     if self._stopping:
                         return
-                    # a reset is the cheapest way to a ready database: it comes first
-                    used = self._resets.popleft() if self._resets else None
-                    wanted = self._wanted()
                     # creating comes first, but used databases may not pile up (disk space)
-                    create = used is None and wanted and len(self._drops) < _MAX_PENDING_DROPS
-                    victim = None if create or used is not None else self._drops.popleft()
+                    create = self._wanted() and len(self._drops) < _MAX_PENDING_DROPS
+                    victim = None if create else self._drops.popleft()
                 name: str | None = None
                 try:
                     if admin is None or admin.closed or admin.broken:
                         admin = self.server.admin_connect(autocommit=True, retry_for=0)
-                    if used is not None:
-                        name = used
-                        self._reset(admin, used)
-                    elif create:
+                    if create:
                         name = next(self._names)
                         self._clone(admin, name)
                         with self._cond:
@@ -192,12 +202,52 @@ class ClonePool:
 
     def _wanted(self) -> bool:
         """Whether one more ready database is needed: for a test that waits and has none coming yet
-        (a database made for a waiting test is ready before that test wakes up), or to keep
-        ``ahead`` ready."""
-        return self._waiting > len(self._ready) or len(self._ready) < self.ahead
+        (a database made for a waiting test is ready before that test wakes up; a used database
+        being reset is coming), or to keep ``ahead`` ready or coming (one more once a reset pool
+        serves a stream of tests, so that two used databases are reset while a test runs)."""
+        coming = len(self._ready) + len(self._resets) + self._resetting
+        ahead = self.ahead
+        if self.resetter is not None and ahead and self._handed >= _BUSY_AFTER:
+            ahead += _RESET_THREADS - 1
+        return self._waiting > coming or coming < ahead
 
     def _task_due(self) -> bool:
-        return self._wanted() or bool(self._drops) or bool(self._resets)
+        return self._wanted() or bool(self._drops)
+
+    def _reset_work(self) -> None:
+        """A reset thread: resets used databases for the next tests, on a connection of its own."""
+        admin: psycopg.Connection[Any] | None = None
+        try:
+            while True:
+                with self._cond:
+                    while not self._stopping and not self._resets:
+                        self._cond.wait()
+                    if self._stopping:
+                        return
+                    used = self._resets.popleft()
+                    self._resetting += 1
+                try:
+                    if admin is None or admin.closed or admin.broken:
+                        admin = self.server.admin_connect(autocommit=True, retry_for=0)
+                    self._reset(admin, used)
+                    self._succeeded()
+                except (psycopg.Error, ProvisioningError) as exc:
+                    if admin is not None:
+                        admin.close()
+                    admin = None
+                    with self._cond:
+                        self._drops.append((used, 0))
+                    if not self._survive(exc):
+                        return
+                finally:
+                    with self._cond:
+                        self._resetting -= 1
+                        self._cond.notify_all()
+        except BaseException as exc:  # a bug: handed to the tests that wait
+            self._publish(ProvisioningError(f"the database reset thread failed: {one_line(exc)}"), fatal=True)
+        finally:
+            if admin is not None:
+                admin.close()
 
     def _reset(self, admin: psycopg.Connection[Any], name: str) -> None:
         """Reset a used database under a new name for the next test, or drop it (a fresh clone

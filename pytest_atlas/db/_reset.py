@@ -49,6 +49,7 @@ rows (``ctid``), the sequences' ``log_cnt``, and the statistics (``pg_stat_*``, 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -271,7 +272,8 @@ class _Fallback(Exception):
 
 
 class Resetter:
-    """Resets the used databases of one template (see the module docstring). Used by one thread."""
+    """Resets the used databases of one template (see the module docstring). The pool's threads
+    reset different databases at once; what they share is kept under a lock."""
 
     def __init__(self, server: Any) -> None:
         self.server = server
@@ -281,6 +283,7 @@ class Resetter:
         self._dirty: dict[str, set[int]] = {}
         self.resets = 0
         self.fallbacks: Counter[str] = Counter()
+        self._lock = threading.Lock()
 
     # -- a fresh clone -------------------------------------------------------------------------------
 
@@ -288,14 +291,11 @@ class Resetter:
         """Note a database just cloned from the template (before anyone else knows its name)."""
         if self._baseline is None:
             self._baseline = self._read_baseline(admin, name)
-        self._marks[name] = self._mark(admin)
-        self._uses[name] = 0
-        self._dirty[name] = set()
-
-    def forget(self, name: str) -> None:
-        self._marks.pop(name, None)
-        self._uses.pop(name, None)
-        self._dirty.pop(name, None)
+        mark = self._mark(admin)
+        with self._lock:
+            self._marks[name] = mark
+            self._uses[name] = 0
+            self._dirty[name] = set()
 
     def _mark(self, admin: psycopg.Connection[Any]) -> _Mark:
         row = admin.execute(sql.SQL("SELECT txid_current(), {}").format(sql.SQL(_ROLES))).fetchone()
@@ -334,9 +334,10 @@ class Resetter:
     def reset(self, admin: psycopg.Connection[Any], name: str, new_name: str) -> Outcome:
         """Reset used database ``name`` as ``new_name``, or say why it must be dropped instead.
         A fault of the admin connection itself is raised (the pool retries)."""
-        mark = self._marks.pop(name, None)
-        uses = self._uses.pop(name, 0)
-        dirty = self._dirty.pop(name, set())
+        with self._lock:
+            mark = self._marks.pop(name, None)
+            uses = self._uses.pop(name, 0)
+            dirty = self._dirty.pop(name, set())
         current = name
         try:
             if mark is None or self._baseline is None:
@@ -346,21 +347,24 @@ class Resetter:
             current = new_name
             next_mark, dirty, uses = self._reset_content(new_name, mark, dirty, uses)
         except _Fallback as exc:
-            self.fallbacks[str(exc)] += 1
-            return Outcome(None, drop=current, reason=str(exc))
+            return self._fell_back(str(exc), current, str(exc))
         except psycopg.Error as exc:
             if admin.broken or admin.closed:
                 raise
-            self.fallbacks[f"an error during the reset ({type(exc).__name__})"] += 1
-            return Outcome(None, drop=current, reason=str(exc))
+            return self._fell_back(f"an error during the reset ({type(exc).__name__})", current, str(exc))
         except ProvisioningError as exc:  # could not connect to the database itself
-            self.fallbacks["could not connect to the database to reset it"] += 1
-            return Outcome(None, drop=current, reason=exc.problem)
-        self._marks[new_name] = next_mark
-        self._uses[new_name] = uses
-        self._dirty[new_name] = dirty
-        self.resets += 1
+            return self._fell_back("could not connect to the database to reset it", current, exc.problem)
+        with self._lock:
+            self._marks[new_name] = next_mark
+            self._uses[new_name] = uses
+            self._dirty[new_name] = dirty
+            self.resets += 1
         return Outcome(new_name)
+
+    def _fell_back(self, kind: str, name: str, reason: str) -> Outcome:
+        with self._lock:
+            self.fallbacks[kind] += 1
+        return Outcome(None, drop=name, reason=reason)
 
     def _wait_alone(self, admin: psycopg.Connection[Any], name: str) -> None:
         """Wait (briefly) for the backends of the test's closed connections to exit."""
