@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -52,6 +53,8 @@ _RETRY_PAUSE = 2.0
 #: pool keeps one more database (so that, while a test runs, two used databases are being reset)
 _RESET_THREADS = 2
 _BUSY_AFTER = 2
+#: how long the first clone waits for the backend that wrote the template's cache file to exit
+_WARM_WAIT = 1.0
 
 
 class ClonePool:
@@ -84,6 +87,7 @@ class ClonePool:
         #: used databases being reset now
         self._resetting = 0
         self._handed = 0
+        self._warmed = False
         self._waiting = 0
         self._stopping = False
         self._error: AtlasError | None = None
@@ -177,6 +181,8 @@ class ClonePool:
                     if admin is None or admin.closed or admin.broken:
                         admin = self.server.admin_connect(autocommit=True, retry_for=0)
                     if create:
+                        if not self._warmed:
+                            self._warm(admin)
                         name = next(self._names)
                         self._clone(admin, name)
                         with self._cond:
@@ -265,6 +271,25 @@ class ClonePool:
                 self._ready.append(outcome.ready)
             elif outcome.drop is not None:
                 self._drops.append((outcome.drop, 0))
+
+    def _warm(self, admin: psycopg.Connection[Any]) -> None:
+        """Connect to the template once before its first clone. The first backend of a database
+        writes PostgreSQL's relation cache file into it (``pg_internal.init``, removed at every
+        server start, so a cached template has none), and a clone copies it: the first connection
+        to each clone then reads the file instead of building the cache from the catalogs."""
+        self._warmed = True
+        try:
+            self.server.admin_connect(self.template, retry_for=0).close()
+        except (psycopg.Error, ProvisioningError):
+            return  # only a cache: the clone is made without it
+        # the clone is refused while that backend is still exiting
+        deadline = time.monotonic() + _WARM_WAIT
+        query = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+        while time.monotonic() < deadline:
+            row = admin.execute(query, (self.template,)).fetchone()
+            if row is None or not row[0]:
+                return
+            time.sleep(0.002)
 
     def _clone(self, admin: psycopg.Connection[Any], name: str) -> None:
         query = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(self.template))

@@ -10,6 +10,8 @@ case is one a reset can undo.
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -417,6 +419,44 @@ def test_a_reset_run_says_what_it_could_not_reset(pytester: pytest.Pytester) -> 
     result.stdout.fnmatch_lines(
         ["isolation: * database(s) reset for the next test, 1 replaced by a fresh clone instead (the catalog changed*"]
     )
+
+
+STREAM_RUN = """
+import pytest
+
+LEFT_OPEN = []
+
+@pytest.mark.parametrize("n", range(16))
+def test_each_starts_from_the_template(n, atlas_db, atlas_database):
+    assert atlas_db.execute("SELECT to_regclass('leftover'), count(*) FROM sessions").fetchone() == (None, 0)
+    assert atlas_db.execute("INSERT INTO sessions (task) VALUES ('x') RETURNING id").fetchone() == (1,)
+    atlas_db.commit()
+    if n % 8 == 3:
+        atlas_db.execute("CREATE TABLE leftover (x int)")
+        atlas_db.commit()
+    if n % 8 == 6:
+        # a connection the test never closes, still able to write when the reset would begin
+        other = atlas_database.connect(autocommit=True)
+        other.execute("INSERT INTO sessions (task) VALUES ('left open')")
+        LEFT_OPEN.append(other)
+"""
+
+
+def test_two_runs_of_two_workers_reset_at_once(pytester: pytest.Pytester, own_base: list[str]) -> None:
+    """Two runs at once, each with two workers whose pools reset two databases at a time: every test
+    starts from the template's state, and what a reset cannot undo (DDL, a connection left open)
+    gives the next test a fresh clone."""
+    pytester.makepyfile(STREAM_RUN)
+    args = ["-p", "no:randomly", "-p", "no:cacheprovider", "-n", "2", "--atlas-isolation", "reset", *own_base]
+    runs = [pytester.popen([sys.executable, "-m", "pytest", *args], stdin=subprocess.DEVNULL) for _ in range(2)]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    for run, (out, err) in zip(runs, outputs, strict=True):
+        text = out.decode()
+        assert run.returncode == 0, text + err.decode()
+        assert "16 passed" in text
+        assert "database(s) reset for the next test" in text
+        assert "the catalog changed" in text
+        assert "a connection to the database was left open" in text
 
 
 def test_a_bad_isolation_is_a_usage_error(pytester: pytest.Pytester) -> None:
