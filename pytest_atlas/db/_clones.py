@@ -78,7 +78,7 @@ class ClonePool:
         self.kept: list[str] = []
         #: one line per thing the worker could not do (databases it had to leave), for the summary
         self.notes: list[str] = []
-        self._names = (f"{prefix}{n:04d}" for n in itertools.count(1))
+        self._numbers = itertools.count(1)
         self._ready: deque[str] = deque()
         self._drops: deque[tuple[str, int]] = deque()
         #: with reset isolation: used databases to reset (or, failing that, drop) for the next test
@@ -183,7 +183,7 @@ class ClonePool:
                     if create:
                         if not self._warmed:
                             self._warm(admin)
-                        name = next(self._names)
+                        name = self._new_name()
                         self._clone(admin, name)
                         with self._cond:
                             self._ready.append(name)
@@ -259,7 +259,7 @@ class ClonePool:
         """Reset a used database under a new name for the next test, or drop it (a fresh clone
         follows, as for any missing ready database)."""
         assert self.resetter is not None
-        new_name = next(self._names)
+        new_name = self._new_name()
         try:
             outcome = self.resetter.reset(admin, name, new_name)
         except BaseException:
@@ -271,6 +271,11 @@ class ClonePool:
                 self._ready.append(outcome.ready)
             elif outcome.drop is not None:
                 self._drops.append((outcome.drop, 0))
+
+    def _new_name(self) -> str:
+        """A database name not used before in this pool (the threads take them at once)."""
+        with self._cond:
+            return f"{self.prefix}{next(self._numbers):04d}"
 
     def _warm(self, admin: psycopg.Connection[Any]) -> None:
         """Connect to the template once before its first clone. The first backend of a database
@@ -332,15 +337,16 @@ class ClonePool:
         if not self.server.alive() or not (cut or is_transient(exc)):
             self._publish(self._as_error(exc), fatal=True)
             return False
-        with self._cond:
+        with self._cond:  # (the threads of a reset pool share the streak)
             self._failures += 1
             self._cond.notify_all()
-        delay = self._backoff.next_delay()
+            delay = self._backoff.next_delay()
+            if delay is None:
+                self._backoff.reset()
+                self._backoff.budget = _LATER_BUDGET
         if delay is None:
             # waiting tests are told; the worker keeps trying, and the next success clears it
             self._publish(self._as_error(exc, transient=True), fatal=False)
-            self._backoff.reset()
-            self._backoff.budget = _LATER_BUDGET
             delay = _RETRY_PAUSE
         with self._cond:
             self._cond.wait_for(lambda: self._stopping, timeout=delay)
