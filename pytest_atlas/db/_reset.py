@@ -82,8 +82,8 @@ def choose_isolation(requested: str, *, tmpfs: bool | None, keep: bool) -> tuple
 
     ``tmpfs`` is whether the server's data lies in memory (None: unknown, an existing server).
     On disk a clone is mostly file creation, which a reset avoids: ``auto`` resets there, and on an
-    existing server, whose storage is unknown. In memory a clone costs less than the reset's proof
-    (benchmarks/bench_server.py), so ``auto`` clones there. ``--atlas-keep-db`` always clones: its
+    existing server, whose storage is unknown. In memory both are cheap and ``auto`` clones, the
+    plainer of the two (benchmarks/bench_server.py measures both). ``--atlas-keep-db`` always clones: its
     point is one database per test."""
     where = "data in memory" if tmpfs else "data on disk" if tmpfs is not None else "an existing server"
     if keep:
@@ -95,7 +95,7 @@ def choose_isolation(requested: str, *, tmpfs: bool | None, keep: bool) -> tuple
     if requested == "reset":
         return "reset", f"reset and reuse when proved exact, else a fresh clone (--atlas-isolation=reset; {where})"
     if tmpfs:
-        return "clone", f"a fresh clone per test (auto: {where}, where cloning is cheaper than a reset)"
+        return "clone", f"a fresh clone per test (auto: {where}, where cloning is cheap)"
     return "reset", f"reset and reuse when proved exact, else a fresh clone (auto: {where})"
 
 
@@ -348,6 +348,8 @@ class Resetter:
             next_mark, dirty, uses = self._reset_content(new_name, mark, dirty, uses)
         except _Fallback as exc:
             return self._fell_back(str(exc), current, str(exc))
+        except psycopg.errors.UndefinedTable as exc:  # a DELETE of a table the test dropped or renamed
+            return self._fell_back("the catalog changed (a table of the template is gone)", current, str(exc))
         except psycopg.Error as exc:
             if admin.broken or admin.closed:
                 raise

@@ -228,6 +228,9 @@ def test_what_a_reset_undoes_reuses_the_database(scenario: Scenario, case: str) 
 def test_what_a_reset_cannot_undo_gives_a_fresh_clone(scenario: Scenario, case: str) -> None:
     reused, _ = scenario.run(FALLBACK[case])
     assert not reused, f"{case}: the used database was handed out again"
+    # the summary names what the test did, not an error of the reset
+    assert scenario.pool.resetter is not None
+    assert not [reason for reason in scenario.pool.resetter.fallbacks if reason.startswith("an error")], case
     for conn in _LEFT_OPEN:
         # the fresh clone replaced it: the connection left open was ended with its database
         with pytest.raises(psycopg.OperationalError):
