@@ -35,7 +35,9 @@ A reset takes few round trips, since each may wait for the interpreter lock whil
 in the main thread: a poll or two for the test's backends to be gone, the rename and its checks
 in one string, a connection to the renamed database, and the deletes, check, sequences and next
 mark in one string (its statements composed once per template; the mark is a setting of the
-transaction), each followed by its commit.
+transaction), each followed by its commit. Both commits wait for their WAL to be written (a
+started server commits asynchronously, and a crash restart would lose them after the database
+was handed out).
 
 The database is renamed before the check (``ALTER DATABASE ... RENAME`` fails while anyone is
 connected, so the check is race-free, and code that kept the previous test's DSN cannot reach the
@@ -407,7 +409,7 @@ class Resetter:
         roles and comments may have changed, in one transaction: on a failed check it stays."""
         assert self._baseline is not None
         changed = sql.SQL(_ROLES_CHANGED).format(mark=sql.Literal(_xid(mark)))
-        batch = sql.SQL("BEGIN; ALTER DATABASE {} RENAME TO {}; {}").format(
+        batch = sql.SQL("BEGIN; SET LOCAL synchronous_commit = on; ALTER DATABASE {} RENAME TO {}; {}").format(
             sql.Identifier(name),
             sql.Identifier(new_name),
             _AFTER_RENAME.format(
@@ -465,9 +467,9 @@ class Resetter:
                 results = _results(
                     conn.execute(_join([*statements, *([texts.restore] if texts.restore else []), _NEXT_MARK]))
                 )
-                deleted = results[3 : 3 + len(cleared)]
+                deleted = results[_HEAD : _HEAD + len(cleared)]
                 cleared = [i for i, (count, _) in zip(cleared, deleted, strict=True) if count]
-                self._check(baseline, results[3 + len(texts.deletes)][1] or [], emptied=True)
+                self._check(baseline, results[_HEAD + len(texts.deletes)][1] or [], emptied=True)
             next_row = (results[-1][1] or [None])[0]
             assert next_row is not None
             conn.execute("COMMIT")
@@ -518,8 +520,15 @@ def _results(cur: psycopg.Cursor[Any]) -> list[tuple[int, list[Any] | None]]:
             return found
 
 
-#: how the statements of a reset begin (then comes the mark)
-_BEGIN = sql.SQL("BEGIN; SET LOCAL session_replication_role = replica; SET LOCAL pytest_atlas.mark = ")
+#: how the statements of a reset begin (then comes the mark). Its commit, like the rename's, waits
+#: for its WAL to be written: a started server commits asynchronously, and a crash (a killed
+#: backend restarts the server) would lose the reset after its database was handed out
+_BEGIN = sql.SQL(
+    "BEGIN; SET LOCAL synchronous_commit = on; SET LOCAL session_replication_role = replica;"
+    " SET LOCAL pytest_atlas.mark = "
+)
+#: the statements of ``_BEGIN``
+_HEAD = 4
 #: the mark for the next test: this transaction's id, and the roles
 _NEXT_MARK = sql.SQL("SELECT txid_current(), {}").format(sql.SQL(_ROLES))
 

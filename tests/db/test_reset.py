@@ -9,9 +9,12 @@ case is one a reset can undo.
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -511,3 +514,51 @@ def test_a_prepared_transaction_gives_a_fresh_clone(prepared_server: AtlasPostgr
         # the database was dropped, not left behind
         assert admin.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'rst%'").fetchone() == (0,)
     assert not [note for note in made.pool.notes if note.startswith("left")]
+
+
+@pytest.fixture
+def crashing_server() -> Iterator[AtlasPostgres]:
+    """A server of this test's own: the test crashes it."""
+    from pytest_atlas._config import AtlasSettings
+    from pytest_atlas.db import plan_server, start_server
+    from pytest_atlas.db._cache import default_cache_dir
+
+    server = start_server(plan_server(AtlasSettings(cache_dir=default_cache_dir()), default_sources()))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _ended(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the server ends ``conn`` within 10 s."""
+    for _ in range(200):
+        try:
+            conn.execute("SELECT 1")
+        except psycopg.OperationalError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_reset_survives_a_crash_right_after_it(crashing_server: AtlasPostgres) -> None:
+    """A started server commits asynchronously (synchronous_commit = off): a crash loses the last
+    commits. The reset's own commits must not be among them, or the database handed out would be
+    gone (its rename lost) or hold the previous test's rows again (its deletes lost)."""
+    assert crashing_server.template is not None
+    made = Scenario(crashing_server, crashing_server.template)
+    try:
+        first = made.pool.acquire()
+        sql_action(*GRAPH)(crashing_server, first)
+        made.pool.release(first)
+        following = made.pool.acquire()  # reset a moment ago
+        canary = crashing_server.connect(autocommit=True)
+        victim = crashing_server.connect(autocommit=True)
+        os.kill(victim.info.backend_pid, signal.SIGKILL)  # the server restarts: crash recovery
+        victim.close()
+        assert _ended(canary), "the server did not restart"  # every backend is ended, then WAL replayed
+        canary.close()
+        assert fingerprint(crashing_server, following) == made.pristine
+        made.pool.release(following)
+    finally:
+        made.close()
