@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -48,6 +49,12 @@ _FIRST_BUDGET = 30.0
 _LATER_BUDGET = 3.0
 #: the pause between attempts once waiting tests have been told
 _RETRY_PAUSE = 2.0
+#: with reset isolation: threads resetting used databases at once, and the hand-outs after which a
+#: pool keeps one more database (so that, while a test runs, two used databases are being reset)
+_RESET_THREADS = 2
+_BUSY_AFTER = 2
+#: how long the first clone waits for the backend that wrote the template's cache file to exit
+_WARM_WAIT = 1.0
 
 
 class ClonePool:
@@ -71,12 +78,16 @@ class ClonePool:
         self.kept: list[str] = []
         #: one line per thing the worker could not do (databases it had to leave), for the summary
         self.notes: list[str] = []
-        self._names = (f"{prefix}{n:04d}" for n in itertools.count(1))
+        self._numbers = itertools.count(1)
         self._ready: deque[str] = deque()
         self._drops: deque[tuple[str, int]] = deque()
         #: with reset isolation: used databases to reset (or, failing that, drop) for the next test
         self.resetter = Resetter(server) if reset and not keep else None
         self._resets: deque[str] = deque()
+        #: used databases being reset now
+        self._resetting = 0
+        self._handed = 0
+        self._warmed = False
         self._waiting = 0
         self._stopping = False
         self._error: AtlasError | None = None
@@ -86,6 +97,12 @@ class ClonePool:
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._work, name=f"pytest-atlas clones of {template}", daemon=True)
         self._thread.start()
+        self._reset_threads = [
+            threading.Thread(target=self._reset_work, name=f"pytest-atlas resets of {template} ({n})", daemon=True)
+            for n in range(_RESET_THREADS if self.resetter is not None else 0)
+        ]
+        for thread in self._reset_threads:
+            thread.start()
 
     # -- used by the fixtures ----------------------------------------------------------------------
 
@@ -109,6 +126,7 @@ class ClonePool:
                             hint="the server may be overloaded; see its log, or reduce parallel workers (-n)",
                         )
                 name = self._ready.popleft()
+                self._handed += 1
             finally:
                 self._waiting -= 1
             self._cond.notify_all()
@@ -132,6 +150,8 @@ class ClonePool:
             self._stopping = True
             self._cond.notify_all()
         self._thread.join(timeout=60)
+        for thread in self._reset_threads:
+            thread.join(timeout=60)
         if self.resetter is not None:
             self.notes += self.resetter.summary()
         if not drop:
@@ -153,21 +173,17 @@ class ClonePool:
                         self._cond.wait()
                     if self._stopping:
                         return
-                    # a reset is the cheapest way to a ready database: it comes first
-                    used = self._resets.popleft() if self._resets else None
-                    wanted = self._wanted()
                     # creating comes first, but used databases may not pile up (disk space)
-                    create = used is None and wanted and len(self._drops) < _MAX_PENDING_DROPS
-                    victim = None if create or used is not None else self._drops.popleft()
+                    create = self._wanted() and len(self._drops) < _MAX_PENDING_DROPS
+                    victim = None if create else self._drops.popleft()
                 name: str | None = None
                 try:
                     if admin is None or admin.closed or admin.broken:
                         admin = self.server.admin_connect(autocommit=True, retry_for=0)
-                    if used is not None:
-                        name = used
-                        self._reset(admin, used)
-                    elif create:
-                        name = next(self._names)
+                    if create:
+                        if not self._warmed:
+                            self._warm(admin)
+                        name = self._new_name()
                         self._clone(admin, name)
                         with self._cond:
                             self._ready.append(name)
@@ -192,18 +208,58 @@ class ClonePool:
 
     def _wanted(self) -> bool:
         """Whether one more ready database is needed: for a test that waits and has none coming yet
-        (a database made for a waiting test is ready before that test wakes up), or to keep
-        ``ahead`` ready."""
-        return self._waiting > len(self._ready) or len(self._ready) < self.ahead
+        (a database made for a waiting test is ready before that test wakes up; a used database
+        being reset is coming), or to keep ``ahead`` ready or coming (one more once a reset pool
+        serves a stream of tests, so that two used databases are reset while a test runs)."""
+        coming = len(self._ready) + len(self._resets) + self._resetting
+        ahead = self.ahead
+        if self.resetter is not None and ahead and self._handed >= _BUSY_AFTER:
+            ahead += _RESET_THREADS - 1
+        return self._waiting > coming or coming < ahead
 
     def _task_due(self) -> bool:
-        return self._wanted() or bool(self._drops) or bool(self._resets)
+        return self._wanted() or bool(self._drops)
+
+    def _reset_work(self) -> None:
+        """A reset thread: resets used databases for the next tests, on a connection of its own."""
+        admin: psycopg.Connection[Any] | None = None
+        try:
+            while True:
+                with self._cond:
+                    while not self._stopping and not self._resets:
+                        self._cond.wait()
+                    if self._stopping:
+                        return
+                    used = self._resets.popleft()
+                    self._resetting += 1
+                try:
+                    if admin is None or admin.closed or admin.broken:
+                        admin = self.server.admin_connect(autocommit=True, retry_for=0)
+                    self._reset(admin, used)
+                    self._succeeded()
+                except (psycopg.Error, ProvisioningError) as exc:
+                    if admin is not None:
+                        admin.close()
+                    admin = None
+                    with self._cond:
+                        self._drops.append((used, 0))
+                    if not self._survive(exc):
+                        return
+                finally:
+                    with self._cond:
+                        self._resetting -= 1
+                        self._cond.notify_all()
+        except BaseException as exc:  # a bug: handed to the tests that wait
+            self._publish(ProvisioningError(f"the database reset thread failed: {one_line(exc)}"), fatal=True)
+        finally:
+            if admin is not None:
+                admin.close()
 
     def _reset(self, admin: psycopg.Connection[Any], name: str) -> None:
         """Reset a used database under a new name for the next test, or drop it (a fresh clone
         follows, as for any missing ready database)."""
         assert self.resetter is not None
-        new_name = next(self._names)
+        new_name = self._new_name()
         try:
             outcome = self.resetter.reset(admin, name, new_name)
         except BaseException:
@@ -215,6 +271,30 @@ class ClonePool:
                 self._ready.append(outcome.ready)
             elif outcome.drop is not None:
                 self._drops.append((outcome.drop, 0))
+
+    def _new_name(self) -> str:
+        """A database name not used before in this pool (the threads take them at once)."""
+        with self._cond:
+            return f"{self.prefix}{next(self._numbers):04d}"
+
+    def _warm(self, admin: psycopg.Connection[Any]) -> None:
+        """Connect to the template once before its first clone. The first backend of a database
+        writes PostgreSQL's relation cache file into it (``pg_internal.init``, removed at every
+        server start, so a cached template has none), and a clone copies it: the first connection
+        to each clone then reads the file instead of building the cache from the catalogs."""
+        self._warmed = True
+        try:
+            self.server.admin_connect(self.template, retry_for=0).close()
+        except (psycopg.Error, ProvisioningError):
+            return  # only a cache: the clone is made without it
+        # the clone is refused while that backend is still exiting
+        deadline = time.monotonic() + _WARM_WAIT
+        query = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+        while time.monotonic() < deadline:
+            row = admin.execute(query, (self.template,)).fetchone()
+            if row is None or not row[0]:
+                return
+            time.sleep(0.002)
 
     def _clone(self, admin: psycopg.Connection[Any], name: str) -> None:
         query = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(self.template))
@@ -257,15 +337,16 @@ class ClonePool:
         if not self.server.alive() or not (cut or is_transient(exc)):
             self._publish(self._as_error(exc), fatal=True)
             return False
-        with self._cond:
+        with self._cond:  # (the threads of a reset pool share the streak)
             self._failures += 1
             self._cond.notify_all()
-        delay = self._backoff.next_delay()
+            delay = self._backoff.next_delay()
+            if delay is None:
+                self._backoff.reset()
+                self._backoff.budget = _LATER_BUDGET
         if delay is None:
             # waiting tests are told; the worker keeps trying, and the next success clears it
             self._publish(self._as_error(exc, transient=True), fatal=False)
-            self._backoff.reset()
-            self._backoff.budget = _LATER_BUDGET
             delay = _RETRY_PAUSE
         with self._cond:
             self._cond.wait_for(lambda: self._stopping, timeout=delay)

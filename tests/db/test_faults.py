@@ -66,9 +66,14 @@ def test_6_after_the_failed_drop(atlas_db, n):
 """
 
 
-def test_killed_and_crashed_backends_and_a_failed_drop_are_survived(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("isolation", ["clone", "reset"])
+def test_killed_and_crashed_backends_and_a_failed_drop_are_survived(pytester: pytest.Pytester, isolation: str) -> None:
+    """(With reset isolation the killed sessions include the reset threads', and the database that
+    cannot be dropped is one whose reset fell back.)"""
     pytester.makepyfile(FAULTS)
-    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:randomly", "-p", "no:cacheprovider", "--atlas-isolation", isolation
+    )
     result.assert_outcomes(passed=13)
     name = (pytester.path / "undroppable.txt").read_text()
     result.stdout.fnmatch_lines(

@@ -9,7 +9,12 @@ case is one a reset can undo.
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -226,6 +231,9 @@ def test_what_a_reset_undoes_reuses_the_database(scenario: Scenario, case: str) 
 def test_what_a_reset_cannot_undo_gives_a_fresh_clone(scenario: Scenario, case: str) -> None:
     reused, _ = scenario.run(FALLBACK[case])
     assert not reused, f"{case}: the used database was handed out again"
+    # the summary names what the test did, not an error of the reset
+    assert scenario.pool.resetter is not None
+    assert not [reason for reason in scenario.pool.resetter.fallbacks if reason.startswith("an error")], case
     for conn in _LEFT_OPEN:
         # the fresh clone replaced it: the connection left open was ended with its database
         with pytest.raises(psycopg.OperationalError):
@@ -419,6 +427,44 @@ def test_a_reset_run_says_what_it_could_not_reset(pytester: pytest.Pytester) -> 
     )
 
 
+STREAM_RUN = """
+import pytest
+
+LEFT_OPEN = []
+
+@pytest.mark.parametrize("n", range(16))
+def test_each_starts_from_the_template(n, atlas_db, atlas_database):
+    assert atlas_db.execute("SELECT to_regclass('leftover'), count(*) FROM sessions").fetchone() == (None, 0)
+    assert atlas_db.execute("INSERT INTO sessions (task) VALUES ('x') RETURNING id").fetchone() == (1,)
+    atlas_db.commit()
+    if n % 8 == 3:
+        atlas_db.execute("CREATE TABLE leftover (x int)")
+        atlas_db.commit()
+    if n % 8 == 6:
+        # a connection the test never closes, still able to write when the reset would begin
+        other = atlas_database.connect(autocommit=True)
+        other.execute("INSERT INTO sessions (task) VALUES ('left open')")
+        LEFT_OPEN.append(other)
+"""
+
+
+def test_two_runs_of_two_workers_reset_at_once(pytester: pytest.Pytester, own_base: list[str]) -> None:
+    """Two runs at once, each with two workers whose pools reset two databases at a time: every test
+    starts from the template's state, and what a reset cannot undo (DDL, a connection left open)
+    gives the next test a fresh clone."""
+    pytester.makepyfile(STREAM_RUN)
+    args = ["-p", "no:randomly", "-p", "no:cacheprovider", "-n", "2", "--atlas-isolation", "reset", *own_base]
+    runs = [pytester.popen([sys.executable, "-m", "pytest", *args], stdin=subprocess.DEVNULL) for _ in range(2)]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    for run, (out, err) in zip(runs, outputs, strict=True):
+        text = out.decode()
+        assert run.returncode == 0, text + err.decode()
+        assert "16 passed" in text
+        assert "database(s) reset for the next test" in text
+        assert "the catalog changed" in text
+        assert "a connection to the database was left open" in text
+
+
 def test_a_bad_isolation_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_nothing():\n    pass\n")
     result = pytester.runpytest("--atlas-isolation", "fast")
@@ -468,3 +514,51 @@ def test_a_prepared_transaction_gives_a_fresh_clone(prepared_server: AtlasPostgr
         # the database was dropped, not left behind
         assert admin.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'rst%'").fetchone() == (0,)
     assert not [note for note in made.pool.notes if note.startswith("left")]
+
+
+@pytest.fixture
+def crashing_server() -> Iterator[AtlasPostgres]:
+    """A server of this test's own: the test crashes it."""
+    from pytest_atlas._config import AtlasSettings
+    from pytest_atlas.db import plan_server, start_server
+    from pytest_atlas.db._cache import default_cache_dir
+
+    server = start_server(plan_server(AtlasSettings(cache_dir=default_cache_dir()), default_sources()))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _ended(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the server ends ``conn`` within 10 s."""
+    for _ in range(200):
+        try:
+            conn.execute("SELECT 1")
+        except psycopg.OperationalError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_reset_survives_a_crash_right_after_it(crashing_server: AtlasPostgres) -> None:
+    """A started server commits asynchronously (synchronous_commit = off): a crash loses the last
+    commits. The reset's own commits must not be among them, or the database handed out would be
+    gone (its rename lost) or hold the previous test's rows again (its deletes lost)."""
+    assert crashing_server.template is not None
+    made = Scenario(crashing_server, crashing_server.template)
+    try:
+        first = made.pool.acquire()
+        sql_action(*GRAPH)(crashing_server, first)
+        made.pool.release(first)
+        following = made.pool.acquire()  # reset a moment ago
+        canary = crashing_server.connect(autocommit=True)
+        victim = crashing_server.connect(autocommit=True)
+        os.kill(victim.info.backend_pid, signal.SIGKILL)  # the server restarts: crash recovery
+        victim.close()
+        assert _ended(canary), "the server did not restart"  # every backend is ended, then WAL replayed
+        canary.close()
+        assert fingerprint(crashing_server, following) == made.pristine
+        made.pool.release(following)
+    finally:
+        made.close()
