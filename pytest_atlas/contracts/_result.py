@@ -102,6 +102,10 @@ class ColumnReport:
     truncated: int = 0
     #: set when no check of the whole run read a row: the column then fails (no verdict without evidence)
     empty_run: bool = False
+    #: set when this report covers one id range of a split scan: ``{"range": ..., "state": ...}``, the
+    #: range and its findings in the order they were seen (JSON-ready), which
+    #: :func:`~pytest_atlas.contracts.merge_parts` merges into the report of the whole column
+    part: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
