@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import psycopg
 from psycopg import sql
-from psycopg.pq import TransactionStatus
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
+from psycopg.pq import Format, TransactionStatus
 from psycopg.rows import tuple_row
 
 from pytest_atlas._arguments import check_date, check_integer, check_positive_int
@@ -299,7 +301,12 @@ def _since_condition(table: Table, since: date | None) -> tuple[list[sql.Composa
 
 
 def _rows_query(
-    target: Column, since: date | None, limit: int | None, id_range: IdRange | None = None
+    target: Column,
+    since: date | None,
+    limit: int | None,
+    id_range: IdRange | None = None,
+    *,
+    raw_jsonb: bool = False,
 ) -> tuple[sql.Composed, list[Any]]:
     table = target.table
     keys = [sql.Identifier(name) for name in table.key]
@@ -308,13 +315,19 @@ def _rows_query(
         in_range, bounds = id_range.conditions()
         conditions += in_range
         params += bounds
-    # the JSON text as bytes: UTF-8 (converted by the server) in a database with a real encoding, the
-    # stored bytes unconverted in a SQL_ASCII one, whose non-UTF-8 bytes then become a violation of
-    # their row instead of an encoding error that stops the whole column
-    query = sql.SQL(
-        "SELECT {keys}, convert_to({column}::text, CASE current_setting('server_encoding') "
-        "WHEN 'SQL_ASCII' THEN 'SQL_ASCII' ELSE 'UTF8' END) FROM {table}"
-    ).format(keys=sql.SQL(", ").join(keys), column=sql.Identifier(target.column), table=sql.Identifier(table.name))
+    if raw_jsonb:  # jsonb's binary form: the server sends its text (in UTF-8, the client encoding) as it is
+        column: sql.Composable = sql.Identifier(target.column)
+    else:
+        # the JSON text as bytes: UTF-8 (converted by the server) in a database with a real encoding,
+        # the stored bytes unconverted in a SQL_ASCII one, whose non-UTF-8 bytes then become a
+        # violation of their row instead of an encoding error that stops the whole column
+        column = sql.SQL(
+            "convert_to({}::text, CASE current_setting('server_encoding') WHEN 'SQL_ASCII' THEN 'SQL_ASCII' "
+            "ELSE 'UTF8' END)"
+        ).format(sql.Identifier(target.column))
+    query = sql.SQL("SELECT {keys}, {column} FROM {table}").format(
+        keys=sql.SQL(", ").join(keys), column=column, table=sql.Identifier(table.name)
+    )
     if conditions:
         query = sql.SQL("{} WHERE {}").format(query, sql.SQL(" AND ").join(conditions))
     if limit is not None:
@@ -346,10 +359,16 @@ def _stream(
     NUL, so a document with fewer brackets than MAX_DEPTH (hence no deeper) is known to be
     storable: its storability walk is skipped."""
     validator = validator_for(target.schema)
-    query, params = _rows_query(target, since, limit, id_range)
+    # jsonb straight from its binary form (a sixth less work for the server than converting its text)
+    # when the database and the connection are both UTF-8 (a SQL_ASCII database's bytes are unchecked:
+    # they keep the convert_to path, where bytes that are not UTF-8 are their row's violation)
+    raw_jsonb = jsonb and _encodings(conn) == ("UTF8", "UTF8")
+    query, params = _rows_query(target, since, limit, id_range, raw_jsonb=raw_jsonb)
     key_names = target.table.key
     width = len(key_names)
     with conn.cursor(name=f"atlas_contract_{next(_cursor_names)}", row_factory=tuple_row, binary=True) as cursor:
+        if raw_jsonb:
+            cursor.adapters.register_loader("jsonb", _JsonbBytes)
         cursor.itersize = batch_size
         cursor.execute(query, params)
         for batch in _prefetched(cursor, batch_size):
@@ -379,6 +398,27 @@ def _stream(
                 else:
                     accumulator.add(result, _NO_KEY)
             del batch
+
+
+def _encodings(conn: psycopg.Connection[Any]) -> tuple[str, str]:
+    row = (
+        conn.cursor(row_factory=tuple_row)
+        .execute("SELECT current_setting('server_encoding'), current_setting('client_encoding')")
+        .fetchone()
+    )
+    return (str(row[0]), str(row[1])) if row else ("", "")
+
+
+class _JsonbBytes(Loader):
+    """jsonb's binary form as the bytes of its JSON text (no parsing: :func:`_stream` parses)."""
+
+    format = Format.BINARY
+
+    def load(self, data: Buffer) -> bytes:
+        raw = bytes(data)
+        if raw[:1] != b"\x01":
+            raise psycopg.DataError(f"unknown jsonb binary format version {raw[:1]!r}")
+        return raw[1:]
 
 
 #: the byte classes _stream looks for in a document's text: digits become 0, opening brackets [
