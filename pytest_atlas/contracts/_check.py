@@ -22,7 +22,7 @@ from psycopg.rows import tuple_row
 
 from pytest_atlas._arguments import check_date, check_integer, check_positive_int
 from pytest_atlas._dsn import Dsn
-from pytest_atlas.contracts._accumulate import KEEP_CENSUS, KEEP_GROUPS, ColumnAccumulator
+from pytest_atlas.contracts._accumulate import ColumnAccumulator
 from pytest_atlas.contracts._relations import check_relations, relation_names
 from pytest_atlas.contracts._result import ColumnReport, ContractReport
 from pytest_atlas.contracts._targets import Column, Table, resolve_targets
@@ -269,13 +269,7 @@ def _check_column(
             if missing:
                 report.problem = f"table {table.name} lacks the column(s) {', '.join(missing)} needed to key rows"
                 return report
-            split = id_range is not None
-            accumulator = ColumnAccumulator(
-                report,
-                samples=samples,
-                keep_groups=KEEP_GROUPS if split else None,
-                keep_census=KEEP_CENSUS if split else None,
-            )
+            accumulator = ColumnAccumulator(report, samples=samples)
             _stream(conn, target, since, limit, batch_size, accumulator, jsonb=kind == "jsonb", id_range=id_range)
             accumulator.finish()
             if id_range is not None:

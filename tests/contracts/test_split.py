@@ -33,7 +33,7 @@ def _sessions(conn: Conn) -> dict[str, Any]:
     huge = fill.session(conn, {**D.session_metadata(), "ticket": 123456789012345678901234567890})
     fill.session(conn, {**D.session_metadata(), **{f"k_{index}": index for index in range(600)}})
     conn.execute("SELECT setval(pg_get_serial_sequence('sessions', 'id'), 1000)")
-    second_bad = fill.session(conn, bad_score)
+    second_bad = fill.session(conn, {**bad_score, "ticket": -123456789012345678901234567890})
     for _ in range(3):
         fill.session(conn, {**D.session_metadata(), "team": "sre"})
     conn.commit()
@@ -110,8 +110,13 @@ def test_split_scan_reports_exactly_like_one_scan_with_and_without_workers(
     assert score["sample_keys"] == [{"id": ids["bad"][0]}, {"id": ids["bad"][1]}]
     # 600 + team + ticket distinct unknown keys: 500 listed, the rest counted
     assert details["truncated"] == 102
-    census = {(entry["key"], entry["count"]): entry["types"] for entry in details["unknown_fields"][:2]}
-    assert census == {("team", 7): {"string": 5, "integer": 2}, ("k_0", 1): {"integer": 1}}
+    # the most frequent first (ties by key), whatever the order the rows were read in
+    census = {(entry["key"], entry["count"]): entry["types"] for entry in details["unknown_fields"][:3]}
+    assert census == {
+        ("team", 7): {"string": 5, "integer": 2},
+        ("ticket", 2): {"integer": 2},
+        ("k_0", 1): {"integer": 1},
+    }
     # counts equal outcomes: 17 checks, whatever the number of items
     for result in (whole, alone, workers):
         result.stdout.fnmatch_lines(["contract: 17 checks: 16 passed, 1 failed; * error(s) and * warning(s) in *"])
@@ -173,7 +178,7 @@ def test_merged_ranges_equal_one_scan_in_any_order_and_no_rows_is_no_pass(atlas_
     assert merge_parts(list(reversed(parts))).to_dict() == whole.to_dict()
     # the 30-digit integer is an integer, as json reads it (orjson alone would make it a float)
     assert {entry.key: entry.types for entry in whole.unknown_fields if entry.key == "ticket"} == {
-        "ticket": {"integer": 1}
+        "ticket": {"integer": 2}
     }
     # ranges that read no row, in a run that read none: the merged column fails, it does not pass
     future = date(2099, 1, 1)
@@ -198,3 +203,20 @@ def test_the_split_option_is_a_typed_non_negative_integer(pytester: pytest.Pytes
     result = pytester.runpytest("--atlas-contract", f"--atlas-target={atlas_dsn}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*atlas_contract_split_rows*"])
+
+
+def test_a_scan_reports_the_same_whatever_order_the_rows_come_in(atlas_db: Conn, atlas_dsn: str) -> None:
+    """Sample keys and examples are the smallest keys', the listed census the most frequent keys: a
+    row moved to the end of the table (an UPDATE; a synchronized scan starting mid-table does the same)
+    changes nothing."""
+    ids = _sessions(atlas_db)
+    before = run_checks(atlas_dsn, METADATA, [], None, None).columns[0]
+    atlas_db.execute("UPDATE sessions SET task = task || '' WHERE id <= %s", [ids["bad"][0]])
+    atlas_db.commit()
+    moved = atlas_db.execute("SELECT id FROM sessions LIMIT 1").fetchone()
+    assert moved is not None and moved[0] != 1  # the heap order really changed
+    after = run_checks(atlas_dsn, METADATA, [], None, None).columns[0]
+    assert after.to_dict() == before.to_dict()
+    (score,) = after.errors
+    assert score.sample_keys == [{"id": ids["bad"][0]}, {"id": ids["bad"][1]}]
+    assert score.example.primary_key == {"id": ids["bad"][0]}
