@@ -30,6 +30,7 @@ import argparse
 import io
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -118,8 +119,10 @@ def child(what: str, dsn: str, path: Path) -> float:
     return float(json.loads(out.strip().splitlines()[-1])["seconds"])
 
 
-def pytest_run(dsn: str, project: Path, name: str, *args: str) -> tuple[float, dict[str, object]]:
+def pytest_run(dsn: str, project: Path, name: str, *args: str) -> tuple[float, float, dict[str, object]]:
+    """(wall seconds, CPU seconds of the pytest processes, the JSON report without 'created' and 'parts')."""
     report = project / f"{name}.json"
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(
         [
@@ -142,11 +145,13 @@ def pytest_run(dsn: str, project: Path, name: str, *args: str) -> tuple[float, d
         env=dict(os.environ, PYTHONPATH=str(HERE)),
     )
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
     document = json.loads(report.read_text())
     document.pop("created", None)
     for payload in document["results"]["contract"]:
         payload.pop("parts", None)
-    return seconds, document
+    return seconds, used, document
 
 
 def table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
@@ -186,6 +191,7 @@ def main() -> None:
     work["check_database, this checkout"] = ("check", HERE)
     times: dict[str, list[float]] = {what: [] for what in work}
     split: dict[str, list[float]] = {}
+    split_cpu: dict[str, list[float]] = {}
     reports: dict[str, dict[str, object]] = {}
     per_part = args.rows // args.parts  # more than this many rows: ceil(rows / per_part) = parts ranges
     runs = {
@@ -199,8 +205,9 @@ def main() -> None:
                 times[what].append(child(kind, dsn, path))
             if not args.no_split:
                 for what, extra in runs.items():
-                    seconds, reports[what] = pytest_run(dsn, scratch, "report", *extra)
+                    seconds, used, reports[what] = pytest_run(dsn, scratch, "report", *extra)
                     split.setdefault(what, []).append(seconds)
+                    split_cpu.setdefault(what, []).append(used)
     finally:
         if not args.keep:
             with psycopg.connect(args.dsn, autocommit=True) as admin:
@@ -235,12 +242,21 @@ def main() -> None:
         medians = {what: statistics.median(t) for what, t in split.items()}
         one = medians[f"pytest --atlas-contract -n 0, split in {args.parts}"]
         table(
-            "Split scan (wall time of the whole pytest run, start-up included):",
-            ("what", "seconds", "speed vs -n 0 split"),
-            [(what, f"{seconds:.2f}", f"{one / seconds:.2f}x") for what, seconds in medians.items()],
+            "Split scan (wall time of the whole pytest run, start-up included; CPU: the pytest processes', "
+            "not the server's):",
+            ("what", "seconds", "CPU seconds", "speed vs -n 0 split"),
+            [
+                (what, f"{seconds:.2f}", f"{statistics.median(split_cpu[what]):.2f}", f"{one / seconds:.2f}x")
+                for what, seconds in medians.items()
+            ],
         )
-        same = len({json.dumps(report, sort_keys=True) for report in reports.values()}) == 1
-        print(f"\nthe three JSON reports (without the merged results' 'parts') are {'equal' if same else 'DIFFERENT'}")
+        texts = {what: json.dumps(report, sort_keys=True) for what, report in reports.items()}
+        first = next(iter(texts.values()))
+        different = [what for what, text in texts.items() if text != first]
+        print(
+            "\nthe JSON reports (without the merged results' 'parts') are "
+            + ("equal" if not different else f"DIFFERENT: {', '.join(different)} differ from the first")
+        )
 
 
 if __name__ == "__main__":
