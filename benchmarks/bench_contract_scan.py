@@ -116,8 +116,9 @@ def unpack(revision: str, into: Path) -> Path:
 def child(what: str, dsn: str, path: Path) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the process: its own work, whatever else the machine runs)."""
     env = dict(os.environ, PYTHONPATH=str(path))
+    # -P: not the current folder first on sys.path (it would be this checkout's package for every child)
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, what, dsn], capture_output=True, text=True, check=True, env=env
+        [sys.executable, "-P", "-c", CHILD, what, dsn], capture_output=True, text=True, check=True, env=env
     ).stdout
     measured = json.loads(out.strip().splitlines()[-1])
     return float(measured["seconds"]), float(measured["cpu"])
