@@ -196,6 +196,8 @@ class AtlasSettings:
     contract: bool = False
     contract_since: date | None = None
     contract_limit: int = 0
+    #: a column whose table holds at least this many rows is scanned as id-range items (0: never)
+    contract_split_rows: int = 100_000
     gates: bool = False
     baseline: Path | None = None
     save_baseline: Path | None = None
@@ -429,6 +431,18 @@ OPTIONS: tuple[Option, ...] = (
         "--atlas-contract-limit",
         "atlas_contract_limit",
         "Check at most this many rows per table (newest first); 0 means all.",
+        int_parser(0, 2**62),
+        metavar="N",
+        ini_type="int",
+    ),
+    Option(
+        "contract_split_rows",
+        "--atlas-contract-split-rows",
+        "atlas_contract_split_rows",
+        "Scan a JSON column whose table holds more than N rows as ceil(rows/N) items (rounded up to a power "
+        "of two), one per id range (pytest-xdist runs them in parallel; the report merges them into one "
+        "check); 0 never splits. "
+        "Not with --atlas-contract-limit.",
         int_parser(0, 2**62),
         metavar="N",
         ini_type="int",

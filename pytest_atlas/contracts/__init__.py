@@ -19,6 +19,7 @@ from pytest_atlas.contracts._result import (
     ViolationGroup,
     summary_row,
 )
+from pytest_atlas.contracts._split import IdRange, merge_parts, plan_ranges
 from pytest_atlas.contracts._targets import ATLAS_COLUMNS, TABLES, Column, resolve_targets
 
 __all__ = [
@@ -32,10 +33,13 @@ __all__ = [
     "ColumnReport",
     "ContractReport",
     "FieldCensus",
+    "IdRange",
     "RelationReport",
     "ViolationGroup",
     "check_database",
     "has_rows",
+    "merge_parts",
+    "plan_ranges",
     "relation_names",
     "resolve_targets",
     "run_checks",

@@ -41,8 +41,9 @@ def _key_text(key: Key) -> str:
 class ViolationGroup:
     """All rows that break the schema the same way: same column, JSON path (indices as ``[*]``) and keyword.
 
-    ``example`` is the first violation seen (its message and value come from that row);
-    ``sample_keys`` are the primary keys of the first few rows.
+    ``sample_keys`` are the smallest primary keys of its rows (at most ``samples``), ``example`` the
+    violation of the row with the smallest key (its message and value come from that row): the same
+    whatever order the rows were read in.
     """
 
     path: str
@@ -102,6 +103,10 @@ class ColumnReport:
     truncated: int = 0
     #: set when no check of the whole run read a row: the column then fails (no verdict without evidence)
     empty_run: bool = False
+    #: set when this report covers one id range of a split scan: ``{"range": ..., "state": ...}``, the
+    #: range and its findings in the order they were seen (JSON-ready), which
+    #: :func:`~pytest_atlas.contracts.merge_parts` merges into the report of the whole column
+    part: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -338,7 +343,7 @@ class ContractReport:
         raise KeyError(f"{name!r} was not checked; checked: {', '.join(c.name for c in self.columns)}")
 
     def violations(self) -> Iterator[Violation]:
-        """The example violation of every group (errors, then warnings), located in its first row."""
+        """The example violation of every group (errors, then warnings), located in its row."""
         for report in self.columns:
             for group in (*report.errors, *report.warnings):
                 yield group.example

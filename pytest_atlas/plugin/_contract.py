@@ -5,11 +5,20 @@
 Each checks its rows against the JSON Schemas in setup and fails with its grouped report; the
 shared item protocol, check mode and the reporter live in ``_checks`` and ``_reporter``.
 
+A column of a big table (``--atlas-contract-split-rows``) becomes one item per id range
+(``atlas-contract::sessions.metadata[1/4]``). The ranges are planned once, by the controller (under
+pytest-xdist it hands the plan to every worker, so all collect the same items); each range item
+sends its findings with its setup report (``atlas_contract_part``), and :func:`merge_split` turns
+a column's range payloads back into the one payload of the whole column, the one the report shows
+and counts.
+
 Nothing heavy is imported unless ``--atlas-contract`` is on.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -19,9 +28,15 @@ from pytest_atlas.fixtures import settings_of
 from pytest_atlas.plugin._checks import CheckItem, announce, target_of
 
 if TYPE_CHECKING:
-    from pytest_atlas.contracts import Column, ColumnReport, RelationReport
+    from pytest_atlas.contracts import Column, ColumnReport, IdRange, RelationReport
 
 COLLECTION = "atlas-contract"
+#: the plan of id ranges: {table: [IdRange.to_dict(), ...]} (made once, on the controller)
+_PLAN = pytest.StashKey[dict[str, list[dict[str, Any]]]]()
+#: the workerinput key that carries the plan to pytest-xdist workers
+WORKER_PLAN = "atlas_contract_ranges"
+#: the report attribute that carries a range item's findings to the controller
+PART_ATTRIBUTE = "atlas_contract_part"
 #: the first connection failure of this process: later items report it at once (no second timeout)
 _CONNECT_FAILURE = pytest.StashKey[AtlasError]()
 #: whether any selected contract item has a row to check (computed once per process, when needed)
@@ -41,12 +56,21 @@ class ContractItem(CheckItem):
     kind = "contract"
 
     def __init__(
-        self, *, column: Column | None = None, relation: str | None = None, order: int = 0, **kwargs: Any
+        self,
+        *,
+        column: Column | None = None,
+        relation: str | None = None,
+        order: int = 0,
+        id_range: IdRange | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.column = column
         self.relation = relation
         self.order = order
+        self.id_range = id_range
+        #: a range item's findings (JSON), sent to the controller with the setup report
+        self.part_state: str | None = None
 
     def evaluate(self) -> dict[str, Any]:
         from pytest_atlas.contracts import run_checks
@@ -64,6 +88,7 @@ class ContractItem(CheckItem):
                 settings.contract_since,
                 settings.contract_limit or None,
                 require_rows=False,
+                id_range=self.id_range,
             )
         except AtlasError as exc:
             config.stash[_CONNECT_FAILURE] = exc
@@ -75,7 +100,11 @@ class ContractItem(CheckItem):
             getattr(part, "warnings", None) or getattr(part, "unknown_fields", None) or getattr(part, "count", 0)
         ):
             self.add_report_section("call", "atlas contract", part.render())
-        return self._payload(part)
+        payload = contract_payload(self.name, self.order, part)
+        if self.id_range is not None and self.column is not None:
+            payload["part"] = _part_info(self.column.name, self.id_range)
+            self.part_state = json.dumps(getattr(part, "part", None), default=str)
+        return payload
 
     def _run_has_rows(self) -> bool:
         """Does any contract item of this run have a row to check? (no verdict without evidence)"""
@@ -92,37 +121,43 @@ class ContractItem(CheckItem):
             )
         return config.stash[_HAS_ROWS]
 
-    def _payload(self, part: ColumnReport | RelationReport) -> dict[str, Any]:
-        details = part.to_dict()
-        for key in ("errors", "warnings", "unknown_fields"):
-            if isinstance(details.get(key), list):
-                details[key] = details[key][:50]
-        row = part.summary()
-        return {
-            "name": self.name,
-            "outcome": part.outcome,
-            "blocking": part.outcome != "pass",
-            "summary": _one_line(part),
-            "order": self.order,
-            "problem": part.problem,
-            "row": row,
-            "details": details,
-            "text": part.render() if part.outcome != "pass" else "",
-        }
-
     def error_payload(self, message: str) -> dict[str, Any]:
         schema = self.column.schema_name if self.column is not None else "(relational)"
-        row = {"name": self.name, "schema": schema, "rows": 0, "errors": 1, "warnings": 0, "unknown": None}
-        row["outcome"] = "error"
-        return {
-            **super().error_payload(message),
-            "order": self.order,
-            "problem": message,
-            "row": row,
-        }
+        payload = {**super().error_payload(message), **_error_fields(self.name, schema, self.order, message)}
+        if self.id_range is not None and self.column is not None:
+            payload["part"] = _part_info(self.column.name, self.id_range)
+        return payload
 
     def verdict(self, payload: dict[str, Any]) -> str:
         return str(payload.get("text") or payload.get("summary"))
+
+
+def contract_payload(name: str, order: int, part: ColumnReport | RelationReport) -> dict[str, Any]:
+    """The result payload of one contract check (an item's, or a split column's merged one)."""
+    details = part.to_dict()
+    for key in ("errors", "warnings", "unknown_fields"):
+        if isinstance(details.get(key), list):
+            details[key] = details[key][:50]
+    return {
+        "name": name,
+        "outcome": part.outcome,
+        "blocking": part.outcome != "pass",
+        "summary": _one_line(part),
+        "order": order,
+        "problem": part.problem,
+        "row": part.summary(),
+        "details": details,
+        "text": part.render() if part.outcome != "pass" else "",
+    }
+
+
+def _error_fields(name: str, schema: str, order: int, message: str) -> dict[str, Any]:
+    row = {"name": name, "schema": schema, "rows": 0, "errors": 1, "warnings": 0, "unknown": None, "outcome": "error"}
+    return {"order": order, "problem": message, "row": row}
+
+
+def _part_info(column: str, id_range: IdRange) -> dict[str, Any]:
+    return {"of": column, "index": id_range.index, "count": id_range.count, "range": id_range.to_dict()}
 
 
 def _one_line(part: ColumnReport | RelationReport) -> str:
@@ -137,15 +172,132 @@ def _one_line(part: ColumnReport | RelationReport) -> str:
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if not settings_of(config).contract:
         return
-    from pytest_atlas.contracts import TABLES, relation_names, resolve_targets
+    from pytest_atlas.contracts import TABLES, IdRange, relation_names, resolve_targets
 
+    plan = {table: [IdRange.from_dict(r) for r in ranges] for table, ranges in _plan_of(config).items()}
     collector = ContractCollection.from_parent(session, name=COLLECTION, nodeid=COLLECTION)
     added: list[pytest.Item] = []
+    order = 0
     for column in resolve_targets(None, None):
-        added.append(
-            ContractItem.from_parent(collector, name=column.name, column=column, order=len(added) + 1, origin="")
-        )
+        order += 1
+        ranges: list[IdRange | None] = [*plan.get(column.table.name, [])] or [None]
+        for id_range in ranges:
+            name = column.name if id_range is None else f"{column.name}[{id_range.index}/{id_range.count}]"
+            added.append(
+                ContractItem.from_parent(collector, name=name, column=column, order=order, id_range=id_range, origin="")
+            )
     for name in relation_names(set(TABLES)):
-        added.append(ContractItem.from_parent(collector, name=name, relation=name, order=len(added) + 1, origin=""))
+        order += 1
+        added.append(ContractItem.from_parent(collector, name=name, relation=name, order=order, origin=""))
     announce(collector, added)
     items.extend(added)
+
+
+# ------------------------------------------------------------------------------------------------
+# id ranges: planned once, merged on the controller
+# ------------------------------------------------------------------------------------------------
+
+
+def _plan_of(config: pytest.Config) -> dict[str, list[dict[str, Any]]]:
+    """The run's plan of id ranges: the controller's (handed to workers), made on first need."""
+    if _PLAN not in config.stash:
+        workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+        if workerinput is not None and isinstance(workerinput.get(WORKER_PLAN), dict):
+            config.stash[_PLAN] = workerinput[WORKER_PLAN]
+        else:
+            config.stash[_PLAN] = _make_plan(config)
+    return config.stash[_PLAN]
+
+
+def _make_plan(config: pytest.Config) -> dict[str, list[dict[str, Any]]]:
+    settings = settings_of(config)
+    if not settings.contract or not settings.contract_split_rows or settings.contract_limit:
+        return {}
+    from pytest_atlas.contracts import plan_ranges, resolve_targets
+
+    try:
+        plan = plan_ranges(
+            target_of(config), resolve_targets(None, None), settings.contract_since, settings.contract_split_rows
+        )
+    except AtlasError:
+        return {}  # unreachable: every item reports that itself
+    return {table: [r.to_dict() for r in ranges] for table, ranges in plan.items()}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist controller: every worker collects the items of the controller's plan."""
+    if settings_of(node.config).contract:
+        node.workerinput[WORKER_PLAN] = _plan_of(node.config)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if call.when == "setup" and isinstance(item, ContractItem) and item.part_state is not None:
+        setattr(report, PART_ATTRIBUTE, item.part_state)  # a plain attribute: pytest-xdist ships it too
+    return report
+
+
+def merge_split(payloads: Sequence[Mapping[str, Any]], states: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The payloads with every split column's range payloads replaced, where its first one was, by the
+    one payload of the whole column (``states``: the range items' findings by node id). A column
+    whose ranges did not all run, or one of which could not run, is an error: it has no verdict."""
+    out: list[dict[str, Any] | str] = []
+    split: dict[str, list[Mapping[str, Any]]] = {}
+    for payload in payloads:
+        part = payload.get("part") if payload.get("kind") == "contract" else None
+        if not isinstance(part, Mapping):
+            out.append(dict(payload))
+            continue
+        name = str(part.get("of"))
+        if name not in split:
+            split[name] = []
+            out.append(name)
+        split[name].append(payload)
+    return [item if isinstance(item, dict) else _merged(item, split[item], states) for item in out]
+
+
+def _merged(name: str, parts: Sequence[Mapping[str, Any]], states: Mapping[str, str]) -> dict[str, Any]:
+    from pytest_atlas.contracts import ColumnReport, merge_parts
+
+    parts = sorted(parts, key=lambda p: int(p["part"]["index"]))
+    first = parts[0]
+    count = int(first["part"]["count"])
+    ran = {int(p["part"]["index"]) for p in parts}
+    details = first.get("details") or {}
+    schema = str(details.get("schema") or first.get("row", {}).get("schema", ""))
+    common = {
+        "kind": "contract",
+        "nodeid": f"{COLLECTION}::{name}",
+        "origin": "",
+        "parts": [p["nodeid"] for p in parts],
+    }
+    missing = [index for index in range(1, count + 1) if index not in ran]
+    broken = [p for p in parts if str(p.get("nodeid")) not in states]
+    if missing or broken:
+        if broken:
+            problem = str(broken[0].get("problem") or broken[0].get("summary") or "a range could not be checked")
+        else:
+            problem = (
+                f"only id range(s) {', '.join(str(i) for i in sorted(ran))} of {count} of {name} ran (the others "
+                "were deselected, or their worker stopped): a split scan has a verdict only when every range runs "
+                "(select the column, e.g. -k 'sessions.metadata', not single ranges)"
+            )
+        first_line = (problem.splitlines() or [""])[0]
+        return {
+            "name": name,
+            "outcome": "error",
+            "blocking": True,
+            "summary": f"error: {first_line}",
+            **_error_fields(name, schema, int(first.get("order", 0)), problem),
+            **common,
+        }
+    table, _, column = name.partition(".")
+    reports = []
+    for payload in parts:
+        report = ColumnReport(table=table, column=column, schema=schema)
+        report.part = json.loads(states[str(payload["nodeid"])])
+        report.empty_run = bool((payload.get("details") or {}).get("empty_run"))
+        reports.append(report)
+    return {**contract_payload(name, int(first.get("order", 0)), merge_parts(reports)), **common}

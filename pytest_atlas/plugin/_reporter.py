@@ -41,6 +41,8 @@ class AtlasReporter:
         self.config = config
         #: payloads by node id and kind, in the order they arrived
         self.payloads: dict[str, dict[str, Any]] = {}
+        #: the findings of contract id-range items by node id (merged into one check per column)
+        self.part_states: dict[str, str] = {}
         #: node ids of failed tests that are not checks (they make the exit status 1)
         self.other_failures: set[str] = set()
         #: lines other plugin modules add to a kind's section (e.g. "baseline written to ...")
@@ -59,11 +61,20 @@ class AtlasReporter:
                 key = f"{payload.get('nodeid', report.nodeid)}|{payload.get('kind')}"
                 self.payloads[key] = payload
                 is_check = is_check or payload.get("kind") in _KINDS
+        state = getattr(report, "atlas_contract_part", None)  # see _contract.PART_ATTRIBUTE
+        if isinstance(state, str):
+            self.part_states[report.nodeid] = state
         if report.failed and not is_check:
             self.other_failures.add(report.nodeid)
 
+    def results(self) -> list[dict[str, Any]]:
+        """Every result, one per check: a split contract's id ranges merged into one."""
+        from pytest_atlas.plugin._contract import merge_split
+
+        return merge_split(list(self.payloads.values()), self.part_states)
+
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
-        return [p for p in self.payloads.values() if p.get("kind") == kind]
+        return [p for p in self.results() if p.get("kind") == kind]
 
     def note(self, kind: str, line: str) -> None:
         self.notes.setdefault(kind, []).append(line)
@@ -115,7 +126,7 @@ class AtlasReporter:
         settings = settings_of(self.config)
         assert settings.report is not None
         report = build_report(
-            list(self.payloads.values()),
+            self.results(),
             exit_status=status,
             extra={"target": self._target(), "baseline": str(settings.baseline) if settings.baseline else None},
         )

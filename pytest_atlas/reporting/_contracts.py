@@ -52,4 +52,15 @@ def contract_section(payloads: Sequence[Mapping[str, Any]], settings: AtlasSetti
             color(ordered),
         )
     )
+    split = [p for p in ordered if p.get("parts")]
+    if split:
+        items = len(ordered) + sum(len(p["parts"]) - 1 for p in split)
+        split_names = ", ".join(str(p.get("name")) for p in split)
+        lines.append(
+            (
+                f"({len(ordered)} checks ran as {items} items: {split_names} in id ranges, each merged into one check; "
+                "see --atlas-contract-split-rows)",
+                None,
+            )
+        )
     return lines

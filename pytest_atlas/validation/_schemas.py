@@ -248,8 +248,15 @@ def lookup(location: str, *, root: Any = None) -> Any:
         name = name_of_uri(base)
         if name is None or name not in ALL_NAMES:
             raise KeyError(location)
-        return _resolved(location, "")
+        return _shipped_node(location)
     return _resolved("#" + fragment, "", root=root)
+
+
+@functools.cache
+def _shipped_node(location: str) -> Any:
+    """A node of the shipped schemas (which never change): resolved once per location, since the
+    census of a big table asks for the same few locations on every row with an unknown key."""
+    return _resolved(location, "")
 
 
 def resolve_ref(ref: str, base_uri: str) -> tuple[Any, str]:

@@ -1,0 +1,222 @@
+"""A big table's scan split into id-range items (``--atlas-contract-split-rows``): the ranges merge into
+exactly the report of one scan, with or without pytest-xdist, and a range never passes a check alone."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import date
+from typing import Any
+
+import psycopg
+import pytest
+
+from pytest_atlas.contracts import IdRange, merge_parts, plan_ranges, resolve_targets, run_checks
+
+from . import contract_documents as D
+from . import fill
+
+Conn = psycopg.Connection[Any]
+
+METADATA = resolve_targets(["sessions.metadata"], None)
+
+
+def _sessions(conn: Conn) -> dict[str, Any]:
+    """Sessions with ids 1-… and, after a gap, 1001-…: errors, quirks, unknown keys (600 distinct in
+    one row, past the census's listing cap), an integer too long for 64 bits; what a report must say."""
+    fill.clean_database(conn)
+    bad_score = D.session_metadata()
+    bad_score["reward_stats"]["score"] = "0.9"
+    first_bad = fill.session(conn, bad_score)
+    for index in range(4):
+        fill.session(conn, {**D.session_metadata(), "tags": "latency", "team": "sre" if index % 2 else 7})
+    huge = fill.session(conn, {**D.session_metadata(), "ticket": 123456789012345678901234567890})
+    fill.session(conn, {**D.session_metadata(), **{f"k_{index}": index for index in range(600)}})
+    conn.execute("SELECT setval(pg_get_serial_sequence('sessions', 'id'), 1000)")
+    second_bad = fill.session(conn, {**bad_score, "ticket": -123456789012345678901234567890})
+    for _ in range(3):
+        fill.session(conn, {**D.session_metadata(), "team": "sre"})
+    conn.commit()
+    count = conn.execute("SELECT count(*) FROM sessions").fetchone()
+    assert count is not None
+    return {"bad": [first_bad, second_bad], "huge": huge, "rows": int(count[0])}
+
+
+def _run(pytester: pytest.Pytester, dsn: str, name: str, *args: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    summary = pytester.path / f"{name}.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = pytester.runpytest(
+        "--atlas-contract",
+        f"--atlas-target={dsn}",
+        f"--atlas-report={pytester.path / name}.json",
+        "-p",
+        "no:randomly",
+        "-rf",
+        *args,
+    )
+    report = json.loads((pytester.path / f"{name}.json").read_text())
+    report.pop("created")
+    lines = result.stdout.lines
+    start = next(i for i, line in enumerate(lines) if "= atlas contract =" in line)
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith(("atlas report:", "=")))
+    failed = sorted(line.split(" - ")[0] for line in lines if line.startswith("FAILED "))
+    return result, report, summary.read_text(), lines[start:end], failed
+
+
+def _without_parts(report: dict[str, Any]) -> dict[str, Any]:
+    out = json.loads(json.dumps(report))
+    for payload in out["results"]["contract"]:
+        payload.pop("parts", None)
+    return out
+
+
+def test_split_scan_reports_exactly_like_one_scan_with_and_without_workers(
+    pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _sessions(atlas_db)
+    whole, whole_json, whole_md, whole_section, whole_failed = _run(
+        pytester, atlas_dsn, "whole", "--atlas-contract-split-rows=0", monkeypatch=monkeypatch
+    )
+    alone, alone_json, alone_md, alone_section, alone_failed = _run(
+        pytester, atlas_dsn, "alone", "--atlas-contract-split-rows=5", "-n", "0", monkeypatch=monkeypatch
+    )
+    workers, workers_json, workers_md, workers_section, workers_failed = _run(
+        pytester, atlas_dsn, "workers", "--atlas-contract-split-rows=5", "-n", "2", monkeypatch=monkeypatch
+    )
+    # the sessions table (18 rows, ids up to 1,004) is split into 4 ranges, two of them empty
+    assert "atlas-contract::sessions.metadata[4/4]" in "\n".join(alone.stdout.lines + alone_failed)
+    assert [p["parts"] for p in alone_json["results"]["contract"] if p["name"] == "sessions.metadata"] == [
+        [f"atlas-contract::sessions.metadata[{index}/4]" for index in range(1, 5)]
+    ]
+    # with -n 0 and -n 2: the same items fail, the same JSON report, step summary and section
+    assert alone_failed == workers_failed
+    assert "FAILED atlas-contract::sessions.metadata[1/4]" in alone_failed
+    assert "FAILED atlas-contract::sessions.metadata[4/4]" in alone_failed
+    assert alone_json == workers_json
+    assert alone_md == workers_md
+    assert alone_section == workers_section
+    assert whole.ret == alone.ret == workers.ret == 1
+    # and the same as one scan: one check per column, one verdict, the same census and groups
+    assert _without_parts(alone_json) == whole_json
+    assert alone_md == whole_md
+    assert [line for line in alone_section if not line.startswith("(")] == whole_section
+    assert whole_failed == ["FAILED atlas-contract::sessions.metadata"]
+    metadata = next(p for p in alone_json["results"]["contract"] if p["name"] == "sessions.metadata")
+    assert metadata["outcome"] == "fail" and metadata["row"]["rows"] == ids["rows"]
+    details = metadata["details"]
+    assert details["rows_with_errors"] == 2 and details["rows_with_warnings"] == 4
+    (score,) = details["errors"]
+    assert (score["path"], score["count"]) == ("$.reward_stats.score", 2)
+    assert score["sample_keys"] == [{"id": ids["bad"][0]}, {"id": ids["bad"][1]}]
+    # 600 + team + ticket distinct unknown keys: 500 listed, the rest counted
+    assert details["truncated"] == 102
+    # the most frequent first (ties by key), whatever the order the rows were read in
+    census = {(entry["key"], entry["count"]): entry["types"] for entry in details["unknown_fields"][:3]}
+    assert census == {
+        ("team", 7): {"string": 5, "integer": 2},
+        ("ticket", 2): {"integer": 2},
+        ("k_0", 1): {"integer": 1},
+    }
+    # counts equal outcomes: 17 checks, whatever the number of items
+    for result in (whole, alone, workers):
+        result.stdout.fnmatch_lines(["contract: 17 checks: 16 passed, 1 failed; * error(s) and * warning(s) in *"])
+    assert alone_json["summary"] == workers_json["summary"] == {"pass": 16, "fail": 1, "inconclusive": 0, "error": 0}
+    alone.stdout.fnmatch_lines(["(17 checks ran as * items: sessions.metadata, * in id ranges, *"])
+
+
+def test_an_id_range_alone_is_no_verdict(
+    pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Range 2 of 4 holds no row (the gap in the ids): run alone it passes as an item, yet the
+    column has no verdict (an error, exit status 7), not a pass."""
+    _sessions(atlas_db)
+    result, report, markdown, _, failed = _run(
+        pytester,
+        atlas_dsn,
+        "alone",
+        "--atlas-contract-split-rows=5",
+        "-k",
+        "sessions.metadata[2/4]",
+        monkeypatch=monkeypatch,
+    )
+    result.assert_outcomes(passed=1, deselected=result.parseoutcomes()["deselected"])
+    assert result.ret == 7 and failed == []
+    (payload,) = report["results"]["contract"]
+    assert payload["name"] == "sessions.metadata" and payload["outcome"] == "error"
+    assert "only id range(s) 2 of 4 of sessions.metadata ran" in payload["problem"]
+    assert report["summary"] == {"pass": 0, "fail": 0, "inconclusive": 0, "error": 1}
+    result.stdout.fnmatch_lines(["contract: 1 check: 1 error; *"])
+    assert "ERROR" in markdown
+
+
+def test_ranges_cover_every_row_once_and_small_tables_are_not_split(atlas_db: Conn, atlas_dsn: str) -> None:
+    ids = _sessions(atlas_db)
+    columns = resolve_targets(None, None)
+    plan = plan_ranges(atlas_dsn, columns, None, 5)
+    ranges = plan["sessions"]
+    assert [(r.index, r.count) for r in ranges] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert ranges[0].low is None and ranges[-1].high is None
+    assert all(a.high == b.low for a, b in itertools.pairwise(ranges))
+    assert "learning_registry" not in plan  # its key is text: never split
+    counted = 0
+    for id_range in ranges:
+        assert IdRange.from_dict(id_range.to_dict()) == id_range
+        counted += run_checks(atlas_dsn, METADATA, [], None, None, id_range=id_range).columns[0].rows_checked
+    assert counted == ids["rows"]
+    assert "sessions" not in plan_ranges(atlas_dsn, columns, None, ids["rows"] + 1)
+    assert "sessions" not in plan_ranges(atlas_dsn, columns, None, ids["rows"])  # one range: no split
+    # rows in the scope of since only: none after 2099, so nothing to split
+    assert plan_ranges(atlas_dsn, columns, date(2099, 1, 1), 1) == {}
+
+
+def test_merged_ranges_equal_one_scan_in_any_order_and_no_rows_is_no_pass(atlas_db: Conn, atlas_dsn: str) -> None:
+    _sessions(atlas_db)
+    whole = run_checks(atlas_dsn, METADATA, [], None, None).columns[0]
+    ranges = plan_ranges(atlas_dsn, METADATA, None, 3)["sessions"]
+    parts = [run_checks(atlas_dsn, METADATA, [], None, None, id_range=r).columns[0] for r in ranges]
+    assert [part.rows_checked for part in parts][1:3] == [0, 0]  # the gap: empty ranges
+    assert merge_parts(list(reversed(parts))).to_dict() == whole.to_dict()
+    # the 30-digit integer is an integer, as json reads it (orjson alone would make it a float)
+    assert {entry.key: entry.types for entry in whole.unknown_fields if entry.key == "ticket"} == {
+        "ticket": {"integer": 2}
+    }
+    # ranges that read no row, in a run that read none: the merged column fails, it does not pass
+    future = date(2099, 1, 1)
+    empty = [run_checks(atlas_dsn, METADATA, [], future, None, id_range=r).columns[0] for r in ranges]
+    merged = merge_parts(empty)
+    assert merged.rows_checked == 0 and merged.outcome == "fail" and merged.empty_run
+    assert "no row was checked anywhere in this run" in merged.render()
+
+
+def test_an_id_range_cannot_take_a_limit_too(atlas_dsn: str) -> None:
+    from pytest_atlas.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="cannot also take the newest"):
+        run_checks(atlas_dsn, METADATA, [], None, 10, id_range=IdRange("id", None, 5, 1, 2))
+
+
+def test_the_split_option_is_a_typed_non_negative_integer(pytester: pytest.Pytester, atlas_dsn: str) -> None:
+    result = pytester.runpytest("--atlas-contract", f"--atlas-target={atlas_dsn}", "--atlas-contract-split-rows=-1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--atlas-contract-split-rows*expected an integer from 0 to *"])
+    pytester.makeini("[pytest]\natlas_contract_split_rows = many\n")
+    result = pytester.runpytest("--atlas-contract", f"--atlas-target={atlas_dsn}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*atlas_contract_split_rows*"])
+
+
+def test_a_scan_reports_the_same_whatever_order_the_rows_come_in(atlas_db: Conn, atlas_dsn: str) -> None:
+    """Sample keys and examples are the smallest keys', the listed census the most frequent keys: a
+    row moved to the end of the table (an UPDATE; a synchronized scan starting mid-table does the same)
+    changes nothing."""
+    ids = _sessions(atlas_db)
+    before = run_checks(atlas_dsn, METADATA, [], None, None).columns[0]
+    atlas_db.execute("UPDATE sessions SET task = task || '' WHERE id <= %s", [ids["bad"][0]])
+    atlas_db.commit()
+    moved = atlas_db.execute("SELECT id FROM sessions LIMIT 1").fetchone()
+    assert moved is not None and moved[0] != 1  # the heap order really changed
+    after = run_checks(atlas_dsn, METADATA, [], None, None).columns[0]
+    assert after.to_dict() == before.to_dict()
+    (score,) = after.errors
+    assert score.sample_keys == [{"id": ids["bad"][0]}, {"id": ids["bad"][1]}]
+    assert score.example.primary_key == {"id": ids["bad"][0]}
