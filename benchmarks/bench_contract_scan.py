@@ -43,9 +43,9 @@ import psycopg
 from psycopg import sql
 
 from pytest_atlas._dsn import dsn_with_dbname, redact
-from pytest_atlas._resources import schema_path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _scratch import scratch_database
 from bench_contract_memory import FILL, TEMPLATE
 
 HERE = Path(__file__).resolve().parent.parent
@@ -86,18 +86,9 @@ print(json.dumps({"seconds": seconds, "cpu": used, "rows": rows}))
 
 def database(dsn: str, rows: int) -> str:
     name = f"contract_scan_{rows}"
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            with psycopg.connect(dsn_with_dbname(dsn, name)) as conn:
-                count = conn.execute("SELECT count(*) FROM sessions").fetchone()
-            if count == (rows,):
-                return name
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))  # an interrupted build
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    with psycopg.connect(dsn_with_dbname(dsn, name), autocommit=True) as conn:
-        conn.execute(schema_path().read_text())
-        conn.execute(FILL, {"template": json.dumps(TEMPLATE), "start": 1, "stop": rows})
-        conn.execute("VACUUM ANALYZE sessions")
+    scratch_database(
+        dsn, name, rows, lambda conn: conn.execute(FILL, {"template": json.dumps(TEMPLATE), "start": 1, "stop": rows})
+    )
     return name
 
 

@@ -30,17 +30,21 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from pytest_atlas._dsn import dsn_with_dbname, redact
-from pytest_atlas._resources import schema_path
 from pytest_atlas.gates import Selection, fetch_series
 from pytest_atlas.gates._sql import scored
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _scratch import scratch_database
 
 FILL = """
 INSERT INTO sessions (task, status, review_status, metadata, reward_stats, created_at)
@@ -64,19 +68,8 @@ PLAIN = (
 def database(dsn: str, rows: int) -> tuple[str, bool]:
     """The scratch database for ``rows`` sessions, built unless it exists; and whether it was built."""
     name = f"gate_scale_{rows}"
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            with psycopg.connect(dsn_with_dbname(dsn, name)) as conn:
-                count = conn.execute("SELECT count(*) FROM sessions").fetchone()
-            if count == (rows,):
-                return name, False
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))  # an interrupted build
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    with psycopg.connect(dsn_with_dbname(dsn, name), autocommit=True) as conn:
-        conn.execute(schema_path().read_text())
-        conn.execute(sql.SQL(FILL).format(rows=sql.Literal(rows)))
-        conn.execute("VACUUM ANALYZE sessions")
-    return name, True
+    built = scratch_database(dsn, name, rows, lambda conn: conn.execute(sql.SQL(FILL).format(rows=sql.Literal(rows))))
+    return name, built
 
 
 def plain(conn: psycopg.Connection[Any]) -> dict[str, tuple[int, float]]:

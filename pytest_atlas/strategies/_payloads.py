@@ -19,6 +19,7 @@ from pytest_atlas._arguments import (
 from pytest_atlas.domain import (
     EPOCH,
     EVENT_TYPES,
+    MAX_STEPS,
     Doc,
     GraphOptions,
     RewardOutcome,
@@ -233,7 +234,7 @@ def plans(*, steps: int | tuple[int, int] | None = None, legacy: bool | None = N
     ``steps`` (1..8) pins the number of steps (more than one implies legacy); ``legacy`` allows or
     forbids the historical shape. Shrinks towards the one-step single-shot plan.
     """
-    count = call_count("plans", "steps", steps, lo=1, hi=8)
+    count = call_count("plans", "steps", steps, lo=1, hi=MAX_STEPS)
     old = call_bool("plans", "legacy", legacy)
     if old is False and count is not None and count[0] > 1:
         raise call_error(

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_atlas import strategies as S
+from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.validation import SCHEMA_NAMES, iter_errors
 
 PAYLOADS: dict[str, st.SearchStrategy[Any]] = {
@@ -134,6 +135,20 @@ def test_multi_step_plans_are_stepwise(plan: dict[str, Any]) -> None:
     assert ids == list(range(1, len(ids) + 1)) and 3 <= len(ids) <= 5
     for step in plan["steps"]:
         assert all(int(dep) < step["id"] for dep in step["depends_on"])
+
+
+@settings(max_examples=10, deadline=None)
+@given(plan=S.plans(steps=8))
+def test_plans_take_up_to_eight_steps(plan: dict[str, Any]) -> None:
+    """The documented bound (1..8) is the same as session_graphs(steps=...)'s."""
+    assert len(plan["steps"]) == 8
+
+
+def test_plans_refuse_more_steps_than_a_session_graph_takes() -> None:
+    with pytest.raises(InvalidArgument, match=r"^plans\(\): steps must be .*, got 9"):
+        S.plans(steps=9)
+    with pytest.raises(InvalidArgument, match=r"^session_graphs\(\): steps must be .*, got 9"):
+        S.session_graphs(steps=9)
 
 
 @settings(max_examples=40, deadline=None)
