@@ -20,7 +20,10 @@ def scratch_database(dsn: str, name: str, rows: int, fill: Callable[[psycopg.Con
     with psycopg.connect(dsn, autocommit=True) as admin:
         if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             with psycopg.connect(dsn_with_dbname(dsn, name)) as conn:
-                count = conn.execute("SELECT count(*) FROM sessions").fetchone()
+                try:
+                    count = conn.execute("SELECT count(*) FROM sessions").fetchone()
+                except psycopg.errors.UndefinedTable:  # interrupted before the schema was loaded
+                    count = None
             if count == (rows,):
                 return False
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))  # an interrupted build

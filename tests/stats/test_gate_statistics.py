@@ -195,7 +195,7 @@ def test_false_alarm_rate_is_near_alpha_on_identical_distributions(method: str, 
 
 
 def test_power_matches_the_reference_figures() -> None:
-    """measurements.md: Welch at n = 50 catches a 0.05 drop 57 % of the time and a 0.10 drop 97 %."""
+    """Published power figures: Welch at n = 50 catches a 0.05 drop 57 % of the time and a 0.10 drop 97 %."""
     rng = np.random.default_rng(99)
     for drop, low, high in ((0.05, 0.50, 0.65), (0.10, 0.94, 1.0)):
         fails = sum(
