@@ -102,7 +102,7 @@ def _document(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"(this pytest-atlas reads versions {', '.join(map(str, READS))})",
             hint="save the baseline again with this version of pytest-atlas",
         )
-    unknown = sorted(set(document) - _TOP_LEVEL - ({"fields"} if document["version"] == 2 else set()))
+    unknown = sorted(set(document) - (_TOP_LEVEL if document["version"] == 3 else _TOP_LEVEL - {"fields"}))
     if unknown:
         raise BaselineFileError(where, "unknown top-level field(s) " + ", ".join(map(_shown, unknown)))
     created = document.get("created")

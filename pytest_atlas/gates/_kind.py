@@ -33,6 +33,7 @@ __all__ = [
     "KindOptions",
     "Statistics",
     "baseline_selection",
+    "find_baseline",
     "interval",
     "missing_note",
     "no_baseline",
@@ -47,6 +48,7 @@ class KindOptions(Protocol):
 
 
 OptionsT = TypeVar("OptionsT", bound=KindOptions)
+BaselineT = TypeVar("BaselineT")
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,29 @@ def baseline_selection(raw: Any) -> Selection:
         return Selection.build(**dict(raw))
     except InvalidArgument as exc:
         raise InvalidArgument(f"baseline: {exc.problem}", hint=exc.hint) from None
+
+
+def find_baseline(
+    gate: str,
+    given: BaselineT | None,
+    given_label: str,
+    selection: Selection | None,
+    fetch: Callable[[Selection], BaselineT],
+    load: Callable[[str], tuple[BaselineT, str] | None] | None,
+) -> tuple[BaselineT | None, str, tuple[str, ...]]:
+    """The baseline a kind compares with, where it came from, and the notes to show: the one
+    ``given``, else the one ``fetch`` reads for the kind's ``baseline`` selection, else what ``load``
+    finds for ``gate`` (the --atlas-baseline file); None when there is none."""
+    if given is not None:
+        return given, given_label, ()
+    if selection is not None:
+        described = selection.describe()
+        label = "its baseline selection " + str(described or "(every session)")
+        return fetch(selection), label, ("baseline: sessions selected by " + str(described),)
+    loaded = load(gate) if load is not None else None
+    if loaded is not None:
+        return loaded[0], loaded[1], ()
+    return None, given_label, ()
 
 
 def no_baseline(spec: GateSpec) -> GateError:

@@ -83,11 +83,7 @@ def score(*, fast: bool = True, alias: str = "s") -> sql.Composable:
     )
 
 
-def _uncertainty(fast: bool) -> sql.Composable:
-    return number("reward_stats", "uncertainty_mean", fast=fast)
-
-
-def _rows(where: sql.Composable, fast: bool, *, scale: bool = False) -> sql.Composable:
+def _rows(where: sql.Composable, *, scale: bool = False) -> sql.Composable:
     """The selected sessions ``s``, each with its score ``e.score`` and uncertainty ``e.u`` (and,
     with ``scale``, the one-row ``c.scale``).
 
@@ -100,7 +96,7 @@ def _rows(where: sql.Composable, fast: bool, *, scale: bool = False) -> sql.Comp
     scaled = sql.SQL(" CROSS JOIN (SELECT %(scale)s::float8 OFFSET 0) AS c(scale)") if scale else sql.SQL("")
     return sql.SQL(
         "sessions AS s LEFT JOIN LATERAL (SELECT {score} AS score, {u} AS u) AS e ON TRUE{scaled} WHERE {where}"
-    ).format(score=score(fast=fast), u=_uncertainty(fast), scaled=scaled, where=where)
+    ).format(score=score(), u=number("reward_stats", "uncertainty_mean"), scaled=scaled, where=where)
 
 
 def _unsure(uncertain: bool) -> sql.Composable:
@@ -115,7 +111,7 @@ def _bucket(scale: sql.Composable = _SCALE) -> sql.Composable:
 
 
 def series_statement(
-    key: sql.Composable, where: sql.Composable, *, uncertain: bool, tasks: bool = False, fast: bool = True
+    key: sql.Composable, where: sql.Composable, *, uncertain: bool, tasks: bool = False
 ) -> sql.Composed:
     """From one scan, ``lk, unsure, value, by_task, task, n, total, m2, low, low_id, unc_n, unc_total``:
 
@@ -145,7 +141,7 @@ def series_statement(
             columns=columns.format(
                 key=key, unsure=unsure, v=v, by_task=sql.SQL("FALSE"), task=sql.SQL("NULL::text"), n=sql.SQL("count(*)")
             ),
-            rows=_rows(where, fast, scale=True),
+            rows=_rows(where, scale=True),
         )
     # grouping sets: the per-task sums come from the same scan as the buckets
     by_task = sql.SQL("GROUPING(s.task) = 0")
@@ -165,7 +161,7 @@ def series_statement(
             n=sql.SQL("CASE WHEN {by_task} THEN count(e.score) ELSE count(*) END").format(by_task=by_task),
         ),
         by_task=by_task,
-        rows=_rows(where, fast, scale=True),
+        rows=_rows(where, scale=True),
         unsure=unsure,
     )
 
@@ -182,9 +178,7 @@ SCORE_INDEX_STATEMENT = sql.SQL(
 ).format()
 
 
-def lowest_statement(
-    key: sql.Composable, where: sql.Composable, *, uncertain: bool, indexed: bool, fast: bool = True
-) -> sql.Composed:
+def lowest_statement(key: sql.Composable, where: sql.Composable, *, uncertain: bool, indexed: bool) -> sql.Composed:
     """``lk, id, score, found``: the ``worst`` lowest usable sessions (lowest score, then lowest id)
     of each key in ``low_keys`` among those whose rounded score is at most its ``low_values``
     entry; ``found`` counts the sessions that qualified.
@@ -202,4 +196,4 @@ def lowest_statement(
         "(SELECT {key} AS lk, s.id, e.score, {v} AS value FROM {rows}{cut} AND e.score IS NOT NULL "
         "AND NOT {unsure}) AS r JOIN unnest(%(low_keys)s::text[], %(low_values)s::float8[]) AS t(lk, value) "
         "ON t.lk = r.lk AND r.value <= t.value) AS ranked WHERE rank <= %(worst)s"
-    ).format(key=key, v=_bucket(), rows=_rows(where, fast), cut=cut, unsure=_unsure(uncertain))
+    ).format(key=key, v=_bucket(), rows=_rows(where), cut=cut, unsure=_unsure(uncertain))

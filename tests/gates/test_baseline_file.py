@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from pytest_atlas import BaselineFileError
-from pytest_atlas.gates import Selection, fetch_series, read_baseline, write_baseline
+from pytest_atlas.gates import Selection, fetch_series, read_baseline, read_field_baselines, write_baseline
 from pytest_atlas.stats import compare  # noqa: F401  (numpy and scipy once per process, outside pytester's snapshots)
 
 from .gates_seed import insert, session_row
@@ -71,6 +71,8 @@ CHANGES = [
     ),
     ("the version", lambda d: d.update(version=1), "format version 1 is not supported"),
     ("an unknown top-level field", lambda d: d.update(comment="x"), "unknown top-level field(s) 'comment'"),
+    # version 2 had no field census: a file claiming version 2 with one was edited or damaged
+    ("fields in a version 2 file", lambda d: d.update(version=2), "unknown top-level field(s) 'fields'"),
     ("created mangled", lambda d: d.update(created="yesterday"), '"created" must be an ISO date-time'),
 ]
 
@@ -86,6 +88,12 @@ def test_a_damaged_file_is_an_error_naming_file_gate_and_key(
     assert str(path) in text and "how to fix:" in text
     pattern = ".*".join(re.escape(part) for part in message.split("*"))
     assert re.search(pattern, text.splitlines()[0]), text
+
+
+def test_a_version_2_file_reads_with_no_field_census(saved: dict[str, Any], tmp_path: Path) -> None:
+    path = damaged(tmp_path, saved, lambda d: (d.update(version=2), d.pop("fields")))
+    assert read_baseline(path)["g"]["k0"].n == 30
+    assert read_field_baselines(path) == {}
 
 
 def test_nan_and_infinity_are_refused(saved: dict[str, Any], tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from pytest_atlas._arguments import check_bool, check_choice, check_number, chec
 from pytest_atlas._outcome import Outcome
 from pytest_atlas.errors import GateError, InvalidArgument
 from pytest_atlas.gates._fields import FieldOptions, fetch_census, field_columns, field_rows
-from pytest_atlas.gates._kind import Context, Evaluation, GateKind, baseline_selection, no_baseline
+from pytest_atlas.gates._kind import Context, Evaluation, GateKind, baseline_selection, find_baseline, no_baseline
 from pytest_atlas.gates._result import KeyResult
 from pytest_atlas.gates._selection import Selection
 
@@ -125,16 +125,14 @@ class FieldsOptions:
 
 def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: FieldsOptions, context: Context) -> Evaluation:
     census = fetch_census(conn, spec.selection, options.column)
-    notes: list[str] = []
-    baseline, label = context.census, context.baseline_label
-    if baseline is None and options.baseline is not None:
-        baseline = fetch_census(conn, options.baseline, options.column)
-        notes.append("baseline: sessions selected by " + str(options.baseline.describe()))
-        label = "its baseline selection " + str(options.baseline.describe() or "(every session)")
-    if baseline is None and context.load_census is not None:
-        loaded = context.load_census(spec.name)
-        if loaded is not None:
-            baseline, label = loaded
+    baseline, label, notes = find_baseline(
+        spec.name,
+        context.census,
+        context.baseline_label,
+        options.baseline,
+        lambda selection: fetch_census(conn, selection, options.column),
+        context.load_census,
+    )
     if baseline is None:
         if not context.record:
             raise no_baseline(spec)
@@ -163,7 +161,7 @@ def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: FieldsOptio
             "again with --atlas-save-baseline from a run you trust",
         )
     if not census.n:
-        return Evaluation([], tuple(notes), census=census)
+        return Evaluation([], notes, census=census)
     rows = field_rows(census, baseline, options.comparison())
     if not rows:
         raise GateError(
@@ -171,7 +169,7 @@ def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: FieldsOptio
             "and the volatile paths",
             hint="check exclude and the baseline selection",
         )
-    return Evaluation(rows, tuple(notes), census=census)
+    return Evaluation(rows, notes, census=census)
 
 
 KIND = GateKind("fields", FieldsOptions, FieldsOptions.build, evaluate)

@@ -24,6 +24,7 @@ from pytest_atlas.gates._kind import (
     GateKind,
     Statistics,
     baseline_selection,
+    find_baseline,
     interval,
     missing_note,
     no_baseline,
@@ -94,16 +95,14 @@ class RegressionOptions(Statistics):
 
 def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: RegressionOptions, context: Context) -> Evaluation:
     series = fetch_series(conn, spec.selection, by_key=spec.by_key, digits=options.digits)
-    notes: list[str] = []
-    baseline, label = context.baseline, context.baseline_label
-    if baseline is None and options.baseline is not None:
-        baseline = fetch_series(conn, options.baseline, by_key=spec.by_key, digits=options.digits)
-        notes.append("baseline: sessions selected by " + str(options.baseline.describe()))
-        label = "its baseline selection " + str(options.baseline.describe() or "(every session)")
-    if baseline is None and context.load_baseline is not None:
-        loaded = context.load_baseline(spec.name)
-        if loaded is not None:
-            baseline, label = loaded
+    baseline, label, notes = find_baseline(
+        spec.name,
+        context.baseline,
+        context.baseline_label,
+        options.baseline,
+        lambda selection: fetch_series(conn, selection, by_key=spec.by_key, digits=options.digits),
+        context.load_baseline,
+    )
     if baseline is None:
         if not context.record:
             raise no_baseline(spec)
@@ -129,7 +128,7 @@ def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: RegressionO
         if rows
         else {}
     )
-    return Evaluation(rows, tuple(notes), series, chart)
+    return Evaluation(rows, notes, series, chart)
 
 
 def _check_baseline(spec: GateSpec, baseline: Mapping[str, Series], where: str) -> None:
