@@ -25,7 +25,6 @@ from pytest_atlas._dsn import Dsn
 from pytest_atlas._table import render_table
 from pytest_atlas.db._cache import ClusterCache, EntryInfo, default_cache_dir, hot_usage, megabytes
 from pytest_atlas.db._connect import connect_clearly, one_line
-from pytest_atlas.db._external import EXTERNAL_PREFIX, lock_key
 from pytest_atlas.db._fs import FileLock, create_private_file, read_regular, remove_tree
 from pytest_atlas.db._runtime import BASE_NAME, stop_postmaster
 
@@ -194,45 +193,24 @@ def remove_kept(data_dir: Path | None = None) -> tuple[list[str], list[str]]:
     return removed, left
 
 
-def drop_kept_databases(dsn: Dsn) -> tuple[list[str], list[str]]:
-    """On an existing server: drop the databases dead runs kept (``--atlas-keep-db`` labels them
-    with the run's token). A database whose run still holds its token's lock, or that belongs to a
-    role this one is not a member of, is left. Returns (dropped, left), one line each."""
+def drop_kept_databases(dsn: Dsn) -> list[str]:
+    """On an existing server: drop every database a run kept (``--atlas-keep-db`` labels them)."""
     dropped: list[str] = []
-    left: list[str] = []
-    by_token: dict[str, list[str]] = {}
     with connect_clearly(dsn.reveal(), shown=dsn.redacted, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT datname, pg_has_role(datdba, 'USAGE'), pg_get_userbyid(datdba), "
-            "shobj_description(oid, 'pg_database') FROM pg_database WHERE datname LIKE %s ORDER BY datname",
-            (EXTERNAL_PREFIX.replace("_", r"\_") + "%",),
+            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+            "WHERE datname LIKE 'pytest\\_atlas\\_%'"
         ).fetchall()
-        for name, mine, owner, comment in rows:
+        for name, comment in rows:
             try:
                 label = json.loads(comment or "{}").get("pytest-atlas", {})
             except (ValueError, AttributeError):
                 continue
             if not isinstance(label, dict) or label.get("keep") is not True:
                 continue
-            token = label.get("token")
-            if not mine:
-                left.append(f"{name} (of role {owner!r}: not ours to drop)")
-            elif not isinstance(token, str) or not token:
-                left.append(f"{name} (its label names no run: drop it by hand if it is no longer used)")
-            else:
-                by_token.setdefault(token, []).append(name)
-        for token, names in by_token.items():
-            row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", lock_key(token)).fetchone()
-            if not row or not row[0]:
-                left.extend(f"{name} (its run is still going)" for name in names)
-                continue
             try:
-                for name in names:
-                    try:
-                        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-                        dropped.append(name)
-                    except Exception as exc:  # one that cannot be dropped does not stop the others
-                        left.append(f"{name} (not dropped: {one_line(exc)})")
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock_key(token))
-    return dropped, left
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+                dropped.append(name)
+            except Exception as exc:  # one that cannot be dropped does not stop the others
+                dropped.append(f"{name}: not dropped ({one_line(exc)})")
+    return dropped

@@ -3,19 +3,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from pytest_atlas.db._cache import ClusterCache
-from tests.db.conftest import PasswordServer, discard_kept, postmasters, wait_gone
+from tests.db.conftest import discard_kept, postmasters, wait_gone
 from tests.db.test_cache import fake_cluster, store
-from tests.db.test_liveness import databases, token_key
 from tests.db.test_secrets import pasted
 
 pytest_plugins = ["pytester"]
@@ -107,46 +104,6 @@ def test_kept_remove_leaves_a_run_that_is_still_going(tmp_path: Path, own_base: 
         live.remove()
 
 
-def test_kept_remove_on_a_server_drops_only_dead_runs_kept_databases_of_its_role(
-    tmp_path: Path, password_server: PasswordServer
-) -> None:
-    """``kept --remove --dsn``: a database a live --atlas-keep-db run is still using (its token's
-    lock is held) is left, and so is another role's; only dead runs' kept databases of this role go."""
-
-    def keep(conn: psycopg.Connection[object], name: str, token: str) -> None:
-        conn.execute(f"CREATE DATABASE {name}")
-        label = json.dumps({"pytest-atlas": {"token": token, "keep": True}})
-        conn.execute(f"COMMENT ON DATABASE {name} IS '{label}'")
-
-    with password_server.connect() as admin:
-        admin.execute("DROP ROLE IF EXISTS atlas_keeper")
-        admin.execute("CREATE ROLE atlas_keeper LOGIN CREATEDB PASSWORD 'keeper-pass'")
-        keep(admin, "pytest_atlas_0f0f0f0f_0001", "0f0f0f0f")  # another role's
-    keeper = PasswordServer(password_server.port, "keeper-pass")
-    holder = psycopg.connect(keeper.url("atlas_keeper"), autocommit=True)
-    try:
-        with psycopg.connect(keeper.url("atlas_keeper"), autocommit=True) as conn:
-            keep(conn, "pytest_atlas_deadf00d_0001", "deadf00d")  # its run ended
-            keep(conn, "pytest_atlas_1a2b3c4d_0001", "1a2b3c4d")  # its run is still going
-        holder.execute("SELECT pg_advisory_lock(%s, %s)", token_key("1a2b3c4d"))
-        result = janitor("kept", "--remove", "--data-dir", str(tmp_path), "--dsn", keeper.url("atlas_keeper"))
-        assert result.returncode == 1, result.stdout + result.stderr
-        assert "dropped pytest_atlas_deadf00d_0001" in result.stdout
-        assert "left pytest_atlas_1a2b3c4d_0001 (its run is still going)" in result.stdout
-        assert "left pytest_atlas_0f0f0f0f_0001 (of role 'postgres': not ours to drop)" in result.stdout
-        assert "keeper-pass" not in result.stdout + result.stderr
-        assert databases(password_server, "pytest_atlas_%_0001") == {
-            "pytest_atlas_1a2b3c4d_0001",
-            "pytest_atlas_0f0f0f0f_0001",
-        }
-    finally:
-        holder.close()
-        with password_server.connect() as admin:
-            for name in ("pytest_atlas_deadf00d_0001", "pytest_atlas_1a2b3c4d_0001", "pytest_atlas_0f0f0f0f_0001"):
-                admin.execute(f"DROP DATABASE IF EXISTS {name}")
-            admin.execute("DROP ROLE IF EXISTS atlas_keeper")
-
-
 def test_cache_info_and_clear(tmp_path: Path, own_base: list[str]) -> None:
     disk = ClusterCache(tmp_path / "disk")
     disk.prepare()
@@ -178,9 +135,6 @@ def test_cache_info_and_clear(tmp_path: Path, own_base: list[str]) -> None:
 def test_usage_errors_exit_2() -> None:
     result = janitor("cache", "burn")
     assert result.returncode == 2 and "invalid choice" in result.stderr
-    result = janitor("kept", "--remove", "--dsn", " ")
-    assert result.returncode == 2 and "--dsn: give the server's DSN" in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 def test_pytest_cache_flags_do_what_the_command_does(tmp_path: Path, own_base: list[str]) -> None:
