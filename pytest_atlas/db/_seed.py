@@ -24,7 +24,7 @@ import psycopg
 from psycopg import sql
 
 from pytest_atlas.db._connect import is_transient, one_line
-from pytest_atlas.db._postgres import AtlasPostgres, drop_database, label_kept
+from pytest_atlas.db._postgres import AtlasPostgres, clone_database, drop_database
 from pytest_atlas.errors import SeedError, ServerUnavailable
 
 __all__ = ["Seed", "create_seeded_template"]
@@ -63,11 +63,7 @@ def create_seeded_template(
     again and raises :class:`~pytest_atlas.errors.SeedError` with the fill's traceback (or, when the
     connection itself was cut, :class:`~pytest_atlas.errors.ServerUnavailable`: not the fill's fault)."""
     with server.admin_connect(autocommit=True) as admin:
-        query = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(base_template))
-        if server.version_num >= 150000:
-            query = sql.SQL("{} STRATEGY FILE_COPY").format(query)
-        admin.execute(query)
-        label_kept(admin, server, name, keep=keep)
+        clone_database(admin, server, name, base_template, keep=keep)
         try:
             _fill(server, name, seed)
         except BaseException:
