@@ -25,7 +25,7 @@ from pytest_atlas.db._cache import ClusterCache, EntryInfo, default_cache_dir, h
 from pytest_atlas.db._connect import connect_clearly
 from pytest_atlas.db._external import drop_kept
 from pytest_atlas.db._fs import FileLock, create_private_file, read_regular, remove_tree
-from pytest_atlas.db._runtime import BASE_NAME, stop_postmaster
+from pytest_atlas.db._runtime import BASE_NAME, postmaster_pid, stop_postmaster
 
 __all__ = [
     "KEPT_MANIFEST",
@@ -166,11 +166,7 @@ def kept_runs(data_dir: Path | None = None) -> list[KeptRun]:
                     rows = [[str(cell) for cell in row] for row in data if isinstance(row, list)]
                 except ValueError:
                     rows = []
-            pid_text = read_regular(entry / "pgdata" / "postmaster.pid", limit=4096) or ""
-            running = False
-            if pid_text.split("\n", 1)[0].strip().isdigit():
-                running = Path(f"/proc/{pid_text.split()[0]}").exists()
-            found.append(KeptRun(entry, running, rows))
+            found.append(KeptRun(entry, postmaster_pid(entry / "pgdata") is not None, rows))
     return found
 
 

@@ -195,3 +195,27 @@ def test_kept_remove_on_a_server_drops_only_what_dead_runs_kept(
             holder.execute("SELECT pg_advisory_unlock_all()")
             for name in (live, dead):
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def test_kept_does_not_call_a_recycled_process_id_a_running_server(own_base: list[str]) -> None:
+    """A kept run's ``postmaster.pid`` may name a process id that is now another program's (or one
+    of another PID namespace): the listing says the server runs only when that process is it."""
+    from pytest_atlas.db._account import server_account
+    from pytest_atlas.db._runtime import RunDir, choose_base
+
+    base = choose_base(Path(own_base[1]), server_account(None))
+    run = RunDir.create(base.path, server_account(None), keep=True)
+    other = subprocess.Popen(["sleep", "60"])  # a live process id that is not a server
+    try:
+        run.mark_kept()
+        run.release()  # the run is over
+        run.pgdata.mkdir(mode=0o700)
+        (run.pgdata / "postmaster.pid").write_text(f"{other.pid}\n{run.pgdata}\n")
+        listed = janitor("kept", "--data-dir", own_base[1])
+        assert f"{run.path}: server not running" in listed.stdout, listed.stdout + listed.stderr
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+        (run.pgdata / "postmaster.pid").unlink(missing_ok=True)
+        discard_kept(run.path)
