@@ -75,8 +75,12 @@ def _kept(args: argparse.Namespace) -> int:
         if args.dsn:
             dsn = parse_dsn(args.dsn, "--dsn")
             assert dsn is not None
-            for name in drop_kept_databases(dsn):
+            dropped, kept = drop_kept_databases(dsn)
+            for name in dropped:
                 print(f"dropped {name}")
+            for line in kept:
+                print(f"left {line}")
+                status = 1
         return status
     runs = kept_runs(args.data_dir)
     if not runs:

@@ -27,10 +27,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from pytest_atlas.db._connect import Backoff, is_transient, one_line
-from pytest_atlas.db._postgres import AtlasPostgres, create_template, drop_database, label_kept
+from pytest_atlas.db._postgres import AtlasPostgres, clone_database, create_template, drop_database
 from pytest_atlas.db._reset import Resetter
 from pytest_atlas.db._seed import Seed, create_seeded_template
 from pytest_atlas.errors import AtlasError, ProvisioningError, SeedError, ServerUnavailable
@@ -297,11 +296,7 @@ class ClonePool:
             time.sleep(0.002)
 
     def _clone(self, admin: psycopg.Connection[Any], name: str) -> None:
-        query = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(self.template))
-        if self.server.version_num >= 150000:
-            query = sql.SQL("{} STRATEGY FILE_COPY").format(query)
-        admin.execute(query)
-        label_kept(admin, self.server, name, keep=self.keep)
+        clone_database(admin, self.server, name, self.template, keep=self.keep)
         if self.resetter is not None:
             self.resetter.fresh(admin, name)
 

@@ -20,6 +20,7 @@ import re
 import secrets
 import select
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from pytest_atlas.db._postgres import AtlasPostgres, drop_database
 from pytest_atlas.db._runtime import RunDir, choose_base, reap_stale
 from pytest_atlas.errors import ProvisioningError
 
-__all__ = ["EXTERNAL_PREFIX", "RunLock", "attach_server", "lock_key"]
+__all__ = ["EXTERNAL_PREFIX", "RunLock", "attach_server", "drop_kept", "lock_key"]
 
 #: prefix of every database the plugin creates on an existing server
 EXTERNAL_PREFIX = "pytest_atlas_"
@@ -217,9 +218,11 @@ def _folder_account() -> ServerAccount:
         return ServerAccount(current_user_name(), os.geteuid(), os.getegid(), True, "")
 
 
-def reap_external(conn: psycopg.Connection[Any], version_num: int, *, own: str = "") -> list[str]:
-    """Drop the databases of dead runs (their token's lock can be taken), except kept ones and
-    those of other roles. Returns one line per thing done or left alone."""
+def _ours_by_token(
+    conn: psycopg.Connection[Any], *, kept: bool, own: str = ""
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The plugin's databases on the server, kept ones (``kept``) or the others, not of run
+    ``own``: those of this role by token, and those of other roles by owner."""
     rows = conn.execute(
         "SELECT datname, pg_has_role(datdba, 'USAGE'), pg_get_userbyid(datdba),"
         " shobj_description(oid, 'pg_database') FROM pg_database WHERE datname LIKE %s ORDER BY datname",
@@ -229,22 +232,41 @@ def reap_external(conn: psycopg.Connection[Any], version_num: int, *, own: str =
     others: dict[str, list[str]] = {}
     for name, mine, owner, comment in rows:
         match = _TOKEN.match(name)
-        if match is None or match.group(1) == own or _kept(comment):
+        if match is None or match.group(1) == own or _kept(comment) != kept:
             continue
         if not mine:
             others.setdefault(str(owner), []).append(name)
             continue
         by_token.setdefault(match.group(1), []).append(name)
+    return by_token, others
+
+
+@contextlib.contextmanager
+def _run_over(conn: psycopg.Connection[Any], token: str) -> Iterator[bool]:
+    """Whether run ``token`` is over (its lock could be taken), holding its lock meanwhile."""
+    row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", lock_key(token)).fetchone()
+    if not row or not row[0]:
+        yield False  # that run is alive
+        return
+    try:
+        yield True
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock_key(token))
+
+
+def reap_external(conn: psycopg.Connection[Any], version_num: int, *, own: str = "") -> list[str]:
+    """Drop the databases of dead runs (their token's lock can be taken), except kept ones and
+    those of other roles. Returns one line per thing done or left alone."""
+    by_token, others = _ours_by_token(conn, kept=False, own=own)
     notes = [
         f"left {len(names)} database(s) of role {owner!r} alone (not ours to drop): {', '.join(names[:3])}"
         + (" ..." if len(names) > 3 else "")
         for owner, names in others.items()
     ]
     for token, names in by_token.items():
-        row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", lock_key(token)).fetchone()
-        if not row or not row[0]:
-            continue  # that run is alive
-        try:
+        with _run_over(conn, token) as over:
+            if not over:
+                continue
             dropped = []
             for name in names:
                 try:
@@ -254,9 +276,28 @@ def reap_external(conn: psycopg.Connection[Any], version_num: int, *, own: str =
                     notes.append(f"could not drop {name} left by a dead run: {one_line(exc)}")
             if dropped:
                 notes.append(f"dropped {len(dropped)} database(s) left by dead run {token}")
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock_key(token))
     return notes
+
+
+def drop_kept(conn: psycopg.Connection[Any], version_num: int) -> tuple[list[str], list[str]]:
+    """Drop the databases runs kept (``--atlas-keep-db`` labels them) whose run is over (its
+    token's lock can be taken: a run still going may be using them), of this role only. Returns
+    (dropped, left alone with why)."""
+    by_token, others = _ours_by_token(conn, kept=True)
+    dropped: list[str] = []
+    left = [f"{name} (of role {owner!r}, not ours to drop)" for owner, names in others.items() for name in names]
+    for token, names in by_token.items():
+        with _run_over(conn, token) as over:
+            if not over:
+                left += [f"{name} (its run is still going)" for name in names]
+                continue
+            for name in names:
+                try:
+                    drop_database(conn, name, version_num)
+                    dropped.append(name)
+                except psycopg.Error as exc:  # one that cannot be dropped does not stop the others
+                    left.append(f"{name} (could not drop it: {one_line(exc)})")
+    return dropped, left
 
 
 def _kept(comment: object) -> bool:

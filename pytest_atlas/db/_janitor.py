@@ -5,7 +5,7 @@
 Only what the plugin provably made is touched: folders of the invoking user's base folder
 (``pytest-atlas-v2-<uid>``, ours, not a link) marked ``kept``, whose run is over (their lock is
 free); cache entries no run is using (their lock is free); on an existing server, databases that
-carry the plugin's ``keep`` label.
+carry the plugin's ``keep`` label and whose run is over (its advisory lock is free).
 """
 
 from __future__ import annotations
@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from psycopg import sql
-
 from pytest_atlas._dsn import Dsn
 from pytest_atlas._table import render_table
 from pytest_atlas.db._cache import ClusterCache, EntryInfo, default_cache_dir, hot_usage, megabytes
-from pytest_atlas.db._connect import connect_clearly, one_line
+from pytest_atlas.db._connect import connect_clearly
+from pytest_atlas.db._external import drop_kept
 from pytest_atlas.db._fs import FileLock, create_private_file, read_regular, remove_tree
-from pytest_atlas.db._runtime import BASE_NAME, stop_postmaster
+from pytest_atlas.db._runtime import BASE_NAME, postmaster_pid, stop_postmaster
 
 __all__ = [
     "KEPT_MANIFEST",
@@ -167,11 +166,7 @@ def kept_runs(data_dir: Path | None = None) -> list[KeptRun]:
                     rows = [[str(cell) for cell in row] for row in data if isinstance(row, list)]
                 except ValueError:
                     rows = []
-            pid_text = read_regular(entry / "pgdata" / "postmaster.pid", limit=4096) or ""
-            running = False
-            if pid_text.split("\n", 1)[0].strip().isdigit():
-                running = Path(f"/proc/{pid_text.split()[0]}").exists()
-            found.append(KeptRun(entry, running, rows))
+            found.append(KeptRun(entry, postmaster_pid(entry / "pgdata") is not None, rows))
     return found
 
 
@@ -193,24 +188,8 @@ def remove_kept(data_dir: Path | None = None) -> tuple[list[str], list[str]]:
     return removed, left
 
 
-def drop_kept_databases(dsn: Dsn) -> list[str]:
-    """On an existing server: drop every database a run kept (``--atlas-keep-db`` labels them)."""
-    dropped: list[str] = []
+def drop_kept_databases(dsn: Dsn) -> tuple[list[str], list[str]]:
+    """On an existing server: drop every database a run that is over kept (``--atlas-keep-db``
+    labels them). Returns (dropped, left alone with why)."""
     with connect_clearly(dsn.reveal(), shown=dsn.redacted, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
-            "WHERE datname LIKE 'pytest\\_atlas\\_%'"
-        ).fetchall()
-        for name, comment in rows:
-            try:
-                label = json.loads(comment or "{}").get("pytest-atlas", {})
-            except (ValueError, AttributeError):
-                continue
-            if not isinstance(label, dict) or label.get("keep") is not True:
-                continue
-            try:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-                dropped.append(name)
-            except Exception as exc:  # one that cannot be dropped does not stop the others
-                dropped.append(f"{name}: not dropped ({one_line(exc)})")
-    return dropped
+        return drop_kept(conn, conn.info.server_version)

@@ -50,6 +50,7 @@ __all__ = [
     "Base",
     "RunDir",
     "choose_base",
+    "postmaster_pid",
     "process_alive",
     "reap_stale",
     "remove_private_base",
@@ -256,28 +257,38 @@ class RunDir:
         self.release()
 
 
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The process id of the server running on ``pgdata``, or None: the one ``postmaster.pid``
+    names (read, never through a link) if it runs as the owner of ``pgdata`` and its command line
+    names this data folder (a recycled id, or one of another PID namespace, is not it)."""
+    try:
+        owner = os.lstat(pgdata).st_uid
+    except OSError:
+        return None
+    text = read_regular(pgdata / "postmaster.pid", limit=4096)
+    try:
+        pid = int((text or "").split("\n", 1)[0])
+    except ValueError:
+        return None
+    if pid <= 1 or _process_uid(pid) != owner:
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    if str(pgdata).encode() not in cmdline or not any(arg.endswith(b"postgres") for arg in cmdline[:1]):
+        return None
+    return pid
+
+
 def stop_postmaster(pgdata: Path, *, timeout: float = 10.0) -> bool:
     """Stop the server running on ``pgdata``, if any (immediate shutdown, then SIGKILL).
 
     ``postmaster.pid`` lives in a folder the server account controls, so it is only read (never
     through a link), and only a process that runs as the owner of ``pgdata`` and whose command line
     names this data folder is signalled."""
-    try:
-        owner = os.lstat(pgdata).st_uid
-    except OSError:
-        return False
-    text = read_regular(pgdata / "postmaster.pid", limit=4096)
-    try:
-        pid = int((text or "").split("\n", 1)[0])
-    except ValueError:
-        return False
-    if pid <= 1 or _process_uid(pid) != owner:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    if str(pgdata).encode() not in cmdline or not any(arg.endswith(b"postgres") for arg in cmdline[:1]):
+    pid = postmaster_pid(pgdata)
+    if pid is None:
         return False
     for sig, wait in ((signal.SIGQUIT, timeout), (signal.SIGKILL, timeout)):
         with contextlib.suppress(ProcessLookupError):

@@ -23,9 +23,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pytest_atlas.db._connect import one_line
-from pytest_atlas.db._postgres import AtlasPostgres, drop_database, label_kept
-from pytest_atlas.errors import SeedError
+from pytest_atlas.db._connect import is_transient, one_line
+from pytest_atlas.db._postgres import AtlasPostgres, clone_database, drop_database
+from pytest_atlas.errors import SeedError, ServerUnavailable
 
 __all__ = ["Seed", "create_seeded_template"]
 
@@ -60,13 +60,10 @@ def create_seeded_template(
 ) -> None:
     """Create ``name`` as a clone of ``base_template``, run the seed's fill on it, commit, and close
     it to connections. A fill that raises, or leaves the transaction failed, drops the database
-    again and raises :class:`~pytest_atlas.errors.SeedError` with the fill's traceback."""
+    again and raises :class:`~pytest_atlas.errors.SeedError` with the fill's traceback (or, when the
+    connection itself was cut, :class:`~pytest_atlas.errors.ServerUnavailable`: not the fill's fault)."""
     with server.admin_connect(autocommit=True) as admin:
-        query = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(base_template))
-        if server.version_num >= 150000:
-            query = sql.SQL("{} STRATEGY FILE_COPY").format(query)
-        admin.execute(query)
-        label_kept(admin, server, name, keep=keep)
+        clone_database(admin, server, name, base_template, keep=keep)
         try:
             _fill(server, name, seed)
         except BaseException:
@@ -81,6 +78,13 @@ def _fill(server: AtlasPostgres, name: str, seed: Seed) -> None:
             seed.fill(conn)
             conn.commit()
         except Exception as exc:
+            if isinstance(exc, psycopg.Error) and (conn.broken or is_transient(exc)):
+                # the server's fault, not the fill's: it may pass, so it is not remembered
+                raise ServerUnavailable(
+                    f"the connection to the family's template was cut while the seed function {seed.name} "
+                    f"ran: {one_line(exc)}",
+                    hint="the next test of the family tries again; if it keeps happening, see the server's log",
+                ) from None
             shown = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[1:]).rstrip()
             raise SeedError(
                 f"the seed function {seed.name} failed on the family's template: {one_line(exc)}\n{shown}",

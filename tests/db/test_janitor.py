@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_atlas.db._cache import ClusterCache
-from tests.db.conftest import discard_kept, postmasters, wait_gone
+from tests.db.conftest import PasswordServer, discard_kept, postmasters, wait_gone
 from tests.db.test_cache import fake_cluster, store
 from tests.db.test_secrets import pasted
 
@@ -164,3 +165,57 @@ def test_pytest_cache_flags_do_what_the_command_does(tmp_path: Path, own_base: l
     cleared = pytest_run("--atlas-cache-clear")
     assert (cleared.returncode, cleared.stdout.splitlines()[-1]) == (0, "1 removed, 0 in use")
     assert list((tmp_path / "disk").iterdir()) == []
+
+
+def test_kept_remove_on_a_server_drops_only_what_dead_runs_kept(
+    tmp_path: Path, password_server: PasswordServer
+) -> None:
+    """``kept --remove --dsn`` drops the kept databases of runs that are over, and leaves those of a
+    run that is still going (its token's advisory lock is held: it may be using them now)."""
+    from psycopg import sql
+
+    from pytest_atlas.db._external import lock_key
+
+    label = sql.Literal(json.dumps({"pytest-atlas": {"token": "", "keep": True}}))
+    live, dead = "pytest_atlas_0a0a0a0a_0001", "pytest_atlas_0b0b0b0b_0001"
+    with password_server.connect() as admin, password_server.connect() as holder:
+        for name in (live, dead):
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), label))
+        holder.execute("SELECT pg_advisory_lock(%s, %s)", lock_key("0a0a0a0a"))  # the live run's lock
+        try:
+            result = janitor("kept", "--remove", "--dsn", password_server.url(), "--data-dir", str(tmp_path))
+            assert f"dropped {dead}" in result.stdout, result.stdout + result.stderr
+            assert f"left {live} (its run is still going)" in result.stdout
+            assert result.returncode == 1
+            assert not password_server.leaks(result.stdout + result.stderr)
+            left = admin.execute("SELECT datname FROM pg_database WHERE datname IN (%s, %s)", (live, dead)).fetchall()
+            assert left == [(live,)]
+        finally:
+            holder.execute("SELECT pg_advisory_unlock_all()")
+            for name in (live, dead):
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def test_kept_does_not_call_a_recycled_process_id_a_running_server(own_base: list[str]) -> None:
+    """A kept run's ``postmaster.pid`` may name a process id that is now another program's (or one
+    of another PID namespace): the listing says the server runs only when that process is it."""
+    from pytest_atlas.db._account import server_account
+    from pytest_atlas.db._runtime import RunDir, choose_base
+
+    base = choose_base(Path(own_base[1]), server_account(None))
+    run = RunDir.create(base.path, server_account(None), keep=True)
+    other = subprocess.Popen(["sleep", "60"])  # a live process id that is not a server
+    try:
+        run.mark_kept()
+        run.release()  # the run is over
+        run.pgdata.mkdir(mode=0o700)
+        (run.pgdata / "postmaster.pid").write_text(f"{other.pid}\n{run.pgdata}\n")
+        listed = janitor("kept", "--data-dir", own_base[1])
+        assert f"{run.path}: server not running" in listed.stdout, listed.stdout + listed.stderr
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+        (run.pgdata / "postmaster.pid").unlink(missing_ok=True)
+        discard_kept(run.path)

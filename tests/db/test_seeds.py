@@ -131,6 +131,41 @@ def test_a_failing_fill_is_reported_with_its_traceback_once_for_the_family(pytes
     assert (pytester.path / "calls.txt").read_text() == "x"  # remembered, not run again per test
 
 
+def test_a_connection_cut_during_the_fill_is_not_remembered(pytester: pytest.Pytester) -> None:
+    """A fault of the connection (its backend ended while the fill ran) may pass: the test that met
+    it is told, and the next test of the family runs the fill again instead of the same error."""
+    pytester.makeconftest(
+        """
+        from pathlib import Path
+        from pytest_atlas import atlas_fixtures
+
+        def cut_once(conn):
+            calls = Path(__file__).parent / "calls.txt"
+            first = not calls.exists()
+            with calls.open("a") as out:
+                out.write("x")
+            if first:
+                conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            conn.execute("INSERT INTO sessions (task) VALUES ('seeded')")
+
+        cut_db = atlas_fixtures(seed=cut_once).db
+        """
+    )
+    pytester.makepyfile(
+        """
+        def test_first(cut_db):
+            pass
+
+        def test_second(cut_db):
+            assert cut_db.execute("SELECT task FROM sessions").fetchall() == [("seeded",)]
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*the connection to the family's template was cut while the seed function*"])
+    assert (pytester.path / "calls.txt").read_text() == "xx"
+
+
 def test_seed_key_tells_seeds_apart_and_the_plain_fill_identity_keeps_closures_apart(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(
         """
