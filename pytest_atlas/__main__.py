@@ -3,7 +3,7 @@
     python -m pytest_atlas cache info      what the cache holds, on disk and in memory
     python -m pytest_atlas cache clear     remove every entry no run is using
     python -m pytest_atlas kept            the kept servers: test id -> database -> connect command
-    python -m pytest_atlas kept --remove   stop and remove them (with --dsn: drop kept databases there)
+    python -m pytest_atlas kept --remove   stop and remove them (with --dsn: drop ended runs' kept databases there)
 
 Exit status 0 when done, 1 when something was left (in use by a live run), 2 for a usage error.
 """
@@ -74,7 +74,8 @@ def _kept(args: argparse.Namespace) -> int:
             status = 1
         if args.dsn:
             dsn = parse_dsn(args.dsn, "--dsn")
-            assert dsn is not None
+            if dsn is None:
+                _parser().error("--dsn: give the server's DSN (it was empty)")
             dropped, kept = drop_kept_databases(dsn)
             for name in dropped:
                 print(f"dropped {name}")

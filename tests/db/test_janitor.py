@@ -136,6 +136,9 @@ def test_cache_info_and_clear(tmp_path: Path, own_base: list[str]) -> None:
 def test_usage_errors_exit_2() -> None:
     result = janitor("cache", "burn")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+    result = janitor("kept", "--remove", "--dsn", " ")
+    assert result.returncode == 2 and "--dsn: give the server's DSN" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_pytest_cache_flags_do_what_the_command_does(tmp_path: Path, own_base: list[str]) -> None:
