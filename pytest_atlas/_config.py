@@ -196,7 +196,7 @@ class AtlasSettings:
     contract: bool = False
     contract_since: date | None = None
     contract_limit: int = 0
-    #: a column whose table holds at least this many rows is scanned as id-range items (0: never)
+    #: a column whose table holds more than this many rows is scanned as id-range items (0: never)
     contract_split_rows: int = 100_000
     gates: bool = False
     baseline: Path | None = None

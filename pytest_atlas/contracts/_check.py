@@ -349,9 +349,11 @@ def _stream(
     carry cached key hashes, which also halves jsonschema-rs's time on them). Text that orjson
     cannot read exactly -- a run of 19 or more digits (orjson turns integers beyond 64 bits into
     floats), nesting near :data:`MAX_DEPTH`, or anything it rejects -- goes through ``json`` as
-    before, so its verdict and messages do not change. A ``jsonb`` value holds no NaN, Infinity or
-    NUL, so a document with fewer brackets than MAX_DEPTH (hence no deeper) is known to be
-    storable: its storability walk is skipped."""
+    before, so its verdict and messages do not change. A ``jsonb`` value holds no NaN, Infinity,
+    NUL or lone surrogate, and orjson reads it only when it has fewer brackets than MAX_DEPTH and
+    no number that overflows to infinity (``json`` reads ``1e400``'s full digits as ``inf``), so
+    what orjson read from a ``jsonb`` value is known to be storable: its storability walk is
+    skipped."""
     validator = validator_for(target.schema)
     # jsonb straight from its binary form (a sixth less work for the server than converting its text)
     # when the database and the connection are both UTF-8 (a SQL_ASCII database's bytes are unchecked:
@@ -380,13 +382,15 @@ def _stream(
                         document = orjson.loads(data)
                     except orjson.JSONDecodeError:
                         pass
-                if document is _UNREAD:
+                parsed = document is not _UNREAD
+                if not parsed:
                     loaded = _load_exactly(data, validator.name)
                     if isinstance(loaded, Violation):
                         accumulator.add_violations([loaded], dict(zip(key_names, row[:width], strict=True)))
                         continue
                     document = loaded
-                result = validator.check(document, census=True, storable=jsonb and shallow)
+                # orjson refuses a number that overflows to infinity (json reads it as inf: unstorable)
+                result = validator.check(document, census=True, storable=jsonb and parsed)
                 if result.errors or result.warnings:
                     accumulator.add(result, dict(zip(key_names, row[:width], strict=True)))
                 else:

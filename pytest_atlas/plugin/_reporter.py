@@ -50,10 +50,13 @@ class AtlasReporter:
         #: callbacks run at session finish before the report is written (e.g. saving a baseline)
         self.finishers: list[Callable[[AtlasReporter], None]] = []
         self.status: int | None = None
+        #: :meth:`results`, kept until the next report arrives (the end of a run asks for it ~10 times)
+        self._results: list[dict[str, Any]] | None = None
 
     # -- collecting --------------------------------------------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self._results = None
         is_check = False
         for name, value in report.user_properties:
             payload = parse_result_property(name, value)
@@ -68,10 +71,13 @@ class AtlasReporter:
             self.other_failures.add(report.nodeid)
 
     def results(self) -> list[dict[str, Any]]:
-        """Every result, one per check: a split contract's id ranges merged into one."""
-        from pytest_atlas.plugin._contract import merge_split
+        """Every result, one per check: a split contract's id ranges merged into one (once: the exit
+        status, the JSON, HTML and Markdown reports and the terminal sections all read them)."""
+        if self._results is None:
+            from pytest_atlas.plugin._contract import merge_split
 
-        return merge_split(list(self.payloads.values()), self.part_states)
+            self._results = merge_split(list(self.payloads.values()), self.part_states)
+        return self._results
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [p for p in self.results() if p.get("kind") == kind]

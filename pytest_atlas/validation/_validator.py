@@ -127,8 +127,9 @@ class PayloadValidator:
         """Errors, warnings and (with ``census=True``) unknown fields of ``document``.
 
         ``storable=True`` says that ``document`` is known to be plain, finite, NUL-free JSON no deeper
-        than :data:`~._storable.MAX_DEPTH` (``json.loads`` of a ``jsonb`` value's text with fewer
-        brackets than that): the walk that checks it is skipped.
+        than :data:`~._storable.MAX_DEPTH` (what orjson reads from a ``jsonb`` value's text with fewer
+        brackets than that: orjson refuses numbers that overflow to infinity): the walk that checks
+        it is skipped.
         """
         if not storable and not is_plain_json(document):
             problems = storability_violations(document, self.name)

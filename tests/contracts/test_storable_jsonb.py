@@ -46,3 +46,31 @@ def test_storable_exactly_when_jsonb_takes_it(atlas_db: psycopg.Connection[Any],
 def test_numbers_storable_exactly_when_jsonb_takes_them(atlas_db: psycopg.Connection[Any], number: float) -> None:
     document = {"learning_key": "k", "metadata": {"caller": number}}
     assert is_valid(document, "session-metadata") is _jsonb_takes(atlas_db, document)
+
+
+@pytest.mark.parametrize("number", ["1" + "0" * 400 + ".5", "-1" + "0" * 400 + ".5"])
+def test_a_stored_number_that_reads_as_infinity_is_unstorable_in_a_scan(
+    atlas_db: psycopg.Connection[Any], atlas_dsn: str, number: str
+) -> None:
+    """jsonb keeps 10**400 + 0.5 (a numeric, written out in full), yet json.loads reads it as inf,
+    which json.dumps writes back as Infinity and jsonb then rejects: the scan calls the row
+    unstorable, as check_payload calls the document read from it (the fast read of jsonb rows must
+    not skip that check)."""
+    from pytest_atlas.contracts import check_database
+
+    from . import contract_documents as D
+    from . import fill
+
+    fill.clean_database(atlas_db)
+    sid = fill.session(atlas_db, {**D.session_metadata(), "caller": 0})
+    atlas_db.execute(
+        "UPDATE sessions SET metadata = jsonb_set(metadata, '{caller}', to_jsonb(%s::numeric)) WHERE id = %s",
+        [number, sid],
+    )
+    atlas_db.commit()
+    row = atlas_db.execute("SELECT metadata::text FROM sessions WHERE id = %s", [sid]).fetchone()
+    assert row is not None
+    assert not check_payload(json.loads(row[0]), "session-metadata").valid
+    column = check_database(atlas_dsn, tables=["sessions.metadata"]).column("sessions.metadata")
+    assert column.outcome == "fail" and column.rows_with_errors == 1
+    assert [(group.path, group.sample_keys) for group in column.errors] == [("$.caller", [{"id": sid}])]
