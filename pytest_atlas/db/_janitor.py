@@ -21,7 +21,7 @@ from typing import Any
 
 from pytest_atlas._dsn import Dsn
 from pytest_atlas._table import render_table
-from pytest_atlas.db._cache import ClusterCache, EntryInfo, default_cache_dir, hot_usage, megabytes
+from pytest_atlas.db._cache import ClusterCache, EntryInfo, children, default_cache_dir, hot_usage, megabytes
 from pytest_atlas.db._connect import connect_clearly
 from pytest_atlas.db._external import drop_kept
 from pytest_atlas.db._fs import FileLock, create_private_file, read_regular, remove_tree
@@ -114,7 +114,7 @@ def clear_cache(cache_dir: Path | None = None, data_dir: Path | None = None) -> 
     for base in base_folders(data_dir):
         folder = base / "cache"
         if _ours(folder):
-            tiers += [ClusterCache(tier) for tier in sorted(folder.iterdir()) if _ours(tier)]
+            tiers += [ClusterCache(tier) for tier in children(folder) if _ours(tier)]
     for tier in tiers:
         for info in tier.entries():
             (removed if tier.discard(info.key) else busy).append(str(info.path))
@@ -155,7 +155,7 @@ def write_kept_manifest(run_dir: Path, rows: list[list[str]]) -> None:
 def kept_runs(data_dir: Path | None = None) -> list[KeptRun]:
     found: list[KeptRun] = []
     for base in base_folders(data_dir):
-        for entry in sorted(base.iterdir()):
+        for entry in children(base):
             if not entry.name.startswith(("run-", "dsn-")) or not _ours(entry) or not os.path.lexists(entry / "kept"):
                 continue
             rows: list[list[str]] = []
