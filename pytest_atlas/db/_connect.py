@@ -31,6 +31,8 @@ __all__ = [
     "connection_error",
     "is_transient",
     "one_line",
+    "passfile_first",
+    "unset_pgpassword",
 ]
 
 #: where the server for test databases is configured (for hints)
@@ -153,12 +155,26 @@ def passfile_first() -> list[str]:
     the environment (a CI job's, for another role) would be sent instead, by this process and by
     every program a test starts. It is removed from this process's environment; the returned note
     says so (never its value)."""
-    if os.environ.pop("PGPASSWORD", None) is None:
+    global _unset_pgpassword
+    value = os.environ.pop("PGPASSWORD", None)
+    if value is None:
         return []
+    _unset_pgpassword = value
     return [
         "$PGPASSWORD was unset for this run: the DSNs handed to tests name a passfile, "
-        "which libpq reads only when $PGPASSWORD is not set"
+        "which libpq reads only when $PGPASSWORD is not set (the plugin's connections to "
+        "--atlas-target still use it)"
     ]
+
+
+#: the $PGPASSWORD :func:`passfile_first` took out of the environment (never shown)
+_unset_pgpassword: str | None = None
+
+
+def unset_pgpassword() -> str | None:
+    """The ``$PGPASSWORD`` this run removed from the environment, if it did and none is set again:
+    what libpq would have sent to a server whose DSN has no password (the target's)."""
+    return _unset_pgpassword if "PGPASSWORD" not in os.environ else None
 
 
 #: libpq's prefix naming the server it tried; the DSN shown already says where

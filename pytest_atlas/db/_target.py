@@ -18,7 +18,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pytest_atlas._dsn import Dsn, redact
-from pytest_atlas.db._connect import TARGET_SETTING, connect_clearly
+from pytest_atlas.db._connect import TARGET_SETTING, connect_clearly, unset_pgpassword
 from pytest_atlas.errors import ProvisioningError
 
 __all__ = ["READ_ONLY_OPTION", "connect_target", "describe_target"]
@@ -40,6 +40,10 @@ def connect_target(dsn: str | Dsn, *, timeout: int = 10) -> psycopg.Connection[A
     params = conninfo_to_dict(dsn.reveal() if isinstance(dsn, Dsn) else dsn)
     params.setdefault("connect_timeout", timeout)
     params["client_encoding"] = "UTF8"
+    stashed = unset_pgpassword()
+    if stashed is not None and not params.get("password"):
+        # the test server's start unset $PGPASSWORD; libpq would have sent it to the target
+        params["password"] = stashed
     plain = dict(params)
     params["options"] = f"{params.get('options') or ''} {READ_ONLY_OPTION}".strip()
     try:

@@ -244,3 +244,32 @@ def test_the_passfile_of_the_dsns_wins_over_a_stray_pgpassword(
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*$PGPASSWORD was unset for this run*"])
     assert "not-the-password-of-this-server" not in result.stdout.str()
+
+
+def test_the_target_still_logs_in_with_pgpassword_after_the_server_started(
+    pytester: pytest.Pytester, password_server: PasswordServer, monkeypatch: pytest.MonkeyPatch, own_base: list[str]
+) -> None:
+    """$PGPASSWORD is unset when the test server starts (see above), but a target URL without a
+    password that relies on it (a CI job's secret for the database being checked) still logs in:
+    the plugin's own connections to the target keep libpq's order (URL, then $PGPASSWORD, then the
+    passfile)."""
+    monkeypatch.setenv("PGPASSWORD", password_server.password)
+    target = f"postgresql://postgres@127.0.0.1:{password_server.port}/postgres"
+    pytester.makepyfile("def test_uses_the_server(atlas_db):\n    atlas_db.execute('SELECT 1')\n")
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:randomly",
+        *own_base,
+        "--atlas-tcp",
+        "--atlas-contract",
+        "--atlas-with-tests",
+        "--atlas-target",
+        target,
+        "-rA",
+    )
+    out = result.stdout.str()
+    assert "$PGPASSWORD was unset for this run" in out
+    assert "test_uses_the_server PASSED" in out or "1 passed" in out
+    assert "password authentication failed" not in out and "no password supplied" not in out, out
+    assert "table sessions does not exist in this database" in out, out  # logged in, read the catalog
+    assert not password_server.leaks(out)
