@@ -246,8 +246,13 @@ def test_the_passfile_of_the_dsns_wins_over_a_stray_pgpassword(
     assert "not-the-password-of-this-server" not in result.stdout.str()
 
 
+@pytest.mark.parametrize("workers", ["0", "2"])
 def test_the_target_still_logs_in_with_pgpassword_after_the_server_started(
-    pytester: pytest.Pytester, password_server: PasswordServer, monkeypatch: pytest.MonkeyPatch, own_base: list[str]
+    pytester: pytest.Pytester,
+    password_server: PasswordServer,
+    monkeypatch: pytest.MonkeyPatch,
+    own_base: list[str],
+    workers: str,
 ) -> None:
     """$PGPASSWORD is unset when the test server starts (see above), but a target URL without a
     password that relies on it (a CI job's secret for the database being checked) still logs in:
