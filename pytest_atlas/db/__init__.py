@@ -19,6 +19,7 @@ from pytest_atlas.db._janitor import (
 )
 from pytest_atlas.db._postgres import AtlasPostgres
 from pytest_atlas.db._reset import choose_isolation, data_on_tmpfs, reset_refusal
+from pytest_atlas.db._runtime import remove_private_base
 from pytest_atlas.db._seed import Seed
 from pytest_atlas.db._server import ServerPlan, plan_server, start_server
 from pytest_atlas.db._target import connect_target, describe_target
@@ -45,6 +46,7 @@ __all__ = [
     "plan_server",
     "redact",
     "remove_kept",
+    "remove_private_base",
     "reset_refusal",
     "rollback",
     "server_account",

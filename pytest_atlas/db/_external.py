@@ -31,7 +31,7 @@ from pytest_atlas._dsn import Dsn, passfile_line
 from pytest_atlas.db._account import ServerAccount, current_user_name, server_account
 from pytest_atlas.db._connect import Backoff, connect_clearly, one_line, passfile_first
 from pytest_atlas.db._postgres import AtlasPostgres, drop_database
-from pytest_atlas.db._runtime import RunDir, choose_base, reap_stale
+from pytest_atlas.db._runtime import Base, RunDir, choose_base, reap_stale, remove_private_base
 from pytest_atlas.errors import ProvisioningError
 
 __all__ = ["EXTERNAL_PREFIX", "RunLock", "attach_server", "drop_kept", "lock_key"]
@@ -157,6 +157,7 @@ def attach_server(dsn: Dsn | str, source: str, *, data_dir: Path | None = None) 
     params = dsn.params()
     password = params.pop("password", None)
     run: RunDir | None = None
+    base: Base | None = None
     if password:
         account = _folder_account()
         base = choose_base(data_dir, account)
@@ -188,6 +189,8 @@ def attach_server(dsn: Dsn | str, source: str, *, data_dir: Path | None = None) 
     except BaseException:
         if run is not None:
             run.remove()
+        if base is not None:
+            remove_private_base(base)
         raise
     return AtlasPostgres(
         host=host,
@@ -206,6 +209,7 @@ def attach_server(dsn: Dsn | str, source: str, *, data_dir: Path | None = None) 
         _params=params,
         _run=run,
         _lock=lock,
+        _base=base if base is not None and base.private else None,
     )
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "choose_base",
     "postmaster_pid",
     "process_alive",
+    "reap_private_bases",
     "reap_stale",
     "remove_private_base",
     "stop_postmaster",
@@ -77,6 +78,8 @@ class Base:
     private: bool = False
     #: why the usual folder was not used (for the report header), or ""
     note: str = ""
+    #: a private folder's ``lock``, held for the run's life: the folder is live while it is held
+    lock: FileLock | None = field(default=None, repr=False, compare=False)
 
 
 def choose_base(configured: Path | None, account: ServerAccount) -> Base:
@@ -94,6 +97,7 @@ def choose_base(configured: Path | None, account: ServerAccount) -> Base:
         _check_reachable(path, account)
         return Base(path)
     parents = ([_SHM] if _shm_has_room() else []) + _temp_folders()
+    reap_private_bases([_SHM, *_temp_folders()])
     problems: list[str] = []
     for parent in dict.fromkeys(parents):
         try:
@@ -115,7 +119,8 @@ def choose_base(configured: Path | None, account: ServerAccount) -> Base:
         except ProvisioningError:
             remove_tree(path)
             continue
-        return Base(path, private=True, note=f"using the private folder {path} ({'; '.join(problems)})")
+        lock = FileLock.acquire(path / _LOCK)  # a new file in our new folder: never blocks
+        return Base(path, private=True, note=f"using the private folder {path} ({'; '.join(problems)})", lock=lock)
     raise ProvisioningError(
         "no folder to keep the test server's data in: " + "; ".join(problems),
         hint="give a folder of yours that the server account can reach with --atlas-data-dir",
@@ -360,3 +365,48 @@ def remove_private_base(base: Base) -> None:
     """Remove a private base folder (this run's own) at the end of the run."""
     if base.private:
         remove_tree(base.path)
+        if base.lock is not None:
+            base.lock.release()  # idempotent
+
+
+def reap_private_bases(parents: list[Path]) -> list[str]:
+    """Remove the private base folders (``pytest-atlas-v2-<uid>-*``) of runs that are over.
+
+    A run whose usual folder was refused made one with ``mkdtemp`` and holds its ``lock`` for its
+    whole life; a run killed before it removed the folder leaves it behind. Only real folders of
+    ours that nobody else may write to, holding that lock file, are considered; one whose lock can
+    be taken has its dead runs' servers stopped and folders removed (as :func:`reap_stale` does in
+    the usual folder), then goes if nothing else is left in it. One line per folder removed."""
+    prefix = BASE_NAME.format(uid=os.geteuid()) + "-"
+    me = os.geteuid()
+    reaped: list[str] = []
+    for parent in dict.fromkeys(parents):
+        try:
+            entries = [entry for entry in os.scandir(parent) if entry.name.startswith(prefix)]
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != me or st.st_mode & 0o022:
+                continue
+            path = parent / entry.name
+            try:
+                lock = FileLock.acquire(path / _LOCK, blocking=False, create=False)
+            except OSError:
+                continue
+            if lock is None:  # held by its live run, or no lock file: not a folder we can judge
+                continue
+            try:
+                reaped += reap_stale(path)
+                if {name for name in os.listdir(path)} - {_LOCK}:
+                    continue  # a kept run, or something that is not ours to remove
+                remove_tree(path)
+            except OSError:
+                continue
+            finally:
+                lock.release()
+            reaped.append(str(path))
+    return reaped
