@@ -11,7 +11,7 @@ secret; only :meth:`Dsn.reveal` gives the text a driver needs. The DSNs the plug
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar, overload
 from urllib.parse import quote, urlencode
 
 from pytest_atlas.errors import ConfigError
@@ -19,7 +19,18 @@ from pytest_atlas.errors import ConfigError
 # psycopg is imported by the functions that parse a DSN, not here: the plugin imports this module on
 # every pytest start, and a run that gives no DSN and uses no database never needs psycopg.
 
-__all__ = ["Dsn", "build_url", "check_dsn", "dsn_with_dbname", "passfile_line", "redact", "redact_text"]
+__all__ = [
+    "Dsn",
+    "build_url",
+    "check_dsn",
+    "dsn_with_dbname",
+    "hide_password",
+    "passfile_line",
+    "redact",
+    "redact_text",
+]
+
+_T = TypeVar("_T")
 
 _URL_PASSWORD = re.compile(r"(?P<head>postgres(?:ql)?://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<tail>@)")
 _KW_PASSWORD = re.compile(r"(?P<head>(?<![?&])\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
@@ -63,7 +74,15 @@ class Dsn:
 
     @property
     def redacted(self) -> str:
-        return redact_text(self._text, self.password)
+        import psycopg
+
+        try:
+            password = self.password
+        except psycopg.ProgrammingError:  # unparsable: a URL's userinfo can still be found, else show none of it
+            if self._text.lstrip().startswith(("postgres://", "postgresql://")):
+                return redact_text(self._text)
+            return "(a key=value connection string libpq cannot parse)"
+        return redact_text(self._text, password)
 
     @property
     def password(self) -> str | None:
@@ -92,6 +111,19 @@ class Dsn:
 
     def __reduce__(self) -> Any:  # pickling (xdist) keeps the value; only printing redacts
         return (Dsn, (self._text,))
+
+
+@overload
+def hide_password(value: str | Dsn) -> Dsn: ...
+@overload
+def hide_password(value: _T) -> _T | Dsn: ...
+def hide_password(value: Any) -> Any:
+    """``value`` as a :class:`Dsn` when it is a connection string, else unchanged.
+
+    A public function that takes a DSN from the caller's code rebinds its argument with this first:
+    its frame, and those of the functions it calls, then hold the redacted form only, which is what
+    ``--showlocals`` and ``--full-trace`` print."""
+    return Dsn(value) if isinstance(value, str) else value
 
 
 def _parse(dsn: str) -> dict[str, Any]:

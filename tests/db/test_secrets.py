@@ -278,3 +278,64 @@ def test_the_target_still_logs_in_with_pgpassword_after_the_server_started(
     assert "password authentication failed" not in out and "no password supplied" not in out, out
     assert "table sessions does not exist in this database" in out, out  # logged in, read the catalog
     assert not password_server.leaks(out)
+
+
+_DSN_IN_USER_CODE = """
+import os
+
+import pytest_atlas
+from pytest_atlas.gates import GateSpec, evaluate
+
+
+def test_check_unreachable():
+    pytest_atlas.check_database(os.environ["ATLAS_SECRET_TARGET"])
+
+
+def test_check_malformed():
+    pytest_atlas.check_database(os.environ["ATLAS_SECRET_TARGET"] + "?bogus=1")
+
+
+def test_check_malformed_keywords():
+    pytest_atlas.check_database("host=127.0.0.1 port=1 password=" + os.environ["ATLAS_SECRET_WORD"] + " junk")
+
+
+def test_reward_assertion():
+    pytest_atlas.assert_reward_at_least(os.environ["ATLAS_SECRET_TARGET"], 0.5)
+
+
+def test_review_assertion():
+    pytest_atlas.assert_review_clean(os.environ["ATLAS_SECRET_TARGET"])
+
+
+def test_gate():
+    evaluate(GateSpec.build("floor", {"kind": "threshold", "threshold": 0.5}), os.environ["ATLAS_SECRET_TARGET"])
+"""
+
+
+@pytest.mark.parametrize("args", [["-l", "--tb=long"], ["-l", "--tb=long", "--full-trace"], ["--tb=native"]])
+def test_a_dsn_passed_to_the_public_api_never_shows_its_password(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """Functions that take a DSN string from the user's code (check_database, the reward
+    assertions, evaluate) keep it redacted in their frames' locals (--showlocals, --full-trace) and
+    turn a connection string libpq cannot parse into a clear error, not a psycopg traceback whose
+    frames hold the text."""
+    word = "Sup3rSecretW0rd"
+    monkeypatch.setenv("ATLAS_SECRET_WORD", word)
+    monkeypatch.setenv("ATLAS_SECRET_TARGET", f"postgresql://postgres:{word}@127.0.0.1:1/postgres")
+    pytester.makepyfile(_DSN_IN_USER_CODE)
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:xdist", *args)
+    result.assert_outcomes(failed=6)
+    text = result.stdout.str() + result.stderr.str()
+    assert word not in text
+    assert "ProgrammingError" not in text and "TypeError" not in text
+    result.stdout.fnmatch_lines(
+        [
+            "*cannot check the contracts: cannot reach PostgreSQL at postgresql://postgres:***@127.0.0.1:1/postgres*",
+            "*cannot check the contracts: postgresql://postgres:***@127.0.0.1:1/postgres?bogus=1 is not a valid "
+            'PostgreSQL connection string (invalid URI query parameter: "bogus")*',
+            "*cannot check the contracts: (a key=value connection string libpq cannot parse) is not a valid*",
+        ],
+        consecutive=False,
+    )
+    assert text.count("cannot connect to the gate database: cannot reach PostgreSQL at postgresql://postgres:***@") >= 3
