@@ -24,7 +24,7 @@ from pytest_atlas.db import (
     kept_runs,
     remove_kept,
 )
-from pytest_atlas.errors import AtlasError
+from pytest_atlas.errors import AtlasError, ConfigError
 
 __all__ = ["main"]
 
@@ -49,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "cache":
             return _cache(args)
         return _kept(args)
+    except ConfigError as exc:  # an option's value
+        print(f"pytest-atlas: {exc}", file=sys.stderr)
+        return 2
     except AtlasError as exc:
         print(f"pytest-atlas: {exc}", file=sys.stderr)
         return 1

@@ -139,6 +139,10 @@ def test_usage_errors_exit_2() -> None:
     result = janitor("kept", "--remove", "--dsn", " ")
     assert result.returncode == 2 and "--dsn: give the server's DSN" in result.stderr
     assert "Traceback" not in result.stderr
+    result = janitor("kept", "--remove", "--dsn", "postgresql://ci:Secr3tW0rd@127.0.0.1:1/x?bogus=1")
+    assert result.returncode == 2, result.stderr
+    assert "invalid value for --dsn" in result.stderr and 'invalid URI query parameter: "bogus"' in result.stderr
+    assert "Secr3tW0rd" not in result.stderr + result.stdout and "Traceback" not in result.stderr
 
 
 def test_pytest_cache_flags_do_what_the_command_does(tmp_path: Path, own_base: list[str]) -> None:
