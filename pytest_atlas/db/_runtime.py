@@ -97,7 +97,6 @@ def choose_base(configured: Path | None, account: ServerAccount) -> Base:
         _check_reachable(path, account)
         return Base(path)
     parents = ([_SHM] if _shm_has_room() else []) + _temp_folders()
-    reap_private_bases([_SHM, *_temp_folders()])
     problems: list[str] = []
     for parent in dict.fromkeys(parents):
         try:
@@ -108,6 +107,7 @@ def choose_base(configured: Path | None, account: ServerAccount) -> Base:
             continue
         note = f"not using {'; '.join(problems)}" if problems else ""
         return Base(path, note=note)
+    reap_private_bases(parents)  # what earlier runs that fell back too left when they were killed
     for parent in dict.fromkeys(parents):
         try:
             path = Path(tempfile.mkdtemp(prefix=name + "-", dir=parent))
