@@ -103,14 +103,7 @@ def test_the_default_folders_fall_back_to_a_private_one(
     """When /dev/shm's and the temp folder's names are taken (a link planted by another account),
     the run uses a private folder of its own and says so."""
     name = BASE_NAME.format(uid=os.geteuid())
-    shm, temp = sticky / "shm", sticky / "tmp"
-    for folder in (shm, temp):
-        folder.mkdir()
-        os.chmod(folder, 0o1777)
-        (folder / name).symlink_to(tmp_path)
-    monkeypatch.setattr(_runtime, "_SHM", shm)
-    monkeypatch.setattr(_runtime, "_shm_has_room", lambda: True)
-    monkeypatch.setattr(_runtime, "_temp_folders", lambda: [temp])
+    shm = _refuse_the_defaults(sticky, tmp_path, monkeypatch)
     base = choose_base(None, server_account(None))
     try:
         assert base.private and base.path.parent == shm and base.path.name.startswith(name + "-")
