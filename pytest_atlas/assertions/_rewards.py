@@ -232,7 +232,7 @@ def _baseline_series(
                 f"baseline file {baseline} has no gate {gate!r}", hint=f"it has: {', '.join(sorted(gates)) or 'none'}"
             )
         return dict(gates[gate]), f"baseline: gate {gate!r} of {baseline}"
-    if isinstance(baseline, str):
+    if isinstance(baseline, str | Dsn):
         raise InvalidArgument(
             "baseline given as a string is ambiguous",
             hint="pass pathlib.Path('baseline.json') for a file, or a Selection for sessions in the same database",
@@ -267,6 +267,7 @@ def assert_no_regression(
     with ``power``. Paired by task when both windows ran the same tasks (``paired=None``).
     """
     source = hide_password(source)  # frames show a DSN redacted
+    baseline = hide_password(baseline)  # (a string is refused below, perhaps a DSN: never shown)
     chosen, _ = _split("assert_no_regression", selection)
     spec = _spec(
         name,

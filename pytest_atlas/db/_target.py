@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pytest_atlas._dsn import Dsn, hide_password, redact, redact_text
+from pytest_atlas._dsn import Dsn, hide_password, redact, redact_text, secrets_of, unparsable_errors
 from pytest_atlas.db._connect import TARGET_SETTING, connect_clearly, one_line, unset_pgpassword
 from pytest_atlas.errors import ProvisioningError
 
@@ -40,17 +40,19 @@ def connect_target(dsn: str | Dsn, *, timeout: int = 10) -> psycopg.Connection[A
     shown = describe_target(dsn)
     try:
         params = conninfo_to_dict(dsn.reveal())
-    except psycopg.ProgrammingError as exc:
+    except unparsable_errors() as exc:
+        detail = redact_text(one_line(exc), dsn.reveal(), *secrets_of(dsn.reveal()))
         raise ProvisioningError(
-            f"{shown} is not a valid PostgreSQL connection string ({redact_text(one_line(exc), dsn.reveal())})",
+            f"{shown} is not a valid PostgreSQL connection string ({detail})",
             hint="use a URL such as postgresql://user:password@host:5432/dbname, or key=value pairs such as "
             "'host=db dbname=atlas user=ci'",
         ) from None
     params.setdefault("connect_timeout", timeout)
     params["client_encoding"] = "UTF8"
     stashed = unset_pgpassword()
-    if stashed is not None and not params.get("password"):
-        # the test server's start unset $PGPASSWORD; libpq would have sent it to the target
+    if stashed is not None and not params.get("password") and not params.get("passfile"):
+        # the test server's start unset $PGPASSWORD; libpq would have sent it to the target. A DSN
+        # naming a passfile (every DSN this run hands out does) logs in with that file instead.
         params["password"] = stashed
     plain = dict(params)
     params["options"] = f"{params.get('options') or ''} {READ_ONLY_OPTION}".strip()

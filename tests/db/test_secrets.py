@@ -299,12 +299,26 @@ def test_check_malformed_keywords():
     pytest_atlas.check_database("host=127.0.0.1 port=1 password=" + os.environ["ATLAS_SECRET_WORD"] + " junk")
 
 
+def test_check_bad_timeout():
+    pytest_atlas.check_database(os.environ["ATLAS_SECRET_TARGET"] + "?connect_timeout=abc")
+
+
 def test_reward_assertion():
     pytest_atlas.assert_reward_at_least(os.environ["ATLAS_SECRET_TARGET"], 0.5)
 
 
+def test_regression_assertion_baseline():
+    pytest_atlas.assert_no_regression([0.5, 0.6, 0.7], os.environ["ATLAS_SECRET_TARGET"])
+
+
 def test_review_assertion():
     pytest_atlas.assert_review_clean(os.environ["ATLAS_SECRET_TARGET"])
+
+
+def test_runtime():
+    from pytest_atlas.runtime import AtlasRuntime
+
+    AtlasRuntime(os.environ["ATLAS_SECRET_TARGET"], agent="no_such_module_here:run")
 
 
 def test_gate():
@@ -317,7 +331,7 @@ def test_a_dsn_passed_to_the_public_api_never_shows_its_password(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: list[str]
 ) -> None:
     """Functions that take a DSN string from the user's code (check_database, the reward
-    assertions, evaluate) keep it redacted in their frames' locals (--showlocals, --full-trace) and
+    assertions, evaluate, AtlasRuntime) keep it redacted in their frames' locals (--showlocals, --full-trace) and
     turn a connection string libpq cannot parse into a clear error, not a psycopg traceback whose
     frames hold the text."""
     word = "Sup3rSecretW0rd"
@@ -325,7 +339,7 @@ def test_a_dsn_passed_to_the_public_api_never_shows_its_password(
     monkeypatch.setenv("ATLAS_SECRET_TARGET", f"postgresql://postgres:{word}@127.0.0.1:1/postgres")
     pytester.makepyfile(_DSN_IN_USER_CODE)
     result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:xdist", *args)
-    result.assert_outcomes(failed=6)
+    result.assert_outcomes(failed=9)
     text = result.stdout.str() + result.stderr.str()
     assert word not in text
     assert "ProgrammingError" not in text and "TypeError" not in text
@@ -335,7 +349,47 @@ def test_a_dsn_passed_to_the_public_api_never_shows_its_password(
             "*cannot check the contracts: postgresql://postgres:***@127.0.0.1:1/postgres?bogus=1 is not a valid "
             'PostgreSQL connection string (invalid URI query parameter: "bogus")*',
             "*cannot check the contracts: (a key=value connection string libpq cannot parse) is not a valid*",
+            "*cannot check the contracts: *connect_timeout=abc*connect_timeout*",
         ],
         consecutive=False,
     )
     assert text.count("cannot connect to the gate database: cannot reach PostgreSQL at postgresql://postgres:***@") >= 3
+
+
+def test_pgpassword_is_never_sent_to_the_test_server_by_the_public_api(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, own_base: list[str]
+) -> None:
+    """The $PGPASSWORD the test server's start unset is meant for a target without a password; the
+    DSNs this run hands out name their passfile, and check_database / the gates on them must log in
+    with it (not offer the CI job's secret to the test server, and fail)."""
+    monkeypatch.setenv("PGPASSWORD", "CiSecret-for-the-target-7788")
+    pytester.makepyfile(
+        "import pytest_atlas\n\n"
+        "def test_check_the_test_database(atlas_dsn):\n"
+        "    pytest_atlas.check_database(atlas_dsn)\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly", *own_base, "--atlas-tcp")
+    result.assert_outcomes(passed=1)
+    assert "CiSecret-for-the-target-7788" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("where", ["--atlas-target", "ATLAS_TEST_DSN"])
+def test_a_dsn_option_value_psycopg_refuses_is_a_clear_error_without_the_password(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, own_base: list[str], where: str
+) -> None:
+    """libpq parses `connect_timeout=abc` but psycopg refuses it when connecting: that is a clear
+    error naming the option (exit 7 for a check, a failed setup for a test), never a psycopg
+    traceback whose frames hold the password."""
+    dsn = "postgresql://ci:W0rdOfTheCI@127.0.0.1:1/atlas?connect_timeout=abc"
+    pytester.makepyfile("def test_db(atlas_db):\n    pass\n")
+    if where == "ATLAS_TEST_DSN":
+        monkeypatch.setenv("ATLAS_TEST_DSN", dsn)
+        args = ["-l", "--tb=long"]
+    else:
+        args = ["--atlas-contract", "--atlas-target", dsn, "-l", "--tb=long"]
+    result = pytester.runpytest_subprocess("-p", "no:randomly", *own_base, *args)
+    text = result.stdout.str() + result.stderr.str()
+    assert "W0rdOfTheCI" not in text
+    assert "ProgrammingError" not in text and "INTERNALERROR" not in text, text
+    assert "connect_timeout" in text
+    assert result.ret == (7 if where == "--atlas-target" else 1)
