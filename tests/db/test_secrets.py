@@ -64,6 +64,35 @@ def test_the_dsn_setting_prints_redacted() -> None:
 
 
 @pytest.mark.parametrize(
+    ("dsn", "word"),
+    [
+        ("postgresql://ci:Pass%word1@127.0.0.1:5432/atlas", "Pass%word1"),  # not a percent-escape: unparsable
+        ("postgresql://ci:Pass%cdword@127.0.0.1:5432/atlas", "Pass%cdword"),  # not UTF-8 once decoded
+        ("postgresql://ci:it's me@127.0.0.1/atlas", "it's me"),  # a space: unparsable
+        ("postgresql://ci:s%40cr%23t@127.0.0.1/atlas", "s@cr#t"),  # decoded form
+        ("postgresql://ci@127.0.0.1/atlas?password=qs ecret", "qs ecret"),
+        ("host=127.0.0.1 dbname=atlas user=ci password=first\\ second", "second"),
+        ("host=127.0.0.1 user=ci password='it''s' junk", "it"),
+    ],
+)
+def test_a_password_libpq_would_quote_in_its_message_never_prints(dsn: str, word: str) -> None:
+    """Whatever the password looks like (escapes, spaces, text libpq cannot parse), neither the
+    Dsn's text nor the message of a connection string that cannot be used shows it: libpq quotes the
+    offending token in its messages, which may be the password itself."""
+    from pytest_atlas._dsn import check_dsn
+    from pytest_atlas.errors import ConfigError
+
+    shown = [str(Dsn(dsn)), repr(Dsn(dsn))]
+    try:
+        check_dsn(dsn, "--atlas-target")
+    except ConfigError as exc:
+        shown.append(str(exc))
+    for text in shown:
+        assert word not in text, text
+    assert any("***" in text or "cannot parse" in text for text in shown)
+
+
+@pytest.mark.parametrize(
     "args",
     [
         ["--tb=auto", "-l"],
