@@ -25,7 +25,7 @@ from pytest_atlas.db._cache import ClusterCache, EntryInfo, children, default_ca
 from pytest_atlas.db._connect import connect_clearly
 from pytest_atlas.db._external import drop_kept
 from pytest_atlas.db._fs import FileLock, create_private_file, read_regular, remove_tree
-from pytest_atlas.db._runtime import BASE_NAME, postmaster_pid, stop_postmaster
+from pytest_atlas.db._runtime import BASE_NAME, postmaster_pid, private_bases, stop_postmaster
 
 __all__ = [
     "KEPT_MANIFEST",
@@ -48,15 +48,22 @@ _SHM = Path("/dev/shm")
 
 def base_folders(data_dir: Path | None = None) -> list[Path]:
     """The invoking user's base folders that exist (``--atlas-data-dir``, else /dev/shm and the
-    temp folders), each a real folder of ours: never created here."""
+    temp folders, and private folders of runs that fell back), each a real folder of ours: never
+    created here."""
     name = BASE_NAME.format(uid=os.geteuid())
-    parents = [data_dir] if data_dir is not None else [_SHM, Path(tempfile.gettempdir()), Path("/tmp")]
+    parents = [data_dir] if data_dir is not None else _default_parents()
     found: list[Path] = []
     for parent in dict.fromkeys(parents):
         path = parent / name
         if _ours(path) and path not in found:
             found.append(path)
+    if data_dir is None:  # and the private folders of runs whose usual one was refused
+        found += [path for path in private_bases(parents) if path not in found]
     return found
+
+
+def _default_parents() -> list[Path]:
+    return [_SHM, Path(tempfile.gettempdir()), Path("/tmp")]
 
 
 def _ours(path: Path) -> bool:

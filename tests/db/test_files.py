@@ -268,3 +268,74 @@ def test_a_run_that_never_starts_a_server_leaves_no_private_folder(
     result.stdout.fnmatch_lines(["*using the private folder*"])
     name = BASE_NAME.format(uid=os.geteuid())
     assert [p.name for p in shm.iterdir()] == [name]  # the planted link only
+
+
+def test_no_private_folder_is_made_in_a_parent_others_may_write_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sticky: Path
+) -> None:
+    """A temp folder that is world-writable but not sticky is refused for the usual folder (anyone
+    could rename it away); the private fallback must not be made there either, nor reaped there."""
+    name = BASE_NAME.format(uid=os.geteuid())
+    shm = _refuse_the_defaults(sticky, tmp_path, monkeypatch)
+    open_parent = sticky / "open"
+    open_parent.mkdir()
+    os.chmod(open_parent, 0o777)  # no sticky bit
+    left = open_parent / f"{name}-left0000"
+    left.mkdir(mode=0o700)
+    (left / "lock").write_text("")
+    monkeypatch.setattr(_runtime, "_temp_folders", lambda: [open_parent, sticky / "tmp"])
+    base = choose_base(None, server_account(None))
+    try:
+        assert base.private and base.path.parent == shm, base
+        assert [p.name for p in open_parent.iterdir()] == [left.name] and (left / "lock").exists()
+    finally:
+        _runtime.remove_private_base(base)
+
+
+def test_a_private_folder_is_never_seen_without_its_lock_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sticky: Path
+) -> None:
+    """The reaper takes a private folder whose lock file it can lock as dead. The folder's run
+    creates that lock file already locked (made under another name, locked, then renamed), so a
+    reaper running between the two steps finds no lock file and leaves the folder alone."""
+    _refuse_the_defaults(sticky, tmp_path, monkeypatch)
+    import fcntl
+
+    seen: list[Path] = []
+    flock = fcntl.flock
+
+    def another_run_reaps_first(fd: int, operation: int) -> None:
+        path = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        if path.parent.name.startswith(BASE_NAME.format(uid=os.geteuid()) + "-") and not seen:
+            seen.append(path.parent)
+            _runtime.reap_private_bases([path.parent.parent])  # the other run, at the worst moment
+        flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", another_run_reaps_first)
+    base = choose_base(None, server_account(None))
+    monkeypatch.undo()
+    try:
+        assert seen == [base.path]
+        assert base.path.is_dir() and (base.path / "lock").is_file()
+        assert FileLock.try_acquire(base.path / "lock") is None  # held by this run
+    finally:
+        _runtime.remove_private_base(base)
+
+
+def test_kept_servers_in_a_private_folder_are_listed_and_removed_by_the_janitor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sticky: Path
+) -> None:
+    """`python -m pytest_atlas kept` (the command a kept run prints) finds kept run folders in the
+    private folders of runs that fell back, not only in the usual one."""
+    from pytest_atlas.db import _janitor
+
+    shm = _refuse_the_defaults(sticky, tmp_path, monkeypatch)
+    monkeypatch.setattr(_janitor, "_default_parents", lambda: [shm, sticky / "tmp"])
+    base = choose_base(None, server_account(None))
+    run = _runtime.RunDir.create(base.path, server_account(None), keep=True)
+    run.release()
+    assert base.path in _janitor.base_folders()
+    assert [kept.path for kept in _janitor.kept_runs()] == [run.path]
+    removed, left = _janitor.remove_kept()
+    assert (removed, left) == ([str(run.path)], [])
+    _runtime.remove_private_base(base)
