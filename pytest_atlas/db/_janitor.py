@@ -23,7 +23,7 @@ from pytest_atlas._dsn import Dsn
 from pytest_atlas._table import render_table
 from pytest_atlas.db._cache import ClusterCache, EntryInfo, children, default_cache_dir, hot_usage, megabytes
 from pytest_atlas.db._connect import connect_clearly
-from pytest_atlas.db._external import drop_kept
+from pytest_atlas.db._external import drop_kept, list_kept
 from pytest_atlas.db._fs import FileLock, create_private_file, read_regular, remove_tree
 from pytest_atlas.db._runtime import BASE_NAME, postmaster_pid, private_bases, stop_postmaster
 
@@ -36,6 +36,7 @@ __all__ = [
     "clear_cache",
     "clear_cache_lines",
     "drop_kept_databases",
+    "kept_databases",
     "kept_runs",
     "remove_kept",
     "write_kept_manifest",
@@ -193,6 +194,12 @@ def remove_kept(data_dir: Path | None = None) -> tuple[list[str], list[str]]:
             lock.release()
         removed.append(f"{run.path}{' (stopped its server)' if stopped else ''}")
     return removed, left
+
+
+def kept_databases(dsn: Dsn) -> list[list[str]]:
+    """On an existing server: the databases runs kept there, ``[database, run, state, owner]``."""
+    with connect_clearly(dsn.reveal(), shown=dsn.redacted, autocommit=True) as conn:
+        return list_kept(conn)
 
 
 def drop_kept_databases(dsn: Dsn) -> tuple[list[str], list[str]]:
