@@ -3,7 +3,9 @@
     python -m pytest_atlas cache info      what the cache holds, on disk and in memory
     python -m pytest_atlas cache clear     remove every entry no run is using
     python -m pytest_atlas kept            the kept servers: test id -> database -> connect command
-    python -m pytest_atlas kept --remove   stop and remove them (with --dsn: drop ended runs' kept databases there)
+    python -m pytest_atlas kept --remove   stop and remove them
+    python -m pytest_atlas kept --dsn DSN  the databases runs kept on that server (with --remove: drop
+                                           those whose run has ended)
 
 Exit status 0 when done, 1 when something was left (in use by a live run), 2 for a usage error.
 """
@@ -11,6 +13,7 @@ Exit status 0 when done, 1 when something was left (in use by a live run), 2 for
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,10 +24,11 @@ from pytest_atlas.db import (
     cache_report,
     clear_cache_lines,
     drop_kept_databases,
+    kept_databases,
     kept_runs,
     remove_kept,
 )
-from pytest_atlas.errors import AtlasError
+from pytest_atlas.errors import AtlasError, ConfigError
 
 __all__ = ["main"]
 
@@ -39,16 +43,36 @@ def _parser() -> argparse.ArgumentParser:
     kept = sub.add_parser("kept", help="list or remove what --atlas-keep-db kept")
     kept.add_argument("--remove", action="store_true", help="stop and remove the kept servers")
     kept.add_argument("--data-dir", type=Path, default=None, help="as --atlas-data-dir")
-    kept.add_argument("--dsn", default=None, help="an existing server: drop the databases runs kept there")
+    kept.add_argument(
+        "--dsn", default=None, help="an existing server: list the databases runs kept there (with --remove: drop them)"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    # every option is checked before anything is removed
+    for option in ("cache_dir", "data_dir"):
+        folder = getattr(args, option, None)
+        if folder is not None and os.path.lexists(folder) and (os.path.islink(folder) or not os.path.isdir(folder)):
+            name = "--" + option.replace("_", "-")
+            parser.error(f"{name} {folder}: not a folder (give a folder, or leave {name} out)")
+    try:
+        if getattr(args, "dsn", None) is not None:
+            args.dsn = parse_dsn(args.dsn, "--dsn")
+            if args.dsn is None:
+                parser.error("--dsn: give the server's DSN (it was empty)")
+    except ConfigError as exc:
+        print(f"pytest-atlas: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.command == "cache":
             return _cache(args)
         return _kept(args)
+    except ConfigError as exc:  # an option's value
+        print(f"pytest-atlas: {exc}", file=sys.stderr)
+        return 2
     except AtlasError as exc:
         print(f"pytest-atlas: {exc}", file=sys.stderr)
         return 1
@@ -72,16 +96,21 @@ def _kept(args: argparse.Namespace) -> int:
         for line in left:
             print(f"left {line}")
             status = 1
-        if args.dsn:
-            dsn = parse_dsn(args.dsn, "--dsn")
-            if dsn is None:
-                _parser().error("--dsn: give the server's DSN (it was empty)")
-            dropped, kept = drop_kept_databases(dsn)
+        if args.dsn is not None:
+            dropped, kept = drop_kept_databases(args.dsn)
             for name in dropped:
                 print(f"dropped {name}")
             for line in kept:
                 print(f"left {line}")
                 status = 1
+        return status
+    if args.dsn is not None:
+        rows = kept_databases(args.dsn)
+        if not rows:
+            print(f"no kept databases on {args.dsn}")
+            return status
+        print(render_table([["database", "run", "run state", "owner"], *rows]))
+        print("drop those whose run has ended with: python -m pytest_atlas kept --remove --dsn <the same DSN>")
         return status
     runs = kept_runs(args.data_dir)
     if not runs:

@@ -11,7 +11,7 @@ secret; only :meth:`Dsn.reveal` gives the text a driver needs. The DSNs the plug
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar, overload
 from urllib.parse import quote, urlencode
 
 from pytest_atlas.errors import ConfigError
@@ -19,22 +19,56 @@ from pytest_atlas.errors import ConfigError
 # psycopg is imported by the functions that parse a DSN, not here: the plugin imports this module on
 # every pytest start, and a run that gives no DSN and uses no database never needs psycopg.
 
-__all__ = ["Dsn", "build_url", "check_dsn", "dsn_with_dbname", "passfile_line", "redact", "redact_text"]
+__all__ = [
+    "Dsn",
+    "build_url",
+    "check_dsn",
+    "dsn_with_dbname",
+    "hide_password",
+    "passfile_line",
+    "redact",
+    "redact_text",
+    "secrets_of",
+    "unparsable_errors",
+]
 
-_URL_PASSWORD = re.compile(r"(?P<head>postgres(?:ql)?://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<tail>@)")
-_KW_PASSWORD = re.compile(r"(?P<head>(?<![?&])\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_T = TypeVar("_T")
+
+# libpq's URI userinfo ends at the first "@" before any "/" (a password may hold spaces, "?" or "#");
+# a key=value value is quoted ('...', with \' and \\) or runs to unescaped whitespace ("a\ b")
+_URL_PASSWORD = re.compile(r"(?P<head>postgres(?:ql)?://[^:/@\s]*:)(?P<pw>[^@/\n]*)(?P<tail>@)")
+_KW_PASSWORD = re.compile(
+    r"(?P<head>(?<![?&])\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|(?:\\.|[^\s\\])+)", re.IGNORECASE
+)
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<pw>[^&\s]*)", re.IGNORECASE)
 
 
+def secrets_of(dsn: str) -> list[str]:
+    """Every form the password of ``dsn`` takes in text, parsable or not: as written in the URL's
+    userinfo, query or a ``password=`` pair, and decoded (percent-escapes, quotes, backslashes).
+    libpq's messages about a connection string quote its tokens, so each of these is redacted."""
+    from urllib.parse import unquote
+
+    found: list[str] = []
+    for pattern in (_URL_PASSWORD, _QUERY_PASSWORD):
+        for match in pattern.finditer(dsn):
+            raw = match.group("pw")
+            found += [raw, unquote(raw, errors="replace")]
+    for match in _KW_PASSWORD.finditer(dsn):
+        raw = match.group("pw")
+        inner = raw[1:-1] if len(raw) > 1 and raw[0] == raw[-1] == "'" else raw
+        found += [raw, re.sub(r"\\(.)", r"\1", inner)]
+    return sorted({secret for secret in found if secret}, key=len, reverse=True)
+
+
 def redact_text(text: str, *secrets: str | None) -> str:
-    """Remove passwords from free text: URL userinfo, ``password=`` pairs and the given secrets."""
+    """Remove passwords from free text: the given secrets (longest first), then URL userinfo and
+    ``password=`` pairs."""
+    for secret in sorted({secret for secret in secrets if secret}, key=len, reverse=True):
+        text = text.replace(secret, "***")
     text = _URL_PASSWORD.sub(r"\g<head>***\g<tail>", text)
     text = _KW_PASSWORD.sub(r"\g<head>***", text)
-    text = _QUERY_PASSWORD.sub(r"\g<head>***", text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    return _QUERY_PASSWORD.sub(r"\g<head>***", text)
 
 
 def redact(dsn: str | Dsn) -> str:
@@ -63,7 +97,13 @@ class Dsn:
 
     @property
     def redacted(self) -> str:
-        return redact_text(self._text, self.password)
+        try:
+            password = self.password
+        except unparsable_errors():  # a URL's userinfo can still be found; of key=value pairs, show none
+            if self._text.lstrip().startswith(("postgres://", "postgresql://")):
+                return redact_text(self._text, *secrets_of(self._text))
+            return "(a key=value connection string libpq cannot parse)"
+        return redact_text(self._text, password, *secrets_of(self._text))
 
     @property
     def password(self) -> str | None:
@@ -94,6 +134,27 @@ class Dsn:
         return (Dsn, (self._text,))
 
 
+@overload
+def hide_password(value: str | Dsn) -> Dsn: ...
+@overload
+def hide_password(value: _T) -> _T | Dsn: ...
+def hide_password(value: Any) -> Any:
+    """``value`` as a :class:`Dsn` when it is a connection string, else unchanged.
+
+    A public function that takes a DSN from the caller's code rebinds its argument with this first:
+    its frame, and those of the functions it calls, then hold the redacted form only, which is what
+    ``--showlocals`` and ``--full-trace`` print."""
+    return Dsn(value) if isinstance(value, str) else value
+
+
+def unparsable_errors() -> tuple[type[Exception], ...]:
+    """What parsing a connection string raises when libpq cannot read it: psycopg's ProgrammingError,
+    and ValueError (a percent-escape that is not UTF-8)."""
+    import psycopg
+
+    return (psycopg.ProgrammingError, ValueError)
+
+
 def _parse(dsn: str) -> dict[str, Any]:
     """libpq's parameters of ``dsn`` (raises psycopg.ProgrammingError)."""
     from psycopg.conninfo import conninfo_to_dict
@@ -103,12 +164,12 @@ def _parse(dsn: str) -> dict[str, Any]:
 
 def check_dsn(dsn: str, where: str) -> dict[str, str]:
     """Parse a DSN (URL or ``key=value`` form) the way libpq does, or raise ConfigError."""
-    import psycopg
-
     try:
         params = _parse(dsn)
-    except psycopg.ProgrammingError as exc:
-        detail = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "unparsable", dsn)
+    except unparsable_errors() as exc:
+        detail = redact_text(
+            str(exc).strip().splitlines()[0] if str(exc).strip() else "unparsable", dsn, *secrets_of(dsn)
+        )
         raise ConfigError(
             where,
             redact(dsn),

@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 
+from pytest_atlas._dsn import Dsn, hide_password
 from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.gates import (
     ALL_KEYS,
@@ -103,12 +104,12 @@ for _cls in (
 ):
     _cls.__module__ = "pytest_atlas"
 
-Source = psycopg.Connection[Any] | str
+Source = psycopg.Connection[Any] | str | Dsn
 ScoreSource = Source | Sequence[Any] | Mapping[str, Any]
 
 
 def _is_database(source: object) -> bool:
-    return isinstance(source, psycopg.Connection | str)
+    return isinstance(source, psycopg.Connection | str | Dsn)
 
 
 def _split(name: str, options: Mapping[str, Any]) -> tuple[Selection, dict[str, Any]]:
@@ -189,6 +190,7 @@ def assert_reward_at_least(
     :class:`RewardBelowThreshold` when the mean is below it beyond noise (Holm-corrected across
     keys) and -- unless ``allow_inconclusive`` -- when the data cannot tell.
     """
+    source = hide_password(source)  # frames show a DSN redacted
     chosen, _ = _split("assert_reward_at_least", selection)
     spec = _spec(
         name,
@@ -230,7 +232,7 @@ def _baseline_series(
                 f"baseline file {baseline} has no gate {gate!r}", hint=f"it has: {', '.join(sorted(gates)) or 'none'}"
             )
         return dict(gates[gate]), f"baseline: gate {gate!r} of {baseline}"
-    if isinstance(baseline, str):
+    if isinstance(baseline, str | Dsn):
         raise InvalidArgument(
             "baseline given as a string is ambiguous",
             hint="pass pathlib.Path('baseline.json') for a file, or a Selection for sessions in the same database",
@@ -264,6 +266,8 @@ def assert_no_regression(
     inconclusive when no drop was found but a drop of ``min_effect`` could not have been detected
     with ``power``. Paired by task when both windows ran the same tasks (``paired=None``).
     """
+    source = hide_password(source)  # frames show a DSN redacted
+    baseline = hide_password(baseline)  # (a string is refused below, perhaps a DSN: never shown)
     chosen, _ = _split("assert_no_regression", selection)
     spec = _spec(
         name,
@@ -307,6 +311,7 @@ def assert_no_drift(
     the order they were written (oldest first) for one learning key. A key whose every session had
     too small a baseline is inconclusive (allowed by default, as Atlas itself does not alert then).
     """
+    source = hide_password(source)  # frames show a DSN redacted
     spec = _spec(
         name,
         "drift",
@@ -355,6 +360,7 @@ def assert_review_clean(
 ) -> GateResult:
     """Assert that no selected session is quarantined and, when ``max_pending_share`` is given, that
     at most that share (0..1) is still pending review. Quarantined sessions are always looked at."""
+    source = hide_password(source)  # frames show a DSN redacted
     spec = _spec(name, "review", {"max_pending_share": max_pending_share, "by_key": by_key, **selection})
     with connection(source) as conn:
         counts = fetch_review(conn, spec.selection, by_key=by_key)
@@ -374,6 +380,7 @@ def assert_execution_modes(
     ``bounds`` maps a mode (``auto``, ``paired``, ``coach``) to a maximum share (``0.2``) or to
     ``[lower, upper]``. Shares are over the selected sessions that record a mode.
     """
+    source = hide_password(source)  # frames show a DSN redacted
     spec = _spec(name, "execution_modes", {"modes": dict(bounds), "by_key": by_key, **selection})
     with connection(source) as conn:
         counts = fetch_modes(conn, spec.selection, by_key=by_key)

@@ -21,7 +21,7 @@ from psycopg.pq import Format, TransactionStatus
 from psycopg.rows import tuple_row
 
 from pytest_atlas._arguments import check_date, check_integer, check_positive_int
-from pytest_atlas._dsn import Dsn
+from pytest_atlas._dsn import Dsn, hide_password
 from pytest_atlas.contracts._accumulate import ColumnAccumulator
 from pytest_atlas.contracts._relations import check_relations, relation_names
 from pytest_atlas.contracts._result import ColumnReport, ContractReport
@@ -62,6 +62,7 @@ def check_database(
     transaction, so memory stays flat however big the table. Returns a :class:`ContractReport`;
     raises :class:`~pytest_atlas.errors.AtlasError` only when the database cannot be reached.
     """
+    conninfo_or_connection = hide_password(conninfo_or_connection)  # frames show it redacted
     since_date = _since(since)
     if limit is not None:
         check_integer("limit", limit, low=0, example=1000, expected="a non-negative integer or None")
@@ -99,6 +100,7 @@ def run_checks(
     column's rows is read, and each column report carries what :func:`merge_parts` needs
     (:attr:`ColumnReport.part`); it cannot be combined with ``limit``.
     """
+    conninfo_or_connection = hide_password(conninfo_or_connection)  # frames show it redacted
     if id_range is not None and limit is not None:
         raise InvalidArgument(
             "an id range scan reads every row of its range; it cannot also take the newest `limit` rows",

@@ -22,7 +22,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from pytest_atlas._arguments import check_positive_int
-from pytest_atlas._dsn import Dsn
+from pytest_atlas._dsn import Dsn, hide_password
 from pytest_atlas.contracts._accumulate import merge_states
 from pytest_atlas.contracts._check import _column_type, _read_only, _since_condition
 from pytest_atlas.contracts._result import ColumnReport
@@ -103,6 +103,7 @@ def plan_ranges(
     and an integer key, read in a READ ONLY transaction (a table that cannot be measured is not
     split: its items report the problem). Raises :class:`~pytest_atlas.errors.AtlasError` only when
     the database cannot be reached."""
+    conninfo_or_connection = hide_password(conninfo_or_connection)  # frames show it redacted
     check_positive_int("rows_per_part", rows_per_part, example=100_000)
     with _read_only(conninfo_or_connection) as (conn, _):
         return _plan(conn, columns, since, rows_per_part)

@@ -13,12 +13,14 @@ from pytest_atlas.db._janitor import (
     cache_report,
     clear_cache_lines,
     drop_kept_databases,
+    kept_databases,
     kept_runs,
     remove_kept,
     write_kept_manifest,
 )
 from pytest_atlas.db._postgres import AtlasPostgres
 from pytest_atlas.db._reset import choose_isolation, data_on_tmpfs, reset_refusal
+from pytest_atlas.db._runtime import remove_private_base
 from pytest_atlas.db._seed import Seed
 from pytest_atlas.db._server import ServerPlan, plan_server, start_server
 from pytest_atlas.db._target import connect_target, describe_target
@@ -41,10 +43,12 @@ __all__ = [
     "data_on_tmpfs",
     "describe_target",
     "drop_kept_databases",
+    "kept_databases",
     "kept_runs",
     "plan_server",
     "redact",
     "remove_kept",
+    "remove_private_base",
     "reset_refusal",
     "rollback",
     "server_account",

@@ -61,6 +61,7 @@ __all__ = [
     "ClusterCache",
     "DamagedEntry",
     "EntryInfo",
+    "children",
     "copy_tree",
     "default_cache_dir",
     "enforce_budget",
@@ -344,7 +345,7 @@ class ClusterCache:
                 continue
             try:
                 self._evict(name)
-                self._lock_path(name).unlink()
+                self._lock_path(name).unlink(missing_ok=True)  # gone with a tier another run removed
             finally:
                 lock.release()
             if self.hot is not None:
@@ -355,12 +356,15 @@ class ClusterCache:
         lock is held). True when nothing of it is left."""
         if not os.path.lexists(self.root / key) and not os.path.lexists(self._lock_path(key)):
             return True
-        lock = FileLock.acquire(self._lock_path(key), blocking=False)
+        try:
+            lock = FileLock.acquire(self._lock_path(key), blocking=False)
+        except FileNotFoundError:  # another run removed the whole tier meanwhile: nothing is left
+            return True
         if lock is None:
             return False
         try:
             self._evict(key)
-            self._lock_path(key).unlink()
+            self._lock_path(key).unlink(missing_ok=True)  # gone with a tier another run removed
         finally:
             lock.release()
         return True
@@ -424,7 +428,10 @@ class ClusterCache:
             path = self.root / name
             if name.startswith(".") and name.endswith((".tmp", ".trash")) and name.count(".") >= 3:
                 key = name[1:].rsplit(".", 2)[0]
-                lock = FileLock.acquire(self._lock_path(key), blocking=False)
+                try:
+                    lock = FileLock.acquire(self._lock_path(key), blocking=False)
+                except FileNotFoundError:  # another run removed the whole tier meanwhile
+                    return removed
                 if lock is None:
                     continue  # a store or an eviction of that key is running
                 try:
@@ -438,7 +445,7 @@ class ClusterCache:
                 if lock is None:
                     continue
                 try:
-                    path.unlink()
+                    path.unlink(missing_ok=True)
                 finally:
                     lock.release()
         return removed
@@ -522,13 +529,21 @@ def megabytes(size: int) -> str:
     return f"{size / (1 << 20):.0f} MB"
 
 
+def children(folder: Path) -> list[Path]:
+    """The entries of ``folder``, sorted; none when another run removed it meanwhile."""
+    try:
+        return sorted(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 def hot_usage(folder: Path) -> list[EntryInfo]:
     """Every entry of every hot tier under ``folder`` (what the hot cache holds in memory)."""
     if not folder.is_dir() or folder.is_symlink():
         return []
     found = [
         info
-        for tier in sorted(folder.iterdir())
+        for tier in children(folder)
         if tier.is_dir() and not tier.is_symlink()
         for info in ClusterCache(tier).entries()
     ]

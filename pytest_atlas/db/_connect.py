@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pytest_atlas._dsn import build_url, redact, redact_text
+from pytest_atlas._dsn import build_url, redact, redact_text, secrets_of, unparsable_errors
 from pytest_atlas.errors import ProvisioningError, ServerUnavailable
 
 __all__ = [
@@ -31,6 +31,8 @@ __all__ = [
     "connection_error",
     "is_transient",
     "one_line",
+    "passfile_first",
+    "unset_pgpassword",
 ]
 
 #: where the server for test databases is configured (for hints)
@@ -131,13 +133,19 @@ def connect_clearly(
     # keyword arguments that are connection parameters (user=..., dbname=...) join the conninfo, so
     # that a message names what was really tried
     options = {key: value for key, value in kwargs.items() if key in _CONNECTION_OPTIONS}
-    params = {**conninfo_to_dict(conninfo), **{k: v for k, v in kwargs.items() if k not in _CONNECTION_OPTIONS}}
+    try:
+        params = {**conninfo_to_dict(conninfo), **{k: v for k, v in kwargs.items() if k not in _CONNECTION_OPTIONS}}
+    except unparsable_errors() as exc:
+        raise _unusable(exc, conninfo, shown, setting) from None
     params.setdefault("connect_timeout", 10)
     target = make_conninfo("", **params)
+    del params  # holds the password: keep it out of this frame's locals
     backoff = Backoff(retry_for)
     while True:
         try:
             return psycopg.connect(target, **options)
+        except (psycopg.ProgrammingError, psycopg.InterfaceError, ValueError) as exc:  # a value psycopg refuses
+            raise _unusable(exc, target, shown, setting) from None
         except psycopg.OperationalError as exc:
             delay = backoff.next_delay() if is_transient(exc) and (alive is None or alive()) else None
             if delay is None:
@@ -153,12 +161,26 @@ def passfile_first() -> list[str]:
     the environment (a CI job's, for another role) would be sent instead, by this process and by
     every program a test starts. It is removed from this process's environment; the returned note
     says so (never its value)."""
-    if os.environ.pop("PGPASSWORD", None) is None:
+    global _unset_pgpassword
+    value = os.environ.pop("PGPASSWORD", None)
+    if value is None:
         return []
+    _unset_pgpassword = value
     return [
         "$PGPASSWORD was unset for this run: the DSNs handed to tests name a passfile, "
-        "which libpq reads only when $PGPASSWORD is not set"
+        "which libpq reads only when $PGPASSWORD is not set (the plugin's connections to "
+        "--atlas-target still use it)"
     ]
+
+
+#: the $PGPASSWORD :func:`passfile_first` took out of the environment (never shown)
+_unset_pgpassword: str | None = None
+
+
+def unset_pgpassword() -> str | None:
+    """The ``$PGPASSWORD`` this run removed from the environment, if it did and none is set again:
+    what libpq would have sent to a server whose DSN has no password (the target's)."""
+    return _unset_pgpassword if "PGPASSWORD" not in os.environ else None
 
 
 #: libpq's prefix naming the server it tried; the DSN shown already says where
@@ -174,6 +196,18 @@ def server_words(text: str) -> str:
 
 #: keyword arguments of psycopg.connect that are not connection parameters
 _CONNECTION_OPTIONS = frozenset({"autocommit", "prepare_threshold", "context", "row_factory", "cursor_factory"})
+
+
+def _unusable(exc: Exception, conninfo: str, shown: str | None, setting: str) -> ProvisioningError:
+    """A connection string that cannot be used as given (libpq cannot parse it, or psycopg refuses
+    one of its values, such as ``connect_timeout=abc``): what was wrong, never the password."""
+    detail = redact_text(one_line(exc), conninfo, *secrets_of(conninfo))
+    where = shown if shown is not None else redact_text(conninfo, *secrets_of(conninfo))
+    return ProvisioningError(
+        f"{where} cannot be used as a connection string: {detail}",
+        hint=f"check the parameters of {setting} (a URL such as postgresql://user:password@host:5432/dbname, "
+        "or key=value pairs such as 'host=db dbname=atlas user=ci connect_timeout=10')",
+    )
 
 
 def connection_error(

@@ -31,10 +31,10 @@ from pytest_atlas._dsn import Dsn, passfile_line
 from pytest_atlas.db._account import ServerAccount, current_user_name, server_account
 from pytest_atlas.db._connect import Backoff, connect_clearly, one_line, passfile_first
 from pytest_atlas.db._postgres import AtlasPostgres, drop_database
-from pytest_atlas.db._runtime import RunDir, choose_base, reap_stale
+from pytest_atlas.db._runtime import Base, RunDir, choose_base, reap_stale, remove_private_base
 from pytest_atlas.errors import ProvisioningError
 
-__all__ = ["EXTERNAL_PREFIX", "RunLock", "attach_server", "drop_kept", "lock_key"]
+__all__ = ["EXTERNAL_PREFIX", "RunLock", "attach_server", "drop_kept", "list_kept", "lock_key"]
 
 #: prefix of every database the plugin creates on an existing server
 EXTERNAL_PREFIX = "pytest_atlas_"
@@ -157,6 +157,7 @@ def attach_server(dsn: Dsn | str, source: str, *, data_dir: Path | None = None) 
     params = dsn.params()
     password = params.pop("password", None)
     run: RunDir | None = None
+    base: Base | None = None
     if password:
         account = _folder_account()
         base = choose_base(data_dir, account)
@@ -188,6 +189,8 @@ def attach_server(dsn: Dsn | str, source: str, *, data_dir: Path | None = None) 
     except BaseException:
         if run is not None:
             run.remove()
+        if base is not None:
+            remove_private_base(base)
         raise
     return AtlasPostgres(
         host=host,
@@ -206,6 +209,7 @@ def attach_server(dsn: Dsn | str, source: str, *, data_dir: Path | None = None) 
         _params=params,
         _run=run,
         _lock=lock,
+        _base=base if base is not None and base.private else None,
     )
 
 
@@ -298,6 +302,21 @@ def drop_kept(conn: psycopg.Connection[Any], version_num: int) -> tuple[list[str
                 except psycopg.Error as exc:  # one that cannot be dropped does not stop the others
                     left.append(f"{name} (could not drop it: {one_line(exc)})")
     return dropped, left
+
+
+def list_kept(conn: psycopg.Connection[Any]) -> list[list[str]]:
+    """The databases runs kept on this server: ``[database, run token, "going" | "ended", owner]``
+    per database, by name (whether its run is still going is read from the token's lock)."""
+    by_token, others = _ours_by_token(conn, kept=True)
+    rows: list[list[str]] = []
+    for token, names in by_token.items():
+        with _run_over(conn, token) as over:
+            rows += [[name, token, "ended" if over else "going", conn.info.user] for name in names]
+    for owner, names in others.items():
+        for name in names:
+            match = _TOKEN.match(name)
+            rows.append([name, match.group(1) if match else "?", "?", owner])
+    return sorted(rows)
 
 
 def _kept(comment: object) -> bool:

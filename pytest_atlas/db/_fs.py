@@ -34,6 +34,7 @@ __all__ = [
     "FileRecord",
     "UnsafePathError",
     "check_dir_fd",
+    "check_parent",
     "copy_regular_tree",
     "create_private_file",
     "digest_file",
@@ -85,7 +86,7 @@ def check_dir_fd(fd: int, path: Path, *, uid: int | None = None) -> None:
         )
 
 
-def _check_parent(path: Path) -> None:
+def check_parent(path: Path) -> None:
     """A folder we create in ``path.parent`` stays ours only if nobody else can rename it away:
     the parent must be ours or root's and not writable by others, or sticky (/tmp, /dev/shm)."""
     try:
@@ -116,7 +117,7 @@ def ensure_dir(path: Path, mode: int = 0o700, *, parents: bool = False, parent_m
     path = Path(os.path.abspath(path))
     if parents and not os.path.lexists(path.parent):
         ensure_dir(path.parent, parent_mode, parents=True, parent_mode=parent_mode)
-    _check_parent(path)
+    check_parent(path)
     created = False
     try:
         os.mkdir(path, mode)

@@ -21,11 +21,11 @@ from typing import Any
 
 from pytest_atlas._dsn import Dsn
 from pytest_atlas._table import render_table
-from pytest_atlas.db._cache import ClusterCache, EntryInfo, default_cache_dir, hot_usage, megabytes
+from pytest_atlas.db._cache import ClusterCache, EntryInfo, children, default_cache_dir, hot_usage, megabytes
 from pytest_atlas.db._connect import connect_clearly
-from pytest_atlas.db._external import drop_kept
+from pytest_atlas.db._external import drop_kept, list_kept
 from pytest_atlas.db._fs import FileLock, create_private_file, read_regular, remove_tree
-from pytest_atlas.db._runtime import BASE_NAME, postmaster_pid, stop_postmaster
+from pytest_atlas.db._runtime import BASE_NAME, postmaster_pid, private_bases, stop_postmaster
 
 __all__ = [
     "KEPT_MANIFEST",
@@ -36,6 +36,7 @@ __all__ = [
     "clear_cache",
     "clear_cache_lines",
     "drop_kept_databases",
+    "kept_databases",
     "kept_runs",
     "remove_kept",
     "write_kept_manifest",
@@ -48,15 +49,22 @@ _SHM = Path("/dev/shm")
 
 def base_folders(data_dir: Path | None = None) -> list[Path]:
     """The invoking user's base folders that exist (``--atlas-data-dir``, else /dev/shm and the
-    temp folders), each a real folder of ours: never created here."""
+    temp folders, and private folders of runs that fell back), each a real folder of ours: never
+    created here."""
     name = BASE_NAME.format(uid=os.geteuid())
-    parents = [data_dir] if data_dir is not None else [_SHM, Path(tempfile.gettempdir()), Path("/tmp")]
+    parents = [data_dir] if data_dir is not None else _default_parents()
     found: list[Path] = []
     for parent in dict.fromkeys(parents):
         path = parent / name
         if _ours(path) and path not in found:
             found.append(path)
+    if data_dir is None:  # and the private folders of runs whose usual one was refused
+        found += [path for path in private_bases(parents) if path not in found]
     return found
+
+
+def _default_parents() -> list[Path]:
+    return [_SHM, Path(tempfile.gettempdir()), Path("/tmp")]
 
 
 def _ours(path: Path) -> bool:
@@ -114,7 +122,7 @@ def clear_cache(cache_dir: Path | None = None, data_dir: Path | None = None) -> 
     for base in base_folders(data_dir):
         folder = base / "cache"
         if _ours(folder):
-            tiers += [ClusterCache(tier) for tier in sorted(folder.iterdir()) if _ours(tier)]
+            tiers += [ClusterCache(tier) for tier in children(folder) if _ours(tier)]
     for tier in tiers:
         for info in tier.entries():
             (removed if tier.discard(info.key) else busy).append(str(info.path))
@@ -155,7 +163,7 @@ def write_kept_manifest(run_dir: Path, rows: list[list[str]]) -> None:
 def kept_runs(data_dir: Path | None = None) -> list[KeptRun]:
     found: list[KeptRun] = []
     for base in base_folders(data_dir):
-        for entry in sorted(base.iterdir()):
+        for entry in children(base):
             if not entry.name.startswith(("run-", "dsn-")) or not _ours(entry) or not os.path.lexists(entry / "kept"):
                 continue
             rows: list[list[str]] = []
@@ -186,6 +194,12 @@ def remove_kept(data_dir: Path | None = None) -> tuple[list[str], list[str]]:
             lock.release()
         removed.append(f"{run.path}{' (stopped its server)' if stopped else ''}")
     return removed, left
+
+
+def kept_databases(dsn: Dsn) -> list[list[str]]:
+    """On an existing server: the databases runs kept there, ``[database, run, state, owner]``."""
+    with connect_clearly(dsn.reveal(), shown=dsn.redacted, autocommit=True) as conn:
+        return list_kept(conn)
 
 
 def drop_kept_databases(dsn: Dsn) -> tuple[list[str], list[str]]:

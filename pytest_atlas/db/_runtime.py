@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_atlas.db._account import ServerAccount
-from pytest_atlas.db._fs import FileLock, create_private_file, ensure_dir, read_regular, remove_tree
+from pytest_atlas.db._fs import FileLock, check_parent, create_private_file, ensure_dir, read_regular, remove_tree
 from pytest_atlas.errors import ProvisioningError
 
 __all__ = [
@@ -51,9 +51,12 @@ __all__ = [
     "RunDir",
     "choose_base",
     "postmaster_pid",
+    "private_bases",
     "process_alive",
+    "reap_private_bases",
     "reap_stale",
     "remove_private_base",
+    "safe_parents",
     "stop_postmaster",
 ]
 
@@ -77,6 +80,8 @@ class Base:
     private: bool = False
     #: why the usual folder was not used (for the report header), or ""
     note: str = ""
+    #: a private folder's ``lock``, held for the run's life: the folder is live while it is held
+    lock: FileLock | None = field(default=None, repr=False, compare=False)
 
 
 def choose_base(configured: Path | None, account: ServerAccount) -> Base:
@@ -104,7 +109,9 @@ def choose_base(configured: Path | None, account: ServerAccount) -> Base:
             continue
         note = f"not using {'; '.join(problems)}" if problems else ""
         return Base(path, note=note)
-    for parent in dict.fromkeys(parents):
+    safe = safe_parents(parents)  # where nobody else can rename a folder of ours away
+    reaped = reap_private_bases(safe)  # what earlier runs that fell back too left when they were killed
+    for parent in safe:
         try:
             path = Path(tempfile.mkdtemp(prefix=name + "-", dir=parent))
         except OSError:
@@ -115,7 +122,14 @@ def choose_base(configured: Path | None, account: ServerAccount) -> Base:
         except ProvisioningError:
             remove_tree(path)
             continue
-        return Base(path, private=True, note=f"using the private folder {path} ({'; '.join(problems)})")
+        # made under another name, locked, then renamed: a reaper never sees the lock file unlocked
+        draft = path / f".{_LOCK}-{secrets.token_hex(4)}"
+        lock = FileLock.acquire(draft)  # a new file in our new folder: never blocks
+        os.rename(draft, path / _LOCK)
+        note = f"using the private folder {path} ({'; '.join(problems)})"
+        if reaped:
+            note += f"; removed {len(reaped)} private folder(s) of killed runs"
+        return Base(path, private=True, note=note, lock=lock)
     raise ProvisioningError(
         "no folder to keep the test server's data in: " + "; ".join(problems),
         hint="give a folder of yours that the server account can reach with --atlas-data-dir",
@@ -360,3 +374,69 @@ def remove_private_base(base: Base) -> None:
     """Remove a private base folder (this run's own) at the end of the run."""
     if base.private:
         remove_tree(base.path)
+        if base.lock is not None:
+            base.lock.release()  # idempotent
+
+
+def safe_parents(parents: list[Path]) -> list[Path]:
+    """Of ``parents``, those a folder of ours can be made in and stay ours (see
+    :func:`~._fs.check_parent`: ours or root's and not writable by others, or sticky)."""
+    name = BASE_NAME.format(uid=os.geteuid())
+    safe: list[Path] = []
+    for parent in dict.fromkeys(parents):
+        try:
+            check_parent(parent / name)
+        except ProvisioningError:
+            continue
+        safe.append(parent)
+    return safe
+
+
+def private_bases(parents: list[Path]) -> list[Path]:
+    """The private base folders (``pytest-atlas-v2-<uid>-*``) in those of ``parents`` that are safe:
+    real folders of ours that nobody else may write to (links and others' folders are left out)."""
+    prefix = BASE_NAME.format(uid=os.geteuid()) + "-"
+    me = os.geteuid()
+    found: list[Path] = []
+    for parent in safe_parents(parents):
+        try:
+            entries = [entry for entry in os.scandir(parent) if entry.name.startswith(prefix)]
+        except OSError:
+            continue
+        for entry in sorted(entries, key=lambda entry: entry.name):
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == me and not st.st_mode & 0o022:
+                found.append(parent / entry.name)
+    return found
+
+
+def reap_private_bases(parents: list[Path]) -> list[str]:
+    """Remove the private base folders (``pytest-atlas-v2-<uid>-*``) of runs that are over.
+
+    A run whose usual folder was refused made one with ``mkdtemp`` and holds its ``lock`` for its
+    whole life; a run killed before it removed the folder leaves it behind. Only real folders of
+    ours that nobody else may write to, holding that lock file, are considered; one whose lock can
+    be taken has its dead runs' servers stopped and folders removed (as :func:`reap_stale` does in
+    the usual folder), then goes if nothing else is left in it. One line per folder removed."""
+    reaped: list[str] = []
+    for path in private_bases(parents):
+        try:
+            lock = FileLock.acquire(path / _LOCK, blocking=False, create=False)
+        except OSError:
+            continue
+        if lock is None:  # held by its live run, or no lock file: not a folder we can judge
+            continue
+        try:
+            reaped += reap_stale(path)
+            if set(os.listdir(path)) - {_LOCK}:
+                continue  # a kept run, or something that is not ours to remove
+            remove_tree(path)
+        except OSError:
+            continue
+        finally:
+            lock.release()
+        reaped.append(str(path))
+    return reaped

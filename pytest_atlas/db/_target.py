@@ -17,8 +17,8 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pytest_atlas._dsn import Dsn, redact
-from pytest_atlas.db._connect import TARGET_SETTING, connect_clearly
+from pytest_atlas._dsn import Dsn, hide_password, redact, redact_text, secrets_of, unparsable_errors
+from pytest_atlas.db._connect import TARGET_SETTING, connect_clearly, one_line, unset_pgpassword
 from pytest_atlas.errors import ProvisioningError
 
 __all__ = ["READ_ONLY_OPTION", "connect_target", "describe_target"]
@@ -36,10 +36,24 @@ def connect_target(dsn: str | Dsn, *, timeout: int = 10) -> psycopg.Connection[A
     Raises :class:`~pytest_atlas.errors.ProvisioningError` with a clear message when the database
     cannot be reached (password redacted).
     """
+    dsn = hide_password(dsn)
     shown = describe_target(dsn)
-    params = conninfo_to_dict(dsn.reveal() if isinstance(dsn, Dsn) else dsn)
+    try:
+        params = conninfo_to_dict(dsn.reveal())
+    except unparsable_errors() as exc:
+        detail = redact_text(one_line(exc), dsn.reveal(), *secrets_of(dsn.reveal()))
+        raise ProvisioningError(
+            f"{shown} is not a valid PostgreSQL connection string ({detail})",
+            hint="use a URL such as postgresql://user:password@host:5432/dbname, or key=value pairs such as "
+            "'host=db dbname=atlas user=ci'",
+        ) from None
     params.setdefault("connect_timeout", timeout)
     params["client_encoding"] = "UTF8"
+    stashed = unset_pgpassword()
+    if stashed is not None and not params.get("password") and not params.get("passfile"):
+        # the test server's start unset $PGPASSWORD; libpq would have sent it to the target. A DSN
+        # naming a passfile (every DSN this run hands out does) logs in with that file instead.
+        params["password"] = stashed
     plain = dict(params)
     params["options"] = f"{params.get('options') or ''} {READ_ONLY_OPTION}".strip()
     try:
@@ -49,9 +63,9 @@ def connect_target(dsn: str | Dsn, *, timeout: int = 10) -> psycopg.Connection[A
             raise
         # a connection pooler that refuses startup options: set the same thing once connected
         conn = connect_clearly(make_conninfo("", **plain), setting=TARGET_SETTING, shown=shown, autocommit=True)
-        conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    del params, plain, stashed  # they hold the password: not in this frame's locals if a query below fails
     row = conn.execute("SHOW default_transaction_read_only").fetchone()
-    if not row or row[0] != "on":  # pragma: no cover - a server that ignored the option
+    if not row or row[0] != "on":  # a pooler that refused the option, or a server that ignored it
         conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
     return conn
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from pytest_atlas._dsn import Dsn
+from pytest_atlas._dsn import Dsn, hide_password
 from pytest_atlas.gates._fields import PathCensus
 from pytest_atlas.gates._kind import Context, Evaluation
 from pytest_atlas.gates._kinds import KINDS
@@ -42,6 +42,7 @@ def evaluate(
     A fields gate compares with ``census`` (a baseline field census), else its baseline selection,
     else what ``load_census`` returns; with ``record`` and none it records its census and passes.
     """
+    source = hide_password(source)  # frames show a DSN redacted
     kind = KINDS[spec.kind]
     context = Context(baseline, baseline_label, load_baseline, record, census, load_census)
     with connection(source) as conn:

@@ -16,7 +16,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
-from pytest_atlas._dsn import Dsn
+from pytest_atlas._dsn import Dsn, hide_password
 from pytest_atlas.db import connect_target
 from pytest_atlas.errors import GateError, InvalidArgument, ProvisioningError
 from pytest_atlas.gates import _scores
@@ -36,6 +36,7 @@ def connection(source: psycopg.Connection[Any] | str | Dsn, *, timeout: int = 10
     READ ONLY and always rolled back, so a failed query never leaves the caller's transaction
     aborted and nothing is ever written or committed.
     """
+    source = hide_password(source)  # frames show a DSN redacted
     if isinstance(source, psycopg.Connection):
         yield source
         return

@@ -17,7 +17,7 @@ from typing import Any, Concatenate, ParamSpec
 
 import psycopg
 
-from pytest_atlas._dsn import redact_text
+from pytest_atlas._dsn import hide_password, redact_text
 from pytest_atlas.errors import AtlasRuntimeError, InvalidArgument, ScriptError
 from pytest_atlas.runtime import _atlas
 from pytest_atlas.runtime._agent import AGENT, AgentPlan, ScriptedFailure, is_agent
@@ -137,7 +137,8 @@ class AtlasRuntime:
         self.atlas_version = _atlas.atlas_version()
         if not isinstance(dsn, str) or not dsn:
             raise InvalidArgument(f"AtlasRuntime(): dsn must be a PostgreSQL URL, got {dsn!r}", hint="pass atlas_dsn")
-        self.dsn = dsn
+        self._dsn = hide_password(dsn)
+        del dsn  # this frame (shown by --showlocals when a check below fails) holds the redacted form only
         self._agent_arg = agent
         self._config_arg = config
         self._responses = _responses("AtlasRuntime()", responses)
@@ -145,10 +146,15 @@ class AtlasRuntime:
         self._base = base_config(self._user_config(config), agent=section, scripted=self._target is not None)
         self._scripted_agent = is_scripted(self._base)
         # the agent's name is part of the learning key Atlas derives
-        self._atlas_config = _atlas.validate_config(run_config(self._base, dsn, mode=None, routed=False))
+        self._atlas_config = _atlas.validate_config(run_config(self._base, self.dsn, mode=None, routed=False))
         self.runs: list[RunRecord] = []
         self._folder: Path | None = None
         self._cleanup: weakref.finalize[Any, Any] | None = None
+
+    @property
+    def dsn(self) -> str:
+        """The database the runtime writes to (the connection string as given)."""
+        return self._dsn.reveal()
 
     # -- construction ---------------------------------------------------------------------------------
 

@@ -242,3 +242,29 @@ def test_a_tier_removed_by_another_run_is_made_again_when_its_lock_is_taken(tmp_
     with tier.lock("pg15-key"):
         assert (tier.root / "pg15-key.lock").is_file()
     remove_tree(tier.root)
+
+
+def test_clearing_an_entry_whose_tier_another_run_removes_meanwhile_counts_it_as_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cache clear` takes an entry's lock, removes the entry, then its lock file. Another run that
+    listed the tier's locks before this lock file existed may remove the whole tier in between
+    (seen with two suites at once): the entry is gone, which is what was asked, not a bare
+    FileNotFoundError."""
+    from pytest_atlas.db._fs import remove_tree
+
+    tier = ClusterCache(tmp_path / "cache" / "tier", persistent=False)
+    tier.prepare()
+    store(tier, "pg15-key", fake_cluster(tmp_path / "src", "one"))
+    (listed,) = tier.entries()
+    evict = ClusterCache._evict
+
+    def evict_then_the_other_run_removes_the_tier(self: ClusterCache, key: str) -> None:
+        evict(self, key)
+        remove_tree(self.root)
+
+    monkeypatch.setattr(ClusterCache, "_evict", evict_then_the_other_run_removes_the_tier)
+    assert tier.discard(listed.key) is True
+    monkeypatch.undo()
+    assert not tier.root.exists()
+    assert tier.reap_temporary() == []

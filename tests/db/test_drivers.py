@@ -120,3 +120,38 @@ def test_async_connection_without_an_async_plugin_says_what_to_do(pytester: pyte
     result = pytester.runpytest("-p", "no:randomly", "-p", "no:asyncio")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*needs an async test plugin*pytest.mark.asyncio*pytest.mark.anyio*"])
+
+
+def test_after_a_test_told_what_to_do_the_next_async_tests_still_run(pytester: pytest.Pytester) -> None:
+    """The "needs an async test plugin" failure leaves the fixture as pytest expects it: the tests
+    after it that may use it (under anyio) get their connection, not a bare AssertionError from
+    pytest's fixture bookkeeping."""
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+
+        def test_sync_uses_async(atlas_async_db):
+            pass
+
+        @pytest.mark.anyio
+        async def test_anyio(atlas_async_db):
+            cur = await atlas_async_db.execute("SELECT 2")
+            assert (await cur.fetchone()) == (2,)
+
+        def test_sync_again(atlas_async_db):
+            pass
+
+        @pytest.mark.anyio
+        async def test_anyio_again(atlas_async_db):
+            cur = await atlas_async_db.execute("SELECT 3")
+            assert (await cur.fetchone()) == (3,)
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly", "-p", "no:asyncio")
+    result.assert_outcomes(passed=2, errors=2)
+    assert "AssertionError" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*needs an async test plugin*"])

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -101,14 +103,7 @@ def test_the_default_folders_fall_back_to_a_private_one(
     """When /dev/shm's and the temp folder's names are taken (a link planted by another account),
     the run uses a private folder of its own and says so."""
     name = BASE_NAME.format(uid=os.geteuid())
-    shm, temp = sticky / "shm", sticky / "tmp"
-    for folder in (shm, temp):
-        folder.mkdir()
-        os.chmod(folder, 0o1777)
-        (folder / name).symlink_to(tmp_path)
-    monkeypatch.setattr(_runtime, "_SHM", shm)
-    monkeypatch.setattr(_runtime, "_shm_has_room", lambda: True)
-    monkeypatch.setattr(_runtime, "_temp_folders", lambda: [temp])
+    shm = _refuse_the_defaults(sticky, tmp_path, monkeypatch)
     base = choose_base(None, server_account(None))
     try:
         assert base.private and base.path.parent == shm and base.path.name.startswith(name + "-")
@@ -176,3 +171,171 @@ def test_a_cache_folder_that_is_a_link_means_a_cold_start_with_the_reason(
         ]
     )
     assert list(target.iterdir()) == []
+
+
+def _refuse_the_defaults(sticky: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Plant links at the default folder names (as another account would), so every run falls back
+    to a private folder in ``sticky``/shm; returns that parent."""
+    name = BASE_NAME.format(uid=os.geteuid())
+    shm, temp = sticky / "shm", sticky / "tmp"
+    for folder in (shm, temp):
+        folder.mkdir()
+        os.chmod(folder, 0o1777)
+        (folder / name).symlink_to(tmp_path)
+    monkeypatch.setattr(_runtime, "_SHM", shm)
+    monkeypatch.setattr(_runtime, "_shm_has_room", lambda: True)
+    monkeypatch.setattr(_runtime, "_temp_folders", lambda: [temp])
+    return shm
+
+
+_PRIVATE_RUN = """
+import os, signal, sys
+from pathlib import Path
+from pytest_atlas.db import _runtime
+from pytest_atlas.db._account import server_account
+shm, temp = Path(sys.argv[1]), Path(sys.argv[2])
+_runtime._SHM = shm
+_runtime._shm_has_room = lambda: True
+_runtime._temp_folders = lambda: [temp]
+base = _runtime.choose_base(None, server_account(None))
+assert base.private, base
+run = _runtime.RunDir.create(base.path, server_account(None), keep=False)
+print(base.path, run.path, flush=True)
+sys.stdin.readline()
+if sys.argv[3] == "killed":
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_runs_private_folder_is_reaped_by_the_next_run_a_live_ones_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sticky: Path
+) -> None:
+    """A private fallback folder whose run was killed (SIGKILL: no clean-up ran) is found and removed
+    by the next run that looks in the same places; one whose run still lives is left alone, and so
+    is a folder of that name that is not a private folder of ours (a link, open to others)."""
+    shm = _refuse_the_defaults(sticky, tmp_path, monkeypatch)
+    runs = {}
+    for how in ("killed", "alive"):
+        child = subprocess.Popen(
+            [sys.executable, "-c", _PRIVATE_RUN, str(shm), str(sticky / "tmp"), how],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None
+        base, run = (Path(p) for p in child.stdout.readline().split())
+        runs[how] = (child, base, run)
+    name = BASE_NAME.format(uid=os.geteuid())
+    decoy_link = shm / f"{name}-decoy1"
+    decoy_link.symlink_to(tmp_path)
+    decoy_open = shm / f"{name}-decoy2"
+    decoy_open.mkdir()
+    os.chmod(decoy_open, 0o777)
+    (decoy_open / "run-x").mkdir()
+    killed, base_killed, run_killed = runs["killed"]
+    alive, base_alive, run_alive = runs["alive"]
+    try:
+        assert killed.stdin is not None
+        killed.stdin.write("\n")
+        killed.stdin.flush()
+        assert killed.wait(timeout=30) == -9
+        assert run_killed.is_dir()  # nothing cleaned it up
+        base = choose_base(None, server_account(None))  # the next run
+        try:
+            assert base.private
+            assert not base_killed.exists()
+            assert run_alive.is_dir() and base_alive.is_dir()
+            assert decoy_link.is_symlink() and (decoy_open / "run-x").is_dir()
+        finally:
+            _runtime.remove_private_base(base)
+    finally:
+        assert alive.stdin is not None
+        alive.stdin.write("\n")
+        alive.stdin.flush()
+        alive.wait(timeout=30)
+        shutil.rmtree(base_alive, ignore_errors=True)
+
+
+def test_a_run_that_never_starts_a_server_leaves_no_private_folder(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sticky: Path
+) -> None:
+    """The report header plans the server (and so picks the private folder) even when no test uses
+    the database: the folder goes at the end of the run all the same."""
+    shm = _refuse_the_defaults(sticky, tmp_path, monkeypatch)
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("-p", "no:randomly", "-p", "no:xdist")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*using the private folder*"])
+    name = BASE_NAME.format(uid=os.geteuid())
+    assert [p.name for p in shm.iterdir()] == [name]  # the planted link only
+
+
+def test_no_private_folder_is_made_in_a_parent_others_may_write_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sticky: Path
+) -> None:
+    """A temp folder that is world-writable but not sticky is refused for the usual folder (anyone
+    could rename it away); the private fallback must not be made there either, nor reaped there."""
+    name = BASE_NAME.format(uid=os.geteuid())
+    shm = _refuse_the_defaults(sticky, tmp_path, monkeypatch)
+    open_parent = sticky / "open"
+    open_parent.mkdir()
+    os.chmod(open_parent, 0o777)  # no sticky bit
+    left = open_parent / f"{name}-left0000"
+    left.mkdir(mode=0o700)
+    (left / "lock").write_text("")
+    monkeypatch.setattr(_runtime, "_temp_folders", lambda: [open_parent, sticky / "tmp"])
+    base = choose_base(None, server_account(None))
+    try:
+        assert base.private and base.path.parent == shm, base
+        assert [p.name for p in open_parent.iterdir()] == [left.name] and (left / "lock").exists()
+    finally:
+        _runtime.remove_private_base(base)
+
+
+def test_a_private_folder_is_never_seen_without_its_lock_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sticky: Path
+) -> None:
+    """The reaper takes a private folder whose lock file it can lock as dead. The folder's run
+    creates that lock file already locked (made under another name, locked, then renamed), so a
+    reaper running between the two steps finds no lock file and leaves the folder alone."""
+    _refuse_the_defaults(sticky, tmp_path, monkeypatch)
+    import fcntl
+
+    seen: list[Path] = []
+    flock = fcntl.flock
+
+    def another_run_reaps_first(fd: int, operation: int) -> None:
+        path = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        if path.parent.name.startswith(BASE_NAME.format(uid=os.geteuid()) + "-") and not seen:
+            seen.append(path.parent)
+            _runtime.reap_private_bases([path.parent.parent])  # the other run, at the worst moment
+        flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", another_run_reaps_first)
+    base = choose_base(None, server_account(None))
+    monkeypatch.undo()
+    try:
+        assert seen == [base.path]
+        assert base.path.is_dir() and (base.path / "lock").is_file()
+        assert FileLock.try_acquire(base.path / "lock") is None  # held by this run
+    finally:
+        _runtime.remove_private_base(base)
+
+
+def test_kept_servers_in_a_private_folder_are_listed_and_removed_by_the_janitor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sticky: Path
+) -> None:
+    """`python -m pytest_atlas kept` (the command a kept run prints) finds kept run folders in the
+    private folders of runs that fell back, not only in the usual one."""
+    from pytest_atlas.db import _janitor
+
+    shm = _refuse_the_defaults(sticky, tmp_path, monkeypatch)
+    monkeypatch.setattr(_janitor, "_default_parents", lambda: [shm, sticky / "tmp"])
+    base = choose_base(None, server_account(None))
+    run = _runtime.RunDir.create(base.path, server_account(None), keep=True)
+    run.release()
+    assert base.path in _janitor.base_folders()
+    assert [kept.path for kept in _janitor.kept_runs()] == [run.path]
+    removed, left = _janitor.remove_kept()
+    assert (removed, left) == ([str(run.path)], [])
+    _runtime.remove_private_base(base)

@@ -25,6 +25,16 @@ def janitor(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def janitor_run_with_kept_db(data_dir: Path) -> Path:
+    """A kept run folder (as --atlas-keep-db leaves one, its run over) in ``data_dir``'s base folder."""
+    from pytest_atlas.db._account import server_account
+    from pytest_atlas.db._runtime import RunDir, choose_base
+
+    run = RunDir.create(choose_base(data_dir, server_account(None)).path, server_account(None), keep=True)
+    run.release()
+    return run.path
+
+
 def table_rows(text: str) -> list[list[str]]:
     """The rows of the kept-databases table: [test id, database, connect command]."""
     rows = []
@@ -139,6 +149,32 @@ def test_usage_errors_exit_2() -> None:
     result = janitor("kept", "--remove", "--dsn", " ")
     assert result.returncode == 2 and "--dsn: give the server's DSN" in result.stderr
     assert "Traceback" not in result.stderr
+    result = janitor("kept", "--remove", "--dsn", "postgresql://ci:Secr3tW0rd@127.0.0.1:1/x?bogus=1")
+    assert result.returncode == 2, result.stderr
+    assert "invalid value for --dsn" in result.stderr and 'invalid URI query parameter: "bogus"' in result.stderr
+    assert "Secr3tW0rd" not in result.stderr + result.stdout and "Traceback" not in result.stderr
+
+
+def test_every_option_is_checked_before_anything_is_removed(tmp_path: Path, own_base: list[str]) -> None:
+    """A wrong --dsn, --cache-dir or --data-dir is a usage error before the command removes anything
+    (a bad --dsn after the local kept servers were already gone; a file given as a folder cleared
+    the other tier)."""
+    data = Path(own_base[1])
+    kept = janitor_run_with_kept_db(data)
+    file = tmp_path / "a-file"
+    file.write_text("")
+    for args in (
+        ["kept", "--remove", "--data-dir", str(data), "--dsn", "host=db port=notaport junk"],
+        ["kept", "--remove", "--data-dir", str(file)],
+        ["cache", "clear", "--cache-dir", str(file), "--data-dir", str(data)],
+        ["cache", "clear", "--data-dir", str(file)],
+    ):
+        result = janitor(*args)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr and "removed" not in result.stdout, result.stdout
+        assert kept.is_dir(), args
+    assert janitor("kept", "--remove", "--data-dir", str(data)).returncode == 0
+    assert not kept.exists()
 
 
 def test_pytest_cache_flags_do_what_the_command_does(tmp_path: Path, own_base: list[str]) -> None:
@@ -187,6 +223,11 @@ def test_kept_remove_on_a_server_drops_only_what_dead_runs_kept(
             admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), label))
         holder.execute("SELECT pg_advisory_lock(%s, %s)", lock_key("0a0a0a0a"))  # the live run's lock
         try:
+            listed = janitor("kept", "--dsn", password_server.url(), "--data-dir", str(tmp_path))
+            assert listed.returncode == 0, listed.stderr
+            rows = [line.split() for line in listed.stdout.splitlines() if line.startswith("pytest_atlas_")]
+            assert rows == [[live, "0a0a0a0a", "going", "postgres"], [dead, "0b0b0b0b", "ended", "postgres"]]
+            assert not password_server.leaks(listed.stdout + listed.stderr)
             result = janitor("kept", "--remove", "--dsn", password_server.url(), "--data-dir", str(tmp_path))
             assert f"dropped {dead}" in result.stdout, result.stdout + result.stderr
             assert f"left {live} (its run is still going)" in result.stdout

@@ -64,6 +64,35 @@ def test_the_dsn_setting_prints_redacted() -> None:
 
 
 @pytest.mark.parametrize(
+    ("dsn", "word"),
+    [
+        ("postgresql://ci:Pass%word1@127.0.0.1:5432/atlas", "Pass%word1"),  # not a percent-escape: unparsable
+        ("postgresql://ci:Pass%cdword@127.0.0.1:5432/atlas", "Pass%cdword"),  # not UTF-8 once decoded
+        ("postgresql://ci:it's me@127.0.0.1/atlas", "it's me"),  # a space: unparsable
+        ("postgresql://ci:s%40cr%23t@127.0.0.1/atlas", "s@cr#t"),  # decoded form
+        ("postgresql://ci@127.0.0.1/atlas?password=qs ecret", "qs ecret"),
+        ("host=127.0.0.1 dbname=atlas user=ci password=first\\ second", "second"),
+        ("host=127.0.0.1 user=ci password='it''s' junk", "it"),
+    ],
+)
+def test_a_password_libpq_would_quote_in_its_message_never_prints(dsn: str, word: str) -> None:
+    """Whatever the password looks like (escapes, spaces, text libpq cannot parse), neither the
+    Dsn's text nor the message of a connection string that cannot be used shows it: libpq quotes the
+    offending token in its messages, which may be the password itself."""
+    from pytest_atlas._dsn import check_dsn
+    from pytest_atlas.errors import ConfigError
+
+    shown = [str(Dsn(dsn)), repr(Dsn(dsn))]
+    try:
+        check_dsn(dsn, "--atlas-target")
+    except ConfigError as exc:
+        shown.append(str(exc))
+    for text in shown:
+        assert word not in text, text
+    assert any("***" in text or "cannot parse" in text for text in shown)
+
+
+@pytest.mark.parametrize(
     "args",
     [
         ["--tb=auto", "-l"],
@@ -244,3 +273,152 @@ def test_the_passfile_of_the_dsns_wins_over_a_stray_pgpassword(
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*$PGPASSWORD was unset for this run*"])
     assert "not-the-password-of-this-server" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_the_target_still_logs_in_with_pgpassword_after_the_server_started(
+    pytester: pytest.Pytester,
+    password_server: PasswordServer,
+    monkeypatch: pytest.MonkeyPatch,
+    own_base: list[str],
+    workers: str,
+) -> None:
+    """$PGPASSWORD is unset when the test server starts (see above), but a target URL without a
+    password that relies on it (a CI job's secret for the database being checked) still logs in:
+    the plugin's own connections to the target keep libpq's order (URL, then $PGPASSWORD, then the
+    passfile)."""
+    monkeypatch.setenv("PGPASSWORD", password_server.password)
+    target = f"postgresql://postgres@127.0.0.1:{password_server.port}/postgres"
+    pytester.makepyfile("def test_uses_the_server(atlas_db):\n    atlas_db.execute('SELECT 1')\n")
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:randomly",
+        *own_base,
+        "--atlas-tcp",
+        "--atlas-contract",
+        "--atlas-with-tests",
+        "--atlas-target",
+        target,
+        "-rA",
+    )
+    out = result.stdout.str()
+    assert "$PGPASSWORD was unset for this run" in out
+    assert "test_uses_the_server PASSED" in out or "1 passed" in out
+    assert "password authentication failed" not in out and "no password supplied" not in out, out
+    assert "table sessions does not exist in this database" in out, out  # logged in, read the catalog
+    assert not password_server.leaks(out)
+
+
+_DSN_IN_USER_CODE = """
+import os
+
+import pytest_atlas
+from pytest_atlas.gates import GateSpec, evaluate
+
+
+def test_check_unreachable():
+    pytest_atlas.check_database(os.environ["ATLAS_SECRET_TARGET"])
+
+
+def test_check_malformed():
+    pytest_atlas.check_database(os.environ["ATLAS_SECRET_TARGET"] + "?bogus=1")
+
+
+def test_check_malformed_keywords():
+    pytest_atlas.check_database("host=127.0.0.1 port=1 password=" + os.environ["ATLAS_SECRET_WORD"] + " junk")
+
+
+def test_check_bad_timeout():
+    pytest_atlas.check_database(os.environ["ATLAS_SECRET_TARGET"] + "?connect_timeout=abc")
+
+
+def test_reward_assertion():
+    pytest_atlas.assert_reward_at_least(os.environ["ATLAS_SECRET_TARGET"], 0.5)
+
+
+def test_regression_assertion_baseline():
+    pytest_atlas.assert_no_regression([0.5, 0.6, 0.7], os.environ["ATLAS_SECRET_TARGET"])
+
+
+def test_review_assertion():
+    pytest_atlas.assert_review_clean(os.environ["ATLAS_SECRET_TARGET"])
+
+
+def test_runtime():
+    from pytest_atlas.runtime import AtlasRuntime
+
+    AtlasRuntime(os.environ["ATLAS_SECRET_TARGET"], agent="no_such_module_here:run")
+
+
+def test_gate():
+    evaluate(GateSpec.build("floor", {"kind": "threshold", "threshold": 0.5}), os.environ["ATLAS_SECRET_TARGET"])
+"""
+
+
+@pytest.mark.parametrize("args", [["-l", "--tb=long"], ["-l", "--tb=long", "--full-trace"], ["--tb=native"]])
+def test_a_dsn_passed_to_the_public_api_never_shows_its_password(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """Functions that take a DSN string from the user's code (check_database, the reward
+    assertions, evaluate, AtlasRuntime) keep it redacted in their frames' locals (--showlocals, --full-trace) and
+    turn a connection string libpq cannot parse into a clear error, not a psycopg traceback whose
+    frames hold the text."""
+    word = "Sup3rSecretW0rd"
+    monkeypatch.setenv("ATLAS_SECRET_WORD", word)
+    monkeypatch.setenv("ATLAS_SECRET_TARGET", f"postgresql://postgres:{word}@127.0.0.1:1/postgres")
+    pytester.makepyfile(_DSN_IN_USER_CODE)
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:xdist", *args)
+    result.assert_outcomes(failed=9)
+    text = result.stdout.str() + result.stderr.str()
+    assert word not in text
+    assert "ProgrammingError" not in text and "TypeError" not in text
+    result.stdout.fnmatch_lines(
+        [
+            "*cannot check the contracts: cannot reach PostgreSQL at postgresql://postgres:***@127.0.0.1:1/postgres*",
+            "*cannot check the contracts: postgresql://postgres:***@127.0.0.1:1/postgres?bogus=1 is not a valid "
+            'PostgreSQL connection string (invalid URI query parameter: "bogus")*',
+            "*cannot check the contracts: (a key=value connection string libpq cannot parse) is not a valid*",
+            "*cannot check the contracts: *connect_timeout=abc*connect_timeout*",
+        ],
+        consecutive=False,
+    )
+    assert text.count("cannot connect to the gate database: cannot reach PostgreSQL at postgresql://postgres:***@") >= 3
+
+
+def test_pgpassword_is_never_sent_to_the_test_server_by_the_public_api(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, own_base: list[str]
+) -> None:
+    """The $PGPASSWORD the test server's start unset is meant for a target without a password; the
+    DSNs this run hands out name their passfile, and check_database / the gates on them must log in
+    with it (not offer the CI job's secret to the test server, and fail)."""
+    monkeypatch.setenv("PGPASSWORD", "CiSecret-for-the-target-7788")
+    pytester.makepyfile(
+        "import pytest_atlas\n\n"
+        "def test_check_the_test_database(atlas_dsn):\n"
+        "    pytest_atlas.check_database(atlas_dsn)\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly", *own_base, "--atlas-tcp")
+    result.assert_outcomes(passed=1)
+    assert "CiSecret-for-the-target-7788" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("where", ["--atlas-target", "ATLAS_TEST_DSN"])
+def test_a_dsn_option_value_psycopg_refuses_is_a_clear_error_without_the_password(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, own_base: list[str], where: str
+) -> None:
+    """libpq parses `connect_timeout=abc` but psycopg refuses it when connecting: that is a clear
+    error naming the option (exit 7 for a check, a failed setup for a test), never a psycopg
+    traceback whose frames hold the password."""
+    dsn = "postgresql://ci:W0rdOfTheCI@127.0.0.1:1/atlas?connect_timeout=abc"
+    pytester.makepyfile("def test_db(atlas_db):\n    pass\n")
+    if where == "ATLAS_TEST_DSN":
+        monkeypatch.setenv("ATLAS_TEST_DSN", dsn)
+        args = ["-l", "--tb=long"]
+    else:
+        args = ["--atlas-contract", "--atlas-target", dsn, "-l", "--tb=long"]
+    result = pytester.runpytest_subprocess("-p", "no:randomly", *own_base, *args)
+    text = result.stdout.str() + result.stderr.str()
+    assert "W0rdOfTheCI" not in text
+    assert "ProgrammingError" not in text and "INTERNALERROR" not in text, text
+    assert "connect_timeout" in text
+    assert result.ret == (7 if where == "--atlas-target" else 1)
