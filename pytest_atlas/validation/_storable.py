@@ -19,6 +19,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
+
 from pytest_atlas._violation import Violation, json_path, preview
 
 __all__ = ["MAX_DEPTH", "is_plain_json", "storability_violations"]
@@ -26,45 +28,65 @@ __all__ = ["MAX_DEPTH", "is_plain_json", "storability_violations"]
 #: documents nested deeper than this are reported (``x-depth``) instead of being walked
 MAX_DEPTH = 512
 
+#: orjson.dumps options that make it refuse (call ``default`` for) subclasses, datetimes, dataclasses
+_AS_PLAIN_JSON_ONLY = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+#: how orjson writes a NUL character (it writes every control character but \b\t\n\f\r as \u00XX)
+_NUL_ESCAPE = re.compile(rb"\\u0000").search
+
 #: a surrogate code point that is not half of a high-low pair
 _LONE_SURROGATE = re.compile("[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]")
 
 
 def is_plain_json(document: Any) -> bool:
     """True when ``document`` is plain, finite JSON without NUL or a lone surrogate, at most
-    :data:`MAX_DEPTH` deep.
+    :data:`MAX_DEPTH` deep. False means "not known": :func:`storability_violations` decides.
 
-    The fast check of the hot path: one breadth-first pass, no allocation per value.
+    The fast check of the hot path, two passes that do no Python work per string or key:
+
+    1. ``orjson.dumps`` (C): it raises on what it cannot write as plain JSON -- keys that are not
+       exact ``str``, subclasses of ``str``/``int``/``dict``/``list``, floats' subclasses,
+       datetimes, dataclasses, bytes, sets and other foreign types, strings with a surrogate (a
+       lone one, or a pair, which the walk decides), integers beyond 64 bits, more than 254 levels --
+       and writes NUL as ``\\u0000``, which one search of the output finds;
+    2. the values it writes without complaint although they are not JSON values: tuples (written
+       as arrays), NaN and ±Infinity (as null), Enum members (as their value), UUIDs and orjson
+       Fragments: one breadth-first pass over the values (not the keys) by exact type.
     """
-    lone = _LONE_SURROGATE.search  # reached only by non-ASCII text (isascii() reads a flag: no scan)
+    try:
+        written = orjson.dumps(document, option=_AS_PLAIN_JSON_ONLY, default=_refuse)
+    except Exception:  # orjson's TypeError, or whatever an Enum's ``value`` raises
+        return False
+    if _NUL_ESCAPE(written) is not None:
+        return False
     level = [document]
     depth = 0
     while level:
         depth += 1
-        if depth > MAX_DEPTH:
+        if depth > MAX_DEPTH:  # orjson refuses far less; this does not rely on its limit
             return False
         following: list[Any] = []
         for value in level:
             kind = type(value)
             if kind is str:
-                if "\x00" in value or (not value.isascii() and lone(value)):
-                    return False
+                pass
             elif kind is dict:
-                for key in value:
-                    if type(key) is not str or "\x00" in key or (not key.isascii() and lone(key)):
-                        return False
                 following.extend(value.values())
             elif kind is list:
                 following.extend(value)
             elif kind is float:
-                if value - value != 0.0:  # NaN and ±Infinity
+                if value - value:  # NaN and ±Infinity (not 0.0)
                     return False
             elif kind is int or kind is bool or value is None:
                 pass
             else:
-                return False  # subclasses and foreign types: let the slow path decide
+                return False  # a tuple, an Enum member, a UUID, a Fragment: let the slow path decide
         level = following
     return True
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError  # orjson calls this for what it cannot write itself: not plain JSON
 
 
 def storability_violations(document: Any, schema: str, *, limit: int = 100) -> list[Violation]:
