@@ -29,7 +29,9 @@ __all__ = ["MAX_DEPTH", "is_plain_json", "storability_violations"]
 MAX_DEPTH = 512
 
 #: orjson.dumps options that make it refuse (call ``default`` for) subclasses, datetimes, dataclasses
-_AS_PLAIN_JSON_ONLY = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_AS_PLAIN_JSON_ONLY = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
 
 #: how orjson writes a NUL character (it writes every control character but \b\t\n\f\r as \u00XX)
 _NUL_ESCAPE = re.compile(rb"\\u0000").search
