@@ -20,8 +20,9 @@ processes take is not counted). Each measurement is the median of ``--repeats`` 
 (one pass of every row per round); ratios are against the first baseline and measured in the same
 run. The last lines compare
 ``is_valid`` with jsonschema-rs alone on the same compiled validator and break its time down: the
-engine, the storability walk (``is_plain_json``: depth, Python types, NaN/Infinity, NUL and lone
-surrogates, which no JSON Schema engine sees) and the rest (finding the compiled validator).
+engine, the storability check (``is_plain_json``: depth, Python types, NaN/Infinity, NUL and lone
+surrogates, which no JSON Schema engine sees; ``orjson.dumps`` and a pass over the values by type,
+``bench_storability.py`` times each) and the rest (finding the compiled validator).
 
     python benchmarks/bench_validation.py
     python benchmarks/bench_validation.py --docs 500 --repeats 7
@@ -304,7 +305,7 @@ def main() -> None:
         ("python-jsonschema, validator built once (+FormatChecker)", corpus, prebuilt.is_valid),
         ("jsonschema-rs alone, the same compiled validator", corpus, raw.is_valid),
         ("pytest_atlas.is_valid  (verdict)", corpus, lambda d: pytest_atlas.is_valid(d, "session-metadata")),
-        ("  of which: the storability walk alone (is_plain_json)", corpus, is_plain_json),
+        ("  of which: the storability check alone (is_plain_json)", corpus, is_plain_json),
         (
             "pytest_atlas.check_payload(census=False)  (= validate)",
             corpus,
@@ -334,7 +335,7 @@ def main() -> None:
     rates = dict(measured)
     verdict = rates["pytest_atlas.is_valid  (verdict)"]
     engine = rates["jsonschema-rs alone, the same compiled validator"]
-    walk = rates["  of which: the storability walk alone (is_plain_json)"]
+    walk = rates["  of which: the storability check alone (is_plain_json)"]
     print(
         f"\nis_valid / jsonschema-rs alone: {verdict / engine:.2f}; "
         f"is_valid / python-jsonschema built once: "
@@ -342,7 +343,7 @@ def main() -> None:
     )
     print(
         f"is_valid {1e6 / verdict:.1f} µs per document; measured alone: jsonschema-rs {1e6 / engine:.1f} µs, "
-        f"the storability walk {1e6 / walk:.1f} µs (each its own pass: on a loaded machine they need not add up)"
+        f"the storability check {1e6 / walk:.1f} µs (each its own pass: on a loaded machine they need not add up)"
     )
 
 

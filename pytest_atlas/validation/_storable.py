@@ -45,22 +45,32 @@ def is_plain_json(document: Any) -> bool:
     :data:`MAX_DEPTH` deep. False means "not known": :func:`storability_violations` decides.
 
     The fast check of the hot path, two passes that do no Python work per string or key:
+    :func:`_writes_as_plain_json` (orjson, in C) and :func:`_values_are_json` (the values by type).
+    """
+    return _writes_as_plain_json(document) and _values_are_json(document)
 
-    1. ``orjson.dumps`` (C): it raises on what it cannot write as plain JSON -- keys that are not
-       exact ``str``, subclasses of ``str``/``int``/``dict``/``list``, floats' subclasses,
-       datetimes, dataclasses, bytes, sets and other foreign types, strings with a surrogate (a
-       lone one, or a pair, which the walk decides), integers beyond 64 bits, more than 254 levels --
-       and writes NUL as ``\\u0000``, which one search of the output finds;
-    2. the values it writes without complaint although they are not JSON values: tuples (written
-       as arrays), NaN and ±Infinity (as null), Enum members (as their value), UUIDs and orjson
-       Fragments: one breadth-first pass over the values (not the keys) by exact type.
+
+def _writes_as_plain_json(document: Any) -> bool:
+    """``orjson.dumps`` writes ``document`` and its output holds no NUL.
+
+    orjson raises on what it cannot write as plain JSON: keys that are not exact ``str``,
+    subclasses of ``str``/``int``/``dict``/``list``, floats' subclasses, datetimes, dataclasses,
+    bytes, sets and other foreign types, strings with a surrogate (a lone one, or a pair, which the
+    walk decides), integers beyond 64 bits, arrays and objects nested more than 254 deep. It
+    writes NUL as ``\\u0000``, which one search of its output finds.
     """
     try:
         written = orjson.dumps(document, option=_AS_PLAIN_JSON_ONLY, default=_refuse)
     except Exception:  # orjson's TypeError, or whatever an Enum's ``value`` raises
         return False
-    if _NUL_ESCAPE(written) is not None:
-        return False
+    return _NUL_ESCAPE(written) is None
+
+
+def _values_are_json(document: Any) -> bool:
+    """No value of ``document`` is one orjson writes without complaint although it is not a JSON
+    value: a tuple (written as an array), NaN or ±Infinity (as null), an Enum member (as its
+    value), a UUID, an orjson Fragment. One breadth-first pass over the values (not the keys), by
+    exact type; at most :data:`MAX_DEPTH` levels."""
     level = [document]
     depth = 0
     while level:
@@ -82,7 +92,7 @@ def is_plain_json(document: Any) -> bool:
             elif kind is int or kind is bool or value is None:
                 pass
             else:
-                return False  # a tuple, an Enum member, a UUID, a Fragment: let the slow path decide
+                return False  # a tuple, an Enum member, a UUID, a subclass: let the slow path decide
         level = following
     return True
 

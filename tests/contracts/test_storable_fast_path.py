@@ -136,7 +136,7 @@ CLEAN = st.tuples(
         lambda children: st.lists(children, max_size=4) | st.dictionaries(_CLEAN_TEXT, children, max_size=4),
         max_leaves=20,
     ),
-    st.sampled_from([0, 1, 250]),
+    st.sampled_from([0, 1, 200]),
     st.booleans(),
 )
 
