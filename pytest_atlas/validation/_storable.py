@@ -14,9 +14,10 @@ calls it a number), yet Atlas's INSERT fails on each of them:
 
 from __future__ import annotations
 
+import gc
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -66,34 +67,62 @@ def _writes_as_plain_json(document: Any) -> bool:
     return _NUL_ESCAPE(written) is None
 
 
-def _values_are_json(document: Any) -> bool:
+_JSON_TYPES_BUT_FLOAT = frozenset({str, dict, list, int, bool, type(None)})
+
+
+def _children_by_traversal(level: list[Any]) -> list[Any]:
+    """The items of the lists and the values of the dicts in ``level``, in one C call."""
+    return gc.get_referents(*level)
+
+
+def _children_by_iteration(level: list[Any]) -> list[Any]:
+    """The same, one container at a time (where :func:`_traversal_yields_every_item` is False)."""
+    following: list[Any] = []
+    for value in level:
+        if type(value) is dict:
+            following.extend(value.values())
+        elif type(value) is list:
+            following.extend(value)
+    return following
+
+
+def _traversal_yields_every_item() -> bool:
+    """Does ``gc.get_referents`` return every item of a list and every value of a dict here?
+
+    CPython's lists and dicts visit all of them, atomic ones included, but the language only
+    promises the objects that may form a cycle: this looks, once, with an item of each kind.
+    """
+    items: list[Any] = [1.5, float("nan"), 1, 2**70, True, None, "s", 1j, b"b", (), [], {}]
+    by_str = {str(index): item for index, item in enumerate(items)}
+    by_any: dict[Any, Any] = {0: None, **by_str}  # a table that keeps its keys
+    del by_any[0]
+    wanted = set(map(id, items))
+    return all(wanted <= set(map(id, gc.get_referents(container))) for container in (items, by_str, by_any))
+
+
+_children = _children_by_traversal if _traversal_yields_every_item() else _children_by_iteration
+
+
+def _values_are_json(document: Any, children: Callable[[list[Any]], list[Any]] = _children) -> bool:
     """No value of ``document`` is one orjson writes without complaint although it is not a JSON
     value: a tuple (written as an array), NaN or ±Infinity (as null), an Enum member (as its
-    value), a UUID, an orjson Fragment. One breadth-first pass over the values (not the keys), by
-    exact type; at most :data:`MAX_DEPTH` levels."""
+    value), a UUID, an orjson Fragment. One breadth-first pass over the values, by exact type; at
+    most :data:`MAX_DEPTH` levels. The keys are :func:`_writes_as_plain_json`'s to check (a level
+    may hold some: ``gc.get_referents`` returns the keys of a dict whose keys are not all exact
+    ``str``)."""
     level = [document]
     depth = 0
     while level:
         depth += 1
         if depth > MAX_DEPTH:  # orjson refuses far less; this does not rely on its limit
             return False
-        following: list[Any] = []
         for value in level:
             kind = type(value)
-            if kind is str:
-                pass
-            elif kind is dict:
-                following.extend(value.values())
-            elif kind is list:
-                following.extend(value)
-            elif kind is float:
-                if value - value:  # NaN and ±Infinity (not 0.0)
-                    return False
-            elif kind is int or kind is bool or value is None:
-                pass
-            else:
+            if kind in _JSON_TYPES_BUT_FLOAT:
+                continue
+            if kind is not float or value - value:  # value - value: NaN for NaN and ±Infinity
                 return False  # a tuple, an Enum member, a UUID, a subclass: let the slow path decide
-        level = following
+        level = children(level)
     return True
 
 

@@ -22,7 +22,15 @@ from hypothesis import strategies as st
 
 from pytest_atlas import is_valid
 from pytest_atlas.validation import MAX_DEPTH, validator_for
-from pytest_atlas.validation._storable import is_plain_json, storability_violations
+from pytest_atlas.validation._storable import (
+    _children,
+    _children_by_iteration,
+    _children_by_traversal,
+    _values_are_json,
+    _writes_as_plain_json,
+    is_plain_json,
+    storability_violations,
+)
 
 
 class Colour(enum.Enum):
@@ -170,6 +178,12 @@ def test_the_fast_check_never_calls_an_unstorable_document_storable(drawn: tuple
     document = _nested(*drawn)
     if is_plain_json(document):
         assert _storable(document), document
+    # the pass over the values gives the same answer however it lists a level's children
+    if _writes_as_plain_json(document):
+        by_iteration = _values_are_json(document, _children_by_iteration)
+        assert _values_are_json(document, _children_by_traversal) is by_iteration
+        if by_iteration:
+            assert _storable(document), document
 
 
 @settings(max_examples=500)
@@ -204,6 +218,24 @@ def test_storable_values_the_fast_check_leaves_to_the_walk() -> None:
     ):
         assert not is_plain_json([value]), value
         assert _storable([value]), value
+
+
+def test_this_interpreter_lists_children_in_one_call() -> None:
+    """CPython's gc.get_referents returns every item of a list and every value of a dict: the fast
+    pass uses it (elsewhere it falls back to one container at a time, which the property above
+    also checks)."""
+    assert _children is _children_by_traversal
+
+
+@given(st.lists(st.recursive(_CLEAN_LEAF, _mostly_plain, max_leaves=6), max_size=6))
+def test_both_ways_list_the_same_children(level: list[Any]) -> None:
+    plain = [value for value in level if type(value) in (dict, list, str, int, float, bool, type(None))]
+    by_iteration = sorted(map(id, _children_by_iteration(plain)))
+    by_traversal = sorted(map(id, _children_by_traversal(plain)))
+    if all(type(key) is str for value in plain if type(value) is dict for key in value):
+        assert by_traversal == by_iteration
+    else:  # the keys of a dict that has a non-str key come too
+        assert set(by_iteration) <= set(by_traversal)
 
 
 _FREE_FORM = validator_for("session-metadata")
