@@ -68,6 +68,18 @@ class Sequence(list[Any]):
 
 _NAN = float("nan")
 
+
+class _Holder:
+    pass
+
+
+def _attributes(**values: Any) -> dict[str, Any]:
+    """An object's ``__dict__``: a ``dict`` whose values live in the object (a split table)."""
+    holder = _Holder()
+    for name, value in values.items():
+        setattr(holder, name, value)
+    return holder.__dict__
+
 #: pieces strings and keys are made of: plain text, NUL, lone surrogates, a valid pair, non-ASCII
 _PIECES = st.one_of(
     st.text(max_size=4),
@@ -172,6 +184,8 @@ def _storable(document: Any) -> bool:
 @example((["a\x00"], 0, False))
 @example(({"\ud800": 1}, 0, False))
 @example(([orjson.Fragment(b"NaN")], 0, False))
+@example((_attributes(a=1, b=_NAN), 0, False))
+@example((_attributes(a=1, b=(2,)), 0, False))
 @example((1, MAX_DEPTH, False))
 @example((1, MAX_DEPTH, True))
 def test_the_fast_check_never_calls_an_unstorable_document_storable(drawn: tuple[Any, int, bool]) -> None:
@@ -188,6 +202,7 @@ def test_the_fast_check_never_calls_an_unstorable_document_storable(drawn: tuple
 
 @settings(max_examples=500)
 @given(CLEAN)
+@example(([_attributes(a=1, b=[2.5, None])], 0, False))
 def test_the_fast_check_calls_plain_json_storable(drawn: tuple[Any, int, bool]) -> None:
     document = _nested(*drawn)
     assert _storable(document)  # the strategy is right
