@@ -80,6 +80,7 @@ def _attributes(**values: Any) -> dict[str, Any]:
         setattr(holder, name, value)
     return holder.__dict__
 
+
 #: pieces strings and keys are made of: plain text, NUL, lone surrogates, a valid pair, non-ASCII
 _PIECES = st.one_of(
     st.text(max_size=4),
