@@ -45,8 +45,8 @@ def is_plain_json(document: Any) -> bool:
     """True when ``document`` is plain, finite JSON without NUL or a lone surrogate, at most
     :data:`MAX_DEPTH` deep. False means "not known": :func:`storability_violations` decides.
 
-    The fast check of the hot path, two passes that do no Python work per string or key:
-    :func:`_writes_as_plain_json` (orjson, in C) and :func:`_values_are_json` (the values by type).
+    The fast check of the hot path, two passes: :func:`_writes_as_plain_json` (orjson, in C: every
+    string and key) and :func:`_values_are_json` (one type test per value, none per key or character).
     """
     return _writes_as_plain_json(document) and _values_are_json(document)
 
