@@ -1,12 +1,18 @@
 """What the storability checks of ``is_valid`` cost, and what any other way of making them could cost at best.
 
-``is_valid`` = jsonschema-rs's verdict + a walk over the whole Python document for what no JSON Schema
+``is_valid`` = jsonschema-rs's verdict + a check of the whole Python document for what no JSON Schema
 engine sees (nesting depth, tuples and other Python types, NaN/Infinity, ``\\u0000``, lone surrogates).
-On the corpus of ``bench_validation.py`` this prints, per document (CPU time, median of interleaved
-rounds):
+jsonschema-rs reads the Python objects in place and only those its schema looks at, so it cannot do
+any of this for us. On the corpus of ``bench_validation.py`` this prints, per document (CPU time,
+median of interleaved rounds):
 
 * jsonschema-rs alone, the compiled validator ``is_valid`` uses;
-* the walk ``is_valid`` does (``is_plain_json``);
+* the check ``is_valid`` does (``is_plain_json``), and its two passes alone: ``orjson.dumps`` with
+  the search for ``\\u0000`` in its output, and the exact-type pass over the values (tuples,
+  NaN/Infinity, Enum members, UUIDs: what orjson writes without complaint);
+* ``orjson.dumps`` alone, and ``orjson.loads(orjson.dumps(doc)) == doc`` (an equality check that
+  would find tuples, NaN, Enums and UUIDs without a Python pass: it costs more than the pass);
+* the previous check, one Python pass over every node (strings and keys included);
 * a pass that visits every node in C and checks nothing (``gc.get_referents`` level by level): the
   floor of anything done on the Python side;
 * that pass plus the exact type of every node (what tuples and foreign objects need);
@@ -32,15 +38,65 @@ from collections.abc import Callable
 from typing import Any
 
 import jsonschema_rs
+import orjson
 from bench_validation import session_metadata
 
 from pytest_atlas._table import render_table
 from pytest_atlas.validation import validator_for
 from pytest_atlas.validation._schemas import closure, document
-from pytest_atlas.validation._storable import MAX_DEPTH, is_plain_json
+from pytest_atlas.validation._storable import (
+    _AS_PLAIN_JSON_ONLY,
+    _LONE_SURROGATE,
+    MAX_DEPTH,
+    _refuse,
+    _values_are_json,
+    _writes_as_plain_json,
+    is_plain_json,
+)
 from pytest_atlas.validation._validator import _refuse_retrieval, _rs_registry
 
 _PLAIN_TYPES = frozenset({dict, list, str, int, float, bool, type(None)})
+
+
+def previous_walk(document: Any) -> bool:
+    """The check before orjson did the strings and keys: Python work for every node."""
+    lone = _LONE_SURROGATE.search
+    level, depth = [document], 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            return False
+        following: list[Any] = []
+        for value in level:
+            kind = type(value)
+            if kind is str:
+                if "\x00" in value or (not value.isascii() and lone(value)):
+                    return False
+            elif kind is dict:
+                for key in value:
+                    if type(key) is not str or "\x00" in key or (not key.isascii() and lone(key)):
+                        return False
+                following.extend(value.values())
+            elif kind is list:
+                following.extend(value)
+            elif kind is float:
+                if value - value != 0.0:
+                    return False
+            elif kind is int or kind is bool or value is None:
+                pass
+            else:
+                return False
+        level = following
+    return True
+
+
+def dumps_only(document: Any) -> bytes:
+    return orjson.dumps(document, option=_AS_PLAIN_JSON_ONLY, default=_refuse)
+
+
+def round_trip_equal(document: Any) -> bool:
+    written = orjson.dumps(document, option=_AS_PLAIN_JSON_ONLY, default=_refuse)
+    return b"\\u0000" not in written and bool(orjson.loads(written) == document)
 
 
 def visit_only(value: Any) -> bool:
@@ -94,7 +150,12 @@ def main() -> None:
     with_nul, types_only = folded(nul=True), folded(nul=False)
     work: list[tuple[str, Callable[[Any], Any], bool]] = [
         ("jsonschema-rs alone (the validator is_valid uses)", engine.is_valid, False),
-        ("the walk is_valid does (is_plain_json)", is_plain_json, False),
+        ("the check is_valid does (is_plain_json)", is_plain_json, False),
+        ("  of which: orjson.dumps + search for \\u0000", _writes_as_plain_json, False),
+        ("  of which: the exact-type pass over the values", _values_are_json, False),
+        ("orjson.dumps alone (the options is_plain_json uses)", dumps_only, False),
+        ("orjson.dumps + loads + == (round-trip equality)", round_trip_equal, False),
+        ("the previous check (Python work for every node)", previous_walk, False),
         ("a C pass over every node, no check (gc.get_referents)", visit_only, False),
         ("  + the exact type of every node", visit_and_type, False),
         ("jsonschema-rs, checks folded in: JSON types + no \\u0000", with_nul.is_valid, True),

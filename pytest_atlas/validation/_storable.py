@@ -14,10 +14,13 @@ calls it a number), yet Atlas's INSERT fails on each of them:
 
 from __future__ import annotations
 
+import gc
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+
+import orjson
 
 from pytest_atlas._violation import Violation, json_path, preview
 
@@ -26,45 +29,105 @@ __all__ = ["MAX_DEPTH", "is_plain_json", "storability_violations"]
 #: documents nested deeper than this are reported (``x-depth``) instead of being walked
 MAX_DEPTH = 512
 
+#: orjson.dumps options that make it refuse (call ``default`` for) subclasses, datetimes, dataclasses
+_AS_PLAIN_JSON_ONLY = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+#: how orjson writes a NUL character (it writes every control character but \b\t\n\f\r as \u00XX)
+_NUL_ESCAPE = re.compile(rb"\\u0000").search
+
 #: a surrogate code point that is not half of a high-low pair
 _LONE_SURROGATE = re.compile("[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]")
 
 
 def is_plain_json(document: Any) -> bool:
     """True when ``document`` is plain, finite JSON without NUL or a lone surrogate, at most
-    :data:`MAX_DEPTH` deep.
+    :data:`MAX_DEPTH` deep. False means "not known": :func:`storability_violations` decides.
 
-    The fast check of the hot path: one breadth-first pass, no allocation per value.
+    The fast check of the hot path, two passes: :func:`_writes_as_plain_json` (orjson, in C: every
+    string and key) and :func:`_values_are_json` (one type test per value, none per key or character).
     """
-    lone = _LONE_SURROGATE.search  # reached only by non-ASCII text (isascii() reads a flag: no scan)
+    return _writes_as_plain_json(document) and _values_are_json(document)
+
+
+def _writes_as_plain_json(document: Any) -> bool:
+    """``orjson.dumps`` writes ``document`` and its output holds no NUL.
+
+    orjson raises on what it cannot write as plain JSON: keys that are not exact ``str``,
+    subclasses of ``str``/``int``/``dict``/``list``, floats' subclasses, datetimes, dataclasses,
+    bytes, sets and other foreign types, strings with a surrogate (a lone one, or a pair, which the
+    walk decides), integers beyond 64 bits, arrays and objects nested more than 254 deep. It
+    writes NUL as ``\\u0000``, which one search of its output finds.
+    """
+    try:
+        written = orjson.dumps(document, option=_AS_PLAIN_JSON_ONLY, default=_refuse)
+    except Exception:  # orjson's TypeError, or whatever an Enum's ``value`` raises
+        return False
+    return _NUL_ESCAPE(written) is None
+
+
+_JSON_TYPES_BUT_FLOAT = frozenset({str, dict, list, int, bool, type(None)})
+
+
+def _children_by_traversal(level: list[Any]) -> list[Any]:
+    """The items of the lists and the values of the dicts in ``level``, in one C call."""
+    return gc.get_referents(*level)
+
+
+def _children_by_iteration(level: list[Any]) -> list[Any]:
+    """The same, one container at a time (where :func:`_traversal_yields_every_item` is False)."""
+    following: list[Any] = []
+    for value in level:
+        if type(value) is dict:
+            following.extend(value.values())
+        elif type(value) is list:
+            following.extend(value)
+    return following
+
+
+def _traversal_yields_every_item() -> bool:
+    """Does ``gc.get_referents`` return every item of a list and every value of a dict here?
+
+    CPython's lists and dicts visit all of them, atomic ones included, but the language only
+    promises the objects that may form a cycle: this looks, once, with an item of each kind.
+    """
+    items: list[Any] = [1.5, float("nan"), 1, 2**70, True, None, "s", 1j, b"b", (), [], {}]
+    by_str = {str(index): item for index, item in enumerate(items)}
+    by_any: dict[Any, Any] = {0: None, **by_str}  # a table that keeps its keys
+    del by_any[0]
+    wanted = set(map(id, items))
+    return all(wanted <= set(map(id, gc.get_referents(container))) for container in (items, by_str, by_any))
+
+
+_children = _children_by_traversal if _traversal_yields_every_item() else _children_by_iteration
+
+
+def _values_are_json(document: Any, children: Callable[[list[Any]], list[Any]] = _children) -> bool:
+    """No value of ``document`` is one orjson writes without complaint although it is not a JSON
+    value: a tuple (written as an array), NaN or ±Infinity (as null), an Enum member (as its
+    value), a UUID, an orjson Fragment. One breadth-first pass over the values, by exact type; at
+    most :data:`MAX_DEPTH` levels. The keys are :func:`_writes_as_plain_json`'s to check (a level
+    may hold some: ``gc.get_referents`` returns the keys of a dict whose keys are not all exact
+    ``str``)."""
     level = [document]
     depth = 0
     while level:
         depth += 1
-        if depth > MAX_DEPTH:
+        if depth > MAX_DEPTH:  # orjson refuses far less; this does not rely on its limit
             return False
-        following: list[Any] = []
         for value in level:
             kind = type(value)
-            if kind is str:
-                if "\x00" in value or (not value.isascii() and lone(value)):
-                    return False
-            elif kind is dict:
-                for key in value:
-                    if type(key) is not str or "\x00" in key or (not key.isascii() and lone(key)):
-                        return False
-                following.extend(value.values())
-            elif kind is list:
-                following.extend(value)
-            elif kind is float:
-                if value - value != 0.0:  # NaN and ±Infinity
-                    return False
-            elif kind is int or kind is bool or value is None:
-                pass
-            else:
-                return False  # subclasses and foreign types: let the slow path decide
-        level = following
+            if kind in _JSON_TYPES_BUT_FLOAT:
+                continue
+            if kind is not float or value - value:  # value - value: NaN for NaN and ±Infinity
+                return False  # a tuple, an Enum member, a UUID, a subclass: let the slow path decide
+        level = children(level)
     return True
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError  # orjson calls this for what it cannot write itself: not plain JSON
 
 
 def storability_violations(document: Any, schema: str, *, limit: int = 100) -> list[Violation]:
