@@ -83,9 +83,9 @@ def score(*, fast: bool = True, alias: str = "s") -> sql.Composable:
     )
 
 
-def _rows(where: sql.Composable, *, scale: bool = False) -> sql.Composable:
-    """The selected sessions ``s``, each with its score ``e.score`` and uncertainty ``e.u`` (and,
-    with ``scale``, the one-row ``c.scale``).
+def _rows(key: sql.Composable, where: sql.Composable, *, scale: bool = False) -> sql.Composable:
+    """The selected sessions ``s``, each with its learning key ``e.lk``, score ``e.score`` and
+    uncertainty ``e.u`` (and, with ``scale``, the one-row ``c.scale``).
 
     The lateral subquery on the nullable side of an outer join makes PostgreSQL compute each of
     the two expressions once per row (a placeholder the scan evaluates and the nodes above refer
@@ -95,8 +95,9 @@ def _rows(where: sql.Composable, *, scale: bool = False) -> sql.Composable:
     would make the scan compute the score expression a second time."""
     scaled = sql.SQL(" CROSS JOIN (SELECT %(scale)s::float8 OFFSET 0) AS c(scale)") if scale else sql.SQL("")
     return sql.SQL(
-        "sessions AS s LEFT JOIN LATERAL (SELECT {score} AS score, {u} AS u) AS e ON TRUE{scaled} WHERE {where}"
-    ).format(score=score(), u=number("reward_stats", "uncertainty_mean"), scaled=scaled, where=where)
+        "sessions AS s LEFT JOIN LATERAL (SELECT {score} AS score, {u} AS u, {key} AS lk) AS e ON TRUE{scaled} "
+        "WHERE {where}"
+    ).format(score=score(), u=number("reward_stats", "uncertainty_mean"), key=key, scaled=scaled, where=where)
 
 
 def _unsure(uncertain: bool) -> sql.Composable:
@@ -113,14 +114,14 @@ def _bucket(scale: sql.Composable = _SCALE) -> sql.Composable:
 def series_statement(
     key: sql.Composable, where: sql.Composable, *, uncertain: bool, tasks: bool = False
 ) -> sql.Composed:
-    """From one scan, ``lk, unsure, value, by_task, task, n, total, m2, low, low_id, unc_n, unc_total``:
+    """From one scan, ``lk, unsure, value, by_task, task, n, total, m2, low_id, unc_n, unc_total``:
 
     * one row per (learning key ``lk``, rounded score ``value``, ``unsure``), ``by_task`` false:
       ``value`` is NULL for the sessions without a usable score; ``unsure`` is true for those left
       out by ``max_uncertainty`` (only with ``uncertain``); ``n`` sessions, ``total`` the sum of
       their scores, ``m2`` the sum of their squared deviations from ``value`` (the exact variance
-      is combined from these), ``low`` the lowest score and ``low_id`` the smallest session id (the
-      lowest session itself when ``n`` is 1); ``unc_n`` / ``unc_total`` count and add the
+      is combined from these), ``low_id`` the smallest session id (the session itself when ``n``
+      is 1, its score then being ``total``); ``unc_n`` / ``unc_total`` count and add the
       uncertainties;
     * with ``tasks``, also one row per (key, ``task``) of the usable scores, ``by_task`` true, for
       the keys with at most ``max_tasks`` such tasks: ``n`` the sessions, ``total`` their scores' sum.
@@ -131,29 +132,28 @@ def series_statement(
     v = _bucket(sql.SQL("c.scale"))
     unsure = _unsure(uncertain)
     columns = sql.SQL(
-        "{key} AS lk, {unsure} AS unsure, {v} AS value, {by_task} AS by_task, {task} AS task, {n} AS n, "
+        "e.lk, {unsure} AS unsure, {v} AS value, {by_task} AS by_task, {task} AS task, {n} AS n, "
         "sum(e.score) AS total, "
-        "sum((e.score - {v}) * (e.score - {v})) AS m2, min(e.score) AS low, min(s.id)::int8 AS low_id, "
+        "sum((e.score - {v}) * (e.score - {v})) AS m2, min(s.id)::int8 AS low_id, "
         "count(e.u) AS unc_n, sum(e.u) AS unc_total"
     )
     if not tasks:
         return sql.SQL("SELECT {columns} FROM {rows} GROUP BY 1, 2, 3").format(
             columns=columns.format(
-                key=key, unsure=unsure, v=v, by_task=sql.SQL("FALSE"), task=sql.SQL("NULL::text"), n=sql.SQL("count(*)")
+                unsure=unsure, v=v, by_task=sql.SQL("FALSE"), task=sql.SQL("NULL::text"), n=sql.SQL("count(*)")
             ),
-            rows=_rows(where, scale=True),
+            rows=_rows(key, where, scale=True),
         )
     # grouping sets: the per-task sums come from the same scan as the buckets
     by_task = sql.SQL("GROUPING(s.task) = 0")
     return sql.SQL(
-        "SELECT lk, unsure, value, by_task, task, n, total, m2, low, low_id, unc_n, unc_total FROM (SELECT *, "
+        "SELECT lk, unsure, value, by_task, task, n, total, m2, low_id, unc_n, unc_total FROM (SELECT *, "
         "count(*) OVER (PARTITION BY lk, by_task) AS ntasks FROM (SELECT {columns} "
         "FROM {rows} GROUP BY GROUPING SETS ((1, 2, 3), (1, 2, s.task)) "
         "HAVING NOT {by_task} OR (count(e.score) > 0 AND NOT {unsure})) AS grouped) AS counted "
         "WHERE NOT by_task OR ntasks <= %(max_tasks)s"
     ).format(
         columns=columns.format(
-            key=key,
             unsure=unsure,
             v=v,
             by_task=by_task,
@@ -161,7 +161,7 @@ def series_statement(
             n=sql.SQL("CASE WHEN {by_task} THEN count(e.score) ELSE count(*) END").format(by_task=by_task),
         ),
         by_task=by_task,
-        rows=_rows(where, scale=True),
+        rows=_rows(key, where, scale=True),
         unsure=unsure,
     )
 
@@ -193,7 +193,7 @@ def lowest_statement(key: sql.Composable, where: sql.Composable, *, uncertain: b
     return sql.SQL(
         "SELECT lk, id, score, found FROM (SELECT r.lk, r.id, r.score, row_number() OVER (PARTITION BY r.lk "
         "ORDER BY r.score, r.id) AS rank, count(*) OVER (PARTITION BY r.lk) AS found FROM "
-        "(SELECT {key} AS lk, s.id, e.score, {v} AS value FROM {rows}{cut} AND e.score IS NOT NULL "
+        "(SELECT e.lk, s.id, e.score, {v} AS value FROM {rows}{cut} AND e.score IS NOT NULL "
         "AND NOT {unsure}) AS r JOIN unnest(%(low_keys)s::text[], %(low_values)s::float8[]) AS t(lk, value) "
         "ON t.lk = r.lk AND r.value <= t.value) AS ranked WHERE rank <= %(worst)s"
-    ).format(key=key, v=_bucket(), rows=_rows(where), cut=cut, unsure=_unsure(uncertain))
+    ).format(v=_bucket(), rows=_rows(key, where), cut=cut, unsure=_unsure(uncertain))

@@ -376,7 +376,7 @@ def _grouped_series(
     uncertain_counts: dict[str, int] = {}
     unc: dict[str, list[float]] = {}
     task_means: dict[str, dict[str, tuple[float, int]]] = {}
-    for lk, unsure, value, by_task, task, n, total, m2, low, low_id, unc_n, unc_total in run(
+    for lk, unsure, value, by_task, task, n, total, m2, low_id, unc_n, unc_total in run(
         conn, _scores.series_statement(key, where, uncertain=uncertain, tasks=tasks), params
     ):
         if by_task:
@@ -386,7 +386,7 @@ def _grouped_series(
         elif unsure:
             uncertain_counts[lk] = uncertain_counts.get(lk, 0) + n
         else:
-            tables.setdefault(lk, []).append((value, n, total, m2, low, low_id))
+            tables.setdefault(lk, []).append((value, n, total, m2, low_id))
             if unc_n:
                 pair = unc.setdefault(lk, [0, 0.0])
                 pair[0] += unc_n
@@ -413,8 +413,8 @@ def _grouped_series(
 
 
 #: one usable rounded score of a key: value, sessions, sum of their scores, sum of their squared
-#: deviations from the value, lowest score, smallest session id
-_Bucket = tuple[float, int, float, float, float, int]
+#: deviations from the value, smallest session id (with one session: it, and its score is the sum)
+_Bucket = tuple[float, int, float, float, int]
 
 
 def _moments(table: list[_Bucket]) -> tuple[int, float, float | None, FloatArray, IntArray]:
@@ -459,11 +459,11 @@ def _lowest_sessions(
     for lk, table in tables.items():
         picked: list[tuple[int, float]] = []
         seen, shared, last = 0, False, 0.0
-        for value, count, _, _, low, low_id in table:
+        for value, count, total, _, low_id in table:
             if seen >= worst:
                 break
             seen, shared, last = seen + count, shared or count > 1, value
-            picked.append((low_id, low))
+            picked.append((low_id, total))  # used only when every bucket picked holds one session
         if shared:
             cuts[lk] = (last, seen)
         else:
