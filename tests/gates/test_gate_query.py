@@ -200,3 +200,22 @@ def test_max_uncertainty_in_a_threshold_gate(atlas_db: psycopg.Connection[Any]) 
     assert "30 (+30 uncertain)" in gate_table([careful])
     with pytest.raises(InvalidArgument, match="max_uncertainty applies to threshold and regression gates"):
         GateSpec.build("d", {"kind": "drift", "max_uncertainty": 0.3})
+
+
+def test_without_charts_the_same_verdict_and_no_chart(atlas_db: psycopg.Connection[Any]) -> None:
+    from pytest_atlas.gates import GateSpec, evaluate
+
+    rows = [
+        session_row(0.6 + (i % 7) / 20, key=("a", "b")[i % 2], minute=i, metadata={"run": "main"}) for i in range(40)
+    ]
+    rows += [session_row(0.5 + (i % 5) / 20, key=("a", "b")[i % 2], minute=60 + i) for i in range(40)]
+    insert(atlas_db, rows)
+    specs = [
+        GateSpec.build("floor", {"kind": "threshold", "threshold": 0.7}),
+        GateSpec.build("drop", {"kind": "regression", "baseline": {"metadata": {"run": "main"}}}),
+    ]
+    for spec in specs:
+        drawn, bare = evaluate(spec, atlas_db), evaluate(spec, atlas_db, charts=False)
+        assert sorted(drawn.chart["rewards"]) == ["a", "b"], spec.name
+        assert bare.chart == {}, spec.name
+        assert bare.to_dict() == {**drawn.to_dict(), "chart": {}}, spec.name

@@ -125,7 +125,7 @@ def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: RegressionO
     rows = regression_rows(series, baseline, spec) if series else []
     chart = (
         reward_chart(conn, spec.selection, series, by_key=spec.by_key, baseline=baseline, tolerance=options.tolerance)
-        if rows
+        if rows and context.charts
         else {}
     )
     return Evaluation(rows, notes, series, chart)

@@ -48,7 +48,11 @@ class ThresholdOptions(Statistics):
 def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: ThresholdOptions, context: Context) -> Evaluation:
     series = fetch_series(conn, spec.selection, by_key=spec.by_key, tasks=False)  # no pairing: no per-task means
     rows = threshold_rows(series, spec)
-    chart = reward_chart(conn, spec.selection, series, by_key=spec.by_key, threshold=options.threshold) if rows else {}
+    chart = (
+        reward_chart(conn, spec.selection, series, by_key=spec.by_key, threshold=options.threshold)
+        if rows and context.charts
+        else {}
+    )
     return Evaluation(rows, series=series, chart=chart)
 
 
