@@ -12,27 +12,18 @@ quirk-tolerant path only for the rows that need it. Both paths give the same flo
 every shape a stored score takes.
 
 The series statement scans the selected sessions once, computing each session's score and
-uncertainty once, and groups them by learning key and rounded score (at most 10**digits groups per
-key, however many distinct exact scores there are) and, when a regression gate asks for them, by
-key and task in the same scan: one row back per key and rounded score, carrying what the moments,
-the frequency table and the lowest sessions are computed from, and one per key and task. The lowest
-sessions are named by the buckets that hold a single session; when some share a bucket, the
-sessions up to it are read again, through Atlas's score index when the database has it.
+uncertainty once, and groups them by learning key into a few rows: the sessions without a usable
+score and those left out by ``max_uncertainty`` are counted, the usable ones come back as their
+scores and ids packed in a byte string, from which the caller computes the frequency table, the
+exact moments and the lowest sessions. Per-task means (a regression gate's pairing) come from a
+second statement grouped by key and task.
 """
 
 from __future__ import annotations
 
 from psycopg import sql
 
-__all__ = [
-    "NUMBER_PATTERN",
-    "SCORE_INDEX_EXPRESSION",
-    "SCORE_INDEX_STATEMENT",
-    "lowest_statement",
-    "number",
-    "score",
-    "series_statement",
-]
+__all__ = ["NUMBER_PATTERN", "RECORD_FORMAT", "number", "score", "series_statement", "task_statement"]
 
 #: a number as Python's float() and PostgreSQL's float8 both read it (no NaN, no Infinity)
 NUMBER_PATTERN = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
@@ -83,117 +74,82 @@ def score(*, fast: bool = True, alias: str = "s") -> sql.Composable:
     )
 
 
-def _rows(key: sql.Composable, where: sql.Composable, *, scale: bool = False) -> sql.Composable:
-    """The selected sessions ``s``, each with its learning key ``e.lk``, score ``e.score`` and
-    uncertainty ``e.u`` (and, with ``scale``, the one-row ``c.scale``).
+def _rows(key: sql.Composable, where: sql.Composable, *, packed: bool) -> sql.Composable:
+    """The selected sessions ``s``, each with its learning key ``e.lk``, uncertainty ``e.u`` and
+    score: packed with its session id into the 16 bytes ``e.rec`` (``packed``; NULL without a
+    usable score), or as ``e.score``.
 
-    The lateral subquery on the nullable side of an outer join makes PostgreSQL compute each of
-    the two expressions once per row (a placeholder the scan evaluates and the nodes above refer
-    to), where a plain subquery would copy the expression into every place that uses it. The
-    rounded score is an expression of ``e.score`` and ``c.scale``: PostgreSQL computes it in the
-    join above the scan, from the score the scan computed, where ``round(e.score * %(scale)s)``
-    would make the scan compute the score expression a second time."""
-    scaled = sql.SQL(" CROSS JOIN (SELECT %(scale)s::float8 OFFSET 0) AS c(scale)") if scale else sql.SQL("")
+    The lateral subquery on the nullable side of an outer join makes PostgreSQL compute each
+    expression once per row (a placeholder the scan evaluates and the nodes above refer to), where
+    a plain subquery would copy the expression into every place that uses it. The statements
+    group by the placeholder ``e.lk`` itself and aggregate placeholders (with FILTER clauses of
+    them), never an expression of one: in a grouping key such an expression is computed by the
+    scan, which would compute the score a second time."""
+    if packed:
+        column = sql.SQL("float8send({score}) || int8send(s.id::int8) AS rec").format(score=score())
+    else:
+        column = sql.SQL("{score} AS score").format(score=score())
     return sql.SQL(
-        "sessions AS s LEFT JOIN LATERAL (SELECT {score} AS score, {u} AS u, {key} AS lk) AS e ON TRUE{scaled} "
-        "WHERE {where}"
-    ).format(score=score(), u=number("reward_stats", "uncertainty_mean"), key=key, scaled=scaled, where=where)
+        "sessions AS s LEFT JOIN LATERAL (SELECT {column}, {u} AS u, {key} AS lk) AS e ON TRUE WHERE {where}"
+    ).format(column=column, u=number("reward_stats", "uncertainty_mean"), key=key, where=where)
 
 
 def _unsure(uncertain: bool) -> sql.Composable:
     return sql.SQL("COALESCE(e.u > %(max_uncertainty)s, FALSE)") if uncertain else sql.SQL("FALSE")
 
 
-_SCALE = sql.SQL("%(scale)s")
+def _kept(condition: sql.Composable | None) -> sql.Composable:
+    return sql.SQL("") if condition is None else sql.SQL(" FILTER (WHERE {c})").format(c=condition)
 
 
-def _bucket(scale: sql.Composable = _SCALE) -> sql.Composable:
-    return sql.SQL("(round(e.score * {scale}) / {scale})").format(scale=scale)
+#: one usable score as :func:`series_statement` packs it: float8 and int8, big-endian (network order)
+RECORD_FORMAT = ">f8,>i8"
 
 
-def series_statement(
-    key: sql.Composable, where: sql.Composable, *, uncertain: bool, tasks: bool = False
-) -> sql.Composed:
-    """From one scan, ``lk, unsure, value, by_task, task, n, total, m2, low_id, unc_n, unc_total``:
+def series_statement(key: sql.Composable, where: sql.Composable, *, uncertain: bool) -> sql.Composed:
+    """From one scan, one row per learning key: ``lk, n, scored, unsure, records, unc_n, unc_total``:
+    ``n`` selected sessions, ``scored`` of them with a usable score, ``unsure`` of those left out
+    by ``max_uncertainty`` (0 without ``uncertain``); ``records`` the scores and session ids of the
+    others (the usable ones) packed in 16 bytes each (:data:`RECORD_FORMAT`; read it with a binary
+    cursor), NULL when there is none; ``unc_n`` / ``unc_total`` the count and sum of their
+    uncertainties.
 
-    * one row per (learning key ``lk``, rounded score ``value``, ``unsure``), ``by_task`` false:
-      ``value`` is NULL for the sessions without a usable score; ``unsure`` is true for those left
-      out by ``max_uncertainty`` (only with ``uncertain``); ``n`` sessions, ``total`` the sum of
-      their scores, ``m2`` the sum of their squared deviations from ``value`` (the exact variance
-      is combined from these), ``low_id`` the smallest session id (the session itself when ``n``
-      is 1, its score then being ``total``); ``unc_n`` / ``unc_total`` count and add the
-      uncertainties;
-    * with ``tasks``, also one row per (key, ``task``) of the usable scores, ``by_task`` true, for
-      the keys with at most ``max_tasks`` such tasks: ``n`` the sessions, ``total`` their scores' sum.
+    Grouping a million sessions into a row per key costs the server a fraction of grouping them
+    by key and rounded score (tens of thousands of groups: a hash table the processor's caches do
+    not hold); the frequency table, the exact moments and the lowest sessions are computed from
+    the records (16 bytes a session, in the server's memory while the query runs and in the
+    client's while the series are built).
 
-    Parameters: ``number_pattern``, ``scale``; ``max_uncertainty`` with ``uncertain``; ``max_tasks``
-    with ``tasks``.
+    Parameters: ``number_pattern``; ``max_uncertainty`` with ``uncertain``.
     """
-    v = _bucket(sql.SQL("c.scale"))
     unsure = _unsure(uncertain)
-    columns = sql.SQL(
-        "e.lk, {unsure} AS unsure, {v} AS value, {by_task} AS by_task, {task} AS task, {n} AS n, "
-        "sum(e.score) AS total, "
-        "sum((e.score - {v}) * (e.score - {v})) AS m2, min(s.id)::int8 AS low_id, "
-        "count(e.u) AS unc_n, sum(e.u) AS unc_total"
+    usable = (
+        sql.SQL("e.rec IS NOT NULL AND NOT {unsure}").format(unsure=unsure)
+        if uncertain
+        else sql.SQL("e.rec IS NOT NULL")
     )
-    if not tasks:
-        return sql.SQL("SELECT {columns} FROM {rows} GROUP BY 1, 2, 3").format(
-            columns=columns.format(
-                unsure=unsure, v=v, by_task=sql.SQL("FALSE"), task=sql.SQL("NULL::text"), n=sql.SQL("count(*)")
-            ),
-            rows=_rows(key, where, scale=True),
-        )
-    # grouping sets: the per-task sums come from the same scan as the buckets
-    by_task = sql.SQL("GROUPING(s.task) = 0")
     return sql.SQL(
-        "SELECT lk, unsure, value, by_task, task, n, total, m2, low_id, unc_n, unc_total FROM (SELECT *, "
-        "count(*) OVER (PARTITION BY lk, by_task) AS ntasks FROM (SELECT {columns} "
-        "FROM {rows} GROUP BY GROUPING SETS ((1, 2, 3), (1, 2, s.task)) "
-        "HAVING NOT {by_task} OR (count(e.score) > 0 AND NOT {unsure})) AS grouped) AS counted "
-        "WHERE NOT by_task OR ntasks <= %(max_tasks)s"
+        "SELECT e.lk, count(*) AS n, count(e.rec) AS scored, {unsure_n} AS unsure, "
+        "string_agg(e.rec, ''::bytea){not_unsure} AS records, count(e.u){usable} AS unc_n, "
+        "sum(e.u){usable} AS unc_total FROM {rows} GROUP BY 1"
     ).format(
-        columns=columns.format(
-            unsure=unsure,
-            v=v,
-            by_task=by_task,
-            task=sql.SQL("s.task"),
-            n=sql.SQL("CASE WHEN {by_task} THEN count(e.score) ELSE count(*) END").format(by_task=by_task),
-        ),
-        by_task=by_task,
-        rows=_rows(key, where, scale=True),
-        unsure=unsure,
+        unsure_n=sql.SQL("count(e.rec) FILTER (WHERE {unsure})").format(unsure=unsure)
+        if uncertain
+        else sql.SQL("0::int8"),
+        not_unsure=_kept(sql.SQL("NOT {unsure}").format(unsure=unsure) if uncertain else None),
+        usable=_kept(usable),
+        rows=_rows(key, where, packed=True),
     )
 
 
-#: the expression of Atlas's index on the score, as PostgreSQL prints it
-SCORE_INDEX_EXPRESSION = "(((reward_stats ->> 'score'::text))::double precision)"
+def task_statement(key: sql.Composable, where: sql.Composable, *, uncertain: bool) -> sql.Composed:
+    """``lk, task, n, total``: per learning key and task, the usable scores' count and sum, for
+    the keys with at most ``max_tasks`` tasks that have one.
 
-#: whether ``sessions`` has Atlas's score index, valid, on every row with reward_stats (or every row):
-#: then every such row's ``(reward_stats ->> 'score')::float8`` is known to cast without error
-SCORE_INDEX_STATEMENT = sql.SQL(
-    "SELECT EXISTS (SELECT 1 FROM pg_index AS i WHERE i.indrelid = 'sessions'::regclass AND i.indisvalid "
-    "AND i.indnatts = 1 AND pg_get_indexdef(i.indexrelid, 1, false) = %(index_expression)s "
-    "AND (i.indpred IS NULL OR pg_get_expr(i.indpred, i.indrelid) = '(reward_stats IS NOT NULL)'))"
-).format()
-
-
-def lowest_statement(key: sql.Composable, where: sql.Composable, *, uncertain: bool, indexed: bool) -> sql.Composed:
-    """``lk, id, score, found``: the ``worst`` lowest usable sessions (lowest score, then lowest id)
-    of each key in ``low_keys`` among those whose rounded score is at most its ``low_values``
-    entry; ``found`` counts the sessions that qualified.
-
-    With ``indexed`` (see :data:`SCORE_INDEX_STATEMENT`) only the sessions whose stored
-    ``reward_stats.score`` is at most ``index_cut`` are read, through Atlas's index: a session
-    whose gate score came from ``score_mean``, or whose stored score is not what the gate reads,
-    can be missed, which ``found`` shows (the caller then asks again without ``indexed``)."""
-    cut: sql.Composable = sql.SQL("")
-    if indexed:
-        cut = sql.SQL(" AND s.reward_stats IS NOT NULL AND (s.reward_stats ->> 'score')::float8 <= %(index_cut)s")
+    Parameters: ``number_pattern``, ``max_tasks``; ``max_uncertainty`` with ``uncertain``."""
+    kept = _kept(sql.SQL("NOT {unsure}").format(unsure=_unsure(uncertain)) if uncertain else None)
     return sql.SQL(
-        "SELECT lk, id, score, found FROM (SELECT r.lk, r.id, r.score, row_number() OVER (PARTITION BY r.lk "
-        "ORDER BY r.score, r.id) AS rank, count(*) OVER (PARTITION BY r.lk) AS found FROM "
-        "(SELECT e.lk, s.id, e.score, {v} AS value FROM {rows}{cut} AND e.score IS NOT NULL "
-        "AND NOT {unsure}) AS r JOIN unnest(%(low_keys)s::text[], %(low_values)s::float8[]) AS t(lk, value) "
-        "ON t.lk = r.lk AND r.value <= t.value) AS ranked WHERE rank <= %(worst)s"
-    ).format(v=_bucket(), rows=_rows(key, where), cut=cut, unsure=_unsure(uncertain))
+        "SELECT lk, task, n, total FROM (SELECT lk, task, n, total, count(*) OVER (PARTITION BY lk) AS ntasks "
+        "FROM (SELECT e.lk, s.task, count(e.score){kept} AS n, sum(e.score){kept} AS total FROM {rows} "
+        "GROUP BY 1, 2) AS grouped WHERE n > 0) AS counted WHERE ntasks <= %(max_tasks)s"
+    ).format(kept=kept, rows=_rows(key, where, packed=False))

@@ -357,144 +357,75 @@ def _grouped_series(
     max_tasks: int,
     tasks: bool,
 ) -> dict[str, Series]:
-    """:func:`fetch_series` without ``last``: one scan grouped by key and rounded score, and by key
-    and task when per-task means are asked for (see :mod:`._scores`); a few more rows only when the
-    lowest sessions share a rounded score."""
-    params: dict[str, Any] = {
-        "worst": max(worst, 1),
-        "max_tasks": max_tasks,
-        "scale": float(10**digits),
-        "number_pattern": _scores.NUMBER_PATTERN,
-    }
+    """:func:`fetch_series` without ``last``: one scan grouped into a few rows per key, the usable
+    scores packed with their session ids (see :mod:`._scores`), and, when per-task means are asked
+    for, a second one grouped by key and task."""
+    params: dict[str, Any] = {"max_tasks": max_tasks, "number_pattern": _scores.NUMBER_PATTERN}
     where = filters(selection, params)
     uncertain = selection.max_uncertainty is not None
     if uncertain:
         params["max_uncertainty"] = selection.max_uncertainty
     key = key_column(by_key)
-    tables: dict[str, list[_Bucket]] = {}
+    records: dict[str, bytes] = {}
     missing: dict[str, int] = {}
     uncertain_counts: dict[str, int] = {}
-    unc: dict[str, list[float]] = {}
-    task_means: dict[str, dict[str, tuple[float, int]]] = {}
-    for lk, unsure, value, by_task, task, n, total, m2, low_id, unc_n, unc_total in run(
-        conn, _scores.series_statement(key, where, uncertain=uncertain, tasks=tasks), params
+    unc: dict[str, tuple[int, float]] = {}
+    for lk, n, with_score, unsure, packed, unc_n, unc_total in run(
+        conn, _scores.series_statement(key, where, uncertain=uncertain), params, binary=True
     ):
-        if by_task:
+        missing[lk], uncertain_counts[lk] = n - with_score, unsure
+        records[lk] = packed or b""
+        unc[lk] = (unc_n, unc_total or 0.0)
+    task_means: dict[str, dict[str, tuple[float, int]]] = {}
+    if tasks and any(records.values()):
+        for lk, task, n, total in run(conn, _scores.task_statement(key, where, uncertain=uncertain), params):
             task_means.setdefault(lk, {})[task] = (total / n, n)
-        elif value is None:
-            missing[lk] = missing.get(lk, 0) + n
-        elif unsure:
-            uncertain_counts[lk] = uncertain_counts.get(lk, 0) + n
-        else:
-            tables.setdefault(lk, []).append((value, n, total, m2, low_id))
-            if unc_n:
-                pair = unc.setdefault(lk, [0, 0.0])
-                pair[0] += unc_n
-                pair[1] += unc_total
-    for table in tables.values():
-        table.sort()
-    worst_rows = _lowest_sessions(conn, tables, key, where, params, uncertain=uncertain, worst=max(worst, 1))
     out: dict[str, Series] = {}
-    for lk in sorted(set(tables) | set(missing) | set(uncertain_counts)):
-        n, mean, variance, values, counts = _moments(tables.get(lk, []))
-        unc_n, unc_total = unc.get(lk, (0, 0.0))
-        sample = stats.Sample.from_counts(values, counts, exact_mean=mean if n else None, exact_variance=variance)
+    for lk in sorted(records):
+        sample, lowest = _summary(records[lk], digits=digits, worst=worst)
+        unc_n, unc_total = unc[lk]
         out[lk] = Series(
             lk,
             sample,
-            missing.get(lk, 0),
-            worst_rows.get(lk, ())[:worst],
-            (task_means.get(lk) or None) if n and tasks else None,
-            unc_total / unc_n if n and unc_n else None,
-            uncertain_counts.get(lk, 0),
+            missing[lk],
+            lowest,
+            (task_means.get(lk) or None) if sample.n and tasks else None,
+            unc_total / unc_n if sample.n and unc_n else None,
+            uncertain_counts[lk],
             digits,
         )
     return out
 
 
-#: one usable rounded score of a key: value, sessions, sum of their scores, sum of their squared
-#: deviations from the value, smallest session id (with one session: it, and its score is the sum)
-_Bucket = tuple[float, int, float, float, int]
-
-
-def _moments(table: list[_Bucket]) -> tuple[int, float, float | None, FloatArray, IntArray]:
-    """Count, mean and sample variance of every score from per-bucket counts, sums and squared
-    deviations from the bucket's rounded value (combined as in Chan, Golub and LeVeque); and the
-    bucket values and counts as arrays."""
+def _summary(records: bytes, *, digits: int, worst: int) -> tuple[Sample, tuple[tuple[int, float], ...]]:
+    """The sample (frequency table of the scores rounded to ``digits`` decimals as PostgreSQL's
+    ``round(score * 10^digits) / 10^digits`` rounds them, exact mean and sample variance) and the
+    ``worst`` lowest (session id, score) pairs, lowest score then lowest id first, of the packed
+    ``records`` (:data:`._scores.RECORD_FORMAT`)."""
     import numpy as np
 
-    values = np.fromiter((row[0] for row in table), dtype=np.float64, count=len(table))
-    counts = np.fromiter((row[1] for row in table), dtype=np.int64, count=len(table))
-    n = int(counts.sum())
-    if n == 0:
-        return 0, math.nan, None, values, counts
-    totals = np.fromiter((row[2] for row in table), dtype=np.float64, count=len(table))
-    mean = math.fsum(totals.tolist()) / n
-    if n < 2:
-        return n, mean, None, values, counts
-    squares = np.fromiter((row[3] for row in table), dtype=np.float64, count=len(table))
-    group_means = totals / counts
-    parts = np.maximum(squares - counts * (group_means - values) ** 2, 0.0) + counts * (group_means - mean) ** 2
-    return n, mean, math.fsum(parts.tolist()) / (n - 1), values, counts
-
-
-def _lowest_sessions(
-    conn: psycopg.Connection[Any],
-    tables: Mapping[str, list[_Bucket]],
-    key: sql.Composable,
-    where: sql.Composable,
-    params: dict[str, Any],
-    *,
-    uncertain: bool,
-    worst: int,
-) -> dict[str, tuple[tuple[int, float], ...]]:
-    """The ``worst`` lowest (session id, score) pairs per key, lowest score then lowest id first.
-
-    A bucket (rounded score) holding one session names it. A key whose lowest sessions share a
-    bucket has its sessions up to that bucket read again: through Atlas's score index when the
-    database has it (a bitmap of a few rows), checked against the bucket counts; by a scan when it
-    has not, or when the index missed some (a score read from ``score_mean``, or stored otherwise)."""
-    out: dict[str, tuple[tuple[int, float], ...]] = {}
-    cuts: dict[str, tuple[float, int]] = {}  # key -> (highest bucket needed, sessions up to it)
-    for lk, table in tables.items():
-        picked: list[tuple[int, float]] = []
-        seen, shared, last = 0, False, 0.0
-        for value, count, total, _, low_id in table:
-            if seen >= worst:
-                break
-            seen, shared, last = seen + count, shared or count > 1, value
-            picked.append((low_id, total))  # used only when every bucket picked holds one session
-        if shared:
-            cuts[lk] = (last, seen)
-        else:
-            out[lk] = tuple(picked)
-    if not cuts:
-        return out
-    expected = {lk: count for lk, (_, count) in cuts.items()}
-    params = {**params, "low_keys": list(cuts), "low_values": [value for value, _ in cuts.values()]}
-    scale = params["scale"]
-    indexed = bool(run(conn, _scores.SCORE_INDEX_STATEMENT, {"index_expression": _scores.SCORE_INDEX_EXPRESSION})[0][0])
-    for use_index in (True, False) if indexed else (False,):
-        if use_index:  # every score in a bucket up to v is below v + 1/scale
-            params["index_cut"] = max(value for value, _ in cuts.values()) + 1.0 / scale
-        found: dict[str, list[tuple[int, float]]] = {}
-        counts: dict[str, int] = {}
-        # PostgreSQL has no statistics for a partial index's expression and guesses a third of the
-        # table: told to avoid the scan, it reads the few rows at the bottom of the index
-        rows = run(
-            conn,
-            _scores.lowest_statement(key, where, uncertain=uncertain, indexed=use_index),
-            params,
-            planner={"enable_seqscan": "off", "max_parallel_workers_per_gather": "0"} if use_index else None,
-        )
-        for lk, session, score, count in rows:
-            found.setdefault(lk, []).append((int(session), float(score)))
-            counts[lk] = int(count)
-        if counts == expected:
-            break
-    for lk in cuts:
-        out[lk] = tuple(sorted(found.get(lk, []), key=lambda pair: (pair[1], pair[0])))
-    return out
+    packed = np.frombuffer(records, dtype=np.dtype(_scores.RECORD_FORMAT))
+    scores = packed["f0"].astype(np.float64)
+    ids = packed["f1"].astype(np.int64)
+    n = len(scores)
+    scale = float(10**digits)
+    values, counts = np.unique(np.rint(scores * scale) / scale, return_counts=True)
+    mean: float | None = None
+    variance: float | None = None
+    if n:
+        rough = float(scores.sum()) / n
+        mean = rough + float((scores - rough).sum()) / n  # two passes: the rounding of the first corrected
+        if n > 1:
+            deviations = scores - mean
+            variance = float(np.dot(deviations, deviations)) / (n - 1)
+    sample = stats.Sample.from_counts(values, counts, exact_mean=mean, exact_variance=variance)
+    if not n or worst < 1:
+        return sample, ()
+    # the lowest sessions: every score up to the worst-th lowest (ties included), ordered by score then id
+    cut = np.partition(scores, min(worst, n) - 1)[min(worst, n) - 1]
+    near = np.flatnonzero(scores <= cut)
+    order = near[np.lexsort((ids[near], scores[near]))][:worst]
+    return sample, tuple(zip(ids[order].tolist(), scores[order].tolist(), strict=True))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,13 +1,12 @@
 """The series query's paths give the series a computation in Python over every row gives.
 
-One scan groups the sessions by key and rounded score; the lowest sessions come from the buckets
-that hold one session, else from a second read of the sessions up to the last bucket needed:
-through Atlas's score index when the database has it (checked against the bucket counts), by a
-scan when it has not or when the index misses some (scores read from ``score_mean``, stored
-scores the gate does not read as numbers). Every path is compared here with an oracle on quirky
-data: NaN, strings, huge and tiny numbers, nulls, ties at the cut-off of the lowest sessions,
-the uncertainty filter, one key, per-task means.
-"""
+One scan groups the sessions into a few rows per key: the sessions without a usable score and
+those the uncertainty bound leaves out are counted, the usable ones come back packed (score and
+session id, 16 bytes each), from which the frequency table, the exact moments and the lowest
+sessions are computed; per-task means come from a second statement. Every path is compared here
+with an oracle on quirky data: NaN, strings, huge and tiny numbers, nulls, ties at the cut-off of
+the lowest sessions, the uncertainty filter, one key, per-task means, with and without Atlas's
+index on the score."""
 
 from __future__ import annotations
 
@@ -141,54 +140,37 @@ def _check(
 
 
 @pytest.fixture
-def lowest_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The second reads of the lowest sessions, each as 'index' or 'scan'."""
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements a series reads, each as 'series' (packed scores) or 'tasks' (per-task sums)."""
     reads: list[str] = []
     original = series_module.run
 
     def recording(conn: Any, query: Any, params: Any, **options: Any) -> Any:
-        text = query.as_string(conn)
-        if "found" in text:
-            reads.append("index" if "->> 'score')::float8 <=" in text else "scan")
+        reads.append("series" if "string_agg" in query.as_string(conn) else "tasks")
         return original(conn, query, params, **options)
 
     monkeypatch.setattr(series_module, "run", recording)
     return reads
 
 
-def test_quirky_rows_through_the_index_and_the_scan_behind_it(
-    atlas_db: psycopg.Connection[Any], lowest_reads: list[str]
-) -> None:
-    """score_mean = 0.1 under a NaN, null or hex score is the lowest score: the index cannot see it,
-    the bucket counts show it, and the scan finds it."""
+def test_quirky_rows_with_atlas_index(atlas_db: psycopg.Connection[Any], statements: list[str]) -> None:
+    """score_mean = 0.1 under a NaN, null or hex score is the lowest score; the shapes Atlas's index
+    accepts, with ties at every cut-off of the lowest sessions: one packed read per series."""
     rows = _load(atlas_db, INDEXABLE, FALLBACKS)
     _check(atlas_db, rows)
-    assert "index" in lowest_reads and "scan" in lowest_reads
+    assert statements == ["series", "tasks"] * (len(statements) // 2)
 
 
-def test_the_index_alone_when_it_sees_every_low_score(
-    atlas_db: psycopg.Connection[Any], lowest_reads: list[str]
-) -> None:
-    # fallbacks only above the lowest sessions' buckets (with 0 digits, 0.45 shares the bucket of -0.5
-    # and 0.3): the index finds every low session
-    rows = _load(atlas_db, INDEXABLE, [None, '"0.45"', '"NaN"'])
-    _check(atlas_db, rows, worsts=(1, 5), digitses=(4, 12))
-    assert lowest_reads and set(lowest_reads) == {"index"}
-
-
-def test_every_shape_by_a_scan_without_atlas_index(atlas_db: psycopg.Connection[Any], lowest_reads: list[str]) -> None:
+def test_every_shape_without_atlas_index(atlas_db: psycopg.Connection[Any]) -> None:
     # a database written before the index existed holds shapes it would refuse (1e400, words, objects)
     atlas_db.execute("DROP INDEX sessions_reward_score_idx")
     rows = _load(atlas_db, [*SHAPES, "-0.5", "-0.5"], FALLBACKS)
     _check(atlas_db, rows)
-    assert lowest_reads and set(lowest_reads) == {"scan"}
 
 
-def test_an_index_on_the_score_for_some_rows_only_is_not_used(
-    atlas_db: psycopg.Connection[Any], lowest_reads: list[str]
-) -> None:
-    """An index on the same expression for some rows guarantees nothing about the others: read
-    through it, the word score of a session outside it would fail the cast."""
+def test_an_index_on_the_score_for_some_rows_only_changes_nothing(atlas_db: psycopg.Connection[Any]) -> None:
+    """An index on the same expression for some rows guarantees nothing about the others: the word
+    score of a session outside it is no score, and its score_mean counts."""
     atlas_db.execute("DROP INDEX sessions_reward_score_idx")
     atlas_db.execute(
         "CREATE INDEX partial_score_idx ON sessions (((reward_stats ->> 'score')::float)) WHERE status = 'succeeded'"
@@ -204,10 +186,9 @@ def test_an_index_on_the_score_for_some_rows_only_is_not_used(
     want = _oracle(rows, key="a", digits=4, worst=40, bound=None)
     assert (got.n, list(got.worst)) == (want["n"], want["worst"])
     assert (extra[0], 0.2) in got.worst
-    assert lowest_reads == ["scan"]
 
 
-def test_buckets_of_one_session_need_no_second_read(atlas_db: psycopg.Connection[Any], lowest_reads: list[str]) -> None:
+def test_lowest_sessions_with_and_without_ties(atlas_db: psycopg.Connection[Any], statements: list[str]) -> None:
     ids = [
         row[0]
         for row in atlas_db.execute(
@@ -216,17 +197,18 @@ def test_buckets_of_one_session_need_no_second_read(atlas_db: psycopg.Connection
             "FROM generate_series(9, 1, -1) AS i RETURNING id"
         ).fetchall()
     ]
-    got = fetch_series(atlas_db, Selection(), worst=3)["a"]
+    got = fetch_series(atlas_db, Selection(), worst=3, tasks=False)["a"]
     assert list(got.worst) == [(ids[-1], 0.1), (ids[-2], 0.2), (ids[-3], 0.3)]
-    assert lowest_reads == []
-    # one more session at 0.2: the three lowest now share a bucket, read again through the index
+    # one more session at 0.2 (a higher id): the tie goes to the lower id, 0.3 drops out
     (tied,) = atlas_db.execute(
         "INSERT INTO sessions (task, status, review_status, metadata, reward_stats) VALUES "
         "('t', 'succeeded', 'approved', '{\"learning_key\": \"a\"}', '{\"score\": 0.2}') RETURNING id"
     ).fetchall()
-    got = fetch_series(atlas_db, Selection(), worst=3)["a"]
+    got = fetch_series(atlas_db, Selection(), worst=3, tasks=False)["a"]
     assert list(got.worst) == [(ids[-1], 0.1), (ids[-2], 0.2), (tied[0], 0.2)]
-    assert lowest_reads == ["index"]
+    assert fetch_series(atlas_db, Selection(), worst=0, tasks=False)["a"].worst == ()
+    assert len(fetch_series(atlas_db, Selection(), worst=50, tasks=False)["a"].worst) == 10
+    assert statements == ["series"] * 4
 
 
 def test_per_task_means_only_for_keys_with_few_enough_tasks(atlas_db: psycopg.Connection[Any]) -> None:
