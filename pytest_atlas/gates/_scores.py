@@ -23,7 +23,15 @@ from __future__ import annotations
 
 from psycopg import sql
 
-__all__ = ["NUMBER_PATTERN", "RECORD_FORMAT", "number", "score", "series_statement", "task_statement"]
+__all__ = [
+    "NUMBER_PATTERN",
+    "RECORD_FORMAT",
+    "TIMED_RECORD_FORMAT",
+    "number",
+    "score",
+    "series_statement",
+    "task_statement",
+]
 
 #: a number as Python's float() and PostgreSQL's float8 both read it (no NaN, no Infinity)
 NUMBER_PATTERN = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
@@ -74,10 +82,10 @@ def score(*, fast: bool = True, alias: str = "s") -> sql.Composable:
     )
 
 
-def _rows(key: sql.Composable, where: sql.Composable, *, packed: bool) -> sql.Composable:
+def _rows(key: sql.Composable, where: sql.Composable, *, packed: bool, timed: bool = False) -> sql.Composable:
     """The selected sessions ``s``, each with its learning key ``e.lk``, uncertainty ``e.u`` and
-    score: packed with its session id into the 16 bytes ``e.rec`` (``packed``; NULL without a
-    usable score), or as ``e.score``.
+    score: packed with its session id (and, ``timed``, its ``created_at``) into the 16 (24) bytes
+    ``e.rec`` (``packed``; NULL without a usable score), or as ``e.score``.
 
     The lateral subquery on the nullable side of an outer join makes PostgreSQL compute each
     expression once per row (a placeholder the scan evaluates and the nodes above refer to), where
@@ -86,7 +94,9 @@ def _rows(key: sql.Composable, where: sql.Composable, *, packed: bool) -> sql.Co
     them), never an expression of one: in a grouping key such an expression is computed by the
     scan, which would compute the score a second time."""
     if packed:
-        column = sql.SQL("float8send({score}) || int8send(s.id::int8) AS rec").format(score=score())
+        column = sql.SQL("float8send({score}) || int8send(s.id::int8){timed} AS rec").format(
+            score=score(), timed=sql.SQL(" || timestamptz_send(s.created_at)") if timed else sql.SQL("")
+        )
     else:
         column = sql.SQL("{score} AS score").format(score=score())
     return sql.SQL(
@@ -102,17 +112,21 @@ def _kept(condition: sql.Composable | None) -> sql.Composable:
     return sql.SQL("") if condition is None else sql.SQL(" FILTER (WHERE {c})").format(c=condition)
 
 
-#: one usable score as :func:`series_statement` packs it: float8 and int8, big-endian (network order)
+#: one usable score as :func:`series_statement` packs it: the score (float8) and session id (int8),
+#: big-endian (network order); with ``timed``, then ``created_at`` (microseconds since 2000-01-01 UTC)
 RECORD_FORMAT = ">f8,>i8"
+TIMED_RECORD_FORMAT = ">f8,>i8,>i8"
 
 
-def series_statement(key: sql.Composable, where: sql.Composable, *, uncertain: bool) -> sql.Composed:
+def series_statement(
+    key: sql.Composable, where: sql.Composable, *, uncertain: bool, timed: bool = False
+) -> sql.Composed:
     """From one scan, one row per learning key: ``lk, n, scored, unsure, records, unc_n, unc_total``:
     ``n`` selected sessions, ``scored`` of them with a usable score, ``unsure`` of those left out
     by ``max_uncertainty`` (0 without ``uncertain``); ``records`` the scores and session ids of the
     others (the usable ones) packed in 16 bytes each (:data:`RECORD_FORMAT`; read it with a binary
-    cursor), NULL when there is none; ``unc_n`` / ``unc_total`` the count and sum of their
-    uncertainties.
+    cursor; with ``timed`` 24 bytes, :data:`TIMED_RECORD_FORMAT`), NULL when there is none;
+    ``unc_n`` / ``unc_total`` the count and sum of their uncertainties.
 
     Grouping a million sessions into a row per key costs the server a fraction of grouping them
     by key and rounded score (tens of thousands of groups: a hash table the processor's caches do
@@ -138,7 +152,7 @@ def series_statement(key: sql.Composable, where: sql.Composable, *, uncertain: b
         else sql.SQL("0::int8"),
         not_unsure=_kept(sql.SQL("NOT {unsure}").format(unsure=unsure) if uncertain else None),
         usable=_kept(usable),
-        rows=_rows(key, where, packed=True),
+        rows=_rows(key, where, packed=True, timed=timed),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -32,7 +33,18 @@ if TYPE_CHECKING:
     FloatArray = npt.NDArray[np.float64]
     IntArray = npt.NDArray[np.int64]
 
-__all__ = ["CHART_KEYS", "MAX_COUNT", "Series", "check_series", "fetch_series", "fetch_timeline", "reward_chart"]
+__all__ = [
+    "CHART_KEYS",
+    "CHART_POINTS",
+    "MAX_COUNT",
+    "Series",
+    "Timeline",
+    "check_series",
+    "fetch_series",
+    "fetch_timeline",
+    "reward_chart",
+    "series_with_timeline",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -265,9 +277,10 @@ def fetch_series(
     """
     check_integer("digits", digits, low=0, high=12, example=4)
     if selection.last is None:
-        return _grouped_series(
-            conn, selection, by_key=by_key, digits=digits, worst=worst, max_tasks=max_tasks, tasks=tasks
+        series, _ = _grouped_series(
+            conn, selection, by_key=by_key, digits=digits, worst=worst, max_tasks=max_tasks, tasks=tasks, points=0
         )
+        return series
     params: dict[str, Any] = {"worst": max(worst, 1), "max_tasks": max_tasks}
     # One statement: PostgreSQL materialises the selected sessions once (a CTE used several times)
     # and returns a handful of row kinds: m = moments per key, v = frequency table, x = sessions
@@ -347,6 +360,31 @@ def fetch_series(
     return out
 
 
+#: per learning key, the newest scored sessions as (ISO time, score, session id), oldest first
+Timeline = dict[str, list[tuple[str, float, int]]]
+
+
+def series_with_timeline(
+    conn: psycopg.Connection[Any],
+    selection: Selection,
+    *,
+    by_key: bool = True,
+    digits: int = 4,
+    tasks: bool = True,
+    points: int = 0,
+) -> tuple[dict[str, Series], Timeline | None]:
+    """:func:`fetch_series`, and with ``points`` what :func:`fetch_timeline` reads (the newest
+    ``points`` scored sessions of each key), from the same scan: a chart then costs no second
+    pass over the selection. The timeline is None when it was not read (no ``points``, or a
+    selection with ``last``, whose series come from another statement)."""
+    check_integer("digits", digits, low=0, high=12, example=4)
+    if selection.last is not None or points < 1:
+        return fetch_series(conn, selection, by_key=by_key, digits=digits, tasks=tasks), None
+    return _grouped_series(
+        conn, selection, by_key=by_key, digits=digits, worst=5, max_tasks=5000, tasks=tasks, points=points
+    )
+
+
 def _grouped_series(
     conn: psycopg.Connection[Any],
     selection: Selection,
@@ -356,10 +394,12 @@ def _grouped_series(
     worst: int,
     max_tasks: int,
     tasks: bool,
-) -> dict[str, Series]:
+    points: int,
+) -> tuple[dict[str, Series], Timeline | None]:
     """:func:`fetch_series` without ``last``: one scan grouped into a few rows per key, the usable
-    scores packed with their session ids (see :mod:`._scores`), and, when per-task means are asked
-    for, a second one grouped by key and task."""
+    scores packed with their session ids (and, with ``points``, their times: the timeline comes
+    from the same scan), see :mod:`._scores`; and, when per-task means are asked for, a second
+    statement grouped by key and task."""
     params: dict[str, Any] = {"max_tasks": max_tasks, "number_pattern": _scores.NUMBER_PATTERN}
     where = filters(selection, params)
     uncertain = selection.max_uncertainty is not None
@@ -371,7 +411,7 @@ def _grouped_series(
     uncertain_counts: dict[str, int] = {}
     unc: dict[str, tuple[int, float]] = {}
     for lk, n, with_score, unsure, packed, unc_n, unc_total in run(
-        conn, _scores.series_statement(key, where, uncertain=uncertain), params, binary=True
+        conn, _scores.series_statement(key, where, uncertain=uncertain, timed=points > 0), params, binary=True
     ):
         missing[lk], uncertain_counts[lk] = n - with_score, unsure
         records[lk] = packed or b""
@@ -381,8 +421,16 @@ def _grouped_series(
         for lk, task, n, total in run(conn, _scores.task_statement(key, where, uncertain=uncertain), params):
             task_means.setdefault(lk, {})[task] = (total / n, n)
     out: dict[str, Series] = {}
+    timeline: Timeline | None = {} if points > 0 else None
     for lk in sorted(records):
-        sample, lowest = _summary(records[lk], digits=digits, worst=worst)
+        scores, ids, created = _unpack(records[lk], timed=points > 0)
+        sample, lowest = _summary(scores, ids, digits=digits, worst=worst)
+        if timeline is not None and created is not None and len(scores):
+            newest = _newest(scores, ids, created, points=points, zone=conn.info.timezone)
+            if newest is None:  # a time Python cannot hold: fetch_timeline says so the way psycopg does
+                timeline = None
+            else:
+                timeline[lk] = newest
         unc_n, unc_total = unc[lk]
         out[lk] = Series(
             lk,
@@ -394,19 +442,52 @@ def _grouped_series(
             uncertain_counts[lk],
             digits,
         )
-    return out
+    return out, timeline
 
 
-def _summary(records: bytes, *, digits: int, worst: int) -> tuple[Sample, tuple[tuple[int, float], ...]]:
-    """The sample (frequency table of the scores rounded to ``digits`` decimals as PostgreSQL's
-    ``round(score * 10^digits) / 10^digits`` rounds them, exact mean and sample variance) and the
-    ``worst`` lowest (session id, score) pairs, lowest score then lowest id first, of the packed
-    ``records`` (:data:`._scores.RECORD_FORMAT`)."""
+def _unpack(records: bytes, *, timed: bool) -> tuple[FloatArray, IntArray, IntArray | None]:
+    """Scores, session ids and (``timed``) ``created_at`` in microseconds since 2000-01-01 UTC, from
+    records packed as :data:`._scores.RECORD_FORMAT` (:data:`._scores.TIMED_RECORD_FORMAT`)."""
     import numpy as np
 
-    packed = np.frombuffer(records, dtype=np.dtype(_scores.RECORD_FORMAT))
-    scores = packed["f0"].astype(np.float64)
-    ids = packed["f1"].astype(np.int64)
+    packed = np.frombuffer(records, dtype=np.dtype(_scores.TIMED_RECORD_FORMAT if timed else _scores.RECORD_FORMAT))
+    created = packed["f2"].astype(np.int64) if timed else None
+    return packed["f0"].astype(np.float64), packed["f1"].astype(np.int64), created
+
+
+#: PostgreSQL's timestamp epoch
+_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+def _newest(
+    scores: FloatArray, ids: IntArray, created: IntArray, *, points: int, zone: tzinfo
+) -> list[tuple[str, float, int]] | None:
+    """The newest ``points`` sessions (latest ``created_at``, then highest id) as (ISO time in
+    ``zone``, score, id), oldest first: what :func:`fetch_timeline` reads. None when a time is
+    beyond what Python's datetime holds (PostgreSQL's infinity)."""
+    import numpy as np
+
+    if len(created) > points:  # every time from the points-th latest on (ties included)
+        cut = np.partition(created, len(created) - points)[len(created) - points]
+        near = np.flatnonzero(created >= cut)
+    else:
+        near = np.arange(len(created))
+    chosen = near[np.lexsort((ids[near], created[near]))][-points:]
+    try:
+        times = [(_EPOCH + timedelta(microseconds=int(t))).astimezone(zone).isoformat() for t in created[chosen]]
+    except OverflowError:
+        return None
+    return list(zip(times, scores[chosen].tolist(), ids[chosen].tolist(), strict=True))
+
+
+def _summary(
+    scores: FloatArray, ids: IntArray, *, digits: int, worst: int
+) -> tuple[Sample, tuple[tuple[int, float], ...]]:
+    """The sample (frequency table of the scores rounded to ``digits`` decimals as PostgreSQL's
+    ``round(score * 10^digits) / 10^digits`` rounds them, exact mean and sample variance) and the
+    ``worst`` lowest (session id, score) pairs, lowest score then lowest id first."""
+    import numpy as np
+
     n = len(scores)
     scale = float(10**digits)
     values, counts = np.unique(np.rint(scores * scale) / scale, return_counts=True)
@@ -434,11 +515,13 @@ def _summary(records: bytes, *, digits: int, worst: int) -> tuple[Sample, tuple[
 
 #: at most this many learning keys are charted per gate (those with the most points)
 CHART_KEYS = 12
+#: a chart's points per key: the newest scored sessions
+CHART_POINTS = 300
 
 
 def fetch_timeline(
-    conn: psycopg.Connection[Any], selection: Selection, *, by_key: bool = True, points: int = 300
-) -> dict[str, list[tuple[str, float, int]]]:
+    conn: psycopg.Connection[Any], selection: Selection, *, by_key: bool = True, points: int = CHART_POINTS
+) -> Timeline:
     """Per key, the newest ``points`` scored sessions of the selection as (ISO time, score, id),
     oldest first: the reward series a chart draws (the gate's statistics never read it)."""
     params: dict[str, Any] = {"points": max(points, 1)}
@@ -447,7 +530,7 @@ def fetch_timeline(
         "(PARTITION BY lk ORDER BY created_at DESC, id DESC) AS r FROM scored) AS t WHERE r <= %(points)s "
         "ORDER BY lk, created_at, id"
     )
-    out: dict[str, list[tuple[str, float, int]]] = {}
+    out: Timeline = {}
     for key, created, score, session in run(conn, query, params):
         out.setdefault(key, []).append((created.isoformat(), float(score), int(session)))
     return out
@@ -462,11 +545,15 @@ def reward_chart(
     baseline: Mapping[str, Series] | None = None,
     threshold: float | None = None,
     tolerance: float = 0.0,
+    timeline: Timeline | None = None,
 ) -> dict[str, Any]:
     """What the report's chart of a reward gate draws, per learning key: the scores over time, the
     baseline band (its mean +/- one standard deviation), the threshold (for a regression: the
-    baseline mean minus ``tolerance``) and the window's mean. JSON-ready; empty without scores."""
-    timeline = fetch_timeline(conn, selection, by_key=by_key)
+    baseline mean minus ``tolerance``) and the window's mean. JSON-ready; empty without scores.
+    ``timeline``: what :func:`fetch_timeline` returns, when it was read already (see
+    :func:`series_with_timeline`)."""
+    if timeline is None:
+        timeline = fetch_timeline(conn, selection, by_key=by_key, points=CHART_POINTS)
     keys = sorted(timeline, key=lambda k: (-len(timeline[k]), k))[:CHART_KEYS]
     out: dict[str, Any] = {}
     for key in sorted(keys):

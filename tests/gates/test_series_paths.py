@@ -21,6 +21,7 @@ import pytest
 
 from pytest_atlas.gates import Selection, fetch_series
 from pytest_atlas.gates import _series as series_module
+from pytest_atlas.gates._series import fetch_timeline, series_with_timeline
 
 from .test_score_paths import SHAPES, expected
 
@@ -236,3 +237,25 @@ def test_per_task_means_only_for_keys_with_few_enough_tasks(atlas_db: psycopg.Co
             seen.add(len(want) > max_tasks)
     assert seen == {True, False}
     assert fetch_series(atlas_db, Selection(), tasks=False)["a"].tasks is None
+
+
+def test_the_timeline_read_with_the_series_is_the_one_fetch_timeline_reads(atlas_db: psycopg.Connection[Any]) -> None:
+    """A chart's points come from the series' scan: the same newest sessions (ties in time broken
+    by id), scores and times, in the session's time zone, as the statement of their own."""
+    _load(atlas_db, INDEXABLE, FALLBACKS)
+    # a few distinct times, many sessions sharing each one
+    atlas_db.execute("UPDATE sessions SET created_at = created_at - (id % 7) * interval '1 minute 0.5 second'")
+    selections = (Selection(), Selection.build(max_uncertainty=0.5), Selection.build(learning_key="b"))
+    for zone, selection, points, by_key in itertools.product(
+        ("UTC", "America/New_York"), selections, (1, 7, 40, 1000), (True, False)
+    ):
+        atlas_db.execute(psycopg.sql.SQL("SET TimeZone = {}").format(psycopg.sql.Literal(zone)))
+        series, timeline = series_with_timeline(atlas_db, selection, by_key=by_key, points=points)
+        where = (zone, selection, points, by_key)
+        assert timeline is not None, where
+        assert timeline == fetch_timeline(atlas_db, selection, by_key=by_key, points=points), where
+        assert sum(len(p) for p in timeline.values()) == sum(min(points, s.n) for s in series.values()), where
+        alone = fetch_series(atlas_db, selection, by_key=by_key)
+        assert {k: s.to_json() for k, s in series.items()} == {k: s.to_json() for k, s in alone.items()}, where
+    assert series_with_timeline(atlas_db, Selection.build(last=10), points=5)[1] is None
+    assert series_with_timeline(atlas_db, Selection(), points=0)[1] is None
