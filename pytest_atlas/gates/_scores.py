@@ -24,6 +24,7 @@ from __future__ import annotations
 from psycopg import sql
 
 __all__ = [
+    "CHUNK",
     "NUMBER_PATTERN",
     "RECORD_FORMAT",
     "TIMED_RECORD_FORMAT",
@@ -112,6 +113,10 @@ def _kept(condition: sql.Composable | None) -> sql.Composable:
     return sql.SQL("") if condition is None else sql.SQL(" FILTER (WHERE {c})").format(c=condition)
 
 
+#: the series statement packs the sessions of 2**24 consecutive ids into one byte string at most
+#: (384 MiB with times), far below PostgreSQL's 1 GiB limit of a value, however many sessions a key has
+CHUNK = 2**24
+
 #: one usable score as :func:`series_statement` packs it: the score (float8) and session id (int8),
 #: big-endian (network order); with ``timed``, then ``created_at`` (microseconds since 2000-01-01 UTC)
 RECORD_FORMAT = ">f8,>i8"
@@ -121,7 +126,8 @@ TIMED_RECORD_FORMAT = ">f8,>i8,>i8"
 def series_statement(
     key: sql.Composable, where: sql.Composable, *, uncertain: bool, timed: bool = False
 ) -> sql.Composed:
-    """From one scan, one row per learning key: ``lk, n, scored, unsure, records, unc_n, unc_total``:
+    """From one scan, one row per learning key and :data:`CHUNK` session ids (``s.id >> 24``):
+    ``lk, n, scored, unsure, records, unc_n, unc_total``:
     ``n`` selected sessions, ``scored`` of them with a usable score, ``unsure`` of those left out
     by ``max_uncertainty`` (0 without ``uncertain``); ``records`` the scores and session ids of the
     others (the usable ones) packed in 16 bytes each (:data:`RECORD_FORMAT`; read it with a binary
@@ -145,7 +151,7 @@ def series_statement(
     return sql.SQL(
         "SELECT e.lk, count(*) AS n, count(e.rec) AS scored, {unsure_n} AS unsure, "
         "string_agg(e.rec, ''::bytea){not_unsure} AS records, count(e.u){usable} AS unc_n, "
-        "sum(e.u){usable} AS unc_total FROM {rows} GROUP BY 1"
+        "sum(e.u){usable} AS unc_total FROM {rows} GROUP BY 1, s.id >> 24"
     ).format(
         unsure_n=sql.SQL("count(e.rec) FILTER (WHERE {unsure})").format(unsure=unsure)
         if uncertain

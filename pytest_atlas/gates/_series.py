@@ -406,24 +406,27 @@ def _grouped_series(
     if uncertain:
         params["max_uncertainty"] = selection.max_uncertainty
     key = key_column(by_key)
-    records: dict[str, bytes] = {}
+    records: dict[str, list[bytes]] = {}
     missing: dict[str, int] = {}
     uncertain_counts: dict[str, int] = {}
     unc: dict[str, tuple[int, float]] = {}
     for lk, n, with_score, unsure, packed, unc_n, unc_total in run(
         conn, _scores.series_statement(key, where, uncertain=uncertain, timed=points > 0), params, binary=True
     ):
-        missing[lk], uncertain_counts[lk] = n - with_score, unsure
-        records[lk] = packed or b""
-        unc[lk] = (unc_n, unc_total or 0.0)
+        # one row per key and range of ids: the counts and sums add up, the records are joined
+        missing[lk] = missing.get(lk, 0) + n - with_score
+        uncertain_counts[lk] = uncertain_counts.get(lk, 0) + unsure
+        records.setdefault(lk, []).append(packed or b"")
+        count, total = unc.get(lk, (0, 0.0))
+        unc[lk] = (count + unc_n, total + (unc_total or 0.0))
     task_means: dict[str, dict[str, tuple[float, int]]] = {}
-    if tasks and any(records.values()):
+    if tasks and any(any(chunks) for chunks in records.values()):
         for lk, task, n, total in run(conn, _scores.task_statement(key, where, uncertain=uncertain), params):
             task_means.setdefault(lk, {})[task] = (total / n, n)
     out: dict[str, Series] = {}
     timeline: Timeline | None = {} if points > 0 else None
     for lk in sorted(records):
-        scores, ids, created = _unpack(records[lk], timed=points > 0)
+        scores, ids, created = _unpack(b"".join(records[lk]), timed=points > 0)
         sample, lowest = _summary(scores, ids, digits=digits, worst=worst)
         if timeline is not None and created is not None and len(scores):
             newest = _newest(scores, ids, created, points=points, zone=conn.info.timezone)

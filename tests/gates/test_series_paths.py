@@ -259,3 +259,27 @@ def test_the_timeline_read_with_the_series_is_the_one_fetch_timeline_reads(atlas
         assert {k: s.to_json() for k, s in series.items()} == {k: s.to_json() for k, s in alone.items()}, where
     assert series_with_timeline(atlas_db, Selection.build(last=10), points=5)[1] is None
     assert series_with_timeline(atlas_db, Selection(), points=0)[1] is None
+
+
+def test_sessions_across_ranges_of_ids_make_one_series(atlas_db: psycopg.Connection[Any]) -> None:
+    """The scores are packed per range of 2**24 ids: a key whose sessions span several ranges (and
+    whose missing and unsure sessions do) is one series, its counts and sums added up."""
+    first = [1, 2**24 - 1, 2**24, 2**24 + 1, 2**25 + 7, 2**31 - 1]
+    ids = [*first, 3, 2**24 - 2, 2**24 + 2, 2**24 + 3, 2**25 + 9, 2**31 - 2]
+    rows: list[dict[str, Any]] = []
+    for i, (session, score, uncertainty) in enumerate(
+        zip(ids, [0.25, 0.5, None, 0.75, 0.5, 1.0] * 2, [0.1, 0.9, 0.2, None, 0.3, 0.1] * 2, strict=True)
+    ):
+        key, task = ("a", "b")[i // 6], f"task {i % 2}"
+        atlas_db.execute(
+            "INSERT INTO sessions (id, task, status, review_status, metadata, reward_stats) VALUES "
+            "(%s, %s, 'succeeded', 'approved', %s::jsonb, %s::jsonb)",
+            (
+                session,
+                task,
+                json.dumps({"learning_key": key}),
+                json.dumps({"score": score, "uncertainty_mean": uncertainty}),
+            ),
+        )
+        rows.append({"id": session, "key": key, "task": task, "score": score, "u": uncertainty})
+    _check(atlas_db, rows, worsts=(1, 3, 10), digitses=(1, 4))
