@@ -287,11 +287,10 @@ def test_charts_are_read_only_when_a_report_draws_them(
     pytester: pytest.Pytester,
     atlas_db: psycopg.Connection[Any],
     atlas_dsn: str,
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # the chart's query (the newest scores of every key) is a second pass over the selection: a
-    # run that writes no report drawing it skips it, and the verdict is the same
+    # a chart's points (the newest scores of every key) cost the gate's scan: a run that writes no
+    # report drawing them does not read them, and the verdict is the same
     seed_good(atlas_db, mean=0.5)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     pytester.makefile(".toml", pyproject=PYPROJECT)
@@ -306,16 +305,16 @@ def test_charts_are_read_only_when_a_report_draws_them(
 
     bare = floor()
     assert bare["chart"] == {}
-    junit = floor(f"--junitxml={tmp_path / 'junit.xml'}")
-    report = floor(f"--atlas-report={tmp_path / 'report.json'}")
-    summary = tmp_path / "summary.md"
+    junit = floor(f"--junitxml={pytester.path / 'junit.xml'}")
+    report = floor(f"--atlas-report={pytester.path / 'report.json'}")
+    summary = pytester.path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     step = floor()
     for drawn in (junit, report, step):
         points = drawn["chart"]["rewards"]["k1"]["points"]
         assert len(points) == 80 and drawn["chart"]["rewards"]["k1"]["threshold"] == 0.7
         assert drawn["rows"] == bare["rows"]
-    assert [p["name"] for p in json.loads((tmp_path / "report.json").read_text())["results"]["gate"]] == [
+    assert [p["name"] for p in json.loads((pytester.path / "report.json").read_text())["results"]["gate"]] == [
         "no-quarantine",
         "reward-floor",
     ]
