@@ -26,11 +26,12 @@ from psycopg import sql
 __all__ = [
     "CHUNK",
     "NUMBER_PATTERN",
-    "RECORD_FORMAT",
-    "TIMED_RECORD_FORMAT",
+    "TASK_HASH",
     "number",
+    "record_fields",
     "score",
     "series_statement",
+    "task_names_statement",
     "task_statement",
 ]
 
@@ -83,10 +84,13 @@ def score(*, fast: bool = True, alias: str = "s") -> sql.Composable:
     )
 
 
-def _rows(key: sql.Composable, where: sql.Composable, *, packed: bool, timed: bool = False) -> sql.Composable:
+def _rows(
+    key: sql.Composable, where: sql.Composable, *, packed: bool, timed: bool = False, tasks: bool = False
+) -> sql.Composable:
     """The selected sessions ``s``, each with its learning key ``e.lk``, uncertainty ``e.u`` and
-    score: packed with its session id (and, ``timed``, its ``created_at``) into the 16 (24) bytes
-    ``e.rec`` (``packed``; NULL without a usable score), or as ``e.score``.
+    score: packed with its session id (and, ``timed``, its ``created_at``; ``tasks``, the hash of
+    its task) into the bytes ``e.rec`` (``packed``, see :func:`record_fields`; NULL without a
+    usable score), or as ``e.score``.
 
     The lateral subquery on the nullable side of an outer join makes PostgreSQL compute each
     expression once per row (a placeholder the scan evaluates and the nodes above refer to), where
@@ -95,8 +99,10 @@ def _rows(key: sql.Composable, where: sql.Composable, *, packed: bool, timed: bo
     them), never an expression of one: in a grouping key such an expression is computed by the
     scan, which would compute the score a second time."""
     if packed:
-        column = sql.SQL("float8send({score}) || int8send(s.id::int8){timed} AS rec").format(
-            score=score(), timed=sql.SQL(" || timestamptz_send(s.created_at)") if timed else sql.SQL("")
+        column = sql.SQL("float8send({score}) || int8send(s.id::int8){timed}{tasks} AS rec").format(
+            score=score(),
+            timed=sql.SQL(" || timestamptz_send(s.created_at)") if timed else sql.SQL(""),
+            tasks=sql.SQL(" || int8send({hash})").format(hash=TASK_HASH) if tasks else sql.SQL(""),
         )
     else:
         column = sql.SQL("{score} AS score").format(score=score())
@@ -117,22 +123,33 @@ def _kept(condition: sql.Composable | None) -> sql.Composable:
 #: (384 MiB with times), far below PostgreSQL's 1 GiB limit of a value, however many sessions a key has
 CHUNK = 2**24
 
-#: one usable score as :func:`series_statement` packs it: the score (float8) and session id (int8),
-#: big-endian (network order); with ``timed``, then ``created_at`` (microseconds since 2000-01-01 UTC)
-RECORD_FORMAT = ">f8,>i8"
-TIMED_RECORD_FORMAT = ">f8,>i8,>i8"
+#: a session's task as the series statement packs it: a 64-bit hash (see :func:`task_names_statement`)
+TASK_HASH = sql.SQL("hashtextextended(s.task, 0)")
+
+
+def record_fields(*, timed: bool = False, tasks: bool = False) -> list[tuple[str, str]]:
+    """The fields of one usable session as :func:`series_statement` packs it, as numpy reads them
+    (name, big-endian type): ``score`` (float8), ``id`` (int8); with ``timed`` ``created`` (its
+    ``created_at`` in microseconds since 2000-01-01 UTC); with ``tasks`` ``task`` (the hash of its
+    task, :data:`TASK_HASH`)."""
+    fields = [("score", ">f8"), ("id", ">i8")]
+    if timed:
+        fields.append(("created", ">i8"))
+    if tasks:
+        fields.append(("task", ">i8"))
+    return fields
 
 
 def series_statement(
-    key: sql.Composable, where: sql.Composable, *, uncertain: bool, timed: bool = False
+    key: sql.Composable, where: sql.Composable, *, uncertain: bool, timed: bool = False, tasks: bool = False
 ) -> sql.Composed:
     """From one scan, one row per learning key and :data:`CHUNK` session ids (``s.id >> 24``):
     ``lk, n, scored, unsure, records, unc_n, unc_total``:
     ``n`` selected sessions, ``scored`` of them with a usable score, ``unsure`` of those left out
     by ``max_uncertainty`` (0 without ``uncertain``); ``records`` the scores and session ids of the
-    others (the usable ones) packed in 16 bytes each (:data:`RECORD_FORMAT`; read it with a binary
-    cursor; with ``timed`` 24 bytes, :data:`TIMED_RECORD_FORMAT`), NULL when there is none;
-    ``unc_n`` / ``unc_total`` the count and sum of their uncertainties.
+    others (the usable ones) packed in 16 bytes each, 8 more with ``timed`` and with ``tasks``
+    (:func:`record_fields`; read them with a binary cursor), NULL when there is none; ``unc_n`` /
+    ``unc_total`` the count and sum of their uncertainties.
 
     Grouping a million sessions into a row per key costs the server a fraction of grouping them
     by key and rounded score (tens of thousands of groups: a hash table the processor's caches do
@@ -158,8 +175,21 @@ def series_statement(
         else sql.SQL("0::int8"),
         not_unsure=_kept(sql.SQL("NOT {unsure}").format(unsure=unsure) if uncertain else None),
         usable=_kept(usable),
-        rows=_rows(key, where, packed=True, timed=timed),
+        rows=_rows(key, where, packed=True, timed=timed, tasks=tasks),
     )
+
+
+def task_names_statement(key: sql.Composable, where: sql.Composable) -> sql.Composed:
+    """``lk, task, hash``: every distinct (learning key, task) of the selected sessions whose
+    task's :data:`TASK_HASH` is in ``task_hashes``: the names of the hashes a series statement
+    packed. Two names of one hash in a key (a collision) is the caller's to notice. No score is
+    read, so this scan costs a fraction of the series statement's.
+
+    Parameters: ``task_hashes``."""
+    return sql.SQL(
+        "SELECT {key} AS lk, s.task, {hash} AS hash FROM sessions AS s WHERE {where} "
+        "AND {hash} = ANY(%(task_hashes)s::int8[]) GROUP BY 1, 2, 3"
+    ).format(key=key, hash=TASK_HASH, where=where)
 
 
 def task_statement(key: sql.Composable, where: sql.Composable, *, uncertain: bool) -> sql.Composed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -410,8 +410,12 @@ def _grouped_series(
     missing: dict[str, int] = {}
     uncertain_counts: dict[str, int] = {}
     unc: dict[str, tuple[int, float]] = {}
+    timed = points > 0
     for lk, n, with_score, unsure, packed, unc_n, unc_total in run(
-        conn, _scores.series_statement(key, where, uncertain=uncertain, timed=points > 0), params, binary=True
+        conn,
+        _scores.series_statement(key, where, uncertain=uncertain, timed=timed, tasks=tasks),
+        params,
+        binary=True,
     ):
         # one row per key and range of ids: the counts and sums add up, the records are joined
         missing[lk] = missing.get(lk, 0) + n - with_score
@@ -419,43 +423,90 @@ def _grouped_series(
         records.setdefault(lk, []).append(packed or b"")
         count, total = unc.get(lk, (0, 0.0))
         unc[lk] = (count + unc_n, total + (unc_total or 0.0))
-    task_means: dict[str, dict[str, tuple[float, int]]] = {}
-    if tasks and any(any(chunks) for chunks in records.values()):
-        for lk, task, n, total in run(conn, _scores.task_statement(key, where, uncertain=uncertain), params):
-            task_means.setdefault(lk, {})[task] = (total / n, n)
     out: dict[str, Series] = {}
-    timeline: Timeline | None = {} if points > 0 else None
+    timeline: Timeline | None = {} if timed else None
+    by_hash: dict[str, dict[int, tuple[float, int]]] = {}  # per key: task hash -> (sum, sessions)
     for lk in sorted(records):
-        scores, ids, created = _unpack(b"".join(records[lk]), timed=points > 0)
+        packed = _unpack(b"".join(records[lk]), timed=timed, tasks=tasks)
+        scores, ids = packed["score"], packed["id"]
         sample, lowest = _summary(scores, ids, digits=digits, worst=worst)
-        if timeline is not None and created is not None and len(scores):
-            newest = _newest(scores, ids, created, points=points, zone=conn.info.timezone)
+        if timeline is not None and len(scores):
+            newest = _newest(scores, ids, packed["created"], points=points, zone=conn.info.timezone)
             if newest is None:  # a time Python cannot hold: fetch_timeline says so the way psycopg does
                 timeline = None
             else:
                 timeline[lk] = newest
+        if tasks and len(scores):
+            by_hash[lk] = _task_sums(packed["task"], scores, max_tasks=max_tasks)
         unc_n, unc_total = unc[lk]
         out[lk] = Series(
             lk,
             sample,
             missing[lk],
             lowest,
-            (task_means.get(lk) or None) if sample.n and tasks else None,
+            None,
             unc_total / unc_n if sample.n and unc_n else None,
             uncertain_counts[lk],
             digits,
         )
+    if tasks:
+        task_means = _task_means(conn, by_hash, key, where, params, uncertain=uncertain)
+        out = {lk: replace(s, tasks=task_means.get(lk) or None) if s.n else s for lk, s in out.items()}
     return out, timeline
 
 
-def _unpack(records: bytes, *, timed: bool) -> tuple[FloatArray, IntArray, IntArray | None]:
-    """Scores, session ids and (``timed``) ``created_at`` in microseconds since 2000-01-01 UTC, from
-    records packed as :data:`._scores.RECORD_FORMAT` (:data:`._scores.TIMED_RECORD_FORMAT`)."""
+def _unpack(records: bytes, *, timed: bool, tasks: bool) -> dict[str, Any]:
+    """The fields of records packed by the series statement (see :func:`._scores.record_fields`)
+    as native arrays: ``score`` (float64), ``id``, ``created`` and ``task`` (int64)."""
     import numpy as np
 
-    packed = np.frombuffer(records, dtype=np.dtype(_scores.TIMED_RECORD_FORMAT if timed else _scores.RECORD_FORMAT))
-    created = packed["f2"].astype(np.int64) if timed else None
-    return packed["f0"].astype(np.float64), packed["f1"].astype(np.int64), created
+    fields = _scores.record_fields(timed=timed, tasks=tasks)
+    packed = np.frombuffer(records, dtype=np.dtype(fields))
+    return {name: packed[name].astype(np.float64 if name == "score" else np.int64) for name, _ in fields}
+
+
+def _task_sums(hashes: IntArray, scores: FloatArray, *, max_tasks: int) -> dict[int, tuple[float, int]]:
+    """Per task hash, the sum of its scores and its sessions; empty when there are more than
+    ``max_tasks`` tasks (no per-task means then)."""
+    import numpy as np
+
+    distinct, which = np.unique(hashes, return_inverse=True)
+    if len(distinct) > max_tasks:
+        return {}
+    sums = np.bincount(which, weights=scores, minlength=len(distinct))
+    counts = np.bincount(which, minlength=len(distinct))
+    return {int(h): (float(t), int(c)) for h, t, c in zip(distinct, sums, counts, strict=True)}
+
+
+def _task_means(
+    conn: psycopg.Connection[Any],
+    by_hash: Mapping[str, Mapping[int, tuple[float, int]]],
+    key: sql.Composable,
+    where: sql.Composable,
+    params: dict[str, Any],
+    *,
+    uncertain: bool,
+) -> dict[str, dict[str, tuple[float, int]]]:
+    """Per key, task -> (mean score, sessions), from the per-hash sums and the names of those
+    hashes (read without the scores); when two tasks of one key share a hash (or a name cannot be
+    found), from the exact statement grouped by key and task."""
+    wanted = sorted({h for sums in by_hash.values() for h in sums})
+    if not wanted:
+        return {}
+    names: dict[str, dict[int, set[str]]] = {}
+    for lk, task, hashed in run(conn, _scores.task_names_statement(key, where), {**params, "task_hashes": wanted}):
+        names.setdefault(lk, {}).setdefault(int(hashed), set()).add(task)
+    out: dict[str, dict[str, tuple[float, int]]] = {}
+    for lk, sums in by_hash.items():
+        found = names.get(lk, {})
+        if any(len(found.get(h, ())) != 1 for h in sums):  # a collision: read the exact sums
+            out = {}
+            for row_key, task, n, total in run(conn, _scores.task_statement(key, where, uncertain=uncertain), params):
+                out.setdefault(row_key, {})[task] = (total / n, n)
+            return out
+        if sums:
+            out[lk] = {next(iter(found[h])): (total / n, n) for h, (total, n) in sums.items()}
+    return out
 
 
 #: PostgreSQL's timestamp epoch

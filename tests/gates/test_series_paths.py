@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from pytest_atlas.gates import Selection, fetch_series
+from pytest_atlas.gates import Selection, _scores, fetch_series
 from pytest_atlas.gates import _series as series_module
 from pytest_atlas.gates._series import fetch_timeline, series_with_timeline
 
@@ -142,12 +142,14 @@ def _check(
 
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The statements a series reads, each as 'series' (packed scores) or 'tasks' (per-task sums)."""
+    """The statements a series reads, each as 'series' (packed scores), 'names' (of the task
+    hashes) or 'tasks' (the exact per-task sums)."""
     reads: list[str] = []
     original = series_module.run
 
     def recording(conn: Any, query: Any, params: Any, **options: Any) -> Any:
-        reads.append("series" if "string_agg" in query.as_string(conn) else "tasks")
+        text = query.as_string(conn)
+        reads.append("series" if "string_agg" in text else "names" if "task_hashes" in str(params) else "tasks")
         return original(conn, query, params, **options)
 
     monkeypatch.setattr(series_module, "run", recording)
@@ -159,7 +161,7 @@ def test_quirky_rows_with_atlas_index(atlas_db: psycopg.Connection[Any], stateme
     accepts, with ties at every cut-off of the lowest sessions: one packed read per series."""
     rows = _load(atlas_db, INDEXABLE, FALLBACKS)
     _check(atlas_db, rows)
-    assert statements == ["series", "tasks"] * (len(statements) // 2)
+    assert statements == ["series", "names"] * (len(statements) // 2)
 
 
 def test_every_shape_without_atlas_index(atlas_db: psycopg.Connection[Any]) -> None:
@@ -283,3 +285,17 @@ def test_sessions_across_ranges_of_ids_make_one_series(atlas_db: psycopg.Connect
         )
         rows.append({"id": session, "key": key, "task": task, "score": score, "u": uncertainty})
     _check(atlas_db, rows, worsts=(1, 3, 10), digitses=(1, 4))
+
+
+def test_tasks_whose_hashes_collide_are_summed_exactly(
+    atlas_db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch, statements: list[str]
+) -> None:
+    """Per-task sums come packed under a 64-bit hash of the task; should two tasks of a key share
+    one (here every task of the same length does), the exact statement grouped by task is read."""
+    rows = _load(atlas_db, ["0.2", "0.6", "0.6", '"0.7"'], FALLBACKS)
+    _check(atlas_db, rows, worsts=(5,), digitses=(4,))
+    assert "tasks" not in statements
+    monkeypatch.setattr(_scores, "TASK_HASH", psycopg.sql.SQL("length(s.task)::int8"))
+    statements.clear()
+    _check(atlas_db, rows, worsts=(5,), digitses=(4,))
+    assert statements == ["series", "names", "tasks"] * 3
