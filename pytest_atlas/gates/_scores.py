@@ -85,12 +85,18 @@ def score(*, fast: bool = True, alias: str = "s") -> sql.Composable:
 
 
 def _rows(
-    key: sql.Composable, where: sql.Composable, *, packed: bool, timed: bool = False, tasks: bool = False
+    key: sql.Composable,
+    where: sql.Composable,
+    *,
+    packed: bool,
+    timed: bool = False,
+    tasks: bool = False,
+    windowed: bool = False,
 ) -> sql.Composable:
     """The selected sessions ``s``, each with its learning key ``e.lk``, uncertainty ``e.u`` and
     score: packed with its session id (and, ``timed``, its ``created_at``; ``tasks``, the hash of
-    its task) into the bytes ``e.rec`` (``packed``, see :func:`record_fields`; NULL without a
-    usable score), or as ``e.score``.
+    its task; ``windowed``, its time and uncertainty) into the bytes ``e.rec`` (``packed``, see
+    :func:`record_fields`; NULL without a usable score), or as ``e.score``.
 
     The lateral subquery on the nullable side of an outer join makes PostgreSQL compute each
     expression once per row (a placeholder the scan evaluates and the nodes above refer to), where
@@ -99,16 +105,24 @@ def _rows(
     them), never an expression of one: in a grouping key such an expression is computed by the
     scan, which would compute the score a second time."""
     if packed:
-        column = sql.SQL("float8send({score}) || int8send(s.id::int8){timed}{tasks} AS rec").format(
+        # an uncertainty that is no number is packed as NaN (no score or uncertainty is NaN)
+        column = sql.SQL("float8send({score}) || int8send(s.id::int8){timed}{u}{tasks} AS rec").format(
             score=score(),
-            timed=sql.SQL(" || timestamptz_send(s.created_at)") if timed else sql.SQL(""),
+            timed=sql.SQL(" || timestamptz_send(s.created_at)") if timed or windowed else sql.SQL(""),
+            u=sql.SQL(" || COALESCE(float8send({u}), float8send('NaN'))").format(
+                u=number("reward_stats", "uncertainty_mean")
+            )
+            if windowed
+            else sql.SQL(""),
             tasks=sql.SQL(" || int8send({hash})").format(hash=TASK_HASH) if tasks else sql.SQL(""),
         )
     else:
         column = sql.SQL("{score} AS score").format(score=score())
+    # packed with it, the uncertainty is not read a second time
+    u = sql.SQL("NULL::float8") if windowed else number("reward_stats", "uncertainty_mean")
     return sql.SQL(
         "sessions AS s LEFT JOIN LATERAL (SELECT {column}, {u} AS u, {key} AS lk) AS e ON TRUE WHERE {where}"
-    ).format(column=column, u=number("reward_stats", "uncertainty_mean"), key=key, where=where)
+    ).format(column=column, u=u, key=key, where=where)
 
 
 def _unsure(uncertain: bool) -> sql.Composable:
@@ -127,21 +141,30 @@ CHUNK = 2**24
 TASK_HASH = sql.SQL("hashtextextended(s.task, 0)")
 
 
-def record_fields(*, timed: bool = False, tasks: bool = False) -> list[tuple[str, str]]:
+def record_fields(*, timed: bool = False, tasks: bool = False, windowed: bool = False) -> list[tuple[str, str]]:
     """The fields of one usable session as :func:`series_statement` packs it, as numpy reads them
-    (name, big-endian type): ``score`` (float8), ``id`` (int8); with ``timed`` ``created`` (its
-    ``created_at`` in microseconds since 2000-01-01 UTC); with ``tasks`` ``task`` (the hash of its
-    task, :data:`TASK_HASH`)."""
+    (name, big-endian type): ``score`` (float8), ``id`` (int8); with ``timed`` or ``windowed``
+    ``created`` (its ``created_at`` in microseconds since 2000-01-01 UTC); with ``windowed`` ``u``
+    (its uncertainty, NaN for none); with ``tasks`` ``task`` (the hash of its task,
+    :data:`TASK_HASH`)."""
     fields = [("score", ">f8"), ("id", ">i8")]
-    if timed:
+    if timed or windowed:
         fields.append(("created", ">i8"))
+    if windowed:
+        fields.append(("u", ">f8"))
     if tasks:
         fields.append(("task", ">i8"))
     return fields
 
 
 def series_statement(
-    key: sql.Composable, where: sql.Composable, *, uncertain: bool, timed: bool = False, tasks: bool = False
+    key: sql.Composable,
+    where: sql.Composable,
+    *,
+    uncertain: bool,
+    timed: bool = False,
+    tasks: bool = False,
+    windowed: bool = False,
 ) -> sql.Composed:
     """From one scan, one row per learning key and :data:`CHUNK` session ids (``s.id >> 24``):
     ``lk, n, scored, unsure, records, unc_n, unc_total``:
@@ -151,6 +174,10 @@ def series_statement(
     (:func:`record_fields`; read them with a binary cursor), NULL when there is none; ``unc_n`` /
     ``unc_total`` the count and sum of their uncertainties.
 
+    ``windowed`` (a selection with ``last``, whose window the caller picks from the records):
+    every scored session is packed, with its time and uncertainty, ``unsure`` is 0 and
+    ``unc_n`` / ``unc_total`` are 0 and NULL; the caller applies ``max_uncertainty``.
+
     Grouping a million sessions into a row per key costs the server a fraction of grouping them
     by key and rounded score (tens of thousands of groups: a hash table the processor's caches do
     not hold); the frequency table, the exact moments and the lowest sessions are computed from
@@ -159,6 +186,7 @@ def series_statement(
 
     Parameters: ``number_pattern``; ``max_uncertainty`` with ``uncertain``.
     """
+    uncertain = uncertain and not windowed
     unsure = _unsure(uncertain)
     usable = (
         sql.SQL("e.rec IS NOT NULL AND NOT {unsure}").format(unsure=unsure)
@@ -175,7 +203,7 @@ def series_statement(
         else sql.SQL("0::int8"),
         not_unsure=_kept(sql.SQL("NOT {unsure}").format(unsure=unsure) if uncertain else None),
         usable=_kept(usable),
-        rows=_rows(key, where, packed=True, timed=timed, tasks=tasks),
+        rows=_rows(key, where, packed=True, timed=timed, tasks=tasks, windowed=windowed),
     )
 
 

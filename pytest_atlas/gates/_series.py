@@ -276,88 +276,10 @@ def fetch_series(
     every series has ``tasks`` None.
     """
     check_integer("digits", digits, low=0, high=12, example=4)
-    if selection.last is None:
-        series, _ = _grouped_series(
-            conn, selection, by_key=by_key, digits=digits, worst=worst, max_tasks=max_tasks, tasks=tasks, points=0
-        )
-        return series
-    params: dict[str, Any] = {"worst": max(worst, 1), "max_tasks": max_tasks}
-    # One statement: PostgreSQL materialises the selected sessions once (a CTE used several times)
-    # and returns a handful of row kinds: m = moments per key, v = frequency table, x = sessions
-    # without a usable score, w = the worst sessions, t = per-task means (keys with few tasks only).
-    params["scale"] = float(10**digits)
-    query = scored(selection, by_key, params) + sql.SQL(
-        ", freq AS (SELECT lk, round(score * %(scale)s) / %(scale)s AS v, count(*) AS c FROM scored GROUP BY 1, 2)"
-        # the worst sessions: only rows at or below each key's k-th lowest rounded score are sorted
-        ", cut AS (SELECT lk, min(v) AS v FROM (SELECT lk, v, sum(c) OVER (PARTITION BY lk ORDER BY v) AS cum "
-        "FROM freq) AS f WHERE cum >= %(worst)s GROUP BY lk)"
-        ", worst AS (SELECT s.lk, s.id, s.score, row_number() OVER (PARTITION BY s.lk ORDER BY s.score, s.id) "
-        "AS rank FROM scored AS s LEFT JOIN cut ON cut.lk = s.lk "
-        "WHERE round(s.score * %(scale)s) / %(scale)s <= COALESCE(cut.v, 'infinity'))"
-        ", tasks AS (SELECT lk, task, avg(score) AS mean, count(*) AS c, count(*) OVER (PARTITION BY lk) AS ntasks "
-        "FROM scored GROUP BY lk, task) "
-        "SELECT 'm', lk, NULL::float8, count(*), avg(score), var_samp(score), avg(uncertainty), NULL::bigint, "
-        "NULL::text FROM scored GROUP BY lk "
-        "UNION ALL SELECT 'v', lk, v, c, NULL, NULL, NULL, NULL, NULL FROM freq "
-        "UNION ALL SELECT 'x', lk, NULL, count(*), NULL, NULL, NULL, NULL, NULL FROM matched "
-        "WHERE score IS NULL GROUP BY lk "
-        "UNION ALL SELECT 'w', lk, score, rank, NULL, NULL, NULL, id, NULL FROM worst WHERE rank <= %(worst)s"
+    series, _ = _grouped_series(
+        conn, selection, by_key=by_key, digits=digits, worst=worst, max_tasks=max_tasks, tasks=tasks, points=0
     )
-    if tasks:
-        query += sql.SQL(
-            " UNION ALL SELECT 't', lk, NULL, c, mean, NULL, NULL, NULL, task FROM tasks WHERE ntasks <= %(max_tasks)s"
-        )
-    if selection.max_uncertainty is not None:  # u = scored sessions whose judges were too unsure
-        query += sql.SQL(
-            " UNION ALL SELECT 'u', lk, NULL, count(*), NULL, NULL, NULL, NULL, NULL FROM matched "
-            "WHERE score IS NOT NULL AND uncertainty > %(max_uncertainty)s GROUP BY lk"
-        )
-    moments: dict[str, tuple[int, float, float | None, float | None]] = {}
-    values: dict[str, list[tuple[float, int]]] = {}
-    missing: dict[str, int] = {}
-    uncertain: dict[str, int] = {}
-    worst_rows: dict[str, list[tuple[int, int, float]]] = {}
-    task_means: dict[str, dict[str, tuple[float, int]]] = {}
-    for kind, key, value, count, mean, variance, uncertainty, session, task in run(conn, query, params):
-        if kind == "m":
-            moments[key] = (
-                int(count),
-                float(mean),
-                None if variance is None else float(variance),
-                None if uncertainty is None else float(uncertainty),
-            )
-        elif kind == "v":
-            values.setdefault(key, []).append((float(value), int(count)))
-        elif kind == "x":
-            missing[key] = int(count)
-        elif kind == "u":
-            uncertain[key] = int(count)
-        elif kind == "w":
-            worst_rows.setdefault(key, []).append((int(count), int(session), float(value)))
-        else:
-            task_means.setdefault(key, {})[task] = (float(mean), int(count))
-    out: dict[str, Series] = {}
-    for key in sorted(set(moments) | set(missing) | set(uncertain)):
-        table_rows = values.get(key, [])
-        n, mean, variance, uncertainty = moments.get(key, (0, math.nan, None, None))
-        sample = stats.Sample.from_counts(
-            [v for v, _ in table_rows],
-            [c for _, c in table_rows],
-            exact_mean=mean if n else None,
-            exact_variance=variance,
-        )
-        lowest = tuple((session, score) for _, session, score in sorted(worst_rows.get(key, [])))[:worst]
-        out[key] = Series(
-            key,
-            sample,
-            missing.get(key, 0),
-            lowest,
-            task_means.get(key) if n and tasks else None,
-            uncertainty,
-            uncertain.get(key, 0),
-            digits,
-        )
-    return out
+    return series
 
 
 #: per learning key, the newest scored sessions as (ISO time, score, session id), oldest first
@@ -375,10 +297,9 @@ def series_with_timeline(
 ) -> tuple[dict[str, Series], Timeline | None]:
     """:func:`fetch_series`, and with ``points`` what :func:`fetch_timeline` reads (the newest
     ``points`` scored sessions of each key), from the same scan: a chart then costs no second
-    pass over the selection. The timeline is None when it was not read (no ``points``, or a
-    selection with ``last``, whose series come from another statement)."""
+    pass over the selection. The timeline is None when it was not read (no ``points``)."""
     check_integer("digits", digits, low=0, high=12, example=4)
-    if selection.last is not None or points < 1:
+    if points < 1:
         return fetch_series(conn, selection, by_key=by_key, digits=digits, tasks=tasks), None
     return _grouped_series(
         conn, selection, by_key=by_key, digits=digits, worst=5, max_tasks=5000, tasks=tasks, points=points
@@ -396,10 +317,12 @@ def _grouped_series(
     tasks: bool,
     points: int,
 ) -> tuple[dict[str, Series], Timeline | None]:
-    """:func:`fetch_series` without ``last``: one scan grouped into a few rows per key, the usable
-    scores packed with their session ids (and, with ``points``, their times: the timeline comes
-    from the same scan), see :mod:`._scores`; and, when per-task means are asked for, a second
-    statement grouped by key and task."""
+    """:func:`fetch_series`: one scan grouped into a few rows per key, the usable scores packed
+    with their session ids (with ``points`` their times: the timeline comes from the same scan;
+    with per-task means the hash of their task), see :mod:`._scores`. With ``last`` every scored
+    session is packed with its time and uncertainty, and the window is picked here."""
+    import numpy as np
+
     params: dict[str, Any] = {"max_tasks": max_tasks, "number_pattern": _scores.NUMBER_PATTERN}
     where = filters(selection, params)
     uncertain = selection.max_uncertainty is not None
@@ -410,10 +333,12 @@ def _grouped_series(
     missing: dict[str, int] = {}
     uncertain_counts: dict[str, int] = {}
     unc: dict[str, tuple[int, float]] = {}
-    timed = points > 0
+    timed, window = points > 0, selection.last
     for lk, n, with_score, unsure, packed, unc_n, unc_total in run(
         conn,
-        _scores.series_statement(key, where, uncertain=uncertain, timed=timed, tasks=tasks),
+        _scores.series_statement(
+            key, where, uncertain=uncertain, timed=timed, tasks=tasks, windowed=window is not None
+        ),
         params,
         binary=True,
     ):
@@ -427,7 +352,12 @@ def _grouped_series(
     timeline: Timeline | None = {} if timed else None
     by_hash: dict[str, dict[int, tuple[float, int]]] = {}  # per key: task hash -> (sum, sessions)
     for lk in sorted(records):
-        packed = _unpack(b"".join(records[lk]), timed=timed, tasks=tasks)
+        packed = _unpack(b"".join(records[lk]), timed=timed, tasks=tasks, windowed=window is not None)
+        if window is not None:  # the newest usable sessions; the uncertainty bound applied here
+            packed, unsure = _window(packed, last=window, bound=selection.max_uncertainty)
+            uncertain_counts[lk] += unsure
+            known = packed["u"][~np.isnan(packed["u"])]
+            unc[lk] = (len(known), float(known.sum()))
         scores, ids = packed["score"], packed["id"]
         sample, lowest = _summary(scores, ids, digits=digits, worst=worst)
         if timeline is not None and len(scores):
@@ -455,14 +385,42 @@ def _grouped_series(
     return out, timeline
 
 
-def _unpack(records: bytes, *, timed: bool, tasks: bool) -> dict[str, Any]:
+def _unpack(records: bytes, *, timed: bool, tasks: bool, windowed: bool) -> dict[str, Any]:
     """The fields of records packed by the series statement (see :func:`._scores.record_fields`)
-    as native arrays: ``score`` (float64), ``id``, ``created`` and ``task`` (int64)."""
+    as native arrays: ``score`` and ``u`` (float64), ``id``, ``created`` and ``task`` (int64)."""
     import numpy as np
 
-    fields = _scores.record_fields(timed=timed, tasks=tasks)
+    fields = _scores.record_fields(timed=timed, tasks=tasks, windowed=windowed)
     packed = np.frombuffer(records, dtype=np.dtype(fields))
-    return {name: packed[name].astype(np.float64 if name == "score" else np.int64) for name, _ in fields}
+    return {name: packed[name].astype(np.dtype(kind.replace(">", "="))) for name, kind in fields}
+
+
+def _window(packed: Mapping[str, Any], *, last: int, bound: float | None) -> tuple[dict[str, Any], int]:
+    """The newest ``last`` of the packed sessions whose uncertainty is not above ``bound``
+    (oldest first), and how many the bound left out."""
+    import numpy as np
+
+    kept = np.arange(len(packed["score"]))
+    unsure = 0
+    if bound is not None:
+        over = packed["u"] > bound  # NaN (no uncertainty) is never above it
+        unsure = int(over.sum())
+        kept = np.flatnonzero(~over)
+    chosen = kept[_newest_order(packed["created"][kept], packed["id"][kept], last)]
+    return {name: values[chosen] for name, values in packed.items()}, unsure
+
+
+def _newest_order(created: IntArray, ids: IntArray, count: int) -> IntArray:
+    """Indices of the ``count`` newest sessions (latest time, then highest id), oldest first."""
+    import numpy as np
+
+    if len(created) > count:  # every time from the count-th latest on (ties included)
+        cut = np.partition(created, len(created) - count)[len(created) - count]
+        near = np.flatnonzero(created >= cut)
+    else:
+        near = np.arange(len(created))
+    order: IntArray = near[np.lexsort((ids[near], created[near]))][len(near) - min(count, len(near)) :]
+    return order
 
 
 def _task_sums(hashes: IntArray, scores: FloatArray, *, max_tasks: int) -> dict[int, tuple[float, int]]:
@@ -519,14 +477,7 @@ def _newest(
     """The newest ``points`` sessions (latest ``created_at``, then highest id) as (ISO time in
     ``zone``, score, id), oldest first: what :func:`fetch_timeline` reads. None when a time is
     beyond what Python's datetime holds (PostgreSQL's infinity)."""
-    import numpy as np
-
-    if len(created) > points:  # every time from the points-th latest on (ties included)
-        cut = np.partition(created, len(created) - points)[len(created) - points]
-        near = np.flatnonzero(created >= cut)
-    else:
-        near = np.arange(len(created))
-    chosen = near[np.lexsort((ids[near], created[near]))][-points:]
+    chosen = _newest_order(created, ids, points)
     try:
         times = [(_EPOCH + timedelta(microseconds=int(t))).astimezone(zone).isoformat() for t in created[chosen]]
     except OverflowError:

@@ -247,7 +247,13 @@ def test_the_timeline_read_with_the_series_is_the_one_fetch_timeline_reads(atlas
     _load(atlas_db, INDEXABLE, FALLBACKS)
     # a few distinct times, many sessions sharing each one
     atlas_db.execute("UPDATE sessions SET created_at = created_at - (id % 7) * interval '1 minute 0.5 second'")
-    selections = (Selection(), Selection.build(max_uncertainty=0.5), Selection.build(learning_key="b"))
+    selections = (
+        Selection(),
+        Selection.build(max_uncertainty=0.5),
+        Selection.build(learning_key="b"),
+        Selection.build(last=10),
+        Selection.build(last=25, max_uncertainty=0.5),
+    )
     for zone, selection, points, by_key in itertools.product(
         ("UTC", "America/New_York"), selections, (1, 7, 40, 1000), (True, False)
     ):
@@ -259,7 +265,6 @@ def test_the_timeline_read_with_the_series_is_the_one_fetch_timeline_reads(atlas
         assert sum(len(p) for p in timeline.values()) == sum(min(points, s.n) for s in series.values()), where
         alone = fetch_series(atlas_db, selection, by_key=by_key)
         assert {k: s.to_json() for k, s in series.items()} == {k: s.to_json() for k, s in alone.items()}, where
-    assert series_with_timeline(atlas_db, Selection.build(last=10), points=5)[1] is None
     assert series_with_timeline(atlas_db, Selection(), points=0)[1] is None
 
 
@@ -299,3 +304,50 @@ def test_tasks_whose_hashes_collide_are_summed_exactly(
     statements.clear()
     _check(atlas_db, rows, worsts=(5,), digitses=(4,))
     assert statements == ["series", "names", "tasks"] * 3
+
+
+def test_the_newest_sessions_of_each_key(atlas_db: psycopg.Connection[Any]) -> None:
+    """``last``: the newest usable sessions of each key (latest time, then highest id) make the
+    series; sessions without a usable score and those left out by the uncertainty bound are
+    counted over the whole selection, as without ``last``."""
+    rows = _load(atlas_db, INDEXABLE, FALLBACKS)
+    atlas_db.execute("UPDATE sessions SET created_at = timestamptz '2025-01-01' - (id % 7) * interval '1 minute'")
+    created = {r["id"]: -(r["id"] % 7) for r in rows}
+    for last, bound, digits in itertools.product((1, 6, 30, 1000), (None, 0.5), (0, 4)):
+        for tasks in (True, False):
+            got = fetch_series(atlas_db, Selection.build(last=last, max_uncertainty=bound), digits=digits, tasks=tasks)
+            for key in ("a", "b"):
+                usable = [
+                    r
+                    for r in rows
+                    if r["key"] == key
+                    and r["score"] is not None
+                    and not (bound is not None and r["u"] is not None and r["u"] > bound)
+                ]
+                newest = sorted(usable, key=lambda r: (created[r["id"]], r["id"]), reverse=True)[:last]
+                whole = _oracle(rows, key=key, digits=digits, worst=5, bound=bound)
+                want = _oracle(newest, key=key, digits=digits, worst=5, bound=bound)
+                series, where = got[key], (key, last, bound, digits, tasks)
+                assert (series.n, series.missing, series.uncertain) == (
+                    len(newest),
+                    whole["missing"],
+                    whole["uncertain"],
+                ), where
+                assert series.sample.values.tolist() == want["values"], where
+                assert series.sample.counts.tolist() == want["counts"], where
+                assert list(series.worst) == want["worst"], where
+                assert math.isclose(series.sample.mean, statistics.fmean(want["scores"]), rel_tol=1e-12), where
+                if len(newest) > 1:
+                    assert series.sample.variance is not None
+                    assert math.isclose(series.sample.variance, statistics.variance(want["scores"]), rel_tol=1e-9)
+                if tasks:
+                    assert series.tasks is not None and series.tasks.keys() == want["tasks"].keys(), where
+                    for task, (mean, count) in want["tasks"].items():
+                        assert series.tasks[task][1] == count and math.isclose(series.tasks[task][0], mean), where
+                else:
+                    assert series.tasks is None, where
+                if want["uncertainty_mean"] is None:
+                    assert series.uncertainty_mean is None, where
+                else:
+                    assert series.uncertainty_mean is not None
+                    assert math.isclose(series.uncertainty_mean, want["uncertainty_mean"], rel_tol=1e-12), where
