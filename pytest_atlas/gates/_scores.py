@@ -25,6 +25,7 @@ from psycopg import sql
 
 __all__ = [
     "CHUNK",
+    "MAX_ID_STATEMENT",
     "NUMBER_PATTERN",
     "TASK_HASH",
     "number",
@@ -137,6 +138,10 @@ def _kept(condition: sql.Composable | None) -> sql.Composable:
 #: (384 MiB with times), far below PostgreSQL's 1 GiB limit of a value, however many sessions a key has
 CHUNK = 2**24
 
+#: the highest session id (through the primary key's index): below :data:`CHUNK`, no key's sessions
+#: need more than one byte string
+MAX_ID_STATEMENT = sql.SQL("SELECT max(id) FROM sessions").format()
+
 #: a session's task as the series statement packs it: a 64-bit hash (see :func:`task_names_statement`)
 TASK_HASH = sql.SQL("hashtextextended(s.task, 0)")
 
@@ -165,8 +170,10 @@ def series_statement(
     timed: bool = False,
     tasks: bool = False,
     windowed: bool = False,
+    chunked: bool = False,
 ) -> sql.Composed:
-    """From one scan, one row per learning key and :data:`CHUNK` session ids (``s.id >> 24``):
+    """From one scan, one row per learning key (``chunked``: per key and :data:`CHUNK` session
+    ids, ``s.id >> 24``, for a table whose ids reach :data:`CHUNK`; see :data:`MAX_ID_STATEMENT`):
     ``lk, n, scored, unsure, records, unc_n, unc_total``:
     ``n`` selected sessions, ``scored`` of them with a usable score, ``unsure`` of those left out
     by ``max_uncertainty`` (0 without ``uncertain``); ``records`` the scores and session ids of the
@@ -196,13 +203,14 @@ def series_statement(
     return sql.SQL(
         "SELECT e.lk, count(*) AS n, count(e.rec) AS scored, {unsure_n} AS unsure, "
         "string_agg(e.rec, ''::bytea){not_unsure} AS records, count(e.u){usable} AS unc_n, "
-        "sum(e.u){usable} AS unc_total FROM {rows} GROUP BY 1, s.id >> 24"
+        "sum(e.u){usable} AS unc_total FROM {rows} GROUP BY 1{chunks}"
     ).format(
         unsure_n=sql.SQL("count(e.rec) FILTER (WHERE {unsure})").format(unsure=unsure)
         if uncertain
         else sql.SQL("0::int8"),
         not_unsure=_kept(sql.SQL("NOT {unsure}").format(unsure=unsure) if uncertain else None),
         usable=_kept(usable),
+        chunks=sql.SQL(", s.id >> 24") if chunked else sql.SQL(""),
         rows=_rows(key, where, packed=True, timed=timed, tasks=tasks, windowed=windowed),
     )
 

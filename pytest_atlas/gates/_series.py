@@ -334,13 +334,18 @@ def _grouped_series(
     uncertain_counts: dict[str, int] = {}
     unc: dict[str, tuple[int, float]] = {}
     timed, window = points > 0, selection.last
+    # ids from 2**24 on: one row per key and range of ids; PostgreSQL cannot tell that this grouping
+    # makes few groups and would sort every session for it, so it is told not to sort
+    (highest,) = run(conn, _scores.MAX_ID_STATEMENT, {})[0]
+    chunked = highest is not None and highest >= _scores.CHUNK
     for lk, n, with_score, unsure, packed, unc_n, unc_total in run(
         conn,
         _scores.series_statement(
-            key, where, uncertain=uncertain, timed=timed, tasks=tasks, windowed=window is not None
+            key, where, uncertain=uncertain, timed=timed, tasks=tasks, windowed=window is not None, chunked=chunked
         ),
         params,
         binary=True,
+        planner={"enable_sort": "off"} if chunked else None,
     ):
         # one row per key and range of ids: the counts and sums add up, the records are joined
         missing[lk] = missing.get(lk, 0) + n - with_score

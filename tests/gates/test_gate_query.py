@@ -145,8 +145,9 @@ def test_a_large_selection_is_aggregated_in_the_database(
     monkeypatch.setattr(_series, "run", counting)
     series = fetch_series(atlas_db, Selection())["big"]
     assert series.n == 20000
-    # one scan grouped by key (the usable scores packed, 16 bytes a session), one grouped by key and task
-    assert fetched == [1, 30]
+    # the highest id (one row), one scan grouped by key (the usable scores packed, 24 bytes a session with
+    # the hash of its task), the names of the 30 task hashes
+    assert fetched == [1, 1, 30]
     assert len(series.sample.values) == 41 and series.sample.counts.sum() == 20000
     assert series.tasks is not None and len(series.tasks) == 30
 
@@ -219,3 +220,27 @@ def test_without_charts_the_same_verdict_and_no_chart(atlas_db: psycopg.Connecti
         assert sorted(drawn.chart["rewards"]) == ["a", "b"], spec.name
         assert bare.chart == {}, spec.name
         assert bare.to_dict() == {**drawn.to_dict(), "chart": {}}, spec.name
+
+
+def test_the_series_scan_is_grouped_by_hashing_not_by_sorting_every_session(atlas_db: psycopg.Connection[Any]) -> None:
+    """The plan PostgreSQL picks for the series statement hashes the sessions into a row per key:
+    a grouping it cannot estimate (an expression of the id) would make it sort every session."""
+    from psycopg import sql
+
+    from pytest_atlas.gates import _scores
+    from pytest_atlas.gates._sql import filters, key_column
+
+    atlas_db.execute(
+        "INSERT INTO sessions (task, status, review_status, metadata, reward_stats) "
+        "SELECT 'task ' || (i % 30), 'succeeded', 'approved', jsonb_build_object('learning_key', 'k' || (i % 3)), "
+        "jsonb_build_object('score', random()) FROM generate_series(1, 20000) AS i"
+    )
+    atlas_db.execute("ANALYZE sessions")
+    params: dict[str, Any] = {"number_pattern": _scores.NUMBER_PATTERN}
+    where = filters(Selection(), params)
+    for timed, tasks, windowed in ((False, False, False), (True, True, False), (False, True, True)):
+        statement = _scores.series_statement(
+            key_column(True), where, uncertain=False, timed=timed, tasks=tasks, windowed=windowed
+        )
+        plan = "\n".join(row[0] for row in atlas_db.execute(sql.SQL("EXPLAIN ") + statement, params))
+        assert "HashAggregate" in plan and "Sort" not in plan, plan

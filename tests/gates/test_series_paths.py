@@ -149,7 +149,8 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     def recording(conn: Any, query: Any, params: Any, **options: Any) -> Any:
         text = query.as_string(conn)
-        reads.append("series" if "string_agg" in text else "names" if "task_hashes" in str(params) else "tasks")
+        if "max(id)" not in text:  # the look at the highest id comes first, every time
+            reads.append("series" if "string_agg" in text else "names" if "task_hashes" in str(params) else "tasks")
         return original(conn, query, params, **options)
 
     monkeypatch.setattr(series_module, "run", recording)
