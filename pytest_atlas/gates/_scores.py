@@ -15,8 +15,10 @@ The series statement scans the selected sessions once, computing each session's 
 uncertainty once, and groups them by learning key into a few rows: the sessions without a usable
 score and those left out by ``max_uncertainty`` are counted, the usable ones come back as their
 scores and ids packed in a byte string, from which the caller computes the frequency table, the
-exact moments and the lowest sessions. Per-task means (a regression gate's pairing) come from a
-second statement grouped by key and task.
+exact moments and the lowest sessions; with a session's time (a chart's newest scores, the
+window of ``last``), uncertainty (``last``) and the hash of its task (per-task means) when those are
+needed. The task hashes are named by a scan that reads no score; the exact statement grouped by key
+and task is read only when two tasks of a key share a hash.
 """
 
 from __future__ import annotations

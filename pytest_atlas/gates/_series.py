@@ -1,9 +1,12 @@
 """Reward series: the scores of one learning key as threshold and regression gates (and baseline
 files) see them, and the one query that reads them.
 
-A gate over a million sessions fetches, per learning key: one row of exact moments, one row per
-distinct (rounded) score, the few worst sessions, and -- only when there are few enough -- one row
-per task. numpy is loaded only when a series is built (through the lazy :mod:`pytest_atlas.stats`).
+A gate over a million sessions fetches one row per learning key (per key and range of 2**24 ids
+in a table whose ids reach that): counts, and the usable scores packed with their session ids (16
+bytes a session, more when a chart, ``last`` or per-task means need each session's time,
+uncertainty or task); the frequency table, the exact moments and the worst sessions are computed
+from those with numpy, which is loaded only when a series is built (through the lazy
+:mod:`pytest_atlas.stats`).
 """
 
 from __future__ import annotations
