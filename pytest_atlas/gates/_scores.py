@@ -137,7 +137,7 @@ def _kept(condition: sql.Composable | None) -> sql.Composable:
 
 
 #: the series statement packs the sessions of 2**24 consecutive ids into one byte string at most
-#: (384 MiB with times), far below PostgreSQL's 1 GiB limit of a value, however many sessions a key has
+#: (640 MiB at 40 bytes a session), below PostgreSQL's 1 GiB limit of a value, however many sessions a key has
 CHUNK = 2**24
 
 #: the highest session id (through the primary key's index): below :data:`CHUNK`, no key's sessions
