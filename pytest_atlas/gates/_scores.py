@@ -12,13 +12,13 @@ quirk-tolerant path only for the rows that need it. Both paths give the same flo
 every shape a stored score takes.
 
 The series statement scans the selected sessions once, computing each session's score and
-uncertainty once, and groups them by learning key into a few rows: the sessions without a usable
-score and those left out by ``max_uncertainty`` are counted, the usable ones come back as their
-scores and ids packed in a byte string, from which the caller computes the frequency table, the
-exact moments and the lowest sessions; with a session's time (a chart's newest scores, the
-window of ``last``), uncertainty (``last``) and the hash of its task (per-task means) when those are
-needed. The task hashes are named by a scan that reads no score; the exact statement grouped by key
-and task is read only when two tasks of a key share a hash.
+uncertainty once, and groups them by learning key into a row per key: the sessions, those with a
+usable score, and those packed (score, id and uncertainty in a byte string; with a session's time
+for a chart's newest scores or the window of ``last``, with the hash of its task for per-task
+means), from which the caller computes the frequency table, the exact moments, the lowest
+sessions and what ``max_uncertainty`` leaves out. The task hashes are named by a scan that reads
+no score; the exact statement grouped by key and task is read only when two tasks of a key share
+a hash.
 """
 
 from __future__ import annotations
@@ -88,18 +88,12 @@ def score(*, fast: bool = True, alias: str = "s") -> sql.Composable:
 
 
 def _rows(
-    key: sql.Composable,
-    where: sql.Composable,
-    *,
-    packed: bool,
-    timed: bool = False,
-    tasks: bool = False,
-    windowed: bool = False,
+    key: sql.Composable, where: sql.Composable, *, packed: bool, timed: bool = False, tasks: bool = False
 ) -> sql.Composable:
-    """The selected sessions ``s``, each with its learning key ``e.lk``, uncertainty ``e.u`` and
-    score: packed with its session id (and, ``timed``, its ``created_at``; ``tasks``, the hash of
-    its task; ``windowed``, its time and uncertainty) into the bytes ``e.rec`` (``packed``, see
-    :func:`record_fields`; NULL without a usable score), or as ``e.score``.
+    """The selected sessions ``s``, each with its learning key ``e.lk`` and either its score, id
+    and uncertainty (with ``timed`` its time, with ``tasks`` the hash of its task) packed into the
+    bytes ``e.rec`` (``packed``, see :func:`record_fields`; NULL without a usable score), or its
+    score ``e.score`` and uncertainty ``e.u``.
 
     The lateral subquery on the nullable side of an outer join makes PostgreSQL compute each
     expression once per row (a placeholder the scan evaluates and the nodes above refer to), where
@@ -107,33 +101,27 @@ def _rows(
     group by the placeholder ``e.lk`` itself and aggregate placeholders (with FILTER clauses of
     them), never an expression of one: in a grouping key such an expression is computed by the
     scan, which would compute the score a second time."""
+    u = number("reward_stats", "uncertainty_mean")
     if packed:
-        # an uncertainty that is no number is packed as NaN (no score or uncertainty is NaN)
-        column = sql.SQL("float8send({score}) || int8send(s.id::int8){timed}{u}{tasks} AS rec").format(
+        # an uncertainty that is no number is packed as NaN (no score or uncertainty read is NaN)
+        columns = sql.SQL(
+            "float8send({score}) || int8send(s.id::int8) || COALESCE(float8send({u}), float8send('NaN')){timed}{tasks} "
+            "AS rec"
+        ).format(
             score=score(),
-            timed=sql.SQL(" || timestamptz_send(s.created_at)") if timed or windowed else sql.SQL(""),
-            u=sql.SQL(" || COALESCE(float8send({u}), float8send('NaN'))").format(
-                u=number("reward_stats", "uncertainty_mean")
-            )
-            if windowed
-            else sql.SQL(""),
+            u=u,
+            timed=sql.SQL(" || timestamptz_send(s.created_at)") if timed else sql.SQL(""),
             tasks=sql.SQL(" || int8send({hash})").format(hash=TASK_HASH) if tasks else sql.SQL(""),
         )
     else:
-        column = sql.SQL("{score} AS score").format(score=score())
-    # packed with it, the uncertainty is not read a second time
-    u = sql.SQL("NULL::float8") if windowed else number("reward_stats", "uncertainty_mean")
-    return sql.SQL(
-        "sessions AS s LEFT JOIN LATERAL (SELECT {column}, {u} AS u, {key} AS lk) AS e ON TRUE WHERE {where}"
-    ).format(column=column, u=u, key=key, where=where)
+        columns = sql.SQL("{score} AS score, {u} AS u").format(score=score(), u=u)
+    return sql.SQL("sessions AS s LEFT JOIN LATERAL (SELECT {columns}, {key} AS lk) AS e ON TRUE WHERE {where}").format(
+        columns=columns, key=key, where=where
+    )
 
 
 def _unsure(uncertain: bool) -> sql.Composable:
     return sql.SQL("COALESCE(e.u > %(max_uncertainty)s, FALSE)") if uncertain else sql.SQL("FALSE")
-
-
-def _kept(condition: sql.Composable | None) -> sql.Composable:
-    return sql.SQL("") if condition is None else sql.SQL(" FILTER (WHERE {c})").format(c=condition)
 
 
 #: the series statement packs the sessions of 2**24 consecutive ids into one byte string at most
@@ -148,72 +136,43 @@ MAX_ID_STATEMENT = sql.SQL("SELECT max(id) FROM sessions").format()
 TASK_HASH = sql.SQL("hashtextextended(s.task, 0)")
 
 
-def record_fields(*, timed: bool = False, tasks: bool = False, windowed: bool = False) -> list[tuple[str, str]]:
-    """The fields of one usable session as :func:`series_statement` packs it, as numpy reads them
-    (name, big-endian type): ``score`` (float8), ``id`` (int8); with ``timed`` or ``windowed``
-    ``created`` (its ``created_at`` in microseconds since 2000-01-01 UTC); with ``windowed`` ``u``
-    (its uncertainty, NaN for none); with ``tasks`` ``task`` (the hash of its task,
-    :data:`TASK_HASH`)."""
-    fields = [("score", ">f8"), ("id", ">i8")]
-    if timed or windowed:
+def record_fields(*, timed: bool = False, tasks: bool = False) -> list[tuple[str, str]]:
+    """The fields of one scored session as :func:`series_statement` packs it, as numpy reads them
+    (name, big-endian type): ``score`` (float8), ``id`` (int8), ``u`` (its uncertainty, NaN for
+    none); with ``timed`` ``created`` (its ``created_at`` in microseconds since 2000-01-01 UTC); with
+    ``tasks`` ``task`` (the hash of its task, :data:`TASK_HASH`)."""
+    fields = [("score", ">f8"), ("id", ">i8"), ("u", ">f8")]
+    if timed:
         fields.append(("created", ">i8"))
-    if windowed:
-        fields.append(("u", ">f8"))
     if tasks:
         fields.append(("task", ">i8"))
     return fields
 
 
 def series_statement(
-    key: sql.Composable,
-    where: sql.Composable,
-    *,
-    uncertain: bool,
-    timed: bool = False,
-    tasks: bool = False,
-    windowed: bool = False,
-    chunked: bool = False,
+    key: sql.Composable, where: sql.Composable, *, timed: bool = False, tasks: bool = False, chunked: bool = False
 ) -> sql.Composed:
     """From one scan, one row per learning key (``chunked``: per key and :data:`CHUNK` session
     ids, ``s.id >> 24``, for a table whose ids reach :data:`CHUNK`; see :data:`MAX_ID_STATEMENT`):
-    ``lk, n, scored, unsure, records, unc_n, unc_total``:
-    ``n`` selected sessions, ``scored`` of them with a usable score, ``unsure`` of those left out
-    by ``max_uncertainty`` (0 without ``uncertain``); ``records`` the scores and session ids of the
-    others (the usable ones) packed in 16 bytes each, 8 more with ``timed`` and with ``tasks``
-    (:func:`record_fields`; read them with a binary cursor), NULL when there is none; ``unc_n`` /
-    ``unc_total`` the count and sum of their uncertainties.
-
-    ``windowed`` (a selection with ``last``, whose window the caller picks from the records):
-    every scored session is packed, with its time and uncertainty, ``unsure`` is 0 and
-    ``unc_n`` / ``unc_total`` are 0 and NULL; the caller applies ``max_uncertainty``.
+    ``lk, n, scored, records``: ``n`` selected sessions, ``scored`` of them with a usable score,
+    ``records`` those packed, 24 bytes each, 8 more with ``timed`` and with ``tasks``
+    (:func:`record_fields`; read them with a binary cursor), NULL when there is none. The caller
+    applies ``max_uncertainty`` and ``last`` to the records.
 
     Grouping a million sessions into a row per key costs the server a fraction of grouping them
     by key and rounded score (tens of thousands of groups: a hash table the processor's caches do
-    not hold); the frequency table, the exact moments and the lowest sessions are computed from
-    the records (16 bytes a session, in the server's memory while the query runs and in the
-    client's while the series are built).
+    not hold); the frequency table, the exact moments, the lowest sessions and the uncertainty's
+    mean (summed pairwise: a sum of a million floats in one accumulator drifts by 1e-11) are
+    computed from the records, which the server and the client hold while the series are built.
 
-    Parameters: ``number_pattern``; ``max_uncertainty`` with ``uncertain``.
+    Parameters: ``number_pattern``.
     """
-    uncertain = uncertain and not windowed
-    unsure = _unsure(uncertain)
-    usable = (
-        sql.SQL("e.rec IS NOT NULL AND NOT {unsure}").format(unsure=unsure)
-        if uncertain
-        else sql.SQL("e.rec IS NOT NULL")
-    )
     return sql.SQL(
-        "SELECT e.lk, count(*) AS n, count(e.rec) AS scored, {unsure_n} AS unsure, "
-        "string_agg(e.rec, ''::bytea){not_unsure} AS records, count(e.u){usable} AS unc_n, "
-        "sum(e.u){usable} AS unc_total FROM {rows} GROUP BY 1{chunks}"
+        "SELECT e.lk, count(*) AS n, count(e.rec) AS scored, string_agg(e.rec, ''::bytea) AS records "
+        "FROM {rows} GROUP BY 1{chunks}"
     ).format(
-        unsure_n=sql.SQL("count(e.rec) FILTER (WHERE {unsure})").format(unsure=unsure)
-        if uncertain
-        else sql.SQL("0::int8"),
-        not_unsure=_kept(sql.SQL("NOT {unsure}").format(unsure=unsure) if uncertain else None),
-        usable=_kept(usable),
         chunks=sql.SQL(", s.id >> 24") if chunked else sql.SQL(""),
-        rows=_rows(key, where, packed=True, timed=timed, tasks=tasks, windowed=windowed),
+        rows=_rows(key, where, packed=True, timed=timed, tasks=tasks),
     )
 
 
@@ -235,7 +194,7 @@ def task_statement(key: sql.Composable, where: sql.Composable, *, uncertain: boo
     the keys with at most ``max_tasks`` tasks that have one.
 
     Parameters: ``number_pattern``, ``max_tasks``; ``max_uncertainty`` with ``uncertain``."""
-    kept = _kept(sql.SQL("NOT {unsure}").format(unsure=_unsure(uncertain)) if uncertain else None)
+    kept = sql.SQL(" FILTER (WHERE NOT {unsure})").format(unsure=_unsure(uncertain)) if uncertain else sql.SQL("")
     return sql.SQL(
         "SELECT lk, task, n, total FROM (SELECT lk, task, n, total, count(*) OVER (PARTITION BY lk) AS ntasks "
         "FROM (SELECT e.lk, s.task, count(e.score){kept} AS n, sum(e.score){kept} AS total FROM {rows} "

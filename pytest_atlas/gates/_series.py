@@ -320,10 +320,10 @@ def _grouped_series(
     tasks: bool,
     points: int,
 ) -> tuple[dict[str, Series], Timeline | None]:
-    """:func:`fetch_series`: one scan grouped into a few rows per key, the usable scores packed
-    with their session ids (with ``points`` their times: the timeline comes from the same scan;
-    with per-task means the hash of their task), see :mod:`._scores`. With ``last`` every scored
-    session is packed with its time and uncertainty, and the window is picked here."""
+    """:func:`fetch_series`: one scan grouped into a row per key, every scored session packed
+    with its id and uncertainty (with ``points`` or ``last`` its time: the timeline comes from the
+    same scan; with per-task means the hash of its task), see :mod:`._scores`; the uncertainty
+    bound and the window of ``last`` are applied here."""
     import numpy as np
 
     params: dict[str, Any] = {"max_tasks": max_tasks, "number_pattern": _scores.NUMBER_PATTERN}
@@ -334,38 +334,29 @@ def _grouped_series(
     key = key_column(by_key)
     records: dict[str, list[bytes]] = {}
     missing: dict[str, int] = {}
-    uncertain_counts: dict[str, int] = {}
-    unc: dict[str, tuple[int, float]] = {}
-    timed, window = points > 0, selection.last
+    timed, window = points > 0 or selection.last is not None, selection.last
     # ids from 2**24 on: one row per key and range of ids; PostgreSQL cannot tell that this grouping
     # makes few groups and would sort every session for it, so it is told not to sort
     (highest,) = run(conn, _scores.MAX_ID_STATEMENT, {})[0]
     chunked = highest is not None and highest >= _scores.CHUNK
-    for lk, n, with_score, unsure, packed, unc_n, unc_total in run(
+    for lk, n, with_score, packed in run(
         conn,
-        _scores.series_statement(
-            key, where, uncertain=uncertain, timed=timed, tasks=tasks, windowed=window is not None, chunked=chunked
-        ),
+        _scores.series_statement(key, where, timed=timed, tasks=tasks, chunked=chunked),
         params,
         binary=True,
         planner={"enable_sort": "off"} if chunked else None,
     ):
-        # one row per key and range of ids: the counts and sums add up, the records are joined
+        # one row per key and range of ids: the counts add up, the records are joined
         missing[lk] = missing.get(lk, 0) + n - with_score
-        uncertain_counts[lk] = uncertain_counts.get(lk, 0) + unsure
         records.setdefault(lk, []).append(packed or b"")
-        count, total = unc.get(lk, (0, 0.0))
-        unc[lk] = (count + unc_n, total + (unc_total or 0.0))
     out: dict[str, Series] = {}
-    timeline: Timeline | None = {} if timed else None
+    timeline: Timeline | None = {} if points > 0 else None
     by_hash: dict[str, dict[int, tuple[float, int]]] = {}  # per key: task hash -> (sum, sessions)
     for lk in sorted(records):
-        packed = _unpack(b"".join(records[lk]), timed=timed, tasks=tasks, windowed=window is not None)
-        if window is not None:  # the newest usable sessions; the uncertainty bound applied here
-            packed, unsure = _window(packed, last=window, bound=selection.max_uncertainty)
-            uncertain_counts[lk] += unsure
-            known = packed["u"][~np.isnan(packed["u"])]
-            unc[lk] = (len(known), float(known.sum()))
+        packed, unsure = _usable(
+            _unpack(b"".join(records[lk]), timed=timed, tasks=tasks), last=window, bound=selection.max_uncertainty
+        )
+        known = packed["u"][~np.isnan(packed["u"])]  # numpy adds them pairwise: no drift over millions
         scores, ids = packed["score"], packed["id"]
         sample, lowest = _summary(scores, ids, digits=digits, worst=worst)
         if timeline is not None and len(scores):
@@ -376,15 +367,14 @@ def _grouped_series(
                 timeline[lk] = newest
         if tasks and len(scores):
             by_hash[lk] = _task_sums(packed["task"], scores, max_tasks=max_tasks)
-        unc_n, unc_total = unc[lk]
         out[lk] = Series(
             lk,
             sample,
             missing[lk],
             lowest,
             None,
-            unc_total / unc_n if sample.n and unc_n else None,
-            uncertain_counts[lk],
+            float(known.sum()) / len(known) if len(known) else None,
+            unsure,
             digits,
         )
     if tasks:
@@ -393,29 +383,32 @@ def _grouped_series(
     return out, timeline
 
 
-def _unpack(records: bytes, *, timed: bool, tasks: bool, windowed: bool) -> dict[str, Any]:
+def _unpack(records: bytes, *, timed: bool, tasks: bool) -> dict[str, Any]:
     """The fields of records packed by the series statement (see :func:`._scores.record_fields`)
     as native arrays: ``score`` and ``u`` (float64), ``id``, ``created`` and ``task`` (int64)."""
     import numpy as np
 
-    fields = _scores.record_fields(timed=timed, tasks=tasks, windowed=windowed)
+    fields = _scores.record_fields(timed=timed, tasks=tasks)
     packed = np.frombuffer(records, dtype=np.dtype(fields))
     return {name: packed[name].astype(np.dtype(kind.replace(">", "="))) for name, kind in fields}
 
 
-def _window(packed: Mapping[str, Any], *, last: int, bound: float | None) -> tuple[dict[str, Any], int]:
-    """The newest ``last`` of the packed sessions whose uncertainty is not above ``bound``
-    (oldest first), and how many the bound left out."""
+def _usable(packed: dict[str, Any], *, last: int | None, bound: float | None) -> tuple[dict[str, Any], int]:
+    """The packed sessions whose uncertainty is not above ``bound`` (all without one), with
+    ``last`` the newest ``last`` of those (oldest first); and how many the bound left out."""
     import numpy as np
 
+    if bound is None and last is None:
+        return packed, 0
     kept = np.arange(len(packed["score"]))
     unsure = 0
     if bound is not None:
         over = packed["u"] > bound  # NaN (no uncertainty) is never above it
         unsure = int(over.sum())
         kept = np.flatnonzero(~over)
-    chosen = kept[_newest_order(packed["created"][kept], packed["id"][kept], last)]
-    return {name: values[chosen] for name, values in packed.items()}, unsure
+    if last is not None:
+        kept = kept[_newest_order(packed["created"][kept], packed["id"][kept], last)]
+    return {name: values[kept] for name, values in packed.items()}, unsure
 
 
 def _newest_order(created: IntArray, ids: IntArray, count: int) -> IntArray:
