@@ -2,9 +2,9 @@
 files) see them, and the one query that reads them.
 
 A gate over a million sessions fetches one row per learning key (per key and range of 2**24 ids
-in a table whose ids reach that): counts, and the usable scores packed with their session ids (16
-bytes a session, more when a chart, ``last`` or per-task means need each session's time,
-uncertainty or task); the frequency table, the exact moments and the worst sessions are computed
+in a table whose ids reach that): counts, and the scored sessions packed with their ids and
+uncertainties (24 bytes a session, more when a chart, ``last`` or per-task means need each
+session's time or task); the frequency table, the exact moments and the worst sessions are computed
 from those with numpy, which is loaded only when a series is built (through the lazy
 :mod:`pytest_atlas.stats`).
 """
