@@ -12,7 +12,9 @@ Then, interleaved and repeated, it times:
   (key, id, task, the score and the uncertainty read the gate's quirk-tolerant way), fetched to
   Python and grouped by key: what computing the same series without the gate query would fetch;
 * the gate query (``pytest_atlas.gates.fetch_series``) of a threshold gate (no per-task means),
-  of a regression gate (with them), of the newest 200 per key, and of one learning key.
+  of a regression gate (with them), of the newest 200 per key, and of one learning key;
+* a threshold gate's query and its chart, as a run that writes a report (JSON, HTML, the GitHub
+  step summary) reads them: the series and every key's newest 300 scores from one scan.
 
 Every row runs once untimed before the timed repeats (the table's pages read and cached, hint bits
 set: the build vacuums), then the repeats interleave the rows. It prints one table per size
@@ -41,6 +43,7 @@ from psycopg import sql
 
 from pytest_atlas._dsn import dsn_with_dbname, redact
 from pytest_atlas.gates import Selection, fetch_series
+from pytest_atlas.gates._series import CHART_POINTS, reward_chart, series_with_timeline
 from pytest_atlas.gates._sql import scored
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -90,6 +93,11 @@ def series_rows(conn: psycopg.Connection[Any]) -> dict[str, tuple[int, float]]:
     return {key: (len(rows), statistics.fmean(row[2] for row in rows)) for key, rows in by_key.items()}
 
 
+def charted(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    series, timeline = series_with_timeline(conn, Selection(), tasks=False, points=CHART_POINTS)
+    return reward_chart(conn, Selection(), series, by_key=True, threshold=0.7, timeline=timeline)
+
+
 def measure(conn: psycopg.Connection[Any], repeats: int) -> list[tuple[str, float, float]]:
     work: dict[str, Callable[[], Any]] = {
         "plain fetch of every score (baseline)": lambda: plain(conn),
@@ -100,6 +108,7 @@ def measure(conn: psycopg.Connection[Any], repeats: int) -> list[tuple[str, floa
         "gate query, one learning key of 20": lambda: fetch_series(
             conn, Selection.build(learning_key="key-3"), tasks=False
         ),
+        "threshold gate with its chart (a report is written)": lambda: charted(conn),
     }
     times: dict[str, list[float]] = {what: [] for what in work}
     results: dict[str, Any] = {}

@@ -30,6 +30,7 @@ def evaluate(
     load_baseline: Callable[[str], tuple[Mapping[str, Series], str] | None] | None = None,
     census: PathCensus | None = None,
     load_census: Callable[[str], tuple[PathCensus, str] | None] | None = None,
+    charts: bool = True,
 ) -> GateResult:
     """Evaluate one gate against a database (a connection or a DSN).
 
@@ -41,10 +42,13 @@ def evaluate(
     gate's baseline holds no scored session (``baseline_label`` says where that baseline came from).
     A fields gate compares with ``census`` (a baseline field census), else its baseline selection,
     else what ``load_census`` returns; with ``record`` and none it records its census and passes.
+    With ``charts`` false the result's ``chart`` is left empty and the query only a chart reads (the
+    newest scores of each key, a second pass over the selection) is not run: for a caller that
+    writes no report drawing it.
     """
     source = hide_password(source)  # frames show a DSN redacted
     kind = KINDS[spec.kind]
-    context = Context(baseline, baseline_label, load_baseline, record, census, load_census)
+    context = Context(baseline, baseline_label, load_baseline, record, census, load_census, charts)
     with connection(source) as conn:
         found = kind.evaluate(conn, spec, spec.options, context)
     return gate_result(spec, found)

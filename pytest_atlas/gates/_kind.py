@@ -61,6 +61,9 @@ class Context:
     file); it returns the series and their label. ``record``: the run saves a baseline
     (``--atlas-save-baseline``), so a regression gate without one records its series and passes.
     ``census`` / ``load_census``: the same for a fields gate's baseline field census.
+    ``charts``: whether a report will draw the gate's charts; without one a kind skips the
+    queries that only a chart reads (the newest scores of each key), and ``Evaluation.chart``
+    stays empty.
     """
 
     baseline: Mapping[str, Series] | None = None
@@ -70,6 +73,7 @@ class Context:
     #: a fields gate's baseline census given directly, or read by name (the --atlas-baseline file)
     census: PathCensus | None = None
     load_census: Callable[[str], tuple[PathCensus, str] | None] | None = None
+    charts: bool = True
 
 
 @dataclass(frozen=True)

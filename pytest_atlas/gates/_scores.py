@@ -12,12 +12,13 @@ quirk-tolerant path only for the rows that need it. Both paths give the same flo
 every shape a stored score takes.
 
 The series statement scans the selected sessions once, computing each session's score and
-uncertainty once, and groups them by learning key and rounded score (at most 10**digits groups per
-key, however many distinct exact scores there are) and, when a regression gate asks for them, by
-key and task in the same scan: one row back per key and rounded score, carrying what the moments,
-the frequency table and the lowest sessions are computed from, and one per key and task. The lowest
-sessions are named by the buckets that hold a single session; when some share a bucket, the
-sessions up to it are read again, through Atlas's score index when the database has it.
+uncertainty once, and groups them by learning key into a row per key: the sessions, those with a
+usable score, and those packed (score, id and uncertainty in a byte string; with a session's time
+for a chart's newest scores or the window of ``last``, with the hash of its task for per-task
+means), from which the caller computes the frequency table, the exact moments, the lowest
+sessions and what ``max_uncertainty`` leaves out. The task hashes are named by a scan that reads
+no score; the exact statement grouped by key and task is read only when two tasks of a key share
+a hash.
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ from __future__ import annotations
 from psycopg import sql
 
 __all__ = [
+    "CHUNK",
+    "MAX_ID_STATEMENT",
     "NUMBER_PATTERN",
-    "SCORE_INDEX_EXPRESSION",
-    "SCORE_INDEX_STATEMENT",
-    "lowest_statement",
+    "TASK_HASH",
     "number",
+    "record_fields",
     "score",
     "series_statement",
+    "task_names_statement",
+    "task_statement",
 ]
 
 #: a number as Python's float() and PostgreSQL's float8 both read it (no NaN, no Infinity)
@@ -83,117 +87,116 @@ def score(*, fast: bool = True, alias: str = "s") -> sql.Composable:
     )
 
 
-def _rows(where: sql.Composable, *, scale: bool = False) -> sql.Composable:
-    """The selected sessions ``s``, each with its score ``e.score`` and uncertainty ``e.u`` (and,
-    with ``scale``, the one-row ``c.scale``).
+def _rows(
+    key: sql.Composable, where: sql.Composable, *, packed: bool, timed: bool = False, tasks: bool = False
+) -> sql.Composable:
+    """The selected sessions ``s``, each with its learning key ``e.lk`` and either its score, id
+    and uncertainty (with ``timed`` its time, with ``tasks`` the hash of its task) packed into the
+    bytes ``e.rec`` (``packed``, see :func:`record_fields`; NULL without a usable score), or its
+    score ``e.score`` and uncertainty ``e.u``.
 
-    The lateral subquery on the nullable side of an outer join makes PostgreSQL compute each of
-    the two expressions once per row (a placeholder the scan evaluates and the nodes above refer
-    to), where a plain subquery would copy the expression into every place that uses it. The
-    rounded score is an expression of ``e.score`` and ``c.scale``: PostgreSQL computes it in the
-    join above the scan, from the score the scan computed, where ``round(e.score * %(scale)s)``
-    would make the scan compute the score expression a second time."""
-    scaled = sql.SQL(" CROSS JOIN (SELECT %(scale)s::float8 OFFSET 0) AS c(scale)") if scale else sql.SQL("")
-    return sql.SQL(
-        "sessions AS s LEFT JOIN LATERAL (SELECT {score} AS score, {u} AS u) AS e ON TRUE{scaled} WHERE {where}"
-    ).format(score=score(), u=number("reward_stats", "uncertainty_mean"), scaled=scaled, where=where)
+    The lateral subquery on the nullable side of an outer join makes PostgreSQL compute each
+    expression once per row (a placeholder the scan evaluates and the nodes above refer to), where
+    a plain subquery would copy the expression into every place that uses it. The statements
+    group by the placeholder ``e.lk`` itself and aggregate placeholders (with FILTER clauses of
+    them), never an expression of one: in a grouping key such an expression is computed by the
+    scan, which would compute the score a second time."""
+    u = number("reward_stats", "uncertainty_mean")
+    if packed:
+        # an uncertainty that is no number is packed as NaN (no score or uncertainty read is NaN)
+        columns = sql.SQL(
+            "float8send({score}) || int8send(s.id::int8) || COALESCE(float8send({u}), float8send('NaN')){timed}{tasks} "
+            "AS rec"
+        ).format(
+            score=score(),
+            u=u,
+            timed=sql.SQL(" || timestamptz_send(s.created_at)") if timed else sql.SQL(""),
+            tasks=sql.SQL(" || int8send({hash})").format(hash=TASK_HASH) if tasks else sql.SQL(""),
+        )
+    else:
+        columns = sql.SQL("{score} AS score, {u} AS u").format(score=score(), u=u)
+    return sql.SQL("sessions AS s LEFT JOIN LATERAL (SELECT {columns}, {key} AS lk) AS e ON TRUE WHERE {where}").format(
+        columns=columns, key=key, where=where
+    )
 
 
 def _unsure(uncertain: bool) -> sql.Composable:
     return sql.SQL("COALESCE(e.u > %(max_uncertainty)s, FALSE)") if uncertain else sql.SQL("FALSE")
 
 
-_SCALE = sql.SQL("%(scale)s")
+#: the series statement packs the sessions of 2**24 consecutive ids into one byte string at most
+#: (640 MiB at 40 bytes a session), below PostgreSQL's 1 GiB limit of a value, however many sessions a key has
+CHUNK = 2**24
+
+#: the highest session id (through the primary key's index): below :data:`CHUNK`, no key's sessions
+#: need more than one byte string
+MAX_ID_STATEMENT = sql.SQL("SELECT max(id) FROM sessions").format()
+
+#: a session's task as the series statement packs it: a 64-bit hash (see :func:`task_names_statement`)
+TASK_HASH = sql.SQL("hashtextextended(s.task, 0)")
 
 
-def _bucket(scale: sql.Composable = _SCALE) -> sql.Composable:
-    return sql.SQL("(round(e.score * {scale}) / {scale})").format(scale=scale)
+def record_fields(*, timed: bool = False, tasks: bool = False) -> list[tuple[str, str]]:
+    """The fields of one scored session as :func:`series_statement` packs it, as numpy reads them
+    (name, big-endian type): ``score`` (float8), ``id`` (int8), ``u`` (its uncertainty, NaN for
+    none); with ``timed`` ``created`` (its ``created_at`` in microseconds since 2000-01-01 UTC); with
+    ``tasks`` ``task`` (the hash of its task, :data:`TASK_HASH`)."""
+    fields = [("score", ">f8"), ("id", ">i8"), ("u", ">f8")]
+    if timed:
+        fields.append(("created", ">i8"))
+    if tasks:
+        fields.append(("task", ">i8"))
+    return fields
 
 
 def series_statement(
-    key: sql.Composable, where: sql.Composable, *, uncertain: bool, tasks: bool = False
+    key: sql.Composable, where: sql.Composable, *, timed: bool = False, tasks: bool = False, chunked: bool = False
 ) -> sql.Composed:
-    """From one scan, ``lk, unsure, value, by_task, task, n, total, m2, low, low_id, unc_n, unc_total``:
+    """From one scan, one row per learning key (``chunked``: per key and :data:`CHUNK` session
+    ids, ``s.id >> 24``, for a table whose ids reach :data:`CHUNK`; see :data:`MAX_ID_STATEMENT`):
+    ``lk, n, scored, records``: ``n`` selected sessions, ``scored`` of them with a usable score,
+    ``records`` those packed, 24 bytes each, 8 more with ``timed`` and with ``tasks``
+    (:func:`record_fields`; read them with a binary cursor), NULL when there is none. The caller
+    applies ``max_uncertainty`` and ``last`` to the records.
 
-    * one row per (learning key ``lk``, rounded score ``value``, ``unsure``), ``by_task`` false:
-      ``value`` is NULL for the sessions without a usable score; ``unsure`` is true for those left
-      out by ``max_uncertainty`` (only with ``uncertain``); ``n`` sessions, ``total`` the sum of
-      their scores, ``m2`` the sum of their squared deviations from ``value`` (the exact variance
-      is combined from these), ``low`` the lowest score and ``low_id`` the smallest session id (the
-      lowest session itself when ``n`` is 1); ``unc_n`` / ``unc_total`` count and add the
-      uncertainties;
-    * with ``tasks``, also one row per (key, ``task``) of the usable scores, ``by_task`` true, for
-      the keys with at most ``max_tasks`` such tasks: ``n`` the sessions, ``total`` their scores' sum.
+    Grouping a million sessions into a row per key costs the server a fraction of grouping them
+    by key and rounded score (tens of thousands of groups: a hash table the processor's caches do
+    not hold); the frequency table, the exact moments, the lowest sessions and the uncertainty's
+    mean (summed pairwise: a sum of a million floats in one accumulator drifts by 1e-11) are
+    computed from the records, which the server and the client hold while the series are built.
 
-    Parameters: ``number_pattern``, ``scale``; ``max_uncertainty`` with ``uncertain``; ``max_tasks``
-    with ``tasks``.
+    Parameters: ``number_pattern``.
     """
-    v = _bucket(sql.SQL("c.scale"))
-    unsure = _unsure(uncertain)
-    columns = sql.SQL(
-        "{key} AS lk, {unsure} AS unsure, {v} AS value, {by_task} AS by_task, {task} AS task, {n} AS n, "
-        "sum(e.score) AS total, "
-        "sum((e.score - {v}) * (e.score - {v})) AS m2, min(e.score) AS low, min(s.id)::int8 AS low_id, "
-        "count(e.u) AS unc_n, sum(e.u) AS unc_total"
-    )
-    if not tasks:
-        return sql.SQL("SELECT {columns} FROM {rows} GROUP BY 1, 2, 3").format(
-            columns=columns.format(
-                key=key, unsure=unsure, v=v, by_task=sql.SQL("FALSE"), task=sql.SQL("NULL::text"), n=sql.SQL("count(*)")
-            ),
-            rows=_rows(where, scale=True),
-        )
-    # grouping sets: the per-task sums come from the same scan as the buckets
-    by_task = sql.SQL("GROUPING(s.task) = 0")
     return sql.SQL(
-        "SELECT lk, unsure, value, by_task, task, n, total, m2, low, low_id, unc_n, unc_total FROM (SELECT *, "
-        "count(*) OVER (PARTITION BY lk, by_task) AS ntasks FROM (SELECT {columns} "
-        "FROM {rows} GROUP BY GROUPING SETS ((1, 2, 3), (1, 2, s.task)) "
-        "HAVING NOT {by_task} OR (count(e.score) > 0 AND NOT {unsure})) AS grouped) AS counted "
-        "WHERE NOT by_task OR ntasks <= %(max_tasks)s"
+        "SELECT e.lk, count(*) AS n, count(e.rec) AS scored, string_agg(e.rec, ''::bytea) AS records "
+        "FROM {rows} GROUP BY 1{chunks}"
     ).format(
-        columns=columns.format(
-            key=key,
-            unsure=unsure,
-            v=v,
-            by_task=by_task,
-            task=sql.SQL("s.task"),
-            n=sql.SQL("CASE WHEN {by_task} THEN count(e.score) ELSE count(*) END").format(by_task=by_task),
-        ),
-        by_task=by_task,
-        rows=_rows(where, scale=True),
-        unsure=unsure,
+        chunks=sql.SQL(", s.id >> 24") if chunked else sql.SQL(""),
+        rows=_rows(key, where, packed=True, timed=timed, tasks=tasks),
     )
 
 
-#: the expression of Atlas's index on the score, as PostgreSQL prints it
-SCORE_INDEX_EXPRESSION = "(((reward_stats ->> 'score'::text))::double precision)"
+def task_names_statement(key: sql.Composable, where: sql.Composable) -> sql.Composed:
+    """``lk, task, hash``: every distinct (learning key, task) of the selected sessions whose
+    task's :data:`TASK_HASH` is in ``task_hashes``: the names of the hashes a series statement
+    packed. Two names of one hash in a key (a collision) is the caller's to notice. No score is
+    read, so this scan costs a fraction of the series statement's.
 
-#: whether ``sessions`` has Atlas's score index, valid, on every row with reward_stats (or every row):
-#: then every such row's ``(reward_stats ->> 'score')::float8`` is known to cast without error
-SCORE_INDEX_STATEMENT = sql.SQL(
-    "SELECT EXISTS (SELECT 1 FROM pg_index AS i WHERE i.indrelid = 'sessions'::regclass AND i.indisvalid "
-    "AND i.indnatts = 1 AND pg_get_indexdef(i.indexrelid, 1, false) = %(index_expression)s "
-    "AND (i.indpred IS NULL OR pg_get_expr(i.indpred, i.indrelid) = '(reward_stats IS NOT NULL)'))"
-).format()
-
-
-def lowest_statement(key: sql.Composable, where: sql.Composable, *, uncertain: bool, indexed: bool) -> sql.Composed:
-    """``lk, id, score, found``: the ``worst`` lowest usable sessions (lowest score, then lowest id)
-    of each key in ``low_keys`` among those whose rounded score is at most its ``low_values``
-    entry; ``found`` counts the sessions that qualified.
-
-    With ``indexed`` (see :data:`SCORE_INDEX_STATEMENT`) only the sessions whose stored
-    ``reward_stats.score`` is at most ``index_cut`` are read, through Atlas's index: a session
-    whose gate score came from ``score_mean``, or whose stored score is not what the gate reads,
-    can be missed, which ``found`` shows (the caller then asks again without ``indexed``)."""
-    cut: sql.Composable = sql.SQL("")
-    if indexed:
-        cut = sql.SQL(" AND s.reward_stats IS NOT NULL AND (s.reward_stats ->> 'score')::float8 <= %(index_cut)s")
+    Parameters: ``task_hashes``."""
     return sql.SQL(
-        "SELECT lk, id, score, found FROM (SELECT r.lk, r.id, r.score, row_number() OVER (PARTITION BY r.lk "
-        "ORDER BY r.score, r.id) AS rank, count(*) OVER (PARTITION BY r.lk) AS found FROM "
-        "(SELECT {key} AS lk, s.id, e.score, {v} AS value FROM {rows}{cut} AND e.score IS NOT NULL "
-        "AND NOT {unsure}) AS r JOIN unnest(%(low_keys)s::text[], %(low_values)s::float8[]) AS t(lk, value) "
-        "ON t.lk = r.lk AND r.value <= t.value) AS ranked WHERE rank <= %(worst)s"
-    ).format(key=key, v=_bucket(), rows=_rows(where), cut=cut, unsure=_unsure(uncertain))
+        "SELECT {key} AS lk, s.task, {hash} AS hash FROM sessions AS s WHERE {where} "
+        "AND {hash} = ANY(%(task_hashes)s::int8[]) GROUP BY 1, 2, 3"
+    ).format(key=key, hash=TASK_HASH, where=where)
+
+
+def task_statement(key: sql.Composable, where: sql.Composable, *, uncertain: bool) -> sql.Composed:
+    """``lk, task, n, total``: per learning key and task, the usable scores' count and sum, for
+    the keys with at most ``max_tasks`` tasks that have one.
+
+    Parameters: ``number_pattern``, ``max_tasks``; ``max_uncertainty`` with ``uncertain``."""
+    kept = sql.SQL(" FILTER (WHERE NOT {unsure})").format(unsure=_unsure(uncertain)) if uncertain else sql.SQL("")
+    return sql.SQL(
+        "SELECT lk, task, n, total FROM (SELECT lk, task, n, total, count(*) OVER (PARTITION BY lk) AS ntasks "
+        "FROM (SELECT e.lk, s.task, count(e.score){kept} AS n, sum(e.score){kept} AS total FROM {rows} "
+        "GROUP BY 1, 2) AS grouped WHERE n > 0) AS counted WHERE ntasks <= %(max_tasks)s"
+    ).format(kept=kept, rows=_rows(key, where, packed=False))

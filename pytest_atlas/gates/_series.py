@@ -1,16 +1,20 @@
 """Reward series: the scores of one learning key as threshold and regression gates (and baseline
 files) see them, and the one query that reads them.
 
-A gate over a million sessions fetches, per learning key: one row of exact moments, one row per
-distinct (rounded) score, the few worst sessions, and -- only when there are few enough -- one row
-per task. numpy is loaded only when a series is built (through the lazy :mod:`pytest_atlas.stats`).
+A gate over a million sessions fetches one row per learning key (per key and range of 2**24 ids
+in a table whose ids reach that): counts, and the scored sessions packed with their ids and
+uncertainties (24 bytes a session, more when a chart, ``last`` or per-task means need each
+session's time or task); the frequency table, the exact moments and the worst sessions are computed
+from those with numpy, which is loaded only when a series is built (through the lazy
+:mod:`pytest_atlas.stats`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -32,7 +36,18 @@ if TYPE_CHECKING:
     FloatArray = npt.NDArray[np.float64]
     IntArray = npt.NDArray[np.int64]
 
-__all__ = ["CHART_KEYS", "MAX_COUNT", "Series", "check_series", "fetch_series", "fetch_timeline", "reward_chart"]
+__all__ = [
+    "CHART_KEYS",
+    "CHART_POINTS",
+    "MAX_COUNT",
+    "Series",
+    "Timeline",
+    "check_series",
+    "fetch_series",
+    "fetch_timeline",
+    "reward_chart",
+    "series_with_timeline",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -264,87 +279,34 @@ def fetch_series(
     every series has ``tasks`` None.
     """
     check_integer("digits", digits, low=0, high=12, example=4)
-    if selection.last is None:
-        return _grouped_series(
-            conn, selection, by_key=by_key, digits=digits, worst=worst, max_tasks=max_tasks, tasks=tasks
-        )
-    params: dict[str, Any] = {"worst": max(worst, 1), "max_tasks": max_tasks}
-    # One statement: PostgreSQL materialises the selected sessions once (a CTE used several times)
-    # and returns a handful of row kinds: m = moments per key, v = frequency table, x = sessions
-    # without a usable score, w = the worst sessions, t = per-task means (keys with few tasks only).
-    params["scale"] = float(10**digits)
-    query = scored(selection, by_key, params) + sql.SQL(
-        ", freq AS (SELECT lk, round(score * %(scale)s) / %(scale)s AS v, count(*) AS c FROM scored GROUP BY 1, 2)"
-        # the worst sessions: only rows at or below each key's k-th lowest rounded score are sorted
-        ", cut AS (SELECT lk, min(v) AS v FROM (SELECT lk, v, sum(c) OVER (PARTITION BY lk ORDER BY v) AS cum "
-        "FROM freq) AS f WHERE cum >= %(worst)s GROUP BY lk)"
-        ", worst AS (SELECT s.lk, s.id, s.score, row_number() OVER (PARTITION BY s.lk ORDER BY s.score, s.id) "
-        "AS rank FROM scored AS s LEFT JOIN cut ON cut.lk = s.lk "
-        "WHERE round(s.score * %(scale)s) / %(scale)s <= COALESCE(cut.v, 'infinity'))"
-        ", tasks AS (SELECT lk, task, avg(score) AS mean, count(*) AS c, count(*) OVER (PARTITION BY lk) AS ntasks "
-        "FROM scored GROUP BY lk, task) "
-        "SELECT 'm', lk, NULL::float8, count(*), avg(score), var_samp(score), avg(uncertainty), NULL::bigint, "
-        "NULL::text FROM scored GROUP BY lk "
-        "UNION ALL SELECT 'v', lk, v, c, NULL, NULL, NULL, NULL, NULL FROM freq "
-        "UNION ALL SELECT 'x', lk, NULL, count(*), NULL, NULL, NULL, NULL, NULL FROM matched "
-        "WHERE score IS NULL GROUP BY lk "
-        "UNION ALL SELECT 'w', lk, score, rank, NULL, NULL, NULL, id, NULL FROM worst WHERE rank <= %(worst)s"
+    series, _ = _grouped_series(
+        conn, selection, by_key=by_key, digits=digits, worst=worst, max_tasks=max_tasks, tasks=tasks, points=0
     )
-    if tasks:
-        query += sql.SQL(
-            " UNION ALL SELECT 't', lk, NULL, c, mean, NULL, NULL, NULL, task FROM tasks WHERE ntasks <= %(max_tasks)s"
-        )
-    if selection.max_uncertainty is not None:  # u = scored sessions whose judges were too unsure
-        query += sql.SQL(
-            " UNION ALL SELECT 'u', lk, NULL, count(*), NULL, NULL, NULL, NULL, NULL FROM matched "
-            "WHERE score IS NOT NULL AND uncertainty > %(max_uncertainty)s GROUP BY lk"
-        )
-    moments: dict[str, tuple[int, float, float | None, float | None]] = {}
-    values: dict[str, list[tuple[float, int]]] = {}
-    missing: dict[str, int] = {}
-    uncertain: dict[str, int] = {}
-    worst_rows: dict[str, list[tuple[int, int, float]]] = {}
-    task_means: dict[str, dict[str, tuple[float, int]]] = {}
-    for kind, key, value, count, mean, variance, uncertainty, session, task in run(conn, query, params):
-        if kind == "m":
-            moments[key] = (
-                int(count),
-                float(mean),
-                None if variance is None else float(variance),
-                None if uncertainty is None else float(uncertainty),
-            )
-        elif kind == "v":
-            values.setdefault(key, []).append((float(value), int(count)))
-        elif kind == "x":
-            missing[key] = int(count)
-        elif kind == "u":
-            uncertain[key] = int(count)
-        elif kind == "w":
-            worst_rows.setdefault(key, []).append((int(count), int(session), float(value)))
-        else:
-            task_means.setdefault(key, {})[task] = (float(mean), int(count))
-    out: dict[str, Series] = {}
-    for key in sorted(set(moments) | set(missing) | set(uncertain)):
-        table_rows = values.get(key, [])
-        n, mean, variance, uncertainty = moments.get(key, (0, math.nan, None, None))
-        sample = stats.Sample.from_counts(
-            [v for v, _ in table_rows],
-            [c for _, c in table_rows],
-            exact_mean=mean if n else None,
-            exact_variance=variance,
-        )
-        lowest = tuple((session, score) for _, session, score in sorted(worst_rows.get(key, [])))[:worst]
-        out[key] = Series(
-            key,
-            sample,
-            missing.get(key, 0),
-            lowest,
-            task_means.get(key) if n and tasks else None,
-            uncertainty,
-            uncertain.get(key, 0),
-            digits,
-        )
-    return out
+    return series
+
+
+#: per learning key, the newest scored sessions as (ISO time, score, session id), oldest first
+Timeline = dict[str, list[tuple[str, float, int]]]
+
+
+def series_with_timeline(
+    conn: psycopg.Connection[Any],
+    selection: Selection,
+    *,
+    by_key: bool = True,
+    digits: int = 4,
+    tasks: bool = True,
+    points: int = 0,
+) -> tuple[dict[str, Series], Timeline | None]:
+    """:func:`fetch_series`, and with ``points`` what :func:`fetch_timeline` reads (the newest
+    ``points`` scored sessions of each key), from the same scan: a chart then costs no second
+    pass over the selection. The timeline is None when it was not read (no ``points``)."""
+    check_integer("digits", digits, low=0, high=12, example=4)
+    if points < 1:
+        return fetch_series(conn, selection, by_key=by_key, digits=digits, tasks=tasks), None
+    return _grouped_series(
+        conn, selection, by_key=by_key, digits=digits, worst=5, max_tasks=5000, tasks=tasks, points=points
+    )
 
 
 def _grouped_series(
@@ -356,145 +318,201 @@ def _grouped_series(
     worst: int,
     max_tasks: int,
     tasks: bool,
-) -> dict[str, Series]:
-    """:func:`fetch_series` without ``last``: one scan grouped by key and rounded score, and by key
-    and task when per-task means are asked for (see :mod:`._scores`); a few more rows only when the
-    lowest sessions share a rounded score."""
-    params: dict[str, Any] = {
-        "worst": max(worst, 1),
-        "max_tasks": max_tasks,
-        "scale": float(10**digits),
-        "number_pattern": _scores.NUMBER_PATTERN,
-    }
+    points: int,
+) -> tuple[dict[str, Series], Timeline | None]:
+    """:func:`fetch_series`: one scan grouped into a row per key, every scored session packed
+    with its id and uncertainty (with ``points`` or ``last`` its time: the timeline comes from the
+    same scan; with per-task means the hash of its task), see :mod:`._scores`; the uncertainty
+    bound and the window of ``last`` are applied here."""
+    import numpy as np
+
+    params: dict[str, Any] = {"max_tasks": max_tasks, "number_pattern": _scores.NUMBER_PATTERN}
     where = filters(selection, params)
     uncertain = selection.max_uncertainty is not None
     if uncertain:
         params["max_uncertainty"] = selection.max_uncertainty
     key = key_column(by_key)
-    tables: dict[str, list[_Bucket]] = {}
+    records: dict[str, list[bytes]] = {}
     missing: dict[str, int] = {}
-    uncertain_counts: dict[str, int] = {}
-    unc: dict[str, list[float]] = {}
-    task_means: dict[str, dict[str, tuple[float, int]]] = {}
-    for lk, unsure, value, by_task, task, n, total, m2, low, low_id, unc_n, unc_total in run(
-        conn, _scores.series_statement(key, where, uncertain=uncertain, tasks=tasks), params
+    timed, window = points > 0 or selection.last is not None, selection.last
+    # ids from 2**24 on: one row per key and range of ids; PostgreSQL cannot tell that this grouping
+    # makes few groups and would sort every session for it, so it is told not to sort
+    (highest,) = run(conn, _scores.MAX_ID_STATEMENT, {})[0]
+    chunked = highest is not None and highest >= _scores.CHUNK
+    for lk, n, with_score, packed in run(
+        conn,
+        _scores.series_statement(key, where, timed=timed, tasks=tasks, chunked=chunked),
+        params,
+        binary=True,
+        planner={"enable_sort": "off"} if chunked else None,
     ):
-        if by_task:
-            task_means.setdefault(lk, {})[task] = (total / n, n)
-        elif value is None:
-            missing[lk] = missing.get(lk, 0) + n
-        elif unsure:
-            uncertain_counts[lk] = uncertain_counts.get(lk, 0) + n
-        else:
-            tables.setdefault(lk, []).append((value, n, total, m2, low, low_id))
-            if unc_n:
-                pair = unc.setdefault(lk, [0, 0.0])
-                pair[0] += unc_n
-                pair[1] += unc_total
-    for table in tables.values():
-        table.sort()
-    worst_rows = _lowest_sessions(conn, tables, key, where, params, uncertain=uncertain, worst=max(worst, 1))
+        # one row per key and range of ids: the counts add up, the records are joined
+        missing[lk] = missing.get(lk, 0) + n - with_score
+        records.setdefault(lk, []).append(packed or b"")
     out: dict[str, Series] = {}
-    for lk in sorted(set(tables) | set(missing) | set(uncertain_counts)):
-        n, mean, variance, values, counts = _moments(tables.get(lk, []))
-        unc_n, unc_total = unc.get(lk, (0, 0.0))
-        sample = stats.Sample.from_counts(values, counts, exact_mean=mean if n else None, exact_variance=variance)
+    timeline: Timeline | None = {} if points > 0 else None
+    by_hash: dict[str, dict[int, tuple[float, int]]] = {}  # per key: task hash -> (sum, sessions)
+    for lk in sorted(records):
+        packed, unsure = _usable(
+            _unpack(b"".join(records[lk]), timed=timed, tasks=tasks), last=window, bound=selection.max_uncertainty
+        )
+        known = packed["u"][~np.isnan(packed["u"])]  # numpy adds them pairwise: no drift over millions
+        scores, ids = packed["score"], packed["id"]
+        sample, lowest = _summary(scores, ids, digits=digits, worst=worst)
+        if timeline is not None and len(scores):
+            newest = _newest(scores, ids, packed["created"], points=points, zone=conn.info.timezone)
+            if newest is None:  # a time Python cannot hold: fetch_timeline says so the way psycopg does
+                timeline = None
+            else:
+                timeline[lk] = newest
+        if tasks and len(scores):
+            by_hash[lk] = _task_sums(packed["task"], scores, max_tasks=max_tasks)
         out[lk] = Series(
             lk,
             sample,
-            missing.get(lk, 0),
-            worst_rows.get(lk, ())[:worst],
-            (task_means.get(lk) or None) if n and tasks else None,
-            unc_total / unc_n if n and unc_n else None,
-            uncertain_counts.get(lk, 0),
+            missing[lk],
+            lowest,
+            None,
+            float(known.sum()) / len(known) if len(known) else None,
+            unsure,
             digits,
         )
-    return out
+    if tasks:
+        task_means = _task_means(conn, by_hash, key, where, params, uncertain=uncertain)
+        out = {lk: replace(s, tasks=task_means.get(lk) or None) if s.n else s for lk, s in out.items()}
+    return out, timeline
 
 
-#: one usable rounded score of a key: value, sessions, sum of their scores, sum of their squared
-#: deviations from the value, lowest score, smallest session id
-_Bucket = tuple[float, int, float, float, float, int]
-
-
-def _moments(table: list[_Bucket]) -> tuple[int, float, float | None, FloatArray, IntArray]:
-    """Count, mean and sample variance of every score from per-bucket counts, sums and squared
-    deviations from the bucket's rounded value (combined as in Chan, Golub and LeVeque); and the
-    bucket values and counts as arrays."""
+def _unpack(records: bytes, *, timed: bool, tasks: bool) -> dict[str, Any]:
+    """The fields of records packed by the series statement (see :func:`._scores.record_fields`)
+    as native arrays: ``score`` and ``u`` (float64), ``id``, ``created`` and ``task`` (int64)."""
     import numpy as np
 
-    values = np.fromiter((row[0] for row in table), dtype=np.float64, count=len(table))
-    counts = np.fromiter((row[1] for row in table), dtype=np.int64, count=len(table))
-    n = int(counts.sum())
-    if n == 0:
-        return 0, math.nan, None, values, counts
-    totals = np.fromiter((row[2] for row in table), dtype=np.float64, count=len(table))
-    mean = math.fsum(totals.tolist()) / n
-    if n < 2:
-        return n, mean, None, values, counts
-    squares = np.fromiter((row[3] for row in table), dtype=np.float64, count=len(table))
-    group_means = totals / counts
-    parts = np.maximum(squares - counts * (group_means - values) ** 2, 0.0) + counts * (group_means - mean) ** 2
-    return n, mean, math.fsum(parts.tolist()) / (n - 1), values, counts
+    fields = _scores.record_fields(timed=timed, tasks=tasks)
+    packed = np.frombuffer(records, dtype=np.dtype(fields))
+    return {name: packed[name].astype(np.dtype(kind.replace(">", "="))) for name, kind in fields}
 
 
-def _lowest_sessions(
+def _usable(packed: dict[str, Any], *, last: int | None, bound: float | None) -> tuple[dict[str, Any], int]:
+    """The packed sessions whose uncertainty is not above ``bound`` (all without one), with
+    ``last`` the newest ``last`` of those (oldest first); and how many the bound left out."""
+    import numpy as np
+
+    if bound is None and last is None:
+        return packed, 0
+    kept = np.arange(len(packed["score"]))
+    unsure = 0
+    if bound is not None:
+        over = packed["u"] > bound  # NaN (no uncertainty) is never above it
+        unsure = int(over.sum())
+        kept = np.flatnonzero(~over)
+    if last is not None:
+        kept = kept[_newest_order(packed["created"][kept], packed["id"][kept], last)]
+    return {name: values[kept] for name, values in packed.items()}, unsure
+
+
+def _newest_order(created: IntArray, ids: IntArray, count: int) -> IntArray:
+    """Indices of the ``count`` newest sessions (latest time, then highest id), oldest first."""
+    import numpy as np
+
+    if len(created) > count:  # every time from the count-th latest on (ties included)
+        cut = np.partition(created, len(created) - count)[len(created) - count]
+        near = np.flatnonzero(created >= cut)
+    else:
+        near = np.arange(len(created))
+    order: IntArray = near[np.lexsort((ids[near], created[near]))][len(near) - min(count, len(near)) :]
+    return order
+
+
+def _task_sums(hashes: IntArray, scores: FloatArray, *, max_tasks: int) -> dict[int, tuple[float, int]]:
+    """Per task hash, the sum of its scores and its sessions; empty when there are more than
+    ``max_tasks`` tasks (no per-task means then)."""
+    import numpy as np
+
+    distinct, which = np.unique(hashes, return_inverse=True)
+    if len(distinct) > max_tasks:
+        return {}
+    sums = np.bincount(which, weights=scores, minlength=len(distinct))
+    counts = np.bincount(which, minlength=len(distinct))
+    return {int(h): (float(t), int(c)) for h, t, c in zip(distinct, sums, counts, strict=True)}
+
+
+def _task_means(
     conn: psycopg.Connection[Any],
-    tables: Mapping[str, list[_Bucket]],
+    by_hash: Mapping[str, Mapping[int, tuple[float, int]]],
     key: sql.Composable,
     where: sql.Composable,
     params: dict[str, Any],
     *,
     uncertain: bool,
-    worst: int,
-) -> dict[str, tuple[tuple[int, float], ...]]:
-    """The ``worst`` lowest (session id, score) pairs per key, lowest score then lowest id first.
-
-    A bucket (rounded score) holding one session names it. A key whose lowest sessions share a
-    bucket has its sessions up to that bucket read again: through Atlas's score index when the
-    database has it (a bitmap of a few rows), checked against the bucket counts; by a scan when it
-    has not, or when the index missed some (a score read from ``score_mean``, or stored otherwise)."""
-    out: dict[str, tuple[tuple[int, float], ...]] = {}
-    cuts: dict[str, tuple[float, int]] = {}  # key -> (highest bucket needed, sessions up to it)
-    for lk, table in tables.items():
-        picked: list[tuple[int, float]] = []
-        seen, shared, last = 0, False, 0.0
-        for value, count, _, _, low, low_id in table:
-            if seen >= worst:
-                break
-            seen, shared, last = seen + count, shared or count > 1, value
-            picked.append((low_id, low))
-        if shared:
-            cuts[lk] = (last, seen)
-        else:
-            out[lk] = tuple(picked)
-    if not cuts:
-        return out
-    expected = {lk: count for lk, (_, count) in cuts.items()}
-    params = {**params, "low_keys": list(cuts), "low_values": [value for value, _ in cuts.values()]}
-    scale = params["scale"]
-    indexed = bool(run(conn, _scores.SCORE_INDEX_STATEMENT, {"index_expression": _scores.SCORE_INDEX_EXPRESSION})[0][0])
-    for use_index in (True, False) if indexed else (False,):
-        if use_index:  # every score in a bucket up to v is below v + 1/scale
-            params["index_cut"] = max(value for value, _ in cuts.values()) + 1.0 / scale
-        found: dict[str, list[tuple[int, float]]] = {}
-        counts: dict[str, int] = {}
-        # PostgreSQL has no statistics for a partial index's expression and guesses a third of the
-        # table: told to avoid the scan, it reads the few rows at the bottom of the index
-        rows = run(
-            conn,
-            _scores.lowest_statement(key, where, uncertain=uncertain, indexed=use_index),
-            params,
-            planner={"enable_seqscan": "off", "max_parallel_workers_per_gather": "0"} if use_index else None,
-        )
-        for lk, session, score, count in rows:
-            found.setdefault(lk, []).append((int(session), float(score)))
-            counts[lk] = int(count)
-        if counts == expected:
-            break
-    for lk in cuts:
-        out[lk] = tuple(sorted(found.get(lk, []), key=lambda pair: (pair[1], pair[0])))
+) -> dict[str, dict[str, tuple[float, int]]]:
+    """Per key, task -> (mean score, sessions), from the per-hash sums and the names of those
+    hashes (read without the scores); when two tasks of one key share a hash (or a name cannot be
+    found), from the exact statement grouped by key and task."""
+    wanted = sorted({h for sums in by_hash.values() for h in sums})
+    if not wanted:
+        return {}
+    names: dict[str, dict[int, set[str]]] = {}
+    for lk, task, hashed in run(conn, _scores.task_names_statement(key, where), {**params, "task_hashes": wanted}):
+        names.setdefault(lk, {}).setdefault(int(hashed), set()).add(task)
+    out: dict[str, dict[str, tuple[float, int]]] = {}
+    for lk, sums in by_hash.items():
+        found = names.get(lk, {})
+        if any(len(found.get(h, ())) != 1 for h in sums):  # a collision: read the exact sums
+            out = {}
+            for row_key, task, n, total in run(conn, _scores.task_statement(key, where, uncertain=uncertain), params):
+                out.setdefault(row_key, {})[task] = (total / n, n)
+            return out
+        if sums:
+            out[lk] = {next(iter(found[h])): (total / n, n) for h, (total, n) in sums.items()}
     return out
+
+
+#: PostgreSQL's timestamp epoch
+_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+def _newest(
+    scores: FloatArray, ids: IntArray, created: IntArray, *, points: int, zone: tzinfo
+) -> list[tuple[str, float, int]] | None:
+    """The newest ``points`` sessions (latest ``created_at``, then highest id) as (ISO time in
+    ``zone``, score, id), oldest first: what :func:`fetch_timeline` reads. None when a time is
+    beyond what Python's datetime holds (PostgreSQL's infinity)."""
+    chosen = _newest_order(created, ids, points)
+    try:
+        times = [(_EPOCH + timedelta(microseconds=int(t))).astimezone(zone).isoformat() for t in created[chosen]]
+    except OverflowError:
+        return None
+    return list(zip(times, scores[chosen].tolist(), ids[chosen].tolist(), strict=True))
+
+
+def _summary(
+    scores: FloatArray, ids: IntArray, *, digits: int, worst: int
+) -> tuple[Sample, tuple[tuple[int, float], ...]]:
+    """The sample (frequency table of the scores rounded to ``digits`` decimals as PostgreSQL's
+    ``round(score * 10^digits) / 10^digits`` rounds them, exact mean and sample variance) and the
+    ``worst`` lowest (session id, score) pairs, lowest score then lowest id first."""
+    import numpy as np
+
+    n = len(scores)
+    scale = float(10**digits)
+    values, counts = np.unique(np.rint(scores * scale) / scale, return_counts=True)
+    mean: float | None = None
+    variance: float | None = None
+    if n:
+        rough = float(scores.sum()) / n
+        mean = rough + float((scores - rough).sum()) / n  # two passes: the rounding of the first corrected
+        if n > 1:
+            deviations = scores - mean
+            variance = float(np.dot(deviations, deviations)) / (n - 1)
+    sample = stats.Sample.from_counts(values, counts, exact_mean=mean, exact_variance=variance)
+    if not n or worst < 1:
+        return sample, ()
+    # the lowest sessions: every score up to the worst-th lowest (ties included), ordered by score then id
+    cut = np.partition(scores, min(worst, n) - 1)[min(worst, n) - 1]
+    near = np.flatnonzero(scores <= cut)
+    order = near[np.lexsort((ids[near], scores[near]))][:worst]
+    return sample, tuple(zip(ids[order].tolist(), scores[order].tolist(), strict=True))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -503,11 +521,13 @@ def _lowest_sessions(
 
 #: at most this many learning keys are charted per gate (those with the most points)
 CHART_KEYS = 12
+#: a chart's points per key: the newest scored sessions
+CHART_POINTS = 300
 
 
 def fetch_timeline(
-    conn: psycopg.Connection[Any], selection: Selection, *, by_key: bool = True, points: int = 300
-) -> dict[str, list[tuple[str, float, int]]]:
+    conn: psycopg.Connection[Any], selection: Selection, *, by_key: bool = True, points: int = CHART_POINTS
+) -> Timeline:
     """Per key, the newest ``points`` scored sessions of the selection as (ISO time, score, id),
     oldest first: the reward series a chart draws (the gate's statistics never read it)."""
     params: dict[str, Any] = {"points": max(points, 1)}
@@ -516,7 +536,7 @@ def fetch_timeline(
         "(PARTITION BY lk ORDER BY created_at DESC, id DESC) AS r FROM scored) AS t WHERE r <= %(points)s "
         "ORDER BY lk, created_at, id"
     )
-    out: dict[str, list[tuple[str, float, int]]] = {}
+    out: Timeline = {}
     for key, created, score, session in run(conn, query, params):
         out.setdefault(key, []).append((created.isoformat(), float(score), int(session)))
     return out
@@ -531,11 +551,15 @@ def reward_chart(
     baseline: Mapping[str, Series] | None = None,
     threshold: float | None = None,
     tolerance: float = 0.0,
+    timeline: Timeline | None = None,
 ) -> dict[str, Any]:
     """What the report's chart of a reward gate draws, per learning key: the scores over time, the
     baseline band (its mean +/- one standard deviation), the threshold (for a regression: the
-    baseline mean minus ``tolerance``) and the window's mean. JSON-ready; empty without scores."""
-    timeline = fetch_timeline(conn, selection, by_key=by_key)
+    baseline mean minus ``tolerance``) and the window's mean. JSON-ready; empty without scores.
+    ``timeline``: what :func:`fetch_timeline` returns, when it was read already (see
+    :func:`series_with_timeline`)."""
+    if timeline is None:
+        timeline = fetch_timeline(conn, selection, by_key=by_key, points=CHART_POINTS)
     keys = sorted(timeline, key=lambda k: (-len(timeline[k]), k))[:CHART_KEYS]
     out: dict[str, Any] = {}
     for key in sorted(keys):

@@ -56,11 +56,12 @@ def connection(source: psycopg.Connection[Any] | str | Dsn, *, timeout: int = 10
 
 
 @contextlib.contextmanager
-def read_only(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Cursor[tuple[Any, ...]]]:
+def read_only(conn: psycopg.Connection[Any], *, binary: bool = False) -> Iterator[psycopg.Cursor[tuple[Any, ...]]]:
     """A cursor in a READ ONLY transaction (a savepoint when one is open) that is always rolled back;
-    a failed query raises GateError saying what was wrong (no Atlas tables, no read rights)."""
+    a failed query raises GateError saying what was wrong (no Atlas tables, no read rights).
+    ``binary``: results in PostgreSQL's binary format (a bytea as bytes, without hex text)."""
     try:
-        with conn.transaction(force_rollback=True), conn.cursor(row_factory=tuple_row) as cursor:
+        with conn.transaction(force_rollback=True), conn.cursor(row_factory=tuple_row, binary=binary) as cursor:
             cursor.execute("SET TRANSACTION READ ONLY")
             # the aggregations hash ~100k groups: without room they sort on disk; compiling the
             # expressions (JIT) costs more than it saves on one scan
@@ -94,10 +95,11 @@ def run(
     params: Mapping[str, Any],
     *,
     planner: Mapping[str, str] | None = None,
+    binary: bool = False,
 ) -> list[tuple[Any, ...]]:
-    """The rows of ``query``, read in a :func:`read_only` transaction; ``planner`` settings (such as
-    ``enable_seqscan``) hold for this query alone."""
-    with read_only(conn) as cursor:
+    """The rows of ``query``, read in a :func:`read_only` transaction (``binary``: see there);
+    ``planner`` settings (such as ``enable_seqscan``) hold for this query alone."""
+    with read_only(conn, binary=binary) as cursor:
         for name, value in (planner or {}).items():
             cursor.execute("SELECT set_config(%s, %s, true)", (name, value))
         cursor.execute(query, params)

@@ -13,6 +13,7 @@ from pytest_atlas.errors import AtlasError
 from pytest_atlas.fixtures import settings_of
 from pytest_atlas.plugin._baselines import CENSUS_PROPERTY, SERIES_PROPERTY, baseline_of, census_of
 from pytest_atlas.plugin._checks import CheckItem, target_of
+from pytest_atlas.plugin._reporter import draws_charts
 
 if TYPE_CHECKING:  # the gate machinery pulls in numpy and scipy: imported only when gates run
     from pytest_atlas.gates import Acceptance, GateSpec
@@ -52,6 +53,7 @@ class GateItem(CheckItem):
             load_baseline=lambda name: baseline_of(config, name),
             load_census=lambda name: census_of(config, name),
             record=settings.save_baseline is not None,
+            charts=draws_charts(config),
         )
         today = datetime.now(timezone.utc).date()
         acceptances: tuple[Acceptance, ...] = config.stash.get(accepted_key, ())

@@ -28,10 +28,24 @@ from pytest_atlas._properties import parse_result_property
 from pytest_atlas.fixtures import settings_of
 from pytest_atlas.plugin._checks import check_mode, left_out, left_out_line, target_of
 
-__all__ = ["AtlasReporter", "reporter_of"]
+__all__ = ["AtlasReporter", "draws_charts", "reporter_of"]
 
 _KEY = pytest.StashKey["AtlasReporter"]()
 _KINDS = ("contract", "gate")
+
+
+#: pytest's options that write every item's ``user_properties`` (gate payloads, charts included)
+_PROPERTY_REPORTS = ("xmlpath", "report_log")
+
+
+def draws_charts(config: pytest.Config) -> bool:
+    """Whether this run writes a report that carries the gates' charts: ``--atlas-report``,
+    ``--atlas-report-html``, ``$GITHUB_STEP_SUMMARY``, or a file of every item's properties (JUnit
+    XML, pytest-reportlog). Without one, gate items skip the queries only a chart reads."""
+    settings = settings_of(config)
+    if settings.report is not None or settings.report_html is not None or os.environ.get("GITHUB_STEP_SUMMARY"):
+        return True
+    return any(getattr(config.option, name, None) for name in _PROPERTY_REPORTS)
 
 
 class AtlasReporter:

@@ -272,6 +272,55 @@ def test_report_json_junit_and_step_summary(
     assert "| reward-floor | k1 | 80 |" in markdown and "❌ FAIL" in markdown
 
 
+RECORD_PAYLOADS = """
+import json, pathlib
+
+def pytest_runtest_logreport(report):
+    for name, value in report.user_properties:
+        if name == "atlas_result" and report.when == "setup":
+            with pathlib.Path("payloads.jsonl").open("a") as out:
+                out.write(value + "\\n")
+"""
+
+
+def test_charts_are_read_only_when_a_report_draws_them(
+    pytester: pytest.Pytester,
+    atlas_db: psycopg.Connection[Any],
+    atlas_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a chart's points (the newest scores of every key) cost the gate's scan: a run that writes no
+    # report drawing them does not read them, and the verdict is the same
+    seed_good(atlas_db, mean=0.5)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    pytester.makefile(".toml", pyproject=PYPROJECT)
+    pytester.makeconftest(RECORD_PAYLOADS)
+    payloads = pytester.path / "payloads.jsonl"
+
+    def floor(*args: str) -> dict[str, Any]:
+        payloads.unlink(missing_ok=True)
+        assert run(pytester, atlas_dsn, *args).ret == 1
+        found = [json.loads(line) for line in payloads.read_text().splitlines()]
+        return next(p for p in found if p["name"] == "reward-floor")
+
+    bare = floor()
+    assert bare["chart"] == {}
+    junit = floor(f"--junitxml={pytester.path / 'junit.xml'}")
+    report = floor(f"--atlas-report={pytester.path / 'report.json'}")
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    step = floor()
+    for drawn in (junit, report, step):
+        points = drawn["chart"]["rewards"]["k1"]["points"]
+        assert len(points) == 80 and drawn["chart"]["rewards"]["k1"]["threshold"] == 0.7
+        assert drawn["rows"] == bare["rows"]
+    assert [p["name"] for p in json.loads((pytester.path / "report.json").read_text())["results"]["gate"]] == [
+        "no-quarantine",
+        "reward-floor",
+    ]
+    assert "```mermaid" in summary.read_text()
+
+
 def test_gates_under_xdist(
     pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str, tmp_path: Path
 ) -> None:

@@ -126,7 +126,7 @@ def test_a_failed_query_leaves_the_callers_transaction_usable(atlas_db: psycopg.
 def test_a_large_selection_is_aggregated_in_the_database(
     atlas_db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """20,000 sessions in, about a hundred rows out: the frequency table, not the sessions."""
+    """20,000 sessions in, a row per key and one per task out: the scores packed, not a row per session."""
     from pytest_atlas.gates import _series
 
     atlas_db.execute(
@@ -145,9 +145,10 @@ def test_a_large_selection_is_aggregated_in_the_database(
     monkeypatch.setattr(_series, "run", counting)
     series = fetch_series(atlas_db, Selection())["big"]
     assert series.n == 20000
-    # one scan grouped by score (41 distinct scores) and by task (30), a look for Atlas's score index, the
-    # 5 lowest of the sessions sharing the lowest score (read through that index): never a row per session
-    assert fetched == [41 + 30, 1, 5]
+    # the highest id (one row), one scan grouped by key (the scored sessions packed, 32 bytes each with
+    # the hash of its task), the names of the 30 task hashes
+    assert fetched == [1, 1, 30]
+    assert len(series.sample.values) == 41 and series.sample.counts.sum() == 20000
     assert series.tasks is not None and len(series.tasks) == 30
 
 
@@ -200,3 +201,59 @@ def test_max_uncertainty_in_a_threshold_gate(atlas_db: psycopg.Connection[Any]) 
     assert "30 (+30 uncertain)" in gate_table([careful])
     with pytest.raises(InvalidArgument, match="max_uncertainty applies to threshold and regression gates"):
         GateSpec.build("d", {"kind": "drift", "max_uncertainty": 0.3})
+
+
+def test_without_charts_the_same_verdict_and_no_chart(atlas_db: psycopg.Connection[Any]) -> None:
+    from pytest_atlas.gates import GateSpec, evaluate
+
+    rows = [
+        session_row(0.6 + (i % 7) / 20, key=("a", "b")[i % 2], minute=i, metadata={"run": "main"}) for i in range(40)
+    ]
+    rows += [session_row(0.5 + (i % 5) / 20, key=("a", "b")[i % 2], minute=60 + i) for i in range(40)]
+    insert(atlas_db, rows)
+    specs = [
+        GateSpec.build("floor", {"kind": "threshold", "threshold": 0.7}),
+        GateSpec.build("drop", {"kind": "regression", "baseline": {"metadata": {"run": "main"}}}),
+    ]
+    for spec in specs:
+        drawn, bare = evaluate(spec, atlas_db), evaluate(spec, atlas_db, charts=False)
+        assert sorted(drawn.chart["rewards"]) == ["a", "b"], spec.name
+        assert bare.chart == {}, spec.name
+        assert bare.to_dict() == {**drawn.to_dict(), "chart": {}}, spec.name
+
+
+def test_the_series_scan_is_grouped_by_hashing_not_by_sorting_every_session(atlas_db: psycopg.Connection[Any]) -> None:
+    """The plan PostgreSQL picks for the series statement hashes the sessions into a row per key:
+    a grouping it cannot estimate (an expression of the id) would make it sort every session."""
+    from psycopg import sql
+
+    from pytest_atlas.gates import _scores
+    from pytest_atlas.gates._sql import filters, key_column
+
+    atlas_db.execute(
+        "INSERT INTO sessions (task, status, review_status, metadata, reward_stats) "
+        "SELECT 'task ' || (i % 30), 'succeeded', 'approved', jsonb_build_object('learning_key', 'k' || (i % 3)), "
+        "jsonb_build_object('score', random()) FROM generate_series(1, 20000) AS i"
+    )
+    atlas_db.execute("ANALYZE sessions")
+    params: dict[str, Any] = {"number_pattern": _scores.NUMBER_PATTERN}
+    where = filters(Selection(), params)
+    for timed, tasks in ((False, False), (True, True), (False, True)):
+        statement = _scores.series_statement(key_column(True), where, timed=timed, tasks=tasks)
+        plan = "\n".join(row[0] for row in atlas_db.execute(sql.SQL("EXPLAIN ") + statement, params))
+        assert "HashAggregate" in plan and "Sort" not in plan, plan
+
+
+def test_the_mean_uncertainty_of_many_sessions_does_not_drift(atlas_db: psycopg.Connection[Any]) -> None:
+    """300,000 sessions judged with uncertainty 0.1: one float accumulator adding them one by one
+    ends 5e-12 off (relative); the series' mean is 0.1 to the last few bits."""
+    atlas_db.execute(
+        "INSERT INTO sessions (task, status, review_status, metadata, reward_stats) "
+        "SELECT 't', 'succeeded', 'approved', '{\"learning_key\": \"k\"}', "
+        "jsonb_build_object('score', (i % 100) / 100.0, 'uncertainty_mean', 0.1) FROM generate_series(1, 300000) AS i"
+    )
+    for selection in (Selection(), Selection.build(max_uncertainty=0.5), Selection.build(last=250000)):
+        series = fetch_series(atlas_db, selection, tasks=False)["k"]
+        assert series.uncertainty_mean is not None
+        assert abs(series.uncertainty_mean - 0.1) <= 1e-14, (selection, series.uncertainty_mean)
+        assert abs(series.sample.mean - 0.495) <= 1e-14, (selection, series.sample.mean)

@@ -1,13 +1,12 @@
 """The series query's paths give the series a computation in Python over every row gives.
 
-One scan groups the sessions by key and rounded score; the lowest sessions come from the buckets
-that hold one session, else from a second read of the sessions up to the last bucket needed:
-through Atlas's score index when the database has it (checked against the bucket counts), by a
-scan when it has not or when the index misses some (scores read from ``score_mean``, stored
-scores the gate does not read as numbers). Every path is compared here with an oracle on quirky
-data: NaN, strings, huge and tiny numbers, nulls, ties at the cut-off of the lowest sessions,
-the uncertainty filter, one key, per-task means.
-"""
+One scan groups the sessions into a few rows per key: the sessions without a usable score and
+those the uncertainty bound leaves out are counted, the usable ones come back packed (score and
+session id, 16 bytes each), from which the frequency table, the exact moments and the lowest
+sessions are computed; per-task means come from a second statement. Every path is compared here
+with an oracle on quirky data: NaN, strings, huge and tiny numbers, nulls, ties at the cut-off of
+the lowest sessions, the uncertainty filter, one key, per-task means, with and without Atlas's
+index on the score."""
 
 from __future__ import annotations
 
@@ -20,8 +19,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from pytest_atlas.gates import Selection, fetch_series
+from pytest_atlas.gates import Selection, _scores, fetch_series
 from pytest_atlas.gates import _series as series_module
+from pytest_atlas.gates._series import fetch_timeline, series_with_timeline
 
 from .test_score_paths import SHAPES, expected
 
@@ -141,54 +141,40 @@ def _check(
 
 
 @pytest.fixture
-def lowest_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The second reads of the lowest sessions, each as 'index' or 'scan'."""
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements a series reads, each as 'series' (packed scores), 'names' (of the task
+    hashes) or 'tasks' (the exact per-task sums)."""
     reads: list[str] = []
     original = series_module.run
 
     def recording(conn: Any, query: Any, params: Any, **options: Any) -> Any:
         text = query.as_string(conn)
-        if "found" in text:
-            reads.append("index" if "->> 'score')::float8 <=" in text else "scan")
+        if "max(id)" not in text:  # the look at the highest id comes first, every time
+            reads.append("series" if "string_agg" in text else "names" if "task_hashes" in str(params) else "tasks")
         return original(conn, query, params, **options)
 
     monkeypatch.setattr(series_module, "run", recording)
     return reads
 
 
-def test_quirky_rows_through_the_index_and_the_scan_behind_it(
-    atlas_db: psycopg.Connection[Any], lowest_reads: list[str]
-) -> None:
-    """score_mean = 0.1 under a NaN, null or hex score is the lowest score: the index cannot see it,
-    the bucket counts show it, and the scan finds it."""
+def test_quirky_rows_with_atlas_index(atlas_db: psycopg.Connection[Any], statements: list[str]) -> None:
+    """score_mean = 0.1 under a NaN, null or hex score is the lowest score; the shapes Atlas's index
+    accepts, with ties at every cut-off of the lowest sessions: one packed read per series."""
     rows = _load(atlas_db, INDEXABLE, FALLBACKS)
     _check(atlas_db, rows)
-    assert "index" in lowest_reads and "scan" in lowest_reads
+    assert statements == ["series", "names"] * (len(statements) // 2)
 
 
-def test_the_index_alone_when_it_sees_every_low_score(
-    atlas_db: psycopg.Connection[Any], lowest_reads: list[str]
-) -> None:
-    # fallbacks only above the lowest sessions' buckets (with 0 digits, 0.45 shares the bucket of -0.5
-    # and 0.3): the index finds every low session
-    rows = _load(atlas_db, INDEXABLE, [None, '"0.45"', '"NaN"'])
-    _check(atlas_db, rows, worsts=(1, 5), digitses=(4, 12))
-    assert lowest_reads and set(lowest_reads) == {"index"}
-
-
-def test_every_shape_by_a_scan_without_atlas_index(atlas_db: psycopg.Connection[Any], lowest_reads: list[str]) -> None:
+def test_every_shape_without_atlas_index(atlas_db: psycopg.Connection[Any]) -> None:
     # a database written before the index existed holds shapes it would refuse (1e400, words, objects)
     atlas_db.execute("DROP INDEX sessions_reward_score_idx")
     rows = _load(atlas_db, [*SHAPES, "-0.5", "-0.5"], FALLBACKS)
     _check(atlas_db, rows)
-    assert lowest_reads and set(lowest_reads) == {"scan"}
 
 
-def test_an_index_on_the_score_for_some_rows_only_is_not_used(
-    atlas_db: psycopg.Connection[Any], lowest_reads: list[str]
-) -> None:
-    """An index on the same expression for some rows guarantees nothing about the others: read
-    through it, the word score of a session outside it would fail the cast."""
+def test_an_index_on_the_score_for_some_rows_only_changes_nothing(atlas_db: psycopg.Connection[Any]) -> None:
+    """An index on the same expression for some rows guarantees nothing about the others: the word
+    score of a session outside it is no score, and its score_mean counts."""
     atlas_db.execute("DROP INDEX sessions_reward_score_idx")
     atlas_db.execute(
         "CREATE INDEX partial_score_idx ON sessions (((reward_stats ->> 'score')::float)) WHERE status = 'succeeded'"
@@ -204,10 +190,9 @@ def test_an_index_on_the_score_for_some_rows_only_is_not_used(
     want = _oracle(rows, key="a", digits=4, worst=40, bound=None)
     assert (got.n, list(got.worst)) == (want["n"], want["worst"])
     assert (extra[0], 0.2) in got.worst
-    assert lowest_reads == ["scan"]
 
 
-def test_buckets_of_one_session_need_no_second_read(atlas_db: psycopg.Connection[Any], lowest_reads: list[str]) -> None:
+def test_lowest_sessions_with_and_without_ties(atlas_db: psycopg.Connection[Any], statements: list[str]) -> None:
     ids = [
         row[0]
         for row in atlas_db.execute(
@@ -216,17 +201,18 @@ def test_buckets_of_one_session_need_no_second_read(atlas_db: psycopg.Connection
             "FROM generate_series(9, 1, -1) AS i RETURNING id"
         ).fetchall()
     ]
-    got = fetch_series(atlas_db, Selection(), worst=3)["a"]
+    got = fetch_series(atlas_db, Selection(), worst=3, tasks=False)["a"]
     assert list(got.worst) == [(ids[-1], 0.1), (ids[-2], 0.2), (ids[-3], 0.3)]
-    assert lowest_reads == []
-    # one more session at 0.2: the three lowest now share a bucket, read again through the index
+    # one more session at 0.2 (a higher id): the tie goes to the lower id, 0.3 drops out
     (tied,) = atlas_db.execute(
         "INSERT INTO sessions (task, status, review_status, metadata, reward_stats) VALUES "
         "('t', 'succeeded', 'approved', '{\"learning_key\": \"a\"}', '{\"score\": 0.2}') RETURNING id"
     ).fetchall()
-    got = fetch_series(atlas_db, Selection(), worst=3)["a"]
+    got = fetch_series(atlas_db, Selection(), worst=3, tasks=False)["a"]
     assert list(got.worst) == [(ids[-1], 0.1), (ids[-2], 0.2), (tied[0], 0.2)]
-    assert lowest_reads == ["index"]
+    assert fetch_series(atlas_db, Selection(), worst=0, tasks=False)["a"].worst == ()
+    assert len(fetch_series(atlas_db, Selection(), worst=50, tasks=False)["a"].worst) == 10
+    assert statements == ["series"] * 4
 
 
 def test_per_task_means_only_for_keys_with_few_enough_tasks(atlas_db: psycopg.Connection[Any]) -> None:
@@ -254,3 +240,115 @@ def test_per_task_means_only_for_keys_with_few_enough_tasks(atlas_db: psycopg.Co
             seen.add(len(want) > max_tasks)
     assert seen == {True, False}
     assert fetch_series(atlas_db, Selection(), tasks=False)["a"].tasks is None
+
+
+def test_the_timeline_read_with_the_series_is_the_one_fetch_timeline_reads(atlas_db: psycopg.Connection[Any]) -> None:
+    """A chart's points come from the series' scan: the same newest sessions (ties in time broken
+    by id), scores and times, in the session's time zone, as the statement of their own."""
+    _load(atlas_db, INDEXABLE, FALLBACKS)
+    # a few distinct times, many sessions sharing each one
+    atlas_db.execute("UPDATE sessions SET created_at = created_at - (id % 7) * interval '1 minute 0.5 second'")
+    selections = (
+        Selection(),
+        Selection.build(max_uncertainty=0.5),
+        Selection.build(learning_key="b"),
+        Selection.build(last=10),
+        Selection.build(last=25, max_uncertainty=0.5),
+    )
+    for zone, selection, points, by_key in itertools.product(
+        ("UTC", "America/New_York"), selections, (1, 7, 40, 1000), (True, False)
+    ):
+        atlas_db.execute(psycopg.sql.SQL("SET TimeZone = {}").format(psycopg.sql.Literal(zone)))
+        series, timeline = series_with_timeline(atlas_db, selection, by_key=by_key, points=points)
+        where = (zone, selection, points, by_key)
+        assert timeline is not None, where
+        assert timeline == fetch_timeline(atlas_db, selection, by_key=by_key, points=points), where
+        assert sum(len(p) for p in timeline.values()) == sum(min(points, s.n) for s in series.values()), where
+        alone = fetch_series(atlas_db, selection, by_key=by_key)
+        assert {k: s.to_json() for k, s in series.items()} == {k: s.to_json() for k, s in alone.items()}, where
+    assert series_with_timeline(atlas_db, Selection(), points=0)[1] is None
+
+
+def test_sessions_across_ranges_of_ids_make_one_series(atlas_db: psycopg.Connection[Any]) -> None:
+    """The scores are packed per range of 2**24 ids: a key whose sessions span several ranges (and
+    whose missing and unsure sessions do) is one series, its counts and sums added up."""
+    first = [1, 2**24 - 1, 2**24, 2**24 + 1, 2**25 + 7, 2**31 - 1]
+    ids = [*first, 3, 2**24 - 2, 2**24 + 2, 2**24 + 3, 2**25 + 9, 2**31 - 2]
+    rows: list[dict[str, Any]] = []
+    for i, (session, score, uncertainty) in enumerate(
+        zip(ids, [0.25, 0.5, None, 0.75, 0.5, 1.0] * 2, [0.1, 0.9, 0.2, None, 0.3, 0.1] * 2, strict=True)
+    ):
+        key, task = ("a", "b")[i // 6], f"task {i % 2}"
+        atlas_db.execute(
+            "INSERT INTO sessions (id, task, status, review_status, metadata, reward_stats) VALUES "
+            "(%s, %s, 'succeeded', 'approved', %s::jsonb, %s::jsonb)",
+            (
+                session,
+                task,
+                json.dumps({"learning_key": key}),
+                json.dumps({"score": score, "uncertainty_mean": uncertainty}),
+            ),
+        )
+        rows.append({"id": session, "key": key, "task": task, "score": score, "u": uncertainty})
+    _check(atlas_db, rows, worsts=(1, 3, 10), digitses=(1, 4))
+
+
+def test_tasks_whose_hashes_collide_are_summed_exactly(
+    atlas_db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch, statements: list[str]
+) -> None:
+    """Per-task sums come packed under a 64-bit hash of the task; should two tasks of a key share
+    one (here every task of the same length does), the exact statement grouped by task is read."""
+    rows = _load(atlas_db, ["0.2", "0.6", "0.6", '"0.7"'], FALLBACKS)
+    _check(atlas_db, rows, worsts=(5,), digitses=(4,))
+    assert "tasks" not in statements
+    monkeypatch.setattr(_scores, "TASK_HASH", psycopg.sql.SQL("length(s.task)::int8"))
+    statements.clear()
+    _check(atlas_db, rows, worsts=(5,), digitses=(4,))
+    assert statements == ["series", "names", "tasks"] * 3
+
+
+def test_the_newest_sessions_of_each_key(atlas_db: psycopg.Connection[Any]) -> None:
+    """``last``: the newest usable sessions of each key (latest time, then highest id) make the
+    series; sessions without a usable score and those left out by the uncertainty bound are
+    counted over the whole selection, as without ``last``."""
+    rows = _load(atlas_db, INDEXABLE, FALLBACKS)
+    atlas_db.execute("UPDATE sessions SET created_at = timestamptz '2025-01-01' - (id % 7) * interval '1 minute'")
+    created = {r["id"]: -(r["id"] % 7) for r in rows}
+    for last, bound, digits in itertools.product((1, 6, 30, 1000), (None, 0.5), (0, 4)):
+        for tasks in (True, False):
+            got = fetch_series(atlas_db, Selection.build(last=last, max_uncertainty=bound), digits=digits, tasks=tasks)
+            for key in ("a", "b"):
+                usable = [
+                    r
+                    for r in rows
+                    if r["key"] == key
+                    and r["score"] is not None
+                    and not (bound is not None and r["u"] is not None and r["u"] > bound)
+                ]
+                newest = sorted(usable, key=lambda r: (created[r["id"]], r["id"]), reverse=True)[:last]
+                whole = _oracle(rows, key=key, digits=digits, worst=5, bound=bound)
+                want = _oracle(newest, key=key, digits=digits, worst=5, bound=bound)
+                series, where = got[key], (key, last, bound, digits, tasks)
+                assert (series.n, series.missing, series.uncertain) == (
+                    len(newest),
+                    whole["missing"],
+                    whole["uncertain"],
+                ), where
+                assert series.sample.values.tolist() == want["values"], where
+                assert series.sample.counts.tolist() == want["counts"], where
+                assert list(series.worst) == want["worst"], where
+                assert math.isclose(series.sample.mean, statistics.fmean(want["scores"]), rel_tol=1e-12), where
+                if len(newest) > 1:
+                    assert series.sample.variance is not None
+                    assert math.isclose(series.sample.variance, statistics.variance(want["scores"]), rel_tol=1e-9)
+                if tasks:
+                    assert series.tasks is not None and series.tasks.keys() == want["tasks"].keys(), where
+                    for task, (mean, count) in want["tasks"].items():
+                        assert series.tasks[task][1] == count and math.isclose(series.tasks[task][0], mean), where
+                else:
+                    assert series.tasks is None, where
+                if want["uncertainty_mean"] is None:
+                    assert series.uncertainty_mean is None, where
+                else:
+                    assert series.uncertainty_mean is not None
+                    assert math.isclose(series.uncertainty_mean, want["uncertainty_mean"], rel_tol=1e-12), where

@@ -31,7 +31,7 @@ from pytest_atlas.gates._kind import (
 )
 from pytest_atlas.gates._result import NEW_KEY, KeyResult
 from pytest_atlas.gates._selection import Selection
-from pytest_atlas.gates._series import Series, fetch_series, reward_chart
+from pytest_atlas.gates._series import CHART_POINTS, Series, fetch_series, reward_chart, series_with_timeline
 
 if TYPE_CHECKING:
     import psycopg
@@ -94,7 +94,13 @@ class RegressionOptions(Statistics):
 
 
 def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: RegressionOptions, context: Context) -> Evaluation:
-    series = fetch_series(conn, spec.selection, by_key=spec.by_key, digits=options.digits)
+    series, timeline = series_with_timeline(
+        conn,
+        spec.selection,
+        by_key=spec.by_key,
+        digits=options.digits,
+        points=CHART_POINTS if context.charts else 0,
+    )
     baseline, label, notes = find_baseline(
         spec.name,
         context.baseline,
@@ -124,8 +130,16 @@ def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: RegressionO
     _check_baseline(spec, baseline, label)
     rows = regression_rows(series, baseline, spec) if series else []
     chart = (
-        reward_chart(conn, spec.selection, series, by_key=spec.by_key, baseline=baseline, tolerance=options.tolerance)
-        if rows
+        reward_chart(
+            conn,
+            spec.selection,
+            series,
+            by_key=spec.by_key,
+            baseline=baseline,
+            tolerance=options.tolerance,
+            timeline=timeline,
+        )
+        if rows and context.charts
         else {}
     )
     return Evaluation(rows, notes, series, chart)

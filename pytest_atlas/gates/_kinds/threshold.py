@@ -18,7 +18,7 @@ from pytest_atlas._outcome import Outcome
 from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.gates._kind import Context, Evaluation, GateKind, Statistics, interval, missing_note
 from pytest_atlas.gates._result import KeyResult
-from pytest_atlas.gates._series import Series, fetch_series, reward_chart
+from pytest_atlas.gates._series import CHART_POINTS, Series, reward_chart, series_with_timeline
 
 if TYPE_CHECKING:
     import psycopg
@@ -46,9 +46,16 @@ class ThresholdOptions(Statistics):
 
 
 def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: ThresholdOptions, context: Context) -> Evaluation:
-    series = fetch_series(conn, spec.selection, by_key=spec.by_key, tasks=False)  # no pairing: no per-task means
+    # no pairing: no per-task means; a chart's points from the same scan when a report draws them
+    series, timeline = series_with_timeline(
+        conn, spec.selection, by_key=spec.by_key, tasks=False, points=CHART_POINTS if context.charts else 0
+    )
     rows = threshold_rows(series, spec)
-    chart = reward_chart(conn, spec.selection, series, by_key=spec.by_key, threshold=options.threshold) if rows else {}
+    chart = (
+        reward_chart(conn, spec.selection, series, by_key=spec.by_key, threshold=options.threshold, timeline=timeline)
+        if rows and context.charts
+        else {}
+    )
     return Evaluation(rows, series=series, chart=chart)
 
 
