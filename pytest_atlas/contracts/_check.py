@@ -367,34 +367,41 @@ def _stream(
             cursor.adapters.register_loader("jsonb", _JsonbBytes)
         cursor.itersize = batch_size
         cursor.execute(query, params)
+        check = validator.check
         for batch in _prefetched(cursor, batch_size):
-            for row in batch:
-                raw = row[width]
-                if raw is None:
-                    accumulator.add_null()
-                    continue
-                data = bytes(raw)
-                classes = data.translate(_CLASSES)
-                shallow = classes.count(b"[") < MAX_DEPTH
-                document: Any = _UNREAD
-                if shallow and _LONG_NUMBER not in classes:
-                    try:  # noqa: SIM105 (contextlib.suppress costs more than the parse, on every row)
-                        document = orjson.loads(data)
-                    except orjson.JSONDecodeError:
-                        pass
-                parsed = document is not _UNREAD
-                if not parsed:
-                    loaded = _load_exactly(data, validator.name)
-                    if isinstance(loaded, Violation):
-                        accumulator.add_violations([loaded], dict(zip(key_names, row[:width], strict=True)))
+            clean = 0  # rows without any finding: only counted (per batch)
+            try:
+                for row in batch:
+                    raw = row[width]
+                    if raw is None:
+                        accumulator.add_null()
                         continue
-                    document = loaded
-                # orjson refuses a number that overflows to infinity (json reads it as inf: unstorable)
-                result = validator.check(document, census=True, storable=jsonb and parsed)
-                if result.errors or result.warnings:
-                    accumulator.add(result, dict(zip(key_names, row[:width], strict=True)))
-                else:
-                    accumulator.add(result, _NO_KEY)
+                    data = bytes(raw)
+                    classes = data.translate(_CLASSES)
+                    shallow = classes.count(b"[") < MAX_DEPTH
+                    document: Any = _UNREAD
+                    if shallow and _LONG_NUMBER not in classes:
+                        try:  # noqa: SIM105 (contextlib.suppress costs more than the parse, on every row)
+                            document = orjson.loads(data)
+                        except orjson.JSONDecodeError:
+                            pass
+                    parsed = document is not _UNREAD
+                    if not parsed:
+                        loaded = _load_exactly(data, validator.name)
+                        if isinstance(loaded, Violation):
+                            accumulator.add_violations([loaded], dict(zip(key_names, row[:width], strict=True)))
+                            continue
+                        document = loaded
+                    # orjson refuses a number that overflows to infinity (json reads it as inf: unstorable)
+                    result = check(document, census=True, storable=jsonb and parsed)
+                    if result.errors or result.warnings:
+                        accumulator.add(result, dict(zip(key_names, row[:width], strict=True)))
+                    elif result.unknown_fields:
+                        accumulator.add(result, _NO_KEY)
+                    else:
+                        clean += 1
+            finally:
+                accumulator.add_clean(clean)
             del batch
 
 

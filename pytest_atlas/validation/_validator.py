@@ -20,6 +20,7 @@ import jsonschema_rs
 from pytest_atlas._violation import UnknownField, Violation, preview
 from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.validation import _schemas
+from pytest_atlas.validation._census import KeyCensus, Unsupported
 from pytest_atlas.validation._explain import census_of_invalid, explain
 from pytest_atlas.validation._storable import is_plain_json, storability_violations
 
@@ -46,6 +47,11 @@ class PayloadCheck:
     @property
     def violations(self) -> tuple[Violation, ...]:
         return self.errors + self.warnings
+
+
+def _census_order(field: UnknownField) -> tuple[str, str, str]:
+    """Unknown fields in one order whichever way they were found (path, key, type)."""
+    return (field.path, field.key, field.json_type)
 
 
 def _refuse_retrieval(uri: str) -> Any:
@@ -95,6 +101,7 @@ class PayloadValidator:
         self._lenient = self._compile("lenient")
         self._detail: Any = None
         self._parts: dict[str, Any] = {}
+        self._clean = PayloadCheck(name)
 
     def _compile(self, variant: _schemas.Variant) -> Any:
         return _compile_rs(self.schema, variant, self._names)
@@ -106,6 +113,21 @@ class PayloadValidator:
     @functools.cached_property
     def _closed(self) -> Any:
         return self._compile("closed")
+
+    @functools.cached_property
+    def _key_census(self) -> KeyCensus | None:
+        """The census walk of a shipped schema (a custom one takes the validator's way)."""
+        uri = self.schema.get("$id")
+        if self.name not in _schemas.ALL_NAMES or uri != _schemas.uri_of(self.name):
+            return None
+        registry = _rs_registry("no_quirk", self._names)
+
+        def compile_at(location: str) -> Any:
+            return jsonschema_rs.Draft202012Validator(
+                {"$ref": location}, registry=registry, validate_formats=True, retriever=_refuse_retrieval
+            )
+
+        return KeyCensus(self.schema, uri, compile_at)
 
     def __repr__(self) -> str:
         return f"<PayloadValidator {self.name}>"
@@ -140,7 +162,17 @@ class PayloadValidator:
         try:
             strict = self._closed if census else self._no_quirk
             if strict.is_valid(document):
-                return PayloadCheck(self.name)
+                return self._clean
+            if census:  # no error and no quirk: only unknown keys, which the census walk finds
+                walk = self._key_census
+                if (
+                    walk is not None
+                    and self._no_quirk.is_valid(document)
+                    and (walk.monotone or self._lenient.is_valid(document))
+                ):
+                    walked = self._unknown_keys(walk, document)
+                    if walked is not None:
+                        return PayloadCheck(self.name, unknown_fields=walked)
             if self._lenient.is_valid(document):
                 return self._explain(strict, document)
         except _ENGINE_ERRORS:
@@ -156,6 +188,7 @@ class PayloadValidator:
             ).warnings
             if census:
                 unknown = census_of_invalid(list(self._closed.iter_errors(document)), self.schema, self._accepts)
+                unknown.sort(key=_census_order)
         except _ENGINE_ERRORS:
             pass
         warnings.sort(key=lambda v: (v.path, v.message))
@@ -194,6 +227,15 @@ class PayloadValidator:
         except _ENGINE_ERRORS:
             return False
 
+    def _unknown_keys(self, walk: KeyCensus, document: Any) -> tuple[UnknownField, ...] | None:
+        """The census of a document valid under ``no_quirk``, by the walk (None: it cannot say)."""
+        try:
+            found = walk(document)
+        except Unsupported:
+            return None
+        found.sort(key=_census_order)
+        return tuple(found)
+
     def _explain(self, strict: Any, document: Any) -> PayloadCheck:
         found = explain(list(strict.iter_errors(document)), document, self.name, self.schema, self._accepts)
         warnings = list(found.warnings)
@@ -209,6 +251,7 @@ class PayloadValidator:
                 )
             )
         warnings.sort(key=lambda v: (v.path, v.message))
+        found.unknown.sort(key=_census_order)
         return PayloadCheck(self.name, warnings=tuple(warnings), unknown_fields=tuple(found.unknown))
 
     def prepare(self) -> PayloadValidator:
