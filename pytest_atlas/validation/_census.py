@@ -69,6 +69,7 @@ class _Node:
         "else_",
         "items",
         "known",
+        "other_keys",
         "patterns",
         "prefix",
         "properties",
@@ -98,6 +99,7 @@ class _Node:
         #: applying to the same value (pure ``$ref`` hops skipped) that lead to a census location
         self.walk_properties: tuple[tuple[str, _Node], ...] = ()
         self.walk_all: tuple[_Node, ...] = ()
+        self.other_keys = False  # whether keys outside ``properties`` lead anywhere (patterns, additional)
 
     def children(self) -> list[_Node]:
         found = [*self.properties.values(), *(node for _, node in self.patterns), *self.prefix, *self.all]
@@ -233,6 +235,7 @@ class KeyCensus:
             node.additional = _through(node.additional) if node.additional is not None else None
             node.patterns = [(pattern, _through(child)) for pattern, child in node.patterns]
             node.prefix = [_through(child) for child in node.prefix]
+            node.other_keys = bool(node.patterns) or (node.additional is not None and node.additional.census)
 
     # -- walking ---------------------------------------------------------------------------------------
 
@@ -241,35 +244,35 @@ class KeyCensus:
         :class:`Unsupported` where the walk cannot say."""
         found: list[UnknownField] = []
         if self._root.census:
-            self._walk(self._root, document, [], found)
+            self._walk(self._root, document, (), found)
         return found
 
-    def _walk(self, node: _Node, value: Any, path: list[str | int], found: list[UnknownField]) -> None:
+    def _walk(self, node: _Node, value: Any, path: tuple[str | int, ...], found: list[UnknownField]) -> None:
         if node.unsupported:
             raise Unsupported
-        if isinstance(value, dict):
+        if type(value) is dict:  # what JSON parsers return (the closed variant reads a dict subclass alike)
             known = node.known
             if known is not None:
-                extra = [key for key in value if key not in known]
-                if extra and node.patterns:
-                    extra = [key for key in extra if not any(p.search(key) for p, _ in node.patterns)]
+                extra = value.keys() - known
                 if extra:
-                    holder = json_path(path)
-                    found.extend(UnknownField(path=holder, key=key, json_type=json_type(value[key])) for key in extra)
+                    self._unknown(node, value, extra, path, found)
             for name, child in node.walk_properties:
                 if name in value:
-                    self._walk(child, value[name], [*path, name], found)
-            if node.patterns or node.additional is not None:
+                    self._walk(child, value[name], (*path, name), found)
+            if node.other_keys:
                 self._walk_other_keys(node, value, path, found)
-        elif isinstance(value, list):
+        elif type(value) is list:
             if node.prefix:
                 for index, child in enumerate(node.prefix[: len(value)]):
                     if child.census:
-                        self._walk(child, value[index], [*path, index], found)
+                        self._walk(child, value[index], (*path, index), found)
             items = node.items
             if items is not None and items.census:
+                inside = (*path, "[*]")
                 for element in value[len(node.prefix) :]:
-                    self._walk(items, element, [*path, "[*]"], found)
+                    self._walk(items, element, inside, found)
+        elif isinstance(value, dict | list):
+            raise Unsupported  # a subclass: leave it to the validator
         for child in node.walk_all:
             self._walk(child, value, path, found)
         if node.any:
@@ -280,7 +283,17 @@ class KeyCensus:
             if branch is not None and branch.census:
                 self._walk(branch, value, path, found)
 
-    def _walk_any(self, node: _Node, value: Any, path: list[str | int], found: list[UnknownField]) -> None:
+    @staticmethod
+    def _unknown(
+        node: _Node, value: dict[str, Any], extra: set[str], path: tuple[str | int, ...], found: list[UnknownField]
+    ) -> None:
+        if node.patterns:
+            extra = {key for key in extra if not any(pattern.search(key) for pattern, _ in node.patterns)}
+        holder = json_path(path)
+        for key in extra:
+            found.append(UnknownField(path=holder, key=key, json_type=json_type(value[key])))
+
+    def _walk_any(self, node: _Node, value: Any, path: tuple[str | int, ...], found: list[UnknownField]) -> None:
         """An ``anyOf`` whose branches, but one, only test the type (``null`` or a rich object): the
         value's type picks the branch. A type-only branch that accepts it passes under every variant
         (no census); one other branch left is the only one that can pass, so the ``closed`` variant's
@@ -302,7 +315,7 @@ class KeyCensus:
             self._walk(others[0], value, path, found)
 
     def _walk_other_keys(
-        self, node: _Node, value: dict[str, Any], path: list[str | int], found: list[UnknownField]
+        self, node: _Node, value: dict[str, Any], path: tuple[str | int, ...], found: list[UnknownField]
     ) -> None:
         for key, item in value.items():
             matched = False
@@ -310,10 +323,10 @@ class KeyCensus:
                 if pattern.search(key):
                     matched = True
                     if child.census:
-                        self._walk(child, item, [*path, "*"], found)
+                        self._walk(child, item, (*path, "*"), found)
             additional = node.additional
             if not matched and key not in node.properties and additional is not None and additional.census:
-                self._walk(additional, item, [*path, "*"], found)
+                self._walk(additional, item, (*path, "*"), found)
 
 
 #: applicators whose subschemas a document must (also) pass: false there makes the schema stricter

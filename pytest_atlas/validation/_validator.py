@@ -100,6 +100,8 @@ class PayloadValidator:
         self._names = _schemas.closure_of(schema) if names is None else names
         self._lenient = self._compile("lenient")
         self._detail: Any = None
+        self._pruning: Any = None
+        self._failures = 0  # failing documents detailed so far
         self._parts: dict[str, Any] = {}
         self._clean = PayloadCheck(name)
 
@@ -177,7 +179,7 @@ class PayloadValidator:
                 return self._explain(strict, document)
         except _ENGINE_ERRORS:
             pass
-        errors = self._detail_violations(document)
+        errors = self._detail_violations(document, plain=True)
         if not errors:
             errors = [self._disagreement(document)]
         warnings: list[Violation] = []
@@ -271,12 +273,19 @@ class PayloadValidator:
             self._detail = detail_validator(self.schema, _py_registry(self._names))
         return self._detail
 
-    def _detail_violations(self, document: Any) -> list[Violation]:
+    def _detail_violations(self, document: Any, *, plain: bool = False) -> list[Violation]:
+        """python-jsonschema's errors of ``document``; ``plain``: it is known to be plain, storable JSON,
+        so (after the first few failures, which would pay for compiling them) the subtrees the fast
+        engine accepts are not walked again."""
         from pytest_atlas.validation._detail import detail_violations
 
-        self._detail_engine()
+        engine = self._detail_engine()
+        if plain:
+            self._failures += 1
+            if self._failures > _PRUNE_AFTER:
+                engine = self._pruning_engine()
         try:
-            return detail_violations(self._detail, document, self.name)
+            return detail_violations(engine, document, self.name)
         except RecursionError:
             return [
                 Violation(
@@ -288,6 +297,26 @@ class PayloadValidator:
                 )
             ]
 
+    def _pruning_engine(self) -> Any:
+        from pytest_atlas.validation._detail import pruning_validator
+
+        if self._pruning is None:
+            locations = _shipped_locations(self._names) if self.name in _schemas.ALL_NAMES else {}
+            unusable: set[str] = set()
+
+            def accepts(subschema: Any, value: Any) -> bool:
+                location = locations.get(id(subschema))
+                if location is None or location in unusable:
+                    return False
+                try:
+                    return self._accepts(location, value)
+                except (ValueError, jsonschema_rs.ReferencingError):  # a location it cannot compile alone
+                    unusable.add(location)
+                    return False
+
+            self._pruning = pruning_validator(self.schema, _py_registry(self._names), accepts)
+        return self._pruning
+
     def _disagreement(self, document: Any) -> Violation:
         return Violation(
             schema=self.name,
@@ -297,6 +326,28 @@ class PayloadValidator:
             message="jsonschema-rs rejected this document but python-jsonschema found no error; please report "
             "this pytest-atlas bug with the document",
         )
+
+
+#: failing documents a validator details in full before it prunes the subtrees the fast engine accepts
+_PRUNE_AFTER = 16
+
+
+@functools.cache
+def _shipped_locations(names: tuple[str, ...]) -> dict[int, str]:
+    """Every subschema object of the shipped (lenient) schemas ``names`` → its location (``uri#pointer``)."""
+    found: dict[int, str] = {}
+    for name in names:
+        stack: list[tuple[Any, str]] = [(_schemas.document(name), "")]
+        while stack:
+            node, pointer = stack.pop()
+            if isinstance(node, dict):
+                found.setdefault(id(node), f"{_schemas.uri_of(name)}#{pointer}")
+                for key, value in node.items():
+                    if key not in ("const", "enum", "examples", "default"):
+                        stack.append((value, f"{pointer}/{key.replace('~', '~0').replace('/', '~1')}"))
+            elif isinstance(node, list):
+                stack.extend((item, f"{pointer}/{index}") for index, item in enumerate(node))
+    return found
 
 
 @functools.cache
