@@ -108,7 +108,7 @@ def run_checks(
     with _read_only(conninfo_or_connection) as (conn, label):
         report = ContractReport(database=label, since=since, limit=limit)
         for target in columns:
-            column = _check_column(conn, target, since, limit, batch_size, samples, id_range)
+            (column,) = _check_ranges(conn, target, since, limit, batch_size, samples, [id_range])
             if id_range is not None and column.part is None:  # it could not be scanned: the problem alone
                 column.part = {"range": id_range.to_dict(), "state": ColumnAccumulator(column).state()}
             report.columns.append(column)
@@ -258,18 +258,6 @@ def _column_type(conn: psycopg.Connection[Any], table: str, column: str) -> tupl
         [table, column],
     ).fetchone()
     return True, (str(found[0]) if found else None)
-
-
-def _check_column(
-    conn: psycopg.Connection[Any],
-    target: Column,
-    since: date | None,
-    limit: int | None,
-    batch_size: int,
-    samples: int,
-    id_range: IdRange | None = None,
-) -> ColumnReport:
-    return _check_ranges(conn, target, since, limit, batch_size, samples, [id_range])[0]
 
 
 def _check_ranges(

@@ -375,11 +375,10 @@ def _quirks_only_required(schema: Any, uri: str) -> bool:
                     return False
             elif word == "$ref":
                 if isinstance(value, str):
-                    try:
-                        target, target_uri = resolve_ref(value, base)
-                    except KeyError:
+                    followed = _follow(value, base)
+                    if followed is None:
                         return False
-                    stack.append((target, target_uri.partition("#")[0]))
+                    stack.append(followed)
             elif word in _POSITIVE_MAPS:
                 if isinstance(value, dict):
                     stack.extend((sub, base) for sub in value.values())
@@ -408,15 +407,21 @@ def _holds_quirk(schema: Any, base: str) -> bool:
             return True
         ref = node.get("$ref")
         if isinstance(ref, str):
-            try:
-                target, target_uri = resolve_ref(ref, here)
-            except KeyError:
+            followed = _follow(ref, here)
+            if followed is None:
                 return True
-            stack.append((target, target_uri.partition("#")[0]))
-        stack.extend(
-            (value, here) for key, value in node.items() if key not in ("const", "enum", "examples", "default")
-        )
+            stack.append(followed)
+        stack.extend((value, here) for key, value in node.items() if key not in _VALUES)
     return False
+
+
+def _follow(ref: str, base: str) -> tuple[Any, str] | None:
+    """The node a ``$ref`` written under ``base`` points at, and that node's base (None: unresolvable)."""
+    try:
+        target, uri = resolve_ref(ref, base)
+    except KeyError:
+        return None
+    return target, uri.partition("#")[0]
 
 
 def _is_hop(node: _Node) -> bool:
@@ -471,17 +476,8 @@ _KINDS = ("object", "array", "string", "number", "integer", "boolean", "null")
 def _kind(value: Any) -> str:
     """A value's JSON type for a type test: ``number`` for every int and float (``integer`` may accept
     either, so a number never counts as rejected by it)."""
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "boolean"
-    if value is None:
-        return "null"
-    return "number"
+    kind = json_type(value)
+    return "number" if kind == "integer" else kind
 
 
 def _through(node: _Node) -> _Node:
