@@ -130,7 +130,7 @@ class ContractItem(CheckItem):
         from pytest_atlas.contracts import IdRange, run_ranges
 
         waiting = self.config.stash.setdefault(_RANGE_REPORTS, {})
-        if column.name not in waiting:
+        if id_range.index not in waiting.get(column.name, {}):  # the first range item (or one run again)
             ranges = [IdRange.from_dict(r) for r in _plan_of(self.config)[column.table.name]]
             reports = run_ranges(target_of(self.config), column, ranges, settings_of(self.config).contract_since)
             waiting[column.name] = {r.index: report for r, report in zip(ranges, reports, strict=True)}
