@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import unquote, urljoin
 
 from pytest_atlas._violation import UnknownField, json_path, json_type
-from pytest_atlas.validation._schemas import QUIRK, resolve_ref
+from pytest_atlas.validation._schemas import ALL_NAMES, QUIRK, document, name_of_uri, resolve_ref
 
 __all__ = ["KeyCensus", "Unsupported"]
 
@@ -166,11 +167,11 @@ class KeyCensus:
             node.any.append((_type_test(sub), self._compile(sub, base, f"{pointer}/anyOf/{index}")))
         ref = schema.get("$ref")
         if isinstance(ref, str):
-            try:
-                target, uri = resolve_ref(ref, base)
-            except KeyError:
+            resolved = _resolve(ref, base)
+            if resolved is None:
                 node.unsupported = True
             else:
+                target, uri = resolved
                 target_base, _, fragment = uri.partition("#")
                 node.all.append(self._compile(target, target_base, fragment))
         if "if" in schema:
@@ -417,11 +418,31 @@ def _holds_quirk(schema: Any, base: str) -> bool:
 
 def _follow(ref: str, base: str) -> tuple[Any, str] | None:
     """The node a ``$ref`` written under ``base`` points at, and that node's base (None: unresolvable)."""
+    resolved = _resolve(ref, base)
+    return None if resolved is None else (resolved[0], resolved[1].partition("#")[0])
+
+
+def _resolve(ref: str, base: str) -> tuple[Any, str] | None:
+    """(the node a ``$ref`` points at, its ``uri#pointer``), or None. A JSON pointer into a shipped
+    file is followed here (quick, and no import of ``referencing`` for the census's first document);
+    anything else by ``referencing``."""
+    uri, _, fragment = urljoin(base, ref).partition("#")
+    name = name_of_uri(uri)
+    if name in ALL_NAMES and (not fragment or fragment.startswith("/")):
+        node: Any = document(name)
+        for part in fragment.split("/")[1:]:
+            key = unquote(part).replace("~1", "/").replace("~0", "~")
+            if isinstance(node, dict) and key in node:
+                node = node[key]
+            elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+                node = node[int(key)]
+            else:
+                return None
+        return node, f"{uri}#{fragment}"
     try:
-        target, uri = resolve_ref(ref, base)
+        return resolve_ref(ref, base)
     except KeyError:
         return None
-    return target, uri.partition("#")[0]
 
 
 def _is_hop(node: _Node) -> bool:
