@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from pytest_atlas.contracts._check import check_database, has_rows, run_checks
+from pytest_atlas.contracts._check import check_database, has_rows, run_checks, run_ranges
 from pytest_atlas.contracts._relations import REVIEW_STATUSES, SESSION_STATUSES, relation_names
 from pytest_atlas.contracts._result import (
     SUMMARY_HEADERS,
@@ -43,5 +43,6 @@ __all__ = [
     "relation_names",
     "resolve_targets",
     "run_checks",
+    "run_ranges",
     "summary_row",
 ]

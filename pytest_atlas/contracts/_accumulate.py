@@ -70,6 +70,10 @@ class ColumnAccumulator:
     def add_null(self) -> None:
         self.report.rows_null += 1
 
+    def add_clean(self, rows: int) -> None:
+        """``rows`` rows checked without an error, a warning or an unknown key."""
+        self.report.rows_checked += rows
+
     def add(self, result: PayloadCheck, key: Mapping[str, Any]) -> None:
         self.report.rows_checked += 1
         if result.errors:

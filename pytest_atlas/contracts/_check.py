@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import itertools
 import json
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ from pytest_atlas.validation import preview as _preview
 if TYPE_CHECKING:
     from pytest_atlas.contracts._split import IdRange
 
-__all__ = ["check_database", "has_rows", "run_checks"]
+__all__ = ["check_database", "has_rows", "run_checks", "run_ranges"]
 
 _cursor_names = itertools.count(1)
 
@@ -109,7 +110,7 @@ def run_checks(
     with _read_only(conninfo_or_connection) as (conn, label):
         report = ContractReport(database=label, since=since, limit=limit)
         for target in columns:
-            column = _check_column(conn, target, since, limit, batch_size, samples, id_range)
+            (column,) = _check_ranges(conn, target, since, limit, batch_size, samples, [id_range])
             if id_range is not None and column.part is None:  # it could not be scanned: the problem alone
                 column.part = {"range": id_range.to_dict(), "state": ColumnAccumulator(column).state()}
             report.columns.append(column)
@@ -117,6 +118,35 @@ def run_checks(
     if require_rows and not any(item.problem for item in report.items()) and report.rows_checked == 0:
         report.mark_empty()
     return report
+
+
+def run_ranges(
+    conninfo_or_connection: str | Dsn | psycopg.Connection[Any],
+    column: Column,
+    ranges: Sequence[IdRange],
+    since: date | None,
+    *,
+    batch_size: int = 500,
+    samples: int = 5,
+) -> list[ColumnReport]:
+    """The report of each range of ``column``'s plan (every range :func:`~pytest_atlas.contracts.plan_ranges`
+    made for its table, in order), each what ``run_checks(..., id_range=range)`` gives, from one read
+    of the column: a process that checks every range pays for one scan, not one per range."""
+    ordered = list(ranges)
+    contiguous = all(a.high is not None and a.high == b.low for a, b in itertools.pairwise(ordered))
+    keyed = all(id_range.key == column.table.key[0] for id_range in ordered)
+    if not ordered or ordered[0].low is not None or ordered[-1].high is not None or not contiguous or not keyed:
+        raise InvalidArgument(
+            f"run_ranges needs every range of a plan of {column.table.name}'s {column.table.key[0]}, in order: "
+            "from no lower bound to no upper one, each starting where the one before ends",
+            hint="pass the ranges plan_ranges() made for the column's table",
+        )
+    with _read_only(conninfo_or_connection) as (conn, _):
+        reports = _check_ranges(conn, column, since, None, batch_size, samples, ordered)
+    for report, id_range in zip(reports, ordered, strict=True):
+        if report.part is None:  # it could not be scanned: the problem alone
+            report.part = {"range": id_range.to_dict(), "state": ColumnAccumulator(report).state()}
+    return reports
 
 
 def has_rows(
@@ -232,59 +262,66 @@ def _column_type(conn: psycopg.Connection[Any], table: str, column: str) -> tupl
     return True, (str(found[0]) if found else None)
 
 
-def _check_column(
+def _check_ranges(
     conn: psycopg.Connection[Any],
     target: Column,
     since: date | None,
     limit: int | None,
     batch_size: int,
     samples: int,
-    id_range: IdRange | None = None,
-) -> ColumnReport:
+    ranges: Sequence[IdRange | None],
+) -> list[ColumnReport]:
+    """The report of each of ``ranges`` (``[None]``: the whole column), from one read of the column."""
     table = target.table
-    report = ColumnReport(table=table.name, column=target.column, schema=target.schema_name)
+    reports = [ColumnReport(table=table.name, column=target.column, schema=target.schema_name) for _ in ranges]
+
+    def problem(text: str) -> list[ColumnReport]:
+        for report in reports:
+            report.problem = text
+        return reports
+
     try:
         with conn.transaction():
             exists, kind = _column_type(conn, table.name, target.column)
             if not exists:
-                report.problem = (
+                return problem(
                     f"table {table.name} does not exist in this database (is the Atlas schema "
                     "loaded, and is it on the search_path?)"
                 )
-                return report
             if kind is None:
-                report.problem = (
+                return problem(
                     f"column {table.name}.{target.column} does not exist (a database created by an "
                     "Atlas older than the column?)"
                 )
-                return report
             if kind not in ("jsonb", "json"):
-                report.problem = (
+                return problem(
                     f"column {table.name}.{target.column} has type {kind}; Atlas stores this payload as jsonb"
                 )
-                return report
             missing = [
                 name
                 for name in (*table.key, table.created or "session_id")
                 if _column_type(conn, table.name, name)[1] is None
             ]
             if missing:
-                report.problem = f"table {table.name} lacks the column(s) {', '.join(missing)} needed to key rows"
-                return report
-            accumulator = ColumnAccumulator(report, samples=samples)
-            _stream(conn, target, since, limit, batch_size, accumulator, jsonb=kind == "jsonb", id_range=id_range)
-            accumulator.finish()
-            if id_range is not None:
-                report.part = {"range": id_range.to_dict(), "state": accumulator.state()}
+                return problem(f"table {table.name} lacks the column(s) {', '.join(missing)} needed to key rows")
+            accumulators = [ColumnAccumulator(report, samples=samples) for report in reports]
+            # one range: its rows only; several (every range of a plan, in order): all rows, each to its range
+            only = ranges[0] if len(ranges) == 1 else None
+            bounds = [int(r.low) for r in ranges[1:] if r is not None and r.low is not None]
+            _stream(conn, target, since, limit, batch_size, accumulators, bounds, jsonb=kind == "jsonb", id_range=only)
+            for report, accumulator, id_range in zip(reports, accumulators, ranges, strict=True):
+                accumulator.finish()
+                if id_range is not None:
+                    report.part = {"range": id_range.to_dict(), "state": accumulator.state()}
     except psycopg.errors.InsufficientPrivilege as exc:
-        report.problem = (
+        problem(
             f"the role {conn.info.user!r} may not read {table.name}: {str(exc).strip().splitlines()[0]} "
             f"(GRANT SELECT ON ALL TABLES IN SCHEMA public TO {conn.info.user})"
         )
     except psycopg.Error as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        report.problem = f"the query failed: {message}"
-    return report
+        problem(f"the query failed: {message}")
+    return reports
 
 
 def _since_condition(table: Table, since: date | None) -> tuple[list[sql.Composable], list[Any]]:
@@ -340,12 +377,15 @@ def _stream(
     since: date | None,
     limit: int | None,
     batch_size: int,
-    accumulator: ColumnAccumulator,
+    accumulators: Sequence[ColumnAccumulator],
+    bounds: Sequence[int] = (),
     *,
     jsonb: bool = False,
     id_range: IdRange | None = None,
 ) -> None:
-    """Validate every row of ``target`` (in ``id_range``, when given).
+    """Validate every row of ``target`` (in ``id_range``, when given) into ``accumulators[0]``, or,
+    with ``bounds`` (the lower ends of the second and later id ranges), into the accumulator of the
+    range its key falls in.
 
     A document is parsed from its UTF-8 bytes by orjson (no ``str`` of the whole text; its dicts
     carry cached key hashes, which also halves jsonschema-rs's time on them). Text that orjson
@@ -369,34 +409,47 @@ def _stream(
             cursor.adapters.register_loader("jsonb", _JsonbBytes)
         cursor.itersize = batch_size
         cursor.execute(query, params)
+        check = validator.check
+        accumulator = accumulators[0]
         for batch in _prefetched(cursor, batch_size):
-            for row in batch:
-                raw = row[width]
-                if raw is None:
-                    accumulator.add_null()
-                    continue
-                data = bytes(raw)
-                classes = data.translate(_CLASSES)
-                shallow = classes.count(b"[") < MAX_DEPTH
-                document: Any = _UNREAD
-                if shallow and _LONG_NUMBER not in classes:
-                    try:  # noqa: SIM105 (contextlib.suppress costs more than the parse, on every row)
-                        document = orjson.loads(data)
-                    except orjson.JSONDecodeError:
-                        pass
-                parsed = document is not _UNREAD
-                if not parsed:
-                    loaded = _load_exactly(data, validator.name)
-                    if isinstance(loaded, Violation):
-                        accumulator.add_violations([loaded], dict(zip(key_names, row[:width], strict=True)))
+            clean = [0] * len(accumulators)  # rows without any finding: only counted (per batch)
+            part = 0
+            try:
+                for row in batch:
+                    if bounds:
+                        part = bisect.bisect_right(bounds, row[0])
+                        accumulator = accumulators[part]
+                    raw = row[width]
+                    if raw is None:
+                        accumulator.add_null()
                         continue
-                    document = loaded
-                # orjson refuses a number that overflows to infinity (json reads it as inf: unstorable)
-                result = validator.check(document, census=True, storable=jsonb and parsed)
-                if result.errors or result.warnings:
-                    accumulator.add(result, dict(zip(key_names, row[:width], strict=True)))
-                else:
-                    accumulator.add(result, _NO_KEY)
+                    data = bytes(raw)
+                    classes = data.translate(_CLASSES)
+                    shallow = classes.count(b"[") < MAX_DEPTH
+                    document: Any = _UNREAD
+                    if shallow and _LONG_NUMBER not in classes:
+                        try:  # noqa: SIM105 (contextlib.suppress costs more than the parse, on every row)
+                            document = orjson.loads(data)
+                        except orjson.JSONDecodeError:
+                            pass
+                    parsed = document is not _UNREAD
+                    if not parsed:
+                        loaded = _load_exactly(data, validator.name)
+                        if isinstance(loaded, Violation):
+                            accumulator.add_violations([loaded], dict(zip(key_names, row[:width], strict=True)))
+                            continue
+                        document = loaded
+                    # orjson refuses a number that overflows to infinity (json reads it as inf: unstorable)
+                    result = check(document, census=True, storable=jsonb and parsed)
+                    if result.errors or result.warnings:
+                        accumulator.add(result, dict(zip(key_names, row[:width], strict=True)))
+                    elif result.unknown_fields:
+                        accumulator.add(result, _NO_KEY)
+                    else:
+                        clean[part] += 1
+            finally:
+                for counted, rows in zip(accumulators, clean, strict=True):
+                    counted.add_clean(rows)
             del batch
 
 

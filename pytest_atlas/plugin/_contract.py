@@ -39,6 +39,8 @@ WORKER_PLAN = "atlas_contract_ranges"
 PART_ATTRIBUTE = "atlas_contract_part"
 #: the first connection failure of this process: later items report it at once (no second timeout)
 _CONNECT_FAILURE = pytest.StashKey[AtlasError]()
+#: the ranges' reports of a column scanned once for all of its range items: {column: {index: report}}
+_RANGE_REPORTS = pytest.StashKey[dict[str, dict[int, "ColumnReport"]]]()
 #: whether any selected contract item has a row to check (computed once per process, when needed)
 _HAS_ROWS = pytest.StashKey[bool]()
 
@@ -80,20 +82,24 @@ class ContractItem(CheckItem):
         earlier = config.stash.get(_CONNECT_FAILURE, None)
         if earlier is not None:
             raise earlier
+        part: ColumnReport | RelationReport
         try:
-            report = run_checks(
-                target_of(config),
-                [self.column] if self.column else [],
-                [self.relation] if self.relation else [],
-                settings.contract_since,
-                settings.contract_limit or None,
-                require_rows=False,
-                id_range=self.id_range,
-            )
+            if self.id_range is not None and self.column is not None and self._runs_every_range(self.column):
+                part = self._range_report(self.column, self.id_range)
+            else:
+                report = run_checks(
+                    target_of(config),
+                    [self.column] if self.column else [],
+                    [self.relation] if self.relation else [],
+                    settings.contract_since,
+                    settings.contract_limit or None,
+                    require_rows=False,
+                    id_range=self.id_range,
+                )
+                part = report.columns[0] if report.columns else report.relations[0]
         except AtlasError as exc:
             config.stash[_CONNECT_FAILURE] = exc
             raise
-        part: ColumnReport | RelationReport = report.columns[0] if report.columns else report.relations[0]
         if part.problem is None and part.rows_checked == 0 and not self._run_has_rows():
             part.empty_run = True
         if part.outcome == "pass" and (
@@ -105,6 +111,34 @@ class ContractItem(CheckItem):
             payload["part"] = _part_info(self.column.name, self.id_range)
             self.part_state = json.dumps(getattr(part, "part", None), default=str)
         return payload
+
+    def _runs_every_range(self, column: Column) -> bool:
+        """Does this process run every range item of ``column``? (no pytest-xdist, or one worker, and
+        none of them deselected): then one scan serves them all."""
+        workerinput: dict[str, Any] | None = getattr(self.config, "workerinput", None)
+        if workerinput is not None and workerinput.get("workercount") != 1:
+            return False
+        ranges = [
+            item.id_range
+            for item in self.session.items
+            if isinstance(item, ContractItem) and item.column == column and item.id_range is not None
+        ]
+        return bool(ranges) and len({r.index for r in ranges}) == ranges[0].count
+
+    def _range_report(self, column: Column, id_range: IdRange) -> ColumnReport:
+        """This range's report, from the one scan of the column's every range (made by its first item)."""
+        from pytest_atlas.contracts import IdRange, run_ranges
+
+        waiting = self.config.stash.setdefault(_RANGE_REPORTS, {})
+        if id_range.index not in waiting.get(column.name, {}):  # the first range item (or one run again)
+            ranges = [IdRange.from_dict(r) for r in _plan_of(self.config)[column.table.name]]
+            reports = run_ranges(target_of(self.config), column, ranges, settings_of(self.config).contract_since)
+            waiting[column.name] = {r.index: report for r, report in zip(ranges, reports, strict=True)}
+        reports_of = waiting[column.name]
+        report = reports_of.pop(id_range.index)
+        if not reports_of:
+            del waiting[column.name]
+        return report
 
     def _run_has_rows(self) -> bool:
         """Does any contract item of this run have a row to check? (no verdict without evidence)"""

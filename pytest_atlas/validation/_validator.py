@@ -20,6 +20,7 @@ import jsonschema_rs
 from pytest_atlas._violation import UnknownField, Violation, preview
 from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.validation import _schemas
+from pytest_atlas.validation._census import KeyCensus, Unsupported
 from pytest_atlas.validation._explain import census_of_invalid, explain
 from pytest_atlas.validation._storable import is_plain_json, storability_violations
 
@@ -46,6 +47,11 @@ class PayloadCheck:
     @property
     def violations(self) -> tuple[Violation, ...]:
         return self.errors + self.warnings
+
+
+def _census_order(field: UnknownField) -> tuple[str, str, str]:
+    """Unknown fields in one order whichever way they were found (path, key, type)."""
+    return (field.path, field.key, field.json_type)
 
 
 def _refuse_retrieval(uri: str) -> Any:
@@ -94,7 +100,10 @@ class PayloadValidator:
         self._names = _schemas.closure_of(schema) if names is None else names
         self._lenient = self._compile("lenient")
         self._detail: Any = None
+        self._pruning: Any = None
+        self._failures = 0  # failing documents detailed so far
         self._parts: dict[str, Any] = {}
+        self._clean = PayloadCheck(name)
 
     def _compile(self, variant: _schemas.Variant) -> Any:
         return _compile_rs(self.schema, variant, self._names)
@@ -106,6 +115,21 @@ class PayloadValidator:
     @functools.cached_property
     def _closed(self) -> Any:
         return self._compile("closed")
+
+    @functools.cached_property
+    def _key_census(self) -> KeyCensus | None:
+        """The census walk of a shipped schema (a custom one takes the validator's way)."""
+        uri = self.schema.get("$id")
+        if self.name not in _schemas.ALL_NAMES or uri != _schemas.uri_of(self.name):
+            return None
+        registry = _rs_registry("no_quirk", self._names)
+
+        def compile_at(location: str) -> Any:
+            return jsonschema_rs.Draft202012Validator(
+                {"$ref": location}, registry=registry, validate_formats=True, retriever=_refuse_retrieval
+            )
+
+        return KeyCensus(self.schema, uri, compile_at)
 
     def __repr__(self) -> str:
         return f"<PayloadValidator {self.name}>"
@@ -140,12 +164,22 @@ class PayloadValidator:
         try:
             strict = self._closed if census else self._no_quirk
             if strict.is_valid(document):
-                return PayloadCheck(self.name)
+                return self._clean
+            if census:  # no error and no quirk: only unknown keys, which the census walk finds
+                walk = self._key_census
+                if (
+                    walk is not None
+                    and self._no_quirk.is_valid(document)
+                    and (walk.monotone or self._lenient.is_valid(document))
+                ):
+                    walked = self._unknown_keys(walk, document)
+                    if walked is not None:
+                        return PayloadCheck(self.name, unknown_fields=walked)
             if self._lenient.is_valid(document):
                 return self._explain(strict, document)
         except _ENGINE_ERRORS:
             pass
-        errors = self._detail_violations(document)
+        errors = self._detail_violations(document, plain=True)
         if not errors:
             errors = [self._disagreement(document)]
         warnings: list[Violation] = []
@@ -156,6 +190,7 @@ class PayloadValidator:
             ).warnings
             if census:
                 unknown = census_of_invalid(list(self._closed.iter_errors(document)), self.schema, self._accepts)
+                unknown.sort(key=_census_order)
         except _ENGINE_ERRORS:
             pass
         warnings.sort(key=lambda v: (v.path, v.message))
@@ -194,6 +229,15 @@ class PayloadValidator:
         except _ENGINE_ERRORS:
             return False
 
+    def _unknown_keys(self, walk: KeyCensus, document: Any) -> tuple[UnknownField, ...] | None:
+        """The census of a document valid under ``no_quirk``, by the walk (None: it cannot say)."""
+        try:
+            found = walk(document)
+        except Unsupported:
+            return None
+        found.sort(key=_census_order)
+        return tuple(found)
+
     def _explain(self, strict: Any, document: Any) -> PayloadCheck:
         found = explain(list(strict.iter_errors(document)), document, self.name, self.schema, self._accepts)
         warnings = list(found.warnings)
@@ -209,6 +253,7 @@ class PayloadValidator:
                 )
             )
         warnings.sort(key=lambda v: (v.path, v.message))
+        found.unknown.sort(key=_census_order)
         return PayloadCheck(self.name, warnings=tuple(warnings), unknown_fields=tuple(found.unknown))
 
     def prepare(self) -> PayloadValidator:
@@ -228,12 +273,19 @@ class PayloadValidator:
             self._detail = detail_validator(self.schema, _py_registry(self._names))
         return self._detail
 
-    def _detail_violations(self, document: Any) -> list[Violation]:
+    def _detail_violations(self, document: Any, *, plain: bool = False) -> list[Violation]:
+        """python-jsonschema's errors of ``document``; ``plain``: it is known to be plain, storable JSON,
+        so (after the first few failures, which would pay for compiling them) the subtrees the fast
+        engine accepts are not walked again."""
         from pytest_atlas.validation._detail import detail_violations
 
-        self._detail_engine()
+        engine = self._detail_engine()
+        if plain:
+            self._failures += 1
+            if self._failures > _PRUNE_AFTER:
+                engine = self._pruning_engine()
         try:
-            return detail_violations(self._detail, document, self.name)
+            return detail_violations(engine, document, self.name)
         except RecursionError:
             return [
                 Violation(
@@ -245,6 +297,26 @@ class PayloadValidator:
                 )
             ]
 
+    def _pruning_engine(self) -> Any:
+        from pytest_atlas.validation._detail import pruning_validator
+
+        if self._pruning is None:
+            locations = _shipped_locations(self._names) if self.name in _schemas.ALL_NAMES else {}
+            unusable: set[str] = set()
+
+            def accepts(subschema: Any, value: Any) -> bool:
+                location = locations.get(id(subschema))
+                if location is None or location in unusable:
+                    return False
+                try:
+                    return self._accepts(location, value)
+                except (ValueError, jsonschema_rs.ReferencingError):  # a location it cannot compile alone
+                    unusable.add(location)
+                    return False
+
+            self._pruning = pruning_validator(self.schema, _py_registry(self._names), accepts)
+        return self._pruning
+
     def _disagreement(self, document: Any) -> Violation:
         return Violation(
             schema=self.name,
@@ -254,6 +326,28 @@ class PayloadValidator:
             message="jsonschema-rs rejected this document but python-jsonschema found no error; please report "
             "this pytest-atlas bug with the document",
         )
+
+
+#: failing documents a validator details in full before it prunes the subtrees the fast engine accepts
+_PRUNE_AFTER = 16
+
+
+@functools.cache
+def _shipped_locations(names: tuple[str, ...]) -> dict[int, str]:
+    """Every subschema object of the shipped (lenient) schemas ``names`` → its location (``uri#pointer``)."""
+    found: dict[int, str] = {}
+    for name in names:
+        stack: list[tuple[Any, str]] = [(_schemas.document(name), "")]
+        while stack:
+            node, pointer = stack.pop()
+            if isinstance(node, dict):
+                found.setdefault(id(node), f"{_schemas.uri_of(name)}#{pointer}")
+                for key, value in node.items():
+                    if key not in ("const", "enum", "examples", "default"):
+                        stack.append((value, f"{pointer}/{key.replace('~', '~0').replace('/', '~1')}"))
+            elif isinstance(node, list):
+                stack.extend((item, f"{pointer}/{index}") for index, item in enumerate(node))
+    return found
 
 
 @functools.cache

@@ -257,3 +257,91 @@ def test_a_target_that_does_not_answer_while_planning_costs_one_timeout(pytester
     assert len(accepted) == 1
     result.stdout.fnmatch_lines(["*cannot check the contracts: *", "contract: 17 checks: 17 errors; *"])
     assert "sekrit" not in result.stdout.str() + result.stderr.str()
+
+
+def test_one_read_of_every_range_reports_each_range_as_its_own_scan(atlas_db: Conn, atlas_dsn: str) -> None:
+    from pytest_atlas.contracts import run_ranges
+
+    ids = _sessions(atlas_db)
+    ranges = plan_ranges(atlas_dsn, METADATA, None, 5)["sessions"]
+    # as the plugin's items run them: an empty range is judged by the whole run, not on its own
+    alone = [run_checks(atlas_dsn, METADATA, [], None, None, id_range=r, require_rows=False).columns[0] for r in ranges]
+    together = run_ranges(atlas_dsn, METADATA[0], ranges, None)
+    assert [part.to_dict() for part in together] == [part.to_dict() for part in alone]
+    assert [part.part for part in together] == [part.part for part in alone]
+    assert [part.rows_checked for part in together][1:3] == [0, 0]  # the gap
+    assert sum(part.rows_checked for part in together) == ids["rows"]
+    assert merge_parts(together).to_dict() == run_checks(atlas_dsn, METADATA, [], None, None).columns[0].to_dict()
+    # a column that cannot be read: every range says so, and still merges
+    missing = resolve_targets(["sessions.metadata"], {"sessions.metadata": "session-metadata"})[0]
+    gone = type(missing)(table=missing.table, column="no_such_column", schema=missing.schema)
+    broken = run_ranges(atlas_dsn, gone, ranges, None)
+    assert all(part.problem and "does not exist" in part.problem for part in broken)
+    assert merge_parts(broken).problem == broken[0].problem
+
+
+@pytest.mark.parametrize(
+    "ranges",
+    [
+        [IdRange("id", None, 5, 1, 2)],  # not up to the last id
+        [IdRange("id", None, 5, 1, 2), IdRange("id", 6, None, 2, 2)],  # a hole
+        [IdRange("session_id", None, 5, 1, 2), IdRange("session_id", 5, None, 2, 2)],  # another key
+        [],
+    ],
+    ids=["open-end", "hole", "key", "none"],
+)
+def test_one_read_of_ranges_takes_only_a_whole_plan(atlas_dsn: str, ranges: list[IdRange]) -> None:
+    from pytest_atlas.contracts import run_ranges
+    from pytest_atlas.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="needs every range of a plan of sessions's id"):
+        run_ranges(atlas_dsn, METADATA[0], ranges, None)
+
+
+_COUNT_SCANS = """
+import json, os
+import pytest_atlas.contracts._check as check
+original = check._stream
+def counting(conn, target, *args, **kwargs):
+    with open(os.environ["SCANS"], "a") as out:
+        out.write(json.dumps([target.name, bool(kwargs.get("id_range"))]) + "\\n")
+    return original(conn, target, *args, **kwargs)
+def pytest_configure(config):
+    check._stream = counting
+def pytest_unconfigure(config):
+    check._stream = original  # the run is in-process: leave the module as it was
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("-n", "0"), [["sessions.metadata", False]]),  # every range here: one read serves them all
+        (("-n", "0", "-k", "metadata[1/4] or metadata[3/4]"), [["sessions.metadata", True]] * 2),
+        (("-n", "2"), [["sessions.metadata", True]] * 4),  # ranges spread over workers: one read each
+    ],
+    ids=["alone", "some-ranges", "workers"],
+)
+def test_a_process_that_runs_every_range_of_a_column_reads_it_once(
+    pytester: pytest.Pytester,
+    atlas_db: Conn,
+    atlas_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+    expected: list[list[Any]],
+) -> None:
+    _sessions(atlas_db)
+    pytester.makeconftest(_COUNT_SCANS)
+    scans = pytester.path / "scans.jsonl"
+    monkeypatch.setenv("SCANS", str(scans))
+    result = pytester.runpytest(
+        "--atlas-contract",
+        f"--atlas-target={atlas_dsn}",
+        "--atlas-contract-split-rows=5",
+        "-p",
+        "no:randomly",
+        *args,
+    )
+    assert result.ret in (1, 7)  # the bad scores fail (or, some ranges alone, no verdict)
+    read = [json.loads(line) for line in scans.read_text().splitlines()]
+    assert [entry for entry in read if entry[0] == "sessions.metadata"] == expected
