@@ -134,21 +134,15 @@ def test_after_a_test_told_what_to_do_the_next_async_tests_still_run(pytester: p
         def anyio_backend():
             return "asyncio"
 
-        def test_sync_uses_async(atlas_async_db):
+        @pytest.mark.parametrize("round", [1, 2])
+        def test_sync_uses_async(atlas_async_db, round):
             pass
 
         @pytest.mark.anyio
-        async def test_anyio(atlas_async_db):
-            cur = await atlas_async_db.execute("SELECT 2")
-            assert (await cur.fetchone()) == (2,)
-
-        def test_sync_again(atlas_async_db):
-            pass
-
-        @pytest.mark.anyio
-        async def test_anyio_again(atlas_async_db):
-            cur = await atlas_async_db.execute("SELECT 3")
-            assert (await cur.fetchone()) == (3,)
+        @pytest.mark.parametrize("round", [1, 2])
+        async def test_anyio(atlas_async_db, round):
+            cur = await atlas_async_db.execute("SELECT %s", (round,))
+            assert (await cur.fetchone()) == (round,)
         """
     )
     result = pytester.runpytest("-p", "no:randomly", "-p", "no:asyncio")
