@@ -352,3 +352,32 @@ def test_a_connection_with_another_row_factory(atlas_db: Conn) -> None:
     report = check_database(atlas_db)
     assert report.ok and report.column("sessions.metadata").rows_checked == 3
     assert atlas_db.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+
+
+def test_a_scan_lowers_the_thread_switch_interval_only_while_it_reads(atlas_db: Conn) -> None:
+    """The fetching helper thread needs the GIL promptly when the server answers (see _prefetched):
+    the interval is lowered while the rows are read and put back after, also when the reader stops
+    early."""
+    import sys
+
+    from pytest_atlas.contracts._check import _SWITCH_INTERVAL, _prefetched
+
+    atlas_db.execute("INSERT INTO sessions (task) SELECT 'task ' || i FROM generate_series(1, 50) AS i")
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.004)
+    try:
+        for stop_early in (False, True):
+            with atlas_db.cursor(name=f"scan_{stop_early}") as cursor:
+                cursor.execute("SELECT id FROM sessions ORDER BY id")
+                seen = []
+                batches = _prefetched(cursor, 7)
+                for batch in batches:
+                    assert sys.getswitchinterval() == _SWITCH_INTERVAL
+                    seen += [row[0] for row in batch]
+                    if stop_early:
+                        batches.close()
+                        break
+                assert sys.getswitchinterval() == 0.004
+                assert len(seen) == (7 if stop_early else 50)
+    finally:
+        sys.setswitchinterval(before)
