@@ -35,7 +35,6 @@ __all__ = [
     "score",
     "series_statement",
     "task_names_statement",
-    "task_statement",
 ]
 
 #: a number as Python's float() and PostgreSQL's float8 both read it (no NaN, no Infinity)
@@ -120,10 +119,6 @@ def _rows(
     )
 
 
-def _unsure(uncertain: bool) -> sql.Composable:
-    return sql.SQL("COALESCE(e.u > %(max_uncertainty)s, FALSE)") if uncertain else sql.SQL("FALSE")
-
-
 #: the series statement packs the sessions of 2**24 consecutive ids into one byte string at most
 #: (640 MiB at 40 bytes a session), below PostgreSQL's 1 GiB limit of a value, however many sessions a key has
 CHUNK = 2**24
@@ -132,8 +127,9 @@ CHUNK = 2**24
 #: need more than one byte string
 MAX_ID_STATEMENT = sql.SQL("SELECT max(id) FROM sessions").format()
 
-#: a session's task as the series statement packs it: a 64-bit hash (see :func:`task_names_statement`)
-TASK_HASH = sql.SQL("hashtextextended(s.task, 0)")
+#: a session's task as the series statement packs it: a 64-bit hash with a seed drawn per read
+#: (``task_seed``: nobody can pick task texts that collide in advance; see :func:`task_names_statement`)
+TASK_HASH = sql.SQL("hashtextextended(s.task, %(task_seed)s::int8)")
 
 
 def record_fields(*, timed: bool = False, tasks: bool = False) -> list[tuple[str, str]]:
@@ -187,16 +183,3 @@ def task_names_statement(key: sql.Composable, where: sql.Composable) -> sql.Comp
         "SELECT {key} AS lk, s.task, {hash} AS hash FROM sessions AS s WHERE {where} "
         "AND {hash} = ANY(%(task_hashes)s::int8[]) GROUP BY 1, 2, 3"
     ).format(key=key, hash=TASK_HASH, where=where)
-
-
-def task_statement(key: sql.Composable, where: sql.Composable, *, uncertain: bool) -> sql.Composed:
-    """``lk, task, n, total``: per learning key and task, the usable scores' count and sum, for
-    the keys with at most ``max_tasks`` tasks that have one.
-
-    Parameters: ``number_pattern``, ``max_tasks``; ``max_uncertainty`` with ``uncertain``."""
-    kept = sql.SQL(" FILTER (WHERE NOT {unsure})").format(unsure=_unsure(uncertain)) if uncertain else sql.SQL("")
-    return sql.SQL(
-        "SELECT lk, task, n, total FROM (SELECT lk, task, n, total, count(*) OVER (PARTITION BY lk) AS ntasks "
-        "FROM (SELECT e.lk, s.task, count(e.score){kept} AS n, sum(e.score){kept} AS total FROM {rows} "
-        "GROUP BY 1, 2) AS grouped WHERE n > 0) AS counted WHERE ntasks <= %(max_tasks)s"
-    ).format(kept=kept, rows=_rows(key, where, packed=False))

@@ -12,6 +12,7 @@ from those with numpy, which is loaded only when a series is built (through the 
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -22,10 +23,10 @@ from psycopg import sql
 
 from pytest_atlas import stats
 from pytest_atlas._arguments import check_integer, check_number, shown
-from pytest_atlas.errors import InvalidArgument
+from pytest_atlas.errors import GateError, InvalidArgument
 from pytest_atlas.gates import _scores
 from pytest_atlas.gates._selection import Selection
-from pytest_atlas.gates._sql import filters, key_column, run, scored
+from pytest_atlas.gates._sql import filters, key_column, run, scored, snapshot
 
 if TYPE_CHECKING:
     import numpy as np
@@ -129,6 +130,14 @@ def _count(name: str, value: Any, *, low: int = 0) -> int:
         raise _bad(exc.problem) from None
 
 
+def _session_id(name: str, value: Any) -> int:
+    """A session id: any bigint (Atlas's ids are positive; a database of one's own may hold others)."""
+    try:
+        return check_integer(name, value, low=-(2**63), high=2**63 - 1)
+    except InvalidArgument as exc:
+        raise _bad(exc.problem) from None
+
+
 def _real(name: str, value: Any) -> float:
     try:
         return check_number(name, value)
@@ -225,7 +234,7 @@ def check_series(data: Mapping[str, Any]) -> Series:
     for index, pair in enumerate(raw_worst):
         if not isinstance(pair, list) or len(pair) != 2:
             raise _bad(f"worst[{index}] must be a [session id, score] pair, got {shown(pair)}")
-        worst.append((_count(f"worst[{index}][0]", pair[0], low=1), _real(f"worst[{index}][1]", pair[1])))
+        worst.append((_session_id(f"worst[{index}][0]", pair[0]), _real(f"worst[{index}][1]", pair[1])))
     if worst != sorted(worst, key=lambda item: (item[1], item[0])) or len({s for s, _ in worst}) != len(worst):
         raise _bad("worst must list distinct sessions, lowest score first")
     if worst and abs(round(worst[0][1] * scale) / scale - floats[0]) > half + 1e-9:
@@ -324,9 +333,49 @@ def _grouped_series(
     with its id and uncertainty (with ``points`` or ``last`` its time: the timeline comes from the
     same scan; with per-task means the hash of its task), see :mod:`._scores`; the uncertainty
     bound and the window of ``last`` are applied here."""
+    for _ in range(_SEEDS):
+        with snapshot(conn):  # every statement of one series reads the same sessions
+            found = _read_series(
+                conn,
+                selection,
+                by_key=by_key,
+                digits=digits,
+                worst=worst,
+                max_tasks=max_tasks,
+                tasks=tasks,
+                points=points,
+            )
+        if found is not None:
+            return found
+    raise GateError(
+        f"the per-task means could not be read: two tasks of one learning key shared a hash {_SEEDS} times",
+        hint="run the gate again; if it happens again, report it with the task texts of that key",
+    )
+
+
+#: tries of the series with a fresh task-hash seed when two tasks of a key share a hash
+_SEEDS = 3
+
+
+def _read_series(
+    conn: psycopg.Connection[Any],
+    selection: Selection,
+    *,
+    by_key: bool,
+    digits: int,
+    worst: int,
+    max_tasks: int,
+    tasks: bool,
+    points: int,
+) -> tuple[dict[str, Series], Timeline | None] | None:
+    """One try of :func:`_grouped_series`; None when two tasks of a key shared a hash."""
     import numpy as np
 
-    params: dict[str, Any] = {"max_tasks": max_tasks, "number_pattern": _scores.NUMBER_PATTERN}
+    params: dict[str, Any] = {
+        "max_tasks": max_tasks,
+        "number_pattern": _scores.NUMBER_PATTERN,
+        "task_seed": secrets.randbits(63),
+    }
     where = filters(selection, params)
     uncertain = selection.max_uncertainty is not None
     if uncertain:
@@ -360,11 +409,7 @@ def _grouped_series(
         scores, ids = packed["score"], packed["id"]
         sample, lowest = _summary(scores, ids, digits=digits, worst=worst)
         if timeline is not None and len(scores):
-            newest = _newest(scores, ids, packed["created"], points=points, zone=conn.info.timezone)
-            if newest is None:  # a time Python cannot hold: fetch_timeline says so the way psycopg does
-                timeline = None
-            else:
-                timeline[lk] = newest
+            timeline[lk] = _newest(scores, ids, packed["created"], points=points, zone=conn.info.timezone)
         if tasks and len(scores):
             by_hash[lk] = _task_sums(packed["task"], scores, max_tasks=max_tasks)
         out[lk] = Series(
@@ -378,8 +423,18 @@ def _grouped_series(
             digits,
         )
     if tasks:
-        task_means = _task_means(conn, by_hash, key, where, params, uncertain=uncertain)
+        task_means = _task_means(conn, by_hash, key, where, params)
+        if task_means is None:
+            return None
         out = {lk: replace(s, tasks=task_means.get(lk) or None) if s.n else s for lk, s in out.items()}
+        for lk, series in out.items():
+            if series.tasks is not None and sum(n for _, n in series.tasks.values()) != series.n:
+                raise GateError(
+                    f"the sessions of learning key {lk!r} changed while the gate read them (its per-task counts "
+                    f"add up to {sum(n for _, n in series.tasks.values())}, not to its {series.n} sessions)",
+                    hint="run the gate again once nothing writes to the database; a connection of your own: give "
+                    "the gate one that is not inside a transaction (it then reads one snapshot)",
+                )
     return out, timeline
 
 
@@ -443,12 +498,10 @@ def _task_means(
     key: sql.Composable,
     where: sql.Composable,
     params: dict[str, Any],
-    *,
-    uncertain: bool,
-) -> dict[str, dict[str, tuple[float, int]]]:
+) -> dict[str, dict[str, tuple[float, int]]] | None:
     """Per key, task -> (mean score, sessions), from the per-hash sums and the names of those
-    hashes (read without the scores); when two tasks of one key share a hash (or a name cannot be
-    found), from the exact statement grouped by key and task."""
+    hashes (read without the scores); None when two tasks of one key share a hash (or a name
+    cannot be found): the caller reads the series again with another seed."""
     wanted = sorted({h for sums in by_hash.values() for h in sums})
     if not wanted:
         return {}
@@ -458,11 +511,8 @@ def _task_means(
     out: dict[str, dict[str, tuple[float, int]]] = {}
     for lk, sums in by_hash.items():
         found = names.get(lk, {})
-        if any(len(found.get(h, ())) != 1 for h in sums):  # a collision: read the exact sums
-            out = {}
-            for row_key, task, n, total in run(conn, _scores.task_statement(key, where, uncertain=uncertain), params):
-                out.setdefault(row_key, {})[task] = (total / n, n)
-            return out
+        if any(len(found.get(h, ())) != 1 for h in sums):  # a collision
+            return None
         if sums:
             out[lk] = {next(iter(found[h])): (total / n, n) for h, (total, n) in sums.items()}
     return out
@@ -474,16 +524,26 @@ _EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 def _newest(
     scores: FloatArray, ids: IntArray, created: IntArray, *, points: int, zone: tzinfo
-) -> list[tuple[str, float, int]] | None:
+) -> list[tuple[str, float, int]]:
     """The newest ``points`` sessions (latest ``created_at``, then highest id) as (ISO time in
-    ``zone``, score, id), oldest first: what :func:`fetch_timeline` reads. None when a time is
-    beyond what Python's datetime holds (PostgreSQL's infinity)."""
+    ``zone``, score, id), oldest first: what :func:`fetch_timeline` reads, less the points whose
+    time Python's datetime cannot hold (PostgreSQL's ±infinity, years beyond 9999): a chart never
+    makes a gate fail."""
     chosen = _newest_order(created, ids, points)
-    try:
-        times = [(_EPOCH + timedelta(microseconds=int(t))).astimezone(zone).isoformat() for t in created[chosen]]
-    except OverflowError:
-        return None
-    return list(zip(times, scores[chosen].tolist(), ids[chosen].tolist(), strict=True))
+    out: list[tuple[str, float, int]] = []
+    for when, score, session in zip(
+        created[chosen].tolist(), scores[chosen].tolist(), ids[chosen].tolist(), strict=True
+    ):
+        try:
+            out.append(((_EPOCH + timedelta(microseconds=when)).astimezone(zone).isoformat(), score, session))
+        except OverflowError:
+            continue
+    return out
+
+
+#: scores up to this magnitude are added pairwise in float64 (error far below a rounded digit);
+#: larger ones exactly (math.fsum), since they may cancel
+_PLAIN_MAGNITUDE = 1e6
 
 
 def _summary(
@@ -500,8 +560,11 @@ def _summary(
     mean: float | None = None
     variance: float | None = None
     if n:
-        rough = float(scores.sum()) / n
-        mean = rough + float((scores - rough).sum()) / n  # two passes: the rounding of the first corrected
+        if float(np.abs(scores).max()) > _PLAIN_MAGNITUDE:  # large scores may cancel: add them exactly
+            mean = math.fsum(scores.tolist()) / n
+        else:
+            rough = float(scores.sum()) / n
+            mean = rough + float((scores - rough).sum()) / n  # two passes: the rounding of the first corrected
         if n > 1:
             deviations = scores - mean
             variance = float(np.dot(deviations, deviations)) / (n - 1)

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
@@ -22,7 +23,7 @@ from pytest_atlas.errors import GateError, InvalidArgument, ProvisioningError
 from pytest_atlas.gates import _scores
 from pytest_atlas.gates._selection import Selection
 
-__all__ = ["ALL_KEYS", "connection", "filters", "key_column", "read_only", "run", "scored", "tally"]
+__all__ = ["ALL_KEYS", "connection", "filters", "key_column", "read_only", "run", "scored", "snapshot", "tally"]
 
 #: the "learning key" of a series that pools every key
 ALL_KEYS = "*"
@@ -87,6 +88,27 @@ def read_only(conn: psycopg.Connection[Any], *, binary: bool = False) -> Iterato
             hint="check that the database has Atlas's schema (pytest-atlas ships it as "
             "schema.sql); the query is read-only",
         ) from None
+
+
+@contextlib.contextmanager
+def snapshot(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """Every query inside reads one snapshot of the database: on a connection that is in no
+    transaction and in autocommit mode (the gates' own connections are), a REPEATABLE READ READ
+    ONLY transaction, rolled back after (the queries' own transactions become savepoints of it).
+    Inside a caller's transaction nothing changes: that transaction's isolation decides."""
+    if not conn.autocommit or conn.info.transaction_status != TransactionStatus.IDLE:
+        yield
+        return
+    try:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GateError(f"gate query failed: {first}", hint="check that the database can be read") from None
+    try:
+        yield
+    finally:
+        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
 
 
 def run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from datetime import timedelta
 from typing import Any
@@ -257,3 +258,36 @@ def test_the_mean_uncertainty_of_many_sessions_does_not_drift(atlas_db: psycopg.
         assert series.uncertainty_mean is not None
         assert abs(series.uncertainty_mean - 0.1) <= 1e-14, (selection, series.uncertainty_mean)
         assert abs(series.sample.mean - 0.495) <= 1e-14, (selection, series.sample.mean)
+
+
+def test_a_time_python_cannot_hold_never_changes_a_verdict(atlas_db: psycopg.Connection[Any]) -> None:
+    """A session at created_at 'infinity' (or after the year 9999) cannot be drawn; the gate's
+    verdict and numbers are the same whether a report draws its chart or not (the point is left
+    out of the chart)."""
+    from pytest_atlas.gates import GateSpec, evaluate
+
+    insert(atlas_db, [session_row(0.8 + (i % 5) / 50, key="k", minute=i) for i in range(20)])
+    atlas_db.execute(
+        "INSERT INTO sessions (task, metadata, reward_stats, created_at) VALUES "
+        "('x', '{\"learning_key\": \"k\"}', '{\"score\": 0.91}', 'infinity')"
+    )
+    spec = GateSpec.build("floor", {"kind": "threshold", "threshold": 0.5})
+    drawn, bare = evaluate(spec, atlas_db), evaluate(spec, atlas_db, charts=False)
+    assert bare.outcome.value == drawn.outcome.value == "pass"
+    assert bare.to_dict() == {**drawn.to_dict(), "chart": {}}
+    assert len(drawn.chart["rewards"]["k"]["points"]) == 20  # the point at infinity is left out
+
+
+def test_a_baseline_names_any_session_id(atlas_db: psycopg.Connection[Any]) -> None:
+    """Session ids are bigints: a series whose lowest sessions have ids 0 or below (a database of
+    one's own) is saved and read back, not refused as damaged."""
+    from pytest_atlas.gates import Series
+
+    for session, score in ((0, 0.1), (-5, 0.2), (7, 0.3)):
+        atlas_db.execute(
+            "INSERT INTO sessions (id, task, metadata, reward_stats) VALUES (%s, 't', '{\"learning_key\": \"k\"}', %s)",
+            (session, json.dumps({"score": score})),
+        )
+    (series,) = fetch_series(atlas_db, Selection()).values()
+    assert [session for session, _ in series.worst] == [0, -5, 7]
+    assert Series.from_json(series.to_json()).worst == series.worst

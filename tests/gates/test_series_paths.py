@@ -293,18 +293,117 @@ def test_sessions_across_ranges_of_ids_make_one_series(atlas_db: psycopg.Connect
     _check(atlas_db, rows, worsts=(1, 3, 10), digitses=(1, 4))
 
 
-def test_tasks_whose_hashes_collide_are_summed_exactly(
+class _Seeds:
+    """Stands in for the module's ``secrets``: the task-hash seeds it draws, in turn."""
+
+    def __init__(self, *seeds: int) -> None:
+        self.seeds = itertools.cycle(seeds)
+
+    def randbits(self, bits: int) -> int:
+        return next(self.seeds)
+
+
+#: the task hash with seed 1 makes every task of one length collide; any other seed is the real one
+_COLLIDING_WITH_SEED_1 = psycopg.sql.SQL(
+    "(CASE WHEN %(task_seed)s::int8 = 1 THEN length(s.task)::int8 ELSE hashtextextended(s.task, %(task_seed)s::int8) END)"
+)
+
+
+def test_tasks_whose_hashes_collide_are_read_again_with_another_seed(
     atlas_db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch, statements: list[str]
 ) -> None:
-    """Per-task sums come packed under a 64-bit hash of the task; should two tasks of a key share
-    one (here every task of the same length does), the exact statement grouped by task is read."""
+    """Per-task sums come packed under a 64-bit hash of the task, seeded afresh for every read (a
+    task text cannot be chosen to collide in advance); should two tasks of a key share one, the
+    series is read again with another seed, so its per-task means cover exactly its sessions
+    (also with ``last`` and an uncertainty bound)."""
     rows = _load(atlas_db, ["0.2", "0.6", "0.6", '"0.7"'], FALLBACKS)
     _check(atlas_db, rows, worsts=(5,), digitses=(4,))
     assert "tasks" not in statements
-    monkeypatch.setattr(_scores, "TASK_HASH", psycopg.sql.SQL("length(s.task)::int8"))
+    monkeypatch.setattr(_scores, "TASK_HASH", _COLLIDING_WITH_SEED_1)
+    monkeypatch.setattr(series_module, "secrets", _Seeds(1, 2))
     statements.clear()
     _check(atlas_db, rows, worsts=(5,), digitses=(4,))
-    assert statements == ["series", "names", "tasks"] * 3
+    # every fetch read the series twice: seed 1 collided, seed 2 did not
+    assert statements and statements == ["series", "names", "series", "names"] * (len(statements) // 4)
+    for last, bound in ((3, None), (None, 0.5), (2, 0.5)):
+        got = fetch_series(atlas_db, Selection.build(last=last, max_uncertainty=bound))
+        for series in got.values():
+            if series.tasks is not None:
+                assert sum(n for _, n in series.tasks.values()) == series.n
+
+
+def test_hashes_that_collide_with_every_seed_are_an_error_not_a_wrong_mean(
+    atlas_db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_atlas.errors import GateError
+
+    _load(atlas_db, ["0.2", "0.6", "0.6", '"0.7"'], FALLBACKS)
+    monkeypatch.setattr(_scores, "TASK_HASH", _COLLIDING_WITH_SEED_1)
+    monkeypatch.setattr(series_module, "secrets", _Seeds(1))
+    with pytest.raises(GateError, match="two tasks of one learning key shared a hash 3 times"):
+        fetch_series(atlas_db, Selection())
+
+
+def _delete_a_task_after_the_series_statement(monkeypatch: pytest.MonkeyPatch, writer: psycopg.Connection[Any]) -> None:
+    original = series_module.run
+
+    def run_then_write(conn: Any, query: Any, params: Any, **options: Any) -> Any:
+        rows = original(conn, query, params, **options)
+        if "string_agg" in query.as_string(conn):  # another client changes the sessions meanwhile
+            writer.execute("DELETE FROM sessions WHERE task = 'task0'")
+            writer.execute(
+                "INSERT INTO sessions (task, metadata, reward_stats) SELECT 'task1', "
+                '\'{"learning_key": "k"}\', \'{"score": 0.5}\''
+            )
+            writer.commit()
+        return rows
+
+    monkeypatch.setattr(series_module, "run", run_then_write)
+
+
+def _three_tasks(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(
+        "INSERT INTO sessions (task, metadata, reward_stats) SELECT 'task' || (i % 3), "
+        "'{\"learning_key\": \"k\"}', jsonb_build_object('score', 0.3 + (i % 3) / 10.0) FROM generate_series(1, 30) AS i"
+    )
+    conn.commit()
+
+
+def test_a_series_reads_one_snapshot_while_others_write(
+    atlas_db: psycopg.Connection[Any], atlas_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statements of one series (packed scores, then the task names) read the same sessions:
+    a client deleting a task's sessions in between changes nothing the series says."""
+    _three_tasks(atlas_db)
+    _delete_a_task_after_the_series_statement(monkeypatch, atlas_db)
+    with psycopg.connect(atlas_dsn, autocommit=True) as reader:  # as a gate's own connection is
+        (series,) = fetch_series(reader, Selection()).values()
+    assert series.n == 30 and series.tasks is not None
+    assert {task: n for task, (_, n) in series.tasks.items()} == {"task0": 10, "task1": 10, "task2": 10}
+
+
+def test_a_series_on_the_callers_connection_stays_consistent_while_others_write(
+    atlas_db: psycopg.Connection[Any], atlas_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a connection of the caller's (no snapshot of its own: each statement sees the latest
+    commits) a task whose sessions vanished between the two statements has no name: the series is
+    read again, and what it says holds together (per-task counts add up to n)."""
+    _three_tasks(atlas_db)
+    with psycopg.connect(atlas_dsn) as writer:
+        _delete_a_task_after_the_series_statement(monkeypatch, writer)
+        (series,) = fetch_series(atlas_db, Selection()).values()
+    assert series.tasks is not None
+    assert (series.n, {task: n for task, (_, n) in series.tasks.items()}) == (21, {"task1": 11, "task2": 10})
+
+
+def test_large_scores_that_cancel_give_the_exact_mean(atlas_db: psycopg.Connection[Any]) -> None:
+    for score in ("1e20", "0.9", "0.9", "-1e20"):
+        atlas_db.execute(
+            "INSERT INTO sessions (task, metadata, reward_stats) VALUES ('t', '{\"learning_key\": \"h\"}', %s)",
+            (json.dumps({"score": float(score)}),),
+        )
+    (series,) = fetch_series(atlas_db, Selection()).values()
+    assert series.sample.mean == math.fsum([1e20, 0.9, 0.9, -1e20]) / 4 == 0.45
 
 
 def test_the_newest_sessions_of_each_key(atlas_db: psycopg.Connection[Any]) -> None:
