@@ -237,7 +237,7 @@ def test_the_series_scan_is_grouped_by_hashing_not_by_sorting_every_session(atla
         "jsonb_build_object('score', random()) FROM generate_series(1, 20000) AS i"
     )
     atlas_db.execute("ANALYZE sessions")
-    params: dict[str, Any] = {"number_pattern": _scores.NUMBER_PATTERN}
+    params: dict[str, Any] = {"number_pattern": _scores.NUMBER_PATTERN, "task_seed": 12345}
     where = filters(Selection(), params)
     for timed, tasks in ((False, False), (True, True), (False, True)):
         statement = _scores.series_statement(key_column(True), where, timed=timed, tasks=tasks)
