@@ -171,13 +171,24 @@ _CONSUMING = {
 
 def _normalise(evaluation_path: Sequence[str | int], instance_path: Sequence[str | int]) -> list[str | int]:
     """The instance path with array indices and map keys replaced by ``*``, using the keywords that
-    consumed each segment along the evaluation path (``properties`` keeps the key)."""
+    consumed each segment along the evaluation path (``properties`` keeps the key).
+
+    jsonschema-rs leaves an empty-string key out of an error's instance path; a map key the
+    evaluation path consumed after the instance path ran out is such a key, and becomes ``*``
+    like any other (the evaluation path's last step is the error's own keyword: it consumes none)."""
     out: list[str | int] = []
     remaining = list(instance_path)
-    steps = list(evaluation_path)
+    steps = list(evaluation_path)[:-1]
     index = 0
-    while index < len(steps) and remaining:
+    while index < len(steps):
         keyword = steps[index]
+        if not remaining:
+            if keyword in ("patternProperties", "additionalProperties"):
+                out.append("*")  # an empty key jsonschema-rs dropped
+                index += 2 if keyword == "patternProperties" else 1
+                continue
+            index += 1
+            continue
         if keyword in ("properties", "prefixItems"):
             out.append(remaining.pop(0))
             index += 2

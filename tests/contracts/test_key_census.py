@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_atlas.validation import SCHEMA_NAMES, PayloadCheck, PayloadValidator, validator_for
+from pytest_atlas.validation import SCHEMA_NAMES, PayloadCheck, PayloadValidator, UnknownField, validator_for
 from pytest_atlas.validation._census import KeyCensus, Unsupported
 from pytest_atlas.validation._schemas import closure, document
 
@@ -167,3 +167,18 @@ def test_a_custom_schema_takes_the_validator_s_way() -> None:
     assert validator._key_census is None
     found = validator.check({"a": 1, "b": "x"}, census=True).unknown_fields
     assert [(u.path, u.key, u.json_type) for u in found] == [("$", "b", "string")]
+
+
+def test_an_unknown_key_under_an_empty_key_is_named_at_its_place_either_way() -> None:
+    """jsonschema-rs leaves an empty-string key out of its errors' instance paths: the census read
+    from the validator's errors puts it back (as a map key, ``*``), so it names the same place as
+    the walk (found by Hypothesis: a caller key under a learning-usage entry whose id is "")."""
+    document = D.session_metadata()
+    document["learning_usage"] = {"roles": {"student": {"": {"mock": True}}, "": {"x": {"mock": 1}}}}
+    want = [
+        UnknownField(path="$.learning_usage.roles.*.*", key="mock", json_type="boolean"),
+        UnknownField(path="$.learning_usage.roles.*.*", key="mock", json_type="integer"),
+    ]
+    assert sorted(_walk("session-metadata")(document), key=lambda u: (u.path, u.key, u.json_type)) == want
+    assert list(_SLOW["session-metadata"].check(document, census=True).unknown_fields) == want
+    _same("session-metadata", document)
