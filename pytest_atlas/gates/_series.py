@@ -319,32 +319,16 @@ def series_with_timeline(
 
 
 def _grouped_series(
-    conn: psycopg.Connection[Any],
-    selection: Selection,
-    *,
-    by_key: bool,
-    digits: int,
-    worst: int,
-    max_tasks: int,
-    tasks: bool,
-    points: int,
+    conn: psycopg.Connection[Any], selection: Selection, **options: Any
 ) -> tuple[dict[str, Series], Timeline | None]:
     """:func:`fetch_series`: one scan grouped into a row per key, every scored session packed
     with its id and uncertainty (with ``points`` or ``last`` its time: the timeline comes from the
     same scan; with per-task means the hash of its task), see :mod:`._scores`; the uncertainty
     bound and the window of ``last`` are applied here."""
+    # ``options``: those of _read_series (by_key, digits, worst, max_tasks, tasks, points)
     for _ in range(_SEEDS):
         with snapshot(conn):  # every statement of one series reads the same sessions
-            found = _read_series(
-                conn,
-                selection,
-                by_key=by_key,
-                digits=digits,
-                worst=worst,
-                max_tasks=max_tasks,
-                tasks=tasks,
-                points=points,
-            )
+            found = _read_series(conn, selection, **options)
         if found is not None:
             return found
     raise GateError(
