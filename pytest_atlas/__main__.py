@@ -63,10 +63,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.dsn = parse_dsn(args.dsn, "--dsn")
             if args.dsn is None:
                 parser.error("--dsn: give the server's DSN (it was empty)")
-    except ConfigError as exc:
-        print(f"pytest-atlas: {exc}", file=sys.stderr)
-        return 2
-    try:
         if args.command == "cache":
             return _cache(args)
         return _kept(args)

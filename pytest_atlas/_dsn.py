@@ -28,6 +28,7 @@ __all__ = [
     "passfile_line",
     "redact",
     "redact_text",
+    "refusal",
     "secrets_of",
     "unparsable_errors",
 ]
@@ -147,6 +148,13 @@ def hide_password(value: Any) -> Any:
     return Dsn(value) if isinstance(value, str) else value
 
 
+def refusal(exc: BaseException, dsn: str) -> str:
+    """The first line of what libpq or psycopg said about ``dsn``, without its password in any form
+    (their messages quote the token they refuse, which may be the password)."""
+    text = str(exc).strip()
+    return redact_text(text.splitlines()[0] if text else type(exc).__name__, dsn, *secrets_of(dsn))
+
+
 def unparsable_errors() -> tuple[type[Exception], ...]:
     """What parsing a connection string raises when libpq cannot read it: psycopg's ProgrammingError,
     and ValueError (a percent-escape that is not UTF-8)."""
@@ -167,9 +175,7 @@ def check_dsn(dsn: str, where: str) -> dict[str, str]:
     try:
         params = _parse(dsn)
     except unparsable_errors() as exc:
-        detail = redact_text(
-            str(exc).strip().splitlines()[0] if str(exc).strip() else "unparsable", dsn, *secrets_of(dsn)
-        )
+        detail = refusal(exc, dsn)
         raise ConfigError(
             where,
             redact(dsn),

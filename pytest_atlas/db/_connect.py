@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pytest_atlas._dsn import build_url, redact, redact_text, secrets_of, unparsable_errors
+from pytest_atlas._dsn import build_url, redact, redact_text, refusal, secrets_of, unparsable_errors
 from pytest_atlas.errors import ProvisioningError, ServerUnavailable
 
 __all__ = [
@@ -201,10 +201,9 @@ _CONNECTION_OPTIONS = frozenset({"autocommit", "prepare_threshold", "context", "
 def _unusable(exc: Exception, conninfo: str, shown: str | None, setting: str) -> ProvisioningError:
     """A connection string that cannot be used as given (libpq cannot parse it, or psycopg refuses
     one of its values, such as ``connect_timeout=abc``): what was wrong, never the password."""
-    detail = redact_text(one_line(exc), conninfo, *secrets_of(conninfo))
     where = shown if shown is not None else redact_text(conninfo, *secrets_of(conninfo))
     return ProvisioningError(
-        f"{where} cannot be used as a connection string: {detail}",
+        f"{where} cannot be used as a connection string: {refusal(exc, conninfo)}",
         hint=f"check the parameters of {setting} (a URL such as postgresql://user:password@host:5432/dbname, "
         "or key=value pairs such as 'host=db dbname=atlas user=ci connect_timeout=10')",
     )

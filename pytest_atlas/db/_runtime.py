@@ -128,7 +128,7 @@ def choose_base(configured: Path | None, account: ServerAccount) -> Base:
         os.rename(draft, path / _LOCK)
         note = f"using the private folder {path} ({'; '.join(problems)})"
         if reaped:
-            note += f"; removed {len(reaped)} private folder(s) of killed runs"
+            note += f"; removed {len(reaped)} folder(s) that killed runs left"  # private ones and their runs
         return Base(path, private=True, note=note, lock=lock)
     raise ProvisioningError(
         "no folder to keep the test server's data in: " + "; ".join(problems),

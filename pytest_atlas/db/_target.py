@@ -17,8 +17,8 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pytest_atlas._dsn import Dsn, hide_password, redact, redact_text, secrets_of, unparsable_errors
-from pytest_atlas.db._connect import TARGET_SETTING, connect_clearly, one_line, unset_pgpassword
+from pytest_atlas._dsn import Dsn, hide_password, redact, refusal, unparsable_errors
+from pytest_atlas.db._connect import TARGET_SETTING, connect_clearly, unset_pgpassword
 from pytest_atlas.errors import ProvisioningError
 
 __all__ = ["READ_ONLY_OPTION", "connect_target", "describe_target"]
@@ -41,9 +41,8 @@ def connect_target(dsn: str | Dsn, *, timeout: int = 10) -> psycopg.Connection[A
     try:
         params = conninfo_to_dict(dsn.reveal())
     except unparsable_errors() as exc:
-        detail = redact_text(one_line(exc), dsn.reveal(), *secrets_of(dsn.reveal()))
         raise ProvisioningError(
-            f"{shown} is not a valid PostgreSQL connection string ({detail})",
+            f"{shown} is not a valid PostgreSQL connection string ({refusal(exc, dsn.reveal())})",
             hint="use a URL such as postgresql://user:password@host:5432/dbname, or key=value pairs such as "
             "'host=db dbname=atlas user=ci'",
         ) from None

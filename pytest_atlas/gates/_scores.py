@@ -86,34 +86,27 @@ def score(*, fast: bool = True, alias: str = "s") -> sql.Composable:
     )
 
 
-def _rows(
-    key: sql.Composable, where: sql.Composable, *, packed: bool, timed: bool = False, tasks: bool = False
-) -> sql.Composable:
-    """The selected sessions ``s``, each with its learning key ``e.lk`` and either its score, id
-    and uncertainty (with ``timed`` its time, with ``tasks`` the hash of its task) packed into the
-    bytes ``e.rec`` (``packed``, see :func:`record_fields`; NULL without a usable score), or its
-    score ``e.score`` and uncertainty ``e.u``.
+def _rows(key: sql.Composable, where: sql.Composable, *, timed: bool = False, tasks: bool = False) -> sql.Composable:
+    """The selected sessions ``s``, each with its learning key ``e.lk`` and its score, id and
+    uncertainty (with ``timed`` its time, with ``tasks`` the hash of its task) packed into the bytes
+    ``e.rec`` (see :func:`record_fields`; NULL without a usable score).
 
     The lateral subquery on the nullable side of an outer join makes PostgreSQL compute each
     expression once per row (a placeholder the scan evaluates and the nodes above refer to), where
-    a plain subquery would copy the expression into every place that uses it. The statements
-    group by the placeholder ``e.lk`` itself and aggregate placeholders (with FILTER clauses of
-    them), never an expression of one: in a grouping key such an expression is computed by the
-    scan, which would compute the score a second time."""
-    u = number("reward_stats", "uncertainty_mean")
-    if packed:
-        # an uncertainty that is no number is packed as NaN (no score or uncertainty read is NaN)
-        columns = sql.SQL(
-            "float8send({score}) || int8send(s.id::int8) || COALESCE(float8send({u}), float8send('NaN')){timed}{tasks} "
-            "AS rec"
-        ).format(
-            score=score(),
-            u=u,
-            timed=sql.SQL(" || timestamptz_send(s.created_at)") if timed else sql.SQL(""),
-            tasks=sql.SQL(" || int8send({hash})").format(hash=TASK_HASH) if tasks else sql.SQL(""),
-        )
-    else:
-        columns = sql.SQL("{score} AS score, {u} AS u").format(score=score(), u=u)
+    a plain subquery would copy the expression into every place that uses it. The statement groups
+    by the placeholder ``e.lk`` itself and aggregates placeholders, never an expression of one: in a
+    grouping key such an expression is computed by the scan, which would compute the score a second
+    time."""
+    # an uncertainty that is no number is packed as NaN (no score or uncertainty read is NaN)
+    columns = sql.SQL(
+        "float8send({score}) || int8send(s.id::int8) || COALESCE(float8send({u}), float8send('NaN')){timed}{tasks} "
+        "AS rec"
+    ).format(
+        score=score(),
+        u=number("reward_stats", "uncertainty_mean"),
+        timed=sql.SQL(" || timestamptz_send(s.created_at)") if timed else sql.SQL(""),
+        tasks=sql.SQL(" || int8send({hash})").format(hash=TASK_HASH) if tasks else sql.SQL(""),
+    )
     return sql.SQL("sessions AS s LEFT JOIN LATERAL (SELECT {columns}, {key} AS lk) AS e ON TRUE WHERE {where}").format(
         columns=columns, key=key, where=where
     )
@@ -168,7 +161,7 @@ def series_statement(
         "FROM {rows} GROUP BY 1{chunks}"
     ).format(
         chunks=sql.SQL(", s.id >> 24") if chunked else sql.SQL(""),
-        rows=_rows(key, where, packed=True, timed=timed, tasks=tasks),
+        rows=_rows(key, where, timed=timed, tasks=tasks),
     )
 
 
