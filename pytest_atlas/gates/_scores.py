@@ -11,6 +11,12 @@ quirk-tolerant path only for the rows that need it. Both paths give the same flo
 (PostgreSQL converts a jsonb number to float8 through its decimal text), which the tests check on
 every shape a stored score takes.
 
+The series statement has a cheaper form, *bare* (see :func:`series_statement`), for the
+common case: a JSON number is cast without the length guard, so the cast raises for a number
+outside float8's range and passes any other magnitude through; the caller checks the packed values
+and reads the exact form when the bare one raised or packed a magnitude the exact one might treat
+otherwise (:func:`ordinary`).
+
 The series statement scans the selected sessions once, computing each session's score and
 uncertainty once, and groups them by learning key into a row per key: the sessions, those with a
 usable score, and those packed (score, id and uncertainty in a byte string; with a session's time
@@ -23,6 +29,8 @@ a hash.
 
 from __future__ import annotations
 
+from typing import Any
+
 from psycopg import sql
 
 __all__ = [
@@ -31,6 +39,7 @@ __all__ = [
     "NUMBER_PATTERN",
     "TASK_HASH",
     "number",
+    "ordinary",
     "record_fields",
     "score",
     "series_statement",
@@ -65,28 +74,52 @@ def _slow(element: sql.Composable) -> sql.Composable:
     )
 
 
-def number(column: str, key: str, *, fast: bool = True, alias: str = "s") -> sql.Composable:
+def number(column: str, key: str, *, fast: bool = True, bare: bool = False, alias: str = "s") -> sql.Composable:
     """float8 of ``alias.column -> key`` when it is a number, or a string holding an ordinary
     number; else NULL. ``fast=False`` gives the quirk-tolerant path alone (same values, slower);
-    needs the parameter ``number_pattern`` (:data:`NUMBER_PATTERN`)."""
+    needs the parameter ``number_pattern`` (:data:`NUMBER_PATTERN`).
+
+    ``bare``: a JSON number is cast as it is (two reads of the field instead of three): the cast
+    raises NumericValueOutOfRange for a magnitude float8 cannot hold and returns any other one,
+    also those the exact expression counts as no number; equal to the exact expression wherever
+    :func:`ordinary` accepts the result."""
     element = sql.SQL("({a}.{c} -> {k})").format(a=sql.Identifier(alias), c=sql.Identifier(column), k=sql.Literal(key))
     if not fast:
         return _slow(element)
     text = sql.SQL("({a}.{c} ->> {k})").format(a=sql.Identifier(alias), c=sql.Identifier(column), k=sql.Literal(key))
-    return sql.SQL(
-        "(CASE WHEN jsonb_typeof({e}) = 'number' AND length({t}) < {short} THEN {t}::float8 ELSE {slow} END)"
-    ).format(e=element, t=text, short=_SHORT, slow=_slow(element))
-
-
-def score(*, fast: bool = True, alias: str = "s") -> sql.Composable:
-    """The gate's score of a session row: ``reward_stats.score``, else ``reward_stats.score_mean``."""
-    return sql.SQL("COALESCE({a}, {b})").format(
-        a=number("reward_stats", "score", fast=fast, alias=alias),
-        b=number("reward_stats", "score_mean", fast=fast, alias=alias),
+    guard = sql.SQL("") if bare else sql.SQL(" AND length({t}) < {short}").format(t=text, short=_SHORT)
+    return sql.SQL("(CASE WHEN jsonb_typeof({e}) = 'number'{guard} THEN {t}::float8 ELSE {slow} END)").format(
+        e=element, t=text, guard=guard, slow=_slow(element)
     )
 
 
-def _rows(key: sql.Composable, where: sql.Composable, *, timed: bool = False, tasks: bool = False) -> sql.Composable:
+def score(*, fast: bool = True, bare: bool = False, alias: str = "s") -> sql.Composable:
+    """The gate's score of a session row: ``reward_stats.score``, else ``reward_stats.score_mean``
+    (``bare``: see :func:`number`)."""
+    return sql.SQL("COALESCE({a}, {b})").format(
+        a=number("reward_stats", "score", fast=fast, bare=bare, alias=alias),
+        b=number("reward_stats", "score_mean", fast=fast, bare=bare, alias=alias),
+    )
+
+
+#: the magnitudes a bare statement's values are taken in: a decade inside the exact expression's
+#: [1e-100, 1e100), so that no rounding of a decimal to float8 can put a value on the wrong side
+_LOW, _HIGH = 1e-99, 1e99
+
+
+def ordinary(values: Any) -> bool:
+    """Whether every value of a float array a bare statement packed (NaN where there is none) is
+    zero or has a magnitude in [1e-99, 1e99]: where the bare expression is certainly equal to the
+    exact one. Else the caller reads the exact statement."""
+    import numpy as np
+
+    magnitude = np.abs(values)
+    return bool(np.all(np.isnan(magnitude) | (magnitude == 0) | ((magnitude >= _LOW) & (magnitude <= _HIGH))))
+
+
+def _rows(
+    key: sql.Composable, where: sql.Composable, *, timed: bool = False, tasks: bool = False, bare: bool = False
+) -> sql.Composable:
     """The selected sessions ``s``, each with its learning key ``e.lk`` and its score, id and
     uncertainty (with ``timed`` its time, with ``tasks`` the hash of its task) packed into the bytes
     ``e.rec`` (see :func:`record_fields`; NULL without a usable score).
@@ -102,8 +135,8 @@ def _rows(key: sql.Composable, where: sql.Composable, *, timed: bool = False, ta
         "float8send({score}) || int8send(s.id::int8) || COALESCE(float8send({u}), float8send('NaN')){timed}{tasks} "
         "AS rec"
     ).format(
-        score=score(),
-        u=number("reward_stats", "uncertainty_mean"),
+        score=score(bare=bare),
+        u=number("reward_stats", "uncertainty_mean", bare=bare),
         timed=sql.SQL(" || timestamptz_send(s.created_at)") if timed else sql.SQL(""),
         tasks=sql.SQL(" || int8send({hash})").format(hash=TASK_HASH) if tasks else sql.SQL(""),
     )
@@ -139,7 +172,13 @@ def record_fields(*, timed: bool = False, tasks: bool = False) -> list[tuple[str
 
 
 def series_statement(
-    key: sql.Composable, where: sql.Composable, *, timed: bool = False, tasks: bool = False, chunked: bool = False
+    key: sql.Composable,
+    where: sql.Composable,
+    *,
+    timed: bool = False,
+    tasks: bool = False,
+    chunked: bool = False,
+    bare: bool = False,
 ) -> sql.Composed:
     """From one scan, one row per learning key (``chunked``: per key and :data:`CHUNK` session
     ids, ``s.id >> 24``, for a table whose ids reach :data:`CHUNK`; see :data:`MAX_ID_STATEMENT`):
@@ -154,6 +193,10 @@ def series_statement(
     mean (summed pairwise: a sum of a million floats in one accumulator drifts by 1e-11) are
     computed from the records, which the server and the client hold while the series are built.
 
+    ``bare``: the scores and uncertainties read the bare way (:func:`number`): a third cheaper
+    for the server; the statement may raise NumericValueOutOfRange, and its packed values count
+    only where :func:`ordinary` accepts them (else read the exact statement, ``bare`` false).
+
     Parameters: ``number_pattern``.
     """
     return sql.SQL(
@@ -161,7 +204,7 @@ def series_statement(
         "FROM {rows} GROUP BY 1{chunks}"
     ).format(
         chunks=sql.SQL(", s.id >> 24") if chunked else sql.SQL(""),
-        rows=_rows(key, where, timed=timed, tasks=tasks),
+        rows=_rows(key, where, timed=timed, tasks=tasks, bare=bare),
     )
 
 

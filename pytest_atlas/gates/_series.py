@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -26,7 +26,7 @@ from pytest_atlas._arguments import check_integer, check_number, shown
 from pytest_atlas.errors import GateError, InvalidArgument
 from pytest_atlas.gates import _scores
 from pytest_atlas.gates._selection import Selection
-from pytest_atlas.gates._sql import filters, key_column, run, scored, snapshot
+from pytest_atlas.gates._sql import OutOfRange, filters, key_column, run, scored, snapshot
 
 if TYPE_CHECKING:
     import numpy as np
@@ -372,12 +372,12 @@ def _read_series(
     # makes few groups and would sort every session for it, so it is told not to sort
     (highest,) = run(conn, _scores.MAX_ID_STATEMENT, {})[0]
     chunked = highest is not None and highest >= _scores.CHUNK
-    for lk, n, with_score, packed in run(
+    for lk, n, with_score, packed in _packed_rows(
         conn,
-        _scores.series_statement(key, where, timed=timed, tasks=tasks, chunked=chunked),
+        lambda bare: _scores.series_statement(key, where, timed=timed, tasks=tasks, chunked=chunked, bare=bare),
         params,
-        binary=True,
         planner={"enable_sort": "off"} if chunked else None,
+        fields=_scores.record_fields(timed=timed, tasks=tasks),
     ):
         # one row per key and range of ids: the counts add up, the records are joined
         missing[lk] = missing.get(lk, 0) + n - with_score
@@ -413,6 +413,34 @@ def _read_series(
         # the counts per task are the packed sessions' own: they add up to n by construction
         out = {lk: replace(s, tasks=task_means.get(lk) or None) if s.n else s for lk, s in out.items()}
     return out, timeline
+
+
+def _packed_rows(
+    conn: psycopg.Connection[Any],
+    statement: Callable[[bool], sql.Composed],
+    params: Mapping[str, Any],
+    *,
+    planner: Mapping[str, str] | None,
+    fields: list[tuple[str, str]],
+) -> list[tuple[Any, ...]]:
+    """The rows of the series statement: its bare form's (``statement(True)``) when it ran and
+    packed only ordinary values (see :func:`._scores.ordinary`), else its exact form's, read in
+    the same snapshot."""
+    import numpy as np
+
+    try:
+        rows = run(conn, statement(True), params, binary=True, planner=planner, bare=True)
+    except OutOfRange:
+        rows = None
+    if rows is not None and all(
+        _scores.ordinary(packed[name])
+        for *_, records in rows
+        if records
+        for packed in (np.frombuffer(records, dtype=np.dtype(fields)),)
+        for name in ("score", "u")
+    ):
+        return rows
+    return run(conn, statement(False), params, binary=True, planner=planner)
 
 
 def _unpack(records: bytes, *, timed: bool, tasks: bool) -> dict[str, Any]:

@@ -23,7 +23,18 @@ from pytest_atlas.errors import GateError, InvalidArgument, ProvisioningError
 from pytest_atlas.gates import _scores
 from pytest_atlas.gates._selection import Selection
 
-__all__ = ["ALL_KEYS", "connection", "filters", "key_column", "read_only", "run", "scored", "snapshot", "tally"]
+__all__ = [
+    "ALL_KEYS",
+    "OutOfRange",
+    "connection",
+    "filters",
+    "key_column",
+    "read_only",
+    "run",
+    "scored",
+    "snapshot",
+    "tally",
+]
 
 #: the "learning key" of a series that pools every key
 ALL_KEYS = "*"
@@ -56,11 +67,20 @@ def connection(source: psycopg.Connection[Any] | str | Dsn, *, timeout: int = 10
         conn.close()
 
 
+class OutOfRange(Exception):
+    """A bare statement (see :func:`._scores.series_statement`) cast a number float8 cannot hold:
+    the caller reads the exact statement instead. Never leaves the gates."""
+
+
 @contextlib.contextmanager
-def read_only(conn: psycopg.Connection[Any], *, binary: bool = False) -> Iterator[psycopg.Cursor[tuple[Any, ...]]]:
+def read_only(
+    conn: psycopg.Connection[Any], *, binary: bool = False, bare: bool = False
+) -> Iterator[psycopg.Cursor[tuple[Any, ...]]]:
     """A cursor in a READ ONLY transaction (a savepoint when one is open) that is always rolled back;
     a failed query raises GateError saying what was wrong (no Atlas tables, no read rights).
-    ``binary``: results in PostgreSQL's binary format (a bytea as bytes, without hex text)."""
+    ``binary``: results in PostgreSQL's binary format (a bytea as bytes, without hex text).
+    ``bare``: a number out of float8's range raises :class:`OutOfRange` (the savepoint rolled back,
+    the snapshot still usable)."""
     try:
         with conn.transaction(force_rollback=True), conn.cursor(row_factory=tuple_row, binary=binary) as cursor:
             cursor.execute("SET TRANSACTION READ ONLY")
@@ -82,6 +102,8 @@ def read_only(conn: psycopg.Connection[Any], *, binary: bool = False) -> Iterato
             "that can read them",
         ) from None
     except psycopg.Error as exc:
+        if bare and isinstance(exc, psycopg.errors.NumericValueOutOfRange):
+            raise OutOfRange from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GateError(
             f"gate query failed: {first}",
@@ -118,10 +140,11 @@ def run(
     *,
     planner: Mapping[str, str] | None = None,
     binary: bool = False,
+    bare: bool = False,
 ) -> list[tuple[Any, ...]]:
-    """The rows of ``query``, read in a :func:`read_only` transaction (``binary``: see there);
-    ``planner`` settings (such as ``enable_seqscan``) hold for this query alone."""
-    with read_only(conn, binary=binary) as cursor:
+    """The rows of ``query``, read in a :func:`read_only` transaction (``binary``, ``bare``: see
+    there); ``planner`` settings (such as ``enable_seqscan``) hold for this query alone."""
+    with read_only(conn, binary=binary, bare=bare) as cursor:
         for name, value in (planner or {}).items():
             cursor.execute("SELECT set_config(%s, %s, true)", (name, value))
         cursor.execute(query, params)

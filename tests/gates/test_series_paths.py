@@ -142,15 +142,19 @@ def _check(
 
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The statements a series reads, each as 'series' (packed scores), 'names' (of the task
-    hashes) or 'tasks' (the exact per-task sums)."""
+    """The statements a series reads, each as 'bare' (packed scores, the cheap form), 'series'
+    (packed scores, the exact form), 'names' (of the task hashes) or 'tasks' (the exact per-task
+    sums)."""
     reads: list[str] = []
     original = series_module.run
 
     def recording(conn: Any, query: Any, params: Any, **options: Any) -> Any:
         text = query.as_string(conn)
         if "max(id)" not in text:  # the look at the highest id comes first, every time
-            reads.append("series" if "string_agg" in text else "names" if "task_hashes" in str(params) else "tasks")
+            if "string_agg" in text:
+                reads.append("bare" if options.get("bare") else "series")
+            else:
+                reads.append("names" if "task_hashes" in str(params) else "tasks")
         return original(conn, query, params, **options)
 
     monkeypatch.setattr(series_module, "run", recording)
@@ -159,17 +163,73 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def test_quirky_rows_with_atlas_index(atlas_db: psycopg.Connection[Any], statements: list[str]) -> None:
     """score_mean = 0.1 under a NaN, null or hex score is the lowest score; the shapes Atlas's index
-    accepts, with ties at every cut-off of the lowest sessions: one packed read per series."""
+    accepts, with ties at every cut-off of the lowest sessions. 1e300 casts to a float the exact
+    form counts as no score: the bare read is checked and the exact one read after it."""
     rows = _load(atlas_db, INDEXABLE, FALLBACKS)
     _check(atlas_db, rows)
-    assert statements == ["series", "names"] * (len(statements) // 2)
+    assert statements == ["bare", "series", "names"] * (len(statements) // 3)
 
 
-def test_every_shape_without_atlas_index(atlas_db: psycopg.Connection[Any]) -> None:
-    # a database written before the index existed holds shapes it would refuse (1e400, words, objects)
+def test_ordinary_scores_are_read_once_the_bare_way(atlas_db: psycopg.Connection[Any], statements: list[str]) -> None:
+    ordinary = [s for s in INDEXABLE if s not in ("1e300", "1e-300", "-1e300")]
+    rows = _load(atlas_db, [*ordinary, "1e-99", "-1e99", "0.000001"], FALLBACKS)
+    _check(atlas_db, rows, worsts=(5,), digitses=(4,))
+    assert statements == ["bare", "names"] * 3
+
+
+@pytest.mark.parametrize("edge", ["1e-100", "1.5e-100", "9.99e-101", "9.99e99", "1e100", "-1e100", "1e-310", "1e300"])
+@pytest.mark.parametrize("field", ["score", "score_mean", "uncertainty_mean"])
+def test_magnitudes_past_ordinary_are_read_the_exact_way(
+    atlas_db: psycopg.Connection[Any], statements: list[str], edge: str, field: str
+) -> None:
+    """Every magnitude float8 can hold but the bare form could read otherwise than the exact one,
+    in each field the bare form reads: the exact statement decides (after the bare one, in the
+    same snapshot)."""
+    shapes = {"score": [edge, "0.5", None], "score_mean": [None], "uncertainty_mean": ["0.1"]}
+    fallbacks = {"score": ["0.25"], "score_mean": [edge, "0.5"], "uncertainty_mean": ["0.25"]}
+    if field == "uncertainty_mean":
+        shapes["score"], fallbacks["score"] = ["0.5", "0.7"], ["0.25"]
+    rows: list[dict[str, Any]] = []
+    for score, mean in itertools.product(
+        shapes["score"] if field != "score_mean" else [None, "null"], fallbacks[field]
+    ):
+        for uncertainty in [edge, "0.05"] if field == "uncertainty_mean" else ["0.05"]:
+            cursor = atlas_db.execute(
+                "INSERT INTO sessions (task, status, review_status, metadata, reward_stats) "
+                "VALUES ('t', 'succeeded', 'approved', '{\"learning_key\": \"a\"}', %s::jsonb) RETURNING id",
+                (_stats(score, mean, uncertainty),),
+            )
+            (sid,) = cursor.fetchone() or (None,)
+            value = expected(score)
+            rows.append(
+                {
+                    "id": sid,
+                    "key": "a",
+                    "task": "t",
+                    "score": expected(mean) if value is None else value,
+                    "u": expected(uncertainty),
+                }
+            )
+    got = fetch_series(atlas_db, Selection(), tasks=False)["a"]
+    want = _oracle(rows, key="a", digits=4, worst=5, bound=None)
+    assert (got.n, got.missing) == (want["n"], want["missing"])
+    assert got.sample.values.tolist() == want["values"] and got.sample.counts.tolist() == want["counts"]
+    assert list(got.worst) == want["worst"]
+    if want["uncertainty_mean"] is None:
+        assert got.uncertainty_mean is None
+    else:
+        assert got.uncertainty_mean is not None
+        assert math.isclose(got.uncertainty_mean, want["uncertainty_mean"], rel_tol=1e-12)
+    assert statements == ["bare", "series"]
+
+
+def test_every_shape_without_atlas_index(atlas_db: psycopg.Connection[Any], statements: list[str]) -> None:
+    # a database written before the index existed holds shapes it would refuse (1e400, words, objects):
+    # 1e400 makes the bare read fail; the exact one is read in the same snapshot
     atlas_db.execute("DROP INDEX sessions_reward_score_idx")
     rows = _load(atlas_db, [*SHAPES, "-0.5", "-0.5"], FALLBACKS)
     _check(atlas_db, rows)
+    assert statements == ["bare", "series", "names"] * (len(statements) // 3)
 
 
 def test_an_index_on_the_score_for_some_rows_only_changes_nothing(atlas_db: psycopg.Connection[Any]) -> None:
@@ -212,7 +272,7 @@ def test_lowest_sessions_with_and_without_ties(atlas_db: psycopg.Connection[Any]
     assert list(got.worst) == [(ids[-1], 0.1), (ids[-2], 0.2), (tied[0], 0.2)]
     assert fetch_series(atlas_db, Selection(), worst=0, tasks=False)["a"].worst == ()
     assert len(fetch_series(atlas_db, Selection(), worst=50, tasks=False)["a"].worst) == 10
-    assert statements == ["series"] * 4
+    assert statements == ["bare"] * 4
 
 
 def test_per_task_means_only_for_keys_with_few_enough_tasks(atlas_db: psycopg.Connection[Any]) -> None:
@@ -324,7 +384,7 @@ def test_tasks_whose_hashes_collide_are_read_again_with_another_seed(
     statements.clear()
     _check(atlas_db, rows, worsts=(5,), digitses=(4,))
     # every fetch read the series twice: seed 1 collided, seed 2 did not
-    assert statements and statements == ["series", "names", "series", "names"] * (len(statements) // 4)
+    assert statements and statements == ["bare", "names", "bare", "names"] * (len(statements) // 4)
     for last, bound in ((3, None), (None, 0.5), (2, 0.5)):
         got = fetch_series(atlas_db, Selection.build(last=last, max_uncertainty=bound))
         for series in got.values():
@@ -380,6 +440,41 @@ def test_a_series_reads_one_snapshot_while_others_write(
         (series,) = fetch_series(reader, Selection()).values()
     assert series.n == 30 and series.tasks is not None
     assert {task: n for task, (_, n) in series.tasks.items()} == {"task0": 10, "task1": 10, "task2": 10}
+
+
+@pytest.mark.parametrize("quirk", ["1e400", "1e300"])
+def test_the_exact_read_after_a_bare_one_reads_the_same_snapshot(
+    atlas_db: psycopg.Connection[Any], atlas_dsn: str, monkeypatch: pytest.MonkeyPatch, quirk: str
+) -> None:
+    """A bare read that failed (1e400: no float8) or packed a magnitude past ordinary (1e300) is
+    followed by the exact read in the same snapshot: sessions another client deletes in between
+    are still counted, and the quirky score falls back to its score_mean."""
+    atlas_db.execute("DROP INDEX sessions_reward_score_idx")
+    _three_tasks(atlas_db)
+    atlas_db.execute(
+        "INSERT INTO sessions (task, metadata, reward_stats) VALUES ('task0', '{\"learning_key\": \"k\"}', %s::jsonb)",
+        (f'{{"score": {quirk}, "score_mean": 0.9}}',),
+    )
+    atlas_db.commit()
+    original = series_module.run
+    bare_reads: list[Any] = []
+
+    def run_then_write(conn: Any, query: Any, params: Any, **options: Any) -> Any:
+        try:
+            return original(conn, query, params, **options)
+        finally:
+            if options.get("bare"):
+                bare_reads.append(query)
+                atlas_db.execute("DELETE FROM sessions WHERE task = 'task0'")
+                atlas_db.commit()
+
+    monkeypatch.setattr(series_module, "run", run_then_write)
+    with psycopg.connect(atlas_dsn, autocommit=True) as reader:  # as a gate's own connection is
+        (series,) = fetch_series(reader, Selection()).values()
+    assert len(bare_reads) == 1
+    assert series.n == 31 and series.missing == 0 and series.tasks is not None
+    assert {task: n for task, (_, n) in series.tasks.items()} == {"task0": 11, "task1": 10, "task2": 10}
+    assert math.isclose(series.tasks["task0"][0], (10 * 0.3 + 0.9) / 11, rel_tol=1e-12)
 
 
 def test_a_series_on_the_callers_connection_stays_consistent_while_others_write(
