@@ -212,10 +212,12 @@ def task_names_statement(key: sql.Composable, where: sql.Composable) -> sql.Comp
     """``lk, task, hash``: every distinct (learning key, task) of the selected sessions whose
     task's :data:`TASK_HASH` is in ``task_hashes``: the names of the hashes a series statement
     packed. Two names of one hash in a key (a collision) is the caller's to notice. No score is
-    read, so this scan costs a fraction of the series statement's.
+    read, so this scan costs a fraction of the series statement's. Each distinct (key, task) is
+    hashed once, not each session (``OFFSET 0`` keeps the hash above the grouping).
 
     Parameters: ``task_hashes``."""
     return sql.SQL(
-        "SELECT {key} AS lk, s.task, {hash} AS hash FROM sessions AS s WHERE {where} "
-        "AND {hash} = ANY(%(task_hashes)s::int8[]) GROUP BY 1, 2, 3"
+        "SELECT lk, task, hash FROM (SELECT s.lk, s.task, {hash} AS hash FROM "
+        "(SELECT DISTINCT {key} AS lk, s.task FROM sessions AS s WHERE {where}) AS s OFFSET 0) AS named "
+        "WHERE hash = ANY(%(task_hashes)s::int8[])"
     ).format(key=key, hash=TASK_HASH, where=where)
