@@ -431,15 +431,19 @@ def _packed_rows(
     try:
         rows = run(conn, statement(True), params, binary=True, planner=planner, bare=True)
     except OutOfRange:
-        rows = None
-    if rows is not None and all(
-        _scores.ordinary(packed[name])
-        for *_, records in rows
-        if records
-        for packed in (np.frombuffer(records, dtype=np.dtype(fields)),)
-        for name in ("score", "u")
-    ):
+        rows = []
+        ordinary = False
+    else:
+        ordinary = all(
+            _scores.ordinary(packed[name])
+            for *_, records in rows
+            if records
+            for packed in (np.frombuffer(records, dtype=np.dtype(fields)),)
+            for name in ("score", "u")
+        )
+    if ordinary:
         return rows
+    rows.clear()  # the bare form's packed values are not held while the exact form's are read
     return run(conn, statement(False), params, binary=True, planner=planner)
 
 
