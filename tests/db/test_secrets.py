@@ -174,6 +174,34 @@ def secrets_in_processes(secret: str) -> list[str]:
     return found
 
 
+SERVER_ENVIRONMENT = """
+def test_reads_the_server_environment(atlas_db):
+    backend = atlas_db.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with open(f"/proc/{backend}/stat") as handle:  # the postmaster (a backend's title overwrites its own)
+        pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+    with open(f"/proc/{pid}/environ", "rb") as handle:
+        names = sorted(item.split(b"=", 1)[0].decode() for item in handle.read().split(b"\\0") if item)
+    print("SERVER_ENV", " ".join(names))
+"""
+
+
+def test_the_server_gets_none_of_the_run_s_environment(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, password_server: PasswordServer
+) -> None:
+    """The server runs as its own account (as root: postgres or nobody, shared with other programs),
+    and every process of that account can read its environment (/proc/PID/environ; SQL through
+    COPY ... TO PROGRAM too): pytest's environment (CI tokens, the target's DSN) stays out of it."""
+    monkeypatch.setenv("CI_DEPLOY_TOKEN", "ghp-not-for-the-server")
+    monkeypatch.setenv("ATLAS_TARGET_DSN", password_server.url())
+    pytester.makepyfile(SERVER_ENVIRONMENT)
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    [line] = [line.split("SERVER_ENV ", 1)[1] for line in result.stdout.lines if "SERVER_ENV " in line]
+    names = set(line.split(".")[0].split())  # (the progress dot may follow on the same line)
+    assert names <= {"PATH", "LC_ALL", "LANG", "HOME", "USER", "LOGNAME", "TZ", "TMPDIR", "LD_LIBRARY_PATH"}, names
+    assert {"LC_ALL", "PATH"} <= names
+
+
 def test_keep_db_over_tcp_prints_lines_that_work_and_no_password(
     pytester: pytest.Pytester, tmp_path: Path, own_base: list[str]
 ) -> None:
