@@ -4,6 +4,8 @@
     python -m pytest_atlas cache clear     remove every entry no run is using
     python -m pytest_atlas kept            the kept servers: test id -> database -> connect command
     python -m pytest_atlas kept --remove   stop and remove them
+    python -m pytest_atlas kept --remove FOLDER...
+                                           stop and remove just those (as the summary prints them)
     python -m pytest_atlas kept --dsn DSN  the databases runs kept on that server (with --remove: drop
                                            those whose run has ended)
 
@@ -42,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("--data-dir", type=Path, default=None, help="as --atlas-data-dir (where the hot tier is)")
     kept = sub.add_parser("kept", help="list or remove what --atlas-keep-db kept")
     kept.add_argument("--remove", action="store_true", help="stop and remove the kept servers")
+    kept.add_argument(
+        "folders", nargs="*", type=Path, metavar="FOLDER", help="with --remove: only these kept server folders"
+    )
     kept.add_argument("--data-dir", type=Path, default=None, help="as --atlas-data-dir")
     kept.add_argument(
         "--dsn", default=None, help="an existing server: list the databases runs kept there (with --remove: drop them)"
@@ -58,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if folder is not None and os.path.lexists(folder) and (os.path.islink(folder) or not os.path.isdir(folder)):
             name = "--" + option.replace("_", "-")
             parser.error(f"{name} {folder}: not a folder (give a folder, or leave {name} out)")
+    if getattr(args, "folders", None) and not args.remove:
+        parser.error("a FOLDER is only for --remove (kept --remove FOLDER...)")
     try:
         if getattr(args, "dsn", None) is not None:
             args.dsn = parse_dsn(args.dsn, "--dsn")
@@ -86,7 +93,7 @@ def _cache(args: argparse.Namespace) -> int:
 def _kept(args: argparse.Namespace) -> int:
     status = 0
     if args.remove:
-        removed, left = remove_kept(args.data_dir)
+        removed, left = remove_kept(args.data_dir, only=args.folders)
         for line in removed:
             print(f"removed {line}")
         for line in left:

@@ -8,6 +8,7 @@ from pytest_atlas.db._account import server_account
 from pytest_atlas.db._clones import ClonePool, DatabaseManager
 from pytest_atlas.db._connect import SERVER_SETTING, TARGET_SETTING, connect_clearly, connection_error
 from pytest_atlas.db._external import attach_server
+from pytest_atlas.db._fs import UnsafePathError, check_output, write_output
 from pytest_atlas.db._isolation import rollback
 from pytest_atlas.db._janitor import (
     cache_report,
@@ -33,8 +34,10 @@ __all__ = [
     "DatabaseManager",
     "Seed",
     "ServerPlan",
+    "UnsafePathError",
     "attach_server",
     "cache_report",
+    "check_output",
     "choose_isolation",
     "clear_cache_lines",
     "connect_clearly",
@@ -54,4 +57,5 @@ __all__ = [
     "server_account",
     "start_server",
     "write_kept_manifest",
+    "write_output",
 ]

@@ -100,14 +100,22 @@ class ServerAccount:
         return run_in_child
 
     def env(self) -> dict[str, str]:
-        """Environment for the server's processes: no locale surprises, a home it may use."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "LC_"))}
+        """Environment for the server's processes: only what running needs (nothing of pytest's
+        own: every process of the server's account can read the server's environment, and SQL can
+        through ``COPY ... TO PROGRAM``, so a CI token or a DSN there would be theirs), no locale
+        surprises, a home it may use."""
+        env = {k: v for k, v in os.environ.items() if k in _SERVER_ENV}
         env["LC_ALL"] = "C"
         env["LANG"] = "C"
         if not self.is_current:
             env["HOME"] = "/"
             env["USER"] = env["LOGNAME"] = self.name
         return env
+
+
+#: the variables of pytest's environment the server and initdb get (finding programs and libraries,
+#: the time zone, the temp folder); everything else, PG* included, stays out
+_SERVER_ENV = frozenset({"PATH", "LD_LIBRARY_PATH", "TZ", "TMPDIR"})
 
 
 def _libc() -> Any:

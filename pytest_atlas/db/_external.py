@@ -245,15 +245,27 @@ def _ours_by_token(
     return by_token, others
 
 
+#: whether a session other than this one holds a run's lock, in any database of the server (an
+#: advisory lock belongs to the database its session is in, and two jobs' DSNs may name different
+#: ones); pg_locks shows every database's locks to every role. The int4 keys read as oids there.
+_HELD_ELSEWHERE = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s::bigint::oid"
+    " AND objid = %s::bigint::oid AND objsubid = 2 AND pid <> pg_backend_pid())"
+)
+
+
 @contextlib.contextmanager
 def _run_over(conn: psycopg.Connection[Any], token: str) -> Iterator[bool]:
-    """Whether run ``token`` is over (its lock could be taken), holding its lock meanwhile."""
+    """Whether run ``token`` is over: its lock could be taken here, and no session holds (or waits
+    for) it in another database. Holds its lock meanwhile, so two reapers in one database never
+    both drop; two in different databases each see the other's lock and leave it for later."""
     row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", lock_key(token)).fetchone()
     if not row or not row[0]:
         yield False  # that run is alive
         return
     try:
-        yield True
+        held = conn.execute(_HELD_ELSEWHERE, (_LOCK_CLASS, int(token, 16))).fetchone()
+        yield not (held and held[0])
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock_key(token))
 

@@ -20,6 +20,7 @@ import errno
 import fcntl
 import os
 import pwd
+import secrets
 import shutil
 import stat
 import zlib
@@ -34,6 +35,7 @@ __all__ = [
     "FileRecord",
     "UnsafePathError",
     "check_dir_fd",
+    "check_output",
     "check_parent",
     "copy_regular_tree",
     "create_private_file",
@@ -42,6 +44,7 @@ __all__ = [
     "locked",
     "read_regular",
     "remove_tree",
+    "write_output",
 ]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -86,27 +89,36 @@ def check_dir_fd(fd: int, path: Path, *, uid: int | None = None) -> None:
         )
 
 
-def check_parent(path: Path) -> None:
+_FOLDER_OPTIONS = "(--atlas-data-dir / --atlas-cache-dir)"
+
+
+def check_parent(path: Path, *, elsewhere: str = _FOLDER_OPTIONS) -> None:
     """A folder we create in ``path.parent`` stays ours only if nobody else can rename it away:
-    the parent must be ours or root's and not writable by others, or sticky (/tmp, /dev/shm)."""
+    the parent must be ours or root's and not writable by others, or sticky (/tmp, /dev/shm).
+    ``elsewhere`` says how to choose another place (in the hint)."""
     try:
         st = os.stat(path.parent)
     except OSError:
         return  # it does not exist: mkdir fails below with the real reason
+    _check_holder(st, path, elsewhere)
+
+
+def _check_holder(st: os.stat_result, path: Path, elsewhere: str) -> None:
+    """``st`` is of ``path.parent``: see :func:`check_parent`."""
     sticky = bool(st.st_mode & stat.S_ISVTX)
     others_write = bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
     if st.st_uid not in (0, os.geteuid()) and not sticky:
         raise _refuse(
             path.parent,
             f"belongs to {_owner(st.st_uid)}, who could replace {path.name} in it",
-            "choose a folder of your own (--atlas-data-dir / --atlas-cache-dir)",
+            f"choose a folder of your own {elsewhere}",
         )
     if others_write and not sticky:
         raise _refuse(
             path.parent,
             f"is writable by other users and not sticky (mode {stat.S_IMODE(st.st_mode):o}), so they could "
             f"replace {path.name} in it",
-            "choose another folder (--atlas-data-dir / --atlas-cache-dir), or 'chmod +t' it",
+            f"choose another folder {elsewhere}, or 'chmod +t' it",
         )
 
 
@@ -156,6 +168,98 @@ def create_private_file(path: Path, data: bytes = b"", *, mode: int = 0o600) -> 
             os.write(fd, data)
     finally:
         os.close(fd)
+
+
+_OUTPUT_ELSEWHERE = "(give the option a path there)"
+
+
+def check_output(path: Path) -> None:
+    """Raise UnsafePathError unless a file the user asked for (a report, a baseline) may be written
+    at ``path``: no folder on the way is a link another account made or something other than a
+    folder, the folder it goes in (or the deepest one that exists) is one nobody else can swap it
+    in (see :func:`check_parent`), and ``path`` itself is not a link, not a special file and not
+    another account's file."""
+    path = Path(os.path.abspath(path))
+    me = os.geteuid()
+    below = path
+    for folder in reversed(path.parents):
+        try:
+            st = os.lstat(folder)
+        except FileNotFoundError:
+            below = folder
+            break
+        except NotADirectoryError:
+            raise _refuse(folder.parent, "is not a folder", "give a path in a folder") from None
+        if stat.S_ISLNK(st.st_mode) and st.st_uid not in (0, me):
+            raise _refuse(
+                folder,
+                f"is a symbolic link of {_owner(st.st_uid)} (to {os.readlink(folder)}); pytest-atlas never "
+                "writes through another account's links",
+                f"if you did not make it, someone else did: remove it (rm {folder}) and tell your admin; "
+                "or give another path",
+            )
+        if not stat.S_ISLNK(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+            raise _refuse(folder, "is not a folder", "give a path in a folder")
+    check_parent(below, elsewhere=_OUTPUT_ELSEWHERE)
+    if below == path:
+        _check_target(path)
+
+
+def _check_target(path: Path, *, dir_fd: int | None = None) -> None:
+    """``path`` (the file itself; by its name in ``dir_fd`` when given) is missing, or a regular
+    file of ours."""
+    name: str | Path = path.name if dir_fd is not None else path
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        target = os.readlink(name, dir_fd=dir_fd)
+        raise _refuse(
+            path,
+            f"is a symbolic link (to {target}); pytest-atlas never writes through links",
+            f"remove it (rm {path}), or give another path",
+        )
+    if not stat.S_ISREG(st.st_mode):
+        raise _refuse(path, "exists and is not a regular file", "remove it, or give another path")
+    if st.st_uid != os.geteuid():
+        raise _refuse(
+            path,
+            f"belongs to {_owner(st.st_uid)}, not to {_owner(os.geteuid())}",
+            "give a path of your own, or remove the file (as its owner or root)",
+        )
+
+
+def write_output(path: Path, data: bytes) -> Path:
+    """Write a file the user asked for (a report, a baseline) whole, never through a link: checked
+    by :func:`check_output`, its missing folders made, the data written to a new file beside it
+    and renamed over it (the rename replaces whatever name is there, it never follows it). Raises
+    UnsafePathError for a path someone else may control, OSError when it cannot be written."""
+    path = Path(os.path.abspath(path))
+    check_output(path)
+    os.makedirs(path.parent, exist_ok=True)
+    check_output(path)  # the folders it made, and what appeared meanwhile
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _check_holder(os.fstat(fd), path, _OUTPUT_ELSEWHERE)
+        draft = f".{path.name}.{secrets.token_hex(4)}"
+        out = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=fd)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(out, view) :]
+            finally:
+                os.close(out)
+            _check_target(path, dir_fd=fd)
+            os.rename(draft, path.name, src_dir_fd=fd, dst_dir_fd=fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(draft, dir_fd=fd)
+            raise
+    finally:
+        os.close(fd)
+    return path
 
 
 def read_regular(path: Path, *, limit: int = 1 << 16) -> str | None:

@@ -15,6 +15,7 @@ import os
 import stat
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,28 +162,44 @@ def write_kept_manifest(run_dir: Path, rows: list[list[str]]) -> None:
 
 
 def kept_runs(data_dir: Path | None = None) -> list[KeptRun]:
+    return [run for base in base_folders(data_dir) for run in _kept_in(base)]
+
+
+def _kept_in(base: Path) -> list[KeptRun]:
     found: list[KeptRun] = []
-    for base in base_folders(data_dir):
-        for entry in children(base):
-            if not entry.name.startswith(("run-", "dsn-")) or not _ours(entry) or not os.path.lexists(entry / "kept"):
-                continue
-            rows: list[list[str]] = []
-            text = read_regular(entry / KEPT_MANIFEST)
-            if text:
-                try:
-                    data: Any = json.loads(text)
-                    rows = [[str(cell) for cell in row] for row in data if isinstance(row, list)]
-                except ValueError:
-                    rows = []
-            found.append(KeptRun(entry, postmaster_pid(entry / "pgdata") is not None, rows))
+    for entry in children(base):
+        if not entry.name.startswith(("run-", "dsn-")) or not _ours(entry) or not os.path.lexists(entry / "kept"):
+            continue
+        rows: list[list[str]] = []
+        text = read_regular(entry / KEPT_MANIFEST)
+        if text:
+            try:
+                data: Any = json.loads(text)
+                rows = [[str(cell) for cell in row] for row in data if isinstance(row, list)]
+            except ValueError:
+                rows = []
+        found.append(KeptRun(entry, postmaster_pid(entry / "pgdata") is not None, rows))
     return found
 
 
-def remove_kept(data_dir: Path | None = None) -> tuple[list[str], list[str]]:
-    """Stop and remove every kept server folder whose run is over. Returns (removed, left alone)."""
+def remove_kept(data_dir: Path | None = None, only: Sequence[Path] = ()) -> tuple[list[str], list[str]]:
+    """Stop and remove every kept server folder whose run is over (with ``only``, just those
+    folders). Returns (removed, left alone).
+
+    A server is stopped only if :func:`~._runtime.postmaster_pid` finds it (a process of the data
+    folder's owner whose command line names that folder): ``postmaster.pid`` is the server
+    account's to write, so the id it holds is never signalled on its word."""
+    if only:
+        wanted = [Path(os.path.abspath(path)) for path in only]
+        runs = [run for base in dict.fromkeys(path.parent for path in wanted) if _ours(base) for run in _kept_in(base)]
+        runs = [run for run in runs if run.path in wanted]
+        named = {run.path for run in runs}
+        missing = [f"{path} (not a kept server folder of yours)" for path in wanted if path not in named]
+    else:
+        runs, missing = kept_runs(data_dir), []
     removed: list[str] = []
-    left: list[str] = []
-    for run in kept_runs(data_dir):
+    left: list[str] = list(missing)
+    for run in runs:
         lock = FileLock.try_acquire(run.path / "lock")
         if lock is None:
             left.append(f"{run.path} (its run is still going)")

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pytest_atlas.db import UnsafePathError, write_output
 from pytest_atlas.errors import BaselineFileError, InvalidArgument
 from pytest_atlas.gates._fields import PathCensus
 from pytest_atlas.gates._series import Series, check_series
@@ -46,13 +46,11 @@ def write_baseline(
         },
         "fields": {name: census.to_json() for name, census in sorted((fields or {}).items())},
     }
+    text = json.dumps(document, indent=1, sort_keys=True) + "\n"
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".baseline-", suffix=".json", dir=target.parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(document, stream, indent=1, sort_keys=True)
-            stream.write("\n")
-        os.replace(temporary, target)
+        write_output(target, text.encode("utf-8"))
+    except UnsafePathError as exc:
+        raise BaselineFileError(str(target), f"is not written: {exc.problem}", hint=exc.hint) from None
     except OSError as exc:
         raise BaselineFileError(
             str(target),

@@ -100,6 +100,25 @@ def _read_settings(config: pytest.Config) -> AtlasSettings:
     return resolve_settings(cli, ini, os.environ, rootdir=Path(config.rootpath))
 
 
+#: the files a run writes when asked: checked before anything runs (and again when written)
+_OUTPUTS = ("report", "report_html", "save_baseline")
+
+
+def _check_outputs(settings: AtlasSettings) -> None:
+    """A path to write that is a link, another account's file or in a folder someone else could
+    swap it in is a usage error now, not a file written through a planted link at the end."""
+    paths = {field: getattr(settings, field) for field in _OUTPUTS if getattr(settings, field) is not None}
+    if not paths:
+        return
+    from pytest_atlas.db import UnsafePathError, check_output
+
+    for field, path in paths.items():
+        try:
+            check_output(path)
+        except UnsafePathError as exc:
+            raise UnsafePathError(f"{settings.sources.get(field, field)}: {exc.problem}", hint=exc.hint) from None
+
+
 _EXPECTED = {"bool": "expected true or false", "int": "expected an integer"}
 
 
@@ -111,6 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
             from pytest_atlas.db import server_account
 
             server_account(settings.run_as)  # an unknown or root account is a usage error, not a test error
+        _check_outputs(settings)
     except AtlasError as exc:
         raise pytest.UsageError(str(exc)) from None
     from pytest_atlas.fixtures import SETTINGS_KEY

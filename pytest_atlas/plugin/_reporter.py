@@ -59,6 +59,8 @@ class AtlasReporter:
         self.part_states: dict[str, str] = {}
         #: node ids of failed tests that are not checks (they make the exit status 1)
         self.other_failures: set[str] = set()
+        #: one line per file the run was asked to write and did not (refused, or not writable)
+        self.unwritten: list[str] = []
         #: lines other plugin modules add to a kind's section (e.g. "baseline written to ...")
         self.notes: dict[str, list[str]] = {}
         #: callbacks run at session finish before the report is written (e.g. saving a baseline)
@@ -120,11 +122,16 @@ class AtlasReporter:
             session.exitstatus = status
         settings = settings_of(self.config)
         if settings.report is not None:
-            self._write_json(status)
+            self._write("report", lambda: self._write_json(status))
         if settings.report_html is not None:
             from pytest_atlas.reporting import render_html, write_report
 
-            write_report(settings.report_html, render_html(self.of_kind("gate"), target=self._target()))
+            html = settings.report_html
+            self._write(
+                "report_html", lambda: write_report(html, render_html(self.of_kind("gate"), target=self._target()))
+            )
+        if self.unwritten and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR  # the file the run was asked for is missing
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file and any(self.of_kind(kind) for kind in _KINDS):
             from pytest_atlas.reporting import render_markdown
@@ -132,6 +139,18 @@ class AtlasReporter:
             text = render_markdown(self.of_kind("gate"), self.of_kind("contract"), target=self._target())
             with open(summary_file, "a", encoding="utf-8") as stream:
                 stream.write(text)
+
+    def _write(self, field: str, write: Callable[[], object]) -> None:
+        """Write one file the run was asked for; a path that is refused or cannot be written is
+        one line of the summary (and a non-zero exit status), not a traceback."""
+        from pytest_atlas.errors import AtlasError
+
+        try:
+            write()
+        except (AtlasError, OSError) as exc:
+            where = settings_of(self.config).sources.get(field, field)
+            reason = exc.problem if isinstance(exc, AtlasError) else f"{exc.strerror or exc} ({exc.filename})"
+            self.unwritten.append(f"pytest-atlas: {where} not written: {reason}")
 
     def _target(self) -> str | None:
         if not check_mode(self.config):
@@ -185,6 +204,8 @@ class AtlasReporter:
             terminalreporter.line(f"atlas report: {settings.report}")
         if settings.report_html is not None:
             terminalreporter.line(f"atlas html report: {settings.report_html}")
+        for line in self.unwritten:
+            terminalreporter.line(line, red=True)
 
 
 @pytest.hookimpl(tryfirst=True)  # before the area modules' pytest_configure, which register with it

@@ -53,9 +53,10 @@ def build_report(
 
 
 def write_report(path: str | os.PathLike[str], report: Mapping[str, Any] | str) -> Path:
-    """Write the JSON report (a document) or a rendered one (text: the HTML report) to ``path``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Write the JSON report (a document) or a rendered one (text: the HTML report) to ``path``, whole
+    and never through a link (``pytest_atlas.db.write_output``: a path someone else may control raises
+    ``UnsafePathError``; one that cannot be written, ``OSError``)."""
+    from pytest_atlas.db import write_output  # psycopg: only for a run that writes a report
+
     text = report if isinstance(report, str) else json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"
-    target.write_text(text, encoding="utf-8")
-    return target
+    return write_output(Path(path), text.encode("utf-8"))

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Any, Protocol
 
-from pytest_atlas._dsn import redact_text
+from pytest_atlas._dsn import Dsn, redact_text, secrets_of
 from pytest_atlas.errors import AtlasRuntimeError
 
 __all__ = [
@@ -218,14 +218,24 @@ def load_user_config(path: str) -> dict[str, Any]:
     return dumped
 
 
+def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` as Atlas reads it: ``storage.database_url`` the full connection string. Call it
+    where it is handed over, never keep the result in a variable (a frame shown by --showlocals
+    would show the password)."""
+    storage = config.get("storage")
+    if not isinstance(storage, Mapping) or not isinstance(storage.get("database_url"), Dsn):
+        return dict(config)
+    return {**config, "storage": {**storage, "database_url": storage["database_url"].reveal()}}
+
+
 def validate_config(config: Mapping[str, Any]) -> Any:
     """Atlas's ``AtlasConfig`` for ``config``, or :class:`AtlasRuntimeError` with Atlas's message."""
     try:
-        return _atlas().parse_config(config)
+        return _atlas().parse_config(plain_config(config))
     except Exception as exc:
         storage = config.get("storage")
-        dsn = storage.get("database_url") if isinstance(storage, Mapping) else None
-        detail = redact_text(" ".join(str(exc).split()), dsn if isinstance(dsn, str) else None)
+        dsn = storage.get("database_url") if isinstance(storage, Mapping) else None  # a Dsn: shown redacted
+        detail = redact_text(" ".join(str(exc).split()), *(secrets_of(dsn.reveal()) if isinstance(dsn, Dsn) else ()))
         raise AtlasRuntimeError(
             f"Atlas rejects the run's configuration: {detail[:600]}",
             hint="check the config= you gave (it is merged over pytest-atlas's defaults)",

@@ -146,7 +146,7 @@ class AtlasRuntime:
         self._base = base_config(self._user_config(config), agent=section, scripted=self._target is not None)
         self._scripted_agent = is_scripted(self._base)
         # the agent's name is part of the learning key Atlas derives
-        self._atlas_config = _atlas.validate_config(run_config(self._base, self.dsn, mode=None, routed=False))
+        self._atlas_config = _atlas.validate_config(run_config(self._base, self._dsn, mode=None, routed=False))
         self.runs: list[RunRecord] = []
         self._folder: Path | None = None
         self._cleanup: weakref.finalize[Any, Any] | None = None
@@ -289,7 +289,7 @@ class AtlasRuntime:
         key = _atlas.learning_key_for(task, self._atlas_config, session_metadata)
         # Atlas consults the router only for a key with history; without it, mode= is an override
         routed = run_plan.mode is not None and self._has_history(key)
-        config = run_config(self._base, self.dsn, mode=run_plan.mode, routed=routed)
+        config = run_config(self._base, self._dsn, mode=run_plan.mode, routed=routed)
         scripts: dict[str, Script] = {**default_scripts(run_plan), **self._responses, **run_responses}
         responder = Responder(scripts=scripts, task=task)
         agent_plan = AgentPlan(target=self._target, task=task, answer=answer, plan=plan, fail=failure)
@@ -418,7 +418,7 @@ class AtlasRuntime:
             self._cleanup = weakref.finalize(self, shutil.rmtree, self._folder, ignore_errors=True)
         fd, name = tempfile.mkstemp(suffix=".json", dir=self._folder)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(config, handle)
+            json.dump(_atlas.plain_config(config), handle)
         return Path(name)
 
     def close(self) -> None:

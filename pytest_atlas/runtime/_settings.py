@@ -7,6 +7,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from pytest_atlas._dsn import Dsn
 from pytest_atlas.runtime._agent import ADAPTER
 from pytest_atlas.runtime._atlas import PLACEHOLDER_KEY_ENV
 
@@ -93,8 +94,10 @@ def _block(config: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | No
     return node if isinstance(node, dict) else None
 
 
-def run_config(base: Mapping[str, Any], dsn: str, *, mode: str | None, routed: bool) -> dict[str, Any]:
-    """The configuration of one run: ``base`` on the test's database, every role's API key read from
+def run_config(base: Mapping[str, Any], dsn: Dsn, *, mode: str | None, routed: bool) -> dict[str, Any]:
+    """The configuration of one run: ``base`` on the test's database (``storage.database_url`` is
+    the :class:`Dsn` itself, printed redacted: :func:`~._atlas.plain_config` gives what Atlas reads), every
+    role's API key read from
     the placeholder variable (no real key is ever handed to a client), and routing for ``mode``:
     the router is asked (``routed``: the learning key has history, so Atlas consults it) or,
     when Atlas would not consult it, ``mode_override``."""

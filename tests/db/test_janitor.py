@@ -263,3 +263,17 @@ def test_kept_does_not_call_a_recycled_process_id_a_running_server(own_base: lis
         other.wait()
         (run.pgdata / "postmaster.pid").unlink(missing_ok=True)
         discard_kept(run.path)
+
+
+def test_kept_remove_with_folders_removes_just_those(tmp_path: Path, own_base: list[str]) -> None:
+    data_dir = Path(own_base[1])
+    first, second = janitor_run_with_kept_db(data_dir), janitor_run_with_kept_db(data_dir)
+    stray = tmp_path / "run-00000000"  # a folder of the same name shape that is not a kept server's
+    stray.mkdir()
+    done = janitor("kept", "--remove", str(first), str(stray))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [f"removed {first}", f"left {stray} (not a kept server folder of yours)"]
+    assert not first.exists() and second.exists() and stray.exists()
+    usage = janitor("kept", str(second))
+    assert usage.returncode == 2 and "a FOLDER is only for --remove" in usage.stderr
+    assert second.exists()

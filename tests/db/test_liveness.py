@@ -183,3 +183,31 @@ def test_nothing_but_dead_run_folders_is_reaped(tmp_path: Path, own_base: list[s
         assert [Path(line).name for line in reap_stale(base)] == [".new-0000beef"]
     finally:
         live.remove()
+
+
+def test_a_job_whose_dsn_names_another_database_leaves_a_live_run_alone(
+    pytester: pytest.Pytester, tmp_path: Path, password_server: PasswordServer
+) -> None:
+    """An advisory lock belongs to the database its session is in: a second job whose DSN names
+    another database of the same server (same role) must still see the first job's lock."""
+    with password_server.connect() as admin:
+        admin.execute("DROP DATABASE IF EXISTS atlas_other_maintenance")
+        admin.execute("CREATE DATABASE atlas_other_maintenance")
+    proc = launch_inner(pytester, tmp_path, env={"ATLAS_TEST_DSN": password_server.url()})
+    try:
+        probe = wait_inner(proc, tmp_path)
+        live = databases(password_server, f"pytest\\_atlas\\_{probe['token']}\\_%")
+        assert probe["database"] in live
+        pytester.makepyfile(test_second="def test_second(atlas_db):\n    atlas_db.execute('SELECT 1')\n")
+        other = password_server.url(dbname="atlas_other_maintenance")
+        result = pytester.runpytest_subprocess("test_second.py", "-p", "no:cacheprovider", "--atlas-dsn", other)
+        result.assert_outcomes(passed=1)
+        result.stdout.no_fnmatch_line(f"*dead run {probe['token']}*")
+        assert live <= databases(password_server, f"pytest\\_atlas\\_{probe['token']}\\_%")  # (and spare clones)
+        (tmp_path / "probe.release").write_text("")
+        out = proc.communicate(timeout=120)[0].decode()
+        assert "1 passed" in out, out
+    finally:
+        stop_inner(proc)
+        with password_server.connect() as admin:
+            admin.execute("DROP DATABASE IF EXISTS atlas_other_maintenance WITH (FORCE)")

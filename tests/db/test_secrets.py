@@ -4,9 +4,14 @@ one print it redacted, at every traceback level, with --showlocals, in assertion
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pwd
 import shlex
+import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -169,6 +174,34 @@ def secrets_in_processes(secret: str) -> list[str]:
     return found
 
 
+SERVER_ENVIRONMENT = """
+def test_reads_the_server_environment(atlas_db):
+    backend = atlas_db.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with open(f"/proc/{backend}/stat") as handle:  # the postmaster (a backend's title overwrites its own)
+        pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+    with open(f"/proc/{pid}/environ", "rb") as handle:
+        names = sorted(item.split(b"=", 1)[0].decode() for item in handle.read().split(b"\\0") if item)
+    print("SERVER_ENV", " ".join(names))
+"""
+
+
+def test_the_server_gets_none_of_the_run_s_environment(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, password_server: PasswordServer
+) -> None:
+    """The server runs as its own account (as root: postgres or nobody, shared with other programs),
+    and every process of that account can read its environment (/proc/PID/environ; SQL through
+    COPY ... TO PROGRAM too): pytest's environment (CI tokens, the target's DSN) stays out of it."""
+    monkeypatch.setenv("CI_DEPLOY_TOKEN", "ghp-not-for-the-server")
+    monkeypatch.setenv("ATLAS_TARGET_DSN", password_server.url())
+    pytester.makepyfile(SERVER_ENVIRONMENT)
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    [line] = [line.split("SERVER_ENV ", 1)[1] for line in result.stdout.lines if "SERVER_ENV " in line]
+    names = set(line.split(".")[0].split())  # (the progress dot may follow on the same line)
+    assert names <= {"PATH", "LC_ALL", "LANG", "HOME", "USER", "LOGNAME", "TZ", "TMPDIR", "LD_LIBRARY_PATH"}, names
+    assert {"LC_ALL", "PATH"} <= names
+
+
 def test_keep_db_over_tcp_prints_lines_that_work_and_no_password(
     pytester: pytest.Pytester, tmp_path: Path, own_base: list[str]
 ) -> None:
@@ -184,7 +217,7 @@ def test_keep_db_over_tcp_prints_lines_that_work_and_no_password(
         assert password not in out
         lines = [line.strip() for line in out.splitlines()]
         [connect] = connect_commands("\n".join(lines))
-        [stop] = [line.split("stop it with: ", 1)[1] for line in lines if "stop it with: " in line]
+        stop = _kept_line(lines, run_dir)
         assert pasted(connect, "SELECT count(*) FROM sessions") == "0"
         assert "127.0.0.1" in connect and "passfile=" in connect
         pids = [int(Path(probe["data_dir"], "postmaster.pid").read_text().split()[0])]
@@ -207,7 +240,7 @@ def test_keep_db_lines_without_tcp_work_when_pasted(pytester: pytest.Pytester, o
     try:
         lines = [line.strip() for line in result.stdout.lines]
         [connect] = connect_commands("\n".join(lines))
-        [stop] = [line.split("stop it with: ", 1)[1] for line in lines if "stop it with: " in line]
+        stop = _kept_line(lines, run_dir)
         assert pasted(connect, "SELECT task FROM sessions") == "inspect me"
         pids = [int((run_dir / "pgdata" / "postmaster.pid").read_text().split()[0])]
         subprocess.run(stop, shell=True, check=True)
@@ -215,6 +248,64 @@ def test_keep_db_lines_without_tcp_work_when_pasted(pytester: pytest.Pytester, o
         assert not run_dir.exists()
     finally:
         discard_kept(run_dir)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _kept_line(lines: list[str], run_dir: Path) -> str:
+    """The printed command that removes just this kept server, with the ``python`` of this run."""
+    [line] = [line.split(" with: ", 1)[1] for line in lines if " with: " in line and str(run_dir) in line]
+    return line.replace("python -m pytest_atlas", f"{shlex.quote(sys.executable)} -m pytest_atlas", 1)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the server runs as another account only then")
+@pytest.mark.parametrize("plant", ["a root process's pid", "a link to a root-only file"])
+def test_the_printed_remove_line_trusts_nothing_the_server_account_wrote(
+    pytester: pytest.Pytester, own_base: list[str], tmp_path: Path, plant: str
+) -> None:
+    """The server's account (shared with other programs when it is 'nobody') owns the data folder,
+    so it can rewrite postmaster.pid: root pasting the printed line must not kill a process of
+    root's it names, nor print a file it links to."""
+    pytester.makepyfile("def test_keep(atlas_db):\n    atlas_db.execute('SELECT 1')\n")
+    result = pytester.runpytest_subprocess("--atlas-keep-db", "-p", "no:cacheprovider", *own_base)
+    result.assert_outcomes(passed=1)
+    [run_dir] = list(Path(own_base[1]).glob("pytest-atlas-v2-*/run-*"))
+    pid_file = run_dir / "pgdata" / "postmaster.pid"
+    server = int(pid_file.read_text().split()[0])
+    secret = tmp_path / "root-only"
+    secret.write_text("root-only-secret-text\n")
+    os.chmod(secret, 0o600)
+    # a process of root's that is not our child (a zombie would answer kill -0 forever)
+    # (a background job of sh ignores SIGINT: the victim restores the default, so SIGINT kills it)
+    sleeper = f"{shlex.quote(sys.executable)} -c 'import signal, time; signal.signal(signal.SIGINT, signal.SIG_DFL); time.sleep(120)'"
+    victim = int(
+        subprocess.run(f"{sleeper} >/dev/null 2>&1 & echo $!", shell=True, capture_output=True, text=True).stdout
+    )
+    try:
+        account = ["runuser", "-u", pwd.getpwuid(os.stat(pid_file).st_uid).pw_name, "--"]
+        if plant == "a link to a root-only file":
+            planted = subprocess.run([*account, "ln", "-sf", str(secret), str(pid_file)], check=False)
+        else:
+            rest = pid_file.read_text().split("\n", 1)[1]
+            script = f"printf '%s\\n%s' {victim} {shlex.quote(rest)} > {shlex.quote(str(pid_file))}"
+            planted = subprocess.run([*account, "sh", "-c", script], check=False)
+        assert planted.returncode == 0
+        line = _kept_line([line.strip() for line in result.stdout.lines], run_dir)
+        # (the old line, once it killed the victim, waited for it for ever: a zombie answers kill -0)
+        done = subprocess.run(line, shell=True, capture_output=True, text=True, check=False, timeout=30)
+        assert "root-only-secret-text" not in done.stdout + done.stderr
+        assert _running(victim), "root pasted the line and killed a process the pid file named"
+    finally:
+        for pid in (victim, server):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        wait_gone([server])
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def test_a_password_dsn_reaches_tests_without_its_password(

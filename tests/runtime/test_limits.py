@@ -165,3 +165,28 @@ def test_a_rejected_config_never_shows_the_password() -> None:
     with pytest.raises(AtlasRuntimeError) as info:
         AtlasRuntime("postgresql://nobody:s3cret-pw@127.0.0.1:1/nowhere", config={"storage": {"min_connections": 0}})
     assert "Atlas rejects the run's configuration" in str(info.value) and "s3cret-pw" not in str(info.value)
+
+
+RUNTIME_FAILURES = """
+from pytest_atlas import AtlasRuntime
+
+DSN = "postgresql://nobody:s3cret-pw@127.0.0.1:1/nowhere"
+
+
+def test_unreachable():
+    AtlasRuntime(DSN.replace("s3cret", "s3" + "cret")).run("Nowhere to write")
+
+
+def test_rejected_config():
+    AtlasRuntime(DSN.replace("s3cret", "s3" + "cret"), config={"storage": {"min_connections": 0}})
+"""
+
+
+@pytest.mark.parametrize("level", [["--tb=long", "--showlocals"], ["--full-trace", "--showlocals"], ["--tb=native"]])
+def test_a_runtime_failure_shows_no_password_in_any_frame(pytester: pytest.Pytester, level: list[str]) -> None:
+    # the test's source names the password once (DSN = ...); each frame shown must not
+    pytester.makepyfile(RUNTIME_FAILURES)
+    result = pytester.runpytest_inprocess("-p", "no:randomly", "-p", "no:cacheprovider", *level)
+    result.assert_outcomes(failed=2)
+    shown = [line for line in result.outlines if "s3cret-pw" in line and 'DSN = "postgresql' not in line]
+    assert shown == []

@@ -1,0 +1,104 @@
+"""The files a run writes on request (--atlas-report, --atlas-report-html, --atlas-save-baseline)
+are never written through a link or into a folder someone else controls: a path someone may have
+planted is refused before anything runs, one planted while the run ran is refused when it is
+written, and a path that cannot be written is a clear error, not a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as other accounts (CI runs as root)")
+NO_DB = "def test_plain():\n    pass\n"
+OPTIONS = ("--atlas-report", "--atlas-report-html", "--atlas-save-baseline")
+
+
+@pytest.fixture
+def victim(tmp_path: Path) -> Path:
+    path = tmp_path / "victim"
+    path.write_text("precious\n")
+    return path
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+def test_a_link_at_a_report_path_is_refused_before_anything_runs(
+    pytester: pytest.Pytester, victim: Path, option: str
+) -> None:
+    pytester.makepyfile(NO_DB)
+    link = pytester.path / "report.out"
+    link.symlink_to(victim)
+    result = pytester.runpytest(f"{option}={link}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{option}*{link} is a symbolic link (to {victim})*never writes through links*"])
+    assert victim.read_text() == "precious\n" and link.is_symlink()
+    result.stdout.no_fnmatch_line("*passed*")
+
+
+def test_a_link_planted_while_the_run_runs_is_not_followed(pytester: pytest.Pytester, victim: Path) -> None:
+    report = pytester.path / "out" / "report.json"
+    pytester.makepyfile(
+        f"import os\n\ndef test_plants_a_link():\n    os.mkdir({str(report.parent)!r})\n"
+        f"    os.symlink({str(victim)!r}, {str(report)!r})\n"
+    )
+    result = pytester.runpytest(f"--atlas-report={report}")
+    assert victim.read_text() == "precious\n" and report.is_symlink()
+    result.stdout.fnmatch_lines(
+        ["*pytest-atlas: --atlas-report not written: *report.json is a symbolic link*never writes through links*"]
+    )
+    assert result.ret != 0
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_a_report_in_a_new_folder_is_written_and_replaced_whole(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(NO_DB)
+    report = pytester.path / "reports" / "nested" / "report.json"
+    for _ in range(2):  # the second run replaces the first run's file
+        result = pytester.runpytest(f"--atlas-report={report}")
+        assert result.ret == 0
+        assert json.loads(report.read_text())["format"] == "pytest-atlas-report"
+    assert sorted(p.name for p in report.parent.iterdir()) == ["report.json"]  # no temporary file left
+
+
+def test_a_report_path_in_a_folder_others_may_write_is_refused(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(NO_DB)
+    shared = pytester.path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    result = pytester.runpytest(f"--atlas-report={shared / 'report.json'}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--atlas-report*shared is writable by other users and not sticky*"])
+    assert not (shared / "report.json").exists()
+
+
+def test_a_report_path_that_cannot_be_written_is_a_clear_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(NO_DB)
+    (pytester.path / "afile").write_text("")
+    result = pytester.runpytest(f"--atlas-report={pytester.path / 'afile' / 'report.json'}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--atlas-report*afile is not a folder*"])
+    result.stderr.no_fnmatch_line("*Traceback*")
+
+
+@ROOT_ONLY
+def test_a_report_file_of_another_account_is_refused(tmp_path: Path) -> None:
+    from pytest_atlas.db import UnsafePathError, write_output
+
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    planted = sticky / "report.json"
+    planted.write_text("theirs\n")
+    os.chown(planted, 65534, 65534)
+    with pytest.raises(UnsafePathError, match=r"belongs to .*uid 65534"):
+        write_output(planted, b"ours\n")
+    assert planted.read_text() == "theirs\n"
+    link = sticky / "link.json"
+    link.symlink_to(tmp_path / "elsewhere")
+    os.lchown(link, 65534, 65534)
+    with pytest.raises(UnsafePathError, match="is a symbolic link"):
+        write_output(link, b"ours\n")
+    assert not (tmp_path / "elsewhere").exists()
+    assert write_output(sticky / "new.json", b"ours\n").read_bytes() == b"ours\n"
