@@ -68,30 +68,63 @@ class RefundAgent:
         return "Order 1182 refunded."
 """
 
+# an agent with act() only (Atlas wraps it in its stepwise adapter) and an LLM named in a dict; an
+# environment whose observations are a list and a string, with no rewards and text for info
+STEPWISE_ENVIRONMENT = """
+class QueueEnvironment:
+    def reset(self, task=None):
+        self.steps = 0
+        return ["ticket", 7, {"a": {"b": {"c": {"d": 1}}}}, (1, 2), None]
+
+    def step(self, action):
+        self.steps += 1
+        return "observation text", None, self.steps >= 2, "info as text"
+
+    def close(self):
+        pass
+"""
+
+STEPWISE_AGENT = """
+class QueueAgent:
+    llm = {"provider": "anthropic", "model": "claude-3-5-sonnet"}
+
+    def act(self, observation, emit_event=None):
+        return {"action": {"cmd": "next", "args": [1, 2, 3]}, "submit": False, "note": "n"}
+"""
+
 _ROWS: dict[str, list[tuple[str, Any, Any]]] = {}
 
 
 def _atlas_cli(driver: Path, dsn: str, *args: str) -> None:
     environ = dict(os.environ, DATABASE_URL=dsn, LITELLM_LOCAL_MODEL_COST_MAP="True")
-    environ.pop("STORAGE__DATABASE_URL", None)
+    for name in ("STORAGE__DATABASE_URL", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"):
+        environ.pop(name, None)  # no key: env init selects its targets by heuristics, offline
     done = subprocess.run(
         [sys.executable, str(driver), *args], env=environ, capture_output=True, text=True, timeout=300, check=False
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
+def _project(root: Path, package: str, environment: str, agent: str) -> Path:
+    (root / package).mkdir(parents=True)
+    (root / package / "__init__.py").write_text("")
+    (root / package / "environment.py").write_text(environment)
+    (root / package / "agent.py").write_text(agent)
+    return root
+
+
 def discovery_rows(dsn: str, folder: Path) -> list[tuple[str, Any, Any]]:
     """(source, payload, metadata) of the rows ``atlas env init`` and ``atlas run`` write, once per process."""
     if "rows" not in _ROWS:
-        project = folder / "refunds"
-        (project / "refund_bot").mkdir(parents=True)
-        (project / "refund_bot" / "__init__.py").write_text("")
-        (project / "refund_bot" / "environment.py").write_text(ENVIRONMENT)
-        (project / "refund_bot" / "agent.py").write_text(AGENT)
         driver = folder / "atlas_cli.py"
         driver.write_text(DRIVER)
+        project = _project(folder / "refunds", "refund_bot", ENVIRONMENT, AGENT)
         _atlas_cli(driver, dsn, "env", "init", "--path", str(project), "--task", "Refund order 1182")
         _atlas_cli(driver, dsn, "run", "--path", str(project), "--task", "Refund order 1183")
+        project = _project(folder / "queue", "queue_bot", STEPWISE_ENVIRONMENT, STEPWISE_AGENT)
+        # no summarize(): env init skips its sample run and stores the empty result
+        _atlas_cli(driver, dsn, "env", "init", "--path", str(project), "--task", "Work the queue")
+        _atlas_cli(driver, dsn, "run", "--path", str(project), "--task", "Work the queue")
         with psycopg.connect(dsn) as conn:
             rows = conn.execute("SELECT source, payload, metadata FROM discovery_runs ORDER BY id").fetchall()
         _ROWS["rows"] = [(str(source), payload, metadata) for source, payload, metadata in rows]
@@ -100,7 +133,7 @@ def discovery_rows(dsn: str, folder: Path) -> list[tuple[str, Any, Any]]:
 
 def test_what_atlas_discovery_writes_is_valid(atlas_dsn: str, tmp_path: Path) -> None:
     rows = discovery_rows(atlas_dsn, tmp_path)
-    assert [source for source, _, _ in rows] == ["discovery", "runtime"]
+    assert [source for source, _, _ in rows] == ["discovery", "runtime", "discovery", "runtime"]
     payloads = [payload["telemetry"]["events"] for _, payload, _ in rows]
     # the agent's payloads are stored as given; a None payload becomes {}
     assert {"checklist": ["look up", "refund"], "thought": "The ticket is eligible.", "empty": {}}.items() <= {
@@ -116,7 +149,12 @@ def test_what_atlas_discovery_writes_is_valid(atlas_dsn: str, tmp_path: Path) ->
     report = check_database(atlas_dsn)
     assert report.ok, str(report)
     checked = {column.name: column.rows_checked for column in report.columns}
-    assert checked["discovery_runs.payload"] == checked["discovery_runs.metadata"] == 2
+    assert checked["discovery_runs.payload"] == checked["discovery_runs.metadata"] == 4
+    assert rows[2][1]["history"] == [] and rows[2][2]["preflight"]["auto_skip"] is True
+    stepwise = rows[3][1]
+    assert stepwise["plan"]["execution"] == "stepwise"  # Atlas's stepwise adapter planned
+    assert stepwise["capabilities"]["llm"] == {"provider": "anthropic", "model": "claude-3-5-sonnet", "source": "dict"}
+    assert [step["reward"] for step in stepwise["history"]] == [None, None]
 
 
 def _set(document: Any, path: tuple[Any, ...], value: Any) -> Any:
@@ -159,10 +197,9 @@ MUTATIONS: tuple[tuple[str, tuple[Any, ...], Any], ...] = (
 )
 
 
-@pytest.mark.parametrize("source", ["discovery", "runtime"])
-def test_mutations_atlas_never_writes_are_refused(atlas_dsn: str, tmp_path: Path, source: str) -> None:
-    rows = {row_source: (payload, metadata) for row_source, payload, metadata in discovery_rows(atlas_dsn, tmp_path)}
-    payload, metadata = rows[source]
+@pytest.mark.parametrize("index", [0, 1, 3], ids=["env-init", "run", "run-stepwise"])
+def test_mutations_atlas_never_writes_are_refused(atlas_dsn: str, tmp_path: Path, index: int) -> None:
+    source, payload, metadata = discovery_rows(atlas_dsn, tmp_path)[index]
     accepted = []
     for schema, path, value in MUTATIONS:
         document = payload if schema == "discovery-payload" else metadata
