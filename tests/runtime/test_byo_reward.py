@@ -11,13 +11,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from pytest_atlas import Selection, assert_reward_at_least, check_database, check_payload, iter_errors
+from pytest_atlas import Selection, assert_reward_at_least, check_payload
 from pytest_atlas.domain import drift_document, reward_baseline
 from pytest_atlas.gates._kinds.drift import fetch_drift_inputs
 from pytest_atlas.runtime import AtlasRuntime
 
-from .helpers import everything
-from .test_schemas import documents
+from .test_schemas import valid_rows
 
 #: evaluator -> (the score the gates read, whether its statistics are RIM-shaped)
 EVALUATORS = {"score_only": (0.9, False), "score_mean_only": (0.7, False), "no_statistics": (None, False)}
@@ -32,16 +31,7 @@ def test_what_atlas_writes_with_a_custom_evaluator(atlas_dsn: str, evaluator: st
             runtime.run("Grade by rules")
     finally:
         runtime.close()
-    with psycopg.connect(atlas_dsn) as conn:
-        rows = everything(conn)
-    problems = [
-        f"{column} ({schema}): {violation.format()}"
-        for column, schema, document in documents(rows)
-        for violation in iter_errors(document, schema)
-    ]
-    assert problems == []
-    report = check_database(atlas_dsn)
-    assert report.ok, str(report)
+    rows = valid_rows(atlas_dsn)
     stats = [row["reward_stats"] for row in rows["sessions"]]
     assert all(isinstance(entry, dict) and "timestamp" in entry for entry in stats)  # Atlas adds it
     quirks = {warning.quirk for entry in stats for warning in check_payload(entry, "reward-stats").warnings}

@@ -14,21 +14,9 @@ import psycopg
 from pytest_atlas import iter_errors, rollback
 from pytest_atlas.factories import load_export
 from pytest_atlas.runtime import AtlasRuntime, ProviderError
+from tests.factories.test_export import atlas_export
 
 from .corpus import CALLER, RICH_CALLER
-
-
-async def _atlas_export(dsn: str, path: Path) -> None:
-    from atlas.cli.jsonl_writer import export_sessions
-    from atlas.config.models import StorageConfig
-    from atlas.runtime.storage.database import Database
-
-    database = Database(StorageConfig(database_url=dsn, apply_schema_on_connect=False))
-    await database.connect()
-    try:
-        await export_sessions(database, path, include_all_review_statuses=True)
-    finally:
-        await database.disconnect()
 
 
 def test_atlas_export_of_runtime_sessions_is_valid(
@@ -47,7 +35,7 @@ def test_atlas_export_of_runtime_sessions_is_valid(
     finally:
         runtime.close()
     path = tmp_path / "export.jsonl"
-    asyncio.run(_atlas_export(atlas_dsn, path))
+    asyncio.run(atlas_export(atlas_dsn, path))
     lines = [json.loads(text) for text in path.read_text(encoding="utf-8").splitlines()]
     assert len(lines) == 12
     problems = [
