@@ -191,11 +191,23 @@ def quirks_of(schema: dict[str, Any], seen: set[str] | None = None) -> dict[str,
     return found
 
 
-def root_object(schema: dict[str, Any]) -> dict[str, Any]:
-    node: Any = schema.get("else", schema)
-    while isinstance(node, dict) and "$ref" in node and node["$ref"].startswith("#/$defs/"):
-        node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+def resolve(schema: dict[str, Any], node: Any, notes: list[str] | None = None) -> dict[str, Any]:
+    """``node`` with its local ``$ref`` followed; a definition that chooses between two shapes
+    (``if``/``then``/``else`` on $refs) gives its ``then`` shape, its description going to ``notes``."""
+    while isinstance(node, dict):
+        if "$ref" in node and node["$ref"].startswith("#/$defs/"):
+            node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+        elif "$ref" in node.get("then", {}) and "$ref" in node.get("else", {}):
+            if notes is not None and node.get("description"):
+                notes.append(node["description"])
+            node = node["then"]
+        else:
+            break
     return node if isinstance(node, dict) else {}
+
+
+def root_object(schema: dict[str, Any], notes: list[str] | None = None) -> dict[str, Any]:
+    return resolve(schema, schema.get("else", schema), notes)
 
 
 def render() -> str:
@@ -222,15 +234,18 @@ def render() -> str:
                 "As a column, it may also hold a bare JSON string: Atlas's serialisation fallback "
                 "(warning `serialisation-fallback`).\n"
             )
-        root = root_object(schema)
+        notes: list[str] = []
+        root = root_object(schema, notes)
+        out += [note + "\n" for note in notes]
         if root.get("description"):
             out.append(root["description"] + "\n")
         if root.get("type") == "array":
-            out.append(f"An array of {describe(root.get('items'))}.\n")
             items = root.get("items", {})
-            if isinstance(items, dict) and "$ref" in items:
-                items = schema["$defs"][items["$ref"].rsplit("/", 1)[-1]]
-            out += keys_table(items)
+            if isinstance(items, dict) and "then" in items:
+                out.append(f"An array of {describe(items['then'])} or {describe(items['else'])}.\n")
+            else:
+                out.append(f"An array of {describe(items)}.\n")
+            out += keys_table(resolve(schema, items))
         else:
             out += keys_table(root)
         quirks = quirks_of(schema)

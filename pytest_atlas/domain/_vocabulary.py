@@ -53,6 +53,7 @@ EVENT_TYPES: tuple[str, ...] = (
 #: the quirks of real Atlas data that the schemas tolerate (their ``x-atlas-quirk`` names) and what each is
 QUIRKS: dict[str, str] = {
     "alias-key": "a key that Atlas's readers accept as an alias (min_uncertainty for best_uncertainty)",
+    "custom-reward-evaluator": "reward statistics or audit entries of a custom (python) reward evaluator",
     "learning-state-metadata-only": 'learning_state is {"metadata": {}} (a key without a registry row)',
     "legacy-escalate-mode": "the 'escalate' execution mode of runtimes before v0.1.12",
     "legacy-stepwise-plan": "a stepwise or multi-step plan (only one-step plans since v0.1.12)",

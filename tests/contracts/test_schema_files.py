@@ -83,6 +83,7 @@ def test_every_quirk_is_described() -> None:
         "learning-state-metadata-only",
         "reward-summary-step-average",
         "missing-learning-key",
+        "custom-reward-evaluator",
     }
 
 
