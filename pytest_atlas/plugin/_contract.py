@@ -18,6 +18,7 @@ Nothing heavy is imported unless ``--atlas-contract`` is on.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +38,15 @@ _PLAN = pytest.StashKey[dict[str, list[dict[str, Any]]]]()
 WORKER_PLAN = "atlas_contract_ranges"
 #: the report attribute that carries a range item's findings to the controller
 PART_ATTRIBUTE = "atlas_contract_part"
-#: the first connection failure of this process: later items report it at once (no second timeout)
-_CONNECT_FAILURE = pytest.StashKey[AtlasError]()
+#: a slow connection failure of this process (a host that does not answer: a connect timeout) and
+#: when it happened: later items report it at once for a while, instead of waiting out the timeout
+#: again. A quick failure (refused, a database closed for a restart) is not kept: the next item
+#: tries again, so a fault that passed is not reported by every later item.
+_CONNECT_FAILURE = pytest.StashKey[tuple[AtlasError, float]]()
+#: a connection failure this slow is kept ...
+_SLOW_FAILURE = 2.0
+#: ... for this long
+_KEEP_FAILURE = 60.0
 #: the ranges' reports of a column scanned once for all of its range items: {column: {index: report}}
 _RANGE_REPORTS = pytest.StashKey[dict[str, dict[int, "ColumnReport"]]]()
 #: whether any selected contract item has a row to check (computed once per process, when needed)
@@ -80,9 +88,10 @@ class ContractItem(CheckItem):
         config = self.config
         settings = settings_of(config)
         earlier = config.stash.get(_CONNECT_FAILURE, None)
-        if earlier is not None:
-            raise earlier
+        if earlier is not None and time.monotonic() - earlier[1] < _KEEP_FAILURE:
+            raise earlier[0]
         part: ColumnReport | RelationReport
+        started = time.monotonic()
         try:
             if self.id_range is not None and self.column is not None and self._runs_every_range(self.column):
                 part = self._range_report(self.column, self.id_range)
@@ -98,7 +107,7 @@ class ContractItem(CheckItem):
                 )
                 part = report.columns[0] if report.columns else report.relations[0]
         except AtlasError as exc:
-            config.stash[_CONNECT_FAILURE] = exc
+            _remember_failure(config, exc, started)
             raise
         if part.problem is None and part.rows_checked == 0 and not self._run_has_rows():
             part.empty_run = True
@@ -243,20 +252,28 @@ def _plan_of(config: pytest.Config) -> dict[str, list[dict[str, Any]]]:
     return config.stash[_PLAN]
 
 
+def _remember_failure(config: pytest.Config, exc: AtlasError, started: float) -> None:
+    """Keep ``exc`` for the next items if it took a connect timeout (see ``_CONNECT_FAILURE``)."""
+    now = time.monotonic()
+    if now - started >= _SLOW_FAILURE:
+        config.stash[_CONNECT_FAILURE] = (exc, now)
+
+
 def _make_plan(config: pytest.Config) -> dict[str, list[dict[str, Any]]]:
     settings = settings_of(config)
     if not settings.contract or not settings.contract_split_rows or settings.contract_limit:
         return {}
     from pytest_atlas.contracts import plan_ranges, resolve_targets
 
+    started = time.monotonic()
     try:
         plan = plan_ranges(
             target_of(config), resolve_targets(None, None), settings.contract_since, settings.contract_split_rows
         )
     except AtlasError as exc:
-        # unreachable: no split, and every item of this process reports this failure at once (a
-        # target that does not answer costs one connect timeout, not a second one at the first item)
-        config.stash[_CONNECT_FAILURE] = exc
+        # unreachable: no split; a target that does not answer costs one connect timeout here, and
+        # the items that follow soon after report this failure at once, not after a second one
+        _remember_failure(config, exc, started)
         return {}
     return {table: [r.to_dict() for r in ranges] for table, ranges in plan.items()}
 
