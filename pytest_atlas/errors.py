@@ -129,6 +129,9 @@ class GateError(AtlasError):
     """A gate could not be evaluated: the database is unreachable, a query failed, a gate is
     declared wrongly. Reported as the gate outcome ``error``, distinct from ``fail``."""
 
+    #: the fault may pass (the server cut the connection mid-read): reading again may succeed
+    transient: bool = False
+
 
 class BaselineFileError(GateError):
     """A baseline file (``--atlas-baseline``) is missing, unreadable or not in pytest-atlas's format."""

@@ -47,6 +47,8 @@ _CONNECT_FAILURE = pytest.StashKey[tuple[AtlasError, float]]()
 _SLOW_FAILURE = 2.0
 #: ... for this long
 _KEEP_FAILURE = 60.0
+#: how long an item reads again after the server cut its connection (seconds)
+_RETRY_FOR = 10.0
 #: the ranges' reports of a column scanned once for all of its range items: {column: {index: report}}
 _RANGE_REPORTS = pytest.StashKey[dict[str, dict[int, "ColumnReport"]]]()
 #: whether any selected contract item has a row to check (computed once per process, when needed)
@@ -83,29 +85,22 @@ class ContractItem(CheckItem):
         self.part_state: str | None = None
 
     def evaluate(self) -> dict[str, Any]:
-        from pytest_atlas.contracts import run_checks
+        from pytest_atlas.db import Backoff
 
         config = self.config
-        settings = settings_of(config)
         earlier = config.stash.get(_CONNECT_FAILURE, None)
         if earlier is not None and time.monotonic() - earlier[1] < _KEEP_FAILURE:
             raise earlier[0]
-        part: ColumnReport | RelationReport
         started = time.monotonic()
+        backoff = Backoff(_RETRY_FOR)
         try:
-            if self.id_range is not None and self.column is not None and self._runs_every_range(self.column):
-                part = self._range_report(self.column, self.id_range)
-            else:
-                report = run_checks(
-                    target_of(config),
-                    [self.column] if self.column else [],
-                    [self.relation] if self.relation else [],
-                    settings.contract_since,
-                    settings.contract_limit or None,
-                    require_rows=False,
-                    id_range=self.id_range,
-                )
-                part = report.columns[0] if report.columns else report.relations[0]
+            while True:
+                part = self._read()
+                # a read the server cut (a restart, an administrator): read again, for a while
+                delay = backoff.next_delay() if part.problem and part.transient else None
+                if delay is None:
+                    break
+                time.sleep(delay)
         except AtlasError as exc:
             _remember_failure(config, exc, started)
             raise
@@ -120,6 +115,24 @@ class ContractItem(CheckItem):
             payload["part"] = _part_info(self.column.name, self.id_range)
             self.part_state = json.dumps(getattr(part, "part", None), default=str)
         return payload
+
+    def _read(self) -> ColumnReport | RelationReport:
+        """This item's report, from one read of its rows."""
+        from pytest_atlas.contracts import run_checks
+
+        settings = settings_of(self.config)
+        if self.id_range is not None and self.column is not None and self._runs_every_range(self.column):
+            return self._range_report(self.column, self.id_range)
+        report = run_checks(
+            target_of(self.config),
+            [self.column] if self.column else [],
+            [self.relation] if self.relation else [],
+            settings.contract_since,
+            settings.contract_limit or None,
+            require_rows=False,
+            id_range=self.id_range,
+        )
+        return report.columns[0] if report.columns else report.relations[0]
 
     def _runs_every_range(self, column: Column) -> bool:
         """Does this process run every range item of ``column``? (no pytest-xdist, or one worker, and
