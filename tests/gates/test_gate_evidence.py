@@ -130,6 +130,43 @@ def test_a_key_without_usable_scores_fails_a_threshold_gate(
     result.stdout.fnmatch_lines(["floor*unscored*0 (+5 missing)*FAIL*", "floor / unscored: no usable scores: *"])
 
 
+def drift_gate(conn: Conn, **options: Any) -> Any:
+    return evaluate(GateSpec.build("no-drift", {"kind": "drift", **options}), conn)
+
+
+def test_a_drift_gate_over_sessions_without_usable_scores_fails(atlas_db: Conn) -> None:
+    """Atlas's detector raises no alert on a session without a score (nothing to compare): a key
+    whose sessions have none is no evidence of "no drift". (It passed: "no drift alert in 10
+    session(s)".) Null scores, and "NaN" strings (which crashed the recomputation with an
+    AttributeError from statistics.pstdev)."""
+    no_scores = {"score": None, "uncertainty_mean": None}
+    insert(atlas_db, [session_row(None, key="null", minute=i, reward_stats=no_scores) for i in range(10)])
+    nan = {"score": "NaN", "score_mean": "NaN"}
+    insert(atlas_db, [session_row(None, key="nan", minute=20 + i, reward_stats=nan) for i in range(10)])
+    result = drift_gate(atlas_db)
+    rows = {row.learning_key: row for row in result.rows}
+    assert result.outcome.value == "fail"
+    for key in ("null", "nan"):
+        assert rows[key].outcome.value == "fail", rows[key]
+        assert rows[key].reason.startswith("no usable scores: none of the 10 session(s) has a score"), rows[key].reason
+
+
+def test_a_drift_gate_where_no_session_had_a_baseline_is_inconclusive_whatever_min_baseline_says(
+    atlas_db: Conn,
+) -> None:
+    """With ``min_baseline = 0`` Atlas never calls a baseline insufficient, but a session whose
+    baseline holds only itself is compared with nothing. (One such session passed the gate.)"""
+    insert(atlas_db, [session_row(0.9, key="lonely", minute=0)])
+    result = drift_gate(atlas_db, min_baseline=0)
+    (row,) = result.rows
+    assert row.outcome.value == "inconclusive", row
+    assert "no assessed session had another session in its baseline" in row.reason
+    # two sessions with a spread: the second is compared with the first, and that is evidence
+    insert(atlas_db, [session_row(0.5, key="lonely", minute=1)])
+    (row,) = drift_gate(atlas_db, min_baseline=0).rows
+    assert row.outcome.value != "inconclusive", row
+
+
 def test_no_recorded_execution_mode_fails(pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str) -> None:
     insert(atlas_db, [session_row(0.9, minute=i, mode=None) for i in range(10)])
     atlas_db.commit()
