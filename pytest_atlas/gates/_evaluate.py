@@ -79,7 +79,12 @@ def gate_result(spec: GateSpec, found: Evaluation | Sequence[KeyResult], notes: 
         ""
         if found.rows
         else "the gate's selection matched no sessions: "
-        + (str(selected) if selected else "the sessions table is empty")
+        + (
+            str(selected)
+            if selected
+            else "it has no filter: the sessions table holds no session, or only ones every gate leaves out "
+            "(quarantined ones, unless include_quarantined = true; for a drift gate, those without reward_stats)"
+        )
     )
     return GateResult(
         spec.name,

@@ -167,6 +167,17 @@ def test_a_drift_gate_where_no_session_had_a_baseline_is_inconclusive_whatever_m
     assert row.outcome.value != "inconclusive", row
 
 
+def test_a_gate_that_selects_nothing_does_not_claim_the_table_is_empty(atlas_db: Conn) -> None:
+    """Every session is quarantined (left out by default), or has no reward_stats (a drift gate reads
+    none): the table is not empty, and the message said it was."""
+    insert(atlas_db, [session_row(0.9, minute=i, review="quarantined") for i in range(5)])
+    result = evaluate(GateSpec.build("floor", {"kind": "threshold", "threshold": 0.5}), atlas_db)
+    assert result.outcome.value == "fail"
+    assert "the sessions table is empty" not in result.message
+    assert "quarantined" in result.message and "include_quarantined" in result.message
+    assert atlas_db.execute("SELECT count(*) FROM sessions").fetchone() == (5,)
+
+
 def test_no_recorded_execution_mode_fails(pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str) -> None:
     insert(atlas_db, [session_row(0.9, minute=i, mode=None) for i in range(10)])
     atlas_db.commit()
