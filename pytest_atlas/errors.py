@@ -131,6 +131,8 @@ class GateError(AtlasError):
 
     #: the fault may pass (the server cut the connection mid-read): reading again may succeed
     transient: bool = False
+    #: the database could not be reached at all (no connection was made)
+    unreachable: bool = False
 
 
 class BaselineFileError(GateError):

@@ -49,7 +49,9 @@ def connection(source: psycopg.Connection[Any] | str | Dsn, *, timeout: int = 10
     try:
         conn = connect_target(source, timeout=timeout)
     except ProvisioningError as exc:
-        raise GateError(f"cannot connect to the gate database: {exc.problem}", hint=exc.hint) from None
+        error = GateError(f"cannot connect to the gate database: {exc.problem}", hint=exc.hint)
+        error.unreachable = True
+        raise error from None
     try:
         yield conn
     finally:

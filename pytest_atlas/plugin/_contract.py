@@ -26,7 +26,7 @@ import pytest
 
 from pytest_atlas.errors import AtlasError
 from pytest_atlas.fixtures import settings_of
-from pytest_atlas.plugin._checks import CheckItem, announce, target_of
+from pytest_atlas.plugin._checks import CheckItem, announce, earlier_failure, remember_failure, target_of
 
 if TYPE_CHECKING:
     from pytest_atlas.contracts import Column, ColumnReport, IdRange, RelationReport
@@ -38,15 +38,6 @@ _PLAN = pytest.StashKey[dict[str, list[dict[str, Any]]]]()
 WORKER_PLAN = "atlas_contract_ranges"
 #: the report attribute that carries a range item's findings to the controller
 PART_ATTRIBUTE = "atlas_contract_part"
-#: a slow connection failure of this process (a host that does not answer: a connect timeout) and
-#: when it happened: later items report it at once for a while, instead of waiting out the timeout
-#: again. A quick failure (refused, a database closed for a restart) is not kept: the next item
-#: tries again, so a fault that passed is not reported by every later item.
-_CONNECT_FAILURE = pytest.StashKey[tuple[AtlasError, float]]()
-#: a connection failure this slow is kept ...
-_SLOW_FAILURE = 2.0
-#: ... for this long
-_KEEP_FAILURE = 60.0
 #: how long an item reads again after the server cut its connection (seconds)
 _RETRY_FOR = 10.0
 #: the ranges' reports of a column scanned once for all of its range items: {column: {index: report}}
@@ -88,9 +79,9 @@ class ContractItem(CheckItem):
         from pytest_atlas.db import Backoff
 
         config = self.config
-        earlier = config.stash.get(_CONNECT_FAILURE, None)
-        if earlier is not None and time.monotonic() - earlier[1] < _KEEP_FAILURE:
-            raise earlier[0]
+        earlier = earlier_failure(config)
+        if earlier is not None:
+            raise earlier
         started = time.monotonic()
         backoff = Backoff(_RETRY_FOR)
         try:
@@ -102,7 +93,7 @@ class ContractItem(CheckItem):
                     break
                 time.sleep(delay)
         except AtlasError as exc:
-            _remember_failure(config, exc, started)
+            remember_failure(config, exc, started)
             raise
         if part.problem is None and part.rows_checked == 0 and not self._run_has_rows():
             part.empty_run = True
@@ -265,13 +256,6 @@ def _plan_of(config: pytest.Config) -> dict[str, list[dict[str, Any]]]:
     return config.stash[_PLAN]
 
 
-def _remember_failure(config: pytest.Config, exc: AtlasError, started: float) -> None:
-    """Keep ``exc`` for the next items if it took a connect timeout (see ``_CONNECT_FAILURE``)."""
-    now = time.monotonic()
-    if now - started >= _SLOW_FAILURE:
-        config.stash[_CONNECT_FAILURE] = (exc, now)
-
-
 def _make_plan(config: pytest.Config) -> dict[str, list[dict[str, Any]]]:
     settings = settings_of(config)
     if not settings.contract or not settings.contract_split_rows or settings.contract_limit:
@@ -286,7 +270,7 @@ def _make_plan(config: pytest.Config) -> dict[str, list[dict[str, Any]]]:
     except AtlasError as exc:
         # unreachable: no split; a target that does not answer costs one connect timeout here, and
         # the items that follow soon after report this failure at once, not after a second one
-        _remember_failure(config, exc, started)
+        remember_failure(config, exc, started)
         return {}
     return {table: [r.to_dict() for r in ranges] for table, ranges in plan.items()}
 

@@ -4,6 +4,7 @@ call (fail, or inconclusive when not allowed). The item protocol is :class:`._ch
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,7 @@ import pytest
 from pytest_atlas.errors import AtlasError, GateError
 from pytest_atlas.fixtures import settings_of
 from pytest_atlas.plugin._baselines import CENSUS_PROPERTY, SERIES_PROPERTY, baseline_of, census_of
-from pytest_atlas.plugin._checks import CheckItem, target_of
+from pytest_atlas.plugin._checks import CheckItem, earlier_failure, remember_failure, target_of
 from pytest_atlas.plugin._reporter import draws_charts
 
 if TYPE_CHECKING:  # the gate machinery pulls in numpy and scipy: imported only when gates run
@@ -57,14 +58,23 @@ class GateItem(CheckItem):
                 hint=f"make {self.origin} pass first; to judge the sessions already in the database, declare "
                 "the gate in pyproject.toml or an atlas_gate ini line instead",
             )
-        result = evaluate(
-            self.spec,
-            target_of(config),
-            load_baseline=lambda name: baseline_of(config, name),
-            load_census=lambda name: census_of(config, name),
-            record=settings.save_baseline is not None,
-            charts=draws_charts(config),
-        )
+        earlier = earlier_failure(config)
+        if earlier is not None:
+            raise earlier
+        started = time.monotonic()
+        try:
+            result = evaluate(
+                self.spec,
+                target_of(config),
+                load_baseline=lambda name: baseline_of(config, name),
+                load_census=lambda name: census_of(config, name),
+                record=settings.save_baseline is not None,
+                charts=draws_charts(config),
+            )
+        except GateError as exc:
+            if exc.unreachable:
+                remember_failure(config, exc, started)
+            raise
         today = datetime.now(timezone.utc).date()
         acceptances: tuple[Acceptance, ...] = config.stash.get(accepted_key, ())
         result = accept(result, acceptances, today)
