@@ -145,6 +145,8 @@ def _non_finite(history: Sequence[Any], window: int) -> bool:
         score = entry["score_mean"] if "score_mean" in entry else entry.get("score")
         least = entry["best_uncertainty"] if "best_uncertainty" in entry else entry.get("min_uncertainty")
         for value in (score, entry.get("uncertainty_mean"), least):
+            if value is None:
+                continue
             try:
                 number = float(value)
             except (TypeError, ValueError, OverflowError):
