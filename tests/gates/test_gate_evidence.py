@@ -246,34 +246,15 @@ def test_unreachable_target_errors_every_gate(pytester: pytest.Pytester) -> None
     result.stdout.fnmatch_lines(["  how to fix: is the server running and listening there? check the host and port*"])
 
 
-def test_a_target_that_does_not_answer_costs_one_connect_timeout_not_one_per_gate(pytester: pytest.Pytester) -> None:
+def test_a_target_that_does_not_answer_costs_one_connect_timeout_not_one_per_gate(
+    pytester: pytest.Pytester, silent_server: tuple[int, list[Any]]
+) -> None:
     """A server that accepts and never answers: the first gate waits out its connect timeout, the
     next ones report that failure at once. (Each gate waited out a timeout of its own: 10 s per gate
     by default.) Counted as the connections the silent server accepted."""
-    import socket
-    import threading
-
-    listener = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                return
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    port = listener.getsockname()[1]
+    port, accepted = silent_server
     pytester.makefile(".toml", pyproject=TWO_GATES + '\n[tool.pytest-atlas.gates.third]\nkind = "review"\n')
-    try:
-        result = run(pytester, f"postgresql://gate:sekrit@127.0.0.1:{port}/atlas?connect_timeout=1&sslmode=disable")
-    finally:
-        listener.close()
-        thread.join(5)
-        for conn in accepted:
-            conn.close()
+    result = run(pytester, f"postgresql://gate:sekrit@127.0.0.1:{port}/atlas?connect_timeout=1&sslmode=disable")
     assert check_counts(result, "gates") == {"errors": 3}
     assert result.ret == 7
     assert len(accepted) == 1
