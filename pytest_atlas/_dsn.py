@@ -183,7 +183,22 @@ def check_dsn(dsn: str, where: str) -> dict[str, str]:
             hint="use a URL such as postgresql://user:password@host:5432/dbname "
             "or key=value pairs such as 'host=localhost dbname=postgres user=me'",
         ) from None
-    return {key: str(value) for key, value in params.items() if value is not None}
+    checked = {key: str(value) for key, value in params.items() if value is not None}
+    # libpq parses these only when it connects: a typo would be an error of every item, not a usage error
+    for port in checked.get("port", "").split(","):
+        if port.strip() and not (port.strip().isdigit() and 1 <= int(port) <= 65535):
+            raise ConfigError(
+                where,
+                redact(dsn),
+                f"port {port.strip()!r} is not a port number (1 to 65535)",
+                hint="PostgreSQL's is 5432",
+            )
+    timeout = checked.get("connect_timeout", "").strip()
+    if timeout and not timeout.lstrip("-").isdigit():
+        raise ConfigError(
+            where, redact(dsn), f"connect_timeout {timeout!r} is not a number of seconds", hint="connect_timeout=10"
+        )
+    return checked
 
 
 def dsn_with_dbname(dsn: str, dbname: str) -> str:

@@ -129,6 +129,11 @@ class GateError(AtlasError):
     """A gate could not be evaluated: the database is unreachable, a query failed, a gate is
     declared wrongly. Reported as the gate outcome ``error``, distinct from ``fail``."""
 
+    #: the fault may pass (the server cut the connection mid-read): reading again may succeed
+    transient: bool = False
+    #: the database could not be reached at all (no connection was made)
+    unreachable: bool = False
+
 
 class BaselineFileError(GateError):
     """A baseline file (``--atlas-baseline``) is missing, unreadable or not in pytest-atlas's format."""

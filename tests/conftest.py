@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import socket
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -52,6 +54,31 @@ def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
     monkeypatch.delenv("ATLAS_TEST_DSN", raising=False)
     monkeypatch.delenv("ATLAS_TARGET_DSN", raising=False)
     return pytester
+
+
+@pytest.fixture
+def silent_server() -> Iterator[tuple[int, list[socket.socket]]]:
+    """``(port, accepted)``: a server on 127.0.0.1 that accepts connections and never answers (a
+    host behind a dead proxy), and the connections it accepted, closed at the end."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], accepted
+    finally:
+        listener.close()
+        thread.join(5)
+        for conn in accepted:
+            conn.close()
 
 
 @pytest.fixture

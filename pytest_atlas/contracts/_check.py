@@ -28,7 +28,7 @@ from pytest_atlas.contracts._accumulate import ColumnAccumulator
 from pytest_atlas.contracts._relations import check_relations, relation_names
 from pytest_atlas.contracts._result import ColumnReport, ContractReport
 from pytest_atlas.contracts._targets import Column, Table, resolve_targets
-from pytest_atlas.db import connect_target, describe_target
+from pytest_atlas.db import connect_target, describe_target, query_problem
 from pytest_atlas.errors import AtlasError, InvalidArgument, ProvisioningError
 from pytest_atlas.validation import MAX_DEPTH, Violation, validator_for
 from pytest_atlas.validation import preview as _preview
@@ -320,8 +320,10 @@ def _check_ranges(
             f"(GRANT SELECT ON ALL TABLES IN SCHEMA public TO {conn.info.user})"
         )
     except psycopg.Error as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        problem(f"the query failed: {message}")
+        found = query_problem(exc, conn)
+        problem(f"the query failed: {found.problem} ({found.hint})")
+        for report in reports:
+            report.transient = found.transient
     return reports
 
 

@@ -15,6 +15,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from pytest_atlas.contracts._result import RelationReport
+from pytest_atlas.db import query_problem
 from pytest_atlas.domain import REVIEW_STATUSES, SESSION_STATUSES
 
 __all__ = ["CHECKS", "REVIEW_STATUSES", "SESSION_STATUSES", "check_relations", "relation_names"]
@@ -138,8 +139,9 @@ def check_relations(
             with conn.transaction():
                 _run(conn, check, report, since, limit, samples)
         except psycopg.Error as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            report.problem = f"the query failed: {message}"
+            found = query_problem(exc, conn)
+            report.problem = f"the query failed: {found.problem} ({found.hint})"
+            report.transient = found.transient
         reports.append(report)
     return reports
 

@@ -99,6 +99,8 @@ class ColumnReport:
     unknown_fields: list[FieldCensus] = field(default_factory=list)
     #: set when the column could not be checked at all (missing table, wrong column type, failed query)
     problem: str | None = None
+    #: the problem may pass (the server cut the connection mid-read): reading again may succeed
+    transient: bool = field(default=False, compare=False)
     #: groups or census entries dropped to bound memory (distinct paths beyond the cap)
     truncated: int = 0
     #: set when no check of the whole run read a row: the column then fails (no verdict without evidence)
@@ -241,6 +243,8 @@ class RelationReport:
     sample_keys: list[dict[str, Any]] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
     problem: str | None = None
+    #: the problem may pass (the server cut the connection mid-read): reading again may succeed
+    transient: bool = field(default=False, compare=False)
     #: set when no check of the whole run read a row: the check then fails
     empty_run: bool = False
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pytest_atlas._dsn import redact
 from pytest_atlas.db._account import server_account
 from pytest_atlas.db._clones import ClonePool, DatabaseManager
-from pytest_atlas.db._connect import SERVER_SETTING, TARGET_SETTING, connect_clearly, connection_error
+from pytest_atlas.db._connect import SERVER_SETTING, TARGET_SETTING, Backoff, connect_clearly, connection_error
 from pytest_atlas.db._external import attach_server
 from pytest_atlas.db._fs import UnsafePathError, check_output, write_output
 from pytest_atlas.db._isolation import rollback
@@ -24,14 +24,16 @@ from pytest_atlas.db._reset import choose_isolation, data_on_tmpfs, reset_refusa
 from pytest_atlas.db._runtime import remove_private_base
 from pytest_atlas.db._seed import Seed
 from pytest_atlas.db._server import ServerPlan, plan_server, start_server
-from pytest_atlas.db._target import connect_target, describe_target
+from pytest_atlas.db._target import QueryProblem, connect_target, describe_target, query_problem
 
 __all__ = [
     "SERVER_SETTING",
     "TARGET_SETTING",
     "AtlasPostgres",
+    "Backoff",
     "ClonePool",
     "DatabaseManager",
+    "QueryProblem",
     "Seed",
     "ServerPlan",
     "UnsafePathError",
@@ -49,6 +51,7 @@ __all__ = [
     "kept_databases",
     "kept_runs",
     "plan_server",
+    "query_problem",
     "redact",
     "remove_kept",
     "remove_private_base",

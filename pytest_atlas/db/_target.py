@@ -12,16 +12,17 @@ change in one place.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pytest_atlas._dsn import Dsn, hide_password, redact, refusal, unparsable_errors
-from pytest_atlas.db._connect import TARGET_SETTING, connect_clearly, unset_pgpassword
+from pytest_atlas.db._connect import TARGET_SETTING, connect_clearly, is_transient, one_line, unset_pgpassword
 from pytest_atlas.errors import ProvisioningError
 
-__all__ = ["READ_ONLY_OPTION", "connect_target", "describe_target"]
+__all__ = ["READ_ONLY_OPTION", "QueryProblem", "connect_target", "describe_target", "query_problem"]
 
 #: the server setting every target connection starts with
 READ_ONLY_OPTION = "-c default_transaction_read_only=on"
@@ -72,3 +73,48 @@ def connect_target(dsn: str | Dsn, *, timeout: int = 10) -> psycopg.Connection[A
 def describe_target(dsn: str | Dsn) -> str:
     """The target DSN as it may be printed (password replaced by ``***``)."""
     return dsn.redacted if isinstance(dsn, Dsn) else redact(dsn)
+
+
+@dataclass(frozen=True)
+class QueryProblem:
+    """What a failed read of the checked database means: the ``problem`` (the server's first line),
+    a ``hint`` that matches the cause, and whether reading again may succeed (``transient``)."""
+
+    problem: str
+    hint: str
+    transient: bool
+
+
+def query_problem(exc: psycopg.Error, conn: psycopg.Connection[Any] | None = None) -> QueryProblem:
+    """The meaning of ``exc``, raised by a query on a connection to the checked database (``conn``,
+    if given, tells a connection the server cut from a refused statement)."""
+    problem = one_line(exc)
+    state = getattr(exc, "sqlstate", None)
+    if state == "57014":  # query_canceled: a statement timeout (or a cancel request): again, it would time out again
+        return QueryProblem(
+            problem,
+            "the read took longer than the server's statement_timeout allows: raise it for this role "
+            "(ALTER ROLE ... SET statement_timeout = '10min', or options=-c statement_timeout=10min in "
+            f"{TARGET_SETTING}), or read fewer rows (a gate's since, last or learning_key; --atlas-contract-since "
+            "or --atlas-contract-limit)",
+            transient=False,
+        )
+    if (conn is not None and conn.broken) or is_transient(exc):
+        return QueryProblem(
+            problem,
+            "the server cut the connection or refused the read for a while (a restart, an administrator, "
+            "a conflict): run again once it is back; if it keeps happening, check the server's log",
+            transient=True,
+        )
+    if state == "42703":  # undefined_column
+        return QueryProblem(
+            problem,
+            "the database has an older (or another) Atlas schema than the one this check reads: upgrade "
+            "it with the Atlas version that writes to it (pytest-atlas ships Atlas's schema as schema.sql)",
+            transient=False,
+        )
+    return QueryProblem(
+        problem,
+        "check that the database has Atlas's schema (pytest-atlas ships it as schema.sql); the query is read-only",
+        transient=False,
+    )

@@ -3,7 +3,7 @@ lines, marker keywords; and the allow-list of accepted regressions. No pytest he
 
 from __future__ import annotations
 
-import shlex
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +21,11 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[import-not-found]
 
 __all__ = ["Acceptance", "Declarations", "parse_ini_line", "read_pyproject"]
+
+#: an option's name and its ``=`` in an ini line (spaces around ``=`` allowed)
+_KEY = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*")
+#: where a value may end: before the next ``name=``
+_NEXT_KEY = re.compile(r"\s+[A-Za-z_][A-Za-z0-9_-]*\s*=")
 
 
 @dataclass(frozen=True)
@@ -101,19 +106,29 @@ def parse_ini_line(line: str, where: str) -> GateSpec:
             hint="for example 'reward-floor: kind=threshold threshold=0.7'",
         )
     options: dict[str, Any] = {}
-    try:
-        tokens = shlex.split(rest, posix=False)
-    except ValueError as exc:
-        raise ConfigError(where, line, f"cannot split the options ({exc})") from None
-    for token in tokens:
-        key, eq, raw = token.partition("=")
-        if not eq or not key:
-            raise ConfigError(where, token, "expected key=value")
-        try:
-            options[key] = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            options[key] = raw  # a bare word: a string
+    position = 0
+    while rest[position:].strip():
+        match = _KEY.match(rest, position)
+        if match is None:
+            raise ConfigError(where, rest[position:].split()[0], "expected key=value")
+        key, start = match.group(1), match.end()
+        if key in options:
+            raise ConfigError(where, line, f"{key} is given twice", hint=f"keep one {key}=...")
+        options[key], position = _value(rest, start)
     return _spec(name.strip(), options, f"{where} ({name.strip()})")
+
+
+def _value(text: str, start: int) -> tuple[Any, int]:
+    """The value that starts at ``start`` and where it ends: the shortest TOML value that reaches
+    the next ``key=`` (or the end), spaces inside strings, arrays and tables included; else a bare
+    word (a string) up to the next space."""
+    for end in [m.start() for m in _NEXT_KEY.finditer(text, start)] + [len(text)]:
+        try:
+            return tomllib.loads(f"v = {text[start:end]}")["v"], end
+        except tomllib.TOMLDecodeError:
+            continue
+    word = text[start:].split(maxsplit=1)[0] if text[start:].strip() else ""
+    return word, start + len(word)
 
 
 def read_pyproject(path: Path, ini_lines: Sequence[str] = (), ini_name: str = "ini") -> Declarations:

@@ -18,7 +18,7 @@ from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from pytest_atlas._dsn import Dsn, hide_password
-from pytest_atlas.db import connect_target
+from pytest_atlas.db import connect_target, query_problem
 from pytest_atlas.errors import GateError, InvalidArgument, ProvisioningError
 from pytest_atlas.gates import _scores
 from pytest_atlas.gates._selection import Selection
@@ -60,7 +60,9 @@ def connection(source: psycopg.Connection[Any] | str | Dsn, *, timeout: int = 10
     try:
         conn = connect_target(source, timeout=timeout)
     except ProvisioningError as exc:
-        raise GateError(f"cannot connect to the gate database: {exc.problem}", hint=exc.hint) from None
+        error = GateError(f"cannot connect to the gate database: {exc.problem}", hint=exc.hint)
+        error.unreachable = True
+        raise error from None
     try:
         yield conn
     finally:
@@ -104,12 +106,10 @@ def read_only(
     except psycopg.Error as exc:
         if bare and isinstance(exc, psycopg.errors.NumericValueOutOfRange):
             raise OutOfRange from None
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GateError(
-            f"gate query failed: {first}",
-            hint="check that the database has Atlas's schema (pytest-atlas ships it as "
-            "schema.sql); the query is read-only",
-        ) from None
+        found = query_problem(exc, conn)
+        error = GateError(f"gate query failed: {found.problem}", hint=found.hint)
+        error.transient = found.transient
+        raise error from None
 
 
 @contextlib.contextmanager
@@ -124,8 +124,10 @@ def snapshot(conn: psycopg.Connection[Any]) -> Iterator[None]:
     try:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GateError(f"gate query failed: {first}", hint="check that the database can be read") from None
+        found = query_problem(exc, conn)
+        error = GateError(f"gate query failed: {found.problem}", hint=found.hint)
+        error.transient = found.transient
+        raise error from None
     try:
         yield
     finally:

@@ -17,6 +17,7 @@ The reporting itself (tables, JSON, JUnit, step summary, exit status) lives in `
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -33,6 +34,8 @@ __all__ = [
     "CheckItem",
     "announce",
     "check_mode",
+    "earlier_failure",
+    "remember_failure",
     "result_payload",
     "target_of",
 ]
@@ -40,6 +43,28 @@ __all__ = [
 #: the marker that declares a gate on a test
 MARKER = "atlas_gate"
 _LEFT_OUT = pytest.StashKey[int]()
+#: a slow failure to connect to the target (a host that does not answer: a connect timeout) and
+#: when it happened: the next check items report it at once for a while, instead of waiting out the
+#: timeout again. A quick failure (refused, a database closed for a restart) is not kept: the next
+#: item tries again, so a fault that passed is not reported by every later item.
+_CONNECT_FAILURE = pytest.StashKey[tuple[AtlasError, float]]()
+#: a connection failure this slow is kept ...
+_SLOW_FAILURE = 1.0
+#: ... for this long (seconds)
+_KEEP_FAILURE = 60.0
+
+
+def earlier_failure(config: pytest.Config) -> AtlasError | None:
+    """The slow connection failure an earlier check item of this process met, if still kept."""
+    earlier = config.stash.get(_CONNECT_FAILURE, None)
+    return earlier[0] if earlier is not None and time.monotonic() - earlier[1] < _KEEP_FAILURE else None
+
+
+def remember_failure(config: pytest.Config, exc: AtlasError, started: float) -> None:
+    """Keep ``exc``, a failure to connect to the target met since ``started``, if it was slow."""
+    now = time.monotonic()
+    if now - started >= _SLOW_FAILURE:
+        config.stash[_CONNECT_FAILURE] = (exc, now)
 
 
 def check_mode(config: pytest.Config) -> list[str]:

@@ -18,6 +18,7 @@ Nothing heavy is imported unless ``--atlas-contract`` is on.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ import pytest
 
 from pytest_atlas.errors import AtlasError
 from pytest_atlas.fixtures import settings_of
-from pytest_atlas.plugin._checks import CheckItem, announce, target_of
+from pytest_atlas.plugin._checks import CheckItem, announce, earlier_failure, remember_failure, target_of
 
 if TYPE_CHECKING:
     from pytest_atlas.contracts import Column, ColumnReport, IdRange, RelationReport
@@ -37,8 +38,8 @@ _PLAN = pytest.StashKey[dict[str, list[dict[str, Any]]]]()
 WORKER_PLAN = "atlas_contract_ranges"
 #: the report attribute that carries a range item's findings to the controller
 PART_ATTRIBUTE = "atlas_contract_part"
-#: the first connection failure of this process: later items report it at once (no second timeout)
-_CONNECT_FAILURE = pytest.StashKey[AtlasError]()
+#: how long an item reads again after the server cut its connection (seconds)
+_RETRY_FOR = 10.0
 #: the ranges' reports of a column scanned once for all of its range items: {column: {index: report}}
 _RANGE_REPORTS = pytest.StashKey[dict[str, dict[int, "ColumnReport"]]]()
 #: whether any selected contract item has a row to check (computed once per process, when needed)
@@ -75,30 +76,24 @@ class ContractItem(CheckItem):
         self.part_state: str | None = None
 
     def evaluate(self) -> dict[str, Any]:
-        from pytest_atlas.contracts import run_checks
+        from pytest_atlas.db import Backoff
 
         config = self.config
-        settings = settings_of(config)
-        earlier = config.stash.get(_CONNECT_FAILURE, None)
+        earlier = earlier_failure(config)
         if earlier is not None:
             raise earlier
-        part: ColumnReport | RelationReport
+        started = time.monotonic()
+        backoff = Backoff(_RETRY_FOR)
         try:
-            if self.id_range is not None and self.column is not None and self._runs_every_range(self.column):
-                part = self._range_report(self.column, self.id_range)
-            else:
-                report = run_checks(
-                    target_of(config),
-                    [self.column] if self.column else [],
-                    [self.relation] if self.relation else [],
-                    settings.contract_since,
-                    settings.contract_limit or None,
-                    require_rows=False,
-                    id_range=self.id_range,
-                )
-                part = report.columns[0] if report.columns else report.relations[0]
+            while True:
+                part = self._read()
+                # a read the server cut (a restart, an administrator): read again, for a while
+                delay = backoff.next_delay() if part.problem and part.transient else None
+                if delay is None:
+                    break
+                time.sleep(delay)
         except AtlasError as exc:
-            config.stash[_CONNECT_FAILURE] = exc
+            remember_failure(config, exc, started)
             raise
         if part.problem is None and part.rows_checked == 0 and not self._run_has_rows():
             part.empty_run = True
@@ -111,6 +106,24 @@ class ContractItem(CheckItem):
             payload["part"] = _part_info(self.column.name, self.id_range)
             self.part_state = json.dumps(getattr(part, "part", None), default=str)
         return payload
+
+    def _read(self) -> ColumnReport | RelationReport:
+        """This item's report, from one read of its rows."""
+        from pytest_atlas.contracts import run_checks
+
+        settings = settings_of(self.config)
+        if self.id_range is not None and self.column is not None and self._runs_every_range(self.column):
+            return self._range_report(self.column, self.id_range)
+        report = run_checks(
+            target_of(self.config),
+            [self.column] if self.column else [],
+            [self.relation] if self.relation else [],
+            settings.contract_since,
+            settings.contract_limit or None,
+            require_rows=False,
+            id_range=self.id_range,
+        )
+        return report.columns[0] if report.columns else report.relations[0]
 
     def _runs_every_range(self, column: Column) -> bool:
         """Does this process run every range item of ``column``? (no pytest-xdist, or one worker, and
@@ -249,14 +262,15 @@ def _make_plan(config: pytest.Config) -> dict[str, list[dict[str, Any]]]:
         return {}
     from pytest_atlas.contracts import plan_ranges, resolve_targets
 
+    started = time.monotonic()
     try:
         plan = plan_ranges(
             target_of(config), resolve_targets(None, None), settings.contract_since, settings.contract_split_rows
         )
     except AtlasError as exc:
-        # unreachable: no split, and every item of this process reports this failure at once (a
-        # target that does not answer costs one connect timeout, not a second one at the first item)
-        config.stash[_CONNECT_FAILURE] = exc
+        # unreachable: no split; a target that does not answer costs one connect timeout here, and
+        # the items that follow soon after report this failure at once, not after a second one
+        remember_failure(config, exc, started)
         return {}
     return {table: [r.to_dict() for r in ranges] for table, ranges in plan.items()}
 

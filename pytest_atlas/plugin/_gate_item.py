@@ -4,24 +4,27 @@ call (fail, or inconclusive when not allowed). The item protocol is :class:`._ch
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_atlas.errors import AtlasError
+from pytest_atlas.errors import AtlasError, GateError
 from pytest_atlas.fixtures import settings_of
 from pytest_atlas.plugin._baselines import CENSUS_PROPERTY, SERIES_PROPERTY, baseline_of, census_of
-from pytest_atlas.plugin._checks import CheckItem, target_of
+from pytest_atlas.plugin._checks import CheckItem, earlier_failure, remember_failure, target_of
 from pytest_atlas.plugin._reporter import draws_charts
 
 if TYPE_CHECKING:  # the gate machinery pulls in numpy and scipy: imported only when gates run
     from pytest_atlas.gates import Acceptance, GateSpec
 
-__all__ = ["GateCollection", "GateItem", "accepted_key"]
+__all__ = ["GateCollection", "GateItem", "accepted_key", "not_passed_key"]
 
 #: where the plugin keeps the run's allow-list (set by ``_gates`` from the declarations)
 accepted_key = pytest.StashKey["tuple[Acceptance, ...]"]()
+#: the tests of this process that did not pass, by node id: what happened ("failed", "was skipped", ...)
+not_passed_key = pytest.StashKey[dict[str, str]]()
 
 
 class GateCollection(pytest.Collector):
@@ -47,14 +50,31 @@ class GateItem(CheckItem):
 
         config = self.config
         settings = settings_of(config)
-        result = evaluate(
-            self.spec,
-            target_of(config),
-            load_baseline=lambda name: baseline_of(config, name),
-            load_census=lambda name: census_of(config, name),
-            record=settings.save_baseline is not None,
-            charts=draws_charts(config),
-        )
+        missed = config.stash.get(not_passed_key, {}).get(self.origin)
+        if missed is not None:  # a marker gate whose test (the harness run) did not pass in this process
+            raise GateError(
+                f"the test that declares it, {self.origin}, {missed}: the sessions it should have written "
+                "may be missing, and the gate would judge older ones",
+                hint=f"make {self.origin} pass first; to judge the sessions already in the database, declare "
+                "the gate in pyproject.toml or an atlas_gate ini line instead",
+            )
+        earlier = earlier_failure(config)
+        if earlier is not None:
+            raise earlier
+        started = time.monotonic()
+        try:
+            result = evaluate(
+                self.spec,
+                target_of(config),
+                load_baseline=lambda name: baseline_of(config, name),
+                load_census=lambda name: census_of(config, name),
+                record=settings.save_baseline is not None,
+                charts=draws_charts(config),
+            )
+        except GateError as exc:
+            if exc.unreachable:
+                remember_failure(config, exc, started)
+            raise
         today = datetime.now(timezone.utc).date()
         acceptances: tuple[Acceptance, ...] = config.stash.get(accepted_key, ())
         result = accept(result, acceptances, today)

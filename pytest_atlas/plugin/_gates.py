@@ -9,14 +9,14 @@ The item is :mod:`._gate_item`, baseline files :mod:`._baselines`, the item prot
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_atlas.errors import AtlasError, ConfigError
 from pytest_atlas.fixtures import settings_of
 from pytest_atlas.plugin._checks import MARKER, announce
-from pytest_atlas.plugin._gate_item import GateCollection, GateItem, accepted_key
+from pytest_atlas.plugin._gate_item import GateCollection, GateItem, accepted_key, not_passed_key
 
 if TYPE_CHECKING:
     from pytest_atlas.gates import Declarations, GateSpec  # noqa: F401 (Declarations: in a string)
@@ -108,3 +108,24 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             "atlas_gate lines to the ini file, or @pytest.mark.atlas_gate(...) to a test (see docs/gates.md)"
         )
     items[:] = out
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: sees the report as xfail and skip leave it
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Note the tests that do not pass: the gate a marker declares on one of them is then an error."""
+    report: pytest.TestReport = yield
+    if settings_of(item.config).gates and not isinstance(item, GateItem):
+        missed = _not_passed(report)
+        if missed:
+            item.config.stash.setdefault(not_passed_key, {}).setdefault(item.nodeid, missed)
+    return report
+
+
+def _not_passed(report: pytest.TestReport) -> str | None:
+    if hasattr(report, "wasxfail"):
+        return "failed as expected (xfail)" if report.skipped else None
+    if report.skipped:
+        return "was skipped"
+    if report.failed:
+        return "failed" if report.when == "call" else f"errored in its {report.when}"
+    return None

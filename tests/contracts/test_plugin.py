@@ -301,3 +301,52 @@ def test_a_sql_ascii_database_is_checked(pytester: pytest.Pytester, atlas_postgr
     finally:
         with atlas_postgres.connect(autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+CLOSE_THE_DATABASE_DURING_THE_FIRST_ITEM = """
+import os
+
+import psycopg
+import pytest
+from psycopg import sql
+
+
+def allow(on):
+    with psycopg.connect(os.environ["ADMIN_DSN"], autocommit=True) as admin:
+        statement = sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}")
+        admin.execute(statement.format(sql.Identifier(os.environ["TARGET_DB"]), sql.SQL(on)))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    first = item.name == "sessions.metadata"
+    if first:
+        allow("false")
+    try:
+        return (yield)
+    finally:
+        if first:
+            allow("true")
+"""
+
+
+def test_a_passing_connection_fault_is_not_remembered_by_the_later_items(
+    pytester: pytest.Pytester,
+    atlas_postgres: Any,
+    atlas_database: Any,
+    atlas_db: Conn,
+    atlas_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database refuses connections while the first item runs (a restart, a maintenance window),
+    then takes them again: that item is an error, every later one checks its rows. (The first
+    connection failure of a process was re-raised by every later item, the fault long gone.)"""
+    fill.clean_database(atlas_db)
+    atlas_db.commit()
+    monkeypatch.setenv("ADMIN_DSN", atlas_postgres.dsn("postgres"))
+    monkeypatch.setenv("TARGET_DB", atlas_database.name)
+    pytester.makeconftest(CLOSE_THE_DATABASE_DURING_THE_FIRST_ITEM)
+    result = run(pytester, atlas_dsn)
+    assert check_counts(result) == {"errors": 1, "passed": ALL - 1}
+    result.stdout.fnmatch_lines(["the contract check sessions.metadata could not run:", "*not currently accepting*"])
+    assert result.ret == 7

@@ -222,37 +222,18 @@ def test_a_scan_reports_the_same_whatever_order_the_rows_come_in(atlas_db: Conn,
     assert score.example.primary_key == {"id": ids["bad"][0]}
 
 
-def test_a_target_that_does_not_answer_while_planning_costs_one_timeout(pytester: pytest.Pytester) -> None:
+def test_a_target_that_does_not_answer_while_planning_costs_one_timeout(
+    pytester: pytest.Pytester, silent_server: tuple[int, list[Any]]
+) -> None:
     """A server that accepts and never answers: the plan's connection times out once, and every item
     reports that failure at once (no second timeout for the first item) as a clear error."""
-    import socket
-    import threading
-
-    listener = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                return
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    port = listener.getsockname()[1]
-    try:
-        result = pytester.runpytest(
-            "--atlas-contract",
-            f"--atlas-target=postgresql://u:sekrit@127.0.0.1:{port}/db?connect_timeout=1&sslmode=disable",
-            "-p",
-            "no:randomly",
-        )
-    finally:
-        listener.close()
-        thread.join(5)
-        for conn in accepted:
-            conn.close()
+    port, accepted = silent_server
+    result = pytester.runpytest(
+        "--atlas-contract",
+        f"--atlas-target=postgresql://u:sekrit@127.0.0.1:{port}/db?connect_timeout=1&sslmode=disable",
+        "-p",
+        "no:randomly",
+    )
     assert result.ret == 7
     assert len(accepted) == 1
     result.stdout.fnmatch_lines(["*cannot check the contracts: *", "contract: 17 checks: 17 errors; *"])

@@ -23,10 +23,25 @@ TRIVIAL = "def test_nothing():\n    pass\n"
         (["--atlas-pg-bin", "/no/such/dir"], "", "invalid value for --atlas-pg-bin: '/no/such/dir': no such directory"),
         (["--atlas-dsn", "host=x password=hunter2 broken"], "", "not a valid PostgreSQL connection string"),
         (["--atlas-contract-since", "yesterday"], "", "expected a date as YYYY-MM-DD"),
+        (
+            ["--atlas-target", "host=127.0.0.1 port=abc password=hunter2"],
+            "",
+            "invalid value for --atlas-target: * port 'abc' is not a port number (1 to 65535)",
+        ),
+        (["--atlas-dsn", "postgresql://u:hunter2@h:0/db"], "", "invalid value for --atlas-dsn: * port '0' is not*"),
+        ([], "atlas_target = host=h port=5432,x", "invalid value for ini atlas_target: * port 'x' is not a port*"),
+        (["--atlas-target", "host=h connect_timeout=soon"], "", "connect_timeout 'soon' is not a number of seconds"),
+        (["--atlas-report-html", "."], "", "invalid value for --atlas-report-html: '.': is a directory*"),
+        (
+            [],
+            "atlas_report = test_nothing.py/r.json",
+            "invalid value for ini atlas_report: *: */test_nothing.py is a file*",
+        ),
+        (["--atlas-save-baseline", "."], "", "invalid value for --atlas-save-baseline: '.': is a directory*"),
     ],
 )
 def test_bad_values_are_usage_errors(pytester: pytest.Pytester, args: list[str], ini: str, expected: str) -> None:
-    pytester.makepyfile(TRIVIAL)
+    pytester.makepyfile(test_nothing=TRIVIAL)
     if ini:
         pytester.makeini(f"[pytest]\n{ini}\n")
     result = pytester.runpytest(*args)

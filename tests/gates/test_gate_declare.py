@@ -59,6 +59,27 @@ def test_ini_values_are_toml_or_bare_words() -> None:
         parse_ini_line("g: kind=threshold threshold", "ini atlas_gate")
 
 
+def test_ini_values_are_whole_toml_values_spaces_included() -> None:
+    """A TOML string, array or inline table with spaces in it is one value (it was split at the spaces:
+    ``task="Task 1: triage"`` was refused with "'1:': expected key=value")."""
+    spec = parse_ini_line(
+        'r: kind = regression task="Task 1: triage" metadata={ run = "main", team = "a b" } '
+        'status=["succeeded", "failed"] learning_key=abc',
+        "ini atlas_gate",
+    )
+    assert spec.selection.task == ("Task 1: triage",)
+    assert spec.selection.metadata == {"run": "main", "team": "a b"}
+    assert spec.selection.status == ("succeeded", "failed") and spec.selection.learning_key == ("abc",)
+    modes = parse_ini_line("m: kind=execution_modes modes={ coach = 0.2, auto = [0.5, 1.0] }", "ini atlas_gate")
+    assert modes.options.modes == {"coach": (0.0, 0.2), "auto": (0.5, 1.0)}
+    fields = parse_ini_line('f: kind=fields exclude=["$.a b", "$.c"]', "ini atlas_gate")
+    assert fields.options.exclude == ("$.a b", "$.c")
+    with pytest.raises(ConfigError, match="threshold is given twice"):
+        parse_ini_line("g: kind=threshold threshold=0.3 threshold=0.9", "ini atlas_gate")
+    with pytest.raises(ConfigError, match=re.escape("'0.9': expected key=value")):
+        parse_ini_line("g: kind=threshold threshold=0.3 0.9", "ini atlas_gate")
+
+
 @pytest.mark.parametrize(
     ("toml", "message"),
     [

@@ -130,6 +130,54 @@ def test_a_key_without_usable_scores_fails_a_threshold_gate(
     result.stdout.fnmatch_lines(["floor*unscored*0 (+5 missing)*FAIL*", "floor / unscored: no usable scores: *"])
 
 
+def drift_gate(conn: Conn, **options: Any) -> Any:
+    return evaluate(GateSpec.build("no-drift", {"kind": "drift", **options}), conn)
+
+
+def test_a_drift_gate_over_sessions_without_usable_scores_fails(atlas_db: Conn) -> None:
+    """Atlas's detector raises no alert on a session without a score (nothing to compare): a key
+    whose sessions have none is no evidence of "no drift". (It passed: "no drift alert in 10
+    session(s)".) Null scores, and "NaN" strings (which crashed the recomputation with an
+    AttributeError from statistics.pstdev)."""
+    no_scores = {"score": None, "uncertainty_mean": None}
+    insert(atlas_db, [session_row(None, key="null", minute=i, reward_stats=no_scores) for i in range(10)])
+    nan = {"score": "NaN", "score_mean": "NaN"}
+    insert(atlas_db, [session_row(None, key="nan", minute=20 + i, reward_stats=nan) for i in range(10)])
+    result = drift_gate(atlas_db)
+    rows = {row.learning_key: row for row in result.rows}
+    assert result.outcome.value == "fail"
+    for key in ("null", "nan"):
+        assert rows[key].outcome.value == "fail", rows[key]
+        assert rows[key].reason.startswith("no usable scores: none of the 10 session(s) has a score"), rows[key].reason
+
+
+def test_a_drift_gate_where_no_session_had_a_baseline_is_inconclusive_whatever_min_baseline_says(
+    atlas_db: Conn,
+) -> None:
+    """With ``min_baseline = 0`` Atlas never calls a baseline insufficient, but a session whose
+    baseline holds only itself is compared with nothing. (One such session passed the gate.)"""
+    insert(atlas_db, [session_row(0.9, key="lonely", minute=0)])
+    result = drift_gate(atlas_db, min_baseline=0)
+    (row,) = result.rows
+    assert row.outcome.value == "inconclusive", row
+    assert "no assessed session had another session in its baseline" in row.reason
+    # two sessions with a spread: the second is compared with the first, and that is evidence
+    insert(atlas_db, [session_row(0.5, key="lonely", minute=1)])
+    (row,) = drift_gate(atlas_db, min_baseline=0).rows
+    assert row.outcome.value != "inconclusive", row
+
+
+def test_a_gate_that_selects_nothing_does_not_claim_the_table_is_empty(atlas_db: Conn) -> None:
+    """Every session is quarantined (left out by default), or has no reward_stats (a drift gate reads
+    none): the table is not empty, and the message said it was."""
+    insert(atlas_db, [session_row(0.9, minute=i, review="quarantined") for i in range(5)])
+    result = evaluate(GateSpec.build("floor", {"kind": "threshold", "threshold": 0.5}), atlas_db)
+    assert result.outcome.value == "fail"
+    assert "the sessions table is empty" not in result.message
+    assert "quarantined" in result.message and "include_quarantined" in result.message
+    assert atlas_db.execute("SELECT count(*) FROM sessions").fetchone() == (5,)
+
+
 def test_no_recorded_execution_mode_fails(pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str) -> None:
     insert(atlas_db, [session_row(0.9, minute=i, mode=None) for i in range(10)])
     atlas_db.commit()
@@ -196,6 +244,22 @@ def test_unreachable_target_errors_every_gate(pytester: pytest.Pytester) -> None
     assert check_counts(result, "gates") == {"errors": 2}
     assert result.ret == 7
     result.stdout.fnmatch_lines(["  how to fix: is the server running and listening there? check the host and port*"])
+
+
+def test_a_target_that_does_not_answer_costs_one_connect_timeout_not_one_per_gate(
+    pytester: pytest.Pytester, silent_server: tuple[int, list[Any]]
+) -> None:
+    """A server that accepts and never answers: the first gate waits out its connect timeout, the
+    next ones report that failure at once. (Each gate waited out a timeout of its own: 10 s per gate
+    by default.) Counted as the connections the silent server accepted."""
+    port, accepted = silent_server
+    pytester.makefile(".toml", pyproject=TWO_GATES + '\n[tool.pytest-atlas.gates.third]\nkind = "review"\n')
+    result = run(pytester, f"postgresql://gate:sekrit@127.0.0.1:{port}/atlas?connect_timeout=1&sslmode=disable")
+    assert check_counts(result, "gates") == {"errors": 3}
+    assert result.ret == 7
+    assert len(accepted) == 1
+    result.stdout.fnmatch_lines(["*cannot connect to the gate database: *timeout*"])
+    assert "sekrit" not in result.stdout.str() + result.stderr.str()
 
 
 def test_a_wrong_password_says_password(pytester: pytest.Pytester, password_dsn: Any) -> None:

@@ -242,6 +242,74 @@ def test_harness_ran():
     )
 
 
+def test_a_marker_gate_whose_test_did_not_pass_is_an_error_not_a_pass(
+    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str
+) -> None:
+    """The marked test runs the harness that writes the gate's sessions: when it fails, errors, is
+    skipped or xfails, the sessions in the database are not the ones it should have written (old
+    ones, or none), so its gate must not pass on them. (Each of these gates passed on the old rows.)"""
+    seed_good(atlas_db)
+    pytester.makepyfile(
+        test_harness="""
+import pytest
+
+GATE = {"kind": "threshold", "threshold": 0.5}
+
+
+@pytest.mark.atlas_gate("after-a-failure", **GATE)
+def test_harness_fails():
+    assert False, "the harness crashed"
+
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("no harness")
+
+
+@pytest.mark.atlas_gate("after-an-error", **GATE)
+def test_harness_errors(broken):
+    pass
+
+
+@pytest.mark.skip(reason="no harness today")
+@pytest.mark.atlas_gate("after-a-skip", **GATE)
+def test_harness_skipped():
+    pass
+
+
+@pytest.mark.xfail(reason="known crash")
+@pytest.mark.atlas_gate("after-an-xfail", **GATE)
+def test_harness_xfails():
+    assert False
+
+
+@pytest.mark.atlas_gate("after-a-pass", **GATE)
+def test_harness_passes():
+    pass
+"""
+    )
+    result = run(pytester, atlas_dsn, "-v", "--atlas-report=report.json")
+    result.assert_outcomes(passed=2, failed=1, errors=5, skipped=1, xfailed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_harness.py::atlas_gate?after-a-failure? ERROR*",
+            "*test_harness.py::atlas_gate?after-a-pass? PASSED*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "gate 'after-a-skip' could not be evaluated:",
+            "the test that declares it, test_harness.py::test_harness_skipped, was skipped: the sessions it "
+            "should have written may be missing, and the gate would judge older ones",
+            "  how to fix: *",
+        ]
+    )
+    result.stdout.fnmatch_lines(["gates: 5 gates: 1 passed, 4 errors"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["summary"] == {"pass": 1, "fail": 0, "inconclusive": 0, "error": 4}
+    assert result.ret == 1  # a test failed
+
+
 def test_report_json_junit_and_step_summary(
     pytester: pytest.Pytester,
     atlas_db: psycopg.Connection[Any],

@@ -121,6 +121,41 @@ def _stored_alert(item: DriftInput) -> bool:
     )
 
 
+def _has_usable_score(stats: Any) -> bool:
+    """Whether Atlas's drift check reads a finite score from these reward_stats (``score``, else
+    ``score_mean``, through ``float()``)."""
+    if not isinstance(stats, Mapping):
+        return False
+    for name in ("score", "score_mean"):
+        try:
+            value = None if stats.get(name) is None else float(stats[name])
+        except (TypeError, ValueError, OverflowError):
+            value = None
+        if value is not None:
+            return math.isfinite(value)
+    return False
+
+
+def _non_finite(history: Sequence[Any], window: int) -> bool:
+    """Whether a value Atlas's baseline summarises is not finite (a "NaN" string ``float()`` reads):
+    its standard deviation then raises (statistics.pstdev, Python 3.11), in Atlas as in our copy."""
+    for entry in [entry for entry in history if entry is not None][: max(window, 1)]:
+        if not isinstance(entry, Mapping):
+            continue
+        score = entry["score_mean"] if "score_mean" in entry else entry.get("score")
+        least = entry["best_uncertainty"] if "best_uncertainty" in entry else entry.get("min_uncertainty")
+        for value in (score, entry.get("uncertainty_mean"), least):
+            if value is None:
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError, OverflowError):
+                continue
+            if not math.isfinite(number):
+                return True
+    return False
+
+
 def drift_rows(inputs: Sequence[DriftInput], spec: GateSpec) -> list[KeyResult]:
     """Recompute Atlas's drift assessment of every assessed session and read the alerts Atlas
     stored; a key fails on any alert, is inconclusive when no session had enough baseline."""
@@ -134,9 +169,16 @@ def drift_rows(inputs: Sequence[DriftInput], spec: GateSpec) -> list[KeyResult]:
         recomputed: list[int] = []
         stored: list[int] = []
         insufficient = 0
+        #: sessions compared with nothing: Atlas's insufficient_baseline, or a baseline of the session alone
+        thin = 0
+        usable = 0
         reasons: dict[str, int] = {}
         largest = 0.0
         for item in items:
+            usable += _has_usable_score(item.reward_stats)
+            if _non_finite(item.history, options.window):  # Atlas's own baseline raises on it: not recomputed
+                thin += 1
+                continue
             baseline = reward_baseline(list(item.history), window=options.window)
             assessment = assess_drift(
                 item.reward_stats,
@@ -150,6 +192,8 @@ def drift_rows(inputs: Sequence[DriftInput], spec: GateSpec) -> list[KeyResult]:
                 continue
             if assessment["reason"] == "insufficient_baseline":
                 insufficient += 1
+            if assessment["reason"] == "insufficient_baseline" or baseline["sample_count"] < 2:
+                thin += 1
             if assessment["alert"]:
                 recomputed.append(item.session_id)
                 reasons[assessment["reason"]] = reasons.get(assessment["reason"], 0) + 1
@@ -171,10 +215,22 @@ def drift_rows(inputs: Sequence[DriftInput], spec: GateSpec) -> list[KeyResult]:
             if stored:
                 parts.append(f"{len(stored)} alert(s) stored by Atlas in metadata.drift")
             outcome, reason = Outcome.FAIL, "drift: " + "; ".join(parts)
+        elif not usable:
+            outcome = Outcome.FAIL
+            reason = (
+                f"no usable scores: none of the {len(items)} session(s) has a score Atlas's drift check can "
+                "compare (null, missing, or not a finite number)"
+            )
         elif insufficient == len(items):
             outcome = Outcome.INCONCLUSIVE
             reason = (
                 f"insufficient_baseline: every assessed session had fewer than {options.min_baseline} baseline sessions"
+            )
+        elif thin == len(items):
+            outcome = Outcome.INCONCLUSIVE
+            reason = (
+                f"no assessed session had another session in its baseline (min_baseline = {options.min_baseline}): "
+                "nothing was compared"
             )
         else:
             outcome = Outcome.PASS
