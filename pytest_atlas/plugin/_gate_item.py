@@ -19,12 +19,15 @@ from pytest_atlas.plugin._reporter import draws_charts
 if TYPE_CHECKING:  # the gate machinery pulls in numpy and scipy: imported only when gates run
     from pytest_atlas.gates import Acceptance, GateSpec
 
-__all__ = ["GateCollection", "GateItem", "accepted_key", "not_passed_key"]
+__all__ = ["GATE_GROUP", "GateCollection", "GateItem", "accepted_key", "how_it_went"]
 
+#: the pytest-xdist group of the gates and of the tests markers declare gates on (one worker runs them all)
+GATE_GROUP = "atlas-gates"
 #: where the plugin keeps the run's allow-list (set by ``_gates`` from the declarations)
 accepted_key = pytest.StashKey["tuple[Acceptance, ...]"]()
-#: the tests of this process that did not pass, by node id: what happened ("failed", "was skipped", ...)
-not_passed_key = pytest.StashKey[dict[str, str]]()
+#: on a test that declares a marker gate, once it ran in this process: None when it passed, else
+#: what happened ("failed", "was skipped", ...)
+how_it_went = pytest.StashKey["str | None"]()
 
 
 class GateCollection(pytest.Collector):
@@ -39,25 +42,43 @@ class GateItem(CheckItem):
 
     kind = "gate"
 
-    def __init__(self, *, spec: GateSpec, **kwargs: Any) -> None:
+    def __init__(self, *, spec: GateSpec, declared_on: pytest.Item | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spec = spec
+        #: the test a marker declared the gate on (None for a gate declared in configuration)
+        self.declared_on = declared_on
         if self.config.pluginmanager.hasplugin("xdist"):  # unknown marker otherwise (--strict-markers)
-            self.add_marker(pytest.mark.xdist_group("atlas-gates"))
+            self.add_marker(pytest.mark.xdist_group(GATE_GROUP))
+
+    def _check_its_test(self, test: pytest.Item) -> None:
+        """The sessions a marker gate judges are those its test (a harness run) writes: the gate is
+        an error unless that test passed in this process, before it."""
+        declaring = self.origin
+        if how_it_went not in test.stash:
+            raise GateError(
+                f"the test that declares it, {declaring}, did not run in this process (deselected, or run by "
+                "another pytest-xdist worker): the sessions it should have written may be missing, and the gate "
+                "would judge older ones",
+                hint=f"run {declaring} with its gate (under pytest-xdist: a plain -n, --dist loadscope or "
+                "--dist loadfile, which keep the two on one worker); to judge the sessions already in the "
+                "database, declare the gate in pyproject.toml or an atlas_gate ini line instead",
+            )
+        missed = test.stash[how_it_went]
+        if missed is not None:  # a marker gate whose test (the harness run) did not pass
+            raise GateError(
+                f"the test that declares it, {declaring}, {missed}: the sessions it should have written "
+                "may be missing, and the gate would judge older ones",
+                hint=f"make {declaring} pass first; to judge the sessions already in the database, declare "
+                "the gate in pyproject.toml or an atlas_gate ini line instead",
+            )
 
     def evaluate(self) -> dict[str, Any]:
         from pytest_atlas.gates import accept, evaluate
 
         config = self.config
         settings = settings_of(config)
-        missed = config.stash.get(not_passed_key, {}).get(self.origin)
-        if missed is not None:  # a marker gate whose test (the harness run) did not pass in this process
-            raise GateError(
-                f"the test that declares it, {self.origin}, {missed}: the sessions it should have written "
-                "may be missing, and the gate would judge older ones",
-                hint=f"make {self.origin} pass first; to judge the sessions already in the database, declare "
-                "the gate in pyproject.toml or an atlas_gate ini line instead",
-            )
+        if self.declared_on is not None:  # a marker gate: evaluated only after its test passed here
+            self._check_its_test(self.declared_on)
         earlier = earlier_failure(config)
         if earlier is not None:
             raise earlier

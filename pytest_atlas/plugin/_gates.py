@@ -16,7 +16,7 @@ import pytest
 from pytest_atlas.errors import AtlasError, ConfigError
 from pytest_atlas.fixtures import settings_of
 from pytest_atlas.plugin._checks import MARKER, announce
-from pytest_atlas.plugin._gate_item import GateCollection, GateItem, accepted_key, not_passed_key
+from pytest_atlas.plugin._gate_item import GateCollection, GateItem, accepted_key, how_it_went
 
 if TYPE_CHECKING:
     from pytest_atlas.gates import Declarations, GateSpec  # noqa: F401 (Declarations: in a string)
@@ -32,6 +32,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if not settings_of(config).gates:
         return
+    if config.pluginmanager.hasplugin("xdist") and config.getoption("dist", None) == "load":  # a plain -n
+        # load scheduling may run a marked test and its gate on two workers, so the gate could not
+        # know how its test went; loadscope sends each module's items (a marker gate is an item of
+        # its test's module) and the configured gates to one worker each, in collection order
+        config.option.dist = "loadscope"
     from pytest_atlas.gates import read_pyproject
 
     try:
@@ -85,7 +90,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             names.add(spec.name)
             assert item.parent is not None
             added.append(
-                GateItem.from_parent(item.parent, name=f"atlas_gate[{spec.name}]", spec=spec, origin=item.nodeid)
+                GateItem.from_parent(
+                    item.parent, name=f"atlas_gate[{spec.name}]", spec=spec, origin=item.nodeid, declared_on=item
+                )
             )
         if added:
             assert isinstance(item.parent, pytest.Collector)
@@ -112,12 +119,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: sees the report as xfail and skip leave it
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Note the tests that do not pass: the gate a marker declares on one of them is then an error."""
+    """Note how each test went (on the test: its marker gates read it): passed, or what happened
+    first when it did not (a gate a marker declares on such a test is an error)."""
     report: pytest.TestReport = yield
     if settings_of(item.config).gates and not isinstance(item, GateItem):
         missed = _not_passed(report)
-        if missed:
-            item.config.stash.setdefault(not_passed_key, {}).setdefault(item.nodeid, missed)
+        # the first thing that went wrong stays
+        if (missed or report.when == "call") and item.stash.get(how_it_went, None) is None:
+            item.stash[how_it_went] = missed
     return report
 
 

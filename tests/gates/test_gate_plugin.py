@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -387,6 +388,65 @@ def test_charts_are_read_only_when_a_report_draws_them(
         "reward-floor",
     ]
     assert "```mermaid" in summary.read_text()
+
+
+_HARNESS_UNDER_XDIST = """
+import pytest
+
+GATE = {"kind": "threshold", "threshold": 0.5}
+
+
+@pytest.mark.parametrize("i", range(6))
+def test_other(i):
+    pass
+
+
+@pytest.mark.atlas_gate("after-a-failure", **GATE)
+def test_harness_fails():
+    assert False, "the harness crashed"
+
+
+@pytest.mark.atlas_gate("after-a-pass", **GATE)
+def test_harness_passes():
+    pass
+
+
+@pytest.mark.parametrize("j", range(6))
+def test_more(j):
+    pass
+"""
+
+
+@pytest.mark.parametrize("dist", [[], ["--dist", "load"], ["--dist", "loadscope"], ["--dist", "loadfile"]])
+def test_under_xdist_a_marker_gate_knows_how_its_test_went(
+    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str, dist: list[str]
+) -> None:
+    """Under pytest-xdist (a plain ``-n`` is load scheduling, which --atlas-gates turns into
+    loadscope; loadscope, loadfile) a marker gate runs on the worker that ran the test declaring it,
+    after it: the gate of a failed harness run is an
+    error, never a pass on the sessions already there (it passed whenever another worker took it)."""
+    seed_good(atlas_db)
+    pytester.makepyfile(test_harness=_HARNESS_UNDER_XDIST)
+    for _ in range(3):  # the workers take items in another order each time
+        result = run(pytester, atlas_dsn, "-n", "2", "--atlas-with-tests", "-v", *dist)
+        result.assert_outcomes(passed=14, failed=1, errors=1)
+        out = result.stdout.str()
+        assert re.search(r"\[gw\d\] .* ERROR test_harness.py::atlas_gate\[after-a-failure\]", out), out
+        assert re.search(r"\[gw\d\] .* PASSED test_harness.py::atlas_gate\[after-a-pass\]", out), out
+
+
+def test_a_marker_gate_whose_test_did_not_run_is_an_error(
+    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str
+) -> None:
+    """Deselected (``-k``), or run by another worker (``--dist loadfile`` and the other schedulings
+    that may split them): the gate cannot know how its harness run went, so it is not evaluated."""
+    seed_good(atlas_db)
+    pytester.makepyfile(test_harness=_HARNESS_UNDER_XDIST)
+    result = run(pytester, atlas_dsn, "--atlas-with-tests", "-k", "after-a-pass", "-rE")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*the test that declares it, test_harness.py::test_harness_passes, did not run in this process*"]
+    )
 
 
 def test_gates_under_xdist(
