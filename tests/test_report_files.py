@@ -78,7 +78,7 @@ def test_a_report_path_that_cannot_be_written_is_a_clear_error(pytester: pytest.
     (pytester.path / "afile").write_text("")
     result = pytester.runpytest(f"--atlas-report={pytester.path / 'afile' / 'report.json'}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--atlas-report*afile is not a folder*"])
+    result.stderr.fnmatch_lines(["*--atlas-report*afile is a file*", "*how to fix: name a file in a folder*"])
     result.stderr.no_fnmatch_line("*Traceback*")
 
 
