@@ -86,7 +86,16 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         added = []
         for spec in _marker_specs(item):
             if spec.name in names:
-                raise pytest.UsageError(f"gate name {spec.name!r} is declared twice ({item.nodeid})")
+                how = (
+                    "a marker on a parametrized test declares its gate once per parameter: give each parameter its "
+                    "own gate (pytest.param(..., marks=pytest.mark.atlas_gate(...))), or declare the gate once in "
+                    "pyproject.toml"
+                    if hasattr(item, "callspec")
+                    else "give each gate its own name"
+                )
+                raise pytest.UsageError(
+                    f"gate name {spec.name!r} is declared twice ({item.nodeid})\n  how to fix: {how}"
+                )
             names.add(spec.name)
             assert item.parent is not None
             added.append(

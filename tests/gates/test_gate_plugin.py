@@ -449,6 +449,31 @@ def test_a_marker_gate_whose_test_did_not_run_is_an_error(
     )
 
 
+def test_a_gate_name_declared_twice_is_a_usage_error_that_says_how_to_fix_it(
+    pytester: pytest.Pytester, atlas_dsn: str
+) -> None:
+    pytester.makepyfile(
+        test_harness="""
+import pytest
+
+@pytest.mark.parametrize("model", ["a", "b"])
+@pytest.mark.atlas_gate("floor", kind="threshold", threshold=0.5)
+def test_harness(model):
+    pass
+"""
+    )
+    result = run(pytester, atlas_dsn)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*gate name 'floor' is declared twice (test_harness.py::test_harness?b?)*",
+            "*a marker on a parametrized test declares its gate once per parameter: give each parameter its "
+            "own gate (pytest.param(..., marks=pytest.mark.atlas_gate(...))), or declare the gate once in "
+            "pyproject.toml*",
+        ]
+    )
+
+
 def test_gates_under_xdist(
     pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str, tmp_path: Path
 ) -> None:
