@@ -74,3 +74,21 @@ def test_factory_drift_documents_are_atlas_assessments(
             assert recomputed == item.stored_drift
             checked += 1
     assert checked == len(pairs)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_forced_outcomes_are_what_atlas_computes(atlas_dsn: str, atlas_db: psycopg.Connection[Any], seed: int) -> None:
+    """drifting=True and drift_alert=False pick rewards that give Atlas's detector that outcome
+    against the key's real history: every forced session is assessed by Atlas as forced."""
+    factory = Factory(seed, learning_keys=1)
+    ordinary = factory.sessions(12)
+    drifting = factory.sessions(3, drifting=True)
+    calm = factory.sessions(10, drift_alert=False, score=(0.6, 1.0))
+    pairs = asyncio.run(_atlas_assessments(atlas_dsn, atlas_db, ordinary + drifting + calm))
+    forced = pairs[-13:]
+    assert [atlas["alert"] for _, atlas in forced] == [True] * 3 + [False] * 10
+    for stored, atlas in forced:
+        stored = dict(stored)
+        stored.pop("message", None)
+        assert stored == atlas
+    assert all(0.6 <= g.session["reward_stats"]["score"] <= 1.0 for g in calm)
