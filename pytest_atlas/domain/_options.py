@@ -50,6 +50,9 @@ class GraphOptions:
     drift: Doc | None = None
     #: False skips the trajectory events (for strategies that only return the metadata)
     with_events: bool = True
+    #: for the factories: the reward_stats of the key's earlier sessions, newest first; the drift
+    #: document is then assessed against them (as Atlas would from the table), not a drawn history
+    drift_history: tuple[Doc, ...] | None = None
 
 
 def _check_metadata(function: str, value: Any) -> dict[str, Any] | None:

@@ -7,13 +7,16 @@ Atlas computes it), and the review gate holds or approves the session.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import median
 
 from pytest_atlas.domain._common import Doc
 from pytest_atlas.domain._drift import drift_document, reward_baseline
 from pytest_atlas.domain._source import Source
+from pytest_atlas.errors import InvalidArgument
 
-__all__ = ["Adaptive", "Review", "adaptive_route", "build_drift", "decide_review"]
+__all__ = ["Adaptive", "Review", "adaptive_route", "build_drift", "decide_review", "drift_against", "forced_sample"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,104 @@ def build_drift(
         # the construction above decides nearly always; this is the fallback that always decides
         document = assess(_forced_baseline(stats, alert=alert, window=window, min_baseline=min_baseline))
     return document
+
+
+def drift_against(
+    stats: Doc,
+    history: Sequence[Doc],
+    *,
+    key: str,
+    window: int = 50,
+    threshold: float = 3.0,
+    min_baseline: int = 5,
+) -> Doc:
+    """The drift document Atlas writes for ``stats`` when ``history`` holds the ``reward_stats`` of
+    the key's earlier sessions, newest first: the baseline is the newest ``window`` rows, the
+    current session's own stats first (they are written before the assessment runs)."""
+    baseline = reward_baseline([dict(stats), *history][: max(window, 1)], max(window, 1))
+    return drift_document(
+        stats, baseline, threshold=threshold, window=window, min_baseline=min_baseline, learning_key=key
+    )
+
+
+def forced_sample(
+    stats: Doc,
+    history: Sequence[Doc],
+    *,
+    key: str,
+    alert: bool,
+    score_range: tuple[float, float],
+    window: int = 50,
+    threshold: float = 3.0,
+    min_baseline: int = 5,
+) -> tuple[float, float] | None:
+    """The single reward sample ``(score, uncertainty)`` that gives Atlas's detector the ``alert``
+    outcome against ``history`` (newest first), or None when ``stats`` already gives it.
+
+    An alert is sought with a score at an end of ``score_range`` (the one farther from the
+    history's median first), then with an uncertainty of 0 or 1 as well; no alert with the
+    history's medians. Raises :class:`InvalidArgument` when no such sample exists: with fewer
+    than ``min_baseline - 1`` earlier sessions (Atlas never alerts on an insufficient baseline) or
+    when the history itself is so spread (earlier alerts fill much of the window) that no value
+    stands out."""
+
+    def outcome(score: float, uncertainty: float) -> bool:
+        candidate = dict(stats, score=score, score_mean=score, uncertainty_mean=uncertainty)
+        return bool(
+            drift_against(candidate, history, key=key, window=window, threshold=threshold, min_baseline=min_baseline)[
+                "alert"
+            ]
+        )
+
+    score, uncertainty = float(stats["score"]), float(stats["uncertainty_mean"])
+    if (
+        bool(
+            drift_against(stats, history, key=key, window=window, threshold=threshold, min_baseline=min_baseline)[
+                "alert"
+            ]
+        )
+        == alert
+    ):
+        return None
+    recent = list(history[: max(window, 1) - 1])
+    lo, hi = score_range
+    past_scores = [float(h.get("score_mean", h.get("score")) or 0.0) for h in recent] or [score]
+    past_uncertainty = [float(h.get("uncertainty_mean") or 0.0) for h in recent] or [uncertainty]
+    centre, spread = median(past_scores), median(past_uncertainty)
+    if alert:
+        rows = len(recent) + 1
+        if rows < min_baseline:
+            raise InvalidArgument(
+                f"drift_alert=True (drifting=True) cannot be honoured for learning key {key[:16]!r}: it has "
+                f"{len(recent)} earlier session(s) with reward_stats and Atlas's drift detector needs "
+                f"{max(min_baseline - 1, 0)} (min_baseline {min_baseline} counts the session itself) before it "
+                "can alert",
+                hint=f"build at least {max(min_baseline - 1, 0)} sessions of the key (without drifting=True) "
+                "before the drifting ones",
+            )
+        far_score = lo if abs(lo - centre) >= abs(hi - centre) else hi
+        far_uncertainty = 0.0 if spread >= 0.5 else 1.0
+        near_score = hi if far_score == lo else lo
+        candidates = [
+            (s, u)
+            for u in (uncertainty, far_uncertainty, 1.0 - far_uncertainty)
+            for s in (far_score, near_score, score)
+            if (s, u) != (score, uncertainty)
+        ]
+    else:
+        inside = min(hi, max(lo, centre))
+        candidates = [(inside, spread), (score, spread), (inside, uncertainty)]
+    for candidate in candidates:
+        if outcome(*candidate) == alert:
+            return candidate
+    raise InvalidArgument(
+        f"drift_alert={alert} cannot be honoured for learning key {key[:16]!r}: no reward within score "
+        f"{score_range} gives Atlas's drift detector that outcome against the key's last {len(recent)} "
+        "session(s)" + (" (earlier outliers fill too much of the window)" if alert else ""),
+        hint="build more ordinary sessions of the key between the drifting ones"
+        if alert
+        else "widen the score range or build the sessions without drift_alert=False",
+    )
 
 
 def _forced_baseline(stats: Doc, *, alert: bool, window: int, min_baseline: int) -> Doc:

@@ -24,7 +24,15 @@ from pytest_atlas.domain._graph import SessionGraph
 from pytest_atlas.domain._learning import build_learning_history
 from pytest_atlas.domain._metadata import RunFacts, build_session_metadata, caller_metadata
 from pytest_atlas.domain._options import GraphOptions
-from pytest_atlas.domain._review import Adaptive, Review, adaptive_route, build_drift, decide_review
+from pytest_atlas.domain._review import (
+    Adaptive,
+    Review,
+    adaptive_route,
+    build_drift,
+    decide_review,
+    drift_against,
+    forced_sample,
+)
 from pytest_atlas.domain._rewards import RewardOutcome, build_reward
 from pytest_atlas.domain._source import Source
 from pytest_atlas.domain._steps import (
@@ -119,8 +127,13 @@ def build_graph(src: Source, opts: GraphOptions) -> SessionGraph:
     if reward is not None:
         if opts.drift is not None:
             drift = opts.drift
-        elif opts.drift_alert is not None or src.key_flag(0.85):
-            drift = build_drift(src, reward.stats, key=shape.key, alert=opts.drift_alert)
+        elif opts.drift_alert is not None or src.key_flag(0.85):  # some runs record no assessment
+            if opts.drift_history is None:
+                drift = build_drift(src, reward.stats, key=shape.key, alert=opts.drift_alert)
+            else:
+                drift = drift_against(reward.stats, opts.drift_history, key=shape.key)
+                if opts.drift_alert is not None and drift["alert"] != opts.drift_alert:  # _reward chose the sample
+                    raise AssertionError(f"drift_alert={opts.drift_alert} was not honoured: {drift}")
     review = decide_review(src, status=status, drift=drift, pinned=opts.review_status)
     caller = (
         dict(opts.caller_metadata)
@@ -201,14 +214,22 @@ def _reward(src: Source, opts: GraphOptions, shape: _Shape) -> RewardOutcome | N
     if not evaluation_ran:
         return None
     reward_moment = (shape.completed or shape.created) - timedelta(seconds=min(shape.duration / 2, 1.0))
-    return build_reward(
-        src,
-        task=shape.task,
-        moment=reward_moment,
-        score_range=opts.score or (0.0, 1.0),
-        execution_mode=shape.mode,
-        exact=opts.exact_reward,
-    )
+    score_range = opts.score or (0.0, 1.0)
+
+    def evaluate(exact: tuple[float, float] | None) -> RewardOutcome:
+        return build_reward(
+            src, task=shape.task, moment=reward_moment, score_range=score_range, execution_mode=shape.mode, exact=exact
+        )
+
+    reward = evaluate(opts.exact_reward)
+    if opts.drift_history is not None and opts.drift_alert is not None:
+        # a forced outcome against a real history: the evaluation yields the sample that gives it
+        sample = forced_sample(
+            reward.stats, opts.drift_history, key=shape.key, alert=opts.drift_alert, score_range=score_range
+        )
+        if sample is not None:
+            reward = evaluate(sample)
+    return reward
 
 
 def _run(src: Source, opts: GraphOptions, shape: _Shape) -> _Run:

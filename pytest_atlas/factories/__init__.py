@@ -6,7 +6,8 @@ Build (no database) or create (inserted with COPY, ids returned)::
 
     graph = factories.session(failed=True)                 # a SessionGraph of plain dicts
     graphs = factories.sessions(20, learning_key="k")      # twenty, created_at ascending
-    ids = factories.create_sessions(conn, 1000, drifting=True)
+    ids = factories.create_sessions(conn, 1000)            # drift assessed as Atlas does, in time order
+    factories.session(learning_key="k", drifting=True)     # an alert against k's twenty earlier sessions
     factories.insert_graphs(conn, graphs)                   # any graphs, e.g. drawn by Hypothesis
     factories.load_export(conn, "export.jsonl")             # replay `arc-atlas export` output
 

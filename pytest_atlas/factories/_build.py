@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import itertools
 import random
 from collections.abc import Callable
@@ -40,6 +42,8 @@ _OPTIONS = (
     "created_at",
     "metadata",
 )
+#: Atlas's drift window: the baseline holds the key's newest 50 sessions, the assessed one included
+_WINDOW = 50
 _COLUMNS = ("final_answer", "review_notes", "student_learning", "teacher_learning", "completed_at")
 
 
@@ -90,6 +94,9 @@ class Factory:
         self._keys = [format(self._rng.getrandbits(256), "064x") for _ in range(learning_keys)]
         self._key_cycle = itertools.cycle(self._keys)
         self._task_number = itertools.count(1)
+        #: per learning key, the (created_at, build number, reward_stats) of the sessions built, in time order
+        self._rewards: dict[str, list[tuple[datetime, int, Any]]] = {}
+        self._built = itertools.count()
         self._clock = start or datetime(2025, 2, 1, tzinfo=timezone.utc) + timedelta(
             seconds=self._rng.randrange(86400 * 30)
         )
@@ -177,8 +184,22 @@ class Factory:
         options.setdefault("learning_key", self.next_learning_key())
         if options.get("created_at") is None:
             options["created_at"] = self._next_time()
-        graph = build_graph(self._source, graph_options(function, **options))
+        opts = graph_options(function, **options)
+        created = opts.created_at
+        assert created is not None
+        earlier = self._rewards.get(opts.learning_key, []) if opts.learning_key else []  # None: a new key
+        # the key's sessions built before this one and created no later: what Atlas's baseline reads
+        end = bisect.bisect_right(earlier, created, key=lambda entry: entry[0])
+        history = tuple(entry[2] for entry in reversed(earlier[max(end - _WINDOW + 1, 0) : end]))
+        graph = build_graph(self._source, dataclasses.replace(opts, drift_history=history))
         graph.session.update(columns)
+        stats = graph.session["reward_stats"]
+        metadata = graph.session["metadata"]
+        if stats is not None and isinstance(metadata, dict):
+            recorded = str(metadata.get("learning_key") or "")
+            bisect.insort(
+                self._rewards.setdefault(recorded, []), (created, next(self._built), stats), key=lambda e: e[:2]
+            )
         return graph
 
     def sessions(self, n: int, **overrides: Any) -> list[SessionGraph]:

@@ -234,7 +234,7 @@ def test_reset_isolation_restores_the_seeded_rows(pytester: pytest.Pytester) -> 
                 if n % 2:
                     conn.execute("DELETE FROM sessions WHERE id = (SELECT min(id) FROM sessions)")
                 sid = conn.execute("SELECT max(id) FROM sessions").fetchone()[0]
-                conn.execute("INSERT INTO guidance_notes (session_id, step_id, sequence, note) VALUES (%s, 1, 1, 'mine')", (sid,))
+                conn.execute("INSERT INTO guidance_notes (session_id, step_id, sequence, note) VALUES (%s, 1, 99, 'mine')", (sid,))
                 conn.commit()
         """
     )

@@ -67,12 +67,25 @@ def test_custom_sequences() -> None:
     ],
 )
 def test_traits(trait: str, check: Any) -> None:
-    graphs = Factory(seed=3).sessions(12, **{trait: True})
+    factory = Factory(seed=3)
+    factory.sessions(60)  # a history for each key: Atlas's detector alerts only against one
+    graphs = factory.sessions(12, **{trait: True})
     assert all(check(g) for g in graphs)
 
 
+def test_drifting_needs_a_history_atlas_could_alert_against() -> None:
+    factory = Factory(seed=3, learning_keys=1)
+    factory.sessions(2)
+    with pytest.raises(InvalidArgument, match=r"drift_alert=True \(drifting=True\) cannot be honoured .* needs 4"):
+        factory.session(drifting=True)
+    factory.sessions(8)
+    assert factory.session(drifting=True).session["metadata"]["drift"]["alert"] is True
+
+
 def test_traits_combine_and_conflicts_are_refused() -> None:
-    graph = Factory(seed=2).session(drifting=True, quarantined=True)
+    factory = Factory(seed=2)
+    factory.sessions(12, learning_key="k")
+    graph = factory.session(drifting=True, quarantined=True, learning_key="k")
     assert graph.session["review_status"] == "quarantined"
     assert graph.session["metadata"]["review_status"] == "pending"  # the stale metadata copy, as in Atlas
     with pytest.raises(InvalidArgument, match=r"^session\(\): failed must be no conflicting.*, got True"):
@@ -119,7 +132,8 @@ def test_create_sessions_validates_before_sending(atlas_db: psycopg.Connection[A
 
 
 def test_atlas_factory_fixture_commits_for_other_connections(atlas_factory: BoundFactory, atlas_dsn: str) -> None:
-    ids = atlas_factory.sessions(30, drifting=True)
+    atlas_factory.sessions(60)  # each key's history: Atlas's detector alerts only against one
+    ids = atlas_factory.sessions(6, drifting=True)
     single = atlas_factory.session(quarantined=True)
     with psycopg.connect(atlas_dsn) as other:
         found = other.execute(
@@ -127,7 +141,7 @@ def test_atlas_factory_fixture_commits_for_other_connections(atlas_factory: Boun
             (ids,),
         ).fetchone()
         status = other.execute("SELECT review_status FROM sessions WHERE id = %s", (single,)).fetchone()
-    assert found == (31, 30) and status == ("quarantined",) and single not in ids
+    assert found == (67, 6) and status == ("quarantined",) and single not in ids
     graph = atlas_factory.build(running=True)
     assert graph.session["status"] == "running"
     assert len(atlas_factory.build_many(3)) == 3

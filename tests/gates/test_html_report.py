@@ -52,7 +52,7 @@ def seed(conn: Conn) -> None:
     """The main run, and a candidate harness that stopped writing adaptive_summary and scores lower."""
     factory = Factory(1, learning_keys=2)
     main = factory.sessions(120, metadata={"run": "main"}, score=(0.75, 0.95), approved=True)
-    cand = factory.sessions(120, metadata={"run": "candidate"}, score=(0.6, 0.9), approved=True)
+    cand = factory.sessions(120, metadata={"run": "candidate"}, score=(0.55, 0.85), approved=True)
     for graph in cand:
         graph.session["metadata"].pop("adaptive_summary", None)
     insert_graphs(conn, main + cand)

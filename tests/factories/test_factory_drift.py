@@ -1,0 +1,94 @@
+"""The drift documents the factories write are Atlas's: each factory session is inserted in time
+order and Atlas's own detector (RewardDriftDetector over atlas.runtime.storage.Database, reading
+the database with asyncpg as the runtime does right after a session's reward_stats are written)
+assesses it; the document the factory stored in metadata.drift is the one Atlas computes, and the
+drift gate's recomputation from the table agrees with every stored document."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psycopg
+import pytest
+
+from pytest_atlas import Selection
+from pytest_atlas.domain import drift_document, reward_baseline
+from pytest_atlas.factories import Factory, SessionGraph, insert_graph
+from pytest_atlas.gates._kinds.drift import fetch_drift_inputs
+
+
+async def _atlas_assessments(
+    dsn: str, conn: psycopg.Connection[Any], graphs: list[SessionGraph]
+) -> list[tuple[Any, Any]]:
+    from atlas.config.models import StorageConfig
+    from atlas.runtime.learning.drift import RewardDriftDetector
+    from atlas.runtime.storage.database import Database
+
+    database = Database(StorageConfig(database_url=dsn, apply_schema_on_connect=False))
+    await database.connect()
+    try:
+        detector = RewardDriftDetector()  # Atlas's defaults: window 50, z 3.0, min_baseline 5
+        pairs = []
+        for graph in graphs:
+            insert_graph(conn, graph)
+            conn.commit()
+            metadata = graph.session["metadata"]
+            if not isinstance(metadata, dict) or "drift" not in metadata:
+                continue
+            assessment = await detector.assess(
+                database, learning_key=metadata.get("learning_key"), current_stats=graph.session["reward_stats"]
+            )
+            assert assessment is not None
+            pairs.append((metadata["drift"], assessment.to_dict()))
+        return pairs
+    finally:
+        await database.disconnect()
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_factory_drift_documents_are_atlas_assessments(
+    atlas_dsn: str, atlas_db: psycopg.Connection[Any], seed: int
+) -> None:
+    factory = Factory(seed, learning_keys=2)
+    graphs = factory.sessions(24) + factory.sessions(4, drifting=True) + factory.sessions(6)
+    pairs = asyncio.run(_atlas_assessments(atlas_dsn, atlas_db, graphs))
+    assert len(pairs) >= 20
+    alerts = 0
+    for stored, atlas in pairs:
+        stored = dict(stored)
+        if atlas["alert"]:
+            alerts += 1
+            assert stored.pop("message") == f"Reward drift alert ({atlas['reason']})"
+        assert stored == atlas
+    assert alerts >= 4
+    # the drift gate's recomputation from the table is the stored document, session by session
+    inputs = fetch_drift_inputs(atlas_db, Selection(include_quarantined=True), window=50, last=100)
+    checked = 0
+    for item in inputs:
+        if isinstance(item.stored_drift, dict):
+            baseline = reward_baseline(list(item.history), window=50)
+            recomputed = drift_document(
+                item.reward_stats, baseline, threshold=3.0, window=50, min_baseline=5, learning_key=item.learning_key
+            )
+            assert recomputed == item.stored_drift
+            checked += 1
+    assert checked == len(pairs)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_forced_outcomes_are_what_atlas_computes(atlas_dsn: str, atlas_db: psycopg.Connection[Any], seed: int) -> None:
+    """drifting=True and drift_alert=False pick rewards that give Atlas's detector that outcome
+    against the key's real history: every forced session is assessed by Atlas as forced."""
+    factory = Factory(seed, learning_keys=1)
+    ordinary = factory.sessions(12)
+    drifting = factory.sessions(3, drifting=True)
+    calm = factory.sessions(10, drift_alert=False, score=(0.6, 1.0))
+    pairs = asyncio.run(_atlas_assessments(atlas_dsn, atlas_db, ordinary + drifting + calm))
+    forced = pairs[-13:]
+    assert [atlas["alert"] for _, atlas in forced] == [True] * 3 + [False] * 10
+    for stored, atlas in forced:
+        stored = dict(stored)
+        stored.pop("message", None)
+        assert stored == atlas
+    assert all(0.6 <= g.session["reward_stats"]["score"] <= 1.0 for g in calm)
