@@ -44,6 +44,9 @@ _OPTIONS = (
 )
 #: Atlas's drift window: the baseline holds the key's newest 50 sessions, the assessed one included
 _WINDOW = 50
+#: the sessions of a key a factory remembers for later baselines (the newest); a session built with a
+#: created_at before all of them is assessed against those it finds
+_REMEMBERED = 1000
 _COLUMNS = ("final_answer", "review_notes", "student_learning", "teacher_learning", "completed_at")
 
 
@@ -197,9 +200,10 @@ class Factory:
         metadata = graph.session["metadata"]
         if stats is not None and isinstance(metadata, dict):
             recorded = str(metadata.get("learning_key") or "")
-            bisect.insort(
-                self._rewards.setdefault(recorded, []), (created, next(self._built), stats), key=lambda e: e[:2]
-            )
+            remembered = self._rewards.setdefault(recorded, [])
+            bisect.insort(remembered, (created, next(self._built), stats), key=lambda e: e[:2])
+            if len(remembered) > 2 * _REMEMBERED:  # a factory that builds millions holds a window of each key
+                del remembered[:-_REMEMBERED]
         return graph
 
     def sessions(self, n: int, **overrides: Any) -> list[SessionGraph]:

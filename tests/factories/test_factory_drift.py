@@ -92,3 +92,16 @@ def test_forced_outcomes_are_what_atlas_computes(atlas_dsn: str, atlas_db: psyco
         stored.pop("message", None)
         assert stored == atlas
     assert all(0.6 <= g.session["reward_stats"]["score"] <= 1.0 for g in calm)
+
+
+def test_a_factory_remembers_a_bounded_window_of_each_key() -> None:
+    """Each session's baseline is at most the 49 sessions of its key before it: a factory that builds
+    many sessions keeps the newest few thousand of each key, not every one it built."""
+    from pytest_atlas.factories import _build
+
+    factory = Factory(3, learning_keys=1)
+    for _ in range(50):
+        factory.sessions(100)
+    (remembered,) = factory._rewards.values()
+    assert len(remembered) <= 2 * _build._REMEMBERED
+    assert [entry[1] for entry in remembered] == sorted(entry[1] for entry in remembered)
