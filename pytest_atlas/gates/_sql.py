@@ -106,10 +106,16 @@ def read_only(
     except psycopg.Error as exc:
         if bare and isinstance(exc, psycopg.errors.NumericValueOutOfRange):
             raise OutOfRange from None
-        found = query_problem(exc, conn)
-        error = GateError(f"gate query failed: {found.problem}", hint=found.hint)
-        error.transient = found.transient
-        raise error from None
+        raise _query_error(exc, conn) from None
+
+
+def _query_error(exc: psycopg.Error, conn: psycopg.Connection[Any]) -> GateError:
+    """The GateError of a failed read: what the server said, a hint for its cause, and whether
+    reading again may succeed (``transient``)."""
+    found = query_problem(exc, conn)
+    error = GateError(f"gate query failed: {found.problem}", hint=found.hint)
+    error.transient = found.transient
+    return error
 
 
 @contextlib.contextmanager
@@ -124,10 +130,7 @@ def snapshot(conn: psycopg.Connection[Any]) -> Iterator[None]:
     try:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     except psycopg.Error as exc:
-        found = query_problem(exc, conn)
-        error = GateError(f"gate query failed: {found.problem}", hint=found.hint)
-        error.transient = found.transient
-        raise error from None
+        raise _query_error(exc, conn) from None
     try:
         yield
     finally:

@@ -19,10 +19,8 @@ from pytest_atlas.plugin._reporter import draws_charts
 if TYPE_CHECKING:  # the gate machinery pulls in numpy and scipy: imported only when gates run
     from pytest_atlas.gates import Acceptance, GateSpec
 
-__all__ = ["GATE_GROUP", "GateCollection", "GateItem", "accepted_key", "how_it_went"]
+__all__ = ["GateCollection", "GateItem", "accepted_key", "how_it_went"]
 
-#: the pytest-xdist group of the gates and of the tests markers declare gates on (one worker runs them all)
-GATE_GROUP = "atlas-gates"
 #: where the plugin keeps the run's allow-list (set by ``_gates`` from the declarations)
 accepted_key = pytest.StashKey["tuple[Acceptance, ...]"]()
 #: on a test that declares a marker gate, once it ran in this process: None when it passed, else
@@ -47,8 +45,6 @@ class GateItem(CheckItem):
         self.spec = spec
         #: the test a marker declared the gate on (None for a gate declared in configuration)
         self.declared_on = declared_on
-        if self.config.pluginmanager.hasplugin("xdist"):  # unknown marker otherwise (--strict-markers)
-            self.add_marker(pytest.mark.xdist_group(GATE_GROUP))
 
     def _check_its_test(self, test: pytest.Item) -> None:
         """The sessions a marker gate judges are those its test (a harness run) writes: the gate is
