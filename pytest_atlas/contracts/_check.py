@@ -133,6 +133,7 @@ def run_ranges(
     """The report of each range of ``column``'s plan (every range :func:`~pytest_atlas.contracts.plan_ranges`
     made for its table, in order), each what ``run_checks(..., id_range=range)`` gives, from one read
     of the column: a process that checks every range pays for one scan, not one per range."""
+    conninfo_or_connection = hide_password(conninfo_or_connection)  # frames show it redacted
     ordered = list(ranges)
     contiguous = all(a.high is not None and a.high == b.low for a, b in itertools.pairwise(ordered))
     keyed = all(id_range.key == column.table.key[0] for id_range in ordered)

@@ -443,6 +443,13 @@ def test_runtime():
 
 def test_gate():
     evaluate(GateSpec.build("floor", {"kind": "threshold", "threshold": 0.5}), os.environ["ATLAS_SECRET_TARGET"])
+
+
+def test_range_scan():
+    from pytest_atlas.contracts import IdRange, resolve_targets, run_ranges
+
+    (column,) = resolve_targets(["sessions.metadata"], None)
+    run_ranges(os.environ["ATLAS_SECRET_TARGET"], column, [IdRange("id", None, None, 1, 1)], None)
 """
 
 
@@ -459,7 +466,7 @@ def test_a_dsn_passed_to_the_public_api_never_shows_its_password(
     monkeypatch.setenv("ATLAS_SECRET_TARGET", f"postgresql://postgres:{word}@127.0.0.1:1/postgres")
     pytester.makepyfile(_DSN_IN_USER_CODE)
     result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:xdist", *args)
-    result.assert_outcomes(failed=9)
+    result.assert_outcomes(failed=10)
     text = result.stdout.str() + result.stderr.str()
     assert word not in text
     assert "ProgrammingError" not in text and "TypeError" not in text
