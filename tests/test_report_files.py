@@ -102,3 +102,22 @@ def test_a_report_file_of_another_account_is_refused(tmp_path: Path) -> None:
         write_output(link, b"ours\n")
     assert not (tmp_path / "elsewhere").exists()
     assert write_output(sticky / "new.json", b"ours\n").read_bytes() == b"ours\n"
+
+
+@ROOT_ONLY
+def test_a_folder_of_another_account_anywhere_on_the_way_is_refused(tmp_path: Path) -> None:
+    """Not only the folder the file goes in: any folder above it that another account owns lets
+    that account rename what is below away and put a link in its place (to /etc, say)."""
+    from pytest_atlas.db import UnsafePathError, check_output, write_output
+
+    theirs = tmp_path / "theirs"
+    mine = theirs / "mine"
+    mine.mkdir(parents=True)
+    os.chown(theirs, 65534, 65534)
+    os.chmod(mine, 0o700)
+    for path in (mine / "report.json", mine / "new" / "report.json"):
+        with pytest.raises(UnsafePathError, match=r"theirs belongs to .*uid 65534.*, who could replace mine in it"):
+            check_output(path)
+        with pytest.raises(UnsafePathError, match="who could replace mine in it"):
+            write_output(path, b"ours\n")
+    assert list(mine.iterdir()) == []

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import os
 import pwd
 import secrets
@@ -176,13 +177,15 @@ _OUTPUT_ELSEWHERE = "(give the option a path there)"
 def check_output(path: Path) -> None:
     """Raise UnsafePathError unless a file the user asked for (a report, a baseline) may be written
     at ``path``: no folder on the way is a link another account made or something other than a
-    folder, the folder it goes in (or the deepest one that exists) is one nobody else can swap it
-    in (see :func:`check_parent`), and ``path`` itself is not a link, not a special file and not
-    another account's file."""
+    folder, no folder that exists on the way is one in which somebody else could swap what comes
+    next (see :func:`check_parent`: a folder above the file's, renamed away and replaced by a
+    link, would move the file elsewhere too), and ``path`` itself is not a link, not a special
+    file and not another account's file."""
     path = Path(os.path.abspath(path))
     me = os.geteuid()
     below = path
-    for folder in reversed(path.parents):
+    chain = [*reversed(path.parents), path]
+    for folder, child in itertools.pairwise(chain):
         try:
             st = os.lstat(folder)
         except FileNotFoundError:
@@ -200,7 +203,7 @@ def check_output(path: Path) -> None:
             )
         if not stat.S_ISLNK(st.st_mode) and not stat.S_ISDIR(st.st_mode):
             raise _refuse(folder, "is not a folder", "give a path in a folder")
-    check_parent(below, elsewhere=_OUTPUT_ELSEWHERE)
+        check_parent(child, elsewhere=_OUTPUT_ELSEWHERE)  # the folder as it is used (a link followed)
     if below == path:
         _check_target(path)
 
