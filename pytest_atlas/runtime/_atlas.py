@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Any, Protocol
 
-from pytest_atlas._dsn import Dsn, redact_text, secrets_of
+from pytest_atlas._dsn import Dsn
 from pytest_atlas.errors import AtlasRuntimeError
 
 __all__ = [
@@ -229,13 +229,16 @@ def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def validate_config(config: Mapping[str, Any]) -> Any:
-    """Atlas's ``AtlasConfig`` for ``config``, or :class:`AtlasRuntimeError` with Atlas's message."""
+    """Atlas's ``AtlasConfig`` for ``config``, or :class:`AtlasRuntimeError` with Atlas's message.
+    Atlas reads the connection string redacted here (its ``database_url`` is any string): the
+    parsed configuration, kept for the learning key, holds no password."""
+    storage = config.get("storage")
+    if isinstance(storage, Mapping) and isinstance(storage.get("database_url"), Dsn):
+        config = {**config, "storage": {**storage, "database_url": storage["database_url"].redacted}}
     try:
-        return _atlas().parse_config(plain_config(config))
+        return _atlas().parse_config(dict(config))
     except Exception as exc:
-        storage = config.get("storage")
-        dsn = storage.get("database_url") if isinstance(storage, Mapping) else None  # a Dsn: shown redacted
-        detail = redact_text(" ".join(str(exc).split()), *(secrets_of(dsn.reveal()) if isinstance(dsn, Dsn) else ()))
+        detail = " ".join(str(exc).split())
         raise AtlasRuntimeError(
             f"Atlas rejects the run's configuration: {detail[:600]}",
             hint="check the config= you gave (it is merged over pytest-atlas's defaults)",

@@ -167,6 +167,13 @@ def test_a_rejected_config_never_shows_the_password() -> None:
     assert "Atlas rejects the run's configuration" in str(info.value) and "s3cret-pw" not in str(info.value)
 
 
+def test_the_validated_configuration_holds_no_password() -> None:
+    # the runtime keeps Atlas's parsed configuration for the learning key: a frame that shows it
+    # (--showlocals in learning_key_for, or in Atlas's own code) must not show the password
+    runtime = AtlasRuntime("postgresql://nobody:s3cret-pw@127.0.0.1:1/nowhere")
+    assert "s3cret-pw" not in repr(runtime._atlas_config) and "s3cret-pw" not in str(vars(runtime))
+
+
 RUNTIME_FAILURES = """
 from pytest_atlas import AtlasRuntime
 
