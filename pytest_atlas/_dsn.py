@@ -186,7 +186,7 @@ def check_dsn(dsn: str, where: str) -> dict[str, str]:
     checked = {key: str(value) for key, value in params.items() if value is not None}
     # libpq parses these only when it connects: a typo would be an error of every item, not a usage error
     for port in checked.get("port", "").split(","):
-        if port.strip() and not (port.strip().isdigit() and 1 <= int(port) <= 65535):
+        if port.strip() and not (_ascii_digits(port.strip()) and 1 <= int(port) <= 65535):
             raise ConfigError(
                 where,
                 redact(dsn),
@@ -194,11 +194,16 @@ def check_dsn(dsn: str, where: str) -> dict[str, str]:
                 hint="PostgreSQL's is 5432",
             )
     timeout = checked.get("connect_timeout", "").strip()
-    if timeout and not timeout.lstrip("-").isdigit():
+    if timeout and not _ascii_digits(timeout.lstrip("-")):
         raise ConfigError(
             where, redact(dsn), f"connect_timeout {timeout!r} is not a number of seconds", hint="connect_timeout=10"
         )
     return checked
+
+
+def _ascii_digits(text: str) -> bool:
+    """Digits as libpq reads them (str.isdigit also takes '²' and other scripts' digits)."""
+    return text.isascii() and text.isdigit()
 
 
 def dsn_with_dbname(dsn: str, dbname: str) -> str:

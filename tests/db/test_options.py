@@ -31,6 +31,12 @@ TRIVIAL = "def test_nothing():\n    pass\n"
         (["--atlas-dsn", "postgresql://u:hunter2@h:0/db"], "", "invalid value for --atlas-dsn: * port '0' is not*"),
         ([], "atlas_target = host=h port=5432,x", "invalid value for ini atlas_target: * port 'x' is not a port*"),
         (["--atlas-target", "host=h connect_timeout=soon"], "", "connect_timeout 'soon' is not a number of seconds"),
+        (
+            ["--atlas-target", "host=h port=\u00b2"],
+            "",
+            "invalid value for --atlas-target: * port '\u00b2' is not a port*",
+        ),
+        (["--atlas-target", "host=h connect_timeout=\u0663"], "", "connect_timeout '\u0663' is not a number*"),
         (["--atlas-report-html", "."], "", "invalid value for --atlas-report-html: '.': is a directory*"),
         (
             [],
