@@ -41,6 +41,8 @@ def kill_the_waiting_backend(locker):
             if rows:
                 for (pid,) in rows:
                     admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                with open(os.environ["KILLED_FILE"], "a") as killed:  # the outer test checks a read was cut
+                    killed.write(f"{len(rows)}\\n")
                 break
             time.sleep(0.02)
     locker.rollback()
@@ -76,6 +78,7 @@ def faults(
     pytester: pytest.Pytester, atlas_postgres: Any, atlas_database: Any, monkeypatch: pytest.MonkeyPatch
 ) -> pytest.MonkeyPatch:
     monkeypatch.setenv("ADMIN_DSN", atlas_postgres.dsn(atlas_database.name))
+    monkeypatch.setenv("KILLED_FILE", str(pytester.path / "killed.txt"))
     pytester.makeconftest(FAULTS)
     pytester.makefile(".toml", pyproject=GATES)
     return monkeypatch
@@ -84,6 +87,12 @@ def faults(
 def seed(conn: Conn) -> None:
     insert(conn, [session_row(0.8 + (i % 5) / 100, minute=i) for i in range(40)])
     conn.commit()
+
+
+def killed(pytester: pytest.Pytester) -> int:
+    """How many backends the inner run's conftest terminated while they waited (MODE=kill)."""
+    path = pytester.path / "killed.txt"
+    return sum(int(line) for line in path.read_text().split()) if path.exists() else 0
 
 
 def run(pytester: pytest.Pytester, check: str, target: str) -> pytest.RunResult:
@@ -98,7 +107,7 @@ def test_a_gate_whose_connection_is_cut_mid_query_is_read_again(
     faults.setenv("MODE", "kill")
     result = run(pytester, "--atlas-gates", atlas_dsn)
     result.assert_outcomes(passed=1)
-    assert result.ret == 0
+    assert result.ret == 0 and killed(pytester) >= 1
 
 
 def test_a_contract_item_whose_connection_is_cut_mid_query_is_read_again(
@@ -110,7 +119,7 @@ def test_a_contract_item_whose_connection_is_cut_mid_query_is_read_again(
     faults.setenv("MODE", "kill")
     result = run(pytester, "--atlas-contract", atlas_dsn)
     result.assert_outcomes(passed=17)
-    assert result.ret == 0
+    assert result.ret == 0 and killed(pytester) >= 1
 
 
 @pytest.mark.parametrize(("check", "victim"), [("--atlas-gates", "floor"), ("--atlas-contract", "sessions.metadata")])
