@@ -155,7 +155,8 @@ class PayloadValidator:
         brackets than that: orjson refuses numbers that overflow to infinity): the walk that checks
         it is skipped.
         """
-        if not storable and not is_plain_json(document):
+        plain = storable or is_plain_json(document)
+        if not plain:
             problems = storability_violations(document, self.name)
             if problems:
                 if any(v.keyword == "x-depth" for v in problems):
@@ -179,7 +180,7 @@ class PayloadValidator:
                 return self._explain(strict, document)
         except _ENGINE_ERRORS:
             pass
-        errors = self._detail_violations(document, plain=True)
+        errors = self._detail_violations(document, plain=plain)
         if not errors:
             errors = [self._disagreement(document)]
         warnings: list[Violation] = []
