@@ -5,7 +5,7 @@ Learning keys, JSON keys, status values and messages come from data nobody check
 turns every control character (and the invisible bidirectional overrides) into a visible
 ``\\x..`` / ``\\u....`` escape; :func:`render_table` escapes every cell before it measures it, so
 the columns still line up; :func:`markdown_table` draws the same rows as a Markdown table (for
-``$GITHUB_STEP_SUMMARY``), its cells also stripped of pipes, backticks and HTML. Light on
+``$GITHUB_STEP_SUMMARY``), its cells' Markdown punctuation escaped so that they show as text. Light on
 purpose: no imports beyond the standard library.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Sequence
 
-__all__ = ["escape", "escape_lines", "markdown_cell", "markdown_table", "render_table"]
+__all__ = ["escape", "escape_lines", "markdown_cell", "markdown_code", "markdown_table", "render_table"]
 
 # C0 and C1 controls, DEL, the line/paragraph separators and the bidirectional formatting characters
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -59,9 +59,23 @@ _NOT_BLOCKING = "☑️"
 _ICON = {"PASS": "✅", "OK": "✅", "FAIL": "❌", "NEW": "❌", "INCONCLUSIVE": "⚠️", "ERROR": "💥"}
 
 
+#: the characters Markdown (CommonMark, and GitHub's tables, strike-through and math) can read as
+#: markup in the middle of a line; each is written backslash-escaped, which CommonMark shows as the
+#: character itself
+_MARKUP = re.compile(r"([\\`*_\[\]<>&|~$])")
+
+
 def markdown_cell(text: str) -> str:
-    """Text for a Markdown table cell or line: escaped, one line, pipes and backticks neutralised, no HTML."""
-    return escape(" ".join(str(text).split("\n"))).replace("|", "\\|").replace("`", "'").replace("<", "&lt;")
+    """Text for a Markdown table cell or line, shown as it is: escaped, one line, and every character
+    Markdown could read as a link, an image, emphasis, HTML, an entity, code, math or a cell border
+    backslash-escaped."""
+    return _MARKUP.sub(r"\\\1", escape(" ".join(str(text).split("\n"))))
+
+
+def markdown_code(text: str) -> str:
+    """Text for a Markdown code span (shown literally, so nothing is escaped): escaped, one line, its
+    backticks (which would end the span) written as quotes."""
+    return escape(" ".join(str(text).split("\n"))).replace("`", "'")
 
 
 def markdown_table(rows: Sequence[Sequence[str]], *, outcome_column: int | None = None) -> list[str]:

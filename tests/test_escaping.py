@@ -3,13 +3,14 @@ character (a terminal escape sequence, a newline that forges a row, a bidi overr
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
 import psycopg
 import pytest
 
-from pytest_atlas._table import escape, render_table
+from pytest_atlas._table import escape, markdown_cell, markdown_table, render_table
 from pytest_atlas.stats import compare  # noqa: F401  (numpy and scipy once per process, outside pytester's snapshots)
 
 from .contracts import contract_documents as D
@@ -63,3 +64,49 @@ def test_contract_reports_escape_json_keys_and_values(
     text = result.stdout.str()
     assert "team\\u001b[2J" in text and "done\\x1b[2J" in text
     assert not UNSAFE.search(text)
+
+
+# what a key written by an agent could make of a step summary: a link whose text is not its target,
+# an image fetched when the summary is opened, emphasis, HTML, an entity, a strike-through, a code
+# span, math, a forged cell
+MARKDOWN_KEY = "*e* [o](u) ![i](https://example.com/i.png) _u_ ~~s~~ <b>h</b> &#x2705; `c` $x$ | y"
+MARKDOWN_TAGS = re.compile(r"<(a|img|em|strong|del|s|b|script|h\d)[ >]")
+
+
+def _rendered(markdown: str) -> str:
+    """The summary drawn to HTML the way GitHub reads it (CommonMark with GFM tables and strike-through)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(markdown)
+
+
+def test_the_step_summary_shows_keys_from_the_database_as_text(
+    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    insert(atlas_db, [session_row(0.3 + i / 100, key=MARKDOWN_KEY, minute=i) for i in range(30)])
+    atlas_db.commit()
+    pytester.makefile(".toml", pyproject='[tool.pytest-atlas.gates.floor]\nkind = "threshold"\nthreshold = 0.9\n')
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = pytester.runpytest("--atlas-gates", f"--atlas-target={atlas_dsn}", "-p", "no:randomly")
+    assert result.ret == 1
+    markdown = summary.read_text()
+    page = _rendered(markdown)
+    # the only markup is the summary's own: its heading, its bold counts line and the gate names of its reasons, the emphasis of its
+    # chart captions, its table and code spans
+    assert not {tag.group(1) for tag in MARKDOWN_TAGS.finditer(page)} - {"h3", "strong", "em"}
+    assert page.count("<h3>") == 1
+    assert page.count("<strong>") == markdown.count("\n- **") + markdown.count("\n**gates**") == 2
+    assert page.count("<em>") == len(re.findall(r"^\*[^*]", markdown, re.MULTILINE)) == 1
+    # the key is shown as the terminal's table shows it (shortened), as text
+    cells = [html.unescape(cell) for cell in re.findall(r"<td>(.*?)</td>", page)]
+    assert cells[:2] == ["floor", "*e* [o](u) !…"]
+
+
+def test_markdown_cells_render_as_their_text() -> None:
+    text = "a *b* _c_ [d](e) ![f](g) <h> &amp; ~~i~~ `j` $k$ \\l | m"
+    table = "\n".join(markdown_table([("key", "n"), (text, "1")]))
+    cells = re.findall(r"<td>(.*?)</td>", _rendered(table))
+    assert [html.unescape(cell) for cell in cells] == [text, "1"]
+    line = _rendered(f"- **{markdown_cell('g')}**: {markdown_cell(text)}")
+    assert html.unescape(re.sub(r"<[^>]+>", "", line)).strip() == f"g: {text}"

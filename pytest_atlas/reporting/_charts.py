@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from pytest_atlas._table import escape
+from pytest_atlas._table import escape, markdown_cell, markdown_code
 
 __all__ = ["fields_svg", "mermaid_charts", "render_html", "reward_svg"]
 
@@ -356,12 +356,14 @@ def mermaid_charts(payloads: Sequence[Mapping[str, Any]]) -> list[str]:
                 captions = "scores (first line), threshold (second)" + (
                     ", baseline band (last two)" if chart.get("band") else ""
                 )
-                out += [f"*{_label(name)} · `{_label(key or '(no key)')}`*: {captions}", "", *block, ""]
+                caption = f"*{markdown_cell(_label(name))} · `{markdown_code(_label(key or '(no key)'))}`*"
+                out += [f"{caption}: {captions}", "", *block, ""]
         if payload.get("gate_kind") == "fields":
             block = _fields_mermaid(f"{name} - field presence", payload.get("rows", []))
             if block:
                 out += [
-                    f"*{_label(name)}*: share of sessions per path, baseline (first bar) and candidate (second)",
+                    f"*{markdown_cell(_label(name))}*: share of sessions per path, baseline (first bar) and "
+                    "candidate (second)",
                     "",
                     *block,
                     "",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pytest_atlas._table import markdown_cell, markdown_table
+from pytest_atlas._table import markdown_cell, markdown_code, markdown_table
 from pytest_atlas.reporting._charts import mermaid_charts
 from pytest_atlas.reporting._contracts import contract_rows
 from pytest_atlas.reporting._gates import HEADERS, gate_rows, row_label
@@ -33,7 +33,7 @@ def render_markdown(
     from pytest_atlas.gates import GateResult
 
     gate_results = [g if isinstance(g, GateResult) else GateResult.from_dict(g) for g in gates]
-    out = [f"### {title}" + (f": `{markdown_cell(target)}`" if target else ""), ""]
+    out = [f"### {title}" + (f": `{markdown_code(target)}`" if target else ""), ""]
     if gate_results:
         out += [f"**gates**: {counts([r.to_dict() for r in gate_results], 'gate')}", ""]
         out += markdown_table([HEADERS, *gate_rows(gate_results)], outcome_column=6)
@@ -43,7 +43,7 @@ def render_markdown(
             if r.error or not r.rows
         ]
         reasons += [
-            f"- **{markdown_cell(r.name)}** `{markdown_cell(row_label(r, row))}`: {markdown_cell(row.reason)}"
+            f"- **{markdown_cell(r.name)}** `{markdown_code(row_label(r, row))}`: {markdown_cell(row.reason)}"
             for r in gate_results
             for row in r.rows
             if row.outcome.value != "pass"
