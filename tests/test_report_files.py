@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from pytest_atlas.stats import compare  # noqa: F401  (numpy and scipy once per process, outside pytester's snapshots)
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as other accounts (CI runs as root)")
 NO_DB = "def test_plain():\n    pass\n"
@@ -121,3 +124,66 @@ def test_a_folder_of_another_account_anywhere_on_the_way_is_refused(tmp_path: Pa
         with pytest.raises(UnsafePathError, match="who could replace mine in it"):
             write_output(path, b"ours\n")
     assert list(mine.iterdir()) == []
+
+
+# -- $GITHUB_STEP_SUMMARY: appended to, never through a link ----------------------------------------
+
+PASSING_GATE = '[tool.pytest-atlas.gates.floor]\nkind = "threshold"\nthreshold = 0.5\n'
+
+
+def _gated_run(pytester: pytest.Pytester, dsn: str, summary: Path) -> pytest.RunResult:
+    pytester.makefile(".toml", pyproject=PASSING_GATE)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+        return pytester.runpytest("--atlas-gates", f"--atlas-target={dsn}", "-p", "no:randomly")
+
+
+@pytest.fixture
+def scored_dsn(atlas_db: Any, atlas_dsn: str) -> str:
+    from tests.gates.gates_seed import insert, session_row
+
+    insert(atlas_db, [session_row(0.9 + i / 1000, minute=i) for i in range(30)])
+    atlas_db.commit()
+    return atlas_dsn
+
+
+def test_the_step_summary_is_appended_to(pytester: pytest.Pytester, scored_dsn: str) -> None:
+    summary = pytester.path / "summary.md"
+    summary.write_text("earlier step\n")
+    for _ in range(2):
+        assert _gated_run(pytester, scored_dsn, summary).ret == 0
+    text = summary.read_text()
+    assert text.startswith("earlier step\n### pytest-atlas") and text.count("### pytest-atlas") == 2
+
+
+def test_the_step_summary_is_not_written_through_a_link(
+    pytester: pytest.Pytester, scored_dsn: str, victim: Path
+) -> None:
+    summary = pytester.path / "summary.md"
+    summary.symlink_to(victim)
+    result = _gated_run(pytester, scored_dsn, summary)
+    assert victim.read_text() == "precious\n" and summary.is_symlink()
+    result.stdout.fnmatch_lines(
+        ["*pytest-atlas: $GITHUB_STEP_SUMMARY not written: *summary.md is a symbolic link*never writes through links*"]
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # the gate passed: the summary asked for is missing
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_the_step_summary_is_not_written_into_a_file_with_another_name(
+    pytester: pytest.Pytester, scored_dsn: str, victim: Path
+) -> None:
+    summary = pytester.path / "summary.md"
+    os.link(victim, summary)  # a hard link: writing it writes the victim
+    result = _gated_run(pytester, scored_dsn, summary)
+    assert victim.read_text() == "precious\n"
+    result.stdout.fnmatch_lines(["*pytest-atlas: $GITHUB_STEP_SUMMARY not written: *summary.md has 2 names*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_a_step_summary_that_is_a_fifo_does_not_hang_the_run(pytester: pytest.Pytester, scored_dsn: str) -> None:
+    summary = pytester.path / "summary.md"
+    os.mkfifo(summary)  # nobody reads it: opening it to write would wait for ever
+    result = _gated_run(pytester, scored_dsn, summary)
+    result.stdout.fnmatch_lines(["*pytest-atlas: $GITHUB_STEP_SUMMARY not written: *summary.md is not a regular file*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -8,7 +8,7 @@ from pytest_atlas.db._account import server_account
 from pytest_atlas.db._clones import ClonePool, DatabaseManager
 from pytest_atlas.db._connect import SERVER_SETTING, TARGET_SETTING, Backoff, connect_clearly, connection_error
 from pytest_atlas.db._external import attach_server
-from pytest_atlas.db._fs import UnsafePathError, check_output, write_output
+from pytest_atlas.db._fs import UnsafePathError, append_output, check_output, write_output
 from pytest_atlas.db._isolation import rollback
 from pytest_atlas.db._janitor import (
     cache_report,
@@ -37,6 +37,7 @@ __all__ = [
     "Seed",
     "ServerPlan",
     "UnsafePathError",
+    "append_output",
     "attach_server",
     "cache_report",
     "check_output",

@@ -182,6 +182,14 @@ def check_output(path: Path) -> None:
     link, would move the file elsewhere too), and ``path`` itself is not a link, not a special
     file and not another account's file."""
     path = Path(os.path.abspath(path))
+    if _check_folders(path, holders=True) == path:
+        _check_target(path)
+
+
+def _check_folders(path: Path, *, holders: bool) -> Path:
+    """Check the folders on the way to ``path`` (absolute) that exist: none is another account's link
+    or something other than a folder; with ``holders`` none is one in which somebody else could
+    swap what comes next. Returns the first missing one (``path`` when all exist)."""
     me = os.geteuid()
     below = path
     chain = [*reversed(path.parents), path]
@@ -203,9 +211,9 @@ def check_output(path: Path) -> None:
             )
         if not stat.S_ISLNK(st.st_mode) and not stat.S_ISDIR(st.st_mode):
             raise _refuse(folder, "is not a folder", "give a path in a folder")
-        check_parent(child, elsewhere=_OUTPUT_ELSEWHERE)  # the folder as it is used (a link followed)
-    if below == path:
-        _check_target(path)
+        if holders:
+            check_parent(child, elsewhere=_OUTPUT_ELSEWHERE)  # the folder as it is used (a link followed)
+    return below
 
 
 def _check_target(path: Path, *, dir_fd: int | None = None) -> None:
@@ -260,6 +268,49 @@ def write_output(path: Path, data: bytes) -> Path:
             with contextlib.suppress(OSError):
                 os.unlink(draft, dir_fd=fd)
             raise
+    finally:
+        os.close(fd)
+    return path
+
+
+def append_output(path: Path, data: bytes) -> Path:
+    """Append ``data`` to a file a CI system names (``$GITHUB_STEP_SUMMARY``), never through a link.
+
+    A missing file is written as :func:`write_output` writes one. An existing one is opened without
+    following a link and without waiting (a FIFO nobody reads), and must be a regular file with one
+    name (writing through a hard link writes the file of every other name too); no folder on the
+    way may be another account's link. The file may belong to another account (a CI runner's, in a
+    container that runs as root): appending to a file its owner can write anyway gives them nothing.
+    Raises UnsafePathError for a path that is refused, OSError when it cannot be written."""
+    path = Path(os.path.abspath(path))
+    _check_folders(path, holders=False)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return write_output(path, data)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _refuse(
+                path,
+                f"is a symbolic link (to {os.readlink(path)}); pytest-atlas never writes through links",
+                f"remove it (rm {path}), or give another path",
+            ) from None
+        if exc.errno == errno.ENXIO:  # a FIFO that nobody reads
+            raise _refuse(path, "is not a regular file", "remove it, or give another path") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _refuse(path, "is not a regular file", "remove it, or give another path")
+        if st.st_nlink != 1:
+            raise _refuse(
+                path,
+                f"has {st.st_nlink} names (hard links): appending to it would change the file of each",
+                "remove it, or give another path",
+            )
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
     return path

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -130,15 +131,18 @@ class AtlasReporter:
             self._write(
                 "report_html", lambda: write_report(html, render_html(self.of_kind("gate"), target=self._target()))
             )
-        if self.unwritten and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.USAGE_ERROR  # the file the run was asked for is missing
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file and any(self.of_kind(kind) for kind in _KINDS):
-            from pytest_atlas.reporting import render_markdown
+            self._write("step_summary", lambda: self._append_summary(Path(summary_file)))
+        if self.unwritten and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR  # the file the run was asked for is missing
 
-            text = render_markdown(self.of_kind("gate"), self.of_kind("contract"), target=self._target())
-            with open(summary_file, "a", encoding="utf-8") as stream:
-                stream.write(text)
+    def _append_summary(self, path: Path) -> None:
+        from pytest_atlas.db import append_output
+        from pytest_atlas.reporting import render_markdown
+
+        text = render_markdown(self.of_kind("gate"), self.of_kind("contract"), target=self._target())
+        append_output(path, text.encode("utf-8"))
 
     def _write(self, field: str, write: Callable[[], object]) -> None:
         """Write one file the run was asked for; a path that is refused or cannot be written is
@@ -148,7 +152,11 @@ class AtlasReporter:
         try:
             write()
         except (AtlasError, OSError) as exc:
-            where = settings_of(self.config).sources.get(field, field)
+            where = (
+                "$GITHUB_STEP_SUMMARY"
+                if field == "step_summary"
+                else settings_of(self.config).sources.get(field, field)
+            )
             reason = exc.problem if isinstance(exc, AtlasError) else f"{exc.strerror or exc} ({exc.filename})"
             self.unwritten.append(f"pytest-atlas: {where} not written: {reason}")
 
