@@ -26,7 +26,8 @@ from pytest_atlas.db._cache import ClusterCache, EntryInfo, children, default_ca
 from pytest_atlas.db._connect import connect_clearly
 from pytest_atlas.db._external import drop_kept, list_kept
 from pytest_atlas.db._fs import FileLock, create_private_file, read_regular, remove_tree
-from pytest_atlas.db._runtime import BASE_NAME, postmaster_pid, private_bases, stop_postmaster
+from pytest_atlas.db._processes import find_servers, stop_servers
+from pytest_atlas.db._runtime import BASE_NAME, private_bases
 
 __all__ = [
     "KEPT_MANIFEST",
@@ -178,7 +179,7 @@ def _kept_in(base: Path) -> list[KeptRun]:
                 rows = [[str(cell) for cell in row] for row in data if isinstance(row, list)]
             except ValueError:
                 rows = []
-        found.append(KeptRun(entry, postmaster_pid(entry / "pgdata") is not None, rows))
+        found.append(KeptRun(entry, bool(find_servers(entry)), rows))
     return found
 
 
@@ -186,9 +187,9 @@ def remove_kept(data_dir: Path | None = None, only: Sequence[Path] = ()) -> tupl
     """Stop and remove every kept server folder whose run is over (with ``only``, just those
     folders). Returns (removed, left alone).
 
-    A server is stopped only if :func:`~._runtime.postmaster_pid` finds it (a process of the data
-    folder's owner whose command line names that folder): ``postmaster.pid`` is the server
-    account's to write, so the id it holds is never signalled on its word."""
+    Only processes :func:`~._processes.find_servers` proves to be the folder's servers are stopped
+    (all of them: also one the server's account started again there); ``postmaster.pid`` is the
+    server account's to write, so the id it holds is never used."""
     if only:
         wanted = [Path(os.path.abspath(path)) for path in only]
         runs = [run for base in dict.fromkeys(path.parent for path in wanted) if _ours(base) for run in _kept_in(base)]
@@ -205,7 +206,7 @@ def remove_kept(data_dir: Path | None = None, only: Sequence[Path] = ()) -> tupl
             left.append(f"{run.path} (its run is still going)")
             continue
         try:
-            stopped = stop_postmaster(run.path / "pgdata")
+            stopped = stop_servers(run.path)
             remove_tree(run.path)
         finally:
             lock.release()
