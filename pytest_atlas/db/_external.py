@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import secrets
 import select
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,10 @@ EXTERNAL_PREFIX = "pytest_atlas_"
 _TOKEN = re.compile(r"^pytest_atlas_([0-9a-f]{8})_")
 #: first key of every pytest-atlas advisory lock (the two-key form): "atla"
 _LOCK_CLASS = 0x61746C61
+#: a run whose lock was lost for at least this long before it took it again says so in its summary
+#: (while the lock is free a second job may take the run for dead). The lock is retaken however
+#: long that lasts: this only decides what is worth a line (tests shorten it)
+LOCK_LOST_NOTE_AFTER = 300.0
 
 
 def _int4(value: int) -> int:
@@ -56,11 +62,15 @@ class RunLock:
     """Holds this run's advisory lock on a connection of its own for the whole run.
 
     A thread watches the connection: if its backend is killed (``pg_terminate_backend``, a server
-    restart), it reconnects and takes the lock again, with a bounded backoff."""
+    restart) or the server is unreachable for a while, it reconnects and takes the lock again, with
+    a backoff capped at 2 s, for as long as the run lives: the lock, the run's liveness signal,
+    never ends before :meth:`close`. A gap of :data:`LOCK_LOST_NOTE_AFTER` or more goes into
+    ``notes``."""
 
-    def __init__(self, conninfo: str, token: str) -> None:
+    def __init__(self, conninfo: str, token: str, notes: list[str] | None = None) -> None:
         self.conninfo = conninfo
         self.token = token
+        self.notes = notes if notes is not None else []
         self._conn: psycopg.Connection[Any] | None = None
         self._stop_r, self._stop_w = os.pipe()
         self._closed = False
@@ -80,7 +90,7 @@ class RunLock:
         self._conn = conn
 
     def _watch(self) -> None:
-        backoff = Backoff(budget=300.0)
+        backoff = Backoff(budget=math.inf)  # never gives up: the lock must last as long as the run
         while not self._closed:
             conn = self._conn
             fds = [self._stop_r] + ([conn.fileno()] if conn is not None and not conn.closed else [])
@@ -103,18 +113,24 @@ class RunLock:
                     if conn is not None:
                         conn.close()
                 self._conn = None
+            lost = time.monotonic()
             while not self._closed:
                 try:
                     self._take()
-                    self.retaken += 1
-                    backoff.reset()
-                    break
                 except (psycopg.Error, ProvisioningError):
-                    delay = backoff.next_delay()
-                    if delay is None:
-                        return
+                    delay = backoff.next_delay() or 0.0
                     if select.select([self._stop_r], [], [], delay)[0]:
                         return
+                    continue
+                self.retaken += 1
+                backoff.reset()
+                gap = time.monotonic() - lost
+                if gap >= LOCK_LOST_NOTE_AFTER:
+                    self.notes.append(
+                        f"this run's lock on the server was lost for {gap:.0f} s before it could take it again: "
+                        "a run that started meanwhile may have taken this one for dead and dropped its databases"
+                    )
+                break
 
     def backend_pid(self) -> int | None:
         conn = self._conn
@@ -183,9 +199,10 @@ def attach_server(dsn: Dsn | str, source: str, *, data_dir: Path | None = None) 
                 )
             host, port = conn.info.host, conn.info.port
         token = secrets.token_hex(4)
-        lock = RunLock(conninfo, token)
+        notes = list(early_notes)
+        lock = RunLock(conninfo, token, notes)  # (its thread adds a line there if the lock was lost long)
         with connect_clearly(conninfo, retry_for=0, autocommit=True) as conn:
-            notes = early_notes + reap_external(conn, int(version_num), own=token)
+            notes += reap_external(conn, int(version_num), own=token)
     except BaseException:
         if run is not None:
             run.remove()

@@ -109,6 +109,65 @@ def test_a_second_job_in_its_own_pid_namespace_leaves_live_runs_alone(
     assert not Path(seen_local["run_dir"]).exists()
 
 
+@ROOT_ONLY
+def test_a_run_on_a_shared_server_holds_its_lock_as_long_as_it_lives(
+    pytester: pytest.Pytester, tmp_path: Path, password_server: PasswordServer
+) -> None:
+    """The lock is the run's liveness: when the server cannot be reached for longer than the time
+    after which the run says so (shortened here from 300 s to 1 s), the run still takes its lock
+    again as soon as it can, and a second job, each in its own PID namespace, leaves it alone."""
+    db = "atlas_lock_outage"
+    with password_server.connect() as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {db}")
+        admin.execute(f"CREATE DATABASE {db}")
+    pytester.makeconftest("import pytest_atlas.db._external as external\n\nexternal.LOCK_LOST_NOTE_AFTER = 1.0\n")
+    namespace = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
+    proc = launch_inner(pytester, tmp_path, prefix=namespace, env={"ATLAS_TEST_DSN": password_server.url(dbname=db)})
+    try:
+        probe = wait_inner(proc, tmp_path)
+        token = probe["token"]
+        live = databases(password_server, f"pytest\\_atlas\\_{token}\\_%")
+        assert probe["database"] in live
+        holder = lock_holder(password_server, token)
+        assert holder is not None
+        # an outage of the run's lock connection: its database refuses every connection for 3 s
+        with password_server.connect() as admin:
+            admin.execute(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false")
+            admin.execute("SELECT pg_terminate_backend(%s)", (holder,))
+            time.sleep(3)
+            assert lock_holder(password_server, token) is None
+            admin.execute(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true")
+        deadline = time.monotonic() + 15
+        while lock_holder(password_server, token) is None:
+            assert time.monotonic() < deadline, "the run gave up its lock while it still ran"
+            time.sleep(0.05)
+        # a second job, in a PID namespace of its own, whose DSN names another database
+        pytester.makepyfile(test_second="def test_second(atlas_db):\n    atlas_db.execute('SELECT 1')\n")
+        second = subprocess.run(
+            [*namespace, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_second.py"],
+            cwd=pytester.path,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "ATLAS_TEST_DSN": password_server.url()},
+            timeout=120,
+            check=False,
+        )
+        assert "1 passed" in second.stdout, second.stdout + second.stderr
+        assert f"dead run {token}" not in second.stdout
+        assert live <= databases(password_server, f"pytest\\_atlas\\_{token}\\_%")
+        with psycopg.connect(probe["dsn"]) as conn:
+            assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+        (tmp_path / "probe.release").write_text("")
+        out = proc.communicate(timeout=120)[0].decode()
+        assert "1 passed" in out, out
+        assert "this run's lock on the server was lost for" in out, out
+    finally:
+        stop_inner(proc)
+        with password_server.connect() as admin:
+            admin.execute(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true")
+            admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
 def test_leftovers_on_a_shared_server_are_judged_by_name_and_lock(
     pytester: pytest.Pytester, password_server: PasswordServer
 ) -> None:
