@@ -47,6 +47,8 @@ _LOCK_CLASS = 0x61746C61
 #: (while the lock is free a second job may take the run for dead). The lock is retaken however
 #: long that lasts: this only decides what is worth a line (tests shorten it)
 LOCK_LOST_NOTE_AFTER = 300.0
+#: how a kept database's owner is shown when its owning role cannot be found
+UNKNOWN_OWNER = "unknown"
 
 
 def _int4(value: int) -> int:
@@ -240,20 +242,29 @@ def _folder_account() -> ServerAccount:
 
 
 def _ours_by_token(
-    conn: psycopg.Connection[Any], *, kept: bool, own: str = ""
+    conn: psycopg.Connection[Any], *, kept: bool, own: str = "", owned: bool = False
 ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """The plugin's databases on the server, kept ones (``kept``) or the others, not of run
-    ``own``: those of this role by token, and those of other roles by owner."""
+    ``own``: those this role may drop by token, and those of other roles by owner. ``owned``:
+    only databases this very role owns count as its own (a superuser has the rights of every role).
+
+    A database is kept when its label says so and names the token of its name (as
+    ``--atlas-keep-db`` writes it); one labelled kept with another token is neither dropped as kept
+    nor reaped as a dead run's."""
     rows = conn.execute(
-        "SELECT datname, pg_has_role(datdba, 'USAGE'), pg_get_userbyid(datdba),"
+        "SELECT datname, CASE WHEN %s THEN datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user)"
+        " ELSE pg_has_role(datdba, 'USAGE') END, coalesce((SELECT rolname FROM pg_roles WHERE oid = datdba), %s),"
         " shobj_description(oid, 'pg_database') FROM pg_database WHERE datname LIKE %s ORDER BY datname",
-        (EXTERNAL_PREFIX.replace("_", r"\_") + "%",),
+        (owned, UNKNOWN_OWNER, EXTERNAL_PREFIX.replace("_", r"\_") + "%"),
     ).fetchall()
     by_token: dict[str, list[str]] = {}
     others: dict[str, list[str]] = {}
     for name, mine, owner, comment in rows:
         match = _TOKEN.match(name)
-        if match is None or match.group(1) == own or _kept(comment) != kept:
+        if match is None or match.group(1) == own:
+            continue
+        label = _keep_label(comment)
+        if (label != match.group(1)) if kept else (label is not None):
             continue
         if not mine:
             others.setdefault(str(owner), []).append(name)
@@ -314,9 +325,9 @@ def reap_external(conn: psycopg.Connection[Any], version_num: int, *, own: str =
 
 def drop_kept(conn: psycopg.Connection[Any], version_num: int) -> tuple[list[str], list[str]]:
     """Drop the databases runs kept (``--atlas-keep-db`` labels them) whose run is over (its
-    token's lock can be taken: a run still going may be using them), of this role only. Returns
-    (dropped, left alone with why)."""
-    by_token, others = _ours_by_token(conn, kept=True)
+    token's lock can be taken: a run still going may be using them), of this very role only (not
+    every role a superuser has the rights of). Returns (dropped, left alone with why)."""
+    by_token, others = _ours_by_token(conn, kept=True, owned=True)
     dropped: list[str] = []
     left = [f"{name} (of role {owner!r}, not ours to drop)" for owner, names in others.items() for name in names]
     for token, names in by_token.items():
@@ -330,26 +341,34 @@ def drop_kept(conn: psycopg.Connection[Any], version_num: int) -> tuple[list[str
                     dropped.append(name)
                 except psycopg.Error as exc:  # one that cannot be dropped does not stop the others
                     left.append(f"{name} (could not drop it: {one_line(exc)})")
-    return dropped, left
+    return dropped, sorted(left)
 
 
 def list_kept(conn: psycopg.Connection[Any]) -> list[list[str]]:
     """The databases runs kept on this server: ``[database, run token, "going" | "ended", owner]``
-    per database, by name (whether its run is still going is read from the token's lock)."""
-    by_token, others = _ours_by_token(conn, kept=True)
+    per database, by name. The owner is the role that owns the database (the role of the run that
+    kept it: that run created it), or "unknown" when no role of the server owns it; whether its run
+    is still going is read from the token's lock."""
+    by_token, others = _ours_by_token(conn, kept=True, owned=True)
+    row = conn.execute("SELECT current_user").fetchone()
+    owners = {name: str(row[0]) if row else UNKNOWN_OWNER for names in by_token.values() for name in names}
+    owners.update({name: owner for owner, names in others.items() for name in names})
+    tokens: dict[str, list[str]] = {}
+    for name in owners:
+        match = _TOKEN.match(name)
+        assert match is not None  # (only such names are the plugin's)
+        tokens.setdefault(match.group(1), []).append(name)
     rows: list[list[str]] = []
-    for token, names in by_token.items():
+    for token, names in tokens.items():
         with _run_over(conn, token) as over:
-            rows += [[name, token, "ended" if over else "going", conn.info.user] for name in names]
-    for owner, names in others.items():
-        for name in names:
-            match = _TOKEN.match(name)
-            rows.append([name, match.group(1) if match else "?", "?", owner])
+            rows += [[name, token, "ended" if over else "going", owners[name]] for name in names]
     return sorted(rows)
 
 
-def _kept(comment: object) -> bool:
+def _keep_label(comment: object) -> str | None:
+    """The token a database's ``--atlas-keep-db`` label names, or None when it has no such label."""
     try:
-        return bool(json.loads(str(comment))["pytest-atlas"]["keep"])
+        label = json.loads(str(comment))["pytest-atlas"]
+        return str(label["token"]) if label["keep"] is True else None
     except (TypeError, ValueError, KeyError):
-        return False
+        return None
