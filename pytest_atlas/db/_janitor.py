@@ -58,7 +58,7 @@ def base_folders(data_dir: Path | None = None) -> list[Path]:
     found: list[Path] = []
     for parent in dict.fromkeys(parents):
         path = parent / name
-        if _ours(path) and path not in found:
+        if _is_base(path) and path not in found:
             found.append(path)
     if data_dir is None:  # and the private folders of runs whose usual one was refused
         found += [path for path in private_bases(parents) if path not in found]
@@ -67,6 +67,19 @@ def base_folders(data_dir: Path | None = None) -> list[Path]:
 
 def _default_parents() -> list[Path]:
     return [_SHM, Path(tempfile.gettempdir()), Path("/tmp")]
+
+
+def _is_base(path: Path) -> bool:
+    """Whether ``path`` is a base folder of the invoking user's (``pytest-atlas-v2-<uid>``, or a
+    private one, ``pytest-atlas-v2-<uid>-*``): a real folder of ours nobody else may write in."""
+    name = BASE_NAME.format(uid=os.geteuid())
+    if path.name != name and not path.name.startswith(name + "-"):
+        return False
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
 
 
 def _ours(path: Path) -> bool:
@@ -192,7 +205,8 @@ def remove_kept(data_dir: Path | None = None, only: Sequence[Path] = ()) -> tupl
     server account's to write, so the id it holds is never used."""
     if only:
         wanted = [Path(os.path.abspath(path)) for path in only]
-        runs = [run for base in dict.fromkeys(path.parent for path in wanted) if _ours(base) for run in _kept_in(base)]
+        bases = [base for base in dict.fromkeys(path.parent for path in wanted) if _is_base(base)]
+        runs = [run for base in bases for run in _kept_in(base)]
         runs = [run for run in runs if run.path in wanted]
         named = {run.path for run in runs}
         missing = [f"{path} (not a kept server folder of yours)" for path in wanted if path not in named]

@@ -307,6 +307,14 @@ def test_kept_remove_with_folders_removes_just_those(tmp_path: Path, own_base: l
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stdout.splitlines() == [f"removed {first}", f"left {stray} (not a kept server folder of yours)"]
     assert not first.exists() and second.exists() and stray.exists()
+    # a folder shaped like a kept one, but not in a base folder of pytest-atlas: not provably ours
+    lookalike = tmp_path / "elsewhere" / "run-0000abcd"
+    lookalike.mkdir(parents=True)
+    (lookalike / "kept").write_text("")
+    (lookalike / "lock").write_text("")
+    done = janitor("kept", "--remove", str(lookalike))
+    assert done.stdout.splitlines() == [f"left {lookalike} (not a kept server folder of yours)"], done.stdout
+    assert done.returncode == 1 and lookalike.exists()
     usage = janitor("kept", str(second))
     assert usage.returncode == 2 and "a FOLDER is only for --remove" in usage.stderr
     assert second.exists()
