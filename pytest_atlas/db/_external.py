@@ -2,10 +2,10 @@
 killed runs left there.
 
 Every database a run creates is named ``pytest_atlas_<token>_...`` (the token is random per run),
-so even one interrupted in the middle of ``CREATE DATABASE`` is recognisable. While a run lives, a
-dedicated connection of it holds the session-level advisory lock derived from its token
-(:class:`RunLock`); PostgreSQL drops that lock when the session ends, however the run died. A
-later run drops a token's databases only after taking that lock itself, so a run in another
+so even one interrupted in the middle of ``CREATE DATABASE`` is recognisable. While a run lives,
+two dedicated connections of it hold the session-level advisory lock derived from its token, in
+shared mode (:class:`RunLock`); PostgreSQL drops that lock when the sessions end, however the run
+died. A later run drops a token's databases only after taking that lock itself, so a run in another
 container, with the same host name and the same PIDs, is never mistaken for a dead one. Databases
 marked kept (``--atlas-keep-db``) are never dropped; those of another role are left alone with one
 line in the summary.
@@ -61,95 +61,115 @@ def lock_key(token: str) -> tuple[int, int]:
 
 
 class RunLock:
-    """Holds this run's advisory lock on a connection of its own for the whole run.
+    """Holds this run's advisory lock, shared, on two connections of its own for the whole run.
 
-    A thread watches the connection: if its backend is killed (``pg_terminate_backend``, a server
-    restart) or the server is unreachable for a while, it reconnects and takes the lock again, with
-    a backoff capped at 2 s, for as long as the run lives: the lock, the run's liveness signal,
-    never ends before :meth:`close`. A gap of :data:`LOCK_LOST_NOTE_AFTER` or more goes into
-    ``notes``."""
+    A reaper takes the lock exclusively, which it cannot while either connection holds it, so a
+    killed backend (``pg_terminate_backend``) leaves the run alive: the other one still holds it.
+    A thread watches both: a connection that died is replaced, and the lock taken again on it,
+    with a backoff capped at 2 s, for as long as the run lives (the server restarting or refusing
+    connections included): the lock, the run's liveness signal, never ends before :meth:`close`.
+    When neither held it for :data:`LOCK_LOST_NOTE_AFTER` or more, ``notes`` says so."""
+
+    HOLDERS = 2
 
     def __init__(self, conninfo: str, token: str, notes: list[str] | None = None) -> None:
         self.conninfo = conninfo
         self.token = token
         self.notes = notes if notes is not None else []
-        self._conn: psycopg.Connection[Any] | None = None
+        self._conns: list[psycopg.Connection[Any] | None] = [None] * self.HOLDERS
         self._stop_r, self._stop_w = os.pipe()
         self._closed = False
         self.retaken = 0
-        self._take()
+        try:
+            for slot in range(self.HOLDERS):
+                self._take(slot)
+        except BaseException:
+            self._close_connections()
+            raise
         self._thread = threading.Thread(target=self._watch, name=f"pytest-atlas run lock {token}", daemon=True)
         self._thread.start()
 
-    def _take(self) -> None:
+    def _take(self, slot: int) -> None:
         params = conninfo_to_dict(self.conninfo)
         params["application_name"] = f"pytest-atlas run {self.token}"
         conn = connect_clearly(make_conninfo("", **params), autocommit=True)
-        row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", lock_key(self.token)).fetchone()
-        if not row or not row[0]:
+        try:
+            row = conn.execute("SELECT pg_try_advisory_lock_shared(%s, %s)", lock_key(self.token)).fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        if not row or not row[0]:  # a reaper holds it right now (it will find the run alive and let go)
             conn.close()
             raise ProvisioningError(f"another session holds the lock of run {self.token} on the server")
-        self._conn = conn
+        self._conns[slot] = conn
+
+    def _alive(self, slot: int) -> bool:
+        conn = self._conns[slot]
+        return conn is not None and not conn.closed
 
     def _watch(self) -> None:
         backoff = Backoff(budget=math.inf)  # never gives up: the lock must last as long as the run
+        lost: float | None = None  # since when no connection held the lock
+        ready: list[int] = []
         while not self._closed:
-            conn = self._conn
-            fds = [self._stop_r] + ([conn.fileno()] if conn is not None and not conn.closed else [])
-            try:
-                ready, _, _ = select.select(fds, [], [], 5.0)
-            except (OSError, ValueError):
-                ready = []
-            if self._closed:
-                return
-            if self._stop_r in ready:
-                return
-            try:
-                if conn is None or conn.closed:
-                    raise psycopg.OperationalError("the connection is closed")
-                conn.execute("SELECT 1")  # the backend said something (a FATAL, usually): still there?
-                backoff.reset()
-                continue
-            except (psycopg.Error, ProvisioningError):
-                with contextlib.suppress(Exception):
-                    if conn is not None:
-                        conn.close()
-                self._conn = None
-            lost = time.monotonic()
-            while not self._closed:
+            for slot, conn in enumerate(self._conns):  # the backend said something (a FATAL, usually)
+                if conn is not None and not conn.closed and conn.fileno() in ready:
+                    try:
+                        conn.execute("SELECT 1")
+                    except psycopg.Error:
+                        with contextlib.suppress(Exception):
+                            conn.close()
+                        self._conns[slot] = None
+            if lost is None and not any(self._alive(slot) for slot in range(self.HOLDERS)):
+                lost = time.monotonic()
+            for slot in range(self.HOLDERS):
+                if self._closed or self._alive(slot):
+                    continue
                 try:
-                    self._take()
+                    self._take(slot)
                 except (psycopg.Error, ProvisioningError):
-                    delay = backoff.next_delay() or 0.0
-                    if select.select([self._stop_r], [], [], delay)[0]:
-                        return
                     continue
                 self.retaken += 1
+                if lost is not None:
+                    self._note_gap(time.monotonic() - lost)
+                    lost = None
+            missing = not all(self._alive(slot) for slot in range(self.HOLDERS))
+            if not missing:
                 backoff.reset()
-                gap = time.monotonic() - lost
-                if gap >= LOCK_LOST_NOTE_AFTER:
-                    self.notes.append(
-                        f"this run's lock on the server was lost for {gap:.0f} s before it could take it again: "
-                        "a run that started meanwhile may have taken this one for dead and dropped its databases"
-                    )
-                break
+            fds = [self._stop_r] + [conn.fileno() for conn in self._conns if conn is not None and not conn.closed]
+            try:
+                ready, _, _ = select.select(fds, [], [], (backoff.next_delay() or 0.0) if missing else 5.0)
+            except (OSError, ValueError):
+                ready = []
+            if self._closed or self._stop_r in ready:
+                return
 
-    def backend_pid(self) -> int | None:
-        conn = self._conn
-        return conn.info.backend_pid if conn is not None and not conn.closed else None
+    def _note_gap(self, gap: float) -> None:
+        if gap >= LOCK_LOST_NOTE_AFTER:
+            self.notes.append(
+                f"this run's lock on the server was lost for {gap:.0f} s before it could take it again: "
+                "a run that started meanwhile may have taken this one for dead and dropped its databases"
+            )
+
+    def backend_pids(self) -> list[int]:
+        return [conn.info.backend_pid for conn in self._conns if conn is not None and not conn.closed]
 
     def close(self) -> None:
-        """Give the lock up (the session ends)."""
+        """Give the lock up (the sessions end)."""
         if self._closed:
             return
         self._closed = True
         with contextlib.suppress(OSError):
             os.write(self._stop_w, b"x")
         self._thread.join(timeout=10)
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None
+        self._close_connections()
+
+    def _close_connections(self) -> None:
+        for slot, conn in enumerate(self._conns):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            self._conns[slot] = None
         for fd in (self._stop_r, self._stop_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
