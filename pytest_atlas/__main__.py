@@ -6,8 +6,9 @@
     python -m pytest_atlas kept --remove   stop and remove them
     python -m pytest_atlas kept --remove FOLDER...
                                            stop and remove just those (as the summary prints them)
-    python -m pytest_atlas kept --dsn DSN  the databases runs kept on that server (with --remove: drop
-                                           those whose run has ended)
+    python -m pytest_atlas kept --dsn DSN  the databases runs kept on that server, with the role that
+                                           owns each (with --remove: drop those of the DSN's role whose
+                                           run has ended; nothing local is touched)
 
 Exit status 0 when done, 1 when something was left (in use by a live run), 2 for a usage error.
 """
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_atlas._config import parse_dsn
+from pytest_atlas._dsn import Dsn
 from pytest_atlas._table import render_table
 from pytest_atlas.db import (
     cache_report,
@@ -65,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"{name} {folder}: not a folder (give a folder, or leave {name} out)")
     if getattr(args, "folders", None) and not args.remove:
         parser.error("a FOLDER is only for --remove (kept --remove FOLDER...)")
+    if getattr(args, "dsn", None) is not None and (args.folders or args.data_dir is not None):
+        parser.error("--dsn acts only on that server's databases: give FOLDERs or --data-dir in a separate command")
     try:
         if getattr(args, "dsn", None) is not None:
             args.dsn = parse_dsn(args.dsn, "--dsn")
@@ -91,6 +95,8 @@ def _cache(args: argparse.Namespace) -> int:
 
 
 def _kept(args: argparse.Namespace) -> int:
+    if args.dsn is not None:  # only what is on that server, never a local kept server
+        return _kept_on_server(args.dsn, remove=args.remove)
     status = 0
     if args.remove:
         removed, left = remove_kept(args.data_dir, only=args.folders)
@@ -99,21 +105,6 @@ def _kept(args: argparse.Namespace) -> int:
         for line in left:
             print(f"left {line}")
             status = 1
-        if args.dsn is not None:
-            dropped, kept = drop_kept_databases(args.dsn)
-            for name in dropped:
-                print(f"dropped {name}")
-            for line in kept:
-                print(f"left {line}")
-                status = 1
-        return status
-    if args.dsn is not None:
-        rows = kept_databases(args.dsn)
-        if not rows:
-            print(f"no kept databases on {args.dsn}")
-            return status
-        print(render_table([["database", "run", "run state", "owner"], *rows]))
-        print("drop those whose run has ended with: python -m pytest_atlas kept --remove --dsn <the same DSN>")
         return status
     runs = kept_runs(args.data_dir)
     if not runs:
@@ -125,6 +116,23 @@ def _kept(args: argparse.Namespace) -> int:
     if runs:
         print("remove them with: python -m pytest_atlas kept --remove")
     return status
+
+
+def _kept_on_server(dsn: Dsn, *, remove: bool) -> int:
+    if remove:
+        dropped, kept = drop_kept_databases(dsn)
+        for name in dropped:
+            print(f"dropped {name}")
+        for line in kept:
+            print(f"left {line}")
+        return 1 if kept else 0
+    rows = kept_databases(dsn)
+    if not rows:
+        print(f"no kept databases on {dsn}")
+        return 0
+    print(render_table([["database", "run", "run state", "owner"], *rows]))
+    print("drop those of your role whose run has ended with: python -m pytest_atlas kept --remove --dsn <the same DSN>")
+    return 0
 
 
 if __name__ == "__main__":

@@ -66,14 +66,17 @@ class ServerAccount:
 
     def give(self, path: Path) -> None:
         """Hand a folder the plugin created and filled (and everything in it) to this account.
-        Nobody else can write in it while this runs (it lies in a folder of the invoking user's),
-        and links are changed, never followed."""
+        Nobody else can write in it while this runs (it lies in a folder of the invoking user's).
+        From the bottom up, never following a link: once a folder is this account's, the account
+        (which may already run other programs) can rename what is in it and plant a link there,
+        so every entry is given while the folder that holds it is still ours, and that folder after
+        everything in it."""
         if self.is_current:
             return
-        for root, dirs, files in os.walk(path):
-            os.chown(root, self.uid, self.gid)
-            for name in dirs + files:
-                os.lchown(os.path.join(root, name), self.uid, self.gid)
+        for root, dirs, files in os.walk(path, topdown=False):
+            for name in dirs + files:  # (a link to a folder is listed in dirs, never walked into)
+                os.chown(os.path.join(root, name), self.uid, self.gid, follow_symlinks=False)
+        os.chown(path, self.uid, self.gid, follow_symlinks=False)
 
     def preexec(self, *, die_with_parent: bool) -> Callable[[], None] | None:
         """A ``preexec_fn`` that drops to this account and, optionally, asks the kernel to send

@@ -2,10 +2,10 @@
 killed runs left there.
 
 Every database a run creates is named ``pytest_atlas_<token>_...`` (the token is random per run),
-so even one interrupted in the middle of ``CREATE DATABASE`` is recognisable. While a run lives, a
-dedicated connection of it holds the session-level advisory lock derived from its token
-(:class:`RunLock`); PostgreSQL drops that lock when the session ends, however the run died. A
-later run drops a token's databases only after taking that lock itself, so a run in another
+so even one interrupted in the middle of ``CREATE DATABASE`` is recognisable. While a run lives,
+two dedicated connections of it hold the session-level advisory lock derived from its token, in
+shared mode (:class:`RunLock`); PostgreSQL drops that lock when the sessions end, however the run
+died. A later run drops a token's databases only after taking that lock itself, so a run in another
 container, with the same host name and the same PIDs, is never mistaken for a dead one. Databases
 marked kept (``--atlas-keep-db``) are never dropped; those of another role are left alone with one
 line in the summary.
@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import secrets
 import select
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,12 @@ EXTERNAL_PREFIX = "pytest_atlas_"
 _TOKEN = re.compile(r"^pytest_atlas_([0-9a-f]{8})_")
 #: first key of every pytest-atlas advisory lock (the two-key form): "atla"
 _LOCK_CLASS = 0x61746C61
+#: a run whose lock was lost for at least this long before it took it again says so in its summary
+#: (while the lock is free a second job may take the run for dead). The lock is retaken however
+#: long that lasts: this only decides what is worth a line (tests shorten it)
+LOCK_LOST_NOTE_AFTER = 300.0
+#: how a kept database's owner is shown when its owning role cannot be found
+UNKNOWN_OWNER = "unknown"
 
 
 def _int4(value: int) -> int:
@@ -53,85 +61,115 @@ def lock_key(token: str) -> tuple[int, int]:
 
 
 class RunLock:
-    """Holds this run's advisory lock on a connection of its own for the whole run.
+    """Holds this run's advisory lock, shared, on two connections of its own for the whole run.
 
-    A thread watches the connection: if its backend is killed (``pg_terminate_backend``, a server
-    restart), it reconnects and takes the lock again, with a bounded backoff."""
+    A reaper takes the lock exclusively, which it cannot while either connection holds it, so a
+    killed backend (``pg_terminate_backend``) leaves the run alive: the other one still holds it.
+    A thread watches both: a connection that died is replaced, and the lock taken again on it,
+    with a backoff capped at 2 s, for as long as the run lives (the server restarting or refusing
+    connections included): the lock, the run's liveness signal, never ends before :meth:`close`.
+    When neither held it for :data:`LOCK_LOST_NOTE_AFTER` or more, ``notes`` says so."""
 
-    def __init__(self, conninfo: str, token: str) -> None:
+    HOLDERS = 2
+
+    def __init__(self, conninfo: str, token: str, notes: list[str] | None = None) -> None:
         self.conninfo = conninfo
         self.token = token
-        self._conn: psycopg.Connection[Any] | None = None
+        self.notes = notes if notes is not None else []
+        self._conns: list[psycopg.Connection[Any] | None] = [None] * self.HOLDERS
         self._stop_r, self._stop_w = os.pipe()
         self._closed = False
         self.retaken = 0
-        self._take()
+        try:
+            for slot in range(self.HOLDERS):
+                self._take(slot)
+        except BaseException:
+            self._close_connections()
+            raise
         self._thread = threading.Thread(target=self._watch, name=f"pytest-atlas run lock {token}", daemon=True)
         self._thread.start()
 
-    def _take(self) -> None:
+    def _take(self, slot: int) -> None:
         params = conninfo_to_dict(self.conninfo)
         params["application_name"] = f"pytest-atlas run {self.token}"
         conn = connect_clearly(make_conninfo("", **params), autocommit=True)
-        row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", lock_key(self.token)).fetchone()
-        if not row or not row[0]:
+        try:
+            row = conn.execute("SELECT pg_try_advisory_lock_shared(%s, %s)", lock_key(self.token)).fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        if not row or not row[0]:  # a reaper holds it right now (it will find the run alive and let go)
             conn.close()
             raise ProvisioningError(f"another session holds the lock of run {self.token} on the server")
-        self._conn = conn
+        self._conns[slot] = conn
+
+    def _alive(self, slot: int) -> bool:
+        conn = self._conns[slot]
+        return conn is not None and not conn.closed
 
     def _watch(self) -> None:
-        backoff = Backoff(budget=300.0)
+        backoff = Backoff(budget=math.inf)  # never gives up: the lock must last as long as the run
+        lost: float | None = None  # since when no connection held the lock
+        ready: list[int] = []
         while not self._closed:
-            conn = self._conn
-            fds = [self._stop_r] + ([conn.fileno()] if conn is not None and not conn.closed else [])
+            for slot, conn in enumerate(self._conns):  # the backend said something (a FATAL, usually)
+                if conn is not None and not conn.closed and conn.fileno() in ready:
+                    try:
+                        conn.execute("SELECT 1")
+                    except psycopg.Error:
+                        with contextlib.suppress(Exception):
+                            conn.close()
+                        self._conns[slot] = None
+            if lost is None and not any(self._alive(slot) for slot in range(self.HOLDERS)):
+                lost = time.monotonic()
+            for slot in range(self.HOLDERS):
+                if self._closed or self._alive(slot):
+                    continue
+                try:
+                    self._take(slot)
+                except (psycopg.Error, ProvisioningError):
+                    continue
+                self.retaken += 1
+                if lost is not None:
+                    self._note_gap(time.monotonic() - lost)
+                    lost = None
+            missing = not all(self._alive(slot) for slot in range(self.HOLDERS))
+            if not missing:
+                backoff.reset()
+            fds = [self._stop_r] + [conn.fileno() for conn in self._conns if conn is not None and not conn.closed]
             try:
-                ready, _, _ = select.select(fds, [], [], 5.0)
+                ready, _, _ = select.select(fds, [], [], (backoff.next_delay() or 0.0) if missing else 5.0)
             except (OSError, ValueError):
                 ready = []
-            if self._closed:
+            if self._closed or self._stop_r in ready:
                 return
-            if self._stop_r in ready:
-                return
-            try:
-                if conn is None or conn.closed:
-                    raise psycopg.OperationalError("the connection is closed")
-                conn.execute("SELECT 1")  # the backend said something (a FATAL, usually): still there?
-                backoff.reset()
-                continue
-            except (psycopg.Error, ProvisioningError):
-                with contextlib.suppress(Exception):
-                    if conn is not None:
-                        conn.close()
-                self._conn = None
-            while not self._closed:
-                try:
-                    self._take()
-                    self.retaken += 1
-                    backoff.reset()
-                    break
-                except (psycopg.Error, ProvisioningError):
-                    delay = backoff.next_delay()
-                    if delay is None:
-                        return
-                    if select.select([self._stop_r], [], [], delay)[0]:
-                        return
 
-    def backend_pid(self) -> int | None:
-        conn = self._conn
-        return conn.info.backend_pid if conn is not None and not conn.closed else None
+    def _note_gap(self, gap: float) -> None:
+        if gap >= LOCK_LOST_NOTE_AFTER:
+            self.notes.append(
+                f"this run's lock on the server was lost for {gap:.0f} s before it could take it again: "
+                "a run that started meanwhile may have taken this one for dead and dropped its databases"
+            )
+
+    def backend_pids(self) -> list[int]:
+        return [conn.info.backend_pid for conn in self._conns if conn is not None and not conn.closed]
 
     def close(self) -> None:
-        """Give the lock up (the session ends)."""
+        """Give the lock up (the sessions end)."""
         if self._closed:
             return
         self._closed = True
         with contextlib.suppress(OSError):
             os.write(self._stop_w, b"x")
         self._thread.join(timeout=10)
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None
+        self._close_connections()
+
+    def _close_connections(self) -> None:
+        for slot, conn in enumerate(self._conns):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            self._conns[slot] = None
         for fd in (self._stop_r, self._stop_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -183,9 +221,10 @@ def attach_server(dsn: Dsn | str, source: str, *, data_dir: Path | None = None) 
                 )
             host, port = conn.info.host, conn.info.port
         token = secrets.token_hex(4)
-        lock = RunLock(conninfo, token)
+        notes = list(early_notes)
+        lock = RunLock(conninfo, token, notes)  # (its thread adds a line there if the lock was lost long)
         with connect_clearly(conninfo, retry_for=0, autocommit=True) as conn:
-            notes = early_notes + reap_external(conn, int(version_num), own=token)
+            notes += reap_external(conn, int(version_num), own=token)
     except BaseException:
         if run is not None:
             run.remove()
@@ -223,20 +262,29 @@ def _folder_account() -> ServerAccount:
 
 
 def _ours_by_token(
-    conn: psycopg.Connection[Any], *, kept: bool, own: str = ""
+    conn: psycopg.Connection[Any], *, kept: bool, own: str = "", owned: bool = False
 ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """The plugin's databases on the server, kept ones (``kept``) or the others, not of run
-    ``own``: those of this role by token, and those of other roles by owner."""
+    ``own``: those this role may drop by token, and those of other roles by owner. ``owned``:
+    only databases this very role owns count as its own (a superuser has the rights of every role).
+
+    A database is kept when its label says so and names the token of its name (as
+    ``--atlas-keep-db`` writes it); one labelled kept with another token is neither dropped as kept
+    nor reaped as a dead run's."""
     rows = conn.execute(
-        "SELECT datname, pg_has_role(datdba, 'USAGE'), pg_get_userbyid(datdba),"
+        "SELECT datname, CASE WHEN %s THEN datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user)"
+        " ELSE pg_has_role(datdba, 'USAGE') END, coalesce((SELECT rolname FROM pg_roles WHERE oid = datdba), %s),"
         " shobj_description(oid, 'pg_database') FROM pg_database WHERE datname LIKE %s ORDER BY datname",
-        (EXTERNAL_PREFIX.replace("_", r"\_") + "%",),
+        (owned, UNKNOWN_OWNER, EXTERNAL_PREFIX.replace("_", r"\_") + "%"),
     ).fetchall()
     by_token: dict[str, list[str]] = {}
     others: dict[str, list[str]] = {}
     for name, mine, owner, comment in rows:
         match = _TOKEN.match(name)
-        if match is None or match.group(1) == own or _kept(comment) != kept:
+        if match is None or match.group(1) == own:
+            continue
+        label = _keep_label(comment)
+        if (label != match.group(1)) if kept else (label is not None):
             continue
         if not mine:
             others.setdefault(str(owner), []).append(name)
@@ -297,9 +345,9 @@ def reap_external(conn: psycopg.Connection[Any], version_num: int, *, own: str =
 
 def drop_kept(conn: psycopg.Connection[Any], version_num: int) -> tuple[list[str], list[str]]:
     """Drop the databases runs kept (``--atlas-keep-db`` labels them) whose run is over (its
-    token's lock can be taken: a run still going may be using them), of this role only. Returns
-    (dropped, left alone with why)."""
-    by_token, others = _ours_by_token(conn, kept=True)
+    token's lock can be taken: a run still going may be using them), of this very role only (not
+    every role a superuser has the rights of). Returns (dropped, left alone with why)."""
+    by_token, others = _ours_by_token(conn, kept=True, owned=True)
     dropped: list[str] = []
     left = [f"{name} (of role {owner!r}, not ours to drop)" for owner, names in others.items() for name in names]
     for token, names in by_token.items():
@@ -313,26 +361,34 @@ def drop_kept(conn: psycopg.Connection[Any], version_num: int) -> tuple[list[str
                     dropped.append(name)
                 except psycopg.Error as exc:  # one that cannot be dropped does not stop the others
                     left.append(f"{name} (could not drop it: {one_line(exc)})")
-    return dropped, left
+    return dropped, sorted(left)
 
 
 def list_kept(conn: psycopg.Connection[Any]) -> list[list[str]]:
     """The databases runs kept on this server: ``[database, run token, "going" | "ended", owner]``
-    per database, by name (whether its run is still going is read from the token's lock)."""
-    by_token, others = _ours_by_token(conn, kept=True)
+    per database, by name. The owner is the role that owns the database (the role of the run that
+    kept it: that run created it), or "unknown" when no role of the server owns it; whether its run
+    is still going is read from the token's lock."""
+    by_token, others = _ours_by_token(conn, kept=True, owned=True)
+    row = conn.execute("SELECT current_user").fetchone()
+    owners = {name: str(row[0]) if row else UNKNOWN_OWNER for names in by_token.values() for name in names}
+    owners.update({name: owner for owner, names in others.items() for name in names})
+    tokens: dict[str, list[str]] = {}
+    for name in owners:
+        match = _TOKEN.match(name)
+        assert match is not None  # (only such names are the plugin's)
+        tokens.setdefault(match.group(1), []).append(name)
     rows: list[list[str]] = []
-    for token, names in by_token.items():
+    for token, names in tokens.items():
         with _run_over(conn, token) as over:
-            rows += [[name, token, "ended" if over else "going", conn.info.user] for name in names]
-    for owner, names in others.items():
-        for name in names:
-            match = _TOKEN.match(name)
-            rows.append([name, match.group(1) if match else "?", "?", owner])
+            rows += [[name, token, "ended" if over else "going", owners[name]] for name in names]
     return sorted(rows)
 
 
-def _kept(comment: object) -> bool:
+def _keep_label(comment: object) -> str | None:
+    """The token a database's ``--atlas-keep-db`` label names, or None when it has no such label."""
     try:
-        return bool(json.loads(str(comment))["pytest-atlas"]["keep"])
+        label = json.loads(str(comment))["pytest-atlas"]
+        return str(label["token"]) if label["keep"] is True else None
     except (TypeError, ValueError, KeyError):
-        return False
+        return None

@@ -26,7 +26,8 @@ from pytest_atlas.db._cache import ClusterCache, EntryInfo, children, default_ca
 from pytest_atlas.db._connect import connect_clearly
 from pytest_atlas.db._external import drop_kept, list_kept
 from pytest_atlas.db._fs import FileLock, create_private_file, read_regular, remove_tree
-from pytest_atlas.db._runtime import BASE_NAME, postmaster_pid, private_bases, stop_postmaster
+from pytest_atlas.db._processes import find_servers, stop_servers
+from pytest_atlas.db._runtime import BASE_NAME, private_bases
 
 __all__ = [
     "KEPT_MANIFEST",
@@ -57,7 +58,7 @@ def base_folders(data_dir: Path | None = None) -> list[Path]:
     found: list[Path] = []
     for parent in dict.fromkeys(parents):
         path = parent / name
-        if _ours(path) and path not in found:
+        if _is_base(path) and path not in found:
             found.append(path)
     if data_dir is None:  # and the private folders of runs whose usual one was refused
         found += [path for path in private_bases(parents) if path not in found]
@@ -66,6 +67,19 @@ def base_folders(data_dir: Path | None = None) -> list[Path]:
 
 def _default_parents() -> list[Path]:
     return [_SHM, Path(tempfile.gettempdir()), Path("/tmp")]
+
+
+def _is_base(path: Path) -> bool:
+    """Whether ``path`` is a base folder of the invoking user's (``pytest-atlas-v2-<uid>``, or a
+    private one, ``pytest-atlas-v2-<uid>-*``): a real folder of ours nobody else may write in."""
+    name = BASE_NAME.format(uid=os.geteuid())
+    if path.name != name and not path.name.startswith(name + "-"):
+        return False
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
 
 
 def _ours(path: Path) -> bool:
@@ -178,7 +192,7 @@ def _kept_in(base: Path) -> list[KeptRun]:
                 rows = [[str(cell) for cell in row] for row in data if isinstance(row, list)]
             except ValueError:
                 rows = []
-        found.append(KeptRun(entry, postmaster_pid(entry / "pgdata") is not None, rows))
+        found.append(KeptRun(entry, bool(find_servers(entry)), rows))
     return found
 
 
@@ -186,12 +200,13 @@ def remove_kept(data_dir: Path | None = None, only: Sequence[Path] = ()) -> tupl
     """Stop and remove every kept server folder whose run is over (with ``only``, just those
     folders). Returns (removed, left alone).
 
-    A server is stopped only if :func:`~._runtime.postmaster_pid` finds it (a process of the data
-    folder's owner whose command line names that folder): ``postmaster.pid`` is the server
-    account's to write, so the id it holds is never signalled on its word."""
+    Only processes :func:`~._processes.find_servers` proves to be the folder's servers are stopped
+    (all of them: also one the server's account started again there); ``postmaster.pid`` is the
+    server account's to write, so the id it holds is never used."""
     if only:
         wanted = [Path(os.path.abspath(path)) for path in only]
-        runs = [run for base in dict.fromkeys(path.parent for path in wanted) if _ours(base) for run in _kept_in(base)]
+        bases = [base for base in dict.fromkeys(path.parent for path in wanted) if _is_base(base)]
+        runs = [run for base in bases for run in _kept_in(base)]
         runs = [run for run in runs if run.path in wanted]
         named = {run.path for run in runs}
         missing = [f"{path} (not a kept server folder of yours)" for path in wanted if path not in named]
@@ -205,7 +220,7 @@ def remove_kept(data_dir: Path | None = None, only: Sequence[Path] = ()) -> tupl
             left.append(f"{run.path} (its run is still going)")
             continue
         try:
-            stopped = stop_postmaster(run.path / "pgdata")
+            stopped = stop_servers(run.path)
             remove_tree(run.path)
         finally:
             lock.release()

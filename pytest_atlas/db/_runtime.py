@@ -7,6 +7,7 @@ else in the temp folder; every folder is created and checked by :func:`~._fs.ens
                                 may pass through, not list), else 0700
       run-<token>/              one started server; the invoking user's, same mode
         lock                    flock held by the owning pytest process for its whole life
+        born                    when (and in which boot) the folder was made: see _processes
         kept                    present with --atlas-keep-db: never reaped
         server.log              created by the invoking user (0600), given to the server as its
                                 stdout/stderr descriptor: the server cannot point it elsewhere
@@ -20,21 +21,21 @@ else in the temp folder; every folder is created and checked by :func:`~._fs.ens
       cache/<tier>/             the hot tier of the cluster cache (see _cache)
 
 Nothing root opens later lives in a folder the server account controls, except ``postmaster.pid``,
-which is only read, never through a link (:func:`~._fs.read_regular`).
+which is only read for the server's ``ready`` status while it starts, never through a link
+(:func:`~._fs.read_regular`), and never to find a process to signal.
 
 A run folder is dead when its ``lock`` can be taken: the lock dies with its process, whatever PID
 namespace, container or host name that process had. The next run stops a server still running in
-a dead folder (only a process of the folder's server account whose command line names that data
+a dead folder (only processes :func:`~._processes.find_servers` proves to be its servers: of the
+data folder's owner, started after the folder was made, with a command line that names that data
 folder) and removes it. A folder is created as ``.new-<token>`` and renamed once its lock is held,
 so no reaper ever sees a live folder without a held lock.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import signal
 import stat
 import tempfile
 import time
@@ -42,7 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_atlas.db._account import ServerAccount
-from pytest_atlas.db._fs import FileLock, check_parent, create_private_file, ensure_dir, read_regular, remove_tree
+from pytest_atlas.db._fs import FileLock, check_parent, create_private_file, ensure_dir, remove_tree
+from pytest_atlas.db._processes import FolderBirth, stop_servers
 from pytest_atlas.errors import ProvisioningError
 
 __all__ = [
@@ -50,14 +52,11 @@ __all__ = [
     "Base",
     "RunDir",
     "choose_base",
-    "postmaster_pid",
     "private_bases",
-    "process_alive",
     "reap_private_bases",
     "reap_stale",
     "remove_private_base",
     "safe_parents",
-    "stop_postmaster",
 ]
 
 #: the per-user base folder; "v2" is the layout (lock files, owners), so a plugin version with the
@@ -157,16 +156,6 @@ def _shm_has_room() -> bool:
     return os.access(_SHM, os.W_OK) and st.f_bavail * st.f_frsize >= _SHM_MIN_FREE
 
 
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @dataclass
 class RunDir:
     """One run's folder (see the module docstring), locked by this process while it lives."""
@@ -206,6 +195,7 @@ class RunDir:
         lock = FileLock.acquire(new / _LOCK)
         assert lock is not None
         try:
+            FolderBirth.now().write(new)  # before any server of it exists (see _processes)
             if keep:
                 create_private_file(new / _KEPT)
             path = base / f"{kind}-{token}"
@@ -267,70 +257,11 @@ class RunDir:
             self._lock = None
 
     def remove(self) -> None:
+        """Stop every server of this folder (also one the server's account started again in it,
+        ``pg_ctl restart``) and remove the folder."""
+        stop_servers(self.path)
         remove_tree(self.path)
         self.release()
-
-
-def postmaster_pid(pgdata: Path) -> int | None:
-    """The process id of the server running on ``pgdata``, or None: the one ``postmaster.pid``
-    names (read, never through a link) if it runs as the owner of ``pgdata`` and its command line
-    names this data folder (a recycled id, or one of another PID namespace, is not it)."""
-    try:
-        owner = os.lstat(pgdata).st_uid
-    except OSError:
-        return None
-    text = read_regular(pgdata / "postmaster.pid", limit=4096)
-    try:
-        pid = int((text or "").split("\n", 1)[0])
-    except ValueError:
-        return None
-    if pid <= 1 or _process_uid(pid) != owner:
-        return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    if str(pgdata).encode() not in cmdline or not any(arg.endswith(b"postgres") for arg in cmdline[:1]):
-        return None
-    return pid
-
-
-def stop_postmaster(pgdata: Path, *, timeout: float = 10.0) -> bool:
-    """Stop the server running on ``pgdata``, if any (immediate shutdown, then SIGKILL).
-
-    ``postmaster.pid`` lives in a folder the server account controls, so it is only read (never
-    through a link), and only a process that runs as the owner of ``pgdata`` and whose command line
-    names this data folder is signalled."""
-    pid = postmaster_pid(pgdata)
-    if pid is None:
-        return False
-    for sig, wait in ((signal.SIGQUIT, timeout), (signal.SIGKILL, timeout)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not process_alive(pid) or _is_zombie(pid):
-                return True
-            time.sleep(0.02)
-    return not process_alive(pid)
-
-
-def _process_uid(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace").splitlines():
-            if line.startswith("Uid:"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def reap_stale(base: Path) -> list[str]:
@@ -361,7 +292,7 @@ def reap_stale(base: Path) -> list[str]:
         if lock is None and (os.path.lexists(path / _LOCK) or not entry.name.startswith(".new-")):
             continue  # held: a live run (or not ours to judge)
         try:
-            stopped = stop_postmaster(path / "pgdata")
+            stopped = stop_servers(path)
             remove_tree(path)
         finally:
             if lock is not None:

@@ -8,6 +8,7 @@ import json
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -315,13 +316,46 @@ def psql() -> str:
     return str(Path(bindir) / "psql")
 
 
+def foreign_process() -> int:
+    """A process of this account that is not a child of the test (as an unrelated program's is),
+    alive for two minutes, that SIGINT, SIGQUIT and SIGTERM would kill. Kill it at the end."""
+    # (a background job of sh ignores SIGINT and SIGQUIT: the process restores the defaults)
+    code = "import signal, time; [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGQUIT)]; time.sleep(120)"
+    line = f"{shlex.quote(sys.executable)} -c {shlex.quote(code)} >/dev/null 2>&1 & echo $!"
+    return int(subprocess.run(line, shell=True, capture_output=True, text=True, check=True).stdout)
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def as_owner_of(path: Path) -> list[str]:
+    """The command prefix that runs a command as the account that owns ``path`` (the server's
+    account for a data folder), or nothing when that is this account."""
+    owner = os.stat(path).st_uid
+    return [] if owner == os.geteuid() else as_account(pwd.getpwuid(owner).pw_name)
+
+
+def rewrite_pid_file(pgdata: Path, pid: int) -> None:
+    """As the server's account (which owns the data folder), make ``postmaster.pid`` name ``pid``."""
+    pid_file = pgdata / "postmaster.pid"
+    rest = pid_file.read_text().split("\n", 1)[1]
+    script = f"printf '%s\\n%s' {pid} {shlex.quote(rest)} > {shlex.quote(str(pid_file))}"
+    subprocess.run([*as_owner_of(pgdata), "sh", "-c", script], check=True)
+    assert int(pid_file.read_text().split()[0]) == pid
+
+
 def discard_kept(run_dir: Path) -> None:
     """Stop a kept server of a test (if it still runs) and remove its folder: clean-up for a test
-    whose printed stop command was not reached."""
-    pid_file = run_dir / "pgdata" / "postmaster.pid"
-    if pid_file.exists():
-        pid = int(pid_file.read_text().split()[0])
+    whose printed stop command was not reached. (Found by command line: postmaster.pid is the
+    server account's to rewrite, and some tests do.)"""
+    pids = servers_of(str(run_dir / "pgdata"))
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGQUIT)
-        wait_gone([pid])
+    wait_gone(pids)
     shutil.rmtree(run_dir, ignore_errors=True)

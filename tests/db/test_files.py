@@ -339,3 +339,42 @@ def test_kept_servers_in_a_private_folder_are_listed_and_removed_by_the_janitor(
     removed, left = _janitor.remove_kept()
     assert (removed, left) == ([str(run.path)], [])
     _runtime.remove_private_base(base)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing folders to another account needs root")
+def test_a_folder_is_handed_over_from_the_bottom_up_without_following_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Handing the filled cluster to the server's account: once a folder is that account's, it can
+    rename what is inside and plant a link (the account may already run programs: 'nobody' does).
+    So nothing is changed below a folder already given away, and no change follows a link: each
+    entry is given while the folder that holds it is still ours, the folder itself last."""
+    account = server_account(None)
+    top = tmp_path / "cluster"
+    (top / "base" / "1").mkdir(parents=True)
+    (top / "base" / "1" / "1259").write_bytes(b"page")
+    (top / "global").mkdir()
+    (top / "PG_VERSION").write_text("15\n")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (top / "global" / "planted").symlink_to(victim)
+    calls: list[tuple[str, bool, bool]] = []  # (path, its folder was still ours, followed links)
+    real_chown = os.chown
+
+    def chown(path: str, uid: int, gid: int, *, follow_symlinks: bool = True, dir_fd: int | None = None) -> None:
+        calls.append((str(path), os.lstat(os.path.dirname(path)).st_uid == os.geteuid(), follow_symlinks))
+        real_chown(path, uid, gid, follow_symlinks=follow_symlinks, dir_fd=dir_fd)
+
+    def lchown(path: str, uid: int, gid: int) -> None:
+        chown(path, uid, gid, follow_symlinks=False)
+
+    monkeypatch.setattr(os, "chown", chown)
+    monkeypatch.setattr(os, "lchown", lchown)
+    account.give(top)
+    monkeypatch.undo()
+    everything = [top, *top.rglob("*")]
+    assert {str(path) for path, _, _ in calls} == {str(path) for path in everything}
+    assert all(os.lstat(path).st_uid == account.uid for path in everything)
+    assert os.lstat(victim).st_uid == os.geteuid(), "a link was followed"
+    assert [path for path, ours, _ in calls if not ours] == [], "changed inside a folder already given away"
+    assert [path for path, _, follows in calls if follows] == [], "a change that would follow a link"

@@ -8,7 +8,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from pytest_atlas.db._cache import ClusterCache
@@ -206,39 +208,70 @@ def test_pytest_cache_flags_do_what_the_command_does(tmp_path: Path, own_base: l
     assert list((tmp_path / "disk").iterdir()) == []
 
 
-def test_kept_remove_on_a_server_drops_only_what_dead_runs_kept(
-    tmp_path: Path, password_server: PasswordServer
+def test_kept_on_a_server_acts_only_there_on_what_its_role_kept(
+    tmp_path: Path, own_base: list[str], password_server: PasswordServer
 ) -> None:
-    """``kept --remove --dsn`` drops the kept databases of runs that are over, and leaves those of a
-    run that is still going (its token's advisory lock is held: it may be using them now)."""
+    """``kept --dsn`` lists the kept databases with the role that owns each (not the role that
+    connects: a superuser has the rights of every role), and ``kept --remove --dsn`` drops only the
+    DSN role's own, of runs that are over (a run still going holds its token's advisory lock), never
+    one whose label names another token, and never a kept server folder on this machine."""
     from psycopg import sql
 
     from pytest_atlas.db._external import lock_key
 
-    label = sql.Literal(json.dumps({"pytest-atlas": {"token": "", "keep": True}}))
+    def kept(conn: psycopg.Connection[Any], name: str, token: str) -> None:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        label = json.dumps({"pytest-atlas": {"token": token, "keep": True}})
+        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(label)))
+
     live, dead = "pytest_atlas_0a0a0a0a_0001", "pytest_atlas_0b0b0b0b_0001"
+    theirs, forged = "pytest_atlas_0c0c0c0c_0001", "pytest_atlas_0d0d0d0d_0001"
+    local = janitor_run_with_kept_db(Path(own_base[1]))  # a kept server folder of this machine
+    url = password_server.url()
     with password_server.connect() as admin, password_server.connect() as holder:
-        for name in (live, dead):
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), label))
-        holder.execute("SELECT pg_advisory_lock(%s, %s)", lock_key("0a0a0a0a"))  # the live run's lock
+        admin.execute("DROP ROLE IF EXISTS atlas_keeper")
+        admin.execute("CREATE ROLE atlas_keeper LOGIN CREATEDB PASSWORD 'keeper-pass'")
         try:
-            listed = janitor("kept", "--dsn", password_server.url(), "--data-dir", str(tmp_path))
+            kept(admin, live, "0a0a0a0a")
+            kept(admin, dead, "0b0b0b0b")
+            kept(admin, forged, "0e0e0e0e")  # labelled kept, with another run's token: not provably ours
+            keeper = PasswordServer(password_server.port, "keeper-pass").url("atlas_keeper")
+            with psycopg.connect(keeper, autocommit=True) as ci:
+                kept(ci, theirs, "0c0c0c0c")  # another role's run kept it
+            holder.execute("SELECT pg_advisory_lock(%s, %s)", lock_key("0a0a0a0a"))  # the live run's lock
+
+            mixed = janitor("kept", "--remove", "--dsn", url, "--data-dir", own_base[1])
+            assert mixed.returncode == 2 and "--dsn acts only on that server" in mixed.stderr, mixed.stdout
+            assert local.is_dir(), "kept --remove --dsn removed a kept server folder of this machine"
+
+            listed = janitor("kept", "--dsn", url)
             assert listed.returncode == 0, listed.stderr
             rows = [line.split() for line in listed.stdout.splitlines() if line.startswith("pytest_atlas_")]
-            assert rows == [[live, "0a0a0a0a", "going", "postgres"], [dead, "0b0b0b0b", "ended", "postgres"]]
+            assert rows == [
+                [live, "0a0a0a0a", "going", "postgres"],
+                [dead, "0b0b0b0b", "ended", "postgres"],
+                [theirs, "0c0c0c0c", "ended", "atlas_keeper"],
+            ]
             assert not password_server.leaks(listed.stdout + listed.stderr)
-            result = janitor("kept", "--remove", "--dsn", password_server.url(), "--data-dir", str(tmp_path))
-            assert f"dropped {dead}" in result.stdout, result.stdout + result.stderr
-            assert f"left {live} (its run is still going)" in result.stdout
+
+            result = janitor("kept", "--remove", "--dsn", url)
+            assert result.stdout.splitlines() == [
+                f"dropped {dead}",
+                f"left {live} (its run is still going)",
+                f"left {theirs} (of role 'atlas_keeper', not ours to drop)",
+            ], result.stdout + result.stderr
             assert result.returncode == 1
             assert not password_server.leaks(result.stdout + result.stderr)
-            left = admin.execute("SELECT datname FROM pg_database WHERE datname IN (%s, %s)", (live, dead)).fetchall()
-            assert left == [(live,)]
+            names = [live, dead, theirs, forged]
+            left = admin.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s) ORDER BY 1", (names,))
+            assert left.fetchall() == [(live,), (theirs,), (forged,)]
+            assert local.is_dir()
         finally:
             holder.execute("SELECT pg_advisory_unlock_all()")
-            for name in (live, dead):
+            for name in (live, dead, theirs, forged):
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            admin.execute("DROP ROLE IF EXISTS atlas_keeper")
+            discard_kept(local)
 
 
 def test_kept_does_not_call_a_recycled_process_id_a_running_server(own_base: list[str]) -> None:
@@ -274,6 +307,14 @@ def test_kept_remove_with_folders_removes_just_those(tmp_path: Path, own_base: l
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stdout.splitlines() == [f"removed {first}", f"left {stray} (not a kept server folder of yours)"]
     assert not first.exists() and second.exists() and stray.exists()
+    # a folder shaped like a kept one, but not in a base folder of pytest-atlas: not provably ours
+    lookalike = tmp_path / "elsewhere" / "run-0000abcd"
+    lookalike.mkdir(parents=True)
+    (lookalike / "kept").write_text("")
+    (lookalike / "lock").write_text("")
+    done = janitor("kept", "--remove", str(lookalike))
+    assert done.stdout.splitlines() == [f"left {lookalike} (not a kept server folder of yours)"], done.stdout
+    assert done.returncode == 1 and lookalike.exists()
     usage = janitor("kept", str(second))
     assert usage.returncode == 2 and "a FOLDER is only for --remove" in usage.stderr
     assert second.exists()

@@ -4,12 +4,26 @@ SIGKILL (the next run reaps what a killed run left); kept servers stay; pytest-x
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.db.conftest import discard_kept, servers_of, start_inner, wait_gone
+from tests.db.conftest import (
+    as_owner_of,
+    discard_kept,
+    foreign_process,
+    release_inner,
+    rewrite_pid_file,
+    running,
+    servers_of,
+    start_inner,
+    stop_inner,
+    wait_gone,
+)
 
 
 def test_normal_run_and_failing_run_leave_nothing(pytester: pytest.Pytester) -> None:
@@ -78,12 +92,58 @@ def test_kept_servers_are_never_reaped_and_orphans_are_stopped(
         assert run_dir.exists(), "a kept server's folder was reaped"
         assert postmaster in servers_of(probe["data_dir"]), "a kept server was stopped"
         (run_dir / "kept").unlink()  # now it is an orphan: its run is dead (its lock is free)
+        # and its account made postmaster.pid a link to a file it cannot read (so the server, which
+        # checks that file every minute, keeps running): it is stopped all the same
+        secret = tmp_path / "root-only"
+        secret.write_text("")
+        os.chmod(secret, 0o600)
+        pid_file = run_dir / "pgdata" / "postmaster.pid"
+        subprocess.run([*as_owner_of(pid_file.parent), "ln", "-sf", str(secret), str(pid_file)], check=True)
         result = pytester.runpytest_subprocess("other_test.py", "-p", "no:cacheprovider", *own_base)
         result.assert_outcomes(passed=1)
-        assert wait_gone([postmaster]) == []
+        assert wait_gone([postmaster]) == [], "the orphan was left running (its folder gone)"
         assert not run_dir.exists()
     finally:
         discard_kept(run_dir)
+
+
+def test_a_server_started_again_in_the_folder_is_stopped_with_the_run(
+    pytester: pytest.Pytester, tmp_path: Path, own_base: list[str]
+) -> None:
+    """The server's account (or a test, through ``COPY ... TO PROGRAM``) can restart the server with
+    ``pg_ctl``: the new postmaster is no child of pytest, and postmaster.pid, which names it, may be
+    rewritten to name anything. The run still stops it at its end, and signals nothing else."""
+    proc, probe = start_inner(pytester, tmp_path, *own_base)
+    pgdata = Path(probe["data_dir"])
+    first = int((pgdata / "postmaster.pid").read_text().split()[0])
+    second = victim = 0
+    try:
+        pg_ctl = Path(os.fsdecode(Path(f"/proc/{first}/cmdline").read_bytes().split(b"\0")[0])).parent / "pg_ctl"
+        restarted = subprocess.run(
+            [*as_owner_of(pgdata), str(pg_ctl), "-D", str(pgdata), "-m", "immediate", "-w", "-t", "60", "restart"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd="/",
+            timeout=90,
+            check=False,
+        )
+        assert restarted.returncode == 0, "pg_ctl restart failed"
+        second = int((pgdata / "postmaster.pid").read_text().split()[0])
+        assert second != first and running(second)
+        victim = foreign_process()
+        rewrite_pid_file(pgdata, victim)
+        release_inner(proc, tmp_path)
+        assert wait_gone([second]) == [], "a server started again in the run's folder outlived the run"
+        assert not pgdata.parent.exists()
+        assert running(victim), "the run signalled the process a rewritten postmaster.pid named"
+    finally:
+        stop_inner(proc)
+        for pid in (victim, second):
+            if pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        discard_kept(pgdata.parent)
 
 
 def test_xdist_workers_are_isolated(pytester: pytest.Pytester) -> None:

@@ -34,14 +34,24 @@ def databases(server: PasswordServer, like: str = "pytest_atlas_%") -> set[str]:
         return {row[0] for row in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (like,))}
 
 
-def lock_holder(server: PasswordServer, token: str) -> int | None:
+def lock_holders(server: PasswordServer, token: str) -> set[int]:
+    """The backends that hold run ``token``'s lock (a run holds it on two connections)."""
     with server.connect() as conn:
-        row = conn.execute(
+        rows = conn.execute(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s::oid"
             " AND objid = %s::oid AND objsubid = 2",
             (ATLA, int(token, 16)),
-        ).fetchone()
-    return None if row is None else int(row[0])
+        ).fetchall()
+    return {int(row[0]) for row in rows}
+
+
+def wait_holders(server: PasswordServer, token: str, gone: set[int], message: str) -> set[int]:
+    """Wait until two backends other than ``gone`` hold run ``token``'s lock (15 s at most)."""
+    deadline = time.monotonic() + 15
+    while len((holders := lock_holders(server, token)) - gone) < 2:
+        assert time.monotonic() < deadline, message
+        time.sleep(0.05)
+    return holders
 
 
 @ROOT_ONLY
@@ -55,15 +65,11 @@ def test_a_second_job_in_its_own_pid_namespace_leaves_live_runs_alone(
         token = seen_shared["token"]
         live = databases(password_server, f"pytest_atlas_{token}_%")
         assert live, "the run on the shared server made no database"
-        # a fault first: the backend holding the run's lock is killed; the run takes it again
-        first = lock_holder(password_server, token)
-        assert first is not None
+        # a fault first: a backend holding the run's lock is killed; the run takes it again
+        first = min(lock_holders(password_server, token))
         with password_server.connect() as conn:
             conn.execute("SELECT pg_terminate_backend(%s)", (first,))
-        deadline = time.monotonic() + 15
-        while lock_holder(password_server, token) in (None, first):
-            assert time.monotonic() < deadline, "the run did not take its lock again"
-            time.sleep(0.05)
+        wait_holders(password_server, token, {first}, "the run did not take its lock again")
         # the second job: same host name, its own PID namespace (the first job's PIDs do not exist there)
         pytester.makepyfile(test_second="def test_second(atlas_db):\n    atlas_db.execute('SELECT 1')\n")
         # both kinds side by side: a started server, and a run on the shared server
@@ -107,6 +113,69 @@ def test_a_second_job_in_its_own_pid_namespace_leaves_live_runs_alone(
     # (a run that writes a passfile cleans the base folder too)
     assert not Path(seen_shared["run_dir"]).exists()
     assert not Path(seen_local["run_dir"]).exists()
+
+
+@ROOT_ONLY
+def test_a_run_on_a_shared_server_holds_its_lock_as_long_as_it_lives(
+    pytester: pytest.Pytester, tmp_path: Path, password_server: PasswordServer
+) -> None:
+    """The lock is the run's liveness, and a second job (each in its own PID namespace) leaves the
+    run alone while it lives: while one of the lock's backends is killed and cannot reconnect (the
+    other still holds it), and after an outage of both that lasts longer than the time after which
+    the run says so (shortened here from 300 s to 1 s), when the run takes its lock again."""
+    db = "atlas_lock_outage"
+    with password_server.connect() as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {db}")
+        admin.execute(f"CREATE DATABASE {db}")
+    pytester.makeconftest("import pytest_atlas.db._external as external\n\nexternal.LOCK_LOST_NOTE_AFTER = 1.0\n")
+    pytester.makepyfile(test_second="def test_second(atlas_db):\n    atlas_db.execute('SELECT 1')\n")
+    namespace = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
+    proc = launch_inner(pytester, tmp_path, prefix=namespace, env={"ATLAS_TEST_DSN": password_server.url(dbname=db)})
+
+    def second_job() -> None:
+        """A second job, in a PID namespace of its own, whose DSN names another database."""
+        second = subprocess.run(
+            [*namespace, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_second.py"],
+            cwd=pytester.path,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "ATLAS_TEST_DSN": password_server.url()},
+            timeout=120,
+            check=False,
+        )
+        assert "1 passed" in second.stdout, second.stdout + second.stderr
+        assert f"dead run {token}" not in second.stdout
+        assert live <= databases(password_server, f"pytest\\_atlas\\_{token}\\_%"), "a live run's databases went"
+
+    try:
+        probe = wait_inner(proc, tmp_path)
+        token = probe["token"]
+        live = databases(password_server, f"pytest\\_atlas\\_{token}\\_%")
+        assert probe["database"] in live
+        holders = wait_holders(password_server, token, set(), "the run does not hold its lock twice")
+        with password_server.connect() as admin:
+            # one backend of the lock is killed and cannot come back (its database refuses connections)
+            admin.execute(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false")
+            admin.execute("SELECT pg_terminate_backend(%s)", (min(holders),))
+            second_job()
+            # then both, for 3 s
+            admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (list(holders),))
+            time.sleep(3)
+            assert lock_holders(password_server, token) == set()
+            admin.execute(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true")
+        wait_holders(password_server, token, holders, "the run gave up its lock while it still ran")
+        second_job()
+        with psycopg.connect(probe["dsn"]) as conn:
+            assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+        (tmp_path / "probe.release").write_text("")
+        out = proc.communicate(timeout=120)[0].decode()
+        assert "1 passed" in out, out
+        assert "this run's lock on the server was lost for" in out, out
+    finally:
+        stop_inner(proc)
+        with password_server.connect() as admin:
+            admin.execute(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true")
+            admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
 def test_leftovers_on_a_shared_server_are_judged_by_name_and_lock(

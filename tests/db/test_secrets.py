@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import shlex
 import shutil
 import signal
@@ -19,7 +18,18 @@ import pytest
 
 from pytest_atlas._config import resolve_settings
 from pytest_atlas._dsn import Dsn
-from tests.db.conftest import PasswordServer, discard_kept, release_inner, start_inner, stop_inner, wait_gone
+from tests.db.conftest import (
+    PasswordServer,
+    as_owner_of,
+    discard_kept,
+    foreign_process,
+    release_inner,
+    rewrite_pid_file,
+    running,
+    start_inner,
+    stop_inner,
+    wait_gone,
+)
 
 FAILING = """
 import pytest
@@ -250,13 +260,6 @@ def test_keep_db_lines_without_tcp_work_when_pasted(pytester: pytest.Pytester, o
         discard_kept(run_dir)
 
 
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _kept_line(lines: list[str], run_dir: Path) -> str:
     """The printed command that removes just this kept server, with the ``python`` of this run."""
     [line] = [line.split(" with: ", 1)[1] for line in lines if " with: " in line and str(run_dir) in line]
@@ -280,26 +283,23 @@ def test_the_printed_remove_line_trusts_nothing_the_server_account_wrote(
     secret = tmp_path / "root-only"
     secret.write_text("root-only-secret-text\n")
     os.chmod(secret, 0o600)
-    # a process of root's that is not our child (a zombie would answer kill -0 forever)
-    # (a background job of sh ignores SIGINT: the victim restores the default, so SIGINT kills it)
-    sleeper = f"{shlex.quote(sys.executable)} -c 'import signal, time; signal.signal(signal.SIGINT, signal.SIG_DFL); time.sleep(120)'"
-    victim = int(
-        subprocess.run(f"{sleeper} >/dev/null 2>&1 & echo $!", shell=True, capture_output=True, text=True).stdout
-    )
+    victim = foreign_process()  # a process of root's that is not our child
     try:
-        account = ["runuser", "-u", pwd.getpwuid(os.stat(pid_file).st_uid).pw_name, "--"]
         if plant == "a link to a root-only file":
+            account = as_owner_of(pid_file.parent)
             planted = subprocess.run([*account, "ln", "-sf", str(secret), str(pid_file)], check=False)
+            assert planted.returncode == 0
         else:
-            rest = pid_file.read_text().split("\n", 1)[1]
-            script = f"printf '%s\\n%s' {victim} {shlex.quote(rest)} > {shlex.quote(str(pid_file))}"
-            planted = subprocess.run([*account, "sh", "-c", script], check=False)
-        assert planted.returncode == 0
+            rewrite_pid_file(pid_file.parent, victim)
         line = _kept_line([line.strip() for line in result.stdout.lines], run_dir)
         # (the old line, once it killed the victim, waited for it for ever: a zombie answers kill -0)
         done = subprocess.run(line, shell=True, capture_output=True, text=True, check=False, timeout=30)
         assert "root-only-secret-text" not in done.stdout + done.stderr
-        assert _running(victim), "root pasted the line and killed a process the pid file named"
+        assert running(victim), "root pasted the line and killed a process the pid file named"
+        # and the server itself is stopped all the same: it is found by what the plugin knows
+        assert wait_gone([server]) == [], "the kept server was left running (its folder gone)"
+        assert f"removed {run_dir} (stopped its server)" in done.stdout, done.stdout + done.stderr
+        assert not run_dir.exists()
     finally:
         for pid in (victim, server):
             with contextlib.suppress(ProcessLookupError):
