@@ -8,7 +8,6 @@ import functools
 import itertools
 import json
 import queue
-import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from pytest_atlas._dsn import Dsn, hide_password
 from pytest_atlas.contracts._accumulate import ColumnAccumulator
 from pytest_atlas.contracts._relations import CHECKS, check_relations, relation_names
 from pytest_atlas.contracts._result import ColumnReport, ContractReport, RelationReport
+from pytest_atlas.contracts._switch import switching_often
 from pytest_atlas.contracts._targets import Column, Table, resolve_targets
 from pytest_atlas.db import connect_target, describe_target, query_problem, read_again
 from pytest_atlas.errors import AtlasError, InvalidArgument, ProvisioningError
@@ -577,9 +577,10 @@ def _prefetched(cursor: psycopg.ServerCursor[Any], batch_size: int) -> Iterator[
     this one (the server serialises rows while Python parses and validates). At most two batches wait,
     so memory stays flat; the thread is stopped and joined before this generator ends.
 
-    While it runs, the interpreter's thread switch interval is :data:`_SWITCH_INTERVAL` (restored
-    after): when the server's answer arrives, the helper needs the GIL to ask for the next batch, and
-    at the default 5 ms it waited so long for the checking thread that the server sat idle (a
+    While it runs, the interpreter's thread switch interval is at most
+    :data:`~pytest_atlas.contracts._switch.SWITCH_INTERVAL` (process-wide, counted: put back when the
+    last scan of any thread ends): when the server's answer arrives, the helper needs the GIL to ask
+    for the next batch, and at the default 5 ms it waited so long for the checking thread that the server sat idle (a
     200,000-row scan pinned to one core: 3.5 s wall at 5 ms, 2.5 s at 0.5 ms, same CPU time)."""
     waiting: queue.Queue[list[Any] | BaseException] = queue.Queue(maxsize=2)
     stop = threading.Event()
@@ -600,28 +601,22 @@ def _prefetched(cursor: psycopg.ServerCursor[Any], batch_size: int) -> Iterator[
             waiting.put(exc)
 
     helper = threading.Thread(target=fetch, name="pytest-atlas-contract-fetch", daemon=True)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, _SWITCH_INTERVAL))
-    helper.start()
-    try:
-        while True:
-            item = waiting.get()
-            if isinstance(item, BaseException):
-                raise item
-            if not item:
-                return
-            yield item
-    finally:
-        stop.set()
-        while helper.is_alive():
-            with contextlib.suppress(queue.Empty):
-                waiting.get(timeout=0.05)
-        helper.join()
-        sys.setswitchinterval(interval)
-
-
-#: the thread switch interval while a column is scanned (see :func:`_prefetched`)
-_SWITCH_INTERVAL = 0.0005
+    with switching_often():
+        helper.start()
+        try:
+            while True:
+                item = waiting.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if not item:
+                    return
+                yield item
+        finally:
+            stop.set()
+            while helper.is_alive():
+                with contextlib.suppress(queue.Empty):
+                    waiting.get(timeout=0.05)
+            helper.join()
 
 
 def _unloadable(schema: str, text: str, keyword: str, message: str) -> Violation:
