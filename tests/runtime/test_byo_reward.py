@@ -27,6 +27,18 @@ EVALUATORS = {
     "counted_rules": (0.8, False),
 }
 
+#: reward statistics as the RIM evaluator writes them (every key it writes, and the persistence timestamp)
+RIM_STATS: dict[str, Any] = {
+    "score": 0.8,
+    "score_mean": 0.8,
+    "score_stddev": 0.0,
+    "sample_count": 3,
+    "uncertainty_mean": 0.1,
+    "uncertainty_stddev": 0.0,
+    "best_uncertainty": 0.1,
+    "timestamp": "2025-01-02T03:04:05+00:00",
+}
+
 
 @pytest.mark.parametrize("evaluator", EVALUATORS)
 def test_what_atlas_writes_with_a_custom_evaluator(atlas_dsn: str, evaluator: str) -> None:
@@ -73,15 +85,7 @@ def test_custom_audit_entries_are_warnings_rim_entries_stay_strict() -> None:
     assert check_payload(custom, "reward-audit").errors == ()
     rim_like = [{"stage": "rules", "model": "gpt", "messages": [], "error": "boom"}]  # a RIM entry, wrong stage
     assert [e.keyword for e in check_payload(rim_like, "reward-audit").errors] == ["enum"]
-    # RIM's sample statistics without its score
-    broken_rim = {
-        "score_mean": 0.8,
-        "score_stddev": 0.0,
-        "sample_count": 3,
-        "uncertainty_mean": 0.1,
-        "uncertainty_stddev": 0.0,
-        "best_uncertainty": 0.1,
-    }
+    broken_rim = {key: value for key, value in RIM_STATS.items() if key != "score"}  # RIM's, without its score
     assert [e.keyword for e in check_payload(broken_rim, "reward-stats").errors] == ["required"]
     custom_stats: dict[str, Any] = {"score_mean": "0.7", "timestamp": "2025-01-02T03:04:05+00:00"}
     assert [e.keyword for e in check_payload(custom_stats, "reward-stats").errors] == ["type"]
@@ -103,16 +107,7 @@ def test_what_the_rim_evaluator_writes_is_held_to_rims_shape(atlas_dsn: str) -> 
 def test_rim_shaped_documents_stay_strict() -> None:
     """A document with RIM's keys is RIM's: a key of another type or one RIM does not write is an error,
     not a custom evaluator's warning."""
-    rim = {
-        "score": 0.8,
-        "score_mean": 0.8,
-        "score_stddev": 0.0,
-        "sample_count": 3,
-        "uncertainty_mean": 0.1,
-        "uncertainty_stddev": 0.0,
-        "best_uncertainty": 0.1,
-        "timestamp": "2025-01-02T03:04:05+00:00",
-    }
+    rim = RIM_STATS
     assert check_payload(rim, "reward-stats").warnings == ()
     assert [e.keyword for e in check_payload({**rim, "sample_count": "3"}, "reward-stats").errors] == ["type"]
     assert [e.keyword for e in check_payload({**rim, "extra": 1}, "reward-stats").errors] == ["additionalProperties"]
