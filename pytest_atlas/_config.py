@@ -70,22 +70,6 @@ def parse_path(raw: Any, where: str) -> Path | None:
     return Path(os.path.expandvars(os.path.expanduser(text)))
 
 
-def parse_output_file(raw: Any, where: str) -> Path | None:
-    """A file the run writes (a report, a baseline): refused now, not after every test ran, when it
-    is a directory or sits below a file (missing folders are created when it is written)."""
-    path = parse_path(raw, where)
-    if path is None:
-        return None
-    if path.is_dir():
-        raise ConfigError(where, str(path), "is a directory", hint=f"name a file in it, e.g. {path / 'atlas.json'}")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigError(where, str(path), f"{parent} is a file", hint="name a file in a folder")
-            break
-    return path
-
-
 def parse_existing_file(raw: Any, where: str) -> Path | None:
     path = parse_path(raw, where)
     if path is None:
@@ -488,7 +472,7 @@ OPTIONS: tuple[Option, ...] = (
         "--atlas-save-baseline",
         "atlas_save_baseline",
         "Write the reward series the gates saw to this baseline file.",
-        parse_output_file,
+        parse_path,
         metavar="PATH",
         ini_type="paths",
     ),
@@ -497,7 +481,7 @@ OPTIONS: tuple[Option, ...] = (
         "--atlas-report",
         "atlas_report",
         "Write every gate and contract result to this JSON file.",
-        parse_output_file,
+        parse_path,
         metavar="PATH",
         ini_type="paths",
     ),
@@ -506,7 +490,7 @@ OPTIONS: tuple[Option, ...] = (
         "--atlas-report-html",
         "atlas_report_html",
         "Write the gates' results and charts to this HTML file (one self-contained file, no network).",
-        parse_output_file,
+        parse_path,
         metavar="PATH",
         ini_type="paths",
     ),
@@ -553,7 +537,6 @@ def resolve_settings(
             raw, where = ini[option.field], f"ini {option.ini}"
             if option.parse in (
                 parse_path,
-                parse_output_file,
                 parse_existing_dir,
                 parse_existing_file,
                 parse_path_list,

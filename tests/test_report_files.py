@@ -85,6 +85,22 @@ def test_a_report_path_that_cannot_be_written_is_a_clear_error(pytester: pytest.
     result.stderr.no_fnmatch_line("*Traceback*")
 
 
+def test_a_folder_or_a_path_below_a_file_is_refused_by_the_one_check(tmp_path: Path) -> None:
+    """The check the plugin runs on the options before anything runs is the one writing runs: the
+    library call gives the same refusals (a folder, a path below a file) with their remedies."""
+    from pytest_atlas.db import UnsafePathError, check_output, write_output
+
+    (tmp_path / "afile").write_text("")
+    for call in (check_output, lambda path: write_output(path, b"{}")):
+        with pytest.raises(UnsafePathError, match="is a directory") as refused:
+            call(tmp_path)
+        assert refused.value.hint == f"name a file in it, e.g. {tmp_path / 'atlas.json'}"
+        with pytest.raises(UnsafePathError, match="afile is a file") as refused:
+            call(tmp_path / "afile" / "report.json")
+        assert refused.value.hint == "name a file in a folder"
+    assert (tmp_path / "afile").read_text() == ""
+
+
 @ROOT_ONLY
 def test_a_report_file_of_another_account_is_refused(tmp_path: Path) -> None:
     from pytest_atlas.db import UnsafePathError, write_output

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import itertools
 import json
 import queue
-import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import psycopg
@@ -25,10 +25,11 @@ from psycopg.rows import tuple_row
 from pytest_atlas._arguments import check_date, check_integer, check_positive_int
 from pytest_atlas._dsn import Dsn, hide_password
 from pytest_atlas.contracts._accumulate import ColumnAccumulator
-from pytest_atlas.contracts._relations import check_relations, relation_names
-from pytest_atlas.contracts._result import ColumnReport, ContractReport
+from pytest_atlas.contracts._relations import CHECKS, check_relations, relation_names
+from pytest_atlas.contracts._result import ColumnReport, ContractReport, RelationReport
+from pytest_atlas.contracts._switch import switching_often
 from pytest_atlas.contracts._targets import Column, Table, resolve_targets
-from pytest_atlas.db import connect_target, describe_target, query_problem
+from pytest_atlas.db import connect_target, describe_target, query_problem, read_again
 from pytest_atlas.errors import AtlasError, InvalidArgument, ProvisioningError
 from pytest_atlas.validation import MAX_DEPTH, Violation, validator_for
 from pytest_atlas.validation import preview as _preview
@@ -108,14 +109,35 @@ def run_checks(
             "an id range scan reads every row of its range; it cannot also take the newest `limit` rows",
             hint="pass either id_range or limit",
         )
-    with _read_only(conninfo_or_connection) as (conn, label):
-        report = ContractReport(database=label, since=since, limit=limit)
-        for target in columns:
-            (column,) = _check_ranges(conn, target, since, limit, batch_size, samples, [id_range])
-            if id_range is not None and column.part is None:  # it could not be scanned: the problem alone
-                column.part = {"range": id_range.to_dict(), "state": ColumnAccumulator(column).state()}
-            report.columns.append(column)
-        report.relations.extend(check_relations(conn, set(relations), since, limit, samples))
+    checks: list[Callable[[psycopg.Connection[Any]], Sequence[ColumnReport | RelationReport]]] = [
+        functools.partial(
+            _check_ranges,
+            target=target,
+            since=since,
+            limit=limit,
+            batch_size=batch_size,
+            samples=samples,
+            ranges=[id_range],
+        )
+        for target in columns
+    ]
+    # one read per relational check (in their order): one the server cut is read again alone
+    wanted = set(relations)
+    checks += [
+        functools.partial(check_relations, names={name}, since=since, limit=limit, samples=samples)
+        for name in relation_names({check.table for check in CHECKS})
+        if name in wanted
+    ]
+    label, found = _read_each(conninfo_or_connection, checks)
+    report = ContractReport(database=label, since=since, limit=limit)
+    for reports in found:
+        for item in reports:
+            if isinstance(item, ColumnReport):
+                if id_range is not None and item.part is None:  # it could not be scanned: the problem alone
+                    item.part = {"range": id_range.to_dict(), "state": ColumnAccumulator(item).state()}
+                report.columns.append(item)
+            else:
+                report.relations.append(item)
     if require_rows and not any(item.problem for item in report.items()) and report.rows_checked == 0:
         report.mark_empty()
     return report
@@ -143,12 +165,14 @@ def run_ranges(
             "from no lower bound to no upper one, each starting where the one before ends",
             hint="pass the ranges plan_ranges() made for the column's table",
         )
-    with _read_only(conninfo_or_connection) as (conn, _):
-        reports = _check_ranges(conn, column, since, None, batch_size, samples, ordered)
+    read = functools.partial(
+        _check_ranges, target=column, since=since, limit=None, batch_size=batch_size, samples=samples, ranges=ordered
+    )
+    _, (reports,) = _read_each(conninfo_or_connection, [read])
     for report, id_range in zip(reports, ordered, strict=True):
         if report.part is None:  # it could not be scanned: the problem alone
             report.part = {"range": id_range.to_dict(), "state": ColumnAccumulator(report).state()}
-    return reports
+    return list(reports)
 
 
 def has_rows(
@@ -158,24 +182,29 @@ def has_rows(
     since: date | None,
 ) -> bool:
     """Whether any of these checks has a row to read (``EXISTS`` per table: cheap on any size)."""
-    from pytest_atlas.contracts._relations import CHECKS
-
     wanted: list[tuple[str, str | None]] = [(c.table.name, c.column) for c in columns]
     names = set(relations)
     wanted += [(check.table, None) for check in CHECKS if f"{check.table}[{check.name}]" in names]
-    with _read_only(conninfo_or_connection) as (conn, _):
-        for table_name, column in dict.fromkeys(wanted):
-            try:
-                with conn.transaction():
-                    if not _column_type(conn, table_name, column or "ctid")[0]:
-                        continue
-                    query, params = _scope_query(table_name, column, since)
-                    row = conn.cursor(row_factory=tuple_row).execute(query, params).fetchone()
-            except psycopg.Error:
-                continue  # that check reports its own problem
-            if row and row[0]:
-                return True
-    return False
+
+    def read() -> tuple[bool, bool]:
+        """(a row was found, a read was cut: then the answer may be wrong)"""
+        cut = False
+        with _read_only(conninfo_or_connection) as (conn, _):
+            for table_name, column in dict.fromkeys(wanted):
+                try:
+                    with conn.transaction():
+                        if not _column_type(conn, table_name, column or "ctid")[0]:
+                            continue
+                        query, params = _scope_query(table_name, column, since)
+                        row = conn.cursor(row_factory=tuple_row).execute(query, params).fetchone()
+                except psycopg.Error as exc:
+                    cut = cut or query_problem(exc, conn).transient
+                    continue  # that check reports its own problem
+                if row and row[0]:
+                    return True, False
+        return False, cut
+
+    return read_again(conninfo_or_connection, read, cut=lambda found: found[1])[0]
 
 
 def _scope_query(table_name: str, column: str | None, since: date | None) -> tuple[sql.Composed, list[Any]]:
@@ -204,6 +233,36 @@ def _since(value: date | datetime | str | None) -> date | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     return check_date("since", value)
+
+
+_Report = TypeVar("_Report", bound=ColumnReport | RelationReport)
+
+
+def _read_each(
+    source: str | Dsn | psycopg.Connection[Any],
+    checks: Sequence[Callable[[psycopg.Connection[Any]], Sequence[_Report]]],
+) -> tuple[str, list[Sequence[_Report]]]:
+    """The database's label and each check's reports, read on one connection (in a READ ONLY
+    transaction). On a connection of our own (``source`` a DSN), the checks whose read the server
+    cut (a report marked ``transient``: a restart, a terminated backend) are read again on a new
+    one, for a while (:func:`~pytest_atlas.db.read_again`); the caller's connection is the caller's,
+    so there a cut read is reported."""
+    found: list[Sequence[_Report] | None] = [None] * len(checks)
+    label = ""
+
+    def cut(reports: Sequence[_Report] | None) -> bool:
+        return reports is None or any(report.transient for report in reports)
+
+    def read() -> list[Sequence[_Report] | None]:
+        nonlocal label
+        with _read_only(source) as (conn, label):
+            for index, check in enumerate(checks):
+                if cut(found[index]):
+                    found[index] = check(conn)
+        return found
+
+    read_again(source, read, cut=lambda reports: any(cut(item) for item in reports))
+    return label, [reports or [] for reports in found]
 
 
 @contextmanager
@@ -518,9 +577,10 @@ def _prefetched(cursor: psycopg.ServerCursor[Any], batch_size: int) -> Iterator[
     this one (the server serialises rows while Python parses and validates). At most two batches wait,
     so memory stays flat; the thread is stopped and joined before this generator ends.
 
-    While it runs, the interpreter's thread switch interval is :data:`_SWITCH_INTERVAL` (restored
-    after): when the server's answer arrives, the helper needs the GIL to ask for the next batch, and
-    at the default 5 ms it waited so long for the checking thread that the server sat idle (a
+    While it runs, the interpreter's thread switch interval is at most
+    :data:`~pytest_atlas.contracts._switch.SWITCH_INTERVAL` (process-wide, counted: put back when the
+    last scan of any thread ends): when the server's answer arrives, the helper needs the GIL to ask
+    for the next batch, and at the default 5 ms it waited so long for the checking thread that the server sat idle (a
     200,000-row scan pinned to one core: 3.5 s wall at 5 ms, 2.5 s at 0.5 ms, same CPU time)."""
     waiting: queue.Queue[list[Any] | BaseException] = queue.Queue(maxsize=2)
     stop = threading.Event()
@@ -541,28 +601,22 @@ def _prefetched(cursor: psycopg.ServerCursor[Any], batch_size: int) -> Iterator[
             waiting.put(exc)
 
     helper = threading.Thread(target=fetch, name="pytest-atlas-contract-fetch", daemon=True)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, _SWITCH_INTERVAL))
-    helper.start()
-    try:
-        while True:
-            item = waiting.get()
-            if isinstance(item, BaseException):
-                raise item
-            if not item:
-                return
-            yield item
-    finally:
-        stop.set()
-        while helper.is_alive():
-            with contextlib.suppress(queue.Empty):
-                waiting.get(timeout=0.05)
-        helper.join()
-        sys.setswitchinterval(interval)
-
-
-#: the thread switch interval while a column is scanned (see :func:`_prefetched`)
-_SWITCH_INTERVAL = 0.0005
+    with switching_often():
+        helper.start()
+        try:
+            while True:
+                item = waiting.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if not item:
+                    return
+                yield item
+        finally:
+            stop.set()
+            while helper.is_alive():
+                with contextlib.suppress(queue.Empty):
+                    waiting.get(timeout=0.05)
+            helper.join()
 
 
 def _unloadable(schema: str, text: str, keyword: str, message: str) -> Violation:

@@ -24,9 +24,17 @@ from pytest_atlas.db._reset import choose_isolation, data_on_tmpfs, reset_refusa
 from pytest_atlas.db._runtime import remove_private_base
 from pytest_atlas.db._seed import Seed
 from pytest_atlas.db._server import ServerPlan, plan_server, start_server
-from pytest_atlas.db._target import QueryProblem, connect_target, describe_target, query_problem
+from pytest_atlas.db._target import (
+    READ_AGAIN_FOR,
+    QueryProblem,
+    connect_target,
+    describe_target,
+    query_problem,
+    read_again,
+)
 
 __all__ = [
+    "READ_AGAIN_FOR",
     "SERVER_SETTING",
     "TARGET_SETTING",
     "AtlasPostgres",
@@ -53,6 +61,7 @@ __all__ = [
     "kept_runs",
     "plan_server",
     "query_problem",
+    "read_again",
     "redact",
     "remove_kept",
     "remove_private_base",

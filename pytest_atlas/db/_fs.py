@@ -172,6 +172,7 @@ def create_private_file(path: Path, data: bytes = b"", *, mode: int = 0o600) -> 
 
 
 _OUTPUT_ELSEWHERE = "(give the option a path there)"
+_IN_A_FOLDER = "name a file in a folder"
 
 
 def check_output(path: Path) -> None:
@@ -179,8 +180,10 @@ def check_output(path: Path) -> None:
     at ``path``: no folder on the way is a link another account made or something other than a
     folder, no folder that exists on the way is one in which somebody else could swap what comes
     next (see :func:`check_parent`: a folder above the file's, renamed away and replaced by a
-    link, would move the file elsewhere too), and ``path`` itself is not a link, not a special
-    file and not another account's file."""
+    link, would move the file elsewhere too), and ``path`` itself is not a link, not a directory, not
+    a special file and not another account's file. The one check of an output path: the plugin runs
+    it on every report and baseline option before anything runs, :func:`write_output` again when it
+    writes."""
     path = Path(os.path.abspath(path))
     if _check_folders(path, holders=True) == path:
         _check_target(path)
@@ -200,7 +203,7 @@ def _check_folders(path: Path, *, holders: bool) -> Path:
             below = folder
             break
         except NotADirectoryError:
-            raise _refuse(folder.parent, "is not a folder", "give a path in a folder") from None
+            raise _refuse(folder.parent, "is not a folder", _IN_A_FOLDER) from None
         if stat.S_ISLNK(st.st_mode) and st.st_uid not in (0, me):
             raise _refuse(
                 folder,
@@ -210,7 +213,7 @@ def _check_folders(path: Path, *, holders: bool) -> Path:
                 "or give another path",
             )
         if not stat.S_ISLNK(st.st_mode) and not stat.S_ISDIR(st.st_mode):
-            raise _refuse(folder, "is not a folder", "give a path in a folder")
+            raise _refuse(folder, "is a file" if stat.S_ISREG(st.st_mode) else "is not a folder", _IN_A_FOLDER)
         if holders:
             check_parent(child, elsewhere=_OUTPUT_ELSEWHERE)  # the folder as it is used (a link followed)
     return below
@@ -231,6 +234,8 @@ def _check_target(path: Path, *, dir_fd: int | None = None) -> None:
             f"is a symbolic link (to {target}); pytest-atlas never writes through links",
             f"remove it (rm {path}), or give another path",
         )
+    if stat.S_ISDIR(st.st_mode):
+        raise _refuse(path, "is a directory", f"name a file in it, e.g. {path / 'atlas.json'}")
     if not stat.S_ISREG(st.st_mode):
         raise _refuse(path, "exists and is not a regular file", "remove it, or give another path")
     if st.st_uid != os.geteuid():

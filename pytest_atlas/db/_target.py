@@ -12,20 +12,35 @@ change in one place.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pytest_atlas._dsn import Dsn, hide_password, redact, refusal, unparsable_errors
-from pytest_atlas.db._connect import TARGET_SETTING, connect_clearly, is_transient, one_line, unset_pgpassword
-from pytest_atlas.errors import ProvisioningError
+from pytest_atlas.db._connect import TARGET_SETTING, Backoff, connect_clearly, is_transient, one_line, unset_pgpassword
+from pytest_atlas.errors import AtlasError, ProvisioningError
 
-__all__ = ["READ_ONLY_OPTION", "QueryProblem", "connect_target", "describe_target", "query_problem"]
+__all__ = [
+    "READ_AGAIN_FOR",
+    "READ_ONLY_OPTION",
+    "QueryProblem",
+    "connect_target",
+    "describe_target",
+    "query_problem",
+    "read_again",
+]
 
 #: the server setting every target connection starts with
 READ_ONLY_OPTION = "-c default_transaction_read_only=on"
+#: how long a read of the checked database that the server cut is tried again (seconds): a restart
+#: or a terminated backend passes within it; a fault that lasts longer is reported
+READ_AGAIN_FOR = 10.0
+
+_T = TypeVar("_T")
 
 
 def connect_target(dsn: str | Dsn, *, timeout: int = 10) -> psycopg.Connection[Any]:
@@ -118,3 +133,32 @@ def query_problem(exc: psycopg.Error, conn: psycopg.Connection[Any] | None = Non
         "check that the database has Atlas's schema (pytest-atlas ships it as schema.sql); the query is read-only",
         transient=False,
     )
+
+
+def read_again(
+    source: str | Dsn | psycopg.Connection[Any], read: Callable[[], _T], *, cut: Callable[[_T], bool] | None = None
+) -> _T:
+    """``read()`` of the checked database ``source``, called again while the server cut it (for
+    :data:`READ_AGAIN_FOR` seconds, with :class:`~pytest_atlas.db.Backoff`'s delays): while it raises
+    an :class:`~pytest_atlas.errors.AtlasError` marked ``transient`` (a :class:`QueryProblem` that
+    is), or returns a result for which ``cut`` is true. Then the last error is raised, or the last
+    result returned (it reports its own problem).
+
+    Only when ``source`` is a DSN, whose every ``read`` opens a connection of its own: a connection
+    the server cut stays broken, and a caller's connection is the caller's to replace, so on one
+    ``read`` runs once."""
+    if isinstance(source, psycopg.Connection):
+        return read()
+    backoff = Backoff(READ_AGAIN_FOR)
+    while True:
+        try:
+            result = read()
+        except AtlasError as exc:
+            delay = backoff.next_delay() if getattr(exc, "transient", False) else None
+            if delay is None:
+                raise
+        else:
+            delay = backoff.next_delay() if cut is not None and cut(result) else None
+            if delay is None:
+                return result
+        time.sleep(delay)

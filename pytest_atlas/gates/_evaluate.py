@@ -3,15 +3,13 @@ then one :class:`~pytest_atlas.gates.GateResult`. Nothing here knows a kind by n
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
 
 from pytest_atlas._dsn import Dsn, hide_password
-from pytest_atlas.db import Backoff
-from pytest_atlas.errors import GateError
+from pytest_atlas.db import read_again
 from pytest_atlas.gates._fields import PathCensus
 from pytest_atlas.gates._kind import Context, Evaluation
 from pytest_atlas.gates._kinds import KINDS
@@ -21,9 +19,6 @@ from pytest_atlas.gates._spec import GateSpec
 from pytest_atlas.gates._sql import connection
 
 __all__ = ["evaluate", "gate_result"]
-
-#: how long a gate on a connection of its own reads again after the server cut it (seconds)
-_RETRY_FOR = 10.0
 
 
 def evaluate(
@@ -55,19 +50,13 @@ def evaluate(
     source = hide_password(source)  # frames show a DSN redacted
     kind = KINDS[spec.kind]
     context = Context(baseline, baseline_label, load_baseline, record, census, load_census, charts)
-    backoff = Backoff(_RETRY_FOR)
-    while True:
-        try:
-            with connection(source) as conn:
-                found = kind.evaluate(conn, spec, spec.options, context)
-            return gate_result(spec, found)
-        except GateError as exc:
-            # a read the server cut (a restart, an administrator): on a connection of our own, read
-            # again; on the caller's connection the caller decides
-            delay = backoff.next_delay() if exc.transient and not isinstance(source, psycopg.Connection) else None
-            if delay is None:
-                raise
-            time.sleep(delay)
+
+    def read() -> GateResult:
+        with connection(source) as conn:
+            return gate_result(spec, kind.evaluate(conn, spec, spec.options, context))
+
+    # a read the server cut (a restart, an administrator: a GateError marked transient) is read again
+    return read_again(source, read)
 
 
 def gate_result(spec: GateSpec, found: Evaluation | Sequence[KeyResult], notes: Sequence[str] = ()) -> GateResult:

@@ -38,8 +38,6 @@ _PLAN = pytest.StashKey[dict[str, list[dict[str, Any]]]]()
 WORKER_PLAN = "atlas_contract_ranges"
 #: the report attribute that carries a range item's findings to the controller
 PART_ATTRIBUTE = "atlas_contract_part"
-#: how long an item reads again after the server cut its connection (seconds)
-_RETRY_FOR = 10.0
 #: the ranges' reports of a column scanned once for all of its range items: {column: {index: report}}
 _RANGE_REPORTS = pytest.StashKey[dict[str, dict[int, "ColumnReport"]]]()
 #: whether any selected contract item has a row to check (computed once per process, when needed)
@@ -76,22 +74,13 @@ class ContractItem(CheckItem):
         self.part_state: str | None = None
 
     def evaluate(self) -> dict[str, Any]:
-        from pytest_atlas.db import Backoff
-
         config = self.config
         earlier = earlier_failure(config)
         if earlier is not None:
             raise earlier
         started = time.monotonic()
-        backoff = Backoff(_RETRY_FOR)
         try:
-            while True:
-                part = self._read()
-                # a read the server cut (a restart, an administrator): read again, for a while
-                delay = backoff.next_delay() if part.problem and part.transient else None
-                if delay is None:
-                    break
-                time.sleep(delay)
+            part = self._read()  # a read the server cut is read again by the contracts layer
         except AtlasError as exc:
             remember_failure(config, exc, started)
             raise

@@ -18,10 +18,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import unquote, urljoin
 
 from pytest_atlas._violation import UnknownField, json_path, json_type
-from pytest_atlas.validation._schemas import ALL_NAMES, QUIRK, document, name_of_uri, resolve_ref
+from pytest_atlas.validation._schemas import QUIRK, resolve_ref
 
 __all__ = ["KeyCensus", "Unsupported"]
 
@@ -119,8 +118,6 @@ class KeyCensus:
         self._conditions: dict[int, tuple[Any, str]] = {}  # node → (its if subschema, where it is)
         self._root = self._compile(schema, uri, "")
         self._settle()
-        #: whether every document valid under ``no_quirk`` is valid under the lenient schema as well
-        self.monotone = _quirks_only_required(schema, uri)
 
     # -- compiling -------------------------------------------------------------------------------------
 
@@ -330,115 +327,8 @@ class KeyCensus:
                 self._walk(additional, item, (*path, "*"), found)
 
 
-#: applicators whose subschemas a document must (also) pass: false there makes the schema stricter
-_POSITIVE = (
-    "allOf",
-    "anyOf",
-    "then",
-    "else",
-    "items",
-    "prefixItems",
-    "contains",
-    "additionalProperties",
-    "propertyNames",
-    "unevaluatedProperties",
-    "unevaluatedItems",
-)
-_POSITIVE_MAPS = ("properties", "patternProperties", "dependentSchemas")
-_APPLICATORS = (*_POSITIVE, *_POSITIVE_MAPS, "not", "if", "oneOf", "$ref")
-
-
-def _quirks_only_required(schema: Any, uri: str) -> bool:
-    """Whether no ``x-atlas-quirk`` subschema sits where making it ``false`` could make the schema
-    accept more (under ``not``, ``if``, ``oneOf``, a bounded ``contains``, or a keyword this does not
-    know): then a document valid under ``no_quirk`` is valid under the lenient schema too."""
-    seen: set[tuple[int, str]] = set()
-    stack: list[tuple[Any, str]] = [(schema, uri)]
-    while stack:
-        node, base = stack.pop()
-        if not isinstance(node, dict) or (id(node), base) in seen:
-            continue
-        seen.add((id(node), base))
-        if QUIRK in node:
-            continue  # reached only through positive keywords
-        if (
-            "contains" in node
-            and ("maxContains" in node or "minContains" in node)
-            and _holds_quirk(node["contains"], base)
-        ):
-            return False
-        for word in _APPLICATORS:
-            if word not in node:
-                continue
-            value = node[word]
-            if word in ("not", "if", "oneOf"):
-                if _holds_quirk(value, base):
-                    return False
-            elif word == "$ref":
-                if isinstance(value, str):
-                    followed = _follow(value, base)
-                    if followed is None:
-                        return False
-                    stack.append(followed)
-            elif word in _POSITIVE_MAPS:
-                if isinstance(value, dict):
-                    stack.extend((sub, base) for sub in value.values())
-            else:
-                stack.extend((sub, base) for sub in (value if isinstance(value, list) else [value]))
-    return True
-
-
-#: keywords whose values are data, not subschemas
-_VALUES = ("const", "enum", "examples", "default")
-
-
-def _holds_quirk(schema: Any, base: str) -> bool:
-    """Whether a quirk subschema can be reached from ``schema`` (through any keyword or ``$ref``)."""
-    seen: set[tuple[int, str]] = set()
-    stack: list[tuple[Any, str]] = [(schema, base)]
-    while stack:
-        node, here = stack.pop()
-        if isinstance(node, list):
-            stack.extend((item, here) for item in node)
-            continue
-        if not isinstance(node, dict) or (id(node), here) in seen:
-            continue
-        seen.add((id(node), here))
-        if QUIRK in node:
-            return True
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            followed = _follow(ref, here)
-            if followed is None:
-                return True
-            stack.append(followed)
-        stack.extend((value, here) for key, value in node.items() if key not in _VALUES)
-    return False
-
-
-def _follow(ref: str, base: str) -> tuple[Any, str] | None:
-    """The node a ``$ref`` written under ``base`` points at, and that node's base (None: unresolvable)."""
-    resolved = _resolve(ref, base)
-    return None if resolved is None else (resolved[0], resolved[1].partition("#")[0])
-
-
 def _resolve(ref: str, base: str) -> tuple[Any, str] | None:
-    """(the node a ``$ref`` points at, its ``uri#pointer``), or None. A JSON pointer into a shipped
-    file is followed here (quick, and no import of ``referencing`` for the census's first document);
-    anything else by ``referencing``."""
-    uri, _, fragment = urljoin(base, ref).partition("#")
-    name = name_of_uri(uri)
-    if name in ALL_NAMES and (not fragment or fragment.startswith("/")):
-        node: Any = document(name)
-        for part in fragment.split("/")[1:]:
-            key = unquote(part).replace("~1", "/").replace("~0", "~")
-            if isinstance(node, dict) and key in node:
-                node = node[key]
-            elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
-                node = node[int(key)]
-            else:
-                return None
-        return node, f"{uri}#{fragment}"
+    """(the node a ``$ref`` points at, its ``uri#pointer``), or None when it points at nothing."""
     try:
         return resolve_ref(ref, base)
     except KeyError:

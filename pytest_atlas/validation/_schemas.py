@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urljoin
+from urllib.parse import unquote, urljoin
 
 from pytest_atlas._resources import jsonschemas_dir
 from pytest_atlas.errors import AtlasError
@@ -256,12 +256,41 @@ def lookup(location: str, *, root: Any = None) -> Any:
 def _shipped_node(location: str) -> Any:
     """A node of the shipped schemas (which never change): resolved once per location, since the
     census of a big table asks for the same few locations on every row with an unknown key."""
-    return _resolved(location, "")
+    return _pointer_node(location) if _is_pointer_into_shipped(location) else _resolved(location, "")
 
 
 def resolve_ref(ref: str, base_uri: str) -> tuple[Any, str]:
-    """Follow a ``$ref`` written in the schema whose URI is ``base_uri``: (target node, its URI)."""
+    """Follow a ``$ref`` written in the schema whose URI is ``base_uri``: (target node, its URI).
+
+    Raises ``KeyError`` when it points at nothing."""
     target_uri = urljoin(base_uri, ref)
     if "#" not in target_uri:
         target_uri += "#"
+    if _is_pointer_into_shipped(target_uri):
+        return _pointer_node(target_uri), target_uri
     return _resolved(ref, base_uri.split("#", 1)[0]), target_uri
+
+
+def _is_pointer_into_shipped(location: str) -> bool:
+    """Whether ``location`` (``uri#fragment``) is a JSON pointer (or none) into a shipped file."""
+    uri, _, fragment = location.partition("#")
+    return name_of_uri(uri) in ALL_NAMES and (not fragment or fragment.startswith("/"))
+
+
+def _pointer_node(location: str) -> Any:
+    """The node at a JSON pointer into a shipped file (``KeyError`` when there is none). The shipped
+    files hold one ``$id`` each (at the top) and no anchors, so a pointer is a walk of the document:
+    what ``referencing`` does, without importing it (the census's first document does not pay for it)."""
+    uri, _, fragment = location.partition("#")
+    name = name_of_uri(uri)
+    assert name is not None
+    node: Any = document(name)
+    for part in fragment.split("/")[1:]:
+        key = unquote(part).replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            raise KeyError(location)
+    return node

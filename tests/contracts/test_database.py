@@ -360,7 +360,8 @@ def test_a_scan_lowers_the_thread_switch_interval_only_while_it_reads(atlas_db: 
     early."""
     import sys
 
-    from pytest_atlas.contracts._check import _SWITCH_INTERVAL, _prefetched
+    from pytest_atlas.contracts._check import _prefetched
+    from pytest_atlas.contracts._switch import SWITCH_INTERVAL as _SWITCH_INTERVAL
 
     atlas_db.execute("INSERT INTO sessions (task) SELECT 'task ' || i FROM generate_series(1, 50) AS i")
     before = sys.getswitchinterval()
@@ -379,5 +380,51 @@ def test_a_scan_lowers_the_thread_switch_interval_only_while_it_reads(atlas_db: 
                         break
                 assert sys.getswitchinterval() == 0.004
                 assert len(seen) == (7 if stop_early else 50)
+    finally:
+        sys.setswitchinterval(before)
+
+
+def test_two_scans_in_two_threads_put_the_switch_interval_back(atlas_db: Conn, atlas_dsn: str) -> None:
+    """The interval is lowered process-wide while any scan reads and put back when the last one ends:
+    scan A ends while scan B still reads (B keeps it lowered), then B ends (it is put back). Saved and
+    restored per scan, A put back 4 ms under B, and B then 'restored' the lowered value for good."""
+    import sys
+    import threading
+
+    from pytest_atlas.contracts._check import _prefetched
+    from pytest_atlas.contracts._switch import SWITCH_INTERVAL as _SWITCH_INTERVAL
+
+    a_reads, b_reads, a_done = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, float] = {}
+    failures: list[BaseException] = []
+
+    def scan(conn: Conn, name: str, started: threading.Event, wait_for: threading.Event) -> None:
+        try:
+            with conn.cursor(name=f"scan_{name}") as cursor:
+                cursor.execute("SELECT generate_series(1, 50)")
+                for number, _batch in enumerate(_prefetched(cursor, 10)):
+                    if number == 0:
+                        started.set()
+                        assert wait_for.wait(30)
+                    seen[name] = sys.getswitchinterval()
+        except BaseException as exc:
+            failures.append(exc)
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.004)
+    try:
+        with psycopg.connect(atlas_dsn) as other:
+            a = threading.Thread(target=scan, args=(atlas_db, "a", a_reads, b_reads))
+            a.start()
+            assert a_reads.wait(30)
+            b = threading.Thread(target=scan, args=(other, "b", b_reads, a_done))
+            b.start()
+            a.join()
+            assert sys.getswitchinterval() == _SWITCH_INTERVAL  # B still reads
+            a_done.set()
+            b.join()
+        assert not failures, failures
+        assert seen == {"a": _SWITCH_INTERVAL, "b": _SWITCH_INTERVAL}
+        assert sys.getswitchinterval() == 0.004
     finally:
         sys.setswitchinterval(before)

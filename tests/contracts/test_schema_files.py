@@ -87,6 +87,55 @@ def test_every_quirk_is_described() -> None:
     }
 
 
+#: where a subschema made ``false`` can make a schema accept more: the no_quirk variant would then
+#: accept a document the shipped schema rejects (and the census walk, which takes a document valid
+#: under no_quirk as valid, would miss its error)
+_NEGATIVE = ("not", "if", "oneOf")
+
+
+def _reaches_a_quirk(node: Any, uri: str) -> bool:
+    """Whether an ``x-atlas-quirk`` subschema is reachable from ``node`` (through any keyword and
+    ``$ref``; ``uri``: the file ``node`` is in)."""
+    seen: set[tuple[int, str]] = set()
+    stack = [(node, uri)]
+    while stack:
+        here, base = stack.pop()
+        if isinstance(here, list):
+            stack.extend((item, base) for item in here)
+        if not isinstance(here, dict) or (id(here), base) in seen:
+            continue
+        seen.add((id(here), base))
+        if "x-atlas-quirk" in here:
+            return True
+        if isinstance(here.get("$ref"), str):
+            target, target_uri = resolve_ref(here["$ref"], base)
+            stack.append((target, target_uri.partition("#")[0]))
+        stack.extend((value, base) for key, value in here.items() if key not in ("const", "enum", "examples"))
+    return False
+
+
+def test_every_quirk_only_ever_widens_what_a_schema_accepts() -> None:
+    """A quirk subschema is never under not, if, oneOf or a bounded contains (also through $ref): made
+    false (the no_quirk variant) it only makes the schema stricter, so a document valid under no_quirk
+    is valid as shipped (what the census walk relies on)."""
+    for name, schema in documents().items():
+        uri = schema["$id"]
+        for pointer, node in _walk(schema):
+            if not isinstance(node, dict):
+                continue
+            negative = [node[word] for word in _NEGATIVE if word in node]
+            if "contains" in node and ("minContains" in node or "maxContains" in node):
+                negative.append(node["contains"])
+            assert not any(_reaches_a_quirk(sub, uri) for sub in negative), f"{name}{pointer}"
+
+
+def test_the_quirk_check_sees_a_quirk_behind_a_ref_under_if() -> None:
+    """The check above can fail: a quirk reached from an if (here through a $ref) is found."""
+    uri = schema_uri("reward-stats")
+    assert _reaches_a_quirk({"$ref": "#/$defs/customStats"}, uri)
+    assert not _reaches_a_quirk({"$ref": "#/$defs/rimKeys"}, uri)
+
+
 def test_every_key_listed_has_a_type() -> None:
     """Properties are typed (or deliberately any JSON, with a description saying what Atlas puts there)."""
     untyped = []

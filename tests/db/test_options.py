@@ -37,13 +37,13 @@ TRIVIAL = "def test_nothing():\n    pass\n"
             "invalid value for --atlas-target: * port '\u00b2' is not a port*",
         ),
         (["--atlas-target", "host=h connect_timeout=\u0663"], "", "connect_timeout '\u0663' is not a number*"),
-        (["--atlas-report-html", "."], "", "invalid value for --atlas-report-html: '.': is a directory*"),
+        (["--atlas-report-html", "."], "", "--atlas-report-html: * is a directory*"),
         (
             [],
             "atlas_report = test_nothing.py/r.json",
-            "invalid value for ini atlas_report: *: */test_nothing.py is a file*",
+            "ini atlas_report: */test_nothing.py is a file*",
         ),
-        (["--atlas-save-baseline", "."], "", "invalid value for --atlas-save-baseline: '.': is a directory*"),
+        (["--atlas-save-baseline", "."], "", "--atlas-save-baseline: * is a directory*"),
     ],
 )
 def test_bad_values_are_usage_errors(pytester: pytest.Pytester, args: list[str], ini: str, expected: str) -> None:

@@ -30,3 +30,12 @@ def score_mean_only(config: Any = None, reward_config: Any = None) -> _Evaluator
 
 def no_statistics(config: Any = None, reward_config: Any = None) -> _Evaluator:
     return _Evaluator({}, [])
+
+
+def counted_rules(config: Any = None, reward_config: Any = None) -> _Evaluator:
+    """Statistics and audit entries that carry keys RIM's also have (sample_count; model), among
+    keys of its own: still a custom evaluator's."""
+    return _Evaluator(
+        {"score": 0.8, "sample_count": 4, "rules_passed": 4, "rules": ["cites", "short"]},
+        [{"stage": "rules", "model": "rules-v2", "passed": 4}],
+    )

@@ -137,17 +137,25 @@ def generated() -> dict[str, set[Path]]:
     # installed under site-packages) into what it draws: then any edit anywhere in the package changes
     # which paths the examples reach (a new string in contracts/ made the rare arbiter-error branch
     # vanish). Drawn as from an installed wheel, which has no local modules: the same draws whatever
-    # the package's source says. (An internal of Hypothesis: if it is gone, draw as it is.)
+    # the package's source says. (An internal of Hypothesis: if it is gone, draw as it is.) The
+    # constants an earlier test of this process drew from are cached per choice type
+    # (CONSTANTS_CACHE, local ones included): drawn with an empty cache, as the first test of a
+    # process, or the paths reached depend on which tests ran before in the same worker.
     from hypothesis.internal.conjecture import providers
 
     local = getattr(providers, "_get_local_constants", None)
+    cache = getattr(providers, "CONSTANTS_CACHE", None)
     if local is not None:
         providers._get_local_constants = providers.Constants
+    if cache is not None:
+        providers.CONSTANTS_CACHE = type(cache)(1024)
     try:
         draw()
     finally:
         if local is not None:
             providers._get_local_constants = local
+        if cache is not None:
+            providers.CONSTANTS_CACHE = cache
     _GENERATED["paths"] = census(_with_learning_state(iter(found)))
     return _GENERATED["paths"]
 
