@@ -6,6 +6,15 @@ the candidate's mean is 0.75 (identical distributions: every failure is a false 
 sessions each; one-sided alpha = 0.05. Every figure is the share of ``trials`` simulated gates whose
 outcome is ``fail``; a fixed seed makes the table reproducible.
 
+A second table checks the rule for windows without spread (every score the same), on the least
+favourable case: scores are ``v`` with probability ``threshold / v`` and 0 otherwise, so the true
+mean is exactly the threshold and every ``pass`` of a threshold gate is a false one. A window of
+``n`` scores all at ``v`` turns up with chance ``(threshold / v) ** n``; the t bound of such a
+window has zero width, so a rule that trusts it passes that often. The false passes on windows
+without spread must stay at most alpha; the last column counts every false pass, including windows
+with a few zeros judged by Student t (whose bound assumes a roughly normal mean, which a few
+dozen draws of this two-point distribution do not have).
+
     python benchmarks/gate_calibration.py              # 2000 trials (bootstrap: 400), about a minute
     python benchmarks/gate_calibration.py --trials 500 --sizes 20 50 200
 """
@@ -18,7 +27,7 @@ import time
 
 import numpy as np
 
-from pytest_atlas.stats import compare, compare_paired
+from pytest_atlas.stats import check_threshold, compare, compare_paired
 
 MEAN, SD = 0.75, 0.13
 
@@ -51,6 +60,20 @@ def fail_rate(
     return fails / trials
 
 
+def false_pass_rates(
+    value: float, threshold: float, n: int, trials: int, rng: np.random.Generator
+) -> tuple[float, float]:
+    """Shares of threshold checks that pass when the true mean is exactly ``threshold``: on windows
+    without spread, and on all windows."""
+    flat = passes = 0
+    for _ in range(trials):
+        scores = np.where(rng.random(n) < threshold / value, value, 0.0)
+        passed = check_threshold(scores.tolist(), threshold).outcome.value == "pass"
+        passes += passed
+        flat += passed and bool((scores == value).all())
+    return flat / trials, passes / trials
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=2000)
@@ -74,6 +97,18 @@ def main() -> None:
             rates = [fail_rate(method, n, drop, trials, rng, paired=paired) for drop in (0.0, 0.05, 0.10)]
             label = f"{method} (paired)" if paired else method
             print(f"| {n} | {label} | {rates[0]:.3f} | {rates[1]:.2f} | {rates[2]:.2f} |", flush=True)
+    print()
+    print("Windows without spread: least favourable scores (v or 0, true mean = threshold), alpha 0.05")
+    print()
+    print(
+        "| n | v | threshold | chance all n at v (a zero-width bound passes them) | false pass, no spread | false pass, all |"
+    )
+    print("|---|---|---|---|---|---|")
+    rng = np.random.default_rng([args.seed, 0])
+    for n, value, threshold in ((2, 0.9, 0.8), (10, 0.9, 0.8), (30, 0.9, 0.8), (50, 1.0, 0.95)):
+        flat, every = false_pass_rates(value, threshold, n, args.trials, rng)
+        chance = (threshold / value) ** n
+        print(f"| {n} | {value} | {threshold} | {chance:.3f} | {flat:.3f} | {every:.3f} |", flush=True)
     print()
     print(f"({time.perf_counter() - started:.0f} s)")
 

@@ -10,8 +10,17 @@ A check ends in one of four outcomes:
 * ``error``: the check could not be evaluated (database unreachable, query failed, broken or empty
   baseline).
 
+A declared gate that never ran gets one of two more, so that a report lists every declared gate
+and its counts add up (rows of a gate and the statistics never take them):
+
+* ``not-run``: the run stopped before it (``-x``, ``--maxfail``, an interrupt, a crashed worker):
+  blocking, like ``error``;
+* ``deselected``: the run's selection left it out (``-k``, ``-m``, ``--deselect``): not blocking,
+  but a run with one is never reported as all gates passing.
+
 A run's exit status is the most serious blocking outcome: any failure (of a check or of any other
-test) gives 1, else an error 7, else an inconclusive check that is not allowed 6, else pytest's own.
+test) gives 1, else an error (or a gate that did not run) 7, else an inconclusive check that is not
+allowed 6, else pytest's own.
 """
 
 from __future__ import annotations
@@ -37,6 +46,8 @@ class Outcome(str, Enum):
     FAIL = "fail"
     INCONCLUSIVE = "inconclusive"
     ERROR = "error"
+    NOT_RUN = "not-run"
+    DESELECTED = "deselected"
 
     def __str__(self) -> str:
         return self.value
@@ -52,11 +63,18 @@ EXIT_ERROR = 7
 #: exit status when nothing failed or errored but a check was inconclusive (and that is not allowed)
 EXIT_INCONCLUSIVE = 6
 
-_SEVERITY = {Outcome.PASS: 0, Outcome.INCONCLUSIVE: 1, Outcome.ERROR: 2, Outcome.FAIL: 3}
+_SEVERITY = {
+    Outcome.PASS: 0,
+    Outcome.DESELECTED: 0,
+    Outcome.INCONCLUSIVE: 1,
+    Outcome.NOT_RUN: 2,
+    Outcome.ERROR: 2,
+    Outcome.FAIL: 3,
+}
 
 
 def worst_outcome(outcomes: Iterable[Outcome]) -> Outcome:
-    """fail > error > inconclusive > pass (pass for no outcome at all)."""
+    """fail > error, not-run > inconclusive > pass, deselected (pass for no outcome at all)."""
     return max(outcomes, key=_SEVERITY.__getitem__, default=Outcome.PASS)
 
 
@@ -72,7 +90,7 @@ def exit_status(pytest_status: int, blocking: Iterable[Outcome], *, other_failur
     outcomes = set(blocking)
     if other_failures or Outcome.FAIL in outcomes:
         return EXIT_FAILED
-    if Outcome.ERROR in outcomes:
+    if Outcome.ERROR in outcomes or Outcome.NOT_RUN in outcomes:
         return EXIT_ERROR
     if Outcome.INCONCLUSIVE in outcomes:
         return EXIT_INCONCLUSIVE

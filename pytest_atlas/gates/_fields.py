@@ -364,6 +364,8 @@ def _row(
         "n_baseline": baseline.n,
         "baseline_types": _types(base),
         "candidate_types": _types(cand),
+        # whether any test judged the path (a rare path with the baseline's types is only shown)
+        "tested": presence is not None or types is not None,
     }
     if presence is not None:
         detail["drop_detectable"] = presence.drop_detectable

@@ -98,9 +98,20 @@ class GateResult:
     census: Any = field(default=None, repr=False)
     #: accepted regressions of this gate whose date has passed: the gate fails until they are removed
     expired: tuple[str, ...] = ()
+    #: why a declared gate did not run (the run stopped before it, or deselected it); None when it ran
+    not_run: str | None = None
+    #: with ``not_run``: the run's selection left it out (-k, -m, --deselect), rather than stopped
+    deselected: bool = False
+
+    @classmethod
+    def did_not_run(cls, name: str, kind: str, reason: str, *, deselected: bool = False, **fields: Any) -> GateResult:
+        """A declared gate that never ran: ``not-run`` (blocking), or ``deselected``."""
+        return cls(name, kind, message=reason, not_run=reason, deselected=deselected, **fields)
 
     @property
     def outcome(self) -> Outcome:
+        if self.not_run is not None:
+            return Outcome.DESELECTED if self.deselected else Outcome.NOT_RUN
         if self.error is not None:
             return Outcome.ERROR
         if not self.rows or self.expired:
@@ -111,13 +122,15 @@ class GateResult:
     def blocking(self) -> bool:
         """True when this result should stop a release: fail, error, or inconclusive unless allowed."""
         outcome = self.outcome
-        return outcome in (Outcome.FAIL, Outcome.ERROR) or (
+        return outcome in (Outcome.FAIL, Outcome.ERROR, Outcome.NOT_RUN) or (
             outcome is Outcome.INCONCLUSIVE and not self.allow_inconclusive
         )
 
     @property
     def summary(self) -> str:
         """One line: the outcome and why."""
+        if self.not_run is not None:
+            return f"{'deselected' if self.deselected else 'not run'}: {self.not_run}"
         if self.error is not None:
             return f"error: {(self.error.splitlines() or [''])[0]}"
         if not self.rows:
@@ -149,6 +162,8 @@ class GateResult:
             "allow_inconclusive": self.allow_inconclusive,
             "notes": list(self.notes),
             "expired": list(self.expired),
+            "not_run": self.not_run,
+            "deselected": self.deselected,
             "selection": dict(self.selection),
             "rows": [row.to_dict() for row in self.rows],
             "chart": dict(self.chart),
@@ -186,5 +201,7 @@ class GateResult:
             allow_inconclusive=bool(data.get("allow_inconclusive", False)),
             notes=tuple(data.get("notes", ())),
             expired=tuple(data.get("expired", ())),
+            not_run=data.get("not_run"),
+            deselected=bool(data.get("deselected", False)),
             chart=dict(data.get("chart") or {}),
         )

@@ -17,6 +17,7 @@ from pytest_atlas.errors import AtlasError, ConfigError
 from pytest_atlas.fixtures import settings_of
 from pytest_atlas.plugin._checks import MARKER, announce
 from pytest_atlas.plugin._gate_item import GateCollection, GateItem, accepted_key, how_it_went
+from pytest_atlas.plugin._roster import enlist, enlist_declared
 
 if TYPE_CHECKING:
     from pytest_atlas.gates import Declarations, GateSpec  # noqa: F401 (Declarations: in a string)
@@ -47,6 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_DECLARATIONS] = declarations
     config.stash[accepted_key] = declarations.accepted
+    enlist_declared(config, declarations)  # the controller of an xdist run collects nothing itself
 
 
 def _pyproject(config: pytest.Config) -> Path:
@@ -124,6 +126,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             "atlas_gate lines to the ini file, or @pytest.mark.atlas_gate(...) to a test (see docs/gates.md)"
         )
     items[:] = out
+    enlist(config, (item for item in out if isinstance(item, GateItem)))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: sees the report as xfail and skip leave it

@@ -28,6 +28,7 @@ from pytest_atlas._outcome import EXIT_ERROR, EXIT_INCONCLUSIVE, Outcome, exit_s
 from pytest_atlas._properties import parse_result_property
 from pytest_atlas.fixtures import settings_of
 from pytest_atlas.plugin._checks import check_mode, left_out, left_out_line, target_of
+from pytest_atlas.plugin._roster import stop_reason, unrun_results
 
 __all__ = ["AtlasReporter", "draws_charts", "reporter_of"]
 
@@ -69,6 +70,8 @@ class AtlasReporter:
         self.status: int | None = None
         #: :meth:`results`, kept until the next report arrives (the end of a run asks for it ~10 times)
         self._results: list[dict[str, Any]] | None = None
+        #: why the declared gates without a result did not run (set when the session finishes)
+        self.stopped = "it has not run yet"
 
     # -- collecting --------------------------------------------------------------------------------
 
@@ -88,12 +91,15 @@ class AtlasReporter:
             self.other_failures.add(report.nodeid)
 
     def results(self) -> list[dict[str, Any]]:
-        """Every result, one per check: a split contract's id ranges merged into one (once: the exit
+        """Every result, one per check: a split contract's id ranges merged into one, and a
+        ``not-run`` or ``deselected`` result for every declared gate that has none (once: the exit
         status, the JSON, HTML and Markdown reports and the terminal sections all read them)."""
         if self._results is None:
             from pytest_atlas.plugin._contract import merge_split
 
-            self._results = merge_split(list(self.payloads.values()), self.part_states)
+            results = merge_split(list(self.payloads.values()), self.part_states)
+            ran = {str(p.get("nodeid")) for p in results if p.get("kind") == "gate"}
+            self._results = results + unrun_results(self.config, ran, self.stopped)
         return self._results
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
@@ -105,11 +111,13 @@ class AtlasReporter:
     # -- the verdict -------------------------------------------------------------------------------
 
     def final_status(self, pytest_status: int) -> int:
+        # --collect-only runs no gate: their not-run results are shown, and do not set the status
+        counted = ("fail", "error", "inconclusive") + (() if self.config.option.collectonly else ("not-run",))
         blocking = [
             Outcome(str(p.get("outcome")))
             for kind in _KINDS
             for p in self.of_kind(kind)
-            if p.get("blocking") and p.get("outcome") in ("fail", "error", "inconclusive")
+            if p.get("blocking") and p.get("outcome") in counted
         ]
         return exit_status(pytest_status, blocking, other_failures=bool(self.other_failures))
 
@@ -117,6 +125,7 @@ class AtlasReporter:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         for finish in self.finishers:
             finish(self)
+        self.stopped, self._results = stop_reason(session, int(exitstatus)), None
         status = self.final_status(int(exitstatus))
         self.status = status
         if status != exitstatus:

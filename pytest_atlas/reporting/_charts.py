@@ -27,7 +27,14 @@ from pytest_atlas._table import escape, markdown_cell, markdown_code
 
 __all__ = ["fields_svg", "mermaid_charts", "render_html", "reward_svg"]
 
-_COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "inconclusive": "#ef8f00", "error": "#6a1b9a"}
+_COLOURS = {
+    "pass": "#2e7d32",
+    "fail": "#c62828",
+    "inconclusive": "#ef8f00",
+    "error": "#6a1b9a",
+    "not-run": "#6a1b9a",
+    "deselected": "#616161",
+}
 _WIDTH, _HEIGHT = 720, 260
 _LEFT, _RIGHT, _TOP, _BOTTOM = 48, 16, 28, 44
 #: at most this many paths are drawn per fields chart (and shown per Mermaid block)

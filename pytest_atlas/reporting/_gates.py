@@ -62,6 +62,9 @@ def _outcome(row: KeyResult) -> str:
 def gate_rows(results: Iterable[GateResult]) -> list[tuple[str, ...]]:
     lines: list[tuple[str, ...]] = []
     for result in results:
+        if result.not_run is not None:
+            lines.append((result.name, "-", "-", "-", "-", "-", result.outcome.value.upper().replace("-", " "), "-"))
+            continue
         if result.error is not None:
             lines.append((result.name, "-", "-", "-", "-", "-", "ERROR", "-"))
             continue
@@ -147,7 +150,9 @@ def gate_section(payloads: Sequence[Mapping[str, Any]], settings: AtlasSettings,
         lines.append((f"database: {escape(target)}", None))
     lines += [(line, None) for line in gate_table(results).splitlines()]
     for result in results:
-        if result.error is not None:
+        if result.not_run is not None:
+            lines.append((escape(f"{result.name}: {result.summary}"), "yellow" if result.deselected else "red"))
+        elif result.error is not None:
             lines += problem_lines(f"{result.name}: ERROR: ", result.error)
         elif not result.rows:
             lines.append((escape(f"{result.name}: FAIL: {result.message}"), "red"))

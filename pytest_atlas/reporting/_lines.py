@@ -23,7 +23,14 @@ def problem_lines(prefix: str, problem: str) -> list[Line]:
 
 def counts(payloads: Sequence[Mapping[str, Any]], noun: str) -> str:
     """``3 gates: 1 passed, 1 failed, 1 inconclusive``: the items' outcomes, every one counted."""
-    words = {"pass": "passed", "fail": "failed", "inconclusive": "inconclusive", "error": "error"}
+    words = {
+        "pass": "passed",
+        "fail": "failed",
+        "inconclusive": "inconclusive",
+        "error": "error",
+        "not-run": "not run",
+        "deselected": "deselected",
+    }
     tally = {outcome: 0 for outcome in OUTCOMES}
     for payload in payloads:
         tally[str(payload.get("outcome", "error"))] = tally.get(str(payload.get("outcome", "error")), 0) + 1
@@ -38,6 +45,8 @@ def counts(payloads: Sequence[Mapping[str, Any]], noun: str) -> str:
 
 def color(payloads: Sequence[Mapping[str, Any]]) -> str:
     outcomes = {str(p.get("outcome")) for p in payloads if p.get("blocking")}
-    if "fail" in outcomes or "error" in outcomes:
+    if outcomes & {"fail", "error", "not-run"}:
         return "red"
-    return "yellow" if "inconclusive" in outcomes else "green"
+    # a gate the run left out: not every declared gate passed
+    left_out = any(p.get("outcome") == "deselected" for p in payloads)
+    return "yellow" if "inconclusive" in outcomes or left_out else "green"

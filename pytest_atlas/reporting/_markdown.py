@@ -38,7 +38,7 @@ def render_markdown(
         out += [f"**gates**: {counts([r.to_dict() for r in gate_results], 'gate')}", ""]
         out += markdown_table([HEADERS, *gate_rows(gate_results)], outcome_column=6)
         reasons = [
-            f"- **{markdown_cell(r.name)}**: {markdown_cell(r.error or r.message)}"
+            f"- **{markdown_cell(r.name)}**: {markdown_cell(r.summary if r.not_run else r.error or r.message)}"
             for r in gate_results
             if r.error or not r.rows
         ]

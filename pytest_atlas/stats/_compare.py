@@ -10,6 +10,21 @@ Every check here ends in one of three outcomes:
 * ``inconclusive`` -- neither: too few sessions, or too much noise, to tell. The result says what
   drop (or shortfall) the window at hand could have detected.
 
+**No spread.** The t model (and a bootstrap, whose resamples of a constant sample are all alike)
+reads a sample's uncertainty from its own spread. A sample with none -- every score equal, or every
+paired difference equal -- has probability zero under that model: the data are discrete, and a
+bound of zero width would be a verdict on no evidence. Such a group is bounded instead by a
+distribution-free argument that uses only the range reward scores live in, [0, 1]: when all ``n``
+scores equal ``v``, with confidence ``1 - alpha`` the share of scores below ``v`` is at most
+``q = 1 - alpha**(1/n)`` (else ``n`` scores at ``v`` or above would have had probability below
+``alpha``), so the mean is at least ``v - q * v`` and, the same way, at most ``v + q * (1 - v)``.
+Its p-value is the largest chance of such a sample under the null hypothesis. Paired differences
+live in [-1, 1] and are bounded the same way; two independent windows of which one or both have no
+spread combine the two windows' bounds at ``alpha / 2`` each. A sample without spread outside the
+range says nothing about the mean: ``inconclusive``. Such a check ``pass``-es only when its bound
+rules the problem out (for a regression: a drop of ``min_effect``): 2 sessions at 0.9 are
+``inconclusive`` against a threshold of 0.8, 500 sessions at 1.0 pass a threshold of 0.9.
+
 The distributions and tests come from :mod:`scipy.stats`; the bootstrap resamples frequency
 tables with NumPy so that it costs the same for a million sessions as for a thousand.
 """
@@ -22,6 +37,7 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import numpy as np
+from scipy import optimize
 from scipy import stats as sps
 
 from pytest_atlas._arguments import check_number, check_probability
@@ -83,13 +99,115 @@ def _plus_one_p(extreme: int, total: int) -> float:
 
 
 # ------------------------------------------------------------------------------------------------
+# samples without spread: distribution-free bounds (see the module docstring)
+# ------------------------------------------------------------------------------------------------
+
+#: the range Atlas reward scores live in (nominally: a score is not clamped, one outside is possible)
+SCORE_RANGE = (0.0, 1.0)
+#: the range of a paired difference of two scores
+DIFFERENCE_RANGE = (-1.0, 1.0)
+#: the smallest p-value a bound without spread reports (the search for it stops there)
+_SMALLEST_P = 1e-300
+
+
+def _no_spread(sample: Sample) -> bool:
+    """Every score of the table the same (one distinct value: to the table's digits when rounded)."""
+    return sample.n >= 2 and (len(sample.values) == 1 or sample.sd == 0)
+
+
+def _share_below(n: int, alpha: float) -> float:
+    """``1 - alpha**(1/n)``: the largest share below a value that ``n`` draws all missed, at ``1 - alpha``."""
+    return -math.expm1(math.log(alpha) / n)
+
+
+def _in_range(value: float, span: tuple[float, float]) -> bool:
+    return span[0] <= value <= span[1]
+
+
+def _flat_bounds(value: float, n: int, alpha: float, span: tuple[float, float]) -> tuple[float, float]:
+    """One-sided ``1 - alpha`` bounds on the mean of a variable in ``span`` of which ``n`` draws all
+    equal ``value``; NaN when ``value`` is outside ``span`` (then nothing bounds the mean)."""
+    if not _in_range(value, span):
+        return math.nan, math.nan
+    q = _share_below(n, alpha)
+    return value - q * (value - span[0]), value + q * (span[1] - value)
+
+
+def _flat_p(value: float, n: int, limit: float, span: tuple[float, float]) -> float:
+    """The p-value of H1: mean < ``limit``, for ``n`` draws all equal to ``value`` in ``span``: the
+    largest chance that ``n`` draws are all at most ``value`` when the mean is ``limit`` or more
+    (mass at ``value`` and at the top of the range)."""
+    if value >= limit:
+        return 1.0
+    if limit >= span[1]:  # a mean that high needs every draw at the top
+        return 0.0
+    return float(((span[1] - limit) / (span[1] - value)) ** n)
+
+
+def _group_bound(sample: Sample, alpha: float, side: str) -> float:
+    """A one-sided ``1 - alpha`` bound (``side`` "lower" or "upper") on one window's mean: Student t
+    from its spread, or the distribution-free bound when it has none."""
+    if _no_spread(sample):
+        low, high = _flat_bounds(sample.mean, sample.n, alpha, SCORE_RANGE)
+        return low if side == "lower" else high
+    half = float(sps.t.isf(alpha, sample.n - 1)) * sample.sd / math.sqrt(sample.n)
+    return sample.mean - half if side == "lower" else sample.mean + half
+
+
+def _difference_bounds(base: Sample, cand: Sample, alpha: float) -> tuple[float, float]:
+    """One-sided ``1 - alpha`` bounds on candidate mean minus baseline mean, from each window's bounds
+    at ``alpha / 2`` (Bonferroni: both hold together with ``1 - alpha``)."""
+    half = alpha / 2
+    lower = _group_bound(cand, half, "lower") - _group_bound(base, half, "upper")
+    upper = _group_bound(cand, half, "upper") - _group_bound(base, half, "lower")
+    return lower, upper
+
+
+def _difference_p(base: Sample, cand: Sample, tolerance: float) -> float:
+    """The p-value of H1: the mean dropped by more than ``tolerance``, dual to :func:`_difference_bounds`:
+    the smallest ``alpha`` at which the upper bound on the difference is below ``-tolerance``."""
+
+    def beyond(log_alpha: float) -> float:
+        return _difference_bounds(base, cand, math.exp(log_alpha))[1] + tolerance
+
+    if beyond(0.0) >= 0:  # not even at alpha = 1
+        return 1.0
+    smallest = math.log(_SMALLEST_P)
+    if beyond(smallest) < 0:
+        return _SMALLEST_P
+    return math.exp(float(optimize.brentq(beyond, smallest, 0.0, xtol=1e-12)))
+
+
+def _describe_flat(groups: Sequence[tuple[str, int, float]], span: tuple[float, float]) -> str:
+    """``all 2 scores are 0.9000: no spread, so the t model does not hold``, and what bounds the mean
+    instead. ``groups``: (what, n, value) of each sample without spread."""
+    head = " and ".join(f"all {n} {what} are {value:.4f}" for what, n, value in groups)
+    head += ": no spread, so the t model does not hold"
+    outside = [value for _, _, value in groups if not _in_range(value, span)]
+    if outside:
+        return f"{head}, and {outside[0]:.4f} is outside [{span[0]:g}, {span[1]:g}]: nothing bounds the mean"
+    return f"{head}; distribution-free bounds from the range [{span[0]:g}, {span[1]:g}]"
+
+
+def _flat_sessions_needed(value: float, threshold: float, alpha: float) -> int | None:
+    """How many scores all equal to ``value`` would put the lower bound at ``threshold``: ``n`` with
+    ``value * alpha**(1/n) >= threshold``; None when no number would (``value`` at or below it)."""
+    if value <= threshold or not _in_range(value, SCORE_RANGE):
+        return None
+    if threshold <= 0:
+        return 2
+    return max(2, math.ceil(math.log(alpha) / math.log(threshold / value)))
+
+
+# ------------------------------------------------------------------------------------------------
 # a confidence bound on a mean, and a threshold check
 # ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class MeanBound:
-    """One-sided confidence bounds on a mean: ``lower`` and ``upper`` each hold with ``1 - alpha``."""
+    """One-sided confidence bounds on a mean: ``lower`` and ``upper`` each hold with ``1 - alpha``.
+    ``no_spread``: every score was the same, and the bounds are distribution-free (module docstring)."""
 
     n: int
     mean: float
@@ -98,6 +216,7 @@ class MeanBound:
     upper: float
     alpha: float
     method: str
+    no_spread: bool = False
 
 
 def mean_bound(
@@ -112,8 +231,14 @@ def mean_bound(
 
     ``method="welch"`` (Student t, the default) or ``"bootstrap"`` (percentile bounds of
     ``n_resamples`` resampled means, reproducible with ``seed``). ``"mann-whitney"`` is accepted and
-    uses t, as rank tests give no bound on a mean. With fewer than two scores the bounds are NaN;
-    with zero variance they equal the mean.
+    uses t, as rank tests give no bound on a mean. With fewer than two scores the bounds are NaN.
+    When every score is the same value ``v`` (no spread) the bounds are distribution-free, whatever
+    the method: ``v * (1 - q)`` and ``v + q * (1 - v)`` with ``q = 1 - alpha**(1/n)``, for a ``v``
+    in [0, 1] (NaN outside it: then nothing bounds the mean).
+
+    >>> bound = mean_bound([0.9, 0.9])
+    >>> round(bound.lower, 4), round(bound.upper, 4), bound.no_spread
+    (0.2012, 0.9776, True)
     """
     sample = as_sample(scores, "scores")
     alpha = check_alpha(alpha)
@@ -123,8 +248,9 @@ def mean_bound(
     if n < 2:
         return MeanBound(n, mean, math.nan, math.nan, math.nan, alpha, kind)
     sd = sample.sd
-    if sd == 0:
-        return MeanBound(n, mean, 0.0, mean, mean, alpha, kind)
+    if _no_spread(sample):
+        lower, upper = _flat_bounds(mean, n, alpha, SCORE_RANGE)
+        return MeanBound(n, mean, sd, lower, upper, alpha, kind, no_spread=True)
     if kind == "bootstrap":
         means = _bootstrap_means(sample, np.random.default_rng(check_seed(seed)), n_resamples)
         lower, upper = np.quantile(means, [alpha, 1 - alpha])
@@ -140,7 +266,9 @@ class ThresholdCheck:
     ``p_value`` is the raw one-sided p-value (None when there are fewer than two scores),
     ``p_adjusted`` the Holm-adjusted one when several keys were checked together (else equal).
     ``shortfall_detectable`` is how far below the threshold the true mean would have to be for this
-    check to fail with probability ``power``.
+    check to fail with probability ``power`` (NaN without spread: no power without a spread).
+    ``no_spread`` says what had none and how the mean was bounded instead (empty when the scores
+    had spread).
     """
 
     method: str
@@ -157,6 +285,7 @@ class ThresholdCheck:
     shortfall_detectable: float
     outcome: Outcome
     reason: str
+    no_spread: str = ""
 
     kind = "threshold"
 
@@ -166,7 +295,15 @@ class ThresholdCheck:
 
     def with_p_adjusted(self, p_adjusted: float | None) -> ThresholdCheck:
         outcome, reason = _threshold_outcome(
-            self.n, self.mean, self.lower, self.upper, self.threshold, self.alpha, p_adjusted, self.shortfall_detectable
+            self.n,
+            self.mean,
+            self.lower,
+            self.upper,
+            self.threshold,
+            self.alpha,
+            p_adjusted,
+            self.shortfall_detectable,
+            self.no_spread,
         )
         return replace(self, p_adjusted=p_adjusted, outcome=outcome, reason=reason)
 
@@ -180,9 +317,12 @@ def _threshold_outcome(
     alpha: float,
     p: float | None,
     detectable: float,
+    no_spread: str = "",
 ) -> tuple[Outcome, str]:
     if n == 0:
         return Outcome.INCONCLUSIVE, "no scores"
+    if no_spread:
+        return _flat_threshold_outcome(no_spread, n, mean, lower, upper, threshold, alpha, p)
     if p is None:
         return Outcome.INCONCLUSIVE, f"{n} score: at least 2 are needed to bound the mean"
     if p < alpha:
@@ -194,6 +334,29 @@ def _threshold_outcome(
     return Outcome.INCONCLUSIVE, (
         f"the bounds [{lower:.4f}, {upper:.4f}] straddle the threshold {threshold:g}; with n={n} this "
         f"window can only detect a shortfall of {detectable:.3f}"
+    )
+
+
+def _flat_threshold_outcome(
+    note: str, n: int, mean: float, lower: float, upper: float, threshold: float, alpha: float, p: float | None
+) -> tuple[Outcome, str]:
+    """The outcome of a threshold check on scores without spread (``note`` says so)."""
+    if p is None:  # outside the range of scores: nothing bounds the mean
+        return Outcome.INCONCLUSIVE, note
+    if p < alpha:
+        return Outcome.FAIL, (
+            f"{note}: the mean is at most {upper:.4f}, below the threshold {threshold:g} (p={_p(p)} < alpha={alpha:g})"
+        )
+    if lower >= threshold:
+        return Outcome.PASS, f"{note}: the mean is at least {lower:.4f} >= threshold {threshold:g}"
+    needed = _flat_sessions_needed(mean, threshold, alpha)
+    more = (
+        f"; it takes {needed} such scores to pass"
+        if needed is not None
+        else f"; scores of {mean:.4f} can never show a mean above the threshold"
+    )
+    return Outcome.INCONCLUSIVE, (
+        f"{note}: the bounds [{lower:.4f}, {upper:.4f}] straddle the threshold {threshold:g} at n={n}{more}"
     )
 
 
@@ -218,7 +381,13 @@ def check_threshold(
     otherwise (and with fewer than two scores). Methods: ``"welch"`` (one-sample t),
     ``"mann-whitney"`` (Wilcoxon signed-rank test of the scores against the threshold; bounds from
     t) and ``"bootstrap"`` (percentile bounds; p-value is the share of resampled means at or above
-    the threshold).
+    the threshold). Scores without spread (all the same) are judged on distribution-free bounds
+    (:func:`mean_bound`), whatever the method: two scores of 0.9 do not pass a threshold of 0.8.
+
+    >>> check_threshold([0.9, 0.9], 0.8).outcome.value
+    'inconclusive'
+    >>> check_threshold([1.0] * 500, 0.9).outcome.value
+    'pass'
     """
     sample = as_sample(scores, "scores")
     threshold = _finite("threshold", threshold)
@@ -229,10 +398,12 @@ def check_threshold(
     n, mean, sd = bound.n, bound.mean, bound.sd
     p: float | None
     detectable = math.nan
+    no_spread = ""
     if n < 2:
         p = None
-    elif sd == 0:
-        p, detectable = (0.0 if mean < threshold else 1.0), 0.0
+    elif bound.no_spread:
+        no_spread = _describe_flat([("scores", n, mean)], SCORE_RANGE)
+        p = _flat_p(mean, n, threshold, SCORE_RANGE) if _in_range(mean, SCORE_RANGE) else None
     else:
         se = sd / math.sqrt(n)
         detectable = (float(sps.t.ppf(1 - alpha, n - 1)) + float(sps.t.ppf(power, n - 1))) * se
@@ -246,9 +417,23 @@ def check_threshold(
             means = _bootstrap_means(sample, np.random.default_rng(check_seed(seed)), check_resamples(n_resamples))
             p = _plus_one_p(int((means >= threshold).sum()), len(means))
             detectable = (float(sps.norm.ppf(1 - alpha)) + float(sps.norm.ppf(power))) * float(means.std())
-    outcome, reason = _threshold_outcome(n, mean, bound.lower, bound.upper, threshold, alpha, p, detectable)
+    outcome, reason = _threshold_outcome(n, mean, bound.lower, bound.upper, threshold, alpha, p, detectable, no_spread)
     return ThresholdCheck(
-        kind, n, mean, sd, bound.lower, bound.upper, threshold, alpha, power, p, p, detectable, outcome, reason
+        kind,
+        n,
+        mean,
+        sd,
+        bound.lower,
+        bound.upper,
+        threshold,
+        alpha,
+        power,
+        p,
+        p,
+        detectable,
+        outcome,
+        reason,
+        no_spread,
     )
 
 
@@ -264,7 +449,9 @@ class Comparison:
     ``difference`` is candidate mean minus baseline mean (negative = a drop); ``lower`` / ``upper``
     are one-sided ``1 - alpha`` bounds on it (Welch or paired-t bounds, percentile bounds for the
     bootstrap). ``drop_detectable`` is the true drop this test finds with probability ``power``
-    (``tolerance`` plus the minimum detectable effect at these sample sizes and spreads).
+    (``tolerance`` plus the minimum detectable effect at these sample sizes and spreads). When a
+    window (or, paired, the differences) has no spread, ``no_spread`` says so, the bounds are
+    distribution-free (module docstring) and ``drop_detectable`` is the smallest drop they rule out.
     """
 
     method: str
@@ -287,6 +474,7 @@ class Comparison:
     drop_detectable: float
     outcome: Outcome
     reason: str
+    no_spread: str = ""
 
     kind = "regression"
 
@@ -309,6 +497,7 @@ class Comparison:
             p_adjusted,
             self.drop_detectable,
             self.paired,
+            self.no_spread,
         )
         return replace(self, p_adjusted=p_adjusted, outcome=outcome, reason=reason)
 
@@ -323,10 +512,13 @@ def _comparison_outcome(
     p: float | None,
     detectable: float,
     paired: bool,
+    no_spread: str = "",
 ) -> tuple[Outcome, str]:
     if n_baseline == 0 or n_candidate == 0:
         empty = "baseline" if n_baseline == 0 else "candidate"
         return Outcome.INCONCLUSIVE, f"no {empty} scores"
+    if no_spread:
+        return _flat_comparison_outcome(no_spread, difference, tolerance, min_effect, alpha, p, detectable)
     if p is None:
         what = "pairs" if paired else "scores in each window"
         return Outcome.INCONCLUSIVE, (
@@ -341,6 +533,30 @@ def _comparison_outcome(
     return Outcome.INCONCLUSIVE, (
         f"no drop beyond noise (p={_p(p)}), but this window can only detect a drop of {detectable:.3f} "
         f"(wanted {min_effect:g}): add sessions or lower the noise"
+    )
+
+
+def _flat_comparison_outcome(
+    note: str,
+    difference: float,
+    tolerance: float,
+    min_effect: float | None,
+    alpha: float,
+    p: float | None,
+    ruled: float,
+) -> tuple[Outcome, str]:
+    """The outcome of a comparison where a window, or the paired differences, had no spread (``note``
+    says which): ``ruled`` is the smallest drop the distribution-free bound rules out."""
+    if p is None:  # a value outside the range of scores: nothing bounds the mean
+        return Outcome.INCONCLUSIVE, note
+    if p < alpha:
+        beyond = f" (tolerated {tolerance:g})" if tolerance else ""
+        return Outcome.FAIL, f"{note}: mean dropped by {-difference:.4f}{beyond} (p={_p(p)} < alpha={alpha:g})"
+    if min_effect is None or ruled <= min_effect:
+        return Outcome.PASS, f"{note}: no drop beyond noise (p={_p(p)}); a drop above {ruled:.3f} is ruled out"
+    return Outcome.INCONCLUSIVE, (
+        f"{note}: no drop beyond noise (p={_p(p)}), but the bounds only rule out a drop above {ruled:.3f} "
+        f"(wanted {min_effect:g}): add sessions"
     )
 
 
@@ -371,18 +587,17 @@ def minimum_detectable_effect(
     Welch: ``(t(1-alpha, df) + t(power, df)) * se`` with the Welch-Satterthwaite ``df`` and
     ``se = sqrt(sd_b**2/n_b + sd_c**2/n_c)``. Mann-Whitney: that times ``sqrt(pi/3)`` (its efficiency
     relative to t on normal data). Bootstrap: normal quantiles instead of t. NaN below two
-    observations per window.
+    observations per window, and when a window has no spread (an ``sd`` of 0: the t model does not
+    hold for it, and nothing says how well its mean is known).
     """
     alpha = check_alpha(alpha)
     power = check_power(power)
     kind = _method(method)
     sd_c = sd_baseline if sd_candidate is None else sd_candidate
-    if n_baseline < 2 or n_candidate < 2:
+    if n_baseline < 2 or n_candidate < 2 or sd_baseline == 0 or sd_c == 0:
         return math.nan
     var_b, var_c = sd_baseline**2 / n_baseline, sd_c**2 / n_candidate
     se = math.sqrt(var_b + var_c)
-    if se == 0:
-        return 0.0
     df = (var_b + var_c) ** 2 / (var_b**2 / (n_baseline - 1) + var_c**2 / (n_candidate - 1))
     return _mde(se, df, alpha, power, kind)
 
@@ -414,6 +629,17 @@ def compare(
     p-value is the share of resampled drops at or below ``tolerance``). Outcome: ``fail`` when
     the one-sided p-value is below ``alpha``; else ``pass`` when a drop of ``min_effect`` would have
     been detected with ``power`` (always, when ``min_effect`` is None); else ``inconclusive``.
+
+    A window without spread (every score the same) is bounded distribution-free, whatever the
+    method, and the two windows' bounds are combined at ``alpha / 2`` each: ``pass`` then needs the
+    bound on the difference to rule out a drop of ``min_effect``.
+
+    >>> compare([0.9, 0.9], [0.9, 0.9]).outcome.value
+    'inconclusive'
+    >>> compare([0.8, 0.8], [0.7, 0.7]).outcome.value
+    'inconclusive'
+    >>> compare([1.0] * 500, [1.0] * 500).outcome.value
+    'pass'
     """
     base = as_sample(baseline, "baseline")
     cand = as_sample(candidate, "candidate")
@@ -430,13 +656,19 @@ def compare(
     difference = mean_c - mean_b
     p: float | None = None
     lower = upper = detectable = math.nan
+    no_spread = ""
     if n_b >= 2 and n_c >= 2:
         var_b, var_c = base.variance / n_b, cand.variance / n_c
         se = math.sqrt(var_b + var_c)
-        if se == 0:
-            p = 0.0 if -difference > tolerance else 1.0
-            lower = upper = difference
-            detectable = tolerance
+        flat = [
+            (f"{name} scores", s.n, s.mean) for name, s in (("baseline", base), ("candidate", cand)) if _no_spread(s)
+        ]
+        if flat:
+            no_spread = _describe_flat(flat, SCORE_RANGE)
+            if all(_in_range(value, SCORE_RANGE) for _, _, value in flat):
+                lower, upper = _difference_bounds(base, cand, alpha)
+                p = _difference_p(base, cand, tolerance)
+                detectable = max(0.0, -lower)
         else:
             df = (var_b + var_c) ** 2 / (var_b**2 / (n_b - 1) + var_c**2 / (n_c - 1))
             half = float(sps.t.ppf(1 - alpha, df)) * se
@@ -459,7 +691,9 @@ def compare(
                 low_q, high_q = np.quantile(-drops, [alpha, 1 - alpha])
                 lower, upper = float(low_q), float(high_q)
                 detectable = tolerance + _mde(float(drops.std()), math.inf, alpha, power, kind)
-    outcome, reason = _comparison_outcome(n_b, n_c, difference, tolerance, min_effect, alpha, p, detectable, False)
+    outcome, reason = _comparison_outcome(
+        n_b, n_c, difference, tolerance, min_effect, alpha, p, detectable, False, no_spread
+    )
     return Comparison(
         kind,
         False,
@@ -481,6 +715,7 @@ def compare(
         detectable,
         outcome,
         reason,
+        no_spread,
     )
 
 
@@ -501,7 +736,11 @@ def compare_paired(
 
     Pairing removes the task-to-task spread, which usually makes the test far more sensitive.
     Methods: ``"welch"`` (paired t-test), ``"mann-whitney"`` (Wilcoxon signed-rank test),
-    ``"bootstrap"`` (resampling tasks).
+    ``"bootstrap"`` (resampling tasks). Differences without spread (every task moved by the same
+    amount, to 12 decimals) are bounded distribution-free in [-1, 1], whatever the method.
+
+    >>> compare_paired([0.5, 0.7], [0.5, 0.7]).outcome.value
+    'inconclusive'
     """
     if isinstance(baseline, Sample) or isinstance(candidate, Sample):
         raise InvalidArgument(
@@ -532,12 +771,22 @@ def compare_paired(
     difference = mean_c - mean_b
     p: float | None = None
     lower = upper = detectable = math.nan
+    no_spread = ""
     if n >= 2:
         se = float(differences.std(ddof=1)) / math.sqrt(n)
-        if se == 0:
-            p = 0.0 if -difference > tolerance else 1.0
-            lower = upper = difference
-            detectable = tolerance
+        if _no_spread(Sample.of(np.round(differences, 12))):  # c - b of equal steps differs in the last bit
+            scores = np.concatenate([base_array, cand_array])
+            bounded = bool(((scores >= SCORE_RANGE[0]) & (scores <= SCORE_RANGE[1])).all())
+            no_spread = _describe_flat([("paired differences", n, difference)], DIFFERENCE_RANGE)
+            if not bounded:  # differences of scores outside [0, 1] need not lie in [-1, 1]
+                no_spread = (
+                    f"all {n} paired differences are {difference:.4f}: no spread, so the t model does not hold, "
+                    "and a score outside [0, 1] leaves the differences unbounded: nothing bounds the mean"
+                )
+            else:
+                lower, upper = _flat_bounds(difference, n, alpha, DIFFERENCE_RANGE)
+                p = _flat_p(difference, n, -tolerance, DIFFERENCE_RANGE)
+                detectable = max(0.0, -lower)
         else:
             df = float(n - 1)
             half = float(sps.t.ppf(1 - alpha, df)) * se
@@ -554,7 +803,9 @@ def compare_paired(
                 lower, upper = float(low_q), float(high_q)
                 se, df = float(means.std()), math.inf
             detectable = tolerance + _mde(se, df, alpha, power, kind)
-    outcome, reason = _comparison_outcome(n, n, difference, tolerance, min_effect, alpha, p, detectable, True)
+    outcome, reason = _comparison_outcome(
+        n, n, difference, tolerance, min_effect, alpha, p, detectable, True, no_spread
+    )
     return Comparison(
         kind,
         True,
@@ -576,6 +827,7 @@ def compare_paired(
         detectable,
         outcome,
         reason,
+        no_spread,
     )
 
 

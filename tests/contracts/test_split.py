@@ -120,7 +120,11 @@ def test_split_scan_reports_exactly_like_one_scan_with_and_without_workers(
     # counts equal outcomes: 17 checks, whatever the number of items
     for result in (whole, alone, workers):
         result.stdout.fnmatch_lines(["contract: 17 checks: 16 passed, 1 failed; * error(s) and * warning(s) in *"])
-    assert alone_json["summary"] == workers_json["summary"] == {"pass": 16, "fail": 1, "inconclusive": 0, "error": 0}
+    assert (
+        alone_json["summary"]
+        == workers_json["summary"]
+        == {"pass": 16, "fail": 1, "inconclusive": 0, "error": 0, "not-run": 0, "deselected": 0}
+    )
     alone.stdout.fnmatch_lines(["(17 checks ran as * items: sessions.metadata, * in id ranges, *"])
 
 
@@ -144,7 +148,7 @@ def test_an_id_range_alone_is_no_verdict(
     (payload,) = report["results"]["contract"]
     assert payload["name"] == "sessions.metadata" and payload["outcome"] == "error"
     assert "only id range(s) 2 of 4 of sessions.metadata ran" in payload["problem"]
-    assert report["summary"] == {"pass": 0, "fail": 0, "inconclusive": 0, "error": 1}
+    assert report["summary"] == {"pass": 0, "fail": 0, "inconclusive": 0, "error": 1, "not-run": 0, "deselected": 0}
     result.stdout.fnmatch_lines(["contract: 1 check: 1 error; *"])
     assert "ERROR" in markdown
 

@@ -16,6 +16,8 @@ from pytest_atlas.factories import Factory, insert_graphs
 from pytest_atlas.gates._fields import FieldOptions, PathCensus, field_census, field_rows
 from pytest_atlas.stats import compare, compare_shares  # noqa: F401  (numpy and scipy once per process, outside pytester's snapshots)
 
+from .gates_seed import insert, session_row
+
 Conn = psycopg.Connection[Any]
 Edit = Callable[[int, dict[str, Any]], None]
 
@@ -316,3 +318,33 @@ def test_a_damaged_census_in_the_baseline_file_is_an_error(
     result = pytester.runpytest("--atlas-gates", f"--atlas-target={atlas_dsn}", f"--atlas-baseline={baseline}")
     assert result.ret == 7
     result.stdout.fnmatch_lines(["*baseline file*fields gate 'metadata-fields'*"])
+
+
+def test_a_gate_that_tested_no_path_is_an_error_not_a_pass(atlas_db: Conn) -> None:
+    """Every path rarer than min_presence in the baseline, none with a new type: each row only
+    shows its path, no test ran. The gate passed ("share not gated" on every row)."""
+    rows = [session_row(0.8, minute=i, metadata={"run": "main", f"note_{i % 5}": i}) for i in range(20)]
+    rows += [session_row(0.8, minute=100 + i, metadata={"run": "candidate", f"note_{i % 5}": i}) for i in range(20)]
+    insert(atlas_db, rows)
+    atlas_db.commit()
+    spec = {**GATE, "exclude": ["$.learning_key", "$.execution_mode", "$.run"]}
+    with pytest.raises(
+        GateError,
+        match=r"fields gate 'fields' tested nothing: no path of .* is present in at least "
+        r"min_presence \(0\.5\) of its 20 session\(s\), and no path took a new type",
+    ):
+        evaluate(GateSpec.build("fields", spec), atlas_db)
+    # a path in most baseline sessions is tested again
+    insert(
+        atlas_db,
+        [
+            session_row(0.8, minute=200 + i, metadata={"run": r, "common": 1})
+            for r in ("main", "candidate")
+            for i in range(40)
+        ],
+    )
+    atlas_db.commit()
+    tested = {
+        row.learning_key for row in evaluate(GateSpec.build("fields", spec), atlas_db).rows if row.detail["tested"]
+    }
+    assert tested == {"$.common"}

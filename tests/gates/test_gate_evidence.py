@@ -293,3 +293,50 @@ def test_a_database_without_atlas_tables_errors_every_gate(pytester: pytest.Pyte
     result.stdout.fnmatch_lines(
         ["the database has no 'sessions' table: it is not an Atlas database", "  how to fix: point --atlas-target at *"]
     )
+
+
+THRESHOLD = '[tool.pytest-atlas.gates.floor]\nkind = "threshold"\nthreshold = {threshold}\n'
+
+
+def test_two_equal_scores_do_not_pass_a_threshold_gate(
+    pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str
+) -> None:
+    """Two sessions at 0.9 passed a gate at 0.8: the t bound of a sample without spread has zero
+    width. Distribution-free, the mean of two scores of 0.9 is only known to be above
+    0.9 * sqrt(0.05) = 0.2012; 30 of them bound it at 0.9 * 0.05**(1/30) = 0.8145."""
+    insert(atlas_db, [session_row(0.9, key="k1", minute=i) for i in range(2)])
+    atlas_db.commit()
+    pytester.makefile(".toml", pyproject=THRESHOLD.format(threshold=0.8))
+    result = run(pytester, atlas_dsn)
+    assert result.ret == 6 and check_counts(result, "gates") == {"inconclusive": 1}
+    result.stdout.fnmatch_lines(
+        [
+            "floor*k1*2*mean 0.900*[0.201, 0.978]*INCONCLUSIVE*",
+            "floor / k1: all 2 scores are 0.9000: no spread, so the t model does not hold; *straddle the threshold 0.8 "
+            "at n=2; it takes 26 such scores to pass",
+        ]
+    )
+    insert(atlas_db, [session_row(0.9, key="k1", minute=10 + i) for i in range(28)])
+    atlas_db.commit()
+    enough = run(pytester, atlas_dsn)
+    assert enough.ret == 0 and check_counts(enough, "gates") == {"passed": 1}
+    enough.stdout.fnmatch_lines(["floor*k1*30*mean 0.900*[0.814, 0.910]*PASS*"])
+
+
+def test_constant_windows_are_no_regression_verdict(pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str) -> None:
+    """Two sessions a window, each window constant: equal values passed ("a drop of 0.000 would be
+    caught"), different values failed with p = 0."""
+    rows = [session_row(0.8, key="k1", minute=i, metadata={"run": "main"}) for i in range(2)]
+    rows += [session_row(0.7, key="k1", minute=10 + i, metadata={"run": "candidate"}) for i in range(2)]
+    insert(atlas_db, rows)
+    atlas_db.commit()
+    pytester.makefile(".toml", pyproject=REGRESSION.format(baseline="main", extra="").replace("min_effect = 0.1\n", ""))
+    result = run(pytester, atlas_dsn)
+    assert check_counts(result, "gates") == {"inconclusive": 1} and result.ret == 0  # allow_inconclusive
+    result.stdout.fnmatch_lines(
+        [
+            "no-regression / k1: all 2 baseline scores are 0.8000 and all 2 candidate scores are 0.7000: no spread, "
+            "so the t model does not hold; *no drop beyond noise (p=1.000), but the bounds only rule out a drop above "
+            "0.858 (wanted 0.05): add sessions"
+        ]
+    )

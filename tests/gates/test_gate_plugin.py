@@ -307,7 +307,7 @@ def test_harness_passes():
     )
     result.stdout.fnmatch_lines(["gates: 5 gates: 1 passed, 4 errors"])
     report = json.loads((pytester.path / "report.json").read_text())
-    assert report["summary"] == {"pass": 1, "fail": 0, "inconclusive": 0, "error": 4}
+    assert report["summary"] == {"pass": 1, "fail": 0, "inconclusive": 0, "error": 4, "not-run": 0, "deselected": 0}
     assert result.ret == 1  # a test failed
 
 
@@ -328,7 +328,7 @@ def test_report_json_junit_and_step_summary(
     assert result.ret == 1
     document = json.loads(report.read_text())
     assert document["format"] == "pytest-atlas-report" and document["exit_status"] == 1
-    assert document["summary"] == {"pass": 1, "fail": 1, "inconclusive": 0, "error": 0}
+    assert document["summary"] == {"pass": 1, "fail": 1, "inconclusive": 0, "error": 0, "not-run": 0, "deselected": 0}
     floor = next(g for g in document["results"]["gate"] if g["name"] == "reward-floor")
     assert floor["outcome"] == "fail" and floor["rows"][0]["n"] == 80 and floor["rows"][0]["p_value"] < 0.05
     assert "hunter" not in report.read_text() and document["target"].startswith("postgresql://")

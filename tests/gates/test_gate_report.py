@@ -90,6 +90,6 @@ def test_result_properties_and_the_report_document() -> None:
         result_property("contract", {"name": "x", "outcome": "maybe"})
     gate = {**result().to_dict(), "kind": "gate"}
     report = build_report([payload, gate], exit_status=1)
-    assert report["summary"] == {"pass": 0, "fail": 2, "inconclusive": 0, "error": 0}
+    assert report["summary"] == {"pass": 0, "fail": 2, "inconclusive": 0, "error": 0, "not-run": 0, "deselected": 0}
     assert [r["name"] for r in report["results"]["contract"]] == ["sessions.metadata"]
     assert report["results"]["gate"][0]["rows"][0]["worst_sessions"] == [12, 40, 7]

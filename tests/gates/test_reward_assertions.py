@@ -176,10 +176,16 @@ def test_missing_baseline_file(tmp_path: Path) -> None:
         assert_no_regression([0.5, 0.6], tmp_path / "absent.json")
 
 
-def test_zero_variance_baseline_on_lists() -> None:
-    assert assert_no_regression([0.8] * 20, [0.8] * 20).outcome is Outcome.PASS
-    with pytest.raises(RewardRegression, match="p=0"):
-        assert_no_regression([0.7] * 20, [0.8] * 20)
+def test_windows_without_spread_on_lists() -> None:
+    """20 scores of 0.8 on each side passed (a drop of 0 counted as detectable); windows without
+    spread are bounded from the range of scores instead (tests/stats/test_no_spread.py)."""
+    flat = "all 20 baseline scores are 0.8000 and all 20 candidate scores are 0.8000: no spread"
+    with pytest.raises(RewardRegression, match=flat):
+        assert_no_regression([0.8] * 20, [0.8] * 20)
+    assert assert_no_regression([0.8] * 20, [0.8] * 20, allow_inconclusive=True).outcome is Outcome.INCONCLUSIVE
+    assert assert_no_regression([1.0] * 500, [1.0] * 500).outcome is Outcome.PASS
+    with pytest.raises(RewardRegression, match=r"no spread.*mean dropped by 0\.5000"):
+        assert_no_regression([0.5] * 200, [1.0] * 200)
 
 
 # ------------------------------------------------------------------------------------------------- drift

@@ -169,6 +169,14 @@ def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: FieldsOptio
             "and the volatile paths",
             hint="check exclude and the baseline selection",
         )
+    if not any(row.detail.get("tested") for row in rows) and not any(r.outcome is Outcome.FAIL for r in rows):
+        # every row only shown: a pass would be a verdict on no test at all
+        raise GateError(
+            f"fields gate {spec.name!r} tested nothing: no path of {label} left after exclude and the "
+            f"volatile paths is present in at least min_presence ({options.min_presence:g}) of its "
+            f"{baseline.n} session(s), and no path took a new type",
+            hint="lower min_presence, narrow exclude, or check the baseline selection",
+        )
     return Evaluation(rows, notes, census=census)
 
 
