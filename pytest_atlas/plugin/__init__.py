@@ -29,18 +29,19 @@ from pytest_atlas.errors import AtlasError
 # This module must not import pytest_atlas.fixtures (or the sibling plugin modules) at import time:
 # pytest imports the modules named here itself, after marking them for assertion rewriting, and a
 # module that is already imported makes it warn "Module already imported so cannot be rewritten" in
-# every user's run (seen with editable installs). Hooks import what they need when they run.
+# every user's run (seen with editable installs); so a module comes after the ones it imports.
+# Hooks import what they need when they run.
 # Nor pytest_atlas.db, here or in the modules below at import time: it loads psycopg, which a run
 # that uses no database never needs (tests/test_startup_imports.py checks it).
 pytest_plugins = [
     "pytest_atlas.fixtures",
     "pytest_atlas.plugin._server",
     "pytest_atlas.plugin._checks",
+    "pytest_atlas.plugin._roster",
     "pytest_atlas.plugin._reporter",
     "pytest_atlas.plugin._baselines",
     "pytest_atlas.plugin._contract",
     "pytest_atlas.plugin._gates",
-    "pytest_atlas.plugin._roster",
     "pytest_atlas.plugin._assertions",
 ]
 

@@ -78,7 +78,7 @@ def test_a_gate_on_a_dsn_reads_a_cut_query_again(
     atlas_db: Conn, atlas_dsn: str, atlas_postgres: Any, atlas_database: Any
 ) -> None:
     """The gates share the one definition (the library call: no plugin involved)."""
-    insert(atlas_db, [session_row(0.8, minute=i) for i in range(5)])
+    insert(atlas_db, [session_row(0.8 + i / 100, minute=i) for i in range(5)])
     atlas_db.commit()
     spec = GateSpec.build("floor", {"kind": "threshold", "threshold": 0.5})
     with cut_the_first_waiting_read(atlas_postgres.dsn(atlas_database.name)) as killed:

@@ -238,7 +238,7 @@ def test_the_step_summary_has_the_same_charts_as_mermaid_blocks(gate_run: Any) -
     assert len(fields) == 1 and fields[0].count("    bar [") == 2 and '"$.adaptive_summary"' in fields[0]
     rewards = [b for b in blocks if "field presence" not in b]
     assert all('y-axis "reward"' in b and b.count("    line [") >= 2 for b in rewards)
-    assert "| metadata-fields | $.adaptive_summary |" in text
+    assert "| metadata-fields | \\$.adaptive\\_summary |" in text  # Markdown punctuation escaped
 
 
 def test_text_from_the_database_cannot_break_out_of_the_charts() -> None:
