@@ -27,6 +27,7 @@ import pytest
 from pytest_atlas.errors import AtlasError
 from pytest_atlas.fixtures import settings_of
 from pytest_atlas.plugin._checks import CheckItem, announce, earlier_failure, remember_failure, target_of
+from pytest_atlas.plugin._roster import enlist_checks
 
 if TYPE_CHECKING:
     from pytest_atlas.contracts import Column, ColumnReport, IdRange, RelationReport
@@ -72,6 +73,13 @@ class ContractItem(CheckItem):
         self.id_range = id_range
         #: a range item's findings (JSON), sent to the controller with the setup report
         self.part_state: str | None = None
+
+    @property
+    def roster_key(self) -> str:
+        """The node id of this check's result: a range's is its column's (the merged result's)."""
+        if self.id_range is None or self.column is None:
+            return self.nodeid
+        return f"{COLLECTION}::{self.column.name}"
 
     def evaluate(self) -> dict[str, Any]:
         config = self.config
@@ -205,26 +213,51 @@ def _one_line(part: ColumnReport | RelationReport) -> str:
     return f"{part.outcome}: {row['rows']:,} rows, {row['errors']:,} error(s), {row['warnings']:,} warning(s)"
 
 
+def _scope() -> list[tuple[str, int, Column | None, str | None]]:
+    """The checks of a contract run, in order, as ``(name, order, column, relation)``: one per JSON
+    column (whatever id ranges split it) and one per relational check."""
+    from pytest_atlas.contracts import TABLES, relation_names, resolve_targets
+
+    columns = [(column.name, order, column, None) for order, column in enumerate(resolve_targets(None, None), 1)]
+    first = len(columns) + 1
+    return [
+        *columns,
+        *((name, order, None, name) for order, name in enumerate(relation_names(set(TABLES)), first)),
+    ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not settings_of(config).contract:
+        return
+    # every check of the scope, so that every report lists one that did not run (the controller of
+    # an xdist run collects nothing itself)
+    enlist_checks(
+        config,
+        (
+            (f"{COLLECTION}::{name}", name, order, column.schema_name if column else "(relational)")
+            for name, order, column, _ in _scope()
+        ),
+    )
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if not settings_of(config).contract:
         return
-    from pytest_atlas.contracts import TABLES, IdRange, relation_names, resolve_targets
+    from pytest_atlas.contracts import IdRange
 
     plan = {table: [IdRange.from_dict(r) for r in ranges] for table, ranges in _plan_of(config).items()}
     collector = ContractCollection.from_parent(session, name=COLLECTION, nodeid=COLLECTION)
     added: list[pytest.Item] = []
-    order = 0
-    for column in resolve_targets(None, None):
-        order += 1
+    for name, order, column, relation in _scope():
+        if column is None:
+            added.append(ContractItem.from_parent(collector, name=name, relation=relation, order=order, origin=""))
+            continue
         ranges: list[IdRange | None] = [*plan.get(column.table.name, [])] or [None]
         for id_range in ranges:
-            name = column.name if id_range is None else f"{column.name}[{id_range.index}/{id_range.count}]"
+            part = name if id_range is None else f"{name}[{id_range.index}/{id_range.count}]"
             added.append(
-                ContractItem.from_parent(collector, name=name, column=column, order=order, id_range=id_range, origin="")
+                ContractItem.from_parent(collector, name=part, column=column, order=order, id_range=id_range, origin="")
             )
-    for name in relation_names(set(TABLES)):
-        order += 1
-        added.append(ContractItem.from_parent(collector, name=name, relation=name, order=order, origin=""))
     announce(collector, added)
     items.extend(added)
 

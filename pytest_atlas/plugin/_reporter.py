@@ -92,13 +92,13 @@ class AtlasReporter:
 
     def results(self) -> list[dict[str, Any]]:
         """Every result, one per check: a split contract's id ranges merged into one, and a
-        ``not-run`` or ``deselected`` result for every declared gate that has none (once: the exit
+        ``not-run`` or ``deselected`` result for every declared gate and contract check that has none (once: the exit
         status, the JSON, HTML and Markdown reports and the terminal sections all read them)."""
         if self._results is None:
             from pytest_atlas.plugin._contract import merge_split
 
             results = merge_split(list(self.payloads.values()), self.part_states)
-            ran = {str(p.get("nodeid")) for p in results if p.get("kind") == "gate"}
+            ran = {str(p.get("nodeid")) for p in results}
             self._results = results + unrun_results(self.config, ran, self.stopped)
         return self._results
 
@@ -111,7 +111,7 @@ class AtlasReporter:
     # -- the verdict -------------------------------------------------------------------------------
 
     def final_status(self, pytest_status: int) -> int:
-        # --collect-only runs no gate: their not-run results are shown, and do not set the status
+        # --collect-only runs no check: their not-run results are shown, and do not set the status
         counted = ("fail", "error", "inconclusive") + (() if self.config.option.collectonly else ("not-run",))
         blocking = [
             Outcome(str(p.get("outcome")))

@@ -1,4 +1,5 @@
-"""Every gate the run declared, whether it ran or not, so that every report lists each one.
+"""Every gate the run declared and every contract check of its scope, whether it ran or not, so
+that every report lists each one.
 
 A gate that never ran (``-x`` or ``--maxfail`` stopped the run first, an interrupt, a crashed
 worker) or that the run's selection left out (``-k``, ``-m``, ``--deselect``) records no result of
@@ -6,8 +7,9 @@ its own. The roster remembers each declared gate by node id: the configured ones
 declarations are read, the marker gates when they are collected, and which of them were
 deselected. Under pytest-xdist each worker ships its roster to the controller when it finishes;
 the controller knows the configured gates itself, so a worker that crashed cannot hide them. The
-reporter (``_reporter``) completes its results with a ``not-run`` or ``deselected`` result for
-every entry without one.
+contract checks are enlisted from the scope (one per JSON column and relational check, whatever
+id ranges split them), by every process. The reporter (``_reporter``) completes its results with
+a ``not-run`` or ``deselected`` result for every entry without one.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import pytest
 if TYPE_CHECKING:
     from pytest_atlas.gates import Declarations, GateSpec
 
-__all__ = ["enlist", "enlist_declared", "stop_reason", "unrun_results"]
+__all__ = ["enlist", "enlist_checks", "enlist_declared", "stop_reason", "unrun_results"]
 
-#: node id -> {"name", "gate_kind", "origin", "selection", "allow_inconclusive", "deselected"}
+#: node id -> a gate's {"name", "gate_kind", "origin", "selection", "allow_inconclusive", "deselected"},
+#: or a contract check's {"kind": "contract", "name", "order", "schema", "deselected", "parts", "left_out"}
 _ROSTER = pytest.StashKey["dict[str, dict[str, Any]]"]()
 #: node ids a pytest-xdist worker reported on (the controller trusts their deselection)
 _REPORTED = pytest.StashKey["set[str]"]()
@@ -59,6 +62,25 @@ def enlist(config: pytest.Config, items: Iterable[Any]) -> None:
         roster.setdefault(item.nodeid, _entry(item.spec, item.origin))
 
 
+def enlist_checks(config: pytest.Config, checks: Iterable[tuple[str, str, int, str]]) -> None:
+    """Contract checks as ``(node id, name, order, schema)``: the node id of a check's item, which a
+    column split into id ranges shares with its merged result."""
+    roster = _roster(config)
+    for nodeid, name, order, schema in checks:
+        roster.setdefault(
+            nodeid,
+            {
+                "kind": "contract",
+                "name": name,
+                "order": order,
+                "schema": schema,
+                "deselected": False,
+                "parts": None,
+                "left_out": [],
+            },
+        )
+
+
 def pytest_deselected(items: list[pytest.Item]) -> None:
     if not items:
         return
@@ -66,8 +88,16 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
     if roster is None:
         return
     for item in items:
-        if item.nodeid in roster:
-            roster[item.nodeid]["deselected"] = True
+        id_range = getattr(item, "id_range", None)
+        entry = roster.get(getattr(item, "roster_key", item.nodeid))
+        if entry is None:
+            continue
+        if id_range is None:
+            entry["deselected"] = True
+        else:  # one range of a split column: the column is deselected when every range is
+            entry["parts"] = id_range.count
+            entry["left_out"] = sorted({*entry["left_out"], id_range.index})
+            entry["deselected"] = len(entry["left_out"]) == id_range.count
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -98,7 +128,7 @@ def stop_reason(session: pytest.Session, exitstatus: int) -> str:
     """Why the gates without a result did not run, as a report says it."""
     config = session.config
     if config.getoption("collectonly", False):
-        return "--collect-only: no gate runs"
+        return "--collect-only: nothing runs"
     maxfail = config.getoption("maxfail", 0) or 0
     if session.shouldfail and maxfail:
         return f"the run stopped before it ({'-x' if maxfail == 1 else f'--maxfail={maxfail}'})"
@@ -110,8 +140,8 @@ def stop_reason(session: pytest.Session, exitstatus: int) -> str:
 
 
 def unrun_results(config: pytest.Config, have: set[str], reason: str) -> list[dict[str, Any]]:
-    """A ``not-run`` or ``deselected`` gate result for every declared gate without a result of its
-    own (``have``: the node ids that have one)."""
+    """A ``not-run`` or ``deselected`` result for every declared gate and contract check without a
+    result of its own (``have``: the node ids that have one)."""
     from pytest_atlas.gates import GateResult
 
     out = []
@@ -119,6 +149,9 @@ def unrun_results(config: pytest.Config, have: set[str], reason: str) -> list[di
         if nodeid in have:
             continue
         deselected = bool(entry["deselected"])
+        if entry.get("kind") == "contract":
+            out.append(_unrun_check(nodeid, entry, reason, deselected=deselected))
+            continue
         result = GateResult.did_not_run(
             entry["name"],
             entry["gate_kind"],
@@ -129,3 +162,25 @@ def unrun_results(config: pytest.Config, have: set[str], reason: str) -> list[di
         )
         out.append({**result.to_dict(), "nodeid": nodeid, "origin": entry["origin"]})
     return out
+
+
+def _unrun_check(nodeid: str, entry: dict[str, Any], reason: str, *, deselected: bool) -> dict[str, Any]:
+    """The result of a contract check that never ran, shaped as a check's (see ``_contract``)."""
+    outcome = "deselected" if deselected else "not-run"
+    why = "deselected by the run's selection (-k, -m, --deselect)" if deselected else reason
+    name = str(entry["name"])
+    row = {"name": name, "schema": entry["schema"], "rows": 0, "errors": 0, "warnings": 0, "unknown": None}
+    return {
+        "kind": "contract",
+        "name": name,
+        "nodeid": nodeid,
+        "origin": "",
+        "outcome": outcome,
+        "blocking": not deselected,
+        "summary": f"{'deselected' if deselected else 'not run'}: {why}",
+        "order": entry["order"],
+        "problem": None,
+        "row": {**row, "outcome": outcome},
+        "details": {},
+        "text": "",
+    }

@@ -197,7 +197,11 @@ def password_server() -> Iterator[PasswordServer]:
 
 
 HOLD_TEST = """
-import json, os, time
+import json, os, signal, time
+
+# a job a non-interactive shell started in the background (``cmd &``) inherits SIGINT ignored, and
+# Python then leaves it ignored: Ctrl-C must reach this run wherever the suite was started
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 def test_hold(atlas_db, atlas_dsn, atlas_postgres):
     def attr(name):
