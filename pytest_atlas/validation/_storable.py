@@ -36,6 +36,9 @@ _AS_PLAIN_JSON_ONLY = (
 
 #: how orjson writes a NUL character (it writes every control character but \b\t\n\f\r as \u00XX)
 _NUL_ESCAPE = re.compile(rb"\\u0000").search
+#: the same, not the tail of an escaped backslash: the text ``\u0000`` (a backslash, then 'u0000')
+#: is written ``\\u0000``; a NUL after a backslash ``\\\u0000``
+_REAL_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000").search
 
 #: a surrogate code point that is not half of a high-low pair
 _LONE_SURROGATE = re.compile("[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]")
@@ -64,7 +67,7 @@ def _writes_as_plain_json(document: Any) -> bool:
         written = orjson.dumps(document, option=_AS_PLAIN_JSON_ONLY, default=_refuse)
     except Exception:  # orjson's TypeError, or whatever an Enum's ``value`` raises
         return False
-    return _NUL_ESCAPE(written) is None
+    return _NUL_ESCAPE(written) is None or _REAL_NUL_ESCAPE(written) is None
 
 
 _JSON_TYPES_BUT_FLOAT = frozenset({str, dict, list, int, bool, type(None)})

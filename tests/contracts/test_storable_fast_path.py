@@ -183,6 +183,8 @@ def _storable(document: Any) -> bool:
 @example(([uuid.UUID(int=1)], 0, False))
 @example(({"a\x00": 1}, 0, False))
 @example((["a\x00"], 0, False))
+@example(({"\\\x00": 1}, 0, False))
+@example((["\\\\\x00"], 0, False))
 @example(({"\ud800": 1}, 0, False))
 @example(([orjson.Fragment(b"NaN")], 0, False))
 @example((_attributes(a=1, b=_NAN), 0, False))
@@ -204,6 +206,8 @@ def test_the_fast_check_never_calls_an_unstorable_document_storable(drawn: tuple
 @settings(max_examples=500)
 @given(CLEAN)
 @example(([_attributes(a=1, b=[2.5, None])], 0, False))
+@example(({"\\u0000": None}, 0, False))
+@example((["\\\\u0000", "a\\\\\\u0000"], 0, False))
 def test_the_fast_check_calls_plain_json_storable(drawn: tuple[Any, int, bool]) -> None:
     document = _nested(*drawn)
     assert _storable(document)  # the strategy is right
