@@ -17,7 +17,8 @@ That is the postmaster the plugin started, or one the server's account started a
 folder (``pg_ctl restart``), which would otherwise outlive the run. The search reads ``/proc``, so it
 finds the servers of every PID namespace this process can see (a parent namespace sees its
 children's). A signal goes through a pidfd opened before the process is checked: a process id that
-is reused between the check and the signal is never hit.
+is reused between the check and the signal is never hit. Where there are no pidfds, a server is
+signalled by its process id right after it is checked again (only a reuse in between could be hit).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import select
 import signal
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,47 +136,62 @@ def _owner(pgdata: Path) -> int | None:
 def find_servers(run_dir: Path) -> list[int]:
     """The process ids of the servers running on ``run_dir``'s data folder (see the module
     docstring), as this process's PID namespace numbers them."""
+    return _servers(run_dir)[0]
+
+
+def _servers(run_dir: Path) -> tuple[list[int], Callable[[int], bool]]:
+    """:func:`find_servers`, and the test that proved each (to check a process again)."""
     pgdata = run_dir / "pgdata"
     owner = _owner(pgdata)
     if owner is None:
-        return []
+        return [], lambda pid: False
     birth = FolderBirth.read(run_dir)
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and _is_server(int(entry.name), pgdata, owner, birth):
-            found.append(int(entry.name))
-    return found
+
+    def is_server(pid: int) -> bool:
+        return _is_server(pid, pgdata, owner, birth)
+
+    found = [int(entry.name) for entry in os.scandir("/proc") if entry.name.isdigit() and is_server(int(entry.name))]
+    return found, is_server
 
 
 def stop_servers(run_dir: Path, *, timeout: float = 10.0) -> int:
     """Stop every server running on ``run_dir``'s data folder (immediate shutdown, then SIGKILL);
-    returns how many there were. Nothing else is ever signalled."""
-    pgdata = run_dir / "pgdata"
-    owner = _owner(pgdata)
-    if owner is None:
-        return 0
-    birth = FolderBirth.read(run_dir)
+    returns how many there were. Nothing else is ever signalled.
+
+    Where there are no pidfds (a kernel before 5.3, a sandbox that refuses them), a server is
+    signalled by its process id, each time right after it is checked again."""
+    found, is_server = _servers(run_dir)
     handles: list[int] = []
+    by_pid: list[int] = []
     try:
-        for pid in find_servers(run_dir):
+        for pid in found:
             try:
                 fd = os.pidfd_open(pid)
-            except OSError:  # gone already
+            except ProcessLookupError:  # gone already
                 continue
-            if _is_server(pid, pgdata, owner, birth):  # still it, now that the pidfd holds it
+            except OSError:  # no pidfd here
+                by_pid.append(pid)
+                continue
+            if is_server(pid):  # still it, now that the pidfd holds it
                 handles.append(fd)
             else:
                 os.close(fd)
-        waiting = list(handles)
+        waiting, pids = list(handles), list(by_pid)
         for sig in (signal.SIGQUIT, signal.SIGKILL):
             for fd in waiting:
                 with contextlib.suppress(ProcessLookupError):
                     signal.pidfd_send_signal(fd, sig)
+            pids = [pid for pid in pids if is_server(pid)]
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
             deadline = time.monotonic() + timeout
-            while waiting and time.monotonic() < deadline:  # a pidfd is readable once its process exited
-                ready, _, _ = select.select(waiting, [], [], max(deadline - time.monotonic(), 0.0))
+            while (waiting or pids) and time.monotonic() < deadline:
+                # a pidfd is readable once its process exited; a process id is polled
+                ready, _, _ = select.select(waiting, [], [], min(max(deadline - time.monotonic(), 0.0), 0.05))
                 waiting = [fd for fd in waiting if fd not in ready]
-        return len(handles)
+                pids = [pid for pid in pids if is_server(pid)]
+        return len(handles) + len(by_pid)
     finally:
         for fd in handles:
             os.close(fd)

@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,43 @@ def test_xdist_workers_are_isolated(pytester: pytest.Pytester) -> None:
     for data_dir in data_dirs:
         assert servers_of(data_dir) == []
         assert not Path(data_dir).parent.exists()
+
+
+#: ``python -m pytest_atlas`` on a machine without pidfds (a kernel before 5.3, a sandbox that refuses them)
+_NO_PIDFD = (
+    "import errno, os, runpy, sys\n"
+    "def refuse(pid, flags=0):\n"
+    "    raise OSError(errno.ENOSYS, 'Function not implemented')\n"
+    "os.pidfd_open = refuse\n"
+    "sys.argv[0] = 'pytest_atlas'\n"
+    "runpy.run_module('pytest_atlas', run_name='__main__', alter_sys=True)\n"
+)
+
+
+def test_a_kept_server_is_stopped_where_there_are_no_pidfds(pytester: pytest.Pytester, own_base: list[str]) -> None:
+    """Without pidfds the server is signalled by its pid, checked again right before: it was taken
+    for gone (any failure of pidfd_open was), and left running with its folder removed."""
+    pytester.makepyfile("def test_keep(atlas_db):\n    atlas_db.execute('SELECT 1')\n")
+    result = pytester.runpytest_subprocess("--atlas-keep-db", "-p", "no:cacheprovider", *own_base)
+    result.assert_outcomes(passed=1)
+    [run_dir] = list(Path(own_base[1]).glob("pytest-atlas-v2-*/run-*"))
+    servers = servers_of(str(run_dir / "pgdata"))
+    victim = foreign_process()  # a process of root's that the pid file is made to name
+    try:
+        assert servers
+        rewrite_pid_file(run_dir / "pgdata", victim)
+        done = subprocess.run(
+            [sys.executable, "-c", _NO_PIDFD, "kept", "--remove", str(run_dir)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert f"removed {run_dir} (stopped its server)" in done.stdout, done.stdout + done.stderr
+        assert wait_gone(servers) == [], "the kept server was left running (its folder gone)"
+        assert running(victim)
+        assert not run_dir.exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+        discard_kept(run_dir)
