@@ -214,3 +214,20 @@ def test_holm_adjust_recomputes_outcomes() -> None:
     assert adjusted[0].p_value == weak.p_value
     assert adjusted[0].outcome is Outcome.PASS
     assert [r.outcome for r in adjusted[1:]] == [Outcome.PASS] * 3
+
+
+def test_skewed_windows_the_docs_warn_about() -> None:
+    """docs/gates.md: 29 scores of 0.9 and one 0 (mean 0.87, sd 0.164) pass a threshold of 0.8 by
+    Student t at alpha 0.05 (lower bound 0.87 - 1.699 * 0.164 / sqrt(30) = 0.819), the documented
+    limitation; at alpha 0.01 (t quantile 2.462: bound 0.796) neither that window nor 30 scores of
+    0.9 (0.9 * 0.01**(1/30) = 0.772) passes, as the docs advise."""
+    skewed = [0.9] * 29 + [0.0]
+    loose = check_threshold(skewed, 0.8)
+    assert loose.outcome.value == "pass"
+    assert loose.lower == pytest.approx(0.8191, abs=5e-4)
+    strict = check_threshold(skewed, 0.8, alpha=0.01)
+    assert strict.outcome.value == "inconclusive"
+    assert strict.lower == pytest.approx(0.7963, abs=5e-4)
+    flat = check_threshold([0.9] * 30, 0.8, alpha=0.01)
+    assert flat.outcome.value == "inconclusive"
+    assert flat.lower == pytest.approx(0.9 * 0.01 ** (1 / 30), abs=1e-9)
