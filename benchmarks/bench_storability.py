@@ -7,9 +7,11 @@ any of this for us. On the corpus of ``bench_validation.py`` this prints, per do
 median of interleaved rounds):
 
 * jsonschema-rs alone, the compiled validator ``is_valid`` uses;
-* the check ``is_valid`` does (``is_plain_json``), and its two passes alone: ``orjson.dumps`` with
-  the search for ``\\u0000`` in its output, and the exact-type pass over the values (tuples,
-  NaN/Infinity, Enum members, UUIDs: what orjson writes without complaint);
+* the check ``is_valid`` does (``is_plain_json``): the C walk of ``_plain.c`` (``_plaincheck``),
+  one pass by exact type that also reads every string and key (the row says when it is not built);
+* the Python check it replaces where the C one is not built (``is_plain_json_in_python``), and its
+  two passes alone: ``orjson.dumps`` with the search for ``\\u0000`` in its output, and the exact-type
+  pass over the values (tuples, NaN/Infinity, Enum members, UUIDs: what orjson writes without complaint);
 * ``orjson.dumps`` alone, and ``orjson.loads(orjson.dumps(doc)) == doc`` (an equality check that
   would find tuples, NaN, Enums and UUIDs without a Python pass: it costs more than the pass);
 * the previous check, one Python pass over every node (strings and keys included);
@@ -51,7 +53,8 @@ from pytest_atlas.validation._storable import (
     _refuse,
     _values_are_json,
     _writes_as_plain_json,
-    is_plain_json,
+    is_plain_json_in_python,
+    native_is_plain_json,
 )
 from pytest_atlas.validation._validator import _refuse_retrieval, _rs_registry
 
@@ -150,7 +153,12 @@ def main() -> None:
     with_nul, types_only = folded(nul=True), folded(nul=False)
     work: list[tuple[str, Callable[[Any], Any], bool]] = [
         ("jsonschema-rs alone (the validator is_valid uses)", engine.is_valid, False),
-        ("the check is_valid does (is_plain_json)", is_plain_json, False),
+        *(
+            [("the check is_valid does: the C walk (_plain.c)", native_is_plain_json, False)]
+            if native_is_plain_json is not None
+            else []
+        ),
+        ("the Python check (is_plain_json_in_python, pure wheels)", is_plain_json_in_python, False),
         ("  of which: orjson.dumps + search for \\u0000", _writes_as_plain_json, False),
         ("  of which: the exact-type pass over the values", _values_are_json, False),
         ("orjson.dumps alone (the options is_plain_json uses)", dumps_only, False),
@@ -178,7 +186,8 @@ def main() -> None:
         extra = cost[name] - base if replaces_engine else cost[name]
         best = "" if name == work[0][0] else f"{base / (base + max(extra, 0.0)):.2f}"
         rows.append((name, f"{cost[name]:.1f}", best))
-    print(f"{len(corpus)} session-metadata documents, median of {args.repeats} interleaved rounds\n")
+    built = "" if native_is_plain_json is not None else "; the C check is not built here (a pure install)"
+    print(f"{len(corpus)} session-metadata documents, median of {args.repeats} interleaved rounds{built}\n")
     print(render_table(rows, right={1, 2}))
 
 

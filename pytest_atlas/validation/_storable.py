@@ -10,6 +10,18 @@ calls it a number), yet Atlas's INSERT fails on each of them:
   (a high-low pair is written as one escaped character, which ``jsonb`` takes);
 * values JSON has no type for (bytes, sets, tuples, datetimes, non-string keys);
 * nesting deeper than :data:`MAX_DEPTH`: Python's ``json`` cannot round-trip it.
+
+Two ways to find them. :func:`storability_violations`, the exact walk, reports each problem with its
+path. :data:`is_plain_json`, the fast check of ``is_valid``, only says True ("certainly plain,
+storable JSON") or False ("not known": the walk decides). It is the C extension
+``pytest_atlas.validation._plaincheck`` (``_plain.c``, built with the package by ``hatch_build.py``),
+one walk of the document by exact type that runs no Python code, or, where that module was not
+built, :func:`is_plain_json_in_python` (orjson and a pass over the values). Both say "not known"
+for any surrogate in a string or key, a high-low pair too (orjson refuses them; the walk takes
+pairs), and accept the same documents, except that the C one also takes those nested deeper than
+orjson writes (254 arrays or objects one in another), up to :data:`MAX_DEPTH` levels: for those the
+Python one says "not known" and the walk, which allows :data:`MAX_DEPTH` levels too, calls them
+storable; the verdicts are the same.
 """
 
 from __future__ import annotations
@@ -18,13 +30,13 @@ import gc
 import math
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from pytest_atlas._violation import Violation, json_path, preview
 
-__all__ = ["MAX_DEPTH", "is_plain_json", "storability_violations"]
+__all__ = ["MAX_DEPTH", "is_plain_json", "is_plain_json_in_python", "storability_violations"]
 
 #: documents nested deeper than this are reported (``x-depth``) instead of being walked
 MAX_DEPTH = 512
@@ -44,12 +56,14 @@ _REAL_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000").search
 _LONE_SURROGATE = re.compile("[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]")
 
 
-def is_plain_json(document: Any) -> bool:
-    """True when ``document`` is plain, finite JSON without NUL or a lone surrogate, at most
-    :data:`MAX_DEPTH` deep. False means "not known": :func:`storability_violations` decides.
+def is_plain_json_in_python(document: Any) -> bool:
+    """True when ``document`` is plain, finite JSON without NUL or a surrogate, with at most 254 arrays
+    and objects one in another (orjson's limit; :data:`MAX_DEPTH` allows more). False means "not
+    known": :func:`storability_violations` decides.
 
-    The fast check of the hot path, two passes: :func:`_writes_as_plain_json` (orjson, in C: every
-    string and key) and :func:`_values_are_json` (one type test per value, none per key or character).
+    The fast check where the C one is not built, two passes: :func:`_writes_as_plain_json` (orjson, in
+    C: every string and key) and :func:`_values_are_json` (one type test per value, none per key or
+    character).
     """
     return _writes_as_plain_json(document) and _values_are_json(document)
 
@@ -131,6 +145,27 @@ def _values_are_json(document: Any, children: Callable[[list[Any]], list[Any]] =
 
 def _refuse(value: Any) -> Any:
     raise TypeError  # orjson calls this for what it cannot write itself: not plain JSON
+
+
+def _native_check() -> Callable[[Any], bool] | None:
+    """The C check, if it was built for this interpreter and counts levels up to the same limit."""
+    try:
+        from pytest_atlas.validation import _plaincheck
+    except ImportError:  # a pure wheel: no compiler where it was built, or PYTEST_ATLAS_NO_EXTENSION=1
+        return None
+    if _plaincheck.MAX_DEPTH != MAX_DEPTH:  # pragma: no cover - a module built from another _plain.c
+        return None
+    return _plaincheck.is_plain_json
+
+
+#: the C check (None where it was not built)
+native_is_plain_json: Final = _native_check()
+
+#: True when ``document`` is plain, finite JSON PostgreSQL ``jsonb`` can hold (exact JSON types,
+#: ``str`` keys, integers within 64 bits, no NUL or surrogate in a string or key, at most
+#: :data:`MAX_DEPTH` levels); False means "not known": :func:`storability_violations` decides.
+#: The C check where it was built, :func:`is_plain_json_in_python` otherwise.
+is_plain_json: Callable[[Any], bool] = native_is_plain_json or is_plain_json_in_python
 
 
 def storability_violations(document: Any, schema: str, *, limit: int = 100) -> list[Violation]:

@@ -19,10 +19,10 @@ import jsonschema_rs
 
 from pytest_atlas._violation import UnknownField, Violation, preview
 from pytest_atlas.errors import InvalidArgument
-from pytest_atlas.validation import _schemas
+from pytest_atlas.validation import _schemas, _storable
 from pytest_atlas.validation._census import KeyCensus, Unsupported
 from pytest_atlas.validation._explain import census_of_invalid, explain
-from pytest_atlas.validation._storable import is_plain_json, storability_violations
+from pytest_atlas.validation._storable import storability_violations
 
 __all__ = ["PayloadCheck", "PayloadValidator", "validator_for"]
 
@@ -141,7 +141,8 @@ class PayloadValidator:
 
     def is_valid(self, document: Any) -> bool:
         """The pass/fail verdict (warnings do not fail)."""
-        if not is_plain_json(document) and storability_violations(document, self.name, limit=1):
+        # _storable.is_plain_json looked up per call: the C check, or the Python one (tests swap them)
+        if not _storable.is_plain_json(document) and storability_violations(document, self.name, limit=1):
             return False
         try:
             return bool(self._lenient.is_valid(document))
@@ -158,7 +159,7 @@ class PayloadValidator:
         brackets than that: orjson refuses numbers that overflow to infinity): the walk that checks
         it is skipped.
         """
-        plain = storable or is_plain_json(document)
+        plain = storable or _storable.is_plain_json(document)
         if not plain:
             problems = storability_violations(document, self.name)
             if problems:
@@ -360,6 +361,10 @@ def _shipped(name: str) -> PayloadValidator:
         raise _schemas.compile_error(names, exc) from None
 
 
+#: the shipped schemas' validators by name: the hot path (``is_valid(doc, "session-metadata")``) finds
+#: its validator in one dict lookup (a file name or ``$id`` still goes through :func:`_name_of`)
+_BY_NAME: dict[str, PayloadValidator] = {}
+
 _CUSTOM: OrderedDict[str, PayloadValidator] = OrderedDict()
 _CUSTOM_LIMIT = 32
 
@@ -368,7 +373,12 @@ def validator_for(schema: str | Mapping[str, Any]) -> PayloadValidator:
     """The compiled validator of a shipped schema (by name, file name or ``$id``) or of your own
     draft 2020-12 schema (a mapping; it may ``$ref`` the shipped schemas by their ``$id``)."""
     if isinstance(schema, str):
-        return _shipped(_name_of(schema))
+        found = _BY_NAME.get(schema)
+        if found is None:
+            found = _shipped(_name_of(schema))
+            if schema == found.name:
+                _BY_NAME[schema] = found
+        return found
     if isinstance(schema, Mapping):
         return _custom(schema)
     raise InvalidArgument(

@@ -1,5 +1,7 @@
-"""The fast storability check of ``is_valid`` (``is_plain_json``) never calls a document storable that
-the exact walk (``storability_violations``) refuses, and calls the plain documents storable.
+"""The fast storability checks of ``is_valid`` (``is_plain_json``: the C one of ``_plain.c`` where it
+is built, the Python one otherwise) never call a document storable that the exact walk
+(``storability_violations``) refuses, and call the plain documents storable. Both are checked here
+(tests/contracts/test_storable_native.py checks the C one against the contract).
 
 The documents are JSON-like Python values with every quirk mixed in anywhere: tuples, NaN and
 ±Infinity, NUL, lone surrogates and high-low pairs in strings and keys, subclasses of the JSON
@@ -29,8 +31,13 @@ from pytest_atlas.validation._storable import (
     _values_are_json,
     _writes_as_plain_json,
     is_plain_json,
+    is_plain_json_in_python,
+    native_is_plain_json,
     storability_violations,
 )
+
+#: both fast checks (the C one where it is built)
+CHECKS = [is_plain_json_in_python] + ([native_is_plain_json] if native_is_plain_json is not None else [])
 
 
 class Colour(enum.Enum):
@@ -193,8 +200,9 @@ def _storable(document: Any) -> bool:
 @example((1, MAX_DEPTH, True))
 def test_the_fast_check_never_calls_an_unstorable_document_storable(drawn: tuple[Any, int, bool]) -> None:
     document = _nested(*drawn)
-    if is_plain_json(document):
-        assert _storable(document), document
+    for check in CHECKS:
+        if check(document):
+            assert _storable(document), (check, document)
     # the pass over the values gives the same answer however it lists a level's children
     if _writes_as_plain_json(document):
         by_iteration = _values_are_json(document, _children_by_iteration)
@@ -212,19 +220,21 @@ def test_the_fast_check_calls_plain_json_storable(drawn: tuple[Any, int, bool]) 
     document = _nested(*drawn)
     assert _storable(document)  # the strategy is right
     assert is_plain_json(document)
+    for check in CHECKS:
+        assert check(document), check
 
 
 def test_what_orjson_writes_without_complaint_is_not_plain() -> None:
     """Each of these passes ``orjson.dumps`` as the fast check calls it: only the pass after it
     finds them."""
     for value in ((1, 2), _NAN, math.inf, -math.inf, Colour.RED, Colour.BLUE, uuid.UUID(int=7), orjson.Fragment(b"1")):
-        assert not is_plain_json({"k": [value]}), value
+        for check in CHECKS:
+            assert not check({"k": [value]}), (check, value)
         assert not _storable({"k": [value]}), value
 
 
 def test_storable_values_the_fast_check_leaves_to_the_walk() -> None:
-    """Storable, but not plain to the fast check: the walk decides, and calls them storable."""
-    deep = _nested(1, 300, as_dict=False)
+    """Storable, but not plain to the fast checks: the walk decides, and calls them storable."""
     for value in (
         Level.LOW,
         Mode.AUTO,
@@ -234,10 +244,14 @@ def test_storable_values_the_fast_check_leaves_to_the_walk() -> None:
         Sequence([1]),
         2**64,
         "\ud83d\ude00",
-        deep,
     ):
-        assert not is_plain_json([value]), value
+        for check in CHECKS:
+            assert not check([value]), (check, value)
         assert _storable([value]), value
+    # deeper than orjson writes: not known to the Python check; the C one walks up to MAX_DEPTH
+    deep = _nested(1, 300, as_dict=False)
+    assert not is_plain_json_in_python(deep)
+    assert _storable(deep)
 
 
 def test_this_interpreter_lists_children_in_one_call() -> None:
