@@ -271,11 +271,24 @@ def _read_only(target: str | Dsn | psycopg.Connection[Any]) -> Iterator[tuple[ps
         try:
             conn = connect_target(target)
         except ProvisioningError as exc:
-            raise AtlasError(f"cannot check the contracts: {exc.problem}", hint=exc.hint) from None
+            error = AtlasError(f"cannot check the contracts: {exc.problem}", hint=exc.hint)
+            error.transient = exc.transient
+            raise error from None
         try:
-            with conn.transaction(force_rollback=True):
-                conn.execute("SET TRANSACTION READ ONLY")
-                yield conn, describe_target(target)
+            opened = False
+            try:
+                with conn.transaction(force_rollback=True):
+                    conn.execute("SET TRANSACTION READ ONLY")
+                    opened = True
+                    yield conn, describe_target(target)
+            except psycopg.Error as exc:
+                if opened:  # the checks' own reads report their problems
+                    raise
+                # the server cut the connection before the first check: a read like any other
+                found = query_problem(exc, conn)
+                error = AtlasError(f"cannot check the contracts: {found.problem}", hint=found.hint)
+                error.transient = found.transient
+                raise error from None
         finally:
             conn.close()
         return
