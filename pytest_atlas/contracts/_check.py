@@ -97,8 +97,10 @@ def run_checks(
 ) -> ContractReport:
     """Check exactly these columns and relational checks (``table[check]``); arguments already validated.
 
-    With ``require_rows`` (the default) a report in which no check read a single row is marked
-    as such (:attr:`ContractReport.empty`): a check of nothing proves nothing, so it is not ``ok``.
+    With ``require_rows`` (the default) the checks of a kind that read nothing are marked as such
+    (:attr:`ContractReport.empty`): the JSON columns when none held a document, the relational checks
+    when none read a row. A check of nothing proves nothing, so it is not ``ok``; and rows the
+    relational checks read are no evidence for the JSON schemas.
     With ``id_range`` (from :func:`~pytest_atlas.contracts.plan_ranges`) only that range of each
     column's rows is read, and each column report carries what :func:`merge_parts` needs
     (:attr:`ColumnReport.part`); it cannot be combined with ``limit``.
@@ -138,7 +140,7 @@ def run_checks(
                 report.columns.append(item)
             else:
                 report.relations.append(item)
-    if require_rows and not any(item.problem for item in report.items()) and report.rows_checked == 0:
+    if require_rows:
         report.mark_empty()
     return report
 
