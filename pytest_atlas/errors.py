@@ -38,8 +38,11 @@ __all__ = [
 class AtlasError(Exception):
     """Base class of every error raised by pytest-atlas.
 
-    ``problem`` says what was wrong; ``hint`` (optional) says how to fix it.
+    ``problem`` says what was wrong; ``hint`` (optional) says how to fix it. ``transient``: a fault
+    that may pass (a connection the server cut), so the same call may succeed if made again.
     """
+
+    transient: bool = False
 
     def __init__(self, problem: str, *, hint: str | None = None) -> None:
         self.problem = problem

@@ -43,3 +43,34 @@ def cut_the_first_waiting_read(admin_dsn: str) -> Iterator[list[int]]:
     finally:
         killer.join()
         locker.close()
+
+
+@contextlib.contextmanager
+def cut_right_after_connecting(admin_dsn: str, times: int = 1) -> Iterator[list[int]]:
+    """While inside, the first ``times`` connections :func:`pytest_atlas.db.connect_target` opens
+    are terminated by the server (``pg_terminate_backend``, as an administrator or a restart does)
+    right after they were opened, before their first statement: the server is real, only the
+    moment is chosen. Yields the terminated backends' pids."""
+    from pytest_atlas.db import _target
+
+    killed: list[int] = []
+    opened = _target.connect_clearly
+
+    def connect_and_cut(*args: object, **kwargs: object) -> psycopg.Connection[object]:
+        conn = opened(*args, **kwargs)  # type: ignore[arg-type]
+        if len(killed) < times:
+            pid = conn.info.backend_pid
+            with psycopg.connect(admin_dsn, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                deadline = time.monotonic() + 10
+                while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+                    assert time.monotonic() < deadline, "the backend outlived pg_terminate_backend"
+                    time.sleep(0.01)
+            killed.append(pid)
+        return conn
+
+    _target.connect_clearly = connect_and_cut  # type: ignore[assignment]
+    try:
+        yield killed
+    finally:
+        _target.connect_clearly = opened

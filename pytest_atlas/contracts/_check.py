@@ -97,8 +97,10 @@ def run_checks(
 ) -> ContractReport:
     """Check exactly these columns and relational checks (``table[check]``); arguments already validated.
 
-    With ``require_rows`` (the default) a report in which no check read a single row is marked
-    as such (:attr:`ContractReport.empty`): a check of nothing proves nothing, so it is not ``ok``.
+    With ``require_rows`` (the default) the checks of a kind that read nothing are marked as such
+    (:attr:`ContractReport.empty`): the JSON columns when none held a document, the relational checks
+    when none read a row. A check of nothing proves nothing, so it is not ``ok``; and rows the
+    relational checks read are no evidence for the JSON schemas.
     With ``id_range`` (from :func:`~pytest_atlas.contracts.plan_ranges`) only that range of each
     column's rows is read, and each column report carries what :func:`merge_parts` needs
     (:attr:`ColumnReport.part`); it cannot be combined with ``limit``.
@@ -138,7 +140,7 @@ def run_checks(
                 report.columns.append(item)
             else:
                 report.relations.append(item)
-    if require_rows and not any(item.problem for item in report.items()) and report.rows_checked == 0:
+    if require_rows:
         report.mark_empty()
     return report
 
@@ -271,11 +273,24 @@ def _read_only(target: str | Dsn | psycopg.Connection[Any]) -> Iterator[tuple[ps
         try:
             conn = connect_target(target)
         except ProvisioningError as exc:
-            raise AtlasError(f"cannot check the contracts: {exc.problem}", hint=exc.hint) from None
+            error = AtlasError(f"cannot check the contracts: {exc.problem}", hint=exc.hint)
+            error.transient = exc.transient
+            raise error from None
         try:
-            with conn.transaction(force_rollback=True):
-                conn.execute("SET TRANSACTION READ ONLY")
-                yield conn, describe_target(target)
+            opened = False
+            try:
+                with conn.transaction(force_rollback=True):
+                    conn.execute("SET TRANSACTION READ ONLY")
+                    opened = True
+                    yield conn, describe_target(target)
+            except psycopg.Error as exc:
+                if opened:  # the checks' own reads report their problems
+                    raise
+                # the server cut the connection before the first check: a read like any other
+                found = query_problem(exc, conn)
+                error = AtlasError(f"cannot check the contracts: {found.problem}", hint=found.hint)
+                error.transient = found.transient
+                raise error from None
         finally:
             conn.close()
         return

@@ -13,6 +13,7 @@ from pytest_atlas._table import escape, escape_lines, render_table
 from pytest_atlas.validation import Violation
 
 __all__ = [
+    "NO_DOCUMENTS",
     "NO_ROWS",
     "SUMMARY_HEADERS",
     "SUMMARY_NUMBERS",
@@ -26,10 +27,16 @@ __all__ = [
 
 Key = Mapping[str, Any]
 
-#: what an item says when no check of the run read a single row
+#: what a relational check says when none of the run's relational checks read a single row
 NO_ROWS = (
     "no row was checked anywhere in this run: a check of nothing proves nothing (is --atlas-contract-since "
     "after the newest row, or is this the database Atlas writes to?)"
+)
+#: what a JSON column's check says when none of the run's JSON columns held a document (rows the
+#: relational checks read are no evidence for the JSON schemas)
+NO_DOCUMENTS = (
+    "no JSON document was checked anywhere in this run: a check of nothing proves nothing (is "
+    "--atlas-contract-since after the newest row, or is this the database Atlas writes to?)"
 )
 
 
@@ -170,7 +177,7 @@ class ColumnReport:
         if self.problem:
             lines.append(f"  could not check: {self.problem}")
         if self.empty_run:
-            lines.append(f"  {NO_ROWS}")
+            lines.append(f"  {NO_DOCUMENTS}")
         lines += _group_lines("errors", self.errors)
         lines += _group_lines("warnings", self.warnings)
         if self.unknown_fields:
@@ -316,12 +323,18 @@ class ContractReport:
 
     @property
     def empty(self) -> bool:
-        """True when no check of this report read a single row (and so none can pass)."""
+        """True when a kind of check had nothing to read: no JSON column held a document, or no
+        relational check read a row (those checks cannot pass)."""
         return any(item.empty_run for item in self.items())
 
     def mark_empty(self) -> None:
-        for item in self.items():
-            item.empty_run = True
+        """Mark the checks of each kind that read nothing, where no check of that kind has a problem:
+        the JSON columns when none held a document, the relational checks when none read a row."""
+        for kind in (self.columns, self.relations):
+            items: list[ColumnReport | RelationReport] = list(kind)
+            if items and not any(item.problem for item in items) and not any(item.rows_checked for item in items):
+                for item in items:
+                    item.empty_run = True
 
     @property
     def error_count(self) -> int:
@@ -390,8 +403,9 @@ class ContractReport:
         lines = [escape(head), "", render_table(rows, right=SUMMARY_NUMBERS)]
         verdict = "OK" if self.ok else "FAILED"
         lines += ["", f"{verdict}: {_plural(self.error_count, 'error')}, {_plural(self.warning_count, 'warning')}"]
-        if self.empty:
-            lines.append(NO_ROWS.replace("--atlas-contract-since", "since"))
+        for kind, nothing in ((self.columns, NO_DOCUMENTS), (self.relations, NO_ROWS)):
+            if any(item.empty_run for item in kind):
+                lines.append(nothing.replace("--atlas-contract-since", "since"))
         if details:
             for c in self.columns:
                 if c.problem or c.errors or c.warnings or c.unknown_fields:

@@ -50,7 +50,8 @@ def connect_target(dsn: str | Dsn, *, timeout: int = 10) -> psycopg.Connection[A
     here, and only here).
 
     Raises :class:`~pytest_atlas.errors.ProvisioningError` with a clear message when the database
-    cannot be reached (password redacted).
+    cannot be reached (password redacted), marked ``transient`` when the server cut the connection
+    as soon as it was opened (a restart, ``pg_terminate_backend``): :func:`read_again` opens another.
     """
     dsn = hide_password(dsn)
     shown = describe_target(dsn)
@@ -79,9 +80,18 @@ def connect_target(dsn: str | Dsn, *, timeout: int = 10) -> psycopg.Connection[A
         # a connection pooler that refuses startup options: set the same thing once connected
         conn = connect_clearly(make_conninfo("", **plain), setting=TARGET_SETTING, shown=shown, autocommit=True)
     del params, plain, stashed  # they hold the password: not in this frame's locals if a query below fails
-    row = conn.execute("SHOW default_transaction_read_only").fetchone()
-    if not row or row[0] != "on":  # a pooler that refused the option, or a server that ignored it
-        conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    try:
+        row = conn.execute("SHOW default_transaction_read_only").fetchone()
+        if not row or row[0] != "on":  # a pooler that refused the option, or a server that ignored it
+            conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    except psycopg.Error as exc:  # the server cut the new connection (a restart, pg_terminate_backend)
+        found = query_problem(exc, conn)
+        conn.close()
+        error = ProvisioningError(
+            f"{shown}: the connection was cut as soon as it was opened: {found.problem}", hint=found.hint
+        )
+        error.transient = found.transient  # a cut that may pass: read_again opens another
+        raise error from None
     return conn
 
 

@@ -61,7 +61,10 @@ def connection(source: psycopg.Connection[Any] | str | Dsn, *, timeout: int = 10
         conn = connect_target(source, timeout=timeout)
     except ProvisioningError as exc:
         error = GateError(f"cannot connect to the gate database: {exc.problem}", hint=exc.hint)
-        error.unreachable = True
+        # cut as soon as it was opened (transient): read_again opens another; not "unreachable",
+        # which later gates of the run would take as their own failure
+        error.transient = exc.transient
+        error.unreachable = not exc.transient
         raise error from None
     try:
         yield conn

@@ -42,7 +42,7 @@ PART_ATTRIBUTE = "atlas_contract_part"
 #: the ranges' reports of a column scanned once for all of its range items: {column: {index: report}}
 _RANGE_REPORTS = pytest.StashKey[dict[str, dict[int, "ColumnReport"]]]()
 #: whether any selected contract item has a row to check (computed once per process, when needed)
-_HAS_ROWS = pytest.StashKey[bool]()
+_HAS_ROWS = pytest.StashKey[dict[str, bool]]()
 
 
 class ContractCollection(pytest.Collector):
@@ -151,19 +151,26 @@ class ContractItem(CheckItem):
         return report
 
     def _run_has_rows(self) -> bool:
-        """Does any contract item of this run have a row to check? (no verdict without evidence)"""
+        """Does any contract item of this run of this item's kind have something to check? A JSON
+        column's item needs a document in some JSON column of the run, a relational check's a row in
+        some table of the run's relational checks: rows of one kind are no evidence for the other
+        (no verdict without evidence)."""
         config = self.config
-        if _HAS_ROWS not in config.stash:
+        kind = "columns" if self.column is not None else "relations"
+        found = config.stash.setdefault(_HAS_ROWS, {})
+        if kind not in found:
             from pytest_atlas.contracts import has_rows
 
             siblings = [item for item in self.session.items if isinstance(item, ContractItem)]
-            config.stash[_HAS_ROWS] = has_rows(
+            columns = [item.column for item in siblings if item.column is not None]
+            relations = [item.relation for item in siblings if item.relation is not None]
+            found[kind] = has_rows(
                 target_of(config),
-                [item.column for item in siblings if item.column is not None],
-                [item.relation for item in siblings if item.relation is not None],
+                columns if kind == "columns" else [],
+                relations if kind == "relations" else [],
                 settings_of(config).contract_since,
             )
-        return config.stash[_HAS_ROWS]
+        return found[kind]
 
     def error_payload(self, message: str) -> dict[str, Any]:
         schema = self.column.schema_name if self.column is not None else "(relational)"
@@ -209,7 +216,10 @@ def _one_line(part: ColumnReport | RelationReport) -> str:
     if part.problem:
         return f"error: {part.problem}"
     if part.empty_run:
-        return "fail: no row was checked anywhere in this run"
+        from pytest_atlas.contracts import ColumnReport
+
+        nothing = "JSON document" if isinstance(part, ColumnReport) else "row"
+        return f"fail: no {nothing} was checked anywhere in this run"
     return f"{part.outcome}: {row['rows']:,} rows, {row['errors']:,} error(s), {row['warnings']:,} warning(s)"
 
 

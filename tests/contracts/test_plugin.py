@@ -350,3 +350,36 @@ def test_a_passing_connection_fault_is_not_remembered_by_the_later_items(
     assert check_counts(result) == {"errors": 1, "passed": ALL - 1}
     result.stdout.fnmatch_lines(["the contract check sessions.metadata could not run:", "*not currently accepting*"])
     assert result.ret == 7
+
+
+def _bare_sessions(conn: Conn, count: int) -> None:
+    """Sessions with no JSON at all (every JSONB column NULL) and no other table's rows."""
+    for index in range(count):
+        conn.execute("INSERT INTO sessions (task, status) VALUES (%s, 'succeeded')", (f"task {index}",))
+    conn.commit()
+
+
+def test_json_checks_of_a_run_that_checked_no_document_fail(
+    pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str
+) -> None:
+    """Rows for the relational checks are no evidence for the JSON schemas: 5 sessions whose every
+    JSONB column is NULL passed all 17 checks, 12 of them on 0 rows."""
+    _bare_sessions(atlas_db, 5)
+    result = run(pytester, atlas_dsn, "-v")
+    assert check_counts(result) == {"failed": len(COLUMNS), "passed": len(RELATIONS)}
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*no JSON document was checked anywhere in this run*"])
+    for column in COLUMNS:
+        result.stdout.fnmatch_lines([f"*{column}*FAILED*"])
+
+
+def test_check_database_of_rows_without_json_is_not_ok(atlas_db: Conn, atlas_dsn: str) -> None:
+    from pytest_atlas import check_database
+
+    _bare_sessions(atlas_db, 5)
+    report = check_database(atlas_dsn)
+    assert not report.ok
+    assert all(column.outcome == "fail" and column.empty_run for column in report.columns)
+    assert all(relation.outcome == "pass" for relation in report.relations)
+    assert sum(relation.rows_checked for relation in report.relations) > 0
+    assert "no JSON document was checked anywhere in this run" in str(report)

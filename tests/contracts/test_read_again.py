@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+import pytest
 
-from pytest_atlas import check_database
+from pytest_atlas import AtlasError, check_database
 from pytest_atlas.contracts import has_rows, plan_ranges, resolve_targets, run_ranges
 from pytest_atlas.gates import GateSpec, evaluate
 
 from ..gates.gates_seed import insert, session_row
-from ..target_cut import cut_the_first_waiting_read
+from ..target_cut import cut_right_after_connecting, cut_the_first_waiting_read
 from . import fill
 
 Conn = psycopg.Connection[Any]
@@ -85,3 +86,50 @@ def test_a_gate_on_a_dsn_reads_a_cut_query_again(
         result = evaluate(spec, atlas_dsn)
     assert killed
     assert result.outcome == "pass", result
+
+
+def test_a_connection_cut_as_soon_as_it_opened_is_opened_again(
+    atlas_db: Conn, atlas_dsn: str, atlas_postgres: Any, atlas_database: Any
+) -> None:
+    """The first statement of a new target connection (SHOW default_transaction_read_only) failed
+    with a bare OperationalError when the server cut the connection before it: never read again."""
+    fill.clean_database(atlas_db)
+    atlas_db.commit()
+    with cut_right_after_connecting(atlas_postgres.dsn(atlas_database.name)) as killed:
+        report = check_database(atlas_dsn)
+    assert killed, "no connection was cut: the test proves nothing"
+    assert report.ok, report.render()
+    assert report.column("sessions.metadata").rows_checked == 3
+
+
+def test_a_gate_whose_connection_is_cut_as_soon_as_it_opened_reads_again(
+    atlas_db: Conn, atlas_dsn: str, atlas_postgres: Any, atlas_database: Any
+) -> None:
+    insert(atlas_db, [session_row(0.8 + i / 100, minute=i) for i in range(5)])
+    atlas_db.commit()
+    spec = GateSpec.build("floor", {"kind": "threshold", "threshold": 0.5})
+    with cut_right_after_connecting(atlas_postgres.dsn(atlas_database.name)) as killed:
+        result = evaluate(spec, atlas_dsn)
+    assert killed
+    assert result.outcome == "pass", result
+
+
+def test_a_target_that_cuts_every_new_connection_is_a_clear_error(
+    atlas_db: Conn, atlas_dsn: str, atlas_postgres: Any, atlas_database: Any, monkeypatch: Any
+) -> None:
+    """Read again for a while (READ_AGAIN_FOR, shortened here), then a message, not a traceback."""
+    from pytest_atlas.db import _target
+
+    monkeypatch.setattr(_target, "READ_AGAIN_FOR", 0.5)
+    fill.clean_database(atlas_db)
+    atlas_db.commit()
+    with (
+        cut_right_after_connecting(atlas_postgres.dsn(atlas_database.name), times=1000) as killed,
+        pytest.raises(AtlasError) as raised,
+    ):
+        check_database(atlas_dsn)
+    assert len(killed) >= 2, "it was not read again"
+    message = str(raised.value)
+    assert "the connection was cut as soon as it was opened" in message
+    assert "terminating connection" in message
+    assert "run again once it is back" in message

@@ -190,7 +190,7 @@ def test_merged_ranges_equal_one_scan_in_any_order_and_no_rows_is_no_pass(atlas_
     empty = [run_checks(atlas_dsn, METADATA, [], future, None, id_range=r).columns[0] for r in ranges]
     merged = merge_parts(empty)
     assert merged.rows_checked == 0 and merged.outcome == "fail" and merged.empty_run
-    assert "no row was checked anywhere in this run" in merged.render()
+    assert "no JSON document was checked anywhere in this run" in merged.render()
 
 
 def test_an_id_range_cannot_take_a_limit_too(atlas_dsn: str) -> None:
