@@ -464,6 +464,16 @@ class DatabaseManager:
                 self._shared[key] = pool.acquire()
             return self._shared[key]
 
+    def replace_shared(self, sources: Sequence[SqlSource], seed: Seed | None = None) -> None:
+        """Give up the shared database of ``sources`` (and ``seed``): a test committed to it, which no
+        rollback undoes. It goes back to its pool, which proves it resettable or drops it; the next
+        :meth:`shared` call takes a fresh clone. Its connections must be closed first."""
+        key = fingerprint(sources) + (f"|{seed.key}" if seed is not None else "")
+        with self._lock:
+            name = self._shared.pop(key, None)
+        if name is not None:
+            self.pool(sources, seed).release(name)
+
     def kept(self) -> list[str]:
         names = [name for pool in self._pools.values() for name in pool.kept]
         return names + list(self._shared.values())

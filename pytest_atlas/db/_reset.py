@@ -201,19 +201,26 @@ SELECT EXISTS (SELECT 1 FROM pg_rewrite WHERE ev_class = ANY(%(oids)s::regclass[
     OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = ANY(%(oids)s::regclass[]) AND tgenabled IN ('A', 'R'))
 """
 
-_ROLES = "(SELECT count(*) FROM pg_authid) + (SELECT count(*) FROM pg_auth_members)"
+#: roles, memberships and settings of a role in every database (ALTER ROLE ... SET): cluster-wide, so
+#: neither a reset nor a fresh clone undoes them; counted so that the summary says a test made them
+_ROLES = (
+    "(SELECT count(*) FROM pg_authid) + (SELECT count(*) FROM pg_auth_members)"
+    " + (SELECT count(*) FROM pg_db_role_setting WHERE setdatabase = 0)"
+)
 _ROLES_CHANGED = (
     "(SELECT count(*) FROM pg_authid WHERE age(xmin) < age({mark}::xid))"
     " + (SELECT count(*) FROM pg_auth_members WHERE age(xmin) < age({mark}::xid))"
+    " + (SELECT count(*) FROM pg_db_role_setting WHERE setdatabase = 0 AND age(xmin) < age({mark}::xid))"
 )
 
-#: a database's own row, settings, comment and label (as the baseline has them), then the role
-#: count and the roles written after the mark, the prepared transactions and replication slots
+#: a database's own row, settings, comment, label and subscriptions (as the baseline has them), then
+#: the role count and the roles written after the mark, the prepared transactions and replication slots
 _DATABASE = sql.SQL(
     "SELECT to_jsonb(d) - {volatile},"
     " (SELECT count(*) FROM pg_db_role_setting WHERE setdatabase = d.oid)"
     " + (SELECT count(*) FROM pg_shdescription WHERE objoid = d.oid AND classoid = 'pg_database'::regclass)"
     " + (SELECT count(*) FROM pg_shseclabel WHERE objoid = d.oid AND classoid = 'pg_database'::regclass)"
+    " + (SELECT count(*) FROM pg_subscription WHERE subdbid = d.oid)"
 ).format(volatile=_DB_VOLATILE)
 _AFTER_RENAME = sql.SQL(
     "{database}, {roles}, {changed},"

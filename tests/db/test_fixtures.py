@@ -226,3 +226,47 @@ def test_server_fixture_describes_the_server(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=1)
+
+
+def test_atlas_tx_after_a_commit_sent_as_sql(pytester: pytest.Pytester) -> None:
+    """SQL COMMIT got past commit()'s guard: the rows reached every later atlas_tx test. Prepared
+    statements and session advisory locks outlived the rollback."""
+    pytester.makepyfile(
+        """
+        def test_a_commits(atlas_tx):
+            atlas_tx.execute("INSERT INTO sessions (task) VALUES ('committed')")
+            atlas_tx.execute("COMMIT")
+            atlas_tx.execute("INSERT INTO sessions (task) VALUES ('after')")
+
+        def test_b_sees_the_template(atlas_tx):
+            assert atlas_tx.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+
+        def test_c_prepares_and_locks(atlas_tx):
+            atlas_tx.execute("PREPARE q AS SELECT 1")
+            atlas_tx.execute("SELECT pg_advisory_lock(7)")
+            atlas_tx.execute("LISTEN somewhere")
+
+        def test_d_has_none_of_it(atlas_tx):
+            atlas_tx.execute("PREPARE q AS SELECT 2")
+            assert atlas_tx.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+            ).fetchone() == (0,)
+            assert atlas_tx.execute("SELECT count(*) FROM pg_listening_channels()").fetchone() == (0,)
+
+        def test_e_rolls_back_to_nothing_after_a_failure(atlas_tx):
+            import psycopg, pytest
+            with pytest.raises(psycopg.errors.UndefinedTable):
+                atlas_tx.execute("SELECT * FROM no_such_table")
+
+        def test_f_after_it(atlas_tx):
+            assert atlas_tx.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly", "-rE")
+    result.assert_outcomes(passed=6, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_a_commits*",
+            "*the test ended atlas_tx's transaction with SQL (COMMIT, ROLLBACK or END)*",
+        ]
+    )

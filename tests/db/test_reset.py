@@ -197,6 +197,25 @@ def _database_comment(server: AtlasPostgres, name: str) -> None:
         admin.execute(sql.SQL("COMMENT ON DATABASE {} IS 'touched'").format(sql.Identifier(name)))
 
 
+def _subscription(server: AtlasPostgres, name: str) -> None:
+    """A subscription lives in a shared catalog (pg_subscription), outside the database's files."""
+    with server.connect(name, autocommit=True) as conn:
+        conn.execute(
+            "CREATE SUBSCRIPTION rst_sub CONNECTION 'host=/nonexistent dbname=x' PUBLICATION p"
+            " WITH (connect = false, enabled = false, create_slot = false, slot_name = NONE)"
+        )
+
+
+def _role_setting(server: AtlasPostgres, name: str) -> None:
+    """ALTER ROLE ... SET for every database: a row of pg_db_role_setting with setdatabase 0."""
+    with server.connect(name, autocommit=True) as conn:
+        conn.execute("ALTER ROLE CURRENT_USER SET lock_timeout = '4321ms'")
+        _ROLE_SETTINGS.append(str(conn.info.user))
+
+
+_ROLE_SETTINGS: list[str] = []
+
+
 FALLBACK: dict[str, Action] = {
     "CREATE TABLE": sql_action("CREATE TABLE extra (x int)"),
     "ALTER TABLE ADD COLUMN": sql_action("ALTER TABLE sessions ADD COLUMN extra int"),
@@ -214,6 +233,8 @@ FALLBACK: dict[str, Action] = {
     ),
     "a large object": _large_object,
     "a role created": _role_action,
+    "a role's setting in every database (ALTER ROLE SET)": _role_setting,
+    "a subscription": _subscription,
     "a connection left open": _left_open,
     "ALTER DATABASE SET": _database_setting,
     "ALTER DATABASE CONNECTION LIMIT": _connection_limit,
@@ -243,7 +264,10 @@ def test_what_a_reset_cannot_undo_gives_a_fresh_clone(scenario: Scenario, case: 
     with scenario.server.connect(autocommit=True) as admin:
         for role in _ROLES:
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+        for role in _ROLE_SETTINGS:
+            admin.execute(sql.SQL("ALTER ROLE {} RESET lock_timeout").format(sql.Identifier(role)))
     _ROLES.clear()
+    _ROLE_SETTINGS.clear()
 
 
 def test_a_reset_database_has_a_new_name(scenario: Scenario) -> None:
