@@ -23,6 +23,7 @@ __all__ = [
     "Dsn",
     "build_url",
     "check_dsn",
+    "dsn_problem",
     "dsn_with_dbname",
     "hide_password",
     "passfile_line",
@@ -35,13 +36,72 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-# libpq's URI userinfo ends at the first "@" before any "/" (a password may hold spaces, "?" or "#");
-# a key=value value is quoted ('...', with \' and \\) or runs to unescaped whitespace ("a\ b")
-_URL_PASSWORD = re.compile(r"(?P<head>postgres(?:ql)?://[^:/@\s]*:)(?P<pw>[^@/\n]*)(?P<tail>@)")
+# A URL's password is hidden conservatively, whatever the scheme (SQLAlchemy's postgresql+psycopg://, a
+# typo): everything after the user name's ":" through the LAST "@" of the text, since a password may
+# hold "/", "@", "?" or "#" unencoded and no parser can tell where it ends. In free text (a message),
+# through the last "@" of the line. A key=value value is quoted ('...', with \' and \\) or runs to
+# unescaped whitespace ("a\ b").
+_SCHEME = re.compile(r"\s*(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://")
+_LIBPQ_SCHEMES = ("postgresql", "postgres")
+_SAFE_USER = re.compile(r"[^/?#@&=\s:'\"\\]*")
+_QUERY_KEY = re.compile(r"(?<=[?&])(?P<key>[^=&?]*)=")
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s'\"]*:)(?P<pw>[^\n]*)(?P<tail>@)")
 _KW_PASSWORD = re.compile(
     r"(?P<head>(?<![?&])\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|(?:\\.|[^\s\\])+)", re.IGNORECASE
 )
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<pw>[^&\s]*)", re.IGNORECASE)
+#: what a connection string's redacted form is when libpq cannot parse it and it is not a URL
+UNPARSABLE = "(a connection string libpq cannot parse)"
+UNPARSABLE_PAIRS = "(a key=value connection string libpq cannot parse)"
+
+
+def _url_start(text: str) -> int | None:
+    """Where a URL's part after ``scheme://`` begins (any scheme), or None when ``text`` is no URL."""
+    match = _SCHEME.match(text)
+    return match.end() if match else None
+
+
+def _query_password_spans(text: str, start: int) -> list[tuple[int, int]]:
+    """The values of the ``password`` parameters of a URL's query (libpq decodes the keys too)."""
+    from urllib.parse import unquote
+
+    spans = []
+    for match in _QUERY_KEY.finditer(text, start):
+        if unquote(match.group("key"), errors="replace").strip().lower() == "password":
+            end = text.find("&", match.end())
+            spans.append((match.end(), len(text) if end < 0 else end))
+    return spans
+
+
+def _url_secret_spans(text: str, start: int) -> list[tuple[int, int]]:
+    """The spans of a URL (its part after ``://`` begins at ``start``) that may hold a password:
+    the userinfo after the user name through the last "@", and the query's password values."""
+    spans = _query_password_spans(text, start)
+    at = text.rfind("@", start)
+    if at >= 0:
+        user, colon, _ = text[start:at].partition(":")
+        if not _SAFE_USER.fullmatch(user):  # a "/", "@", ... before any ":": all of it may be the password
+            spans.append((start, at))
+        elif colon:
+            spans.append((start + len(user) + 1, at))
+    return [(begin, end) for begin, end in spans if end > begin]
+
+
+def _hide_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each (merged) span replaced by ``***``."""
+    out, last = [], 0
+    for begin, end in sorted(spans):
+        if begin < last:  # overlaps the span before: extend it
+            if end > last:
+                last = end
+            continue
+        out += [text[last:begin], "***"]
+        last = end
+    return "".join(out) + text[last:]
+
+
+def _redact_url(text: str, start: int) -> str:
+    return _hide_spans(text, _url_secret_spans(text, start))
 
 
 def secrets_of(dsn: str) -> list[str]:
@@ -51,20 +111,29 @@ def secrets_of(dsn: str) -> list[str]:
     from urllib.parse import unquote
 
     found: list[str] = []
-    for pattern in (_URL_PASSWORD, _QUERY_PASSWORD):
-        for match in pattern.finditer(dsn):
-            raw = match.group("pw")
+    start = _url_start(dsn)
+    if start is not None:
+        for begin, end in _url_secret_spans(dsn, start):
+            raw = dsn[begin:end]
             found += [raw, unquote(raw, errors="replace")]
+    for match in _QUERY_PASSWORD.finditer(dsn):
+        raw = match.group("pw")
+        found += [raw, unquote(raw, errors="replace")]
     for match in _KW_PASSWORD.finditer(dsn):
         raw = match.group("pw")
         inner = raw[1:-1] if len(raw) > 1 and raw[0] == raw[-1] == "'" else raw
         found += [raw, re.sub(r"\\(.)", r"\1", inner)]
+    if start is None and dsn.strip():
+        try:
+            _parse(dsn)
+        except unparsable_errors():  # no URL, no pairs libpq reads: where a password ends is unknown
+            found.append(dsn.strip())
     return sorted({secret for secret in found if secret}, key=len, reverse=True)
 
 
 def redact_text(text: str, *secrets: str | None) -> str:
-    """Remove passwords from free text: the given secrets (longest first), then URL userinfo and
-    ``password=`` pairs."""
+    """Remove passwords from free text: the given secrets (longest first), then URL userinfo (of any
+    scheme, through the line's last "@") and ``password=`` pairs."""
     for secret in sorted({secret for secret in secrets if secret}, key=len, reverse=True):
         text = text.replace(secret, "***")
     text = _URL_PASSWORD.sub(r"\g<head>***\g<tail>", text)
@@ -74,9 +143,51 @@ def redact_text(text: str, *secrets: str | None) -> str:
 
 def redact(dsn: str | Dsn) -> str:
     """The DSN as it may be printed: with the password replaced by ``***``."""
-    if isinstance(dsn, Dsn):
-        return dsn.redacted
-    return redact_text(dsn)
+    return dsn.redacted if isinstance(dsn, Dsn) else Dsn(dsn).redacted
+
+
+def dsn_problem(dsn: str) -> tuple[str, str] | None:
+    """What makes a URL unusable before libpq reads it, as (problem, how to fix), naming nothing of
+    the password: a scheme that is not libpq's (SQLAlchemy's ``postgresql+psycopg://``, a typo), or
+    an "@" that is not the one before the host (an unencoded "@" or "/" in the password, which libpq
+    would read as part of the host or the database name, and echo). None for anything else."""
+    match = _SCHEME.match(dsn)
+    if match is None:
+        return None
+    scheme = match.group("scheme")
+    if scheme not in _LIBPQ_SCHEMES:
+        base, plus, driver = scheme.partition("+")
+        if plus and base.lower() in _LIBPQ_SCHEMES:
+            return (
+                f"{scheme}:// is SQLAlchemy's form of a URL (a dialect and a driver), not libpq's",
+                f"pass postgresql://... (without '+{driver}'); add the driver in your own code where "
+                "SQLAlchemy needs it",
+            )
+        if scheme.lower() in _LIBPQ_SCHEMES:
+            return f"{scheme}:// is not a scheme libpq knows (it is case-sensitive)", f"write {scheme.lower()}://"
+        return (
+            f"{scheme}:// is not a PostgreSQL URL scheme",
+            "start the URL with postgresql:// (or postgres://), or give key=value pairs such as "
+            "'host=db dbname=atlas user=ci'",
+        )
+    start = match.end()
+    in_query_password = _query_password_spans(dsn, start)
+    ats = [
+        index
+        for index in range(start, len(dsn))
+        if dsn[index] == "@" and not any(begin <= index < end for begin, end in in_query_password)
+    ]
+    slash = dsn.find("/", start)
+    first = dsn.find("@", start)
+    userinfo_end = first if first >= 0 and (slash < 0 or first < slash) else None  # libpq's reading
+    if any(index != userinfo_end for index in ats):
+        return (
+            "the URL has an '@' that libpq does not read as the end of the user name and password "
+            "(an unencoded '@' or '/' in the password, or an '@' after the host)",
+            "percent-encode them in the password and the rest of the URL: '@' as %40, '/' as %2F "
+            "(urllib.parse.quote(password, safe=''))",
+        )
+    return None
 
 
 class Dsn:
@@ -98,12 +209,13 @@ class Dsn:
 
     @property
     def redacted(self) -> str:
+        start = _url_start(self._text)
+        if start is not None:  # any scheme: what libpq takes for the password is always in what is hidden
+            return redact_text(_redact_url(self._text, start))
         try:
             password = self.password
-        except unparsable_errors():  # a URL's userinfo can still be found; of key=value pairs, show none
-            if self._text.lstrip().startswith(("postgres://", "postgresql://")):
-                return redact_text(self._text, *secrets_of(self._text))
-            return "(a key=value connection string libpq cannot parse)"
+        except unparsable_errors():  # of pairs libpq cannot read (or text that is no DSN), show none
+            return UNPARSABLE_PAIRS if "=" in self._text else UNPARSABLE
         return redact_text(self._text, password, *secrets_of(self._text))
 
     @property
@@ -152,7 +264,21 @@ def refusal(exc: BaseException, dsn: str) -> str:
     """The first line of what libpq or psycopg said about ``dsn``, without its password in any form
     (their messages quote the token they refuse, which may be the password)."""
     text = str(exc).strip()
-    return redact_text(text.splitlines()[0] if text else type(exc).__name__, dsn, *secrets_of(dsn))
+    line = redact_text(text.splitlines()[0] if text else type(exc).__name__, dsn, *secrets_of(dsn))
+    # a token libpq quotes is shown only when the redacted DSN shows it too (as a whole part of it):
+    # one from a password libpq read in pieces ("a b" unquoted, an unencoded "/") would leak
+    shown = redact(dsn)
+    if shown in (UNPARSABLE, UNPARSABLE_PAIRS):
+        shown = ""
+
+    def token(match: re.Match[str]) -> str:
+        word = match.group(1)
+        edge = r"\s?&=/:@,\[\]()'\""
+        if word in ("***", "=") or (word and re.search(rf"(?<![^{edge}]){re.escape(word)}(?![^{edge}])", shown)):
+            return match.group(0)
+        return '"***"'
+
+    return re.sub(r'"([^"]*)"', token, line)
 
 
 def unparsable_errors() -> tuple[type[Exception], ...]:
@@ -171,7 +297,11 @@ def _parse(dsn: str) -> dict[str, Any]:
 
 
 def check_dsn(dsn: str, where: str) -> dict[str, str]:
-    """Parse a DSN (URL or ``key=value`` form) the way libpq does, or raise ConfigError."""
+    """Parse a DSN (URL or ``key=value`` form) the way libpq does, or raise ConfigError (which shows
+    the DSN redacted only)."""
+    problem = dsn_problem(dsn)
+    if problem is not None:
+        raise ConfigError(where, redact(dsn), problem[0], hint=problem[1])
     try:
         params = _parse(dsn)
     except unparsable_errors() as exc:
@@ -184,19 +314,23 @@ def check_dsn(dsn: str, where: str) -> dict[str, str]:
             "or key=value pairs such as 'host=localhost dbname=postgres user=me'",
         ) from None
     checked = {key: str(value) for key, value in params.items() if value is not None}
+    secrets = (checked.get("password"), *secrets_of(dsn))
     # libpq parses these only when it connects: a typo would be an error of every item, not a usage error
     for port in checked.get("port", "").split(","):
         if port.strip() and not (_ascii_digits(port.strip()) and 1 <= int(port) <= 65535):
             raise ConfigError(
                 where,
                 redact(dsn),
-                f"port {port.strip()!r} is not a port number (1 to 65535)",
+                redact_text(f"port {port.strip()!r} is not a port number (1 to 65535)", *secrets),
                 hint="PostgreSQL's is 5432",
             )
     timeout = checked.get("connect_timeout", "").strip()
     if timeout and not _ascii_digits(timeout.lstrip("-")):
         raise ConfigError(
-            where, redact(dsn), f"connect_timeout {timeout!r} is not a number of seconds", hint="connect_timeout=10"
+            where,
+            redact(dsn),
+            redact_text(f"connect_timeout {timeout!r} is not a number of seconds", *secrets),
+            hint="connect_timeout=10",
         )
     return checked
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pytest_atlas._dsn import Dsn, hide_password, redact, refusal, unparsable_errors
+from pytest_atlas._dsn import Dsn, dsn_problem, hide_password, redact, refusal, unparsable_errors
 from pytest_atlas.db._connect import TARGET_SETTING, Backoff, connect_clearly, is_transient, one_line, unset_pgpassword
 from pytest_atlas.errors import AtlasError, ProvisioningError
 
@@ -55,6 +55,9 @@ def connect_target(dsn: str | Dsn, *, timeout: int = 10) -> psycopg.Connection[A
     """
     dsn = hide_password(dsn)
     shown = describe_target(dsn)
+    problem = dsn_problem(dsn.reveal())
+    if problem is not None:  # libpq would read it otherwise (a scheme it does not know, an unencoded "@")
+        raise ProvisioningError(f"{shown} is not a valid PostgreSQL connection string: {problem[0]}", hint=problem[1])
     try:
         params = conninfo_to_dict(dsn.reveal())
     except unparsable_errors() as exc:
