@@ -323,15 +323,17 @@ class ContractReport:
 
     @property
     def empty(self) -> bool:
-        """True when a kind of check had nothing to read: no JSON column held a document, or no
-        relational check read a row (those checks cannot pass)."""
+        """True when checks had no evidence: no JSON column held a document, or no check read a row
+        (those checks cannot pass)."""
         return any(item.empty_run for item in self.items())
 
     def mark_empty(self) -> None:
-        """Mark the checks of each kind that read nothing, where no check of that kind has a problem:
-        the JSON columns when none held a document, the relational checks when none read a row."""
-        for kind in (self.columns, self.relations):
-            items: list[ColumnReport | RelationReport] = list(kind)
+        """Mark the checks that had no evidence, where none of them has a problem: the JSON columns
+        when none held a document (rows the relational checks read say nothing of the JSON), every
+        check when no check read anything (the relational checks look at the rows of a few tables:
+        a database of discovery runs alone has none for them, and that is fine)."""
+        everything: list[ColumnReport | RelationReport] = [*self.columns, *self.relations]
+        for items in (list(self.columns), everything):
             if items and not any(item.problem for item in items) and not any(item.rows_checked for item in items):
                 for item in items:
                     item.empty_run = True

@@ -151,10 +151,10 @@ class ContractItem(CheckItem):
         return report
 
     def _run_has_rows(self) -> bool:
-        """Does any contract item of this run of this item's kind have something to check? A JSON
-        column's item needs a document in some JSON column of the run, a relational check's a row in
-        some table of the run's relational checks: rows of one kind are no evidence for the other
-        (no verdict without evidence)."""
+        """Does the run have evidence for this item? A JSON column's item needs a document in some
+        JSON column of the run (rows the relational checks read say nothing of the JSON); a
+        relational check's, anything any item of the run checks (a database of discovery runs alone
+        has no row for the relational checks, and that is fine). No verdict without evidence."""
         config = self.config
         kind = "columns" if self.column is not None else "relations"
         found = config.stash.setdefault(_HAS_ROWS, {})
@@ -165,10 +165,7 @@ class ContractItem(CheckItem):
             columns = [item.column for item in siblings if item.column is not None]
             relations = [item.relation for item in siblings if item.relation is not None]
             found[kind] = has_rows(
-                target_of(config),
-                columns if kind == "columns" else [],
-                relations if kind == "relations" else [],
-                settings_of(config).contract_since,
+                target_of(config), columns, relations if kind == "relations" else [], settings_of(config).contract_since
             )
         return found[kind]
 
