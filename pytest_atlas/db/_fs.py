@@ -7,6 +7,12 @@ Once such a folder is checked, nobody else can add, rename or replace anything i
 below it are safe to use; the sticky bit of /dev/shm and /tmp keeps others from renaming the
 folder itself (a parent that is writable by others and not sticky is refused).
 
+The way to such a folder (and to a report's) is walked by :func:`open_folders`: from /, one name
+at a time, each opened relative to the descriptor of the folder before it, missing ones made the
+same way. A link of another account on the way is refused (root's and the user's own are
+followed), and so is a folder on the way that someone else could swap the next name in; nothing
+is looked up again by its full path between a check and the ``mkdir`` it guards.
+
 Liveness is an ``flock``: the process that owns a run folder or a temporary folder holds a lock on
 a file in it for as long as it lives; the kernel drops the lock when the process dies, however it
 dies, and the lock is visible to every process that shares the file system, whatever its PID
@@ -18,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import itertools
 import os
 import pwd
 import secrets
@@ -43,6 +48,8 @@ __all__ = [
     "digest_file",
     "ensure_dir",
     "locked",
+    "make_private_dir",
+    "open_folders",
     "read_regular",
     "remove_tree",
     "write_output",
@@ -91,24 +98,31 @@ def check_dir_fd(fd: int, path: Path, *, uid: int | None = None) -> None:
 
 
 _FOLDER_OPTIONS = "(--atlas-data-dir / --atlas-cache-dir)"
+_ANOTHER_FOLDER = f"choose another folder {_FOLDER_OPTIONS}"
+_MAX_LINKS = 40  # as the kernel's own limit: more links than this on one path is a loop
+_MAX_STEPS = 1000  # components opened for one path, retries included (a name that keeps changing)
 
 
 def check_parent(path: Path, *, elsewhere: str = _FOLDER_OPTIONS) -> None:
-    """A folder we create in ``path.parent`` stays ours only if nobody else can rename it away:
-    the parent must be ours or root's and not writable by others, or sticky (/tmp, /dev/shm).
-    ``elsewhere`` says how to choose another place (in the hint)."""
+    """A folder we create in ``path.parent`` stays ours only if nobody else can rename it away: no
+    folder on the way there is another account's link, and each, ``path.parent`` included, is ours
+    or root's and not writable by others, unless it is sticky (/tmp, /dev/shm). ``elsewhere`` says
+    how to choose another place (in the hint)."""
+    fd = open_folders(Path(os.path.abspath(path)).parent, elsewhere=elsewhere)
+    if fd is None:
+        return  # it does not exist: mkdir fails later with the real reason
     try:
-        st = os.stat(path.parent)
-    except OSError:
-        return  # it does not exist: mkdir fails below with the real reason
-    _check_holder(st, path, elsewhere)
+        _check_holder(os.fstat(fd), path, elsewhere)
+    finally:
+        os.close(fd)
 
 
 def _check_holder(st: os.stat_result, path: Path, elsewhere: str) -> None:
-    """``st`` is of ``path.parent``: see :func:`check_parent`."""
+    """``st`` is of ``path.parent``: see :func:`check_parent`. The owner of a folder may rename
+    anything in it, sticky or not, so it must be us or root."""
     sticky = bool(st.st_mode & stat.S_ISVTX)
     others_write = bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
-    if st.st_uid not in (0, os.geteuid()) and not sticky:
+    if st.st_uid not in (0, os.geteuid()):
         raise _refuse(
             path.parent,
             f"belongs to {_owner(st.st_uid)}, who could replace {path.name} in it",
@@ -123,41 +137,189 @@ def _check_holder(st: os.stat_result, path: Path, elsewhere: str) -> None:
         )
 
 
+def _open_at(dir_fd: int, name: str) -> int | None:
+    """The folder ``name`` in ``dir_fd``, opened without following a link; None when ``name`` is a
+    link or not a folder (FileNotFoundError when it is missing)."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            return None
+        raise
+
+
+def open_folders(
+    path: Path,
+    *,
+    make: int | None = None,
+    chmod: bool = True,
+    holders: bool = True,
+    elsewhere: str = _FOLDER_OPTIONS,
+    instead: str = _ANOTHER_FOLDER,
+    not_folder: str = "remove it, or choose another folder",
+) -> int | None:
+    """Open the folder ``path`` (absolute) by walking to it from / one name at a time, each opened
+    relative to the descriptor of the folder before it with ``O_NOFOLLOW``: nothing is ever looked
+    up again by its full path, so nothing can be swapped between a check and its use. Returns the
+    open descriptor (the caller closes it), or None when a folder on the way is missing and
+    ``make`` is None; with ``make``, a missing folder is made (``mkdir`` relative to its parent's
+    descriptor, mode ``make``, and with ``chmod`` set to it whatever the umask) and opened the same
+    way, so a link planted at its name meanwhile is found, never followed.
+
+    On the way, refused with UnsafePathError: a symbolic link of another account (a link of root's,
+    like /var/run -> /run or a /tmp that is a link, or one of the running account's own, is
+    followed: only they could have made it, and in a folder that passes the checks nobody else can
+    replace it), something that is not a folder, and, with ``holders``, a folder in which somebody
+    else could swap what comes next (see :func:`check_parent`). ``elsewhere``, ``instead`` and
+    ``not_folder`` say in the hints how to choose another place."""
+    me = os.geteuid()
+    parts = list(Path(os.path.abspath(path)).parts[1:])
+    shown = Path("/")
+    fd = os.open("/", _DIR_FLAGS)
+    links = steps = 0
+    try:
+        while parts:
+            steps += 1
+            if steps > _MAX_STEPS:
+                raise _refuse(shown, "keeps changing while pytest-atlas opens it", instead)
+            name = parts[0]
+            child = shown / name
+            if holders:
+                _check_holder(os.fstat(fd), child, elsewhere)
+            created = False
+            try:
+                sub = _open_at(fd, name)
+            except FileNotFoundError:
+                if make is None:
+                    return None
+                try:
+                    os.mkdir(name, make, dir_fd=fd)
+                    created = True
+                except FileExistsError:
+                    pass  # made meanwhile, by us or by someone else: looked at below
+                try:
+                    sub = _open_at(fd, name)
+                except FileNotFoundError:
+                    continue  # removed again: once more
+            if sub is None:
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # gone meanwhile: once more
+                if not stat.S_ISLNK(st.st_mode):
+                    raise _refuse(child, "is a file" if stat.S_ISREG(st.st_mode) else "is not a folder", not_folder)
+                try:
+                    target = os.readlink(name, dir_fd=fd)
+                    again = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # gone meanwhile: once more
+                if (again.st_ino, again.st_dev) != (st.st_ino, st.st_dev):
+                    continue  # replaced between the two looks: the target read may be the new one's
+                if st.st_uid not in (0, me):
+                    raise _refuse(
+                        child,
+                        f"is a symbolic link of {_owner(st.st_uid)} (to {target}); pytest-atlas never follows "
+                        "another account's links",
+                        f"if you did not make it, someone else did: remove it (rm {child}) and tell your admin; "
+                        f"or {instead}",
+                    )
+                links += 1
+                if links > _MAX_LINKS:
+                    raise _refuse(child, f"is one of more than {_MAX_LINKS} links in a row (a loop?)", instead)
+                # ``shown`` holds no link (each was replaced by its target), so ".." in the target
+                # may be taken by name; the walk starts again from / with every check
+                parts = list(Path(os.path.normpath(os.path.join(shown, target, *parts[1:]))).parts[1:])
+                os.close(fd)
+                fd = os.open("/", _DIR_FLAGS)
+                shown = Path("/")
+                continue
+            os.close(fd)
+            fd = sub
+            if created and chmod:
+                os.fchmod(fd, make or 0)  # our own new folder: the mode asked for, whatever the umask
+                check_dir_fd(fd, child)
+            shown = child
+            parts.pop(0)
+        result, fd = fd, -1
+        return result
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
 def ensure_dir(path: Path, mode: int = 0o700, *, parents: bool = False, parent_mode: int = 0o755) -> Path:
     """Create ``path`` (``mode``; with ``parents``, missing parents too, ``parent_mode``) unless it
-    exists, and check it: not a link, a real folder, ours, writable by nobody else. Never changes
-    the mode of a folder that already exists. Raises UnsafePathError saying what is wrong."""
+    exists, and check it: not a link, a real folder, ours, writable by nobody else; on the way to
+    it, no link of another account and no folder somebody else could swap it in
+    (:func:`open_folders`). Never changes the mode of a folder that already exists. Raises
+    UnsafePathError saying what is wrong."""
     path = Path(os.path.abspath(path))
-    if parents and not os.path.lexists(path.parent):
-        ensure_dir(path.parent, parent_mode, parents=True, parent_mode=parent_mode)
-    check_parent(path)
-    created = False
+    holder = open_folders(path.parent, make=parent_mode if parents else None)
+    if holder is None:
+        raise FileNotFoundError(errno.ENOENT, f"a folder above it is missing: {os.strerror(errno.ENOENT)}", str(path))
     try:
-        os.mkdir(path, mode)
-        created = True
-    except FileExistsError:
-        pass
-    try:
-        fd = os.open(path, _DIR_FLAGS)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP or os.path.islink(path):
-            target = os.readlink(path) if os.path.islink(path) else "?"
-            raise _refuse(
-                path,
-                f"is a symbolic link (to {target}); pytest-atlas never follows links to its folders",
-                f"if you did not make it, someone else did: remove it (rm {path}) and tell your admin; "
-                "or choose another folder (--atlas-data-dir / --atlas-cache-dir)",
-            ) from None
-        if exc.errno == errno.ENOTDIR:
-            raise _refuse(path, "exists and is not a folder", "remove it, or choose another folder") from None
-        raise
-    try:
-        check_dir_fd(fd, path)
-        if created:
-            os.fchmod(fd, mode)  # our own new folder: the mode asked for, whatever the umask
+        _check_holder(os.fstat(holder), path, _FOLDER_OPTIONS)
+        for _attempt in range(_MAX_STEPS):
+            created = False
+            try:
+                os.mkdir(path.name, mode, dir_fd=holder)
+                created = True
+            except FileExistsError:
+                pass
+            try:
+                fd = _open_at(holder, path.name)
+                if fd is not None:
+                    break
+                st = os.stat(path.name, dir_fd=holder, follow_symlinks=False)
+                target = os.readlink(path.name, dir_fd=holder) if stat.S_ISLNK(st.st_mode) else ""
+            except FileNotFoundError:
+                continue  # removed meanwhile (by whoever made it): once more
+            if stat.S_ISLNK(st.st_mode):
+                raise _refuse(
+                    path,
+                    f"is a symbolic link (to {target}); pytest-atlas never follows links to its folders",
+                    f"if you did not make it, someone else did: remove it (rm {path}) and tell your admin; "
+                    f"or {_ANOTHER_FOLDER}",
+                )
+            raise _refuse(path, "exists and is not a folder", "remove it, or choose another folder")
+        else:
+            raise _refuse(path, "keeps changing while pytest-atlas makes it", _ANOTHER_FOLDER)
+        try:
+            check_dir_fd(fd, path)
+            if created:
+                os.fchmod(fd, mode)  # our own new folder: the mode asked for, whatever the umask
+        finally:
+            os.close(fd)
     finally:
-        os.close(fd)
+        os.close(holder)
     return path
+
+
+def make_private_dir(parent: Path, prefix: str, mode: int = 0o700) -> Path:
+    """A new folder ``<prefix><random>`` in ``parent`` (reached as :func:`open_folders` does, and
+    checked the same way), mode ``mode``: the race-free ``mkdtemp``."""
+    parent = Path(os.path.abspath(parent))
+    holder = open_folders(parent)
+    if holder is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(parent))
+    try:
+        for _attempt in range(100):
+            name = f"{prefix}{secrets.token_hex(4)}"
+            _check_holder(os.fstat(holder), parent / name, _FOLDER_OPTIONS)
+            try:
+                os.mkdir(name, 0o700, dir_fd=holder)
+            except FileExistsError:
+                continue
+            fd = os.open(name, _DIR_FLAGS, dir_fd=holder)
+            try:
+                os.fchmod(fd, mode)
+                check_dir_fd(fd, parent / name)
+            finally:
+                os.close(fd)
+            return parent / name
+        raise FileExistsError(errno.EEXIST, "no free name", str(parent / prefix))
+    finally:
+        os.close(holder)
 
 
 def create_private_file(path: Path, data: bytes = b"", *, mode: int = 0o600) -> None:
@@ -185,38 +347,28 @@ def check_output(path: Path) -> None:
     it on every report and baseline option before anything runs, :func:`write_output` again when it
     writes."""
     path = Path(os.path.abspath(path))
-    if _check_folders(path, holders=True) == path:
-        _check_target(path)
+    fd = _output_folder(path, make=False)
+    if fd is None:
+        return
+    try:
+        _check_holder(os.fstat(fd), path, _OUTPUT_ELSEWHERE)
+        _check_target(path, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
-def _check_folders(path: Path, *, holders: bool) -> Path:
-    """Check the folders on the way to ``path`` (absolute) that exist: none is another account's link
-    or something other than a folder; with ``holders`` none is one in which somebody else could
-    swap what comes next. Returns the first missing one (``path`` when all exist)."""
-    me = os.geteuid()
-    below = path
-    chain = [*reversed(path.parents), path]
-    for folder, child in itertools.pairwise(chain):
-        try:
-            st = os.lstat(folder)
-        except FileNotFoundError:
-            below = folder
-            break
-        except NotADirectoryError:
-            raise _refuse(folder.parent, "is not a folder", _IN_A_FOLDER) from None
-        if stat.S_ISLNK(st.st_mode) and st.st_uid not in (0, me):
-            raise _refuse(
-                folder,
-                f"is a symbolic link of {_owner(st.st_uid)} (to {os.readlink(folder)}); pytest-atlas never "
-                "writes through another account's links",
-                f"if you did not make it, someone else did: remove it (rm {folder}) and tell your admin; "
-                "or give another path",
-            )
-        if not stat.S_ISLNK(st.st_mode) and not stat.S_ISDIR(st.st_mode):
-            raise _refuse(folder, "is a file" if stat.S_ISREG(st.st_mode) else "is not a folder", _IN_A_FOLDER)
-        if holders:
-            check_parent(child, elsewhere=_OUTPUT_ELSEWHERE)  # the folder as it is used (a link followed)
-    return below
+def _output_folder(path: Path, *, make: bool, holders: bool = True) -> int | None:
+    """The folder of the output file ``path``, opened by :func:`open_folders` (made if missing with
+    ``make``, as ``mkdir -p`` would: mode 0777 less the umask), or None if it is missing."""
+    return open_folders(
+        path.parent,
+        make=0o777 if make else None,
+        chmod=False,
+        holders=holders,
+        elsewhere=_OUTPUT_ELSEWHERE,
+        instead="give another path",
+        not_folder=_IN_A_FOLDER,
+    )
 
 
 def _check_target(path: Path, *, dir_fd: int | None = None) -> None:
@@ -228,7 +380,10 @@ def _check_target(path: Path, *, dir_fd: int | None = None) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISLNK(st.st_mode):
-        target = os.readlink(name, dir_fd=dir_fd)
+        try:
+            target = os.readlink(name, dir_fd=dir_fd)
+        except OSError:
+            target = "?"  # removed meanwhile: refused all the same
         raise _refuse(
             path,
             f"is a symbolic link (to {target}); pytest-atlas never writes through links",
@@ -248,16 +403,17 @@ def _check_target(path: Path, *, dir_fd: int | None = None) -> None:
 
 def write_output(path: Path, data: bytes) -> Path:
     """Write a file the user asked for (a report, a baseline) whole, never through a link: checked
-    by :func:`check_output`, its missing folders made, the data written to a new file beside it
+    by :func:`check_output`, its missing folders made (each relative to its checked parent, see
+    :func:`open_folders`), the data written to a new file beside it
     and renamed over it (the rename replaces whatever name is there, it never follows it). Raises
     UnsafePathError for a path someone else may control, OSError when it cannot be written."""
     path = Path(os.path.abspath(path))
-    check_output(path)
-    os.makedirs(path.parent, exist_ok=True)
-    check_output(path)  # the folders it made, and what appeared meanwhile
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    check_output(path)  # refused before any folder is made
+    fd = _output_folder(path, make=True)  # the folders made relative to their checked parents
+    assert fd is not None
     try:
         _check_holder(os.fstat(fd), path, _OUTPUT_ELSEWHERE)
+        _check_target(path, dir_fd=fd)  # what appeared meanwhile
         draft = f".{path.name}.{secrets.token_hex(4)}"
         out = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=fd)
         try:
@@ -288,21 +444,29 @@ def append_output(path: Path, data: bytes) -> Path:
     container that runs as root): appending to a file its owner can write anyway gives them nothing.
     Raises UnsafePathError for a path that is refused, OSError when it cannot be written."""
     path = Path(os.path.abspath(path))
-    _check_folders(path, holders=False)
+    folder = _output_folder(path, make=False, holders=False)
+    if folder is None:
+        return write_output(path, data)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path.name, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
     except FileNotFoundError:
+        os.close(folder)
         return write_output(path, data)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise _refuse(
-                path,
-                f"is a symbolic link (to {os.readlink(path)}); pytest-atlas never writes through links",
-                f"remove it (rm {path}), or give another path",
-            ) from None
-        if exc.errno == errno.ENXIO:  # a FIFO that nobody reads
-            raise _refuse(path, "is not a regular file", "remove it, or give another path") from None
-        raise
+        try:
+            if exc.errno == errno.ELOOP:
+                raise _refuse(
+                    path,
+                    f"is a symbolic link (to {os.readlink(path.name, dir_fd=folder)}); pytest-atlas never "
+                    "writes through links",
+                    f"remove it (rm {path}), or give another path",
+                ) from None
+            if exc.errno == errno.ENXIO:  # a FIFO that nobody reads
+                raise _refuse(path, "is not a regular file", "remove it, or give another path") from None
+            raise
+        finally:
+            os.close(folder)
+    os.close(folder)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

@@ -43,7 +43,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_atlas.db._account import ServerAccount
-from pytest_atlas.db._fs import FileLock, check_parent, create_private_file, ensure_dir, remove_tree
+from pytest_atlas.db._fs import (
+    FileLock,
+    check_parent,
+    create_private_file,
+    ensure_dir,
+    make_private_dir,
+    remove_tree,
+)
 from pytest_atlas.db._processes import FolderBirth, stop_servers
 from pytest_atlas.errors import ProvisioningError
 
@@ -90,7 +97,7 @@ def choose_base(configured: Path | None, account: ServerAccount) -> Base:
     A configured folder (``--atlas-data-dir``) that fails is an error saying why. Otherwise the
     candidates are /dev/shm (if it has room), the temp folder and /tmp; if each is refused (say,
     another account planted a link at the name), the run uses a private folder of its own
-    (``mkdtemp``), removed at its end, and the header says so."""
+    (like ``mkdtemp``), removed at its end, and the header says so."""
     mode = 0o700 if account.is_current else 0o711
     name = BASE_NAME.format(uid=os.geteuid())
     if configured is not None:
@@ -112,10 +119,9 @@ def choose_base(configured: Path | None, account: ServerAccount) -> Base:
     reaped = reap_private_bases(safe)  # what earlier runs that fell back too left when they were killed
     for parent in safe:
         try:
-            path = Path(tempfile.mkdtemp(prefix=name + "-", dir=parent))
-        except OSError:
+            path = make_private_dir(parent, name + "-", mode)  # mkdtemp, without following others' links
+        except (OSError, ProvisioningError):
             continue
-        os.chmod(path, mode)  # our own new folder
         try:
             _check_reachable(path, account)
         except ProvisioningError:

@@ -145,8 +145,8 @@ def test_unwritable_cache_folder_is_not_fatal(pytester: pytest.Pytester) -> None
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
-            f"atlas: cluster cache: unavailable: cache folder {blocker / 'cache'} is not writable (*); "
-            "starting without a cache*"
+            f"atlas: cluster cache: unavailable: cache folder refused: {blocker} is a file; how to fix: remove it, "
+            "or choose another folder; starting without a cache*"
         ]
     )
 

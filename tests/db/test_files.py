@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -378,3 +378,142 @@ def test_a_folder_is_handed_over_from_the_bottom_up_without_following_links(
     assert os.lstat(victim).st_uid == os.geteuid(), "a link was followed"
     assert [path for path, ours, _ in calls if not ours] == [], "changed inside a folder already given away"
     assert [path for path, _, follows in calls if follows] == [], "a change that would follow a link"
+
+
+# -- links and others' folders above the plugin's folders ---------------------------------------------
+
+
+def _plant(link: Path, target: Path, uid: int = 65534) -> Path:
+    """A symbolic link at ``link`` to ``target`` as another account would make it (its owner ``uid``)."""
+    link.symlink_to(target)
+    os.lchown(link, uid, uid)
+    return link
+
+
+@pytest.fixture
+def target() -> Iterator[Path]:
+    """A folder of root's (0755) that a planted link points to: nothing may appear in it."""
+    folder = Path(tempfile.mkdtemp(prefix="atlas-target-", dir="/dev/shm"))
+    os.chmod(folder, 0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@ROOT_ONLY
+def test_another_accounts_link_above_the_data_folder_is_refused(
+    pytester: pytest.Pytester, sticky: Path, target: Path
+) -> None:
+    """A link another account planted as a parent of --atlas-data-dir is never followed: the run
+    stops with the reason (a usage error, not a traceback) and nothing appears in its target."""
+    link = _plant(sticky / "plant", target)
+    pytester.makepyfile(USES_DB)
+    result = pytester.runpytest("--atlas-data-dir", str(link / "d"), "-p", "no:randomly")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"*pytest-atlas: {link} is a symbolic link of 'nobody' (uid 65534) (to {target}); "
+            "pytest-atlas never follows another account's links*",
+            f"*how to fix: if you did not make it, someone else did: remove it (rm {link})*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+    assert list(target.iterdir()) == []
+    with pytest.raises(UnsafePathError, match="is a symbolic link of 'nobody'"):
+        choose_base(link / "d" / "e", server_account(None))
+    assert list(target.iterdir()) == []
+
+
+@ROOT_ONLY
+def test_another_accounts_link_above_the_cache_folder_is_refused(sticky: Path, target: Path) -> None:
+    from pytest_atlas.db._cache import CacheUnavailable, ClusterCache
+
+    link = _plant(sticky / "plant", target)
+    with pytest.raises(CacheUnavailable, match=rf"cache folder refused: {link} is a symbolic link of 'nobody'"):
+        ClusterCache(link / "c" / "pytest-atlas").prepare()
+    cache = ClusterCache(link / "c" / "pytest-atlas")
+    with pytest.raises(UnsafePathError, match="is a symbolic link of 'nobody'"), cache.lock("pg15-x"):
+        pass
+    assert list(target.iterdir()) == []
+
+
+@ROOT_ONLY
+def test_a_report_is_never_written_through_another_accounts_link_above_it(sticky: Path, target: Path) -> None:
+    from pytest_atlas.db import check_output, write_output
+
+    link = _plant(sticky / "plant", target)
+    for path in (link / "r.json", link / "sub" / "deeper" / "r.json"):
+        for call in (check_output, lambda p: write_output(p, b"{}")):
+            with pytest.raises(UnsafePathError, match=r"plant is a symbolic link of 'nobody' \(uid 65534\)"):
+                call(path)
+    assert list(target.iterdir()) == []
+
+
+@ROOT_ONLY
+@pytest.mark.parametrize("make", ["report", "data folder", "cache folder"])
+def test_a_link_planted_just_before_a_folder_is_made_is_not_followed(
+    monkeypatch: pytest.MonkeyPatch, sticky: Path, target: Path, make: str
+) -> None:
+    """The race of a planting account, made deterministic: the link appears at the name right before
+    the plugin creates the folder there, after every check by name has passed. The folder is made
+    relative to the descriptor of the folder that was checked, so the link is found, not followed."""
+    from pytest_atlas.db import write_output
+    from pytest_atlas.db._cache import CacheUnavailable, ClusterCache
+
+    real_mkdir = os.mkdir
+    planted: list[Path] = []
+
+    def mkdir(path: str | Path, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+        if os.path.basename(os.fspath(path)) == "race" and not planted:
+            planted.append(_plant(sticky / "race", target))
+        real_mkdir(path, mode, dir_fd=dir_fd)
+
+    calls: dict[str, Callable[[], object]] = {
+        "report": lambda: write_output(sticky / "race" / "sub" / "r.json", b"{}"),
+        "data folder": lambda: choose_base(sticky / "race" / "sub", server_account(None)),
+        "cache folder": lambda: ClusterCache(sticky / "race" / "sub").prepare(),
+    }
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    with pytest.raises((UnsafePathError, CacheUnavailable), match=r"race is a symbolic link"):
+        calls[make]()
+    monkeypatch.undo()
+    assert planted and list(target.iterdir()) == []
+
+
+@ROOT_ONLY
+def test_a_folder_of_another_account_above_the_data_folder_is_refused(tmp_path: Path) -> None:
+    """Not only the folder the new one goes in: the owner of any folder above can rename what is
+    below away and put a link there; a sticky folder does not stop its own owner."""
+    theirs = tmp_path / "theirs"
+    (theirs / "mine").mkdir(parents=True)
+    os.chmod(theirs, 0o755)
+    os.chown(theirs, 65534, 65534)
+    with pytest.raises(UnsafePathError, match=r"theirs belongs to 'nobody' \(uid 65534\), who could replace mine"):
+        ensure_dir(theirs / "mine" / "d" / "e", parents=True)
+    os.chmod(theirs, 0o1777)
+    with pytest.raises(UnsafePathError, match=r"theirs belongs to 'nobody' \(uid 65534\), who could replace mine"):
+        ensure_dir(theirs / "mine" / "d", 0o700)
+    assert list((theirs / "mine").iterdir()) == []
+
+
+def test_links_of_root_or_of_this_account_above_a_folder_are_followed(sticky: Path, target: Path) -> None:
+    """A link that root or the running account made (/var/run -> /run, /tmp -> /private/tmp, a link of
+    the user's own) is nobody else's plant: the folders are made in its target. The folder itself
+    being a link is still refused."""
+    from pytest_atlas.db import write_output
+
+    mine = target  # this account's, 0755, where the server account can reach
+    link = sticky / "link"
+    link.symlink_to(os.path.relpath(mine, sticky))  # relative, and mine (root's when run as root)
+    made = ensure_dir(link / "a" / "b", 0o700, parents=True)
+    assert made == link / "a" / "b" and (mine / "a" / "b").is_dir()
+    assert stat.S_IMODE((mine / "a" / "b").stat().st_mode) == 0o700
+    assert write_output(link / "reports" / "r.json", b"{}").read_bytes() == b"{}"
+    assert (mine / "reports" / "r.json").read_bytes() == b"{}"
+    base = choose_base(link / "data", server_account(None))
+    assert base.path == link / "data" / BASE_NAME.format(uid=os.geteuid()) and base.path.is_dir()
+    assert (mine / "data" / BASE_NAME.format(uid=os.geteuid())).is_dir()
+    (mine / "a" / "final").symlink_to(mine / "a" / "b")
+    with pytest.raises(UnsafePathError, match=r"is a symbolic link .* never follows links to its folders"):
+        ensure_dir(link / "a" / "final")
