@@ -97,10 +97,10 @@ def run_checks(
 ) -> ContractReport:
     """Check exactly these columns and relational checks (``table[check]``); arguments already validated.
 
-    With ``require_rows`` (the default) the checks of a kind that read nothing are marked as such
-    (:attr:`ContractReport.empty`): the JSON columns when none held a document, the relational checks
-    when none read a row. A check of nothing proves nothing, so it is not ``ok``; and rows the
-    relational checks read are no evidence for the JSON schemas.
+    With ``require_rows`` (the default) the checks without evidence are marked as such
+    (:attr:`ContractReport.empty`, see :meth:`ContractReport.mark_empty`): the JSON columns when none
+    held a document (rows the relational checks read are no evidence for the JSON schemas), every
+    check when no check read anything. A check of nothing proves nothing, so it is not ``ok``.
     With ``id_range`` (from :func:`~pytest_atlas.contracts.plan_ranges`) only that range of each
     column's rows is read, and each column report carries what :func:`merge_parts` needs
     (:attr:`ColumnReport.part`); it cannot be combined with ``limit``.

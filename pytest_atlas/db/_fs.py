@@ -450,23 +450,22 @@ def append_output(path: Path, data: bytes) -> Path:
     try:
         fd = os.open(path.name, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
     except FileNotFoundError:
-        os.close(folder)
-        return write_output(path, data)
+        fd = None
     except OSError as exc:
-        try:
-            if exc.errno == errno.ELOOP:
-                raise _refuse(
-                    path,
-                    f"is a symbolic link (to {os.readlink(path.name, dir_fd=folder)}); pytest-atlas never "
-                    "writes through links",
-                    f"remove it (rm {path}), or give another path",
-                ) from None
-            if exc.errno == errno.ENXIO:  # a FIFO that nobody reads
-                raise _refuse(path, "is not a regular file", "remove it, or give another path") from None
-            raise
-        finally:
-            os.close(folder)
-    os.close(folder)
+        if exc.errno == errno.ELOOP:
+            raise _refuse(
+                path,
+                f"is a symbolic link (to {os.readlink(path.name, dir_fd=folder)}); pytest-atlas never "
+                "writes through links",
+                f"remove it (rm {path}), or give another path",
+            ) from None
+        if exc.errno == errno.ENXIO:  # a FIFO that nobody reads
+            raise _refuse(path, "is not a regular file", "remove it, or give another path") from None
+        raise
+    finally:
+        os.close(folder)
+    if fd is None:
+        return write_output(path, data)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

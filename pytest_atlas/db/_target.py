@@ -90,9 +90,8 @@ def connect_target(dsn: str | Dsn, *, timeout: int = 10) -> psycopg.Connection[A
     except psycopg.Error as exc:  # the server cut the new connection (a restart, pg_terminate_backend)
         found = query_problem(exc, conn)
         conn.close()
-        error = ProvisioningError(
-            f"{shown}: the connection was cut as soon as it was opened: {found.problem}", hint=found.hint
-        )
+        what = "was cut as soon as it was opened" if found.transient else "failed its first statement"
+        error = ProvisioningError(f"{shown}: the connection {what}: {found.problem}", hint=found.hint)
         error.transient = found.transient  # a cut that may pass: read_again opens another
         raise error from None
     return conn
