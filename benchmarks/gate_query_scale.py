@@ -12,7 +12,8 @@ Then, interleaved and repeated, it times:
   (key, id, task, the score and the uncertainty read the gate's quirk-tolerant way), fetched to
   Python and grouped by key: what computing the same series without the gate query would fetch;
 * the gate query (``pytest_atlas.gates.fetch_series``) of a threshold gate (no per-task means),
-  and the same with the exact series statement alone (without the cheaper bare read first),
+  the same with the exact series statement alone (without the cheaper bare read first) and with
+  its scan not split into ranges of blocks (one for each parallel worker),
   of a regression gate (with them), of the newest 200 per key, and of one learning key;
 * a threshold gate's query and its chart, as a run that writes a report (JSON, HTML, the GitHub
   step summary) reads them: the series and every key's newest 300 scores from one scan.
@@ -44,6 +45,7 @@ from psycopg import sql
 
 from pytest_atlas._dsn import dsn_with_dbname, redact
 from pytest_atlas.gates import Selection, fetch_series
+from pytest_atlas.gates import _scores as scores_module
 from pytest_atlas.gates import _series as series_module
 from pytest_atlas.gates._series import CHART_POINTS, reward_chart, series_with_timeline
 from pytest_atlas.gates._sql import scored
@@ -115,12 +117,24 @@ def exact_only(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         series_module._packed_rows = original
 
 
+def one_scan(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    """A threshold gate read with its scan not split into block ranges: the baseline of what the
+    parallel workers' ranges save."""
+    original = scores_module.SPLIT_BLOCKS
+    scores_module.SPLIT_BLOCKS = 2**62
+    try:
+        return fetch_series(conn, Selection(), tasks=False)
+    finally:
+        scores_module.SPLIT_BLOCKS = original
+
+
 def measure(conn: psycopg.Connection[Any], repeats: int) -> list[tuple[str, float, float]]:
     work: dict[str, Callable[[], Any]] = {
         "plain fetch of every score (baseline)": lambda: plain(conn),
         "plain fetch of what a series is computed from": lambda: series_rows(conn),
         "gate query, threshold gate (no per-task means)": lambda: fetch_series(conn, Selection(), tasks=False),
         "threshold gate, exact series statement alone": lambda: exact_only(conn),
+        "threshold gate, one scan (not split into block ranges)": lambda: one_scan(conn),
         "gate query, regression gate (per-task means)": lambda: fetch_series(conn, Selection()),
         "gate query, newest 200 per key": lambda: fetch_series(conn, Selection(last=200), tasks=False),
         "gate query, one learning key of 20": lambda: fetch_series(

@@ -29,15 +29,20 @@ a hash.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg import sql
 
 __all__ = [
     "CHUNK",
-    "MAX_ID_STATEMENT",
+    "MAX_RANGES",
     "NUMBER_PATTERN",
+    "SIZE_STATEMENT",
+    "SPLIT_BLOCKS",
+    "SPLIT_PLANNER",
     "TASK_HASH",
+    "block_ranges",
     "number",
     "ordinary",
     "record_fields",
@@ -149,9 +154,40 @@ def _rows(
 #: (640 MiB at 40 bytes a session), below PostgreSQL's 1 GiB limit of a value, however many sessions a key has
 CHUNK = 2**24
 
-#: the highest session id (through the primary key's index): below :data:`CHUNK`, no key's sessions
-#: need more than one byte string
-MAX_ID_STATEMENT = sql.SQL("SELECT max(id) FROM sessions").format()
+#: what a series read plans with: the highest session id (through the primary key's index; below
+#: :data:`CHUNK`, no key's sessions need more than one byte string), the table's heap blocks (0 for a
+#: view or a partitioned table), the parallel workers a query may have, the server's version
+SIZE_STATEMENT = sql.SQL(
+    "SELECT (SELECT max(id) FROM sessions), pg_relation_size('sessions'::regclass) / "
+    "current_setting('block_size')::int8, current_setting('max_parallel_workers_per_gather')::int, "
+    "current_setting('server_version_num')::int"
+).format()
+
+#: a scan of at least this many heap blocks (16 MiB at 8 KiB a block, some 80,000 sessions) is split
+#: into block ranges (see :func:`block_ranges`)
+SPLIT_BLOCKS = 2048
+#: into at most this many ranges
+MAX_RANGES = 4
+#: TID range scans: PostgreSQL 14 and later
+_TID_RANGES = 140000
+
+
+def block_ranges(blocks: int, workers: int, version: int) -> list[int]:
+    """The first block of every range but the first that a series statement over a table of
+    ``blocks`` heap blocks is split into (see :func:`series_statement`), on a server of
+    ``version`` whose queries may have ``workers`` parallel workers: a range per process (the
+    workers and the leader), at most :data:`MAX_RANGES`; none (no split) for a small table, a server
+    without parallel workers or without TID range scans."""
+    parts = min(workers + 1, MAX_RANGES)
+    if blocks < SPLIT_BLOCKS or parts < 2 or version < _TID_RANGES:
+        return []
+    return [blocks * i // parts for i in range(1, parts)]
+
+
+#: the planner settings of a split series statement: moving a session's row from a worker to the
+#: leader is costed high, so that each range is grouped where it is scanned (the plan
+#: ``Gather -> Parallel Append -> HashAggregate -> Tid Range Scan``), not every row gathered first
+SPLIT_PLANNER = {"parallel_tuple_cost": "10"}
 
 #: a session's task as the series statement packs it: a 64-bit hash with a seed drawn per read
 #: (``task_seed``: nobody can pick task texts that collide in advance; see :func:`task_names_statement`)
@@ -179,9 +215,10 @@ def series_statement(
     tasks: bool = False,
     chunked: bool = False,
     bare: bool = False,
+    ranges: Sequence[int] = (),
 ) -> sql.Composed:
     """From one scan, one row per learning key (``chunked``: per key and :data:`CHUNK` session
-    ids, ``s.id >> 24``, for a table whose ids reach :data:`CHUNK`; see :data:`MAX_ID_STATEMENT`):
+    ids, ``s.id >> 24``, for a table whose ids reach :data:`CHUNK`; see :data:`SIZE_STATEMENT`):
     ``lk, n, scored, records``: ``n`` selected sessions, ``scored`` of them with a usable score,
     ``records`` those packed, 24 bytes each, 8 more with ``timed`` and with ``tasks``
     (:func:`record_fields`; read them with a binary cursor), NULL when there is none. The caller
@@ -197,15 +234,38 @@ def series_statement(
     for the server; the statement may raise NumericValueOutOfRange, and its packed values count
     only where :func:`ordinary` accepts them (else read the exact statement, ``bare`` false).
 
+    ``ranges``: the scan split into ranges of heap blocks, each starting at one of these blocks
+    (the first at block 0; see :func:`block_ranges`), each grouped on its own: several rows per key
+    then, whose counts add up and whose records join. Every row version the statement's snapshot
+    sees lies in exactly one range, so the rows are the same; with :data:`SPLIT_PLANNER` the
+    parallel workers each scan and group a range where one scan would send every session's row to
+    the leader to be grouped there.
+
     Parameters: ``number_pattern``.
     """
-    return sql.SQL(
-        "SELECT e.lk, count(*) AS n, count(e.rec) AS scored, string_agg(e.rec, ''::bytea) AS records "
-        "FROM {rows} GROUP BY 1{chunks}"
-    ).format(
-        chunks=sql.SQL(", s.id >> 24") if chunked else sql.SQL(""),
-        rows=_rows(key, where, timed=timed, tasks=tasks, bare=bare),
-    )
+
+    def grouped(within: sql.Composable) -> sql.Composed:
+        return sql.SQL(
+            "SELECT e.lk, count(*) AS n, count(e.rec) AS scored, string_agg(e.rec, ''::bytea) AS records "
+            "FROM {rows} GROUP BY 1{chunks}"
+        ).format(
+            chunks=sql.SQL(", s.id >> 24") if chunked else sql.SQL(""),
+            rows=_rows(key, within, timed=timed, tasks=tasks, bare=bare),
+        )
+
+    if not ranges:
+        return grouped(where)
+    starts = [None, *ranges]
+    ends = [*ranges, None]
+    parts = []
+    for start, end in zip(starts, ends, strict=True):
+        bounds: list[sql.Composable] = [where]
+        if start is not None:
+            bounds.append(sql.SQL("s.ctid >= {t}::tid").format(t=sql.Literal(f"({int(start)},0)")))
+        if end is not None:
+            bounds.append(sql.SQL("s.ctid < {t}::tid").format(t=sql.Literal(f"({int(end)},0)")))
+        parts.append(sql.SQL("({})").format(grouped(sql.SQL(" AND ").join(bounds))))
+    return sql.SQL(" UNION ALL ").join(parts)
 
 
 def task_names_statement(key: sql.Composable, where: sql.Composable) -> sql.Composed:

@@ -2,7 +2,8 @@
 files) see them, and the one query that reads them.
 
 A gate over a million sessions fetches one row per learning key (per key and range of 2**24 ids
-in a table whose ids reach that): counts, and the scored sessions packed with their ids and
+in a table whose ids reach that; per key and range of heap blocks when a large table's scan is
+split among parallel workers): counts, and the scored sessions packed with their ids and
 uncertainties (24 bytes a session, more when a chart, ``last`` or per-task means need each
 session's time or task); the frequency table, the exact moments and the worst sessions are computed
 from those with numpy, which is loaded only when a series is built (through the lazy
@@ -370,13 +371,21 @@ def _read_series(
     timed, window = points > 0 or selection.last is not None, selection.last
     # ids from 2**24 on: one row per key and range of ids; PostgreSQL cannot tell that this grouping
     # makes few groups and would sort every session for it, so it is told not to sort
-    (highest,) = run(conn, _scores.MAX_ID_STATEMENT, {})[0]
+    highest, blocks, workers, version = run(conn, _scores.SIZE_STATEMENT, {})[0]
     chunked = highest is not None and highest >= _scores.CHUNK
+    planner = {"enable_sort": "off"} if chunked else {}
+    ranges = _scores.block_ranges(int(blocks), int(workers), int(version))
+    if ranges and _scans_all(conn, _scores.series_statement(key, where, chunked=chunked, bare=True), params):
+        planner.update(_scores.SPLIT_PLANNER)
+    else:
+        ranges = []
     for lk, n, with_score, packed in _packed_rows(
         conn,
-        lambda bare: _scores.series_statement(key, where, timed=timed, tasks=tasks, chunked=chunked, bare=bare),
+        lambda bare: _scores.series_statement(
+            key, where, timed=timed, tasks=tasks, chunked=chunked, bare=bare, ranges=ranges
+        ),
         params,
-        planner={"enable_sort": "off"} if chunked else None,
+        planner=planner,
         fields=_scores.record_fields(timed=timed, tasks=tasks),
     ):
         # one row per key and range of ids: the counts add up, the records are joined
@@ -413,6 +422,19 @@ def _read_series(
         # the counts per task are the packed sessions' own: they add up to n by construction
         out = {lk: replace(s, tasks=task_means.get(lk) or None) if s.n else s for lk, s in out.items()}
     return out, timeline
+
+
+def _scans_all(conn: psycopg.Connection[Any], statement: sql.Composed, params: Mapping[str, Any]) -> bool:
+    """Whether PostgreSQL plans ``statement`` as a scan of the whole sessions table (no index
+    narrows the selection): only then is splitting it into block ranges worth its cost."""
+    ((plan,),) = run(conn, sql.SQL("EXPLAIN (FORMAT JSON) {}").format(statement), params)
+    nodes = [plan[0]["Plan"]] if isinstance(plan, list) else []
+    while nodes:
+        node = nodes.pop()
+        if node.get("Node Type") == "Seq Scan" and node.get("Relation Name") == "sessions":
+            return True
+        nodes.extend(node.get("Plans", ()))
+    return False
 
 
 def _packed_rows(
@@ -576,7 +598,9 @@ def _summary(
             mean = rough + float((scores - rough).sum()) / n  # two passes: the rounding of the first corrected
         if n > 1:
             deviations = scores - mean
-            variance = float(np.dot(deviations, deviations)) / (n - 1)
+            # numpy's pairwise sum, not BLAS: np.dot may hand a long vector to threads that wait
+            # for a busy machine's other core
+            variance = float(np.sum(deviations * deviations)) / (n - 1)
     sample = stats.Sample.from_counts(values, counts, exact_mean=mean, exact_variance=variance)
     if not n or worst < 1:
         return sample, ()

@@ -150,7 +150,7 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     def recording(conn: Any, query: Any, params: Any, **options: Any) -> Any:
         text = query.as_string(conn)
-        if "max(id)" not in text:  # the look at the highest id comes first, every time
+        if "max(id)" not in text and not text.startswith("EXPLAIN"):  # the look at the table comes first
             if "string_agg" in text:
                 reads.append("bare" if options.get("bare") else "series")
             else:
