@@ -17,7 +17,15 @@ import pytest
 
 from pytest_atlas.db._account import server_account
 from pytest_atlas.db._runtime import RunDir, choose_base, reap_stale
-from tests.db.conftest import PasswordServer, launch_inner, servers_of, stop_inner, wait_gone, wait_inner
+from tests.db.conftest import (
+    PasswordServer,
+    launch_inner,
+    own_password_server,
+    servers_of,
+    stop_inner,
+    wait_gone,
+    wait_inner,
+)
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="unshare --pid needs root (CI runs as root)")
 #: the advisory lock of a run token, as docs/security.md states it: keys (0x61746C61, token as int4)
@@ -43,6 +51,46 @@ def lock_holders(server: PasswordServer, token: str) -> set[int]:
             (ATLA, int(token, 16)),
         ).fetchall()
     return {int(row[0]) for row in rows}
+
+
+def wait_free(server: PasswordServer, token: str) -> None:
+    """Wait until no backend holds run ``token``'s lock any more (15 s at most: the backends a test
+    terminated, or those of a killed run, take a moment to end)."""
+    deadline = time.monotonic() + 15
+    while lock_holders(server, token):
+        assert time.monotonic() < deadline, "the lock's backends did not end"
+        time.sleep(0.05)
+
+
+#: how long a run whose lock is free must have been silent (by the server's clock) before a later
+#: run takes it for dead: each job of these tests says, in $ATLAS_GRACE (the live runs keep theirs)
+GRACE_CONFTEST = """
+import os
+
+import pytest_atlas.db._external as external
+
+if "ATLAS_GRACE" in os.environ:
+    external.HEARTBEAT_GRACE = float(os.environ["ATLAS_GRACE"])
+"""
+
+
+def later_job(pytester: pytest.Pytester, url: str, grace: float) -> str:
+    """A second job (its own process, its own PID namespace when root) on the server at ``url``, that
+    takes a run silent for ``grace`` s for dead; returns its output, once it passed."""
+    pytester.makepyfile(test_second="def test_second(atlas_db):\n    atlas_db.execute('SELECT 1')\n")
+    namespace = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"] if os.geteuid() == 0 else []
+    env = {k: v for k, v in os.environ.items() if k != "ATLAS_TEST_DSN"}
+    second = subprocess.run(
+        [*namespace, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_second.py"],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        env={**env, "ATLAS_TEST_DSN": url, "ATLAS_GRACE": str(grace)},
+        timeout=120,
+        check=False,
+    )
+    assert "1 passed" in second.stdout, second.stdout + second.stderr
+    return second.stdout
 
 
 def wait_holders(server: PasswordServer, token: str, gone: set[int], message: str) -> set[int]:
@@ -280,3 +328,97 @@ def test_a_job_whose_dsn_names_another_database_leaves_a_live_run_alone(
         stop_inner(proc)
         with password_server.connect() as admin:
             admin.execute("DROP DATABASE IF EXISTS atlas_other_maintenance WITH (FORCE)")
+
+
+def test_a_live_run_whose_lock_connections_are_all_gone_is_not_taken_for_dead(
+    pytester: pytest.Pytester, tmp_path: Path, password_server: PasswordServer
+) -> None:
+    """Both connections that hold a live run's lock are killed at once and cannot come back (the
+    database its DSN names refuses connections) while a second job starts: the lock is free, but
+    the run wrote the server's time on the server moments ago (its heartbeat), so the second job
+    leaves its databases alone and says when it would take the run for dead. The run takes its lock
+    again and goes on. Once it is killed (its heartbeat stops), a job leaves it alone as long as it
+    is recent, and drops its databases once it has been silent for longer than the grace (set here
+    to one hour, then to none)."""
+    db = "atlas_lock_all_gone"
+    with password_server.connect() as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {db}")
+        admin.execute(f"CREATE DATABASE {db}")
+    pytester.makeconftest(GRACE_CONFTEST)
+    proc = launch_inner(pytester, tmp_path, env={"ATLAS_TEST_DSN": password_server.url(dbname=db)})
+    token = ""
+    try:
+        probe = wait_inner(proc, tmp_path)
+        token = probe["token"]
+        pattern = f"pytest\\_atlas\\_{token}\\_%"
+        live = databases(password_server, pattern)
+        assert probe["database"] in live
+        holders = wait_holders(password_server, token, set(), "the run does not hold its lock twice")
+        with password_server.connect() as admin:
+            admin.execute(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false")
+            admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (list(holders),))
+            wait_free(password_server, token)  # both are gone, and neither can come back
+            out = later_job(pytester, password_server.url(), grace=3600)
+            assert f"dead run {token}" not in out, out
+            assert live <= databases(password_server, pattern), "a live run's databases went"
+            assert f"database(s) of run {token} alone: its lock is free, but it was alive " in out, out
+            admin.execute(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true")
+        wait_holders(password_server, token, holders, "the run did not take its lock again")
+        with psycopg.connect(probe["dsn"]) as conn:  # the live run's database, as it was
+            assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+        # the run is killed: nothing cleans up, its heartbeat stops
+        stop_inner(proc)
+        wait_free(password_server, token)
+        out = later_job(pytester, password_server.url(), grace=3600)
+        assert f"dead run {token}" not in out, out
+        assert live <= databases(password_server, pattern), "a recently silent run's databases went"
+        note = next(line for line in out.splitlines() if f"of run {token} alone" in line)
+        assert "if it is still silent then" in note and " UTC (server time)" in note, note
+        out = later_job(pytester, password_server.url(), grace=0)
+        assert f"dropped {len(databases(password_server, pattern))} database(s) left by dead run {token}" in out
+        assert databases(password_server, pattern) == set()
+    finally:
+        stop_inner(proc)
+        with password_server.connect() as admin:
+            admin.execute(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true")
+            admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            for name in databases(password_server, f"pytest\\_atlas\\_{token}\\_%") if token else ():
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_live_run_keeps_its_databases_across_a_server_restart(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """The server restarts (every session ends, the lock with them) and the run cannot connect again
+    at once (the database its DSN names refuses connections): a job that starts meanwhile finds
+    the lock free but the run's heartbeat on the server (it outlives the restart), and leaves the
+    run's databases alone; the run takes its lock again and passes."""
+    db = "atlas_lock_restart"
+    pytester.makeconftest(GRACE_CONFTEST)
+    with own_password_server() as server:
+        with server.connect() as admin:
+            admin.execute(f"CREATE DATABASE {db}")
+        proc = launch_inner(pytester, tmp_path, env={"ATLAS_TEST_DSN": server.url(dbname=db)})
+        try:
+            probe = wait_inner(proc, tmp_path)
+            token = probe["token"]
+            pattern = f"pytest\\_atlas\\_{token}\\_%"
+            live = databases(server, pattern)
+            assert probe["database"] in live
+            wait_holders(server, token, set(), "the run does not hold its lock twice")
+            with server.connect() as admin:
+                admin.execute(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false")
+            server.restart()
+            assert lock_holders(server, token) == set()
+            out = later_job(pytester, server.url(), grace=3600)
+            assert f"dead run {token}" not in out, out
+            assert live <= databases(server, pattern), "a live run's databases went with the restart"
+            with server.connect() as admin:
+                admin.execute(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true")
+            wait_holders(server, token, set(), "the run did not take its lock again")
+            with psycopg.connect(probe["dsn"]) as conn:
+                assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
+            (tmp_path / "probe.release").write_text("")
+            out = proc.communicate(timeout=120)[0].decode()
+            assert "1 passed" in out, out
+            assert databases(server, pattern) == set()  # (it dropped its own at its end)
+        finally:
+            stop_inner(proc)
