@@ -104,7 +104,11 @@ def wait_holders(server: PasswordServer, token: str, gone: set[int], message: st
 
 @ROOT_ONLY
 def test_a_second_job_in_its_own_pid_namespace_leaves_live_runs_alone(
-    pytester: pytest.Pytester, tmp_path: Path, own_base: list[str], password_server: PasswordServer
+    pytester: pytest.Pytester,
+    tmp_path: Path,
+    own_base: list[str],
+    password_server: PasswordServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     local = launch_inner(pytester, tmp_path, *own_base, name="local")
     shared = launch_inner(pytester, tmp_path, "--atlas-dsn", password_server.url(), *own_base, name="shared")
@@ -150,8 +154,11 @@ def test_a_second_job_in_its_own_pid_namespace_leaves_live_runs_alone(
     finally:
         stop_inner(local)
         stop_inner(shared)
-    # once they are dead (SIGKILL: nothing cleaned up), the next run reaps both
+    # once they are dead (SIGKILL: nothing cleaned up), the next run reaps both (on the server, once
+    # the dead run's heartbeat is older than the grace: none here)
     assert wait_gone(servers_of(seen_local["data_dir"])) == []
+    pytester.makeconftest(GRACE_CONFTEST)
+    monkeypatch.setenv("ATLAS_GRACE", "0")
     result = pytester.runpytest_subprocess(
         "test_second.py", "-p", "no:cacheprovider", "--atlas-dsn", password_server.url(), *own_base
     )
@@ -373,9 +380,10 @@ def test_a_live_run_whose_lock_connections_are_all_gone_is_not_taken_for_dead(
         assert f"dead run {token}" not in out, out
         assert live <= databases(password_server, pattern), "a recently silent run's databases went"
         note = next(line for line in out.splitlines() if f"of run {token} alone" in line)
-        assert "if it is still silent then" in note and " UTC (server time)" in note, note
+        assert "taken for dead from 20" in note and " UTC (server time) on, if it stays silent" in note, note
+        left = databases(password_server, pattern)
         out = later_job(pytester, password_server.url(), grace=0)
-        assert f"dropped {len(databases(password_server, pattern))} database(s) left by dead run {token}" in out
+        assert f"dropped {len(left)} database(s) left by dead run {token}" in out, out
         assert databases(password_server, pattern) == set()
     finally:
         stop_inner(proc)
@@ -422,3 +430,111 @@ def test_a_live_run_keeps_its_databases_across_a_server_restart(pytester: pytest
             assert databases(server, pattern) == set()  # (it dropped its own at its end)
         finally:
             stop_inner(proc)
+
+
+def test_a_run_whose_databases_went_while_its_lock_was_lost_fails_clearly(
+    pytester: pytest.Pytester, tmp_path: Path, password_server: PasswordServer
+) -> None:
+    """Every connection of a live run is cut and none can come back, and meanwhile its databases
+    are dropped (as a job of an older version, which knows no heartbeat, would): once the run takes
+    its lock again it finds its templates gone, and its next test fails saying so, not with a
+    bare error about a missing template."""
+    db = "atlas_lock_dropped"
+    with password_server.connect() as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {db}")
+        admin.execute(f"CREATE DATABASE {db}")
+    pytester.makepyfile(test_zafter="def test_after(atlas_db):\n    atlas_db.execute('SELECT 1')\n")
+    proc = launch_inner(pytester, tmp_path, "test_zafter.py", env={"ATLAS_TEST_DSN": password_server.url(dbname=db)})
+    try:
+        probe = wait_inner(proc, tmp_path)
+        token = probe["token"]
+        pattern = f"pytest\\_atlas\\_{token}\\_%"
+        holders = wait_holders(password_server, token, set(), "the run does not hold its lock twice")
+        with password_server.connect() as admin:
+            admin.execute(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false")
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (db,),
+            )
+            wait_free(password_server, token)
+            for name in sorted(databases(password_server, pattern), key=lambda name: "_tpl_" not in name):
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            assert databases(password_server, pattern) == set()
+            admin.execute(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true")
+        wait_holders(password_server, token, holders, "the run did not take its lock again")
+        (tmp_path / "probe.release").write_text("")
+        out = proc.communicate(timeout=120)[0].decode()
+        assert "this run's databases on the server were dropped while it had lost its lock" in out, out
+        assert "ERROR at setup of test_after" in out, out
+        assert "another run took it for dead" in out, out
+    finally:
+        stop_inner(proc)
+        with password_server.connect() as admin:
+            admin.execute(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true")
+            admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def janitor(*args: str, grace: float | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m pytest_atlas ARGS``, which takes a run silent for ``grace`` s for dead."""
+    code = "import runpy, sys\nimport pytest_atlas.db._external as external\n"
+    if grace is not None:
+        code += f"external.HEARTBEAT_GRACE = {grace!r}\n"
+    code += "sys.argv = ['pytest_atlas', *sys.argv[1:]]\nrunpy.run_module('pytest_atlas', run_name='__main__')\n"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False, timeout=120)
+
+
+def test_kept_databases_on_a_shared_server_go_once_their_run_is_over(
+    pytester: pytest.Pytester, tmp_path: Path, own_base: list[str], password_server: PasswordServer
+) -> None:
+    """With --atlas-keep-db on an existing server: a run that ended says so in its label, and
+    ``kept --remove --dsn`` drops what it kept at once; a run that was killed (its lock free, its
+    heartbeat recent) is still listed as going and left alone, with when it will not be, until
+    its heartbeat is older than the grace (none, the second time)."""
+    url = password_server.url()
+    proc = launch_inner(pytester, tmp_path, "--atlas-keep-db", *own_base, env={"ATLAS_TEST_DSN": url})
+    try:
+        killed = wait_inner(proc, tmp_path)["token"]
+    finally:
+        stop_inner(proc)
+    wait_free(password_server, killed)
+    pytester.makepyfile(test_ended="def test_ended(atlas_db):\n    atlas_db.execute('SELECT 1')\n")
+    env = {**os.environ, "ATLAS_TEST_DSN": url}
+    ended_run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_ended.py", "--atlas-keep-db", *own_base],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert "1 passed" in ended_run.stdout, ended_run.stdout + ended_run.stderr
+    tokens = {killed}
+    try:
+        listed = janitor("kept", "--dsn", url)
+        rows = [line.split() for line in listed.stdout.splitlines() if line.startswith("pytest_atlas_")]
+        tokens |= {row[1] for row in rows}
+        [ended] = tokens - {killed}
+        states = {(row[1], row[2]) for row in rows}
+        assert states == {(killed, "going"), (ended, "ended")}, listed.stdout
+        removed = janitor("kept", "--remove", "--dsn", url)
+        assert removed.returncode == 1, removed.stdout + removed.stderr
+        lines = removed.stdout.splitlines()
+        assert databases(password_server, f"pytest\\_atlas\\_{ended}\\_%") == set()
+        assert {line.split()[0] for line in lines} == {"dropped", "left"}
+        left = [line for line in lines if line.startswith("left ")]
+        assert left and all(f"pytest_atlas_{killed}_" in line for line in left), lines
+        assert all("its lock is free, but it was alive" in line and "(server time)" in line for line in left), lines
+        assert databases(password_server, f"pytest\\_atlas\\_{killed}\\_%")
+        removed = janitor("kept", "--remove", "--dsn", url, grace=0.0)
+        assert removed.returncode == 0, removed.stdout + removed.stderr
+        assert sorted(line.split()[1] for line in removed.stdout.splitlines()) == sorted(
+            line.split()[1] for line in left
+        )
+        # (what was not labelled kept yet, a clone being made when the run was killed, is reaped by a run)
+        assert f" {killed} " not in janitor("kept", "--dsn", url).stdout
+    finally:
+        with password_server.connect() as admin:
+            for token in tokens:
+                for name in databases(password_server, f"pytest\\_atlas\\_{token}\\_%"):
+                    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
