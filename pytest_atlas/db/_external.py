@@ -201,12 +201,14 @@ class RunLock:
     def _beat_on(self, conn: psycopg.Connection[Any], *, check: bool, ended: bool) -> None:
         rows = conn.execute(
             sql.SQL(
-                "SELECT datname, shobj_description(oid, 'pg_database'), NOT datallowconn, {}"
-                " FROM pg_database WHERE datname LIKE %s ORDER BY oid"
+                "SELECT datname, shobj_description(oid, 'pg_database'), NOT datallowconn, {}, EXISTS (SELECT 1"
+                " FROM pg_locks WHERE locktype = 'object' AND classid = 'pg_database'::regclass AND objid = d.oid)"
+                " FROM pg_database d WHERE datname LIKE %s ORDER BY oid"
             ).format(SERVER_EPOCH),
             (_like(f"{EXTERNAL_PREFIX}{self.token}_tpl_") + "%",),
         ).fetchall()
-        ours = [(str(name), label, bool(done)) for name, comment, done, _ in rows if (label := _run_label(comment))]
+        busy = {str(row[0]) for row in rows if row[4]}
+        ours = [(str(name), label, bool(done)) for name, comment, done, *_ in rows if (label := _run_label(comment))]
         ours = [(name, label, done) for name, label, done in ours if label.get("token") == self.token]
         finished = {name for name, _, done in ours if done}
         if check and self.failure is None and (gone := sorted(self._templates - finished)) and not self._closed:
@@ -224,6 +226,9 @@ class RunLock:
             self.beacon = None
             return
         name, label = beacons[0]
+        if name in busy:  # a clone of it is being made (its COMMENT would wait, and hold clones up): soon
+            self._last_beat = time.monotonic() - HEARTBEAT_EVERY + 0.5
+            return
         now = float(rows[0][3])
         comment = run_label(self.token, keep=label.get("keep") is True, alive=now, ended=ended)
         conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment)))

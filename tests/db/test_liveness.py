@@ -74,6 +74,40 @@ if "ATLAS_GRACE" in os.environ:
 """
 
 
+def heartbeat(server: PasswordServer, token: str) -> float:
+    """Run ``token``'s heartbeat as docs/security.md states it: the newest ``alive`` (the server's
+    time) in the labels of its databases; waits until it has one (15 s at most)."""
+    deadline = time.monotonic() + 15
+    while True:
+        with server.connect() as conn:
+            rows = conn.execute(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname LIKE %s",
+                (f"pytest\\_atlas\\_{token}\\_%",),
+            ).fetchall()
+        beats = []
+        for (comment,) in rows:
+            label = json.loads(comment)["pytest-atlas"] if comment else {}
+            if label.get("token") == token and "alive" in label:
+                beats.append(float(label["alive"]))
+        if beats:
+            return max(beats)
+        assert time.monotonic() < deadline, "the run keeps no heartbeat on the server"
+        time.sleep(0.05)
+
+
+def next_heartbeat(server: PasswordServer, token: str, after: float) -> float:
+    """Wait until run ``token`` writes a heartbeat newer than ``after`` (30 s at most: it writes one
+    every 5 s), and check it is the server's time (never later than the server's clock)."""
+    deadline = time.monotonic() + 30
+    while (beat := heartbeat(server, token)) <= after:
+        assert time.monotonic() < deadline, "the run's heartbeat did not go on"
+        time.sleep(0.1)
+    with server.connect() as conn:
+        row = conn.execute("SELECT extract(epoch FROM statement_timestamp())::float8").fetchone()
+    assert row is not None and beat <= float(row[0])
+    return beat
+
+
 def later_job(pytester: pytest.Pytester, url: str, grace: float) -> str:
     """A second job (its own process, its own PID namespace when root) on the server at ``url``, that
     takes a run silent for ``grace`` s for dead; returns its output, once it passed."""
@@ -361,16 +395,19 @@ def test_a_live_run_whose_lock_connections_are_all_gone_is_not_taken_for_dead(
         live = databases(password_server, pattern)
         assert probe["database"] in live
         holders = wait_holders(password_server, token, set(), "the run does not hold its lock twice")
+        beat = next_heartbeat(password_server, token, heartbeat(password_server, token))  # it goes on
         with password_server.connect() as admin:
             admin.execute(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false")
             admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (list(holders),))
             wait_free(password_server, token)  # both are gone, and neither can come back
+            beat = heartbeat(password_server, token)
             out = later_job(pytester, password_server.url(), grace=3600)
             assert f"dead run {token}" not in out, out
             assert live <= databases(password_server, pattern), "a live run's databases went"
             assert f"database(s) of run {token} alone: its lock is free, but it was alive " in out, out
             admin.execute(f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true")
         wait_holders(password_server, token, holders, "the run did not take its lock again")
+        next_heartbeat(password_server, token, beat)  # and its heartbeat goes on
         with psycopg.connect(probe["dsn"]) as conn:  # the live run's database, as it was
             assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
         # the run is killed: nothing cleans up, its heartbeat stops
