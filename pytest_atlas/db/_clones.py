@@ -107,6 +107,7 @@ class ClonePool:
 
     def acquire(self) -> str:
         """The name of a fresh clone of the template (waits while one is being made)."""
+        self.server.check_run()
         with self._cond:
             self._waiting += 1
             self._cond.notify_all()
@@ -457,6 +458,7 @@ class DatabaseManager:
     def shared(self, sources: Sequence[SqlSource], seed: Seed | None = None) -> str:
         """One database per run for ``sources`` (and ``seed``), used by the rolled-back ``atlas_tx``
         fixtures."""
+        self.server.check_run()
         pool = self.pool(sources, seed)
         key = fingerprint(sources) + (f"|{seed.key}" if seed is not None else "")
         with self._lock:

@@ -15,6 +15,7 @@ from psycopg.conninfo import make_conninfo
 
 from pytest_atlas._dsn import build_url, redact
 from pytest_atlas.db._connect import SERVER_SETTING, STARTED_SERVER_LOGIN, connect_clearly
+from pytest_atlas.errors import ProvisioningError
 from pytest_atlas.schema import SqlSource, load_sources
 
 if TYPE_CHECKING:
@@ -22,7 +23,57 @@ if TYPE_CHECKING:
     from pytest_atlas.db._external import RunLock
     from pytest_atlas.db._runtime import Base, RunDir
 
-__all__ = ["AtlasPostgres", "clone_database", "create_template", "drop_database", "label_kept"]
+__all__ = [
+    "AtlasPostgres",
+    "clone_database",
+    "create_template",
+    "drop_database",
+    "hold_run_lock",
+    "label_kept",
+    "lock_key",
+    "run_label",
+]
+
+#: first key of every pytest-atlas advisory lock (the two-key form): "atla"
+LOCK_CLASS = 0x61746C61
+#: the server's clock, in seconds since the epoch (heartbeats are judged by it, never the local one)
+SERVER_EPOCH = sql.SQL("extract(epoch FROM statement_timestamp())::float8")
+
+
+def _int4(value: int) -> int:
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def lock_key(token: str) -> tuple[int, int]:
+    """The advisory lock (two int4 keys) that says run ``token`` is alive."""
+    return LOCK_CLASS, _int4(int(token, 16))
+
+
+def run_label(token: str, *, keep: bool, alive: float, ended: bool = False) -> str:
+    """The comment of a template a run made on an existing server: its token, whether it is kept
+    (``--atlas-keep-db``), and its heartbeat: the server's time when the run last showed it was
+    alive (``alive``), and whether it ended (then its lock alone says it is over)."""
+    label: dict[str, object] = {"token": token, "keep": keep, "alive": alive}
+    if ended:
+        label["ended"] = True
+    return json.dumps({"pytest-atlas": label})
+
+
+def hold_run_lock(conn: psycopg.Connection[Any], token: str) -> None:
+    """Take run ``token``'s lock (shared) on ``conn`` too, for as long as it is open: a database
+    made and labelled on it is never seen by a reaper unlabelled while the run lives. Waits for a
+    reaper that holds it a moment (10 s at most)."""
+    try:
+        conn.execute(
+            sql.SQL("SET lock_timeout = '10s'; SELECT pg_advisory_lock_shared({}, {}); RESET lock_timeout").format(
+                *map(sql.Literal, lock_key(token))
+            )
+        )
+    except psycopg.errors.LockNotAvailable:
+        raise ProvisioningError(
+            f"another session has held the lock of run {token} on the server for 10 s",
+            hint="a role that may connect there can take pytest-atlas's advisory locks; see pg_locks",
+        ) from None
 
 
 @dataclass
@@ -120,6 +171,17 @@ class AtlasPostgres:
         cluster = self._cluster
         return cluster is None or cluster.process is None or cluster.running()
 
+    def made_template(self, name: str) -> None:
+        """Tell the run's lock that template ``name`` is finished (it must stay until the run ends)."""
+        if self._lock is not None:
+            self._lock.made_template(name)
+
+    def check_run(self) -> None:
+        """Raise when a later run dropped this run's databases on an existing server while this one
+        had lost its lock on both connections (see :class:`~pytest_atlas.db._external.RunLock`)."""
+        if self._lock is not None and self._lock.failure is not None:
+            raise self._lock.failure
+
     @property
     def run_dir(self) -> Path | None:
         """This run's folder (server files, passfile), or None."""
@@ -164,10 +226,20 @@ class AtlasPostgres:
 
 def create_template(server: AtlasPostgres, name: str, sources: Sequence[SqlSource], *, keep: bool = False) -> None:
     """Create database ``name`` from template0, load ``sources`` into it, and close it to connections
-    (so that it can always be cloned). On a load error the database is dropped again."""
+    (so that it can always be cloned). On a load error the database is dropped again.
+
+    On an existing server the template carries the run's label (:func:`run_label`), written on
+    the connection that created it, which holds the run's lock meanwhile: it is where the run's
+    heartbeat is kept."""
     with server.admin_connect(autocommit=True) as admin:
+        if not server.owned:
+            hold_run_lock(admin, server.token)
         admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
-        label_kept(admin, server, name, keep=keep)
+        if not server.owned:
+            row = admin.execute(sql.SQL("SELECT {}").format(SERVER_EPOCH)).fetchone()
+            assert row is not None
+            label = run_label(server.token, keep=keep, alive=float(row[0]))
+            admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(label)))
         try:
             with server.admin_connect(name) as conn:
                 load_sources(conn, sources)
@@ -175,6 +247,7 @@ def create_template(server: AtlasPostgres, name: str, sources: Sequence[SqlSourc
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
             raise
         admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(name)))
+    server.made_template(name)
 
 
 def label_kept(admin: psycopg.Connection[Any], server: AtlasPostgres, name: str, *, keep: bool) -> None:

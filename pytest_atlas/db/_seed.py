@@ -70,6 +70,7 @@ def create_seeded_template(
             drop_database(admin, name, server.version_num)
             raise
         admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(name)))
+    server.made_template(name)
 
 
 def _fill(server: AtlasPostgres, name: str, seed: Seed) -> None:

@@ -116,8 +116,42 @@ class PasswordServer:
         return psycopg.connect(self.url(dbname=dbname), autocommit=True)
 
 
-@pytest.fixture(scope="session")
-def password_server() -> Iterator[PasswordServer]:
+class OwnServer(PasswordServer):
+    """A :class:`PasswordServer` of one test's own, which it may restart (``pg_ctl restart`` as an
+    admin would: a fast shutdown that ends every session, then a start on the same port)."""
+
+    def __init__(self, port: int, password: str, command: list[str], stop: list[str]) -> None:
+        super().__init__(port, password)
+        self.command = command
+        self.stop_command = stop
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.connect().close()
+                return
+            except psycopg.OperationalError:
+                assert self.proc.poll() is None, "the password server exited while starting"
+                assert time.monotonic() < deadline, "the password server did not start"
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            # (as the server's account, as an admin would: a fast shutdown ends every session now)
+            subprocess.run(self.stop_command, check=False, capture_output=True, cwd="/", timeout=60)
+            self.proc.wait(timeout=60)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@contextlib.contextmanager
+def own_password_server() -> Iterator[OwnServer]:
     """An existing server of the tests' own, started with PostgreSQL's tools (not the plugin's): it
     admits TCP logins with a password only (the password contains characters a URL must quote)."""
     bindir = Path(subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip())
@@ -158,42 +192,37 @@ def password_server() -> Iterator[PasswordServer]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            *prefix,
-            str(bindir / "postgres"),
-            "-D",
-            str(pgdata),
-            "-p",
-            str(port),
-            "-k",
-            str(pgdata),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "fsync=off",
-            "-c",
-            "max_connections=100",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd="/",
-    )
-    server = PasswordServer(port, password)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            server.connect().close()
-            break
-        except psycopg.OperationalError:
-            assert time.monotonic() < deadline, "the password server did not start"
-            time.sleep(0.05)
+    command = [
+        *prefix,
+        str(bindir / "postgres"),
+        "-D",
+        str(pgdata),
+        "-p",
+        str(port),
+        "-k",
+        str(pgdata),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "fsync=off",
+        "-c",
+        "max_connections=100",
+    ]
+    stop = [*prefix, str(bindir / "pg_ctl"), "stop", "-D", str(pgdata), "-m", "fast", "-w"]
+    server = OwnServer(port, password, command, stop)
     try:
+        server.start()
         yield server
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def password_server() -> Iterator[PasswordServer]:
+    """The suite's existing server (see :func:`own_password_server`), one per test session."""
+    with own_password_server() as server:
+        yield server
 
 
 HOLD_TEST = """
