@@ -32,11 +32,11 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_atlas._dsn import Dsn, passfile_line
 from pytest_atlas.db._account import ServerAccount, current_user_name, server_account
 from pytest_atlas.db._connect import Backoff, connect_clearly, one_line, passfile_first
-from pytest_atlas.db._postgres import AtlasPostgres, drop_database
+from pytest_atlas.db._postgres import AtlasPostgres, Connector, drop_database
 from pytest_atlas.db._runtime import Base, RunDir, choose_base, reap_stale, remove_private_base
 from pytest_atlas.errors import ProvisioningError
 
-__all__ = ["EXTERNAL_PREFIX", "RunLock", "attach_server", "drop_kept", "list_kept", "lock_key"]
+__all__ = ["EXTERNAL_PREFIX", "RunLock", "attach_server", "connector", "drop_kept", "list_kept", "lock_key"]
 
 #: prefix of every database the plugin creates on an existing server
 EXTERNAL_PREFIX = "pytest_atlas_"
@@ -224,7 +224,7 @@ def attach_server(dsn: Dsn | str, source: str, *, data_dir: Path | None = None) 
         notes = list(early_notes)
         lock = RunLock(conninfo, token, notes)  # (its thread adds a line there if the lock was lost long)
         with connect_clearly(conninfo, retry_for=0, autocommit=True) as conn:
-            notes += reap_external(conn, int(version_num), own=token)
+            notes += reap_external(conn, int(version_num), own=token, connect=connector(Dsn(conninfo)))
     except BaseException:
         if run is not None:
             run.remove()
@@ -250,6 +250,18 @@ def attach_server(dsn: Dsn | str, source: str, *, data_dir: Path | None = None) 
         _lock=lock,
         _base=base if base is not None and base.private else None,
     )
+
+
+def connector(dsn: Dsn) -> Connector:
+    """How :func:`~._postgres.drop_database` connects to a database of the server of ``dsn`` (held
+    as a :class:`~pytest_atlas._dsn.Dsn`: a frame of it shows no password)."""
+
+    def connect(dbname: str) -> psycopg.Connection[Any]:
+        return connect_clearly(
+            make_conninfo(dsn.reveal(), dbname=dbname), retry_for=0, shown=dsn.redacted, autocommit=True
+        )
+
+    return connect
 
 
 def _folder_account() -> ServerAccount:
@@ -318,9 +330,10 @@ def _run_over(conn: psycopg.Connection[Any], token: str) -> Iterator[bool]:
         conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock_key(token))
 
 
-def reap_external(conn: psycopg.Connection[Any], version_num: int, *, own: str = "") -> list[str]:
+def reap_external(conn: psycopg.Connection[Any], version_num: int, *, connect: Connector, own: str = "") -> list[str]:
     """Drop the databases of dead runs (their token's lock can be taken), except kept ones and
-    those of other roles. Returns one line per thing done or left alone."""
+    those of other roles (``connect`` opens a database, to drop the subscriptions in it first).
+    Returns one line per thing done or left alone."""
     by_token, others = _ours_by_token(conn, kept=False, own=own)
     notes = [
         f"left {len(names)} database(s) of role {owner!r} alone (not ours to drop): {', '.join(names[:3])}"
@@ -334,7 +347,7 @@ def reap_external(conn: psycopg.Connection[Any], version_num: int, *, own: str =
             dropped = []
             for name in names:
                 try:
-                    drop_database(conn, name, version_num)
+                    drop_database(conn, name, version_num, connect=connect)
                     dropped.append(name)
                 except psycopg.Error as exc:  # never a reason to fail this run: say so and go on
                     notes.append(f"could not drop {name} left by a dead run: {one_line(exc)}")
@@ -343,10 +356,11 @@ def reap_external(conn: psycopg.Connection[Any], version_num: int, *, own: str =
     return notes
 
 
-def drop_kept(conn: psycopg.Connection[Any], version_num: int) -> tuple[list[str], list[str]]:
+def drop_kept(conn: psycopg.Connection[Any], version_num: int, *, connect: Connector) -> tuple[list[str], list[str]]:
     """Drop the databases runs kept (``--atlas-keep-db`` labels them) whose run is over (its
     token's lock can be taken: a run still going may be using them), of this very role only (not
-    every role a superuser has the rights of). Returns (dropped, left alone with why)."""
+    every role a superuser has the rights of); ``connect`` opens a database, to drop the
+    subscriptions in it first. Returns (dropped, left alone with why)."""
     by_token, others = _ours_by_token(conn, kept=True, owned=True)
     dropped: list[str] = []
     left = [f"{name} (of role {owner!r}, not ours to drop)" for owner, names in others.items() for name in names]
@@ -357,7 +371,7 @@ def drop_kept(conn: psycopg.Connection[Any], version_num: int) -> tuple[list[str
                 continue
             for name in names:
                 try:
-                    drop_database(conn, name, version_num)
+                    drop_database(conn, name, version_num, connect=connect)
                     dropped.append(name)
                 except psycopg.Error as exc:  # one that cannot be dropped does not stop the others
                     left.append(f"{name} (could not drop it: {one_line(exc)})")
