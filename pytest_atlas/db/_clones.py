@@ -303,7 +303,7 @@ class ClonePool:
 
     def _drop(self, admin: psycopg.Connection[Any], name: str, attempts: int) -> None:
         try:
-            drop_database(admin, name, self.server.version_num)
+            drop_database(admin, name, self.server.version_num, connect=self.server.drop_connect)
         except psycopg.Error as exc:
             if attempts + 1 >= _DROP_ATTEMPTS or not is_transient(exc):
                 self.notes.append(f"left {name} in place (could not drop it: {one_line(exc)})")
@@ -393,7 +393,7 @@ def drop_all(server: AtlasPostgres, names: Sequence[str]) -> list[str]:
         with server.admin_connect(autocommit=True) as admin:
             for name in names:
                 try:
-                    drop_database(admin, name, server.version_num)
+                    drop_database(admin, name, server.version_num, connect=server.drop_connect)
                 except psycopg.Error as exc:
                     notes.append(f"left {name} in place (could not drop it: {one_line(exc)})")
     except ProvisioningError as exc:

@@ -40,11 +40,19 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_atlas._dsn import Dsn, passfile_line
 from pytest_atlas.db._account import ServerAccount, current_user_name, server_account
 from pytest_atlas.db._connect import Backoff, connect_clearly, one_line, passfile_first
-from pytest_atlas.db._postgres import LOCK_CLASS, SERVER_EPOCH, AtlasPostgres, drop_database, lock_key, run_label
+from pytest_atlas.db._postgres import (
+    LOCK_CLASS,
+    SERVER_EPOCH,
+    AtlasPostgres,
+    Connector,
+    drop_database,
+    lock_key,
+    run_label,
+)
 from pytest_atlas.db._runtime import Base, RunDir, choose_base, reap_stale, remove_private_base
 from pytest_atlas.errors import ProvisioningError
 
-__all__ = ["EXTERNAL_PREFIX", "RunLock", "attach_server", "drop_kept", "list_kept", "lock_key"]
+__all__ = ["EXTERNAL_PREFIX", "RunLock", "attach_server", "connector", "drop_kept", "list_kept", "lock_key"]
 
 #: prefix of every database the plugin creates on an existing server
 EXTERNAL_PREFIX = "pytest_atlas_"
@@ -323,7 +331,7 @@ def attach_server(dsn: Dsn | str, source: str, *, data_dir: Path | None = None) 
         lock = RunLock(conninfo, token, notes)  # (its thread adds a line there if the lock was lost long)
         try:
             with connect_clearly(conninfo, retry_for=0, autocommit=True) as conn:
-                notes += reap_external(conn, int(version_num), own=token)
+                notes += reap_external(conn, int(version_num), own=token, connect=connector(Dsn(conninfo)))
         except BaseException:
             lock.close()
             raise
@@ -352,6 +360,18 @@ def attach_server(dsn: Dsn | str, source: str, *, data_dir: Path | None = None) 
         _lock=lock,
         _base=base if base is not None and base.private else None,
     )
+
+
+def connector(dsn: Dsn) -> Connector:
+    """How :func:`~._postgres.drop_database` connects to a database of the server of ``dsn`` (held
+    as a :class:`~pytest_atlas._dsn.Dsn`: a frame of it shows no password)."""
+
+    def connect(dbname: str) -> psycopg.Connection[Any]:
+        return connect_clearly(
+            make_conninfo(dsn.reveal(), dbname=dbname), retry_for=0, shown=dsn.redacted, autocommit=True
+        )
+
+    return connect
 
 
 def _folder_account() -> ServerAccount:
@@ -476,9 +496,10 @@ def _run_over(conn: psycopg.Connection[Any], token: str) -> Iterator[Verdict]:
         conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock_key(token))
 
 
-def reap_external(conn: psycopg.Connection[Any], version_num: int, *, own: str = "") -> list[str]:
+def reap_external(conn: psycopg.Connection[Any], version_num: int, *, connect: Connector, own: str = "") -> list[str]:
     """Drop the databases of dead runs (see :func:`_run_over`), except kept ones and those of other
-    roles. Returns one line per thing done or left alone."""
+    roles (``connect`` opens a database, to drop the subscriptions in it first). Returns one line
+    per thing done or left alone."""
     by_token, others = _ours_by_token(conn, kept=False, own=own)
     notes = [
         f"left {len(names)} database(s) of role {owner!r} alone (not ours to drop): {', '.join(names[:3])}"
@@ -494,7 +515,7 @@ def reap_external(conn: psycopg.Connection[Any], version_num: int, *, own: str =
             dropped = []
             for name in names:
                 try:
-                    drop_database(conn, name, version_num)
+                    drop_database(conn, name, version_num, connect=connect)
                     dropped.append(name)
                 except psycopg.Error as exc:  # never a reason to fail this run: say so and go on
                     notes.append(f"could not drop {name} left by a dead run: {one_line(exc)}")
@@ -503,10 +524,11 @@ def reap_external(conn: psycopg.Connection[Any], version_num: int, *, own: str =
     return notes
 
 
-def drop_kept(conn: psycopg.Connection[Any], version_num: int) -> tuple[list[str], list[str]]:
+def drop_kept(conn: psycopg.Connection[Any], version_num: int, *, connect: Connector) -> tuple[list[str], list[str]]:
     """Drop the databases runs kept (``--atlas-keep-db`` labels them) whose run is over (see
     :func:`_run_over`: a run still going may be using them), of this very role only (not every
-    role a superuser has the rights of). Returns (dropped, left alone with why)."""
+    role a superuser has the rights of); ``connect`` opens a database, to drop the subscriptions in
+    it first. Returns (dropped, left alone with why)."""
     by_token, others = _ours_by_token(conn, kept=True, owned=True)
     dropped: list[str] = []
     left = [f"{name} (of role {owner!r}, not ours to drop)" for owner, names in others.items() for name in names]
@@ -518,7 +540,7 @@ def drop_kept(conn: psycopg.Connection[Any], version_num: int) -> tuple[list[str
                 continue
             for name in names:
                 try:
-                    drop_database(conn, name, version_num)
+                    drop_database(conn, name, version_num, connect=connect)
                     dropped.append(name)
                 except psycopg.Error as exc:  # one that cannot be dropped does not stop the others
                     left.append(f"{name} (could not drop it: {one_line(exc)})")

@@ -24,7 +24,7 @@ from pytest_atlas._dsn import Dsn
 from pytest_atlas._table import render_table
 from pytest_atlas.db._cache import ClusterCache, EntryInfo, children, default_cache_dir, hot_usage, megabytes
 from pytest_atlas.db._connect import connect_clearly
-from pytest_atlas.db._external import drop_kept, list_kept
+from pytest_atlas.db._external import connector, drop_kept, list_kept
 from pytest_atlas.db._fs import FileLock, create_private_file, read_regular, remove_tree
 from pytest_atlas.db._processes import find_servers, stop_servers
 from pytest_atlas.db._runtime import BASE_NAME, private_bases
@@ -238,4 +238,4 @@ def drop_kept_databases(dsn: Dsn) -> tuple[list[str], list[str]]:
     """On an existing server: drop every database a run that is over kept (``--atlas-keep-db``
     labels them). Returns (dropped, left alone with why)."""
     with connect_clearly(dsn.reveal(), shown=dsn.redacted, autocommit=True) as conn:
-        return drop_kept(conn, conn.info.server_version)
+        return drop_kept(conn, conn.info.server_version, connect=connector(dsn))

@@ -4,7 +4,7 @@ with databases on it: templates, labels for kept databases, drops."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +14,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from pytest_atlas._dsn import build_url, redact
-from pytest_atlas.db._connect import SERVER_SETTING, STARTED_SERVER_LOGIN, connect_clearly
+from pytest_atlas.db._connect import SERVER_SETTING, STARTED_SERVER_LOGIN, connect_clearly, one_line
 from pytest_atlas.errors import ProvisioningError
 from pytest_atlas.schema import SqlSource, load_sources
 
@@ -154,6 +154,11 @@ class AtlasPostgres:
             **kwargs,
         )
 
+    def drop_connect(self, dbname: str) -> psycopg.Connection[Any]:
+        """A connection of the plugin's to a database it is about to drop (to drop what keeps
+        PostgreSQL from dropping it: see :func:`drop_database`); no retry."""
+        return self.admin_connect(dbname, autocommit=True, retry_for=0)
+
     @property
     def _setting(self) -> str:
         """Where a connection problem's cause is to be found, for hints: the DSN the user gave, or the
@@ -244,7 +249,7 @@ def create_template(server: AtlasPostgres, name: str, sources: Sequence[SqlSourc
             with server.admin_connect(name) as conn:
                 load_sources(conn, sources)
         except BaseException:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            drop_database(admin, name, server.version_num, connect=server.drop_connect)
             raise
         admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(name)))
     server.made_template(name)
@@ -271,11 +276,81 @@ def clone_database(
     label_kept(admin, server, name, keep=keep)
 
 
-def drop_database(conn: psycopg.Connection[Any], name: str, version_num: int) -> None:
-    """Drop a database the plugin created, disconnecting whatever code under test left connected."""
+#: a connection to a database, for :func:`drop_database` (given the database's name)
+Connector = Callable[[str], "psycopg.Connection[Any]"]
+
+#: the connection string a subscription is given before it is dropped: libpq refuses it before it
+#: connects anywhere (no such ``target_session_attrs``), so ``DROP SUBSCRIPTION``, which connects to
+#: the publisher to drop the slots of tables not synchronised yet even without a slot of its own,
+#: reaches no one. (A subscription of a role that is no superuser must name a password, so this one
+#: names a placeholder: it is no secret.)
+_NOWHERE = "target_session_attrs=pytest-atlas-reaches-no-publisher password=none"
+
+#: the subscriptions in a database, by the database's name (these columns are readable by every role)
+_SUBSCRIPTIONS_OF = (
+    "SELECT s.subname FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = %s"
+    " ORDER BY s.subname"
+)
+
+
+def drop_database(conn: psycopg.Connection[Any], name: str, version_num: int, *, connect: Connector) -> None:
+    """Drop a database the plugin created, disconnecting whatever code under test left connected.
+
+    PostgreSQL refuses to drop a database that holds a subscription (``CREATE SUBSCRIPTION`` in a
+    test); those are dropped first, on a connection ``connect(name)`` opens to the database,
+    without contacting their publishers (see :func:`_drop_subscriptions`). What cannot be done is a
+    ``psycopg.Error`` saying why (the callers leave the database, with a line)."""
+    try:
+        _drop(conn, name, version_num)
+        return
+    except psycopg.errors.ObjectInUse:
+        if not conn.execute(_SUBSCRIPTIONS_OF, (name,)).fetchall():
+            raise  # in use for another reason
+    _drop_subscriptions(conn, name, connect)
+    _drop(conn, name, version_num)
+
+
+def _drop(conn: psycopg.Connection[Any], name: str, version_num: int) -> None:
     ident = sql.Identifier(name)
     if version_num >= 130000:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
         return
     conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
     conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(ident))
+
+
+def _drop_subscriptions(admin: psycopg.Connection[Any], name: str, connect: Connector) -> None:
+    """Drop every subscription in database ``name`` (one the plugin made, about to be dropped): each is
+    disabled (its workers stop), detached from its replication slot (``slot_name = NONE``: the slot,
+    if there is one, stays the publisher's), pointed at a connection string libpq refuses before it
+    connects, then dropped. Nothing here connects to a publisher. A template closed to connections
+    (``ALLOW_CONNECTIONS false``, or a connection limit) is opened first: it is dropped next."""
+    ident = sql.Identifier(name)
+    row = admin.execute("SELECT datallowconn, datconnlimit FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    if row is not None and (not row[0] or row[1] >= 0):
+        admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true CONNECTION LIMIT -1").format(ident))
+    try:
+        db = connect(name)
+    except ProvisioningError as exc:
+        raise psycopg.errors.ObjectInUse(
+            f"it holds subscriptions, and connecting to it to drop them failed: {exc.problem.splitlines()[0]}"
+        ) from None
+    with db:
+        role = str(db.info.user)
+        for (subname,) in db.execute(_SUBSCRIPTIONS_OF, (name,)).fetchall():
+            sub = sql.Identifier(subname)
+            steps = [
+                sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sub),
+                sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = NONE)").format(sub),
+                sql.SQL("ALTER SUBSCRIPTION {} CONNECTION {}").format(sub, sql.Literal(_NOWHERE)),
+                sql.SQL("DROP SUBSCRIPTION {}").format(sub),
+            ]
+            try:
+                for step in steps:
+                    db.execute(step)
+            except psycopg.Error as exc:
+                if db.broken:
+                    raise
+                raise type(exc)(
+                    f"it holds subscription {sub.as_string(db)}, which role {role!r} could not drop: {one_line(exc)}"
+                ) from exc

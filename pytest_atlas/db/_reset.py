@@ -431,7 +431,10 @@ class Resetter:
                 raise _Fallback("a connection to the database was left open") from None
             row = rows[0] if rows else None
             if row is None or tuple(row[:2]) != tuple(self._baseline.database):
-                raise _Fallback("the database's settings changed (ALTER DATABASE, COMMENT ON DATABASE)")
+                raise _Fallback(
+                    "the database's settings changed or it holds a subscription "
+                    "(ALTER DATABASE, COMMENT ON DATABASE, CREATE SUBSCRIPTION)"
+                )
             roles, roles_changed, prepared, slots = row[2:]
             if roles != mark.roles or roles_changed:
                 raise _Fallback("roles were created, changed or dropped")

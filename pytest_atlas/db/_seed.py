@@ -67,7 +67,7 @@ def create_seeded_template(
         try:
             _fill(server, name, seed)
         except BaseException:
-            drop_database(admin, name, server.version_num)
+            drop_database(admin, name, server.version_num, connect=server.drop_connect)
             raise
         admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(name)))
     server.made_template(name)
