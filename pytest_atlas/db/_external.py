@@ -57,7 +57,6 @@ __all__ = ["EXTERNAL_PREFIX", "RunLock", "attach_server", "connector", "drop_kep
 #: prefix of every database the plugin creates on an existing server
 EXTERNAL_PREFIX = "pytest_atlas_"
 _TOKEN = re.compile(r"^pytest_atlas_([0-9a-f]{8})_")
-_LOCK_CLASS = LOCK_CLASS
 #: how often a run writes its heartbeat (the server's time) into its first template's label
 HEARTBEAT_EVERY = 5.0
 #: a run whose lock is free is taken for dead only once its heartbeat is at least this old (by the
@@ -211,7 +210,7 @@ class RunLock:
             sql.SQL(
                 "SELECT datname, shobj_description(oid, 'pg_database'), NOT datallowconn, {}, EXISTS (SELECT 1"
                 " FROM pg_locks WHERE locktype = 'object' AND classid = 'pg_database'::regclass AND objid = d.oid)"
-                " FROM pg_database d WHERE datname LIKE %s ORDER BY oid"
+                " FROM pg_database d WHERE datname LIKE %s AND pg_has_role(datdba, 'USAGE') ORDER BY oid"
             ).format(SERVER_EPOCH),
             (_like(f"{EXTERNAL_PREFIX}{self.token}_tpl_") + "%",),
         ).fetchall()
@@ -476,7 +475,7 @@ def _run_over(conn: psycopg.Connection[Any], token: str) -> Iterator[Verdict]:
         yield Verdict(False)  # that run is alive
         return
     try:
-        held = conn.execute(_HELD_ELSEWHERE, (_LOCK_CLASS, int(token, 16))).fetchone()
+        held = conn.execute(_HELD_ELSEWHERE, (LOCK_CLASS, int(token, 16))).fetchone()
         if held and held[0]:
             yield Verdict(False)
             return
@@ -584,8 +583,5 @@ def _run_label(comment: object) -> dict[str, Any] | None:
 
 def _keep_label(comment: object) -> str | None:
     """The token a database's ``--atlas-keep-db`` label names, or None when it has no such label."""
-    try:
-        label = json.loads(str(comment))["pytest-atlas"]
-        return str(label["token"]) if label["keep"] is True else None
-    except (TypeError, ValueError, KeyError):
-        return None
+    label = _run_label(comment)
+    return str(label["token"]) if label is not None and label.get("keep") is True and "token" in label else None

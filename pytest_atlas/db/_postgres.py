@@ -49,11 +49,13 @@ def lock_key(token: str) -> tuple[int, int]:
     return LOCK_CLASS, _int4(int(token, 16))
 
 
-def run_label(token: str, *, keep: bool, alive: float, ended: bool = False) -> str:
-    """The comment of a template a run made on an existing server: its token, whether it is kept
-    (``--atlas-keep-db``), and its heartbeat: the server's time when the run last showed it was
-    alive (``alive``), and whether it ended (then its lock alone says it is over)."""
-    label: dict[str, object] = {"token": token, "keep": keep, "alive": alive}
+def run_label(token: str, *, keep: bool, alive: float | None = None, ended: bool = False) -> str:
+    """The comment of a database a run made on an existing server: its token, whether it is kept
+    (``--atlas-keep-db``), and on its templates its heartbeat: the server's time when the run last
+    showed it was alive (``alive``), and whether it ended (then its lock alone says it is over)."""
+    label: dict[str, object] = {"token": token, "keep": keep}
+    if alive is not None:
+        label["alive"] = alive
     if ended:
         label["ended"] = True
     return json.dumps({"pytest-atlas": label})
@@ -260,7 +262,7 @@ def label_kept(admin: psycopg.Connection[Any], server: AtlasPostgres, name: str,
     it. (Every other database is recognised by the run token in its name.)"""
     if server.owned or not keep:
         return
-    label = json.dumps({"pytest-atlas": {"token": server.token, "keep": True}})
+    label = run_label(server.token, keep=True)
     admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(label)))
 
 
