@@ -27,7 +27,7 @@ from pytest_atlas._arguments import check_integer, check_number, shown
 from pytest_atlas.errors import GateError, InvalidArgument
 from pytest_atlas.gates import _scores
 from pytest_atlas.gates._selection import Selection
-from pytest_atlas.gates._sql import OutOfRange, filters, key_column, run, scored, snapshot
+from pytest_atlas.gates._sql import BareFailed, filters, key_column, run, scored, snapshot
 
 if TYPE_CHECKING:
     import numpy as np
@@ -452,16 +452,15 @@ def _packed_rows(
 
     try:
         rows = run(conn, statement(True), params, binary=True, planner=planner, bare=True)
-    except OutOfRange:
+    except BareFailed:
         rows = []
         ordinary = False
     else:
         ordinary = all(
-            _scores.ordinary(packed[name])
+            _scores.ordinary(packed["score"], none=False) and _scores.ordinary(packed["u"])
             for *_, records in rows
             if records
             for packed in (np.frombuffer(records, dtype=np.dtype(fields)),)
-            for name in ("score", "u")
         )
     if ordinary:
         return rows

@@ -25,7 +25,7 @@ from pytest_atlas.gates._selection import Selection
 
 __all__ = [
     "ALL_KEYS",
-    "OutOfRange",
+    "BareFailed",
     "connection",
     "filters",
     "key_column",
@@ -72,9 +72,10 @@ def connection(source: psycopg.Connection[Any] | str | Dsn, *, timeout: int = 10
         conn.close()
 
 
-class OutOfRange(Exception):
-    """A bare statement (see :func:`._scores.series_statement`) cast a number float8 cannot hold:
-    the caller reads the exact statement instead. Never leaves the gates."""
+class BareFailed(Exception):
+    """A bare statement (see :func:`._scores.series_statement`) cast a text that is no number, or
+    a number float8 cannot hold: the caller reads the exact statement instead. Never leaves the
+    gates."""
 
 
 @contextlib.contextmanager
@@ -84,8 +85,8 @@ def read_only(
     """A cursor in a READ ONLY transaction (a savepoint when one is open) that is always rolled back;
     a failed query raises GateError saying what was wrong (no Atlas tables, no read rights).
     ``binary``: results in PostgreSQL's binary format (a bytea as bytes, without hex text).
-    ``bare``: a number out of float8's range raises :class:`OutOfRange` (the savepoint rolled back,
-    the snapshot still usable)."""
+    ``bare``: a cast of a text that is no number, or of a number out of float8's range, raises
+    :class:`BareFailed` (the savepoint rolled back, the snapshot still usable)."""
     try:
         with conn.transaction(force_rollback=True), conn.cursor(row_factory=tuple_row, binary=binary) as cursor:
             cursor.execute("SET TRANSACTION READ ONLY")
@@ -107,8 +108,8 @@ def read_only(
             "that can read them",
         ) from None
     except psycopg.Error as exc:
-        if bare and isinstance(exc, psycopg.errors.NumericValueOutOfRange):
-            raise OutOfRange from None
+        if bare and isinstance(exc, (psycopg.errors.NumericValueOutOfRange, psycopg.errors.InvalidTextRepresentation)):
+            raise BareFailed from None
         raise _query_error(exc, conn) from None
 
 

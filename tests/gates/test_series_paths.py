@@ -170,9 +170,47 @@ def test_quirky_rows_with_atlas_index(atlas_db: psycopg.Connection[Any], stateme
     assert statements == ["bare", "series", "names"] * (len(statements) // 3)
 
 
+#: strings float8's input reads as a number (a hexadecimal, NaN, an infinity) that the exact form
+#: counts as no number: the bare form must not count them
+NOT_BARE = ['"NaN"', '"-Infinity"', '"0x10"']
+
+
+@pytest.mark.parametrize("shape", [*NOT_BARE, '"0X1p-2"', '" inf "', '"nan"'])
+@pytest.mark.parametrize("field", ["score", "score_mean", "uncertainty_mean"])
+def test_strings_float8_reads_but_the_exact_form_does_not_are_no_number(
+    atlas_db: psycopg.Connection[Any], statements: list[str], shape: str, field: str
+) -> None:
+    """A score or uncertainty that is such a string is no number: the series is the oracle's; a
+    score makes the exact statement decide, an uncertainty that the bare form packs as none (NaN)
+    does not need it, an infinite one does."""
+    stats = {"score": ["0.5", None], "score_mean": ["0.25"], "uncertainty_mean": ["0.05"]}
+    stats[field] = [shape, *stats[field]]
+    rows: list[dict[str, Any]] = []
+    for score, mean, uncertainty in itertools.product(stats["score"], stats["score_mean"], stats["uncertainty_mean"]):
+        cursor = atlas_db.execute(
+            "INSERT INTO sessions (task, status, review_status, metadata, reward_stats) "
+            "VALUES ('t', 'succeeded', 'approved', '{\"learning_key\": \"a\"}', %s::jsonb) RETURNING id",
+            (_stats(score, mean, uncertainty),),
+        )
+        (sid,) = cursor.fetchone() or (None,)
+        value = expected(score)
+        row = {"id": sid, "key": "a", "task": "t", "u": expected(uncertainty)}
+        rows.append({**row, "score": expected(mean) if value is None else value})
+    got = fetch_series(atlas_db, Selection(), tasks=False)["a"]
+    want = _oracle(rows, key="a", digits=4, worst=5, bound=None)
+    assert (got.n, got.missing) == (want["n"], want["missing"])
+    assert got.sample.values.tolist() == want["values"] and got.sample.counts.tolist() == want["counts"]
+    assert list(got.worst) == want["worst"]
+    assert got.uncertainty_mean is not None and want["uncertainty_mean"] is not None
+    assert math.isclose(got.uncertainty_mean, want["uncertainty_mean"], rel_tol=1e-12)
+    exact = field != "uncertainty_mean" or "inf" in shape.lower()
+    assert statements == (["bare", "series"] if exact else ["bare"])
+
+
 def test_ordinary_scores_are_read_once_the_bare_way(atlas_db: psycopg.Connection[Any], statements: list[str]) -> None:
-    ordinary = [s for s in INDEXABLE if s not in ("1e300", "1e-300", "-1e300")]
-    rows = _load(atlas_db, [*ordinary, "1e-99", "-1e99", "0.000001"], FALLBACKS)
+    ordinary = [s for s in INDEXABLE if s not in ("1e300", "1e-300", "-1e300", *NOT_BARE)]
+    fallbacks = [f for f in FALLBACKS if f not in NOT_BARE]
+    rows = _load(atlas_db, [*ordinary, "1e-99", "-1e99", "0.000001"], fallbacks)
     _check(atlas_db, rows, worsts=(5,), digitses=(4,))
     assert statements == ["bare", "names"] * 3
 
