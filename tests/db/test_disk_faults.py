@@ -1,16 +1,20 @@
 """A data folder that cannot hold a server (not writable, not a real file system, someone else's) is
-a usage error before anything runs."""
+a usage error before anything runs; a data folder that fills up while a server starts says so
+(how much is free, how much is needed) and never costs a good cluster cache entry."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.mounts import needs_root, small_tmpfs
+from tests.mounts import fill, needs_root, small_tmpfs
 
 USES_DB = "def test_db(atlas_db):\n    atlas_db.execute('SELECT 1')\n"
 
@@ -89,3 +93,87 @@ def test_a_data_folder_the_user_may_not_write_names_the_user(tmp_path: Path) -> 
     assert out.startswith("REFUSED /var is not writable by 'nobody' (uid 65534)"), out
     assert "how to fix: give a folder of yours with --atlas-data-dir" in out, out
     assert not Path("/var/pytest-atlas-v2-65534").exists()
+
+
+# -- a data folder that fills up while the server starts ---------------------------------------------
+
+
+@pytest.fixture
+def small_data() -> Iterator[Path]:
+    with small_tmpfs(100) as folder:
+        yield folder
+
+
+def _entry(cache: Path) -> Path:
+    entries = [marker.parent for marker in cache.glob("*/atlas-cache.json")]
+    assert len(entries) == 1, entries
+    return entries[0]
+
+
+@needs_root
+def test_a_full_data_folder_says_so_and_keeps_the_cache_entry(
+    pytester: pytest.Pytester, small_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    pytester.makepyfile(USES_DB)
+    cache = tmp_path_factory.mktemp("cache")  # on disk: the data folder's tmpfs holds the in-memory tier
+    options = (f"--atlas-data-dir={small_data}", f"--atlas-cache-dir={cache}", "-p", "no:randomly")
+    pytester.runpytest(*options).assert_outcomes(passed=1)  # builds and stores the entry
+    entry = _entry(cache)
+    manifest = (entry / "atlas-cache.json").read_text()
+    made = json.loads(manifest)["created"]
+    filler = fill(small_data, leave=12 << 20)  # less than one cluster is free
+    full = pytester.runpytest(*options)
+    full.assert_outcomes(errors=1)
+    full.stdout.fnmatch_lines(
+        [
+            f"*no space left on {small_data}* (* MB free, needs ~* MB)*",
+            "*how to fix: free space there, or give a folder with room with --atlas-data-dir*",
+        ]
+    )
+    assert "INTERNALERROR" not in full.stdout.str()
+    # the good entry is still there, untouched
+    assert _entry(cache) == entry and json.loads((entry / "atlas-cache.json").read_text())["created"] == made
+    filler.unlink()
+    again = pytester.runpytest(*options)
+    again.assert_outcomes(passed=1)
+    again.stdout.fnmatch_lines(["atlas: cluster cache: hit *"])
+    assert json.loads((_entry(cache) / "atlas-cache.json").read_text())["created"] == made  # not rebuilt
+
+
+@needs_root
+def test_initdb_on_a_full_data_folder_says_the_disk_is_full(pytester: pytest.Pytester, small_data: Path) -> None:
+    pytester.makepyfile(USES_DB)
+    fill(small_data, leave=6 << 20)
+    result = pytester.runpytest(f"--atlas-data-dir={small_data}", "--atlas-no-cache")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"*no space left on {small_data}* (* MB free, needs ~* MB)*",
+            "*how to fix: free space there, or give a folder with room with --atlas-data-dir*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*check that the data folder is writable*")
+
+
+# -- the report header says which copy a hit is served from ------------------------------------------
+
+
+@needs_root
+def test_the_header_says_a_hit_is_served_from_memory(
+    pytester: pytest.Pytester, small_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    pytester.makepyfile(USES_DB)
+    cache = tmp_path_factory.mktemp("cache")
+    options = (f"--atlas-data-dir={small_data}", f"--atlas-cache-dir={cache}", "-p", "no:randomly")
+    pytester.runpytest(*options).assert_outcomes(passed=1)  # stored on disk and copied into memory
+    key = _entry(cache).name
+    hot = [marker.parent for marker in small_data.glob(f"*/cache/*/{key}/atlas-cache.json")]
+    assert len(hot) == 1, hot
+    second = pytester.runpytest(*options)
+    second.assert_outcomes(passed=1)
+    second.stdout.fnmatch_lines([f"atlas: cluster cache: hit (in memory: {hot[0]}, a copy of {cache / key});*"])
+    # the copy in memory gone: the hit is the persistent entry (copied into memory again on the way)
+    shutil.rmtree(hot[0])
+    third = pytester.runpytest(*options)
+    third.assert_outcomes(passed=1)
+    third.stdout.fnmatch_lines([f"atlas: cluster cache: hit ({cache / key}, copied into memory first);*"])
