@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_atlas.stats import compare  # noqa: F401  (numpy and scipy once per process, outside pytester's snapshots)
+from tests.mounts import fill, needs_root, small_tmpfs
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as other accounts (CI runs as root)")
 NO_DB = "def test_plain():\n    pass\n"
@@ -83,6 +84,73 @@ def test_a_report_path_that_cannot_be_written_is_a_clear_error(pytester: pytest.
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--atlas-report*afile is a file*", "*how to fix: name a file in a folder*"])
     result.stderr.no_fnmatch_line("*Traceback*")
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+@pytest.mark.parametrize("where", ["/proc/atlas.out", "/proc/atlas/new/atlas.out", "/sys/atlas.out"])
+def test_a_report_path_where_nothing_can_be_stored_is_refused_before_anything_runs(
+    pytester: pytest.Pytester, option: str, where: str
+) -> None:
+    pytester.makepyfile(NO_DB)
+    result = pytester.runpytest(f"{option}={where}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    kind, top = ("sysfs", "/sys") if where.startswith("/sys") else ("proc", "/proc")
+    result.stderr.fnmatch_lines(
+        [
+            f"*{option}: *{top} is on a {kind!r} file system, which is not a real one (nothing can be stored there)",
+            "*how to fix: give a folder on a disk or a tmpfs and a path in it to the option",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*passed*")
+
+
+@needs_root
+def test_a_report_path_on_a_read_only_file_system_is_refused_before_anything_runs(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(NO_DB)
+    with small_tmpfs(1, read_only=True) as frozen:
+        result = pytester.runpytest(f"--atlas-report={frozen / 'reports' / 'report.json'}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"*--atlas-report: {frozen / 'reports'} cannot be made: {frozen} is not writable: it is on a read-only file system"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*passed*")
+
+
+@needs_root
+def test_a_report_on_a_full_disk_says_so_and_is_not_claimed_written(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(NO_DB)
+    with small_tmpfs(1) as full:
+        filler = fill(full)
+        report = full / "report.html"
+        result = pytester.runpytest(f"--atlas-report-html={report}")
+        left = sorted(path.name for path in full.iterdir())
+    assert left == [filler.name]  # no report, no half-written draft
+    result.stdout.fnmatch_lines(
+        [
+            f"*pytest-atlas: --atlas-report-html not written: no space left on {full} (0 KB free, needs ~* KB); "
+            "how to fix: free space there, or give the option a path on a file system with room"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*atlas html report:*")
+    result.stdout.no_fnmatch_line("*(None)*")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # the test passed: the report asked for is missing
+
+
+@needs_root
+def test_a_json_report_on_a_full_disk_is_not_claimed_written(pytester: pytest.Pytester, scored_dsn: str) -> None:
+    with small_tmpfs(1) as full:
+        fill(full)
+        report = full / "report.json"
+        with pytest.MonkeyPatch.context() as patch:
+            patch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+            pytester.makefile(".toml", pyproject=PASSING_GATE)
+            result = pytester.runpytest("--atlas-gates", f"--atlas-target={scored_dsn}", f"--atlas-report={report}")
+        assert not report.exists()
+    result.stdout.fnmatch_lines([f"*pytest-atlas: --atlas-report not written: no space left on {full} (0 KB free*"])
+    result.stdout.no_fnmatch_line("*atlas report:*")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
 def test_a_folder_or_a_path_below_a_file_is_refused_by_the_one_check(tmp_path: Path) -> None:

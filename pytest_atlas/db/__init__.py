@@ -8,7 +8,14 @@ from pytest_atlas.db._account import server_account
 from pytest_atlas.db._clones import ClonePool, DatabaseManager
 from pytest_atlas.db._connect import SERVER_SETTING, TARGET_SETTING, Backoff, connect_clearly, connection_error
 from pytest_atlas.db._external import attach_server
-from pytest_atlas.db._fs import UnsafePathError, append_output, check_output, write_output
+from pytest_atlas.db._fs import (
+    NoSpaceError,
+    UnsafePathError,
+    UnusableFolderError,
+    append_output,
+    check_output,
+    write_output,
+)
 from pytest_atlas.db._isolation import rollback
 from pytest_atlas.db._janitor import (
     cache_report,
@@ -21,7 +28,7 @@ from pytest_atlas.db._janitor import (
 )
 from pytest_atlas.db._postgres import AtlasPostgres
 from pytest_atlas.db._reset import choose_isolation, data_on_tmpfs, reset_refusal
-from pytest_atlas.db._runtime import remove_private_base
+from pytest_atlas.db._runtime import check_data_dir, remove_private_base
 from pytest_atlas.db._seed import Seed
 from pytest_atlas.db._server import ServerPlan, plan_server, start_server
 from pytest_atlas.db._target import (
@@ -41,13 +48,16 @@ __all__ = [
     "Backoff",
     "ClonePool",
     "DatabaseManager",
+    "NoSpaceError",
     "QueryProblem",
     "Seed",
     "ServerPlan",
     "UnsafePathError",
+    "UnusableFolderError",
     "append_output",
     "attach_server",
     "cache_report",
+    "check_data_dir",
     "check_output",
     "choose_isolation",
     "clear_cache_lines",

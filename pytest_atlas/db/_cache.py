@@ -176,6 +176,8 @@ class ClusterCache:
         self._made = False
         #: what clean-up found (stale temporary folders removed), for the header
         self.cleaned: list[str] = []
+        #: the entry :meth:`check` found usable last (on this tier or the hot one), for the header
+        self.checked: CacheEntry | None = None
 
     def prepare(self) -> None:
         """Create and check the cache folder (ours, 0700, no link, not writable by others), check
@@ -266,8 +268,10 @@ class ClusterCache:
         """Look for damage in the copy a hit would use, before anything starts (sizes only: cheap
         enough for the report header): a damaged copy on the hot tier is removed (the persistent
         entry is copied again), a damaged persistent entry is removed (it is rebuilt). Returns
-        whether a usable entry is there, and what was found, or None."""
+        whether a usable entry is there, and what was found, or None; the usable entry is kept in
+        :attr:`checked` (the header names the copy a hit is served from)."""
         found: str | None = None
+        self.checked = None
         for tier in (self.hot, self):
             if tier is None:
                 continue
@@ -282,6 +286,7 @@ class ClusterCache:
             if entry is None:
                 continue
             if damage is None:
+                self.checked = entry
                 return True, found
             if tier is self:
                 with self.lock(key):

@@ -15,6 +15,7 @@ the server account can read them, not change them, and the data folder holds non
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import socket
@@ -25,11 +26,21 @@ from pathlib import Path
 from pytest_atlas.db._access import hba_rules, ident_map
 from pytest_atlas.db._account import ServerAccount, current_user_name
 from pytest_atlas.db._binaries import PgInstall
-from pytest_atlas.db._fs import read_regular
+from pytest_atlas.db._fs import NoSpaceError, no_space, read_regular
 from pytest_atlas.db._runtime import RunDir
 from pytest_atlas.errors import ProvisioningError
 
-__all__ = ["INITDB_ARGS", "SOCKET_PORT", "SUPERUSER", "LocalCluster", "PortInUseError", "free_port"]
+__all__ = [
+    "CLUSTER_SIZE",
+    "INITDB_ARGS",
+    "NO_SPACE_FIX",
+    "SOCKET_PORT",
+    "SUPERUSER",
+    "LocalCluster",
+    "PortInUseError",
+    "free_port",
+    "out_of_space",
+]
 
 #: the superuser created by initdb in every cluster the plugin starts
 SUPERUSER = "postgres"
@@ -70,6 +81,14 @@ log_line_prefix = '%m [%p] '
 password_encryption = 'scram-sha-256'
 unix_socket_permissions = 0700
 """
+
+#: about what a new cluster with its template takes on disk (a cached entry is ~38 MB), for the
+#: message of a data folder that is full
+CLUSTER_SIZE = 40 << 20
+#: how to fix a data folder that is full
+NO_SPACE_FIX = "free space there, or give a folder with room with --atlas-data-dir"
+#: what PostgreSQL, initdb and cp say of a full file system (strerror(ENOSPC))
+_NO_SPACE = "No space left on device"
 
 _READY_TIMEOUT = 60.0
 #: sun_path is 108 bytes on Linux, NUL included
@@ -119,6 +138,8 @@ class LocalCluster:
             preexec_fn=self.account.preexec(die_with_parent=True),
         )
         if result.returncode != 0:
+            if _NO_SPACE in (result.stderr or "") + (result.stdout or ""):
+                raise self.no_space()
             tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
             raise ProvisioningError(
                 f"initdb failed ({self.install.initdb}, as {self.account.name!r}):\n{tail}",
@@ -204,6 +225,8 @@ class LocalCluster:
                 log_text = self._log_since(offset)
                 if "Address already in use" in log_text:
                     raise _PortTaken
+                if _NO_SPACE in log_text:
+                    raise self.no_space()
                 raise ProvisioningError(
                     f"the test server exited while starting (exit code {self.process.returncode}); "
                     f"its log ({self.run.log}) says:\n{_tail(log_text)}",
@@ -222,6 +245,11 @@ class LocalCluster:
             f"{_tail(self._log_since(offset))}",
             hint="the machine may be overloaded; try again, or give an existing server with --atlas-dsn",
         )
+
+    def no_space(self, needed: int = CLUSTER_SIZE) -> NoSpaceError:
+        """The error of a data folder that is full: how much is free there, about how much a
+        cluster needs, and how to fix it."""
+        return no_space(self.run.path.parent, needed, NO_SPACE_FIX)
 
     def _ready(self) -> bool:
         lines = (read_regular(self.run.pgdata / "postmaster.pid", limit=4096) or "").splitlines()
@@ -263,6 +291,18 @@ class LocalCluster:
         if self.process is not None:
             self.process.returncode = 0  # do not let Popen.__del__ report it as a leak
         self.process = None
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc`` (an OSError, a failed ``cp``, a server's or initdb's message, a psycopg
+    error) says that a file system is full."""
+    if isinstance(exc, NoSpaceError):
+        return True
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if getattr(exc, "sqlstate", None) == "53100":  # disk_full
+        return True
+    return _NO_SPACE in str(exc)
 
 
 class _PortTaken(Exception):

@@ -58,6 +58,7 @@ _TRANSIENT_TEXT = (
     "the database system is in recovery mode",
     "the database system is shutting down",
     "the database system is not yet accepting connections",
+    "the database system is not accepting connections",  # a standby without hot standby, until promoted
     "server closed the connection unexpectedly",
     "terminating connection",
     "connection is lost",

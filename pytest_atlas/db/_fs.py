@@ -30,7 +30,7 @@ import secrets
 import shutil
 import stat
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,19 +39,27 @@ from pytest_atlas.errors import ProvisioningError
 __all__ = [
     "FileLock",
     "FileRecord",
+    "NoSpaceError",
     "UnsafePathError",
+    "UnusableFolderError",
     "check_dir_fd",
     "check_output",
     "check_parent",
+    "check_usable",
     "copy_regular_tree",
     "create_private_file",
     "digest_file",
     "ensure_dir",
+    "filesystem_of",
+    "free_bytes",
     "locked",
     "make_private_dir",
+    "no_space",
     "open_folders",
     "read_regular",
+    "refuse_unusable",
     "remove_tree",
+    "size_text",
     "write_output",
 ]
 
@@ -62,6 +70,143 @@ _CHUNK = 1 << 20
 class UnsafePathError(ProvisioningError):
     """A folder or file the plugin wanted to use is not safe to use (a link, someone else's, or
     writable by others)."""
+
+
+class UnusableFolderError(ProvisioningError):
+    """A folder the plugin was told to write in cannot hold files: not writable by this account, on
+    a read-only file system, or on a kernel's pseudo file system (/proc, /sys)."""
+
+
+class NoSpaceError(ProvisioningError):
+    """A file system the plugin writes to is full (ENOSPC)."""
+
+
+#: file systems that show the kernel's state: nothing the plugin writes can be stored on them
+PSEUDO_FILESYSTEMS = frozenset(
+    {
+        "proc",
+        "sysfs",
+        "cgroup",
+        "cgroup2",
+        "debugfs",
+        "tracefs",
+        "securityfs",
+        "pstore",
+        "bpf",
+        "configfs",
+        "fusectl",
+        "devpts",
+        "mqueue",
+        "binfmt_misc",
+        "efivarfs",
+        "selinuxfs",
+        "nsfs",
+        "autofs",
+        "rpc_pipefs",
+        "hugetlbfs",
+    }
+)
+
+
+def _unescape_mount(field: str) -> str:
+    """A path of /proc/self/mountinfo, whose spaces, tabs, newlines and backslashes are octal escapes."""
+    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def filesystem_of(fd: int) -> str | None:
+    """The type of the file system the open ``fd`` is on (its mount with the longest mount point
+    that holds it, from /proc/self/mountinfo), or None when that cannot be told."""
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    best, kind = "", None
+    for line in lines:
+        head, sep, tail = line.partition(" - ")
+        fields = head.split()
+        if not sep or len(fields) < 5 or not tail.split():
+            continue
+        point = _unescape_mount(fields[4])
+        inside = real == point or real.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):  # a later mount on the same point hides an earlier one
+            best, kind = point, tail.split()[0]
+    return kind
+
+
+def free_bytes(path: Path) -> int | None:
+    """The bytes an unprivileged account may still write on the file system of ``path`` (or of its
+    nearest existing folder), or None when it cannot be told."""
+    for folder in (Path(os.path.abspath(path)), *Path(os.path.abspath(path)).parents):
+        try:
+            st = os.statvfs(folder)
+        except OSError:
+            continue
+        return st.f_bavail * st.f_frsize
+    return None
+
+
+def size_text(size: int) -> str:
+    """A size as messages show it: "38 MB", or "12 KB" below a megabyte."""
+    if size >= 1 << 20:
+        return f"{size / (1 << 20):.0f} MB"
+    return f"{max(size, 0) / 1024:.0f} KB"
+
+
+def no_space(path: Path, needed: int | None, fix: str) -> NoSpaceError:
+    """The error of a write to ``path`` that failed for want of space: how much is free there, and
+    about how much was needed."""
+    free = free_bytes(path)
+    shown = "free space unknown" if free is None else f"{size_text(free)} free"
+    if needed:
+        shown += f", needs ~{size_text(needed)}"
+    return NoSpaceError(f"no space left on {path} ({shown})", hint=fix)
+
+
+def refuse_unusable(fd: int, shown: Path, *, elsewhere: str) -> None:
+    """Raise UnusableFolderError unless files can be made in the open folder ``fd`` (at ``shown``):
+    on a real file system, not a read-only one, and writable by the effective user. ``elsewhere``
+    ends each hint: how to name another folder ("with --atlas-data-dir")."""
+    kind = filesystem_of(fd)
+    if kind in PSEUDO_FILESYSTEMS:
+        raise UnusableFolderError(
+            f"{shown} is on a {kind!r} file system, which is not a real one (nothing can be stored there)",
+            hint=f"give a folder on a disk or a tmpfs {elsewhere}",
+        )
+    if os.fstatvfs(fd).f_flag & os.ST_RDONLY:
+        raise UnusableFolderError(
+            f"{shown} is not writable: it is on a read-only file system",
+            hint=f"give a folder on a writable file system {elsewhere}",
+        )
+    if not os.access(".", os.W_OK | os.X_OK, dir_fd=fd, effective_ids=True):
+        raise UnusableFolderError(
+            f"{shown} is not writable by {_owner(os.geteuid())}",
+            hint=f"give a folder of yours {elsewhere} (one in your home, say), or ask its owner to make you one",
+        )
+
+
+def check_usable(path: Path, *, elsewhere: str, opener: Callable[[Path], int | None] | None = None) -> None:
+    """Raise UnusableFolderError unless files can be made in the folder ``path``, or, when it is
+    missing, in the nearest folder above it that exists (see :func:`refuse_unusable`). Makes
+    nothing; each folder is opened by ``opener`` (default :func:`open_folders`, which checks the
+    way there)."""
+    path = Path(os.path.abspath(path))
+    opener = opener or open_folders
+    for found in (path, *path.parents):
+        fd = opener(found)
+        if fd is not None:
+            break
+    else:  # pragma: no cover - / exists
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), "/")
+    try:
+        refuse_unusable(fd, found, elsewhere=elsewhere)
+    except UnusableFolderError as exc:
+        if found == path:
+            raise
+        raise UnusableFolderError(f"{path} cannot be made: {exc.problem}", hint=exc.hint) from None
+    finally:
+        os.close(fd)
 
 
 def _owner(uid: int) -> str:
@@ -334,6 +479,8 @@ def create_private_file(path: Path, data: bytes = b"", *, mode: int = 0o600) -> 
 
 
 _OUTPUT_ELSEWHERE = "(give the option a path there)"
+_OUTPUT_USABLE = "and a path in it to the option"
+_OUTPUT_NO_SPACE = "free space there, or give the option a path on a file system with room"
 _IN_A_FOLDER = "name a file in a folder"
 
 
@@ -348,10 +495,12 @@ def check_output(path: Path) -> None:
     writes."""
     path = Path(os.path.abspath(path))
     fd = _output_folder(path, make=False)
-    if fd is None:
+    if fd is None:  # its folder is made when the file is written: where it would be made must take files
+        check_usable(path.parent, elsewhere=_OUTPUT_USABLE, opener=_open_output_folder)
         return
     try:
         _check_holder(os.fstat(fd), path, _OUTPUT_ELSEWHERE)
+        refuse_unusable(fd, path.parent, elsewhere=_OUTPUT_USABLE)
         _check_target(path, dir_fd=fd)
     finally:
         os.close(fd)
@@ -369,6 +518,11 @@ def _output_folder(path: Path, *, make: bool, holders: bool = True) -> int | Non
         instead="give another path",
         not_folder=_IN_A_FOLDER,
     )
+
+
+def _open_output_folder(folder: Path) -> int | None:
+    """``folder`` opened as the folder of an output file is (None when it is missing)."""
+    return open_folders(folder, elsewhere=_OUTPUT_ELSEWHERE, instead="give another path", not_folder=_IN_A_FOLDER)
 
 
 def _check_target(path: Path, *, dir_fd: int | None = None) -> None:
@@ -406,8 +560,21 @@ def write_output(path: Path, data: bytes) -> Path:
     by :func:`check_output`, its missing folders made (each relative to its checked parent, see
     :func:`open_folders`), the data written to a new file beside it
     and renamed over it (the rename replaces whatever name is there, it never follows it). Raises
-    UnsafePathError for a path someone else may control, OSError when it cannot be written."""
+    UnsafePathError for a path someone else may control, UnusableFolderError for a folder that
+    cannot take files, NoSpaceError when its file system is full (nothing is left of the file), and
+    OSError (naming the path) when it cannot be written otherwise."""
     path = Path(os.path.abspath(path))
+    try:
+        return _write_output(path, data)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise no_space(path.parent, len(data), _OUTPUT_NO_SPACE) from None
+        if not exc.filename:  # a write says nothing of the file it failed on
+            exc.filename = str(path)
+        raise
+
+
+def _write_output(path: Path, data: bytes) -> Path:
     check_output(path)  # refused before any folder is made
     fd = _output_folder(path, make=True)  # the folders made relative to their checked parents
     assert fd is not None
@@ -477,8 +644,13 @@ def append_output(path: Path, data: bytes) -> Path:
                 "remove it, or give another path",
             )
         view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise no_space(path.parent, len(data), _OUTPUT_NO_SPACE) from None
+            raise
     finally:
         os.close(fd)
     return path

@@ -34,6 +34,7 @@ so no reaper ever sees a live folder without a held lock.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
@@ -46,9 +47,11 @@ from pytest_atlas.db._account import ServerAccount
 from pytest_atlas.db._fs import (
     FileLock,
     check_parent,
+    check_usable,
     create_private_file,
     ensure_dir,
     make_private_dir,
+    no_space,
     remove_tree,
 )
 from pytest_atlas.db._processes import FolderBirth, stop_servers
@@ -58,6 +61,7 @@ __all__ = [
     "BASE_NAME",
     "Base",
     "RunDir",
+    "check_data_dir",
     "choose_base",
     "private_bases",
     "reap_private_bases",
@@ -101,7 +105,7 @@ def choose_base(configured: Path | None, account: ServerAccount) -> Base:
     mode = 0o700 if account.is_current else 0o711
     name = BASE_NAME.format(uid=os.geteuid())
     if configured is not None:
-        path = ensure_dir(Path(configured) / name, mode, parents=True)
+        path = _configured_base(Path(os.path.abspath(configured)), name, mode)
         _check_reachable(path, account)
         return Base(path)
     parents = ([_SHM] if _shm_has_room() else []) + _temp_folders()
@@ -139,6 +143,40 @@ def choose_base(configured: Path | None, account: ServerAccount) -> Base:
         "no folder to keep the test server's data in: " + "; ".join(problems),
         hint="give a folder of yours that the server account can reach with --atlas-data-dir",
     )
+
+
+_ELSEWHERE = "with --atlas-data-dir"
+
+
+def _configured_base(folder: Path, name: str, mode: int) -> Path:
+    """``folder/name`` made (and ``folder`` too, if missing) and checked as :func:`ensure_dir`
+    does; a folder that cannot hold a server's data is a ProvisioningError saying why."""
+    check_usable(folder, elsewhere=_ELSEWHERE)  # before anything is made in it
+    try:
+        return ensure_dir(folder / name, mode, parents=True)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise no_space(folder, None, _NO_SPACE_FIX) from None
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            check_usable(folder, elsewhere=_ELSEWHERE)  # says why (it changed since the check above)
+        raise ProvisioningError(
+            f"{folder} cannot hold the test server's data: {exc.strerror or exc}",
+            hint=f"give another folder {_ELSEWHERE}",
+        ) from None
+
+
+#: how to fix a data folder that is full
+_NO_SPACE_FIX = "free space there, or give a folder with room with --atlas-data-dir"
+
+
+def check_data_dir(configured: Path, account: ServerAccount, where: str) -> Base:
+    """The base folder in the data folder given by ``where`` (``--atlas-data-dir``, or the ini
+    key), made and checked by :func:`choose_base` before the run starts: a folder that cannot be
+    used is an error that names ``where`` (the plugin's usage error)."""
+    try:
+        return choose_base(configured, account)
+    except ProvisioningError as exc:
+        raise type(exc)(f"{where}: {exc.problem}", hint=exc.hint) from None
 
 
 def _temp_folders() -> list[Path]:

@@ -8,6 +8,7 @@ it. An existing server given by DSN is attached in :mod:`._external`.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,10 +33,18 @@ from pytest_atlas.db._cache import (
     megabytes,
     prune_tiers,
 )
-from pytest_atlas.db._cluster import INITDB_ARGS, SUPERUSER, LocalCluster, PortInUseError
+from pytest_atlas.db._cluster import (
+    CLUSTER_SIZE,
+    INITDB_ARGS,
+    NO_SPACE_FIX,
+    SUPERUSER,
+    LocalCluster,
+    PortInUseError,
+    out_of_space,
+)
 from pytest_atlas.db._connect import one_line, passfile_first
 from pytest_atlas.db._external import probe_server
-from pytest_atlas.db._fs import UnsafePathError, ensure_dir, remove_tree
+from pytest_atlas.db._fs import NoSpaceError, UnsafePathError, ensure_dir, free_bytes, no_space, remove_tree
 from pytest_atlas.db._postgres import AtlasPostgres, create_template
 from pytest_atlas.db._reset import isolation_header
 from pytest_atlas.db._runtime import Base, RunDir, choose_base, reap_stale
@@ -46,6 +55,10 @@ __all__ = ["TEMPLATE", "ServerPlan", "plan_server", "start_server"]
 
 #: the template database of a cached cluster (schema.sql + extra SQL already loaded)
 TEMPLATE = "atlas_template"
+
+#: free space a start from the cache needs besides the entry's files (the server's first WAL, its
+#: pid and socket files)
+_START_ROOM = 8 << 20
 
 _SETTINGS_TEXT = "initdb " + " ".join(INITDB_ARGS) + " | settings outside the data folder"
 
@@ -145,12 +158,26 @@ def plan_server(settings: AtlasSettings, sources: tuple[SqlSource, ...]) -> Serv
             except (CacheUnavailable, UnsafePathError, OSError):
                 cache.hot = None
         hit, damage = cache.check(key)
-        plan.cache_state = damage if damage and not hit else f"{'hit' if hit else 'miss'} ({cache.root / key})"
+        plan.cache_state = damage if damage and not hit else f"{'hit' if hit else 'miss'} ({_where(cache, key)})"
         if damage and hit:
             plan.cache_state += f"; {damage}"
         if cache.cleaned:
             plan.cache_state += f"; removed {len(cache.cleaned)} folder(s) of interrupted cache stores"
     return plan
+
+
+def _where(cache: ClusterCache, key: str) -> str:
+    """Where the entry of ``key`` is (for the header): the copy a hit is served from (in memory, or
+    the persistent entry) and the persistent entry; for a miss, where it will be stored."""
+    stored = cache.root / key
+    served = cache.checked
+    if served is None:
+        return str(stored)
+    if served.persistent:
+        return f"{stored}, copied into memory first" if cache.hot is not None else str(stored)
+    if not os.path.lexists(stored / "pgdata"):
+        return f"in memory: {served.pgdata.parent}; its persistent entry {stored} is gone"
+    return f"in memory: {served.pgdata.parent}, a copy of {stored}"
 
 
 def start_server(plan: ServerPlan) -> AtlasPostgres:
@@ -162,22 +189,32 @@ def start_server(plan: ServerPlan) -> AtlasPostgres:
     account, base = plan.account, plan.base
     reaped = reap_stale(base.path)
     install = reachable_install(plan.install, account, base.path)
-    run = RunDir.create(base.path, account, keep=settings.keep_db)
+    try:
+        run = RunDir.create(base.path, account, keep=settings.keep_db)
+    except OSError as exc:
+        if out_of_space(exc):
+            raise no_space(base.path, CLUSTER_SIZE, NO_SPACE_FIX) from None
+        raise
     cluster = LocalCluster(install, account, run)
     started = time.perf_counter()
     try:
-        run.server_dirs()
-        cache_note = _start_cluster(plan, cluster, detached=settings.keep_db)
-        passfile = None
-        server_notes: list[str] = []
-        if plan.tcp:
-            # a password made for this run, set at every start (cached clusters have none)
-            password = new_password()
-            passfile = run.write_passfile(passfile_line(password))
-            with _local(cluster).admin_connect(autocommit=True) as admin:
-                set_password(admin, SUPERUSER, password)
-            del password
-            server_notes = passfile_first()
+        try:
+            run.server_dirs()
+            cache_note = _start_cluster(plan, cluster, detached=settings.keep_db)
+            passfile = None
+            server_notes: list[str] = []
+            if plan.tcp:
+                # a password made for this run, set at every start (cached clusters have none)
+                password = new_password()
+                passfile = run.write_passfile(passfile_line(password))
+                with _local(cluster).admin_connect(autocommit=True) as admin:
+                    set_password(admin, SUPERUSER, password)
+                del password
+                server_notes = passfile_first()
+        except (OSError, psycopg.Error) as exc:
+            if out_of_space(exc):  # a file of the run folder, the server's config, a WAL file...
+                raise cluster.no_space() from None
+            raise
     except BaseException:
         cluster.stop()
         run.remove()
@@ -277,10 +314,16 @@ def _from_cache(
     """Start ``cluster`` from the cache entry: "hit", None when there is no entry, else why the
     entry is unusable (it is damaged)."""
     pgdata = cluster.run.pgdata
+    needed = 0
     try:
         entry = cache.lookup(key)
         if entry is None:
             return None
+        # the copy, and room for the server to start: a folder without it is full, the entry is fine
+        needed = sum(record.size for record in entry.manifest.values()) + _START_ROOM
+        free = free_bytes(cluster.run.path)
+        if free is not None and free < needed:
+            raise cluster.no_space(needed)
         copy_entry(entry, pgdata)
         cluster.run.hand_over(pgdata)
         cluster.start(port, tcp=tcp, detached=detached)
@@ -291,6 +334,8 @@ def _from_cache(
     except (DamagedEntry, ProvisioningError, OSError, psycopg.Error) as exc:
         cluster.stop()
         remove_tree(pgdata)
+        if out_of_space(exc):  # the data folder is full, not the entry damaged: it is kept
+            raise exc if isinstance(exc, NoSpaceError) else cluster.no_space(needed or CLUSTER_SIZE) from None
         return one_line(exc)
 
 
@@ -300,6 +345,8 @@ def _build(plan: ServerPlan, cluster: LocalCluster, port: int, *, tcp: bool, det
     try:
         create_template(_local(cluster), TEMPLATE, plan.sources)
     except psycopg.Error as exc:
+        if out_of_space(exc):
+            raise cluster.no_space() from None
         raise ProvisioningError(f"could not create the template database: {one_line(exc)}") from None
 
 

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pytest_atlas.db import UnsafePathError, write_output
+from pytest_atlas.db import NoSpaceError, UnsafePathError, UnusableFolderError, write_output
 from pytest_atlas.errors import BaselineFileError, InvalidArgument
 from pytest_atlas.gates._fields import PathCensus
 from pytest_atlas.gates._series import Series, check_series
@@ -49,7 +49,7 @@ def write_baseline(
     text = json.dumps(document, indent=1, sort_keys=True) + "\n"
     try:
         write_output(target, text.encode("utf-8"))
-    except UnsafePathError as exc:
+    except (UnsafePathError, UnusableFolderError, NoSpaceError) as exc:
         raise BaselineFileError(str(target), f"is not written: {exc.problem}", hint=exc.hint) from None
     except OSError as exc:
         raise BaselineFileError(

@@ -103,23 +103,36 @@ def _read_settings(config: pytest.Config) -> AtlasSettings:
     return resolve_settings(cli, ini, os.environ, rootdir=Path(config.rootpath))
 
 
+def _check_data_dir(settings: AtlasSettings) -> None:
+    """A data folder that cannot hold a server (not writable, on /proc, another account's) is a
+    usage error now, not an error of every test that uses the database."""
+    if settings.dsn is not None or settings.data_dir is None:
+        return
+    from pytest_atlas.db import check_data_dir, server_account
+
+    check_data_dir(
+        settings.data_dir, server_account(settings.run_as), settings.sources.get("data_dir", "--atlas-data-dir")
+    )
+
+
 #: the files a run writes when asked: checked before anything runs (and again when written)
 _OUTPUTS = ("report", "report_html", "save_baseline")
 
 
 def _check_outputs(settings: AtlasSettings) -> None:
-    """A path to write that is a link, another account's file or in a folder someone else could
-    swap it in is a usage error now, not a file written through a planted link at the end."""
+    """A path to write that is a link, another account's file, in a folder someone else could swap
+    it in, or in a folder that cannot take files (not writable, read-only, on /proc) is a usage
+    error now, not a file written through a planted link, or not written, at the end."""
     paths = {field: getattr(settings, field) for field in _OUTPUTS if getattr(settings, field) is not None}
     if not paths:
         return
-    from pytest_atlas.db import UnsafePathError, check_output
+    from pytest_atlas.db import check_output
 
     for field, path in paths.items():
         try:
             check_output(path)
-        except UnsafePathError as exc:
-            raise UnsafePathError(f"{settings.sources.get(field, field)}: {exc.problem}", hint=exc.hint) from None
+        except AtlasError as exc:
+            raise AtlasError(f"{settings.sources.get(field, field)}: {exc.problem}", hint=exc.hint) from None
 
 
 _EXPECTED = {"bool": "expected true or false", "int": "expected an integer"}
@@ -133,6 +146,7 @@ def pytest_configure(config: pytest.Config) -> None:
             from pytest_atlas.db import server_account
 
             server_account(settings.run_as)  # an unknown or root account is a usage error, not a test error
+        _check_data_dir(settings)
         _check_outputs(settings)
     except AtlasError as exc:
         raise pytest.UsageError(str(exc)) from None

@@ -63,6 +63,8 @@ class AtlasReporter:
         self.other_failures: set[str] = set()
         #: one line per file the run was asked to write and did not (refused, or not writable)
         self.unwritten: list[str] = []
+        #: the fields of the files that were not written (their paths are not shown as reports)
+        self.failed_writes: set[str] = set()
         #: lines other plugin modules add to a kind's section (e.g. "baseline written to ...")
         self.notes: dict[str, list[str]] = {}
         #: callbacks run at session finish before the report is written (e.g. saving a baseline)
@@ -166,8 +168,12 @@ class AtlasReporter:
                 if field == "step_summary"
                 else settings_of(self.config).sources.get(field, field)
             )
-            reason = exc.problem if isinstance(exc, AtlasError) else f"{exc.strerror or exc} ({exc.filename})"
+            if isinstance(exc, AtlasError):
+                reason = exc.problem + (f"; how to fix: {exc.hint}" if exc.hint else "")
+            else:
+                reason = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
             self.unwritten.append(f"pytest-atlas: {where} not written: {reason}")
+            self.failed_writes.add(field)
 
     def _target(self) -> str | None:
         if not check_mode(self.config):
@@ -217,9 +223,9 @@ class AtlasReporter:
         elif status == EXIT_ERROR:
             terminalreporter.line(f"exit status {EXIT_ERROR}: check(s) could not be evaluated", red=True)
         settings = settings_of(config)
-        if settings.report is not None and self.payloads:
+        if settings.report is not None and self.payloads and "report" not in self.failed_writes:
             terminalreporter.line(f"atlas report: {settings.report}")
-        if settings.report_html is not None:
+        if settings.report_html is not None and "report_html" not in self.failed_writes:
             terminalreporter.line(f"atlas html report: {settings.report_html}")
         for line in self.unwritten:
             terminalreporter.line(line, red=True)

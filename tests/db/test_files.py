@@ -128,10 +128,10 @@ def test_a_planted_link_is_refused_and_the_victim_untouched(pytester: pytest.Pyt
         assert run_as("nobody", "ln", "-s", str(victim), str(link)).returncode == 0
         pytester.makepyfile(USES_DB)
         result = pytester.runpytest("--atlas-data-dir", str(sticky))
-        result.assert_outcomes(errors=1)
-        result.stdout.fnmatch_lines(
+        assert result.ret == pytest.ExitCode.USAGE_ERROR  # refused before anything runs
+        result.stderr.fnmatch_lines(
             [
-                f"*pytest-atlas: {link} is a symbolic link (to {victim}); pytest-atlas never follows links*",
+                f"*--atlas-data-dir: {link} is a symbolic link (to {victim}); pytest-atlas never follows links*",
                 "*how to fix: if you did not make it, someone else did: remove it*",
             ]
         )
@@ -410,15 +410,16 @@ def test_another_accounts_link_above_the_data_folder_is_refused(
     link = _plant(sticky / "plant", target)
     pytester.makepyfile(USES_DB)
     result = pytester.runpytest("--atlas-data-dir", str(link / "d"), "-p", "no:randomly")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
         [
-            f"*pytest-atlas: {link} is a symbolic link of 'nobody' (uid 65534) (to {target}); "
+            f"*--atlas-data-dir: {link} is a symbolic link of 'nobody' (uid 65534) (to {target}); "
             "pytest-atlas never follows another account's links*",
             f"*how to fix: if you did not make it, someone else did: remove it (rm {link})*",
         ]
     )
     result.stdout.no_fnmatch_line("*Traceback*")
+    result.stderr.no_fnmatch_line("*Traceback*")
     assert list(target.iterdir()) == []
     with pytest.raises(UnsafePathError, match="is a symbolic link of 'nobody'"):
         choose_base(link / "d" / "e", server_account(None))

@@ -1,0 +1,179 @@
+"""A data folder that cannot hold a server (not writable, not a real file system, someone else's) is
+a usage error before anything runs; a data folder that fills up while a server starts says so
+(how much is free, how much is needed) and never costs a good cluster cache entry."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.mounts import fill, needs_root, small_tmpfs
+
+USES_DB = "def test_db(atlas_db):\n    atlas_db.execute('SELECT 1')\n"
+
+
+# -- a data folder that cannot be used: a usage error naming the option, the path, why, what to do --
+
+
+def test_a_data_folder_on_a_pseudo_file_system_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(USES_DB)
+    result = pytester.runpytest("--atlas-data-dir=/proc")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*--atlas-data-dir: /proc is on a 'proc' file system, which is not a real one (nothing can be stored there)*",
+            "*how to fix: give a folder on a disk or a tmpfs with --atlas-data-dir*",
+        ]
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stdout.no_fnmatch_line("*passed*")
+
+
+@needs_root
+def test_a_data_folder_of_another_account_is_a_usage_error(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    pytester.makepyfile(USES_DB)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    result = pytester.runpytest(f"--atlas-data-dir={theirs}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"*--atlas-data-dir: {theirs} belongs to *uid 65534*, who could replace pytest-atlas-v2-0 in it*"]
+    )
+    assert list(theirs.iterdir()) == []  # nothing made in it
+
+
+@needs_root
+def test_a_read_only_data_folder_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(USES_DB)
+    with small_tmpfs(4, read_only=True) as frozen:
+        result = pytester.runpytest(f"--atlas-data-dir={frozen}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"*--atlas-data-dir: {frozen} is not writable: it is on a read-only file system",
+            "*how to fix: give a folder on a writable file system with --atlas-data-dir",
+        ]
+    )
+
+
+@needs_root
+def test_a_data_folder_the_user_may_not_write_names_the_user(tmp_path: Path) -> None:
+    """As an account without the right to write /var (as `runuser -u rvuser` would be): the checks of
+    ``--atlas-data-dir`` raise the error the plugin turns into a usage error (naming the option), not
+    PermissionError.
+    Run in a child that drops root after importing what it needs (this interpreter lives in root's
+    home, which other accounts cannot open)."""
+    code = (
+        "import os, pwd, sys\n"
+        "from pathlib import Path\n"
+        "from pytest_atlas.db import server_account\n"
+        "from pytest_atlas.db._runtime import choose_base\n"
+        "from pytest_atlas.errors import AtlasError\n"
+        "os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
+        "try:\n"
+        "    choose_base(Path('/var'), server_account(None))\n"
+        "except AtlasError as exc:\n"
+        "    print('REFUSED', str(exc))\n"
+        "else:\n"
+        "    print('ACCEPTED')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=60, check=False
+    )
+    out = done.stdout + done.stderr
+    assert "Traceback" not in out, out
+    assert out.startswith("REFUSED /var is not writable by 'nobody' (uid 65534)"), out
+    assert "how to fix: give a folder of yours with --atlas-data-dir" in out, out
+    assert not Path("/var/pytest-atlas-v2-65534").exists()
+
+
+# -- a data folder that fills up while the server starts ---------------------------------------------
+
+
+@pytest.fixture
+def small_data() -> Iterator[Path]:
+    with small_tmpfs(100) as folder:
+        yield folder
+
+
+def _entry(cache: Path) -> Path:
+    entries = [marker.parent for marker in cache.glob("*/atlas-cache.json")]
+    assert len(entries) == 1, entries
+    return entries[0]
+
+
+@needs_root
+def test_a_full_data_folder_says_so_and_keeps_the_cache_entry(
+    pytester: pytest.Pytester, small_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    pytester.makepyfile(USES_DB)
+    cache = tmp_path_factory.mktemp("cache")  # on disk: the data folder's tmpfs holds the in-memory tier
+    options = (f"--atlas-data-dir={small_data}", f"--atlas-cache-dir={cache}", "-p", "no:randomly")
+    pytester.runpytest(*options).assert_outcomes(passed=1)  # builds and stores the entry
+    entry = _entry(cache)
+    manifest = (entry / "atlas-cache.json").read_text()
+    made = json.loads(manifest)["created"]
+    filler = fill(small_data, leave=12 << 20)  # less than one cluster is free
+    full = pytester.runpytest(*options)
+    full.assert_outcomes(errors=1)
+    full.stdout.fnmatch_lines(
+        [
+            f"*no space left on {small_data}* (* MB free, needs ~* MB)*",
+            "*how to fix: free space there, or give a folder with room with --atlas-data-dir*",
+        ]
+    )
+    assert "INTERNALERROR" not in full.stdout.str()
+    # the good entry is still there, untouched
+    assert _entry(cache) == entry and json.loads((entry / "atlas-cache.json").read_text())["created"] == made
+    filler.unlink()
+    again = pytester.runpytest(*options)
+    again.assert_outcomes(passed=1)
+    again.stdout.fnmatch_lines(["atlas: cluster cache: hit *"])
+    assert json.loads((_entry(cache) / "atlas-cache.json").read_text())["created"] == made  # not rebuilt
+
+
+@needs_root
+def test_initdb_on_a_full_data_folder_says_the_disk_is_full(pytester: pytest.Pytester, small_data: Path) -> None:
+    pytester.makepyfile(USES_DB)
+    fill(small_data, leave=6 << 20)
+    result = pytester.runpytest(f"--atlas-data-dir={small_data}", "--atlas-no-cache")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"*no space left on {small_data}* (* MB free, needs ~* MB)*",
+            "*how to fix: free space there, or give a folder with room with --atlas-data-dir*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*check that the data folder is writable*")
+
+
+# -- the report header says which copy a hit is served from ------------------------------------------
+
+
+@needs_root
+def test_the_header_says_a_hit_is_served_from_memory(
+    pytester: pytest.Pytester, small_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    pytester.makepyfile(USES_DB)
+    cache = tmp_path_factory.mktemp("cache")
+    options = (f"--atlas-data-dir={small_data}", f"--atlas-cache-dir={cache}", "-p", "no:randomly")
+    pytester.runpytest(*options).assert_outcomes(passed=1)  # stored on disk and copied into memory
+    key = _entry(cache).name
+    hot = [marker.parent for marker in small_data.glob(f"*/cache/*/{key}/atlas-cache.json")]
+    assert len(hot) == 1, hot
+    second = pytester.runpytest(*options)
+    second.assert_outcomes(passed=1)
+    second.stdout.fnmatch_lines([f"atlas: cluster cache: hit (in memory: {hot[0]}, a copy of {cache / key});*"])
+    # the copy in memory gone: the hit is the persistent entry (copied into memory again on the way)
+    shutil.rmtree(hot[0])
+    third = pytester.runpytest(*options)
+    third.assert_outcomes(passed=1)
+    third.stdout.fnmatch_lines([f"atlas: cluster cache: hit ({cache / key}, copied into memory first);*"])
