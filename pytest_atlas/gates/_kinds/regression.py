@@ -130,7 +130,7 @@ def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: RegressionO
         ]
         return Evaluation(rows, (*notes, "no baseline: recording only"), _without_ids(series))
     _check_baseline(spec, baseline, label)
-    rows = regression_rows(series, baseline, spec, shared=_shared(series, baseline)) if series else []
+    rows = regression_rows(series, baseline, spec) if series else []
     chart = (
         reward_chart(
             conn,
@@ -190,18 +190,13 @@ def _pairs(base: Series, cand: Series) -> tuple[list[float], list[float]] | None
     return [base.tasks[t][0] for t in tasks], [cand.tasks[t][0] for t in tasks]
 
 
-def regression_rows(
-    candidate: Mapping[str, Series],
-    baseline: Mapping[str, Series],
-    spec: GateSpec,
-    *,
-    shared: Mapping[str, Any] | None = None,
-) -> list[KeyResult]:
+def regression_rows(candidate: Mapping[str, Series], baseline: Mapping[str, Series], spec: GateSpec) -> list[KeyResult]:
     """Did each key's mean reward drop against the baseline? Paired by task when both windows ran
-    the same tasks (``paired`` unset) or when asked (True). Holm across keys. ``shared``: per key,
-    the ids of sessions in both windows; such a key fails uncompared (a window compared with
-    itself shows no drop)."""
+    the same tasks (``paired`` unset) or when asked (True). Holm across keys. A key whose two
+    series share sessions (both read with ``with_ids``) fails uncompared: a window compared with
+    itself shows no drop."""
     options: RegressionOptions = spec.options
+    shared = _shared(candidate, baseline)
     keys = sorted(set(candidate) | set(baseline))
     compared: list[tuple[str, Comparison]] = []
     rows: dict[str, KeyResult] = {}
@@ -227,8 +222,8 @@ def regression_rows(
                 missing=cand.missing if cand else 0,
             )
             continue
-        both = (shared or {}).get(key)
-        if both is not None and len(both):
+        both = shared.get(key)
+        if both is not None:
             rows[key] = _overlap(key, cand, base, both, options)
             continue
         pairs = _pairs(base, cand) if options.paired is not False else None
