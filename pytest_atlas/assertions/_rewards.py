@@ -23,6 +23,7 @@ from pytest_atlas._dsn import Dsn, hide_password
 from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.gates import (
     ALL_KEYS,
+    KINDS,
     DriftInput,
     GateResult,
     GateSpec,
@@ -41,6 +42,7 @@ from pytest_atlas.gates import (
     regression_rows,
     review_rows,
     threshold_rows,
+    unread_names,
 )
 from pytest_atlas.reporting import render_failure
 from pytest_atlas.stats import Sample
@@ -137,10 +139,12 @@ def _series_of_scores(key: str, scores: Any) -> Series:
     return Series(key, sample, missing=len(scores) - len(present))
 
 
-def _series(source: ScoreSource, selection: Selection, by_key: bool, digits: int = 4) -> dict[str, Series]:
+def _series(
+    source: ScoreSource, selection: Selection, by_key: bool, digits: int = 4, *, with_ids: bool = False
+) -> dict[str, Series]:
     if _is_database(source):
         with connection(source) as conn:  # type: ignore[arg-type]
-            return fetch_series(conn, selection, by_key=by_key, digits=digits)
+            return fetch_series(conn, selection, by_key=by_key, digits=digits, with_ids=with_ids)
     if isinstance(source, Mapping):
         return {
             str(key): (value if isinstance(value, Series) else _series_of_scores(str(key), value))
@@ -161,7 +165,15 @@ def _finish(
     series: Mapping[str, Any],
     error: type[RewardAssertionError],
     notes: Sequence[str] = (),
+    *,
+    source: object = None,
 ) -> GateResult:
+    """The result (raising ``error`` when it blocks). With a database ``source``, every learning key
+    and task the selection names must be among what was read (as for a gate)."""
+    if _is_database(source):
+        with connection(source) as conn:  # type: ignore[arg-type]
+            rows = [*rows, *unread_names(conn, spec, KINDS[spec.kind], rows)]
+    series = {key: replace(s, ids=None) if isinstance(s, Series) else s for key, s in series.items()}
     result = replace(gate_result(spec, rows, notes), series=series)
     return _check(result, error)
 
@@ -206,7 +218,7 @@ def assert_reward_at_least(
         },
     )
     series = _series(source, chosen, by_key)
-    return _finish(threshold_rows(series, spec), spec, series, RewardBelowThreshold)
+    return _finish(threshold_rows(series, spec), spec, series, RewardBelowThreshold, source=source)
 
 
 def _baseline_series(
@@ -217,7 +229,10 @@ def _baseline_series(
             raise InvalidArgument(
                 "a baseline Selection needs a database source", hint="pass a connection or DSN as the first argument"
             )
-        return _series(source, baseline, spec.by_key, spec.options.digits), f"baseline: sessions {baseline.describe()}"
+        return (
+            _series(source, baseline, spec.by_key, spec.options.digits, with_ids=True),
+            f"baseline: sessions {baseline.describe()}",
+        )
     if isinstance(baseline, os.PathLike):
         gates = read_baseline(baseline)
         if gate is None:
@@ -285,8 +300,9 @@ def assert_no_regression(
         },
     )
     base, note = _baseline_series(baseline, source, spec, baseline_gate)
-    series = _series(source, chosen, by_key, spec.options.digits)
-    return _finish(regression_rows(series, base, spec), spec, series, RewardRegression, [note])
+    # the candidate's session ids, to find those a baseline selection shares with it
+    series = _series(source, chosen, by_key, spec.options.digits, with_ids=isinstance(baseline, Selection))
+    return _finish(regression_rows(series, base, spec), spec, series, RewardRegression, [note], source=source)
 
 
 def assert_no_drift(
@@ -347,7 +363,7 @@ def assert_no_drift(
             )
             for index in range(max(0, len(history) - last), len(history))
         ]
-    return _finish(drift_rows(inputs, spec), spec, {}, RewardDrift)
+    return _finish(drift_rows(inputs, spec), spec, {}, RewardDrift, source=source)
 
 
 def assert_review_clean(
@@ -364,7 +380,7 @@ def assert_review_clean(
     spec = _spec(name, "review", {"max_pending_share": max_pending_share, "by_key": by_key, **selection})
     with connection(source) as conn:
         counts = fetch_review(conn, spec.selection, by_key=by_key)
-    return _finish(review_rows(counts, spec), spec, {}, ReviewNotClean)
+    return _finish(review_rows(counts, spec), spec, {}, ReviewNotClean, source=source)
 
 
 def assert_execution_modes(
@@ -384,4 +400,4 @@ def assert_execution_modes(
     spec = _spec(name, "execution_modes", {"modes": dict(bounds), "by_key": by_key, **selection})
     with connection(source) as conn:
         counts = fetch_modes(conn, spec.selection, by_key=by_key)
-    return _finish(mode_rows(counts, spec), spec, {}, ExecutionModesOutOfBounds)
+    return _finish(mode_rows(counts, spec), spec, {}, ExecutionModesOutOfBounds, source=source)

@@ -23,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     ),
     **dict.fromkeys(["Declarations", "parse_ini_line", "read_pyproject"], "pytest_atlas.gates._declare"),
     **dict.fromkeys(["evaluate", "gate_result"], "pytest_atlas.gates._evaluate"),
+    "unread_names": "pytest_atlas.gates._named",
     **dict.fromkeys(["Context", "Evaluation", "GateKind"], "pytest_atlas.gates._kind"),
     "KINDS": "pytest_atlas.gates._kinds",
     **dict.fromkeys(["DriftInput", "drift_rows", "fetch_drift_inputs"], "pytest_atlas.gates._kinds.drift"),
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     from pytest_atlas.gates._kinds.review import fetch_review as fetch_review
     from pytest_atlas.gates._kinds.review import review_rows as review_rows
     from pytest_atlas.gates._kinds.threshold import threshold_rows as threshold_rows
+    from pytest_atlas.gates._named import unread_names as unread_names
     from pytest_atlas.gates._result import NEW_KEY as NEW_KEY
     from pytest_atlas.gates._result import GateResult as GateResult
     from pytest_atlas.gates._result import KeyResult as KeyResult

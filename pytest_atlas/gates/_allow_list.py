@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from pytest_atlas._outcome import Outcome
-from pytest_atlas.gates._result import GateResult
+from pytest_atlas.gates._result import UNACCEPTABLE, GateResult
 
 __all__ = ["EXPIRED_HINT", "Acceptance", "accept"]
 
@@ -45,13 +45,16 @@ class Acceptance:
 
 def accept(result: GateResult, acceptances: Sequence[Acceptance], today: date) -> GateResult:
     """``result`` with the failed rows an unexpired acceptance covers marked accepted, and every
-    expired acceptance of the gate listed (the gate fails until the entry is removed or extended)."""
+    expired acceptance of the gate listed (the gate fails until the entry is removed or extended).
+    Rows that are no evidence (a named key or task the gate read nothing of, a baseline sharing
+    sessions with the candidate) are never accepted."""
     entries = [a for a in acceptances if a.gate == result.name]
     if not entries:
         return result
     rows = []
     for row in result.rows:
         match = next((a for a in entries if a.matches(result.name, row.learning_key) and not a.expired(today)), None)
-        rows.append(row.accept(match.note()) if match and row.outcome is Outcome.FAIL else row)
+        acceptable = row.outcome is Outcome.FAIL and row.statistic not in UNACCEPTABLE
+        rows.append(row.accept(match.note()) if match and acceptable else row)
     expired = tuple(a.describe_expired() for a in entries if a.expired(today))
     return replace(result, rows=tuple(rows), expired=expired)

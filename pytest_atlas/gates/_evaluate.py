@@ -4,6 +4,7 @@ then one :class:`~pytest_atlas.gates.GateResult`. Nothing here knows a kind by n
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -13,6 +14,7 @@ from pytest_atlas.db import read_again
 from pytest_atlas.gates._fields import PathCensus
 from pytest_atlas.gates._kind import Context, Evaluation
 from pytest_atlas.gates._kinds import KINDS
+from pytest_atlas.gates._named import unread_names
 from pytest_atlas.gates._result import GateResult, KeyResult
 from pytest_atlas.gates._series import Series
 from pytest_atlas.gates._spec import GateSpec
@@ -41,7 +43,8 @@ def evaluate(
     its series and passes (that is how ``--atlas-save-baseline`` runs work). Raises
     :class:`~pytest_atlas.errors.GateError` when the database cannot be read, and when a regression
     gate's baseline holds no scored session (``baseline_label`` says where that baseline came from).
-    A fields gate compares with ``census`` (a baseline field census), else its baseline selection,
+    A learning key or task the spec names that the gate read no usable session of is a failing
+    row naming it. A fields gate compares with ``census`` (a baseline field census), else its baseline selection,
     else what ``load_census`` returns; with ``record`` and none it records its census and passes.
     With ``charts`` false the result's ``chart`` is left empty and the query only a chart reads (the
     newest scores of each key, a second pass over the selection) is not run: for a caller that
@@ -53,7 +56,10 @@ def evaluate(
 
     def read() -> GateResult:
         with connection(source) as conn:
-            return gate_result(spec, kind.evaluate(conn, spec, spec.options, context))
+            found = kind.evaluate(conn, spec, spec.options, context)
+            # every learning key and task the gate names must have evidence, not only some of them
+            unread = unread_names(conn, spec, kind, found.rows)
+            return gate_result(spec, replace(found, rows=[*found.rows, *unread]) if unread else found)
 
     # a read the server cut (a restart, an administrator: a GateError marked transient) is read again
     return read_again(source, read)

@@ -13,7 +13,8 @@ Three parts, each usable alone:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +98,9 @@ class PathCensus:
     volatile: set[str] = field(default_factory=set)
     #: the newest few session ids of the window (the ones to look at for a path no row carries)
     newest: list[int] = field(default_factory=list)
+    #: the session id of every row, when the census was read with ``with_ids`` (never stored): how
+    #: a fields gate finds sessions its baseline shares with it
+    sessions: array[int] | None = field(default=None, repr=False, compare=False)
 
     def share(self, path: str) -> float:
         stats = self.paths.get(path)
@@ -415,10 +419,13 @@ def _new_row(path: str, candidate: PathCensus) -> KeyResult:
 # ------------------------------------------------------------------------------------------------
 
 
-def fetch_census(conn: psycopg.Connection[Any], selection: Selection, column: str = "sessions.metadata") -> PathCensus:
+def fetch_census(
+    conn: psycopg.Connection[Any], selection: Selection, column: str = "sessions.metadata", *, with_ids: bool = False
+) -> PathCensus:
     """The census of ``column`` over the selected sessions (``last``: the newest N sessions), read in
     one read-only, streamed query, newest first. For a table other than ``sessions`` every row of
-    the selected sessions counts."""
+    the selected sessions counts. With ``with_ids`` the census keeps each row's session id
+    (``PathCensus.sessions``, 8 bytes a row)."""
     checked_column(column)
     table, _, name = column.partition(".")
     params: dict[str, Any] = {}
@@ -441,5 +448,16 @@ def fetch_census(conn: psycopg.Connection[Any], selection: Selection, column: st
             "SELECT t.session_id, t.{col} FROM {table} AS t JOIN picked AS p ON p.id = t.session_id "
             "ORDER BY p.created_at DESC, p.id DESC"
         ).format(col=sql.Identifier(name), table=sql.Identifier(table))
+    sessions = array("q")
+
+    def rows(cursor: psycopg.Cursor[tuple[Any, ...]]) -> Iterator[tuple[int, Any]]:
+        for session_id, document in cursor.stream(query, params):
+            if with_ids:
+                sessions.append(int(session_id))
+            yield int(session_id), document
+
     with read_only(conn) as cursor:
-        return field_census(((int(row[0]), row[1]) for row in cursor.stream(query, params)), column)
+        census = field_census(rows(cursor), column)
+    if with_ids:
+        census.sessions = sessions
+    return census

@@ -99,7 +99,9 @@ class GateKind(Generic[OptionsT]):
     * ``build``: checks a mapping holding only those names and returns the options (raises
       :class:`~pytest_atlas.errors.InvalidArgument` naming the wrong one);
     * ``evaluate``: queries the database (read-only) and gives the verdict, one row per key;
-    * ``scored``: it reads reward scores, so ``max_uncertainty`` applies to it.
+    * ``scored``: it reads reward scores, so ``max_uncertainty`` applies to it;
+    * ``keyed``: with ``by_key`` its rows are one per learning key it read (a fields gate's are
+      paths), so the rows say which of the keys a gate names it had sessions of.
     """
 
     name: str
@@ -107,6 +109,7 @@ class GateKind(Generic[OptionsT]):
     build: Callable[[Mapping[str, Any]], OptionsT]
     evaluate: Callable[[psycopg.Connection[Any], GateSpec, OptionsT, Context], Evaluation]
     scored: bool = False
+    keyed: bool = True
 
     @property
     def option_names(self) -> frozenset[str]:
@@ -154,7 +157,8 @@ class Statistics:
 
 
 def baseline_selection(raw: Any) -> Selection:
-    """A kind's ``baseline`` option: a table of selection options, checked."""
+    """A kind's ``baseline`` option: a table of selection options, checked; one without any filter
+    (``baseline = {}``) is refused: it would select the candidate's sessions too."""
     from pytest_atlas.errors import InvalidArgument
     from pytest_atlas.gates._selection import Selection
 
@@ -164,9 +168,19 @@ def baseline_selection(raw: Any) -> Selection:
             hint='for example baseline = { metadata = { run = "v1" } }',
         )
     try:
-        return Selection.build(**dict(raw))
+        selection = Selection.build(**dict(raw))
     except InvalidArgument as exc:
         raise InvalidArgument(f"baseline: {exc.problem}", hint=exc.hint) from None
+    if selection.selects_every_session():
+        shown = "{}" if not raw else repr(dict(raw))
+        raise InvalidArgument(
+            f"baseline = {shown} has no filter: it selects every session, the candidate's too, so the gate "
+            "would compare its window with itself",
+            hint="a baseline needs at least one filter that picks the sessions of the run you compare with, e.g. "
+            'baseline = { metadata = { run = "main" } } (or learning_key, since/until, last, status, '
+            "review_status, task); or leave baseline out and pass --atlas-baseline FILE",
+        )
+    return selection
 
 
 def find_baseline(

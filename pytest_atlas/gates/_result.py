@@ -12,10 +12,17 @@ from typing import Any
 
 from pytest_atlas._outcome import Outcome, worst_outcome
 
-__all__ = ["NEW_KEY", "GateResult", "KeyResult"]
+__all__ = ["NEW_KEY", "NO_SESSIONS", "OVERLAP", "UNACCEPTABLE", "GateResult", "KeyResult"]
 
 #: the statistic of a row for a learning key that has no baseline of its own
 NEW_KEY = "new key"
+#: the statistic of a row for a learning key or task the gate names but read no usable session of
+NO_SESSIONS = "no sessions"
+#: the statistic of a row whose candidate and baseline share sessions (a window compared with itself)
+OVERLAP = "overlap"
+#: rows that are no evidence at all: an allow-list entry never accepts them (it accepts regressions
+#: the data showed, not a selection that could show none)
+UNACCEPTABLE = frozenset({NO_SESSIONS, OVERLAP})
 
 
 def _number(value: Any) -> Any:

@@ -121,6 +121,24 @@ class Selection:
             return False
         return self.review_status is None or "quarantined" not in self.review_status
 
+    def filters(self) -> tuple[Any, ...]:
+        """What this selection selects, in a form two selections compare by: lists as sets (their
+        order and repeats select nothing else), an empty ``metadata`` as none (``@> {}`` holds for
+        every session), the quarantine rule as the one the WHERE clause applies."""
+        sets = tuple(
+            None if getattr(self, name) is None else frozenset(getattr(self, name))
+            for name in ("learning_key", "status", "review_status", "task")
+        )
+        metadata = json.dumps(dict(self.metadata), sort_keys=True) if self.metadata else None
+        return (*sets, self.since, self.until, self.last, self.excludes_quarantined(), metadata, self.max_uncertainty)
+
+    def selects_every_session(self) -> bool:
+        """True when no filter picks which sessions this selection reads: no learning key, time,
+        ``last``, status, review status, metadata or task (``include_quarantined`` and
+        ``max_uncertainty`` pick no run)."""
+        narrowing = ("learning_key", "since", "until", "last", "status", "review_status", "task")
+        return all(getattr(self, name) is None for name in narrowing) and not self.metadata
+
     def describe(self) -> dict[str, Any]:
         """The non-default fields, JSON-ready (for reports and baseline files)."""
         out: dict[str, Any] = {}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +72,9 @@ class Series:
     uncertainty_mean: float | None = None
     uncertain: int = 0
     digits: int = 4
+    #: the ids of the scored sessions the series holds (an int64 array), when it was read from a
+    #: database: how a regression gate finds sessions its baseline shares with it; never stored
+    ids: Any = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -279,6 +282,7 @@ def fetch_series(
     worst: int = 5,
     max_tasks: int = 5000,
     tasks: bool = True,
+    with_ids: bool = False,
 ) -> dict[str, Series]:
     """The reward series of the selected sessions, one per learning key (or one pooled series).
 
@@ -286,11 +290,20 @@ def fetch_series(
     reads them). The frequency table is rounded to ``digits`` decimals; the mean and variance are
     exact. Keys without a single scored session still appear (n = 0) when they have sessions.
     Per-task means (what a paired comparison needs) are read only with ``tasks`` true; else
-    every series has ``tasks`` None.
+    every series has ``tasks`` None. With ``with_ids`` each series keeps the ids of its scored
+    sessions (``Series.ids``, 8 bytes a session).
     """
     check_integer("digits", digits, low=0, high=12, example=4)
     series, _ = _grouped_series(
-        conn, selection, by_key=by_key, digits=digits, worst=worst, max_tasks=max_tasks, tasks=tasks, points=0
+        conn,
+        selection,
+        by_key=by_key,
+        digits=digits,
+        worst=worst,
+        max_tasks=max_tasks,
+        tasks=tasks,
+        points=0,
+        with_ids=with_ids,
     )
     return series
 
@@ -307,15 +320,24 @@ def series_with_timeline(
     digits: int = 4,
     tasks: bool = True,
     points: int = 0,
+    with_ids: bool = False,
 ) -> tuple[dict[str, Series], Timeline | None]:
     """:func:`fetch_series`, and with ``points`` what :func:`fetch_timeline` reads (the newest
     ``points`` scored sessions of each key), from the same scan: a chart then costs no second
     pass over the selection. The timeline is None when it was not read (no ``points``)."""
     check_integer("digits", digits, low=0, high=12, example=4)
     if points < 1:
-        return fetch_series(conn, selection, by_key=by_key, digits=digits, tasks=tasks), None
+        return fetch_series(conn, selection, by_key=by_key, digits=digits, tasks=tasks, with_ids=with_ids), None
     return _grouped_series(
-        conn, selection, by_key=by_key, digits=digits, worst=5, max_tasks=5000, tasks=tasks, points=points
+        conn,
+        selection,
+        by_key=by_key,
+        digits=digits,
+        worst=5,
+        max_tasks=5000,
+        tasks=tasks,
+        points=points,
+        with_ids=with_ids,
     )
 
 
@@ -326,7 +348,7 @@ def _grouped_series(
     with its id and uncertainty (with ``points`` or ``last`` its time: the timeline comes from the
     same scan; with per-task means the hash of its task), see :mod:`._scores`; the uncertainty
     bound and the window of ``last`` are applied here."""
-    # ``options``: those of _read_series (by_key, digits, worst, max_tasks, tasks, points)
+    # ``options``: those of _read_series (by_key, digits, worst, max_tasks, tasks, points, with_ids)
     for _ in range(_SEEDS):
         with snapshot(conn):  # every statement of one series reads the same sessions
             found = _read_series(conn, selection, **options)
@@ -352,6 +374,7 @@ def _read_series(
     max_tasks: int,
     tasks: bool,
     points: int,
+    with_ids: bool,
 ) -> tuple[dict[str, Series], Timeline | None] | None:
     """One try of :func:`_grouped_series`; None when two tasks of a key shared a hash."""
     import numpy as np
@@ -414,6 +437,7 @@ def _read_series(
             float(known.sum()) / len(known) if len(known) else None,
             unsure,
             digits,
+            ids if with_ids else None,
         )
     if tasks:
         task_means = _task_means(conn, by_hash, key, where, params)

@@ -68,10 +68,12 @@ class GateSpec:
                     f"max_uncertainty applies to {scored} gates, not {kind_name}",
                     hint="a drift gate recomputes Atlas's own check, which uses every session",
                 )
+            built = kind.build({k: v for k, v in options.items() if k in kind.option_names})
+            _check_baseline(selection, getattr(built, "baseline", None))
             return cls(
                 name,
                 kind_name,
-                kind.build({k: v for k, v in options.items() if k in kind.option_names}),
+                built,
                 selection,
                 by_key=check_bool("by_key", options.get("by_key", True)),
                 allow_inconclusive=check_bool("allow_inconclusive", options.get("allow_inconclusive", False)),
@@ -88,3 +90,16 @@ class GateSpec:
     def describe(self) -> dict[str, Any]:
         """The gate's settings, JSON-ready (for the report)."""
         return {"kind": self.kind, **self.selection.describe(), **self.options.describe()}
+
+
+def _check_baseline(selection: Selection, baseline: object) -> None:
+    """A baseline selection declared with the gate's own filters reads the candidate's sessions:
+    the comparison of a window with itself shows no change whatever the data (sessions shared at
+    run time are the kind's to find)."""
+    if isinstance(baseline, Selection) and baseline.filters() == selection.filters():
+        raise InvalidArgument(
+            "baseline selects the same sessions as the gate's own selection "
+            f"({selection.describe() or 'every session'}): a window compared with itself shows no change",
+            hint="give the baseline a filter that picks the run you compare with, and the gate one that picks "
+            'the candidate, e.g. metadata = { run = "candidate" } and baseline = { metadata = { run = "main" } }',
+        )

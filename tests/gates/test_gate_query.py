@@ -210,11 +210,17 @@ def test_without_charts_the_same_verdict_and_no_chart(atlas_db: psycopg.Connecti
     rows = [
         session_row(0.6 + (i % 7) / 20, key=("a", "b")[i % 2], minute=i, metadata={"run": "main"}) for i in range(40)
     ]
-    rows += [session_row(0.5 + (i % 5) / 20, key=("a", "b")[i % 2], minute=60 + i) for i in range(40)]
+    rows += [
+        session_row(0.5 + (i % 5) / 20, key=("a", "b")[i % 2], minute=60 + i, metadata={"run": "candidate"})
+        for i in range(40)
+    ]
     insert(atlas_db, rows)
     specs = [
         GateSpec.build("floor", {"kind": "threshold", "threshold": 0.7}),
-        GateSpec.build("drop", {"kind": "regression", "baseline": {"metadata": {"run": "main"}}}),
+        GateSpec.build(
+            "drop",
+            {"kind": "regression", "metadata": {"run": "candidate"}, "baseline": {"metadata": {"run": "main"}}},
+        ),
     ]
     for spec in specs:
         drawn, bare = evaluate(spec, atlas_db), evaluate(spec, atlas_db, charts=False)

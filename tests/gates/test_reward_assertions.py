@@ -274,3 +274,39 @@ def test_result_objects_are_json_ready(atlas_db: psycopg.Connection[Any]) -> Non
     document = json.loads(json.dumps(info.value.result.to_dict()))
     assert document["outcome"] == "fail" and document["rows"][0]["learning_key"] == "k1"
     assert document["rows"][0]["p_value"] < 0.05
+
+
+def test_a_named_key_the_assertion_read_nothing_of_fails(atlas_db: psycopg.Connection[Any]) -> None:
+    """``learning_key=["alpha-key", "beta-kee"]``: the typo was dropped and the assertion passed on alpha."""
+    insert(
+        atlas_db,
+        [
+            session_row(s, key=k, minute=i)
+            for k in ("alpha-key", "beta-key")
+            for i, s in enumerate(scores(0.9, 40, 1, sd=0.03))
+        ],
+    )
+    with pytest.raises(RewardBelowThreshold) as info:
+        assert_reward_at_least(atlas_db, 0.5, learning_key=["alpha-key", "beta-kee"])
+    rows = {row.learning_key: row for row in info.value.result.rows}
+    assert rows["alpha-key"].outcome is Outcome.PASS and rows["beta-kee"].outcome is Outcome.FAIL
+    assert "(did you mean 'beta-key'?)" in rows["beta-kee"].reason
+    with pytest.raises(ReviewNotClean, match="learning key 'beta-kee' is named in learning_key"):
+        assert_review_clean(atlas_db, learning_key=["alpha-key", "beta-kee"])
+    with pytest.raises(ExecutionModesOutOfBounds, match="learning key 'beta-kee' is named in learning_key"):
+        assert_execution_modes(atlas_db, {"coach": 0.5}, learning_key=["alpha-key", "beta-kee"])
+    with pytest.raises(RewardDrift, match="learning key 'beta-kee' is named in learning_key"):
+        assert_no_drift(atlas_db, learning_key=["alpha-key", "beta-kee"])
+    assert_reward_at_least(atlas_db, 0.5, learning_key=["alpha-key", "beta-key"])  # both read: passes
+
+
+def test_a_regression_baseline_selection_sharing_sessions_with_the_candidate_fails(
+    atlas_db: psycopg.Connection[Any],
+) -> None:
+    insert(atlas_db, [session_row(s, minute=i, metadata={"run": "main"}) for i, s in enumerate(scores(0.8, 40, 1))])
+    insert(atlas_db, [session_row(s, minute=100 + i) for i, s in enumerate(scores(0.8, 40, 2))])
+    with pytest.raises(RewardRegression) as info:
+        assert_no_regression(atlas_db, Selection.build(metadata={"run": "main"}), min_effect=0.3)
+    (row,) = info.value.result.rows
+    assert row.statistic == "overlap" and row.detail["shared"] == 40 and row.outcome is Outcome.FAIL
+    assert "40 session(s) are in both the candidate (80 scored) and the baseline (40 scored)" in row.reason

@@ -10,7 +10,8 @@ Verdict (:func:`~pytest_atlas.gates._fields.field_rows`): one row per JSON path;
 least ``min_presence`` of the baseline fails when its share dropped by more than
 ``max_presence_drop`` beyond noise; any baseline path fails when the share of its rows holding the
 baseline's JSON types dropped beyond noise (a type change); with ``new_paths`` a path the baseline
-never had fails. Every learning key of the selection is pooled (``by_key`` does not split it).
+never had fails. Every learning key of the selection is pooled (``by_key`` does not split it). A
+baseline selection that shares sessions with the candidate fails the gate uncompared.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 from pytest_atlas._arguments import check_bool, check_choice, check_number, check_probability
 from pytest_atlas._outcome import Outcome
 from pytest_atlas.errors import GateError, InvalidArgument
-from pytest_atlas.gates._fields import FieldOptions, fetch_census, field_columns, field_rows
+from pytest_atlas.gates._fields import FieldOptions, PathCensus, fetch_census, field_columns, field_rows
 from pytest_atlas.gates._kind import Context, Evaluation, GateKind, baseline_selection, find_baseline, no_baseline
-from pytest_atlas.gates._result import KeyResult
+from pytest_atlas.gates._result import OVERLAP, KeyResult
 from pytest_atlas.gates._selection import Selection
 
 if TYPE_CHECKING:
@@ -124,15 +125,20 @@ class FieldsOptions:
 
 
 def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: FieldsOptions, context: Context) -> Evaluation:
-    census = fetch_census(conn, spec.selection, options.column)
+    from_selection = options.baseline is not None and context.census is None
+    census = fetch_census(conn, spec.selection, options.column, with_ids=from_selection)
     baseline, label, notes = find_baseline(
         spec.name,
         context.census,
         context.baseline_label,
         options.baseline,
-        lambda selection: fetch_census(conn, selection, options.column),
+        lambda selection: fetch_census(conn, selection, options.column, with_ids=True),
         context.load_census,
     )
+    shared = _shared(census, baseline)
+    census.sessions = None  # read for the overlap alone: a baseline file written from it keeps none
+    if baseline is not None:
+        baseline.sessions = None
     if baseline is None:
         if not context.record:
             raise no_baseline(spec)
@@ -162,6 +168,8 @@ def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: FieldsOptio
         )
     if not census.n:
         return Evaluation([], notes, census=census)
+    if shared is not None:
+        return Evaluation([shared], notes, census=census)
     rows = field_rows(census, baseline, options.comparison())
     if not rows:
         raise GateError(
@@ -180,4 +188,33 @@ def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: FieldsOptio
     return Evaluation(rows, notes, census=census)
 
 
-KIND = GateKind("fields", FieldsOptions, FieldsOptions.build, evaluate)
+def _shared(census: PathCensus, baseline: PathCensus | None) -> KeyResult | None:
+    """The failing row of a candidate that shares sessions with its baseline selection (a window
+    compared with itself shows no drop), or None when they share none or a side has no ids."""
+    if baseline is None or census.sessions is None or baseline.sessions is None:
+        return None
+    import numpy as np
+
+    candidate = np.unique(np.frombuffer(census.sessions, dtype=np.int64))
+    base = np.unique(np.frombuffer(baseline.sessions, dtype=np.int64))
+    both = np.intersect1d(candidate, base)
+    if not len(both):
+        return None
+    return KeyResult(
+        "(every path)",
+        census.n,
+        OVERLAP,
+        None,
+        "-",
+        "-",
+        Outcome.FAIL,
+        f"{len(both)} session(s) are in both the candidate ({len(candidate)} session(s)) and the baseline "
+        f"({len(base)} session(s)): a window compared with itself shows no drop; make the two selections "
+        'disjoint (e.g. metadata = { run = "candidate" } for the gate and baseline = { metadata = { run = '
+        '"main" } }, or a baseline until no later than the gate\'s since)',
+        worst=tuple(int(session) for session in both[:5]),
+        detail={"shared": len(both), "n_baseline": baseline.n},
+    )
+
+
+KIND = GateKind("fields", FieldsOptions, FieldsOptions.build, evaluate, keyed=False)

@@ -5,13 +5,14 @@ gate compares with the ``--atlas-baseline`` file), ``tolerance``, ``min_effect``
 ``digits``, ``allow_new_keys`` and the statistical ones. Query: the reward series of the selected
 sessions and, with a baseline selection, of the baseline's. Verdict: a one-sided test per key
 (paired by task when both windows ran the same tasks), Holm-corrected across keys. An empty
-baseline is an error; a key the baseline lacks fails unless ``allow_new_keys``.
+baseline is an error; a key the baseline lacks fails unless ``allow_new_keys``; a key whose baseline
+selection shares sessions with the candidate fails uncompared.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pytest_atlas import stats
@@ -29,7 +30,7 @@ from pytest_atlas.gates._kind import (
     missing_note,
     no_baseline,
 )
-from pytest_atlas.gates._result import NEW_KEY, KeyResult
+from pytest_atlas.gates._result import NEW_KEY, OVERLAP, KeyResult
 from pytest_atlas.gates._selection import Selection
 from pytest_atlas.gates._series import CHART_POINTS, Series, fetch_series, reward_chart, series_with_timeline
 
@@ -100,13 +101,14 @@ def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: RegressionO
         by_key=spec.by_key,
         digits=options.digits,
         points=CHART_POINTS if context.charts else 0,
+        with_ids=options.baseline is not None and context.baseline is None,
     )
     baseline, label, notes = find_baseline(
         spec.name,
         context.baseline,
         context.baseline_label,
         options.baseline,
-        lambda selection: fetch_series(conn, selection, by_key=spec.by_key, digits=options.digits),
+        lambda selection: fetch_series(conn, selection, by_key=spec.by_key, digits=options.digits, with_ids=True),
         context.load_baseline,
     )
     if baseline is None:
@@ -126,7 +128,7 @@ def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: RegressionO
             )
             for key, s in sorted(series.items())
         ]
-        return Evaluation(rows, (*notes, "no baseline: recording only"), series)
+        return Evaluation(rows, (*notes, "no baseline: recording only"), _without_ids(series))
     _check_baseline(spec, baseline, label)
     rows = regression_rows(series, baseline, spec) if series else []
     chart = (
@@ -142,7 +144,29 @@ def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: RegressionO
         if rows and context.charts
         else {}
     )
-    return Evaluation(rows, notes, series, chart)
+    return Evaluation(rows, notes, _without_ids(series), chart)
+
+
+def _without_ids(series: Mapping[str, Series]) -> dict[str, Series]:
+    """The series without their session ids, read for the overlap alone: a result (and a baseline
+    file written from it) keeps none."""
+    return {key: replace(s, ids=None) for key, s in series.items()}
+
+
+def _shared(candidate: Mapping[str, Series], baseline: Mapping[str, Series]) -> dict[str, Any]:
+    """Per learning key, the ids of the scored sessions in both windows (keys sharing none left out):
+    only series read from the database know their sessions (a baseline file's do not)."""
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    for key, cand in candidate.items():
+        base = baseline.get(key)
+        if base is None or cand.ids is None or base.ids is None:
+            continue
+        both = np.intersect1d(cand.ids, base.ids)
+        if len(both):
+            out[key] = both
+    return out
 
 
 def _check_baseline(spec: GateSpec, baseline: Mapping[str, Series], where: str) -> None:
@@ -168,8 +192,11 @@ def _pairs(base: Series, cand: Series) -> tuple[list[float], list[float]] | None
 
 def regression_rows(candidate: Mapping[str, Series], baseline: Mapping[str, Series], spec: GateSpec) -> list[KeyResult]:
     """Did each key's mean reward drop against the baseline? Paired by task when both windows ran
-    the same tasks (``paired`` unset) or when asked (True). Holm across keys."""
+    the same tasks (``paired`` unset) or when asked (True). Holm across keys. A key whose two
+    series share sessions (both read with ``with_ids``) fails uncompared: a window compared with
+    itself shows no drop."""
     options: RegressionOptions = spec.options
+    shared = _shared(candidate, baseline)
     keys = sorted(set(candidate) | set(baseline))
     compared: list[tuple[str, Comparison]] = []
     rows: dict[str, KeyResult] = {}
@@ -194,6 +221,10 @@ def regression_rows(candidate: Mapping[str, Series], baseline: Mapping[str, Seri
                 worst=(),
                 missing=cand.missing if cand else 0,
             )
+            continue
+        both = shared.get(key)
+        if both is not None:
+            rows[key] = _overlap(key, cand, base, both, options)
             continue
         pairs = _pairs(base, cand) if options.paired is not False else None
         test = {**options.test_options(), "tolerance": options.tolerance, "min_effect": options.min_effect}
@@ -248,6 +279,26 @@ def regression_rows(candidate: Mapping[str, Series], baseline: Mapping[str, Seri
             },
         )
     return [rows[key] for key in keys]
+
+
+def _overlap(key: str, cand: Series, base: Series, both: Any, options: RegressionOptions) -> KeyResult:
+    """A key whose candidate and baseline share sessions: no evidence either way, never inconclusive."""
+    return KeyResult(
+        key,
+        cand.n,
+        OVERLAP,
+        None,
+        "-",
+        _tolerated(options),
+        Outcome.FAIL,
+        f"{len(both)} session(s) are in both the candidate ({cand.n} scored) and the baseline ({base.n} scored) "
+        "of this learning key: a window compared with itself shows no drop; make the two selections disjoint "
+        '(e.g. metadata = { run = "candidate" } for the gate and baseline = { metadata = { run = "main" } }, '
+        "or a baseline until no later than the gate's since)",
+        worst=tuple(int(session) for session in both[:5]),
+        missing=cand.missing,
+        detail={"shared": len(both), "n_baseline": base.n},
+    )
 
 
 def _tolerated(options: RegressionOptions) -> str:
