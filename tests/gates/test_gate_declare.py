@@ -195,8 +195,8 @@ def test_harness():
 """
     )
     marker = pytester.runpytest("--atlas-gates", "--atlas-target=postgresql://u@127.0.0.1:1/x", "-p", "no:randomly")
-    assert marker.ret == pytest.ExitCode.USAGE_ERROR
-    marker.stderr.fnmatch_lines(["*test_marked.py::test_harness: gate 'share': modes: unknown execution mode 'turbo'*"])
+    assert marker.ret == pytest.ExitCode.INTERRUPTED  # a collection error of its module
+    marker.stdout.fnmatch_lines(["*test_marked.py::test_harness: gate 'share': modes: unknown execution mode 'turbo'*"])
 
 
 def test_duplicate_names_between_pyproject_and_ini(tmp_path: Path) -> None:
@@ -333,3 +333,73 @@ def test_an_unknown_key_is_a_usage_error_at_startup(pytester: pytest.Pytester) -
         ]
     )
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+_BAD_MARKERS = {
+    "test_bad_option": """
+import pytest
+
+@pytest.mark.atlas_gate("share", kind="execution_modes", modes={"turbo": 0.2})
+def test_harness():
+    pass
+""",
+    "test_no_name": """
+import pytest
+
+@pytest.mark.atlas_gate(kind="review")
+def test_harness():
+    pass
+""",
+    "test_twice": """
+import pytest
+
+@pytest.mark.parametrize("model", ["a", "b"])
+@pytest.mark.atlas_gate("per-model", kind="review")
+def test_harness(model):
+    pass
+""",
+    "test_also_in_pyproject": """
+import pytest
+
+class TestHarness:
+    @pytest.mark.atlas_gate("floor", kind="review")
+    def test_harness(self):
+        pass
+""",
+}
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+def test_a_bad_marker_is_a_collection_error_that_shows_its_message(pytester: pytest.Pytester, xdist: list[str]) -> None:
+    """Each mistake in an ``atlas_gate`` marker is an error of the module it is in, with its message,
+    in one process and under pytest-xdist alike (a worker's usage error was an INTERNALERROR of
+    the controller, and the message was lost). Nothing runs."""
+    pytester.makefile(".toml", pyproject='[tool.pytest-atlas.gates.floor]\nkind = "threshold"\nthreshold = 0.5\n')
+    pytester.makepyfile(**_BAD_MARKERS, test_fine="def test_fine():\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "--atlas-gates", "--atlas-target=postgresql://u@127.0.0.1:1/x", "-p", "no:randomly", *xdist
+    )
+    output = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in output, output
+    assert result.ret == pytest.ExitCode.INTERRUPTED, output
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR collecting test_also_in_pyproject.py*",
+            "*gate name 'floor' is declared twice (test_also_in_pyproject.py::TestHarness::test_harness*",
+            "*give each gate its own name*",
+            "*ERROR collecting test_bad_option.py*",
+            "test_bad_option.py::test_harness: gate 'share': modes: unknown execution mode 'turbo'",
+            "*ERROR collecting test_no_name.py*",
+            "test_no_name.py::test_harness: @pytest.mark.atlas_gate needs the gate name as its first argument*",
+            "*ERROR collecting test_twice.py*",
+            "gate name 'per-model' is declared twice (test_twice.py::test_harness[[]b[]]; first in *[[]a[]])",
+            "*a marker on a parametrized test declares its gate once per parameter*",
+        ]
+    )
+    assert "Interrupted: 4 errors during collection !!!" in output, output
+    # the declared gate is reported as not run, and why (pytest-xdist's controller only knows it was interrupted)
+    assert any(
+        re.fullmatch(r"floor: not run: the run (was interrupted|stopped) before it.*", line)
+        for line in result.stdout.lines
+    ), output
+    assert re.fullmatch(r"=+ 4 errors in .*", result.stdout.lines[-1]), result.stdout.lines[-1]
