@@ -212,6 +212,9 @@ def test_a_folder_for_a_file_says_what_is_expected(
     result.stderr.fnmatch_lines([f"*{expected}*", f"*how to fix: *{hint}*"])
 
 
+@pytest.mark.filterwarnings(
+    "ignore:Passing a value that is not a string:DeprecationWarning"
+)  # pytest's own, in-process
 def test_a_list_for_a_single_value_ini_key_is_refused_by_name(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_nothing=TRIVIAL)
     pytester.makepyprojecttoml('[tool.pytest.ini_options]\natlas_isolation = ["clone"]\n')
