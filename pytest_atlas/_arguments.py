@@ -49,6 +49,7 @@ __all__ = [
     "check_string",
     "check_strings",
     "check_type",
+    "did_you_mean",
     "invalid",
     "shown",
 ]
@@ -227,6 +228,12 @@ class Choices:
         return self.canonical(value) is not None
 
 
+def did_you_mean(value: object, spellings: Collection[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the spelling closest to ``value``, or ``""`` when none is close."""
+    close = difflib.get_close_matches(value, list(spellings), n=1) if isinstance(value, str) else []
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def check_choice(name: str, value: object, choices: Choices | Sequence[str], *, what: str = "") -> str:
     """The canonical name of ``value`` among ``choices`` (aliases accepted), or InvalidArgument with
     the closest accepted spelling. ``what`` replaces "one of" in the message (e.g. "a value Atlas writes")."""
@@ -234,9 +241,7 @@ def check_choice(name: str, value: object, choices: Choices | Sequence[str], *, 
     found = options.canonical(value)
     if found is not None:
         return found
-    spellings = [*options.names, *options.aliases]
-    close = difflib.get_close_matches(value, spellings, n=1) if isinstance(value, str) else []
-    suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+    suggestion = did_you_mean(value, [*options.names, *options.aliases])
     accepted = ", ".join(repr(n) for n in options.names)
     if what:
         problem = f"{name} {shown(value)} is not {what}{suggestion}"

@@ -26,6 +26,7 @@ __all__ = [
     "OPTIONS",
     "AtlasSettings",
     "Option",
+    "expected_of",
     "resolve_settings",
 ]
 
@@ -71,20 +72,41 @@ def parse_path(raw: Any, where: str) -> Path | None:
 
 
 def parse_existing_file(raw: Any, where: str) -> Path | None:
+    """An existing SQL file (quoted as the path it names, never as pytest's list of paths)."""
     path = parse_path(raw, where)
     if path is None:
         return None
+    if path.is_dir():
+        raise ConfigError(
+            where,
+            str(path),
+            "is a directory, not a file",
+            hint="give the path of an SQL file; to apply several, name each one (in ini: one per line)",
+        )
     if not path.is_file():
-        raise ConfigError(where, str(raw), "no such file", hint="give the path of an existing SQL file")
+        raise ConfigError(where, str(path), "no such file", hint="give the path of an existing SQL file")
     return path
 
 
 def parse_existing_dir(raw: Any, where: str) -> Path | None:
+    """An existing directory (the PostgreSQL binaries' folder)."""
     path = parse_path(raw, where)
     if path is None:
         return None
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            where,
+            str(path),
+            "is a file, not a directory",
+            hint="give the directory that holds postgres and initdb (pg_config --bindir shows it)",
+        )
     if not path.is_dir():
-        raise ConfigError(where, str(raw), "no such directory", hint="give the path of an existing directory")
+        raise ConfigError(
+            where,
+            str(path),
+            "no such directory",
+            hint="give the existing directory that holds postgres and initdb (pg_config --bindir shows it)",
+        )
     return path
 
 
@@ -506,6 +528,15 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+def expected_of(option: Option) -> str:
+    """What ``option`` accepts, as its parser says it (``expected an integer from 0 to 65535``)."""
+    try:
+        option.parse("", option.ini or option.field)
+    except ConfigError as exc:
+        return exc.expected
+    return f"see pytest --help for {option.ini or option.cli}"
+
+
 def resolve_settings(
     cli: Mapping[str, Any],
     ini: Mapping[str, Any],
@@ -535,6 +566,11 @@ def resolve_settings(
             raw, where = env[option.env], f"${option.env}"
         elif ini.get(option.field) not in (None, "", []):
             raw, where = ini[option.field], f"ini {option.ini}"
+            if option.ini_type == "string" and isinstance(raw, list | tuple):
+                # [tool.pytest.ini_options] may hold a TOML list, which pytest hands over as it is
+                raise ConfigError(
+                    where, " ".join(map(str, raw)), "expected one value, not a list", hint=f'{option.ini} = "..."'
+                )
             if option.parse in (
                 parse_path,
                 parse_existing_dir,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_atlas._arguments import check_date
+from pytest_atlas._arguments import check_date, did_you_mean
 from pytest_atlas.errors import ConfigError, InvalidArgument
 from pytest_atlas.gates._allow_list import Acceptance
 from pytest_atlas.gates._spec import GateSpec
@@ -26,6 +26,15 @@ __all__ = ["Acceptance", "Declarations", "parse_ini_line", "read_pyproject"]
 _KEY = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*")
 #: where a value may end: before the next ``name=``
 _NEXT_KEY = re.compile(r"\s+[A-Za-z_][A-Za-z0-9_-]*\s*=")
+
+
+#: the table pytest-atlas reads in pyproject.toml, and the keys it may hold
+_TABLE = "pytest-atlas"
+_TOP_KEYS = ("gates", "accept")
+#: the keys of one ``[[tool.pytest-atlas.accept]]`` entry
+_ACCEPT_KEYS = ("gate", "until", "reason", "learning_key")
+#: what may separate the words of a table's name (``pytest_atlas`` is a misspelt ``pytest-atlas``)
+_SEPARATORS = re.compile(r"[-_.\s]")
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,38 @@ def _spec(name: str, options: Any, where: str) -> GateSpec:
         raise ConfigError(where, name, exc.problem, hint=exc.hint) from None
 
 
+def _check_keys(table: Mapping[str, Any], valid: Sequence[str], where: str, what: str) -> None:
+    """Every key of ``table`` is one of ``valid``: an unknown one (a typo) is never ignored."""
+    for key in table:
+        if key not in valid:
+            raise ConfigError(
+                where,
+                key,
+                "unknown key" + did_you_mean(key, valid),
+                hint=f"valid keys of {what}: {', '.join(sorted(valid))}",
+            )
+
+
+def _tool_table(document: Mapping[str, Any], path: Path) -> Mapping[str, Any]:
+    """``[tool.pytest-atlas]`` (empty when absent); a misspelt name of it is refused, not ignored."""
+    tools = document.get("tool", {})
+    if not isinstance(tools, Mapping):
+        return {}
+    for name in tools:
+        if name != _TABLE and _SEPARATORS.sub("", name.lower()) == _SEPARATORS.sub("", _TABLE):
+            raise ConfigError(
+                f"{path.name} [tool.{name}]",
+                name,
+                f"unknown table (did you mean [tool.{_TABLE}]?)",
+                hint=f"pytest-atlas reads [tool.{_TABLE}] (with a hyphen): rename the table",
+            )
+    table = tools.get(_TABLE, {})
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{path.name} [tool.{_TABLE}]", table, "expected a table")
+    _check_keys(table, _TOP_KEYS, f"{path.name} [tool.{_TABLE}]", f"[tool.{_TABLE}]")
+    return table
+
+
 def _acceptance(entry: Any, where: str, known: set[str]) -> Acceptance:
     if not isinstance(entry, Mapping):
         raise ConfigError(
@@ -59,14 +100,7 @@ def _acceptance(entry: Any, where: str, known: set[str]) -> Acceptance:
             "each accepted regression is a table with gate, until and reason",
             hint='[[tool.pytest-atlas.accept]] gate = "no-regression" until = 2026-01-31 reason = "ticket 123"',
         )
-    unknown = sorted(set(entry) - {"gate", "until", "reason", "learning_key"})
-    if unknown:
-        raise ConfigError(
-            where,
-            ", ".join(unknown),
-            "unknown key(s) in an accepted regression",
-            hint="use gate, learning_key, until, reason",
-        )
+    _check_keys(entry, _ACCEPT_KEYS, where, "an accepted regression")
     gate = entry.get("gate")
     if gate not in known:
         raise ConfigError(
@@ -139,9 +173,7 @@ def read_pyproject(path: Path, ini_lines: Sequence[str] = (), ini_name: str = "i
             document = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
-        table = document.get("tool", {}).get("pytest-atlas", {})
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"{path} [tool.pytest-atlas]", table, "expected a table")
+        table = _tool_table(document, path)
     gates: list[GateSpec] = []
     declared = table.get("gates", {})
     where = f"{path.name} [tool.pytest-atlas.gates]"

@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pytest_atlas._arguments import check_bool, check_moment, check_positive_int, check_probability, check_strings
+from pytest_atlas._arguments import (
+    check_bool,
+    check_moment,
+    check_positive_int,
+    check_probability,
+    check_strings,
+    did_you_mean,
+)
 from pytest_atlas.domain import REVIEW_STATUSES, SESSION_STATUSES
 from pytest_atlas.errors import InvalidArgument
 
@@ -80,7 +87,9 @@ class Selection:
         unknown = sorted(set(options) - set(cls.__dataclass_fields__))
         if unknown:
             raise InvalidArgument(
-                "unknown selection option" + ("s " if len(unknown) > 1 else " ") + ", ".join(map(repr, unknown)),
+                "unknown selection option"
+                + ("s " if len(unknown) > 1 else " ")
+                + ", ".join(repr(key) + did_you_mean(key, cls.__dataclass_fields__) for key in unknown),
                 hint="use learning_key, since, until, last, status, review_status, include_quarantined, "
                 "metadata, task, max_uncertainty",
             )

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_atlas._arguments import check_bool, check_choice, check_string
+from pytest_atlas._arguments import check_bool, check_choice, check_string, did_you_mean
 from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.gates._kinds import KINDS
 from pytest_atlas.gates._selection import Selection
@@ -56,8 +56,9 @@ class GateSpec:
         allowed = kind.option_names | COMMON_OPTIONS | _SELECTION
         unknown = sorted(set(options) - allowed)
         if unknown:
+            described = ", ".join(key + did_you_mean(key, allowed - {"kind", "name"}) for key in unknown)
             raise InvalidArgument(
-                f"gate {name!r} ({kind_name}): unknown option(s) {', '.join(unknown)}",
+                f"gate {name!r} ({kind_name}): unknown option(s) {described}",
                 hint="allowed here: " + ", ".join(sorted(allowed - {"kind", "name"})),
             )
         try:

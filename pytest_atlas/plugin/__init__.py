@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from pytest_atlas._config import OPTIONS, AtlasSettings, Option, resolve_settings
+from pytest_atlas._config import OPTIONS, AtlasSettings, Option, expected_of, resolve_settings
 from pytest_atlas.errors import AtlasError
 
 # This module must not import pytest_atlas.fixtures (or the sibling plugin modules) at import time:
@@ -97,9 +97,7 @@ def _read_settings(config: pytest.Config) -> AtlasSettings:
             try:
                 ini[option.field] = config.getini(option.ini)
             except (pytest.UsageError, ValueError, TypeError) as exc:  # pytest's typed ini values
-                raise pytest.UsageError(
-                    f"invalid value for ini {option.ini} ({exc}): {_EXPECTED.get(option.ini_type, 'see --help')}"
-                ) from None
+                raise pytest.UsageError(f"invalid value for ini {option.ini} ({exc}): {expected_of(option)}") from None
     return resolve_settings(cli, ini, os.environ, rootdir=Path(config.rootpath))
 
 
@@ -133,9 +131,6 @@ def _check_outputs(settings: AtlasSettings) -> None:
             check_output(path)
         except AtlasError as exc:
             raise AtlasError(f"{settings.sources.get(field, field)}: {exc.problem}", hint=exc.hint) from None
-
-
-_EXPECTED = {"bool": "expected true or false", "int": "expected an integer"}
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -8,6 +8,7 @@ The item is :mod:`._gate_item`, baseline files :mod:`._baselines`, the item prot
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,12 @@ if TYPE_CHECKING:
     from pytest_atlas.gates import Declarations, GateSpec  # noqa: F401 (Declarations: in a string)
 
 _DECLARATIONS = pytest.StashKey["Declarations"]()
+#: every gate name declared so far (pyproject.toml, ini lines, the markers collected), and where
+_NAMES = pytest.StashKey[dict[str, str]]()
+#: a marker was refused (its module is a collection error)
+_BAD_MARKERS = pytest.StashKey[bool]()
+#: on a test: the gates its markers declare, checked when its module was collected
+_SPECS = pytest.StashKey[list["GateSpec"]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,6 +54,9 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_DECLARATIONS] = declarations
+    config.stash[_NAMES] = {
+        spec.name: origin for spec, origin in zip(declarations.gates, declarations.origins, strict=True)
+    }
     config.stash[accepted_key] = declarations.accepted
     enlist_declared(config, declarations)  # the controller of an xdist run collects nothing itself
 
@@ -57,48 +67,93 @@ def _pyproject(config: pytest.Config) -> Path:
     return Path(config.rootpath) / "pyproject.toml"
 
 
-def _marker_specs(item: pytest.Item) -> list[GateSpec]:
+class _BadMarker(Exception):
+    """A mistake in an ``atlas_gate`` marker: the message of its module's collection error."""
+
+
+def _marker_specs(item: pytest.Item, names: dict[str, str]) -> list[GateSpec]:
+    """The gates ``item``'s markers declare, each checked, its name added to ``names`` (every gate
+    name declared so far, and where). Raises _BadMarker."""
     from pytest_atlas.gates import Declarations, GateSpec  # noqa: F401 (Declarations: in a string)
 
     specs = []
     for marker in item.iter_markers(MARKER):
         if not marker.args or not isinstance(marker.args[0], str):
-            raise pytest.UsageError(
+            raise _BadMarker(
                 f"{item.nodeid}: @pytest.mark.{MARKER} needs the gate name as its first "
                 "argument, e.g. @pytest.mark.atlas_gate('reward-floor', kind='threshold', "
                 "threshold=0.7)"
             )
         try:
-            specs.append(GateSpec.build(marker.args[0], dict(marker.kwargs)))
+            spec = GateSpec.build(marker.args[0], dict(marker.kwargs))
         except AtlasError as exc:
-            raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
+            raise _BadMarker(f"{item.nodeid}: {exc}") from None
+        if spec.name in names:
+            how = (
+                "a marker on a parametrized test declares its gate once per parameter: give each parameter its "
+                "own gate (pytest.param(..., marks=pytest.mark.atlas_gate(...))), or declare the gate once in "
+                "pyproject.toml"
+                if hasattr(item, "callspec")
+                else "give each gate its own name"
+            )
+            raise _BadMarker(
+                f"gate name {spec.name!r} is declared twice ({item.nodeid}; first in {names[spec.name]})\n"
+                f"  how to fix: {how}"
+            )
+        names[spec.name] = item.nodeid
+        specs.append(spec)
     return specs
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """The markers of every test are checked as its module (or class) is collected: a mistake is a
+    collection error of that module, with its message, in one process and on a pytest-xdist
+    worker alike (a usage error raised by a worker is lost: the controller only sees it crash)."""
+    report = yield
+    config = collector.config
+    if not settings_of(config).gates or not report.passed:
+        return report
+    names = config.stash[_NAMES]
+    try:
+        for node in report.result:
+            if isinstance(node, pytest.Item) and not isinstance(node, GateItem):
+                node.stash[_SPECS] = _marker_specs(node, names)
+    except _BadMarker as exc:
+        report.outcome = "failed"
+        report.longrepr = str(exc)
+        report.result = []
+        config.stash[_BAD_MARKERS] = True
+    return report
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if not settings_of(config).gates:
         return
+    if config.stash.get(_BAD_MARKERS, False) and not config.option.continue_on_collection_errors:
+        # nothing runs on a bad declaration: pytest stops after collection errors itself, while a
+        # pytest-xdist worker would run its items anyway; it stops, and so does its controller
+        # (which shows the errors and says why it stopped, as pytest does)
+        items[:] = []
+        count = session.testsfailed
+        session.shouldstop = f"{count} error{'' if count == 1 else 's'} during collection"
+        return
     declarations = config.stash[_DECLARATIONS]
-    names = {spec.name for spec in declarations.gates}
     out: list[pytest.Item] = []
     for item in items:
         out.append(item)
         if isinstance(item, GateItem):
             continue
         added = []
-        for spec in _marker_specs(item):
-            if spec.name in names:
-                how = (
-                    "a marker on a parametrized test declares its gate once per parameter: give each parameter its "
-                    "own gate (pytest.param(..., marks=pytest.mark.atlas_gate(...))), or declare the gate once in "
-                    "pyproject.toml"
-                    if hasattr(item, "callspec")
-                    else "give each gate its own name"
-                )
-                raise pytest.UsageError(
-                    f"gate name {spec.name!r} is declared twice ({item.nodeid})\n  how to fix: {how}"
-                )
-            names.add(spec.name)
+        specs = item.stash.get(_SPECS, None)
+        if specs is None:  # an item a plugin made outside collection: checked now
+            try:
+                specs = _marker_specs(item, config.stash[_NAMES])
+            except _BadMarker as exc:
+                raise pytest.UsageError(str(exc)) from None
+        for spec in specs:
             assert item.parent is not None
             added.append(
                 GateItem.from_parent(

@@ -168,3 +168,58 @@ def test_no_test_only_switch_in_the_product() -> None:
     package = Path(pytest_atlas.__file__).parent
     offenders = [str(p) for p in package.rglob("*.py") if "PYTEST_ATLAS_TODAY" in p.read_text(encoding="utf-8")]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("ini", "expected"),
+    [
+        # a path read from the ini file is quoted as a path, not as the list pytest reads it into
+        ("atlas_schema = missing.sql", "invalid value for ini atlas_schema: '*/missing.sql': no such file"),
+        ("atlas_pg_bin = /no/such/dir", "invalid value for ini atlas_pg_bin: '/no/such/dir': no such directory"),
+        # a folder where a file is expected (and the reverse) says so, and what is expected
+        ("atlas_extra_sql = migrations", "invalid value for ini atlas_extra_sql: '*/migrations': is a directory*"),
+        ("atlas_schema = migrations", "invalid value for ini atlas_schema: '*/migrations': is a directory*"),
+        ("atlas_pg_bin = test_nothing.py", "invalid value for ini atlas_pg_bin: '*/test_nothing.py': is a file*"),
+        # pytest's own reading of a typed key fails: the option's expected values, in full
+        ("atlas_port = abc", "invalid value for ini atlas_port (*'abc'*): expected an integer from 0 to 65535"),
+        ("atlas_keep_db = maybe", "invalid value for ini atlas_keep_db (*'maybe'*): expected true or false (also*"),
+    ],
+)
+def test_ini_mistakes_name_the_option_and_read_as_written(pytester: pytest.Pytester, ini: str, expected: str) -> None:
+    pytester.makepyfile(test_nothing=TRIVIAL)
+    pytester.mkdir("migrations")
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {expected}"])
+    assert "['" not in result.stderr.str() and "Traceback" not in result.stderr.str()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected", "hint"),
+    [
+        (["--atlas-schema", "."], "invalid value for --atlas-schema: '.': is a directory, not a file", "SQL file"),
+        (["--atlas-extra-sql", "."], "invalid value for --atlas-extra-sql: '.': is a directory, not a file", "each"),
+        (["--atlas-pg-bin", "test_nothing.py"], "is a file, not a directory", "postgres and initdb"),
+    ],
+)
+def test_a_folder_for_a_file_says_what_is_expected(
+    pytester: pytest.Pytester, args: list[str], expected: str, hint: str
+) -> None:
+    pytester.makepyfile(test_nothing=TRIVIAL)
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{expected}*", f"*how to fix: *{hint}*"])
+
+
+@pytest.mark.filterwarnings(
+    "ignore:Passing a value that is not a string:DeprecationWarning"
+)  # pytest's own, in-process
+def test_a_list_for_a_single_value_ini_key_is_refused_by_name(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_nothing=TRIVIAL)
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\natlas_isolation = ["clone"]\n')
+    result = pytester.runpytest("-W", "ignore::DeprecationWarning", "-p", "no:warnings")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: invalid value for ini atlas_isolation: 'clone': expected one value, not a list*"]
+    )

@@ -195,8 +195,8 @@ def test_harness():
 """
     )
     marker = pytester.runpytest("--atlas-gates", "--atlas-target=postgresql://u@127.0.0.1:1/x", "-p", "no:randomly")
-    assert marker.ret == pytest.ExitCode.USAGE_ERROR
-    marker.stderr.fnmatch_lines(["*test_marked.py::test_harness: gate 'share': modes: unknown execution mode 'turbo'*"])
+    assert marker.ret == pytest.ExitCode.INTERRUPTED  # a collection error of its module
+    marker.stdout.fnmatch_lines(["*test_marked.py::test_harness: gate 'share': modes: unknown execution mode 'turbo'*"])
 
 
 def test_duplicate_names_between_pyproject_and_ini(tmp_path: Path) -> None:
@@ -245,3 +245,161 @@ def test_every_kind_is_one_table_entry_and_its_options_are_its_own() -> None:
         GateSpec.build("d", {"kind": "drift", "alpha": 0.01})
     spec = GateSpec.build("m", {"kind": "execution_modes", "modes": {"coach": [0.1, 0.2]}, "status": "failed"})
     assert spec.describe() == {"kind": "execution_modes", "status": ["failed"], "modes": {"coach": [0.1, 0.2]}}
+
+
+@pytest.mark.parametrize(
+    ("toml", "message", "valid"),
+    [
+        # a table of [tool.pytest-atlas] with a typo: its gates were silently not declared
+        (
+            '[tool.pytest-atlas.gate.floor]\nkind = "threshold"\nthreshold = 0.5',
+            "[tool.pytest-atlas]: 'gate': unknown key (did you mean 'gates'?)",
+            "valid keys of [tool.pytest-atlas]: accept, gates",
+        ),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\n'
+            '[[tool.pytest-atlas.acept]]\ngate = "g"\nuntil = 2026-01-01\nreason = "x"',
+            "[tool.pytest-atlas]: 'acept': unknown key (did you mean 'accept'?)",
+            "valid keys of [tool.pytest-atlas]: accept, gates",
+        ),
+        # a stray key: nothing close to suggest, but the valid ones are listed
+        (
+            '[tool.pytest-atlas]\nthreshold = 0.7\n[tool.pytest-atlas.gates.g]\nkind = "review"',
+            "[tool.pytest-atlas]: 'threshold': unknown key\n",
+            "valid keys of [tool.pytest-atlas]: accept, gates",
+        ),
+        # the table itself misspelt
+        (
+            '[tool.pytest_atlas.gates.g]\nkind = "review"',
+            "[tool.pytest_atlas]: 'pytest_atlas': unknown table (did you mean [tool.pytest-atlas]?)",
+            "pytest-atlas reads [tool.pytest-atlas]",
+        ),
+        # one gate's keys: tables and arrays of tables, and the selection nested in a regression gate
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshhold = 0.5',
+            "unknown option(s) threshhold (did you mean 'threshold'?)",
+            "allowed here: allow_inconclusive, alpha",
+        ),
+        (
+            '[[tool.pytest-atlas.gates]]\nname = "g"\nkind = "review"\nmax_pending_shar = 0.1',
+            "unknown option(s) max_pending_shar (did you mean 'max_pending_share'?)",
+            "allowed here: ",
+        ),
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "regression"\nbaseline = { statuss = "succeeded" }',
+            "baseline: unknown selection option 'statuss' (did you mean 'status'?)",
+            "use learning_key, since",
+        ),
+        # an accepted regression's keys
+        (
+            '[tool.pytest-atlas.gates.g]\nkind = "threshold"\nthreshold = 0.5\n'
+            '[[tool.pytest-atlas.accept]]\ngate = "g"\nuntil = 2026-01-01\nreasn = "x"',
+            "'reasn': unknown key (did you mean 'reason'?)",
+            "valid keys of an accepted regression: gate, learning_key, reason, until",
+        ),
+    ],
+    ids=["gate-table", "acept-table", "stray-key", "tool-table", "gate-key", "gate-array-key", "nested", "accept-key"],
+)
+def test_unknown_keys_are_refused_at_every_level(tmp_path: Path, toml: str, message: str, valid: str) -> None:
+    """An unknown table or key is a mistake, never ignored: ``[tool.pytest-atlas.gate.X]`` declared
+    no gate at all (and the run passed on the other gates)."""
+    with pytest.raises(ConfigError) as info:
+        read_pyproject(write(tmp_path, toml))
+    text = str(info.value) + "\n"
+    assert "pyproject.toml" in text and message in text, text
+    assert f"how to fix: {valid}" in text, text
+
+
+def test_other_tools_tables_are_left_alone(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[tool.pytest]\nminversion = "8.0"\n[tool.atlas]\nx = 1\n[tool.pytest-atlas.gates.g]\nkind = "review"\n',
+    )
+    assert [gate.name for gate in read_pyproject(path).gates] == ["g"]
+
+
+def test_an_unknown_key_is_a_usage_error_at_startup(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".toml",
+        pyproject='[tool.pytest-atlas.gates.g]\nkind = "review"\n[tool.pytest-atlas.gate.floor]\nkind = "threshold"\n',
+    )
+    pytester.makepyfile(test_one="def test_one():\n    pass\n")
+    result = pytester.runpytest("--atlas-gates", "--atlas-target=postgresql://u@127.0.0.1:1/x", "-p", "no:randomly")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: invalid value for pyproject.toml [[]tool.pytest-atlas]: 'gate': unknown key (did you mean 'gates'?)",
+            "  how to fix: valid keys of [[]tool.pytest-atlas]: accept, gates",
+        ]
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+_BAD_MARKERS = {
+    "test_bad_option": """
+import pytest
+
+@pytest.mark.atlas_gate("share", kind="execution_modes", modes={"turbo": 0.2})
+def test_harness():
+    pass
+""",
+    "test_no_name": """
+import pytest
+
+@pytest.mark.atlas_gate(kind="review")
+def test_harness():
+    pass
+""",
+    "test_twice": """
+import pytest
+
+@pytest.mark.parametrize("model", ["a", "b"])
+@pytest.mark.atlas_gate("per-model", kind="review")
+def test_harness(model):
+    pass
+""",
+    "test_also_in_pyproject": """
+import pytest
+
+class TestHarness:
+    @pytest.mark.atlas_gate("floor", kind="review")
+    def test_harness(self):
+        pass
+""",
+}
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+def test_a_bad_marker_is_a_collection_error_that_shows_its_message(pytester: pytest.Pytester, xdist: list[str]) -> None:
+    """Each mistake in an ``atlas_gate`` marker is an error of the module it is in, with its message,
+    in one process and under pytest-xdist alike (a worker's usage error was an INTERNALERROR of
+    the controller, and the message was lost). Nothing runs."""
+    pytester.makefile(".toml", pyproject='[tool.pytest-atlas.gates.floor]\nkind = "threshold"\nthreshold = 0.5\n')
+    pytester.makepyfile(**_BAD_MARKERS, test_fine="def test_fine():\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "--atlas-gates", "--atlas-target=postgresql://u@127.0.0.1:1/x", "-p", "no:randomly", *xdist
+    )
+    output = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in output, output
+    assert result.ret == pytest.ExitCode.INTERRUPTED, output
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR collecting test_also_in_pyproject.py*",
+            "*gate name 'floor' is declared twice (test_also_in_pyproject.py::TestHarness::test_harness*",
+            "*give each gate its own name*",
+            "*ERROR collecting test_bad_option.py*",
+            "test_bad_option.py::test_harness: gate 'share': modes: unknown execution mode 'turbo'",
+            "*ERROR collecting test_no_name.py*",
+            "test_no_name.py::test_harness: @pytest.mark.atlas_gate needs the gate name as its first argument*",
+            "*ERROR collecting test_twice.py*",
+            "gate name 'per-model' is declared twice (test_twice.py::test_harness[[]b[]]; first in *[[]a[]])",
+            "*a marker on a parametrized test declares its gate once per parameter*",
+        ]
+    )
+    assert "Interrupted: 4 errors during collection !!!" in output, output
+    # the declared gate is reported as not run, and why (pytest-xdist's controller only knows it was interrupted)
+    assert any(
+        re.fullmatch(r"floor: not run: the run (was interrupted|stopped) before it.*", line)
+        for line in result.stdout.lines
+    ), output
+    assert re.fullmatch(r"=+ 4 errors in .*", result.stdout.lines[-1]), result.stdout.lines[-1]
