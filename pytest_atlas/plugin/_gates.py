@@ -75,6 +75,8 @@ def _marker_specs(item: pytest.Item) -> list[GateSpec]:
     return specs
 
 
+# tryfirst: the items exist before other plugins select from them (--sw, -k, -m, ...)
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if not settings_of(config).gates:
         return
