@@ -9,6 +9,8 @@ Options of every area are declared in :mod:`pytest_atlas._config` and registered
   through :mod:`pytest_atlas.reporting`;
 * ``_baselines``: ``--atlas-baseline`` read once, ``--atlas-save-baseline`` written;
 * ``_contract``: ``--atlas-contract`` items; ``_gates`` (with ``_gate_item``): ``--atlas-gates`` items;
+* ``_scheduling``: under pytest-xdist, a test that crashed its worker is not run again;
+* ``_rerun``: ``--lf``, ``--ff`` and ``--sw`` rerun what a failed check item needs too;
 * ``_roster``: every declared gate, so that reports list the ones that did not run;
 * ``_assertions``: reward assertions failing in ordinary tests reach the report.
 """
@@ -42,6 +44,8 @@ pytest_plugins = [
     "pytest_atlas.plugin._baselines",
     "pytest_atlas.plugin._contract",
     "pytest_atlas.plugin._gates",
+    "pytest_atlas.plugin._rerun",
+    "pytest_atlas.plugin._scheduling",
     "pytest_atlas.plugin._assertions",
 ]
 

@@ -183,6 +183,11 @@ class CheckItem(pytest.Item):
     kind: ClassVar[str] = "check"
 
     def __init__(self, *, origin: str = "", **kwargs: Any) -> None:
+        if kwargs.get("nodeid") is None:
+            # the node id as a string, parsed the way pytest parses the ids it keeps between runs (the
+            # cache of --lf and --sw): a name with brackets (``sessions[status]``, ``atlas_gate[floor]``)
+            # is a name with parameters there, and an id built as a child would never equal it
+            kwargs["nodeid"] = f"{kwargs['parent'].nodeid}::{kwargs['name']}"
         super().__init__(**kwargs)
         #: where the check was declared (a file name, or the node id of the test a marker is on)
         self.origin = origin

@@ -247,6 +247,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+# tryfirst: the items exist before other plugins select from them (--sw, -k, -m, ...)
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if not settings_of(config).contract:
         return

@@ -52,9 +52,9 @@ class GateItem(CheckItem):
         declaring = self.origin
         if how_it_went not in test.stash:
             raise GateError(
-                f"the test that declares it, {declaring}, did not run in this process (deselected, or run by "
-                "another pytest-xdist worker): the sessions it should have written may be missing, and the gate "
-                "would judge older ones",
+                f"the test that declares it, {declaring}, did not run in this process (deselected, run by "
+                "another pytest-xdist worker, or its worker crashed): the sessions it should have written may be "
+                "missing, and the gate would judge older ones",
                 hint=f"run {declaring} with its gate (under pytest-xdist: a plain -n, --dist loadscope or "
                 "--dist loadfile, which keep the two on one worker); to judge the sessions already in the "
                 "database, declare the gate in pyproject.toml or an atlas_gate ini line instead",

@@ -129,6 +129,8 @@ def pytest_make_collect_report(
     return report
 
 
+# tryfirst: the items exist before other plugins select from them (--sw, -k, -m, ...)
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if not settings_of(config).gates:
         return

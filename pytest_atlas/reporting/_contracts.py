@@ -52,14 +52,16 @@ def contract_section(payloads: Sequence[Mapping[str, Any]], settings: AtlasSetti
             color(ordered),
         )
     )
-    split = [p for p in ordered if p.get("parts")]
+    # the checks that ran (not those -k, --lf or a stop left out), and the items they ran as
+    ran = [p for p in ordered if p.get("outcome") not in ("deselected", "not-run")]
+    split = [p for p in ran if p.get("parts")]
     if split:
-        items = len(ordered) + sum(len(p["parts"]) - 1 for p in split)
+        items = sum(len(p.get("parts") or ()) or 1 for p in ran)
         split_names = ", ".join(str(p.get("name")) for p in split)
         lines.append(
             (
-                f"({len(ordered)} checks ran as {items} items: {split_names} in id ranges, each merged into one check; "
-                "see --atlas-contract-split-rows)",
+                f"({len(ran)} check{'' if len(ran) == 1 else 's'} ran as {items} item{'' if items == 1 else 's'}: "
+                f"{split_names} in id ranges, each merged into one check; see --atlas-contract-split-rows)",
                 None,
             )
         )

@@ -154,6 +154,32 @@ def test_an_id_range_alone_is_no_verdict(
     assert "ERROR" in markdown
 
 
+def test_the_items_line_counts_what_ran_when_k_deselects(
+    pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """-k keeps a split column (4 range items) and one relational check: 2 checks ran as 5 items,
+    not the 17 checks of the scope (the other 15, some of them split too, were deselected)."""
+    _sessions(atlas_db)
+    result, report, _, section, _ = _run(
+        pytester,
+        atlas_dsn,
+        "k",
+        "--atlas-contract-split-rows=5",
+        "-k",
+        "sessions.metadata or completed_at",
+        monkeypatch=monkeypatch,
+    )
+    assert result.ret == 1
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 5 and outcomes["deselected"] > 15
+    ran = [p["name"] for p in report["results"]["contract"] if p["outcome"] not in ("deselected", "not-run")]
+    assert sorted(ran) == ["sessions.metadata", "sessions[completed_at]"]
+    assert (
+        "(2 checks ran as 5 items: sessions.metadata in id ranges, each merged into one check; "
+        "see --atlas-contract-split-rows)"
+    ) in section
+
+
 def test_ranges_cover_every_row_once_and_small_tables_are_not_split(atlas_db: Conn, atlas_dsn: str) -> None:
     ids = _sessions(atlas_db)
     columns = resolve_targets(None, None)

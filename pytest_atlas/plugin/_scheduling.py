@@ -1,0 +1,60 @@
+"""pytest-xdist scheduling of a gates run: a worker that crashes does not crash the run.
+
+``--atlas-gates`` runs under ``--dist loadscope`` (a plain ``-n`` is turned into it, see ``_gates``)
+or ``--dist loadfile``: a marker gate runs on the worker that ran its test, after it. When a test
+crashes its worker (a harness that kills the process, a segfault), xdist's scope schedulers put the
+crashed test back in the queue with the rest of its module, so every replacement worker ran it
+again and crashed again, until xdist's limit of restarts stopped the run: one test counted as many
+failures, and its module's other items (its gate among them) never ran.
+
+Here the scheduler is xdist's own, except that the test a worker crashed in is done: reported once
+as failed (xdist's "worker crashed while running" report), never sent again; the rest of its module
+is run by another worker, where the test's marker gate is an error (its test did not pass there).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import pytest
+
+from pytest_atlas.fixtures import settings_of
+
+__all__: list[str] = []
+
+_SCOPED = ("loadscope", "loadfile")
+
+
+def _without_rerun(base: type[Any]) -> type[Any]:
+    """``base`` (an xdist scope scheduler) whose ``remove_node`` never queues the crashed test again."""
+
+    class Scheduling(base):  # type: ignore[misc]
+        def remove_node(self, node: Any) -> str | None:
+            workload: dict[str, dict[str, bool]] = self.assigned_work.pop(node)
+            if not self._pending_of(workload):
+                return None
+            crashitem = next(nodeid for unit in workload.values() for nodeid, done in unit.items() if not done)
+            for unit in workload.values():
+                if crashitem in unit:
+                    unit[crashitem] = True  # it crashed its worker: reported as failed once, not run again
+            self.workqueue.update((scope, unit) for scope, unit in workload.items() if not all(unit.values()))
+            for other in self.assigned_work:
+                self._reschedule(other)
+            return crashitem
+
+    Scheduling.__name__ = Scheduling.__qualname__ = f"Atlas{base.__name__}"
+    return Scheduling
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own, which would make its scheduler
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    dist = config.getoption("dist", None)
+    if not settings_of(config).gates or dist not in _SCOPED:
+        return None
+    # pytest-xdist calls this hook, its schedulers loaded (pytest-atlas does not depend on it)
+    schedulers = sys.modules.get("xdist.scheduler")
+    base = getattr(schedulers, "LoadScopeScheduling" if dist == "loadscope" else "LoadFileScheduling", None)
+    if not isinstance(base, type) or not callable(getattr(base, "_reschedule", None)):
+        return None  # a pytest-xdist without them: its own scheduler
+    return _without_rerun(base)(config, log)
