@@ -10,6 +10,11 @@ failures, and its module's other items (its gate among them) never ran.
 Here the scheduler is xdist's own, except that the test a worker crashed in is done: reported once
 as failed (xdist's "worker crashed while running" report), never sent again; the rest of its module
 is run by another worker, where the test's marker gate is an error (its test did not pass there).
+
+And each contract item is a scope of its own: the contract checks need no worker in common (their
+census and report are merged by the controller), and a column split into id ranges
+(``--atlas-contract-split-rows``) is scanned by every worker, as under load scheduling, where the
+scope ``atlas-contract`` would send every check and range to one of them.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 import pytest
 
 from pytest_atlas.fixtures import settings_of
+from pytest_atlas.plugin._contract import COLLECTION
 
 __all__: list[str] = []
 
@@ -27,9 +33,16 @@ _SCOPED = ("loadscope", "loadfile")
 
 
 def _without_rerun(base: type[Any]) -> type[Any]:
-    """``base`` (an xdist scope scheduler) whose ``remove_node`` never queues the crashed test again."""
+    """``base`` (an xdist scope scheduler) whose ``remove_node`` never queues the crashed test again
+    and whose every contract item is a scope of its own."""
 
     class Scheduling(base):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(f"{COLLECTION}::"):
+                return nodeid  # a contract check or range: a scope of its own
+            scope: str = super()._split_scope(nodeid)
+            return scope
+
         def remove_node(self, node: Any) -> str | None:
             workload: dict[str, dict[str, bool]] = self.assigned_work.pop(node)
             if not self._pending_of(workload):
