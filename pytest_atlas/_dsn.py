@@ -45,7 +45,13 @@ _SCHEME = re.compile(r"\s*(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://")
 _LIBPQ_SCHEMES = ("postgresql", "postgres")
 _SAFE_USER = re.compile(r"[^/?#@&=\s:'\"\\]*")
 _QUERY_KEY = re.compile(r"(?<=[?&])(?P<key>[^=&?]*)=")
-_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s'\"]*:)(?P<pw>[^\n]*)(?P<tail>@)")
+#: where a URL of any scheme begins in free text
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://")
+#: a query parameter in free text: its key (percent-decoded, libpq decodes keys) and value
+_TEXT_QUERY = re.compile(r"[?&](?P<key>[^=&?#\s]*)=(?P<pw>[^&\s'\"]*)")
+#: an SQL password literal (CREATE/ALTER ROLE ... PASSWORD '...', E'...' too), as a statement or a
+#: server's message quotes it
+_SQL_PASSWORD = re.compile(r"(?P<head>\bpassword\s+[Ee]?)(?P<pw>'(?:[^'\\]|''|\\.)*')", re.IGNORECASE)
 _KW_PASSWORD = re.compile(
     r"(?P<head>(?<![?&])\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|(?:\\.|[^\s\\])+)", re.IGNORECASE
 )
@@ -136,9 +142,43 @@ def redact_text(text: str, *secrets: str | None) -> str:
     scheme, through the line's last "@") and ``password=`` pairs."""
     for secret in sorted({secret for secret in secrets if secret}, key=len, reverse=True):
         text = text.replace(secret, "***")
-    text = _URL_PASSWORD.sub(r"\g<head>***\g<tail>", text)
+    text = "".join(_redact_urls_in_line(line) for line in text.splitlines(keepends=True))
+    text = _SQL_PASSWORD.sub(r"\g<head>'***'", text)
     text = _KW_PASSWORD.sub(r"\g<head>***", text)
     return _QUERY_PASSWORD.sub(r"\g<head>***", text)
+
+
+def _redact_urls_in_line(line: str) -> str:
+    """One line of free text with the userinfo of each URL in it hidden as :class:`Dsn` hides it:
+    after the user name's ":" through the line's last "@" (a password may hold "@" unencoded), or
+    all of it when the user part holds a character no user name has ("/", "?", "#", "@", a space,
+    a quote: then no parser can tell where the user ends and the password begins), when a ":"
+    says it may hold a password at all; and the values of query parameters whose key, decoded, is
+    ``password``."""
+    from urllib.parse import unquote
+
+    spans: list[tuple[int, int]] = []
+    for match in _URL_IN_TEXT.finditer(line):
+        start = match.end()
+        if spans and start < spans[-1][1]:  # inside the userinfo already hidden
+            continue
+        at = line.rfind("@", start)
+        if at < 0:
+            continue
+        region = line[start:at]
+        user, colon, _ = region.partition(":")
+        if not colon:
+            continue
+        if _SAFE_USER.fullmatch(user):
+            spans.append((start + len(user) + 1, at))
+        else:
+            spans.append((start, at))
+    if "://" in line:
+        for match in _TEXT_QUERY.finditer(line):
+            if unquote(match.group("key"), errors="replace").strip().lower() == "password":
+                spans.append(match.span("pw"))
+    spans = [(begin, end) for begin, end in spans if end > begin and line[begin:end] != "***"]
+    return _hide_spans(line, spans) if spans else line
 
 
 def redact(dsn: str | Dsn) -> str:

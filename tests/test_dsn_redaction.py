@@ -265,3 +265,41 @@ def test_a_dsn_given_to_the_public_api_shows_no_part_of_the_password(
     assert not leaks(_written(pytester.path), shape)
     if shape.error is not None:
         assert text.count(shape.error) >= 3, text
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("cannot reach postgresql://us/er:s3cretW0rd@host/db: refused", "s3cretW0rd"),
+        ("cannot reach postgresql://us?er:s3cretW0rd@host/db: refused", "s3cretW0rd"),
+        ("cannot reach postgresql://us#er:s3cretW0rd@host/db: refused", "s3cretW0rd"),
+        ("cannot reach postgresql://us er:s3cretW0rd@host/db: refused", "s3cretW0rd"),
+        ("cannot reach postgresql://us'er:s3cretW0rd@host/db: refused", "s3cretW0rd"),
+        ("cannot reach postgresql://a@b:s3cretW0rd@host/db: refused", "s3cretW0rd"),
+        ("cannot reach 'postgresql://us/er:s3cretW0rd@host/db'", "s3cretW0rd"),
+        ("first line\nthen postgresql://us/er:s3cretW0rd@host/db\nlast line", "s3cretW0rd"),
+        ("cannot reach postgresql://u@h/db?%70assword=s3cretW0rd&sslmode=require", "s3cretW0rd"),
+        ("CREATE ROLE app LOGIN PASSWORD 's3cretW0rd'", "s3cretW0rd"),
+        ("ALTER ROLE app PASSWORD E's3cret''W0rd'", "W0rd"),
+    ],
+)
+def test_free_text_hides_the_password_whatever_the_user_part_holds(text: str, secret: str) -> None:
+    """A message quoting a URL whose user part holds "/", "?", "#", a space, a quote or an "@" (so
+    that no parser can tell where the user ends), a password in the query under an encoded key, or
+    an SQL PASSWORD literal: the secret is gone, the text around it stays."""
+    shown = redact_text(text)
+    assert secret not in shown and "***" in shown, shown
+    assert shown.split()[0] == text.split()[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "cannot reach postgresql://u@h/db: refused",  # no password: nothing hidden
+        "cannot reach postgresql://u:***@h/db: refused",  # already redacted: unchanged
+        "cannot reach postgresql://***@h/db: refused",
+        "password authentication failed for user 'app'",
+    ],
+)
+def test_free_text_without_a_password_is_left_as_it_is(text: str) -> None:
+    assert redact_text(text) == text
