@@ -26,10 +26,13 @@ __all__ = [
     "dsn_problem",
     "dsn_with_dbname",
     "hide_password",
+    "known_secrets",
     "passfile_line",
     "redact",
     "redact_text",
     "refusal",
+    "remember_secret",
+    "scrub",
     "secrets_of",
     "unparsable_errors",
 ]
@@ -181,6 +184,43 @@ def _redact_urls_in_line(line: str) -> str:
     return _hide_spans(line, spans) if spans else line
 
 
+#: the shortest secret :func:`scrub` replaces wherever it stands in text: a shorter one would blank
+#: out ordinary words (its URL and ``password=`` forms are redacted all the same)
+SHORTEST_SCRUBBED = 4
+#: the passwords of this process: of every :class:`Dsn` made (the settings' DSNs, a DSN given to the
+#: public API) and those :func:`remember_secret` was given ($PGPASSWORD, a password made for a run)
+_SECRETS: set[str] = set()
+_DSN_TEXTS: set[str] = set()
+_DSN_TEXTS_READ: set[str] = set()
+
+
+def remember_secret(*secrets: str | None) -> None:
+    """Remember passwords this process knows, so that :func:`scrub` removes them from any text
+    (reports of failed tests, their captured output, written report files)."""
+    from urllib.parse import quote
+
+    for secret in secrets:
+        if secret and len(secret) >= SHORTEST_SCRUBBED:
+            _SECRETS.update({secret, quote(secret, safe="")})
+
+
+def known_secrets() -> tuple[str, ...]:
+    """Every secret this process knows (in each form it takes in text), longest first."""
+    for text in _DSN_TEXTS - _DSN_TEXTS_READ:
+        _DSN_TEXTS_READ.add(text)
+        try:
+            remember_secret(*secrets_of(text), Dsn(text).password)
+        except unparsable_errors():
+            remember_secret(*secrets_of(text))
+    return tuple(sorted(_SECRETS, key=len, reverse=True))
+
+
+def scrub(text: str) -> str:
+    """``text`` without any secret this process knows (:func:`known_secrets`) and without the
+    passwords of URLs and ``password=`` pairs in it (:func:`redact_text`)."""
+    return redact_text(text, *known_secrets())
+
+
 def redact(dsn: str | Dsn) -> str:
     """The DSN as it may be printed: with the password replaced by ``***``."""
     return dsn.redacted if isinstance(dsn, Dsn) else Dsn(dsn).redacted
@@ -242,6 +282,7 @@ class Dsn:
 
     def __init__(self, text: str) -> None:
         self._text = text
+        _DSN_TEXTS.add(text)  # its password is one :func:`scrub` removes (read when first needed)
 
     def reveal(self) -> str:
         """The full connection string, password included: pass it to a driver, never print it."""

@@ -10,7 +10,8 @@ Options of every area are declared in :mod:`pytest_atlas._config` and registered
 * ``_baselines``: ``--atlas-baseline`` read once, ``--atlas-save-baseline`` written;
 * ``_contract``: ``--atlas-contract`` items; ``_gates`` (with ``_gate_item``): ``--atlas-gates`` items;
 * ``_roster``: every declared gate, so that reports list the ones that did not run;
-* ``_assertions``: reward assertions failing in ordinary tests reach the report.
+* ``_assertions``: reward assertions failing in ordinary tests reach the report;
+* ``_scrub``: the run's secrets are scrubbed from every report before a reporter sees it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ pytest_plugins = [
     "pytest_atlas.plugin._contract",
     "pytest_atlas.plugin._gates",
     "pytest_atlas.plugin._assertions",
+    "pytest_atlas.plugin._scrub",
 ]
 
 
