@@ -303,3 +303,49 @@ def test_free_text_hides_the_password_whatever_the_user_part_holds(text: str, se
 )
 def test_free_text_without_a_password_is_left_as_it_is(text: str) -> None:
     assert redact_text(text) == text
+
+
+_QUOTES_THE_RUN_S_SECRETS = """
+import os
+import warnings
+
+from psycopg.conninfo import conninfo_to_dict
+
+DSN_PASSWORD = conninfo_to_dict(os.environ["ATLAS_SECRET_DSN"])["password"]
+PGPASSWORD = os.environ["PGPASSWORD"]
+
+
+def test_fails_with_pgpassword():
+    print("captured:", PGPASSWORD)
+    raise RuntimeError(f"the CI secret is {PGPASSWORD}")
+
+
+def test_warns_and_fails_with_the_dsn_s_password():
+    warnings.warn(f"password {DSN_PASSWORD} is weak")
+    assert DSN_PASSWORD == "something else"
+"""
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["one process", "xdist"])
+def test_a_failing_test_or_module_that_quotes_a_secret_of_the_run_shows_none(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
+) -> None:
+    """No database needed: the secrets the run was configured with ($PGPASSWORD, the password of
+    --atlas-dsn) are scrubbed from failures, captured output, warnings, a module that cannot be
+    collected, and the JUnit XML, in each process of an xdist run too."""
+    dsn = "postgresql://reader:Dsn_Pa55word_77@127.0.0.1:1/atlas"
+    monkeypatch.setenv("ATLAS_SECRET_DSN", dsn)
+    monkeypatch.setenv("PGPASSWORD", "Ci_Pgpassw0rd_88")
+    pytester.makepyfile(
+        test_quotes=_QUOTES_THE_RUN_S_SECRETS,
+        test_broken="import os\nraise ImportError('cannot import with ' + os.environ['PGPASSWORD'])\n",
+    )
+    args = ["-p", "no:randomly", "--continue-on-collection-errors", "--atlas-dsn", dsn, *xdist]
+    result = pytester.runpytest_subprocess(*ALL_OUTPUT, *args)
+    text = result.stdout.str() + result.stderr.str()
+    written = _written(pytester.path)
+    assert "the CI secret is ***" in text and "password *** is weak" in text and "captured: ***" in text, text
+    assert "cannot import with ***" in text, text
+    assert "the CI secret is ***" in written and "cannot import with ***" in written, written
+    for secret in ("Dsn_Pa55word_77", "Ci_Pgpassw0rd_88"):
+        assert secret not in text and secret not in written, text
