@@ -349,3 +349,24 @@ def test_a_failing_test_or_module_that_quotes_a_secret_of_the_run_shows_none(
     assert "the CI secret is ***" in written and "cannot import with ***" in written, written
     for secret in ("Dsn_Pa55word_77", "Ci_Pgpassw0rd_88"):
         assert secret not in text and secret not in written, text
+
+
+def test_an_internal_error_that_quotes_a_secret_of_the_run_shows_none(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conftest hook of the user's that crashes pytest itself (INTERNALERROR) with the password of
+    --atlas-dsn in its exception and its locals."""
+    dsn = "postgresql://reader:Dsn_Pa55word_77@127.0.0.1:1/atlas"
+    monkeypatch.setenv("ATLAS_SECRET_DSN", dsn)
+    pytester.makeconftest(
+        "import os\n\n"
+        "def pytest_collection_modifyitems(items):\n"
+        "    dsn = os.environ['ATLAS_SECRET_DSN']\n"
+        '    raise RuntimeError(f\'the hook broke on {dsn.split(":")[2].split("@")[0]}\')\n'
+    )
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "--showlocals", "--tb=long", "--atlas-dsn", dsn)
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR, text
+    assert "INTERNALERROR" in text and "the hook broke on ***" in text, text
+    assert "Dsn_Pa55word_77" not in text, text
