@@ -215,10 +215,20 @@ def known_secrets() -> tuple[str, ...]:
     return tuple(sorted(_SECRETS, key=len, reverse=True))
 
 
+_SCRUB_PATTERN: tuple[tuple[str, ...], re.Pattern[str] | None] = ((), None)
+
+
 def scrub(text: str) -> str:
-    """``text`` without any secret this process knows (:func:`known_secrets`) and without the
-    passwords of URLs and ``password=`` pairs in it (:func:`redact_text`)."""
-    return redact_text(text, *known_secrets())
+    """``text`` without any secret this process knows (:func:`known_secrets`) where it stands as a
+    word of its own (not inside a longer word: a password ``postgres`` leaves ``postgresql://``
+    alone) and without the passwords of URLs and ``password=`` pairs in it (:func:`redact_text`)."""
+    global _SCRUB_PATTERN
+    secrets = known_secrets()
+    if secrets != _SCRUB_PATTERN[0]:
+        words = "|".join(re.escape(secret) for secret in secrets)  # (longest first)
+        _SCRUB_PATTERN = (secrets, re.compile(rf"(?<![A-Za-z0-9_])(?:{words})(?![A-Za-z0-9_])") if secrets else None)
+    pattern = _SCRUB_PATTERN[1]
+    return redact_text(pattern.sub("***", text) if pattern is not None else text)
 
 
 def redact(dsn: str | Dsn) -> str:

@@ -370,3 +370,13 @@ def test_an_internal_error_that_quotes_a_secret_of_the_run_shows_none(
     assert result.ret == pytest.ExitCode.INTERNAL_ERROR, text
     assert "INTERNALERROR" in text and "the hook broke on ***" in text, text
     assert "Dsn_Pa55word_77" not in text, text
+
+
+def test_a_known_secret_that_is_a_common_word_leaves_longer_words_alone() -> None:
+    """CI services often use the password ``postgres``: it is scrubbed where it stands alone (and in
+    the DSN's URL form), not out of ``postgresql://`` or ``pytest_postgres_db``."""
+    from pytest_atlas._dsn import scrub
+
+    Dsn("postgresql://ci:postgres@db:5432/atlas")  # the settings hold it: the run knows the password
+    shown = scrub("postgresql://ci:postgres@db:5432/atlas failed; password postgres; db pytest_postgres_db")
+    assert shown == "postgresql://ci:***@db:5432/atlas failed; password ***; db pytest_postgres_db", shown
