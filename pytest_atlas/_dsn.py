@@ -26,10 +26,13 @@ __all__ = [
     "dsn_problem",
     "dsn_with_dbname",
     "hide_password",
+    "known_secrets",
     "passfile_line",
     "redact",
     "redact_text",
     "refusal",
+    "remember_secret",
+    "scrub",
     "secrets_of",
     "unparsable_errors",
 ]
@@ -45,7 +48,13 @@ _SCHEME = re.compile(r"\s*(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://")
 _LIBPQ_SCHEMES = ("postgresql", "postgres")
 _SAFE_USER = re.compile(r"[^/?#@&=\s:'\"\\]*")
 _QUERY_KEY = re.compile(r"(?<=[?&])(?P<key>[^=&?]*)=")
-_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s'\"]*:)(?P<pw>[^\n]*)(?P<tail>@)")
+#: where a URL of any scheme begins in free text
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://")
+#: a query parameter in free text: its key (percent-decoded, libpq decodes keys) and value
+_TEXT_QUERY = re.compile(r"[?&](?P<key>[^=&?#\s]*)=(?P<pw>[^&\s'\"]*)")
+#: an SQL password literal (CREATE/ALTER ROLE ... PASSWORD '...', E'...' too), as a statement or a
+#: server's message quotes it
+_SQL_PASSWORD = re.compile(r"(?P<head>\bpassword\s+[Ee]?)(?P<pw>'(?:[^'\\]|''|\\.)*')", re.IGNORECASE)
 _KW_PASSWORD = re.compile(
     r"(?P<head>(?<![?&])\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|(?:\\.|[^\s\\])+)", re.IGNORECASE
 )
@@ -136,9 +145,90 @@ def redact_text(text: str, *secrets: str | None) -> str:
     scheme, through the line's last "@") and ``password=`` pairs."""
     for secret in sorted({secret for secret in secrets if secret}, key=len, reverse=True):
         text = text.replace(secret, "***")
-    text = _URL_PASSWORD.sub(r"\g<head>***\g<tail>", text)
+    text = "".join(_redact_urls_in_line(line) for line in text.splitlines(keepends=True))
+    text = _SQL_PASSWORD.sub(r"\g<head>'***'", text)
     text = _KW_PASSWORD.sub(r"\g<head>***", text)
     return _QUERY_PASSWORD.sub(r"\g<head>***", text)
+
+
+def _redact_urls_in_line(line: str) -> str:
+    """One line of free text with the userinfo of each URL in it hidden as :class:`Dsn` hides it:
+    after the user name's ":" through the line's last "@" (a password may hold "@" unencoded), or
+    all of it when the user part holds a character no user name has ("/", "?", "#", "@", a space,
+    a quote: then no parser can tell where the user ends and the password begins), when a ":"
+    says it may hold a password at all; and the values of query parameters whose key, decoded, is
+    ``password``."""
+    from urllib.parse import unquote
+
+    spans: list[tuple[int, int]] = []
+    for match in _URL_IN_TEXT.finditer(line):
+        start = match.end()
+        if spans and start < spans[-1][1]:  # inside the userinfo already hidden
+            continue
+        at = line.rfind("@", start)
+        if at < 0:
+            continue
+        region = line[start:at]
+        user, colon, _ = region.partition(":")
+        if not colon:
+            continue
+        if _SAFE_USER.fullmatch(user):
+            spans.append((start + len(user) + 1, at))
+        else:
+            spans.append((start, at))
+    if "://" in line:
+        for match in _TEXT_QUERY.finditer(line):
+            if unquote(match.group("key"), errors="replace").strip().lower() == "password":
+                spans.append(match.span("pw"))
+    spans = [(begin, end) for begin, end in spans if end > begin and line[begin:end] != "***"]
+    return _hide_spans(line, spans) if spans else line
+
+
+#: the shortest secret :func:`scrub` replaces wherever it stands in text: a shorter one would blank
+#: out ordinary words (its URL and ``password=`` forms are redacted all the same)
+SHORTEST_SCRUBBED = 4
+#: the passwords of this process: of every :class:`Dsn` made (the settings' DSNs, a DSN given to the
+#: public API) and those :func:`remember_secret` was given ($PGPASSWORD, a password made for a run)
+_SECRETS: set[str] = set()
+_DSN_TEXTS: set[str] = set()
+_DSN_TEXTS_READ: set[str] = set()
+
+
+def remember_secret(*secrets: str | None) -> None:
+    """Remember passwords this process knows, so that :func:`scrub` removes them from any text
+    (reports of failed tests, their captured output, written report files)."""
+    from urllib.parse import quote
+
+    for secret in secrets:
+        if secret and len(secret) >= SHORTEST_SCRUBBED:
+            _SECRETS.update({secret, quote(secret, safe="")})
+
+
+def known_secrets() -> tuple[str, ...]:
+    """Every secret this process knows (in each form it takes in text), longest first."""
+    for text in _DSN_TEXTS - _DSN_TEXTS_READ:
+        _DSN_TEXTS_READ.add(text)
+        try:
+            remember_secret(*secrets_of(text), Dsn(text).password)
+        except unparsable_errors():
+            remember_secret(*secrets_of(text))
+    return tuple(sorted(_SECRETS, key=len, reverse=True))
+
+
+_SCRUB_PATTERN: tuple[tuple[str, ...], re.Pattern[str] | None] = ((), None)
+
+
+def scrub(text: str) -> str:
+    """``text`` without any secret this process knows (:func:`known_secrets`) where it stands as a
+    word of its own (not inside a longer word: a password ``postgres`` leaves ``postgresql://``
+    alone) and without the passwords of URLs and ``password=`` pairs in it (:func:`redact_text`)."""
+    global _SCRUB_PATTERN
+    secrets = known_secrets()
+    if secrets != _SCRUB_PATTERN[0]:
+        words = "|".join(re.escape(secret) for secret in secrets)  # (longest first)
+        _SCRUB_PATTERN = (secrets, re.compile(rf"(?<![A-Za-z0-9_])(?:{words})(?![A-Za-z0-9_])") if secrets else None)
+    pattern = _SCRUB_PATTERN[1]
+    return redact_text(pattern.sub("***", text) if pattern is not None else text)
 
 
 def redact(dsn: str | Dsn) -> str:
@@ -202,6 +292,7 @@ class Dsn:
 
     def __init__(self, text: str) -> None:
         self._text = text
+        _DSN_TEXTS.add(text)  # its password is one :func:`scrub` removes (read when first needed)
 
     def reveal(self) -> str:
         """The full connection string, password included: pass it to a driver, never print it."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_atlas._dsn import scrub
 from pytest_atlas._resources import schema_path
 from pytest_atlas.errors import AtlasError, SchemaLoadError
 
@@ -197,4 +198,6 @@ def _schema_error(source: SqlSource, statement: Statement, exc: psycopg.Error) -
         message = f"{message} (SQLSTATE {exc.sqlstate})"
     if exc.diag.message_detail:
         message += f"; {exc.diag.message_detail}"
-    return SchemaLoadError(source.path, line, statement.text, message)
+    # a statement may set a password (CREATE ROLE ... PASSWORD '...', a subscription's CONNECTION
+    # string) and PostgreSQL's message may quote it: neither is shown with it
+    return SchemaLoadError(source.path, line, scrub(statement.text), scrub(message))

@@ -265,3 +265,118 @@ def test_a_dsn_given_to_the_public_api_shows_no_part_of_the_password(
     assert not leaks(_written(pytester.path), shape)
     if shape.error is not None:
         assert text.count(shape.error) >= 3, text
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("cannot reach postgresql://us/er:s3cretW0rd@host/db: refused", "s3cretW0rd"),
+        ("cannot reach postgresql://us?er:s3cretW0rd@host/db: refused", "s3cretW0rd"),
+        ("cannot reach postgresql://us#er:s3cretW0rd@host/db: refused", "s3cretW0rd"),
+        ("cannot reach postgresql://us er:s3cretW0rd@host/db: refused", "s3cretW0rd"),
+        ("cannot reach postgresql://us'er:s3cretW0rd@host/db: refused", "s3cretW0rd"),
+        ("cannot reach postgresql://a@b:s3cretW0rd@host/db: refused", "s3cretW0rd"),
+        ("cannot reach 'postgresql://us/er:s3cretW0rd@host/db'", "s3cretW0rd"),
+        ("first line\nthen postgresql://us/er:s3cretW0rd@host/db\nlast line", "s3cretW0rd"),
+        ("cannot reach postgresql://u@h/db?%70assword=s3cretW0rd&sslmode=require", "s3cretW0rd"),
+        ("CREATE ROLE app LOGIN PASSWORD 's3cretW0rd'", "s3cretW0rd"),
+        ("ALTER ROLE app PASSWORD E's3cret''W0rd'", "W0rd"),
+    ],
+)
+def test_free_text_hides_the_password_whatever_the_user_part_holds(text: str, secret: str) -> None:
+    """A message quoting a URL whose user part holds "/", "?", "#", a space, a quote or an "@" (so
+    that no parser can tell where the user ends), a password in the query under an encoded key, or
+    an SQL PASSWORD literal: the secret is gone, the text around it stays."""
+    shown = redact_text(text)
+    assert secret not in shown and "***" in shown, shown
+    assert shown.split()[0] == text.split()[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "cannot reach postgresql://u@h/db: refused",  # no password: nothing hidden
+        "cannot reach postgresql://u:***@h/db: refused",  # already redacted: unchanged
+        "cannot reach postgresql://***@h/db: refused",
+        "password authentication failed for user 'app'",
+    ],
+)
+def test_free_text_without_a_password_is_left_as_it_is(text: str) -> None:
+    assert redact_text(text) == text
+
+
+_QUOTES_THE_RUN_S_SECRETS = """
+import os
+import warnings
+
+from psycopg.conninfo import conninfo_to_dict
+
+DSN_PASSWORD = conninfo_to_dict(os.environ["ATLAS_SECRET_DSN"])["password"]
+PGPASSWORD = os.environ["PGPASSWORD"]
+
+
+def test_fails_with_pgpassword():
+    print("captured:", PGPASSWORD)
+    raise RuntimeError(f"the CI secret is {PGPASSWORD}")
+
+
+def test_warns_and_fails_with_the_dsn_s_password():
+    warnings.warn(f"password {DSN_PASSWORD} is weak")
+    assert DSN_PASSWORD == "something else"
+"""
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["one process", "xdist"])
+def test_a_failing_test_or_module_that_quotes_a_secret_of_the_run_shows_none(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
+) -> None:
+    """No database needed: the secrets the run was configured with ($PGPASSWORD, the password of
+    --atlas-dsn) are scrubbed from failures, captured output, warnings, a module that cannot be
+    collected, and the JUnit XML, in each process of an xdist run too."""
+    dsn = "postgresql://reader:Dsn_Pa55word_77@127.0.0.1:1/atlas"
+    monkeypatch.setenv("ATLAS_SECRET_DSN", dsn)
+    monkeypatch.setenv("PGPASSWORD", "Ci_Pgpassw0rd_88")
+    pytester.makepyfile(
+        test_quotes=_QUOTES_THE_RUN_S_SECRETS,
+        test_broken="import os\nraise ImportError('cannot import with ' + os.environ['PGPASSWORD'])\n",
+    )
+    args = ["-p", "no:randomly", "--continue-on-collection-errors", "--atlas-dsn", dsn, *xdist]
+    result = pytester.runpytest_subprocess(*ALL_OUTPUT, *args)
+    text = result.stdout.str() + result.stderr.str()
+    written = _written(pytester.path)
+    assert "the CI secret is ***" in text and "password *** is weak" in text and "captured: ***" in text, text
+    assert "cannot import with ***" in text, text
+    assert "the CI secret is ***" in written and "cannot import with ***" in written, written
+    for secret in ("Dsn_Pa55word_77", "Ci_Pgpassw0rd_88"):
+        assert secret not in text and secret not in written, text
+
+
+def test_an_internal_error_that_quotes_a_secret_of_the_run_shows_none(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conftest hook of the user's that crashes pytest itself (INTERNALERROR) with the password of
+    --atlas-dsn in its exception and its locals."""
+    dsn = "postgresql://reader:Dsn_Pa55word_77@127.0.0.1:1/atlas"
+    monkeypatch.setenv("ATLAS_SECRET_DSN", dsn)
+    pytester.makeconftest(
+        "import os\n\n"
+        "def pytest_collection_modifyitems(items):\n"
+        "    dsn = os.environ['ATLAS_SECRET_DSN']\n"
+        '    raise RuntimeError(f\'the hook broke on {dsn.split(":")[2].split("@")[0]}\')\n'
+    )
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "--showlocals", "--tb=long", "--atlas-dsn", dsn)
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR, text
+    assert "INTERNALERROR" in text and "the hook broke on ***" in text, text
+    assert "Dsn_Pa55word_77" not in text, text
+
+
+def test_a_known_secret_that_is_a_common_word_leaves_longer_words_alone() -> None:
+    """CI services often use the password ``postgres``: it is scrubbed where it stands alone (and in
+    the DSN's URL form), not out of ``postgresql://`` or ``pytest_postgres_db``."""
+    from pytest_atlas._dsn import scrub
+
+    Dsn("postgresql://ci:postgres@db:5432/atlas")  # the settings hold it: the run knows the password
+    shown = scrub("postgresql://ci:postgres@db:5432/atlas failed; password postgres; db pytest_postgres_db")
+    assert shown == "postgresql://ci:***@db:5432/atlas failed; password ***; db pytest_postgres_db", shown

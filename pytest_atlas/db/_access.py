@@ -29,6 +29,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from pytest_atlas._dsn import remember_secret
+
 __all__ = ["MAP", "hba_rules", "ident_map", "new_password", "set_password"]
 
 #: the pg_ident map name
@@ -61,8 +63,11 @@ def ident_map(os_users: list[str], role: str) -> str:
 
 
 def new_password() -> str:
-    """A random password for one run (URL-safe: no quoting needed anywhere)."""
-    return secrets.token_urlsafe(24)
+    """A random password for one run (URL-safe: no quoting needed anywhere), which reports of this
+    process never show (:func:`~pytest_atlas._dsn.scrub` removes it)."""
+    password = secrets.token_urlsafe(24)
+    remember_secret(password)
+    return password
 
 
 def set_password(conn: psycopg.Connection[Any], role: str, password: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pytest_atlas._dsn import build_url, redact, redact_text, refusal, secrets_of, unparsable_errors
+from pytest_atlas._dsn import build_url, redact, redact_text, refusal, remember_secret, secrets_of, unparsable_errors
 from pytest_atlas.errors import ProvisioningError, ServerUnavailable
 
 __all__ = [
@@ -167,6 +167,7 @@ def passfile_first() -> list[str]:
     if value is None:
         return []
     _unset_pgpassword = value
+    remember_secret(value)
     return [
         "$PGPASSWORD was unset for this run: the DSNs handed to tests name a passfile, "
         "which libpq reads only when $PGPASSWORD is not set (the plugin's connections to "

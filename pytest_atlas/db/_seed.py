@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from pytest_atlas._dsn import scrub
 from pytest_atlas.db._connect import is_transient, one_line
 from pytest_atlas.db._postgres import AtlasPostgres, clone_database, drop_database
 from pytest_atlas.errors import SeedError, ServerUnavailable
@@ -83,12 +84,14 @@ def _fill(server: AtlasPostgres, name: str, seed: Seed) -> None:
                 # the server's fault, not the fill's: it may pass, so it is not remembered
                 raise ServerUnavailable(
                     f"the connection to the family's template was cut while the seed function {seed.name} "
-                    f"ran: {one_line(exc)}",
+                    f"ran: {scrub(one_line(exc))}",
                     hint="the next test of the family tries again; if it keeps happening, see the server's log",
                 ) from None
-            shown = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[1:]).rstrip()
+            # the fill's traceback, its exceptions chained, without a secret this run knows (the fill
+            # may quote the DSN it was configured with) nor any URL's or password= pair's password
+            shown = scrub("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[1:]).rstrip())
             raise SeedError(
-                f"the seed function {seed.name} failed on the family's template: {one_line(exc)}\n{shown}",
+                f"the seed function {seed.name} failed on the family's template: {scrub(one_line(exc))}\n{shown}",
                 hint="fix the seed function (it runs once per run and worker, before the family's first "
                 "test; the traceback above starts in it)",
             ) from None

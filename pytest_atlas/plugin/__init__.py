@@ -12,7 +12,8 @@ Options of every area are declared in :mod:`pytest_atlas._config` and registered
 * ``_scheduling``: under pytest-xdist, a test that crashed its worker is not run again;
 * ``_rerun``: ``--lf``, ``--ff`` and ``--sw`` rerun what a failed check item needs too;
 * ``_roster``: every declared gate, so that reports list the ones that did not run;
-* ``_assertions``: reward assertions failing in ordinary tests reach the report.
+* ``_assertions``: reward assertions failing in ordinary tests reach the report;
+* ``_scrub``: the run's secrets are scrubbed from every report before a reporter sees it.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ pytest_plugins = [
     "pytest_atlas.plugin._rerun",
     "pytest_atlas.plugin._scheduling",
     "pytest_atlas.plugin._assertions",
+    "pytest_atlas.plugin._scrub",
 ]
 
 

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from pytest_atlas._dsn import Dsn
+from pytest_atlas._dsn import Dsn, scrub
 from pytest_atlas._properties import parse_result_property, result_property
 from pytest_atlas._table import escape_lines
 from pytest_atlas.errors import AtlasError
@@ -215,11 +215,12 @@ class CheckItem(pytest.Item):
         try:
             payload = self.evaluate()
         except AtlasError as exc:
-            self._record(self.error_payload(str(exc)))
+            self._record(self.error_payload(scrub(str(exc))))
             # the message alone: a traceback through the plugin adds noise (and the DSN argument)
             raise pytest.fail.Exception(escape_lines(self.problem_text(exc)), pytrace=False) from None
         except Exception as exc:  # a bug: still one outcome for this item, and the traceback to report it
-            self._record(self.error_payload(f"internal error: {type(exc).__name__}: {exc}"))
+            # (a driver's message may quote the connection string: the payload goes into the reports)
+            self._record(self.error_payload(scrub(f"internal error: {type(exc).__name__}: {exc}")))
             raise
         self._record(payload)
         if payload.get("outcome") == "error":  # evaluated, but it could not check: an error, like the above

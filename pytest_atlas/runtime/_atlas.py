@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Any, Protocol
 
-from pytest_atlas._dsn import Dsn
+from pytest_atlas._dsn import Dsn, scrub
 from pytest_atlas.errors import AtlasRuntimeError
 
 __all__ = [
@@ -238,7 +238,8 @@ def validate_config(config: Mapping[str, Any]) -> Any:
     try:
         return _atlas().parse_config(dict(config))
     except Exception as exc:
-        detail = " ".join(str(exc).split())
+        # Atlas's (pydantic's) message quotes the values it refuses: a secret may be one of them
+        detail = scrub(" ".join(str(exc).split()))
         raise AtlasRuntimeError(
             f"Atlas rejects the run's configuration: {detail[:600]}",
             hint="check the config= you gave (it is merged over pytest-atlas's defaults)",

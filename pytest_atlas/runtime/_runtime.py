@@ -17,7 +17,7 @@ from typing import Any, Concatenate, ParamSpec
 
 import psycopg
 
-from pytest_atlas._dsn import hide_password, redact_text
+from pytest_atlas._dsn import hide_password, redact_text, scrub, secrets_of
 from pytest_atlas.errors import AtlasRuntimeError, InvalidArgument, ScriptError
 from pytest_atlas.runtime import _atlas
 from pytest_atlas.runtime._agent import AGENT, AgentPlan, ScriptedFailure, is_agent
@@ -321,13 +321,13 @@ class AtlasRuntime:
             raise ScriptError(problem.role, problem.problem + where, hint=problem.hint, session_id=sid) from cause
         if sid is None:
             raise AtlasRuntimeError(
-                f"Atlas did not create a session for {task!r}: {redact_text(_describe(error), self.dsn)}",
+                f"Atlas did not create a session for {task!r}: {self._redacted(_describe(error))}",
                 hint="check the DSN: server reachable, user and password right, database there with the Atlas "
                 "schema (atlas_dsn's is)",
             ) from None
         expected_failure = error is not None and failure is not None and _caused_by(error, ScriptedFailure)
         if error is not None and not expected_failure:
-            detail = redact_text(_describe(error), self.dsn)
+            detail = self._redacted(_describe(error))
             raise AtlasRuntimeError(
                 f"the Atlas run of {task!r} failed (session {sid} is 'failed'): {detail}",
                 hint="if your agent raised, that is what failed; pass fail=True to ask for a failed session",
@@ -389,13 +389,18 @@ class AtlasRuntime:
 
     # -- the database ----------------------------------------------------------------------------------
 
+    def _redacted(self, text: str) -> str:
+        """``text`` (a message of Atlas, asyncpg or psycopg) without the DSN's password in any form
+        it takes (as written, decoded, as a ``password=`` value), nor any other secret of the run."""
+        return scrub(redact_text(text, *secrets_of(self.dsn)))
+
     def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         try:
             with psycopg.connect(self.dsn, autocommit=True) as conn:
                 return list(conn.execute(sql, params).fetchall())
         except psycopg.Error as exc:
             raise AtlasRuntimeError(
-                f"cannot read the Atlas database: {redact_text(str(exc).strip(), self.dsn)}",
+                f"cannot read the Atlas database: {self._redacted(str(exc).strip())}",
                 hint="check the DSN: server reachable, user and password right, database there with the Atlas "
                 "schema (atlas_dsn's is)",
             ) from None

@@ -521,3 +521,84 @@ def test_a_dsn_option_value_psycopg_refuses_is_a_clear_error_without_the_passwor
     assert "ProgrammingError" not in text and "INTERNALERROR" not in text, text
     assert "connect_timeout 'abc' is not a number of seconds" in text
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+_USER_CODE_QUOTES_THE_SECRET = """
+import os
+import warnings
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+
+def _configured():
+    dsn = os.environ["ATLAS_TEST_DSN"]
+    return dsn, conninfo_to_dict(dsn)["password"]
+
+
+def test_raises_with_the_configured_dsn(atlas_db):
+    dsn, password = _configured()
+    print("connecting with", dsn, "as", password)
+    warnings.warn(f"slow server at {dsn}")
+    raise RuntimeError(f"could not use {dsn} (password {password})")
+
+
+def test_a_chained_driver_error(atlas_dsn):
+    dsn, password = _configured()
+    try:
+        psycopg.connect(dsn.rsplit("/", 1)[0] + "/no_such_database_here")
+    except psycopg.OperationalError as exc:
+        raise ValueError(f"password {password} did not help") from exc
+
+
+def test_the_run_s_own_password_in_tcp_mode(atlas_postgres):
+    # (in TCP mode the run's server has a password of its own: read from its passfile)
+    tcp = "ATLAS_TEST_DSN_FOR_THE_TEST" in os.environ
+    secret = open(atlas_postgres.passfile).read().strip().rsplit(":", 1)[1] if tcp else ""
+    assert secret == "", f"the run's password is {secret}"
+"""
+
+
+@pytest.mark.parametrize("mode", ["existing server", "started server over TCP"])
+def test_a_failing_test_that_quotes_a_secret_of_the_run_shows_none(
+    pytester: pytest.Pytester,
+    password_server: PasswordServer,
+    monkeypatch: pytest.MonkeyPatch,
+    own_base: list[str],
+    mode: str,
+) -> None:
+    """A test of the user's that fails with the DSN the run was given (or the password the run made
+    for its TCP server) in its message, its locals, its chained exception, its captured output or
+    a warning: no report shows the secret (terminal at --tb=long with -l and -vv, -rA, JUnit XML,
+    the plugin's JSON report)."""
+    monkeypatch.setenv("ATLAS_TEST_DSN", password_server.url())
+    args = ["-p", "no:randomly", *own_base, "--tb=long", "-l", "-vv", "-rA", "--junitxml=junit.xml"]
+    args += ["--atlas-report=report.json", "-o", "junit_logging=all"]
+    if mode.startswith("started"):
+        monkeypatch.delenv("ATLAS_TEST_DSN")
+        monkeypatch.setenv("ATLAS_TEST_DSN_FOR_THE_TEST", password_server.url())
+        args.append("--atlas-tcp")
+    pytester.makepyfile(
+        _USER_CODE_QUOTES_THE_SECRET.replace(
+            'os.environ["ATLAS_TEST_DSN"]', 'os.environ["ATLAS_TEST_DSN_FOR_THE_TEST"]'
+        )
+        if mode.startswith("started")
+        else _USER_CODE_QUOTES_THE_SECRET
+    )
+    result = pytester.runpytest_subprocess(*args)
+    text = result.stdout.str() + result.stderr.str()
+    written = "\n".join(
+        path.read_text(errors="replace") for path in pytester.path.iterdir() if path.suffix in (".xml", ".json")
+    )
+    assert "RuntimeError" in text and "ValueError" in text, text  # the failures are reported
+    assert "did not help" in text and "slow server at" in text and "connecting with" in text, text
+    assert "testcase" in written and "did not help" in written
+    if mode.startswith("existing"):
+        result.assert_outcomes(failed=2, passed=1)
+        assert not password_server.leaks(text), text
+        assert not password_server.leaks(written), written
+    else:  # the DSN the test used is its own (not the run's): only the run's own password is the plugin's
+        result.assert_outcomes(failed=3)
+        lines = [line for line in text.splitlines() if "AssertionError: the run's password is" in line]
+        assert lines and all(line.rstrip().endswith("***") for line in lines), lines
+        assert "the run's password is ***" in written and "the run's password is ***" in text

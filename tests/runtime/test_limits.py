@@ -197,3 +197,47 @@ def test_a_runtime_failure_shows_no_password_in_any_frame(pytester: pytest.Pytes
     result.assert_outcomes(failed=2)
     shown = [line for line in result.outlines if "s3cret-pw" in line and 'DSN = "postgresql' not in line]
     assert shown == []
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    ["postgresql://nobody:s3cret-pw@127.0.0.1:1/nowhere", "host=127.0.0.1 port=1 user=nobody password='s3cret-pw'"],
+)
+def test_a_rejected_config_that_quotes_the_password_never_shows_it(dsn: str) -> None:
+    # Atlas (pydantic) quotes the value it refuses: here the password, put where a number belongs
+    with pytest.raises(AtlasRuntimeError) as info:
+        AtlasRuntime(dsn, config={"storage": {"min_connections": "s3cret-pw"}})
+    message = str(info.value)
+    assert "Atlas rejects the run's configuration" in message and "min_connections" in message, message
+    assert "s3cret-pw" not in message, message
+
+
+FAILED_RUN_WITH_A_PASSWORD = """
+import pytest
+from pytest_atlas import AtlasRuntime
+from pytest_atlas.errors import AtlasRuntimeError
+
+
+def test_a_failed_run(atlas_dsn, atlas_postgres):
+    password = open(atlas_postgres.passfile).read().strip().rsplit(":", 1)[1]
+    # the URL with the password in it (and no passfile): as a user's own DSN for the server
+    dsn = atlas_dsn.split("?", 1)[0].replace("postgres@", f"postgres:{password}@", 1)
+    assert password in dsn and "passfile" not in dsn
+
+    def agent(prompt, metadata=None):
+        raise RuntimeError(f"the agent was handed {password}")
+
+    with pytest.raises(AtlasRuntimeError) as info:
+        AtlasRuntime(dsn, agent=agent).run("Leak nothing")
+    message = str(info.value)
+    assert "the agent was handed ***" in message, message
+    assert password not in message, message
+"""
+
+
+def test_a_failed_run_s_message_shows_no_form_of_the_password(pytester: pytest.Pytester) -> None:
+    """An agent's error quoting the runtime's password alone (not the whole DSN, which is what the
+    runtime redacted from Atlas's message): every form of the password is redacted."""
+    pytester.makepyfile(FAILED_RUN_WITH_A_PASSWORD)
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", "--atlas-tcp")
+    result.assert_outcomes(passed=1)

@@ -1,0 +1,120 @@
+"""The run's secrets are scrubbed from every report, whoever put them there.
+
+The plugin redacts what it says itself, but a test that fails may quote a secret the plugin knows:
+a psycopg error raised in the user's code with the ``--atlas-dsn`` DSN in its message, a fixture
+value shown by ``--showlocals``, a captured ``print``. Before any reporter sees a report (the
+terminal, JUnit XML, pytest-xdist's controller, the plugin's own JSON and HTML reports, which read
+the reports' user properties), every text in it loses the passwords this process knows
+(:func:`pytest_atlas._dsn.known_secrets`: those of the configured DSNs, of a DSN given to the public
+API, ``$PGPASSWORD``, the password a TCP server of the run was given) and the password part of every
+URL and ``password=`` pair (:func:`pytest_atlas._dsn.scrub`). The same goes for internal errors and
+warnings. What a test writes to the terminal itself (``-s``) never passes through a report: it
+cannot be scrubbed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import warnings
+from typing import Any
+
+import pytest
+
+from pytest_atlas._dsn import remember_secret, scrub
+
+__all__ = ["scrub_value"]
+
+#: how deep a report's objects are walked (a longrepr is a few levels deep)
+_DEPTH = 12
+
+
+def scrub_value(value: Any, depth: int = 0, seen: set[int] | None = None) -> Any:
+    """``value`` with every text in it scrubbed: strings are replaced, lists, tuples and dicts
+    rebuilt, and the attributes of other objects (pytest's ``TerminalRepr`` dataclasses) scrubbed in
+    place."""
+    if isinstance(value, str):
+        return scrub(value)
+    if value is None or isinstance(value, int | float | bool | bytes) or depth > _DEPTH:
+        return value
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return value
+    seen.add(id(value))
+    if isinstance(value, list):
+        value[:] = [scrub_value(item, depth + 1, seen) for item in value]
+        return value
+    if isinstance(value, tuple):
+        items = [scrub_value(item, depth + 1, seen) for item in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    if isinstance(value, dict):
+        return {key: scrub_value(item, depth + 1, seen) for key, item in value.items()}
+    names = (
+        [field.name for field in dataclasses.fields(value)]
+        if dataclasses.is_dataclass(value)
+        else list(getattr(value, "__dict__", {}))
+    )
+    for name in names:
+        try:
+            current = getattr(value, name)
+            cleaned = scrub_value(current, depth + 1, seen)
+            if cleaned is not current:
+                object.__setattr__(value, name, cleaned)
+        except (AttributeError, TypeError):  # a read-only attribute: leave it
+            continue
+    return value
+
+
+def _scrub_property(value: object) -> object:
+    """A user property's value scrubbed; one that is JSON (a result payload) stays valid JSON."""
+    if not isinstance(value, str) or scrub(value) == value:  # (most: nothing to scrub, left as they are)
+        return value
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return scrub(value)
+    if not isinstance(parsed, dict | list):
+        return scrub(value)
+    return json.dumps(scrub_value(parsed), default=str)  # (the keys in the order they had)
+
+
+def scrub_report(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Scrub a report in place: its long representation, its captured sections, its properties."""
+    if report.longrepr is not None:
+        report.longrepr = scrub_value(report.longrepr)
+    report.sections[:] = [(title, scrub(text)) for title, text in report.sections]
+    properties = getattr(report, "user_properties", None)
+    if properties:
+        properties[:] = [(name, _scrub_property(value)) for name, value in properties]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    remember_secret(os.environ.get("PGPASSWORD"))
+
+
+@pytest.hookimpl(tryfirst=True)  # before every reporter (the terminal, JUnit XML, xdist's worker)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    scrub_report(report)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    scrub_report(report)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_internalerror(excrepr: Any, excinfo: Any) -> None:
+    scrub_value(excrepr)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_warning_recorded(warning_message: warnings.WarningMessage, when: str, nodeid: str, location: Any) -> None:
+    text = str(warning_message.message)
+    cleaned = scrub(text)
+    if cleaned != text:
+        try:
+            warning_message.message = type(warning_message.message)(cleaned)
+        except Exception:  # a warning class that takes other arguments
+            warning_message.message = UserWarning(cleaned)
