@@ -9,7 +9,8 @@ Options of every area are declared in :mod:`pytest_atlas._config` and registered
   through :mod:`pytest_atlas.reporting`;
 * ``_baselines``: ``--atlas-baseline`` read once, ``--atlas-save-baseline`` written;
 * ``_contract``: ``--atlas-contract`` items; ``_gates`` (with ``_gate_item``): ``--atlas-gates`` items;
-* ``_scheduling``: under pytest-xdist, a test that crashed its worker is not run again;
+* ``_scheduling``: under pytest-xdist, a test that crashed its worker is not run again, and each
+  contract item is a scope of its own;
 * ``_rerun``: ``--lf``, ``--ff`` and ``--sw`` rerun what a failed check item needs too;
 * ``_roster``: every declared gate, so that reports list the ones that did not run;
 * ``_assertions``: reward assertions failing in ordinary tests reach the report;
