@@ -218,17 +218,20 @@ def known_secrets() -> tuple[str, ...]:
 _SCRUB_PATTERN: tuple[tuple[str, ...], re.Pattern[str] | None] = ((), None)
 
 
-def scrub(text: str) -> str:
+def scrub(text: str, *, urls: bool = True) -> str:
     """``text`` without any secret this process knows (:func:`known_secrets`) where it stands as a
     word of its own (not inside a longer word: a password ``postgres`` leaves ``postgresql://``
-    alone) and without the passwords of URLs and ``password=`` pairs in it (:func:`redact_text`)."""
+    alone) and, with ``urls``, without the passwords of URLs and ``password=`` pairs in it
+    (:func:`redact_text`: for the plugin's own messages; a test's own text is only cleared of the
+    known secrets, its URLs and addresses left as written)."""
     global _SCRUB_PATTERN
     secrets = known_secrets()
     if secrets != _SCRUB_PATTERN[0]:
         words = "|".join(re.escape(secret) for secret in secrets)  # (longest first)
         _SCRUB_PATTERN = (secrets, re.compile(rf"(?<![A-Za-z0-9_])(?:{words})(?![A-Za-z0-9_])") if secrets else None)
     pattern = _SCRUB_PATTERN[1]
-    return redact_text(pattern.sub("***", text) if pattern is not None else text)
+    known = pattern.sub("***", text) if pattern is not None else text
+    return redact_text(known) if urls else known
 
 
 def redact(dsn: str | Dsn) -> str:

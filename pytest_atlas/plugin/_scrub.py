@@ -6,8 +6,10 @@ value shown by ``--showlocals``, a captured ``print``. Before any reporter sees 
 terminal, JUnit XML, pytest-xdist's controller, the plugin's own JSON and HTML reports, which read
 the reports' user properties), every text in it loses the passwords this process knows
 (:func:`pytest_atlas._dsn.known_secrets`: those of the configured DSNs, of a DSN given to the public
-API, ``$PGPASSWORD``, the password a TCP server of the run was given) and the password part of every
-URL and ``password=`` pair (:func:`pytest_atlas._dsn.scrub`). The same goes for internal errors and
+API, ``$PGPASSWORD``, the password a TCP server of the run was given). Nothing else in a test's text
+changes (a URL followed by an address further on stays as written), and the plugin's own result
+properties, built from redacted values, are left alone: a password that is also a word they hold
+(``pass``, ``fail``) would otherwise change a verdict. The same goes for internal errors and
 warnings. What a test writes to the terminal itself (``-s``) never passes through a report: it
 cannot be scrubbed.
 """
@@ -22,12 +24,22 @@ from typing import Any
 
 import pytest
 
-from pytest_atlas._dsn import remember_secret, scrub
+from pytest_atlas._dsn import remember_secret
+from pytest_atlas._dsn import scrub as _scrub_text
+from pytest_atlas._properties import RESULT_PROPERTY
 
 __all__ = ["scrub_value"]
 
 #: how deep a report's objects are walked (a longrepr is a few levels deep)
 _DEPTH = 12
+
+#: the user properties the plugin writes itself, from redacted values (a database's DSN, a result)
+_OWN_PROPERTIES = frozenset({RESULT_PROPERTY, "atlas_database"})
+
+
+def scrub(text: str) -> str:
+    """``text`` without the secrets this process knows; nothing else changed."""
+    return _scrub_text(text, urls=False)
 
 
 def scrub_value(value: Any, depth: int = 0, seen: set[int] | None = None) -> Any:
@@ -86,7 +98,9 @@ def scrub_report(report: pytest.TestReport | pytest.CollectReport) -> None:
     report.sections[:] = [(title, scrub(text)) for title, text in report.sections]
     properties = getattr(report, "user_properties", None)
     if properties:
-        properties[:] = [(name, _scrub_property(value)) for name, value in properties]
+        properties[:] = [
+            (name, value if name in _OWN_PROPERTIES else _scrub_property(value)) for name, value in properties
+        ]
 
 
 @pytest.hookimpl(tryfirst=True)
