@@ -53,8 +53,10 @@ __all__ = [
     "task_names_statement",
 ]
 
-#: a number as Python's float() and PostgreSQL's float8 both read it (no NaN, no Infinity)
-NUMBER_PATTERN = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+#: a number as Python's float() and PostgreSQL's float8 both read it (no NaN, no Infinity), with
+#: ASCII spaces around it: PostgreSQL's ``\s`` would also match Unicode spaces in a database whose
+#: ctype is UTF-8, which the numeric cast then refuses
+NUMBER_PATTERN = r"^[ \t\n\r\f\v]*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?[ \t\n\r\f\v]*$"
 
 #: a jsonb number's text (PostgreSQL writes it without exponent) shorter than this is zero or lies
 #: strictly between 1e-98 and 1e99 in magnitude: an ordinary number whose float8 cast cannot fail

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg import sql
 
 from pytest_atlas.gates import Selection, _scores, fetch_series
@@ -52,6 +53,8 @@ SHAPES = [
     '""',
     '"n/a"',
     '"1_000"',
+    '"\u2003 0.5"',  # an em space: no space a number's text may have around it (only ASCII ones)
+    '"\u00a00.25"',  # a no-break space
     "true",
     "false",
     "null",
@@ -60,7 +63,7 @@ SHAPES = [
     "[0.5]",
 ]
 
-_PATTERN = re.compile(r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$")
+_PATTERN = re.compile(r"^[ \t\n\r\f\v]*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?[ \t\n\r\f\v]*$")
 
 
 def expected(text: str | None) -> float | None:
@@ -71,7 +74,7 @@ def expected(text: str | None) -> float | None:
         inner = text[1:-1]
         if not _PATTERN.match(inner):
             return None
-        text = inner.strip()
+        text = inner.strip(" \t\n\r\f\v")
     number = Decimal(text)
     if number == 0:
         return 0.0
@@ -156,3 +159,24 @@ def test_series_over_quirky_rows_match_python(atlas_db: psycopg.Connection[Any])
             assert list(series.worst) == sorted(scores, key=lambda p: (p[1], p[0]))[:5]
             assert sum(int(c) for c in series.sample.counts) == len(values)
             assert (series.tasks is not None) is tasks
+
+
+@pytest.mark.parametrize("collation", ["C", "C.utf8"])
+def test_only_ascii_spaces_may_surround_a_number_whatever_the_databases_ctype(
+    atlas_db: psycopg.Connection[Any], collation: str
+) -> None:
+    """In a database whose ctype is UTF-8, PostgreSQL's ``\\s`` also matches Unicode spaces, which
+    the numeric cast after the pattern refuses: one such score made every gate over it a query
+    error. The pattern names the spaces it allows, so a collation (as the database's ctype decides
+    a regex's classes) changes nothing."""
+    found = atlas_db.execute("SELECT 1 FROM pg_collation WHERE collname = %s", (collation,)).fetchone()
+    assert found is not None, f"the test server has the collation {collation}"
+    match = sql.SQL("SELECT ({} COLLATE {}) ~ %(number_pattern)s").format(
+        sql.Placeholder("text"), sql.Identifier(collation)
+    )
+    for text, want in [(" 0.5 ", True), ("\t0.5\n", True), ("\u2003 0.5", False), ("\u00a00.25", False)]:
+        params = {"text": text, "number_pattern": _scores.NUMBER_PATTERN}
+        row = atlas_db.execute(match, params).fetchone()
+        assert row is not None and row[0] is want, (collation, text)
+        if want:  # what the pattern lets through, the slow path's cast takes
+            assert atlas_db.execute("SELECT %s::numeric", (text,)).fetchone() is not None
