@@ -27,6 +27,19 @@ def victim(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("device", ["/dev/stdout", "/dev/null"])
+def test_a_device_as_report_path_is_refused_without_advice_to_remove_it(pytester: pytest.Pytester, device: str) -> None:
+    """A report is a file written whole: a device (or a link to one) is refused before anything
+    runs, and the remedy is another path, never removing the system's device."""
+    pytester.makepyfile(NO_DB)
+    result = pytester.runpytest(f"--atlas-report={device}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--atlas-report*{device} *", "*how to fix: give the path of a regular file*"])
+    result.stderr.no_fnmatch_line("*remove it*")
+    result.stderr.no_fnmatch_line("*rm /dev*")
+    assert Path(device).exists()
+
+
 @pytest.mark.parametrize("option", OPTIONS)
 def test_a_link_at_a_report_path_is_refused_before_anything_runs(
     pytester: pytest.Pytester, victim: Path, option: str
@@ -269,5 +282,10 @@ def test_a_step_summary_that_is_a_fifo_does_not_hang_the_run(pytester: pytest.Py
     summary = pytester.path / "summary.md"
     os.mkfifo(summary)  # nobody reads it: opening it to write would wait for ever
     result = _gated_run(pytester, scored_dsn, summary)
-    result.stdout.fnmatch_lines(["*pytest-atlas: $GITHUB_STEP_SUMMARY not written: *summary.md is not a regular file*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*pytest-atlas: $GITHUB_STEP_SUMMARY not written: *summary.md is not a regular file*give the path of a regular file*"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*remove it*")  # a pipe someone reads from is nobody's to remove
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -525,6 +525,16 @@ def _open_output_folder(folder: Path) -> int | None:
     return open_folders(folder, elsewhere=_OUTPUT_ELSEWHERE, instead="give another path", not_folder=_IN_A_FOLDER)
 
 
+#: the remedy for a path that is no file to write a report to: never to remove what is there
+_REGULAR_FILE = "give the path of a regular file (a report is written whole, to a file), e.g. ./atlas-report.json"
+
+
+def _system(path: Path, target: str) -> bool:
+    """Whether the link ``path`` (to ``target``) is the system's: in /dev or /proc, or to there
+    (``/dev/stdout`` is a link to ``/proc/self/fd/1``); removing it is never the remedy."""
+    return any(str(where).startswith(("/dev/", "/proc/")) for where in (path, target))
+
+
 def _check_target(path: Path, *, dir_fd: int | None = None) -> None:
     """``path`` (the file itself; by its name in ``dir_fd`` when given) is missing, or a regular
     file of ours."""
@@ -541,12 +551,13 @@ def _check_target(path: Path, *, dir_fd: int | None = None) -> None:
         raise _refuse(
             path,
             f"is a symbolic link (to {target}); pytest-atlas never writes through links",
-            f"remove it (rm {path}), or give another path",
+            _REGULAR_FILE if _system(path, target) else f"remove it (rm {path}), or give another path",
         )
     if stat.S_ISDIR(st.st_mode):
         raise _refuse(path, "is a directory", f"name a file in it, e.g. {path / 'atlas.json'}")
     if not stat.S_ISREG(st.st_mode):
-        raise _refuse(path, "exists and is not a regular file", "remove it, or give another path")
+        # a device, a socket or a pipe: a report is written whole to a file, never to these
+        raise _refuse(path, "exists and is not a regular file", _REGULAR_FILE)
     if st.st_uid != os.geteuid():
         raise _refuse(
             path,
@@ -620,14 +631,14 @@ def append_output(path: Path, data: bytes) -> Path:
         fd = None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
+            target = os.readlink(path.name, dir_fd=folder)
             raise _refuse(
                 path,
-                f"is a symbolic link (to {os.readlink(path.name, dir_fd=folder)}); pytest-atlas never "
-                "writes through links",
-                f"remove it (rm {path}), or give another path",
+                f"is a symbolic link (to {target}); pytest-atlas never writes through links",
+                _REGULAR_FILE if _system(path, target) else f"remove it (rm {path}), or give another path",
             ) from None
         if exc.errno == errno.ENXIO:  # a FIFO that nobody reads
-            raise _refuse(path, "is not a regular file", "remove it, or give another path") from None
+            raise _refuse(path, "is not a regular file", _REGULAR_FILE) from None
         raise
     finally:
         os.close(folder)
@@ -636,7 +647,7 @@ def append_output(path: Path, data: bytes) -> Path:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise _refuse(path, "is not a regular file", "remove it, or give another path")
+            raise _refuse(path, "is not a regular file", _REGULAR_FILE)
         if st.st_nlink != 1:
             raise _refuse(
                 path,
