@@ -105,7 +105,7 @@ def choose_base(configured: Path | None, account: ServerAccount) -> Base:
     mode = 0o700 if account.is_current else 0o711
     name = BASE_NAME.format(uid=os.geteuid())
     if configured is not None:
-        path = _configured_base(Path(os.path.abspath(configured)), name, mode)
+        path = _configured_base(Path(os.path.abspath(configured)), name, mode, account)
         _check_reachable(path, account)
         return Base(path)
     parents = ([_SHM] if _shm_has_room() else []) + _temp_folders()
@@ -148,10 +148,19 @@ def choose_base(configured: Path | None, account: ServerAccount) -> Base:
 _ELSEWHERE = "with --atlas-data-dir"
 
 
-def _configured_base(folder: Path, name: str, mode: int) -> Path:
+def _configured_base(folder: Path, name: str, mode: int, account: ServerAccount) -> Path:
     """``folder/name`` made (and ``folder`` too, if missing) and checked as :func:`ensure_dir`
-    does; a folder that cannot hold a server's data is a ProvisioningError saying why."""
+    does; a folder that cannot hold a server's data is a ProvisioningError saying why. What
+    ``account`` could not reach is refused before anything is made: the nearest folder on the way
+    that exists must be searchable by it (the folders made below it are)."""
     check_usable(folder, elsewhere=_ELSEWHERE)  # before anything is made in it
+    existing = folder / name
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    # else the folders made for it would be left behind unusable; another account's folder is
+    # refused by ensure_dir below, for that reason, before anything is made in it
+    if existing != folder / name and (existing != folder or os.lstat(folder).st_uid == os.geteuid()):
+        _check_reachable(existing, account)
     try:
         return ensure_dir(folder / name, mode, parents=True)
     except OSError as exc:

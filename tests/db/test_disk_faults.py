@@ -51,6 +51,26 @@ def test_a_data_folder_of_another_account_is_a_usage_error(pytester: pytest.Pyte
 
 
 @needs_root
+@pytest.mark.parametrize("below", ["new/data", ""])
+def test_a_new_data_folder_the_server_account_cannot_reach_is_refused_before_it_is_made(
+    pytester: pytest.Pytester, tmp_path: Path, below: str
+) -> None:
+    """As root the server runs as another account: a missing data folder below one that account
+    cannot search (root's 0700 home, say) is refused before anything is made, naming that folder."""
+    pytester.makepyfile(USES_DB)
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    wanted = closed / below if below else closed  # missing folders below it, or the folder itself
+    result = pytester.runpytest(f"--atlas-data-dir={wanted}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"*--atlas-data-dir: {closed}: the server account * cannot reach it*", "*how to fix: give a folder*"]
+    )
+    assert list(closed.iterdir()) == []  # nothing made, nothing left behind
+    result.stdout.no_fnmatch_line("*passed*")
+
+
+@needs_root
 def test_a_read_only_data_folder_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(USES_DB)
     with small_tmpfs(4, read_only=True) as frozen:
