@@ -55,8 +55,20 @@ def unread_names(
         unread = [value for value in values if value not in read.get(name, set())]
         if unread:
             closest = _closest(conn, name, unread, set(values))
-            out += [_row(name, value, closest.get(value)) for value in unread]
+            hidden = _all_quarantined(conn, name, unread) if spec.selection.excludes_quarantined() else {}
+            out += [_row(name, value, closest.get(value), hidden.get(value)) for value in unread]
     return out
+
+
+def _all_quarantined(conn: psycopg.Connection[Any], name: str, unread: list[str]) -> dict[str, int]:
+    """Of the unread names, those whose every session is quarantined, with their sessions: the
+    name is right, what leaves it out is the quarantine."""
+    column = _NAMES[name][1]
+    query = sql.SQL(
+        "SELECT {column}, count(*) FROM sessions AS s WHERE {column} = ANY(%(names)s) GROUP BY 1 "
+        "HAVING bool_and(s.review_status = 'quarantined')"
+    ).format(column=column)
+    return {value: int(count) for value, count in run(conn, query, {"names": unread})}
 
 
 def _read(
@@ -96,9 +108,13 @@ def _closest(conn: psycopg.Connection[Any], name: str, unread: list[str], named:
     return out
 
 
-def _row(name: str, value: str, closest: str | None) -> KeyResult:
+def _row(name: str, value: str, closest: str | None, quarantined: int | None = None) -> KeyResult:
     what = _NAMES[name][0]
     hint = f" (did you mean {closest!r}?)" if closest is not None else ""
+    remedy = "fix the name"
+    if quarantined:
+        hint = f": its {quarantined} session(s) are all quarantined"
+        remedy = "set include_quarantined = true to count them"
     return KeyResult(
         value if name == "learning_key" else f"{what}: {value}",
         0,
@@ -107,6 +123,6 @@ def _row(name: str, value: str, closest: str | None) -> KeyResult:
         "-",
         "-",
         Outcome.FAIL,
-        f"{what} {value!r} is named in {name}, but the gate read no usable session of it{hint}: fix the name, "
+        f"{what} {value!r} is named in {name}, but the gate read no usable session of it{hint}: {remedy}, "
         f"or leave it out of {name}",
     )
