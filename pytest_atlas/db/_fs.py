@@ -529,10 +529,12 @@ def _open_output_folder(folder: Path) -> int | None:
 _REGULAR_FILE = "give the path of a regular file (a report is written whole, to a file), e.g. ./atlas-report.json"
 
 
-def _system(path: Path, target: str) -> bool:
-    """Whether the link ``path`` (to ``target``) is the system's: in /dev or /proc, or to there
-    (``/dev/stdout`` is a link to ``/proc/self/fd/1``); removing it is never the remedy."""
-    return any(str(where).startswith(("/dev/", "/proc/")) for where in (path, target))
+def _link_remedy(path: Path, target: str) -> str:
+    """How to fix an output path that is the link ``path`` (to ``target``): remove it, unless it is
+    the system's (in /dev or /proc, or to there: ``/dev/stdout`` is a link to ``/proc/self/fd/1``)."""
+    if any(str(where).startswith(("/dev/", "/proc/")) for where in (path, target)):
+        return _REGULAR_FILE
+    return f"remove it (rm {path}), or give another path"
 
 
 def _check_target(path: Path, *, dir_fd: int | None = None) -> None:
@@ -551,7 +553,7 @@ def _check_target(path: Path, *, dir_fd: int | None = None) -> None:
         raise _refuse(
             path,
             f"is a symbolic link (to {target}); pytest-atlas never writes through links",
-            _REGULAR_FILE if _system(path, target) else f"remove it (rm {path}), or give another path",
+            _link_remedy(path, target),
         )
     if stat.S_ISDIR(st.st_mode):
         raise _refuse(path, "is a directory", f"name a file in it, e.g. {path / 'atlas.json'}")
@@ -635,7 +637,7 @@ def append_output(path: Path, data: bytes) -> Path:
             raise _refuse(
                 path,
                 f"is a symbolic link (to {target}); pytest-atlas never writes through links",
-                _REGULAR_FILE if _system(path, target) else f"remove it (rm {path}), or give another path",
+                _link_remedy(path, target),
             ) from None
         if exc.errno == errno.ENXIO:  # a FIFO that nobody reads
             raise _refuse(path, "is not a regular file", _REGULAR_FILE) from None

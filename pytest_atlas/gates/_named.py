@@ -56,7 +56,13 @@ def unread_names(
         if unread:
             closest = _closest(conn, name, unread, set(values))
             hidden = _all_quarantined(conn, name, unread) if spec.selection.excludes_quarantined() else {}
-            out += [_row(name, value, closest.get(value), hidden.get(value)) for value in unread]
+            # what counts quarantined sessions: a review_status list leaves them out on its own
+            counts = (
+                "set include_quarantined = true"
+                if spec.selection.review_status is None
+                else "add 'quarantined' to review_status"
+            )
+            out += [_row(name, value, closest.get(value), hidden.get(value), counts) for value in unread]
     return out
 
 
@@ -108,13 +114,15 @@ def _closest(conn: psycopg.Connection[Any], name: str, unread: list[str], named:
     return out
 
 
-def _row(name: str, value: str, closest: str | None, quarantined: int | None = None) -> KeyResult:
+def _row(name: str, value: str, closest: str | None, quarantined: int | None, counts: str) -> KeyResult:
+    """The failing row of an unread name: with ``quarantined`` (its sessions, all quarantined) the
+    remedy is ``counts`` (what makes the gate count them), else the name."""
     what = _NAMES[name][0]
     hint = f" (did you mean {closest!r}?)" if closest is not None else ""
     remedy = "fix the name"
     if quarantined:
         hint = f": its {quarantined} session(s) are all quarantined"
-        remedy = "set include_quarantined = true to count them"
+        remedy = f"{counts} to count them"
     return KeyResult(
         value if name == "learning_key" else f"{what}: {value}",
         0,

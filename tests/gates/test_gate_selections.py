@@ -309,8 +309,15 @@ def test_a_misspelt_learning_key_among_others_fails_and_names_the_closest_key(
     assert outcomes == ({"alpha-key": "pass", "beta-kee": "fail"} if by_key else {"*": "pass", "beta-kee": "fail"})
 
 
+@pytest.mark.parametrize(
+    ("option", "counts"),
+    [
+        ("", "set include_quarantined = true"),
+        ('review_status = ["pending", "approved"]\n', "add 'quarantined' to review_status"),
+    ],
+)
 def test_a_named_key_whose_sessions_are_all_quarantined_says_so(
-    pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str
+    pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str, option: str, counts: str
 ) -> None:
     """The name is right, its sessions are quarantined: the remedy is include_quarantined, not the name."""
     seed(atlas_db, "r", keys=("alpha-key", "beta-key"), mean=0.9)
@@ -321,14 +328,16 @@ def test_a_named_key_whose_sessions_are_all_quarantined_says_so(
     assert quarantined > 0
     pytester.makefile(
         ".toml",
-        pyproject=gate("floor", 'kind = "threshold"\nthreshold = 0.5\nlearning_key = ["alpha-key", "beta-key"]'),
+        pyproject=gate(
+            "floor", option + 'kind = "threshold"\nthreshold = 0.5\nlearning_key = ["alpha-key", "beta-key"]'
+        ),
     )
     result = run(pytester, atlas_dsn)
     assert result.ret == 1, result.stdout.str()
     result.stdout.fnmatch_lines(
         [
             "floor / beta-key: learning key 'beta-key' is named in learning_key, but the gate read no usable "
-            f"session of it: its {quarantined} session(s) are all quarantined: set include_quarantined = true "
+            f"session of it: its {quarantined} session(s) are all quarantined: {counts} "
             "to count them, or leave it out of learning_key",
         ]
     )
