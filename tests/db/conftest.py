@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from pytest_atlas.db._binaries import PgInstall, find_install, install_at
 
@@ -218,11 +219,41 @@ def own_password_server() -> Iterator[OwnServer]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def run_databases(server: PasswordServer, token: str = "") -> list[str]:
+    """The databases of plugin runs on ``server`` (of run ``token``'s only, when given): the names
+    the plugin gives what it makes on an existing server (``pytest_atlas_<token>_...``)."""
+    pattern = "pytest\\_atlas\\_" + (f"{token}\\_%" if token else "%")
+    with server.connect() as conn:
+        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s ORDER BY 1", (pattern,))
+        return [str(row[0]) for row in rows]
+
+
+def drop_run_databases(server: PasswordServer, token: str) -> None:
+    """Drop what run ``token`` made on ``server``: clean-up for a test that killed that run (its
+    databases stay until a later run finds it dead, which is the plugin's design)."""
+    assert token, "a run's token is needed: only that run's databases are dropped"
+    with server.connect() as conn:
+        for name in run_databases(server, token):
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 @pytest.fixture(scope="session")
 def password_server() -> Iterator[PasswordServer]:
-    """The suite's existing server (see :func:`own_password_server`), one per test session."""
+    """The suite's existing server (see :func:`own_password_server`), one per test session.
+
+    At the end no database of a plugin run may be left on it: each inner run drops what it made,
+    and a test that keeps databases on purpose (``--atlas-keep-db``) or kills an inner run drops
+    those itself. Anything left means a run's clean-up (or a test's) regressed."""
     with own_password_server() as server:
         yield server
+        left = run_databases(server)
+        if left:
+            pytest.fail(
+                f"the tests left {len(left)} database(s) of plugin runs on the shared password server: "
+                f"{', '.join(left)}. A run drops what it made when it ends; a test that keeps databases "
+                "(--atlas-keep-db) or kills its inner run must drop them itself (drop_run_databases)",
+                pytrace=False,
+            )
 
 
 HOLD_TEST = """
