@@ -121,14 +121,21 @@ class OwnServer(PasswordServer):
     """A :class:`PasswordServer` of one test's own, which it may restart (``pg_ctl restart`` as an
     admin would: a fast shutdown that ends every session, then a start on the same port)."""
 
-    def __init__(self, port: int, password: str, command: list[str], stop: list[str]) -> None:
+    def __init__(self, port: int, password: str, command: list[str], stop: list[str], pgdata: Path) -> None:
         super().__init__(port, password)
         self.command = command
         self.stop_command = stop
+        self.pgdata = pgdata
+        #: the server's log (its stderr): what it refused, with its reasons
+        self.log_file = pgdata.parent / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/")
+        with open(self.log_file, "ab") as log:
+            self.proc = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=log, cwd="/")
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -152,7 +159,7 @@ class OwnServer(PasswordServer):
 
 
 @contextlib.contextmanager
-def own_password_server() -> Iterator[OwnServer]:
+def own_password_server(max_connections: int = 100) -> Iterator[OwnServer]:
     """An existing server of the tests' own, started with PostgreSQL's tools (not the plugin's): it
     admits TCP logins with a password only (the password contains characters a URL must quote)."""
     bindir = Path(subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip())
@@ -207,10 +214,10 @@ def own_password_server() -> Iterator[OwnServer]:
         "-c",
         "fsync=off",
         "-c",
-        "max_connections=100",
+        f"max_connections={max_connections}",
     ]
     stop = [*prefix, str(bindir / "pg_ctl"), "stop", "-D", str(pgdata), "-m", "fast", "-w"]
-    server = OwnServer(port, password, command, stop)
+    server = OwnServer(port, password, command, stop, pgdata)
     try:
         server.start()
         yield server
