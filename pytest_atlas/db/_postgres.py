@@ -344,8 +344,10 @@ def _drop_subscriptions(admin: psycopg.Connection[Any], name: str, connect: Conn
         db = connect(name)
     except ProvisioningError as exc:
         # said as a psycopg error (what the callers handle), of a kind that keeps whether the fault
-        # passes: a server that is full or restarting (try again later), or a login it refuses
-        kind = CANNOT_CONNECT if isinstance(exc, ServerUnavailable) else psycopg.errors.ObjectNotInPrerequisiteState
+        # passes: a server that is full, restarting or (a moment, between its stop and its start) not
+        # listening: try again later; or a login it refuses: leave the database
+        passes = isinstance(exc, ServerUnavailable) or exc.problem.startswith("cannot reach")
+        kind = CANNOT_CONNECT if passes else psycopg.errors.ObjectNotInPrerequisiteState
         raise kind(
             f"it holds subscriptions, and connecting to it to drop them failed: {exc.problem.splitlines()[0]}"
         ) from None
