@@ -525,16 +525,22 @@ _WITHOUT = {
 
 
 def asyncpg_dsn(dsn: Dsn, where: str) -> Dsn:
-    """``dsn`` as asyncpg (the driver of Atlas's storage) reads it: a URL stays as it is; libpq's
-    ``key=value`` pairs, which asyncpg cannot read, become the equivalent ``postgresql://`` URL
-    (:func:`build_url`: a socket folder in ``?host=``, every part percent-encoded), less
-    ``connect_timeout`` (asyncpg waits 60 s). Raises :class:`~pytest_atlas.errors.InvalidArgument`,
-    naming ``where``, for pairs libpq cannot parse or with a parameter asyncpg cannot take
-    (``service=``, ``hostaddr=``, ...). Neither the message nor this frame (``--showlocals``) holds
-    the password: the parameters are read where they are used, never kept in a variable."""
-    if _url_start(dsn.reveal()) is not None or not dsn.reveal().strip():
+    """``dsn`` as asyncpg (the driver of Atlas's storage) reads it: libpq's ``key=value`` pairs,
+    which asyncpg cannot read, become the equivalent ``postgresql://`` URL (:func:`build_url`: a
+    socket folder in ``?host=``, every part percent-encoded); a URL stays as it is. Both lose
+    ``connect_timeout`` (asyncpg waits 60 s, and would send it to the server as a setting, which the
+    server refuses: atlas_dsn carries it when --atlas-dsn does). Raises
+    :class:`~pytest_atlas.errors.InvalidArgument`, naming ``where``, for pairs libpq cannot parse or
+    with a parameter asyncpg cannot take (``service=``, ``hostaddr=``, ...). Neither the message nor
+    this frame (``--showlocals``) holds the password: the parameters are read where they are used,
+    never kept in a variable."""
+    if not dsn.reveal().strip():
         return dsn
     detail = _unparsable(dsn)
+    if _url_start(dsn.reveal()) is not None:
+        if detail is not None or not _DROPPED_FOR_ASYNCPG & set(dsn.params()):
+            return dsn  # (one libpq cannot read is asyncpg's to read, as before)
+        return Dsn(build_url({key: value for key, value in dsn.params().items() if key not in _DROPPED_FOR_ASYNCPG}))
     if detail is not None:
         raise InvalidArgument(
             f"{where}: the DSN is not a connection string libpq can parse ({detail})",
