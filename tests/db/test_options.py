@@ -323,10 +323,10 @@ def test_ini_paths_expand_home_and_variables(
 
 def test_ini_paths_expand_another_users_home(pytester: pytest.Pytester) -> None:
     """``~user/...`` in an ini path is that account's home folder, as on the command line."""
-    import getpass
     import os
+    import pwd
 
-    user = getpass.getuser()
+    user = pwd.getpwuid(os.getuid()).pw_name  # an account expanduser knows (not $USER, which may be any name)
     # options read only when used (the cache by a database, the baseline by a gate): nothing is made
     pytester.makeini(f"[pytest]\natlas_cache_dir = ~{user}/atlas-cache\natlas_baseline = ~{user}/atlas-base.json\n")
     pytester.makepyfile("FIELDS = ['cache_dir', 'baseline']\n" + _SHOW_SETTINGS)
