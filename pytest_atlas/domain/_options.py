@@ -53,6 +53,10 @@ class GraphOptions:
     #: for the factories: the reward_stats of the key's earlier sessions, newest first; the drift
     #: document is then assessed against them (as Atlas would from the table), not a drawn history
     drift_history: tuple[Doc, ...] | None = None
+    #: for the factories: where the key's scores usually lie, as a fraction of the score range; the
+    #: reward samples are drawn near it (one key's rewards are alike), so a drifting session can
+    #: stand out against the key's history; None: each session's own level, anywhere in the range
+    reward_level: float | None = None
 
 
 def _check_metadata(function: str, value: Any) -> dict[str, Any] | None:

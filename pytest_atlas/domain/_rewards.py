@@ -125,9 +125,11 @@ def build_reward(
     teacher_intervened: bool = False,
     exact: tuple[float, float] | None = None,
     light: bool = False,
+    level: float | None = None,
 ) -> RewardOutcome:
     """Draw one evaluation story. ``exact=(score, uncertainty)`` forces a single sample with those values;
-    ``light=True`` leaves the prose out of the audit (for callers that keep only the statistics)."""
+    ``light=True`` leaves the prose out of the audit (for callers that keep only the statistics);
+    ``level`` (a fraction of the score range) draws the samples near that point of it, not anywhere."""
     lo, hi = score_range
     if exact is None and lo == hi:
         exact = (lo, src.real(0.0, 0.6))
@@ -137,7 +139,10 @@ def build_reward(
     model = model_name(src)
     audit: list[Doc] = []
     samples: list[tuple[float, float, str, list[Doc]]] = []
-    centre = None if src.key_flag(0.3) else src.key_real(lo, hi)
+    if level is not None:
+        centre: float | None = min(hi, max(lo, lo + level * (hi - lo) + src.key_real(-0.05, 0.05) * (hi - lo)))
+    else:
+        centre = None if src.key_flag(0.3) else src.key_real(lo, hi)
     for index, temperature in enumerate(TIER1_TEMPERATURES):
         entry: Doc = {
             "stage": "tier1",

@@ -218,7 +218,13 @@ def _reward(src: Source, opts: GraphOptions, shape: _Shape) -> RewardOutcome | N
 
     def evaluate(exact: tuple[float, float] | None) -> RewardOutcome:
         return build_reward(
-            src, task=shape.task, moment=reward_moment, score_range=score_range, execution_mode=shape.mode, exact=exact
+            src,
+            task=shape.task,
+            moment=reward_moment,
+            score_range=score_range,
+            execution_mode=shape.mode,
+            exact=exact,
+            level=opts.reward_level,
         )
 
     reward = evaluate(opts.exact_reward)

@@ -100,6 +100,7 @@ class Factory:
         #: per learning key, the (created_at, build number, reward_stats) of the sessions built, in time order
         self._rewards: dict[str, list[tuple[datetime, int, Any]]] = {}
         self._built = itertools.count()
+        self._levels: dict[str, float] = {}
         self._clock = start or datetime(2025, 2, 1, tzinfo=timezone.utc) + timedelta(
             seconds=self._rng.randrange(86400 * 30)
         )
@@ -116,6 +117,14 @@ class Factory:
 
     def next_learning_key(self) -> str:
         return next(self._key_cycle)
+
+    def _level(self, key: str) -> float:
+        """Where the scores of ``key``'s sessions usually lie (a fraction of the score range): the
+        same for a seed and key whatever else was built (a generator of its own, not the factory's)."""
+        level = self._levels.get(key)
+        if level is None:
+            level = self._levels[key] = random.Random(f"{self.seed}:{key}").uniform(0.6, 0.9)
+        return level
 
     def _next_time(self) -> datetime:
         self._clock += timedelta(seconds=self._rng.randint(30, 900), microseconds=self._rng.randrange(10**6))
@@ -194,7 +203,9 @@ class Factory:
         # the key's sessions built before this one and created no later: what Atlas's baseline reads
         end = bisect.bisect_right(earlier, created, key=lambda entry: entry[0])
         history = tuple(entry[2] for entry in reversed(earlier[max(end - _WINDOW + 1, 0) : end]))
-        graph = build_graph(self._source, dataclasses.replace(opts, drift_history=history))
+        # a key's usual level, unless the caller pinned a range (its scores then spread over all of it)
+        level = self._level(opts.learning_key) if opts.learning_key and opts.score is None else None
+        graph = build_graph(self._source, dataclasses.replace(opts, drift_history=history, reward_level=level))
         graph.session.update(columns)
         stats = graph.session["reward_stats"]
         metadata = graph.session["metadata"]

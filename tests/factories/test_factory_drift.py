@@ -14,6 +14,7 @@ import pytest
 
 from pytest_atlas import Selection
 from pytest_atlas.domain import drift_document, reward_baseline
+from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.factories import Factory, SessionGraph, insert_graph
 from pytest_atlas.gates._kinds.drift import fetch_drift_inputs
 
@@ -92,6 +93,42 @@ def test_forced_outcomes_are_what_atlas_computes(atlas_dsn: str, atlas_db: psyco
         stored.pop("message", None)
         assert stored == atlas
     assert all(0.6 <= g.session["reward_stats"]["score"] <= 1.0 for g in calm)
+
+
+def test_drifting_sessions_after_ordinary_ones_are_built_whatever_the_seed() -> None:
+    """Three drifting sessions after twenty ordinary ones of a key can be built for any seed (a test's
+    node id seeds atlas_factory, so a user's copy of an example runs with another seed than ours):
+    a key's rewards lie near one level, so a drifting reward stands out. Each session's level used
+    to be anywhere in the range, and for about one seed in eight no score or uncertainty in [0, 1]
+    made Atlas's detector alert on the third: InvalidArgument."""
+    failed = []
+    for seed in range(120):
+        factory = Factory(seed)
+        factory.sessions(20, learning_key="checkout", review_status="approved")
+        try:
+            drifting = factory.sessions(3, learning_key="checkout", drifting=True, review_status="pending")
+        except InvalidArgument:
+            failed.append(seed)
+            continue
+        assert [graph.session["metadata"]["drift"]["alert"] for graph in drifting] == [True] * 3
+    assert failed == []
+
+
+@pytest.mark.parametrize("seed", [4, 9])
+def test_drifting_sessions_on_a_history_that_refused_them_are_atlas_alerts(
+    atlas_dsn: str, atlas_db: psycopg.Connection[Any], seed: int
+) -> None:
+    """The seeds whose third drifting session was refused (see above) now build it, and Atlas's own
+    detector alerts on each of the three, reading what the factory stored."""
+    factory = Factory(seed)
+    graphs = factory.sessions(20, learning_key="checkout", review_status="approved")
+    graphs += factory.sessions(3, learning_key="checkout", drifting=True, review_status="pending")
+    pairs = asyncio.run(_atlas_assessments(atlas_dsn, atlas_db, graphs))
+    assert [atlas["alert"] for _, atlas in pairs[-3:]] == [True] * 3
+    for stored, atlas in pairs:
+        stored = dict(stored)
+        stored.pop("message", None)
+        assert stored == atlas
 
 
 def test_a_factory_remembers_a_bounded_window_of_each_key() -> None:
