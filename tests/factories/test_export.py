@@ -11,6 +11,12 @@ from typing import Any
 
 import psycopg
 import pytest
+
+# imported when the module is collected, outside any in-process pytester run (whose sys.modules
+# snapshot drops pydantic's modules when a docs page ran Atlas there: KeyError: 'pydantic.root_model')
+from atlas.cli.jsonl_writer import export_sessions
+from atlas.config.models import StorageConfig
+from atlas.runtime.storage.database import Database
 from hypothesis import HealthCheck, given, settings
 
 from pytest_atlas import rollback
@@ -74,9 +80,6 @@ def test_keep_export_keys_keeps_the_metadata_as_exported() -> None:
 
 
 async def atlas_export(dsn: str, path: Path) -> None:
-    from atlas.cli.jsonl_writer import export_sessions
-    from atlas.config.models import StorageConfig
-    from atlas.runtime.storage.database import Database
 
     # the 0.1.16 wheel lacks its schema.sql, so Atlas must not try to apply it on connect
     database = Database(StorageConfig(database_url=dsn, apply_schema_on_connect=False))

@@ -12,6 +12,13 @@ from typing import Any
 import psycopg
 import pytest
 
+# imported when the module is collected, outside any in-process pytester run: imported inside a
+# test after a docs page ran Atlas in pytester (whose sys.modules snapshot then dropped pydantic's
+# modules), a pydantic model failed to build (KeyError: 'pydantic.root_model')
+from atlas.config.models import StorageConfig
+from atlas.runtime.learning.drift import RewardDriftDetector
+from atlas.runtime.storage.database import Database
+
 from pytest_atlas import Selection
 from pytest_atlas.domain import drift_document, reward_baseline
 from pytest_atlas.errors import InvalidArgument
@@ -22,10 +29,6 @@ from pytest_atlas.gates._kinds.drift import fetch_drift_inputs
 async def _atlas_assessments(
     dsn: str, conn: psycopg.Connection[Any], graphs: list[SessionGraph]
 ) -> list[tuple[Any, Any]]:
-    from atlas.config.models import StorageConfig
-    from atlas.runtime.learning.drift import RewardDriftDetector
-    from atlas.runtime.storage.database import Database
-
     database = Database(StorageConfig(database_url=dsn, apply_schema_on_connect=False))
     await database.connect()
     try:

@@ -7,6 +7,12 @@ from typing import Any
 
 import psycopg
 import pytest
+
+# imported when the module is collected, outside any in-process pytester run (whose sys.modules
+# snapshot drops pydantic's modules when a docs page ran Atlas there: KeyError: 'pydantic.root_model')
+from atlas.config.models import StorageConfig
+from atlas.runtime.learning.drift import RewardDriftDetector
+from atlas.runtime.storage.database import Database
 from hypothesis import given, settings
 
 from pytest_atlas.errors import InvalidArgument
@@ -139,9 +145,6 @@ def test_drawn_histories_keep_their_promise(history: RewardHistory) -> None:
 
 
 async def _atlas_assessments(dsn: str, conn: psycopg.Connection[Any], history: RewardHistory) -> list[Any]:
-    from atlas.config.models import StorageConfig
-    from atlas.runtime.learning.drift import RewardDriftDetector
-    from atlas.runtime.storage.database import Database
 
     database = Database(
         StorageConfig(database_url=dsn, apply_schema_on_connect=False, min_connections=1, max_connections=2)
