@@ -22,6 +22,7 @@ It prints the tables (median seconds, rows per second, ratios).
 
     python benchmarks/bench_contract_scan.py --dsn postgresql://postgres@127.0.0.1:55432/postgres
     python benchmarks/bench_contract_scan.py --rows 200000 --repeats 3 --keep
+    python benchmarks/bench_contract_scan.py --rows 1000000 --repeats 3 --keep --split-only
 """
 
 from __future__ import annotations
@@ -169,8 +170,11 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="folder holding another checkout's pytest_atlas package")
     parser.add_argument("--parts", type=int, default=2, help="id ranges of the split scan (a power of two)")
     parser.add_argument("--no-split", action="store_true", help="skip the split scan's table")
+    parser.add_argument("--split-only", action="store_true", help="only the split scan's table (no one-core table)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database for the next run")
     args = parser.parse_args()
+    if args.split_only and args.no_split:
+        parser.error("--split-only and --no-split leave nothing to measure")
 
     name = database(args.dsn, args.rows)
     dsn = dsn_with_dbname(args.dsn, name)
@@ -198,7 +202,7 @@ def main() -> None:
     }
     try:
         for _ in range(args.repeats):  # interleaved
-            for what, (kind, path) in work.items():
+            for what, (kind, path) in ({} if args.split_only else work).items():
                 seconds, used = child(kind, dsn, path)
                 times[what].append(seconds)
                 cpus[what].append(used)
@@ -211,12 +215,19 @@ def main() -> None:
         if not args.keep:
             with psycopg.connect(args.dsn, autocommit=True) as admin:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    print(f"server {redact(args.dsn)}; {args.rows:,} sessions.metadata rows; median of {args.repeats} interleaved runs")
+    if not args.split_only:
+        one_core_table(args.rows, args.original, times, cpus)
+    if split:
+        split_table(args.parts, split, split_cpu, reports)
+
+
+def one_core_table(rows: int, revision: str, times: dict[str, list[float]], cpus: dict[str, list[float]]) -> None:
     median = {what: statistics.median(t) for what, t in times.items()}
     cpu = {what: statistics.median(t) for what, t in cpus.items()}
-    base = median[f"check_database, original ({args.original})"]
-    base_cpu = cpu[f"check_database, original ({args.original})"]
+    base = median[f"check_database, original ({revision})"]
+    base_cpu = cpu[f"check_database, original ({revision})"]
     new = median["check_database, this checkout"]
-    print(f"server {redact(args.dsn)}; {args.rows:,} sessions.metadata rows; median of {args.repeats} interleaved runs")
     table(
         "One core (each process pinned to one CPU; the server runs where the OS puts it). CPU seconds are "
         "the process's own (fetch thread included), the measure a busy machine disturbs least:",
@@ -225,10 +236,10 @@ def main() -> None:
             (
                 what,
                 f"{seconds:.2f}",
-                f"{args.rows / seconds:,.0f}",
+                f"{rows / seconds:,.0f}",
                 f"{base / seconds:.2f}x" if what.startswith("check_database") else "",
                 f"{cpu[what]:.2f}",
-                f"{args.rows / cpu[what]:,.0f}",
+                f"{rows / cpu[what]:,.0f}",
                 f"{base_cpu / cpu[what]:.2f}x" if what.startswith("check_database") else "",
             )
             for what, seconds in median.items()
@@ -243,25 +254,29 @@ def main() -> None:
         f"{(median['fetch + orjson.loads'] - fetch) / new:.0%}, the rest "
         f"{max(new - median['fetch + orjson.loads'], 0) / new:.0%}"
     )
-    if split:
-        medians = {what: statistics.median(t) for what, t in split.items()}
-        one = medians[f"pytest --atlas-contract -n 0, split in {args.parts}"]
-        table(
-            "Split scan (wall time of the whole pytest run, start-up included; CPU: the pytest processes', "
-            "not the server's):",
-            ("what", "seconds", "CPU seconds", "speed vs -n 0 split"),
-            [
-                (what, f"{seconds:.2f}", f"{statistics.median(split_cpu[what]):.2f}", f"{one / seconds:.2f}x")
-                for what, seconds in medians.items()
-            ],
-        )
-        texts = {what: json.dumps(report, sort_keys=True) for what, report in reports.items()}
-        first = next(iter(texts.values()))
-        different = [what for what, text in texts.items() if text != first]
-        print(
-            "\nthe JSON reports (without the merged results' 'parts') are "
-            + ("equal" if not different else f"DIFFERENT: {', '.join(different)} differ from the first")
-        )
+
+
+def split_table(
+    parts: int, split: dict[str, list[float]], split_cpu: dict[str, list[float]], reports: dict[str, dict[str, object]]
+) -> None:
+    medians = {what: statistics.median(t) for what, t in split.items()}
+    one = medians[f"pytest --atlas-contract -n 0, split in {parts}"]
+    table(
+        "Split scan (wall time of the whole pytest run, start-up included; CPU: the pytest processes', "
+        "not the server's):",
+        ("what", "seconds", "CPU seconds", "speed vs -n 0 split"),
+        [
+            (what, f"{seconds:.2f}", f"{statistics.median(split_cpu[what]):.2f}", f"{one / seconds:.2f}x")
+            for what, seconds in medians.items()
+        ],
+    )
+    texts = {what: json.dumps(report, sort_keys=True) for what, report in reports.items()}
+    first = next(iter(texts.values()))
+    different = [what for what, text in texts.items() if text != first]
+    print(
+        "\nthe JSON reports (without the merged results' 'parts') are "
+        + ("equal" if not different else f"DIFFERENT: {', '.join(different)} differ from the first")
+    )
 
 
 if __name__ == "__main__":

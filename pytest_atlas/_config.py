@@ -542,13 +542,14 @@ def resolve_settings(
     ini: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
     *,
-    rootdir: Path | None = None,
+    inidir: Path | None = None,
 ) -> AtlasSettings:
     """Resolve every option: CLI value, else environment variable, else ini value, else default.
 
     ``cli`` maps field names to the parsed command-line value (``None`` when not given); ``ini``
-    maps field names to the raw ini value (absent or ``None`` when not set). Relative paths from
-    the ini file are resolved against ``rootdir``.
+    maps field names to the raw ini value (absent or ``None`` when not set). A path from the ini
+    file has ``~``, ``~user`` and ``$VAR`` expanded first, as on the command line; what is still
+    relative then is resolved against ``inidir`` (the ini file's folder).
     """
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
@@ -577,7 +578,7 @@ def resolve_settings(
                 parse_existing_file,
                 parse_path_list,
             ):
-                raw = _anchor(raw, rootdir)
+                raw = _anchor(raw, inidir)
         if where:
             values[option.field] = option.parse(raw, where)
             sources[option.field] = where
@@ -586,13 +587,15 @@ def resolve_settings(
     return AtlasSettings(**values, sources=sources)
 
 
-def _anchor(raw: Any, rootdir: Path | None) -> Any:
-    """Resolve relative ini paths against the rootdir (where the ini file lives)."""
-    if rootdir is None:
+def _anchor(raw: Any, inidir: Path | None) -> Any:
+    """An ini path as written, expanded (``~``, ``~user``, ``$VAR``, as :func:`parse_path` does a
+    command-line value), then anchored at ``inidir`` if it is still relative: ``~/x`` is the home
+    folder's ``x``, ``x`` is the ini folder's."""
+    if inidir is None:
         return raw
     if isinstance(raw, list | tuple):
-        return [_anchor(item, rootdir) for item in raw]
-    text = os.path.expanduser(str(raw).strip())
+        return [_anchor(item, inidir) for item in raw]
+    text = os.path.expandvars(os.path.expanduser(str(raw).strip()))
     if text and not os.path.isabs(text):
-        return str(rootdir / text)
+        return str(inidir / text)
     return text

@@ -14,13 +14,15 @@ import re
 from typing import Any, TypeVar, overload
 from urllib.parse import quote, urlencode
 
-from pytest_atlas.errors import ConfigError
+from pytest_atlas.errors import ConfigError, InvalidArgument
 
 # psycopg is imported by the functions that parse a DSN, not here: the plugin imports this module on
 # every pytest start, and a run that gives no DSN and uses no database never needs psycopg.
 
 __all__ = [
+    "ASYNCPG_PARAMS",
     "Dsn",
+    "asyncpg_dsn",
     "build_url",
     "check_dsn",
     "dsn_problem",
@@ -453,8 +455,9 @@ def passfile_line(password: str) -> str:
 def build_url(params: dict[str, str]) -> str:
     """A ``postgresql://`` URL for the given libpq parameters (for asyncpg, SQLAlchemy, Atlas).
 
-    A host that is a folder (a unix socket) goes into the query string (``?host=/path``), where
-    libpq, asyncpg and SQLAlchemy all read it."""
+    A host that is a folder (a unix socket), or a list of hosts, goes into the query string
+    (``?host=/path``, ``?host=a,b&port=5432,5433``), where libpq, asyncpg and SQLAlchemy all read
+    it. Every part is percent-encoded (a space as ``%20``: libpq reads a ``+`` in a query as a ``+``)."""
     params = dict(params)
     user = params.pop("user", "")
     password = params.pop("password", "")
@@ -467,17 +470,98 @@ def build_url(params: dict[str, str]) -> str:
     if userinfo:
         userinfo += "@"
     netloc = ""
-    if host and not host.startswith("/"):
-        netloc = f"[{host}]" if ":" in host else host
+    if host and not host.startswith("/") and "," not in host:
+        netloc = f"[{host}]" if ":" in host else quote(host, safe="")
         if port:
-            netloc += f":{port}"
+            netloc += f":{quote(port, safe=',')}"
     elif host:
         params["host"] = host
         if port:
             params["port"] = port
     elif port:
-        netloc = f":{port}"
+        netloc = f":{quote(port, safe=',')}"
     url = f"postgresql://{userinfo}{netloc}/{quote(dbname, safe='')}"
     if params:
-        url += "?" + urlencode(sorted(params.items()), safe="/")
+        url += "?" + urlencode(sorted(params.items()), safe="/,", quote_via=quote)
     return url
+
+
+#: the libpq parameters asyncpg (0.29 and later) reads from a URL, and reads as libpq does
+ASYNCPG_PARAMS = frozenset(
+    {
+        "host",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "passfile",
+        "sslmode",
+        "sslcert",
+        "sslkey",
+        "sslrootcert",
+        "sslcrl",
+        "sslpassword",
+        "ssl_min_protocol_version",
+        "ssl_max_protocol_version",
+        "target_session_attrs",
+        "krbsrvname",
+        "gsslib",
+        # not read by asyncpg: it sends them to the server at start-up, as libpq does
+        "application_name",
+        "options",
+    }
+)
+#: libpq parameters that only say how long libpq waits: asyncpg has its own wait (60 s), and would
+#: send them to the server as settings it does not know
+_DROPPED_FOR_ASYNCPG = frozenset({"connect_timeout"})
+#: how to do without a parameter asyncpg cannot take
+_WITHOUT = {
+    "service": "write the service's parameters (host, port, dbname, user: its section of pg_service.conf) "
+    "into the DSN instead of service=",
+    "servicefile": "write the service's parameters (host, port, dbname, user) into the DSN instead",
+    "hostaddr": "give the address as host= instead of hostaddr=",
+    "client_encoding": "remove client_encoding= (asyncpg always talks UTF8)",
+}
+
+
+def asyncpg_dsn(dsn: Dsn, where: str) -> Dsn:
+    """``dsn`` as asyncpg (the driver of Atlas's storage) reads it: libpq's ``key=value`` pairs,
+    which asyncpg cannot read, become the equivalent ``postgresql://`` URL (:func:`build_url`: a
+    socket folder in ``?host=``, every part percent-encoded); a URL stays as it is. Both lose
+    ``connect_timeout`` (asyncpg waits 60 s, and would send it to the server as a setting, which the
+    server refuses: atlas_dsn carries it when --atlas-dsn does). Raises
+    :class:`~pytest_atlas.errors.InvalidArgument`, naming ``where``, for pairs libpq cannot parse or
+    with a parameter asyncpg cannot take (``service=``, ``hostaddr=``, ...). Neither the message nor
+    this frame (``--showlocals``) holds the password: the parameters are read where they are used,
+    never kept in a variable."""
+    if not dsn.reveal().strip():
+        return dsn
+    detail = _unparsable(dsn)
+    if _url_start(dsn.reveal()) is not None:
+        if detail is not None or not _DROPPED_FOR_ASYNCPG & set(dsn.params()):
+            return dsn  # (one libpq cannot read is asyncpg's to read, as before)
+        return Dsn(build_url({key: value for key, value in dsn.params().items() if key not in _DROPPED_FOR_ASYNCPG}))
+    if detail is not None:
+        raise InvalidArgument(
+            f"{where}: the DSN is not a connection string libpq can parse ({detail})",
+            hint="use a URL such as postgresql://user:password@host:5432/dbname or key=value pairs "
+            "such as 'host=/run/postgresql dbname=atlas user=me'",
+        )
+    unknown = sorted(key for key in dsn.params() if key not in ASYNCPG_PARAMS | _DROPPED_FOR_ASYNCPG)
+    if unknown:
+        names = ", ".join(f"{key}=" for key in unknown)
+        raise InvalidArgument(
+            f"{where}: the DSN's {names} cannot be handed to asyncpg, which Atlas's storage connects with "
+            f"(of libpq's parameters it reads {', '.join(sorted(ASYNCPG_PARAMS))}; connect_timeout is left out)",
+            hint="; ".join(_WITHOUT.get(key, f"remove {key}=") for key in unknown),
+        )
+    return Dsn(build_url({key: value for key, value in dsn.params().items() if key not in _DROPPED_FOR_ASYNCPG}))
+
+
+def _unparsable(dsn: Dsn) -> str | None:
+    """Why libpq cannot parse ``dsn`` (without its password), or None when it can."""
+    try:
+        _parse(dsn.reveal())
+    except unparsable_errors() as exc:
+        return refusal(exc, dsn.reveal())
+    return None

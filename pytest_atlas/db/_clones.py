@@ -29,7 +29,13 @@ from typing import Any
 import psycopg
 
 from pytest_atlas.db._connect import Backoff, is_transient, one_line
-from pytest_atlas.db._postgres import AtlasPostgres, clone_database, create_template, drop_database
+from pytest_atlas.db._postgres import (
+    CANNOT_CONNECT,
+    AtlasPostgres,
+    clone_database,
+    create_template,
+    drop_database,
+)
 from pytest_atlas.db._reset import Resetter
 from pytest_atlas.db._seed import Seed, create_seeded_template
 from pytest_atlas.errors import AtlasError, ProvisioningError, SeedError, ServerUnavailable
@@ -188,16 +194,21 @@ class ClonePool:
                         with self._cond:
                             self._ready.append(name)
                     elif victim is not None:
-                        self._drop(admin, *victim)
+                        dropping, victim = victim, None  # from here on _drop requeues it or says why not
+                        self._drop(admin, *dropping)
                     self._succeeded()
                 except (psycopg.Error, ProvisioningError) as exc:
                     if admin is not None:
                         admin.close()
                     admin = None
-                    if name is not None:
-                        # the clone may exist (the fault came after CREATE): drop it later
-                        with self._cond:
+                    with self._cond:
+                        if name is not None:
+                            # the clone may exist (the fault came after CREATE): drop it later
                             self._drops.append((name, 0))
+                        if victim is not None:
+                            # reconnecting failed before the drop was tried: it is not lost, and the
+                            # try does not count (nothing was tried)
+                            self._drops.append(victim)
                     if not self._survive(exc):
                         return
         except BaseException as exc:  # a bug: handed to the tests that wait
@@ -302,16 +313,21 @@ class ClonePool:
             self.resetter.fresh(admin, name)
 
     def _drop(self, admin: psycopg.Connection[Any], name: str, attempts: int) -> None:
+        """Drop ``name``; a fault that passes puts it back (behind the others) and is raised (the
+        worker pauses); one that stays, or the last of :data:`_DROP_ATTEMPTS`, leaves it, with a note.
+        Like a failed reconnect, a connection to the database the server would not take yet (full,
+        restarting) does not count as an attempt: the drop was not tried."""
         try:
             drop_database(admin, name, self.server.version_num, connect=self.server.drop_connect)
         except psycopg.Error as exc:
-            if attempts + 1 >= _DROP_ATTEMPTS or not is_transient(exc):
+            unreached = isinstance(exc, CANNOT_CONNECT)
+            if not is_transient(exc) or (not unreached and attempts + 1 >= _DROP_ATTEMPTS):
                 self.notes.append(f"left {name} in place (could not drop it: {one_line(exc)})")
                 if admin.broken:
                     raise
                 return
             with self._cond:
-                self._drops.append((name, attempts + 1))  # later, behind the others
+                self._drops.append((name, attempts if unreached else attempts + 1))
             raise
 
     def _succeeded(self) -> None:

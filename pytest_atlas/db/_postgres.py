@@ -15,7 +15,7 @@ from psycopg.conninfo import make_conninfo
 
 from pytest_atlas._dsn import build_url, redact
 from pytest_atlas.db._connect import SERVER_SETTING, STARTED_SERVER_LOGIN, connect_clearly, one_line
-from pytest_atlas.errors import ProvisioningError
+from pytest_atlas.errors import ProvisioningError, ServerUnavailable
 from pytest_atlas.schema import SqlSource, load_sources
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pytest_atlas.db._runtime import Base, RunDir
 
 __all__ = [
+    "CANNOT_CONNECT",
     "AtlasPostgres",
     "clone_database",
     "create_template",
@@ -295,13 +296,21 @@ _SUBSCRIPTIONS_OF = (
 )
 
 
+#: what :func:`drop_database` raises when the connection it needs to the database (to drop its
+#: subscriptions) failed with a fault that passes (the server full, restarting): SQLSTATE 57P03,
+#: which no statement on an open connection raises, so callers can tell it apart (retry it later;
+#: it says nothing about the drop itself). A login the server refuses is a fault that stays (55000).
+CANNOT_CONNECT = psycopg.errors.CannotConnectNow
+
+
 def drop_database(conn: psycopg.Connection[Any], name: str, version_num: int, *, connect: Connector) -> None:
     """Drop a database the plugin created, disconnecting whatever code under test left connected.
 
     PostgreSQL refuses to drop a database that holds a subscription (``CREATE SUBSCRIPTION`` in a
     test); those are dropped first, on a connection ``connect(name)`` opens to the database,
     without contacting their publishers (see :func:`_drop_subscriptions`). What cannot be done is a
-    ``psycopg.Error`` saying why (the callers leave the database, with a line)."""
+    ``psycopg.Error`` saying why (the callers leave the database, with a line); one that may pass is
+    transient by :func:`~._connect.is_transient` (a failed connection: :data:`CANNOT_CONNECT`)."""
     try:
         _drop(conn, name, version_num)
         return
@@ -334,7 +343,12 @@ def _drop_subscriptions(admin: psycopg.Connection[Any], name: str, connect: Conn
     try:
         db = connect(name)
     except ProvisioningError as exc:
-        raise psycopg.errors.ObjectInUse(
+        # said as a psycopg error (what the callers handle), of a kind that keeps whether the fault
+        # passes: a server that is full, restarting or (a moment, between its stop and its start) not
+        # listening: try again later; or a login it refuses: leave the database
+        passes = isinstance(exc, ServerUnavailable) or exc.problem.startswith("cannot reach")
+        kind = CANNOT_CONNECT if passes else psycopg.errors.ObjectNotInPrerequisiteState
+        raise kind(
             f"it holds subscriptions, and connecting to it to drop them failed: {exc.problem.splitlines()[0]}"
         ) from None
     with db:

@@ -131,6 +131,7 @@ def _read_settings(config: pytest.Config) -> AtlasSettings:
     _learn_secrets(config)
     cli: dict[str, Any] = {}
     ini: dict[str, Any] = {}
+    inidir = _inidir(config)
     for option in OPTIONS:
         if option.cli is not None:
             value = config.getoption(_dest(option.field), default=None)
@@ -140,10 +141,31 @@ def _read_settings(config: pytest.Config) -> AtlasSettings:
             cli[option.field] = value
         if option.ini is not None:
             try:
-                ini[option.field] = config.getini(option.ini)
+                value = config.getini(option.ini)
             except (pytest.UsageError, ValueError, TypeError) as exc:  # pytest's typed ini values
                 raise usage_error(f"invalid value for ini {option.ini} ({exc}): {expected_of(option)}") from None
-    return resolve_settings(cli, ini, os.environ, rootdir=Path(config.rootpath))
+            if option.ini_type == "paths" and isinstance(value, list):
+                value = [_as_written(item, inidir) for item in value]
+            ini[option.field] = value
+    return resolve_settings(cli, ini, os.environ, inidir=inidir)
+
+
+def _inidir(config: pytest.Config) -> Path:
+    """The folder pytest anchors ``paths`` ini values at: the ini file's, else the invocation folder."""
+    return Path(config.inipath.parent if config.inipath is not None else config.invocation_params.dir)
+
+
+def _as_written(path: Any, inidir: Path) -> str:
+    """A ``paths`` ini value as the ini file wrote it: pytest joins every value to the ini folder
+    before the plugin sees it, which turns ``~/x`` into ``<inidir>/~/x`` and ``$HOME/x`` into
+    ``<inidir>/$HOME/x``, where they no longer expand. A value below the ini folder is given back
+    relative to it; resolve_settings expands ``~`` and ``$VAR`` and anchors what stays relative.
+    (An absolute path written into the ini folder comes back relative and is anchored there again.)"""
+    candidate = Path(path)
+    try:
+        return str(candidate.relative_to(inidir))
+    except ValueError:  # outside the ini folder: it was written absolute
+        return str(candidate)
 
 
 def _check_data_dir(settings: AtlasSettings) -> None:

@@ -1,4 +1,5 @@
-"""pytest-xdist scheduling of a gates run: a worker that crashes does not crash the run.
+"""pytest-xdist scheduling of a gates run (a worker that crashes does not crash the run) and of a
+contract run (the ranges of a split column are shared by the workers).
 
 ``--atlas-gates`` runs under ``--dist loadscope`` (a plain ``-n`` is turned into it, see ``_gates``)
 or ``--dist loadfile``: a marker gate runs on the worker that ran its test, after it. When a test
@@ -15,10 +16,18 @@ And each contract item is a scope of its own: the contract checks need no worker
 census and report are merged by the controller), and a column split into id ranges
 (``--atlas-contract-split-rows``) is scanned by every worker, as under load scheduling, where the
 scope ``atlas-contract`` would send every check and range to one of them.
+
+A contract run without gates keeps xdist's load scheduling, except for its first hand-out: xdist
+sends each worker a run of consecutive items to start with (a quarter of its share), and the ranges
+of a split column are consecutive, so one worker scanned all or most of them while the other
+checked the small columns and waited. Here the first items go to the workers one at a time in turn
+(as xdist itself does for a collection of fewer than two items per worker); what is left is handed
+out as xdist does, to whichever worker has run out.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 from typing import Any
 
@@ -60,13 +69,53 @@ def _without_rerun(base: type[Any]) -> type[Any]:
     return Scheduling
 
 
+def _taking_turns(base: type[Any]) -> type[Any]:
+    """``base`` (xdist's load scheduler) whose first hand-out gives the workers one item at a time,
+    in turn, as many in all as xdist's first hand-out would."""
+
+    class Scheduling(base):  # type: ignore[misc]
+        collection: Any  # (xdist's, set by schedule)
+        maxschedchunk: Any
+
+        def schedule(self) -> None:
+            if self.collection is not None or not self._check_nodes_have_same_collection():
+                super().schedule()  # handing out the rest, or xdist's own refusal
+                return
+            collection = next(iter(self.node2collection.values()))
+            workers = len(self.nodes)
+            if len(collection) < 2 * workers:
+                super().schedule()  # xdist hands these out in turn itself
+                return
+            self.collection = collection
+            self.pending[:] = range(len(collection))
+            if self.maxschedchunk is None:
+                self.maxschedchunk = len(collection)
+            each = max(min(len(collection) // workers // 4, self.maxschedchunk), 2)  # xdist's first share
+            turns = itertools.cycle(self.nodes)
+            for _ in range(each * workers):
+                self._send_tests(next(turns), 1)
+            if not self.pending:
+                for node in self.nodes:
+                    node.shutdown()
+
+    Scheduling.__name__ = Scheduling.__qualname__ = f"Atlas{base.__name__}"
+    return Scheduling
+
+
 @pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own, which would make its scheduler
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     dist = config.getoption("dist", None)
-    if not settings_of(config).gates or dist not in _SCOPED:
-        return None
+    settings = settings_of(config)
     # pytest-xdist calls this hook, its schedulers loaded (pytest-atlas does not depend on it)
     schedulers = sys.modules.get("xdist.scheduler")
+    if settings.contract and not settings.gates and dist == "load":
+        load = getattr(schedulers, "LoadScheduling", None)
+        needed = ("_send_tests", "_check_nodes_have_same_collection")
+        if not isinstance(load, type) or not all(callable(getattr(load, name, None)) for name in needed):
+            return None  # a pytest-xdist without them: its own scheduler
+        return _taking_turns(load)(config, log)
+    if not settings.gates or dist not in _SCOPED:
+        return None
     base = getattr(schedulers, "LoadScopeScheduling" if dist == "loadscope" else "LoadFileScheduling", None)
     if not isinstance(base, type) or not callable(getattr(base, "_reschedule", None)):
         return None  # a pytest-xdist without them: its own scheduler

@@ -17,7 +17,7 @@ from typing import Any, Concatenate, ParamSpec
 
 import psycopg
 
-from pytest_atlas._dsn import hide_password, redact_text, scrub, secrets_of
+from pytest_atlas._dsn import asyncpg_dsn, hide_password, redact_text, scrub, secrets_of
 from pytest_atlas.errors import AtlasRuntimeError, InvalidArgument, ScriptError
 from pytest_atlas.runtime import _atlas
 from pytest_atlas.runtime._agent import AGENT, AgentPlan, ScriptedFailure, is_agent
@@ -136,9 +136,13 @@ class AtlasRuntime:
     ) -> None:
         self.atlas_version = _atlas.atlas_version()
         if not isinstance(dsn, str) or not dsn:
-            raise InvalidArgument(f"AtlasRuntime(): dsn must be a PostgreSQL URL, got {dsn!r}", hint="pass atlas_dsn")
+            raise InvalidArgument(
+                f"AtlasRuntime(): dsn must be a PostgreSQL URL or key=value string, got {dsn!r}", hint="pass atlas_dsn"
+            )
         self._dsn = hide_password(dsn)
         del dsn  # this frame (shown by --showlocals when a check below fails) holds the redacted form only
+        # what Atlas's storage (asyncpg, which reads URLs only) is given: key=value pairs as a URL
+        self._storage_dsn = asyncpg_dsn(self._dsn, "AtlasRuntime()")
         self._agent_arg = agent
         self._config_arg = config
         self._responses = _responses("AtlasRuntime()", responses)
@@ -146,7 +150,7 @@ class AtlasRuntime:
         self._base = base_config(self._user_config(config), agent=section, scripted=self._target is not None)
         self._scripted_agent = is_scripted(self._base)
         # the agent's name is part of the learning key Atlas derives
-        self._atlas_config = _atlas.validate_config(run_config(self._base, self._dsn, mode=None, routed=False))
+        self._atlas_config = _atlas.validate_config(run_config(self._base, self._storage_dsn, mode=None, routed=False))
         self.runs: list[RunRecord] = []
         self._folder: Path | None = None
         self._cleanup: weakref.finalize[Any, Any] | None = None
@@ -289,7 +293,7 @@ class AtlasRuntime:
         key = _atlas.learning_key_for(task, self._atlas_config, session_metadata)
         # Atlas consults the router only for a key with history; without it, mode= is an override
         routed = run_plan.mode is not None and self._has_history(key)
-        config = run_config(self._base, self._dsn, mode=run_plan.mode, routed=routed)
+        config = run_config(self._base, self._storage_dsn, mode=run_plan.mode, routed=routed)
         scripts: dict[str, Script] = {**default_scripts(run_plan), **self._responses, **run_responses}
         responder = Responder(scripts=scripts, task=task)
         agent_plan = AgentPlan(target=self._target, task=task, answer=answer, plan=plan, fail=failure)
@@ -392,7 +396,7 @@ class AtlasRuntime:
     def _redacted(self, text: str) -> str:
         """``text`` (a message of Atlas, asyncpg or psycopg) without the DSN's password in any form
         it takes (as written, decoded, as a ``password=`` value), nor any other secret of the run."""
-        return scrub(redact_text(text, *secrets_of(self.dsn)))
+        return scrub(redact_text(text, *secrets_of(self.dsn), *secrets_of(self._storage_dsn.reveal())))
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         try:

@@ -3,8 +3,10 @@ exactly the report of one scan, with or without pytest-xdist, and a range never 
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
+import re
 from datetime import date
 from typing import Any
 
@@ -126,6 +128,25 @@ def test_split_scan_reports_exactly_like_one_scan_with_and_without_workers(
         == {"pass": 16, "fail": 1, "inconclusive": 0, "error": 0, "not-run": 0, "deselected": 0}
     )
     alone.stdout.fnmatch_lines(["(17 checks ran as * items: sessions.metadata, * in id ranges, *"])
+
+
+def test_two_workers_share_the_ranges_of_a_split_column(
+    pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``-n 2`` each worker scans half the ranges of a split column. xdist's load scheduling
+    first hands each worker a run of consecutive items, which put every range of sessions.metadata
+    but one on the same worker: the split scan ran no faster than one process."""
+    _sessions(atlas_db)
+    result, *_ = _run(
+        pytester, atlas_dsn, "workers", "--atlas-contract-split-rows=5", "-n", "2", "-v", monkeypatch=monkeypatch
+    )
+    ran_on: dict[int, str] = {}
+    for line in result.stdout.lines:
+        found = re.match(r"\[(gw\d)\] .*(?:PASSED|FAILED) atlas-contract::sessions\.metadata\[(\d)/4\]", line)
+        if found:
+            ran_on[int(found[2])] = found[1]
+    assert sorted(ran_on) == [1, 2, 3, 4], result.stdout.str()
+    assert sorted(collections.Counter(ran_on.values()).values()) == [2, 2], ran_on
 
 
 def test_an_id_range_alone_is_no_verdict(

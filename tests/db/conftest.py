@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from pytest_atlas.db._binaries import PgInstall, find_install, install_at
 
@@ -120,14 +121,21 @@ class OwnServer(PasswordServer):
     """A :class:`PasswordServer` of one test's own, which it may restart (``pg_ctl restart`` as an
     admin would: a fast shutdown that ends every session, then a start on the same port)."""
 
-    def __init__(self, port: int, password: str, command: list[str], stop: list[str]) -> None:
+    def __init__(self, port: int, password: str, command: list[str], stop: list[str], pgdata: Path) -> None:
         super().__init__(port, password)
         self.command = command
         self.stop_command = stop
+        self.pgdata = pgdata
+        #: the server's log (its stderr): what it refused, with its reasons
+        self.log_file = pgdata.parent / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/")
+        with open(self.log_file, "ab") as log:
+            self.proc = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=log, cwd="/")
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -151,7 +159,7 @@ class OwnServer(PasswordServer):
 
 
 @contextlib.contextmanager
-def own_password_server() -> Iterator[OwnServer]:
+def own_password_server(max_connections: int = 100) -> Iterator[OwnServer]:
     """An existing server of the tests' own, started with PostgreSQL's tools (not the plugin's): it
     admits TCP logins with a password only (the password contains characters a URL must quote)."""
     bindir = Path(subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip())
@@ -206,10 +214,10 @@ def own_password_server() -> Iterator[OwnServer]:
         "-c",
         "fsync=off",
         "-c",
-        "max_connections=100",
+        f"max_connections={max_connections}",
     ]
     stop = [*prefix, str(bindir / "pg_ctl"), "stop", "-D", str(pgdata), "-m", "fast", "-w"]
-    server = OwnServer(port, password, command, stop)
+    server = OwnServer(port, password, command, stop, pgdata)
     try:
         server.start()
         yield server
@@ -218,11 +226,41 @@ def own_password_server() -> Iterator[OwnServer]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def run_databases(server: PasswordServer, token: str = "") -> list[str]:
+    """The databases of plugin runs on ``server`` (of run ``token``'s only, when given): the names
+    the plugin gives what it makes on an existing server (``pytest_atlas_<token>_...``)."""
+    pattern = "pytest\\_atlas\\_" + (f"{token}\\_%" if token else "%")
+    with server.connect() as conn:
+        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s ORDER BY 1", (pattern,))
+        return [str(row[0]) for row in rows]
+
+
+def drop_run_databases(server: PasswordServer, token: str) -> None:
+    """Drop what run ``token`` made on ``server``: clean-up for a test that killed that run (its
+    databases stay until a later run finds it dead, which is the plugin's design)."""
+    assert token, "a run's token is needed: only that run's databases are dropped"
+    with server.connect() as conn:
+        for name in run_databases(server, token):
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 @pytest.fixture(scope="session")
 def password_server() -> Iterator[PasswordServer]:
-    """The suite's existing server (see :func:`own_password_server`), one per test session."""
+    """The suite's existing server (see :func:`own_password_server`), one per test session.
+
+    At the end no database of a plugin run may be left on it: each inner run drops what it made,
+    and a test that keeps databases on purpose (``--atlas-keep-db``) or kills an inner run drops
+    those itself. Anything left means a run's clean-up (or a test's) regressed."""
     with own_password_server() as server:
         yield server
+        left = run_databases(server)
+        if left:
+            pytest.fail(
+                f"the tests left {len(left)} database(s) of plugin runs on the shared password server: "
+                f"{', '.join(left)}. A run drops what it made when it ends; a test that keeps databases "
+                "(--atlas-keep-db) or kills its inner run must drop them itself (drop_run_databases)",
+                pytrace=False,
+            )
 
 
 HOLD_TEST = """

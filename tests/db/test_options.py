@@ -223,3 +223,113 @@ def test_a_list_for_a_single_value_ini_key_is_refused_by_name(pytester: pytest.P
     result.stderr.fnmatch_lines(
         ["ERROR: invalid value for ini atlas_isolation: 'clone': expected one value, not a list*"]
     )
+
+
+#: every option whose ini key is a ``paths`` value (anchored by pytest at the ini file's folder)
+PATH_OPTIONS = tuple(option for option in OPTIONS if option.ini is not None and option.ini_type == "paths")
+
+#: what each path option is given (below the folder a form names): files the option reads exist
+_PATH_TARGETS = {
+    "pg_bin": "pgbin",
+    "schema": "schema.sql",
+    "extra_sql": "first.sql",
+    "cache_dir": "cache",
+    "data_dir": "data",
+    "baseline": "baseline.json",
+    "save_baseline": "saved.json",
+    "report": "report.json",
+    "report_html": "report.html",
+}
+
+_SHOW_SETTINGS = """
+import json
+from pytest_atlas.fixtures import settings_of
+
+def test_show(pytestconfig):
+    settings = settings_of(pytestconfig)
+    shown = {}
+    for field in FIELDS:
+        value = getattr(settings, field)
+        shown[field] = [str(p) for p in value] if isinstance(value, tuple) else str(value)
+    print("ATLAS-SETTINGS", json.dumps(shown))
+"""
+
+
+#: a server no inner run reaches (its tests use no database)
+_UNUSED_SERVER = "postgresql://nobody@127.0.0.1:1/unused"
+
+
+def _shown_settings(result: pytest.RunResult) -> dict[str, object]:
+    import json
+
+    assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+    line = next(line for line in result.stdout.lines if "ATLAS-SETTINGS " in line)
+    return dict(json.loads(line.split("ATLAS-SETTINGS ", 1)[1]))
+
+
+@pytest.mark.parametrize("config_file", ["pytest.ini", "pyproject.toml"])
+@pytest.mark.parametrize(
+    ("form", "place"),
+    [
+        ("~/{path}", "home"),
+        ("$ATLAS_INI_PLACE/{path}", "place"),
+        ("${ATLAS_INI_PLACE}/{path}", "place"),
+        ("{path}", "inidir"),  # a plain relative path stays anchored at the ini file's folder
+        ("sub/$ATLAS_INI_NAME/{path}", "inidir/sub/named"),  # a variable further on expands in place
+    ],
+)
+def test_ini_paths_expand_home_and_variables(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+    form: str,
+    place: str,
+    config_file: str,
+) -> None:
+    """``atlas_data_dir = ~/data`` is the data folder in the home folder, not ``<inidir>/~/data``
+    (pytest anchors a ``paths`` value at the ini folder before the plugin reads it), and so for
+    ``$VAR`` and every path option, in pytest.ini and in pyproject.toml alike."""
+    home = tmp_path_factory.mktemp("home")
+    elsewhere = tmp_path_factory.mktemp("place")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("ATLAS_INI_PLACE", str(elsewhere))
+    monkeypatch.setenv("ATLAS_INI_NAME", "named")
+    base = {"home": home, "place": elsewhere}.get(place, pytester.path / place.removeprefix("inidir").lstrip("/"))
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "pgbin").mkdir()
+    for name in ("schema.sql", "first.sql", "second.sql"):
+        (base / name).write_text("SELECT 1;\n")
+    (base / "data").mkdir()
+    values = {field: form.replace("{path}", target) for field, target in _PATH_TARGETS.items()}
+    fields = [option.field for option in PATH_OPTIONS]
+    assert sorted(fields) == sorted(values), "a new path option: give it a value above"
+    second = form.replace("{path}", "second.sql")
+    if config_file == "pytest.ini":
+        lines = [f"{option.ini} = {values[option.field]}" for option in PATH_OPTIONS if option.field != "extra_sql"]
+        lines.append(f"atlas_extra_sql =\n    {values['extra_sql']}\n    {second}")
+        pytester.makeini("[pytest]\n" + "\n".join(lines) + "\n")
+    else:
+        lines = [f'{option.ini} = "{values[option.field]}"' for option in PATH_OPTIONS if option.field != "extra_sql"]
+        lines.append(f'atlas_extra_sql = ["{values["extra_sql"]}", "{second}"]')
+        pytester.makepyprojecttoml("[tool.pytest.ini_options]\n" + "\n".join(lines) + "\n")
+    pytester.makepyfile(f"FIELDS = {fields!r}\n" + _SHOW_SETTINGS)
+    # an existing server (never reached: the test uses no database), so that a data folder in a
+    # private temporary folder is not refused as one the server account (as root: postgres) cannot reach
+    shown = _shown_settings(pytester.runpytest("-s", "-p", "no:cacheprovider", "--atlas-dsn", _UNUSED_SERVER))
+    expected: dict[str, object] = {field: str(base / target) for field, target in _PATH_TARGETS.items()}
+    expected["extra_sql"] = [str(base / "first.sql"), str(base / "second.sql")]
+    assert shown == expected
+
+
+def test_ini_paths_expand_another_users_home(pytester: pytest.Pytester) -> None:
+    """``~user/...`` in an ini path is that account's home folder, as on the command line."""
+    import os
+    import pwd
+
+    user = pwd.getpwuid(os.getuid()).pw_name  # an account expanduser knows (not $USER, which may be any name)
+    # options read only when used (the cache by a database, the baseline by a gate): nothing is made
+    pytester.makeini(f"[pytest]\natlas_cache_dir = ~{user}/atlas-cache\natlas_baseline = ~{user}/atlas-base.json\n")
+    pytester.makepyfile("FIELDS = ['cache_dir', 'baseline']\n" + _SHOW_SETTINGS)
+    shown = _shown_settings(pytester.runpytest("-s", "-p", "no:cacheprovider", "--atlas-dsn", _UNUSED_SERVER))
+    home = os.path.expanduser(f"~{user}")
+    assert shown == {"cache_dir": f"{home}/atlas-cache", "baseline": f"{home}/atlas-base.json"}

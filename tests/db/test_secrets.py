@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -22,9 +23,11 @@ from tests.db.conftest import (
     PasswordServer,
     as_owner_of,
     discard_kept,
+    drop_run_databases,
     foreign_process,
     release_inner,
     rewrite_pid_file,
+    run_databases,
     running,
     start_inner,
     stop_inner,
@@ -144,12 +147,9 @@ def test_no_password_in_any_output(
     try:
         found = sorted(pasted(line, "SELECT count(*) || coalesce(min(task), '') FROM sessions") for line in lines)
         assert len(found) >= 3 and found == ["0"] * (len(found) - 1) + ["1kept row"]
-    finally:
-        with password_server.connect() as conn:
-            for (name,) in conn.execute(
-                "SELECT datname FROM pg_database WHERE datname LIKE 'pytest\\_atlas\\_%'"
-            ).fetchall():
-                conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:  # what the run kept on purpose (its token names them), and nothing else
+        [token] = set(re.findall(r"pytest_atlas_([0-9a-f]{8})_", text))
+        drop_run_databases(password_server, token)
     [remove] = [line.split(": ", 1)[1] for line in text.splitlines() if "remove the passfile's folder" in line]
     subprocess.run(remove, shell=True, check=True)
     assert not Path(shlex.split(remove)[-1]).exists()
@@ -318,8 +318,14 @@ def test_a_password_dsn_reaches_tests_without_its_password(
         assert passfile.stat().st_mode & 0o777 == 0o600 and passfile.stat().st_uid == os.geteuid()
         with psycopg.connect(probe["dsn"]) as conn:
             assert conn.execute("SELECT current_database()").fetchone() == (probe["database"],)
+        # the run ends normally, and drops what it made on the shared server
+        out = release_inner(proc, tmp_path)
+        assert "1 passed" in out and not password_server.leaks(out), out
+        assert run_databases(password_server, probe["token"]) == []
     finally:
-        stop_inner(proc)
+        if proc.poll() is None:  # (an assertion above failed: the run is killed, and cannot clean up)
+            stop_inner(proc)
+            drop_run_databases(password_server, probe["token"])
 
 
 _USES_THE_DSN = """
