@@ -52,6 +52,7 @@ __all__ = [
     "did_you_mean",
     "invalid",
     "shown",
+    "unknown_names",
 ]
 
 T = TypeVar("T")
@@ -232,6 +233,21 @@ def did_you_mean(value: object, spellings: Collection[str]) -> str:
     """``" (did you mean 'x'?)"`` for the spelling closest to ``value``, or ``""`` when none is close."""
     close = difflib.get_close_matches(value, list(spellings), n=1) if isinstance(value, str) else []
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_names(
+    what: str, unknown: Sequence[object], valid: Collection[str], *, of: str = "", also: str = ""
+) -> InvalidArgument:
+    """The one error of a misspelt name in a declaration (an option, a key, a kind, a table):
+    ``unknown option 'windw' (did you mean 'window'?)``, each of ``unknown`` with the closest of
+    ``valid``, and the hint ``valid options<of>: <every valid one, sorted>``, then ``also``. The
+    caller adds where it was declared (its gate, file and table)."""
+    names = list(dict.fromkeys(unknown))
+    problem = f"unknown {what}{'s' if len(names) > 1 else ''} " + ", ".join(
+        repr(name) + did_you_mean(name, valid) for name in names
+    )
+    hint = f"valid {what}s{of}: {', '.join(sorted(valid))}" + (f"; {also}" if also else "")
+    return InvalidArgument(problem, hint=hint)
 
 
 def check_choice(name: str, value: object, choices: Choices | Sequence[str], *, what: str = "") -> str:

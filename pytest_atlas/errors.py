@@ -61,12 +61,15 @@ class ConfigError(AtlasError):
     The pytest plugin turns it into ``pytest.UsageError``.
     """
 
-    def __init__(self, where: str, value: object, expected: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self, where: str, value: object, expected: str, *, hint: str | None = None, show_value: bool = True
+    ) -> None:
         self.where = where
         self.value = value
         self.expected = expected
         shown = value if isinstance(value, str) else repr(value)
-        problem = f"invalid value for {where}: {shown!r}: {expected}"
+        # show_value false: ``expected`` names the value itself (an unknown key: "unknown key 'x' ...")
+        problem = f"invalid value for {where}: " + (f"{shown!r}: {expected}" if show_value else expected)
         super().__init__(problem, hint=hint)
 
 

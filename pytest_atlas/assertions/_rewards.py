@@ -32,13 +32,13 @@ from pytest_atlas.gates import (
     Series,
     connection,
     drift_rows,
-    fetch_drift_inputs,
     fetch_modes,
     fetch_review,
     fetch_series,
     gate_result,
     mode_rows,
     read_baseline,
+    read_drift,
     regression_rows,
     review_rows,
     threshold_rows,
@@ -341,10 +341,11 @@ def assert_no_drift(
             **selection,
         },
     )
+    without: dict[str, int]
     if _is_database(source):
         chosen = Selection(**{**spec.selection.__dict__, "last": spec.selection.last or last})
         with connection(source) as conn:  # type: ignore[arg-type]
-            inputs = fetch_drift_inputs(conn, chosen, window=window, last=last)
+            inputs, without = read_drift(conn, chosen, window=window, last=last)
     else:
         if isinstance(source, str | bytes | Mapping) or not isinstance(source, Sequence):
             raise InvalidArgument(
@@ -352,6 +353,7 @@ def assert_no_drift(
                 hint="pass atlas_db, a DSN, or [{'score': 0.8, ...}, ...] oldest first",
             )
         history = list(source)
+        without = {}
         inputs = [
             DriftInput(
                 index + 1,
@@ -363,7 +365,7 @@ def assert_no_drift(
             )
             for index in range(max(0, len(history) - last), len(history))
         ]
-    return _finish(drift_rows(inputs, spec), spec, {}, RewardDrift, source=source)
+    return _finish(drift_rows(inputs, spec, without_stats=without), spec, {}, RewardDrift, source=source)
 
 
 def assert_review_clean(

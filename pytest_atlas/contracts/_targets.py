@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_atlas._arguments import unknown_names
 from pytest_atlas.domain import ATLAS_COLUMNS, JSON_TABLES, Table
 from pytest_atlas.errors import InvalidArgument
 
@@ -50,11 +51,16 @@ def resolve_targets(
     mapping: dict[str, str | Mapping[str, Any]] = dict(ATLAS_COLUMNS)
     for key, value in (schemas or {}).items():
         table_name, _, column = key.partition(".")
-        if not column or table_name not in TABLES:
+        if not column:
             raise InvalidArgument(
                 f"schemas key {key!r} must be 'table.column' with an Atlas table",
                 hint=f"tables: {', '.join(TABLES)}; e.g. schemas={{'sessions.metadata': 'session-metadata'}}",
             )
+        if table_name not in TABLES:
+            error = unknown_names(
+                "table", [table_name], TABLES, also="e.g. schemas={'sessions.metadata': 'session-metadata'}"
+            )
+            raise InvalidArgument(f"schemas key {key!r}: {error.problem}", hint=error.hint)
         if value is None:
             mapping.pop(key, None)
         else:
@@ -70,11 +76,10 @@ def resolve_targets(
                     f"tables must hold table names, got {entry!r}", hint="e.g. tables=['sessions', 'plans.plan']"
                 )
             table_name = entry.partition(".")[0]
-            if table_name not in TABLES or (entry != table_name and entry not in mapping):
-                raise InvalidArgument(
-                    f"unknown Atlas table or JSON column {entry!r}",
-                    hint=f"tables: {', '.join(TABLES)}; columns: {', '.join(mapping)}",
-                )
+            if entry == table_name and table_name not in TABLES:
+                raise unknown_names("table", [entry], TABLES, also="or a JSON column: " + ", ".join(mapping))
+            if entry != table_name and entry not in mapping:
+                raise unknown_names("JSON column", [entry], mapping, also="or a table: " + ", ".join(TABLES))
             wanted.add(entry)
     out: list[Column] = []
     for key, schema in mapping.items():

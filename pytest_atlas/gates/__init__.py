@@ -26,7 +26,9 @@ _EXPORTS: dict[str, str] = {
     "unread_names": "pytest_atlas.gates._named",
     **dict.fromkeys(["Context", "Evaluation", "GateKind"], "pytest_atlas.gates._kind"),
     "KINDS": "pytest_atlas.gates._kinds",
-    **dict.fromkeys(["DriftInput", "drift_rows", "fetch_drift_inputs"], "pytest_atlas.gates._kinds.drift"),
+    **dict.fromkeys(
+        ["DriftInput", "drift_rows", "fetch_drift_inputs", "read_drift"], "pytest_atlas.gates._kinds.drift"
+    ),
     **dict.fromkeys(["fetch_modes", "mode_rows"], "pytest_atlas.gates._kinds.execution_modes"),
     "regression_rows": "pytest_atlas.gates._kinds.regression",
     **dict.fromkeys(["fetch_review", "review_rows"], "pytest_atlas.gates._kinds.review"),
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
     from pytest_atlas.gates._kinds.drift import DriftInput as DriftInput
     from pytest_atlas.gates._kinds.drift import drift_rows as drift_rows
     from pytest_atlas.gates._kinds.drift import fetch_drift_inputs as fetch_drift_inputs
+    from pytest_atlas.gates._kinds.drift import read_drift as read_drift
     from pytest_atlas.gates._kinds.execution_modes import fetch_modes as fetch_modes
     from pytest_atlas.gates._kinds.execution_modes import mode_rows as mode_rows
     from pytest_atlas.gates._kinds.regression import regression_rows as regression_rows

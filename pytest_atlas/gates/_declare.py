@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_atlas._arguments import check_date, did_you_mean
+from pytest_atlas._arguments import check_date, unknown_names
 from pytest_atlas.errors import ConfigError, InvalidArgument
 from pytest_atlas.gates._allow_list import Acceptance
 from pytest_atlas.gates._spec import GateSpec
@@ -64,12 +64,8 @@ def _check_keys(table: Mapping[str, Any], valid: Sequence[str], where: str, what
     """Every key of ``table`` is one of ``valid``: an unknown one (a typo) is never ignored."""
     for key in table:
         if key not in valid:
-            raise ConfigError(
-                where,
-                key,
-                "unknown key" + did_you_mean(key, valid),
-                hint=f"valid keys of {what}: {', '.join(sorted(valid))}",
-            )
+            error = unknown_names("key", [key], valid, of=f" of {what}")
+            raise ConfigError(where, key, error.problem, hint=error.hint, show_value=False)
 
 
 def _tool_table(document: Mapping[str, Any], path: Path) -> Mapping[str, Any]:

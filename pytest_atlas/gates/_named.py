@@ -10,12 +10,12 @@ scores, over its scored sessions, the newest ``last`` of them).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
+from pytest_atlas._arguments import did_you_mean
 from pytest_atlas._outcome import Outcome
 from pytest_atlas.gates._result import NO_SESSIONS, KeyResult
 from pytest_atlas.gates._sql import filters, run, scored
@@ -99,26 +99,22 @@ def _read(
 
 
 def _closest(conn: psycopg.Connection[Any], name: str, unread: list[str], named: set[str]) -> dict[str, str]:
-    """For each unread name, the most similar value of ``name`` the database holds (among the first
-    :data:`CANDIDATES` distinct ones, the names the gate gives left out), if one is close."""
+    """For each unread name, ``" (did you mean 'x'?)"`` for the most similar value of ``name`` the
+    database holds (among the first :data:`CANDIDATES` distinct ones, the names the gate gives left
+    out), if one is close."""
     column = _NAMES[name][1]
     query = sql.SQL("SELECT DISTINCT {column} FROM sessions AS s WHERE {column} IS NOT NULL LIMIT %(limit)s").format(
         column=column
     )
     existing = [value for (value,) in run(conn, query, {"limit": CANDIDATES}) if value not in named]
-    out: dict[str, str] = {}
-    for value in unread:
-        matches = difflib.get_close_matches(value, existing, n=1)
-        if matches:
-            out[value] = matches[0]
-    return out
+    return {value: suggestion for value in unread if (suggestion := did_you_mean(value, existing))}
 
 
 def _row(name: str, value: str, closest: str | None, quarantined: int | None, counts: str) -> KeyResult:
     """The failing row of an unread name: with ``quarantined`` (its sessions, all quarantined) the
     remedy is ``counts`` (what makes the gate count them), else the name."""
     what = _NAMES[name][0]
-    hint = f" (did you mean {closest!r}?)" if closest is not None else ""
+    hint = closest or ""
     remedy = "fix the name"
     if quarantined:
         hint = f": its {quarantined} session(s) are all quarantined"

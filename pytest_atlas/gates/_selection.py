@@ -14,7 +14,7 @@ from pytest_atlas._arguments import (
     check_positive_int,
     check_probability,
     check_strings,
-    did_you_mean,
+    unknown_names,
 )
 from pytest_atlas.domain import REVIEW_STATUSES, SESSION_STATUSES
 from pytest_atlas.errors import InvalidArgument
@@ -86,13 +86,7 @@ class Selection:
         """Checked construction from loose values (strings, lists, ISO dates); unknown names are refused."""
         unknown = sorted(set(options) - set(cls.__dataclass_fields__))
         if unknown:
-            raise InvalidArgument(
-                "unknown selection option"
-                + ("s " if len(unknown) > 1 else " ")
-                + ", ".join(repr(key) + did_you_mean(key, cls.__dataclass_fields__) for key in unknown),
-                hint="use learning_key, since, until, last, status, review_status, include_quarantined, "
-                "metadata, task, max_uncertainty",
-            )
+            raise unknown_names("selection option", unknown, cls.__dataclass_fields__)
         last = options.get("last")
         if last is not None:
             check_positive_int("last", last, high=2**62, example=200)

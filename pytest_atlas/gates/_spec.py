@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_atlas._arguments import check_bool, check_choice, check_string, did_you_mean
+from pytest_atlas._arguments import check_bool, check_choice, check_string, unknown_names
 from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.gates._kinds import KINDS
 from pytest_atlas.gates._selection import Selection
@@ -48,19 +48,19 @@ class GateSpec:
                 f"gate name {name!r} is not usable",
                 hint="name gates with letters, digits, '-', '_' and '.', e.g. 'reward-floor'",
             )
+        given = options.get("kind")
         try:
-            kind_name = check_choice("kind", options.get("kind"), tuple(KINDS))
+            if isinstance(given, str) and given.strip() and given not in KINDS:
+                raise unknown_names("kind", [given], KINDS, also='for example kind = "threshold"')
+            kind_name = check_choice("kind", given, tuple(KINDS))
         except InvalidArgument as exc:
-            raise InvalidArgument(f"gate {name!r}: {exc.problem}", hint='for example kind = "threshold"') from None
+            raise InvalidArgument(f"gate {name!r}: {exc.problem}", hint=exc.hint) from None
         kind = KINDS[kind_name]
         allowed = kind.option_names | COMMON_OPTIONS | _SELECTION
         unknown = sorted(set(options) - allowed)
         if unknown:
-            described = ", ".join(key + did_you_mean(key, allowed - {"kind", "name"}) for key in unknown)
-            raise InvalidArgument(
-                f"gate {name!r} ({kind_name}): unknown option(s) {described}",
-                hint="allowed here: " + ", ".join(sorted(allowed - {"kind", "name"})),
-            )
+            error = unknown_names("option", unknown, allowed - {"kind", "name"}, of=f" of a {kind_name} gate")
+            raise InvalidArgument(f"gate {name!r} ({kind_name}): {error.problem}", hint=error.hint)
         try:
             selection = Selection.build(**{k: v for k, v in options.items() if k in _SELECTION})
             if selection.max_uncertainty is not None and not kind.scored:

@@ -19,7 +19,7 @@ Options of every area are declared in :mod:`pytest_atlas._config` and registered
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +27,8 @@ from typing import Any
 
 import pytest
 
-from pytest_atlas._config import OPTIONS, AtlasSettings, Option, expected_of, resolve_settings
+from pytest_atlas._config import OPTIONS, AtlasSettings, Option, expected_of, parse_dsn, resolve_settings
+from pytest_atlas._dsn import remember_secret, secrets_of
 from pytest_atlas.errors import AtlasError
 
 # This module must not import pytest_atlas.fixtures (or the sibling plugin modules) at import time:
@@ -80,32 +81,69 @@ def _dest(field: str) -> str:
     return f"atlas_{field}"
 
 
+class _Refused:
+    """A command-line value its option's parser refused. Not an argparse error at once: argparse
+    would print it before the DSNs of later options, of the environment and of the ini file are
+    read, so a password among them (pasted into the wrong option) could not be scrubbed from it;
+    :func:`_read_settings` raises it once they are known (a usage error, scrubbed)."""
+
+    def __init__(self, error: AtlasError) -> None:
+        self.error = error
+
+
 def _converter(option: Option) -> Callable[[str], Any]:
-    """The argparse ``type=`` of an option: its parser, its error an argparse error (a usage error)."""
+    """The argparse ``type=`` of an option: its parser; a refused value is held (:class:`_Refused`)."""
     where = option.cli or option.field
 
     def convert(raw: str) -> Any:
         try:
             return option.parse(raw, where)
         except AtlasError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+            if option.parse is parse_dsn or "://" in raw:  # a DSN, here or given to another option
+                remember_secret(*secrets_of(raw))
+            return _Refused(exc)
 
     convert.__name__ = option.field  # argparse names the type in some messages
     return convert
 
 
+def _learn_secrets(config: pytest.Config) -> None:
+    """Remember the passwords of the DSNs the environment and the ini file give (those of the
+    command line are known once parsed), so that a usage error cannot show them, whichever option
+    it is about and whatever order they are read in."""
+    for option in OPTIONS:
+        if option.parse is not parse_dsn:
+            continue
+        texts = [os.environ.get(option.env, "")] if option.env else []
+        if option.ini is not None:
+            with contextlib.suppress(pytest.UsageError, ValueError, TypeError):  # refused when read
+                texts.append(str(config.getini(option.ini) or ""))
+        for text in texts:
+            if text.strip():
+                remember_secret(*secrets_of(text.strip()))
+
+
 def _read_settings(config: pytest.Config) -> AtlasSettings:
+    """The run's settings. Raises AtlasError (or a usage error, already scrubbed) for a bad value:
+    callers turn it into a usage error with :func:`~pytest_atlas.plugin._scrub.usage_error`."""
+    from pytest_atlas.plugin._scrub import usage_error
+
+    _learn_secrets(config)
     cli: dict[str, Any] = {}
     ini: dict[str, Any] = {}
     inidir = _inidir(config)
     for option in OPTIONS:
         if option.cli is not None:
-            cli[option.field] = config.getoption(_dest(option.field), default=None)
+            value = config.getoption(_dest(option.field), default=None)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, _Refused):
+                    raise item.error
+            cli[option.field] = value
         if option.ini is not None:
             try:
                 value = config.getini(option.ini)
             except (pytest.UsageError, ValueError, TypeError) as exc:  # pytest's typed ini values
-                raise pytest.UsageError(f"invalid value for ini {option.ini} ({exc}): {expected_of(option)}") from None
+                raise usage_error(f"invalid value for ini {option.ini} ({exc}): {expected_of(option)}") from None
             if option.ini_type == "paths" and isinstance(value, list):
                 value = [_as_written(item, inidir) for item in value]
             ini[option.field] = value
@@ -173,7 +211,9 @@ def pytest_configure(config: pytest.Config) -> None:
         _check_data_dir(settings)
         _check_outputs(settings)
     except AtlasError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        from pytest_atlas.plugin._scrub import usage_error
+
+        raise usage_error(exc) from None
     from pytest_atlas.fixtures import SETTINGS_KEY
 
     config.stash[SETTINGS_KEY] = settings

@@ -52,7 +52,9 @@ def pytest_configure(config: pytest.Config) -> None:
             _pyproject(config), settings_of(config).gate_lines, config.inipath.name if config.inipath else "ini"
         )
     except ConfigError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        from pytest_atlas.plugin._scrub import usage_error
+
+        raise usage_error(exc) from None
     config.stash[_DECLARATIONS] = declarations
     config.stash[_NAMES] = {
         spec.name: origin for spec, origin in zip(declarations.gates, declarations.origins, strict=True)
@@ -154,7 +156,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             try:
                 specs = _marker_specs(item, config.stash[_NAMES])
             except _BadMarker as exc:
-                raise pytest.UsageError(str(exc)) from None
+                from pytest_atlas.plugin._scrub import usage_error
+
+                raise usage_error(exc) from None
         for spec in specs:
             assert item.parent is not None
             added.append(

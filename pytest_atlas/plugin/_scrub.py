@@ -28,7 +28,7 @@ from pytest_atlas._dsn import remember_secret
 from pytest_atlas._dsn import scrub as _scrub_text
 from pytest_atlas._properties import RESULT_PROPERTY
 
-__all__ = ["scrub_value"]
+__all__ = ["scrub_value", "usage_error"]
 
 #: how deep a report's objects are walked (a longrepr is a few levels deep)
 _DEPTH = 12
@@ -40,6 +40,15 @@ _OWN_PROPERTIES = frozenset({RESULT_PROPERTY, "atlas_database"})
 def scrub(text: str) -> str:
     """``text`` without the secrets this process knows; nothing else changed."""
     return _scrub_text(text, urls=False)
+
+
+def usage_error(error: BaseException | str) -> pytest.UsageError:
+    """The usage error of ``error``'s message without a secret this process knows: a message that
+    quotes a value the user gave (a password pasted into another option, a declaration quoting the
+    DSN) loses it. Every usage error built from an exception is made here. (The DSNs in the
+    plugin's messages are redacted already; hiding every URL's userinfo again would cut a message
+    at the last "@" of its line.)"""
+    return pytest.UsageError(scrub(str(error)))
 
 
 def scrub_value(value: Any, depth: int = 0, seen: set[int] | None = None) -> Any:

@@ -27,7 +27,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     try:
         settings = _read_settings(config)
     except AtlasError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        from pytest_atlas.plugin._scrub import usage_error
+
+        raise usage_error(exc) from None
     status = 0
     if settings.cache_clear:
         lines, status = clear_cache_lines(settings.cache_dir, settings.data_dir)

@@ -7,7 +7,6 @@ python-jsonschema validator. Validators of the shipped schemas are compiled once
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 from collections import OrderedDict
@@ -17,6 +16,7 @@ from typing import Any
 
 import jsonschema_rs
 
+from pytest_atlas._arguments import did_you_mean, unknown_names
 from pytest_atlas._violation import UnknownField, Violation, preview
 from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.validation import _schemas, _storable
@@ -392,12 +392,9 @@ def _name_of(text: str) -> str:
     name = _schemas.name_of_uri(text) or text.removesuffix(".schema.json").removesuffix(".json")
     if name in _schemas.SCHEMA_NAMES:
         return name
-    close = difflib.get_close_matches(name, _schemas.SCHEMA_NAMES, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    raise InvalidArgument(
-        f"unknown payload schema {text!r}",
-        hint=f"{hint}the schemas are: {', '.join(_schemas.SCHEMA_NAMES)}",
-    )
+    error = unknown_names("payload schema", [name], _schemas.SCHEMA_NAMES)
+    shown = f"unknown payload schema {text!r}" + did_you_mean(name, _schemas.SCHEMA_NAMES)
+    raise InvalidArgument(shown, hint=error.hint)
 
 
 def _custom(schema: Mapping[str, Any]) -> PayloadValidator:

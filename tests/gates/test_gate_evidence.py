@@ -160,7 +160,7 @@ def test_a_drift_gate_where_no_session_had_a_baseline_is_inconclusive_whatever_m
     result = drift_gate(atlas_db, min_baseline=0)
     (row,) = result.rows
     assert row.outcome.value == "inconclusive", row
-    assert "no assessed session had another session in its baseline" in row.reason
+    assert "no assessed session had another scored session in its baseline" in row.reason
     # two sessions with a spread: the second is compared with the first, and that is evidence
     insert(atlas_db, [session_row(0.5, key="lonely", minute=1)])
     (row,) = drift_gate(atlas_db, min_baseline=0).rows

@@ -499,7 +499,7 @@ def test_usage_errors(pytester: pytest.Pytester, atlas_dsn: str) -> None:
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     pytester.makefile(".toml", pyproject='[tool.pytest-atlas.gates.floor]\nkind = "threshold"\nthreshhold = 0.7\n')
     typo = run(pytester, atlas_dsn)
-    typo.stderr.fnmatch_lines(["*gate 'floor' (threshold): unknown option(s) threshhold*"])
+    typo.stderr.fnmatch_lines(["*gate 'floor' (threshold): unknown option 'threshhold'*"])
     assert typo.ret == pytest.ExitCode.USAGE_ERROR
     pytester.makefile(".toml", pyproject="[tool.pytest]\n")
     nothing = run(pytester, atlas_dsn)

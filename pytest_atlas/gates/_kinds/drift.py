@@ -23,14 +23,22 @@ from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.gates._kind import Context, Evaluation, GateKind
 from pytest_atlas.gates._result import KeyResult
 from pytest_atlas.gates._selection import Selection
-from pytest_atlas.gates._sql import ALL_KEYS, filters, run
+from pytest_atlas.gates._sql import ALL_KEYS, filters, run, snapshot
 
 if TYPE_CHECKING:
     import psycopg
 
     from pytest_atlas.gates._spec import GateSpec
 
-__all__ = ["KIND", "DriftInput", "DriftOptions", "drift_rows", "fetch_drift_inputs"]
+__all__ = [
+    "KIND",
+    "DriftInput",
+    "DriftOptions",
+    "drift_rows",
+    "fetch_drift_inputs",
+    "fetch_without_stats",
+    "read_drift",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,7 +80,20 @@ class DriftOptions:
 
 
 def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: DriftOptions, context: Context) -> Evaluation:
-    return Evaluation(drift_rows(fetch_drift_inputs(conn, spec.selection, window=options.window), spec))
+    inputs, without = read_drift(conn, spec.selection, window=options.window)
+    return Evaluation(drift_rows(inputs, spec, without_stats=without))
+
+
+def read_drift(
+    conn: psycopg.Connection[Any], selection: Selection, *, window: int = 50, last: int = 50
+) -> tuple[list[DriftInput], dict[str, int]]:
+    """What :func:`drift_rows` reads, from one snapshot: :func:`fetch_drift_inputs` and
+    :func:`fetch_without_stats`."""
+    with snapshot(conn):
+        return (
+            fetch_drift_inputs(conn, selection, window=window, last=last),
+            fetch_without_stats(conn, selection, last=last),
+        )
 
 
 @dataclass(frozen=True)
@@ -111,6 +132,32 @@ def fetch_drift_inputs(
         "FROM assessed AS a ORDER BY a.created_at, a.id"
     ).format(where=where)
     return [DriftInput(int(row[0]), row[1], row[2], row[3], row[4], tuple(row[5])) for row in run(conn, query, params)]
+
+
+def fetch_without_stats(conn: psycopg.Connection[Any], selection: Selection, *, last: int = 50) -> dict[str, int]:
+    """By learning key, the selected sessions without reward_stats in the window
+    :func:`fetch_drift_inputs` reads: every one, or, for a key that has more than ``last`` sessions
+    with reward_stats, those newer than the oldest one it reads. Atlas never assesses them; a
+    drift row counts them as missing."""
+    limit = selection.last or last
+    params: dict[str, Any] = {"last": limit}
+    where = filters(selection, params)
+    query = sql.SQL(
+        "WITH chosen AS (SELECT s.id, s.created_at, COALESCE(NULLIF(s.metadata ->> 'learning_key', ''), '') AS lk, "
+        "s.reward_stats IS NOT NULL AS has_stats FROM sessions AS s WHERE {where}), "
+        "cut AS (SELECT lk, created_at, id FROM (SELECT lk, created_at, id, row_number() OVER (PARTITION BY lk "
+        "ORDER BY created_at DESC, id DESC) AS recency FROM chosen WHERE has_stats) AS r WHERE recency = %(last)s) "
+        "SELECT c.lk, count(*) FROM chosen AS c LEFT JOIN cut ON cut.lk = c.lk WHERE NOT c.has_stats "
+        "AND (cut.lk IS NULL OR (c.created_at, c.id) > (cut.created_at, cut.id)) GROUP BY c.lk"
+    ).format(where=where)
+    return {str(key): int(count) for key, count in run(conn, query, params)}
+
+
+def _other_scores(history: Sequence[Any], window: int) -> int:
+    """How many sessions of a baseline besides the assessed one (its first entry, newest first)
+    give Atlas's baseline a score: what the assessed session's score is compared with."""
+    others = [entry for entry in history if entry is not None][1 : max(window, 1)]
+    return len(reward_baseline(others, window=max(len(others), 1))["scores"]) if others else 0
 
 
 def _stored_alert(item: DriftInput) -> bool:
@@ -156,16 +203,28 @@ def _non_finite(history: Sequence[Any], window: int) -> bool:
     return False
 
 
-def drift_rows(inputs: Sequence[DriftInput], spec: GateSpec) -> list[KeyResult]:
+def drift_rows(
+    inputs: Sequence[DriftInput], spec: GateSpec, *, without_stats: Mapping[str, int] | None = None
+) -> list[KeyResult]:
     """Recompute Atlas's drift assessment of every assessed session and read the alerts Atlas
-    stored; a key fails on any alert, is inconclusive when no session had enough baseline."""
+    stored; a key fails on any alert and when none of its sessions has a usable score (those
+    ``without_stats``, selected sessions without reward_stats by learning key, included), is
+    inconclusive when no session had enough baseline or none was compared with another score.
+    A row's ``n`` is its sessions with a usable score, ``missing`` the others."""
     options: DriftOptions = spec.options
     by_key: dict[str, list[DriftInput]] = {}
     for item in inputs:
         by_key.setdefault(item.learning_key if spec.by_key else ALL_KEYS, []).append(item)
+    unassessed: dict[str, int] = {}
+    for lk, count in (without_stats or {}).items():
+        if count:
+            key = lk if spec.by_key else ALL_KEYS
+            unassessed[key] = unassessed.get(key, 0) + count
+            by_key.setdefault(key, [])
     rows = []
     for key in sorted(by_key):
         items = by_key[key]
+        no_stats = unassessed.get(key, 0)
         recomputed: list[int] = []
         stored: list[int] = []
         insufficient = 0
@@ -175,7 +234,8 @@ def drift_rows(inputs: Sequence[DriftInput], spec: GateSpec) -> list[KeyResult]:
         reasons: dict[str, int] = {}
         largest = 0.0
         for item in items:
-            usable += _has_usable_score(item.reward_stats)
+            scored = _has_usable_score(item.reward_stats)
+            usable += scored
             if _non_finite(item.history, options.window):  # Atlas's own baseline raises on it: not recomputed
                 thin += 1
                 continue
@@ -192,7 +252,13 @@ def drift_rows(inputs: Sequence[DriftInput], spec: GateSpec) -> list[KeyResult]:
                 continue
             if assessment["reason"] == "insufficient_baseline":
                 insufficient += 1
-            if assessment["reason"] == "insufficient_baseline" or baseline["sample_count"] < 2:
+            # compared with nothing: no score of its own, or no other score in its baseline (rows
+            # without one count in Atlas's sample_count, so it is not insufficient)
+            if (
+                assessment["reason"] == "insufficient_baseline"
+                or not scored
+                or _other_scores(item.history, options.window) < 1
+            ):
                 thin += 1
             if assessment["alert"]:
                 recomputed.append(item.session_id)
@@ -204,6 +270,8 @@ def drift_rows(inputs: Sequence[DriftInput], spec: GateSpec) -> list[KeyResult]:
             if options.stored and _stored_alert(item):
                 stored.append(item.session_id)
         alerts = sorted(set(recomputed) | set(stored))
+        missing = len(items) - usable + no_stats
+        left_out = f"; {missing} session(s) without a usable score left out" if missing else ""
         if alerts:
             parts = []
             if recomputed:
@@ -214,33 +282,39 @@ def drift_rows(inputs: Sequence[DriftInput], spec: GateSpec) -> list[KeyResult]:
                 )
             if stored:
                 parts.append(f"{len(stored)} alert(s) stored by Atlas in metadata.drift")
-            outcome, reason = Outcome.FAIL, "drift: " + "; ".join(parts)
+            outcome, reason = Outcome.FAIL, "drift: " + "; ".join(parts) + left_out
         elif not usable:
             outcome = Outcome.FAIL
-            reason = (
-                f"no usable scores: none of the {len(items)} session(s) has a score Atlas's drift check can "
-                "compare (null, missing, or not a finite number)"
+            reason = f"no usable scores: none of the {len(items) + no_stats} session(s) has " + (
+                "a score Atlas's drift check can compare (null, missing, or not a finite number)"
+                if items
+                else "reward_stats: Atlas's drift check assesses none of them"
             )
+            if items and no_stats:
+                reason += f"; {no_stats} of them have no reward_stats"
         elif insufficient == len(items):
             outcome = Outcome.INCONCLUSIVE
             reason = (
                 f"insufficient_baseline: every assessed session had fewer than {options.min_baseline} baseline sessions"
+                + left_out
             )
         elif thin == len(items):
             outcome = Outcome.INCONCLUSIVE
             reason = (
-                f"no assessed session had another session in its baseline (min_baseline = {options.min_baseline}): "
-                "nothing was compared"
+                "no assessed session had another scored session in its baseline "
+                f"(min_baseline = {options.min_baseline}): nothing was compared{left_out}"
             )
         else:
             outcome = Outcome.PASS
-            reason = f"no drift alert in {len(items)} session(s)" + (
-                f" ({insufficient} with insufficient_baseline)" if insufficient else ""
+            reason = (
+                f"no drift alert in {usable} session(s)"
+                + (f" ({insufficient} with insufficient_baseline)" if insufficient else "")
+                + left_out
             )
         rows.append(
             KeyResult(
                 learning_key=key,
-                n=len(items),
+                n=usable,
                 statistic="alerts",
                 value=float(len(alerts)),
                 bound=f"max |z| {largest:.2f}",
@@ -248,6 +322,7 @@ def drift_rows(inputs: Sequence[DriftInput], spec: GateSpec) -> list[KeyResult]:
                 outcome=outcome,
                 reason=reason,
                 worst=tuple(alerts[:5]),
+                missing=missing,
                 detail={
                     "recomputed_alerts": len(recomputed),
                     "stored_alerts": len(stored),

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from pytest_atlas._arguments import check_probability
+from pytest_atlas._arguments import check_probability, unknown_names
 from pytest_atlas._outcome import Outcome
-from pytest_atlas.domain import EXECUTION_MODES, LEGACY_EXECUTION_MODES, RECORDED_EXECUTION_MODES
+from pytest_atlas.domain import LEGACY_EXECUTION_MODES, RECORDED_EXECUTION_MODES
 from pytest_atlas.errors import InvalidArgument
 from pytest_atlas.gates._kind import Context, Evaluation, GateKind
 from pytest_atlas.gates._result import KeyResult
@@ -41,10 +41,13 @@ def _bounds(value: Any) -> dict[str, tuple[float, float]]:
     out: dict[str, tuple[float, float]] = {}
     for mode, bound in value.items():
         if mode not in RECORDED_EXECUTION_MODES:
-            raise InvalidArgument(
-                f"modes: unknown execution mode {mode!r}",
-                hint=f"Atlas records {', '.join(EXECUTION_MODES)} ({', '.join(LEGACY_EXECUTION_MODES)} before 0.1.12)",
+            error = unknown_names(
+                "execution mode",
+                [mode],
+                RECORDED_EXECUTION_MODES,
+                also=f"{', '.join(LEGACY_EXECUTION_MODES)} is what Atlas wrote before 0.1.12",
             )
+            raise InvalidArgument(f"modes: {error.problem}", hint=error.hint)
         if isinstance(bound, int | float) and not isinstance(bound, bool):
             out[mode] = (0.0, check_probability(f"modes.{mode}", bound))
         elif isinstance(bound, list | tuple) and len(bound) == 2:
