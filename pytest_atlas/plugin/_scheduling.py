@@ -78,8 +78,12 @@ def _taking_turns(base: type[Any]) -> type[Any]:
         maxschedchunk: Any
 
         def schedule(self) -> None:
-            if self.collection is not None or not self._check_nodes_have_same_collection():
-                super().schedule()  # handing out the rest, or xdist's own refusal
+            if self.collection is not None:
+                super().schedule()  # handing out the rest
+                return
+            if not self._check_nodes_have_same_collection():
+                # xdist's own refusal, the difference posted once (xdist's schedule would post it again)
+                self.log("**Different tests collected, aborting run**")
                 return
             collection = next(iter(self.node2collection.values()))
             workers = len(self.nodes)

@@ -149,6 +149,37 @@ def test_two_workers_share_the_ranges_of_a_split_column(
     assert sorted(collections.Counter(ran_on.values()).values()) == [2, 2], ran_on
 
 
+_UNEQUAL_COLLECTIONS = """
+import os
+
+import pytest
+
+
+@pytest.mark.parametrize("i", range(8 if os.environ.get("PYTEST_XDIST_WORKER") == "gw0" else 9))
+def test_user(i):
+    pass
+"""
+
+
+def test_workers_that_collect_different_tests_are_one_collection_error_in_a_contract_run(
+    pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str
+) -> None:
+    """When the workers of a contract run collect different tests, xdist refuses to schedule them and
+    reports the difference once, as in a run without contracts; the contract run's scheduler posted
+    it twice (two errors for one difference)."""
+    _sessions(atlas_db)
+    pytester.makepyfile(test_user=_UNEQUAL_COLLECTIONS)
+    plain = pytester.runpytest("-n", "2", "-p", "no:randomly")
+    contract = pytester.runpytest(
+        "-n", "2", "-p", "no:randomly", "--atlas-contract", f"--atlas-target={atlas_dsn}", "--atlas-with-tests"
+    )
+    for result in (plain, contract):
+        # (the worker named is the one whose collection came in second)
+        headers = [line for line in result.stdout.lines if re.search(r"ERROR collecting gw[01] ", line)]
+        assert len(headers) == 1, result.stdout.str()
+        assert result.parseoutcomes().get("errors") == 1, result.stdout.str()
+
+
 def test_an_id_range_alone_is_no_verdict(
     pytester: pytest.Pytester, atlas_db: Conn, atlas_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
