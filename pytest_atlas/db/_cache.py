@@ -352,7 +352,7 @@ class ClusterCache:
         if free is None or free >= needed:
             return True
         self.hot_skipped = (
-            f"not copied into memory: {self.hot.root.parent.parent} has {size_text(free)} free, the copy "
+            f"not copied into memory: {self.hot.root} has {size_text(free)} free, the copy "
             f"({size_text(entry.size)}) and this run's server need ~{size_text(needed)}"
         )
         return False
