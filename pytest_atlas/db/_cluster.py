@@ -33,7 +33,6 @@ from pytest_atlas.errors import ProvisioningError
 __all__ = [
     "CLUSTER_SIZE",
     "INITDB_ARGS",
-    "NO_SPACE_FIX",
     "SOCKET_PORT",
     "START_ROOM",
     "SUPERUSER",
@@ -88,8 +87,6 @@ unix_socket_permissions = 0700
 #: about what a new cluster with its template takes on disk (a cached entry is ~38 MB), for the
 #: message of a data folder that is full
 CLUSTER_SIZE = 40 << 20
-#: how to fix a data folder that is full (when how much it needs is not known)
-NO_SPACE_FIX = "free space there, or give a folder with room with --atlas-data-dir"
 #: free space a start needs besides the cluster's files (the server's first WAL, its pid and socket
 #: files)
 START_ROOM = 8 << 20
