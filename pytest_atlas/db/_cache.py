@@ -29,6 +29,7 @@ it once it can take the key's lock (its owner is then gone).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -50,7 +51,9 @@ from pytest_atlas.db._fs import (
     create_private_file,
     digest_file,
     ensure_dir,
+    free_bytes,
     remove_tree,
+    size_text,
 )
 
 __all__ = [
@@ -67,6 +70,8 @@ __all__ = [
     "enforce_budget",
     "hot_usage",
     "is_tmpfs",
+    "largest_database",
+    "make_room",
     "prune_tiers",
 ]
 
@@ -107,7 +112,10 @@ def is_tmpfs(path: Path) -> bool:
 
 def copy_tree(src: Path, dst: Path) -> None:
     """Copy a folder tree of ours into the new path ``dst``, keeping modes (GNU cp when present:
-    ~1.5x copytree; links are copied as links, never followed)."""
+    ~1.5x copytree; links are copied as links, never followed). ``dst`` must not exist: what a
+    failed copy leaves there (a partial copy) is then provably this copy's, and is removed."""
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
     cp = shutil.which("cp")
     if cp is not None:
         result = subprocess.run(
@@ -121,7 +129,11 @@ def copy_tree(src: Path, dst: Path) -> None:
         remove_tree(dst)
         detail = (result.stderr or "").strip().splitlines()
         raise OSError(f"cp -a {src} {dst} failed: {detail[-1] if detail else result.returncode}")
-    shutil.copytree(src, dst, symlinks=True)
+    try:
+        shutil.copytree(src, dst, symlinks=True)
+    except BaseException:
+        remove_tree(dst)
+        raise
 
 
 class CacheUnavailable(Exception):
@@ -141,6 +153,11 @@ class CacheEntry:
     manifest: dict[str, FileRecord]
     #: True when the entry is on the persistent tier (its CRCs are checked when it is read)
     persistent: bool
+
+    @property
+    def size(self) -> int:
+        """The bytes of its files (what a copy of it takes)."""
+        return sum(record.size for record in self.manifest.values())
 
 
 @dataclass(frozen=True)
@@ -178,6 +195,12 @@ class ClusterCache:
         self.cleaned: list[str] = []
         #: the entry :meth:`check` found usable last (on this tier or the hot one), for the header
         self.checked: CacheEntry | None = None
+        #: with a hot tier on the file system of the run's data: the bytes the run's server needs
+        #: there besides its copy of the cluster (WAL, test databases). A copy into memory is made
+        #: only when it leaves that much room (and room for the run's copy); None: no such check
+        self.hot_room: int | None = None
+        #: why an entry was not copied into memory in this run (for the server's cache note), or ""
+        self.hot_skipped = ""
 
     def prepare(self) -> None:
         """Create and check the cache folder (ours, 0700, no link, not writable by others), check
@@ -240,7 +263,7 @@ class ClusterCache:
             if found is not None:
                 return found
         found = self._lookup(key)
-        if found is not None and self.hot is not None:
+        if found is not None and self.hot is not None and self._hot_has_room(found, run_copy=True):
             with contextlib.suppress(OSError, DamagedEntry, UnsafePathError):
                 verify_digests(found)  # the disk copy is read anyway: check it before it spreads
                 with self.hot.lock(key):
@@ -314,9 +337,25 @@ class ClusterCache:
         self.prune(keep=key)
         if self.hot is not None:
             stored = self._lookup(key)
-            if stored is not None:
+            if stored is not None and self._hot_has_room(stored, run_copy=False):
                 with contextlib.suppress(OSError), self.hot.lock(key):
                     self.hot._store_entry(stored)
+
+    def _hot_has_room(self, entry: CacheEntry, *, run_copy: bool) -> bool:
+        """Whether a copy of ``entry`` into memory leaves the run's server its room (see
+        :attr:`hot_room`): the copy, the run's own copy when it is still to be made (``run_copy``),
+        and what the server needs besides. If not, :attr:`hot_skipped` says why."""
+        if self.hot is None or self.hot_room is None:
+            return True
+        free = free_bytes(self.hot.root)
+        needed = entry.size * (2 if run_copy else 1) + self.hot_room
+        if free is None or free >= needed:
+            return True
+        self.hot_skipped = (
+            f"not copied into memory: {self.hot.root} has {size_text(free)} free, the copy "
+            f"({size_text(entry.size)}) and this run's server need ~{size_text(needed)}"
+        )
+        return False
 
     def _store_entry(self, entry: CacheEntry) -> None:
         """Copy a complete entry of another tier (ours, already checked) into this one."""
@@ -514,6 +553,32 @@ def copy_entry(entry: CacheEntry, dst: Path) -> None:
         checker.join()
     if failure:
         raise DamagedEntry(str(failure[0]))
+
+
+def largest_database(manifest: dict[str, FileRecord]) -> int:
+    """The bytes of the largest database of a cluster (``base/<oid>/``): about what a clone of its
+    template takes (the template holds the schema, so it is the largest)."""
+    sizes: dict[str, int] = {}
+    for name, record in manifest.items():
+        parts = name.split("/")
+        if len(parts) == 3 and parts[0] == "base":
+            sizes[parts[1]] = sizes.get(parts[1], 0) + record.size
+    return max(sizes.values(), default=0)
+
+
+def make_room(folder: Path, needed: int) -> list[EntryInfo]:
+    """Remove copies in memory (entries of the hot tiers under ``folder``), least recently used
+    first, until the file system has ``needed`` bytes free; never one a run is using (its lock is
+    held). They are copies of the persistent cache, made by the plugin (real folders of ours, see
+    :meth:`ClusterCache.discard`). Returns those removed."""
+    removed: list[EntryInfo] = []
+    for info in reversed(hot_usage(folder)):
+        free = free_bytes(folder)
+        if free is None or free >= needed:
+            break
+        if ClusterCache(info.path.parent).discard(info.key):
+            removed.append(info)
+    return removed
 
 
 def prune_tiers(folder: Path, *, keep: str, max_tiers: int = 3) -> None:

@@ -26,20 +26,22 @@ from pathlib import Path
 from pytest_atlas.db._access import hba_rules, ident_map
 from pytest_atlas.db._account import ServerAccount, current_user_name
 from pytest_atlas.db._binaries import PgInstall
-from pytest_atlas.db._fs import NoSpaceError, no_space, read_regular
+from pytest_atlas.db._fs import NoSpaceError, no_space, read_regular, size_text
 from pytest_atlas.db._runtime import RunDir
 from pytest_atlas.errors import ProvisioningError
 
 __all__ = [
     "CLUSTER_SIZE",
     "INITDB_ARGS",
-    "NO_SPACE_FIX",
     "SOCKET_PORT",
+    "START_ROOM",
     "SUPERUSER",
     "LocalCluster",
     "PortInUseError",
     "free_port",
+    "no_space_fix",
     "out_of_space",
+    "server_room",
 ]
 
 #: the superuser created by initdb in every cluster the plugin starts
@@ -85,8 +87,27 @@ unix_socket_permissions = 0700
 #: about what a new cluster with its template takes on disk (a cached entry is ~38 MB), for the
 #: message of a data folder that is full
 CLUSTER_SIZE = 40 << 20
-#: how to fix a data folder that is full
-NO_SPACE_FIX = "free space there, or give a folder with room with --atlas-data-dir"
+#: free space a start needs besides the cluster's files (the server's first WAL, its pid and socket
+#: files)
+START_ROOM = 8 << 20
+#: test databases a server holds at once (the one a test uses, the one cloned ahead of the next),
+#: each about the size of the template database
+_CLONES = 2
+#: the size of a test database when nothing tells (a template with an empty schema is ~7.6 MB)
+_CLONE_SIZE = 8 << 20
+
+
+def server_room(clone_size: int = 0) -> int:
+    """The bytes a server needs in its data folder besides its cluster's files: its first WAL and
+    files, and the test databases it holds at once (``clone_size`` each: the template's size)."""
+    return START_ROOM + _CLONES * (clone_size or _CLONE_SIZE)
+
+
+def no_space_fix(needed: int) -> str:
+    """How to fix a data folder that has less than ``needed`` bytes free."""
+    return f"free space there, or give --atlas-data-dir a folder with ~{size_text(needed)} free"
+
+
 #: what PostgreSQL, initdb and cp say of a full file system (strerror(ENOSPC))
 _NO_SPACE = "No space left on device"
 
@@ -246,10 +267,13 @@ class LocalCluster:
             hint="the machine may be overloaded; try again, or give an existing server with --atlas-dsn",
         )
 
-    def no_space(self, needed: int = CLUSTER_SIZE) -> NoSpaceError:
-        """The error of a data folder that is full: how much is free there, about how much a
-        cluster needs, and how to fix it."""
-        return no_space(self.run.path.parent, needed, NO_SPACE_FIX)
+    def no_space(self, cluster: int = CLUSTER_SIZE, room: int | None = None) -> NoSpaceError:
+        """The error of a data folder that is full (or would be): how much is free there, about how
+        much a server needs (its ``cluster``'s files and ``room``, :func:`server_room` by default),
+        and how to fix it."""
+        room = server_room() if room is None else room
+        detail = f"{size_text(cluster)} for the cluster, {size_text(room)} for its WAL and test databases"
+        return no_space(self.run.path.parent, cluster + room, no_space_fix(cluster + room), detail=detail)
 
     def _ready(self) -> bool:
         lines = (read_regular(self.run.pgdata / "postmaster.pid", limit=4096) or "").splitlines()

@@ -154,13 +154,13 @@ def size_text(size: int) -> str:
     return f"{max(size, 0) / 1024:.0f} KB"
 
 
-def no_space(path: Path, needed: int | None, fix: str) -> NoSpaceError:
+def no_space(path: Path, needed: int | None, fix: str, *, detail: str = "") -> NoSpaceError:
     """The error of a write to ``path`` that failed for want of space: how much is free there, and
-    about how much was needed."""
+    about how much was needed (``detail``: for what)."""
     free = free_bytes(path)
     shown = "free space unknown" if free is None else f"{size_text(free)} free"
     if needed:
-        shown += f", needs ~{size_text(needed)}"
+        shown += f", needs ~{size_text(needed)}" + (f": {detail}" if detail else "")
     return NoSpaceError(f"no space left on {path} ({shown})", hint=fix)
 
 

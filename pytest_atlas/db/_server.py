@@ -22,6 +22,7 @@ from pytest_atlas.db._account import ServerAccount, current_user_name, server_ac
 from pytest_atlas.db._binaries import PgInstall, find_install, reachable_install
 from pytest_atlas.db._cache import (
     HOT_BUDGET,
+    CacheEntry,
     CacheUnavailable,
     ClusterCache,
     DamagedEntry,
@@ -30,21 +31,32 @@ from pytest_atlas.db._cache import (
     enforce_budget,
     hot_usage,
     is_tmpfs,
+    largest_database,
+    make_room,
     megabytes,
     prune_tiers,
 )
 from pytest_atlas.db._cluster import (
     CLUSTER_SIZE,
     INITDB_ARGS,
-    NO_SPACE_FIX,
     SUPERUSER,
     LocalCluster,
     PortInUseError,
+    no_space_fix,
     out_of_space,
 )
+from pytest_atlas.db._cluster import server_room as _room
 from pytest_atlas.db._connect import one_line, passfile_first
 from pytest_atlas.db._external import probe_server
-from pytest_atlas.db._fs import NoSpaceError, UnsafePathError, ensure_dir, free_bytes, no_space, remove_tree
+from pytest_atlas.db._fs import (
+    NoSpaceError,
+    UnsafePathError,
+    ensure_dir,
+    free_bytes,
+    no_space,
+    remove_tree,
+    size_text,
+)
 from pytest_atlas.db._postgres import AtlasPostgres, create_template
 from pytest_atlas.db._reset import isolation_header
 from pytest_atlas.db._runtime import Base, RunDir, choose_base, reap_stale
@@ -55,10 +67,6 @@ __all__ = ["TEMPLATE", "ServerPlan", "plan_server", "start_server"]
 
 #: the template database of a cached cluster (schema.sql + extra SQL already loaded)
 TEMPLATE = "atlas_template"
-
-#: free space a start from the cache needs besides the entry's files (the server's first WAL, its
-#: pid and socket files)
-_START_ROOM = 8 << 20
 
 _SETTINGS_TEXT = "initdb " + " ".join(INITDB_ARGS) + " | settings outside the data folder"
 
@@ -77,6 +85,8 @@ class ServerPlan:
     cache: ClusterCache | None = None
     cache_key: str | None = None
     cache_state: str = "disabled (--atlas-no-cache)"
+    #: why the in-memory tier is not used in this run (the data folder has no room for it), or ""
+    hot_state: str = ""
 
     @property
     def tcp(self) -> bool:
@@ -112,7 +122,9 @@ class ServerPlan:
             f"atlas: cluster cache: {self.cache_state}; {self.account.reason}",
             f"atlas: access: {access}; data in {self.base.path}",
         ]
-        if self.cache is not None and self.cache.hot is not None:
+        if self.hot_state:
+            lines.append(f"atlas: hot cache in memory: {self.hot_state}")
+        elif self.cache is not None and self.cache.hot is not None:
             folder = self.cache.hot.root.parent
             held = hot_usage(folder)
             entries = f"{len(held)} entr{'y' if len(held) == 1 else 'ies'}"
@@ -158,12 +170,55 @@ def plan_server(settings: AtlasSettings, sources: tuple[SqlSource, ...]) -> Serv
             except (CacheUnavailable, UnsafePathError, OSError):
                 cache.hot = None
         hit, damage = cache.check(key)
+        if cache.hot is not None:
+            plan.hot_state = _fit_in_memory(cache, base)
+            if plan.hot_state and cache.checked is not None and not cache.checked.persistent:
+                hit, damage = cache.check(key)  # the run is served from the persistent entry, if any
         plan.cache_state = damage if damage and not hit else f"{'hit' if hit else 'miss'} ({_where(cache, key)})"
         if damage and hit:
             plan.cache_state += f"; {damage}"
         if cache.cleaned:
             plan.cache_state += f"; removed {len(cache.cleaned)} folder(s) of interrupted cache stores"
     return plan
+
+
+def server_room(entry: CacheEntry | None) -> int:
+    """The bytes a server started from ``entry`` (or from initdb: None) needs in its data folder
+    besides its cluster: its first WAL and files, and the test databases it holds at once."""
+    return _room(largest_database(entry.manifest) if entry is not None else 0)
+
+
+def _fit_in_memory(cache: ClusterCache, base: Base) -> str:
+    """Keep the in-memory tier (on the file system of the run's data) only if the data folder has
+    room for a copy there and for this run's server beside it (its copy of the cluster, and
+    :func:`server_room`); else the run goes without it (its copies in memory that no run uses are
+    removed as far as the server needs their room). Returns why it is not used, or ""."""
+    hot = cache.hot
+    assert hot is not None
+    entry = cache.checked
+    size = entry.size if entry is not None else CLUSTER_SIZE
+    room = server_room(entry)
+    cache.hot_room = room
+    free = free_bytes(base.path)
+    if entry is not None and not entry.persistent:
+        if free is None or free >= size + room:
+            return ""  # the copy in memory is there already, and the server fits beside it
+        free += size  # the server's room if the copy in memory goes
+    if free is None or free >= 2 * size + room:
+        return ""
+    cache.hot = None
+    total = size_text(2 * size + room)
+    note = (
+        f"not used: {base.path} has {size_text(free_bytes(base.path) or 0)} free, a copy in memory "
+        f"({size_text(size)}) and this run's server (~{size_text(size + room)}) need ~{total}; give "
+        f"--atlas-data-dir a tmpfs with ~{total} free to keep clusters in memory"
+    )
+    held = sum(info.size for info in hot_usage(hot.root.parent))
+    # the copies in memory go only if that lets the server fit (else it fails anyway, saying so)
+    removed = make_room(hot.root.parent, size + room) if (free_bytes(base.path) or 0) + held >= size + room else []
+    if removed:
+        note += f"; removed {len(removed)} cop{'y' if len(removed) == 1 else 'ies'} in memory no run was using"
+    return note
 
 
 def _where(cache: ClusterCache, key: str) -> str:
@@ -193,7 +248,8 @@ def start_server(plan: ServerPlan) -> AtlasPostgres:
         run = RunDir.create(base.path, account, keep=settings.keep_db)
     except OSError as exc:
         if out_of_space(exc):
-            raise no_space(base.path, CLUSTER_SIZE, NO_SPACE_FIX) from None
+            needed = CLUSTER_SIZE + _room()
+            raise no_space(base.path, needed, no_space_fix(needed)) from None
         raise
     cluster = LocalCluster(install, account, run)
     started = time.perf_counter()
@@ -287,12 +343,12 @@ def _start_cluster(plan: ServerPlan, cluster: LocalCluster, *, detached: bool) -
     with cache.lock(key, shared=True):  # copies of one entry run side by side
         outcome = _from_cache(cache, key, cluster, port, tcp=tcp, detached=detached)
     if outcome == "hit":
-        return outcome
+        return _skipped(cache, outcome)
     with cache.lock(key):
         if outcome is None:  # a miss: another run may have built it while we waited for the lock
             outcome = _from_cache(cache, key, cluster, port, tcp=tcp, detached=detached)
             if outcome == "hit":
-                return outcome
+                return _skipped(cache, outcome)
         if outcome is None:
             note = "miss: built and stored"
         else:
@@ -305,7 +361,12 @@ def _start_cluster(plan: ServerPlan, cluster: LocalCluster, *, detached: bool) -
         except (OSError, UnsafePathError) as exc:
             note = f"could not store the cluster ({one_line(exc)}); next run starts cold again"
     cluster.start(port, tcp=tcp, detached=detached)
-    return note
+    return _skipped(cache, note)
+
+
+def _skipped(cache: ClusterCache, note: str) -> str:
+    """The cache outcome, and why no copy was made in memory when the data folder had no room."""
+    return f"{note}; {cache.hot_skipped}" if cache.hot_skipped else note
 
 
 def _from_cache(
@@ -314,17 +375,19 @@ def _from_cache(
     """Start ``cluster`` from the cache entry: "hit", None when there is no entry, else why the
     entry is unusable (it is damaged)."""
     pgdata = cluster.run.pgdata
-    needed = 0
+    entry: CacheEntry | None = None
     try:
         entry = cache.lookup(key)
         if entry is None:
             return None
-        # the copy, and room for the server to start: a folder without it is full, the entry is fine
-        needed = sum(record.size for record in entry.manifest.values()) + _START_ROOM
-        free = free_bytes(cluster.run.path)
-        if free is not None and free < needed:
-            raise cluster.no_space(needed)
-        copy_entry(entry, pgdata)
+        # the copy, and room for the server to run (its WAL, the test databases): a folder without
+        # it is full, the entry is fine; refused before anything is copied
+        _check_room(cluster, entry.size, server_room(entry))
+        if entry.persistent or cache.hot is None:
+            copy_entry(entry, pgdata)
+        else:
+            with cache.hot.lock(key, shared=True):  # no run removes the copy in memory meanwhile
+                copy_entry(entry, pgdata)
         cluster.run.hand_over(pgdata)
         cluster.start(port, tcp=tcp, detached=detached)
         _check_template(cluster)
@@ -333,13 +396,26 @@ def _from_cache(
         raise  # the user's port, not the cache, is the problem
     except (DamagedEntry, ProvisioningError, OSError, psycopg.Error) as exc:
         cluster.stop()
-        remove_tree(pgdata)
+        remove_tree(pgdata)  # in this run's own new folder: a partial copy is this run's
         if out_of_space(exc):  # the data folder is full, not the entry damaged: it is kept
-            raise exc if isinstance(exc, NoSpaceError) else cluster.no_space(needed or CLUSTER_SIZE) from None
+            if isinstance(exc, NoSpaceError):
+                raise
+            if entry is None:
+                raise cluster.no_space() from None
+            raise cluster.no_space(entry.size, server_room(entry)) from None
         return one_line(exc)
 
 
+def _check_room(cluster: LocalCluster, size: int, room: int) -> None:
+    """Refuse a start whose cluster (``size`` bytes) and server (``room``) do not fit in the free
+    space of the data folder, before anything is written."""
+    free = free_bytes(cluster.run.path)
+    if free is not None and free < size + room:
+        raise cluster.no_space(size, room)
+
+
 def _build(plan: ServerPlan, cluster: LocalCluster, port: int, *, tcp: bool, detached: bool) -> None:
+    _check_room(cluster, CLUSTER_SIZE, server_room(None))
     cluster.initdb()
     cluster.start(port, tcp=tcp, detached=detached)
     try:

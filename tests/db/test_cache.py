@@ -14,12 +14,13 @@ from pytest_atlas.db._cache import (
     ClusterCache,
     DamagedEntry,
     copy_entry,
+    copy_tree,
     enforce_budget,
     hot_usage,
     is_tmpfs,
     prune_tiers,
 )
-from pytest_atlas.db._fs import FileLock, UnsafePathError
+from pytest_atlas.db._fs import FileLock, UnsafePathError, free_bytes
 
 pytest_plugins = ["pytester"]
 
@@ -268,3 +269,54 @@ def test_clearing_an_entry_whose_tier_another_run_removes_meanwhile_counts_it_as
     monkeypatch.undo()
     assert not tier.root.exists()
     assert tier.reap_temporary() == []
+
+
+def test_no_copy_is_made_in_memory_that_would_leave_the_run_too_little_room(tmp_path: Path) -> None:
+    """The in-memory tier lies on the file system of the run's data: an entry is copied there only
+    when the copy, the run's own copy and the server's room (``hot_room``) fit; else the persistent
+    entry serves the run and ``hot_skipped`` says why (the old code copied regardless)."""
+    cache = ClusterCache(tmp_path / "disk", hot=ClusterCache(tmp_path / "hot"))
+    free = free_bytes(tmp_path)
+    assert free is not None
+    cache.hot_room = free  # more than is left once anything is copied
+    store(cache, "k1", fake_cluster(tmp_path / "src", "one"))
+    assert not (tmp_path / "hot" / "k1").exists()  # not copied after the store
+    with cache.lock("k1", shared=True):
+        found = cache.lookup("k1")
+    assert found is not None and found.persistent and found.pgdata == tmp_path / "disk" / "k1" / "pgdata"
+    assert not (tmp_path / "hot" / "k1").exists()  # nor promoted by the lookup
+    assert cache.hot_skipped.startswith(f"not copied into memory: {tmp_path / 'hot'} has ")
+    assert "and this run's server need ~" in cache.hot_skipped
+    cache.hot_room = 0  # room enough: promoted as before
+    with cache.lock("k1", shared=True):
+        found = cache.lookup("k1")
+    assert found is not None and found.pgdata == tmp_path / "hot" / "k1" / "pgdata"
+
+
+def test_a_copy_never_goes_into_an_existing_folder_nor_removes_it(tmp_path: Path) -> None:
+    """``cp -a src dst`` copies into ``dst/src`` when ``dst`` exists, and a failed copy removes its
+    destination: only a destination the copy makes itself may be removed."""
+    src = fake_cluster(tmp_path / "src", "one")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "keep").write_text("mine")
+    with pytest.raises(FileExistsError):
+        copy_tree(src, theirs)
+    assert sorted(p.name for p in theirs.iterdir()) == ["keep"]
+
+
+def test_making_room_removes_copies_in_memory_least_recently_used_first_but_none_in_use(tmp_path: Path) -> None:
+    from pytest_atlas.db._cache import make_room
+
+    folder = tmp_path / "cache"
+    for n, tier in enumerate(["t1", "t2", "t3"]):
+        store(ClusterCache(folder / tier), f"k{n}", fake_cluster(tmp_path / f"src{n}", tier))
+        marker = folder / tier / f"k{n}" / "atlas-cache.json"
+        os.utime(marker, (time.time() - 100 + n, time.time() - 100 + n))
+    free = free_bytes(folder)
+    assert free is not None
+    assert make_room(folder, 0) == []  # room enough already: nothing goes
+    with ClusterCache(folder / "t2").lock("k1", shared=True):  # in use by another run: stays
+        removed = make_room(folder, free * 2)
+    assert [info.key for info in removed] == ["k0", "k2"]
+    assert [info.key for info in hot_usage(folder)] == ["k1"]

@@ -120,7 +120,7 @@ def test_a_data_folder_the_user_may_not_write_names_the_user(tmp_path: Path) -> 
 
 @pytest.fixture
 def small_data() -> Iterator[Path]:
-    with small_tmpfs(100) as folder:
+    with small_tmpfs(128) as folder:  # a copy in memory (~38 MB) beside a server (~61 MB)
         yield folder
 
 
@@ -146,8 +146,8 @@ def test_a_full_data_folder_says_so_and_keeps_the_cache_entry(
     full.assert_outcomes(errors=1)
     full.stdout.fnmatch_lines(
         [
-            f"*no space left on {small_data}* (* MB free, needs ~* MB)*",
-            "*how to fix: free space there, or give a folder with room with --atlas-data-dir*",
+            f"*no space left on {small_data}* (* MB free, needs ~* MB*",
+            "*how to fix: free space there, or give --atlas-data-dir a folder with ~* MB free*",
         ]
     )
     assert "INTERNALERROR" not in full.stdout.str()
@@ -168,8 +168,8 @@ def test_initdb_on_a_full_data_folder_says_the_disk_is_full(pytester: pytest.Pyt
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
-            f"*no space left on {small_data}* (* MB free, needs ~* MB)*",
-            "*how to fix: free space there, or give a folder with room with --atlas-data-dir*",
+            f"*no space left on {small_data}* (* MB free, needs ~* MB*",
+            "*how to fix: free space there, or give --atlas-data-dir a folder with ~* MB free*",
         ]
     )
     result.stdout.no_fnmatch_line("*check that the data folder is writable*")
@@ -197,3 +197,109 @@ def test_the_header_says_a_hit_is_served_from_memory(
     third = pytester.runpytest(*options)
     third.assert_outcomes(passed=1)
     third.stdout.fnmatch_lines([f"atlas: cluster cache: hit ({cache / key}, copied into memory first);*"])
+
+
+# -- a data folder with room for a server but not for the in-memory copy beside it -------------------
+
+#: tests that each take a database cloned from the template (the pool clones one ahead of each)
+USES_CLONES = (
+    "import pytest\n"
+    "@pytest.mark.parametrize('n', range(4))\n"
+    "def test_db(atlas_db, n):\n"
+    "    atlas_db.execute('CREATE TABLE t AS SELECT g, md5(g::text) AS s FROM generate_series(1, 5000) g')\n"
+)
+
+
+def _leftovers(data: Path) -> list[Path]:
+    """What runs left in the data folder: server folders, copies in memory, temporary folders."""
+    return sorted(
+        [
+            *data.glob("*/run-*"),
+            *data.glob("*/.new-*"),
+            *data.glob("*/cache/*/*/atlas-cache.json"),
+            *data.glob("*/cache/*/.*"),
+        ]
+    )
+
+
+@needs_root
+def test_a_data_folder_too_small_for_a_copy_in_memory_runs_from_the_disk_cache(
+    pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """80 MB holds a server started from the cache (~38 MB of cluster, its WAL and test databases)
+    but not that and a copy of the cluster in memory beside it: the run goes without the copy in
+    memory (the header says why) instead of filling the folder (the old code copied the cluster into
+    memory, then failed: 'No space left on device', or 'needs ~46 MB' on every later run)."""
+    pytester.makepyfile(USES_CLONES)
+    cache = tmp_path_factory.mktemp("cache")  # on disk: the data folder's tmpfs holds the in-memory tier
+    with small_tmpfs(80) as data:
+        options = (f"--atlas-data-dir={data}", f"--atlas-cache-dir={cache}", "-p", "no:randomly")
+        base = data / f"pytest-atlas-v2-{os.geteuid()}"
+        for run in ("miss: built and stored", "hit"):
+            result = pytester.runpytest(*options)
+            result.assert_outcomes(passed=4)
+            result.stdout.fnmatch_lines(
+                [
+                    f"atlas: hot cache in memory: not used: {base} has * MB free, a copy in memory (* MB) and "
+                    "this run's server (~* MB) need ~* MB; give --atlas-data-dir a tmpfs with ~* MB free to "
+                    "keep clusters in memory*",
+                ]
+            )
+            result.stdout.no_fnmatch_line("*No space left on device*")
+            assert _leftovers(data) == [], run  # no copy in memory, no partial copy, no server folder
+        result.stdout.fnmatch_lines([f"atlas: cluster cache: hit ({cache / _entry(cache).name});*"])
+
+
+@needs_root
+def test_a_copy_in_memory_an_earlier_run_left_is_removed_when_the_server_needs_its_room(
+    pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A copy in memory that leaves too little room for the run (made when the folder had more
+    room, or by an older version) is removed, not kept at the cost of every later run."""
+    pytester.makepyfile(USES_CLONES)
+    cache = tmp_path_factory.mktemp("cache")
+    with small_tmpfs(80) as data:
+        options = (f"--atlas-data-dir={data}", f"--atlas-cache-dir={cache}", "-p", "no:randomly")
+        pytester.runpytest(*options).assert_outcomes(passed=4)  # builds and stores the entry
+        key = _entry(cache).name
+        tiers = data / f"pytest-atlas-v2-{os.geteuid()}" / "cache"
+        tier = tiers / "0000feed"  # a copy in memory as an earlier run made it
+        tier.mkdir(mode=0o700)
+        subprocess.run(["cp", "-a", str(cache / key), str(tier / key)], check=True)
+        result = pytester.runpytest(*options)
+        result.assert_outcomes(passed=4)
+        result.stdout.fnmatch_lines(
+            ["atlas: hot cache in memory: not used: *; removed 1 copy in memory no run was using*"]
+        )
+        assert not (tier / key).exists()
+
+
+@needs_root
+def test_a_data_folder_too_small_for_a_server_says_how_much_it_needs(
+    pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """48 MB holds the cluster (~38 MB) but not the server's WAL and test databases beside it: a
+    start from the cache (or from initdb) is refused before anything is copied, naming the folder,
+    what it has and needs, and how to fix it; nothing is left in it (the old code copied the cluster,
+    started it, and the tests failed with 'No space left on device')."""
+    pytester.makepyfile(USES_CLONES)
+    cache = tmp_path_factory.mktemp("cache")
+    with small_tmpfs(128) as roomy:  # the entry, built where it fits
+        pytester.runpytest(f"--atlas-data-dir={roomy}", f"--atlas-cache-dir={cache}").assert_outcomes(passed=4)
+    entry = _entry(cache)
+    made = json.loads((entry / "atlas-cache.json").read_text())["created"]
+    with small_tmpfs(48) as data:
+        base = data / f"pytest-atlas-v2-{os.geteuid()}"
+        for extra in ((f"--atlas-cache-dir={cache}",), ("--atlas-no-cache",)):
+            result = pytester.runpytest(f"--atlas-data-dir={data}", *extra, "-p", "no:randomly")
+            result.assert_outcomes(errors=4)
+            result.stdout.fnmatch_lines(
+                [
+                    f"*no space left on {base} (* MB free, needs ~* MB: * MB for the cluster, * MB for its WAL "
+                    "and test databases)*",
+                    "*how to fix: free space there, or give --atlas-data-dir a folder with ~* MB free*",
+                ]
+            )
+            result.stdout.no_fnmatch_line("*No space left on device*")
+            assert _leftovers(data) == [], extra
+    assert json.loads((entry / "atlas-cache.json").read_text())["created"] == made  # the entry is kept
