@@ -151,6 +151,48 @@ def test_a_drop_the_full_server_takes_no_connection_for_is_retried_until_it_can(
             drop_leftovers(server, left)
 
 
+def test_while_a_drop_waits_for_a_slot_the_next_test_gets_a_clone_and_the_worker_drops_it_later(
+    small: tuple[OwnServer, AtlasPostgres, str],
+) -> None:
+    """While a drop waits for a connection slot (a used database holding a subscription, the server
+    full), the next test still gets a clone (the worker's own connection, or the slot it frees, is
+    enough for CREATE DATABASE), and the worker itself drops the used database once a slot is free,
+    before the run ends."""
+    server, atlas, template = small
+    pool = ClonePool(atlas, template, f"{atlas.db_prefix}keep{secrets.token_hex(2)}_", ahead=0)
+    fillers: list[psycopg.Connection[Any]] = []
+    used = ""
+    try:
+        used = pool.acquire()
+        with server.connect(used) as conn:
+            subscribe(conn, "atlas_keep", "host=/nonexistent-atlas-publisher dbname=pub")
+        with server.connect() as ctl:
+            fillers += fill(server)
+            refused = server.log().count(_FULL)
+            pool.release(used)
+            wait_for(lambda: server.log().count(_FULL) > refused, "the drop never asked for a connection")
+            fresh = pool.acquire()  # the server is still full
+            assert exists(ctl, fresh) and fresh != used
+            assert exists(ctl, used), "the used database was dropped although no slot was free"
+            for filler in fillers:
+                filler.close()
+            fillers = []
+            # the worker itself drops it once a slot is free (not the run's end)
+            wait_for(lambda: not exists(ctl, used), "the worker never dropped the used database")
+            pool.release(fresh)
+            pool.close(drop=True)
+            assert pool.notes == []
+            assert not exists(ctl, fresh)
+    finally:
+        for filler in fillers:
+            filler.close()
+        pool.close(drop=True)
+        if used:
+            with server.connect() as ctl:
+                left = [used] if exists(ctl, used) else []
+            drop_leftovers(server, left)
+
+
 def test_a_drop_whose_connection_the_server_refuses_leaves_the_database_at_once_with_a_line(
     small: tuple[OwnServer, AtlasPostgres, str],
 ) -> None:
