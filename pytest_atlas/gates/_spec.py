@@ -50,11 +50,12 @@ class GateSpec:
             )
         given = options.get("kind")
         try:
-            if isinstance(given, str) and given.strip() and given not in KINDS:
-                raise unknown_names("kind", [given], KINDS, also='for example kind = "threshold"')
-            kind_name = check_choice("kind", given, tuple(KINDS))
-        except InvalidArgument as exc:
-            raise InvalidArgument(f"gate {name!r}: {exc.problem}", hint=exc.hint) from None
+            kind_name = check_choice("kind", given, tuple(KINDS))  # (any case, spaces around)
+        except InvalidArgument as refused:
+            error = refused
+            if isinstance(given, str) and given.strip():  # a misspelt name: the shape of every other
+                error = unknown_names("kind", [given], KINDS, also='for example kind = "threshold"')
+            raise InvalidArgument(f"gate {name!r}: {error.problem}", hint=error.hint) from None
         kind = KINDS[kind_name]
         allowed = kind.option_names | COMMON_OPTIONS | _SELECTION
         unknown = sorted(set(options) - allowed)

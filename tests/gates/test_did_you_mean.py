@@ -157,3 +157,12 @@ def test_a_misspelt_payload_schema_has_the_same_shape() -> None:
     message = str(info.value)
     assert shape("payload schema", "sesion-metadata", "session-metadata") in message, message
     assert "how to fix: valid payload schemas: " in message, message
+
+
+@pytest.mark.parametrize("kind", ["Threshold", " threshold ", "THRESHOLD"])
+def test_a_kind_spelt_in_another_case_or_with_spaces_is_still_accepted(kind: str) -> None:
+    """Only a name no spelling of the kinds matches is unknown: the kind's case and surrounding
+    spaces were always forgiven (the one-message-shape check first refused 'Threshold')."""
+    from pytest_atlas.gates import GateSpec
+
+    assert GateSpec.build("g", {"kind": kind, "threshold": 0.5}).kind == "threshold"
