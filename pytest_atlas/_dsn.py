@@ -540,15 +540,13 @@ def asyncpg_dsn(dsn: Dsn, where: str) -> Dsn:
     if _url_start(dsn.reveal()) is not None:
         if detail is not None or not _DROPPED_FOR_ASYNCPG & set(dsn.params()):
             return dsn  # (one libpq cannot read is asyncpg's to read, as before)
-        return Dsn(build_url({key: value for key, value in dsn.params().items() if key not in _DROPPED_FOR_ASYNCPG}))
-    if detail is not None:
+    elif detail is not None:
         raise InvalidArgument(
             f"{where}: the DSN is not a connection string libpq can parse ({detail})",
             hint="use a URL such as postgresql://user:password@host:5432/dbname or key=value pairs "
             "such as 'host=/run/postgresql dbname=atlas user=me'",
         )
-    unknown = sorted(key for key in dsn.params() if key not in ASYNCPG_PARAMS | _DROPPED_FOR_ASYNCPG)
-    if unknown:
+    elif unknown := sorted(key for key in dsn.params() if key not in ASYNCPG_PARAMS | _DROPPED_FOR_ASYNCPG):
         names = ", ".join(f"{key}=" for key in unknown)
         raise InvalidArgument(
             f"{where}: the DSN's {names} cannot be handed to asyncpg, which Atlas's storage connects with "

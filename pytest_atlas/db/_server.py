@@ -44,8 +44,8 @@ from pytest_atlas.db._cluster import (
     PortInUseError,
     no_space_fix,
     out_of_space,
+    server_room,
 )
-from pytest_atlas.db._cluster import server_room as _room
 from pytest_atlas.db._connect import one_line, passfile_first
 from pytest_atlas.db._external import probe_server
 from pytest_atlas.db._fs import (
@@ -182,22 +182,22 @@ def plan_server(settings: AtlasSettings, sources: tuple[SqlSource, ...]) -> Serv
     return plan
 
 
-def server_room(entry: CacheEntry | None) -> int:
+def _room_for(entry: CacheEntry | None) -> int:
     """The bytes a server started from ``entry`` (or from initdb: None) needs in its data folder
     besides its cluster: its first WAL and files, and the test databases it holds at once."""
-    return _room(largest_database(entry.manifest) if entry is not None else 0)
+    return server_room(largest_database(entry.manifest) if entry is not None else 0)
 
 
 def _fit_in_memory(cache: ClusterCache, base: Base) -> str:
     """Keep the in-memory tier (on the file system of the run's data) only if the data folder has
     room for a copy there and for this run's server beside it (its copy of the cluster, and
-    :func:`server_room`); else the run goes without it (its copies in memory that no run uses are
+    :func:`_room_for`); else the run goes without it (its copies in memory that no run uses are
     removed as far as the server needs their room). Returns why it is not used, or ""."""
     hot = cache.hot
     assert hot is not None
     entry = cache.checked
     size = entry.size if entry is not None else CLUSTER_SIZE
-    room = server_room(entry)
+    room = _room_for(entry)
     cache.hot_room = room
     free = free_bytes(base.path)
     if entry is not None and not entry.persistent:
@@ -248,7 +248,7 @@ def start_server(plan: ServerPlan) -> AtlasPostgres:
         run = RunDir.create(base.path, account, keep=settings.keep_db)
     except OSError as exc:
         if out_of_space(exc):
-            needed = CLUSTER_SIZE + _room()
+            needed = CLUSTER_SIZE + server_room()
             raise no_space(base.path, needed, no_space_fix(needed)) from None
         raise
     cluster = LocalCluster(install, account, run)
@@ -382,7 +382,7 @@ def _from_cache(
             return None
         # the copy, and room for the server to run (its WAL, the test databases): a folder without
         # it is full, the entry is fine; refused before anything is copied
-        _check_room(cluster, entry.size, server_room(entry))
+        _check_room(cluster, entry.size, _room_for(entry))
         if entry.persistent or cache.hot is None:
             copy_entry(entry, pgdata)
         else:
@@ -402,7 +402,7 @@ def _from_cache(
                 raise
             if entry is None:
                 raise cluster.no_space() from None
-            raise cluster.no_space(entry.size, server_room(entry)) from None
+            raise cluster.no_space(entry.size, _room_for(entry)) from None
         return one_line(exc)
 
 
@@ -415,7 +415,7 @@ def _check_room(cluster: LocalCluster, size: int, room: int) -> None:
 
 
 def _build(plan: ServerPlan, cluster: LocalCluster, port: int, *, tcp: bool, detached: bool) -> None:
-    _check_room(cluster, CLUSTER_SIZE, server_room(None))
+    _check_room(cluster, CLUSTER_SIZE, _room_for(None))
     cluster.initdb()
     cluster.start(port, tcp=tcp, detached=detached)
     try:

@@ -8,6 +8,7 @@ stays (the server refuses the login to that database) leaves it at once, with on
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Iterator
@@ -110,21 +111,36 @@ def test_a_victim_whose_reconnect_the_full_server_refuses_is_dropped_later_not_l
         pool.close(drop=True)
 
 
+@contextlib.contextmanager
+def used_with_subscription(small: tuple[OwnServer, AtlasPostgres, str], label: str) -> Iterator[tuple[ClonePool, str]]:
+    """A pool of ``small``'s template and a database it handed out that holds a subscription (its drop
+    needs a connection to it); afterwards the pool is closed and what is left of the database dropped."""
+    server, atlas, template = small
+    pool = ClonePool(atlas, template, f"{atlas.db_prefix}{label}{secrets.token_hex(2)}_", ahead=0)
+    used = ""
+    try:
+        used = pool.acquire()
+        with server.connect(used) as conn:
+            subscribe(conn, f"atlas_{label}", "host=/nonexistent-atlas-publisher dbname=pub")
+        yield pool, used
+    finally:
+        pool.close(drop=True)
+        if used:
+            with server.connect() as ctl:
+                left = [used] if exists(ctl, used) else []
+            drop_leftovers(server, left)
+
+
 def test_a_drop_the_full_server_takes_no_connection_for_is_retried_until_it_can(
     small: tuple[OwnServer, AtlasPostgres, str],
 ) -> None:
     """A used database holding a subscription needs a connection to it to be dropped; while the server
     is full that connection is refused (a fault that passes), however often: the database stays
     queued (the refusals are no attempts at the drop), and is dropped once the server has room."""
-    server, atlas, template = small
-    pool = ClonePool(atlas, template, f"{atlas.db_prefix}full{secrets.token_hex(2)}_", ahead=0)
+    server = small[0]
     fillers: list[psycopg.Connection[Any]] = []
-    used = ""
-    try:
-        used = pool.acquire()
-        with server.connect(used) as conn:
-            subscribe(conn, "atlas_full", "host=/nonexistent-atlas-publisher dbname=pub")
-        with server.connect() as ctl:
+    with used_with_subscription(small, "full") as (pool, used), server.connect() as ctl:
+        try:
             fillers += fill(server)
             refused = server.log().count(_FULL)
             pool.release(used)
@@ -134,21 +150,13 @@ def test_a_drop_the_full_server_takes_no_connection_for_is_retried_until_it_can(
                 "the worker stopped trying",
             )
             assert pool.notes == [], "the database was given up while the server was only full"
+        finally:
             for filler in fillers:
                 filler.close()
-            fillers = []
-            pool.close(drop=True)
-            assert pool.notes == []
-            assert not exists(ctl, used)
-            assert subscriptions_of(ctl, used) == []
-    finally:
-        for filler in fillers:
-            filler.close()
         pool.close(drop=True)
-        if used:
-            with server.connect() as ctl:
-                left = [used] if exists(ctl, used) else []
-            drop_leftovers(server, left)
+        assert pool.notes == []
+        assert not exists(ctl, used)
+        assert subscriptions_of(ctl, used) == []
 
 
 def test_while_a_drop_waits_for_a_slot_the_next_test_gets_a_clone_and_the_worker_drops_it_later(
@@ -158,15 +166,10 @@ def test_while_a_drop_waits_for_a_slot_the_next_test_gets_a_clone_and_the_worker
     full), the next test still gets a clone (the worker's own connection, or the slot it frees, is
     enough for CREATE DATABASE), and the worker itself drops the used database once a slot is free,
     before the run ends."""
-    server, atlas, template = small
-    pool = ClonePool(atlas, template, f"{atlas.db_prefix}keep{secrets.token_hex(2)}_", ahead=0)
+    server = small[0]
     fillers: list[psycopg.Connection[Any]] = []
-    used = ""
-    try:
-        used = pool.acquire()
-        with server.connect(used) as conn:
-            subscribe(conn, "atlas_keep", "host=/nonexistent-atlas-publisher dbname=pub")
-        with server.connect() as ctl:
+    with used_with_subscription(small, "keep") as (pool, used), server.connect() as ctl:
+        try:
             fillers += fill(server)
             refused = server.log().count(_FULL)
             pool.release(used)
@@ -174,23 +177,15 @@ def test_while_a_drop_waits_for_a_slot_the_next_test_gets_a_clone_and_the_worker
             fresh = pool.acquire()  # the server is still full
             assert exists(ctl, fresh) and fresh != used
             assert exists(ctl, used), "the used database was dropped although no slot was free"
+        finally:
             for filler in fillers:
                 filler.close()
-            fillers = []
-            # the worker itself drops it once a slot is free (not the run's end)
-            wait_for(lambda: not exists(ctl, used), "the worker never dropped the used database")
-            pool.release(fresh)
-            pool.close(drop=True)
-            assert pool.notes == []
-            assert not exists(ctl, fresh)
-    finally:
-        for filler in fillers:
-            filler.close()
+        # the worker itself drops it once a slot is free (not the run's end)
+        wait_for(lambda: not exists(ctl, used), "the worker never dropped the used database")
+        pool.release(fresh)
         pool.close(drop=True)
-        if used:
-            with server.connect() as ctl:
-                left = [used] if exists(ctl, used) else []
-            drop_leftovers(server, left)
+        assert pool.notes == []
+        assert not exists(ctl, fresh)
 
 
 def test_a_drop_whose_connection_the_server_refuses_leaves_the_database_at_once_with_a_line(
