@@ -14,6 +14,13 @@ trying, and the first success clears it. A drop that
 fails is tried again later and, after a few attempts, left (one line in the summary; a started
 server is removed as a whole anyway). Only a fault that stays (the template is missing, the role
 lacks a right, the server process is gone) stops the pool, with the real cause in the message.
+
+A fault that is no database error (a bug of pytest-atlas's own, an ``OSError``, memory) kills no
+thread and loses no database: a drop it fails is tried once more, then the database is left with a
+line saying so (:func:`~._postgres.left_line`); a reset it fails drops the database instead (a
+fresh clone follows, as for any reset that cannot be proved); a clone it fails is dropped, and the
+waiting tests are told (the thread goes on dropping). ``KeyboardInterrupt`` and ``SystemExit`` are
+never caught.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any
 
 import psycopg
 
+from pytest_atlas._dsn import scrub
 from pytest_atlas.db._connect import Backoff, is_transient, one_line
 from pytest_atlas.db._postgres import (
     CANNOT_CONNECT,
@@ -35,6 +43,7 @@ from pytest_atlas.db._postgres import (
     clone_database,
     create_template,
     drop_database,
+    left_line,
 )
 from pytest_atlas.db._reset import Resetter
 from pytest_atlas.db._seed import Seed, create_seeded_template
@@ -98,6 +107,8 @@ class ClonePool:
         self._error: AtlasError | None = None
         self._fatal = False
         self._failures = 0
+        #: databases whose drop a fault that is no database error failed once (tried once more)
+        self._retried: set[str] = set()
         self._backoff = Backoff(_FIRST_BUDGET)
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._work, name=f"pytest-atlas clones of {template}", daemon=True)
@@ -180,9 +191,10 @@ class ClonePool:
                     if self._stopping:
                         return
                     # creating comes first, but used databases may not pile up (disk space)
-                    create = self._wanted() and len(self._drops) < _MAX_PENDING_DROPS
+                    create = self._creates() and len(self._drops) < _MAX_PENDING_DROPS
                     victim = None if create else self._drops.popleft()
                 name: str | None = None
+                dropping: tuple[str, int] | None = None
                 try:
                     if admin is None or admin.closed or admin.broken:
                         admin = self.server.admin_connect(autocommit=True, retry_for=0)
@@ -196,6 +208,7 @@ class ClonePool:
                     elif victim is not None:
                         dropping, victim = victim, None  # from here on _drop requeues it or says why not
                         self._drop(admin, *dropping)
+                        dropping = None
                     self._succeeded()
                 except (psycopg.Error, ProvisioningError) as exc:
                     if admin is not None:
@@ -211,8 +224,23 @@ class ClonePool:
                             self._drops.append(victim)
                     if not self._survive(exc):
                         return
-        except BaseException as exc:  # a bug: handed to the tests that wait
+                except Exception as exc:  # no database error: a bug of ours, an OSError, memory...
+                    if admin is not None:
+                        admin.close()  # (its state is unknown)
+                    admin = None
+                    for task in (victim, dropping):
+                        if task is not None:
+                            self._bug_in_drop(*task, exc)
+                    if create:
+                        with self._cond:
+                            if name is not None:
+                                self._drops.append((name, 0))
+                        # told to the tests that wait; the thread goes on dropping
+                        self._publish(self._bug_in_clone(exc), fatal=True)
+        except BaseException as exc:  # a bug outside a task, KeyboardInterrupt, SystemExit: tests are told
             self._publish(ProvisioningError(f"the database cloning thread failed: {one_line(exc)}"), fatal=True)
+            if not isinstance(exc, Exception):
+                raise
         finally:
             if admin is not None:
                 admin.close()
@@ -228,8 +256,12 @@ class ClonePool:
             ahead += _RESET_THREADS - 1
         return self._waiting > coming or coming < ahead
 
+    def _creates(self) -> bool:
+        """Whether the worker is to clone now (never after a fault that stays: waiting tests are told)."""
+        return not self._fatal and self._wanted()
+
     def _task_due(self) -> bool:
-        return self._wanted() or bool(self._drops)
+        return self._creates() or bool(self._drops)
 
     def _reset_work(self) -> None:
         """A reset thread: resets used databases for the next tests, on a connection of its own."""
@@ -256,12 +288,24 @@ class ClonePool:
                         self._drops.append((used, 0))
                     if not self._survive(exc):
                         return
+                except Exception as exc:  # no database error: a bug of ours, an OSError, memory...
+                    if admin is not None:
+                        admin.close()  # (its state is unknown)
+                    admin = None
+                    # dropped instead, as any reset that cannot be proved (a fresh clone follows);
+                    # _reset has sent its new name to be dropped too (the rename may have happened)
+                    assert self.resetter is not None
+                    self.resetter.failed(exc)
+                    with self._cond:
+                        self._drops.append((used, 0))
                 finally:
                     with self._cond:
                         self._resetting -= 1
                         self._cond.notify_all()
-        except BaseException as exc:  # a bug: handed to the tests that wait
+        except BaseException as exc:  # a bug outside a task, KeyboardInterrupt, SystemExit: tests are told
             self._publish(ProvisioningError(f"the database reset thread failed: {one_line(exc)}"), fatal=True)
+            if not isinstance(exc, Exception):
+                raise
         finally:
             if admin is not None:
                 admin.close()
@@ -322,13 +366,31 @@ class ClonePool:
         except psycopg.Error as exc:
             unreached = isinstance(exc, CANNOT_CONNECT)
             if not is_transient(exc) or (not unreached and attempts + 1 >= _DROP_ATTEMPTS):
-                self.notes.append(f"left {name} in place (could not drop it: {one_line(exc)})")
+                self.notes.append(left_line(name, exc, owned=self.server.owned))
                 if admin.broken:
                     raise
                 return
             with self._cond:
                 self._drops.append((name, attempts if unreached else attempts + 1))
             raise
+
+    def _bug_in_drop(self, name: str, attempts: int, exc: Exception) -> None:
+        """A drop of ``name`` failed by a fault that is no database error: it is tried once more
+        (behind the others), then left, with a line that says so."""
+        with self._cond:
+            if name not in self._retried:
+                self._retried.add(name)
+                self._drops.append((name, attempts))
+                self._cond.notify_all()
+                return
+        self.notes.append(left_line(name, exc, owned=self.server.owned))
+
+    def _bug_in_clone(self, exc: Exception) -> AtlasError:
+        return ProvisioningError(
+            f"could not create a test database from {self.template}: {type(exc).__name__}: "
+            f"{scrub(one_line(exc))} (a fault of pytest-atlas's own, not the server's)",
+            hint="please report it, with this message; rerun",
+        )
 
     def _succeeded(self) -> None:
         with self._cond:
@@ -410,8 +472,8 @@ def drop_all(server: AtlasPostgres, names: Sequence[str]) -> list[str]:
             for name in names:
                 try:
                     drop_database(admin, name, server.version_num, connect=server.drop_connect)
-                except psycopg.Error as exc:
-                    notes.append(f"left {name} in place (could not drop it: {one_line(exc)})")
+                except Exception as exc:  # no database error too (a bug of ours): said, and on to the next
+                    notes.append(left_line(name, exc, owned=server.owned))
     except ProvisioningError as exc:
         notes.append(f"left {len(names)} database(s) in place (the server could not be reached: {exc.problem})")
     return notes

@@ -37,7 +37,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pytest_atlas._dsn import Dsn, passfile_line
+from pytest_atlas._dsn import Dsn, passfile_line, scrub
 from pytest_atlas.db._account import ServerAccount, current_user_name, server_account
 from pytest_atlas.db._connect import Backoff, connect_clearly, one_line, passfile_first
 from pytest_atlas.db._postgres import (
@@ -516,11 +516,19 @@ def reap_external(conn: psycopg.Connection[Any], version_num: int, *, connect: C
                 try:
                     drop_database(conn, name, version_num, connect=connect)
                     dropped.append(name)
-                except psycopg.Error as exc:  # never a reason to fail this run: say so and go on
-                    notes.append(f"could not drop {name} left by a dead run: {one_line(exc)}")
+                except Exception as exc:  # never a reason to fail this run (nor is a bug of ours): say so, go on
+                    notes.append(f"could not drop {name} left by a dead run: {_why(exc)}")
             if dropped:
                 notes.append(f"dropped {len(dropped)} database(s) left by dead run {token}")
     return notes
+
+
+def _why(exc: Exception) -> str:
+    """Why a drop failed: the server's message, or, for a fault that is no database error (a bug of
+    pytest-atlas's own), its kind and message, said to be ours."""
+    if isinstance(exc, psycopg.Error):
+        return one_line(exc)
+    return f"{type(exc).__name__}: {scrub(one_line(exc))} (a fault of pytest-atlas's own; please report it)"
 
 
 def drop_kept(conn: psycopg.Connection[Any], version_num: int, *, connect: Connector) -> tuple[list[str], list[str]]:
@@ -541,8 +549,8 @@ def drop_kept(conn: psycopg.Connection[Any], version_num: int, *, connect: Conne
                 try:
                     drop_database(conn, name, version_num, connect=connect)
                     dropped.append(name)
-                except psycopg.Error as exc:  # one that cannot be dropped does not stop the others
-                    left.append(f"{name} (could not drop it: {one_line(exc)})")
+                except Exception as exc:  # one that cannot be dropped (a bug of ours too) does not stop the others
+                    left.append(f"{name} (could not drop it: {_why(exc)})")
     return dropped, sorted(left)
 
 

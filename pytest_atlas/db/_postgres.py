@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from pytest_atlas._dsn import build_url, redact
+from pytest_atlas._dsn import build_url, redact, scrub
 from pytest_atlas.db._connect import SERVER_SETTING, STARTED_SERVER_LOGIN, connect_clearly, one_line
 from pytest_atlas.errors import ProvisioningError, ServerUnavailable
 from pytest_atlas.schema import SqlSource, load_sources
@@ -31,6 +31,7 @@ __all__ = [
     "drop_database",
     "hold_run_lock",
     "label_kept",
+    "left_line",
     "lock_key",
     "run_label",
 ]
@@ -303,6 +304,24 @@ _SUBSCRIPTIONS_OF = (
 CANNOT_CONNECT = psycopg.errors.CannotConnectNow
 
 
+def left_line(name: str, exc: BaseException, *, owned: bool) -> str:
+    """The summary's line for database ``name``, left in place because dropping it raised ``exc``.
+    A fault that is no ``psycopg.Error`` is pytest-atlas's own (or the machine's): the line says so,
+    with the exception's kind, and how the database goes all the same (with the server this run
+    started; on an existing server, the next run's reaper drops it: this run is over by then)."""
+    if isinstance(exc, psycopg.Error):
+        return f"left {name} in place (could not drop it: {one_line(exc)})"
+    how = (
+        "it goes with the server this run started"
+        if owned
+        else "the next pytest-atlas run on this server drops it as it starts"
+    )
+    return (
+        f"left {name} in place (could not drop it: {type(exc).__name__}: {scrub(one_line(exc))}: a fault of "
+        f"pytest-atlas's own, not the server's; please report it); {how}"
+    )
+
+
 def drop_database(conn: psycopg.Connection[Any], name: str, version_num: int, *, connect: Connector) -> None:
     """Drop a database the plugin created, disconnecting whatever code under test left connected.
 
@@ -310,7 +329,9 @@ def drop_database(conn: psycopg.Connection[Any], name: str, version_num: int, *,
     test); those are dropped first, on a connection ``connect(name)`` opens to the database,
     without contacting their publishers (see :func:`_drop_subscriptions`). What cannot be done is a
     ``psycopg.Error`` saying why (the callers leave the database, with a line); one that may pass is
-    transient by :func:`~._connect.is_transient` (a failed connection: :data:`CANNOT_CONNECT`)."""
+    transient by :func:`~._connect.is_transient` (a failed connection: :data:`CANNOT_CONNECT`). Any
+    other exception is a fault of pytest-atlas's own: the callers catch it too (the database is
+    never lost to it: tried again or left with :func:`left_line`)."""
     try:
         _drop(conn, name, version_num)
         return
@@ -352,6 +373,9 @@ def _drop_subscriptions(admin: psycopg.Connection[Any], name: str, connect: Conn
             f"it holds subscriptions, and connecting to it to drop them failed: {exc.problem.splitlines()[0]}"
         ) from None
     with db:
+        # names as text whatever the database's own client encoding (a test may have set it to
+        # SQL_ASCII, in which psycopg decodes no text: a name outside ASCII would come as bytes)
+        db.execute("SET client_encoding TO 'UTF8'")
         role = str(db.info.user)
         for (subname,) in db.execute(_SUBSCRIPTIONS_OF, (name,)).fetchall():
             sub = sql.Identifier(subname)

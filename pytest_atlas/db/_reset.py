@@ -372,6 +372,12 @@ class Resetter:
             self.resets += 1
         return Outcome(new_name)
 
+    def failed(self, exc: Exception) -> None:
+        """Count a reset that a fault that is no database error (a bug of ours) failed: its database
+        is dropped instead, as one that cannot be proved."""
+        with self._lock:
+            self.fallbacks[f"a fault of pytest-atlas's own during the reset ({type(exc).__name__})"] += 1
+
     def _fell_back(self, kind: str, name: str, reason: str) -> Outcome:
         with self._lock:
             self.fallbacks[kind] += 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from tests.db.conftest import PasswordServer
 from tests.db.test_subscriptions import drop_leftovers, plugin_databases
 
@@ -252,4 +253,3 @@ def test_a_reset_that_fails_by_a_bug_drops_the_database_instead_and_the_worker_l
         assert left == [], "the run left a database on the server"
     finally:
         drop_leftovers(clean_server, left)
-

@@ -196,6 +196,7 @@ def drop_leftovers(password_server: PasswordServer, names: list[str]) -> None:
         with password_server.connect() as admin:
             admin.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(sql.Identifier(name)))
         with password_server.connect(name) as conn:
+            conn.execute("SET client_encoding TO 'UTF8'")  # (a test may have set its database's to SQL_ASCII)
             for sub in subscriptions_of(conn, name):
                 conn.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(_sub(sub)))
                 conn.execute(sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = NONE)").format(_sub(sub)))
