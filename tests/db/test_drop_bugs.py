@@ -188,9 +188,9 @@ def test_a_drop_at_the_end_of_the_run_that_fails_by_a_bug_leaves_a_line_not_a_cr
     pytester: pytest.Pytester, clean_server: PasswordServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """At the end of the run the templates are dropped one by one; every drop of them raises a
-    TypeError. That escaped the run's clean-up (an INTERNALERROR, exit status 3) and the drops after
-    the first were not even tried; now each is left with its line, and the run's own clone (not
-    faulty) is dropped all the same."""
+    TypeError. That escaped the run's clean-up (an error at the teardown of the last test, with the
+    traceback of the fault) and the templates after the first were not even tried; now each is left
+    with its line, and the run's own clones (not faulty) are dropped all the same."""
     monkeypatch.setenv("ATLAS_BUG_TIMES", "99")
     monkeypatch.setenv("ATLAS_BUGGY_DB", "_tpl_")
     pytester.makeconftest(SEAM_CONFTEST)
