@@ -253,3 +253,42 @@ def test_a_reset_that_fails_by_a_bug_drops_the_database_instead_and_the_worker_l
         assert left == [], "the run left a database on the server"
     finally:
         drop_leftovers(clean_server, left)
+
+
+#: a fault of our own code just after a clone was made (CREATE DATABASE done): the second clone
+CLONE_CONFTEST = """
+import pytest_atlas.db._clones as clones
+
+_real_clone = clones.clone_database
+
+
+def clone_database(admin, server, name, template, *, keep):
+    _real_clone(admin, server, name, template, keep=keep)
+    if name.endswith("_0002"):
+        raise OSError(5, "Input/output error (atlas)")
+
+
+clones.clone_database = clone_database
+"""
+
+
+def test_a_clone_that_fails_by_a_bug_is_dropped_and_the_waiting_tests_are_told(
+    pytester: pytest.Pytester, clean_server: PasswordServer
+) -> None:
+    """The second clone raises an OSError after CREATE DATABASE. The tests that then wait for a
+    database fail with the fault's kind and message, said to be pytest-atlas's own; the clone that was
+    made is not forgotten (it was: left on the server, no line), nor is the first test's database."""
+    pytester.makeconftest(CLONE_CONFTEST)
+    pytester.makepyfile(SEAM_INNER)
+    result = run_inner(pytester, clean_server, "--atlas-isolation", "clone")
+    left = plugin_databases(clean_server)
+    try:
+        out = result.stdout.str()
+        assert left == [], f"the run left a database on the server:\n{out}"
+        assert "left " not in out, out
+        result.assert_outcomes(passed=1, errors=4)
+        result.stdout.fnmatch_lines(
+            ["*could not create a test database from *: OSError: * (a fault of pytest-atlas's own, not the server's)"]
+        )
+    finally:
+        drop_leftovers(clean_server, left)
