@@ -20,7 +20,7 @@ thread and loses no database: a drop it fails is tried once more, then the datab
 line saying so (:func:`~._postgres.left_line`); a reset it fails drops the database instead (a
 fresh clone follows, as for any reset that cannot be proved); a clone it fails is dropped, and the
 waiting tests are told (the thread goes on dropping). ``KeyboardInterrupt`` and ``SystemExit`` are
-never caught.
+never swallowed.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ A ``psycopg.Error`` during a drop is the server's say (see ``test_drop_faults.py
 machine: the database is tried once more, then left in place with one line in the summary that
 names it and how it goes; later tests still get databases. The first test provokes one for real (a
 database whose subscription name our drop read as bytes); the others inject one at a narrow seam of
-our own code (the function that makes the DROP statement, the reset's rename), the database and its
-server staying real.
+our own code (the function that makes the DROP statement, the reset's rename, a clone), the
+databases and their server staying real.
 """
 
 from __future__ import annotations
