@@ -411,8 +411,8 @@ def test_a_clone_on_a_full_data_folder_names_the_folder_and_its_free_space(
         result.stdout.fnmatch_lines(
             [
                 "*could not create a test database from atlas_template on *: no space left on "
-                f"{base}/run-*/pgdata (* free, a test database takes ~* MB): *No space left on device*",
+                f"{base}/run-*/pgdata (* free): *No space left on device*",
                 "*how to fix: free space on that file system, give --atlas-data-dir a folder with more room, or "
-                "run fewer pytest-xdist workers (-n)*",
+                "run fewer pytest-xdist workers (-n): each worker's server clones its test databases there",
             ]
         )
