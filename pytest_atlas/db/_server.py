@@ -163,7 +163,8 @@ def plan_server(
         return plan
     plan.install = find_install(settings.pg_bin)
     plan.account = server_account(settings.run_as)
-    plan.base = choose_base(settings.data_dir, plan.account)
+    # the default folder is /dev/shm only if it holds the servers of every worker
+    plan.base = choose_base(settings.data_dir, plan.account, room=plan.servers * (CLUSTER_SIZE + server_room()))
     if settings.cache:
         cache = ClusterCache(settings.cache_dir or default_cache_dir())
         plan.cache_key = key = ClusterCache.key(plan.install, _SETTINGS_TEXT, fingerprint(sources))
