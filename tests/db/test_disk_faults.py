@@ -324,18 +324,19 @@ def cached(pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @needs_root
+@pytest.mark.parametrize("workers", [("-n", "2"), ("--tx", "2*popen", "--dist", "load")], ids=["-n", "--tx"])
 def test_a_data_folder_with_room_for_one_server_stops_an_xdist_run_of_two_before_any_test(
-    pytester: pytest.Pytester, cached: Path
+    pytester: pytest.Pytester, cached: Path, workers: tuple[str, ...]
 ) -> None:
-    """100 MB holds one server (~61 MB) but not the two of ``-n 2``: the run stops before any test
-    (a usage error naming the folder, what it has, what ``-n 2`` needs, and how to fix it), and
-    nothing is made in the folder. The old code checked each worker's room for its own server only:
-    both saw room for one, both started, and tests failed deep inside PostgreSQL ('No space left on
-    device') or with 'needs ~61 MB' on the worker that came second."""
+    """100 MB holds one server (~61 MB) but not the two of ``-n 2`` (or ``--tx 2*popen``): the run
+    stops before any test (a usage error naming the folder, what it has, what ``-n 2`` needs, and how
+    to fix it), and nothing is made in the folder. The old code checked each worker's room for its
+    own server only: both saw room for one, both started, and tests failed deep inside PostgreSQL
+    ('No space left on device') or with 'needs ~61 MB' on the worker that came second."""
     with small_tmpfs(100) as data:
         base = data / f"pytest-atlas-v2-{os.geteuid()}"
         result = pytester.runpytest(
-            f"--atlas-data-dir={data}", f"--atlas-cache-dir={cached}", "-p", "no:randomly", "-n", "2"
+            f"--atlas-data-dir={data}", f"--atlas-cache-dir={cached}", "-p", "no:randomly", *workers
         )
         assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
         result.stderr.fnmatch_lines(
