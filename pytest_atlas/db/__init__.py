@@ -30,7 +30,7 @@ from pytest_atlas.db._postgres import AtlasPostgres
 from pytest_atlas.db._reset import choose_isolation, data_on_tmpfs, reset_refusal
 from pytest_atlas.db._runtime import check_data_dir, remove_private_base
 from pytest_atlas.db._seed import Seed
-from pytest_atlas.db._server import ServerPlan, plan_server, start_server
+from pytest_atlas.db._server import ServerPlan, plan_server, refuse_crowded, start_server
 from pytest_atlas.db._target import (
     READ_AGAIN_FOR,
     QueryProblem,
@@ -73,6 +73,7 @@ __all__ = [
     "query_problem",
     "read_again",
     "redact",
+    "refuse_crowded",
     "remove_kept",
     "remove_private_base",
     "reset_refusal",

@@ -37,6 +37,7 @@ import psycopg
 
 from pytest_atlas._dsn import scrub
 from pytest_atlas.db._connect import Backoff, is_transient, one_line
+from pytest_atlas.db._fs import free_bytes, size_text
 from pytest_atlas.db._postgres import (
     CANNOT_CONNECT,
     AtlasPostgres,
@@ -446,7 +447,21 @@ class ClonePool:
         message = one_line(exc)
         state = getattr(exc, "sqlstate", None)
         if state == "53100":
-            hint = "the server's disk is full: free disk space, or reduce parallel workers (-n)"
+            folder = self.server.data_dir if self.server.owned else None
+            if folder is not None:
+                # a server of this run: its data folder, on a file system --atlas-data-dir chose
+                free = free_bytes(folder)
+                shown = "free space unknown" if free is None else f"{size_text(free)} free"
+                message = f"no space left on {folder} ({shown}): {message}"
+                hint = (
+                    "free space on that file system, give --atlas-data-dir a folder with more room, or run "
+                    "fewer pytest-xdist workers (-n): each worker's server clones its test databases there"
+                )
+            else:
+                hint = (
+                    "the server's disk is full (the file system of its data_directory, on the server's "
+                    "machine): free space there, or run fewer pytest-xdist workers (-n)"
+                )
         elif state == "3D000" or "does not exist" in message:
             hint = "the template database is gone: something dropped it; rerun"
         elif state == "42501":

@@ -50,6 +50,7 @@ from pytest_atlas.db._fs import (
     check_usable,
     create_private_file,
     ensure_dir,
+    free_bytes,
     make_private_dir,
     no_space,
     remove_tree,
@@ -94,12 +95,13 @@ class Base:
     lock: FileLock | None = field(default=None, repr=False, compare=False)
 
 
-def choose_base(configured: Path | None, account: ServerAccount) -> Base:
+def choose_base(configured: Path | None, account: ServerAccount, *, room: int = 0) -> Base:
     """The per-user base folder for server data: created if needed, checked (not a link, ours, not
     writable by others, reachable by ``account``), never chmod-ed if it already exists.
 
     A configured folder (``--atlas-data-dir``) that fails is an error saying why. Otherwise the
-    candidates are /dev/shm (if it has room), the temp folder and /tmp; if each is refused (say,
+    candidates are /dev/shm (if it has room: 1 GiB, and ``room``, what the run's servers need, one
+    per pytest-xdist worker), the temp folder and /tmp; if each is refused (say,
     another account planted a link at the name), the run uses a private folder of its own
     (like ``mkdtemp``), removed at its end, and the header says so."""
     mode = 0o700 if account.is_current else 0o711
@@ -108,7 +110,8 @@ def choose_base(configured: Path | None, account: ServerAccount) -> Base:
         path = _configured_base(Path(os.path.abspath(configured)), name, mode, account)
         _check_reachable(path, account)
         return Base(path)
-    parents = ([_SHM] if _shm_has_room() else []) + _temp_folders()
+    shm = _shm_has_room() and (free_bytes(_SHM) or 0) >= room
+    parents = ([_SHM] if shm else []) + _temp_folders()
     problems: list[str] = []
     for parent in dict.fromkeys(parents):
         try:

@@ -63,7 +63,7 @@ from pytest_atlas.db._runtime import Base, RunDir, choose_base, reap_stale
 from pytest_atlas.errors import ProvisioningError
 from pytest_atlas.schema import SqlSource, fingerprint
 
-__all__ = ["TEMPLATE", "ServerPlan", "plan_server", "start_server"]
+__all__ = ["TEMPLATE", "ServerPlan", "plan_server", "refuse_crowded", "start_server"]
 
 #: the template database of a cached cluster (schema.sql + extra SQL already loaded)
 TEMPLATE = "atlas_template"
@@ -87,6 +87,12 @@ class ServerPlan:
     cache_state: str = "disabled (--atlas-no-cache)"
     #: why the in-memory tier is not used in this run (the data folder has no room for it), or ""
     hot_state: str = ""
+    #: the servers the run starts in the data folder at once: one per pytest-xdist worker
+    servers: int = 1
+    #: whether the in-memory tier is used, as decided for the whole run ("": used; else why not),
+    #: or None when there was none to decide on (no cache, no tmpfs): what the xdist controller
+    #: hands its workers, so that a worker does not weigh the copy against its own server only
+    hot_decision: str | None = None
 
     @property
     def tcp(self) -> bool:
@@ -135,17 +141,30 @@ class ServerPlan:
         return [*lines, isolation]
 
 
-def plan_server(settings: AtlasSettings, sources: tuple[SqlSource, ...]) -> ServerPlan:
+def plan_server(
+    settings: AtlasSettings,
+    sources: tuple[SqlSource, ...],
+    *,
+    servers: int = 1,
+    hot_decision: str | None = None,
+) -> ServerPlan:
     """Decide where the server comes from (existing DSN, or which binaries, account, data folder and
-    cache entry). Creates the data and cache folders (checked) but starts nothing."""
-    plan = ServerPlan(settings=settings, sources=sources)
+    cache entry). Creates the data and cache folders (checked) but starts nothing.
+
+    ``servers``: how many servers the run starts in the data folder at once (one per pytest-xdist
+    worker); the in-memory tier is used only if its copy leaves room for all of them.
+    ``hot_decision``: that decision as the run's controller made it (see
+    :attr:`ServerPlan.hot_decision`): a worker takes it as it is (the free space it sees is what
+    the other workers' servers left it)."""
+    plan = ServerPlan(settings=settings, sources=sources, servers=max(servers, 1))
     if settings.dsn is not None:
         plan.dsn = settings.dsn
         plan.dsn_source = settings.sources.get("dsn", "settings")
         return plan
     plan.install = find_install(settings.pg_bin)
     plan.account = server_account(settings.run_as)
-    plan.base = choose_base(settings.data_dir, plan.account)
+    # the default folder is /dev/shm only if it holds the servers of every worker
+    plan.base = choose_base(settings.data_dir, plan.account, room=plan.servers * (CLUSTER_SIZE + server_room()))
     if settings.cache:
         cache = ClusterCache(settings.cache_dir or default_cache_dir())
         plan.cache_key = key = ClusterCache.key(plan.install, _SETTINGS_TEXT, fingerprint(sources))
@@ -171,7 +190,14 @@ def plan_server(settings: AtlasSettings, sources: tuple[SqlSource, ...]) -> Serv
                 cache.hot = None
         hit, damage = cache.check(key)
         if cache.hot is not None:
-            plan.hot_state = _fit_in_memory(cache, base)
+            if hot_decision is None:
+                plan.hot_state = _fit_in_memory(cache, base, plan.servers)
+            else:  # the controller's decision, for every worker alike
+                cache.hot_room = _room_for(cache.checked)
+                if hot_decision:
+                    cache.hot = None
+                plan.hot_state = hot_decision
+            plan.hot_decision = plan.hot_state
             if plan.hot_state and cache.checked is not None and not cache.checked.persistent:
                 hit, damage = cache.check(key)  # the run is served from the persistent entry, if any
         plan.cache_state = damage if damage and not hit else f"{'hit' if hit else 'miss'} ({_where(cache, key)})"
@@ -188,37 +214,73 @@ def _room_for(entry: CacheEntry | None) -> int:
     return server_room(largest_database(entry.manifest) if entry is not None else 0)
 
 
-def _fit_in_memory(cache: ClusterCache, base: Base) -> str:
+def _fit_in_memory(cache: ClusterCache, base: Base, servers: int = 1) -> str:
     """Keep the in-memory tier (on the file system of the run's data) only if the data folder has
-    room for a copy there and for this run's server beside it (its copy of the cluster, and
-    :func:`_room_for`); else the run goes without it (its copies in memory that no run uses are
-    removed as far as the server needs their room). Returns why it is not used, or ""."""
+    room for a copy there and for the run's ``servers`` beside it (one per pytest-xdist worker: each
+    its copy of the cluster, and :func:`_room_for`); else the run goes without it (its copies in
+    memory that no run uses are removed as far as the servers need their room). Returns why it is
+    not used, or ""."""
     hot = cache.hot
     assert hot is not None
     entry = cache.checked
     size = entry.size if entry is not None else CLUSTER_SIZE
     room = _room_for(entry)
     cache.hot_room = room
+    needed = servers * (size + room)  # the servers, without the copy in memory
     free = free_bytes(base.path)
     if entry is not None and not entry.persistent:
-        if free is None or free >= size + room:
-            return ""  # the copy in memory is there already, and the server fits beside it
-        free += size  # the server's room if the copy in memory goes
-    if free is None or free >= 2 * size + room:
+        if free is None or free >= needed:
+            return ""  # the copy in memory is there already, and the servers fit beside it
+        free += size  # the servers' room if the copy in memory goes
+    if free is None or free >= size + needed:
         return ""
     cache.hot = None
-    total = size_text(2 * size + room)
+    total = size_text(size + needed)
+    them = (
+        f"this run's server (~{size_text(size + room)})"
+        if servers == 1
+        else f"the {servers} servers of -n {servers} (~{size_text(size + room)} each)"
+    )
     note = (
         f"not used: {base.path} has {size_text(free_bytes(base.path) or 0)} free, a copy in memory "
-        f"({size_text(size)}) and this run's server (~{size_text(size + room)}) need ~{total}; give "
-        f"--atlas-data-dir a tmpfs with ~{total} free to keep clusters in memory"
+        f"({size_text(size)}) and {them} need ~{total}; give --atlas-data-dir a tmpfs with ~{total} free to "
+        "keep clusters in memory"
     )
     held = sum(info.size for info in hot_usage(hot.root.parent))
-    # the copies in memory go only if that lets the server fit (else it fails anyway, saying so)
-    removed = make_room(hot.root.parent, size + room) if (free_bytes(base.path) or 0) + held >= size + room else []
+    # the copies in memory go only if that lets the servers fit (else the run fails anyway, saying so)
+    removed = make_room(hot.root.parent, needed) if (free_bytes(base.path) or 0) + held >= needed else []
     if removed:
         note += f"; removed {len(removed)} cop{'y' if len(removed) == 1 else 'ies'} in memory no run was using"
     return note
+
+
+def refuse_crowded(plan: ServerPlan, where: str) -> None:
+    """Before any test of a pytest-xdist run: raise NoSpaceError unless the data folder has room for
+    the servers of all its workers at once (each worker checks only its own when it starts, and
+    all would start, then run out of space mid-run). ``where`` names the setting of the folder
+    (``--atlas-data-dir``, the ini key), or says it is the default one."""
+    base = plan.base
+    if plan.servers <= 1 or plan.dsn is not None or base is None:
+        return
+    entry = plan.cache.checked if plan.cache is not None else None
+    size = entry.size if entry is not None else CLUSTER_SIZE
+    room = _room_for(entry)
+    each = size + room
+    needed = plan.servers * each
+    if plan.cache is not None and plan.cache.hot is not None and (entry is None or entry.persistent):
+        needed += size  # the copy in memory the first server makes (kept only when all fit beside it)
+    free = free_bytes(base.path)
+    if free is None or free >= needed:
+        return
+    fits = free // each
+    fewer = f"-n {fits} fits" if fits >= 1 else "not even one server fits"
+    raise NoSpaceError(
+        f"{where}: {base.path} has {size_text(free)} free, but -n {plan.servers} starts {plan.servers} servers "
+        f"there, ~{size_text(each)} each ({size_text(size)} for the cluster, {size_text(room)} for its WAL and "
+        f"test databases): ~{size_text(needed)} in all",
+        hint=f"give it ~{size_text(needed)} free (a larger tmpfs), run fewer workers ({fewer}), or give "
+        "--atlas-data-dir another folder with room",
+    )
 
 
 def _where(cache: ClusterCache, key: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from pytest_atlas._table import render_table
 from pytest_atlas.errors import AtlasError
-from pytest_atlas.fixtures import existing_run_state, run_state
+from pytest_atlas.fixtures import HOT_DECISION, existing_run_state, run_state
 
 _KEPT = "atlas_kept"
 _NOTES = "atlas_notes"
@@ -38,6 +38,42 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     for line in lines:
         print(line)
     return status
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any test of a pytest-xdist run (on its controller): a data folder without room for
+    the servers of all its workers is a usage error (each worker alone would see room for its own
+    server, start it, and the run would run out of space mid-run)."""
+    if hasattr(config, "workerinput") or config.getoption("collectonly", False):
+        return
+    state = run_state(config)
+    settings = state.settings
+    if state.servers <= 1 or settings.dsn is not None:
+        return
+    from pytest_atlas.db import NoSpaceError, refuse_crowded
+
+    try:
+        plan = state.plan()
+    except AtlasError:
+        return  # no server can start at all: the header and every test that needs one say why
+    where = settings.sources.get("data_dir", "--atlas-data-dir") if settings.data_dir is not None else "data folder"
+    try:
+        refuse_crowded(plan, where)
+    except NoSpaceError as exc:
+        from pytest_atlas.plugin._scrub import usage_error
+
+        raise usage_error(exc) from None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: hand each worker the run's decision on the in-memory cache tier (made for
+    the servers of all workers), so that no worker weighs the copy against its own server only."""
+    state = existing_run_state(node.config)
+    plan = state.planned if state is not None else None
+    if plan is not None and plan.hot_decision is not None:
+        node.workerinput[HOT_DECISION] = plan.hot_decision
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -303,3 +303,117 @@ def test_a_data_folder_too_small_for_a_server_says_how_much_it_needs(
             result.stdout.no_fnmatch_line("*No space left on device*")
             assert _leftovers(data) == [], extra
     assert json.loads((entry / "atlas-cache.json").read_text())["created"] == made  # the entry is kept
+
+
+# -- pytest-xdist: one data folder for the servers of every worker ------------------------------------
+
+#: enough tests that each of two workers starts its server (xdist hands both a share at once)
+USES_CLONES_8 = USES_CLONES.replace("range(4)", "range(8)")
+
+
+@pytest.fixture
+def cached(pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache folder on disk holding the entry of USES_CLONES_8's schema (built where it fits)."""
+    cache = tmp_path_factory.mktemp("cache")
+    pytester.makepyfile(USES_CLONES_8)
+    with small_tmpfs(128) as roomy:
+        options = (f"--atlas-data-dir={roomy}", f"--atlas-cache-dir={cache}", "-p", "no:randomly")
+        pytester.runpytest(*options).assert_outcomes(passed=8)
+    _entry(cache)
+    return cache
+
+
+@needs_root
+@pytest.mark.parametrize("workers", [("-n", "2"), ("--tx", "2*popen", "--dist", "load")], ids=["-n", "--tx"])
+def test_a_data_folder_with_room_for_one_server_stops_an_xdist_run_of_two_before_any_test(
+    pytester: pytest.Pytester, cached: Path, workers: tuple[str, ...]
+) -> None:
+    """100 MB holds one server (~61 MB) but not the two of ``-n 2`` (or ``--tx 2*popen``): the run
+    stops before any test (a usage error naming the folder, what it has, what ``-n 2`` needs, and how
+    to fix it), and nothing is made in the folder. The old code checked each worker's room for its
+    own server only: both saw room for one, both started, and tests failed deep inside PostgreSQL
+    ('No space left on device') or with 'needs ~61 MB' on the worker that came second."""
+    with small_tmpfs(100) as data:
+        base = data / f"pytest-atlas-v2-{os.geteuid()}"
+        result = pytester.runpytest(
+            f"--atlas-data-dir={data}", f"--atlas-cache-dir={cached}", "-p", "no:randomly", *workers
+        )
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+        result.stderr.fnmatch_lines(
+            [
+                f"*--atlas-data-dir: {base} has * MB free, but -n 2 starts 2 servers there, ~* MB each (* MB "
+                "for the cluster, * MB for its WAL and test databases): ~* MB in all",
+                "*how to fix: give it ~* MB free (a larger tmpfs), run fewer workers (-n 1 fits), or give "
+                "--atlas-data-dir another folder with room*",
+            ]
+        )
+        out = result.stdout.str() + result.stderr.str()
+        assert "passed" not in out and "No space left on device" not in out and "INTERNALERROR" not in out
+        assert _leftovers(data) == []
+
+
+@needs_root
+def test_a_data_folder_with_room_for_two_servers_runs_an_xdist_run_of_two_without_a_copy_in_memory(
+    pytester: pytest.Pytester, cached: Path
+) -> None:
+    """150 MB holds the two servers of ``-n 2`` (~61 MB each) but not them and a copy of the cluster
+    in memory (~38 MB) beside them: every test passes and the run goes without the copy in memory,
+    the header saying why. The old code weighed the copy against one server: it made the copy and
+    a worker ran out of space."""
+    with small_tmpfs(150) as data:
+        base = data / f"pytest-atlas-v2-{os.geteuid()}"
+        options = (f"--atlas-data-dir={data}", f"--atlas-cache-dir={cached}", "-p", "no:randomly", "-n", "2")
+        for run in ("first", "second"):
+            result = pytester.runpytest(*options)
+            result.assert_outcomes(passed=8)
+            result.stdout.fnmatch_lines(
+                [
+                    f"atlas: hot cache in memory: not used: {base} has * MB free, a copy in memory (* MB) and "
+                    "the 2 servers of -n 2 (~* MB each) need ~* MB; give --atlas-data-dir a tmpfs with ~* MB "
+                    "free to keep clusters in memory*",
+                ]
+            )
+            result.stdout.no_fnmatch_line("*No space left on device*")
+            assert _leftovers(data) == [], run
+
+
+# -- a data folder that fills up while the tests run ---------------------------------------------------
+
+FILLS_UP = """
+import pytest
+from tests.mounts import fill
+
+@pytest.fixture
+def filled(atlas_postgres):
+    # the server is up, its template made: fill its file system before the test's database is cloned
+    fill(atlas_postgres.data_dir.parents[2], leave=1 << 20)
+
+def test_full(atlas_postgres, filled, atlas_db):
+    pass
+"""
+
+
+@needs_root
+def test_a_clone_on_a_full_data_folder_names_the_folder_and_its_free_space(
+    pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The file system of the server's data fills up while the tests run (a test wrote there):
+    cloning the next test database fails with PostgreSQL's 53100 (disk full); the message names the
+    server's data folder and what it has free, and says how to fix it. The old hint said only
+    "the server's disk is full: free disk space, or reduce parallel workers (-n)"."""
+    pytester.makepyfile(FILLS_UP)
+    cache = tmp_path_factory.mktemp("cache")
+    with small_tmpfs(80) as data:
+        result = pytester.runpytest(
+            f"--atlas-data-dir={data}", f"--atlas-cache-dir={cache}", "-p", "no:randomly", "-n", "0"
+        )
+        result.assert_outcomes(errors=1)
+        base = data / f"pytest-atlas-v2-{os.geteuid()}"
+        result.stdout.fnmatch_lines(
+            [
+                "*could not create a test database from atlas_template on *: no space left on "
+                f"{base}/run-*/pgdata (* free): *No space left on device*",
+                "*how to fix: free space on that file system, give --atlas-data-dir a folder with more room, or "
+                "run fewer pytest-xdist workers (-n): each worker's server clones its test databases there",
+            ]
+        )

@@ -113,6 +113,21 @@ def test_the_default_folders_fall_back_to_a_private_one(
         shutil.rmtree(base.path)
 
 
+def test_the_default_data_folder_is_dev_shm_only_if_it_holds_the_servers_of_every_worker() -> None:
+    """Without --atlas-data-dir, /dev/shm is chosen when it has 1 GiB free and room for the servers of
+    every pytest-xdist worker (``room``); when it lacks that room the run goes to the temp folder on
+    disk instead of being refused there before any test. (The old code weighed 1 GiB only, and had
+    no way to say what the run's servers need.)"""
+    shm = Path("/dev/shm")
+    if not _runtime._shm_has_room():
+        pytest.skip("/dev/shm has less than 1 GiB free on this machine")
+    account = server_account(None)
+    assert choose_base(None, account, room=64 << 20).path.parent == shm
+    free = shutil.disk_usage(shm).free
+    crowded = choose_base(None, account, room=free + (1 << 30))
+    assert crowded.path.parent != shm and not crowded.private, crowded
+
+
 @ROOT_ONLY
 def test_a_planted_link_is_refused_and_the_victim_untouched(pytester: pytest.Pytester, sticky: Path) -> None:
     """Another account plants the plugin's folder name as a link to a folder of the victim's whose
