@@ -6,6 +6,10 @@ remembers the secrets it saw), with a password of its own."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 TRIVIAL = "def test_nothing():\n    pass\n"
@@ -167,3 +171,49 @@ def test_a_refused_gate_marker_shows_no_password_of_a_dsn_the_run_does_not_know(
     assert "gate 'm': threshold must be a number" in output, output
     assert "other:***@elsewhere" in output, output
     assert secret.lower() not in output.lower(), output
+
+
+@pytest.mark.parametrize("run_args", [[], ["--atlas-cache-info"]], ids=["header", "cache-info"])
+def test_a_folder_that_holds_a_dsn_of_another_database_shows_no_password(
+    pytester: pytest.Pytester, run_args: list[str]
+) -> None:
+    """A DSN pasted into the ini file's cache folder (a path: it is made as written): the report
+    header and ``--atlas-cache-info``, which name that folder, show no password of it, and still
+    show its user and host."""
+    secret = "UnknownFolderPw7"
+    pytester.makepyfile(test_nothing=TRIVIAL)
+    pytester.makeini(f"[pytest]\natlas_cache_dir = postgresql://other:{secret}@elsewhere/cache\n")
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "--tb=long", "-vv", "--showlocals", *run_args)
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.OK, output
+    assert "other:***@elsewhere/cache" in output, output
+    assert secret not in output, output
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["kept", "--remove", "{other}"], "not a kept server folder of yours"),  # a DSN where a folder goes
+        (["cache", "info", "--cache-dir", "{other}"], "persistent cache:"),
+        (["cache", "{other}"], "invalid choice"),  # argparse's own message, quoting the value
+    ],
+    ids=["kept-remove", "cache-dir", "argparse"],
+)
+def test_the_command_line_tool_shows_no_password_of_a_dsn_given_where_it_does_not_belong(
+    tmp_path: Path, args: list[str], said: str
+) -> None:
+    """``python -m pytest_atlas`` prints the folders and values it was given (and argparse quotes
+    a value it refuses): a DSN of another database pasted there shows no password."""
+    secret = "UnknownToolPw7"
+    other = f"postgresql://other:{secret}@elsewhere/db"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_atlas", *(arg.format(other=other) for arg in args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    output = done.stdout + done.stderr
+    assert said in output and "other:***@elsewhere" in output, output
+    assert secret not in output, output
