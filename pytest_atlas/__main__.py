@@ -20,9 +20,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn, TextIO
 
 from pytest_atlas._config import parse_dsn
-from pytest_atlas._dsn import Dsn
+from pytest_atlas._dsn import Dsn, hide_dsn_passwords
 from pytest_atlas._table import render_table
 from pytest_atlas.db import (
     cache_report,
@@ -37,8 +38,16 @@ from pytest_atlas.errors import AtlasError, ConfigError
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors (its own, quoting a value it refused, and ours) show
+    no password of a DSN given where it does not belong."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(hide_dsn_passwords(message))
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pytest_atlas", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="python -m pytest_atlas", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     cache = sub.add_parser("cache", help="show or clear the cluster cache")
     cache.add_argument("action", choices=["info", "clear"])
@@ -78,19 +87,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cache(args)
         return _kept(args)
     except ConfigError as exc:  # an option's value
-        print(f"pytest-atlas: {exc}", file=sys.stderr)
+        _say(f"pytest-atlas: {exc}", file=sys.stderr)
         return 2
     except AtlasError as exc:
-        print(f"pytest-atlas: {exc}", file=sys.stderr)
+        _say(f"pytest-atlas: {exc}", file=sys.stderr)
         return 1
+
+
+def _say(text: str, file: TextIO | None = None) -> None:
+    """Print a line (or lines) of this command: a path given to it may be a DSN pasted into the
+    wrong place (``kept --remove postgresql://...``), which shows no password."""
+    print(hide_dsn_passwords(text), file=file)
 
 
 def _cache(args: argparse.Namespace) -> int:
     if args.action == "info":
-        print("\n".join(cache_report(args.cache_dir, args.data_dir).lines()))
+        _say("\n".join(cache_report(args.cache_dir, args.data_dir).lines()))
         return 0
     lines, status = clear_cache_lines(args.cache_dir, args.data_dir)
-    print("\n".join(lines))
+    _say("\n".join(lines))
     return status
 
 
@@ -101,20 +116,20 @@ def _kept(args: argparse.Namespace) -> int:
     if args.remove:
         removed, left = remove_kept(args.data_dir, only=args.folders)
         for line in removed:
-            print(f"removed {line}")
+            _say(f"removed {line}")
         for line in left:
-            print(f"left {line}")
+            _say(f"left {line}")
             status = 1
         return status
     runs = kept_runs(args.data_dir)
     if not runs:
-        print("nothing kept")
+        _say("nothing kept")
     for run in runs:
-        print(f"{run.path}: server {'running' if run.running else 'not running'}")
+        _say(f"{run.path}: server {'running' if run.running else 'not running'}")
         if run.rows:
-            print(render_table([["test", "database", "connect"], *run.rows]))
+            _say(render_table([["test", "database", "connect"], *run.rows]))
     if runs:
-        print("remove them with: python -m pytest_atlas kept --remove")
+        _say("remove them with: python -m pytest_atlas kept --remove")
     return status
 
 
@@ -122,16 +137,16 @@ def _kept_on_server(dsn: Dsn, *, remove: bool) -> int:
     if remove:
         dropped, kept = drop_kept_databases(dsn)
         for name in dropped:
-            print(f"dropped {name}")
+            _say(f"dropped {name}")
         for line in kept:
-            print(f"left {line}")
+            _say(f"left {line}")
         return 1 if kept else 0
     rows = kept_databases(dsn)
     if not rows:
-        print(f"no kept databases on {dsn}")
+        _say(f"no kept databases on {dsn}")
         return 0
-    print(render_table([["database", "run", "run state", "owner"], *rows]))
-    print("drop those of your role whose run has ended with: python -m pytest_atlas kept --remove --dsn <the same DSN>")
+    _say(render_table([["database", "run", "run state", "owner"], *rows]))
+    _say("drop those of your role whose run has ended with: python -m pytest_atlas kept --remove --dsn <the same DSN>")
     return 0
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "check_dsn",
     "dsn_problem",
     "dsn_with_dbname",
+    "hide_dsn_passwords",
     "hide_password",
     "known_secrets",
     "passfile_line",
@@ -184,6 +185,86 @@ def _redact_urls_in_line(line: str) -> str:
                 spans.append(match.span("pw"))
     spans = [(begin, end) for begin, end in spans if end > begin and line[begin:end] != "***"]
     return _hide_spans(line, spans) if spans else line
+
+
+#: where a URL's part after the scheme begins in a message: ``scheme://`` (any scheme), a
+#: PostgreSQL scheme with one slash (a URL a path option normalised: ``postgresql:/u:pw@h/db``), or a
+#: bare ``//`` that starts a word (a URL whose scheme a parser cut off)
+_MESSAGE_URL = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.\-]*://"
+    r"|(?<![A-Za-z0-9_])postgres(?:ql)?(?:\+[A-Za-z0-9_]+)?:/(?!/)"
+    r"|(?<![^\s'\"(\[{=,])//",
+    re.IGNORECASE,
+)
+#: a query parameter of a URL: its key (libpq decodes it) and its value, up to the next "&"
+_MESSAGE_QUERY = re.compile(r"[?&](?P<key>[^=&?#]*)=(?P<pw>[^&]*)")
+#: a ``password=`` (or ``sslpassword=``) pair of a key=value connection string: a value in libpq's
+#: quotes ('...', with \' and \\; a run of backslashes before a quote escapes it too, as a value
+#: quoted with ``!r`` doubles them) or one that runs to unescaped whitespace
+_MESSAGE_PAIR = re.compile(
+    r"(?<![A-Za-z0-9_.\-?&%])(?:ssl)?password\s*=\s*(?P<pw>'(?:[^'\\\n]|\\+[^\n])*'|(?:\\[^\n]|[^\s\\])+)",
+    re.IGNORECASE,
+)
+#: the keys whose values are secrets
+_SECRET_KEYS = ("password", "sslpassword")
+
+
+def hide_dsn_passwords(text: str) -> str:
+    """``text`` (a message the plugin prints) with the password of every connection string in it
+    replaced by ``***``, whether this process knows the password or not; nothing else changed (the
+    user name, the host, the rest of the line stay).
+
+    A URL (``postgresql://user:PASSWORD@host/db``, any scheme) is read as one word: from its
+    scheme to the first whitespace or quote, or, when a quote opens it (a value quoted with
+    ``!r``), to the same quote. Its userinfo ends at the last "@" of that word before its query
+    (the word's first "?" with a "=" after it), so an "@" further on in the line (an address, a
+    second URL) is never taken for it, while a password with an unencoded "@", "/", "?" or "#" is
+    hidden whole. When the user part itself holds "/", "?" or "#" (no parser can tell where the
+    user ends) the whole userinfo is hidden. The values of the query's ``password`` and
+    ``sslpassword`` parameters (under a percent-encoded key too) are hidden, and so is the value of
+    a ``password=`` / ``sslpassword=`` pair of a key=value string, quoted or not (an unquoted value
+    runs to whitespace, or to the quote that closes a value the message opened with a quote).
+    Punctuation glued to the end of an unquoted password (``password=x),``) is hidden with it: no
+    parser can tell it from the password's last characters."""
+    spans: list[tuple[int, int]] = []
+    for match in _MESSAGE_URL.finditer(text):
+        spans += _message_url_spans(text, match.start(), match.end())
+    for match in _MESSAGE_PAIR.finditer(text):
+        begin, end = match.span("pw")
+        if text[begin] != "'":
+            before = text[: match.start()]
+            for quote_char in "'\"":  # a quote the message opened before the pair closes it
+                if before.count(quote_char) % 2 and quote_char in text[begin:end]:
+                    end = text.index(quote_char, begin, end)
+        spans.append((begin, end))
+    spans = [(begin, end) for begin, end in spans if end > begin and text[begin:end] != "***"]
+    return _hide_spans(text, spans) if spans else text
+
+
+def _message_url_spans(text: str, scheme_start: int, start: int) -> list[tuple[int, int]]:
+    """The spans of the URL whose scheme begins at ``scheme_start`` (its part after the slashes at
+    ``start``) that hold a password: see :func:`hide_dsn_passwords`."""
+    from urllib.parse import unquote
+
+    quote_char = text[scheme_start - 1] if scheme_start > 0 and text[scheme_start - 1] in "'\"" else ""
+    # quoted: to the same quote (a space may be part of the password); else to whitespace or a quote
+    stop = re.compile(rf"[{quote_char}\n]") if quote_char else re.compile(r"[\s'\"]")
+    found = stop.search(text, start)
+    word = text[start : found.start() if found else len(text)]
+    query = re.search(r"\?[^=]*=", word)
+    head = word[: query.start()] if query else word
+    spans = []
+    at = head.rfind("@")
+    if at >= 0:
+        user, colon, _ = head[:at].partition(":")
+        if colon and re.search(r"[/?#]", user):
+            spans.append((start, start + at))
+        elif colon:
+            spans.append((start + len(user) + 1, start + at))
+    for match in _MESSAGE_QUERY.finditer(word):
+        if unquote(match.group("key"), errors="replace").strip().lower() in _SECRET_KEYS:
+            spans.append((start + match.start("pw"), start + match.end("pw")))
+    return spans
 
 
 #: the shortest secret :func:`scrub` replaces wherever it stands in text: a shorter one would blank

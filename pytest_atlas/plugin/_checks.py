@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from pytest_atlas._dsn import Dsn, scrub
+from pytest_atlas._dsn import Dsn, hide_dsn_passwords, scrub
 from pytest_atlas._properties import parse_result_property, result_property
 from pytest_atlas._table import escape_lines
 from pytest_atlas.errors import AtlasError
@@ -215,22 +215,22 @@ class CheckItem(pytest.Item):
         try:
             payload = self.evaluate()
         except AtlasError as exc:
-            self._record(self.error_payload(scrub(str(exc))))
+            self._record(self.error_payload(_own(str(exc))))
             # the message alone: a traceback through the plugin adds noise (and the DSN argument)
-            raise pytest.fail.Exception(escape_lines(self.problem_text(exc)), pytrace=False) from None
+            raise pytest.fail.Exception(escape_lines(_own(self.problem_text(exc))), pytrace=False) from None
         except Exception as exc:  # a bug: still one outcome for this item, and the traceback to report it
             # (a driver's message may quote the connection string: the payload goes into the reports)
-            self._record(self.error_payload(scrub(f"internal error: {type(exc).__name__}: {exc}")))
+            self._record(self.error_payload(_own(f"internal error: {type(exc).__name__}: {exc}")))
             raise
         self._record(payload)
         if payload.get("outcome") == "error":  # evaluated, but it could not check: an error, like the above
-            raise pytest.fail.Exception(escape_lines(self.verdict(payload)), pytrace=False)
+            raise pytest.fail.Exception(escape_lines(_own(self.verdict(payload))), pytrace=False)
 
     def runtest(self) -> None:
         payload = self.payload
         assert payload is not None
         if payload.get("blocking"):
-            raise pytest.fail.Exception(escape_lines(self.verdict(payload)), pytrace=False)
+            raise pytest.fail.Exception(escape_lines(_own(self.verdict(payload))), pytrace=False)
 
     def _record(self, payload: dict[str, Any]) -> None:
         payload = {**payload, "nodeid": self.nodeid, "origin": self.origin}
@@ -242,6 +242,13 @@ class CheckItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, None, f"atlas {self.kind} {self.name}"
+
+
+def _own(message: str) -> str:
+    """A message of the check's own (its error, its verdict) as it may be shown and recorded:
+    without the run's secrets and without the password of any connection string it quotes, the
+    run's or another database's (a path or a declared value that holds a DSN)."""
+    return hide_dsn_passwords(scrub(message))
 
 
 def result_payload(report: pytest.TestReport) -> dict[str, Any] | None:

@@ -124,8 +124,10 @@ def pytest_make_collect_report(
             if isinstance(node, pytest.Item) and not isinstance(node, GateItem):
                 node.stash[_SPECS] = _marker_specs(node, names)
     except _BadMarker as exc:
+        from pytest_atlas.plugin._scrub import own_message
+
         report.outcome = "failed"
-        report.longrepr = str(exc)
+        report.longrepr = own_message(str(exc))  # (a marker's value may be a DSN of any database)
         report.result = []
         config.stash[_BAD_MARKERS] = True
     return report

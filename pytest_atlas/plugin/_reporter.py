@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from pytest_atlas._dsn import hide_dsn_passwords
 from pytest_atlas._outcome import EXIT_ERROR, EXIT_INCONCLUSIVE, Outcome, exit_status
 from pytest_atlas._properties import parse_result_property
 from pytest_atlas.fixtures import settings_of
@@ -190,7 +191,11 @@ class AtlasReporter:
         report = build_report(
             self.results(),
             exit_status=status,
-            extra={"target": self._target(), "baseline": str(settings.baseline) if settings.baseline else None},
+            # (a path is shown as a message of the plugin's: one that holds a DSN shows no password)
+            extra={
+                "target": self._target(),
+                "baseline": hide_dsn_passwords(str(settings.baseline)) if settings.baseline else None,
+            },
         )
         write_report(settings.report, report)
 
@@ -209,7 +214,7 @@ class AtlasReporter:
             for line, color in section(payloads, settings_of(config), target):
                 terminalreporter.line(line, **({color: True} if color else {}))
             for line in notes:
-                terminalreporter.line(line)
+                terminalreporter.line(hide_dsn_passwords(line))
         count = left_out(config)
         if count:
             terminalreporter.line(left_out_line(count), yellow=True)
@@ -224,11 +229,11 @@ class AtlasReporter:
             terminalreporter.line(f"exit status {EXIT_ERROR}: check(s) could not be evaluated", red=True)
         settings = settings_of(config)
         if settings.report is not None and self.payloads and "report" not in self.failed_writes:
-            terminalreporter.line(f"atlas report: {settings.report}")
+            terminalreporter.line(hide_dsn_passwords(f"atlas report: {settings.report}"))
         if settings.report_html is not None and "report_html" not in self.failed_writes:
-            terminalreporter.line(f"atlas html report: {settings.report_html}")
+            terminalreporter.line(hide_dsn_passwords(f"atlas html report: {settings.report_html}"))
         for line in self.unwritten:
-            terminalreporter.line(line, red=True)
+            terminalreporter.line(hide_dsn_passwords(line), red=True)
 
 
 @pytest.hookimpl(tryfirst=True)  # before the area modules' pytest_configure, which register with it

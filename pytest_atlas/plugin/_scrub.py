@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
-from pytest_atlas._dsn import remember_secret
+from pytest_atlas._dsn import hide_dsn_passwords, remember_secret
 from pytest_atlas._dsn import scrub as _scrub_text
 from pytest_atlas._properties import RESULT_PROPERTY
 
-__all__ = ["scrub_value", "usage_error"]
+__all__ = ["own_message", "scrub_value", "usage_error"]
 
 #: how deep a report's objects are walked (a longrepr is a few levels deep)
 _DEPTH = 12
@@ -43,12 +43,20 @@ def scrub(text: str) -> str:
 
 
 def usage_error(error: BaseException | str) -> pytest.UsageError:
-    """The usage error of ``error``'s message without a secret this process knows: a message that
-    quotes a value the user gave (a password pasted into another option, a declaration quoting the
-    DSN) loses it. Every usage error built from an exception is made here. (The DSNs in the
-    plugin's messages are redacted already; hiding every URL's userinfo again would cut a message
-    at the last "@" of its line.)"""
-    return pytest.UsageError(scrub(str(error)))
+    """The usage error of ``error``'s message without a secret this process knows (a password
+    pasted into another option) and without the password of any connection string it quotes,
+    known or not (a gate declaration, an ini value or an option value that holds a DSN of another
+    database): :func:`~pytest_atlas._dsn.hide_dsn_passwords`, which reads each URL as one word and
+    so never cuts the message at a later "@" of its line. Every usage error built from an
+    exception is made here."""
+    return pytest.UsageError(own_message(str(error)))
+
+
+def own_message(text: str) -> str:
+    """A message of the plugin's own (a usage error, a check item's failure, a refused marker) as
+    it may be shown: without the secrets this process knows and without the password of any
+    connection string in it. (A test's own text only loses the known secrets: :func:`scrub`.)"""
+    return hide_dsn_passwords(scrub(text))
 
 
 def scrub_value(value: Any, depth: int = 0, seen: set[int] | None = None) -> Any:

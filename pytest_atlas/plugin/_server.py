@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pytest_atlas._dsn import hide_dsn_passwords
 from pytest_atlas._table import render_table
 from pytest_atlas.errors import AtlasError
 from pytest_atlas.fixtures import HOT_DECISION, existing_run_state, run_state
@@ -36,7 +37,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     else:
         lines = cache_report(settings.cache_dir, settings.data_dir).lines()
     for line in lines:
-        print(line)
+        print(hide_dsn_passwords(line))  # (a folder given may be a DSN pasted into the wrong place)
     return status
 
 
@@ -79,9 +80,11 @@ def pytest_configure_node(node: Any) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     state = run_state(config)
     try:
-        return state.plan().header()
+        lines = state.plan().header()
     except AtlasError as exc:
-        return [f"atlas: no server: {exc.problem.splitlines()[0]} (tests that use the database will fail)"]
+        lines = [f"atlas: no server: {exc.problem.splitlines()[0]} (tests that use the database will fail)"]
+    # the folders it names are the settings' (a DSN given as --atlas-data-dir shows no password)
+    return [hide_dsn_passwords(line) for line in lines]
 
 
 @pytest.hookimpl(trylast=True)
@@ -156,10 +159,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if lines:
         terminalreporter.section("pytest-atlas: kept databases (--atlas-keep-db)")
         for line in lines:
-            terminalreporter.write_line(line)
+            terminalreporter.write_line(hide_dsn_passwords(line))
     state = existing_run_state(config)
     notes = (state.notes if state is not None else []) + config.stash.get(_WORKER_NOTES, [])
     if notes:
         terminalreporter.section("pytest-atlas: clean-up")
         for note in dict.fromkeys(notes):
-            terminalreporter.write_line(note)
+            terminalreporter.write_line(hide_dsn_passwords(note))

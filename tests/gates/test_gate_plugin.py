@@ -536,3 +536,32 @@ def test_contract(contract_result):
     assert assertion["name"] == "test_rewards.py::test_floor: reward-at-least" and assertion["outcome"] == "fail"
     assert document["results"]["contract"] == [{"kind": "contract", "name": "sessions.reward", "outcome": "pass"}]
     assert result.ret == 1
+
+
+def test_a_gate_error_quoting_a_dsn_of_another_database_shows_no_password(
+    pytester: pytest.Pytester, atlas_db: psycopg.Connection[Any], atlas_dsn: str, tmp_path: Path
+) -> None:
+    """A baseline path that holds a DSN of some other database (pasted into the ini file's
+    atlas_baseline): the gate's error, a message of the plugin's, names the file without that
+    password (the run does not know it: it is no DSN of the run's), at every traceback level and
+    in the written reports, and still shows its user and host."""
+    seed_good(atlas_db)
+    secret = "UnknownBaselinePw7"
+    pytester.makefile(".toml", pyproject=REGRESSION)
+    pytester.makeini(f"[pytest]\natlas_baseline = postgresql://other:{secret}@elsewhere/db\n")
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+    result = run(
+        pytester,
+        atlas_dsn,
+        "--tb=long",
+        "-vv",
+        "--showlocals",
+        "-rA",
+        f"--atlas-report={report}",
+        f"--junitxml={junit}",
+    )
+    output = result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(errors=1)
+    assert "baseline file" in output and "other:***@elsewhere" in output, output
+    assert secret not in output, output
+    assert secret not in report.read_text() and secret not in junit.read_text()
