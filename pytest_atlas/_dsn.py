@@ -11,6 +11,7 @@ secret; only :meth:`Dsn.reveal` gives the text a driver needs. The DSNs the plug
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any, TypeVar, overload
 from urllib.parse import quote, urlencode
 
@@ -36,6 +37,7 @@ __all__ = [
     "refusal",
     "remember_secret",
     "scrub",
+    "secret_pattern",
     "secrets_of",
     "unparsable_errors",
 ]
@@ -301,17 +303,42 @@ def known_secrets() -> tuple[str, ...]:
 _SCRUB_PATTERN: tuple[tuple[str, ...], re.Pattern[str] | None] = ((), None)
 
 
+def _spellings(secret: str) -> str:
+    """A regular expression of every percent-encoded spelling of ``secret``: each character as itself
+    or as the %XX escapes of its UTF-8 bytes, each hex digit in either case (``/``, ``%2F``, ``%2f``)."""
+    parts = []
+    for char in secret:
+        try:  # (a byte $PGPASSWORD held that is no UTF-8 is that byte again)
+            data = char.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate: no escape spells it
+            parts.append(re.escape(char))
+            continue
+        hexes = ("".join(f"[{d}{d.lower()}]" if d.isalpha() else d for d in f"{byte:02X}") for byte in data)
+        parts.append(f"(?:{re.escape(char)}|{''.join('%' + pair for pair in hexes)})")
+    return "".join(parts)
+
+
+def secret_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    """The pattern that finds each of ``secrets`` (longest first) in any percent-encoded spelling,
+    where it stands as a word of its own; None when there is none."""
+    ordered = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
+    if not ordered:
+        return None
+    words = "|".join(_spellings(secret) for secret in ordered)
+    return re.compile(rf"(?<![A-Za-z0-9_])(?:{words})(?![A-Za-z0-9_])")
+
+
 def scrub(text: str, *, urls: bool = True) -> str:
-    """``text`` without any secret this process knows (:func:`known_secrets`) where it stands as a
-    word of its own (not inside a longer word: a password ``postgres`` leaves ``postgresql://``
-    alone) and, with ``urls``, without the passwords of URLs and ``password=`` pairs in it
-    (:func:`redact_text`: for the plugin's own messages; a test's own text is only cleared of the
-    known secrets, its URLs and addresses left as written)."""
+    """``text`` without any secret this process knows (:func:`known_secrets`), in any percent-encoded
+    spelling (:func:`secret_pattern`), where it stands as a word of its own (not inside a longer
+    word: a password ``postgres`` leaves ``postgresql://`` alone) and, with ``urls``, without the
+    passwords of URLs and ``password=`` pairs in it (:func:`redact_text`: for the plugin's own
+    messages; a test's own text is only cleared of the known secrets, its URLs and addresses left
+    as written)."""
     global _SCRUB_PATTERN
     secrets = known_secrets()
     if secrets != _SCRUB_PATTERN[0]:
-        words = "|".join(re.escape(secret) for secret in secrets)  # (longest first)
-        _SCRUB_PATTERN = (secrets, re.compile(rf"(?<![A-Za-z0-9_])(?:{words})(?![A-Za-z0-9_])") if secrets else None)
+        _SCRUB_PATTERN = (secrets, secret_pattern(secrets))
     pattern = _SCRUB_PATTERN[1]
     known = pattern.sub("***", text) if pattern is not None else text
     return redact_text(known) if urls else known

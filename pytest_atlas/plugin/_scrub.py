@@ -10,8 +10,9 @@ API, ``$PGPASSWORD``, the password a TCP server of the run was given). Nothing e
 changes (a URL followed by an address further on stays as written), and the plugin's own result
 properties, built from redacted values, are left alone: a password that is also a word they hold
 (``pass``, ``fail``) would otherwise change a verdict. The same goes for internal errors and
-warnings. What a test writes to the terminal itself (``-s``) never passes through a report: it
-cannot be scrubbed.
+warnings, the values JUnit XML keeps apart from the reports (``record_testsuite_property``,
+``record_xml_attribute``), and a parametrized test's id, renamed as the test is made. What a test
+writes to the terminal itself (``-s``) never passes through a report: it cannot be scrubbed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import dataclasses
 import json
 import os
 import warnings
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -109,15 +111,63 @@ def _scrub_property(value: object) -> object:
 
 
 def scrub_report(report: pytest.TestReport | pytest.CollectReport) -> None:
-    """Scrub a report in place: its long representation, its captured sections, its properties."""
+    """Scrub a report in place: its long representation, its xfail reason, its captured sections,
+    its properties."""
     if report.longrepr is not None:
         report.longrepr = scrub_value(report.longrepr)
+    reason = getattr(report, "wasxfail", None)  # (XFAIL and XPASS lines, JUnit XML's <skipped message>)
+    if isinstance(reason, str):
+        setattr(report, "wasxfail", scrub(reason))  # noqa: B010 (pytest declares no such attribute)
     report.sections[:] = [(title, scrub(text)) for title, text in report.sections]
+    if isinstance(report, pytest.TestReport) and any(scrub(key) != key for key in report.keywords):
+        # (they hold the test's name as it was made, before hide_secrets_in_ids renamed it)
+        report.keywords = {scrub(key): value for key, value in report.keywords.items()}
     properties = getattr(report, "user_properties", None)
     if properties:
         properties[:] = [
             (name, value if name in _OWN_PROPERTIES else _scrub_property(value)) for name, value in properties
         ]
+
+
+def hide_secrets_in_ids(items: list[pytest.Function]) -> None:
+    """Rename, in place, the parametrized tests of one function whose id holds a secret this process
+    knows: ``test_login[Dsn_Pa55]`` becomes ``test_login[***]``; ids that become alike are numbered
+    as pytest numbers alike ids (``***0``, ``***1``). Only the name and the node id change (the
+    ``callspec`` keeps the real id), alike in every process of the run, as the tests are made:
+    before ``--lf`` and ``--sw`` compare the ids with those they stored (which are the new ones)."""
+    ids: dict[pytest.Function, str] = {}
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if (
+            callspec is not None
+            and item.name == f"{item.originalname}[{callspec.id}]"
+            and item.nodeid.endswith(item.name)
+        ):
+            ids[item] = callspec.id
+    hidden = {item: scrub(old) for item, old in ids.items() if scrub(old) != old}
+    taken = {old for item, old in ids.items() if item not in hidden}
+    alike = Counter(hidden.values())
+    numbers: Counter[str] = Counter()
+    for item, new in hidden.items():
+        if alike[new] > 1 or new in taken:
+            base, suffix = new, "_" if new[-1:].isdigit() else ""
+            while f"{base}{suffix}{numbers[base]}" in taken:
+                numbers[base] += 1
+            new = f"{base}{suffix}{numbers[base]}"
+            numbers[base] += 1
+        taken.add(new)
+        name = f"{item.originalname}[{new}]"
+        item._nodeid = item.nodeid[: -len(item.name)] + name
+        item.name = name
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
+    # renamed as they are made: before --lf's filter of a module's tests compares their ids
+    result = yield
+    if isinstance(result, list):
+        hide_secrets_in_ids([item for item in result if isinstance(item, pytest.Function)])
+    return result
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -133,6 +183,29 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collectreport(report: pytest.CollectReport) -> None:
     scrub_report(report)
+
+
+def scrub_junit_writer(plugin: object) -> None:
+    """Scrub what JUnit XML's writer (pytest's ``LogXML``, known by what it holds) keeps apart from
+    the reports until it writes the file: the ``record_testsuite_property`` values and the
+    attributes of each test case (``record_xml_attribute``'s). Anything else is left alone."""
+    properties = getattr(plugin, "global_properties", None)
+    reporters = getattr(plugin, "node_reporters_ordered", None)
+    if not isinstance(properties, list) or not isinstance(reporters, list):
+        return
+    properties[:] = [scrub_value(pair) for pair in properties]
+    for reporter in reporters:
+        attrs = vars(reporter).get("attrs")  # a test case still open (a finished one is an element)
+        if attrs is None and callable(getattr(reporter, "to_xml", None)):
+            attrs = getattr(reporter.to_xml(), "attrib", None)
+        if isinstance(attrs, dict):
+            attrs.update({key: scrub(value) for key, value in attrs.items() if isinstance(value, str)})
+
+
+@pytest.hookimpl(tryfirst=True)  # before JUnit XML's writer writes the file
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for plugin in session.config.pluginmanager.get_plugins():
+        scrub_junit_writer(plugin)
 
 
 @pytest.hookimpl(tryfirst=True)
