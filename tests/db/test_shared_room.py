@@ -159,7 +159,14 @@ def test_a_second_run_on_a_data_folder_with_room_for_one_is_refused_while_the_fi
     pytester.makepyfile(first=FIRST, second=SECOND)
     with small_tmpfs(96) as data:
         base = data / f"pytest-atlas-v2-{os.geteuid()}"
-        options = [f"--atlas-data-dir={data}", f"--atlas-cache-dir={cached}", "-p", "no:randomly", "-p", "no:cacheprovider"]
+        options = [
+            f"--atlas-data-dir={data}",
+            f"--atlas-cache-dir={cached}",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+        ]
         first = _Run(pytester, "first", [*options, "first.py"])
         runs.append(first)
         assert first.wait_for(signals / "first-planned"), first.text()
@@ -180,4 +187,123 @@ def test_a_second_run_on_a_data_folder_with_room_for_one_is_refused_while_the_fi
         assert "INTERNALERROR" not in first_text + second_text
         # both ended: nothing of theirs is left (no server folder, no reservation)
         assert sorted(path.name for path in base.glob("run-*")) == []
+        assert sorted(path.name for path in base.glob("rooms/*.json")) == []
+
+
+#: an inner project's conftest that makes a small tmpfs its /dev/shm (the real one is the machine's)
+_SMALL_SHM = """
+import os
+from pathlib import Path
+
+from pytest_atlas.db import _runtime
+
+_runtime._SHM = Path(os.environ["ATLAS_ROOM_SHM"])
+_runtime._shm_has_room = lambda: True  # (the 1 GiB a real /dev/shm must have: this one is small)
+"""
+
+
+@needs_root
+def test_a_second_run_goes_to_the_disk_when_the_first_holds_the_room_of_dev_shm(
+    pytester: pytest.Pytester, cached: Path, signals: Path, runs: list[_Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default data folder: /dev/shm (here a 96 MB tmpfs in its place) holds one run's server.
+    The first run chose it and waits before its server starts; the second run sees that room held
+    and keeps its data in the temp folder instead, its header naming the run that holds it; both
+    pass. The old code put both on /dev/shm, and the first run's tests found no space there."""
+    pytester.makepyfile(first=FIRST, second=SECOND)
+    pytester.makeconftest(_SMALL_SHM)
+    with small_tmpfs(96) as shm:
+        monkeypatch.setenv("ATLAS_ROOM_SHM", str(shm))
+        name = f"pytest-atlas-v2-{os.geteuid()}"
+        options = [f"--atlas-cache-dir={cached}", "-p", "no:randomly", "-p", "no:cacheprovider"]
+        first = _Run(pytester, "first", [*options, "first.py"])
+        runs.append(first)
+        assert first.wait_for(signals / "first-planned"), first.text()
+        second = _Run(pytester, "second", [*options, "second.py"])
+        runs.append(second)
+        assert second.wait_for(signals / "second-up"), second.text()
+        (signals / "first-go").touch()
+        first_code = first.finish()
+        (signals / "second-go").touch()
+        second_code = second.finish()
+        first_text, second_text = first.text(), second.text()
+        assert first_code == 0, first_text
+        assert "5 passed" in first_text, first_text
+        assert f"data in {shm / name}" in first_text, first_text
+        assert second_code == 0, second_text
+        assert "5 passed" in second_text, second_text
+        assert f"data in {shm / name}" not in second_text, second_text
+        assert (
+            f"atlas: data folder: not using {shm}: ~61 MB of its free space is held by another live run of "
+            f"yours (pytest, pid {first.pid} on "
+        ) in second_text, second_text
+        assert "No space left on device" not in first_text + second_text
+        assert sorted(path.name for path in (shm / name).glob("rooms/*.json")) == []
+
+
+@needs_root
+def test_a_killed_runs_reservation_is_not_counted_and_is_removed(
+    pytester: pytest.Pytester, cached: Path, signals: Path, runs: list[_Run]
+) -> None:
+    """A run killed (SIGKILL: no clean-up) while it holds its reservation: the next run finds the
+    reservation's lock free, does not count it, and removes it."""
+    pytester.makepyfile(first=FIRST, second=SECOND)
+    with small_tmpfs(96) as data:
+        base = data / f"pytest-atlas-v2-{os.geteuid()}"
+        options = [
+            f"--atlas-data-dir={data}",
+            f"--atlas-cache-dir={cached}",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+        ]
+        first = _Run(pytester, "first", [*options, "first.py"])
+        runs.append(first)
+        assert first.wait_for(signals / "first-planned"), first.text()
+        assert len(list(base.glob("rooms/*.json"))) == 1  # its reservation
+        first.kill()
+        assert len(list(base.glob("rooms/*.json"))) == 1  # left behind: nothing cleaned it up
+        (signals / "second-go").touch()
+        second = _Run(pytester, "second", [*options, "second.py"])
+        runs.append(second)
+        assert second.finish() == 0, second.text()
+        assert "5 passed" in second.text()
+        assert "held by" not in second.text()
+        assert sorted(path.name for path in base.glob("rooms/*")) == ["lock"]
+
+
+@needs_root
+def test_what_a_live_run_has_used_already_is_not_counted_twice(
+    pytester: pytest.Pytester, cached: Path, signals: Path, runs: list[_Run]
+) -> None:
+    """136 MB: the first run's server is up and it waits; its reservation (~99 MB: its server and
+    the cache's copy in memory) is mostly used already (the copy, the cluster, its test databases).
+    The second run counts only the part not used yet (the free space shows the rest), so its server
+    fits beside it and both pass. Counting the whole reservation against the free space as well
+    refuses the second run ('has 45 MB free, but ~99 MB of it is held by another live run')."""
+    pytester.makepyfile(first=FIRST, second=SECOND)
+    with small_tmpfs(136) as data:
+        base = data / f"pytest-atlas-v2-{os.geteuid()}"
+        options = [
+            f"--atlas-data-dir={data}",
+            f"--atlas-cache-dir={cached}",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+        ]
+        up = _Run(pytester, "second", [*options, "second.py"])  # its server up, holding it
+        runs.append(up)
+        assert up.wait_for(signals / "second-up"), up.text()
+        (signals / "first-go").touch()
+        later = _Run(pytester, "first", [*options, "first.py"])
+        runs.append(later)
+        later_code = later.finish()
+        (signals / "second-go").touch()
+        up_code = up.finish()
+        assert later_code == 0, later.text()
+        assert "5 passed" in later.text()
+        assert f"of its free space is held by another live run of yours (pytest, pid {up.pid} on " in later.text()
+        assert up_code == 0, up.text()
         assert sorted(path.name for path in base.glob("rooms/*.json")) == []
