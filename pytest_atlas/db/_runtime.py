@@ -17,8 +17,10 @@ else in the temp folder; every folder is created and checked by :func:`~._fs.ens
         pgpass                  0600 passfile, only when the server listens on TCP
         pgdata/                 the cluster: the server account's, 0700
         sock/                   the unix socket: the server account's, 0700
+        room                    the reservation its room is counted in (see _room)
       dsn-<token>/              the passfile of a run on an existing server whose DSN has a password
       cache/<tier>/             the hot tier of the cluster cache (see _cache)
+      rooms/                    the room live runs reserved in the folder (see _room)
 
 Nothing root opens later lives in a folder the server account controls, except ``postmaster.pid``,
 which is only read for the server's ``ready`` status while it starts, never through a link
