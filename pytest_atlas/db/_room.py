@@ -121,9 +121,10 @@ class Ledger:
         free = free_bytes(self.base)
         return None if free is None else free - self.held
 
-    def reserve(self, size: int, *, hot: str = "", hot_size: int = 0) -> Reservation:
+    def reserve(self, size: int, *, hot: str = "", hot_size: int = 0) -> Reservation | None:
         """Record this run's reservation (``size`` bytes, of them ``hot_size`` for the copy in
-        memory ``hot``, a path below the base folder's ``cache``), then let the room lock go."""
+        memory ``hot``, a path below the base folder's ``cache``), then let the room lock go. None
+        when the record cannot be written (the folder is full): the run reserves nothing."""
         assert self._lock is not None, "the room lock was let go already"
         try:
             token = secrets.token_hex(8)
@@ -138,7 +139,12 @@ class Ledger:
                 "started": time.time(),
                 "folder": os.getcwd(),
             }
-            create_private_file(draft, json.dumps(record).encode("utf-8"))  # O_EXCL, never through a link
+            try:
+                create_private_file(draft, json.dumps(record).encode("utf-8"))  # O_EXCL, never through a link
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.unlink(draft)
+                return None
             try:
                 lock = FileLock.acquire(draft, create=False)
                 assert lock is not None

@@ -128,7 +128,7 @@ def choose_base(
     if configured is not None:
         path = _configured_base(Path(os.path.abspath(configured)), name, mode, account)
         _check_reachable(path, account)
-        return Base(path, ledger=open_ledger(path) if decide else None)
+        return Base(path, ledger=_ledger(path) if decide else None)
     shm = _shm_has_room() and (free_bytes(_SHM) or 0) >= room
     parents = ([_SHM] if shm else []) + _temp_folders()
     if follow is not None and follow.name == name and follow.parent in {_SHM, *_temp_folders()}:
@@ -141,7 +141,7 @@ def choose_base(
         except ProvisioningError as exc:
             problems.append(exc.problem)
             continue
-        ledger = open_ledger(path) if decide else None
+        ledger = _ledger(path) if decide else None
         if ledger is not None and parent == _SHM and (ledger.free() or 0) < room:
             # what is free there is held by other live runs that have not used it yet
             held = f"~{size_text(ledger.held)} of its free space is held by {holders_text(ledger.others)}"
@@ -174,6 +174,16 @@ def choose_base(
         "no folder to keep the test server's data in: " + "; ".join(problems),
         hint="give a folder of yours that the server account can reach with --atlas-data-dir",
     )
+
+
+def _ledger(base: Path) -> Ledger | None:
+    """The room lock of ``base`` with the other runs' reservations (see :mod:`._room`), or None
+    when the folder cannot take its files (it is full, say): the run then decides on the free space
+    alone, as a run of a version before reservations does."""
+    try:
+        return open_ledger(base)
+    except (OSError, ProvisioningError):
+        return None
 
 
 _ELSEWHERE = "with --atlas-data-dir"

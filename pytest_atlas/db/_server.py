@@ -205,7 +205,7 @@ def plan_server(
     )
     plan.room_token = room_token
     try:
-        _plan_cache(plan, key_sources=sources, hot_decision=hot_decision)
+        _plan_cache(plan, hot_decision=hot_decision)
         _reserve(plan)
     finally:
         if plan.base.ledger is not None:
@@ -213,10 +213,9 @@ def plan_server(
     return plan
 
 
-def _plan_cache(plan: ServerPlan, *, key_sources: tuple[SqlSource, ...], hot_decision: str | None) -> None:
+def _plan_cache(plan: ServerPlan, *, hot_decision: str | None) -> None:
     """The cache part of :func:`plan_server`: the entry, and whether the in-memory tier is used."""
-    settings = plan.settings
-    sources = key_sources
+    settings, sources = plan.settings, plan.sources
     assert plan.install is not None
     assert plan.base is not None
     if settings.cache:
@@ -298,7 +297,8 @@ def _reserve(plan: ServerPlan) -> None:
             hot = str((cache.hot.root / plan.cache_key).relative_to(base.path / "cache"))
             hot_size = size
     plan.reservation = ledger.reserve(needed, hot=hot, hot_size=hot_size)
-    plan.room_token = plan.reservation.token
+    if plan.reservation is not None:
+        plan.room_token = plan.reservation.token
 
 
 def _room_for(entry: CacheEntry | None) -> int:

@@ -7,6 +7,7 @@ reservation (it has planned, its server not started yet) until the test lets it 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,6 +27,7 @@ _CLONES = (
 )
 
 _WAITS = """
+import json
 import os
 import time
 from pathlib import Path
@@ -192,6 +194,7 @@ def test_a_second_run_on_a_data_folder_with_room_for_one_is_refused_while_the_fi
 
 #: an inner project's conftest that makes a small tmpfs its /dev/shm (the real one is the machine's)
 _SMALL_SHM = """
+import json
 import os
 from pathlib import Path
 
@@ -307,3 +310,50 @@ def test_what_a_live_run_has_used_already_is_not_counted_twice(
         assert f"of its free space is held by another live run of yours (pytest, pid {up.pid} on " in later.text()
         assert up_code == 0, up.text()
         assert sorted(path.name for path in base.glob("rooms/*.json")) == []
+
+
+#: every worker (``--dist each``) starts its server, then waits
+EACH_WORKER = (
+    _WAITS
+    + """
+def test_server_up(atlas_db, worker_id):
+    atlas_db.execute("SELECT 1")
+    (SIGNALS / f"up-{worker_id}").touch()
+    wait_for("go")
+"""
+)
+
+
+@needs_root
+def test_the_workers_of_an_xdist_run_count_their_servers_in_its_one_reservation(
+    pytester: pytest.Pytester, cached: Path, signals: Path, runs: list[_Run]
+) -> None:
+    """Under pytest-xdist the controller decides and reserves for the servers of all its workers:
+    while both workers' servers are up there is one reservation (the controller's, for two servers),
+    and each server folder names it, so another run counts what they use against it."""
+    pytester.makepyfile(each=EACH_WORKER)
+    with small_tmpfs(256) as data:
+        base = data / f"pytest-atlas-v2-{os.geteuid()}"
+        options = [
+            f"--atlas-data-dir={data}",
+            f"--atlas-cache-dir={cached}",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+        ]
+        run = _Run(pytester, "each", [*options, "-n", "2", "--dist", "each", "each.py"])
+        runs.append(run)
+        assert run.wait_for(signals / "up-gw0"), run.text()
+        assert run.wait_for(signals / "up-gw1"), run.text()
+        reservations = list(base.glob("rooms/*.json"))
+        records = [json.loads(path.read_text()) for path in reservations]
+        tags = sorted((folder / "room").read_text() for folder in base.glob("run-*"))
+        (signals / "go").touch()
+        assert run.finish() == 0, run.text()
+        assert len(reservations) == 1, reservations
+        [record] = records
+        assert record["pid"] == run.pid
+        assert record["reserved"] >= 2 * (38 << 20)  # two servers, each a cluster and more
+        assert tags == [reservations[0].stem] * 2
+        assert list(base.glob("rooms/*.json")) == []
