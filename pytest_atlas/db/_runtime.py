@@ -17,8 +17,10 @@ else in the temp folder; every folder is created and checked by :func:`~._fs.ens
         pgpass                  0600 passfile, only when the server listens on TCP
         pgdata/                 the cluster: the server account's, 0700
         sock/                   the unix socket: the server account's, 0700
+        room                    the reservation its room is counted in (see _room)
       dsn-<token>/              the passfile of a run on an existing server whose DSN has a password
       cache/<tier>/             the hot tier of the cluster cache (see _cache)
+      rooms/                    the room live runs reserved in the folder (see _room)
 
 Nothing root opens later lives in a folder the server account controls, except ``postmaster.pid``,
 which is only read for the server's ``ready`` status while it starts, never through a link
@@ -54,8 +56,10 @@ from pytest_atlas.db._fs import (
     make_private_dir,
     no_space,
     remove_tree,
+    size_text,
 )
 from pytest_atlas.db._processes import FolderBirth, stop_servers
+from pytest_atlas.db._room import Ledger, holders_text, open_ledger, tag_run
 from pytest_atlas.errors import ProvisioningError
 
 __all__ = [
@@ -93,9 +97,19 @@ class Base:
     note: str = ""
     #: a private folder's ``lock``, held for the run's life: the folder is live while it is held
     lock: FileLock | None = field(default=None, repr=False, compare=False)
+    #: the folder's room lock, held while the run decides (``decide``), with the room other live
+    #: runs hold there (see :mod:`._room`); None for a private folder, or when not deciding
+    ledger: Ledger | None = field(default=None, repr=False, compare=False)
 
 
-def choose_base(configured: Path | None, account: ServerAccount, *, room: int = 0) -> Base:
+def choose_base(
+    configured: Path | None,
+    account: ServerAccount,
+    *,
+    room: int = 0,
+    decide: bool = False,
+    follow: Path | None = None,
+) -> Base:
     """The per-user base folder for server data: created if needed, checked (not a link, ours, not
     writable by others, reachable by ``account``), never chmod-ed if it already exists.
 
@@ -103,15 +117,22 @@ def choose_base(configured: Path | None, account: ServerAccount, *, room: int = 
     candidates are /dev/shm (if it has room: 1 GiB, and ``room``, what the run's servers need, one
     per pytest-xdist worker), the temp folder and /tmp; if each is refused (say,
     another account planted a link at the name), the run uses a private folder of its own
-    (like ``mkdtemp``), removed at its end, and the header says so."""
+    (like ``mkdtemp``), removed at its end, and the header says so.
+
+    With ``decide`` the chosen folder's room lock is taken (:attr:`Base.ledger`: the caller
+    reserves its room, or lets it go) and /dev/shm's room is what other live runs of this account
+    have not reserved there (see :mod:`._room`). ``follow``: the base folder the run's controller
+    chose (a pytest-xdist worker takes it as it is, when it is one of the candidates)."""
     mode = 0o700 if account.is_current else 0o711
     name = BASE_NAME.format(uid=os.geteuid())
     if configured is not None:
         path = _configured_base(Path(os.path.abspath(configured)), name, mode, account)
         _check_reachable(path, account)
-        return Base(path)
+        return Base(path, ledger=_ledger(path) if decide else None)
     shm = _shm_has_room() and (free_bytes(_SHM) or 0) >= room
     parents = ([_SHM] if shm else []) + _temp_folders()
+    if follow is not None and follow.name == name and follow.parent in {_SHM, *_temp_folders()}:
+        parents = [follow.parent, *parents]
     problems: list[str] = []
     for parent in dict.fromkeys(parents):
         try:
@@ -120,8 +141,15 @@ def choose_base(configured: Path | None, account: ServerAccount, *, room: int = 
         except ProvisioningError as exc:
             problems.append(exc.problem)
             continue
+        ledger = _ledger(path) if decide else None
+        if ledger is not None and parent == _SHM and (ledger.free() or 0) < room:
+            # what is free there is held by other live runs that have not used it yet
+            held = f"~{size_text(ledger.held)} of its free space is held by {holders_text(ledger.others)}"
+            problems.append(f"{_SHM}: {held}")
+            ledger.release()
+            continue
         note = f"not using {'; '.join(problems)}" if problems else ""
-        return Base(path, note=note)
+        return Base(path, note=note, ledger=ledger)
     safe = safe_parents(parents)  # where nobody else can rename a folder of ours away
     reaped = reap_private_bases(safe)  # what earlier runs that fell back too left when they were killed
     for parent in safe:
@@ -146,6 +174,16 @@ def choose_base(configured: Path | None, account: ServerAccount, *, room: int = 
         "no folder to keep the test server's data in: " + "; ".join(problems),
         hint="give a folder of yours that the server account can reach with --atlas-data-dir",
     )
+
+
+def _ledger(base: Path) -> Ledger | None:
+    """The room lock of ``base`` with the other runs' reservations (see :mod:`._room`), or None
+    when the folder cannot take its files (it is full, say): the run then decides on the free space
+    alone, as a run of a version before reservations does."""
+    try:
+        return open_ledger(base)
+    except (OSError, ProvisioningError):
+        return None
 
 
 _ELSEWHERE = "with --atlas-data-dir"
@@ -241,8 +279,11 @@ class RunDir:
         return os.path.lexists(self.path / _KEPT)
 
     @classmethod
-    def create(cls, base: Path, account: ServerAccount, *, keep: bool, kind: str = "run") -> RunDir:
-        """A new folder ``<kind>-<token>`` in ``base``, its lock held by this process."""
+    def create(
+        cls, base: Path, account: ServerAccount, *, keep: bool, kind: str = "run", room: str | None = None
+    ) -> RunDir:
+        """A new folder ``<kind>-<token>`` in ``base``, its lock held by this process; ``room``: the
+        token of the reservation its room is counted in (see :mod:`._room`)."""
         token = secrets.token_hex(4)
         mode = 0o700 if account.is_current else 0o711
         new = base / f".new-{token}"
@@ -254,6 +295,8 @@ class RunDir:
             FolderBirth.now().write(new)  # before any server of it exists (see _processes)
             if keep:
                 create_private_file(new / _KEPT)
+            if room:
+                tag_run(new, room)
             path = base / f"{kind}-{token}"
             os.rename(new, path)
         except BaseException:

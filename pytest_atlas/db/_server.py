@@ -7,10 +7,12 @@ it. An existing server given by DSN is attached in :mod:`._external`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -59,6 +61,7 @@ from pytest_atlas.db._fs import (
 )
 from pytest_atlas.db._postgres import AtlasPostgres, create_template
 from pytest_atlas.db._reset import isolation_header
+from pytest_atlas.db._room import Holder, Reservation, held_note, holders_text
 from pytest_atlas.db._runtime import Base, RunDir, choose_base, reap_stale
 from pytest_atlas.errors import ProvisioningError
 from pytest_atlas.schema import SqlSource, fingerprint
@@ -93,6 +96,24 @@ class ServerPlan:
     #: or None when there was none to decide on (no cache, no tmpfs): what the xdist controller
     #: hands its workers, so that a worker does not weigh the copy against its own server only
     hot_decision: str | None = None
+    #: the data folder's free space when the run decided (None: unknown), and what other live runs
+    #: of this account had reserved there and not used yet (see :mod:`._room`)
+    room_free: int | None = None
+    room_held: int = 0
+    holders: list[Holder] = field(default_factory=list, repr=False)
+    #: for the header: the room other live runs hold in the data folder, or ""
+    room_note: str = ""
+    #: this run's reservation in the data folder (its controller's, on a pytest-xdist worker: then
+    #: only its token is known), released at the end of the run
+    reservation: Reservation | None = field(default=None, repr=False)
+    room_token: str | None = None
+
+    def release_room(self) -> None:
+        """Let this run's reservation go (the end of the run; idempotent)."""
+        if self.reservation is not None:
+            self.reservation.release()
+        if self.base is not None and self.base.ledger is not None:
+            self.base.ledger.release()
 
     @property
     def tcp(self) -> bool:
@@ -138,6 +159,8 @@ class ServerPlan:
             lines.append(f"atlas: hot cache in memory: {size} in {entries} ({folder}), at most {megabytes(HOT_BUDGET)}")
         if self.base.note:
             lines.append(f"atlas: data folder: {self.base.note}")
+        if self.room_note:
+            lines.append(f"atlas: data folder: {self.room_note}")
         return [*lines, isolation]
 
 
@@ -147,6 +170,9 @@ def plan_server(
     *,
     servers: int = 1,
     hot_decision: str | None = None,
+    decide: bool = True,
+    follow: str | None = None,
+    room_token: str | None = None,
 ) -> ServerPlan:
     """Decide where the server comes from (existing DSN, or which binaries, account, data folder and
     cache entry). Creates the data and cache folders (checked) but starts nothing.
@@ -155,7 +181,13 @@ def plan_server(
     worker); the in-memory tier is used only if its copy leaves room for all of them.
     ``hot_decision``: that decision as the run's controller made it (see
     :attr:`ServerPlan.hot_decision`): a worker takes it as it is (the free space it sees is what
-    the other workers' servers left it)."""
+    the other workers' servers left it).
+
+    ``decide``: the run decides on its data folder's room and reserves it (see :mod:`._room`), with
+    that folder's room lock held from choosing the folder to the reservation, so that another run
+    of the account deciding at once counts it. A pytest-xdist worker does not: it takes the folder
+    its controller chose (``follow``) and counts its server in the controller's reservation
+    (``room_token``)."""
     plan = ServerPlan(settings=settings, sources=sources, servers=max(servers, 1))
     if settings.dsn is not None:
         plan.dsn = settings.dsn
@@ -164,7 +196,28 @@ def plan_server(
     plan.install = find_install(settings.pg_bin)
     plan.account = server_account(settings.run_as)
     # the default folder is /dev/shm only if it holds the servers of every worker
-    plan.base = choose_base(settings.data_dir, plan.account, room=plan.servers * (CLUSTER_SIZE + server_room()))
+    plan.base = choose_base(
+        settings.data_dir,
+        plan.account,
+        room=plan.servers * (CLUSTER_SIZE + server_room()),
+        decide=decide,
+        follow=Path(follow) if follow else None,
+    )
+    plan.room_token = room_token
+    try:
+        _plan_cache(plan, hot_decision=hot_decision)
+        _reserve(plan)
+    finally:
+        if plan.base.ledger is not None:
+            plan.base.ledger.release()  # (reserved by now, unless planning failed)
+    return plan
+
+
+def _plan_cache(plan: ServerPlan, *, hot_decision: str | None) -> None:
+    """The cache part of :func:`plan_server`: the entry, and whether the in-memory tier is used."""
+    settings, sources = plan.settings, plan.sources
+    assert plan.install is not None
+    assert plan.base is not None
     if settings.cache:
         cache = ClusterCache(settings.cache_dir or default_cache_dir())
         plan.cache_key = key = ClusterCache.key(plan.install, _SETTINGS_TEXT, fingerprint(sources))
@@ -172,7 +225,7 @@ def plan_server(
             cache.prepare()
         except CacheUnavailable as exc:
             plan.cache_state = f"unavailable: {exc}; starting without a cache"
-            return plan
+            return
         plan.cache = cache
         base = plan.base
         if not base.private and is_tmpfs(base.path) and not is_tmpfs(cache.root):
@@ -205,7 +258,47 @@ def plan_server(
             plan.cache_state += f"; {damage}"
         if cache.cleaned:
             plan.cache_state += f"; removed {len(cache.cleaned)} folder(s) of interrupted cache stores"
-    return plan
+
+
+def _needs(plan: ServerPlan) -> tuple[int, int, int]:
+    """What the run's servers need in the data folder: (the cluster's size, the room a server needs
+    besides it, all of it: every server, and the copy in memory the first server makes)."""
+    entry = plan.cache.checked if plan.cache is not None else None
+    size = entry.size if entry is not None else CLUSTER_SIZE
+    room = _room_for(entry)
+    needed = plan.servers * (size + room)
+    if plan.cache is not None and plan.cache.hot is not None and (entry is None or entry.persistent):
+        needed += size  # the copy in memory the first server makes (kept only when all fit beside it)
+    return size, room, needed
+
+
+def _reserve(plan: ServerPlan) -> None:
+    """With the data folder's room lock held: note what other live runs hold there, and record
+    this run's reservation if its servers fit beside them (a run that does not fit reserves
+    nothing: it is refused, or its server start says the folder is full)."""
+    base = plan.base
+    assert base is not None
+    ledger = base.ledger
+    if ledger is None:
+        return
+    plan.room_free = free_bytes(base.path)
+    plan.room_held = ledger.held
+    plan.holders = list(ledger.others)
+    plan.room_note = held_note(ledger)
+    size, _room, needed = _needs(plan)
+    free = ledger.free()
+    if free is not None and free < needed:
+        ledger.release()
+        return
+    hot, hot_size = "", 0
+    cache, entry = plan.cache, plan.cache.checked if plan.cache is not None else None
+    if cache is not None and cache.hot is not None and plan.cache_key and (entry is None or entry.persistent):
+        with contextlib.suppress(ValueError):
+            hot = str((cache.hot.root / plan.cache_key).relative_to(base.path / "cache"))
+            hot_size = size
+    plan.reservation = ledger.reserve(needed, hot=hot, hot_size=hot_size)
+    if plan.reservation is not None:
+        plan.room_token = plan.reservation.token
 
 
 def _room_for(entry: CacheEntry | None) -> int:
@@ -227,7 +320,10 @@ def _fit_in_memory(cache: ClusterCache, base: Base, servers: int = 1) -> str:
     room = _room_for(entry)
     cache.hot_room = room
     needed = servers * (size + room)  # the servers, without the copy in memory
+    held = base.ledger.held if base.ledger is not None else 0  # what other live runs reserved there
     free = free_bytes(base.path)
+    if free is not None:
+        free -= held
     if entry is not None and not entry.persistent:
         if free is None or free >= needed:
             return ""  # the copy in memory is there already, and the servers fit beside it
@@ -241,45 +337,61 @@ def _fit_in_memory(cache: ClusterCache, base: Base, servers: int = 1) -> str:
         if servers == 1
         else f"the {servers} servers of -n {servers} (~{size_text(size + room)} each)"
     )
+    shown = size_text(free_bytes(base.path) or 0)
+    if held and base.ledger is not None:
+        shown += f" (~{size_text(held)} of it held by {holders_text(base.ledger.others)})"
     note = (
-        f"not used: {base.path} has {size_text(free_bytes(base.path) or 0)} free, a copy in memory "
+        f"not used: {base.path} has {shown} free, a copy in memory "
         f"({size_text(size)}) and {them} need ~{total}; give --atlas-data-dir a tmpfs with ~{total} free to "
         "keep clusters in memory"
     )
-    held = sum(info.size for info in hot_usage(hot.root.parent))
     # the copies in memory go only if that lets the servers fit (else the run fails anyway, saying so)
-    removed = make_room(hot.root.parent, needed) if (free_bytes(base.path) or 0) + held >= needed else []
+    copies = sum(info.size for info in hot_usage(hot.root.parent))
+    avail = (free_bytes(base.path) or 0) - held
+    removed = make_room(hot.root.parent, needed + held) if avail + copies >= needed else []
     if removed:
         note += f"; removed {len(removed)} cop{'y' if len(removed) == 1 else 'ies'} in memory no run was using"
     return note
 
 
 def refuse_crowded(plan: ServerPlan, where: str) -> None:
-    """Before any test of a pytest-xdist run: raise NoSpaceError unless the data folder has room for
-    the servers of all its workers at once (each worker checks only its own when it starts, and
-    all would start, then run out of space mid-run). ``where`` names the setting of the folder
-    (``--atlas-data-dir``, the ini key), or says it is the default one."""
+    """Before any test: raise NoSpaceError unless the data folder has room for the servers of all
+    the run's pytest-xdist workers at once (each worker checks only its own when it starts, and all
+    would start, then run out of space mid-run), beside what other live runs of the account
+    reserved there and have not used yet (they decided before this run, counting on it). ``where``
+    names the setting of the folder (``--atlas-data-dir``, the ini key), or says it is the default
+    one. A run alone on a folder too small for its one server is not refused here: its server start
+    says so."""
     base = plan.base
-    if plan.servers <= 1 or plan.dsn is not None or base is None:
+    if plan.dsn is not None or base is None or (plan.servers <= 1 and not plan.room_held):
         return
-    entry = plan.cache.checked if plan.cache is not None else None
-    size = entry.size if entry is not None else CLUSTER_SIZE
-    room = _room_for(entry)
+    size, room, needed = _needs(plan)
     each = size + room
-    needed = plan.servers * each
-    if plan.cache is not None and plan.cache.hot is not None and (entry is None or entry.persistent):
-        needed += size  # the copy in memory the first server makes (kept only when all fit beside it)
-    free = free_bytes(base.path)
-    if free is None or free >= needed:
+    free = plan.room_free if plan.room_free is not None else free_bytes(base.path)  # as the run decided
+    if free is None or free - plan.room_held >= needed:
         return
-    fits = free // each
+    shown = f"{size_text(free)} free"
+    others = ""
+    if plan.room_held:
+        others = holders_text(plan.holders)
+        shown += f", but ~{size_text(plan.room_held)} of it is held by {others}"
+    fits = max(free - plan.room_held, 0) // each
+    if plan.servers <= 1:
+        raise NoSpaceError(
+            f"{where}: {base.path} has {shown}, and this run's server needs ~{size_text(each)} "
+            f"({size_text(size)} for the cluster, {size_text(room)} for its WAL and test databases)",
+            hint="wait for that run to end (runs of one account share the folder's room), or give "
+            "--atlas-data-dir another folder with room, or a larger tmpfs",
+        )
     fewer = f"-n {fits} fits" if fits >= 1 else "not even one server fits"
+    joint = "; and " if plan.room_held else ", but "
     raise NoSpaceError(
-        f"{where}: {base.path} has {size_text(free)} free, but -n {plan.servers} starts {plan.servers} servers "
+        f"{where}: {base.path} has {shown}{joint}-n {plan.servers} starts {plan.servers} servers "
         f"there, ~{size_text(each)} each ({size_text(size)} for the cluster, {size_text(room)} for its WAL and "
         f"test databases): ~{size_text(needed)} in all",
-        hint=f"give it ~{size_text(needed)} free (a larger tmpfs), run fewer workers ({fewer}), or give "
-        "--atlas-data-dir another folder with room",
+        hint=f"give it ~{size_text(needed)} free (a larger tmpfs), run fewer workers ({fewer}), "
+        + ("wait for the other run to end, " if plan.room_held else "")
+        + "or give --atlas-data-dir another folder with room",
     )
 
 
@@ -307,7 +419,7 @@ def start_server(plan: ServerPlan) -> AtlasPostgres:
     reaped = reap_stale(base.path)
     install = reachable_install(plan.install, account, base.path)
     try:
-        run = RunDir.create(base.path, account, keep=settings.keep_db)
+        run = RunDir.create(base.path, account, keep=settings.keep_db, room=plan.room_token)
     except OSError as exc:
         if out_of_space(exc):
             needed = CLUSTER_SIZE + server_room()

@@ -11,7 +11,7 @@ import pytest
 from pytest_atlas._dsn import hide_dsn_passwords
 from pytest_atlas._table import render_table
 from pytest_atlas.errors import AtlasError
-from pytest_atlas.fixtures import HOT_DECISION, existing_run_state, run_state
+from pytest_atlas.fixtures import HOT_DECISION, ROOM_DECISION, existing_run_state, run_state
 
 _KEPT = "atlas_kept"
 _NOTES = "atlas_notes"
@@ -43,14 +43,16 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """Before any test of a pytest-xdist run (on its controller): a data folder without room for
-    the servers of all its workers is a usage error (each worker alone would see room for its own
-    server, start it, and the run would run out of space mid-run)."""
-    if hasattr(config, "workerinput") or config.getoption("collectonly", False):
+    """Before any test (on a pytest-xdist run's controller): the run decides on its data folder and
+    reserves its room there, so that another run of the account starting at once counts it. A data
+    folder without room for the servers of all its workers is a usage error (each worker alone
+    would see room for its own server, start it, and the run would run out of space mid-run), and
+    so is one whose room another live run holds."""
+    if hasattr(config, "workerinput") or config.getoption("collectonly", False) or config.getoption("help", False):
         return
     state = run_state(config)
     settings = state.settings
-    if state.servers <= 1 or settings.dsn is not None:
+    if settings.dsn is not None:
         return
     from pytest_atlas.db import NoSpaceError, refuse_crowded
 
@@ -70,11 +72,14 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist controller: hand each worker the run's decision on the in-memory cache tier (made for
-    the servers of all workers), so that no worker weighs the copy against its own server only."""
+    the servers of all workers), so that no worker weighs the copy against its own server only, and
+    the data folder it chose with its reservation there (the workers' servers are counted in it)."""
     state = existing_run_state(node.config)
     plan = state.planned if state is not None else None
     if plan is not None and plan.hot_decision is not None:
         node.workerinput[HOT_DECISION] = plan.hot_decision
+    if plan is not None and plan.base is not None and not plan.base.private and plan.room_token is not None:
+        node.workerinput[ROOM_DECISION] = {"base": str(plan.base.path), "token": plan.room_token}
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
