@@ -149,6 +149,11 @@ def runs() -> Iterator[list[_Run]]:
             run.kill()
 
 
+def _options(data: Path, cached: Path) -> list[str]:
+    """An inner run's options: its data folder and the shared cache, in a fixed order, no cache files."""
+    return [f"--atlas-data-dir={data}", f"--atlas-cache-dir={cached}", "-p", "no:randomly", "-p", "no:cacheprovider"]
+
+
 def _overlap(
     pytester: pytest.Pytester, options: list[str], signals: Path, runs: list[_Run], *, second_must_start: bool
 ) -> tuple[_Run, _Run]:
@@ -181,14 +186,7 @@ def test_a_second_run_on_a_data_folder_with_room_for_one_is_refused_while_the_fi
     pytester.makepyfile(first=FIRST, second=SECOND)
     with small_tmpfs(96) as data:
         base = data / f"pytest-atlas-v2-{os.geteuid()}"
-        options = [
-            f"--atlas-data-dir={data}",
-            f"--atlas-cache-dir={cached}",
-            "-p",
-            "no:randomly",
-            "-p",
-            "no:cacheprovider",
-        ]
+        options = _options(data, cached)
         # (the old code: the second run's server is up, holding the room, before the first goes on)
         first, second = _overlap(pytester, options, signals, runs, second_must_start=False)
         first_code, second_code = first.code, second.code
@@ -258,14 +256,7 @@ def test_a_killed_runs_reservation_is_not_counted_and_is_removed(
     pytester.makepyfile(first=FIRST, second=SECOND)
     with small_tmpfs(96) as data:
         base = data / f"pytest-atlas-v2-{os.geteuid()}"
-        options = [
-            f"--atlas-data-dir={data}",
-            f"--atlas-cache-dir={cached}",
-            "-p",
-            "no:randomly",
-            "-p",
-            "no:cacheprovider",
-        ]
+        options = _options(data, cached)
         first = _Run(pytester, "first", [*options, "first.py"])
         runs.append(first)
         assert first.wait_for(signals / "first-planned"), first.text()
@@ -293,14 +284,7 @@ def test_what_a_live_run_has_used_already_is_not_counted_twice(
     pytester.makepyfile(first=FIRST, second=SECOND)
     with small_tmpfs(136) as data:
         base = data / f"pytest-atlas-v2-{os.geteuid()}"
-        options = [
-            f"--atlas-data-dir={data}",
-            f"--atlas-cache-dir={cached}",
-            "-p",
-            "no:randomly",
-            "-p",
-            "no:cacheprovider",
-        ]
+        options = _options(data, cached)
         up = _Run(pytester, "second", [*options, "second.py"])  # its server up, holding it
         runs.append(up)
         assert up.wait_for(signals / "second-up"), up.text()
@@ -339,14 +323,7 @@ def test_the_workers_of_an_xdist_run_count_their_servers_in_its_one_reservation(
     pytester.makepyfile(each=EACH_WORKER)
     with small_tmpfs(256) as data:
         base = data / f"pytest-atlas-v2-{os.geteuid()}"
-        options = [
-            f"--atlas-data-dir={data}",
-            f"--atlas-cache-dir={cached}",
-            "-p",
-            "no:randomly",
-            "-p",
-            "no:cacheprovider",
-        ]
+        options = _options(data, cached)
         run = _Run(pytester, "each", [*options, "-n", "2", "--dist", "each", "each.py"])
         runs.append(run)
         assert run.wait_for(signals / "up-gw0"), run.text()
