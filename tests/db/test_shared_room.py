@@ -122,7 +122,8 @@ class _Run:
         return True
 
     def finish(self) -> int:
-        return self.proc.wait(timeout=_PATIENCE)
+        self.code: int = self.proc.wait(timeout=_PATIENCE)
+        return self.code
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -148,6 +149,30 @@ def runs() -> Iterator[list[_Run]]:
             run.kill()
 
 
+def _options(data: Path, cached: Path) -> list[str]:
+    """An inner run's options: its data folder and the shared cache, in a fixed order, no cache files."""
+    return [f"--atlas-data-dir={data}", f"--atlas-cache-dir={cached}", "-p", "no:randomly", "-p", "no:cacheprovider"]
+
+
+def _overlap(
+    pytester: pytest.Pytester, options: list[str], signals: Path, runs: list[_Run], *, second_must_start: bool
+) -> tuple[_Run, _Run]:
+    """Run first.py and second.py so that they overlap: the first plans and waits, the second starts
+    (and, if ``second_must_start``, must get as far as its server), then each goes on in turn to its end."""
+    first = _Run(pytester, "first", [*options, "first.py"])
+    runs.append(first)
+    assert first.wait_for(signals / "first-planned"), first.text()
+    second = _Run(pytester, "second", [*options, "second.py"])
+    runs.append(second)
+    started = second.wait_for(signals / "second-up")
+    assert started or not second_must_start, second.text()
+    (signals / "first-go").touch()
+    first.finish()
+    (signals / "second-go").touch()
+    second.finish()
+    return first, second
+
+
 @needs_root
 def test_a_second_run_on_a_data_folder_with_room_for_one_is_refused_while_the_first_holds_it(
     pytester: pytest.Pytester, cached: Path, signals: Path, runs: list[_Run]
@@ -161,24 +186,10 @@ def test_a_second_run_on_a_data_folder_with_room_for_one_is_refused_while_the_fi
     pytester.makepyfile(first=FIRST, second=SECOND)
     with small_tmpfs(96) as data:
         base = data / f"pytest-atlas-v2-{os.geteuid()}"
-        options = [
-            f"--atlas-data-dir={data}",
-            f"--atlas-cache-dir={cached}",
-            "-p",
-            "no:randomly",
-            "-p",
-            "no:cacheprovider",
-        ]
-        first = _Run(pytester, "first", [*options, "first.py"])
-        runs.append(first)
-        assert first.wait_for(signals / "first-planned"), first.text()
-        second = _Run(pytester, "second", [*options, "second.py"])
-        runs.append(second)
-        second.wait_for(signals / "second-up")  # the old code: its server is up, holding the room
-        (signals / "first-go").touch()
-        first_code = first.finish()
-        (signals / "second-go").touch()
-        second_code = second.finish()
+        options = _options(data, cached)
+        # (the old code: the second run's server is up, holding the room, before the first goes on)
+        first, second = _overlap(pytester, options, signals, runs, second_must_start=False)
+        first_code, second_code = first.code, second.code
         first_text, second_text = first.text(), second.text()
         assert first_code == 0, first_text
         assert "5 passed" in first_text, first_text
@@ -219,16 +230,8 @@ def test_a_second_run_goes_to_the_disk_when_the_first_holds_the_room_of_dev_shm(
         monkeypatch.setenv("ATLAS_ROOM_SHM", str(shm))
         name = f"pytest-atlas-v2-{os.geteuid()}"
         options = [f"--atlas-cache-dir={cached}", "-p", "no:randomly", "-p", "no:cacheprovider"]
-        first = _Run(pytester, "first", [*options, "first.py"])
-        runs.append(first)
-        assert first.wait_for(signals / "first-planned"), first.text()
-        second = _Run(pytester, "second", [*options, "second.py"])
-        runs.append(second)
-        assert second.wait_for(signals / "second-up"), second.text()
-        (signals / "first-go").touch()
-        first_code = first.finish()
-        (signals / "second-go").touch()
-        second_code = second.finish()
+        first, second = _overlap(pytester, options, signals, runs, second_must_start=True)
+        first_code, second_code = first.code, second.code
         first_text, second_text = first.text(), second.text()
         assert first_code == 0, first_text
         assert "5 passed" in first_text, first_text
@@ -253,14 +256,7 @@ def test_a_killed_runs_reservation_is_not_counted_and_is_removed(
     pytester.makepyfile(first=FIRST, second=SECOND)
     with small_tmpfs(96) as data:
         base = data / f"pytest-atlas-v2-{os.geteuid()}"
-        options = [
-            f"--atlas-data-dir={data}",
-            f"--atlas-cache-dir={cached}",
-            "-p",
-            "no:randomly",
-            "-p",
-            "no:cacheprovider",
-        ]
+        options = _options(data, cached)
         first = _Run(pytester, "first", [*options, "first.py"])
         runs.append(first)
         assert first.wait_for(signals / "first-planned"), first.text()
@@ -288,14 +284,7 @@ def test_what_a_live_run_has_used_already_is_not_counted_twice(
     pytester.makepyfile(first=FIRST, second=SECOND)
     with small_tmpfs(136) as data:
         base = data / f"pytest-atlas-v2-{os.geteuid()}"
-        options = [
-            f"--atlas-data-dir={data}",
-            f"--atlas-cache-dir={cached}",
-            "-p",
-            "no:randomly",
-            "-p",
-            "no:cacheprovider",
-        ]
+        options = _options(data, cached)
         up = _Run(pytester, "second", [*options, "second.py"])  # its server up, holding it
         runs.append(up)
         assert up.wait_for(signals / "second-up"), up.text()
@@ -334,14 +323,7 @@ def test_the_workers_of_an_xdist_run_count_their_servers_in_its_one_reservation(
     pytester.makepyfile(each=EACH_WORKER)
     with small_tmpfs(256) as data:
         base = data / f"pytest-atlas-v2-{os.geteuid()}"
-        options = [
-            f"--atlas-data-dir={data}",
-            f"--atlas-cache-dir={cached}",
-            "-p",
-            "no:randomly",
-            "-p",
-            "no:cacheprovider",
-        ]
+        options = _options(data, cached)
         run = _Run(pytester, "each", [*options, "-n", "2", "--dist", "each", "each.py"])
         runs.append(run)
         assert run.wait_for(signals / "up-gw0"), run.text()
