@@ -148,4 +148,9 @@ def test_a_gate_on_an_older_schema_names_the_missing_column(
     faults.setenv("MODE", "hold")
     result = run(pytester, "--atlas-gates", atlas_dsn)
     assert result.parseoutcomes()["errors"] == 1 and result.ret == 7
-    result.stdout.fnmatch_lines(["*reward_stats does not exist*", "*how to fix: *older*Atlas*schema*"])
+    result.stdout.fnmatch_lines(["*column sessions.reward_stats does not exist*", "*how to fix: *older*Atlas*schema*"])
+    text = result.stdout.str()
+    # the table and column, never the query's alias for the table
+    assert "s.reward_stats" not in text.replace("sessions.reward_stats", "")
+    assert "the sessions table has no column reward_stats" in text
+    assert "ADD COLUMN IF NOT EXISTS" in text and "--atlas-target" in text

@@ -12,6 +12,7 @@ change in one place.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,9 +113,42 @@ class QueryProblem:
     transient: bool
 
 
-def query_problem(exc: psycopg.Error, conn: psycopg.Connection[Any] | None = None) -> QueryProblem:
+#: the server's words for a qualified column the table lacks: ``column s.reward_stats does not exist``
+_MISSING_COLUMN = re.compile(r'column "?([A-Za-z_][\w$]*)"?\."?([A-Za-z_][\w$]*)"? does not exist')
+
+
+def _table_of(alias: str, statement: str) -> str | None:
+    """The table the statement names ``alias`` for (``FROM sessions AS s``, ``JOIN plans p``); a
+    table the statement names without an alias is its own."""
+    named = re.finditer(r'\b(?:FROM|JOIN)\s+"?(\w+)"?(?:\s+(?:AS\s+)?"?(\w+)"?)?', statement, flags=re.IGNORECASE)
+    for found in named:
+        table, name = found.group(1), found.group(2)
+        if alias.lower() in (table.lower(), (name or "").lower()):
+            return table
+    return None
+
+
+def _missing_column(problem: str, statement: str | None) -> tuple[str, str | None, str | None]:
+    """``problem`` with a query's alias replaced by the table it stands for (``column
+    sessions.reward_stats does not exist``), and that table and column when they are known."""
+    found = _MISSING_COLUMN.search(problem)
+    if found is None:
+        return problem, None, None
+    alias, column = found.groups()
+    table = _table_of(alias, statement) if statement else None
+    if table is None:
+        return problem, None, column
+    named = f"column {table}.{column} does not exist"
+    return problem[: found.start()] + named + problem[found.end() :], table, column
+
+
+def query_problem(
+    exc: psycopg.Error, conn: psycopg.Connection[Any] | None = None, *, statement: str | None = None
+) -> QueryProblem:
     """The meaning of ``exc``, raised by a query on a connection to the checked database (``conn``,
-    if given, tells a connection the server cut from a refused statement)."""
+    if given, tells a connection the server cut from a refused statement). ``statement``, the text
+    of the query that failed, lets a missing column be named by its table rather than by the
+    query's alias for it."""
     problem = one_line(exc)
     state = getattr(exc, "sqlstate", None)
     if state == "57014":  # query_canceled: a statement timeout (or a cancel request): again, it would time out again
@@ -134,10 +168,14 @@ def query_problem(exc: psycopg.Error, conn: psycopg.Connection[Any] | None = Non
             transient=True,
         )
     if state == "42703":  # undefined_column
+        problem, table, column = _missing_column(problem, statement)
+        lacks = f"the {table} table has no column {column}, so " if table and column else ""
         return QueryProblem(
             problem,
-            "the database has an older (or another) Atlas schema than the one this check reads: upgrade "
-            "it with the Atlas version that writes to it (pytest-atlas ships Atlas's schema as schema.sql)",
+            f"{lacks}the database has an older (or another) Atlas schema than the one this check reads: upgrade "
+            "it with the schema of the Atlas version your harness runs (pytest-atlas ships Atlas's as schema.sql, "
+            "whose ALTER TABLE ... ADD COLUMN IF NOT EXISTS statements add the columns newer versions read), or "
+            "point --atlas-target at the database your Atlas harness writes to",
             transient=False,
         )
     return QueryProblem(

@@ -9,7 +9,7 @@ module checks (see :mod:`pytest_atlas.gates._kinds`). Light: no numpy, no scipy.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pytest_atlas._arguments import check_bool, check_choice, check_string, unknown_names
@@ -71,6 +71,7 @@ class GateSpec:
                     hint="a drift gate recomputes Atlas's own check, which uses every session",
                 )
             built = kind.build({k: v for k, v in options.items() if k in kind.option_names})
+            built = _inherit_uncertainty(kind.scored, selection, built)
             _check_baseline(selection, getattr(built, "baseline", None))
             return cls(
                 name,
@@ -92,6 +93,19 @@ class GateSpec:
     def describe(self) -> dict[str, Any]:
         """The gate's settings, JSON-ready (for the report)."""
         return {"kind": self.kind, **self.selection.describe(), **self.options.describe()}
+
+
+def _inherit_uncertainty(scored: bool, selection: Selection, built: Any) -> Any:
+    """The gate's ``max_uncertainty`` applies to both sides of a comparison: a scored kind's
+    baseline selection that sets no bound of its own takes the gate's, so that sure scores are
+    compared with sure scores (a baseline file holds the series as the run that saved it read
+    them, its bound applied then)."""
+    baseline = getattr(built, "baseline", None)
+    if not scored or not isinstance(baseline, Selection) or selection.max_uncertainty is None:
+        return built
+    if baseline.max_uncertainty is not None:
+        return built
+    return replace(built, baseline=replace(baseline, max_uncertainty=selection.max_uncertainty))
 
 
 def _check_baseline(selection: Selection, baseline: object) -> None:

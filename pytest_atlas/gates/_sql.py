@@ -113,10 +113,10 @@ def read_only(
         raise _query_error(exc, conn) from None
 
 
-def _query_error(exc: psycopg.Error, conn: psycopg.Connection[Any]) -> GateError:
+def _query_error(exc: psycopg.Error, conn: psycopg.Connection[Any], *, statement: str | None = None) -> GateError:
     """The GateError of a failed read: what the server said, a hint for its cause, and whether
-    reading again may succeed (``transient``)."""
-    found = query_problem(exc, conn)
+    reading again may succeed (``transient``); ``statement``: the text of the query that failed."""
+    found = query_problem(exc, conn, statement=statement)
     error = GateError(f"gate query failed: {found.problem}", hint=found.hint)
     error.transient = found.transient
     return error
@@ -156,7 +156,11 @@ def run(
     with read_only(conn, binary=binary, bare=bare) as cursor:
         for name, value in (planner or {}).items():
             cursor.execute("SELECT set_config(%s, %s, true)", (name, value))
-        cursor.execute(query, params)
+        try:
+            cursor.execute(query, params)
+        except psycopg.errors.UndefinedColumn as exc:
+            # an older schema: named by its table, which only the statement's text tells
+            raise _query_error(exc, conn, statement=query.as_string(cursor)) from None
         return list(cursor.fetchall())
 
 

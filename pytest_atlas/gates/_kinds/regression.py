@@ -11,7 +11,7 @@ selection shares sessions with the candidate fails uncompared.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -129,8 +129,11 @@ def evaluate(conn: psycopg.Connection[Any], spec: GateSpec, options: RegressionO
             for key, s in sorted(series.items())
         ]
         return Evaluation(rows, (*notes, "no baseline: recording only"), _without_ids(series))
-    _check_baseline(spec, baseline, label)
-    rows = regression_rows(series, baseline, spec) if series else []
+    # the bound the baseline was read with: a baseline selection's (the gate's unless it sets its
+    # own); a baseline given or read from a file was read by another run, with that run's bound
+    bound = options.baseline.max_uncertainty if options.baseline is not None and context.baseline is None else None
+    _check_baseline(spec, baseline, label, bound)
+    rows = regression_rows(series, baseline, spec, baseline_bound=bound) if series else []
     chart = (
         reward_chart(
             conn,
@@ -169,9 +172,45 @@ def _shared(candidate: Mapping[str, Series], baseline: Mapping[str, Series]) -> 
     return out
 
 
-def _check_baseline(spec: GateSpec, baseline: Mapping[str, Series], where: str) -> None:
-    """An empty baseline proves nothing: an error, whatever ``allow_inconclusive`` says."""
+#: how to fix a side whose sessions ``max_uncertainty`` left out
+_UNSURE_HINT = (
+    "raise max_uncertainty if it is stricter than the judges can be, or check the uncertainty the harness "
+    "records (reward_stats.uncertainty_mean, the judges' mean uncertainty in 0..1)"
+)
+
+
+def _left_out(side: str, series: Series | Sequence[Series], bound: float | None, *, of_key: bool) -> str:
+    """What ``max_uncertainty`` left out of one side that holds no scored session: "all N <side>
+    session(s) were left out by max_uncertainty=X" (and how many more had no usable score)."""
+    parts = [series] if isinstance(series, Series) else list(series)
+    uncertain = sum(s.uncertain for s in parts)
+    missing = sum(s.missing for s in parts)
+    of = " of this learning key" if of_key else ""
+    by = (
+        f"max_uncertainty={bound:g}"
+        if bound is not None
+        else "max_uncertainty (the bound of the run that read the baseline)"
+    )
+    if missing:
+        return (
+            f"none of the {uncertain + missing} {side} session(s){of} has a usable score: {uncertain} were left "
+            f"out by {by} and {missing} have no usable score"
+        )
+    return f"all {uncertain} {side} session(s){of} were left out by {by} (their judges were less sure than that)"
+
+
+def _check_baseline(spec: GateSpec, baseline: Mapping[str, Series], where: str, bound: float | None = None) -> None:
+    """An empty baseline proves nothing: an error, whatever ``allow_inconclusive`` says. One that
+    ``max_uncertainty`` emptied says so (how many, the bound, how to fix)."""
     if not any(series.n for series in baseline.values()):
+        if any(series.uncertain for series in baseline.values()):
+            raise GateError(
+                f"the baseline of regression gate {spec.name!r} is empty: {where} holds no usable session: "
+                + _left_out("baseline", tuple(baseline.values()), bound, of_key=False),
+                hint=_UNSURE_HINT
+                + " (a baseline selection uses the gate's max_uncertainty unless it sets its own; a baseline "
+                "file holds what the run that saved it kept: save it again)",
+            )
         missing = sum(series.missing for series in baseline.values())
         held = f" ({missing} session(s) without a usable score)" if missing else ""
         raise GateError(
@@ -190,11 +229,19 @@ def _pairs(base: Series, cand: Series) -> tuple[list[float], list[float]] | None
     return [base.tasks[t][0] for t in tasks], [cand.tasks[t][0] for t in tasks]
 
 
-def regression_rows(candidate: Mapping[str, Series], baseline: Mapping[str, Series], spec: GateSpec) -> list[KeyResult]:
+def regression_rows(
+    candidate: Mapping[str, Series],
+    baseline: Mapping[str, Series],
+    spec: GateSpec,
+    *,
+    baseline_bound: float | None = None,
+) -> list[KeyResult]:
     """Did each key's mean reward drop against the baseline? Paired by task when both windows ran
     the same tasks (``paired`` unset) or when asked (True). Holm across keys. A key whose two
     series share sessions (both read with ``with_ids``) fails uncompared: a window compared with
-    itself shows no drop."""
+    itself shows no drop. A key whose sessions on either side ``max_uncertainty`` left out fails
+    saying so (never a new key, never inconclusive); ``baseline_bound`` is the bound the baseline
+    was read with, when known (a baseline selection's)."""
     options: RegressionOptions = spec.options
     shared = _shared(candidate, baseline)
     keys = sorted(set(candidate) | set(baseline))
@@ -202,8 +249,15 @@ def regression_rows(candidate: Mapping[str, Series], baseline: Mapping[str, Seri
     rows: dict[str, KeyResult] = {}
     for key in keys:
         cand, base = candidate.get(key), baseline.get(key)
+        if base is not None and base.n == 0 and base.uncertain:
+            # the baseline had sessions of this key: not a new key, its evidence was left out
+            rows[key] = _unsure(key, "baseline", base, baseline_bound, cand, options)
+            continue
         if base is None or base.n == 0:
             rows[key] = _new_key(key, cand, base, options)
+            continue
+        if cand is not None and cand.n == 0 and cand.uncertain:
+            rows[key] = _unsure(key, "candidate", cand, spec.selection.max_uncertainty, base, options)
             continue
         if cand is None or cand.n == 0:
             # the baseline has scores for this key, the candidate none: never inconclusive
@@ -298,6 +352,35 @@ def _overlap(key: str, cand: Series, base: Series, both: Any, options: Regressio
         worst=tuple(int(session) for session in both[:5]),
         missing=cand.missing,
         detail={"shared": len(both), "n_baseline": base.n},
+    )
+
+
+def _unsure(
+    key: str, side: str, empty: Series, bound: float | None, other: Series | None, options: RegressionOptions
+) -> KeyResult:
+    """A key one side of which holds sessions, none scored surely enough for ``max_uncertainty``:
+    no evidence, so it fails (``allow_new_keys`` and ``allow_inconclusive`` do not cover it)."""
+    cand = other if side == "baseline" else empty
+    base = empty if side == "baseline" else other
+    other_side = "candidate" if side == "baseline" else "baseline"
+    against = f"the {other_side}'s {other.n} scored session(s)" if other is not None else f"the {other_side}"
+    return KeyResult(
+        key,
+        cand.n if cand else 0,
+        "diff",
+        None,
+        "-",
+        _tolerated(options),
+        Outcome.FAIL,
+        f"{_left_out(side, empty, bound, of_key=True)}: nothing to compare with {against}; {_UNSURE_HINT}",
+        worst=tuple(s for s, _ in (cand.worst if cand else ())),
+        missing=cand.missing if cand else 0,
+        detail={
+            "uncertain": cand.uncertain if cand else 0,
+            "uncertain_baseline": base.uncertain if base else 0,
+            "n_baseline": base.n if base else 0,
+            "max_uncertainty": bound,
+        },
     )
 
 
