@@ -11,6 +11,9 @@ failures, and its module's other items (its gate among them) never ran.
 Here the scheduler is xdist's own, except that the test a worker crashed in is done: reported once
 as failed (xdist's "worker crashed while running" report), never sent again; the rest of its module
 is run by another worker, where the test's marker gate is an error (its test did not pass there).
+Since a scope sent back may hold a single item, and an xdist worker runs an item only once it
+holds the next one or is told to stop, a worker is sent scopes until it holds two items or none
+are left.
 
 And each contract item is a scope of its own: the contract checks need no worker in common (their
 census and report are merged by the controller), and a column split into id ranges
@@ -42,8 +45,9 @@ _SCOPED = ("loadscope", "loadfile")
 
 
 def _without_rerun(base: type[Any]) -> type[Any]:
-    """``base`` (an xdist scope scheduler) whose ``remove_node`` never queues the crashed test again
-    and whose every contract item is a scope of its own."""
+    """``base`` (an xdist scope scheduler) whose ``remove_node`` never queues the crashed test again,
+    whose workers are always sent two items when there are two, and whose every contract item is
+    a scope of its own."""
 
     class Scheduling(base):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
@@ -64,6 +68,17 @@ def _without_rerun(base: type[Any]) -> type[Any]:
             for other in self.assigned_work:
                 self._reschedule(other)
             return crashitem
+
+        def _reschedule(self, node: Any) -> None:
+            # An xdist worker runs an item only once it holds the next one (or is told to stop),
+            # and xdist's rescheduling hands out one scope at a time: a scope sent back with one
+            # item left (its crashed test done) would wait for ever on a replacement worker while
+            # other scopes wait in the queue. Here a worker is sent scopes until it holds two
+            # items or the queue is empty; then xdist's own rule (one more, or stop).
+            if not node.shutting_down:
+                while self.workqueue and self._pending_of(self.assigned_work[node]) < 2:
+                    self._assign_work_unit(node)
+            super()._reschedule(node)
 
     Scheduling.__name__ = Scheduling.__qualname__ = f"Atlas{base.__name__}"
     return Scheduling
