@@ -8,7 +8,8 @@
                                            stop and remove just those (as the summary prints them)
     python -m pytest_atlas kept --dsn DSN  the databases runs kept on that server, with the role that
                                            owns each (with --remove: drop those of the DSN's role whose
-                                           run has ended; nothing local is touched)
+                                           run has ended, and what its dead runs left; nothing local
+                                           is touched)
 
 Exit status 0 when done, 1 when something was left (in use by a live run), 2 for a usage error.
 """
@@ -146,7 +147,10 @@ def _kept_on_server(dsn: Dsn, *, remove: bool) -> int:
         _say(f"no kept databases on {dsn}")
         return 0
     _say(render_table([["database", "run", "run state", "owner"], *rows]))
-    _say("drop those of your role whose run has ended with: python -m pytest_atlas kept --remove --dsn <the same DSN>")
+    _say(
+        "drop those of your role whose run has ended (and what its dead runs left) with: "
+        "python -m pytest_atlas kept --remove --dsn <the same DSN>"
+    )
     return 0
 
 

@@ -533,25 +533,30 @@ def _why(exc: Exception) -> str:
 
 def drop_kept(conn: psycopg.Connection[Any], version_num: int, *, connect: Connector) -> tuple[list[str], list[str]]:
     """Drop the databases runs kept (``--atlas-keep-db`` labels them) whose run is over (see
-    :func:`_run_over`: a run still going may be using them), of this very role only (not every
-    role a superuser has the rights of); ``connect`` opens a database, to drop the subscriptions in
-    it first. Returns (dropped, left alone with why)."""
-    by_token, others = _ours_by_token(conn, kept=True, owned=True)
+    :func:`_run_over`: a run still going may be using them), and those dead runs left unkept (what
+    the next run's start would reap), of this very role only (not every role a superuser has the
+    rights of); ``connect`` opens a database, to drop the subscriptions in it first. Returns
+    (dropped, left alone with why): a live run's unkept databases are neither (they are in use)."""
+    kept, others = _ours_by_token(conn, kept=True, owned=True)
+    leftovers, _ = _ours_by_token(conn, kept=False, owned=True)
     dropped: list[str] = []
     left = [f"{name} (of role {owner!r}, not ours to drop)" for owner, names in others.items() for name in names]
-    for token, names in by_token.items():
+    for token in sorted(kept.keys() | leftovers.keys()):
+        mine, theirs = kept.get(token, []), leftovers.get(token, [])
         with _run_over(conn, token) as over:
             if not over:
                 why = "its run is still going" if over.since is None else over.why_not
-                left += [f"{name} ({why})" for name in names]
+                left += [f"{name} ({why})" for name in mine]
+                if over.since is not None:  # a run that may be reconnecting: said, as for a kept one
+                    left += [f"{name} (left by run {token}: {why})" for name in theirs]
                 continue
-            for name in names:
+            for name in mine + theirs:
                 try:
                     drop_database(conn, name, version_num, connect=connect)
-                    dropped.append(name)
+                    dropped.append(name if name in mine else f"{name} (left by dead run {token})")
                 except Exception as exc:  # one that cannot be dropped (a bug of ours too) does not stop the others
                     left.append(f"{name} (could not drop it: {_why(exc)})")
-    return dropped, sorted(left)
+    return sorted(dropped), sorted(left)
 
 
 def list_kept(conn: psycopg.Connection[Any]) -> list[list[str]]:

@@ -236,6 +236,7 @@ def kept_databases(dsn: Dsn) -> list[list[str]]:
 
 def drop_kept_databases(dsn: Dsn) -> tuple[list[str], list[str]]:
     """On an existing server: drop every database a run that is over kept (``--atlas-keep-db``
-    labels them). Returns (dropped, left alone with why)."""
+    labels them) or left behind (a dead run's, which the next run's start would drop). Returns
+    (dropped, left alone with why)."""
     with connect_clearly(dsn.reveal(), shown=dsn.redacted, autocommit=True) as conn:
         return drop_kept(conn, conn.info.server_version, connect=connector(dsn))

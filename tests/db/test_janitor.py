@@ -274,6 +274,58 @@ def test_kept_on_a_server_acts_only_there_on_what_its_role_kept(
             discard_kept(local)
 
 
+def test_kept_remove_on_a_server_drops_what_dead_runs_of_its_role_left(password_server: PasswordServer) -> None:
+    """``kept --remove --dsn`` drops at once what the next run's start would reap: the unkept
+    databases of runs that are over (one killed before it labelled anything, one that ended but
+    whose drop failed), of the DSN's own role; a live run's databases, a run that went silent only
+    seconds ago and another role's leftovers stay, and only the silent run's are named."""
+    from psycopg import sql
+
+    from pytest_atlas.db._external import lock_key
+    from pytest_atlas.db._postgres import run_label
+
+    killed, ended, live = "pytest_atlas_0f0f0f0f_0001", "pytest_atlas_0f0f0f1f_0002", "pytest_atlas_0a0a0a1a_0001"
+    silent, theirs = "pytest_atlas_0a0a0a2a_0001", "pytest_atlas_0c0c0c1c_0001"
+    names = [killed, ended, live, silent, theirs]
+    url = password_server.url()
+
+    def create(conn: psycopg.Connection[Any], name: str, label: str | None = None) -> None:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        if label is not None:
+            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(label)))
+
+    with password_server.connect() as admin, password_server.connect() as holder:
+        admin.execute("DROP ROLE IF EXISTS atlas_leaver")
+        admin.execute("CREATE ROLE atlas_leaver LOGIN CREATEDB PASSWORD 'leaver-pass'")
+        try:
+            (now,) = admin.execute("SELECT extract(epoch FROM now())::float8").fetchone() or (0.0,)
+            create(admin, killed)  # killed before its first label: no heartbeat, its lock free
+            create(admin, ended, run_label("0f0f0f1f", keep=False, alive=now - 5, ended=True))
+            create(admin, live)
+            create(admin, silent, run_label("0a0a0a2a", keep=False, alive=now - 5))  # may be reconnecting
+            with psycopg.connect(PasswordServer(password_server.port, "leaver-pass").url("atlas_leaver")) as other:
+                other.autocommit = True
+                create(other, theirs)  # another role's dead run: not ours to drop
+            holder.execute("SELECT pg_advisory_lock_shared(%s, %s)", lock_key("0a0a0a1a"))  # the live run
+
+            result = janitor("kept", "--remove", "--dsn", url)
+            assert result.stdout.splitlines()[:2] == [
+                f"dropped {killed} (left by dead run 0f0f0f0f)",
+                f"dropped {ended} (left by dead run 0f0f0f1f)",
+            ], result.stdout + result.stderr
+            rest = result.stdout.splitlines()[2:]
+            assert len(rest) == 1 and rest[0].startswith(f"left {silent} (left by run 0a0a0a2a: its lock is free"), rest
+            assert result.returncode == 1  # something is left: the silent run's, to be tried again
+            assert not password_server.leaks(result.stdout + result.stderr)
+            found = admin.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s) ORDER BY 1", (names,))
+            assert found.fetchall() == [(live,), (silent,), (theirs,)]
+        finally:
+            holder.execute("SELECT pg_advisory_unlock_all()")
+            for name in names:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            admin.execute("DROP ROLE IF EXISTS atlas_leaver")
+
+
 def test_kept_does_not_call_a_recycled_process_id_a_running_server(own_base: list[str]) -> None:
     """A kept run's ``postmaster.pid`` may name a process id that is now another program's (or one
     of another PID namespace): the listing says the server runs only when that process is it."""
