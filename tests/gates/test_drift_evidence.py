@@ -148,3 +148,31 @@ def test_a_drift_gate_run_reports_the_counts_of_the_database(
     assert rows == {"mixed": (10, 3, "pass"), "nostats": (0, 4, "fail"), "one": (1, 6, "inconclusive")}
     for key, (n, missing, _) in rows.items():
         assert (n, missing) == counted(atlas_db, key)
+
+
+#: reward_stats that are no JSON object: Atlas does not assess such a session (its check reads an object)
+NOT_OBJECTS: list[Any] = [None, "pending", [0.9], 0.9]
+
+
+@pytest.mark.parametrize("stats", NOT_OBJECTS, ids=json.dumps)
+def test_sessions_whose_stats_are_no_object_do_not_make_a_thin_key_pass(atlas_db: Conn, stats: Any) -> None:
+    """One scored session, the key's first, and five newer ones whose reward_stats are a JSON null,
+    a string, an array or a number. Atlas assesses only the first, against a baseline of itself
+    alone (insufficient_baseline): nothing was compared. The five were not assessed, yet they were
+    counted among the assessed sessions, so the key passed ("no drift alert in 1 session(s)")."""
+    (scored,) = insert(atlas_db, [session_row(0.8, key="thin", minute=0)])
+    others = insert(atlas_db, [session_row(None, key="thin", minute=1 + i, reward_stats={}) for i in range(5)])
+    # Jsonb(None) is a JSON null too; written as a literal so that the test says what is stored
+    atlas_db.execute("UPDATE sessions SET reward_stats = %s::jsonb WHERE id = ANY(%s)", (json.dumps(stats), others))
+    assert atlas_db.execute("SELECT count(*) FROM sessions WHERE reward_stats IS NULL").fetchone() == (0,)
+    result = drift(atlas_db)
+    (row,) = result.rows
+    assert row.outcome.value == "inconclusive", row
+    assert result.blocking
+    assert (row.n, row.missing) == (1, 5) == counted(atlas_db, "thin")
+    assert "every assessed session had fewer than 5 baseline sessions" in row.reason, row.reason
+    # with min_baseline = 0 Atlas compares it, but with its own score alone: still nothing compared
+    (row,) = drift(atlas_db, min_baseline=0).rows
+    assert row.outcome.value == "inconclusive", row
+    assert "no assessed session had another scored session in its baseline" in row.reason, row.reason
+    assert scored > 0

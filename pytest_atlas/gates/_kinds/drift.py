@@ -230,6 +230,9 @@ def drift_rows(
         insufficient = 0
         #: sessions compared with nothing: Atlas's insufficient_baseline, or a baseline of the session alone
         thin = 0
+        #: sessions Atlas assesses: reward_stats that are a JSON object (a JSON null, a string, an
+        #: array or a number is never assessed, so it is neither compared nor insufficient)
+        assessed = 0
         usable = 0
         reasons: dict[str, int] = {}
         largest = 0.0
@@ -237,6 +240,7 @@ def drift_rows(
             scored = _has_usable_score(item.reward_stats)
             usable += scored
             if _non_finite(item.history, options.window):  # Atlas's own baseline raises on it: not recomputed
+                assessed += 1
                 thin += 1
                 continue
             baseline = reward_baseline(list(item.history), window=options.window)
@@ -250,6 +254,7 @@ def drift_rows(
             )
             if assessment is None:
                 continue
+            assessed += 1
             if assessment["reason"] == "insufficient_baseline":
                 insufficient += 1
             # compared with nothing: no score of its own, or no other score in its baseline (rows
@@ -292,13 +297,13 @@ def drift_rows(
             )
             if items and no_stats:
                 reason += f"; {no_stats} of them have no reward_stats"
-        elif insufficient == len(items):
+        elif insufficient == assessed:
             outcome = Outcome.INCONCLUSIVE
             reason = (
                 f"insufficient_baseline: every assessed session had fewer than {options.min_baseline} baseline sessions"
                 + left_out
             )
-        elif thin == len(items):
+        elif thin == assessed:
             outcome = Outcome.INCONCLUSIVE
             reason = (
                 "no assessed session had another scored session in its baseline "
