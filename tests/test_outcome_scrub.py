@@ -260,6 +260,56 @@ def test_a_password_in_another_spelling_shows_none(
         assert part not in text and part not in written, text
 
 
+_LOGS = """
+import logging
+import os
+
+import pytest
+
+log = logging.getLogger("app")
+
+
+@pytest.fixture
+def logged_around():
+    log.warning("setting up for Target_Pa55_99")
+    yield
+    log.warning("tearing down for %s", os.environ["PGPASSWORD"])
+
+
+def test_logs_the_secrets(logged_around, caplog):
+    log.warning("connecting with Dsn_Pa55word_77")
+    try:
+        raise RuntimeError("refused for Target_Pa55_99")
+    except RuntimeError:
+        log.exception("the connection failed")
+    assert "Dsn_Pa55word_77" in caplog.records[0].getMessage()  # (the test's own records keep it)
+    assert False
+"""
+
+
+@XDIST
+def test_live_logs_and_the_log_file_show_no_secret(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
+) -> None:
+    """Live logs (``log_cli``) and ``--log-file`` are written as each record is logged, not from a
+    report: their lines lose the run's secrets too (messages, arguments, a logged traceback), in
+    every phase; the records a test's ``caplog`` holds are left as they were."""
+    pytester.makepyfile(test_logs=_LOGS)
+    log_file = pytester.path / "run.log"
+    result, text, _ = run(
+        pytester, monkeypatch, "-o", "log_cli=true", "--log-cli-level=INFO", f"--log-file={log_file}", *xdist
+    )
+    result.assert_outcomes(failed=1)
+    assert "assert False" in text, text  # (it failed where it should: caplog kept the secret)
+    written = log_file.read_text(encoding="utf-8")
+    for secret in SECRETS:
+        assert secret not in written, written
+    for shown in ("connecting with ***", "setting up for ***", "tearing down for ***", "RuntimeError: refused for ***"):
+        if not xdist:  # (xdist's workers show no live logs; each writes the log file)
+            assert shown in text, text
+        assert shown in written, written
+
+
 def test_the_run_s_secret_is_found_in_any_spelling() -> None:
     """Each character as itself or as a percent-escape of its UTF-8 bytes, in either case."""
     Dsn("postgresql://u:Sp3lt%2fpw%5F%c3%a9x@h/db")  # the settings hold it: the run knows its password

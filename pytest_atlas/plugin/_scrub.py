@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import warnings
 from collections import Counter
@@ -170,9 +171,42 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     return result
 
 
+class _ScrubbingFormatter(logging.Formatter):
+    """The formatter of a log handler that writes around the reports (live logs in the terminal,
+    ``--log-file``): each line it makes loses the secrets this process knows, when it is made (so a
+    secret learnt later, a TCP server's password, is found too)."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(self.inner.format(record))
+
+
+def scrub_log_handlers(config: pytest.Config) -> None:
+    """Make pytest's live log (``log_cli``) and ``--log-file`` handlers scrub what they write: they
+    write each record as it is logged, before (and besides) any report, so scrubbing the reports'
+    captured logs does not reach them. The records themselves are left alone: a test's ``caplog``
+    sees what it logged."""
+    plugin = config.pluginmanager.get_plugin("logging-plugin")
+    for name in ("log_cli_handler", "log_file_handler"):
+        handler = getattr(plugin, name, None)
+        if not isinstance(handler, logging.Handler):
+            continue
+        inner = handler.formatter or logging.Formatter()
+        if not isinstance(inner, _ScrubbingFormatter):
+            handler.setFormatter(_ScrubbingFormatter(inner))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     remember_secret(os.environ.get("PGPASSWORD"))
+
+
+@pytest.hookimpl(tryfirst=True)  # before anything logs: pytest's handlers catch logs from here on
+def pytest_sessionstart(session: pytest.Session) -> None:
+    scrub_log_handlers(session.config)
 
 
 @pytest.hookimpl(tryfirst=True)  # before every reporter (the terminal, JUnit XML, xdist's worker)
