@@ -158,8 +158,18 @@ def hide_secrets_in_ids(items: list[pytest.Function]) -> None:
             numbers[base] += 1
         taken.add(new)
         name = f"{item.originalname}[{new}]"
-        item._nodeid = item.nodeid[: -len(item.name)] + name
+        _set_nodeid(item, item.nodeid[: -len(item.name)] + name)
         item.name = name
+
+
+def _set_nodeid(item: pytest.Item, nodeid: str) -> None:
+    # pytest 9.0 keeps a node's id as a string in ``_nodeid``; later pytest keeps a structured id
+    # in a slot ``_id``, whose class parses the string form
+    structured = getattr(item, "_id", None)
+    if structured is None:
+        setattr(item, "_nodeid", nodeid)  # noqa: B010 (no such attribute in later pytest's types)
+    else:
+        setattr(item, "_id", type(structured).parse(nodeid))  # noqa: B010
 
 
 @pytest.hookimpl(wrapper=True)
