@@ -310,6 +310,67 @@ def test_live_logs_and_the_log_file_show_no_secret(
         assert shown in written, written
 
 
+_STOPPED = """
+import os
+
+import pytest
+
+
+def test_stops_the_run():
+    pytest.exit(f"stopping: {os.environ['PGPASSWORD']} and Target_Pa55_99")
+
+
+def test_interrupts_the_run():
+    raise KeyboardInterrupt(f"interrupted: {os.environ['PGPASSWORD']} and Dsn_Pa55word_77")
+"""
+
+
+@pytest.mark.parametrize("full_trace", [[], ["--full-trace"]], ids=["short", "full trace"])
+@pytest.mark.parametrize("how", ["exit", "interrupt"])
+def test_a_run_stopped_by_a_test_shows_no_secret(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, how: str, full_trace: list[str]
+) -> None:
+    """A test that ends the run (``pytest.exit(reason)``, ``KeyboardInterrupt``) with a secret in
+    its message: the banner pytest prints for it (and ``--full-trace``'s traceback) shows none, the
+    message otherwise as the test wrote it."""
+    pytester.makepyfile(test_stopped=_STOPPED)
+    name = "test_stops_the_run" if how == "exit" else "test_interrupts_the_run"
+    result, text, _ = run(pytester, monkeypatch, "-k", name, *full_trace)
+    assert result.ret == pytest.ExitCode.INTERRUPTED, text
+    shown = "stopping: *** and ***" if how == "exit" else "interrupted: *** and ***"
+    assert shown in text, text
+
+
+_BROKEN_CONFTEST = """
+import os
+
+raise RuntimeError(f"conftest broke: {os.environ['PGPASSWORD']} (Dsn_Pa55word_77, {os.environ['ATLAS_TARGET_DSN']})")
+"""
+
+
+@XDIST
+def test_a_conftest_that_fails_to_load_shows_no_secret(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
+) -> None:
+    """A conftest pytest loads before the run (the rootdir's, an argument's) that raises with a secret
+    in its message: the error pytest prints names the conftest and the error, without the secret,
+    and the run is a usage error as before; a conftest that fails without a secret is shown by
+    pytest unchanged."""
+    pytester.makeconftest(_BROKEN_CONFTEST)
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    monkeypatch.setenv("ATLAS_TARGET_DSN", "postgresql://env:Env_Target_Pw_42@127.0.0.1:1/atlas")
+    result, text, _ = run(pytester, monkeypatch, *xdist)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, text
+    assert "Env_Target_Pw_42" not in text, text
+    assert "conftest.py" in text and "RuntimeError: conftest broke: *** (***, postgresql://env:***@" in text, text
+    monkeypatch.delenv("ATLAS_TARGET_DSN")
+
+    pytester.makeconftest("raise RuntimeError('conftest broke plainly')\n")
+    plain, text, _ = run(pytester, monkeypatch, *xdist)
+    assert plain.ret == pytest.ExitCode.USAGE_ERROR, text
+    assert "ImportError while loading conftest" in text and "RuntimeError: conftest broke plainly" in text, text
+
+
 def test_the_run_s_secret_is_found_in_any_spelling() -> None:
     """Each character as itself or as a percent-escape of its UTF-8 bytes, in either case."""
     Dsn("postgresql://u:Sp3lt%2fpw%5F%c3%a9x@h/db")  # the settings hold it: the run knows its password

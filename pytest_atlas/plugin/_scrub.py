@@ -11,7 +11,9 @@ changes (a URL followed by an address further on stays as written), and the plug
 properties, built from redacted values, are left alone: a password that is also a word they hold
 (``pass``, ``fail``) would otherwise change a verdict. The same goes for internal errors and
 warnings, the values JUnit XML keeps apart from the reports (``record_testsuite_property``,
-``record_xml_attribute``), and a parametrized test's id, renamed as the test is made. What a test
+``record_xml_attribute``), a parametrized test's id, renamed as the test is made, the message and
+traceback of what ends the run (``pytest.exit``, ``KeyboardInterrupt``) and a conftest that fails
+to load before the run (shown as a usage error, scrubbed). What a test
 writes to the terminal itself (``-s``) never passes through a report: it cannot be scrubbed.
 """
 
@@ -209,9 +211,71 @@ def scrub_log_handlers(config: pytest.Config) -> None:
             handler.setFormatter(_ScrubbingFormatter(inner))
 
 
+def conftest_failure(failure: Exception) -> pytest.UsageError | None:
+    """The usage error to show for ``failure``, a conftest pytest could not load before the run
+    (pytest's ``ConftestImportFailure``, known by its ``path`` and ``cause``), when the traceback
+    pytest would print of it holds a secret this process knows: the same header and short
+    traceback, scrubbed. ``None`` when there is nothing to hide (pytest then prints it itself)."""
+    path, cause = getattr(failure, "path", None), getattr(failure, "cause", None)
+    if not isinstance(cause, BaseException) or path is None:
+        return None
+    info = pytest.ExceptionInfo.from_exception(cause)
+    entries = [index for index, entry in enumerate(info.traceback) if str(entry.path) == str(path)]
+    if entries:  # (from the conftest's own frame: pytest's import machinery above it is not shown)
+        info.traceback = info.traceback[entries[0] :]
+    shown = f"ImportError while loading conftest '{path}'.\n{info.getrepr(style='short', chain=False)}"
+    cleaned = scrub(shown)
+    return None if cleaned == shown else pytest.UsageError(cleaned)
+
+
+def scrub_interruption(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """Scrub, in place, the message of the exception that ends the run (``pytest.exit``'s reason,
+    a ``KeyboardInterrupt``'s arguments), so that whoever shows it shows no secret."""
+    value = excinfo.value
+    with_reason = vars(value) if hasattr(value, "__dict__") else {}
+    if isinstance(with_reason.get("msg"), str):
+        with_reason["msg"] = scrub(with_reason["msg"])
+    value.args = tuple(scrub(arg) if isinstance(arg, str) else arg for arg in value.args)
+
+
+class _InterruptionScrubber:
+    """Scrubs the representation of the run's interruption the terminal reporter keeps until the
+    end of the run (its banner and ``--full-trace``'s traceback, source lines and locals included)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(trylast=True)  # after the terminal reporter kept it
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        kept = getattr(reporter, "_keyboardinterrupt_memo", None)
+        if kept is not None:
+            scrub_value(kept)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> Any:
+    try:
+        return (yield)
+    except Exception as exc:
+        from pytest_atlas.plugin import learn_secrets  # (those of the command line are known once parsed)
+
+        learn_secrets(early_config)
+        error = conftest_failure(exc)
+        if error is None:
+            raise
+        raise error from None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     remember_secret(os.environ.get("PGPASSWORD"))
+    config.pluginmanager.register(_InterruptionScrubber(config), "atlas-interruption-scrubber")
+
+
+@pytest.hookimpl(tryfirst=True)  # before the terminal reporter keeps its representation
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    scrub_interruption(excinfo)
 
 
 @pytest.hookimpl(tryfirst=True)  # before anything logs: pytest's handlers catch logs from here on
