@@ -322,11 +322,24 @@ def test_stops_the_run():
 
 def test_interrupts_the_run():
     raise KeyboardInterrupt(f"interrupted: {os.environ['PGPASSWORD']} and Dsn_Pa55word_77")
+
+
+class Frozen(KeyboardInterrupt):
+    @property
+    def args(self):
+        return (f"interrupted: {os.environ['PGPASSWORD']} and Dsn_Pa55word_77",)
+
+    def __str__(self):
+        return self.args[0]
+
+
+def test_interrupts_with_fixed_arguments():
+    raise Frozen()
 """
 
 
 @pytest.mark.parametrize("full_trace", [[], ["--full-trace"]], ids=["short", "full trace"])
-@pytest.mark.parametrize("how", ["exit", "interrupt"])
+@pytest.mark.parametrize("how", ["exit", "interrupt", "fixed"])
 def test_a_run_stopped_by_a_test_shows_no_secret(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, how: str, full_trace: list[str]
 ) -> None:
@@ -334,11 +347,39 @@ def test_a_run_stopped_by_a_test_shows_no_secret(
     its message: the banner pytest prints for it (and ``--full-trace``'s traceback) shows none, the
     message otherwise as the test wrote it."""
     pytester.makepyfile(test_stopped=_STOPPED)
-    name = "test_stops_the_run" if how == "exit" else "test_interrupts_the_run"
+    name = {"exit": "test_stops_the_run", "interrupt": "test_interrupts_the_run", "fixed": "with_fixed"}[how]
     result, text, _ = run(pytester, monkeypatch, "-k", name, *full_trace)
     assert result.ret == pytest.ExitCode.INTERRUPTED, text
     shown = "stopping: *** and ***" if how == "exit" else "interrupted: *** and ***"
     assert shown in text, text
+
+
+_STOPPING_HOOKS = """
+import os
+
+import pytest
+
+
+def pytest_{hook}({argument}):
+    pytest.exit(f"stopped in {hook}: {{os.environ['PGPASSWORD']}} and Dsn_Pa55word_77", returncode=5)
+"""
+
+
+@pytest.mark.parametrize(
+    ("hook", "argument"),
+    [("sessionstart", "session"), ("sessionfinish", "session"), ("terminal_summary", "terminalreporter")],
+)
+def test_a_conftest_hook_that_stops_the_run_shows_no_secret(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, hook: str, argument: str
+) -> None:
+    """``pytest.exit(reason)`` in a conftest's session start, session finish or terminal summary,
+    which pytest prints itself (``Exit: <reason>``), not through the interruption's hook: the reason
+    shows no secret, and the run's exit status is the one asked for."""
+    pytester.makeconftest(_STOPPING_HOOKS.format(hook=hook, argument=argument))
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    result, text, _ = run(pytester, monkeypatch)
+    assert result.ret == 5, text
+    assert f"stopped in {hook}: *** and ***" in text, text
 
 
 _BROKEN_CONFTEST = """
@@ -363,8 +404,15 @@ def test_a_conftest_that_fails_to_load_shows_no_secret(
     assert result.ret == pytest.ExitCode.USAGE_ERROR, text
     assert "Env_Target_Pw_42" not in text, text
     assert "conftest.py" in text and "RuntimeError: conftest broke: *** (***, postgresql://env:***@" in text, text
-    monkeypatch.delenv("ATLAS_TARGET_DSN")
 
+    printing = "import os\nprint('conftest sees', os.environ['PGPASSWORD'])\n" + _BROKEN_CONFTEST
+    pytester.makeconftest(printing)  # (what it printed is shown before the error: scrubbed too)
+    printed, text, _ = run(pytester, monkeypatch, *xdist)
+    assert printed.ret == pytest.ExitCode.USAGE_ERROR and "conftest sees ***" in text, text
+    helped, text, _ = run(pytester, monkeypatch, "--help", *xdist)  # (--help works, as pytest lets it)
+    assert helped.ret == pytest.ExitCode.OK and "--atlas-dsn" in text, text
+
+    monkeypatch.delenv("ATLAS_TARGET_DSN")
     pytester.makeconftest("raise RuntimeError('conftest broke plainly')\n")
     plain, text, _ = run(pytester, monkeypatch, *xdist)
     assert plain.ret == pytest.ExitCode.USAGE_ERROR, text

@@ -19,12 +19,16 @@ writes to the terminal itself (``-s``) never passes through a report: it cannot 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import inspect
 import json
 import logging
 import os
+import sys
 import warnings
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -220,22 +224,53 @@ def conftest_failure(failure: Exception) -> pytest.UsageError | None:
     if not isinstance(cause, BaseException) or path is None:
         return None
     info = pytest.ExceptionInfo.from_exception(cause)
-    entries = [index for index, entry in enumerate(info.traceback) if str(entry.path) == str(path)]
-    if entries:  # (from the conftest's own frame: pytest's import machinery above it is not shown)
-        info.traceback = info.traceback[entries[0] :]
-    shown = f"ImportError while loading conftest '{path}'.\n{info.getrepr(style='short', chain=False)}"
+    info.traceback = info.traceback.filter(_users_entry)
+    shown = f"ImportError while loading conftest '{path}'.\n"
+    shown += str(info.getrepr(style="short", chain=False)) if info.traceback else info.exconly()
     cleaned = scrub(shown)
     return None if cleaned == shown else pytest.UsageError(cleaned)
 
 
-def scrub_interruption(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+#: the folders of the machinery a conftest is imported through (pytest's and pluggy's packages),
+#: whose frames pytest does not show
+_MACHINERY = tuple(
+    str(Path(inspect.getfile(cls)).parent) + os.sep for cls in (pytest.Session, pytest.PytestPluginManager.__mro__[1])
+)
+
+
+def _users_entry(entry: Any) -> bool:
+    """Whether a traceback entry is the user's code, as pytest shows a conftest's failure: not
+    pytest's, pluggy's or importlib's, nor generated code."""
+    where = str(entry.path)
+    return (
+        not where.startswith(_MACHINERY)
+        and "importlib" not in where.split(os.sep)
+        and not (where.startswith("<") and where.endswith(">"))
+    )
+
+
+def scrub_captured(config: pytest.Config) -> None:
+    """Scrub what the global capture holds (what a conftest printed while it was loaded, which
+    pytest writes out when loading it failed): read out and written back scrubbed, into the capture."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    read = getattr(capture, "read_global_capture", None)
+    if not callable(read) or not getattr(capture, "is_globally_capturing", lambda: False)():
+        return
+    out, err = read()
+    sys.stdout.write(scrub(out))
+    sys.stderr.write(scrub(err))
+
+
+def scrub_exception(value: BaseException) -> None:
     """Scrub, in place, the message of the exception that ends the run (``pytest.exit``'s reason,
     a ``KeyboardInterrupt``'s arguments), so that whoever shows it shows no secret."""
-    value = excinfo.value
     with_reason = vars(value) if hasattr(value, "__dict__") else {}
     if isinstance(with_reason.get("msg"), str):
         with_reason["msg"] = scrub(with_reason["msg"])
-    value.args = tuple(scrub(arg) if isinstance(arg, str) else arg for arg in value.args)
+    # (an exception class whose arguments are fixed keeps them: its text is scrubbed where it is
+    # shown, in the terminal reporter's representation)
+    with contextlib.suppress(AttributeError, TypeError):
+        value.args = tuple(scrub(arg) if isinstance(arg, str) else arg for arg in value.args)
 
 
 class _InterruptionScrubber:
@@ -252,8 +287,27 @@ class _InterruptionScrubber:
         if kept is not None:
             scrub_value(kept)
 
+    # pytest.exit() in the session's start or finish (a terminal summary's too) is printed by pytest
+    # itself, from the exception's message, without the interruption's hook
 
-@pytest.hookimpl(wrapper=True)
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> Any:
+        try:
+            return (yield)
+        except pytest.exit.Exception as exc:
+            scrub_exception(exc)
+            raise
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Any:
+        try:
+            return (yield)
+        except pytest.exit.Exception as exc:
+            scrub_exception(exc)
+            raise
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)  # inside the capture's wrapper, which shows what was printed
 def pytest_load_initial_conftests(early_config: pytest.Config) -> Any:
     try:
         return (yield)
@@ -261,9 +315,11 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Any:
         from pytest_atlas.plugin import learn_secrets  # (those of the command line are known once parsed)
 
         learn_secrets(early_config)
+        scrub_captured(early_config)
+        known = early_config.known_args_namespace
         error = conftest_failure(exc)
-        if error is None:
-            raise
+        if error is None or getattr(known, "help", False) or getattr(known, "version", False):
+            raise  # (pytest shows --help and --version all the same, naming just the conftest)
         raise error from None
 
 
@@ -275,7 +331,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before the terminal reporter keeps its representation
 def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
-    scrub_interruption(excinfo)
+    scrub_exception(excinfo.value)
 
 
 @pytest.hookimpl(tryfirst=True)  # before anything logs: pytest's handlers catch logs from here on
