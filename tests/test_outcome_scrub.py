@@ -310,6 +310,115 @@ def test_live_logs_and_the_log_file_show_no_secret(
         assert shown in written, written
 
 
+_STOPPED = """
+import os
+
+import pytest
+
+
+def test_stops_the_run():
+    pytest.exit(f"stopping: {os.environ['PGPASSWORD']} and Target_Pa55_99")
+
+
+def test_interrupts_the_run():
+    raise KeyboardInterrupt(f"interrupted: {os.environ['PGPASSWORD']} and Dsn_Pa55word_77")
+
+
+class Frozen(KeyboardInterrupt):
+    @property
+    def args(self):
+        return (f"interrupted: {os.environ['PGPASSWORD']} and Dsn_Pa55word_77",)
+
+    def __str__(self):
+        return self.args[0]
+
+
+def test_interrupts_with_fixed_arguments():
+    raise Frozen()
+"""
+
+
+@pytest.mark.parametrize("full_trace", [[], ["--full-trace"]], ids=["short", "full trace"])
+@pytest.mark.parametrize("how", ["exit", "interrupt", "fixed"])
+def test_a_run_stopped_by_a_test_shows_no_secret(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, how: str, full_trace: list[str]
+) -> None:
+    """A test that ends the run (``pytest.exit(reason)``, ``KeyboardInterrupt``) with a secret in
+    its message: the banner pytest prints for it (and ``--full-trace``'s traceback) shows none, the
+    message otherwise as the test wrote it."""
+    pytester.makepyfile(test_stopped=_STOPPED)
+    name = {"exit": "test_stops_the_run", "interrupt": "test_interrupts_the_run", "fixed": "with_fixed"}[how]
+    result, text, _ = run(pytester, monkeypatch, "-k", name, *full_trace)
+    assert result.ret == pytest.ExitCode.INTERRUPTED, text
+    shown = "stopping: *** and ***" if how == "exit" else "interrupted: *** and ***"
+    assert shown in text, text
+
+
+_STOPPING_HOOKS = """
+import os
+
+import pytest
+
+
+def pytest_{hook}({argument}):
+    pytest.exit(f"stopped in {hook}: {{os.environ['PGPASSWORD']}} and Dsn_Pa55word_77", returncode=5)
+"""
+
+
+@pytest.mark.parametrize(
+    ("hook", "argument"),
+    [("sessionstart", "session"), ("sessionfinish", "session"), ("terminal_summary", "terminalreporter")],
+)
+def test_a_conftest_hook_that_stops_the_run_shows_no_secret(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, hook: str, argument: str
+) -> None:
+    """``pytest.exit(reason)`` in a conftest's session start, session finish or terminal summary,
+    which pytest prints itself (``Exit: <reason>``), not through the interruption's hook: the reason
+    shows no secret, and the run's exit status is the one asked for."""
+    pytester.makeconftest(_STOPPING_HOOKS.format(hook=hook, argument=argument))
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    result, text, _ = run(pytester, monkeypatch)
+    assert result.ret == 5, text
+    assert f"stopped in {hook}: *** and ***" in text, text
+
+
+_BROKEN_CONFTEST = """
+import os
+
+raise RuntimeError(f"conftest broke: {os.environ['PGPASSWORD']} (Dsn_Pa55word_77, {os.environ['ATLAS_TARGET_DSN']})")
+"""
+
+
+@XDIST
+def test_a_conftest_that_fails_to_load_shows_no_secret(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
+) -> None:
+    """A conftest pytest loads before the run (the rootdir's, an argument's) that raises with a secret
+    in its message: the error pytest prints names the conftest and the error, without the secret,
+    and the run is a usage error as before; a conftest that fails without a secret is shown by
+    pytest unchanged."""
+    pytester.makeconftest(_BROKEN_CONFTEST)
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    monkeypatch.setenv("ATLAS_TARGET_DSN", "postgresql://env:Env_Target_Pw_42@127.0.0.1:1/atlas")
+    result, text, _ = run(pytester, monkeypatch, *xdist)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, text
+    assert "Env_Target_Pw_42" not in text, text
+    assert "conftest.py" in text and "RuntimeError: conftest broke: *** (***, postgresql://env:***@" in text, text
+
+    printing = "import os\nprint('conftest sees', os.environ['PGPASSWORD'])\n" + _BROKEN_CONFTEST
+    pytester.makeconftest(printing)  # (what it printed is shown before the error: scrubbed too)
+    printed, text, _ = run(pytester, monkeypatch, *xdist)
+    assert printed.ret == pytest.ExitCode.USAGE_ERROR and "conftest sees ***" in text, text
+    helped, text, _ = run(pytester, monkeypatch, "--help", *xdist)  # (--help works, as pytest lets it)
+    assert helped.ret == pytest.ExitCode.OK and "--atlas-dsn" in text, text
+
+    monkeypatch.delenv("ATLAS_TARGET_DSN")
+    pytester.makeconftest("raise RuntimeError('conftest broke plainly')\n")
+    plain, text, _ = run(pytester, monkeypatch, *xdist)
+    assert plain.ret == pytest.ExitCode.USAGE_ERROR, text
+    assert "ImportError while loading conftest" in text and "RuntimeError: conftest broke plainly" in text, text
+
+
 def test_the_run_s_secret_is_found_in_any_spelling() -> None:
     """Each character as itself or as a percent-escape of its UTF-8 bytes, in either case."""
     Dsn("postgresql://u:Sp3lt%2fpw%5F%c3%a9x@h/db")  # the settings hold it: the run knows its password

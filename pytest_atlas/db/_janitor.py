@@ -25,7 +25,7 @@ from pytest_atlas._table import render_table
 from pytest_atlas.db._cache import ClusterCache, EntryInfo, children, default_cache_dir, hot_usage, megabytes
 from pytest_atlas.db._connect import connect_clearly
 from pytest_atlas.db._external import connector, drop_kept, list_kept
-from pytest_atlas.db._fs import FileLock, create_private_file, read_regular, remove_tree
+from pytest_atlas.db._fs import FileLock, UnsafePathError, check_parent, create_private_file, read_regular, remove_tree
 from pytest_atlas.db._processes import find_servers, stop_servers
 from pytest_atlas.db._runtime import BASE_NAME, private_bases
 
@@ -80,6 +80,17 @@ def _is_base(path: Path) -> bool:
     except OSError:
         return False
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+def _held_safely(base: Path) -> bool:
+    """Whether nobody else can switch what the path ``base`` names: no folder on the way there is
+    another account's link, and each is ours or root's and not writable by others unless sticky
+    (a base folder named on the command line may lie anywhere)."""
+    try:
+        check_parent(base)
+    except (UnsafePathError, OSError):
+        return False
+    return True
 
 
 def _ours(path: Path) -> bool:
@@ -206,10 +217,17 @@ def remove_kept(data_dir: Path | None = None, only: Sequence[Path] = ()) -> tupl
     if only:
         wanted = [Path(os.path.abspath(path)) for path in only]
         bases = [base for base in dict.fromkeys(path.parent for path in wanted) if _is_base(base)]
-        runs = [run for base in bases for run in _kept_in(base)]
+        unsafe = {base for base in bases if not _held_safely(base)}
+        runs = [run for base in bases if base not in unsafe for run in _kept_in(base)]
         runs = [run for run in runs if run.path in wanted]
         named = {run.path for run in runs}
-        missing = [f"{path} (not a kept server folder of yours)" for path in wanted if path not in named]
+        missing = [
+            f"{path} (named through a link or folder another account could change: give its real path)"
+            if path.parent in unsafe
+            else f"{path} (not a kept server folder of yours)"
+            for path in wanted
+            if path not in named
+        ]
     else:
         runs, missing = kept_runs(data_dir), []
     removed: list[str] = []

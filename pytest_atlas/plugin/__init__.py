@@ -107,10 +107,11 @@ def _converter(option: Option) -> Callable[[str], Any]:
     return convert
 
 
-def _learn_secrets(config: pytest.Config) -> None:
+def learn_secrets(config: pytest.Config) -> None:
     """Remember the passwords of the DSNs the environment and the ini file give (those of the
     command line are known once parsed), so that a usage error cannot show them, whichever option
-    it is about and whatever order they are read in."""
+    it is about and whatever order they are read in; and ``$PGPASSWORD``."""
+    remember_secret(os.environ.get("PGPASSWORD"))
     for option in OPTIONS:
         if option.parse is not parse_dsn:
             continue
@@ -128,7 +129,7 @@ def _read_settings(config: pytest.Config) -> AtlasSettings:
     callers turn it into a usage error with :func:`~pytest_atlas.plugin._scrub.usage_error`."""
     from pytest_atlas.plugin._scrub import usage_error
 
-    _learn_secrets(config)
+    learn_secrets(config)
     cli: dict[str, Any] = {}
     ini: dict[str, Any] = {}
     inidir = _inidir(config)

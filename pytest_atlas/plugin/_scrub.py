@@ -11,18 +11,24 @@ changes (a URL followed by an address further on stays as written), and the plug
 properties, built from redacted values, are left alone: a password that is also a word they hold
 (``pass``, ``fail``) would otherwise change a verdict. The same goes for internal errors and
 warnings, the values JUnit XML keeps apart from the reports (``record_testsuite_property``,
-``record_xml_attribute``), and a parametrized test's id, renamed as the test is made. What a test
+``record_xml_attribute``), a parametrized test's id, renamed as the test is made, the message and
+traceback of what ends the run (``pytest.exit``, ``KeyboardInterrupt``) and a conftest that fails
+to load before the run (shown as a usage error, scrubbed). What a test
 writes to the terminal itself (``-s``) never passes through a report: it cannot be scrubbed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import inspect
 import json
 import logging
 import os
+import sys
 import warnings
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,8 +164,18 @@ def hide_secrets_in_ids(items: list[pytest.Function]) -> None:
             numbers[base] += 1
         taken.add(new)
         name = f"{item.originalname}[{new}]"
-        item._nodeid = item.nodeid[: -len(item.name)] + name
+        _set_nodeid(item, item.nodeid[: -len(item.name)] + name)
         item.name = name
+
+
+def _set_nodeid(item: pytest.Item, nodeid: str) -> None:
+    # pytest 9.0 keeps a node's id as a string in ``_nodeid``; later pytest keeps a structured id
+    # in a slot ``_id``, whose class parses the string form
+    structured = getattr(item, "_id", None)
+    if structured is None:
+        setattr(item, "_nodeid", nodeid)  # noqa: B010 (no such attribute in later pytest's types)
+    else:
+        setattr(item, "_id", type(structured).parse(nodeid))  # noqa: B010
 
 
 @pytest.hookimpl(wrapper=True)
@@ -199,9 +215,123 @@ def scrub_log_handlers(config: pytest.Config) -> None:
             handler.setFormatter(_ScrubbingFormatter(inner))
 
 
+def conftest_failure(failure: Exception) -> pytest.UsageError | None:
+    """The usage error to show for ``failure``, a conftest pytest could not load before the run
+    (pytest's ``ConftestImportFailure``, known by its ``path`` and ``cause``), when the traceback
+    pytest would print of it holds a secret this process knows: the same header and short
+    traceback, scrubbed. ``None`` when there is nothing to hide (pytest then prints it itself)."""
+    path, cause = getattr(failure, "path", None), getattr(failure, "cause", None)
+    if not isinstance(cause, BaseException) or path is None:
+        return None
+    info = pytest.ExceptionInfo.from_exception(cause)
+    info.traceback = info.traceback.filter(_users_entry)
+    shown = f"ImportError while loading conftest '{path}'.\n"
+    shown += str(info.getrepr(style="short", chain=False)) if info.traceback else info.exconly()
+    cleaned = scrub(shown)
+    return None if cleaned == shown else pytest.UsageError(cleaned)
+
+
+#: the folders of the machinery a conftest is imported through (pytest's and pluggy's packages),
+#: whose frames pytest does not show
+_MACHINERY = tuple(
+    str(Path(inspect.getfile(cls)).parent) + os.sep for cls in (pytest.Session, pytest.PytestPluginManager.__mro__[1])
+)
+
+
+def _users_entry(entry: Any) -> bool:
+    """Whether a traceback entry is the user's code, as pytest shows a conftest's failure: not
+    pytest's, pluggy's or importlib's, nor generated code."""
+    where = str(entry.path)
+    return (
+        not where.startswith(_MACHINERY)
+        and "importlib" not in where.split(os.sep)
+        and not (where.startswith("<") and where.endswith(">"))
+    )
+
+
+def scrub_captured(config: pytest.Config) -> None:
+    """Scrub what the global capture holds (what a conftest printed while it was loaded, which
+    pytest writes out when loading it failed): read out and written back scrubbed, into the capture."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    read = getattr(capture, "read_global_capture", None)
+    if not callable(read) or not getattr(capture, "is_globally_capturing", lambda: False)():
+        return
+    out, err = read()
+    sys.stdout.write(scrub(out))
+    sys.stderr.write(scrub(err))
+
+
+def scrub_exception(value: BaseException) -> None:
+    """Scrub, in place, the message of the exception that ends the run (``pytest.exit``'s reason,
+    a ``KeyboardInterrupt``'s arguments), so that whoever shows it shows no secret."""
+    with_reason = vars(value) if hasattr(value, "__dict__") else {}
+    if isinstance(with_reason.get("msg"), str):
+        with_reason["msg"] = scrub(with_reason["msg"])
+    # (an exception class whose arguments are fixed keeps them: its text is scrubbed where it is
+    # shown, in the terminal reporter's representation)
+    with contextlib.suppress(AttributeError, TypeError):
+        value.args = tuple(scrub(arg) if isinstance(arg, str) else arg for arg in value.args)
+
+
+class _InterruptionScrubber:
+    """Scrubs the representation of the run's interruption the terminal reporter keeps until the
+    end of the run (its banner and ``--full-trace``'s traceback, source lines and locals included)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(trylast=True)  # after the terminal reporter kept it
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        kept = getattr(reporter, "_keyboardinterrupt_memo", None)
+        if kept is not None:
+            scrub_value(kept)
+
+    # pytest.exit() in the session's start or finish (a terminal summary's too) is printed by pytest
+    # itself, from the exception's message, without the interruption's hook
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> Any:
+        try:
+            return (yield)
+        except pytest.exit.Exception as exc:
+            scrub_exception(exc)
+            raise
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Any:
+        try:
+            return (yield)
+        except pytest.exit.Exception as exc:
+            scrub_exception(exc)
+            raise
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)  # inside the capture's wrapper, which shows what was printed
+def pytest_load_initial_conftests(early_config: pytest.Config) -> Any:
+    try:
+        return (yield)
+    except Exception as exc:
+        from pytest_atlas.plugin import learn_secrets  # (those of the command line are known once parsed)
+
+        learn_secrets(early_config)
+        scrub_captured(early_config)
+        known = early_config.known_args_namespace
+        error = conftest_failure(exc)
+        if error is None or getattr(known, "help", False) or getattr(known, "version", False):
+            raise  # (pytest shows --help and --version all the same, naming just the conftest)
+        raise error from None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     remember_secret(os.environ.get("PGPASSWORD"))
+    config.pluginmanager.register(_InterruptionScrubber(config), "atlas-interruption-scrubber")
+
+
+@pytest.hookimpl(tryfirst=True)  # before the terminal reporter keeps its representation
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    scrub_exception(excinfo.value)
 
 
 @pytest.hookimpl(tryfirst=True)  # before anything logs: pytest's handlers catch logs from here on

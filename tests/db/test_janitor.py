@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -348,6 +349,37 @@ def test_kept_does_not_call_a_recycled_process_id_a_running_server(own_base: lis
         other.wait()
         (run.pgdata / "postmaster.pid").unlink(missing_ok=True)
         discard_kept(run.path)
+
+
+def test_kept_remove_refuses_a_folder_named_through_another_account_s_link(tmp_path: Path, own_base: list[str]) -> None:
+    """A kept folder named by a path through a link another account planted (to the base folder's
+    parent), or through a folder another account may write in, is left: what the path names could
+    be switched before it is removed. The same folder named by its real path is removed."""
+    data_dir = Path(own_base[1])
+    kept = janitor_run_with_kept_db(data_dir)
+    base = kept.parent
+    nobody = pwd.getpwnam("nobody").pw_uid
+    planted = tmp_path / "planted"
+    planted.symlink_to(data_dir)
+    os.lchown(planted, nobody, nobody)
+    through_link = planted / base.name / kept.name
+    done = janitor("kept", "--remove", str(through_link))
+    unsafe = "(named through a link or folder another account could change: give its real path)"
+    assert done.stdout.splitlines() == [f"left {through_link} {unsafe}"], done.stdout
+    assert done.returncode == 1 and kept.exists()
+
+    shared = tmp_path / "shared"  # writable by everyone, not sticky: anyone could rename what is in it
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    (shared / "data").symlink_to(data_dir)  # (root's own link, in a folder others may change)
+    through_shared = shared / "data" / base.name / kept.name
+    done = janitor("kept", "--remove", str(through_shared))
+    assert done.stdout.splitlines() == [f"left {through_shared} {unsafe}"], done.stdout
+    assert done.returncode == 1 and kept.exists()
+
+    done = janitor("kept", "--remove", str(kept))
+    assert done.stdout.splitlines() == [f"removed {kept}"], done.stdout
+    assert done.returncode == 0 and not kept.exists()
 
 
 def test_kept_remove_with_folders_removes_just_those(tmp_path: Path, own_base: list[str]) -> None:
