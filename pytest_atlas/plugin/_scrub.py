@@ -28,6 +28,7 @@ import os
 import sys
 import warnings
 from collections import Counter
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -291,20 +292,21 @@ class _InterruptionScrubber:
     # itself, from the exception's message, without the interruption's hook
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_sessionstart(self, session: pytest.Session) -> Any:
-        try:
-            return (yield)
-        except pytest.exit.Exception as exc:
-            scrub_exception(exc)
-            raise
+    def pytest_sessionstart(self, session: pytest.Session) -> Generator[None, Any, Any]:
+        return (yield from _exit_scrubbed())
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> Any:
-        try:
-            return (yield)
-        except pytest.exit.Exception as exc:
-            scrub_exception(exc)
-            raise
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, Any, Any]:
+        return (yield from _exit_scrubbed())
+
+
+def _exit_scrubbed() -> Generator[None, Any, Any]:
+    """The body of a hook wrapper that scrubs the reason of a ``pytest.exit`` out of the hook."""
+    try:
+        return (yield)
+    except pytest.exit.Exception as exc:
+        scrub_exception(exc)
+        raise
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)  # inside the capture's wrapper, which shows what was printed
