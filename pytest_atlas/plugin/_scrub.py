@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from pytest_atlas._dsn import hide_dsn_passwords, remember_secret
+from pytest_atlas._dsn import hide_dsn_passwords
 from pytest_atlas._dsn import scrub as _scrub_text
 from pytest_atlas._properties import RESULT_PROPERTY
 
@@ -288,20 +288,11 @@ class _InterruptionScrubber:
         if kept is not None:
             scrub_value(kept)
 
-    # pytest.exit() in the session's start or finish (a terminal summary's too) is printed by pytest
-    # itself, from the exception's message, without the interruption's hook
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_sessionstart(self, session: pytest.Session) -> Generator[None, Any, Any]:
-        return (yield from _exit_scrubbed())
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, Any, Any]:
-        return (yield from _exit_scrubbed())
-
 
 def _exit_scrubbed() -> Generator[None, Any, Any]:
-    """The body of a hook wrapper that scrubs the reason of a ``pytest.exit`` out of the hook."""
+    """The rest of a hook wrapper that scrubs the reason of a ``pytest.exit`` out of the hook:
+    pytest prints one raised in the session's start or finish (a terminal summary's too) itself,
+    from the exception's message, without the interruption's hook."""
     try:
         return (yield)
     except pytest.exit.Exception as exc:
@@ -327,7 +318,6 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Any:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    remember_secret(os.environ.get("PGPASSWORD"))
     config.pluginmanager.register(_InterruptionScrubber(config), "atlas-interruption-scrubber")
 
 
@@ -336,9 +326,10 @@ def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> N
     scrub_exception(excinfo.value)
 
 
-@pytest.hookimpl(tryfirst=True)  # before anything logs: pytest's handlers catch logs from here on
-def pytest_sessionstart(session: pytest.Session) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # before anything logs: pytest's handlers catch logs from here on
+def pytest_sessionstart(session: pytest.Session) -> Generator[None, Any, Any]:
     scrub_log_handlers(session.config)
+    return (yield from _exit_scrubbed())
 
 
 @pytest.hookimpl(tryfirst=True)  # before every reporter (the terminal, JUnit XML, xdist's worker)
@@ -368,10 +359,11 @@ def scrub_junit_writer(plugin: object) -> None:
             attrs.update({key: scrub(value) for key, value in attrs.items() if isinstance(value, str)})
 
 
-@pytest.hookimpl(tryfirst=True)  # before JUnit XML's writer writes the file
-def pytest_sessionfinish(session: pytest.Session) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # before JUnit XML's writer writes the file
+def pytest_sessionfinish(session: pytest.Session) -> Generator[None, Any, Any]:
     for plugin in session.config.pluginmanager.get_plugins():
         scrub_junit_writer(plugin)
+    return (yield from _exit_scrubbed())
 
 
 @pytest.hookimpl(tryfirst=True)
